@@ -1,0 +1,127 @@
+"""The adapter interface every venue implements, and the errors it may raise.
+
+Adapters translate their venue's failures at this boundary into :class:`VenueError`
+subclasses. ``RetryableVenueError`` means the request certainly did not take effect (or the
+adapter has already looked it up by client order id); ``PermanentVenueError`` means retrying
+cannot help. ``OrderUncertain`` means the request may or may not have reached the venue:
+the caller must look the order up by client id before doing anything else.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from strategies.models import Account
+
+
+class VenueError(Exception):
+    """A venue refused or failed a request. ``message`` is what the Order will show."""
+
+    retryable = False
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
+
+
+class RetryableVenueError(VenueError):
+    retryable = True
+
+
+class PermanentVenueError(VenueError):
+    retryable = False
+
+
+class OrderRejected(PermanentVenueError):
+    """The venue (or the local trading rules) rejected the order; nothing was placed."""
+
+
+class OrderUncertain(VenueError):
+    """The request may have reached the venue (timeout after sending); look it up first."""
+
+    retryable = True
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """What to place. ``qty_per`` is interpreted by the adapter as SPEC §2.1 says."""
+
+    client_order_id: str
+    market_type: str
+    symbol: str
+    side: str  # BUY | SELL ("" for cancels)
+    order_type: str
+    qty_per: Decimal | None = None
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    currency: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_close(self) -> bool:
+        return self.qty_per is not None and self.qty_per < 0
+
+
+@dataclass
+class OrderResult:
+    """The venue's view of one order. ``status`` is an ``OrderStatus`` value."""
+
+    status: str
+    exchange_order_id: str = ""
+    quantity: Decimal | None = None
+    filled_qty: Decimal = Decimal("0")
+    avg_price: Decimal | None = None
+    message: str = ""
+    cancelled_orders: int | None = None
+
+
+@dataclass(frozen=True)
+class Balance:
+    asset: str
+    free: Decimal
+    locked: Decimal = Decimal("0")
+
+    @property
+    def total(self) -> Decimal:
+        return self.free + self.locked
+
+
+class ExchangeAdapter(ABC):
+    """One account on one venue."""
+
+    #: Name used in user-facing messages, e.g. "Binance API 오류: …".
+    display_name = "Exchange"
+
+    def __init__(self, account: Account):
+        self.account = account
+
+    @abstractmethod
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        """Size (from ``qty_per``) and place one order; returns the venue's state of it."""
+
+    @abstractmethod
+    def cancel_all(self, market_type: str, symbol: str | None) -> int:
+        """Cancel every open order for ``symbol`` (all symbols when None); returns the count."""
+
+    @abstractmethod
+    def balances(self) -> dict[str, Balance]:
+        """Balances by asset."""
+
+    @abstractmethod
+    def position(self, market_type: str, symbol: str) -> Decimal:
+        """Signed position size for ``symbol`` (negative = short; spot: the base holding)."""
+
+    @abstractmethod
+    def fetch_order_by_client_id(self, request: OrderRequest) -> OrderResult | None:
+        """The venue's state of the order placed with ``request.client_order_id``, or None."""
+
+    def markets(self) -> dict[str, dict[str, Any]]:
+        """Trading rules per symbol (precision, minimums); empty when the venue has none."""
+        return {}
+
+    def close(self) -> None:
+        """Release connections; called when the task is done with the adapter."""

@@ -1,0 +1,183 @@
+"""Webhook events, the orders they create, and the paper venue's own book."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+MONEY = {"max_digits": 30, "decimal_places": 10}
+
+
+class WebhookOutcome(models.TextChoices):
+    ACCEPTED = "accepted", _("accepted")
+    REJECTED = "rejected", _("rejected")
+    DUPLICATE = "duplicate", _("duplicate (idempotent replay)")
+
+
+class WebhookEvent(models.Model):
+    """One received webhook, accepted or not. The payload is stored with the token redacted."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    strategy = models.ForeignKey(
+        "strategies.Strategy", null=True, blank=True, on_delete=models.SET_NULL, related_name="webhook_events"
+    )
+    group_name = models.CharField(max_length=200, blank=True)
+    payload = models.JSONField(null=True, blank=True)
+    raw_body = models.TextField(blank=True, help_text=_("Body as received when it was not a JSON object (token redacted)."))
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    outcome = models.CharField(max_length=16, choices=WebhookOutcome.choices, db_index=True)
+    http_status = models.PositiveSmallIntegerField()
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    idempotency_key = models.CharField(max_length=200, blank=True, db_index=True)
+    # The exact body returned for an accepted webhook, replayed for an idempotent repeat.
+    response = models.JSONField(null=True, blank=True)
+    replay_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays")
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name = _("webhook event")
+        verbose_name_plural = _("webhook events")
+
+    def __str__(self) -> str:
+        return f"{self.group_name or '?'} {self.outcome} {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class IdempotencyKey(models.Model):
+    """First accepted webhook per (strategy, key); repeats within the TTL replay its response."""
+
+    strategy = models.ForeignKey("strategies.Strategy", on_delete=models.CASCADE)
+    key = models.CharField(max_length=200)
+    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["strategy", "key"], name="uniq_idempotency_key")]
+
+
+class OrderStatus(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    SUBMITTED = "submitted", _("submitted")
+    OPEN = "open", _("open")
+    PARTIALLY_FILLED = "partially_filled", _("partially filled")
+    FILLED = "filled", _("filled")
+    CANCELLED = "cancelled", _("cancelled")
+    REJECTED = "rejected", _("rejected")
+    FAILED = "failed", _("failed")
+
+
+FINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.FAILED})
+# Statuses the venue may still change (resting orders).
+LIVE_STATUSES = frozenset({OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED})
+
+
+class Order(models.Model):
+    """One order for one account, created from one webhook (or one entry of a batch)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    webhook = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="orders")
+    strategy = models.ForeignKey("strategies.Strategy", on_delete=models.PROTECT, related_name="orders")
+    account = models.ForeignKey("strategies.Account", on_delete=models.PROTECT, related_name="orders")
+    # Position in this account's execution sequence for the webhook (priority order, 0-based).
+    sequence = models.PositiveSmallIntegerField()
+    # 1-based position of the order in the webhook (the batch index the sender sees).
+    batch_index = models.PositiveSmallIntegerField(default=1)
+    market_type = models.CharField(max_length=32)
+    symbol = models.CharField(max_length=64, blank=True)
+    currency = models.CharField(max_length=16, blank=True)
+    side = models.CharField(max_length=4, blank=True)
+    order_type = models.CharField(max_length=32)
+    qty_per = models.DecimalField(null=True, blank=True, **MONEY)
+    price = models.DecimalField(null=True, blank=True, **MONEY)
+    stop_price = models.DecimalField(null=True, blank=True, **MONEY)
+    params = models.JSONField(default=dict, blank=True)
+    client_order_id = models.CharField(max_length=36, unique=True)
+    status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.QUEUED, db_index=True)
+    quantity = models.DecimalField(null=True, blank=True, **MONEY)
+    filled_qty = models.DecimalField(default=Decimal("0"), **MONEY)
+    avg_price = models.DecimalField(null=True, blank=True, **MONEY)
+    exchange_order_id = models.CharField(max_length=128, blank=True)
+    message = models.TextField(blank=True)
+    cancelled_orders = models.PositiveIntegerField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "account_id", "sequence"]
+        indexes = [models.Index(fields=["status", "updated_at"])]
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+
+    def __str__(self) -> str:
+        return f"{self.order_type} {self.side} {self.symbol} @{self.account_id} [{self.status}]"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+# --- the paper venue's own state (it plays an exchange, so it keeps its own book) -----------
+
+
+class PaperBalance(models.Model):
+    account = models.ForeignKey("strategies.Account", on_delete=models.CASCADE, related_name="paper_balances")
+    asset = models.CharField(max_length=16)
+    free = models.DecimalField(default=Decimal("0"), **MONEY)
+    locked = models.DecimalField(default=Decimal("0"), **MONEY)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "asset"], name="uniq_paper_balance")]
+        verbose_name = _("paper balance")
+
+    def __str__(self) -> str:
+        return f"{self.asset} {self.free}"
+
+
+class PaperPosition(models.Model):
+    """A derivative or stock position; quantity is signed (negative = short)."""
+
+    account = models.ForeignKey("strategies.Account", on_delete=models.CASCADE, related_name="paper_positions")
+    symbol = models.CharField(max_length=64)
+    market_type = models.CharField(max_length=32)
+    quantity = models.DecimalField(default=Decimal("0"), **MONEY)
+    entry_price = models.DecimalField(default=Decimal("0"), **MONEY)
+    currency = models.CharField(max_length=16)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "symbol", "market_type"], name="uniq_paper_position")]
+        verbose_name = _("paper position")
+
+
+class PaperOrder(models.Model):
+    """An order resting on the paper venue (LIMIT/STOP) or filled by it."""
+
+    account = models.ForeignKey("strategies.Account", on_delete=models.CASCADE, related_name="paper_orders")
+    client_order_id = models.CharField(max_length=36, unique=True)
+    venue_order_id = models.CharField(max_length=40, unique=True)
+    market_type = models.CharField(max_length=32)
+    symbol = models.CharField(max_length=64)
+    instrument = models.CharField(max_length=80)
+    currency = models.CharField(max_length=16)
+    side = models.CharField(max_length=4)
+    order_type = models.CharField(max_length=32)
+    amount = models.DecimalField(**MONEY)
+    price = models.DecimalField(null=True, blank=True, **MONEY)
+    stop_price = models.DecimalField(null=True, blank=True, **MONEY)
+    reduce_only = models.BooleanField(default=False)
+    triggered = models.BooleanField(default=False)
+    status = models.CharField(max_length=20, default="open", db_index=True)
+    filled = models.DecimalField(default=Decimal("0"), **MONEY)
+    avg_price = models.DecimalField(null=True, blank=True, **MONEY)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("paper order")

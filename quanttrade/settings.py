@@ -1,0 +1,305 @@
+"""QuantTrade settings: every value comes from the environment, in this one place.
+
+No environment variables at all means *embedded mode*: SQLite, in-process channel layer,
+cache and Celery broker, paper accounts and a simulated price feed, with the secret key and
+the credential encryption key created in the local data folder on first run.
+Setting ``DATABASE_URL`` and ``REDIS_URL`` switches to the distributed mode (PostgreSQL,
+Redis broker, channels-redis, Redis cache). Every variable is listed in ``.env.example``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import environ
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env") if (BASE_DIR / ".env").exists() else None
+
+DATA_DIR = Path(env.str("QT_DATA_DIR", default=str(BASE_DIR / "data")))
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+REDIS_URL: str = env.str("REDIS_URL", default="")
+DATABASE_URL: str = env.str("DATABASE_URL", default="")
+# Embedded = nothing external configured. Secrets may then live in the data folder.
+EMBEDDED = not (REDIS_URL or DATABASE_URL)
+
+
+def _local_secret(name: str, make: callable) -> str:  # type: ignore[valid-type]
+    """Read a secret from the data folder, creating it on first use (embedded mode only)."""
+    path = DATA_DIR / name
+    if not path.exists():
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _secret(var: str, filename: str, make: callable) -> str:  # type: ignore[valid-type]
+    value = env.str(var, default="")
+    if value:
+        return value
+    if EMBEDDED or env.bool("QT_ALLOW_LOCAL_SECRETS", default=False):
+        return _local_secret(filename, make)
+    raise ImproperlyConfigured(f"{var} is required outside embedded mode (see .env.example)")
+
+
+SECRET_KEY = _secret("SECRET_KEY", "secret_key", lambda: secrets.token_urlsafe(50))
+# Comma-separated Fernet keys: the first encrypts, all decrypt (rotation: prepend a new key,
+# run `manage.py rotate_credentials`, then drop the old one).
+FIELD_ENCRYPTION_KEYS: list[str] = [
+    k.strip()
+    for k in _secret(
+        "FIELD_ENCRYPTION_KEYS", "encryption_keys", lambda: Fernet.generate_key().decode()
+    ).split(",")
+    if k.strip()
+]
+
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Origins allowed to open the /ws WebSocket, besides those matching ALLOWED_HOSTS.
+WS_ALLOWED_ORIGINS: list[str] = env.list("WS_ALLOWED_ORIGINS", default=[])
+PUBLIC_BASE_URL: str = env.str("PUBLIC_BASE_URL", default="")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "quanttrade",
+    "strategies",
+    "orders",
+    "prices",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "quanttrade.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+            ],
+        },
+    },
+]
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "quanttrade.asgi.application"
+
+# --- database ---------------------------------------------------------------------------
+if DATABASE_URL:
+    DATABASES = {"default": env.db_url("DATABASE_URL")}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(DATA_DIR / "db.sqlite3"),
+        }
+    }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # WAL + IMMEDIATE transactions let the web thread and the worker threads write
+    # concurrently without "database is locked" failures.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- cache, channel layer ---------------------------------------------------------------
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": env.str(
+                "CHANNEL_LAYER_BACKEND", default="channels_redis.core.RedisChannelLayer"
+            ),
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Celery -----------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+# A task is acknowledged only after it ran, so a worker that dies mid-task gives it back.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Short socket timeouts: publishing happens on the webhook's request path (after commit), and
+# a broker outage must cost milliseconds there, not hang the response. The sweep re-dispatches.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    "socket_connect_timeout": 1,
+    "socket_timeout": 2,
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+# Orders still `queued` (or stuck `submitted`) this long after creation are re-dispatched.
+ORDER_SWEEP_INTERVAL_SECONDS: int = env.int("ORDER_SWEEP_INTERVAL_SECONDS", default=15)
+ORDER_STALE_AFTER_SECONDS: int = env.int("ORDER_STALE_AFTER_SECONDS", default=30)
+PAPER_MATCH_INTERVAL_SECONDS: float = env.float("PAPER_MATCH_INTERVAL_SECONDS", default=1.0)
+CELERY_BEAT_SCHEDULE = {
+    "orders-sweep": {
+        "task": "orders.tasks.orders_sweep",
+        "schedule": float(ORDER_SWEEP_INTERVAL_SECONDS),
+    },
+    "paper-match": {
+        "task": "orders.tasks.paper_match",
+        "schedule": PAPER_MATCH_INTERVAL_SECONDS,
+    },
+}
+# Embedded mode: how many threads the in-process worker runs (accounts run in parallel).
+EMBEDDED_WORKER_CONCURRENCY: int = env.int("EMBEDDED_WORKER_CONCURRENCY", default=4)
+
+# --- webhook ----------------------------------------------------------------------------
+WEBHOOK_MAX_BODY_BYTES = 64 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
+WEBHOOK_RATE_LIMIT: str = env.str("WEBHOOK_RATE_LIMIT", default="120/m")
+# Comma list of IPs/CIDRs allowed to POST webhooks; "tradingview" expands to its four
+# addresses. Empty = every source allowed.
+WEBHOOK_IP_ALLOWLIST: list[str] = env.list("WEBHOOK_IP_ALLOWLIST", default=[])
+# X-Forwarded-For is honoured only when the direct peer is one of these IPs/CIDRs.
+TRUSTED_PROXIES: list[str] = env.list("TRUSTED_PROXIES", default=[])
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+MAX_BATCH_ORDERS = 50
+
+# --- prices -----------------------------------------------------------------------------
+# Comma list of feeds started with the server (embedded) or by `manage.py pricefeed`.
+PRICE_FEEDS: list[str] = env.list("PRICE_FEEDS", default=["simulated"] if EMBEDDED else [])
+PRICE_WATCHLIST: list[str] = env.list("PRICE_WATCHLIST", default=[])
+WS_PING_INTERVAL_SECONDS: float = env.float("WS_PING_INTERVAL_SECONDS", default=30.0)
+
+# --- i18n -------------------------------------------------------------------------------
+LANGUAGE_CODE = "ko"
+LANGUAGES = [("ko", "한국어"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+USE_I18N = True
+TIME_ZONE = env.str("TIME_ZONE", default="Asia/Seoul")
+USE_TZ = True
+
+# --- static -----------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+# --- security ---------------------------------------------------------------------------
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
+)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+X_FRAME_OPTIONS = "DENY"
+
+# --- DRF / OpenAPI ----------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "quanttrade.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "QuantTrade API",
+    "DESCRIPTION": "Webhook trading server: webhook intake, results, realtime prices.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- logging ----------------------------------------------------------------------------
+LOG_DIR = DATA_DIR / "logs"
+LOG_DIR.mkdir(parents=True, exist_ok=True)
+LOG_LEVEL: str = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "quanttrade.logging.RedactSecretsFilter"}},
+    "formatters": {
+        "seed": {"format": "%(asctime)s [%(levelname)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "seed",
+            "filters": ["redact"],
+        },
+        "file": {
+            "class": "logging.handlers.RotatingFileHandler",
+            "filename": str(LOG_DIR / "app.log"),
+            "maxBytes": 10 * 1024 * 1024,
+            "backupCount": 5,
+            "encoding": "utf-8",
+            "formatter": "seed",
+            "filters": ["redact"],
+        },
+    },
+    "loggers": {
+        "quanttrade": {"handlers": ["console", "file"], "level": LOG_LEVEL, "propagate": False},
+        "django.request": {"handlers": ["console", "file"], "level": "ERROR"},
+    },
+}
+
+RATELIMIT_USE_CACHE = "default"
+

@@ -1,0 +1,136 @@
+"""Strategies (what a webhook names) and Accounts (where its orders go)."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from quanttrade.crypto import EncryptedTextField
+
+
+class MarketType(models.TextChoices):
+    SPOT = "SPOT", _("Crypto spot")
+    FUTURES = "FUTURES", _("Crypto futures")
+    DOMESTIC_STOCK = "DOMESTIC_STOCK", _("Korean stocks")
+    OVERSEAS_STOCK = "OVERSEAS_STOCK", _("Overseas stocks")
+    DOMESTIC_FUTUREOPTION = "DOMESTIC_FUTUREOPTION", _("Korean futures/options")
+    OVERSEAS_FUTUREOPTION = "OVERSEAS_FUTUREOPTION", _("Overseas futures/options")
+
+
+CRYPTO_MARKETS = frozenset({MarketType.SPOT, MarketType.FUTURES})
+
+
+def generate_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Strategy(models.Model):
+    group_name = models.CharField(_("group name"), max_length=100, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    market_type = models.CharField(_("market type"), max_length=32, choices=MarketType.choices)
+    # Stored encrypted (staff can reveal it in the pages); a blank one is generated on save.
+    token = EncryptedTextField(_("webhook token"), blank=True)
+    default_currency = models.CharField(
+        _("default currency"), max_length=16, blank=True,
+        help_text=_("Quote currency used when a crypto webhook omits `currency`."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    rate_limit = models.CharField(
+        _("rate limit"), max_length=16, blank=True,
+        help_text=_("Webhooks allowed per period, e.g. 60/m; blank uses WEBHOOK_RATE_LIMIT."),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    accounts = models.ManyToManyField("Account", through="StrategyAccount", related_name="strategies")
+
+    class Meta:
+        ordering = ["group_name"]
+        verbose_name = _("strategy")
+        verbose_name_plural = _("strategies")
+
+    def __str__(self) -> str:
+        return self.group_name
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self.token:
+            self.token = generate_token()
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def token_matches(self, candidate: str) -> bool:
+        """Constant-time comparison of a presented token with this strategy's token."""
+        return hmac.compare_digest(self.token.encode(), candidate.encode())
+
+    def regenerate_token(self) -> str:
+        self.token = generate_token()
+        self.save(update_fields=["token", "updated_at"])
+        return self.token
+
+    @property
+    def is_crypto(self) -> bool:
+        return self.market_type in CRYPTO_MARKETS
+
+
+class Exchange(models.TextChoices):
+    PAPER = "PAPER", _("Paper (simulated)")
+    BINANCE = "BINANCE", "Binance"
+    BYBIT = "BYBIT", "Bybit"
+    UPBIT = "UPBIT", "Upbit"
+    OKX = "OKX", "OKX"
+    BITGET = "BITGET", "Bitget"
+    KIS = "KIS", _("Korea Investment & Securities")
+
+
+class Account(models.Model):
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    exchange = models.CharField(
+        _("exchange"), max_length=32, default=Exchange.PAPER,
+        help_text=_("PAPER, BINANCE, BYBIT, UPBIT, OKX, BITGET, KIS, or another ccxt id."),
+    )
+    api_key = EncryptedTextField(_("API key"), blank=True)
+    api_secret = EncryptedTextField(_("API secret"), blank=True)
+    passphrase = EncryptedTextField(_("passphrase"), blank=True)
+    is_testnet = models.BooleanField(
+        _("testnet / virtual"), default=False, help_text=_("Testnet (crypto) or 모의투자 (KIS).")
+    )
+    settings = models.JSONField(
+        _("venue settings"), default=dict, blank=True,
+        help_text=_("Per-venue options: leverage, margin_mode, account_number, product_code, price_exchange …"),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.exchange})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.exchange = self.exchange.strip().upper()
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def is_paper(self) -> bool:
+        return self.exchange == Exchange.PAPER
+
+
+class StrategyAccount(models.Model):
+    strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="strategy_accounts")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="strategy_accounts")
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["strategy", "account"], name="uniq_strategy_account")
+        ]
+        verbose_name = _("linked account")
+        verbose_name_plural = _("linked accounts")
+
+    def __str__(self) -> str:
+        return f"{self.strategy} → {self.account}"
