@@ -216,7 +216,8 @@ WS_PING_INTERVAL_SECONDS: float = env.float("WS_PING_INTERVAL_SECONDS", default=
 # --- i18n -------------------------------------------------------------------------------
 LANGUAGE_CODE = "ko"
 LANGUAGES = [("ko", "한국어"), ("en", "English")]
-LOCALE_PATHS = [BASE_DIR / "locale"]
+# One catalog folder per area (locale/<area>/ko/LC_MESSAGES/django.po); Django merges them.
+LOCALE_PATHS = sorted(p for p in (BASE_DIR / "locale").iterdir() if p.is_dir())
 USE_I18N = True
 TIME_ZONE = env.str("TIME_ZONE", default="Asia/Seoul")
 USE_TZ = True

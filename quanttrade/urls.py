@@ -16,4 +16,5 @@ urlpatterns = [
     path("api/", include("orders.urls")),
     path("api/", include("prices.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("quanttrade.page_urls")),
 ]
