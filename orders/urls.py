@@ -1,5 +1,10 @@
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from orders.views import WebhookResultView
+
+urlpatterns = [
+    path("webhooks/<uuid:webhook_id>", WebhookResultView.as_view(), name="webhook-result"),
+    path("webhooks/<uuid:webhook_id>/", WebhookResultView.as_view()),
+]

@@ -35,9 +35,7 @@ def decrypt(token: str) -> str:
     try:
         return fernet().decrypt(token.encode()).decode()
     except InvalidToken as exc:
-        raise ImproperlyConfigured(
-            "A stored secret cannot be decrypted with FIELD_ENCRYPTION_KEYS"
-        ) from exc
+        raise ImproperlyConfigured("A stored secret cannot be decrypted with FIELD_ENCRYPTION_KEYS") from exc
 
 
 def rotate(token: str) -> str:

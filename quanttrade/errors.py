@@ -47,7 +47,10 @@ def error_response(error: ApiError) -> JsonResponse:
 _DRF_CODES = {
     drf_exceptions.NotAuthenticated: ("not_authenticated", lambda e: _("Authentication is required.")),
     drf_exceptions.AuthenticationFailed: ("authentication_failed", lambda e: _("Authentication failed.")),
-    drf_exceptions.PermissionDenied: ("permission_denied", lambda e: _("You do not have permission to do this.")),
+    drf_exceptions.PermissionDenied: (
+        "permission_denied",
+        lambda e: _("You do not have permission to do this."),
+    ),
     drf_exceptions.NotFound: ("not_found", lambda e: _("Not found.")),
     drf_exceptions.MethodNotAllowed: ("method_not_allowed", lambda e: _("Method not allowed.")),
     drf_exceptions.UnsupportedMediaType: ("unsupported_media_type", lambda e: _("Unsupported media type.")),

@@ -144,14 +144,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache, channel layer ---------------------------------------------------------------
 if REDIS_URL:
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": env.str(
-                "CHANNEL_LAYER_BACKEND", default="channels_redis.core.RedisChannelLayer"
-            ),
+            "BACKEND": env.str("CHANNEL_LAYER_BACKEND", default="channels_redis.core.RedisChannelLayer"),
             "CONFIG": {"hosts": [REDIS_URL]},
         }
     }
@@ -225,6 +221,7 @@ USE_TZ = True
 # --- static -----------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)  # git-ignored; WhiteNoise warns when it is missing
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -303,4 +300,3 @@ LOGGING = {
 }
 
 RATELIMIT_USE_CACHE = "default"
-

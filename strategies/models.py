@@ -34,12 +34,16 @@ class Strategy(models.Model):
     # Stored encrypted (staff can reveal it in the pages); a blank one is generated on save.
     token = EncryptedTextField(_("webhook token"), blank=True)
     default_currency = models.CharField(
-        _("default currency"), max_length=16, blank=True,
+        _("default currency"),
+        max_length=16,
+        blank=True,
         help_text=_("Quote currency used when a crypto webhook omits `currency`."),
     )
     is_active = models.BooleanField(_("active"), default=True)
     rate_limit = models.CharField(
-        _("rate limit"), max_length=16, blank=True,
+        _("rate limit"),
+        max_length=16,
+        blank=True,
         help_text=_("Webhooks allowed per period, e.g. 60/m; blank uses WEBHOOK_RATE_LIMIT."),
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -86,7 +90,9 @@ class Exchange(models.TextChoices):
 class Account(models.Model):
     name = models.CharField(_("name"), max_length=100, unique=True)
     exchange = models.CharField(
-        _("exchange"), max_length=32, default=Exchange.PAPER,
+        _("exchange"),
+        max_length=32,
+        default=Exchange.PAPER,
         help_text=_("PAPER, BINANCE, BYBIT, UPBIT, OKX, BITGET, KIS, or another ccxt id."),
     )
     api_key = EncryptedTextField(_("API key"), blank=True)
@@ -96,8 +102,12 @@ class Account(models.Model):
         _("testnet / virtual"), default=False, help_text=_("Testnet (crypto) or 모의투자 (KIS).")
     )
     settings = models.JSONField(
-        _("venue settings"), default=dict, blank=True,
-        help_text=_("Per-venue options: leverage, margin_mode, account_number, product_code, price_exchange …"),
+        _("venue settings"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "Per-venue options: leverage, margin_mode, account_number, product_code, price_exchange …"
+        ),
     )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -126,9 +136,7 @@ class StrategyAccount(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["strategy", "account"], name="uniq_strategy_account")
-        ]
+        constraints = [models.UniqueConstraint(fields=["strategy", "account"], name="uniq_strategy_account")]
         verbose_name = _("linked account")
         verbose_name_plural = _("linked accounts")
 

@@ -1,5 +1,10 @@
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from strategies.views import WebhookView
+
+urlpatterns = [
+    path("webhook", WebhookView.as_view(), name="webhook"),
+    path("webhook/", WebhookView.as_view(), name="webhook-slash"),
+]

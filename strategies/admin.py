@@ -1,0 +1,174 @@
+"""Admin for strategies and accounts. Credentials are write-only and shown masked."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from strategies.models import Account, Strategy, StrategyAccount
+from strategies.services import sample_payload, tradingview_template, webhook_url
+
+CREDENTIAL_FIELDS = ("api_key", "api_secret", "passphrase")
+
+
+def mask(secret: str) -> str:
+    """Show that a secret is set without showing it: '••••••••wxyz'."""
+    if not secret:
+        return "—"
+    return "••••••••" + (secret[-4:] if len(secret) >= 12 else "")
+
+
+class StrategyAccountInline(admin.TabularInline):
+    model = StrategyAccount
+    extra = 1
+    autocomplete_fields = ["account"]
+
+
+@admin.register(Strategy)
+class StrategyAdmin(admin.ModelAdmin):
+    list_display = ["group_name", "market_type", "is_active", "account_count", "created_at"]
+    list_filter = ["market_type", "is_active"]
+    search_fields = ["group_name", "description"]
+    inlines = [StrategyAccountInline]
+    actions = ["regenerate_tokens"]
+    readonly_fields = ["masked_token", "webhook_endpoint", "sample", "tradingview_message"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "group_name",
+                    "description",
+                    "market_type",
+                    "default_currency",
+                    "is_active",
+                    "rate_limit",
+                ]
+            },
+        ),
+        (_("Webhook"), {"fields": ["masked_token", "webhook_endpoint", "sample", "tradingview_message"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Strategy]:
+        return super().get_queryset(request).prefetch_related("strategy_accounts")
+
+    @admin.display(description=_("accounts"))
+    def account_count(self, obj: Strategy) -> int:
+        return sum(1 for link in obj.strategy_accounts.all() if link.is_active)
+
+    @admin.display(description=_("webhook token"))
+    def masked_token(self, obj: Strategy) -> str:
+        return mask(obj.token) if obj.pk else _("generated on save")
+
+    @admin.display(description=_("webhook URL"))
+    def webhook_endpoint(self, obj: Strategy) -> str:
+        return format_html("<code>{}</code>", webhook_url(getattr(self, "_request", None)))
+
+    @admin.display(description=_("sample payload"))
+    def sample(self, obj: Strategy) -> str:
+        if not obj.pk:
+            return "—"
+        token = obj.token if self._can_see_token() else "<token>"
+        return format_html(
+            "<pre>{}</pre>", json.dumps(sample_payload(obj, token=token), ensure_ascii=False, indent=2)
+        )
+
+    @admin.display(description=_("TradingView alert message"))
+    def tradingview_message(self, obj: Strategy) -> str:
+        if not obj.pk:
+            return "—"
+        token = obj.token if self._can_see_token() else "<token>"
+        return format_html("<pre>{}</pre>", tradingview_template(obj, token=token))
+
+    def _can_see_token(self) -> bool:
+        request = getattr(self, "_request", None)
+        return bool(request and request.user.is_superuser)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        self._request = request  # the display methods need it for absolute URLs and permissions
+        return super().get_readonly_fields(request, obj)
+
+    @admin.action(description=_("Regenerate webhook token"))
+    def regenerate_tokens(self, request: HttpRequest, queryset: QuerySet[Strategy]) -> None:
+        for strategy in queryset:
+            strategy.regenerate_token()
+        self.message_user(
+            request, _("Tokens regenerated: %(count)d") % {"count": queryset.count()}, messages.SUCCESS
+        )
+
+
+class AccountForm(forms.ModelForm):
+    """Credentials are write-only: the form never shows them; blank keeps the stored value."""
+
+    api_key = forms.CharField(
+        label=_("API key"), required=False, widget=forms.PasswordInput(render_value=False)
+    )
+    api_secret = forms.CharField(
+        label=_("API secret"), required=False, widget=forms.PasswordInput(render_value=False)
+    )
+    passphrase = forms.CharField(
+        label=_("passphrase"), required=False, widget=forms.PasswordInput(render_value=False)
+    )
+    clear_credentials = forms.BooleanField(label=_("clear stored credentials"), required=False)
+
+    class Meta:
+        model = Account
+        fields = ["name", "exchange", "is_active", "is_testnet", "settings", *CREDENTIAL_FIELDS]
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        for name in CREDENTIAL_FIELDS:
+            self.initial[name] = ""
+            if self.instance.pk and getattr(self.instance, name):
+                self.fields[name].help_text = _("Stored: %(masked)s — leave blank to keep it.") % {
+                    "masked": mask(getattr(self.instance, name))
+                }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("clear_credentials"):
+            for name in CREDENTIAL_FIELDS:
+                cleaned[name] = ""
+        elif self.instance.pk:
+            stored = Account.objects.get(pk=self.instance.pk)
+            for name in CREDENTIAL_FIELDS:
+                if not cleaned.get(name):
+                    cleaned[name] = getattr(stored, name)
+        return cleaned
+
+
+def _account_inlines() -> list[type]:
+    from orders.admin import PaperBalanceInline, PaperPositionInline
+
+    return [PaperBalanceInline, PaperPositionInline]
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    form = AccountForm
+    list_display = ["name", "exchange", "is_active", "is_testnet", "masked_api_key"]
+    list_filter = ["exchange", "is_active", "is_testnet"]
+    search_fields = ["name"]
+    fields = [
+        "name",
+        "exchange",
+        "is_active",
+        "is_testnet",
+        "settings",
+        *CREDENTIAL_FIELDS,
+        "clear_credentials",
+    ]
+
+    def get_inlines(self, request: HttpRequest, obj: Account | None) -> list[type]:
+        return _account_inlines() if obj is not None and obj.is_paper else []
+
+    @admin.display(description=_("API key"))
+    def masked_api_key(self, obj: Account) -> str:
+        return mask(obj.api_key)

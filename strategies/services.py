@@ -1,0 +1,471 @@
+"""Webhook intake: authenticate, validate, persist, hand off (SPEC §2, §6).
+
+`webhook_ingest` is the one path every signal takes — the HTTP view, the pages' "send a test
+signal" and "replay" actions all call it. It never waits for an exchange: it commits the
+WebhookEvent and its Orders, and only then (on commit) enqueues one task per account.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django_ratelimit.core import get_usage
+
+from orders.models import IdempotencyKey, Order, OrderStatus, WebhookEvent, WebhookOutcome
+from orders.services import orders_dispatch
+from quanttrade.logging import redact
+from strategies.models import MarketType, Strategy, StrategyAccount
+from strategies.validation import (
+    DEPRECATED_FIELDS,
+    WebhookError,
+    WebhookMessage,
+    deprecated_message,
+    validate_message,
+)
+
+log = logging.getLogger("quanttrade.webhook")
+
+REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    status: int
+    body: dict[str, Any]
+    event_id: UUID | None = None
+
+
+def webhook_ingest(
+    raw_body: bytes,
+    *,
+    source_ip: str | None,
+    idempotency_header: str | None = None,
+    replay_of: WebhookEvent | None = None,
+) -> IngestResult:
+    """Process one webhook body. Returns the HTTP status and JSON body to send back.
+
+    Accepted webhooks are committed (event + orders) before this returns; every rejection is
+    recorded as a WebhookEvent too, so the log shows what was refused and why.
+    """
+    state = _IngestState(raw_body=raw_body, source_ip=source_ip, replay_of=replay_of)
+    try:
+        return _ingest(state, idempotency_header)
+    except WebhookError as error:
+        log.error("웹훅 처리 실패: [%s] %s", error.code, error.message)
+        event = _record_rejection(state, error)
+        return IngestResult(error.status, error.envelope(), event.id if event else None)
+
+
+@dataclass
+class _IngestState:
+    raw_body: bytes
+    source_ip: str | None
+    replay_of: WebhookEvent | None
+    payload: dict[str, Any] | None = None
+    strategy: Strategy | None = None
+
+
+def _ingest(state: _IngestState, idempotency_header: str | None) -> IngestResult:
+    if len(state.raw_body) > settings.WEBHOOK_MAX_BODY_BYTES:
+        raise WebhookError(
+            _("The request body exceeds %(limit)d KiB") % {"limit": settings.WEBHOOK_MAX_BODY_BYTES // 1024},
+            code="payload_too_large",
+            status=413,
+        )
+    payload = parse_body(state.raw_body)
+    state.payload = payload
+    log.info("웹훅 수신: %s", redact_payload(payload))
+
+    token = payload.get("token")
+    if token is None or token == "":
+        raise WebhookError(_("A webhook token is required"), code="token_missing")
+    group_name = payload.get("group_name")
+    if group_name is None or group_name == "":
+        raise WebhookError(
+            _("Missing required field: %(field)s") % {"field": "group_name"}, code="missing_field"
+        )
+    if not isinstance(group_name, str):
+        raise WebhookError(_("%(field)s must be a string") % {"field": "group_name"}, code="invalid_field")
+    strategy = Strategy.objects.filter(group_name=group_name).first()
+    if strategy is None:
+        raise WebhookError(
+            _("Strategy not found: %(group_name)s") % {"group_name": group_name[:100]},
+            code="strategy_not_found",
+            status=404,
+        )
+    if not isinstance(token, str) or not strategy.token_matches(token):
+        raise WebhookError(_("The webhook token is invalid"), code="token_invalid", status=401)
+    state.strategy = strategy
+    if not strategy.is_active:
+        raise WebhookError(
+            _("The strategy is inactive: %(group_name)s") % {"group_name": strategy.group_name},
+            code="strategy_inactive",
+            status=403,
+        )
+    _check_rate_limit(strategy)
+
+    key = _idempotency_key(payload, idempotency_header)
+    if key:
+        replayed = _idempotent_replay(strategy, key, state)
+        if replayed:
+            return replayed
+
+    deprecated = [name for name in DEPRECATED_FIELDS if name in payload]
+    if deprecated:
+        raise WebhookError(deprecated_message(deprecated), code="deprecated_fields")
+    message = validate_message(payload, strategy.market_type, strategy.default_currency)
+    links = list(
+        StrategyAccount.objects.filter(strategy=strategy, is_active=True, account__is_active=True)
+        .select_related("account")
+        .order_by("account__name")
+    )
+    if not links:
+        raise WebhookError(_("No accounts are linked to the strategy"), code="no_accounts")
+    return _accept(state, strategy, message, [link.account for link in links], key)
+
+
+def parse_body(raw_body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, numbers as Decimal (never float); NaN/Infinity kept as
+    Decimal NaN so the field check can name the field that carried it."""
+    try:
+        text = raw_body.decode("utf-8-sig")
+        payload = json.loads(text, parse_float=Decimal, parse_constant=lambda _c: Decimal("NaN"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise WebhookError(_("The request body is not a valid JSON object"), code="invalid_json") from None
+    if not isinstance(payload, dict):
+        raise WebhookError(_("The request body is not a valid JSON object"), code="invalid_json")
+    return payload
+
+
+def _check_rate_limit(strategy: Strategy) -> None:
+    rate = strategy.rate_limit or settings.WEBHOOK_RATE_LIMIT
+    usage = get_usage(
+        None, group="webhook", key=lambda _g, _r: f"strategy:{strategy.pk}", rate=rate, increment=True
+    )
+    if usage and usage["should_limit"]:
+        raise WebhookError(
+            _("Too many webhooks for strategy %(group_name)s (limit %(rate)s); try again later")
+            % {"group_name": strategy.group_name, "rate": rate},
+            code="rate_limited",
+            status=429,
+        )
+
+
+def _idempotency_key(payload: dict[str, Any], header: str | None) -> str:
+    raw = payload.get("idempotency_key", header)
+    if raw is None or raw == "":
+        return ""
+    if not isinstance(raw, str | int) or isinstance(raw, bool) or len(str(raw)) > 200:
+        raise WebhookError(
+            _("idempotency_key must be a string of at most 200 characters"), code="invalid_field"
+        )
+    return str(raw)
+
+
+def _idempotent_replay(strategy: Strategy, key: str, state: _IngestState) -> IngestResult | None:
+    cutoff = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
+    record = (
+        IdempotencyKey.objects.filter(strategy=strategy, key=key, created_at__gte=cutoff)
+        .select_related("event")
+        .first()
+    )
+    if record is None:
+        return None
+    log.info("웹훅 중복 수신 (idempotency_key=%s): 최초 응답을 반환합니다", key)
+    _record_event(
+        state, outcome=WebhookOutcome.DUPLICATE, http_status=202, idempotency_key=key, replay_of=record.event
+    )
+    return IngestResult(202, record.event.response or {}, record.event.id)
+
+
+class _DuplicateKeyError(Exception):
+    """Another request committed the same idempotency key while this one was being stored."""
+
+
+def _accept(
+    state: _IngestState, strategy: Strategy, message: WebhookMessage, accounts: list[Any], key: str
+) -> IngestResult:
+    try:
+        with transaction.atomic():
+            event = _record_event(
+                state,
+                outcome=WebhookOutcome.ACCEPTED,
+                http_status=202,
+                idempotency_key=key,
+                warnings=message.warnings,
+            )
+            if key:
+                try:
+                    with transaction.atomic():
+                        IdempotencyKey.objects.filter(strategy=strategy, key=key).delete()  # an expired one
+                        IdempotencyKey.objects.create(
+                            strategy=strategy, key=key, event=event, created_at=event.received_at
+                        )
+                except IntegrityError:
+                    raise _DuplicateKeyError from None
+            orders = _build_orders(event, strategy, message, accounts)
+            Order.objects.bulk_create(orders)
+            body = _accepted_body(event, strategy, orders, message.warnings)
+            event.response = body
+            event.save(update_fields=["response"])
+            account_ids = [account.pk for account in accounts]
+            transaction.on_commit(lambda: orders_dispatch(event.id, account_ids))
+            transaction.on_commit(lambda: broadcast_webhook(event))
+    except _DuplicateKeyError:
+        # The whole attempt was rolled back; the winner's response is what the sender gets.
+        replay = _idempotent_replay(strategy, key, state)
+        if replay:
+            return replay
+        raise WebhookError(
+            _("A webhook with this idempotency_key is being processed; retry"),
+            code="idempotency_conflict",
+            status=409,
+        ) from None
+    for order in orders:
+        log.info(
+            "주문 생성: order_id=%s account=%s %s %s %s qty_per=%s",
+            order.id,
+            order.account.name,
+            order.symbol or "*",
+            order.side or "-",
+            order.order_type,
+            order.qty_per,
+        )
+    return IngestResult(202, body, event.id)
+
+
+def _build_orders(
+    event: WebhookEvent, strategy: Strategy, message: WebhookMessage, accounts: list[Any]
+) -> list[Order]:
+    orders: list[Order] = []
+    for account in accounts:
+        for sequence, spec in enumerate(message.orders):
+            order = Order(
+                webhook=event,
+                strategy=strategy,
+                account=account,
+                sequence=sequence,
+                batch_index=spec.batch_index,
+                market_type=strategy.market_type,
+                symbol=message.symbol,
+                currency=message.currency,
+                side=spec.side,
+                order_type=spec.order_type,
+                qty_per=spec.qty_per,
+                price=spec.price,
+                stop_price=spec.stop_price,
+                params=spec.params,
+                status=OrderStatus.QUEUED,
+            )
+            order.client_order_id = "qt" + order.id.hex
+            orders.append(order)
+    return orders
+
+
+def _accepted_body(
+    event: WebhookEvent, strategy: Strategy, orders: list[Order], warnings: list[str]
+) -> dict[str, Any]:
+    return {
+        "success": True,
+        "webhook_id": str(event.id),
+        "strategy": strategy.group_name,
+        "status": "queued",
+        "orders": [
+            {
+                "order_id": str(order.id),
+                "account": order.account.name,
+                "exchange": order.account.exchange,
+                "symbol": order.symbol,
+                "side": order.side,
+                "order_type": order.order_type,
+                "status": order.status,
+            }
+            for order in orders
+        ],
+        "warnings": warnings,
+    }
+
+
+def redact_payload(payload: Any) -> Any:
+    """A copy of ``payload`` with every ``token`` value replaced, at any depth."""
+    if isinstance(payload, dict):
+        return {
+            k: (REDACTED if k == "token" and v not in (None, "") else redact_payload(v))
+            for k, v in payload.items()
+        }
+    if isinstance(payload, list):
+        return [redact_payload(v) for v in payload]
+    return payload
+
+
+def _json_safe(value: Any) -> Any:
+    """Decimals (from parsing) back to JSON: integral ones as ints, others as strings."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return str(value)
+        return int(value) if value == value.to_integral_value() and abs(value) < 2**53 else str(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _record_event(
+    state: _IngestState,
+    *,
+    outcome: str,
+    http_status: int,
+    idempotency_key: str = "",
+    warnings: list[str] | None = None,
+    error: WebhookError | None = None,
+    replay_of: WebhookEvent | None = None,
+) -> WebhookEvent:
+    payload = state.payload
+    group_name = payload.get("group_name") if payload else ""
+    return WebhookEvent.objects.create(
+        strategy=state.strategy,
+        group_name=str(group_name or "")[:200],
+        payload=_json_safe(redact_payload(payload)) if payload is not None else None,
+        raw_body="" if payload is not None else redact(state.raw_body[:4096].decode("utf-8", "replace")),
+        source_ip=state.source_ip,
+        outcome=outcome,
+        http_status=http_status,
+        error_code=error.code if error else "",
+        error_message=error.message if error else "",
+        warnings=warnings or [],
+        idempotency_key=idempotency_key,
+        replay_of=replay_of or state.replay_of,
+    )
+
+
+def _record_rejection(state: _IngestState, error: WebhookError) -> WebhookEvent | None:
+    try:
+        event = _record_event(state, outcome=WebhookOutcome.REJECTED, http_status=error.status, error=error)
+    except Exception:
+        log.exception("웹훅 거부 기록 실패")
+        return None
+    broadcast_webhook(event)
+    return event
+
+
+def broadcast_webhook(event: WebhookEvent) -> None:
+    """Push the event to staff pages subscribed to the `webhooks` topic."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(
+            "webhooks",
+            {
+                "type": "webhook.update",
+                "webhook": {
+                    "webhook_id": str(event.id),
+                    "strategy": event.group_name,
+                    "outcome": event.outcome,
+                    "http_status": event.http_status,
+                    "error_code": event.error_code,
+                    "error_message": event.error_message,
+                    "received_at": event.received_at.isoformat(),
+                },
+            },
+        )
+    except Exception as exc:
+        log.warning("웹훅 상태 전송 실패: %s", exc)
+
+
+# --- helpers for the admin and the pages --------------------------------------------------
+
+SAMPLE_ORDERS: dict[str, dict[str, Any]] = {
+    MarketType.SPOT: {
+        "symbol": "BTC/USDT",
+        "currency": "USDT",
+        "order_type": "MARKET",
+        "side": "buy",
+        "qty_per": 10,
+    },
+    MarketType.FUTURES: {
+        "symbol": "BTC/USDT",
+        "currency": "USDT",
+        "order_type": "MARKET",
+        "side": "buy",
+        "qty_per": 10,
+    },
+    MarketType.DOMESTIC_STOCK: {"symbol": "005930", "order_type": "MARKET", "side": "buy", "qty_per": 1},
+    MarketType.OVERSEAS_STOCK: {
+        "symbol": "AAPL",
+        "order_type": "MARKET",
+        "side": "buy",
+        "qty_per": 1,
+        "params": {"exchange_code": "NASD", "currency": "USD"},
+    },
+    MarketType.DOMESTIC_FUTUREOPTION: {
+        "symbol": "101TC000",
+        "order_type": "MARKET",
+        "side": "buy",
+        "qty_per": 1,
+        "params": {"position_action": "OPEN"},
+    },
+    MarketType.OVERSEAS_FUTUREOPTION: {
+        "symbol": "ESZ4",
+        "order_type": "MARKET",
+        "side": "buy",
+        "qty_per": 1,
+        "params": {"exchange_code": "CME", "contract_month": "Z4", "currency": "USD"},
+    },
+}
+
+
+def sample_payload(strategy: Strategy, *, token: str = "<token>") -> dict[str, Any]:
+    """A ready-to-send webhook body for the strategy's market type."""
+    body: dict[str, Any] = {"group_name": strategy.group_name, "token": token}
+    body.update(json.loads(json.dumps(SAMPLE_ORDERS[MarketType(strategy.market_type)])))
+    return body
+
+
+def tradingview_template(strategy: Strategy, *, token: str = "<token>") -> str:
+    """The alert message for TradingView, using its placeholders for side, ticker and size."""
+    body = sample_payload(strategy, token=token)
+    body.update({"side": "{{strategy.order.action}}", "qty_per": "{{strategy.order.contracts}}"})
+    if strategy.market_type not in (MarketType.SPOT, MarketType.FUTURES):
+        body["symbol"] = "{{ticker}}"
+    return json.dumps(body, ensure_ascii=False, indent=2)
+
+
+def webhook_url(request: HttpRequest | None = None) -> str:
+    path = reverse("webhook")
+    if request is not None:
+        return request.build_absolute_uri(path)
+    base = settings.PUBLIC_BASE_URL or "http://127.0.0.1:8000"
+    return base.rstrip("/") + path
+
+
+def webhook_test_signal(strategy: Strategy) -> IngestResult:
+    """Send the strategy's sample order through the real intake path."""
+    body = json.dumps(sample_payload(strategy, token=strategy.token)).encode()
+    return webhook_ingest(body, source_ip=None)
+
+
+def webhook_replay(event: WebhookEvent) -> IngestResult:
+    """Send a stored event again as a new webhook (the stored payload has no token: the
+    strategy's current one is put back; any idempotency key is dropped so it is really new)."""
+    if event.payload is None or event.strategy is None:
+        raise WebhookError(_("This event has no JSON payload or strategy to replay"), code="not_replayable")
+    payload = dict(event.payload)
+    payload["token"] = event.strategy.token
+    payload.pop("idempotency_key", None)
+    return webhook_ingest(json.dumps(payload).encode(), source_ip=None, replay_of=event)

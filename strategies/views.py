@@ -1,0 +1,88 @@
+"""The webhook endpoint. Thin: source checks and body size here, everything else in services."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, JsonResponse
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from quanttrade.errors import ApiError, error_response
+from strategies.net import client_ip, ip_allowed
+from strategies.services import webhook_ingest
+
+ERROR_ENVELOPE = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "status": {"type": "integer"}, "code": {"type": "string"}},
+    "required": ["error", "status", "code"],
+}
+
+
+class WebhookView(APIView):
+    """Receive a trading signal (SPEC §2). JSON as application/json or text/plain."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="webhook_receive",
+        summary="Receive a webhook signal",
+        request={"application/json": OpenApiTypes.OBJECT, "text/plain": OpenApiTypes.STR},
+        responses={
+            202: OpenApiResponse(
+                OpenApiTypes.OBJECT, description="Accepted: orders queued per linked account"
+            ),
+            400: OpenApiResponse(ERROR_ENVELOPE, description="Invalid message"),
+            401: OpenApiResponse(ERROR_ENVELOPE, description="Token invalid"),
+            403: OpenApiResponse(ERROR_ENVELOPE, description="Strategy inactive or IP not allowed"),
+            404: OpenApiResponse(ERROR_ENVELOPE, description="Strategy not found"),
+            413: OpenApiResponse(ERROR_ENVELOPE, description="Body over 64 KiB"),
+            429: OpenApiResponse(ERROR_ENVELOPE, description="Rate limited"),
+        },
+        examples=[
+            OpenApiExample(
+                "Spot market buy",
+                value={
+                    "group_name": "my_strategy",
+                    "token": "your_webhook_token",
+                    "symbol": "BTC/USDT",
+                    "currency": "USDT",
+                    "order_type": "MARKET",
+                    "side": "buy",
+                    "qty_per": 10,
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> JsonResponse:
+        django_request: HttpRequest = request._request
+        source_ip = client_ip(django_request, tuple(settings.TRUSTED_PROXIES))
+        if not ip_allowed(source_ip, tuple(settings.WEBHOOK_IP_ALLOWLIST)):
+            return error_response(
+                ApiError(
+                    _("Webhooks are not accepted from %(ip)s") % {"ip": source_ip},
+                    code="ip_not_allowed",
+                    status=403,
+                )
+            )
+        too_large = ApiError(
+            _("The request body exceeds %(limit)d KiB") % {"limit": settings.WEBHOOK_MAX_BODY_BYTES // 1024},
+            code="payload_too_large",
+            status=413,
+        )
+        try:
+            if int(django_request.META.get("CONTENT_LENGTH") or 0) > settings.WEBHOOK_MAX_BODY_BYTES:
+                return error_response(too_large)
+            body = django_request.body
+        except (RequestDataTooBig, ValueError):
+            return error_response(too_large)
+        result = webhook_ingest(
+            body, source_ip=source_ip, idempotency_header=django_request.headers.get("Idempotency-Key")
+        )
+        return JsonResponse(result.body, status=result.status, json_dumps_params={"ensure_ascii": False})
