@@ -85,4 +85,7 @@ class WebhookView(APIView):
         result = webhook_ingest(
             body, source_ip=source_ip, idempotency_header=django_request.headers.get("Idempotency-Key")
         )
-        return JsonResponse(result.body, status=result.status, json_dumps_params={"ensure_ascii": False})
+        response = JsonResponse(result.body, status=result.status, json_dumps_params={"ensure_ascii": False})
+        if result.status == 429:
+            response["Retry-After"] = "60"
+        return response
