@@ -34,6 +34,6 @@ class Command(BaseCommand):
                         with connection.cursor() as cursor:
                             cursor.execute(
                                 f"UPDATE {table} SET {column} = %s WHERE id = %s", [rotate(stored), pk]
-                            )  # noqa: S608
+                            )
                         count += 1
         self.stdout.write(self.style.SUCCESS(f"Re-encrypted {count} stored secrets."))
