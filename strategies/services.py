@@ -199,15 +199,20 @@ class _DuplicateKeyError(Exception):
 def _accept(
     state: _IngestState, strategy: Strategy, message: WebhookMessage, accounts: list[Any], key: str
 ) -> IngestResult:
+    event = _new_event(
+        state,
+        outcome=WebhookOutcome.ACCEPTED,
+        http_status=202,
+        idempotency_key=key,
+        warnings=message.warnings,
+    )
+    orders = _build_orders(event, strategy, message, accounts)
+    # The stored response is built before the insert, so the event is written once.
+    event.response = body = _accepted_body(event, strategy, orders, message.warnings)
+    account_ids = [account.pk for account in accounts]
     try:
         with transaction.atomic():
-            event = _record_event(
-                state,
-                outcome=WebhookOutcome.ACCEPTED,
-                http_status=202,
-                idempotency_key=key,
-                warnings=message.warnings,
-            )
+            event.save(force_insert=True)
             if key:
                 try:
                     with transaction.atomic():
@@ -217,12 +222,7 @@ def _accept(
                         )
                 except IntegrityError:
                     raise _DuplicateKeyError from None
-            orders = _build_orders(event, strategy, message, accounts)
             Order.objects.bulk_create(orders)
-            body = _accepted_body(event, strategy, orders, message.warnings)
-            event.response = body
-            event.save(update_fields=["response"])
-            account_ids = [account.pk for account in accounts]
             transaction.on_commit(lambda: orders_dispatch(event.id, account_ids))
             transaction.on_commit(lambda: broadcast_webhook(event))
     except _DuplicateKeyError:
@@ -325,7 +325,7 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _record_event(
+def _new_event(
     state: _IngestState,
     *,
     outcome: str,
@@ -335,9 +335,10 @@ def _record_event(
     error: WebhookError | None = None,
     replay_of: WebhookEvent | None = None,
 ) -> WebhookEvent:
+    """An unsaved WebhookEvent describing this request (payload token redacted)."""
     payload = state.payload
     group_name = payload.get("group_name") if payload else ""
-    return WebhookEvent.objects.create(
+    return WebhookEvent(
         strategy=state.strategy,
         group_name=str(group_name or "")[:200],
         payload=_json_safe(redact_payload(payload)) if payload is not None else None,
@@ -351,6 +352,12 @@ def _record_event(
         idempotency_key=idempotency_key,
         replay_of=replay_of or state.replay_of,
     )
+
+
+def _record_event(state: _IngestState, **fields: Any) -> WebhookEvent:
+    event = _new_event(state, **fields)
+    event.save(force_insert=True)
+    return event
 
 
 def _record_rejection(state: _IngestState, error: WebhookError) -> WebhookEvent | None:
