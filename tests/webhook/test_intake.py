@@ -383,3 +383,15 @@ def test_token_never_reaches_the_log_file(client: Client, strategy: Any, caplog:
     text = "\n".join(record.getMessage() for record in caplog.records)
     assert "웹훅 수신" in text and "웹훅 처리 실패" in text
     assert "test-token" not in text
+
+
+def test_webhook_lines_reach_the_rotating_log_file(client: Client, strategy: Any, settings: Any) -> None:
+    import logging
+
+    post(client, spot(symbol="BTCUSDT", currency=None, comment="file-log-probe"))
+    for handler in logging.getLogger("quanttrade").handlers:
+        handler.flush()
+    text = (settings.LOG_DIR / "app.log").read_text(encoding="utf-8")
+    line = next(line for line in text.splitlines() if "file-log-probe" in line)
+    assert "[INFO] 웹훅 수신:" in line and "test-token" not in line
+    assert "[ERROR] 웹훅 처리 실패: [invalid_symbol]" in text
