@@ -149,6 +149,8 @@ class PaperPosition(models.Model):
     quantity = models.DecimalField(default=Decimal("0"), **MONEY)
     entry_price = models.DecimalField(default=Decimal("0"), **MONEY)
     currency = models.CharField(max_length=16)
+    # Margin held in the quote balance's `locked` for a derivative position (0 for stocks).
+    margin = models.DecimalField(default=Decimal("0"), **MONEY)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "symbol", "market_type"], name="uniq_paper_position")]
@@ -171,6 +173,9 @@ class PaperOrder(models.Model):
     price = models.DecimalField(null=True, blank=True, **MONEY)
     stop_price = models.DecimalField(null=True, blank=True, **MONEY)
     reduce_only = models.BooleanField(default=False)
+    # Funds moved from `free` to `locked` of `reserved_asset` while the order rests.
+    reserved = models.DecimalField(default=Decimal("0"), **MONEY)
+    reserved_asset = models.CharField(max_length=16, blank=True)
     triggered = models.BooleanField(default=False)
     status = models.CharField(max_length=20, default="open", db_index=True)
     filled = models.DecimalField(default=Decimal("0"), **MONEY)

@@ -4,8 +4,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 from uuid import UUID
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from orders.exchanges import adapter_for
+from orders.exchanges.base import (
+    ExchangeAdapter,
+    OrderRejected,
+    OrderRequest,
+    OrderResult,
+    OrderUncertain,
+    RetryableVenueError,
+    VenueError,
+)
+from orders.models import LIVE_STATUSES, Order, OrderStatus, PaperOrder
+from orders.selectors import order_payload
 from quanttrade.celery import app as celery_app
 
 log = logging.getLogger("quanttrade.orders")
@@ -19,5 +39,289 @@ def orders_dispatch(webhook_id: UUID | str, account_ids: Iterable[int]) -> None:
     for account_id in account_ids:
         try:
             celery_app.send_task(EXECUTE_TASK, args=[str(webhook_id), account_id], retry=False)
-        except Exception as exc:  # noqa: BLE001 - any broker failure must not fail the webhook
-            log.error("주문 전달 실패 (스윕에서 재전달): webhook=%s account=%s %s", webhook_id, account_id, exc)
+        except Exception as exc:  # any broker failure must not fail the webhook
+            log.error(
+                "주문 전달 실패 (스윕에서 재전달): webhook=%s account=%s %s", webhook_id, account_id, exc
+            )
+
+
+# --- execution ------------------------------------------------------------------------------
+
+
+class ExecutionRetry(Exception):  # noqa: N818 - a signal to the task, not an error
+    """A venue error that may pass: the task should run again after ``countdown`` seconds."""
+
+    def __init__(self, countdown: float):
+        self.countdown = countdown
+        super().__init__(countdown)
+
+
+def _max_attempts() -> int:
+    return int(getattr(settings, "ORDER_MAX_ATTEMPTS", 5))
+
+
+def _backoff(attempts: int) -> float:
+    return float(min(2 ** max(attempts - 1, 0), 30))
+
+
+def order_broadcast(order: Order) -> None:
+    """Push the order's current state to the `orders` group (contract 3). Never raises."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)("orders", {"type": "order.update", "order": order_payload(order)})
+    except Exception as exc:  # a push failure must not affect execution
+        log.warning("주문 상태 전송 실패: order_id=%s %s", order.id, exc)
+
+
+def order_request(order: Order) -> OrderRequest:
+    return OrderRequest(
+        client_order_id=order.client_order_id,
+        market_type=order.market_type,
+        symbol=order.symbol,
+        side=order.side,
+        order_type=order.order_type,
+        qty_per=order.qty_per,
+        price=order.price,
+        stop_price=order.stop_price,
+        currency=order.currency,
+        params=dict(order.params or {}),
+    )
+
+
+def order_claim(order_id: UUID) -> Order | None:
+    """Move a queued order to `submitted` atomically; None when another worker (or an earlier
+    run of the same task) already took it. This is what makes execution idempotent."""
+    now = timezone.now()
+    claimed = Order.objects.filter(pk=order_id, status=OrderStatus.QUEUED).update(
+        status=OrderStatus.SUBMITTED, submitted_at=now, updated_at=now, attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return None
+    order = Order.objects.select_related("account", "strategy").get(pk=order_id)
+    order_broadcast(order)
+    return order
+
+
+def order_record(order: Order, result: OrderResult) -> Order:
+    """Store the venue's answer on the order and push it."""
+    order.status = result.status
+    order.exchange_order_id = result.exchange_order_id or order.exchange_order_id
+    if result.quantity is not None:
+        order.quantity = result.quantity
+    order.filled_qty = result.filled_qty
+    order.avg_price = result.avg_price
+    order.message = result.message
+    if result.cancelled_orders is not None:
+        order.cancelled_orders = result.cancelled_orders
+    order.save(
+        update_fields=[
+            "status",
+            "exchange_order_id",
+            "quantity",
+            "filled_qty",
+            "avg_price",
+            "message",
+            "cancelled_orders",
+            "updated_at",
+        ]
+    )
+    order_broadcast(order)
+    return order
+
+
+def _order_fail(order: Order, status: str, message: str) -> None:
+    order_record(order, OrderResult(status=status, message=message))
+
+
+def _requeue(order: Order, message: str) -> None:
+    Order.objects.filter(pk=order.pk, status=OrderStatus.SUBMITTED).update(
+        status=OrderStatus.QUEUED, message=message, updated_at=timezone.now()
+    )
+    order.refresh_from_db()
+    order_broadcast(order)
+
+
+def _cancel_all(adapter: ExchangeAdapter, order: Order) -> OrderResult:
+    count = adapter.cancel_all(order.market_type, order.symbol or None)
+    # The venue cancelled them: the product's resting orders of that account follow.
+    resting = Order.objects.filter(
+        account_id=order.account_id, market_type=order.market_type, status__in=LIVE_STATUSES
+    ).exclude(pk=order.pk)
+    if order.symbol:
+        resting = resting.filter(symbol=order.symbol)
+    for other in resting.select_related("account"):
+        other.status = OrderStatus.CANCELLED
+        other.message = _("Cancelled by CANCEL_ALL_ORDER")
+        other.save(update_fields=["status", "message", "updated_at"])
+        order_broadcast(other)
+    if count == 0:
+        message = _("No open orders to cancel")
+    else:
+        message = _("Cancelled %(count)d open orders") % {"count": count}
+    # A completed cancel request ends as `cancelled` (not `filled`), with the count.
+    return OrderResult(status=OrderStatus.CANCELLED, message=message, cancelled_orders=count)
+
+
+def _place(adapter: ExchangeAdapter, order: Order) -> OrderResult:
+    request = order_request(order)
+    if order.attempts > 1:
+        # An earlier attempt may have reached the venue: look it up before placing again.
+        known = adapter.fetch_order_by_client_id(request)
+        if known is not None:
+            return known
+    try:
+        return adapter.place_order(request)
+    except OrderUncertain:
+        known = adapter.fetch_order_by_client_id(request)
+        if known is not None:
+            return known
+        # The venue has no order with this client id: placing again cannot duplicate it.
+        return adapter.place_order(request)
+
+
+def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
+    """Send one claimed (`submitted`) order to its venue and record the outcome.
+
+    Venue errors become the order's status and message. A retryable error puts the order back
+    to `queued` and raises :class:`ExecutionRetry` (until the attempts run out: `failed`).
+    """
+    label = f"{adapter.display_name} {order.market_type}"
+    try:
+        if order.order_type == "CANCEL_ALL_ORDER":
+            result = _cancel_all(adapter, order)
+        else:
+            result = _place(adapter, order)
+    except RetryableVenueError as error:
+        if order.attempts >= _max_attempts():
+            log.error("%s 주문 실패 (재시도 한도): order_id=%s %s", label, order.id, error.message)
+            _order_fail(order, OrderStatus.FAILED, error.message)
+            return
+        log.warning("%s 주문 재시도 예정: order_id=%s %s", label, order.id, error.message)
+        _requeue(order, error.message)
+        raise ExecutionRetry(_backoff(order.attempts)) from error
+    except OrderRejected as error:
+        log.error("%s 주문 거부: order_id=%s %s", label, order.id, error.message)
+        _order_fail(order, OrderStatus.REJECTED, error.message)
+        return
+    except VenueError as error:
+        log.error("%s 주문 실패: order_id=%s %s", label, order.id, error.message)
+        _order_fail(order, OrderStatus.FAILED, error.message)
+        return
+    except Exception as error:
+        # A bug must not leave the order `submitted` forever nor kill the account's sequence.
+        log.exception("%s 주문 처리 중 내부 오류: order_id=%s", label, order.id)
+        _order_fail(order, OrderStatus.FAILED, _("Internal error: %(error)s") % {"error": error})
+        return
+    order_record(order, result)
+    if result.status == OrderStatus.FILLED:
+        log.info("%s 주문 체결: order_id=%s %s", label, order.id, result.message)
+    elif result.status == OrderStatus.REJECTED:
+        log.error("%s 주문 거부: order_id=%s %s", label, order.id, result.message)
+    else:
+        log.info(
+            "%s 주문 생성 성공: order_id=%s status=%s %s", label, order.id, result.status, result.message
+        )
+
+
+def account_orders_execute(webhook_id: UUID | str, account_id: int) -> None:
+    """Run one account's queued orders of one webhook, one after the other by `sequence`.
+
+    Safe to run any number of times: each order is claimed atomically, so an order past
+    `queued` is never sent again. Raises :class:`ExecutionRetry` when the task should run
+    again later; the orders after the one that must be retried wait for it.
+    """
+    order_ids = list(
+        Order.objects.filter(webhook_id=webhook_id, account_id=account_id, status=OrderStatus.QUEUED)
+        .order_by("sequence")
+        .values_list("pk", flat=True)
+    )
+    if not order_ids:
+        return
+    adapter: ExchangeAdapter | None = None
+    try:
+        for order_id in order_ids:
+            order = order_claim(order_id)
+            if order is None:
+                continue
+            if adapter is None:
+                try:
+                    adapter = adapter_for(order.account)
+                except VenueError as error:
+                    _order_fail(order, OrderStatus.FAILED, error.message)
+                    continue
+            order_execute(order, adapter)
+    finally:
+        if adapter is not None:
+            adapter.close()
+
+
+def order_reconcile(order: Order) -> None:
+    """Settle an order stuck in `submitted` (a worker died mid-call): record what the venue
+    has under its client id, or put it back to `queued` when the venue has nothing."""
+    try:
+        adapter = adapter_for(order.account)
+        try:
+            known = adapter.fetch_order_by_client_id(order_request(order))
+        finally:
+            adapter.close()
+    except VenueError as error:
+        log.warning("주문 상태 확인 실패: order_id=%s %s", order.id, error.message)
+        return
+    if known is not None:
+        log.info("주문 상태 복구: order_id=%s status=%s", order.id, known.status)
+        order_record(order, known)
+    else:
+        log.info("주문 재전달: order_id=%s (거래소에 없음)", order.id)
+        _requeue(order, "")
+
+
+def orders_sweep(stale_after_seconds: float | None = None) -> dict[str, int]:
+    """Recover orders a crash or broker outage left behind (run periodically).
+
+    Orders still `queued` after ``ORDER_STALE_AFTER_SECONDS`` are dispatched again, one task
+    per (webhook, account); orders stuck in `submitted` are reconciled with their venue.
+    Returns the counts, for logs and tests.
+    """
+    if stale_after_seconds is None:
+        stale_after_seconds = settings.ORDER_STALE_AFTER_SECONDS
+    cutoff = timezone.now() - timedelta(seconds=stale_after_seconds)
+    stuck = list(
+        Order.objects.filter(status=OrderStatus.SUBMITTED, updated_at__lt=cutoff).select_related("account")
+    )
+    for order in stuck:
+        order_reconcile(order)
+    pairs = sorted(
+        set(
+            Order.objects.filter(status=OrderStatus.QUEUED, updated_at__lt=cutoff).values_list(
+                "webhook_id", "account_id"
+            )
+        ),
+        key=str,
+    )
+    for webhook_id, account_id in pairs:
+        log.warning("대기 주문 재전달: webhook=%s account=%s", webhook_id, account_id)
+        orders_dispatch(webhook_id, [account_id])
+    return {"redispatched": len(pairs), "reconciled": len(stuck)}
+
+
+def paper_orders_sync(papers: Iterable[PaperOrder]) -> int:
+    """Copy the paper venue's state of changed orders onto the product's Orders and push them."""
+    from orders.exchanges.paper import paper_result
+
+    synced = 0
+    for paper in papers:
+        for order in Order.objects.filter(client_order_id=paper.client_order_id).select_related("account"):
+            if order.status == paper.status and order.filled_qty == paper.filled:
+                continue
+            order_record(order, paper_result(paper))
+            synced += 1
+    return synced
+
+
+def paper_match_run() -> int:
+    """Match resting paper orders against the latest prices; returns how many Orders changed."""
+    from orders.exchanges.paper import paper_match
+
+    return paper_orders_sync(paper_match())

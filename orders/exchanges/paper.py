@@ -1,0 +1,533 @@
+"""The paper venue: simulated fills against the price layer, its book kept in the database.
+
+Rules (SPEC §2.1, §4):
+- MARKET orders fill at once at ``prices.services.price_latest`` of the order's instrument; with
+  no price the order is rejected (``시세 정보가 없습니다: <instrument>``).
+- LIMIT-like and STOP orders rest (``open``) and are filled by :func:`paper_match`, which the
+  periodic task runs: a LIMIT buy fills when the price is at or below the limit, a sell at or
+  above; a STOP triggers when the price reaches ``stop_price`` (buy: at or above, sell: at or
+  below) and then fills at market (STOP_MARKET) or rests as a limit (STOP_LIMIT). A resting
+  order fills at the observed price, which is never worse than its limit.
+- ``qty_per``: crypto = percent (spot buy: of the free quote balance, spot sell: of the free
+  base balance, futures: of equity × leverage); stocks and futures/options = absolute
+  quantity. A negative ``qty_per`` closes that percent of the position (SELL closes a long,
+  BUY closes a short).
+- Spot and stocks settle in cash; crypto futures and futures/options hold margin
+  (notional / leverage) in the quote balance's ``locked`` and realise PnL on reduction.
+  Contract multipliers are not modelled (1 per unit of price).
+- Funds for a resting order are reserved (moved from ``free`` to ``locked``) when it is placed
+  and released when it fills or is cancelled. No fees.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from orders.exchanges.base import Balance, ExchangeAdapter, OrderRejected, OrderRequest, OrderResult
+from orders.models import OrderStatus, PaperBalance, PaperOrder, PaperPosition
+from prices.services import instrument_for, price_latest
+from strategies.models import Account
+
+log = logging.getLogger("quanttrade.orders")
+
+CRYPTO = frozenset({"SPOT", "FUTURES"})
+DERIVATIVES = frozenset({"FUTURES", "DOMESTIC_FUTUREOPTION", "OVERSEAS_FUTUREOPTION"})
+LIMIT_LIKE = frozenset({"LIMIT", "CONDITIONAL_LIMIT", "BEST_LIMIT", "PRE_MARKET", "AFTER_MARKET"})
+# Order types that behave as MARKET when they carry no price.
+MARKET_WITHOUT_PRICE = frozenset({"MARKET", "BEST_LIMIT", "PRE_MARKET", "AFTER_MARKET"})
+STOPS = frozenset({"STOP_MARKET", "STOP_LIMIT"})
+
+CRYPTO_STEP = Decimal("0.00000001")
+WHOLE = Decimal("1")
+HUNDRED = Decimal("100")
+ZERO = Decimal("0")
+
+
+def quote_currency(market_type: str, symbol: str, currency: str = "", params: dict | None = None) -> str:
+    """The asset a trade in ``symbol`` is paid in."""
+    if market_type in CRYPTO:
+        return symbol.split("/", 1)[1].split(":", 1)[0].upper() if "/" in symbol else (currency or "USDT")
+    if market_type.startswith("DOMESTIC_"):
+        return "KRW"
+    return (currency or str((params or {}).get("currency") or "") or "USD").upper()
+
+
+def base_asset(symbol: str) -> str:
+    return symbol.split("/", 1)[0].upper()
+
+
+def quantize_amount(market_type: str, amount: Decimal) -> Decimal:
+    """Crypto to 8 decimals, securities to whole shares/contracts (always rounding down)."""
+    step = CRYPTO_STEP if market_type in CRYPTO else WHOLE
+    return amount.quantize(step, rounding=ROUND_DOWN)
+
+
+@dataclass(frozen=True)
+class _Fill:
+    amount: Decimal
+    price: Decimal
+
+
+class PaperAdapter(ExchangeAdapter):
+    """One paper account. Every mutation runs in one transaction holding the account row."""
+
+    display_name = "Paper"
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def balances(self) -> dict[str, Balance]:
+        return {
+            b.asset: Balance(asset=b.asset, free=b.free, locked=b.locked)
+            for b in PaperBalance.objects.filter(account=self.account)
+        }
+
+    def position(self, market_type: str, symbol: str) -> Decimal:
+        if market_type == "SPOT":
+            bal = PaperBalance.objects.filter(account=self.account, asset=base_asset(symbol)).first()
+            return bal.free + bal.locked if bal else ZERO
+        pos = PaperPosition.objects.filter(
+            account=self.account, market_type=market_type, symbol=symbol
+        ).first()
+        return pos.quantity if pos else ZERO
+
+    def fetch_order_by_client_id(self, request: OrderRequest) -> OrderResult | None:
+        paper = PaperOrder.objects.filter(
+            account=self.account, client_order_id=request.client_order_id
+        ).first()
+        return paper_result(paper) if paper else None
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        with transaction.atomic():
+            account = _lock_account(self.account.pk)
+            existing = PaperOrder.objects.filter(client_order_id=request.client_order_id).first()
+            if existing is not None:
+                # The same client id again (a retry after an uncertain outcome): never place twice.
+                return paper_result(existing)
+            paper = self._new_order(account, request)
+            if paper.order_type == "MARKET":
+                record = price_latest(paper.instrument)
+                if record is None:
+                    raise OrderRejected(
+                        _("No price data for %(instrument)s") % {"instrument": paper.instrument}
+                    )
+                _check_funds(account, paper, record.price)
+                paper.save()
+                _fill(account, paper, record.price)
+            else:
+                _reserve(account, paper)
+                paper.save()
+                record = price_latest(paper.instrument)
+                if record is not None:
+                    _match(account, paper, record.price)
+            return paper_result(paper)
+
+    def cancel_all(self, market_type: str, symbol: str | None) -> int:
+        return len(paper_cancel_all(self.account, market_type, symbol))
+
+    # --- sizing -----------------------------------------------------------------------------
+
+    def _new_order(self, account: Account, request: OrderRequest) -> PaperOrder:
+        market_type = request.market_type
+        order_type = request.order_type
+        if order_type in MARKET_WITHOUT_PRICE and request.price is None:
+            order_type = "MARKET"
+        instrument = instrument_for(
+            market_type,
+            request.symbol,
+            exchange=str(account.settings.get("price_exchange") or ""),
+            params=request.params,
+        )
+        currency = quote_currency(market_type, request.symbol, request.currency, request.params)
+        if request.qty_per is None or request.qty_per == 0:
+            raise OrderRejected(_("qty_per must not be zero"))
+        reduce_only = request.is_close
+        if reduce_only:
+            amount = self._close_amount(request)
+        elif market_type in CRYPTO:
+            amount = self._percent_amount(account, request, order_type, instrument, currency)
+        else:
+            amount = request.qty_per
+        amount = quantize_amount(market_type, amount)
+        if amount <= 0:
+            raise OrderRejected(_("The order quantity rounds down to zero"))
+        return PaperOrder(
+            account=account,
+            client_order_id=request.client_order_id,
+            venue_order_id="P" + uuid.uuid4().hex[:16].upper(),
+            market_type=market_type,
+            symbol=request.symbol,
+            instrument=instrument,
+            currency=currency,
+            side=request.side,
+            order_type=order_type,
+            amount=amount,
+            price=request.price,
+            stop_price=request.stop_price,
+            reduce_only=reduce_only,
+        )
+
+    def _close_amount(self, request: OrderRequest) -> Decimal:
+        assert request.qty_per is not None
+        percent = min(-request.qty_per, HUNDRED)
+        if request.market_type == "SPOT":
+            bal = PaperBalance.objects.filter(account=self.account, asset=base_asset(request.symbol)).first()
+            held = bal.free if bal else ZERO
+        else:
+            held = self.position(request.market_type, request.symbol)
+        if request.side == "SELL" and held <= 0:
+            raise OrderRejected(_("No long position to close"))
+        if request.side == "BUY" and held >= 0:
+            raise OrderRejected(_("No short position to close"))
+        return abs(held) * percent / HUNDRED
+
+    def _percent_amount(
+        self, account: Account, request: OrderRequest, order_type: str, instrument: str, currency: str
+    ) -> Decimal:
+        assert request.qty_per is not None
+        percent = request.qty_per
+        if request.market_type == "SPOT" and request.side == "SELL":
+            return _free(account, base_asset(request.symbol)) * percent / HUNDRED
+        price = request.price if order_type not in ("MARKET", "STOP_MARKET") else None
+        if price is None and order_type == "STOP_MARKET":
+            price = request.stop_price
+        if price is None:
+            record = price_latest(instrument)
+            if record is None:
+                raise OrderRejected(_("No price data for %(instrument)s") % {"instrument": instrument})
+            price = record.price
+        if request.market_type == "SPOT":
+            return _free(account, currency) * percent / HUNDRED / price
+        equity = _equity(account, currency)
+        return equity * percent / HUNDRED * _leverage(account) / price
+
+
+# --- the book: helpers working inside the caller's transaction --------------------------------
+
+
+def _lock_account(account_id: int) -> Account:
+    # Serialises every change to one paper account's book (PostgreSQL row lock; SQLite
+    # transactions are IMMEDIATE, so they are serialised anyway).
+    return Account.objects.select_for_update().get(pk=account_id)
+
+
+def _balance(account: Account, asset: str) -> PaperBalance:
+    bal, _created = PaperBalance.objects.get_or_create(account=account, asset=asset)
+    return bal
+
+
+def _free(account: Account, asset: str) -> Decimal:
+    bal = PaperBalance.objects.filter(account=account, asset=asset).first()
+    return bal.free if bal else ZERO
+
+
+def _leverage(account: Account) -> Decimal:
+    try:
+        leverage = Decimal(str(account.settings.get("leverage") or 1))
+    except ArithmeticError:
+        leverage = Decimal(1)
+    return leverage if leverage > 0 else Decimal(1)
+
+
+def _equity(account: Account, currency: str) -> Decimal:
+    """Quote balance (free + locked margin) plus the unrealised PnL of positions in it."""
+    bal = PaperBalance.objects.filter(account=account, asset=currency).first()
+    equity = (bal.free + bal.locked) if bal else ZERO
+    for pos in PaperPosition.objects.filter(account=account, currency=currency).exclude(quantity=0):
+        if pos.market_type not in DERIVATIVES:
+            continue
+        record = price_latest(instrument_for(pos.market_type, pos.symbol, exchange=_price_exchange(account)))
+        if record is not None:
+            equity += pos.quantity * (record.price - pos.entry_price)
+    return equity
+
+
+def _price_exchange(account: Account) -> str:
+    return str(account.settings.get("price_exchange") or "")
+
+
+def _position(account: Account, paper: PaperOrder) -> PaperPosition:
+    pos, _created = PaperPosition.objects.get_or_create(
+        account=account,
+        symbol=paper.symbol,
+        market_type=paper.market_type,
+        defaults={"currency": paper.currency},
+    )
+    return pos
+
+
+def _insufficient(asset: str, needed: Decimal, available: Decimal) -> OrderRejected:
+    return OrderRejected(
+        _("Insufficient %(asset)s balance: needed %(needed)s, available %(available)s")
+        % {"asset": asset, "needed": _fmt(needed), "available": _fmt(available)}
+    )
+
+
+def _fmt(value: Decimal) -> str:
+    return format(value.normalize(), "f") if value else "0"
+
+
+def _opening_part(account: Account, paper: PaperOrder) -> Decimal:
+    """How much of ``paper`` opens or increases a derivative position (the rest reduces it)."""
+    pos = PaperPosition.objects.filter(
+        account=account, symbol=paper.symbol, market_type=paper.market_type
+    ).first()
+    held = pos.quantity if pos else ZERO
+    if paper.side == "BUY":
+        return paper.amount - min(paper.amount, max(-held, ZERO))
+    return paper.amount - min(paper.amount, max(held, ZERO))
+
+
+def _requirement(account: Account, paper: PaperOrder, price: Decimal) -> tuple[str, Decimal]:
+    """The asset and the amount of it the order needs free to be placed or filled."""
+    mt = paper.market_type
+    if mt == "SPOT":
+        if paper.side == "BUY":
+            return paper.currency, paper.amount * price
+        return base_asset(paper.symbol), paper.amount
+    if mt in DERIVATIVES:
+        return paper.currency, _opening_part(account, paper) * price / _leverage(account)
+    # Stocks: cash for a buy; a sell needs the shares (checked separately).
+    if paper.side == "BUY":
+        return paper.currency, paper.amount * price
+    return paper.currency, ZERO
+
+
+def _check_funds(account: Account, paper: PaperOrder, price: Decimal) -> None:
+    asset, needed = _requirement(account, paper, price)
+    available = _free(account, asset)
+    if needed > available:
+        raise _insufficient(asset, needed, available)
+    if paper.market_type in ("DOMESTIC_STOCK", "OVERSEAS_STOCK") and paper.side == "SELL":
+        pos = PaperPosition.objects.filter(
+            account=account, symbol=paper.symbol, market_type=paper.market_type
+        ).first()
+        held = pos.quantity if pos else ZERO
+        if paper.amount > held:
+            raise OrderRejected(
+                _("Insufficient holding of %(symbol)s: needed %(needed)s, held %(held)s")
+                % {"symbol": paper.symbol, "needed": _fmt(paper.amount), "held": _fmt(held)}
+            )
+
+
+def _reserve(account: Account, paper: PaperOrder) -> None:
+    """Check and lock the funds a resting order needs at its limit (or stop) price."""
+    price = paper.price if paper.price is not None else paper.stop_price
+    if price is None:  # cannot happen after intake validation; be explicit rather than guess
+        raise OrderRejected(_("%(order_type)s orders require price") % {"order_type": paper.order_type})
+    _check_funds(account, paper, price)
+    asset, needed = _requirement(account, paper, price)
+    if needed > 0:
+        bal = _balance(account, asset)
+        bal.free -= needed
+        bal.locked += needed
+        bal.save(update_fields=["free", "locked"])
+        paper.reserved = needed
+        paper.reserved_asset = asset
+
+
+def _release(account: Account, paper: PaperOrder) -> None:
+    if paper.reserved > 0 and paper.reserved_asset:
+        bal = _balance(account, paper.reserved_asset)
+        bal.locked -= paper.reserved
+        bal.free += paper.reserved
+        bal.save(update_fields=["free", "locked"])
+    paper.reserved = ZERO
+
+
+def _fill(account: Account, paper: PaperOrder, price: Decimal) -> None:
+    """Fill ``paper`` completely at ``price``: release its reservation, settle, mark filled."""
+    _release(account, paper)
+    _check_funds(account, paper, price)
+    if paper.market_type == "SPOT":
+        _settle_spot(account, paper, price)
+    elif paper.market_type in DERIVATIVES:
+        _settle_derivative(account, paper, price)
+    else:
+        _settle_stock(account, paper, price)
+    paper.status = OrderStatus.FILLED
+    paper.filled = paper.amount
+    paper.avg_price = price
+    paper.save()
+    log.info(
+        "Paper %s 주문 체결: order_id=%s %s %s %s @ %s",
+        paper.market_type,
+        paper.client_order_id,
+        paper.symbol,
+        paper.side,
+        _fmt(paper.amount),
+        _fmt(price),
+    )
+
+
+def _settle_spot(account: Account, paper: PaperOrder, price: Decimal) -> None:
+    quote, base = _balance(account, paper.currency), _balance(account, base_asset(paper.symbol))
+    notional = paper.amount * price
+    if paper.side == "BUY":
+        quote.free -= notional
+        base.free += paper.amount
+    else:
+        base.free -= paper.amount
+        quote.free += notional
+    quote.save(update_fields=["free"])
+    base.save(update_fields=["free"])
+
+
+def _settle_stock(account: Account, paper: PaperOrder, price: Decimal) -> None:
+    cash, pos = _balance(account, paper.currency), _position(account, paper)
+    notional = paper.amount * price
+    if paper.side == "BUY":
+        total = pos.quantity + paper.amount
+        pos.entry_price = (pos.quantity * pos.entry_price + notional) / total
+        pos.quantity = total
+        cash.free -= notional
+    else:
+        pos.quantity -= paper.amount
+        cash.free += notional
+        if pos.quantity == 0:
+            pos.entry_price = ZERO
+    cash.save(update_fields=["free"])
+    pos.save()
+
+
+def _settle_derivative(account: Account, paper: PaperOrder, price: Decimal) -> None:
+    quote, pos = _balance(account, paper.currency), _position(account, paper)
+    signed = paper.amount if paper.side == "BUY" else -paper.amount
+    # First reduce an opposite position, realising PnL and releasing its margin.
+    if pos.quantity and (pos.quantity > 0) != (signed > 0):
+        closing = min(abs(signed), abs(pos.quantity))
+        direction = Decimal(1) if pos.quantity > 0 else Decimal(-1)
+        pnl = closing * (price - pos.entry_price) * direction
+        released = pos.margin * closing / abs(pos.quantity)
+        quote.locked -= released
+        quote.free += released + pnl
+        pos.margin -= released
+        pos.quantity -= closing * direction
+        signed += closing * direction
+        if pos.quantity == 0:
+            pos.entry_price = ZERO
+            pos.margin = ZERO
+    # Whatever is left opens or increases the position.
+    if signed:
+        margin = abs(signed) * price / _leverage(account)
+        quote.free -= margin
+        quote.locked += margin
+        total = pos.quantity + signed
+        pos.entry_price = (abs(pos.quantity) * pos.entry_price + abs(signed) * price) / abs(total)
+        pos.quantity = total
+        pos.margin += margin
+    quote.save(update_fields=["free", "locked"])
+    pos.save()
+
+
+def _match(account: Account, paper: PaperOrder, price: Decimal) -> bool:
+    """Apply one observed price to a resting order; returns True when the order changed."""
+    if paper.order_type in STOPS and not paper.triggered:
+        hit = price >= paper.stop_price if paper.side == "BUY" else price <= paper.stop_price
+        if not hit:
+            return False
+        paper.triggered = True
+        if paper.order_type == "STOP_MARKET":
+            return _fill_or_cancel(account, paper, price)
+        paper.save(update_fields=["triggered", "updated_at"])
+        log.info(
+            "Paper %s 스톱 발동: order_id=%s @ %s", paper.market_type, paper.client_order_id, _fmt(price)
+        )
+        if not _limit_crossed(paper, price):
+            return True
+    elif not _limit_crossed(paper, price):
+        return False
+    return _fill_or_cancel(account, paper, price)
+
+
+def _limit_crossed(paper: PaperOrder, price: Decimal) -> bool:
+    if paper.price is None:
+        return True
+    return price <= paper.price if paper.side == "BUY" else price >= paper.price
+
+
+def _fill_or_cancel(account: Account, paper: PaperOrder, price: Decimal) -> bool:
+    """Fill at ``price``; an order that can no longer be funded is cancelled with the reason."""
+    try:
+        with transaction.atomic():
+            _fill(account, paper, price)
+    except OrderRejected as error:
+        paper.refresh_from_db()
+        _release(account, paper)
+        paper.status = OrderStatus.CANCELLED
+        paper.message = error.message
+        paper.save()
+        log.warning(
+            "Paper %s 주문 취소: order_id=%s %s", paper.market_type, paper.client_order_id, error.message
+        )
+    return True
+
+
+def paper_result(paper: PaperOrder) -> OrderResult:
+    """The venue's view of a paper order, in the product's terms."""
+    if paper.status == OrderStatus.FILLED:
+        message = _("Filled %(amount)s @ %(price)s") % {
+            "amount": _fmt(paper.filled),
+            "price": _fmt(paper.avg_price),
+        }
+    elif paper.status == OrderStatus.OPEN:
+        message = _("Resting on the paper venue")
+        if paper.triggered:
+            message = _("Stop triggered; resting as a limit order")
+    else:
+        message = paper.message
+    return OrderResult(
+        status=paper.status,
+        exchange_order_id=paper.venue_order_id,
+        quantity=paper.amount,
+        filled_qty=paper.filled,
+        avg_price=paper.avg_price,
+        message=paper.message or message,
+    )
+
+
+def paper_cancel_all(account: Account, market_type: str, symbol: str | None) -> list[PaperOrder]:
+    """Cancel the account's resting orders (one symbol, or all when None); returns them."""
+    cancelled: list[PaperOrder] = []
+    with transaction.atomic():
+        locked_account = _lock_account(account.pk)
+        resting = PaperOrder.objects.filter(account=locked_account, status=OrderStatus.OPEN)
+        resting = resting.filter(market_type=market_type)
+        if symbol:
+            resting = resting.filter(symbol=symbol)
+        for paper in resting.order_by("created_at"):
+            _release(locked_account, paper)
+            paper.status = OrderStatus.CANCELLED
+            paper.message = _("Cancelled by CANCEL_ALL_ORDER")
+            paper.save()
+            cancelled.append(paper)
+    return cancelled
+
+
+def paper_match(accounts: list[int] | None = None) -> list[PaperOrder]:
+    """Check every resting paper order against the latest price; returns the ones that changed
+    (triggered, filled or cancelled). Each order is handled in its own short transaction."""
+    changed: list[PaperOrder] = []
+    resting = PaperOrder.objects.filter(status=OrderStatus.OPEN)
+    if accounts is not None:
+        resting = resting.filter(account_id__in=accounts)
+    for paper_id, instrument in resting.order_by("created_at").values_list("pk", "instrument"):
+        record = price_latest(instrument)
+        if record is None:
+            continue
+        with transaction.atomic():
+            account_id = PaperOrder.objects.filter(pk=paper_id).values_list("account_id", flat=True).first()
+            if account_id is None:
+                continue
+            account = _lock_account(account_id)
+            paper = PaperOrder.objects.get(pk=paper_id)
+            if paper.status == OrderStatus.OPEN and _match(account, paper, record.price):
+                changed.append(paper)
+    return changed

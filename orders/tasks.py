@@ -1,0 +1,46 @@
+"""Celery tasks: thin wrappers around orders.services (names match CELERY_BEAT_SCHEDULE)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Task, shared_task
+from celery.exceptions import Retry
+
+from orders.services import ExecutionRetry, account_orders_execute, paper_match_run
+from orders.services import orders_sweep as sweep
+
+log = logging.getLogger("quanttrade.orders")
+
+
+@shared_task(name="orders.tasks.execute_account_orders", bind=True, acks_late=True, max_retries=None)
+def execute_account_orders(self: Task, webhook_id: str, account_id: int) -> None:
+    """Run one account's orders of one webhook in sequence. Idempotent; venue errors are
+    recorded on the orders, retryable ones re-run the task with backoff."""
+    try:
+        account_orders_execute(webhook_id, account_id)
+    except ExecutionRetry as retry:
+        try:
+            raise self.retry(countdown=retry.countdown) from retry
+        except Retry:
+            raise
+        except Exception as exc:
+            # The broker refused the retry: the order stays `queued` and the sweep resends it.
+            log.error(
+                "주문 재시도 예약 실패 (스윕에서 재전달): webhook=%s account=%s %s",
+                webhook_id,
+                account_id,
+                exc,
+            )
+
+
+@shared_task(name="orders.tasks.orders_sweep", ignore_result=True)
+def orders_sweep() -> dict[str, int]:
+    """Re-dispatch orders left `queued`, reconcile orders stuck `submitted`."""
+    return sweep()
+
+
+@shared_task(name="orders.tasks.paper_match", ignore_result=True)
+def paper_match() -> int:
+    """Fill resting paper orders whose price was crossed; returns how many orders changed."""
+    return paper_match_run()
