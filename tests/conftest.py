@@ -21,7 +21,9 @@ def _clear_cache() -> Iterator[None]:
 
 @pytest.fixture
 def make_account(db: None) -> Callable[..., Account]:
-    def make(name: str = "paper-1", exchange: str = "PAPER", balances: dict[str, Any] | None = None, **kw: Any) -> Account:
+    def make(
+        name: str = "paper-1", exchange: str = "PAPER", balances: dict[str, Any] | None = None, **kw: Any
+    ) -> Account:
         from orders.models import PaperBalance
 
         account = Account.objects.create(name=name, exchange=exchange, **kw)
@@ -49,3 +51,112 @@ def make_strategy(db: None, make_account: Callable[..., Account]) -> Callable[..
         return strategy
 
     return make
+
+
+# --- execution: a real Celery worker, prices, waiting for orders ------------------------------
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """SQLite tests use a temporary file, not shared-cache memory: worker threads then write
+    through their own connections with normal locking (WAL + busy timeout), as in production."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3") and not db.get("TEST", {}).get("NAME"):
+        db.setdefault("TEST", {})["NAME"] = str(
+            Path(tempfile.gettempdir()) / f"qt_test_{os.getpid()}.sqlite3"
+        )
+
+
+@pytest.fixture
+def celery_worker(transactional_db: None) -> Iterator[Any]:
+    """A real Celery worker (threads pool, 4 threads) consuming the configured broker: the
+    in-memory one with no env, Redis when REDIS_URL is set. Queued messages left by earlier
+    tests are purged first; every task closes its DB connections when it ends."""
+    from celery.contrib.testing.worker import start_worker
+    from celery.signals import task_postrun
+    from django.db import connections
+
+    import orders.tasks  # noqa: F401 - registers the tasks before the worker starts
+    from quanttrade.celery import app
+
+    app.conf.worker_hijack_root_logger = False
+    if app.conf.broker_url.startswith("memory"):
+        # The in-memory transport polls; the default 1 s would dominate every test.
+        app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.01}
+    app.control.purge()
+
+    def close_connections(**_: Any) -> None:
+        connections.close_all()
+
+    task_postrun.connect(close_connections, weak=False)
+    try:
+        with start_worker(
+            app,
+            pool="threads",
+            concurrency=4,
+            perform_ping_check=False,
+            loglevel="WARNING",
+            shutdown_timeout=30,
+        ) as worker:
+            yield worker
+    finally:
+        task_postrun.disconnect(close_connections)
+
+
+def wait_for_orders(timeout: float = 15.0, settled: Any = None, **filters: Any) -> list[Any]:
+    """Poll the DB until every Order matching ``filters`` has left queued/submitted (or reached
+    one of ``settled`` statuses); returns them. Fails the test on timeout."""
+    import time
+
+    from orders.models import Order, OrderStatus
+
+    pending = {OrderStatus.QUEUED, OrderStatus.SUBMITTED}
+    deadline = time.monotonic() + timeout
+    while True:
+        orders = list(
+            Order.objects.filter(**filters).select_related("account").order_by("account__name", "sequence")
+        )
+        if orders and all((o.status in settled) if settled else (o.status not in pending) for o in orders):
+            return orders
+        if time.monotonic() > deadline:
+            pytest.fail(f"orders not settled after {timeout}s: {[(o.order_type, o.status) for o in orders]}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def wait_orders() -> Callable[..., list[Any]]:
+    return wait_for_orders
+
+
+def _clear_prices() -> None:
+    try:
+        from prices.store import price_store
+    except ImportError:  # the price layer before its store existed kept ticks in the cache
+        return
+    price_store().clear()
+
+
+@pytest.fixture
+def no_prices() -> Iterator[None]:
+    """The price layer starts (and ends) empty."""
+    _clear_prices()
+    yield
+    _clear_prices()
+
+
+@pytest.fixture
+def publish_price(no_prices: None) -> Callable[[str, Any], Any]:
+    """publish_price("BINANCE:BTC/USDT", "100000") stores a tick in the one price layer
+    (which starts empty for the test)."""
+    from prices.services import price_publish
+
+    def publish(instrument: str, price: Any) -> Any:
+        return price_publish(instrument, Decimal(str(price)))
+
+    return publish
