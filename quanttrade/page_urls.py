@@ -1,5 +1,28 @@
+"""The web pages (login-protected, beside the admin). Views live in each app's ``pages.py``."""
+
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import URLPattern, URLResolver, include, path
 
-urlpatterns: list[URLPattern] = []
+from orders import pages as order_pages
+from prices import pages as price_pages
+from strategies import pages as strategy_pages
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("", price_pages.dashboard, name="dashboard"),
+    # Instrument ids may contain "/" and ":" (BINANCE:BTC/USDT), hence <path:>.
+    path("instruments/<path:instrument>/", price_pages.instrument_detail, name="instrument"),
+    path("strategies/", strategy_pages.strategy_list, name="strategy-list"),
+    path("strategies/<int:pk>/", strategy_pages.strategy_detail, name="strategy-detail"),
+    path("strategies/<int:pk>/token/", strategy_pages.strategy_token, name="strategy-token"),
+    path(
+        "strategies/<int:pk>/test-signal/", strategy_pages.strategy_test_signal, name="strategy-test-signal"
+    ),
+    path("orders/", order_pages.order_list, name="order-list"),
+    path("orders/<uuid:pk>/", order_pages.order_detail, name="order-detail"),
+    path("orders/<uuid:pk>/row/", order_pages.order_row, name="order-row"),
+    path("webhooks/", order_pages.webhook_list, name="webhook-list"),
+    path("webhooks/<uuid:pk>/", order_pages.webhook_detail, name="webhook-detail"),
+    path("webhooks/<uuid:pk>/replay/", order_pages.webhook_replay_view, name="webhook-replay"),
+]

@@ -1,0 +1,48 @@
+"""Price pages: the live watchlist dashboard and the per-instrument chart."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+# The instruments the simulated feed and seed_demo cover (contracts §4); PRICE_WATCHLIST adds more.
+DEMO_INSTRUMENTS: tuple[str, ...] = (
+    "005930",
+    "000660",
+    "069500",
+    "035420",
+    "BINANCE:BTC/USDT",
+    "BINANCE:ETH/USDT",
+    "BINANCE:SOL/USDT",
+    "UPBIT:BTC/KRW",
+    "NASD:AAPL",
+    "NASD:MSFT",
+    "NASD:NVDA",
+    "NYSE:TSLA",
+    "NYSE:BRK.B",
+    "101TC000",
+    "CME:ESZ4",
+    "CME:NQH5",
+)
+
+
+def default_watchlist() -> list[str]:
+    """Demo instruments followed by settings.PRICE_WATCHLIST, without duplicates."""
+    seen: dict[str, None] = {}
+    for instrument in (*DEMO_INSTRUMENTS, *settings.PRICE_WATCHLIST):
+        instrument = instrument.strip()
+        if instrument:
+            seen.setdefault(instrument, None)
+    return list(seen)
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(request, "pages/dashboard.html", {"default_watchlist": default_watchlist()})
+
+
+@login_required
+def instrument_detail(request: HttpRequest, instrument: str) -> HttpResponse:
+    return render(request, "pages/instrument.html", {"instrument": instrument})

@@ -1,0 +1,135 @@
+/* Instrument page: daily candles + volume (REST daily API) and the live last price (/ws). */
+(function () {
+  "use strict";
+  var QT = window.QT;
+  var instrument = document.getElementById("quote").dataset.instrument;
+  var chartEl = document.getElementById("chart");
+  var statusEl = document.getElementById("chart-status");
+  var LWC = window.LightweightCharts;
+  var css = getComputedStyle(document.documentElement);
+  var upColor = css.getPropertyValue("--up").trim() || "#d32f2f";
+  var downColor = css.getPropertyValue("--down").trim() || "#1565c0";
+
+  var chart = LWC.createChart(chartEl, {
+    autoSize: true,
+    layout: { background: { color: "#ffffff" }, textColor: "#344054" },
+    grid: { vertLines: { color: "#f0f2f5" }, horzLines: { color: "#f0f2f5" } },
+    rightPriceScale: { scaleMargins: { top: 0.08, bottom: 0.28 } },
+    timeScale: { borderColor: "#e3e6eb" },
+  });
+  var candles = chart.addSeries(LWC.CandlestickSeries, {
+    upColor: upColor, downColor: downColor, borderUpColor: upColor, borderDownColor: downColor,
+    wickUpColor: upColor, wickDownColor: downColor,
+  });
+  var volume = chart.addSeries(LWC.HistogramSeries, {
+    priceFormat: { type: "volume" }, priceScaleId: "volume", color: "#98a2b3",
+  });
+  chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.78, bottom: 0 } });
+
+  var lastBar = null;
+
+  /** The bar list inside whatever envelope the daily API uses ({bars:[…]}, {data:[…]} or […]). */
+  function barsOf(body) {
+    if (Array.isArray(body)) return body;
+    if (!body || typeof body !== "object") return [];
+    var keys = ["bars", "data", "daily", "prices", "results", "items"];
+    for (var i = 0; i < keys.length; i++) if (Array.isArray(body[keys[i]])) return body[keys[i]];
+    return [];
+  }
+
+  function dayOf(value) {
+    return String(value || "").slice(0, 10);
+  }
+
+  function toBars(list) {
+    var byDay = {};
+    list.forEach(function (b) {
+      var day = dayOf(b.date || b.time || b.timestamp);
+      if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) return;
+      var bar = { time: day, open: Number(b.open), high: Number(b.high), low: Number(b.low), close: Number(b.close),
+        volume: Number(b.volume || 0) };
+      if ([bar.open, bar.high, bar.low, bar.close].every(isFinite)) byDay[day] = bar;
+    });
+    return Object.keys(byDay).sort().map(function (k) { return byDay[k]; });
+  }
+
+  function isoDay(d) {
+    return d.getFullYear() + "-" + String(d.getMonth() + 1).padStart(2, "0") + "-" + String(d.getDate()).padStart(2, "0");
+  }
+
+  function loadBars() {
+    var to = new Date();
+    var from = new Date(to.getTime() - 400 * 86400000);
+    var url = "/api/kr/stocks/" + encodeURI(instrument) + "/daily?from=" + isoDay(from) + "&to=" + isoDay(to);
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) {
+        if (r.status === 404) return [];
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json();
+      })
+      .then(function (body) {
+        var bars = toBars(barsOf(body));
+        candles.setData(bars);
+        volume.setData(bars.map(function (b) {
+          return { time: b.time, value: b.volume, color: b.close >= b.open ? upColor + "80" : downColor + "80" };
+        }));
+        chart.timeScale().fitContent();
+        lastBar = bars.length ? bars[bars.length - 1] : null;
+        chartEl.dataset.bars = String(bars.length);
+        statusEl.textContent = bars.length
+          ? chartEl.dataset.loaded.replace("{count}", bars.length)
+          : chartEl.dataset.empty;
+      })
+      .catch(function () {
+        statusEl.textContent = chartEl.dataset.error;
+        chartEl.dataset.bars = "error";
+      });
+  }
+
+  function setText(id, text) {
+    document.getElementById(id).textContent = text;
+  }
+
+  var lastRaw = null;
+  function onPrice(msg) {
+    var d = msg.data || {};
+    var price = d.price === undefined || d.price === null ? null : String(d.price);
+    var el = document.getElementById("last-price");
+    if (lastRaw !== null && price !== null && price !== lastRaw) {
+      el.classList.remove("flash-up", "flash-down");
+      void el.offsetWidth;
+      el.classList.add(Number(price) > Number(lastRaw) ? "flash-up" : "flash-down");
+    }
+    lastRaw = price;
+    el.textContent = QT.fmt.number(price);
+    el.dataset.raw = price === null ? "" : price;
+    var dir = QT.fmt.sign(d.change);
+    ["last-price", "last-change", "last-rate"].forEach(function (id) {
+      var e = document.getElementById(id);
+      e.classList.toggle("up", dir > 0);
+      e.classList.toggle("down", dir < 0);
+    });
+    setText("last-change", QT.fmt.signed(d.change));
+    setText("last-rate", QT.fmt.rate(d.change_rate));
+    setText("last-volume", QT.fmt.number(d.volume));
+    setText("last-bidask", QT.fmt.number(d.bid_price) + " / " + QT.fmt.number(d.ask_price));
+    setText("last-time", d.timestamp || msg.timestamp || "–");
+    var src = d.source || "realtime";
+    var badges = '<span class="badge badge-' + src + '">' +
+      (src === "daily_close" ? QT.t("dailyClose", "daily close") : QT.t("realtime", "realtime")) + "</span>";
+    if (d.stale) badges += ' <span class="badge badge-stale">' + QT.t("stale", "stale") + "</span>";
+    document.getElementById("last-source").innerHTML = badges;
+
+    // Move today's candle with the live price (a realtime tick on a day that has a bar).
+    var n = Number(price);
+    var day = dayOf(d.timestamp || msg.timestamp);
+    if (src === "realtime" && lastBar && isFinite(n) && lastBar.time === day) {
+      lastBar = { time: lastBar.time, open: lastBar.open, high: Math.max(lastBar.high, n), low: Math.min(lastBar.low, n),
+        close: n, volume: lastBar.volume };
+      candles.update(lastBar);
+    }
+  }
+
+  QT.live.subscribe("price:" + instrument, onPrice);
+  loadBars();
+})();

@@ -1,0 +1,290 @@
+/* QuantTrade live connection: one WebSocket to /ws per page (SPEC §3).
+ *
+ * - reconnects by itself with exponential backoff and full jitter, and resubscribes every topic;
+ * - answers the server's {"type":"ping"} with {"type":"pong"};
+ * - treats a silent socket (no message for 2.5 ping intervals) as dead and reconnects;
+ * - drives the connection indicator in the top bar (connected / reconnecting / offline).
+ *
+ * Pages use window.QT.live.subscribe(topic, handler) and read exact decimal strings through
+ * QT.fmt (numbers are formatted from their string form, never rounded through floats).
+ */
+(function () {
+  "use strict";
+
+  var i18nEl = document.getElementById("qt-i18n");
+  var T = i18nEl ? i18nEl.dataset : {};
+
+  function t(key, fallback) {
+    return (T && T[key]) || fallback;
+  }
+
+  // ---- number formatting on decimal strings -------------------------------------------
+  function groupThousands(intPart) {
+    return intPart.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  }
+
+  /** Format a decimal (string or number) with thousands separators, keeping every digit. */
+  function fmtNumber(value) {
+    if (value === null || value === undefined || value === "") return "–";
+    var s = String(value);
+    if (!/^-?\d+(\.\d+)?$/.test(s)) return s;
+    var neg = s.charAt(0) === "-";
+    if (neg) s = s.slice(1);
+    var parts = s.split(".");
+    return (neg ? "-" : "") + groupThousands(parts[0]) + (parts.length > 1 ? "." + parts[1] : "");
+  }
+
+  function fmtSigned(value) {
+    if (value === null || value === undefined || value === "") return "–";
+    var s = String(value);
+    var out = fmtNumber(s);
+    return /^-/.test(s) || Number(s) === 0 ? out : "+" + out;
+  }
+
+  function fmtRate(value) {
+    if (value === null || value === undefined || value === "") return "–";
+    return fmtSigned(value) + "%";
+  }
+
+  function sign(value) {
+    var n = Number(value);
+    if (!isFinite(n) || n === 0) return 0;
+    return n > 0 ? 1 : -1;
+  }
+
+  function fmtTime(iso) {
+    if (!iso) return "–";
+    var d = new Date(iso);
+    if (isNaN(d.getTime())) return String(iso);
+    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  }
+
+  // ---- the connection ------------------------------------------------------------------
+  var pingSeconds = Number(document.body.dataset.pingInterval) || 30;
+
+  function Live(url) {
+    this.url = url;
+    this.handlers = {}; // topic -> [fn]
+    this.typeHandlers = {}; // message type -> [fn]
+    this.ws = null;
+    this.attempt = 0;
+    this.retryTimer = null;
+    this.watchdog = null;
+    this.state = "connecting";
+    this.stateListeners = [];
+    this.closedByUs = false;
+    var self = this;
+    window.addEventListener("online", function () {
+      self.reconnectNow();
+    });
+    window.addEventListener("offline", function () {
+      self.setState("offline");
+    });
+    this.connect();
+  }
+
+  Live.prototype.setState = function (state, detail) {
+    this.state = state;
+    var el = document.getElementById("conn");
+    if (el) {
+      el.dataset.state = state;
+      el.className = "conn conn-" + state;
+      var label = t(state, state);
+      if (state === "reconnecting" && detail && detail.delay) {
+        label += " · " + t("retryIn", "retry in {seconds}s").replace("{seconds}", Math.ceil(detail.delay / 1000));
+      }
+      el.querySelector(".conn-label").textContent = label;
+    }
+    for (var i = 0; i < this.stateListeners.length; i++) this.stateListeners[i](state, detail);
+  };
+
+  Live.prototype.onState = function (fn) {
+    this.stateListeners.push(fn);
+    fn(this.state);
+  };
+
+  Live.prototype.connect = function () {
+    var self = this;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    var ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (e) {
+      this.scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = function () {
+      self.kick();
+    };
+    ws.onmessage = function (event) {
+      if (self.ws !== ws) return;
+      self.kick();
+      var msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch (e) {
+        return;
+      }
+      self.dispatch(msg);
+    };
+    ws.onclose = function () {
+      if (self.ws !== ws) return;
+      self.ws = null;
+      clearTimeout(self.watchdog);
+      if (!self.closedByUs) self.scheduleReconnect();
+    };
+    ws.onerror = function () {
+      /* onclose follows and schedules the reconnect */
+    };
+  };
+
+  /** Restart the liveness watchdog: the server pings every pingSeconds, so silence means dead. */
+  Live.prototype.kick = function () {
+    var self = this;
+    clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(function () {
+      if (self.ws) {
+        var dead = self.ws;
+        self.ws = null;
+        try {
+          dead.close();
+        } catch (e) {
+          /* already closing */
+        }
+        self.scheduleReconnect();
+      }
+    }, pingSeconds * 2500);
+  };
+
+  /** Exponential backoff with full jitter: 0.5–1 × min(30 s, 0.5 s × 2^attempt). */
+  Live.prototype.nextDelay = function () {
+    var cap = Math.min(30000, 500 * Math.pow(2, this.attempt));
+    this.attempt += 1;
+    return Math.round(cap * (0.5 + Math.random() * 0.5));
+  };
+
+  Live.prototype.scheduleReconnect = function () {
+    if (this.retryTimer) return;
+    var self = this;
+    var delay = this.nextDelay();
+    this.setState(navigator.onLine === false ? "offline" : "reconnecting", { delay: delay, attempt: this.attempt });
+    this.retryTimer = setTimeout(function () {
+      self.retryTimer = null;
+      self.connect();
+    }, delay);
+  };
+
+  Live.prototype.reconnectNow = function () {
+    if (this.ws && this.ws.readyState <= 1) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.connect();
+  };
+
+  Live.prototype.send = function (obj) {
+    if (this.ws && this.ws.readyState === 1) {
+      this.ws.send(JSON.stringify(obj));
+      return true;
+    }
+    return false;
+  };
+
+  Live.prototype.dispatch = function (msg) {
+    switch (msg.type) {
+      case "connected":
+        this.attempt = 0;
+        this.setState("connected");
+        for (var topic in this.handlers) {
+          if (this.handlers[topic].length) this.send({ type: "subscribe", topic: topic });
+        }
+        break;
+      case "ping":
+        this.send({ type: "pong" });
+        break;
+      case "price_update":
+        this.emit("price:" + msg.ticker, msg);
+        break;
+      case "order_update":
+        this.emit("orders", msg);
+        break;
+      case "webhook_update":
+        this.emit("webhooks", msg);
+        break;
+      default:
+        break;
+    }
+    var list = this.typeHandlers[msg.type] || [];
+    for (var i = 0; i < list.length; i++) list[i](msg);
+  };
+
+  Live.prototype.emit = function (topic, msg) {
+    var list = this.handlers[topic] || [];
+    for (var i = 0; i < list.length; i++) {
+      try {
+        list[i](msg);
+      } catch (e) {
+        if (window.console) console.error(e);
+      }
+    }
+  };
+
+  Live.prototype.on = function (type, fn) {
+    (this.typeHandlers[type] = this.typeHandlers[type] || []).push(fn);
+  };
+
+  Live.prototype.subscribe = function (topic, fn) {
+    var first = !(this.handlers[topic] && this.handlers[topic].length);
+    (this.handlers[topic] = this.handlers[topic] || []).push(fn);
+    if (first && this.state === "connected") this.send({ type: "subscribe", topic: topic });
+  };
+
+  Live.prototype.unsubscribe = function (topic) {
+    delete this.handlers[topic];
+    if (this.state === "connected") this.send({ type: "unsubscribe", topic: topic });
+  };
+
+  var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  window.QT = window.QT || {};
+  window.QT.t = t;
+  window.QT.fmt = { number: fmtNumber, signed: fmtSigned, rate: fmtRate, sign: sign, time: fmtTime };
+  window.QT.live = new Live(scheme + location.host + "/ws");
+
+  // Copy buttons: <button data-copy="#element-id">.
+  document.addEventListener("click", function (event) {
+    var btn = event.target.closest ? event.target.closest("[data-copy]") : null;
+    if (!btn) return;
+    var src = document.querySelector(btn.dataset.copy);
+    if (!src) return;
+    var text = src.value !== undefined ? src.value : src.textContent;
+    var done = function () {
+      var old = btn.textContent;
+      btn.textContent = t("copied", "Copied");
+      setTimeout(function () {
+        btn.textContent = old;
+      }, 1200);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () {
+        fallbackCopy(src, done);
+      });
+    } else {
+      fallbackCopy(src, done);
+    }
+  });
+
+  function fallbackCopy(src, done) {
+    var range = document.createRange();
+    range.selectNodeContents(src);
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+    try {
+      document.execCommand("copy");
+      done();
+    } catch (e) {
+      /* selection stays for a manual copy */
+    }
+  }
+})();

@@ -1,0 +1,146 @@
+"""Strategy pages: list, detail (accounts, webhook URL, samples), token and test-signal actions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from decimal import Decimal
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from strategies.models import MarketType, Strategy
+from strategies.services import sample_payload, tradingview_template, webhook_test_signal, webhook_url
+
+TOKEN_PLACEHOLDER = "<token>"
+# Plausible limit prices for the LIMIT sample of each market (the sender edits them anyway).
+SAMPLE_LIMIT_PRICES: dict[str, Decimal] = {
+    MarketType.SPOT: Decimal("60000"),
+    MarketType.FUTURES: Decimal("60000"),
+    MarketType.DOMESTIC_STOCK: Decimal("70000"),
+    MarketType.OVERSEAS_STOCK: Decimal("190.50"),
+    MarketType.DOMESTIC_FUTUREOPTION: Decimal("350.25"),
+    MarketType.OVERSEAS_FUTUREOPTION: Decimal("5000.25"),
+}
+
+
+def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Logged-in staff only: anonymous users go to the login page, other users get 403."""
+
+    @login_required
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_staff:
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _dumps(body: dict[str, Any]) -> str:
+    return json.dumps(body, ensure_ascii=False, indent=2, default=str)
+
+
+def strategy_samples(strategy: Strategy, *, token: str = TOKEN_PLACEHOLDER) -> list[dict[str, str]]:
+    """Copyable webhook bodies for the strategy's market: market, limit, cancel-all, TradingView."""
+    market = sample_payload(strategy, token=token)
+    limit = {
+        **market,
+        "order_type": "LIMIT",
+        "price": str(SAMPLE_LIMIT_PRICES[MarketType(strategy.market_type)]),
+    }
+    cancel = {k: v for k, v in market.items() if k in ("group_name", "token", "symbol", "currency", "params")}
+    cancel["order_type"] = "CANCEL_ALL_ORDER"
+    return [
+        {"key": "market", "title": _("Market order"), "body": _dumps(market)},
+        {"key": "limit", "title": _("Limit order"), "body": _dumps(limit)},
+        {"key": "cancel", "title": _("Cancel all open orders"), "body": _dumps(cancel)},
+        {
+            "key": "tradingview",
+            "title": _("TradingView alert message"),
+            "body": tradingview_template(strategy, token=token),
+        },
+    ]
+
+
+@login_required
+def strategy_list(request: HttpRequest) -> HttpResponse:
+    strategies = Strategy.objects.annotate(
+        account_count=Count("strategy_accounts", distinct=True),
+        active_account_count=Count(
+            "strategy_accounts",
+            filter=Q(strategy_accounts__is_active=True, strategy_accounts__account__is_active=True),
+            distinct=True,
+        ),
+    )
+    return render(
+        request, "pages/strategy_list.html", {"strategies": strategies, "webhook_url": webhook_url(request)}
+    )
+
+
+def _detail_response(request: HttpRequest, strategy: Strategy, *, revealed_token: str | None) -> HttpResponse:
+    links = strategy.strategy_accounts.select_related("account").order_by("account__name")
+    context = {
+        "strategy": strategy,
+        "links": links,
+        "webhook_url": webhook_url(request),
+        "samples": strategy_samples(strategy, token=revealed_token or TOKEN_PLACEHOLDER),
+        "revealed_token": revealed_token,
+        "recent_events": strategy.webhook_events.order_by("-received_at")[:10],
+    }
+    response = render(request, "pages/strategy_detail.html", context)
+    if revealed_token:
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+def strategy_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _detail_response(request, get_object_or_404(Strategy, pk=pk), revealed_token=None)
+
+
+@never_cache
+@require_POST
+@staff_required
+def strategy_token(request: HttpRequest, pk: int) -> HttpResponse:
+    """Reveal (action=reveal) or regenerate (action=regenerate) the webhook token; staff only.
+
+    A POST keeps the token out of URLs, browser history and access logs.
+    """
+    strategy = get_object_or_404(Strategy, pk=pk)
+    if request.POST.get("action") == "regenerate":
+        strategy.regenerate_token()
+        messages.warning(
+            request, _("A new token was generated. Update every alert that sends to this strategy.")
+        )
+    return _detail_response(request, strategy, revealed_token=strategy.token)
+
+
+@require_POST
+@staff_required
+def strategy_test_signal(request: HttpRequest, pk: int) -> HttpResponse:
+    """Send the strategy's sample order through the real webhook path; link to its log entry."""
+    strategy = get_object_or_404(Strategy, pk=pk)
+    result = webhook_test_signal(strategy)
+    link = reverse("webhook-detail", args=[result.event_id]) if result.event_id else reverse("webhook-list")
+    if result.status < 400:
+        text = _("Test signal accepted (HTTP %(status)s).") % {"status": result.status}
+        messages.success(request, format_html('{} <a href="{}">{}</a>', text, link, _("Open the log entry")))
+    else:
+        text = _("Test signal rejected (HTTP %(status)s): %(error)s") % {
+            "status": result.status,
+            "error": result.body.get("error", ""),
+        }
+        messages.error(request, format_html('{} <a href="{}">{}</a>', text, link, _("Open the log entry")))
+    return redirect("strategy-detail", pk=strategy.pk)
