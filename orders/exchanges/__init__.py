@@ -16,9 +16,10 @@ if TYPE_CHECKING:
 
 ADAPTERS: dict[str, str] = {
     "PAPER": "orders.exchanges.paper.PaperAdapter",
+    "KIS": "orders.exchanges.kis.KisAdapter",
 }
 # Fallback for every other exchange code (a ccxt id); set by the ccxt adapter module.
-DEFAULT_ADAPTER: str | None = None
+DEFAULT_ADAPTER: str | None = "orders.exchanges.ccxt_adapter.CcxtAdapter"
 
 
 def adapter_class(exchange: str) -> type[ExchangeAdapter]:

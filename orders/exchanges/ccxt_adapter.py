@@ -1,0 +1,544 @@
+"""Crypto venues through ccxt: one generic adapter, with a few per-venue quirks.
+
+Every ccxt exception is translated here, at the boundary, into ``orders.exchanges.base``
+errors (``raise … from e``), each known to be retryable or not. Placement is never blindly
+retried: a timeout raises ``OrderUncertain`` and the caller looks the order up by its client
+order id, which is the Order's own ``client_order_id`` on every venue.
+
+Account.settings keys read here (see docs/venues.md): ``api_base_url`` (point ccxt at a local
+simulator), ``leverage``, ``margin_mode`` (cross | isolated), ``timeout_seconds``,
+``ccxt_options`` (extra ccxt options dict).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from typing import Any
+
+import ccxt
+from django.utils.translation import gettext as _
+
+from orders.exchanges.base import (
+    Balance,
+    ExchangeAdapter,
+    OrderRejected,
+    OrderRequest,
+    OrderResult,
+    OrderUncertain,
+    PermanentVenueError,
+    RetryableVenueError,
+    VenueError,
+)
+from orders.models import OrderStatus
+
+log = logging.getLogger("quanttrade.orders")
+
+DISPLAY_NAMES = {"binance": "Binance", "bybit": "Bybit", "upbit": "Upbit", "okx": "OKX", "bitget": "Bitget"}
+# ccxt's unified order status -> ours. "open" with a fill becomes partially_filled (see order_result).
+STATUS_TABLE: dict[str | None, str] = {
+    "open": OrderStatus.OPEN,
+    "closed": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELLED,
+    "cancelled": OrderStatus.CANCELLED,
+    "expired": OrderStatus.CANCELLED,
+    "rejected": OrderStatus.REJECTED,
+    None: OrderStatus.SUBMITTED,
+}
+# Per-venue ccxt options. Binance: skip the COIN-M market list we never trade.
+VENUE_OPTIONS: dict[str, dict[str, Any]] = {
+    "binance": {
+        "fetchMarkets": {"types": ["spot", "linear"]},
+        "fetchCurrencies": False,
+        "fetchMargins": False,
+        "warnOnFetchOpenOrdersWithoutSymbol": False,
+    },
+}
+HUNDRED = Decimal("100")
+
+_clients: dict[tuple[Any, ...], tuple[ccxt.Exchange, threading.RLock]] = {}
+_clients_lock = threading.Lock()
+
+
+def dec(value: Any) -> Decimal | None:
+    """ccxt numbers (float/str/None) as Decimal, through their string form."""
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def order_result(order: dict[str, Any]) -> OrderResult:
+    """ccxt's unified order -> OrderResult, statuses through STATUS_TABLE."""
+    status = STATUS_TABLE.get(order.get("status"), OrderStatus.SUBMITTED)
+    filled = dec(order.get("filled")) or Decimal("0")
+    if status == OrderStatus.OPEN and filled > 0:
+        status = OrderStatus.PARTIALLY_FILLED
+    return OrderResult(
+        status=status,
+        exchange_order_id=str(order.get("id") or ""),
+        quantity=dec(order.get("amount")),
+        filled_qty=filled,
+        avg_price=dec(order.get("average")) if filled > 0 else None,
+    )
+
+
+def venue_message(exc: Exception) -> str:
+    """The venue's own words from a ccxt exception ("binance {"code":-1,"msg":"…"}" -> "…")."""
+    text = str(exc)
+    start = text.find("{")
+    if start >= 0:
+        try:
+            body = json.loads(text[start:])
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            error = body.get("error")
+            for candidate in (
+                body.get("msg"),
+                body.get("message"),
+                body.get("retMsg"),
+                error.get("message") if isinstance(error, dict) else error,
+            ):
+                if candidate:
+                    return str(candidate)
+    return re.sub(r"^[a-z0-9]+ ", "", text).strip() or exc.__class__.__name__
+
+
+class CcxtAdapter(ExchangeAdapter):
+    """One crypto account (spot or USD-M futures) on one ccxt venue."""
+
+    def __init__(self, account: Any):
+        super().__init__(account)
+        self.ccxt_id = account.exchange.lower()
+        if self.ccxt_id not in ccxt.exchanges:
+            raise PermanentVenueError(
+                _("Unsupported exchange: %(exchange)s") % {"exchange": account.exchange}
+            )
+        self.display_name = DISPLAY_NAMES.get(self.ccxt_id, self.ccxt_id.title())
+        self.settings: dict[str, Any] = dict(account.settings or {})
+
+    # --- client -----------------------------------------------------------------------
+    def _client(self, market_type: str) -> tuple[ccxt.Exchange, threading.RLock]:
+        """A ccxt client per (account, credentials, market type), cached with its markets."""
+        secret_digest = hashlib.sha256(
+            f"{self.account.api_key}\0{self.account.api_secret}\0{self.account.passphrase}".encode()
+        ).hexdigest()
+        key = (
+            self.ccxt_id,
+            self.account.pk,
+            secret_digest,
+            market_type,
+            self.account.is_testnet,
+            json.dumps(self.settings, sort_keys=True, default=str),
+        )
+        with _clients_lock:
+            cached = _clients.get(key)
+            if cached is not None:
+                return cached
+            options = {
+                **VENUE_OPTIONS.get(self.ccxt_id, {}),
+                "defaultType": "swap" if market_type == "FUTURES" else "spot",
+                **self.settings.get("ccxt_options", {}),
+            }
+            client: ccxt.Exchange = getattr(ccxt, self.ccxt_id)(
+                {
+                    "apiKey": self.account.api_key,
+                    "secret": self.account.api_secret,
+                    "password": self.account.passphrase or None,
+                    "enableRateLimit": bool(self.settings.get("enable_rate_limit", True)),
+                    "timeout": int(float(self.settings.get("timeout_seconds", 10)) * 1000),
+                    "options": options,
+                }
+            )
+            if self.account.is_testnet:
+                try:
+                    client.set_sandbox_mode(True)
+                except ccxt.NotSupported as e:
+                    raise PermanentVenueError(self._message(e)) from e
+            base_url = self.settings.get("api_base_url")
+            if base_url:
+                client.urls["api"] = _rebase(client.urls["api"], str(base_url).rstrip("/"))
+            cached = (client, threading.RLock())
+            _clients[key] = cached
+            return cached
+
+    def _message(self, exc: Exception | str) -> str:
+        text = exc if isinstance(exc, str) else venue_message(exc)
+        return _("%(venue)s API error: %(message)s") % {"venue": self.display_name, "message": text}
+
+    def _translate(self, exc: ccxt.BaseError) -> VenueError:
+        """ccxt exception -> product error. Placement timeouts are handled by the caller."""
+        message = self._message(exc)
+        if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded | ccxt.ExchangeNotAvailable):
+            return RetryableVenueError(message)
+        if isinstance(exc, ccxt.NetworkError):
+            return RetryableVenueError(message)
+        if isinstance(exc, ccxt.AuthenticationError):
+            return PermanentVenueError(message)
+        if isinstance(exc, ccxt.InsufficientFunds | ccxt.InvalidOrder | ccxt.BadRequest | ccxt.NotSupported):
+            return OrderRejected(message)
+        return PermanentVenueError(message)
+
+    def _call(self, market_type: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Run one ccxt call (markets loaded first); ccxt errors leave as product errors."""
+        client, lock = self._client(market_type)
+        with lock:
+            try:
+                client.load_markets()
+                return getattr(client, method)(*args, **kwargs)
+            except ccxt.BaseError as e:
+                raise self._translate(e) from e
+
+    # --- interface --------------------------------------------------------------------
+    def markets(self) -> dict[str, dict[str, Any]]:
+        client, lock = self._client("SPOT")
+        with lock:
+            try:
+                return dict(client.load_markets())
+            except ccxt.BaseError as e:
+                raise self._translate(e) from e
+
+    def market(self, market_type: str, symbol: str) -> dict[str, Any]:
+        """The ccxt market for our symbol: SPOT "BTC/USDT", FUTURES "BTC/USDT:USDT"."""
+        client, lock = self._client(market_type)
+        with lock:
+            try:
+                markets = client.load_markets()
+            except ccxt.BaseError as e:
+                raise self._translate(e) from e
+        unified = symbol
+        if market_type == "FUTURES" and ":" not in symbol:
+            unified = f"{symbol}:{symbol.split('/')[-1]}"
+        market = markets.get(unified)
+        if market is None:
+            raise OrderRejected(self._message(_("Unknown symbol: %(symbol)s") % {"symbol": unified}))
+        return market
+
+    def balances(self, market_type: str = "SPOT") -> dict[str, Balance]:
+        raw = self._call(market_type, "fetch_balance")
+        result = {}
+        for asset, free in (raw.get("free") or {}).items():
+            used = dec((raw.get("used") or {}).get(asset)) or Decimal("0")
+            result[asset] = Balance(asset=asset, free=dec(free) or Decimal("0"), locked=used)
+        return result
+
+    def _total(self, market_type: str, asset: str) -> Decimal:
+        raw = self._call(market_type, "fetch_balance")
+        return dec((raw.get("total") or {}).get(asset)) or Decimal("0")
+
+    def _free(self, market_type: str, asset: str) -> Decimal:
+        raw = self._call(market_type, "fetch_balance")
+        return dec((raw.get("free") or {}).get(asset)) or Decimal("0")
+
+    def position(self, market_type: str, symbol: str) -> Decimal:
+        market = self.market(market_type, symbol)
+        if market_type != "FUTURES":
+            return self._total(market_type, market["base"])
+        size = Decimal("0")
+        for row in self._call(market_type, "fetch_positions", [market["symbol"]]):
+            if row.get("symbol") != market["symbol"]:
+                continue
+            contracts = dec(row.get("contracts")) or Decimal("0")
+            contract_size = dec(row.get("contractSize")) or Decimal("1")
+            amount = contracts * contract_size
+            size += -abs(amount) if row.get("side") == "short" else abs(amount)
+        return size
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        market = self.market(request.market_type, request.symbol)
+        symbol = market["symbol"]
+        ccxt_type, price, trigger = self._order_shape(request)
+        side, amount, reduce_only = self._size(request, market, price or trigger)
+        amount = self._amount_to_precision(request.market_type, symbol, amount)
+        if price is not None:
+            price = self._price_to_precision(request.market_type, symbol, price)
+        if trigger is not None:
+            trigger = self._price_to_precision(request.market_type, symbol, trigger)
+        self._check_minimums(
+            market, amount, price or trigger or self._reference_price(request, market), reduce_only
+        )
+
+        params: dict[str, Any] = {"clientOrderId": request.client_order_id}
+        if trigger is not None:
+            params["triggerPrice"] = float(trigger)
+        if reduce_only:
+            params["reduceOnly"] = True
+        if request.market_type == "FUTURES":
+            self._prepare_futures(symbol)
+        create_price = price
+        client, lock = self._client(request.market_type)
+        if (
+            ccxt_type == "market"
+            and side == "buy"
+            and client.options.get("createMarketBuyOrderRequiresPrice")
+        ):
+            # Upbit-style market buys spend a quote amount: hand ccxt the cost directly.
+            params["cost"] = float(amount * self._reference_price(request, market))
+        log.info(
+            "%s 주문 전송: %s %s %s amount=%s price=%s trigger=%s",
+            self.display_name,
+            symbol,
+            side,
+            ccxt_type,
+            amount,
+            price,
+            trigger,
+        )
+        with lock:
+            try:
+                order = client.create_order(
+                    symbol,
+                    ccxt_type,
+                    side,
+                    float(amount),
+                    float(create_price) if create_price else None,
+                    params,
+                )
+            except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as e:
+                raise RetryableVenueError(self._message(e)) from e
+            except ccxt.ExchangeNotAvailable as e:
+                # A 5xx may or may not have reached the matching engine: look before retrying.
+                found = self._lookup_after_failure(request, e)
+                if found is not None:
+                    return found
+                raise RetryableVenueError(self._message(e)) from e
+            except ccxt.NetworkError as e:
+                raise OrderUncertain(self._message(e)) from e
+            except ccxt.InvalidOrder as e:
+                if "uplicate" in str(e):
+                    found = self._lookup_after_failure(request, e)
+                    if found is not None:
+                        return found
+                raise OrderRejected(self._message(e)) from e
+            except ccxt.BaseError as e:
+                raise self._translate(e) from e
+        result = order_result(order)
+        if result.quantity is None:
+            result.quantity = amount
+        return result
+
+    def _lookup_after_failure(self, request: OrderRequest, cause: Exception) -> OrderResult | None:
+        try:
+            return self.fetch_order_by_client_id(request)
+        except VenueError as e:
+            raise OrderUncertain(self._message(cause)) from e
+
+    def fetch_order_by_client_id(self, request: OrderRequest) -> OrderResult | None:
+        market = self.market(request.market_type, request.symbol)
+        symbol = market["symbol"]
+        cid = request.client_order_id
+        client, lock = self._client(request.market_type)
+        conditional = request.order_type in ("STOP_MARKET", "STOP_LIMIT")
+        with lock:
+            try:
+                if self.ccxt_id == "upbit":
+                    raw = client.privateGetOrder({"identifier": cid})
+                    return order_result(client.parse_order(raw, market))
+                if self.ccxt_id == "binance":
+                    extra = (
+                        {"trigger": True, "clientAlgoId": cid}
+                        if conditional and market["contract"]
+                        else {"origClientOrderId": cid}
+                    )
+                    return order_result(client.fetch_order("", symbol, extra))
+                if client.has.get("fetchOrder"):
+                    return order_result(client.fetch_order("", symbol, {"clientOrderId": cid}))
+            except ccxt.OrderNotFound:
+                return None
+            except ccxt.NotSupported:
+                pass
+            except ccxt.BaseError as e:
+                if not isinstance(e, ccxt.ArgumentsRequired | ccxt.BadRequest):
+                    raise self._translate(e) from e
+            # Generic path: scan open then closed orders for our client id.
+            for method in ("fetch_open_orders", "fetch_closed_orders"):
+                try:
+                    orders = getattr(client, method)(symbol)
+                except ccxt.NotSupported:
+                    continue
+                except ccxt.BaseError as e:
+                    raise self._translate(e) from e
+                for order in orders:
+                    if order.get("clientOrderId") == cid:
+                        return order_result(order)
+        return None
+
+    def cancel_all(self, market_type: str, symbol: str | None) -> int:
+        """Cancel every open order (conditional ones too where the venue keeps them apart)."""
+        client, lock = self._client(market_type)
+        with lock:
+            try:
+                client.load_markets()
+                if symbol:
+                    symbols = [self.market(market_type, symbol)["symbol"]]
+                else:
+                    # Every symbol with something open, conditional orders included.
+                    symbols = sorted(
+                        {
+                            o["symbol"]
+                            for extra in self._order_books(market_type)
+                            for o in client.fetch_open_orders(None, None, None, extra)
+                        }
+                    )
+                return sum(self._cancel_symbol(client, market_type, sym) for sym in symbols)
+            except ccxt.BaseError as e:
+                raise self._translate(e) from e
+
+    def _order_books(self, market_type: str) -> list[dict[str, Any]]:
+        """Params selecting each separate list of open orders the venue keeps."""
+        if market_type == "FUTURES":
+            books: list[dict[str, Any]] = [{"type": "swap"}]
+            if self.ccxt_id == "binance":
+                books.append({"type": "swap", "trigger": True})  # USD-M conditional orders: the algo API
+            return books
+        return [{"type": "spot"}]
+
+    def _cancel_symbol(self, client: ccxt.Exchange, market_type: str, symbol: str) -> int:
+        count = 0
+        for extra in self._order_books(market_type):
+            opened = client.fetch_open_orders(symbol, None, None, extra)
+            if not opened:
+                continue
+            if client.has.get("cancelAllOrders"):
+                client.cancel_all_orders(symbol, extra)
+            else:
+                for order in opened:
+                    client.cancel_order(order["id"], symbol, extra)
+            count += len(opened)
+        return count
+
+    # --- sizing -----------------------------------------------------------------------
+    def _order_shape(self, request: OrderRequest) -> tuple[str, Decimal | None, Decimal | None]:
+        """(ccxt type, limit price, trigger price) for our order type."""
+        kind = request.order_type
+        if kind == "MARKET":
+            return "market", None, None
+        if kind == "LIMIT":
+            return "limit", request.price, None
+        if kind == "STOP_MARKET":
+            return "market", None, request.stop_price
+        if kind == "STOP_LIMIT":
+            return "limit", request.price, request.stop_price
+        raise OrderRejected(
+            _("%(order_type)s orders are not supported on %(venue)s")
+            % {"order_type": kind, "venue": self.display_name}
+        )
+
+    def _reference_price(self, request: OrderRequest, market: dict[str, Any]) -> Decimal:
+        for candidate in (request.price, request.stop_price):
+            if candidate:
+                return candidate
+        ticker = self._call(request.market_type, "fetch_ticker", market["symbol"])
+        price = dec(ticker.get("last")) or dec(ticker.get("close")) or dec(ticker.get("ask"))
+        if not price:
+            raise RetryableVenueError(
+                self._message(_("no price for %(symbol)s") % {"symbol": market["symbol"]})
+            )
+        return price
+
+    def _leverage(self) -> Decimal:
+        return Decimal(str(self.settings.get("leverage", 1)))
+
+    def _size(
+        self, request: OrderRequest, market: dict[str, Any], limit_price: Decimal | None
+    ) -> tuple[str, Decimal, bool]:
+        """(ccxt side, base amount before precision, reduce-only) from qty_per (SPEC §2.1)."""
+        qty_per = request.qty_per
+        if qty_per is None or qty_per == 0:
+            raise OrderRejected(_("qty_per is required"))
+        side = request.side.lower()
+        if request.is_close:
+            fraction = min(abs(qty_per), HUNDRED) / HUNDRED
+            position = self.position(request.market_type, request.symbol)
+            if request.market_type != "FUTURES":
+                if position <= 0:
+                    raise OrderRejected(_("No long position to close"))
+                return "sell", position * fraction, False
+            if position == 0 or (side == "sell" and position < 0) or (side == "buy" and position > 0):
+                raise OrderRejected(
+                    _("No short position to close") if side == "buy" else _("No long position to close")
+                )
+            return ("sell" if position > 0 else "buy"), abs(position) * fraction, True
+        fraction = qty_per / HUNDRED
+        price = limit_price or self._reference_price(request, market)
+        if request.market_type == "FUTURES":
+            equity = self._total(request.market_type, market["settle"] or market["quote"])
+            return side, equity * fraction * self._leverage() / price, False
+        if side == "buy":
+            return side, self._free(request.market_type, market["quote"]) * fraction / price, False
+        return side, self._free(request.market_type, market["base"]) * fraction, False
+
+    def _amount_to_precision(self, market_type: str, symbol: str, amount: Decimal) -> Decimal:
+        client, _lock = self._client(market_type)
+        try:
+            return Decimal(client.amount_to_precision(symbol, float(amount)))
+        except ccxt.InvalidOrder:
+            # ccxt refuses amounts that truncate to zero; report it as below the minimum.
+            return Decimal("0")
+        except ccxt.BaseError as e:
+            raise self._translate(e) from e
+
+    def _price_to_precision(self, market_type: str, symbol: str, price: Decimal) -> Decimal:
+        client, _lock = self._client(market_type)
+        try:
+            return Decimal(client.price_to_precision(symbol, float(price)))
+        except ccxt.BaseError as e:
+            raise self._translate(e) from e
+
+    def _check_minimums(
+        self, market: dict[str, Any], amount: Decimal, price: Decimal, reduce_only: bool
+    ) -> None:
+        """Trading rules checked locally, before any order request is sent."""
+        limits = market.get("limits") or {}
+        min_amount = dec((limits.get("amount") or {}).get("min"))
+        if amount <= 0 or (min_amount is not None and amount < min_amount):
+            raise OrderRejected(
+                _("Order quantity %(amount)s is below the minimum %(minimum)s for %(symbol)s")
+                % {"amount": amount, "minimum": min_amount or 0, "symbol": market["symbol"]}
+            )
+        min_cost = dec((limits.get("cost") or {}).get("min"))
+        notional = (amount * price).quantize(Decimal("0.00000001"), rounding=ROUND_DOWN)
+        if not reduce_only and min_cost is not None and notional < min_cost:
+            raise OrderRejected(
+                _("Order value %(notional)s is below the minimum order value %(minimum)s for %(symbol)s")
+                % {"notional": notional.normalize(), "minimum": min_cost, "symbol": market["symbol"]}
+            )
+
+    def _prepare_futures(self, symbol: str) -> None:
+        """Apply the account's leverage and margin mode once per client and symbol."""
+        client, lock = self._client("FUTURES")
+        done: set[str] = client.options.setdefault("qt_prepared", set())
+        if symbol in done:
+            return
+        with lock:
+            try:
+                if "leverage" in self.settings and client.has.get("setLeverage"):
+                    client.set_leverage(int(self._leverage()), symbol)
+                margin_mode = self.settings.get("margin_mode")
+                if margin_mode and client.has.get("setMarginMode"):
+                    try:
+                        client.set_margin_mode(str(margin_mode).lower(), symbol)
+                    except (ccxt.MarginModeAlreadySet, ccxt.NoChange):
+                        pass
+                    except ccxt.ExchangeError as e:
+                        if "No need to change" not in str(e):
+                            raise
+            except ccxt.BaseError as e:
+                raise self._translate(e) from e
+        done.add(symbol)
+
+
+def _rebase(urls: Any, base: str) -> Any:
+    """Point every API URL (nested dicts of strings) at ``base``, keeping each path."""
+    if isinstance(urls, dict):
+        return {k: _rebase(v, base) for k, v in urls.items()}
+    if isinstance(urls, str):
+        return re.sub(r"^https?://[^/]+", base, urls)
+    return urls

@@ -1,0 +1,38 @@
+"""Venue simulators on 127.0.0.1 (a fresh one per test) and accounts pointed at them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from strategies.models import Account
+from venuesim.binance import BinanceSim
+
+
+@pytest.fixture
+def binance_sim() -> Iterator[BinanceSim]:
+    sim = BinanceSim()
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def binance_account(make_account: Callable[..., Account], binance_sim: BinanceSim) -> Callable[..., Account]:
+    def make(name: str = "binance-1", **settings: Any) -> Account:
+        return make_account(
+            name=name,
+            exchange="BINANCE",
+            api_key="sim-key",
+            api_secret="sim-secret",
+            settings={
+                "api_base_url": binance_sim.base_url,
+                "timeout_seconds": 2,
+                "enable_rate_limit": False,
+                **settings,
+            },
+        )
+
+    return make

@@ -1,0 +1,229 @@
+"""CcxtAdapter against the Binance simulator over real HTTP: sizing, order types, precision,
+minimums, cancels and lookups by client order id."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from orders.exchanges import adapter_for
+from orders.exchanges.base import OrderRejected, OrderRequest
+from orders.exchanges.ccxt_adapter import CcxtAdapter
+from orders.models import OrderStatus
+from venuesim.binance import BinanceSim
+
+D = Decimal
+
+
+def request(cid: str = "qt1", market: str = "SPOT", **kw: Any) -> OrderRequest:
+    fields: dict[str, Any] = {"symbol": "BTC/USDT", "side": "BUY", "order_type": "MARKET", "qty_per": D("10")}
+    fields.update(kw)
+    return OrderRequest(client_order_id=cid, market_type=market, **fields)
+
+
+def test_registry_maps_binance_to_the_ccxt_adapter(binance_account: Any) -> None:
+    adapter = adapter_for(binance_account())
+    assert isinstance(adapter, CcxtAdapter)
+    assert adapter.display_name == "Binance"
+
+
+def test_spot_market_buy_spends_percent_of_free_quote(binance_account: Any, binance_sim: BinanceSim) -> None:
+    result = adapter_for(binance_account()).place_order(request(qty_per=D("10")))
+
+    (order,) = binance_sim.orders_for("qt1")
+    # 10% of 10,000 USDT at 50,000 = 0.02 BTC
+    assert (order["type"], order["side"], order["qty"]) == ("MARKET", "BUY", D("0.02"))
+    assert result.status == OrderStatus.FILLED
+    assert result.filled_qty == D("0.02")
+    assert result.avg_price == D("50000")
+    assert result.exchange_order_id == str(order["id"])
+
+
+def test_spot_limit_sell_uses_percent_of_free_base_and_rounds_to_tick(
+    binance_account: Any, binance_sim: BinanceSim
+) -> None:
+    result = adapter_for(binance_account()).place_order(
+        request(side="SELL", order_type="LIMIT", qty_per=D("50"), price=D("60000.129"))
+    )
+
+    (order,) = binance_sim.orders_for("qt1")
+    assert (order["type"], order["qty"], order["price"]) == ("LIMIT", D("0.25"), D("60000.13"))
+    assert result.status == OrderStatus.OPEN
+
+
+@pytest.mark.parametrize(
+    ("order_type", "venue_type", "price"),
+    [("STOP_MARKET", "STOP_LOSS", None), ("STOP_LIMIT", "STOP_LOSS_LIMIT", D("40000"))],
+)
+def test_spot_stop_orders_carry_the_trigger_price(
+    binance_account: Any, binance_sim: BinanceSim, order_type: str, venue_type: str, price: Decimal | None
+) -> None:
+    adapter_for(binance_account()).place_order(
+        request(side="SELL", order_type=order_type, qty_per=D("10"), price=price, stop_price=D("41000"))
+    )
+
+    (order,) = binance_sim.orders_for("qt1")
+    assert (order["type"], order["stop_price"], order["price"]) == (venue_type, D("41000"), price)
+
+
+def test_futures_market_order_sizes_by_equity_times_leverage(
+    binance_account: Any, binance_sim: BinanceSim
+) -> None:
+    result = adapter_for(binance_account(leverage=5)).place_order(request(market="FUTURES", qty_per=D("10")))
+
+    (order,) = binance_sim.orders_for("qt1")
+    # 10% of 10,000 USDT equity x 5 / 50,000 = 0.1 BTC
+    assert (order["market"], order["qty"], order["reduce_only"]) == ("futures", D("0.1"), False)
+    assert binance_sim.leverage["BTCUSDT"] == 5
+    assert binance_sim.positions["BTCUSDT"] == D("0.1")
+    assert result.status == OrderStatus.FILLED
+
+
+def test_futures_stop_market_goes_to_the_algo_api(binance_account: Any, binance_sim: BinanceSim) -> None:
+    adapter_for(binance_account()).place_order(
+        request(market="FUTURES", side="SELL", order_type="STOP_MARKET", stop_price=D("45000.07"))
+    )
+
+    (order,) = binance_sim.orders_for("qt1")
+    assert (order["algo"], order["type"], order["stop_price"]) == (True, "STOP_MARKET", D("45000.1"))
+
+
+def test_futures_close_half_of_the_long_is_reduce_only(binance_account: Any, binance_sim: BinanceSim) -> None:
+    binance_sim.positions["BTCUSDT"] = D("0.3")
+
+    adapter_for(binance_account()).place_order(request(market="FUTURES", side="SELL", qty_per=D("-50")))
+
+    (order,) = binance_sim.orders_for("qt1")
+    assert (order["side"], order["qty"], order["reduce_only"]) == ("SELL", D("0.15"), True)
+    assert binance_sim.positions["BTCUSDT"] == D("0.15")
+
+
+def test_futures_close_all_detects_a_short(binance_account: Any, binance_sim: BinanceSim) -> None:
+    binance_sim.positions["BTCUSDT"] = D("-0.2")
+
+    adapter_for(binance_account()).place_order(request(market="FUTURES", side="BUY", qty_per=D("-100")))
+
+    assert binance_sim.positions["BTCUSDT"] == 0
+
+
+@pytest.mark.parametrize(
+    ("side", "message"), [("SELL", "청산할 롱 포지션이 없습니다"), ("BUY", "청산할 숏 포지션이 없습니다")]
+)
+def test_futures_close_without_position_is_rejected(
+    binance_account: Any, binance_sim: BinanceSim, side: str, message: str
+) -> None:
+    with pytest.raises(OrderRejected) as caught:
+        adapter_for(binance_account()).place_order(request(market="FUTURES", side=side, qty_per=D("-100")))
+
+    assert caught.value.message == message
+    assert binance_sim.seen("/fapi/v1/order", "POST") == []
+
+
+def test_spot_sell_close_sells_percent_of_the_base_holding(
+    binance_account: Any, binance_sim: BinanceSim
+) -> None:
+    adapter_for(binance_account()).place_order(request(side="SELL", qty_per=D("-20")))
+
+    (order,) = binance_sim.orders_for("qt1")
+    assert (order["side"], order["qty"]) == ("SELL", D("0.1"))
+
+
+@pytest.mark.parametrize(
+    ("qty_per", "expected"),
+    [(D("33.333"), D("0.06666")), (D("1"), D("0.002")), (D("0.123456"), D("0.00024"))],
+)
+def test_amounts_are_truncated_to_the_lot_step(
+    binance_account: Any, binance_sim: BinanceSim, qty_per: Decimal, expected: Decimal
+) -> None:
+    adapter_for(binance_account()).place_order(request(qty_per=qty_per))
+
+    assert binance_sim.orders_for("qt1")[0]["qty"] == expected
+
+
+def test_amount_below_the_lot_minimum_is_rejected_before_sending(
+    binance_account: Any, binance_sim: BinanceSim
+) -> None:
+    with pytest.raises(OrderRejected) as caught:
+        adapter_for(binance_account()).place_order(request(qty_per=D("0.0001")))
+
+    assert "최소 주문 수량" in caught.value.message
+    assert binance_sim.seen("/api/v3/order", "POST") == []
+
+
+def test_notional_below_the_minimum_is_rejected_before_sending(
+    binance_account: Any, binance_sim: BinanceSim
+) -> None:
+    # 0.04% of 10,000 USDT = 4 USDT < NOTIONAL 5
+    with pytest.raises(OrderRejected) as caught:
+        adapter_for(binance_account()).place_order(request(qty_per=D("0.04")))
+
+    assert caught.value.message == "주문 금액 4이(가) BTC/USDT의 최소 주문 금액 5.0보다 작습니다"
+    assert binance_sim.seen("/api/v3/order", "POST") == []
+
+
+def test_futures_min_notional_applies_to_opens(binance_account: Any, binance_sim: BinanceSim) -> None:
+    # 0.5% of 10,000 x 1 = 50 USDT < 100 USDT minimum for BTCUSDT perpetual
+    with pytest.raises(OrderRejected, match="최소 주문 금액"):
+        adapter_for(binance_account()).place_order(request(market="FUTURES", qty_per=D("0.5")))
+
+
+def test_cancel_all_for_one_symbol_counts_what_it_cancelled(
+    binance_account: Any, binance_sim: BinanceSim
+) -> None:
+    adapter = adapter_for(binance_account())
+    adapter.place_order(request("qt1", side="SELL", order_type="LIMIT", qty_per=D("10"), price=D("70000")))
+    adapter.place_order(request("qt2", side="SELL", order_type="LIMIT", qty_per=D("10"), price=D("71000")))
+    adapter.place_order(
+        request("qt3", symbol="ETH/USDT", side="SELL", order_type="LIMIT", qty_per=D("10"), price=D("4000"))
+    )
+
+    assert adapter.cancel_all("SPOT", "BTC/USDT") == 2
+    assert [o["status"] for o in binance_sim.orders] == ["CANCELED", "CANCELED", "NEW"]
+
+
+def test_cancel_all_symbols_includes_futures_conditional_orders(
+    binance_account: Any, binance_sim: BinanceSim
+) -> None:
+    adapter = adapter_for(binance_account())
+    adapter.place_order(request("qt1", market="FUTURES", side="SELL", order_type="LIMIT", price=D("70000")))
+    adapter.place_order(
+        request("qt2", market="FUTURES", side="SELL", order_type="STOP_MARKET", stop_price=D("40000"))
+    )
+    adapter.place_order(
+        request("qt3", market="FUTURES", symbol="ETH/USDT", side="BUY", order_type="LIMIT", price=D("2000"))
+    )
+
+    assert adapter.cancel_all("FUTURES", None) == 3
+    assert {o["status"] for o in binance_sim.orders} == {"CANCELED"}
+
+
+def test_cancel_all_with_nothing_open_returns_zero(binance_account: Any) -> None:
+    assert adapter_for(binance_account()).cancel_all("SPOT", "BTC/USDT") == 0
+
+
+def test_fetch_order_by_client_id_finds_the_order_or_none(binance_account: Any) -> None:
+    adapter = adapter_for(binance_account())
+    limit = request("qt-limit", side="SELL", order_type="LIMIT", price=D("70000"))
+    adapter.place_order(limit)
+
+    found = adapter.fetch_order_by_client_id(limit)
+
+    assert found is not None and found.status == OrderStatus.OPEN and found.quantity == D("0.05")
+    assert adapter.fetch_order_by_client_id(request("qt-unknown")) is None
+
+
+def test_fetch_order_by_client_id_finds_futures_conditional_orders(binance_account: Any) -> None:
+    adapter = adapter_for(binance_account())
+    stop = request("qt-stop", market="FUTURES", side="SELL", order_type="STOP_MARKET", stop_price=D("40000"))
+    adapter.place_order(stop)
+
+    found = adapter.fetch_order_by_client_id(stop)
+
+    assert found is not None and found.status == OrderStatus.OPEN
+
+
+def test_unknown_symbol_is_rejected(binance_account: Any) -> None:
+    with pytest.raises(OrderRejected, match="Binance API 오류: 알 수 없는 심볼입니다: DOGE/USDT"):
+        adapter_for(binance_account()).place_order(request(symbol="DOGE/USDT"))

@@ -1,0 +1,691 @@
+"""A Binance-compatible REST server: spot (/api/v3) and USD-M futures (/fapi), enough for ccxt.
+
+Signed requests are checked the way Binance does: ``X-MBX-APIKEY`` names the key and
+``signature`` is the hex HMAC-SHA256 of the query string followed by the body (without the
+signature itself). Orders pass the exchangeInfo filters (PRICE_FILTER, LOT_SIZE,
+NOTIONAL/MIN_NOTIONAL) and the balances; MARKET orders fill at once at ``prices``, every other
+type rests until cancelled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import time
+from decimal import Decimal
+from typing import Any
+
+from venuesim.core import Fault, Request, Route, SimReply, SimServer, dec, fmt, run_from_command_line
+
+SPOT_ORDER_TYPES = [
+    "LIMIT",
+    "LIMIT_MAKER",
+    "MARKET",
+    "STOP_LOSS",
+    "STOP_LOSS_LIMIT",
+    "TAKE_PROFIT",
+    "TAKE_PROFIT_LIMIT",
+]
+FUTURES_ORDER_TYPES = [
+    "LIMIT",
+    "MARKET",
+    "STOP",
+    "STOP_MARKET",
+    "TAKE_PROFIT",
+    "TAKE_PROFIT_MARKET",
+    "TRAILING_STOP_MARKET",
+]
+
+
+def _rules(tick: str, step: str, min_qty: str, min_notional: str) -> dict[str, Decimal]:
+    return {"tick": dec(tick), "step": dec(step), "min_qty": dec(min_qty), "min_notional": dec(min_notional)}
+
+
+class BinanceSim(SimServer):
+    name = "binance"
+
+    def __init__(self, api_key: str = "sim-key", api_secret: str = "sim-secret") -> None:
+        self.keys = {api_key: api_secret}
+        self.prices: dict[str, Decimal] = {
+            "BTCUSDT": dec("50000"),
+            "ETHUSDT": dec("3000"),
+            "SOLUSDT": dec("150"),
+        }
+        self.spot_rules = {
+            "BTCUSDT": ("BTC", "USDT", _rules("0.01", "0.00001", "0.00001", "5")),
+            "ETHUSDT": ("ETH", "USDT", _rules("0.01", "0.0001", "0.0001", "5")),
+            "SOLUSDT": ("SOL", "USDT", _rules("0.01", "0.001", "0.001", "5")),
+        }
+        self.futures_rules = {
+            "BTCUSDT": ("BTC", "USDT", _rules("0.10", "0.001", "0.001", "100")),
+            "ETHUSDT": ("ETH", "USDT", _rules("0.01", "0.001", "0.001", "20")),
+        }
+        self.spot_balances: dict[str, Decimal] = {"USDT": dec("10000"), "BTC": dec("0.5"), "ETH": dec("2")}
+        self.futures_wallet = dec("10000")
+        self.positions: dict[str, Decimal] = {}
+        self.entry_prices: dict[str, Decimal] = {}
+        self.leverage: dict[str, int] = {}
+        self.margin_type: dict[str, str] = {}
+        self.orders: list[dict[str, Any]] = []
+        self._ids = itertools.count(1000)
+        super().__init__()
+
+    # --- faults -----------------------------------------------------------------------
+    def fault_reply(self, fault: Fault, request: Request) -> SimReply:
+        if fault.kind == "5xx":
+            return SimReply(
+                503,
+                {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."},
+            )
+        if fault.kind == "rate_limit":
+            return SimReply(
+                429,
+                {"code": -1003, "msg": "Too many requests; current limit of IP is 6000 requests per minute."},
+                {"Retry-After": "1"},
+            )
+        if fault.kind == "reject":
+            return SimReply(
+                400,
+                {
+                    "code": -2010,
+                    "msg": fault.message or "Account has insufficient balance for requested action.",
+                },
+            )
+        if fault.kind == "auth":
+            return SimReply(401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."})
+        raise ValueError(fault.kind)
+
+    # --- routing ----------------------------------------------------------------------
+    def routes(self) -> dict[tuple[str, str], Route]:
+        r: dict[tuple[str, str], Route] = {}
+        for prefix, market in (("/api/v3", "spot"), ("/fapi/v1", "futures")):
+            r["GET", f"{prefix}/ping"] = lambda req: {}
+            r["GET", f"{prefix}/time"] = lambda req: {"serverTime": int(time.time() * 1000)}
+            r["GET", f"{prefix}/exchangeInfo"] = (lambda m: lambda req: self.exchange_info(m))(market)
+            r["GET", f"{prefix}/ticker/24hr"] = lambda req: self.ticker_24hr(req)
+            r["GET", f"{prefix}/ticker/price"] = (lambda m: lambda req: self.ticker(req, m))(market)
+            r["POST", f"{prefix}/order"] = (lambda m: lambda req: self.order_create(req, m))(market)
+            r["GET", f"{prefix}/order"] = (lambda m: lambda req: self.order_query(req, m))(market)
+            r["DELETE", f"{prefix}/order"] = (lambda m: lambda req: self.order_cancel(req, m))(market)
+            r["GET", f"{prefix}/openOrders"] = (lambda m: lambda req: self.open_orders(req, m))(market)
+        r["GET", "/api/v3/account"] = self.spot_account
+        r["DELETE", "/api/v3/openOrders"] = lambda req: self.cancel_open(req, "spot")
+        r["DELETE", "/fapi/v1/allOpenOrders"] = self.futures_cancel_all
+        for version in ("v2", "v3"):
+            r["GET", f"/fapi/{version}/account"] = self.futures_account
+            r["GET", f"/fapi/{version}/balance"] = self.futures_balance
+            r["GET", f"/fapi/{version}/positionRisk"] = self.position_risk
+        r["GET", "/fapi/v1/leverageBracket"] = self.leverage_bracket
+        r["POST", "/fapi/v1/leverage"] = self.set_leverage
+        r["POST", "/fapi/v1/marginType"] = self.set_margin_type
+        r["POST", "/fapi/v1/positionSide/dual"] = lambda req: (
+            self._signed(req) and {"code": 200, "msg": "success"}
+        )
+        r["GET", "/fapi/v1/positionSide/dual"] = lambda req: self._signed(req) and {"dualSidePosition": False}
+        r["POST", "/fapi/v1/algoOrder"] = lambda req: self.order_create(req, "futures", algo=True)
+        r["GET", "/fapi/v1/algoOrder"] = lambda req: self.order_query(req, "futures", algo=True)
+        r["DELETE", "/fapi/v1/algoOrder"] = lambda req: self.order_cancel(req, "futures", algo=True)
+        r["GET", "/fapi/v1/openAlgoOrders"] = lambda req: self.open_orders(req, "futures", algo=True)
+        r["DELETE", "/fapi/v1/algoOpenOrders"] = lambda req: self.cancel_open(req, "futures", algo=True)
+        return r
+
+    # --- auth -------------------------------------------------------------------------
+    def _signed(self, request: Request) -> dict[str, str]:
+        """Verify key and signature; returns the request's parameters."""
+        key = request.header("X-MBX-APIKEY")
+        secret = self.keys.get(key)
+        if secret is None:
+            raise SimReply(401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."})
+        total = request.raw_query + request.body.decode()
+        payload, sep, signature = total.rpartition("&signature=")
+        if not sep:
+            raise SimReply(
+                400,
+                {
+                    "code": -1102,
+                    "msg": "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.",
+                },
+            )
+        expected = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            raise SimReply(400, {"code": -1022, "msg": "Signature for this request is not valid."})
+        params = {**request.query, **request.form}
+        params.pop("signature", None)
+        timestamp = int(params.get("timestamp", "0"))
+        if abs(time.time() * 1000 - timestamp) > int(params.get("recvWindow", "5000")) + 1000:
+            raise SimReply(
+                400, {"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."}
+            )
+        return params
+
+    # --- public -----------------------------------------------------------------------
+    def exchange_info(self, market: str) -> dict[str, Any]:
+        symbols = []
+        rules_by_symbol = self.spot_rules if market == "spot" else self.futures_rules
+        for symbol, (base, quote, rules) in rules_by_symbol.items():
+            price_filter = {
+                "filterType": "PRICE_FILTER",
+                "minPrice": fmt(rules["tick"]),
+                "maxPrice": "1000000",
+                "tickSize": fmt(rules["tick"]),
+            }
+            lot = {
+                "filterType": "LOT_SIZE",
+                "minQty": fmt(rules["min_qty"]),
+                "maxQty": "9000",
+                "stepSize": fmt(rules["step"]),
+            }
+            market_lot = {**lot, "filterType": "MARKET_LOT_SIZE"}
+            if market == "spot":
+                notional = {
+                    "filterType": "NOTIONAL",
+                    "minNotional": fmt(rules["min_notional"]),
+                    "applyMinToMarket": True,
+                    "maxNotional": "9000000",
+                    "applyMaxToMarket": False,
+                    "avgPriceMins": 5,
+                }
+                symbols.append(
+                    {
+                        "symbol": symbol,
+                        "status": "TRADING",
+                        "baseAsset": base,
+                        "baseAssetPrecision": 8,
+                        "quoteAsset": quote,
+                        "quotePrecision": 8,
+                        "quoteAssetPrecision": 8,
+                        "baseCommissionPrecision": 8,
+                        "quoteCommissionPrecision": 8,
+                        "orderTypes": SPOT_ORDER_TYPES,
+                        "icebergAllowed": True,
+                        "ocoAllowed": True,
+                        "quoteOrderQtyMarketAllowed": True,
+                        "isSpotTradingAllowed": True,
+                        "isMarginTradingAllowed": False,
+                        "filters": [price_filter, lot, market_lot, notional],
+                        "permissions": [],
+                        "permissionSets": [["SPOT"]],
+                        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+                    }
+                )
+            else:
+                notional = {"filterType": "MIN_NOTIONAL", "notional": fmt(rules["min_notional"])}
+                symbols.append(
+                    {
+                        "symbol": symbol,
+                        "pair": symbol,
+                        "contractType": "PERPETUAL",
+                        "deliveryDate": 4133404800000,
+                        "onboardDate": 1569398400000,
+                        "status": "TRADING",
+                        "maintMarginPercent": "2.5000",
+                        "requiredMarginPercent": "5.0000",
+                        "baseAsset": base,
+                        "quoteAsset": quote,
+                        "marginAsset": quote,
+                        "pricePrecision": 2,
+                        "quantityPrecision": 3,
+                        "baseAssetPrecision": 8,
+                        "quotePrecision": 8,
+                        "underlyingType": "COIN",
+                        "underlyingSubType": [],
+                        "triggerProtect": "0.0500",
+                        "filters": [price_filter, lot, market_lot, notional],
+                        "orderTypes": FUTURES_ORDER_TYPES,
+                        "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+                    }
+                )
+        return {
+            "timezone": "UTC",
+            "serverTime": int(time.time() * 1000),
+            "rateLimits": [],
+            "exchangeFilters": [],
+            "assets": [],
+            "symbols": symbols,
+        }
+
+    def ticker_24hr(self, request: Request) -> Any:
+        now = int(time.time() * 1000)
+
+        def row(symbol: str) -> dict[str, Any]:
+            price = fmt(self.prices[symbol])
+            return {
+                "symbol": symbol,
+                "priceChange": "0",
+                "priceChangePercent": "0",
+                "weightedAvgPrice": price,
+                "lastPrice": price,
+                "lastQty": "1",
+                "bidPrice": price,
+                "askPrice": price,
+                "openPrice": price,
+                "highPrice": price,
+                "lowPrice": price,
+                "volume": "100",
+                "quoteVolume": "100",
+                "openTime": now - 86_400_000,
+                "closeTime": now,
+                "count": 1,
+            }
+
+        symbol = request.query.get("symbol")
+        if symbol:
+            if symbol not in self.prices:
+                raise SimReply(400, {"code": -1121, "msg": "Invalid symbol."})
+            return row(symbol)
+        return [row(s) for s in self.prices]
+
+    def ticker(self, request: Request, market: str) -> Any:
+        symbol = request.query.get("symbol")
+        if symbol:
+            return {"symbol": symbol, "price": fmt(self.prices[symbol]), "time": int(time.time() * 1000)}
+        return [{"symbol": s, "price": fmt(p)} for s, p in self.prices.items()]
+
+    # --- accounts ---------------------------------------------------------------------
+    def _locked(self, asset: str) -> Decimal:
+        locked = Decimal("0")
+        for order in self.orders:
+            if order["market"] != "spot" or order["status"] not in ("NEW", "PARTIALLY_FILLED"):
+                continue
+            base, quote, _ = self.spot_rules[order["symbol"]]
+            if order["side"] == "BUY" and asset == quote:
+                locked += order["qty"] * (order["price"] or order["stop_price"] or Decimal("0"))
+            elif order["side"] == "SELL" and asset == base:
+                locked += order["qty"]
+        return locked
+
+    def spot_account(self, request: Request) -> dict[str, Any]:
+        self._signed(request)
+        with self.lock:
+            balances = [
+                {"asset": a, "free": fmt(v - self._locked(a)), "locked": fmt(self._locked(a))}
+                for a, v in self.spot_balances.items()
+            ]
+        return {
+            "makerCommission": 10,
+            "takerCommission": 10,
+            "canTrade": True,
+            "canWithdraw": True,
+            "canDeposit": True,
+            "updateTime": int(time.time() * 1000),
+            "accountType": "SPOT",
+            "balances": balances,
+            "permissions": ["SPOT"],
+        }
+
+    def _unrealized(self, symbol: str) -> Decimal:
+        qty = self.positions.get(symbol, Decimal("0"))
+        return (self.prices[symbol] - self.entry_prices.get(symbol, self.prices[symbol])) * qty
+
+    def futures_account(self, request: Request) -> dict[str, Any]:
+        self._signed(request)
+        with self.lock:
+            unrealized = sum((self._unrealized(s) for s in self.positions), Decimal("0"))
+            margin = self.futures_wallet + unrealized
+            asset = {
+                "asset": "USDT",
+                "walletBalance": fmt(self.futures_wallet),
+                "unrealizedProfit": fmt(unrealized),
+                "marginBalance": fmt(margin),
+                "maintMargin": "0",
+                "initialMargin": "0",
+                "positionInitialMargin": "0",
+                "openOrderInitialMargin": "0",
+                "crossWalletBalance": fmt(self.futures_wallet),
+                "crossUnPnl": fmt(unrealized),
+                "availableBalance": fmt(margin),
+                "maxWithdrawAmount": fmt(margin),
+                "updateTime": int(time.time() * 1000),
+            }
+            return {
+                "totalWalletBalance": fmt(self.futures_wallet),
+                "totalUnrealizedProfit": fmt(unrealized),
+                "totalMarginBalance": fmt(margin),
+                "availableBalance": fmt(margin),
+                "maxWithdrawAmount": fmt(margin),
+                "assets": [asset],
+                "positions": [self._position_row(s) for s in self.positions],
+            }
+
+    def futures_balance(self, request: Request) -> list[dict[str, Any]]:
+        self._signed(request)
+        return [
+            {
+                "asset": "USDT",
+                "balance": fmt(self.futures_wallet),
+                "availableBalance": fmt(self.futures_wallet),
+                "crossWalletBalance": fmt(self.futures_wallet),
+                "crossUnPnl": "0",
+                "maxWithdrawAmount": fmt(self.futures_wallet),
+            }
+        ]
+
+    def _position_row(self, symbol: str) -> dict[str, Any]:
+        qty = self.positions.get(symbol, Decimal("0"))
+        price = self.prices[symbol]
+        return {
+            "symbol": symbol,
+            "positionSide": "BOTH",
+            "positionAmt": fmt(qty),
+            "entryPrice": fmt(self.entry_prices.get(symbol, price) if qty else Decimal("0")),
+            "breakEvenPrice": "0",
+            "markPrice": fmt(price),
+            "unRealizedProfit": fmt(self._unrealized(symbol)),
+            "liquidationPrice": "0",
+            "isolatedMargin": "0",
+            "notional": fmt(qty * price),
+            "marginAsset": "USDT",
+            "isolatedWallet": "0",
+            "initialMargin": "0",
+            "maintMargin": "0",
+            "leverage": str(self.leverage.get(symbol, 20)),
+            "marginType": self.margin_type.get(symbol, "cross"),
+            "isAutoAddMargin": "false",
+            "maxNotionalValue": "1000000",
+            "updateTime": int(time.time() * 1000),
+        }
+
+    def position_risk(self, request: Request) -> list[dict[str, Any]]:
+        params = self._signed(request)
+        with self.lock:
+            symbols = [params["symbol"]] if params.get("symbol") else list(self.futures_rules)
+            return [self._position_row(s) for s in symbols]
+
+    def leverage_bracket(self, request: Request) -> list[dict[str, Any]]:
+        self._signed(request)
+        bracket = {
+            "bracket": 1,
+            "initialLeverage": 125,
+            "notionalCap": 50000,
+            "notionalFloor": 0,
+            "maintMarginRatio": 0.004,
+            "cum": 0.0,
+        }
+        return [{"symbol": s, "brackets": [bracket]} for s in self.futures_rules]
+
+    def set_leverage(self, request: Request) -> dict[str, Any]:
+        params = self._signed(request)
+        symbol = self._symbol(params, "futures")
+        self.leverage[symbol] = int(params["leverage"])
+        return {"symbol": symbol, "leverage": int(params["leverage"]), "maxNotionalValue": "1000000"}
+
+    def set_margin_type(self, request: Request) -> dict[str, Any]:
+        params = self._signed(request)
+        symbol = self._symbol(params, "futures")
+        wanted = params["marginType"].lower()
+        if self.margin_type.get(symbol, "cross") == wanted:
+            raise SimReply(400, {"code": -4046, "msg": "No need to change margin type."})
+        self.margin_type[symbol] = wanted
+        return {"code": 200, "msg": "success"}
+
+    # --- orders -----------------------------------------------------------------------
+    def _symbol(self, params: dict[str, str], market: str) -> str:
+        symbol = params.get("symbol", "")
+        if symbol not in (self.spot_rules if market == "spot" else self.futures_rules):
+            raise SimReply(400, {"code": -1121, "msg": "Invalid symbol."})
+        return symbol
+
+    def _check_filters(self, market: str, symbol: str, qty: Decimal, price: Decimal | None) -> None:
+        rules = (self.spot_rules if market == "spot" else self.futures_rules)[symbol][2]
+        if price is not None and (price <= 0 or price % rules["tick"] != 0):
+            raise SimReply(400, {"code": -1013, "msg": "Filter failure: PRICE_FILTER"})
+        if qty < rules["min_qty"] or qty % rules["step"] != 0:
+            raise SimReply(400, {"code": -1013, "msg": "Filter failure: LOT_SIZE"})
+        notional = qty * (price or self.prices[symbol])
+        if notional < rules["min_notional"]:
+            if market == "spot":
+                raise SimReply(400, {"code": -1013, "msg": "Filter failure: NOTIONAL"})
+            raise SimReply(
+                400,
+                {
+                    "code": -4164,
+                    "msg": f"Order's notional must be no smaller than {fmt(rules['min_notional'])} (unless you choose reduce only).",
+                },
+            )
+
+    def order_create(self, request: Request, market: str, algo: bool = False) -> dict[str, Any]:
+        params = self._signed(request)
+        symbol = self._symbol(params, market)
+        side = params.get("side", "")
+        order_type = params.get("type", "")
+        if side not in ("BUY", "SELL"):
+            raise SimReply(400, {"code": -1117, "msg": "Invalid side."})
+        allowed = SPOT_ORDER_TYPES if market == "spot" else FUTURES_ORDER_TYPES
+        if order_type not in allowed:
+            raise SimReply(400, {"code": -1116, "msg": "Invalid orderType."})
+        if (
+            market == "futures"
+            and (order_type in ("STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET")) != algo
+        ):
+            raise SimReply(
+                400,
+                {
+                    "code": -4120,
+                    "msg": "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead.",
+                },
+            )
+        client_id = params.get("clientAlgoId" if algo else "newClientOrderId") or f"sim{next(self._ids)}"
+        qty = dec(params.get("quantity", "0"))
+        price = dec(params["price"]) if params.get("price") else None
+        stop_price = params.get("triggerPrice" if algo else "stopPrice")
+        reduce_only = params.get("reduceOnly", "false").lower() == "true"
+        with self.lock:
+            if any(o["client_id"] == client_id and o["market"] == market for o in self.orders):
+                raise SimReply(
+                    400, {"code": -4116 if market == "futures" else -2010, "msg": "Duplicate clientOrderId."}
+                )
+            if not (market == "futures" and reduce_only):
+                self._check_filters(market, symbol, qty, price)
+            if market == "spot":
+                self._check_spot_funds(symbol, side, qty, price)
+            elif reduce_only:
+                position = self.positions.get(symbol, Decimal("0"))
+                if position == 0 or (position > 0) == (side == "BUY") or qty > abs(position):
+                    raise SimReply(400, {"code": -2022, "msg": "ReduceOnly Order is rejected."})
+            order = {
+                "id": next(self._ids),
+                "client_id": client_id,
+                "market": market,
+                "algo": algo,
+                "symbol": symbol,
+                "side": side,
+                "type": order_type,
+                "qty": qty,
+                "price": price,
+                "stop_price": dec(stop_price) if stop_price else None,
+                "reduce_only": reduce_only,
+                "status": "NEW",
+                "executed": Decimal("0"),
+                "avg_price": Decimal("0"),
+                "time": int(time.time() * 1000),
+            }
+            if order_type == "MARKET":
+                self._fill(order)
+            self.orders.append(order)
+            return self._render(order)
+
+    def _check_spot_funds(self, symbol: str, side: str, qty: Decimal, price: Decimal | None) -> None:
+        base, quote, _ = self.spot_rules[symbol]
+        if side == "BUY":
+            needed, asset = qty * (price or self.prices[symbol]), quote
+        else:
+            needed, asset = qty, base
+        if self.spot_balances.get(asset, Decimal("0")) - self._locked(asset) < needed:
+            raise SimReply(
+                400, {"code": -2010, "msg": "Account has insufficient balance for requested action."}
+            )
+
+    def _fill(self, order: dict[str, Any]) -> None:
+        symbol, qty, price = order["symbol"], order["qty"], self.prices[order["symbol"]]
+        signed = qty if order["side"] == "BUY" else -qty
+        if order["market"] == "spot":
+            base, quote, _ = self.spot_rules[symbol]
+            self.spot_balances[base] = self.spot_balances.get(base, Decimal("0")) + signed
+            self.spot_balances[quote] = self.spot_balances.get(quote, Decimal("0")) - signed * price
+        else:
+            before = self.positions.get(symbol, Decimal("0"))
+            after = before + signed
+            if before == 0 or (before > 0) == (signed > 0):
+                total = abs(before) + qty
+                self.entry_prices[symbol] = (
+                    self.entry_prices.get(symbol, price) * abs(before) + price * qty
+                ) / total
+            else:
+                self.futures_wallet += (
+                    (price - self.entry_prices.get(symbol, price))
+                    * min(qty, abs(before))
+                    * (1 if before > 0 else -1)
+                )
+                if after != 0 and (after > 0) != (before > 0):
+                    self.entry_prices[symbol] = price
+            self.positions[symbol] = after
+        order.update(status="FILLED", executed=qty, avg_price=price)
+
+    def _render(self, order: dict[str, Any]) -> dict[str, Any]:
+        common_qty, price = fmt(order["qty"]), fmt(order["price"])
+        if order["algo"]:
+            return {
+                "algoId": order["id"],
+                "clientAlgoId": order["client_id"],
+                "algoType": "CONDITIONAL",
+                "orderType": order["type"],
+                "symbol": order["symbol"],
+                "side": order["side"],
+                "positionSide": "BOTH",
+                "timeInForce": "GTC",
+                "quantity": common_qty,
+                "algoStatus": order["status"],
+                "triggerPrice": fmt(order["stop_price"]),
+                "price": price,
+                "icebergQuantity": None,
+                "selfTradePreventionMode": "EXPIRE_MAKER",
+                "workingType": "CONTRACT_PRICE",
+                "priceMatch": "NONE",
+                "closePosition": False,
+                "priceProtect": False,
+                "reduceOnly": order["reduce_only"],
+                "activatePrice": "",
+                "callbackRate": "",
+                "createTime": order["time"],
+                "updateTime": order["time"],
+                "triggerTime": 0,
+                "goodTillDate": 0,
+            }
+        body = {
+            "symbol": order["symbol"],
+            "orderId": order["id"],
+            "clientOrderId": order["client_id"],
+            "price": price,
+            "origQty": common_qty,
+            "executedQty": fmt(order["executed"]),
+            "status": order["status"],
+            "timeInForce": "GTC",
+            "type": order["type"],
+            "side": order["side"],
+            "stopPrice": fmt(order["stop_price"]),
+            "updateTime": order["time"],
+        }
+        if order["market"] == "spot":
+            body.update(
+                orderListId=-1,
+                transactTime=order["time"],
+                time=order["time"],
+                workingTime=order["time"],
+                cummulativeQuoteQty=fmt(order["executed"] * order["avg_price"]),
+                isWorking=True,
+                origQuoteOrderQty="0",
+                selfTradePreventionMode="EXPIRE_MAKER",
+                fills=[],
+            )
+        else:
+            body.update(
+                avgPrice=fmt(order["avg_price"]),
+                cumQuote=fmt(order["executed"] * order["avg_price"]),
+                reduceOnly=order["reduce_only"],
+                closePosition=False,
+                positionSide="BOTH",
+                workingType="CONTRACT_PRICE",
+                priceProtect=False,
+                origType=order["type"],
+                priceMatch="NONE",
+                selfTradePreventionMode="EXPIRE_MAKER",
+                goodTillDate=0,
+                time=order["time"],
+            )
+        return body
+
+    def _find(self, params: dict[str, str], market: str, algo: bool) -> dict[str, Any]:
+        order_id = params.get("algoId" if algo else "orderId")
+        client_id = params.get("clientAlgoId" if algo else "origClientOrderId")
+        with self.lock:
+            for order in self.orders:
+                if order["market"] != market or order["algo"] != algo:
+                    continue
+                if (order_id and str(order["id"]) == order_id) or (
+                    client_id and order["client_id"] == client_id
+                ):
+                    return order
+        raise SimReply(400, {"code": -2013, "msg": "Order does not exist."})
+
+    def order_query(self, request: Request, market: str, algo: bool = False) -> dict[str, Any]:
+        params = self._signed(request)
+        return self._render(self._find(params, market, algo))
+
+    def order_cancel(self, request: Request, market: str, algo: bool = False) -> dict[str, Any]:
+        params = self._signed(request)
+        try:
+            order = self._find(params, market, algo)
+        except SimReply as exc:
+            raise SimReply(400, {"code": -2011, "msg": "Unknown order sent."}) from exc
+        with self.lock:
+            if order["status"] not in ("NEW", "PARTIALLY_FILLED"):
+                raise SimReply(400, {"code": -2011, "msg": "Unknown order sent."})
+            order["status"] = "CANCELED"
+        return self._render(order)
+
+    def _open(self, market: str, algo: bool, symbol: str | None) -> list[dict[str, Any]]:
+        return [
+            o
+            for o in self.orders
+            if o["market"] == market
+            and o["algo"] == algo
+            and o["status"] in ("NEW", "PARTIALLY_FILLED")
+            and (symbol is None or o["symbol"] == symbol)
+        ]
+
+    def open_orders(self, request: Request, market: str, algo: bool = False) -> list[dict[str, Any]]:
+        params = self._signed(request)
+        symbol = self._symbol(params, market) if params.get("symbol") else None
+        with self.lock:
+            return [self._render(o) for o in self._open(market, algo, symbol)]
+
+    def cancel_open(self, request: Request, market: str, algo: bool = False) -> Any:
+        params = self._signed(request)
+        symbol = self._symbol(params, market)
+        with self.lock:
+            orders = self._open(market, algo, symbol)
+            for order in orders:
+                order["status"] = "CANCELED"
+            if algo:
+                return {"code": 200, "msg": "The operation of cancel all open order is done."}
+            if not orders and market == "spot":
+                raise SimReply(400, {"code": -2011, "msg": "Unknown order sent."})
+            return [self._render(o) for o in orders]
+
+    def futures_cancel_all(self, request: Request) -> dict[str, Any]:
+        params = self._signed(request)
+        symbol = self._symbol(params, "futures")
+        with self.lock:
+            for order in self._open("futures", False, symbol):
+                order["status"] = "CANCELED"
+        return {"code": 200, "msg": "The operation of cancel all open order is done."}
+
+    # --- for tests --------------------------------------------------------------------
+    def orders_for(self, client_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [o for o in self.orders if o["client_id"] == client_id]
+
+
+if __name__ == "__main__":
+    run_from_command_line(BinanceSim, 9001)

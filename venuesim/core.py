@@ -1,0 +1,237 @@
+"""The HTTP plumbing every simulator shares: routing, JSON, request log, fault injection."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+log = logging.getLogger("venuesim")
+
+
+class SimReply(Exception):  # noqa: N818 - a reply, not an error
+    """Raised by a route to answer with ``status`` and a JSON ``body`` (errors, mostly)."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None):
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+        super().__init__(f"{status} {body}")
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    raw_query: str
+    headers: dict[str, str]
+    body: bytes
+    received_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def form(self) -> dict[str, str]:
+        return dict(parse_qsl(self.body.decode(), keep_blank_values=True))
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body or b"{}")
+        except ValueError as exc:
+            raise SimReply(400, {"error": "invalid json"}) from exc
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name.lower(), "")
+
+
+@dataclass
+class Fault:
+    """One injected fault: ``kind`` applies to the next ``count`` requests matching ``path``."""
+
+    kind: str  # "timeout" | "drop" | "5xx" | "rate_limit" | "reject" | "token_expired"
+    path: str = ""
+    method: str = ""
+    count: int = 1
+    delay: float = 1.5
+    message: str = ""
+
+
+Route = Callable[[Request], Any]
+
+
+def dec(value: Any) -> Decimal:
+    return Decimal(str(value))
+
+
+def fmt(value: Decimal | None) -> str:
+    """Decimal as a plain string without exponent (venues never send 1E+1)."""
+    if value is None:
+        return "0"
+    text = format(value.normalize(), "f")
+    return text
+
+
+class SimServer:
+    """Base class: subclasses register routes in ``routes()`` and answer faults their own way."""
+
+    name = "sim"
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.requests: list[Request] = []
+        self.faults: list[Fault] = []
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._routes: dict[tuple[str, str], Route] = self.routes()
+
+    # --- to override ------------------------------------------------------------------
+    def routes(self) -> dict[tuple[str, str], Route]:
+        raise NotImplementedError
+
+    def fault_reply(self, fault: Fault, request: Request) -> SimReply:
+        """The venue's own answer for an injected "5xx", "rate_limit" or "reject"."""
+        raise NotImplementedError
+
+    # --- fault injection --------------------------------------------------------------
+    def inject(
+        self,
+        kind: str,
+        path: str = "",
+        *,
+        method: str = "",
+        count: int = 1,
+        delay: float = 1.5,
+        message: str = "",
+    ) -> Fault:
+        fault = Fault(kind=kind, path=path, method=method.upper(), count=count, delay=delay, message=message)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def _take_fault(self, request: Request) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if (
+                    fault.count > 0
+                    and request.path.startswith(fault.path)
+                    and fault.method in ("", request.method)
+                ):
+                    fault.count -= 1
+                    if fault.count == 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+    def seen(self, path: str, method: str = "") -> list[Request]:
+        """Requests received on ``path`` (prefix), optionally with one HTTP method."""
+        with self.lock:
+            return [r for r in self.requests if r.path.startswith(path) and method.upper() in ("", r.method)]
+
+    # --- dispatch ---------------------------------------------------------------------
+    def handle(self, request: Request) -> tuple[int, Any, dict[str, str], float, bool]:
+        """Returns (status, body, headers, delay before answering, drop connection)."""
+        with self.lock:
+            self.requests.append(request)
+        fault = self._take_fault(request)
+        route = self._routes.get((request.method, request.path))
+        if fault is not None and fault.kind not in ("timeout", "drop"):
+            reply = self.fault_reply(fault, request)
+            return reply.status, reply.body, reply.headers, 0.0, False
+        if route is None:
+            log.warning("%s: no route for %s %s", self.name, request.method, request.path)
+            return 404, {"error": f"no route {request.method} {request.path}"}, {}, 0.0, False
+        try:
+            status, body, headers = 200, route(request), {}
+        except SimReply as reply:
+            status, body, headers = reply.status, reply.body, reply.headers
+        if fault is not None and fault.kind == "timeout":
+            return status, body, headers, fault.delay, False
+        if fault is not None and fault.kind == "drop":
+            return status, body, headers, 0.0, True
+        return status, body, headers, 0.0, False
+
+    # --- lifecycle --------------------------------------------------------------------
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve in a daemon thread; returns the base URL."""
+        sim = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("%s: " + format, sim.name, *args)
+
+            def _serve(self) -> None:
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                request = Request(
+                    method=self.command,
+                    path=parts.path,
+                    query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+                    raw_query=parts.query,
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=body,
+                )
+                status, payload, headers, delay, drop = sim.handle(request)
+                if delay:
+                    time.sleep(delay)
+                if drop:
+                    self.close_connection = True
+                    return
+                data = payload if isinstance(payload, bytes) else json.dumps(payload, default=str).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json;charset=UTF-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+
+            do_GET = do_POST = do_DELETE = do_PUT = _serve  # noqa: N815 - stdlib naming
+
+        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name=f"{self.name}-sim", daemon=True
+        )
+        self._thread.start()
+        return self.base_url
+
+    @property
+    def base_url(self) -> str:
+        assert self._httpd is not None
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+
+def run_from_command_line(factory: Callable[[], SimServer], default_port: int) -> None:
+    """``python -m venuesim.<venue> --port N``: serve in the foreground until Ctrl-C."""
+    parser = argparse.ArgumentParser(description=f"Local {factory.__name__} venue simulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=default_port)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(levelname)s] %(message)s")
+    sim = factory()
+    url = sim.start(args.host, args.port)
+    print(f"{sim.name} simulator listening on {url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        sim.stop()
