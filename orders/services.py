@@ -257,9 +257,10 @@ def account_orders_execute(webhook_id: UUID | str, account_id: int) -> None:
             adapter.close()
 
 
-def order_reconcile(order: Order) -> None:
+def order_reconcile(order: Order) -> bool:
     """Settle an order stuck in `submitted` (a worker died mid-call): record what the venue
-    has under its client id, or put it back to `queued` when the venue has nothing."""
+    has under its client id, or put it back to `queued` when the venue has nothing.
+    Returns True when the order went back to `queued` (the caller dispatches it)."""
     try:
         adapter = adapter_for(order.account)
         try:
@@ -268,21 +269,22 @@ def order_reconcile(order: Order) -> None:
             adapter.close()
     except VenueError as error:
         log.warning("주문 상태 확인 실패: order_id=%s %s", order.id, error.message)
-        return
+        return False
     if known is not None:
         log.info("주문 상태 복구: order_id=%s status=%s", order.id, known.status)
         order_record(order, known)
-    else:
-        log.info("주문 재전달: order_id=%s (거래소에 없음)", order.id)
-        _requeue(order, "")
+        return False
+    log.info("주문 재전달: order_id=%s (거래소에 없음)", order.id)
+    _requeue(order, "")
+    return True
 
 
 def orders_sweep(stale_after_seconds: float | None = None) -> dict[str, int]:
     """Recover orders a crash or broker outage left behind (run periodically).
 
-    Orders still `queued` after ``ORDER_STALE_AFTER_SECONDS`` are dispatched again, one task
-    per (webhook, account); orders stuck in `submitted` are reconciled with their venue.
-    Returns the counts, for logs and tests.
+    Orders stuck in `submitted` for ``ORDER_STALE_AFTER_SECONDS`` are reconciled with their
+    venue; orders still `queued` that long are dispatched again, one task per (webhook,
+    account). Returns the counts, for logs and tests.
     """
     if stale_after_seconds is None:
         stale_after_seconds = settings.ORDER_STALE_AFTER_SECONDS
@@ -290,17 +292,13 @@ def orders_sweep(stale_after_seconds: float | None = None) -> dict[str, int]:
     stuck = list(
         Order.objects.filter(status=OrderStatus.SUBMITTED, updated_at__lt=cutoff).select_related("account")
     )
-    for order in stuck:
-        order_reconcile(order)
-    pairs = sorted(
-        set(
-            Order.objects.filter(status=OrderStatus.QUEUED, updated_at__lt=cutoff).values_list(
-                "webhook_id", "account_id"
-            )
-        ),
-        key=str,
+    pairs = {(order.webhook_id, order.account_id) for order in stuck if order_reconcile(order)}
+    pairs.update(
+        Order.objects.filter(status=OrderStatus.QUEUED, updated_at__lt=cutoff).values_list(
+            "webhook_id", "account_id"
+        )
     )
-    for webhook_id, account_id in pairs:
+    for webhook_id, account_id in sorted(pairs, key=str):
         log.warning("대기 주문 재전달: webhook=%s account=%s", webhook_id, account_id)
         orders_dispatch(webhook_id, [account_id])
     return {"redispatched": len(pairs), "reconciled": len(stuck)}

@@ -73,11 +73,9 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
         )
 
 
-@pytest.fixture
-def celery_worker(transactional_db: None) -> Iterator[Any]:
-    """A real Celery worker (threads pool, 4 threads) consuming the configured broker: the
-    in-memory one with no env, Redis when REDIS_URL is set. Queued messages left by earlier
-    tests are purged first; every task closes its DB connections when it ends."""
+@pytest.fixture(scope="session")
+def _celery_worker_session(django_db_setup: None) -> Iterator[Any]:
+    """One real Celery worker for the session (starting and stopping one costs seconds)."""
     from celery.contrib.testing.worker import start_worker
     from celery.signals import task_postrun
     from django.db import connections
@@ -92,6 +90,7 @@ def celery_worker(transactional_db: None) -> Iterator[Any]:
     app.control.purge()
 
     def close_connections(**_: Any) -> None:
+        # Worker threads must not keep connections to the test database open between tests.
         connections.close_all()
 
     task_postrun.connect(close_connections, weak=False)
@@ -107,6 +106,17 @@ def celery_worker(transactional_db: None) -> Iterator[Any]:
             yield worker
     finally:
         task_postrun.disconnect(close_connections)
+
+
+@pytest.fixture
+def celery_worker(transactional_db: None, _celery_worker_session: Any) -> Any:
+    """A real Celery worker (threads pool, 4 threads) consuming the configured broker: the
+    in-memory one with no env, Redis when REDIS_URL is set. Tasks see committed data only,
+    hence the transactional database. Messages left by earlier tests are purged first."""
+    from quanttrade.celery import app
+
+    app.control.purge()
+    return _celery_worker_session
 
 
 def wait_for_orders(timeout: float = 15.0, settled: Any = None, **filters: Any) -> list[Any]:

@@ -1,0 +1,372 @@
+"""Execution: webhook → orders → Celery worker → paper venue → statuses (a real worker thread)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.utils import timezone
+
+from orders import exchanges
+from orders.exchanges.base import OrderRequest, OrderResult, OrderUncertain, RetryableVenueError
+from orders.exchanges.paper import PaperAdapter
+from orders.models import Order, PaperBalance, PaperOrder, WebhookEvent, WebhookOutcome
+from orders.selectors import webhook_result
+from orders.services import account_orders_execute, orders_sweep
+from orders.tasks import execute_account_orders, paper_match
+
+D = Decimal
+
+
+def make_orders(
+    strategy: Any, accounts: list[Any], specs: list[dict[str, Any]], symbol: str = "BTC/USDT"
+) -> WebhookEvent:
+    """Rows as the intake writes them (contract 1), without dispatching any task."""
+    event = WebhookEvent.objects.create(
+        strategy=strategy, group_name=strategy.group_name, outcome=WebhookOutcome.ACCEPTED, http_status=202
+    )
+    for account in accounts:
+        for sequence, spec in enumerate(specs):
+            order = Order(
+                webhook=event,
+                strategy=strategy,
+                account=account,
+                sequence=sequence,
+                batch_index=sequence + 1,
+                market_type=strategy.market_type,
+                symbol=spec.get("symbol", symbol),
+                currency=symbol.split("/")[-1] if "/" in symbol else "KRW",
+                side=spec.get("side", ""),
+                order_type=spec.get("order_type", "MARKET"),
+                qty_per=D(str(spec["qty_per"])) if "qty_per" in spec else None,
+                price=D(str(spec["price"])) if "price" in spec else None,
+                stop_price=D(str(spec["stop_price"])) if "stop_price" in spec else None,
+            )
+            order.client_order_id = "qt" + order.id.hex
+            order.save()
+    return event
+
+
+def statuses(event: WebhookEvent, account: Any | None = None) -> list[str]:
+    qs = Order.objects.filter(webhook=event).order_by("account__name", "sequence")
+    if account is not None:
+        qs = qs.filter(account=account)
+    return list(qs.values_list("status", flat=True))
+
+
+# --- the task, without a worker --------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_running_the_task_twice_places_each_order_once(
+    make_strategy: Any, make_account: Any, publish_price: Any
+) -> None:
+    account = make_account("a1", balances={"USDT": "10000"})
+    strategy = make_strategy(accounts=[account])
+    event = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    execute_account_orders.apply(args=[str(event.id), account.pk])
+    execute_account_orders.apply(args=[str(event.id), account.pk])
+    order = Order.objects.get(webhook=event)
+    assert (order.status, order.attempts, order.filled_qty) == ("filled", 1, D("0.02"))
+    assert PaperOrder.objects.count() == 1
+    assert PaperBalance.objects.get(account=account, asset="USDT").free == D("9000")
+
+
+@pytest.mark.django_db
+def test_a_rejected_order_records_the_reason_and_the_next_order_still_runs(
+    make_strategy: Any, make_account: Any, publish_price: Any
+) -> None:
+    account = make_account("f1", balances={"USDT": "10000"})
+    strategy = make_strategy(market_type="FUTURES", accounts=[account])
+    event = make_orders(
+        strategy, [account], [{"side": "SELL", "qty_per": -100}, {"side": "BUY", "qty_per": 10}]
+    )
+    publish_price("BINANCE:BTC/USDT", "20000")
+    account_orders_execute(event.id, account.pk)
+    close, buy = Order.objects.filter(webhook=event).order_by("sequence")
+    assert (close.status, close.message) == ("rejected", "청산할 롱 포지션이 없습니다")
+    assert buy.status == "filled"
+
+
+@pytest.mark.django_db
+def test_market_order_without_a_price_is_rejected_on_the_order(
+    make_strategy: Any, make_account: Any, no_prices: None
+) -> None:
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    account_orders_execute(event.id, account.pk)
+    order = Order.objects.get(webhook=event)
+    assert (order.status, order.message) == ("rejected", "시세 정보가 없습니다: BINANCE:BTC/USDT")
+
+
+@pytest.mark.django_db
+def test_cancel_all_ends_cancelled_with_the_count_and_cancels_the_resting_orders(
+    make_strategy: Any, make_account: Any, publish_price: Any
+) -> None:
+    account = make_account("a1", balances={"USDT": "10000"})
+    strategy = make_strategy(accounts=[account])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    limits = make_orders(
+        strategy, [account], [{"side": "BUY", "order_type": "LIMIT", "price": 40000, "qty_per": 10}]
+    )
+    account_orders_execute(limits.id, account.pk)
+    assert statuses(limits) == ["open"]
+    cancel = make_orders(strategy, [account], [{"order_type": "CANCEL_ALL_ORDER"}])
+    account_orders_execute(cancel.id, account.pk)
+    order = Order.objects.get(webhook=cancel)
+    assert (order.status, order.cancelled_orders) == ("cancelled", 1)
+    assert statuses(limits) == ["cancelled"]
+    assert PaperBalance.objects.get(account=account, asset="USDT").locked == 0
+    again = make_orders(strategy, [account], [{"order_type": "CANCEL_ALL_ORDER", "symbol": ""}])
+    account_orders_execute(again.id, account.pk)
+    order = Order.objects.get(webhook=again)
+    assert (order.status, order.cancelled_orders, order.message) == (
+        "cancelled",
+        0,
+        "취소할 미체결 주문이 없습니다",
+    )
+    assert webhook_result(again)["orders"][0]["cancelled_orders"] == 0
+
+
+@pytest.mark.django_db
+def test_paper_match_fills_a_resting_order_and_pushes_its_new_status(
+    make_strategy: Any, make_account: Any, publish_price: Any
+) -> None:
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(
+        make_strategy(accounts=[account]),
+        [account],
+        [{"side": "BUY", "order_type": "LIMIT", "price": 40000, "qty_per": 10}],
+    )
+    publish_price("BINANCE:BTC/USDT", "50000")
+    account_orders_execute(event.id, account.pk)
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)("orders", channel)
+    publish_price("BINANCE:BTC/USDT", "39500")
+    assert paper_match() == 1
+    order = Order.objects.get(webhook=event)
+    assert (order.status, order.filled_qty, order.avg_price) == ("filled", D("0.025"), D("39500"))
+    message = async_to_sync(layer.receive)(channel)
+    assert message["type"] == "order.update"
+    assert message["order"]["order_id"] == str(order.id) and message["order"]["status"] == "filled"
+    assert message["order"]["avg_price"] == "39500" and message["order"]["filled_qty"] == "0.025"
+    json.dumps(message)  # JSON-safe
+    assert paper_match() == 0
+
+
+class UncertainPaper(PaperAdapter):
+    """The paper venue behind a network that loses the first answer (the order did go through)."""
+
+    lost: set[str] = set()
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        result = super().place_order(request)
+        if request.client_order_id not in self.lost:
+            self.lost.add(request.client_order_id)
+            raise OrderUncertain("timeout after sending")
+        return result
+
+
+@pytest.mark.django_db
+def test_an_uncertain_placement_is_looked_up_by_client_id_not_placed_twice(
+    make_strategy: Any, make_account: Any, publish_price: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(exchanges.ADAPTERS, "UNCERTAIN", f"{__name__}.UncertainPaper")
+    account = make_account("u1", exchange="UNCERTAIN", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    account_orders_execute(event.id, account.pk)
+    assert statuses(event) == ["filled"]
+    assert PaperOrder.objects.count() == 1
+    assert PaperBalance.objects.get(account=account, asset="USDT").free == D("9000")
+
+
+@pytest.mark.django_db
+def test_sweep_reconciles_a_submitted_order_the_venue_already_has(
+    make_strategy: Any, make_account: Any, publish_price: Any
+) -> None:
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    order = Order.objects.get(webhook=event)
+    publish_price("BINANCE:BTC/USDT", "50000")
+    # The worker sent the order, then died before recording the answer.
+    placed = PaperAdapter(account).place_order(
+        OrderRequest(order.client_order_id, "SPOT", "BTC/USDT", "BUY", "MARKET", qty_per=D(10))
+    )
+    Order.objects.filter(pk=order.pk).update(
+        status="submitted", attempts=1, updated_at=timezone.now() - timedelta(minutes=5)
+    )
+    assert orders_sweep() == {"redispatched": 0, "reconciled": 1}
+    order.refresh_from_db()
+    assert (order.status, order.exchange_order_id, order.filled_qty) == (
+        "filled",
+        placed.exchange_order_id,
+        D("0.02"),
+    )
+    assert PaperOrder.objects.count() == 1
+
+
+# --- with a real worker thread ---------------------------------------------------------------
+
+
+def test_webhook_to_filled_orders_end_to_end(
+    celery_worker: Any, make_strategy: Any, make_account: Any, publish_price: Any, wait_orders: Any
+) -> None:
+    accounts = [
+        make_account("acct-a", balances={"USDT": "10000"}),
+        make_account("acct-b", balances={"USDT": "20000"}),
+    ]
+    make_strategy(accounts=accounts)
+    publish_price("BINANCE:BTC/USDT", "50000")
+    body = {
+        "group_name": "my_strategy",
+        "token": "test-token",
+        "symbol": "BTC/USDT",
+        "currency": "USDT",
+        "orders": [
+            {"order_type": "LIMIT", "side": "buy", "price": "45000", "qty_per": 10},
+            {"order_type": "MARKET", "side": "buy", "qty_per": 10},
+        ],
+    }
+    response = Client().post("/api/webhook", data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 202, response.content
+    webhook_id = response.json()["webhook_id"]
+    orders = wait_orders(webhook_id=webhook_id)
+    assert [(o.account.name, o.order_type, o.status) for o in orders] == [
+        ("acct-a", "MARKET", "filled"),
+        ("acct-a", "LIMIT", "open"),
+        ("acct-b", "MARKET", "filled"),
+        ("acct-b", "LIMIT", "open"),
+    ]
+    assert [o.filled_qty for o in orders if o.status == "filled"] == [D("0.02"), D("0.04")]
+    admin = get_user_model().objects.create_superuser("admin", "a@example.com", "pw")
+    client = Client()
+    client.force_login(admin)
+    result = client.get(f"/api/webhooks/{webhook_id}").json()
+    assert result["status"] == "completed" and result["success"] is True
+    assert [(o["account"], o["order_type"], o["status"]) for o in result["orders"]] == [
+        (o.account.name, o.order_type, o.status) for o in orders
+    ]
+    first = result["orders"][0]
+    assert first["avg_price"] == "50000" and first["filled_qty"] == "0.02" and first["exchange_order_id"]
+
+
+def test_sweep_redispatches_orders_no_task_was_sent_for(
+    celery_worker: Any, make_strategy: Any, make_account: Any, publish_price: Any, wait_orders: Any
+) -> None:
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    assert orders_sweep() == {"redispatched": 0, "reconciled": 0}  # not stale yet
+    time.sleep(0.3)
+    assert statuses(event) == ["queued"]
+    Order.objects.filter(webhook=event).update(updated_at=timezone.now() - timedelta(minutes=5))
+    assert orders_sweep() == {"redispatched": 1, "reconciled": 0}
+    [order] = wait_orders(webhook=event)
+    assert order.status == "filled"
+
+
+def test_sweep_requeues_a_submitted_order_the_venue_never_saw(
+    celery_worker: Any, make_strategy: Any, make_account: Any, publish_price: Any, wait_orders: Any
+) -> None:
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    Order.objects.filter(webhook=event).update(
+        status="submitted", attempts=1, updated_at=timezone.now() - timedelta(minutes=5)
+    )
+    assert orders_sweep() == {"redispatched": 1, "reconciled": 1}
+    [order] = wait_orders(webhook=event)
+    assert (order.status, order.attempts) == ("filled", 2)
+    assert PaperOrder.objects.count() == 1
+
+
+class SlowPaper(PaperAdapter):
+    """The paper venue with a 0.3 s round trip, to make sequencing and parallelism visible."""
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        time.sleep(0.3)
+        return super().place_order(request)
+
+    def cancel_all(self, market_type: str, symbol: str | None) -> int:
+        time.sleep(0.3)
+        return super().cancel_all(market_type, symbol)
+
+
+def test_orders_run_in_sequence_per_account_and_accounts_in_parallel(
+    celery_worker: Any,
+    make_strategy: Any,
+    make_account: Any,
+    publish_price: Any,
+    wait_orders: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(exchanges.ADAPTERS, "SLOWPAPER", f"{__name__}.SlowPaper")
+    accounts = [make_account(f"slow-{i}", exchange="SLOWPAPER", balances={"USDT": "10000"}) for i in range(2)]
+    strategy = make_strategy(accounts=accounts)
+    publish_price("BINANCE:BTC/USDT", "50000")
+    event = make_orders(
+        strategy,
+        accounts,
+        [
+            {"side": "BUY", "qty_per": 10},
+            {"order_type": "CANCEL_ALL_ORDER"},
+            {"side": "BUY", "order_type": "LIMIT", "price": 40000, "qty_per": 10},
+        ],
+    )
+    from orders.services import orders_dispatch
+
+    orders_dispatch(event.id, [a.pk for a in accounts])
+    orders = wait_orders(webhook=event)
+    windows = []
+    for account in accounts:
+        mine = [o for o in orders if o.account_id == account.pk]
+        assert [o.status for o in mine] == ["filled", "cancelled", "open"]
+        for earlier, later in itertools.pairwise(mine):
+            assert later.submitted_at >= earlier.updated_at  # the previous one had finished
+        windows.append((mine[0].submitted_at, mine[-1].updated_at))
+    (start_a, end_a), (start_b, end_b) = windows
+    assert start_a < end_b and start_b < end_a  # the two accounts ran at the same time
+
+
+class FlakyPaper(PaperAdapter):
+    """The paper venue answering "try again" to the first request of each order."""
+
+    seen: set[str] = set()
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        if request.client_order_id not in self.seen:
+            self.seen.add(request.client_order_id)
+            raise RetryableVenueError("Paper API 오류: 일시적인 오류")
+        return super().place_order(request)
+
+
+def test_a_retryable_venue_error_puts_the_order_back_and_the_task_retries(
+    celery_worker: Any,
+    make_strategy: Any,
+    make_account: Any,
+    publish_price: Any,
+    wait_orders: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(exchanges.ADAPTERS, "FLAKY", f"{__name__}.FlakyPaper")
+    account = make_account("flaky", exchange="FLAKY", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    from orders.services import orders_dispatch
+
+    orders_dispatch(event.id, [account.pk])
+    [order] = wait_orders(webhook=event, settled={"filled", "failed", "rejected"})
+    assert (order.status, order.attempts) == ("filled", 2)
+    assert PaperOrder.objects.count() == 1
