@@ -178,7 +178,7 @@ class CcxtAdapter(ExchangeAdapter):
         message = self._message(exc)
         if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded | ccxt.ExchangeNotAvailable):
             return RetryableVenueError(message)
-        if isinstance(exc, ccxt.NetworkError):
+        if isinstance(exc, ccxt.OperationFailed):
             return RetryableVenueError(message)
         if isinstance(exc, ccxt.AuthenticationError):
             return PermanentVenueError(message)
@@ -305,12 +305,12 @@ class CcxtAdapter(ExchangeAdapter):
                 raise RetryableVenueError(self._message(e)) from e
             except ccxt.ExchangeNotAvailable as e:
                 # A 5xx may or may not have reached the matching engine: look before retrying.
-                found = self._lookup_after_failure(request, e)
-                if found is not None:
-                    return found
-                raise RetryableVenueError(self._message(e)) from e
+                return self._lookup_or_retry(request, e)
             except ccxt.NetworkError as e:
                 raise OrderUncertain(self._message(e)) from e
+            except ccxt.OperationFailed as e:
+                # e.g. Binance -1001 "Internal error": the order's fate is unknown too.
+                return self._lookup_or_retry(request, e)
             except ccxt.InvalidOrder as e:
                 if "uplicate" in str(e):
                     found = self._lookup_after_failure(request, e)
@@ -323,6 +323,12 @@ class CcxtAdapter(ExchangeAdapter):
         if result.quantity is None:
             result.quantity = amount
         return result
+
+    def _lookup_or_retry(self, request: OrderRequest, cause: Exception) -> OrderResult:
+        found = self._lookup_after_failure(request, cause)
+        if found is not None:
+            return found
+        raise RetryableVenueError(self._message(cause)) from cause
 
     def _lookup_after_failure(self, request: OrderRequest, cause: Exception) -> OrderResult | None:
         try:
