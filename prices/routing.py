@@ -1,5 +1,10 @@
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-websocket_urlpatterns: list[URLPattern] = []
+from prices.consumers import LiveConsumer
+
+websocket_urlpatterns: list[URLPattern] = [
+    path("ws", LiveConsumer.as_asgi()),
+    path("ws/", LiveConsumer.as_asgi()),
+]

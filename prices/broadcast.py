@@ -1,0 +1,95 @@
+"""Pushing ticks and events to WebSocket subscribers through the channel layer.
+
+Group names allow only ASCII letters, digits, ``-``, ``_`` and ``.``; instrument ids contain
+``:`` and ``/``, so :func:`price_group` escapes every other character (and ``_`` itself) as
+``_XX`` hex, which keeps the mapping one-to-one.
+
+The in-memory channel layer is not thread-safe: its queues belong to the server's event loop.
+Consumers register that loop on connect, and publishers on other threads (feed threads, the
+in-process workers) hand the send over to it with ``run_coroutine_threadsafe``. Redis layers
+are safe from any loop or thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.utils import timezone
+
+from prices.serializers import price_update_text
+from prices.services import PriceRecord, price_is_stale
+
+log = logging.getLogger("quanttrade.prices")
+
+GROUP_PREFIX = "price."
+_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.")
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def price_group(instrument: str) -> str:
+    """The channel-layer group of an instrument's subscribers (valid group name)."""
+    return GROUP_PREFIX + "".join(c if c in _SAFE else f"_{ord(c):02X}" for c in instrument)
+
+
+def register_server_loop(loop: asyncio.AbstractEventLoop) -> None:
+    global _server_loop
+    _server_loop = loop
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def group_send(group: str, message: dict[str, Any]) -> None:
+    """Send to a group from any thread, sync or async context. Never raises."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        running = _running_loop()
+        target = _server_loop if isinstance(layer, InMemoryChannelLayer) else running
+        if target is not None and not target.is_closed():
+            if target is running:
+                running.create_task(layer.group_send(group, message))
+            else:
+                asyncio.run_coroutine_threadsafe(layer.group_send(group, message), target)
+        elif running is None:
+            async_to_sync(layer.group_send)(group, message)
+    except Exception as exc:  # a push failure must not fail the publisher
+        log.warning("가격 전송 실패: %s %s", group, exc)
+
+
+async def group_send_async(group: str, message: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        target = _server_loop if isinstance(layer, InMemoryChannelLayer) else None
+        if target is not None and target is not asyncio.get_running_loop() and not target.is_closed():
+            asyncio.run_coroutine_threadsafe(layer.group_send(group, message), target)
+        else:
+            await layer.group_send(group, message)
+    except Exception as exc:
+        log.warning("가격 전송 실패: %s %s", group, exc)
+
+
+def _price_message(record: PriceRecord) -> dict[str, Any]:
+    # The same staleness rule as a snapshot read, so a push and a read never disagree.
+    fresh = replace(record, stale=price_is_stale(record.ticker, record.timestamp, timezone.now()))
+    return {"type": "price.update", "text": price_update_text(fresh)}
+
+
+def price_push(record: PriceRecord) -> None:
+    group_send(price_group(record.ticker), _price_message(record))
+
+
+async def price_push_async(record: PriceRecord) -> None:
+    await group_send_async(price_group(record.ticker), _price_message(record))

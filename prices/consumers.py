@@ -1,0 +1,184 @@
+"""``/ws``: live prices for everyone, order and webhook events for staff (SPEC §3 protocol)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from prices import broadcast, wsstats
+from prices.serializers import price_update_text
+from prices.services import instrument_normalize, price_snapshot
+
+log = logging.getLogger("quanttrade.prices")
+
+MAX_TOPICS = 200
+MAX_MESSAGE_BYTES = 4096
+MISSED_PONGS_CLOSE = 2
+STAFF_TOPICS = {"orders": "orders", "webhooks": "webhooks"}
+CLOSE_PONG_TIMEOUT = 4008
+
+
+def _language(scope: dict[str, Any]) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"accept-language":
+            header = value.decode("latin1").lower()
+            if header.startswith("en"):
+                return "en"
+    return settings.LANGUAGE_CODE
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    """One browser or bot connection. Topics: ``price:<id>``, and ``orders``/``webhooks`` (staff)."""
+
+    async def connect(self) -> None:
+        broadcast.register_server_loop(asyncio.get_running_loop())
+        self.client_id = str(uuid.uuid4())
+        self.topics: set[str] = set()
+        self.language = _language(self.scope)
+        self.awaiting_pong = False
+        self.missed_pongs = 0
+        self.ping_task: asyncio.Task[None] | None = None
+        await self.accept()
+        wsstats.connection_opened()
+        self.counted = True
+        await self.send_json(
+            {"type": "connected", "client_id": self.client_id, "message": "WebSocket connection established"}
+        )
+        self.ping_task = asyncio.create_task(self._ping_loop())
+
+    async def disconnect(self, code: int) -> None:
+        if self.ping_task is not None:
+            self.ping_task.cancel()
+        for topic in list(self.topics):
+            await self.channel_layer.group_discard(self._group(topic), self.channel_name)
+        if getattr(self, "counted", False):
+            wsstats.connection_closed(self.topics)
+            self.counted = False
+        self.topics = set()
+
+    # --- incoming ---------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        with translation.override(self.language):
+            if text_data is None:
+                return await self._error("invalid_message", _("Messages must be JSON text."))
+            if len(text_data.encode()) > MAX_MESSAGE_BYTES:
+                return await self._error(
+                    "message_too_large",
+                    _("Message too large: at most %(limit)d bytes.") % {"limit": MAX_MESSAGE_BYTES},
+                )
+            try:
+                message = json.loads(text_data)
+            except ValueError:
+                return await self._error("invalid_json", _("The message is not valid JSON."))
+            if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+                return await self._error("invalid_message", _("A message is a JSON object with a type."))
+            kind = message["type"]
+            if kind == "pong":
+                self.awaiting_pong = False
+                self.missed_pongs = 0
+            elif kind == "ping":
+                await self.send_json({"type": "pong", "timestamp": timezone.now().isoformat()})
+            elif kind in ("subscribe", "unsubscribe"):
+                await self._topic_message(kind, message.get("topic"))
+            else:
+                await self._error("unknown_type", _("Unknown message type: %(type)s") % {"type": kind[:50]})
+
+    async def _topic_message(self, kind: str, raw_topic: Any) -> None:
+        topic = self._topic(raw_topic)
+        if topic is None:
+            return await self._error(
+                "invalid_topic",
+                _("Invalid topic: use price:<ticker>, price:<EXCHANGE:SYMBOL>, orders or webhooks."),
+            )
+        if topic in STAFF_TOPICS and not self._is_staff():
+            return await self._error(
+                "forbidden", _("Only staff may subscribe to %(topic)s.") % {"topic": topic}
+            )
+        if kind == "unsubscribe":
+            if topic in self.topics:
+                self.topics.discard(topic)
+                await self.channel_layer.group_discard(self._group(topic), self.channel_name)
+                wsstats.topic_removed(topic)
+            return await self.send_json(
+                {"type": "unsubscribed", "topic": topic, "message": f"Unsubscribed from {topic}"}
+            )
+        if topic not in self.topics:
+            if len(self.topics) >= MAX_TOPICS:
+                return await self._error(
+                    "too_many_topics",
+                    _("At most %(limit)d topics per connection.") % {"limit": MAX_TOPICS},
+                )
+            self.topics.add(topic)
+            await self.channel_layer.group_add(self._group(topic), self.channel_name)
+            wsstats.topic_added(topic)
+        await self.send_json({"type": "subscribed", "topic": topic, "message": f"Subscribed to {topic}"})
+        if topic.startswith("price:"):
+            record = await sync_to_async(price_snapshot, thread_sensitive=False)(topic[6:])
+            if record is not None:
+                await self.send(text_data=price_update_text(record))
+
+    def _topic(self, raw: Any) -> str | None:
+        if not isinstance(raw, str):
+            return None
+        raw = raw.strip()
+        if raw in STAFF_TOPICS:
+            return raw
+        if raw.lower().startswith("price:"):
+            instrument = instrument_normalize(raw[6:])
+            return f"price:{instrument}" if instrument else None
+        return None
+
+    def _group(self, topic: str) -> str:
+        return STAFF_TOPICS.get(topic) or broadcast.price_group(topic[6:])
+
+    def _is_staff(self) -> bool:
+        user = self.scope.get("user")
+        return bool(user is not None and user.is_authenticated and user.is_staff)
+
+    # --- outgoing ---------------------------------------------------------------------
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content, ensure_ascii=False, separators=(",", ":")))
+
+    async def _error(self, code: str, message: str) -> None:
+        await self.send_json({"type": "error", "code": code, "message": str(message)})
+
+    async def _ping_loop(self) -> None:
+        interval = float(getattr(settings, "WS_PING_INTERVAL_SECONDS", 30.0))
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                if self.awaiting_pong:
+                    self.missed_pongs += 1
+                    if self.missed_pongs >= MISSED_PONGS_CLOSE:
+                        log.info("[INFO] WebSocket 종료 (pong 없음): %s", self.client_id)
+                        await self.close(code=CLOSE_PONG_TIMEOUT)
+                        return
+                self.awaiting_pong = True
+                await self.send_json({"type": "ping", "timestamp": timezone.now().isoformat()})
+                wsstats.refresh()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a dead socket ends the loop quietly
+            log.debug("ping loop ended: %s", exc)
+
+    # --- channel-layer events ---------------------------------------------------------
+
+    async def price_update(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["text"])
+
+    async def order_update(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "order_update", "order": event.get("order")})
+
+    async def webhook_update(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "webhook_update", "webhook": event.get("webhook")})

@@ -1,0 +1,160 @@
+"""Daily bars: collection from a CSV file, ccxt OHLCV or the KIS daily chart, stored idempotently."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import requests
+from django.conf import settings
+
+from prices.models import DailyPrice
+from prices.services import instrument_normalize
+
+BAR_FIELDS = ["open", "high", "low", "close", "volume", "source"]
+
+
+@dataclass(frozen=True)
+class Bar:
+    ticker: str
+    date: date
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    source: str
+
+
+def daily_store(bars: Iterable[Bar]) -> int:
+    """Insert or update bars (unique per ticker and date); returns how many were written."""
+    rows = [DailyPrice(**bar.__dict__) for bar in bars]
+    if rows:
+        DailyPrice.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["ticker", "date"],
+            update_fields=BAR_FIELDS,
+            batch_size=500,
+        )
+    return len(rows)
+
+
+def _number(value: Any) -> Decimal:
+    return Decimal(repr(value) if isinstance(value, float) else str(value).replace(",", "").strip())
+
+
+def bars_from_csv(path: Path, *, ticker: str | None = None) -> list[Bar]:
+    """Rows with columns ``ticker,date,open,high,low,close,volume`` (``ticker`` optional when
+    given on the command line). Raises ValueError naming the first bad line."""
+    bars: list[Bar] = []
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                raw_ticker = ticker or row["ticker"]
+                instrument = instrument_normalize(raw_ticker)
+                if instrument is None:
+                    raise ValueError(f"bad ticker {raw_ticker!r}")
+                bars.append(
+                    Bar(
+                        ticker=instrument,
+                        date=date.fromisoformat(row["date"].strip()),
+                        open=_number(row["open"]),
+                        high=_number(row["high"]),
+                        low=_number(row["low"]),
+                        close=_number(row["close"]),
+                        volume=_number(row.get("volume") or 0),
+                        source="csv",
+                    )
+                )
+            except (KeyError, ValueError, ArithmeticError) as exc:
+                raise ValueError(f"{path}:{line}: {exc}") from exc
+    return bars
+
+
+def bars_from_ccxt(exchange: Any, exchange_code: str, symbol: str, *, days: int) -> list[Bar]:
+    """Daily candles from a (sync) ccxt exchange, for the instrument ``EXCHANGE:SYMBOL``."""
+    since = int((datetime.now(UTC) - timedelta(days=days)).timestamp() * 1000)
+    candles = exchange.fetch_ohlcv(symbol, "1d", since=since, limit=days + 1)
+    ticker = f"{exchange_code.upper()}:{symbol.upper()}"
+    return [
+        Bar(
+            ticker=ticker,
+            date=datetime.fromtimestamp(ts / 1000, UTC).date(),
+            open=_number(o),
+            high=_number(h),
+            low=_number(lo),
+            close=_number(c),
+            volume=_number(v or 0),
+            source="ccxt",
+        )
+        for ts, o, h, lo, c, v in candles
+    ]
+
+
+def bars_from_kis(tickers: list[str], *, days: int, rest_url: str | None = None) -> list[Bar]:
+    """Daily bars from the KIS domestic daily chart (FHKST03010100; up to 100 bars a call).
+
+    Issues one access token per run (KIS allows one a minute: do not run this more often).
+    """
+    base = (rest_url or getattr(settings, "KIS_REST_URL", "https://openapi.koreainvestment.com:9443")).rstrip(
+        "/"
+    )
+    app_key, app_secret = getattr(settings, "KIS_APP_KEY", ""), getattr(settings, "KIS_APP_SECRET", "")
+    if not app_key or not app_secret:
+        raise ValueError("KIS_APP_KEY and KIS_APP_SECRET are required")
+    token = requests.post(
+        f"{base}/oauth2/tokenP",
+        json={"grant_type": "client_credentials", "appkey": app_key, "appsecret": app_secret},
+        timeout=10,
+    )
+    token.raise_for_status()
+    headers = {
+        "authorization": f"Bearer {token.json()['access_token']}",
+        "appkey": app_key,
+        "appsecret": app_secret,
+        "tr_id": "FHKST03010100",
+        "custtype": "P",
+    }
+    end = date.today()
+    start = end - timedelta(days=days)
+    bars: list[Bar] = []
+    for ticker in tickers:
+        response = requests.get(
+            f"{base}/uapi/domestic-stock/v1/quotations/inquire-daily-itemchartprice",
+            headers=headers,
+            params={
+                "FID_COND_MRKT_DIV_CODE": "J",
+                "FID_INPUT_ISCD": ticker,
+                "FID_INPUT_DATE_1": start.strftime("%Y%m%d"),
+                "FID_INPUT_DATE_2": end.strftime("%Y%m%d"),
+                "FID_PERIOD_DIV_CODE": "D",
+                "FID_ORG_ADJ_PRC": "0",
+            },
+            timeout=10,
+        )
+        response.raise_for_status()
+        body = response.json()
+        if body.get("rt_cd") not in (None, "0"):
+            raise ValueError(f"{ticker}: {body.get('msg_cd', '')} {body.get('msg1', '')}")
+        for row in body.get("output2") or []:
+            if not row.get("stck_bsop_date"):
+                continue
+            bars.append(
+                Bar(
+                    ticker=ticker,
+                    date=datetime.strptime(row["stck_bsop_date"], "%Y%m%d").date(),
+                    open=_number(row["stck_oprc"]),
+                    high=_number(row["stck_hgpr"]),
+                    low=_number(row["stck_lwpr"]),
+                    close=_number(row["stck_clpr"]),
+                    volume=_number(row.get("acml_vol") or 0),
+                    source="kis",
+                )
+            )
+    return bars

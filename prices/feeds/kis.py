@@ -1,0 +1,277 @@
+"""KIS (한국투자증권) realtime WebSocket feed: H0STCNT0 (domestic stock trades).
+
+Protocol (koreainvestment/open-trading-api):
+* ``POST {rest}/oauth2/Approval`` with app key/secret gives an ``approval_key`` for the socket.
+* Subscribe per ticker with a JSON message (``tr_type`` "1"; "2" unsubscribes).
+* Data frames are text ``<enc>|<tr_id>|<count>|<payload>``: ``enc`` "1" means the payload is
+  AES-256-CBC encrypted (base64) with the key/iv from the subscribe reply; the payload holds
+  ``count`` records of 46 ``^``-separated fields each.
+* JSON frames are replies, or ``PINGPONG`` heartbeats which must be echoed back verbatim.
+* A session carries at most 40 subscriptions, so the universe is split over several sessions.
+A dropped session reconnects with exponential backoff (with jitter) and resubscribes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import random
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import requests
+import websockets
+from django.conf import settings
+
+from prices.calendar import KST
+from prices.feeds.base import Feed
+from prices.services import is_kr_stock, price_publish_async
+
+log = logging.getLogger("quanttrade.prices")
+
+TR_ID = "H0STCNT0"
+FIELDS_PER_RECORD = 46
+MAX_SUBSCRIPTIONS_PER_SESSION = 40
+# Field positions in an H0STCNT0 record.
+F_TICKER, F_TIME, F_PRICE, F_SIGN, F_CHANGE, F_RATE = 0, 1, 2, 3, 4, 5
+F_ASK1, F_BID1, F_ACC_VOLUME, F_BUSINESS_DATE, F_HALTED = 10, 11, 13, 33, 35
+NEGATIVE_SIGNS = {"4", "5"}  # 4 lower limit, 5 down
+
+
+@dataclass(frozen=True)
+class KisTick:
+    ticker: str
+    price: Decimal
+    change: Decimal
+    change_rate: Decimal
+    volume: int
+    bid_price: Decimal | None
+    ask_price: Decimal | None
+    timestamp: datetime | None
+    halted: bool
+
+
+def _signed(value: str, sign: str) -> Decimal:
+    number = Decimal(value or "0")
+    return -abs(number) if sign in NEGATIVE_SIGNS else number
+
+
+def _tick(fields: list[str]) -> KisTick:
+    timestamp = None
+    day, clock = fields[F_BUSINESS_DATE], fields[F_TIME]
+    if len(day) == 8 and len(clock) == 6:
+        timestamp = datetime.strptime(day + clock, "%Y%m%d%H%M%S").replace(tzinfo=KST)
+    return KisTick(
+        ticker=fields[F_TICKER],
+        price=Decimal(fields[F_PRICE]),
+        change=_signed(fields[F_CHANGE], fields[F_SIGN]),
+        change_rate=_signed(fields[F_RATE], fields[F_SIGN]),
+        volume=int(fields[F_ACC_VOLUME] or 0),
+        bid_price=Decimal(fields[F_BID1]) if fields[F_BID1] else None,
+        ask_price=Decimal(fields[F_ASK1]) if fields[F_ASK1] else None,
+        timestamp=timestamp,
+        halted=fields[F_HALTED] == "Y",
+    )
+
+
+def aes_decrypt(key: str, iv: str, payload: str) -> str:
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    decryptor = Cipher(algorithms.AES(key.encode()), modes.CBC(iv.encode())).decryptor()
+    padded = decryptor.update(base64.b64decode(payload)) + decryptor.finalize()
+    unpadder = padding.PKCS7(128).unpadder()
+    return (unpadder.update(padded) + unpadder.finalize()).decode()
+
+
+def parse_data_frame(frame: str, keys: dict[str, tuple[str, str]] | None = None) -> list[KisTick]:
+    """The ticks of one ``<enc>|<tr_id>|<count>|<payload>`` frame (H0STCNT0 only)."""
+    encrypted, tr_id, count_text, payload = frame.split("|", 3)
+    if tr_id != TR_ID:
+        return []
+    if encrypted == "1":
+        if not keys or tr_id not in keys:
+            raise ValueError(f"encrypted {tr_id} frame before its key arrived")
+        payload = aes_decrypt(*keys[tr_id], payload)
+    fields = payload.split("^")
+    count = int(count_text)
+    if len(fields) < count * FIELDS_PER_RECORD:
+        raise ValueError(f"{tr_id} frame has {len(fields)} fields for {count} records")
+    return [_tick(fields[i * FIELDS_PER_RECORD : (i + 1) * FIELDS_PER_RECORD]) for i in range(count)]
+
+
+def subscribe_message(approval_key: str, ticker: str, *, subscribe: bool = True) -> str:
+    return json.dumps(
+        {
+            "header": {
+                "approval_key": approval_key,
+                "custtype": "P",
+                "tr_type": "1" if subscribe else "2",
+                "content-type": "utf-8",
+            },
+            "body": {"input": {"tr_id": TR_ID, "tr_key": ticker}},
+        }
+    )
+
+
+class KisFeed(Feed):
+    """Settings: KIS_APP_KEY, KIS_APP_SECRET, KIS_REST_URL, KIS_WS_URL (see the report)."""
+
+    name = "kis"
+
+    def __init__(
+        self,
+        *,
+        rest_url: str | None = None,
+        ws_url: str | None = None,
+        app_key: str | None = None,
+        app_secret: str | None = None,
+        tickers: list[str] | None = None,
+        backoff_base: float | None = None,
+        backoff_max: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self.rest_url = (
+            rest_url or getattr(settings, "KIS_REST_URL", "https://openapi.koreainvestment.com:9443")
+        ).rstrip("/")
+        self.ws_url = ws_url or getattr(settings, "KIS_WS_URL", "ws://ops.koreainvestment.com:21000")
+        self.app_key = app_key if app_key is not None else getattr(settings, "KIS_APP_KEY", "")
+        self.app_secret = app_secret if app_secret is not None else getattr(settings, "KIS_APP_SECRET", "")
+        self.fixed_tickers = tickers
+        self.backoff_base = (
+            backoff_base
+            if backoff_base is not None
+            else float(getattr(settings, "KIS_WS_BACKOFF_SECONDS", 1.0))
+        )
+        self.backoff_max = backoff_max
+        self.approval_key: str | None = None
+        self.keys: dict[str, tuple[str, str]] = {}
+        self.halted: dict[str, bool] = {}
+
+    # --- approval key -----------------------------------------------------------------
+
+    def _request_approval_key(self) -> str:
+        response = requests.post(
+            f"{self.rest_url}/oauth2/Approval",
+            json={"grant_type": "client_credentials", "appkey": self.app_key, "secretkey": self.app_secret},
+            timeout=10,
+        )
+        response.raise_for_status()
+        key = response.json().get("approval_key")
+        if not key:
+            raise RuntimeError("KIS approval response without approval_key")
+        return str(key)
+
+    async def approval(self) -> str:
+        if self.approval_key is None:
+            self.approval_key = await asyncio.to_thread(self._request_approval_key)
+        return self.approval_key
+
+    # --- sessions ---------------------------------------------------------------------
+
+    async def run(self, stop: threading.Event) -> None:
+        self.health.started()
+        try:
+            if not self.app_key or not self.app_secret:
+                self.health.error("KIS_APP_KEY / KIS_APP_SECRET not set")
+                return
+            tickers = self.fixed_tickers
+            if tickers is None:
+                tickers = [i for i in await self.instruments() if is_kr_stock(i)]
+            chunks = [
+                tickers[i : i + MAX_SUBSCRIPTIONS_PER_SESSION]
+                for i in range(0, len(tickers), MAX_SUBSCRIPTIONS_PER_SESSION)
+            ]
+            self.health.set_detail(subscriptions=len(tickers), sessions=len(chunks))
+            await asyncio.gather(*(self.session(chunk, stop) for chunk in chunks))
+        finally:
+            self.health.stopped()
+
+    async def session(self, tickers: list[str], stop: threading.Event) -> None:
+        """One socket for up to 40 tickers, reconnected with backoff until ``stop``."""
+        failures = 0
+        first = True
+        while not stop.is_set():
+            if not first:
+                self.health.reconnected()
+            first = False
+            try:
+                key = await self.approval()
+                async with websockets.connect(self.ws_url, ping_interval=None, open_timeout=10) as socket:
+                    for ticker in tickers:
+                        await socket.send(subscribe_message(key, ticker))
+                    failures = 0
+                    await self._read(socket, stop)
+            except Exception as exc:  # every failure means: back off, reconnect
+                failures += 1
+                log.warning("KIS 실시간 연결 오류 (%d회): %s", failures, exc)
+                self.health.error(f"{type(exc).__name__}: {exc}")
+                if isinstance(exc, requests.HTTPError):
+                    self.approval_key = None
+            if stop.is_set():
+                break
+            delay = min(self.backoff_max, self.backoff_base * 2 ** max(0, failures - 1))
+            if await self.sleep(delay * random.uniform(0.8, 1.2), stop):
+                break
+
+    async def _read(self, socket: Any, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                frame = await asyncio.wait_for(socket.recv(), timeout=0.5)
+            except TimeoutError:
+                continue
+            if isinstance(frame, bytes):
+                frame = frame.decode()
+            if frame[:1] in ("0", "1"):
+                await self._publish(parse_data_frame(frame, self.keys))
+                continue
+            message = json.loads(frame)
+            header = message.get("header", {})
+            if header.get("tr_id") == "PINGPONG":
+                await socket.send(frame)
+                continue
+            body = message.get("body", {})
+            if body.get("rt_cd") not in (None, "0"):
+                self.health.error(f"{header.get('tr_key', '')}: {body.get('msg1', '')}")
+            output = body.get("output") or {}
+            if output.get("key") and output.get("iv"):
+                self.keys[header.get("tr_id", TR_ID)] = (output["key"], output["iv"])
+
+    async def _publish(self, ticks: list[KisTick]) -> None:
+        for tick in ticks:
+            await price_publish_async(
+                tick.ticker,
+                tick.price,
+                change=tick.change,
+                change_rate=tick.change_rate,
+                volume=tick.volume,
+                bid_price=tick.bid_price,
+                ask_price=tick.ask_price,
+                timestamp=tick.timestamp,
+                feed=self.name,
+            )
+            self.health.tick(tick.ticker)
+            previous = self.halted.get(tick.ticker)
+            self.halted[tick.ticker] = tick.halted
+            # Only a change touches the database (the first tick only when it says halted).
+            if tick.halted != bool(previous) or (previous is None and tick.halted):
+                await asyncio.to_thread(_mark_halted, tick.ticker, tick.halted)
+
+
+def _mark_halted(ticker: str, halted: bool) -> None:
+    """Record a halt reported by the exchange (TRHT_YN) on the Instrument row."""
+    from prices.models import Instrument
+
+    if halted:
+        Instrument.objects.update_or_create(
+            ticker=ticker, defaults={"halted": True, "halted_reason": "KIS TRHT_YN=Y"}
+        )
+    else:
+        Instrument.objects.filter(ticker=ticker, halted=True, halted_reason="KIS TRHT_YN=Y").update(
+            halted=False, halted_reason=""
+        )

@@ -1,0 +1,45 @@
+"""``manage.py collect_daily``: store daily bars from a CSV file, ccxt OHLCV or KIS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from prices import daily
+
+
+class Command(BaseCommand):
+    help = "Collect daily OHLCV bars into prices.DailyPrice (CSV, ccxt or KIS)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("--csv", type=Path, help="CSV with ticker,date,open,high,low,close,volume")
+        source.add_argument("--ccxt", metavar="EXCHANGE", help="ccxt exchange id, e.g. binance")
+        source.add_argument("--kis", action="store_true", help="KIS domestic daily chart")
+        parser.add_argument("--ticker", help="CSV: ticker for every row (when the file has no ticker column)")
+        parser.add_argument("--symbols", default="", help="ccxt: comma list, e.g. BTC/USDT,ETH/USDT")
+        parser.add_argument("--tickers", default="", help="KIS: comma list of Korean tickers")
+        parser.add_argument("--days", type=int, default=100, help="ccxt/KIS: how far back (days)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            if options["csv"]:
+                bars = daily.bars_from_csv(options["csv"], ticker=options["ticker"])
+            elif options["ccxt"]:
+                import ccxt
+
+                code = options["ccxt"].lower()
+                exchange = getattr(ccxt, code)({"enableRateLimit": True})
+                bars = []
+                for symbol in filter(None, (s.strip() for s in options["symbols"].split(","))):
+                    bars += daily.bars_from_ccxt(exchange, code, symbol, days=options["days"])
+            else:
+                tickers = [t.strip() for t in options["tickers"].split(",") if t.strip()]
+                bars = daily.bars_from_kis(tickers, days=options["days"])
+        except (OSError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+        written = daily.daily_store(bars)
+        tickers = len({b.ticker for b in bars})
+        self.stdout.write(f"[INFO] 일봉 저장: {written}개 ({tickers}종목)")

@@ -1,0 +1,43 @@
+"""``manage.py publish_price <id> --price P``: one tick through the price layer, like a feed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from prices.serializers import price_json
+from prices.services import instrument_normalize, price_publish
+
+
+class Command(BaseCommand):
+    help = "Publish one price tick (cache + WebSocket push); works from any process with REDIS_URL."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("instrument", help="005930 or EXCHANGE:SYMBOL, e.g. BINANCE:BTC/USDT")
+        parser.add_argument("--price", required=True)
+        parser.add_argument("--volume")
+        parser.add_argument("--change")
+        parser.add_argument("--change-rate")
+        parser.add_argument("--bid")
+        parser.add_argument("--ask")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        instrument = instrument_normalize(options["instrument"])
+        if instrument is None:
+            raise CommandError(f"not an instrument id: {options['instrument']!r}")
+        try:
+            record = price_publish(
+                instrument,
+                options["price"],
+                volume=options["volume"],
+                change=options["change"],
+                change_rate=options["change_rate"],
+                bid_price=options["bid"],
+                ask_price=options["ask"],
+                feed="manual",
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(json.dumps(price_json(record), ensure_ascii=False))

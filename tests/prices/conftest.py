@@ -1,0 +1,30 @@
+"""Fixtures for the price layer: a clean store per test, local servers, settings helpers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings
+
+from prices.store import price_store
+
+
+@pytest.fixture(autouse=True)
+def _clean_price_store() -> Iterator[None]:
+    price_store().clear()
+    yield
+    price_store().clear()
+
+
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL", "")
+
+
+requires_redis = pytest.mark.skipif(not redis_url(), reason="REDIS_URL is not set (Redis-mode tests skipped)")
+
+
+@pytest.fixture
+def embedded() -> bool:
+    return not settings.REDIS_URL

@@ -1,0 +1,274 @@
+"""The /ws protocol (SPEC §3) through WebsocketCommunicator: every test disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser, User
+
+from prices.consumers import LiveConsumer
+from prices.security import OriginValidator
+from prices.services import price_publish
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def _open(user: Any = None, headers: list[tuple[bytes, bytes]] | None = None) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(LiveConsumer.as_asgi(), "/ws", headers=headers or [])
+    communicator.scope["user"] = user or AnonymousUser()
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def _next(communicator: WebsocketCommunicator, timeout: float = 2) -> dict[str, Any]:
+    return json.loads(await communicator.receive_from(timeout=timeout))
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(test())
+
+
+def test_connect_sends_connected_with_client_id() -> None:
+    async def scenario() -> None:
+        ws = await _open()
+        try:
+            message = await _next(ws)
+            assert message["type"] == "connected"
+            assert message["message"] == "WebSocket connection established"
+            assert len(message["client_id"]) == 36
+        finally:
+            await ws.disconnect()
+
+    run(scenario)
+
+
+def test_subscribe_answers_subscribed_then_snapshot() -> None:
+    price_publish("005930", 158600, change=-700, volume=36358081, bid=158500, ask=158600)
+
+    async def scenario() -> None:
+        ws = await _open()
+        try:
+            await _next(ws)
+            await ws.send_json_to({"type": "subscribe", "topic": "price:005930"})
+            assert await _next(ws) == {
+                "type": "subscribed",
+                "topic": "price:005930",
+                "message": "Subscribed to price:005930",
+            }
+            update = await _next(ws)
+            assert update["type"] == "price_update" and update["ticker"] == "005930"
+            assert update["data"]["price"] == 158600 and update["data"]["change"] == -700
+            assert update["timestamp"] == update["data"]["timestamp"]
+        finally:
+            await ws.disconnect()
+
+    run(scenario)
+
+
+def test_tick_published_from_another_thread_reaches_subscriber() -> None:
+    async def scenario() -> None:
+        ws = await _open()
+        try:
+            await _next(ws)
+            await ws.send_json_to({"type": "subscribe", "topic": "price:BINANCE:BTC/USDT"})
+            assert (await _next(ws))["type"] == "subscribed"
+            await sync_to_async(price_publish, thread_sensitive=False)("BINANCE:BTC/USDT", "67123.45")
+            update = await _next(ws)
+            assert update["ticker"] == "BINANCE:BTC/USDT" and update["data"]["price"] == 67123.45
+        finally:
+            await ws.disconnect()
+
+    run(scenario)
+
+
+def test_unsubscribe_stops_updates() -> None:
+    async def scenario() -> None:
+        ws = await _open()
+        try:
+            await _next(ws)
+            await ws.send_json_to({"type": "subscribe", "topic": "price:000660"})
+            await _next(ws)
+            await ws.send_json_to({"type": "unsubscribe", "topic": "price:000660"})
+            assert (await _next(ws))["type"] == "unsubscribed"
+            await sync_to_async(price_publish, thread_sensitive=False)("000660", 128000)
+            assert await ws.receive_nothing(timeout=0.3)
+        finally:
+            await ws.disconnect()
+
+    run(scenario)
+
+
+def test_client_ping_gets_pong() -> None:
+    async def scenario() -> None:
+        ws = await _open()
+        try:
+            await _next(ws)
+            await ws.send_json_to({"type": "ping"})
+            assert (await _next(ws))["type"] == "pong"
+        finally:
+            await ws.disconnect()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("not json", "invalid_json"),
+        ("[1, 2]", "invalid_message"),
+        ('{"type": "dance"}', "unknown_type"),
+        ('{"type": "subscribe", "topic": "price:<script>"}', "invalid_topic"),
+        ('{"type": "subscribe", "topic": "news"}', "invalid_topic"),
+        ('{"type": "ping", "pad": "' + "x" * 4100 + '"}', "message_too_large"),
+    ],
+)
+def test_bad_message_gets_error_and_connection_stays_open(text: str, code: str) -> None:
+    async def scenario() -> None:
+        ws = await _open()
+        try:
+            await _next(ws)
+            await ws.send_to(text_data=text)
+            error = await _next(ws)
+            assert error["type"] == "error" and error["code"] == code and error["message"]
+            await ws.send_json_to({"type": "ping"})
+            assert (await _next(ws))["type"] == "pong"
+        finally:
+            await ws.disconnect()
+
+    run(scenario)
+
+
+def test_error_messages_are_korean_by_default_and_english_on_request() -> None:
+    async def scenario() -> None:
+        for headers, expected in (([], "JSON"), ([(b"accept-language", b"en")], "not valid JSON")):
+            ws = await _open(headers=headers)
+            try:
+                await _next(ws)
+                await ws.send_to(text_data="{")
+                message = (await _next(ws))["message"]
+                assert expected in message
+                if not headers:
+                    assert "not valid" not in message
+            finally:
+                await ws.disconnect()
+
+    run(scenario)
+
+
+def test_topic_limit_is_200() -> None:
+    async def scenario() -> None:
+        ws = await _open()
+        try:
+            await _next(ws)
+            for n in range(200):
+                await ws.send_json_to({"type": "subscribe", "topic": f"price:T{n:05d}"})
+                assert (await _next(ws))["type"] == "subscribed"
+            await ws.send_json_to({"type": "subscribe", "topic": "price:T99999"})
+            error = await _next(ws)
+            assert error["code"] == "too_many_topics"
+        finally:
+            await ws.disconnect()
+
+    run(scenario)
+
+
+def test_orders_topic_is_staff_only() -> None:
+    async def scenario() -> None:
+        ws = await _open()
+        try:
+            await _next(ws)
+            await ws.send_json_to({"type": "subscribe", "topic": "orders"})
+            assert (await _next(ws))["code"] == "forbidden"
+        finally:
+            await ws.disconnect()
+
+    run(scenario)
+
+
+def test_staff_receive_order_and_webhook_updates() -> None:
+    staff = User.objects.create_user("ops", password="x", is_staff=True)
+
+    async def scenario() -> None:
+        ws = await _open(user=staff)
+        try:
+            await _next(ws)
+            for topic in ("orders", "webhooks"):
+                await ws.send_json_to({"type": "subscribe", "topic": topic})
+                assert (await _next(ws))["type"] == "subscribed"
+            layer = get_channel_layer()
+            order = {"order_id": "o1", "status": "filled", "avg_price": "67000.5"}
+            await layer.group_send("orders", {"type": "order.update", "order": order})
+            assert await _next(ws) == {"type": "order_update", "order": order}
+            hook = {"webhook_id": "w1", "outcome": "accepted", "http_status": 202}
+            await layer.group_send("webhooks", {"type": "webhook.update", "webhook": hook})
+            assert await _next(ws) == {"type": "webhook_update", "webhook": hook}
+        finally:
+            await ws.disconnect()
+
+    run(scenario)
+
+
+def test_two_missed_pongs_close_the_connection(settings: Any) -> None:
+    settings.WS_PING_INTERVAL_SECONDS = 0.15
+
+    async def scenario() -> None:
+        ws = await _open()
+        try:
+            await _next(ws)
+            assert (await _next(ws))["type"] == "ping"
+            assert (await _next(ws))["type"] == "ping"
+            closed = await ws.receive_output(timeout=2)
+            assert closed == {"type": "websocket.close", "code": 4008}
+        finally:
+            await ws.disconnect()
+
+    run(scenario)
+
+
+def test_answered_pings_keep_the_connection_open(settings: Any) -> None:
+    settings.WS_PING_INTERVAL_SECONDS = 0.1
+
+    async def scenario() -> None:
+        ws = await _open()
+        try:
+            await _next(ws)
+            for _ in range(5):
+                assert (await _next(ws))["type"] == "ping"
+                await ws.send_json_to({"type": "pong"})
+            await ws.send_json_to({"type": "ping"})
+            while (message := await _next(ws))["type"] == "ping":
+                await ws.send_json_to({"type": "pong"})
+            assert message["type"] == "pong"
+        finally:
+            await ws.disconnect()
+
+    run(scenario)
+
+
+def test_foreign_origin_is_refused_and_own_origin_accepted(settings: Any) -> None:
+    settings.ALLOWED_HOSTS = ["trade.example.com"]
+    settings.WS_ALLOWED_ORIGINS = ["https://app.example.net"]
+
+    async def attempt(origin: bytes) -> bool:
+        communicator = WebsocketCommunicator(
+            OriginValidator(LiveConsumer.as_asgi()), "/ws", headers=[(b"origin", origin)]
+        )
+        communicator.scope["user"] = AnonymousUser()
+        connected, _ = await communicator.connect()
+        await communicator.disconnect()
+        return connected
+
+    async def scenario() -> None:
+        assert await attempt(b"https://evil.example.org") is False
+        assert await attempt(b"https://trade.example.com") is True
+        assert await attempt(b"https://app.example.net") is True
+
+    run(scenario)
