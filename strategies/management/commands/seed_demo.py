@@ -1,0 +1,133 @@
+"""`manage.py seed_demo`: demo strategies (one per market type) on paper accounts.
+
+Idempotent: a second run creates nothing new and changes no balance; it prints the same
+strategies, URLs and tokens again. The admin password is printed only when the admin user is
+created (it is not stored anywhere in clear).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shlex
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from rest_framework.authtoken.models import Token
+
+from orders.models import PaperBalance
+from strategies.models import Account, MarketType, Strategy, StrategyAccount
+from strategies.services import sample_payload
+
+ADMIN_USERNAME = "admin"
+
+# group_name, market type, paper account, starting balances, account settings
+DEMO: list[tuple[str, str, str, dict[str, str], dict[str, Any]]] = [
+    (
+        "demo_spot",
+        MarketType.SPOT,
+        "paper_spot",
+        {"USDT": "100000", "KRW": "100000000", "BTC": "1", "ETH": "10", "SOL": "100"},
+        {},
+    ),
+    ("demo_futures", MarketType.FUTURES, "paper_futures", {"USDT": "100000"}, {"leverage": 3}),
+    ("demo_kr_stock", MarketType.DOMESTIC_STOCK, "paper_kr_stock", {"KRW": "100000000"}, {}),
+    ("demo_us_stock", MarketType.OVERSEAS_STOCK, "paper_us_stock", {"USD": "100000"}, {}),
+    ("demo_kr_fo", MarketType.DOMESTIC_FUTUREOPTION, "paper_kr_fo", {"KRW": "100000000"}, {}),
+    ("demo_global_fo", MarketType.OVERSEAS_FUTUREOPTION, "paper_global_fo", {"USD": "100000"}, {}),
+]
+
+
+def curl_command(url: str, payload: dict[str, Any]) -> str:
+    body = json.dumps(payload, ensure_ascii=False)
+    return f"curl -sS -X POST {shlex.quote(url)} -H 'Content-Type: application/json' -d {shlex.quote(body)}"
+
+
+class Command(BaseCommand):
+    help = "Create demo strategies on paper accounts (idempotent) and print how to send them webhooks."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--json", action="store_true", help="Print one JSON object instead of text.")
+        parser.add_argument(
+            "--base-url",
+            default="",
+            help="Base URL in the printed webhook URLs (default: PUBLIC_BASE_URL or http://127.0.0.1:8000).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        with transaction.atomic():
+            password = self._admin()
+            token = Token.objects.get_or_create(user=get_user_model().objects.get(username=ADMIN_USERNAME))[0]
+            strategies = [self._strategy(*demo) for demo in DEMO]
+        base_url = (options["base_url"] or settings.PUBLIC_BASE_URL or "http://127.0.0.1:8000").rstrip("/")
+        url = base_url + reverse("webhook")
+        result = {
+            "admin": {"username": ADMIN_USERNAME, "password": password},
+            "api_token": token.key,
+            "base_url": base_url,
+            "strategies": [
+                {
+                    "group_name": s.group_name,
+                    "market_type": s.market_type,
+                    "token": s.token,
+                    "webhook_url": url,
+                    "sample_payload": sample_payload(s, token=s.token),
+                    "curl": curl_command(url, sample_payload(s, token=s.token)),
+                }
+                for s in strategies
+            ],
+        }
+        if options["json"]:
+            self.stdout.write(json.dumps(result, ensure_ascii=False))
+            return
+        self._print(result)
+
+    def _admin(self) -> str | None:
+        """Create the admin user if missing; returns its new password, or None if it existed."""
+        user_model = get_user_model()
+        if user_model.objects.filter(username=ADMIN_USERNAME).exists():
+            return None
+        password = secrets.token_urlsafe(12)
+        user_model.objects.create_superuser(ADMIN_USERNAME, "admin@localhost", password)
+        return password
+
+    def _strategy(
+        self, group_name: str, market_type: str, account_name: str, balances: dict[str, str], venue: dict
+    ) -> Strategy:
+        account, created = Account.objects.get_or_create(
+            name=account_name, defaults={"exchange": "PAPER", "settings": venue}
+        )
+        if created:
+            for asset, amount in balances.items():
+                PaperBalance.objects.create(account=account, asset=asset, free=Decimal(amount))
+        strategy, _created = Strategy.objects.get_or_create(
+            group_name=group_name,
+            defaults={"market_type": market_type, "description": _("Demo strategy on a paper account")},
+        )
+        StrategyAccount.objects.get_or_create(strategy=strategy, account=account)
+        return strategy
+
+    def _print(self, result: dict[str, Any]) -> None:
+        out = self.stdout
+        admin = result["admin"]
+        if admin["password"]:
+            out.write(
+                _("Admin user created: %(username)s / %(password)s (shown once: write it down)")
+                % {"username": admin["username"], "password": admin["password"]}
+            )
+        else:
+            out.write(_("Admin user %(username)s already exists (password unchanged)") % admin)
+        out.write(_("API token (Authorization: Token …): %(token)s") % {"token": result["api_token"]})
+        out.write(_("Admin: %(url)s/admin/") % {"url": result["base_url"]})
+        for strategy in result["strategies"]:
+            out.write("")
+            out.write(f"[{strategy['group_name']}] {strategy['market_type']}")
+            out.write(_("  webhook URL: %(url)s") % {"url": strategy["webhook_url"]})
+            out.write(_("  token: %(token)s") % {"token": strategy["token"]})
+            out.write("  " + strategy["curl"])
