@@ -130,7 +130,7 @@
   document.getElementById("watch-add").addEventListener("submit", function (event) {
     event.preventDefault();
     var input = document.getElementById("watch-input");
-    var value = input.value.trim();
+    var value = input.value.trim().toUpperCase();
     if (!value) return;
     addRow(value);
     saveList(currentList());

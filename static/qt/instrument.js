@@ -60,7 +60,11 @@
   function loadBars() {
     var to = new Date();
     var from = new Date(to.getTime() - 400 * 86400000);
-    var url = "/api/kr/stocks/" + encodeURI(instrument) + "/daily?from=" + isoDay(from) + "&to=" + isoDay(to);
+    // Korean tickers use the seed's /api/kr/stocks/<ticker>/daily; EXCHANGE:SYMBOL ids the generic form.
+    var path = instrument.indexOf(":") === -1 && instrument.indexOf("/") === -1
+      ? "/api/kr/stocks/" + encodeURIComponent(instrument) + "/daily"
+      : "/api/prices/" + encodeURI(instrument) + "/daily";
+    var url = path + "?from=" + isoDay(from) + "&to=" + isoDay(to);
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) {
         if (r.status === 404) return [];
@@ -69,6 +73,10 @@
       })
       .then(function (body) {
         var bars = toBars(barsOf(body));
+        var whole = bars.length > 0 && bars.every(function (b) {
+          return Number.isInteger(b.open) && Number.isInteger(b.close) && Number.isInteger(b.high) && Number.isInteger(b.low);
+        });
+        if (whole) candles.applyOptions({ priceFormat: { type: "price", precision: 0, minMove: 1 } });
         candles.setData(bars);
         volume.setData(bars.map(function (b) {
           return { time: b.time, value: b.volume, color: b.close >= b.open ? upColor + "80" : downColor + "80" };
@@ -76,6 +84,7 @@
         chart.timeScale().fitContent();
         lastBar = bars.length ? bars[bars.length - 1] : null;
         chartEl.dataset.bars = String(bars.length);
+        if (lastTick) onPrice(lastTick);
         statusEl.textContent = bars.length
           ? chartEl.dataset.loaded.replace("{count}", bars.length)
           : chartEl.dataset.empty;
@@ -91,7 +100,9 @@
   }
 
   var lastRaw = null;
+  var lastTick = null;
   function onPrice(msg) {
+    lastTick = msg;
     var d = msg.data || {};
     var price = d.price === undefined || d.price === null ? null : String(d.price);
     var el = document.getElementById("last-price");
@@ -122,7 +133,8 @@
 
     // Move today's candle with the live price (a realtime tick on a day that has a bar).
     var n = Number(price);
-    var day = dayOf(d.timestamp || msg.timestamp);
+    var ts = new Date(d.timestamp || msg.timestamp || "");
+    var day = isNaN(ts.getTime()) ? "" : isoDay(ts);
     if (src === "realtime" && lastBar && isFinite(n) && lastBar.time === day) {
       lastBar = { time: lastBar.time, open: lastBar.open, high: Math.max(lastBar.high, n), low: Math.min(lastBar.low, n),
         close: n, volume: lastBar.volume };

@@ -1,0 +1,236 @@
+"""Browser-test machinery: the real product in a subprocess, Debian's Chromium through Playwright.
+
+The server is started with ``manage.py serve`` from a temporary data folder, after ``migrate`` and
+``seed_demo --json``. With REDIS_URL set (CI) it runs in distributed mode — SQLite file + Redis
+(cache, channel layer, broker) + a separate ``celery worker`` process — so that another process
+(``manage.py publish_price``) can publish into its price layer. Without REDIS_URL it runs in
+embedded mode and the tests that need a second publisher are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Overrides the suite-wide cache flush: with REDIS_URL the flush is a FLUSHDB, which would
+    wipe the browser server's broker queues and price cache in the shared Redis database."""
+    if request.node.get_closest_marker("browser"):
+        yield
+        return
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ProductServer:
+    """`manage.py serve` (plus a Celery worker in distributed mode) in child processes."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = _free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.distributed = bool(os.environ.get("REDIS_URL"))
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+        env.update(
+            {
+                "QT_DATA_DIR": str(data_dir),
+                "PYTHONUNBUFFERED": "1",
+                "ORDER_SWEEP_INTERVAL_SECONDS": "5",
+                "ALLOWED_HOSTS": "127.0.0.1,localhost",
+                "PUBLIC_BASE_URL": self.base_url,
+                # No simulated feed: prices change only when a test publishes them.
+                "PRICE_FEEDS": "",
+            }
+        )
+        if self.distributed:
+            env.update(
+                {"DATABASE_URL": f"sqlite:///{data_dir / 'db.sqlite3'}", "QT_ALLOW_LOCAL_SECRETS": "1"}
+            )
+        self.env = env
+        self.server: subprocess.Popen[bytes] | None = None
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.seed: dict[str, Any] = {}
+
+    # --- commands ---------------------------------------------------------------------
+    def manage(self, *args: str, timeout: float = 120) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def publish_price(self, instrument: str, price: str) -> None:
+        self.manage("publish_price", instrument, "--price", price, timeout=60)
+
+    def setup(self) -> None:
+        self.manage("migrate", "--noinput", "-v", "0")
+        out = self.manage("seed_demo", "--json")
+        self.seed = json.loads(out[out.index("{") : out.rindex("}") + 1])
+
+    # --- processes --------------------------------------------------------------------
+    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        log = (self.data_dir / log_name).open("ab")
+        return subprocess.Popen(
+            args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def start(self) -> None:
+        self.server = self._spawn(
+            [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            "serve.log",
+        )
+        if self.distributed and self.worker is None:
+            celery = str(Path(sys.executable).with_name("celery"))
+            self.worker = self._spawn(
+                [celery, "-A", "quanttrade", "worker", "--pool", "threads", "-c", "2", "-l", "info"],
+                "worker.log",
+            )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.server is not None and self.server.poll() is not None:
+                raise RuntimeError("serve exited early:\n" + self.log_tail())
+            try:
+                with urllib.request.urlopen(self.base_url + "/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("serve did not become ready:\n" + self.log_tail())
+
+    @staticmethod
+    def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+    def stop_server(self) -> None:
+        self._stop(self.server)
+        self.server = None
+
+    def stop(self) -> None:
+        self.stop_server()
+        self._stop(self.worker)
+        self.worker = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        out = []
+        for name in ("serve.log", "worker.log"):
+            path = self.data_dir / name
+            if path.exists():
+                out.append(f"--- {name} ---")
+                out.extend(path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(out)
+
+
+@pytest.fixture(scope="module")
+def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProductServer]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    server = ProductServer(tmp_path_factory.mktemp("qt-browser"))
+    server.setup()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, product: ProductServer) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="ko-KR")
+    context.set_default_timeout(20_000)
+    pg = context.new_page()
+    pg.console_messages = []
+    pg.on("console", lambda message: pg.console_messages.append(f"{message.type}: {message.text}"))
+    pg.on("pageerror", lambda error: pg.console_messages.append(f"pageerror: {error}"))
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """On a failed browser test keep a screenshot, the page HTML, console and server logs."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    pg = getattr(item, "funcargs", {}).get("page")
+    server = getattr(item, "funcargs", {}).get("product")
+    if pg is None:
+        return
+    ARTIFACTS.mkdir(exist_ok=True)
+    stem = ARTIFACTS / item.name.replace("/", "_").replace("[", "_").replace("]", "")
+    try:
+        pg.screenshot(path=f"{stem}.png", full_page=True)
+        Path(f"{stem}.html").write_text(pg.content())
+        Path(f"{stem}.console.txt").write_text("\n".join(getattr(pg, "console_messages", [])))
+        if server is not None:
+            Path(f"{stem}.server.txt").write_text(server.log_tail(200))
+    except Exception as exc:  # the page may be gone; the report must still be written
+        Path(f"{stem}.error.txt").write_text(repr(exc))
