@@ -1,0 +1,419 @@
+"""Webhook accept latency (p50/p99) and achieved rate at fixed request rates.
+
+Not a test: a measurement (SPEC §7, target p99 <= 25 ms at 100 req/s on PostgreSQL + Redis).
+
+For each target it starts a server on 127.0.0.1, sends POST /api/webhook at fixed rates with an
+open-loop schedule (request i is due at t0 + i/rate whatever happened to earlier ones, and its
+latency is counted from that due time, so a stalled server cannot hide its queue: no coordinated
+omission), and prints p50/p99/max latency, the achieved rate of expected answers and the errors.
+
+Targets, measured in one run on the same machine:
+  bare        bench/bare_app.py, a bare Django JSON view (the baseline), on each server
+  embedded    the product as `manage.py serve` runs it: SQLite, in-process broker and worker
+  distributed the product on PostgreSQL + Redis, on each server, with a Celery worker running
+  dist-pool   the same with psycopg's connection pool (bench/pool_settings.py; needs psycopg-pool)
+Servers: daphne (the stack's), uvicorn (one process), gunicorn with 2 uvicorn workers.
+
+The webhook targets get their own throwaway data: a temp data folder (embedded) and a
+PostgreSQL database created and dropped here (distributed; --database-url names it, default
+qt_c_bench) plus one Redis DB that is flushed (--redis-url, default DB 3).
+
+    .venv/bin/python bench/webhook_accept.py                      # everything, ~4 minutes
+    .venv/bin/python bench/webhook_accept.py --only bare,distributed --rates 100 --duration 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import platform
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+SERVERS = ("daphne", "uvicorn", "gunicorn")
+STRATEGY = "bench_spot"
+TOKEN = "bench-token-" + "x" * 20
+
+
+@dataclass
+class Result:
+    target: str
+    server: str
+    rate: int
+    sent: int
+    ok: int
+    seconds: float
+    latencies_ms: list[float]
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def pct(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        data = sorted(self.latencies_ms)
+        return data[min(len(data) - 1, int(q * len(data)))]
+
+    @property
+    def achieved(self) -> float:
+        return self.ok / self.seconds if self.seconds else 0.0
+
+
+# --- load generator ---------------------------------------------------------------------
+
+
+async def _load(url: str, body: bytes, rate: int, duration: float, expect: int) -> Result:
+    import aiohttp
+
+    count = max(1, round(rate * duration))
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=10)
+    headers = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        loop = asyncio.get_running_loop()
+        start = loop.time() + 0.05
+
+        async def one(i: int) -> None:
+            due = start + i / rate
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                async with session.post(url, data=body, headers=headers) as resp:
+                    await resp.read()
+                    status = resp.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                errors[type(exc).__name__] += 1
+                return
+            if status == expect:
+                latencies.append((loop.time() - due) * 1000)
+            else:
+                errors[f"HTTP {status}"] += 1
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+        seconds = loop.time() - start
+    return Result("", "", rate, count, len(latencies), seconds, latencies, errors)
+
+
+def measure(url: str, body: bytes, rate: int, duration: float, warmup: float, expect: int) -> Result:
+    if warmup > 0:
+        asyncio.run(_load(url, body, rate, warmup, expect))
+    return asyncio.run(_load(url, body, rate, duration, expect))
+
+
+# --- processes --------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_command(server: str, app: str, port: int) -> list[str]:
+    if server == "daphne":
+        return [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), app]
+    if server == "uvicorn":
+        return [
+            str(VENV_BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port),
+            "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+    if server == "gunicorn":
+        return [
+            str(VENV_BIN / "gunicorn"), app, "-w", "2", "-k", "uvicorn.workers.UvicornWorker",
+            "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+        ]  # fmt: skip
+    if server == "serve":
+        return [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    raise ValueError(server)
+
+
+@contextmanager
+def process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``cmd`` in its own process group; stop the whole group on exit."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        yield proc
+    finally:
+        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+            if proc.poll() is not None:
+                break
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(wait)
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def wait_http(port: int, proc: subprocess.Popen[bytes], path: str, log: Path, timeout: float = 60) -> None:
+    """Wait until the server answers any HTTP response on ``path``."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited ({proc.returncode}); see {log}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"server did not answer within {timeout} s; see {log}")
+
+
+# --- data set-up (runs in a child process with the target's environment) ----------------
+
+
+def setup_data() -> None:
+    """Migrate, then create the bench strategy with one funded paper account and a BTC price."""
+    import django
+
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quanttrade.settings")
+    django.setup()
+    from decimal import Decimal
+
+    from django.core.management import call_command
+
+    from orders.models import PaperBalance
+    from prices.services import price_publish
+    from strategies.models import Account, Strategy, StrategyAccount
+
+    call_command("migrate", verbosity=0, interactive=False)
+    strategy, _ = Strategy.objects.update_or_create(
+        group_name=STRATEGY,
+        # The per-strategy rate limit (default 120/m) would turn most of the load into 429s.
+        defaults={"market_type": "SPOT", "token": TOKEN, "rate_limit": "10000000/m", "is_active": True},
+    )
+    account, _ = Account.objects.get_or_create(name="bench-paper", defaults={"exchange": "PAPER"})
+    PaperBalance.objects.update_or_create(account=account, asset="USDT", defaults={"free": Decimal("1e12")})
+    StrategyAccount.objects.get_or_create(strategy=strategy, account=account)
+    price_publish("BINANCE:BTC/USDT", Decimal("65000"))
+
+
+def run_setup(env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, __file__, "--setup-data"], cwd=ROOT, env=env, check=True)
+
+
+# --- distributed back-ends --------------------------------------------------------------
+
+
+def recreate_database(url: str, *, drop_only: bool = False) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin_url = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not drop_only:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def flush_redis(url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
+# --- orchestration ----------------------------------------------------------------------
+
+
+def base_env(data_dir: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}
+    }
+    env.update({"QT_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)})
+    return env
+
+
+def run_target(
+    target: str, server: str, app: str, env: dict[str, str], args: argparse.Namespace, logdir: Path
+) -> list[Result]:
+    port = free_port()
+    log = logdir / f"{target}-{server}.log"
+    body = json.dumps(
+        {
+            "group_name": STRATEGY,
+            "token": TOKEN,
+            "symbol": "BTC/USDT",
+            "order_type": "MARKET",
+            "side": "buy",
+            "qty_per": 1,
+        }
+    ).encode()
+    results = []
+    with process(server_command(server, app, port), env, log) as proc:
+        wait_http(port, proc, "/" if target == "bare" else "/healthz", log)
+        for rate in args.rates:
+            result = measure(
+                f"http://127.0.0.1:{port}/api/webhook", body, rate, args.duration, args.warmup, 202
+            )
+            result.target, result.server = target, server
+            print_row(result)
+            results.append(result)
+    return results
+
+
+HEADER = f"{'target':<12} {'server':<9} {'rate/s':>6} {'achieved/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  errors"
+
+
+def print_row(r: Result) -> None:
+    errors = ", ".join(f"{k}: {v}" for k, v in r.errors.items()) or "-"
+    print(
+        f"{r.target:<12} {r.server:<9} {r.rate:>6} {r.achieved:>10.1f} {r.pct(0.50):>8.1f} "
+        f"{r.pct(0.99):>8.1f} {max(r.latencies_ms, default=float('nan')):>8.1f}  {errors}",
+        flush=True,
+    )
+
+
+def markdown(results: list[Result]) -> str:
+    lines = [
+        "| target | server | rate (req/s) | achieved (req/s) | p50 (ms) | p99 (ms) | max (ms) | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        errors = ", ".join(f"{k}: {v}" for k, v in r.errors.items()) or "0"
+        lines.append(
+            f"| {r.target} | {r.server} | {r.rate} | {r.achieved:.1f} | {r.pct(0.5):.1f} | "
+            f"{r.pct(0.99):.1f} | {max(r.latencies_ms, default=float('nan')):.1f} | {errors} |"
+        )
+    return "\n".join(lines)
+
+
+def run_distributed(
+    target: str, servers: list[str], args: argparse.Namespace, tmpdir: Path, logdir: Path
+) -> list[Result]:
+    """The product on PostgreSQL + Redis (fresh database, flushed Redis DB), with a Celery worker."""
+    env = base_env(tmpdir / target)
+    env.update(
+        {
+            "DATABASE_URL": args.database_url,
+            "REDIS_URL": args.redis_url,
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "FIELD_ENCRYPTION_KEYS": _fernet_key(),
+            "PRICE_FEEDS": "",
+            "DJANGO_SETTINGS_MODULE": "bench.pool_settings"
+            if target == "dist-pool"
+            else "quanttrade.settings",
+        }
+    )
+    recreate_database(args.database_url)
+    flush_redis(args.redis_url)
+    results: list[Result] = []
+    try:
+        run_setup(env)
+        worker = [str(VENV_BIN / "celery"), "-A", "quanttrade", "worker", "-c", "2", "--loglevel", "WARNING"]
+        if args.no_worker:
+            worker = [sys.executable, "-c", "import time; time.sleep(1e6)"]
+        with process(worker, env, logdir / f"{target}-celery-worker.log"):
+            for server in servers:
+                results += run_target(target, server, "quanttrade.asgi:application", env, args, logdir)
+    finally:
+        recreate_database(args.database_url, drop_only=True)
+        flush_redis(args.redis_url)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rates", default="50,100,200", help="comma list of request rates (req/s)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per rate")
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds of unmeasured load before each rate"
+    )
+    parser.add_argument("--servers", default=",".join(SERVERS), help="servers for bare and distributed")
+    parser.add_argument("--only", default="bare,embedded,distributed,dist-pool", help="targets to run")
+    parser.add_argument(
+        "--database-url",
+        default="postgres://postgres:postgres@127.0.0.1:5432/qt_c_bench",
+        help="PostgreSQL database for the distributed target: CREATED AND DROPPED by this script",
+    )
+    parser.add_argument(
+        "--redis-url", default="redis://127.0.0.1:6379/3", help="Redis DB for the distributed target: FLUSHED"
+    )
+    parser.add_argument("--no-worker", action="store_true", help="distributed: do not run a Celery worker")
+    parser.add_argument("--logs", type=Path, help="keep the servers' logs in this folder")
+    parser.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
+    parser.add_argument("--setup-data", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.setup_data:
+        setup_data()
+        return
+    args.rates = [int(r) for r in args.rates.split(",") if r]
+    servers = [s for s in args.servers.split(",") if s]
+    targets = {t for t in args.only.split(",") if t}
+
+    print(
+        f"# {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+        f"{args.duration:g} s per rate after {args.warmup:g} s warm-up, open loop, client on the same machine"
+    )
+    print(HEADER, flush=True)
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="qt-bench-") as tmp:
+        tmpdir = Path(tmp)
+        logdir = args.logs or tmpdir / "logs"
+        logdir.mkdir(parents=True, exist_ok=True)
+        try:
+            if "bare" in targets:
+                env = base_env(tmpdir / "bare")
+                for server in servers:
+                    results += run_target("bare", server, "bench.bare_app:application", env, args, logdir)
+            if "embedded" in targets:
+                env = base_env(tmpdir / "embedded")
+                run_setup(env)
+                results += run_target("embedded", "serve", "", env, args, logdir)
+            dist_targets = [t for t in ("distributed", "dist-pool") if t in targets]
+            if "dist-pool" in dist_targets and importlib.util.find_spec("psycopg_pool") is None:
+                print("# dist-pool skipped: psycopg-pool is not installed")
+                dist_targets.remove("dist-pool")
+            for target in dist_targets:
+                results += run_distributed(target, servers, args, tmpdir, logdir)
+        except Exception:
+            for path in sorted(logdir.glob("*.log")):
+                print(f"--- {path.name} (last 20 lines) ---", file=sys.stderr)
+                print("\n".join(path.read_text(errors="replace").splitlines()[-20:]), file=sys.stderr)
+            raise
+    if args.markdown:
+        args.markdown.write_text(markdown(results) + "\n", encoding="utf-8")
+        print(f"# Markdown table written to {args.markdown}")
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+if __name__ == "__main__":
+    main()
