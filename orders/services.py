@@ -215,9 +215,7 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
         _order_fail(order, OrderStatus.FAILED, _("Internal error: %(error)s") % {"error": error})
         return
     order_record(order, result)
-    if result.status == OrderStatus.FILLED:
-        log.info("%s 주문 체결: order_id=%s %s", label, order.id, result.message)
-    elif result.status == OrderStatus.REJECTED:
+    if result.status == OrderStatus.REJECTED:
         log.error("%s 주문 거부: order_id=%s %s", label, order.id, result.message)
     else:
         log.info(

@@ -359,12 +359,21 @@ def _fill(account: Account, paper: PaperOrder, price: Decimal) -> None:
     log.info(
         "Paper %s 주문 체결: order_id=%s %s %s %s @ %s",
         paper.market_type,
-        paper.client_order_id,
+        _order_id(paper),
         paper.symbol,
         paper.side,
         _fmt(paper.amount),
         _fmt(price),
     )
+
+
+def _order_id(paper: PaperOrder) -> str:
+    """The product's order id (client ids are "qt" + its hex), for logs that match the others."""
+    cid = paper.client_order_id
+    try:
+        return str(uuid.UUID(cid[2:])) if cid.startswith("qt") and len(cid) == 34 else cid
+    except ValueError:
+        return cid
 
 
 def _settle_spot(account: Account, paper: PaperOrder, price: Decimal) -> None:
@@ -437,9 +446,7 @@ def _match(account: Account, paper: PaperOrder, price: Decimal) -> bool:
         if paper.order_type == "STOP_MARKET":
             return _fill_or_cancel(account, paper, price)
         paper.save(update_fields=["triggered", "updated_at"])
-        log.info(
-            "Paper %s 스톱 발동: order_id=%s @ %s", paper.market_type, paper.client_order_id, _fmt(price)
-        )
+        log.info("Paper %s 스톱 발동: order_id=%s @ %s", paper.market_type, _order_id(paper), _fmt(price))
         if not _limit_crossed(paper, price):
             return True
     elif not _limit_crossed(paper, price):
@@ -464,9 +471,7 @@ def _fill_or_cancel(account: Account, paper: PaperOrder, price: Decimal) -> bool
         paper.status = OrderStatus.CANCELLED
         paper.message = error.message
         paper.save()
-        log.warning(
-            "Paper %s 주문 취소: order_id=%s %s", paper.market_type, paper.client_order_id, error.message
-        )
+        log.warning("Paper %s 주문 취소: order_id=%s %s", paper.market_type, _order_id(paper), error.message)
     return True
 
 

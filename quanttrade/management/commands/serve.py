@@ -1,0 +1,212 @@
+"""`manage.py serve`: run the whole product (contract 6).
+
+Embedded mode (the Celery broker is the in-memory one, i.e. no REDIS_URL): the ASGI server
+(HTTP + WebSocket) in the main thread, plus, in background threads of the same process, a
+Celery worker (threads pool), a periodic loop running the order sweep and the paper matcher,
+and the price feeds. At start the sweep resends every order left queued or submitted by the
+previous run (an in-memory broker loses its messages with the process).
+
+Distributed mode: the ASGI server only; workers, beat and the price feed are their own
+processes (printed at start).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import close_old_connections, connections
+
+log = logging.getLogger("quanttrade.serve")
+
+
+def _embedded_broker() -> bool:
+    return str(settings.CELERY_BROKER_URL).startswith("memory")
+
+
+class EmbeddedWorker:
+    """A Celery worker consuming the in-memory broker from a thread of this process."""
+
+    def __init__(self, concurrency: int):
+        from celery.worker import WorkController
+
+        from quanttrade.celery import app
+
+        app.conf.worker_hijack_root_logger = False
+        # The in-memory transport polls for messages; 1 s (its default) would be the latency.
+        app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.02}
+        app.loader.import_default_modules()
+        import orders.tasks  # noqa: F401 - make sure the execution tasks are registered
+
+        self.worker = WorkController(
+            app=app,
+            pool="threads",
+            concurrency=concurrency,
+            hostname=f"embedded@{socket.gethostname()}",
+            loglevel="WARNING",
+            without_heartbeat=True,
+            without_mingle=True,
+            without_gossip=True,
+        )
+        self.thread = threading.Thread(target=self.worker.start, name="celery-worker", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        from celery.worker import state
+
+        state.should_terminate = 0  # the consumer loop exits, the worker shuts down warm
+        self.thread.join(timeout)
+
+
+class PeriodicLoop:
+    """Runs the order sweep every ORDER_SWEEP_INTERVAL_SECONDS and the paper matcher every
+    PAPER_MATCH_INTERVAL_SECONDS (what `celery beat` does in distributed mode)."""
+
+    def __init__(self) -> None:
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="periodic", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(5)
+
+    def _run(self) -> None:
+        from orders.services import orders_sweep, paper_match_run
+
+        sweep_every = float(settings.ORDER_SWEEP_INTERVAL_SECONDS)
+        match_every = float(settings.PAPER_MATCH_INTERVAL_SECONDS)
+        next_sweep = time.monotonic() + sweep_every
+        next_match = time.monotonic()
+        while not self.stop_event.is_set():
+            close_old_connections()
+            now = time.monotonic()
+            if now >= next_match:
+                next_match = now + match_every
+                _guarded("paper_match", paper_match_run)
+            if now >= next_sweep:
+                next_sweep = now + sweep_every
+                _guarded("orders_sweep", orders_sweep)
+            self.stop_event.wait(max(0.0, min(next_sweep, next_match) - time.monotonic()))
+        connections.close_all()
+
+
+def _guarded(name: str, func: Any, *args: Any) -> Any:
+    try:
+        return func(*args)
+    except Exception:
+        # A failing round is logged and retried at the next interval; the server stays up.
+        log.exception("주기 작업 실패: %s", name)
+        return None
+
+
+class Command(BaseCommand):
+    help = (
+        "Run QuantTrade: ASGI server (HTTP + WebSocket); in embedded mode also the worker, sweep and feeds."
+    )
+
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument(
+            "--server", choices=["daphne", "uvicorn"], default="daphne", help="ASGI server (default daphne)."
+        )
+        parser.add_argument(
+            "--no-feeds", action="store_true", help="Do not start the price feeds (embedded mode)."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        host, port = options["host"], options["port"]
+        embedded = _embedded_broker()
+        worker: EmbeddedWorker | None = None
+        periodic: PeriodicLoop | None = None
+        feeds_stop: threading.Event | None = None
+        if embedded:
+            if not options["no_feeds"]:
+                feeds_stop = _start_feeds()
+            worker = EmbeddedWorker(settings.EMBEDDED_WORKER_CONCURRENCY)
+            worker.start()
+            from orders.services import orders_sweep
+
+            # Nothing from a previous run survives in the in-memory broker: resend it all now.
+            counts = _guarded("orders_sweep", orders_sweep, 0)
+            if counts and counts["redispatched"]:
+                log.info("이전 실행의 대기 주문 재전달: %s", counts)
+            periodic = PeriodicLoop()
+            periodic.start()
+            log.info(
+                "QuantTrade 시작 (embedded): http://%s:%s  worker threads=%s, sweep=%ss, paper match=%ss",
+                host,
+                port,
+                settings.EMBEDDED_WORKER_CONCURRENCY,
+                settings.ORDER_SWEEP_INTERVAL_SECONDS,
+                settings.PAPER_MATCH_INTERVAL_SECONDS,
+            )
+        else:
+            log.info("QuantTrade 시작 (distributed, web only): http://%s:%s", host, port)
+            self.stdout.write(
+                "Distributed mode: run these as their own processes (any number of workers):\n"
+                "  celery -A quanttrade worker --loglevel INFO --concurrency 4\n"
+                "  celery -A quanttrade beat --loglevel INFO   (exactly one)\n"
+                "  python manage.py pricefeed                  (exactly one per feed)"
+            )
+        try:
+            if options["server"] == "uvicorn":
+                _run_uvicorn(host, port)
+            else:
+                _run_daphne(host, port)
+        finally:
+            log.info("QuantTrade 종료 중…")
+            if periodic is not None:
+                periodic.stop()
+            if feeds_stop is not None:
+                feeds_stop.set()
+            if worker is not None:
+                worker.stop()
+            log.info("QuantTrade 종료")
+
+
+def _start_feeds() -> threading.Event | None:
+    try:
+        from prices.feeds import run_in_background
+    except ImportError:
+        log.warning("가격 피드를 불러올 수 없습니다 (prices.feeds)")
+        return None
+    stop = run_in_background()
+    return stop if isinstance(stop, threading.Event) else None
+
+
+def _run_daphne(host: str, port: int) -> None:
+    """daphne in this (main) thread; it handles SIGINT/SIGTERM by stopping its reactor."""
+    from daphne.endpoints import build_endpoint_description_strings
+    from daphne.server import Server
+
+    from quanttrade.asgi import application
+
+    Server(
+        application=application,
+        endpoints=build_endpoint_description_strings(host=host, port=port),
+        signal_handlers=True,
+        verbosity=0,
+        websocket_handshake_timeout=5,
+        application_close_timeout=5,
+    ).run()
+
+
+def _run_uvicorn(host: str, port: int) -> None:
+    import uvicorn
+
+    # uvicorn installs its own SIGINT/SIGTERM handlers and returns after a graceful shutdown.
+    uvicorn.run("quanttrade.asgi:application", host=host, port=port, lifespan="off", log_level="warning")
