@@ -1,0 +1,108 @@
+"""`manage.py serve` as a user runs it: a real process, embedded mode, HTTP on a free port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, MANAGE, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def http(url: str, body: Any = None, token: str = "") -> Any:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Token {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    with urllib.request.urlopen(
+        urllib.request.Request(url, data=data, headers=headers), timeout=5
+    ) as response:
+        return json.loads(response.read())
+
+
+def wait_until(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except OSError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_serve_answers_healthz_recovers_queued_orders_and_executes_webhooks(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
+    env.update({"QT_DATA_DIR": str(tmp_path), "PRICE_FEEDS": "simulated", "PYTHONUNBUFFERED": "1"})
+    # One process prepares the database: migrate, seed, and a webhook accepted while no worker
+    # runs (as after a crash), whose order therefore stays queued.
+    setup = (
+        "import io, json; from django.core.management import call_command; "
+        "from strategies.services import webhook_ingest; "
+        "call_command('migrate', verbosity=0); out = io.StringIO(); "
+        "call_command('seed_demo', '--json', stdout=out); seed = json.loads(out.getvalue()); "
+        "body = json.dumps(seed['strategies'][0]['sample_payload']).encode(); "
+        "seed['left_queued'] = webhook_ingest(body, source_ip=None).body['webhook_id']; "
+        "print(json.dumps(seed))"
+    )
+    seed = json.loads(manage(env, "shell", "-c", setup).strip().splitlines()[-1])
+    spot, left_queued = seed["strategies"][0], seed["left_queued"]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, MANAGE, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert wait_until(lambda: http(f"{base}/healthz"), 15, "/healthz") == {"status": "ok"}
+
+        def final(webhook_id: str) -> Any:
+            result = http(f"{base}/api/webhooks/{webhook_id}", token=seed["api_token"])
+            return result if result["status"] == "completed" else None
+
+        recovered = wait_until(lambda: final(left_queued), 10, "the queued order")
+        assert recovered["orders"][0]["status"] == "filled", recovered
+        accepted = http(f"{base}/api/webhook", spot["sample_payload"])
+        assert accepted["status"] == "queued"
+        result = wait_until(lambda: final(accepted["webhook_id"]), 10, "the new order")
+        order = result["orders"][0]
+        assert order["status"] == "filled" and order["account"] == "paper_spot" and order["avg_price"], result
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            output, _ = server.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            output, _ = server.communicate()
+    assert server.returncode == 0, output[-3000:]
+    assert "주문 체결" in output and "QuantTrade 종료" in output
+    assert spot["token"] not in output  # tokens never reach the logs
