@@ -150,6 +150,7 @@ class KisFeed(Feed):
         )
         self.backoff_max = backoff_max
         self.approval_key: str | None = None
+        self._approval_lock = asyncio.Lock()
         self.keys: dict[str, tuple[str, str]] = {}
         self.halted: dict[str, bool] = {}
 
@@ -168,9 +169,11 @@ class KisFeed(Feed):
         return str(key)
 
     async def approval(self) -> str:
-        if self.approval_key is None:
-            self.approval_key = await asyncio.to_thread(self._request_approval_key)
-        return self.approval_key
+        """One approval key shared by every session (requested once, not once per session)."""
+        async with self._approval_lock:
+            if self.approval_key is None:
+                self.approval_key = await asyncio.to_thread(self._request_approval_key)
+            return self.approval_key
 
     # --- sessions ---------------------------------------------------------------------
 

@@ -1,0 +1,154 @@
+"""The ccxt feed's polling path against a local server speaking Binance's REST format,
+through a real ccxt.pro exchange object whose API URL points at it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import ccxt.pro
+import pytest
+
+from prices.feeds.ccxt_feed import CcxtFeed, ticker_fields
+from prices.serializers import price_json
+from prices.services import price_latest, price_record_build
+
+EXCHANGE_INFO = {
+    "timezone": "UTC",
+    "serverTime": 0,
+    "rateLimits": [],
+    "symbols": [
+        {
+            "symbol": symbol,
+            "status": "TRADING",
+            "baseAsset": base,
+            "quoteAsset": "USDT",
+            "baseAssetPrecision": 8,
+            "quotePrecision": 8,
+            "quoteAssetPrecision": 8,
+            "orderTypes": ["LIMIT", "MARKET"],
+            "isSpotTradingAllowed": True,
+            "permissions": ["SPOT"],
+            "filters": [
+                {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000", "tickSize": "0.01"}
+            ],
+        }
+        for symbol, base in (("BTCUSDT", "BTC"), ("ETHUSDT", "ETH"))
+    ],
+}
+
+
+def ticker(symbol: str, last: str, change: str, percent: str) -> dict[str, Any]:
+    return {
+        "symbol": symbol,
+        "priceChange": change,
+        "priceChangePercent": percent,
+        "lastPrice": last,
+        "bidPrice": str(Decimal(last) - Decimal("0.01")),
+        "askPrice": str(Decimal(last) + Decimal("0.01")),
+        "volume": "1234.5678",
+        "quoteVolume": "0",
+        "openPrice": str(Decimal(last) - Decimal(change)),
+        "highPrice": last,
+        "lowPrice": last,
+        "openTime": 0,
+        "closeTime": 1_771_000_000_000,
+    }
+
+
+@pytest.fixture
+def binance_sim() -> Iterator[dict[str, Any]]:
+    state: dict[str, Any] = {"requests": [], "tickers": [ticker("BTCUSDT", "67123.45", "-120.50", "-0.179")]}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            state["requests"].append(self.path)
+            if self.path.startswith("/api/v3/exchangeInfo"):
+                body: Any = EXCHANGE_INFO
+            elif self.path.startswith("/api/v3/ticker/24hr"):
+                body = state["tickers"]
+            else:
+                self.send_response(404)
+                self.end_headers()
+                return
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state["url"] = f"http://127.0.0.1:{server.server_port}/api/v3"
+    yield state
+    server.shutdown()
+
+
+def local_binance(url: str) -> Any:
+    def factory(exchange_id: str) -> Any:
+        assert exchange_id == "binance"
+        exchange = ccxt.pro.binance(
+            {"options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False}}
+        )
+        exchange.urls["api"]["public"] = url
+        return exchange
+
+    return factory
+
+
+def test_ticker_mapping_keeps_exact_decimals() -> None:
+    fields = ticker_fields(
+        {
+            "last": 0.1 + 0.2,
+            "change": -1.5,
+            "percentage": -0.179,
+            "baseVolume": 10.9,
+            "timestamp": 1_771_000_000_000,
+        }
+    )
+    assert fields is not None
+    record = price_record_build("BINANCE:X/USDT", fields.pop("price"), **fields)
+    assert record.price == Decimal("0.30000000000000004") and record.change_rate == Decimal("-0.1790")
+    assert record.volume == 10
+    assert ticker_fields({"last": None}) is None
+
+
+def test_polling_feed_publishes_tickers(binance_sim: dict[str, Any]) -> None:
+    feed = CcxtFeed(
+        instruments=["BINANCE:BTC/USDT", "BINANCE:ETH/USDT"],
+        exchange_factory=local_binance(binance_sim["url"]),
+        mode="poll",
+        poll_seconds=0.1,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: asyncio.run(feed.run(stop)), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while price_latest("BINANCE:BTC/USDT") is None:
+            assert time.monotonic() < deadline, binance_sim["requests"]
+            time.sleep(0.05)
+        body = price_json(price_latest("BINANCE:BTC/USDT"))
+        assert body["price"] == 67123.45 and body["change"] == -120.5 and body["change_rate"] == -0.179
+        assert body["bid_price"] == 67123.44 and body["ask_price"] == 67123.46 and body["volume"] == 1234
+        assert body["feed"] == "ccxt" and body["timestamp"].startswith("2026-02-13T")
+        # The next poll picks up a new price.
+        binance_sim["tickers"] = [ticker("BTCUSDT", "67200.10", "-44.00", "-0.065")]
+        while price_latest("BINANCE:BTC/USDT").price != Decimal("67200.1"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert feed.health.as_dict()["BINANCE_mode"] == "poll" and feed.health.ticks >= 2
+        assert any(p.startswith("/api/v3/ticker/24hr") for p in binance_sim["requests"])
+    finally:
+        stop.set()
+        thread.join(10)
