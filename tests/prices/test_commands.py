@@ -47,7 +47,7 @@ def test_collect_daily_from_csv_is_idempotent(tmp_path: Path) -> None:
 def test_collect_daily_names_the_bad_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("ticker,date,open,high,low,close,volume\n005930,2025-02-30,1,1,1,1,1\n")
-    with pytest.raises(CommandError, match="bad.csv:2"):
+    with pytest.raises(CommandError, match=r"bad\.csv:2"):
         call_command("collect_daily", "--csv", str(path))
     assert DailyPrice.objects.count() == 0
 
