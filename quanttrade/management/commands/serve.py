@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -208,5 +209,8 @@ def _run_daphne(host: str, port: int) -> None:
 def _run_uvicorn(host: str, port: int) -> None:
     import uvicorn
 
-    # uvicorn installs its own SIGINT/SIGTERM handlers and returns after a graceful shutdown.
+    # uvicorn handles SIGINT/SIGTERM itself, then re-raises the signal once it has shut down;
+    # ignoring that replay lets this command stop the worker and feeds cleanly afterwards.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: None)
     uvicorn.run("quanttrade.asgi:application", host=host, port=port, lifespan="off", log_level="warning")
