@@ -49,6 +49,26 @@ def get_json(url: str) -> Any:
         return json.loads(response.read())
 
 
+def post_webhook(product: ProductServer, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        product.base_url + "/api/webhook",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def wait_status(page: Any, order_id: str, statuses: list[str]) -> None:
+    page.wait_for_function(
+        '([id, wanted]) => { const r = document.querySelector(`#orders tr[data-order-id="${id}"]`);'
+        " return r && wanted.includes(r.dataset.status); }",
+        arg=[order_id, statuses],
+        timeout=30_000,
+    )
+
+
 def test_login_shows_the_korean_dashboard(page: Any, product: ProductServer) -> None:
     page.goto(product.base_url + "/orders/")
     assert "/accounts/login/" in page.url
@@ -87,27 +107,35 @@ def test_webhook_order_reaches_its_final_status_without_reload(page: Any, produc
     wait_connected(page)
     page.evaluate("window.__sameDocument = true")
     spot = next(s for s in product.seed["strategies"] if s["market_type"] == "SPOT")
-    body = dict(spot["sample_payload"], token=spot["token"])
-    request = urllib.request.Request(
-        product.base_url + "/api/webhook",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        accepted = json.loads(response.read())
+    accepted = post_webhook(product, dict(spot["sample_payload"], token=spot["token"]))
     order_id = accepted["orders"][0]["order_id"]
     row = page.locator(f'#orders tr[data-order-id="{order_id}"]')
     row.wait_for()
-    page.wait_for_function(
-        '([id, finals]) => { const r = document.querySelector(`#orders tr[data-order-id="${id}"]`);'
-        " return r && finals.includes(r.dataset.status); }",
-        arg=[order_id, list(FINAL)],
-        timeout=30_000,
-    )
+    wait_status(page, order_id, list(FINAL))
     if product.distributed:  # a price was published, so the paper venue filled it
         assert row.get_attribute("data-status") == "filled"
         assert row.locator(".o-status .badge").inner_text() == "체결"
+    assert page.evaluate("window.__sameDocument") is True
+
+
+def test_a_resting_order_row_changes_live_when_it_is_cancelled(page: Any, product: ProductServer) -> None:
+    if product.distributed:
+        product.publish_price("BINANCE:BTC/USDT", "65000")
+    login(page, product)
+    spot = next(s for s in product.seed["strategies"] if s["market_type"] == "SPOT")
+    page.goto(product.base_url + "/orders/?strategy=&status=")
+    wait_connected(page)
+    page.evaluate("window.__sameDocument = true")
+    base = {"group_name": spot["group_name"], "token": spot["token"], "symbol": "BTC/USDT"}
+    limit = post_webhook(
+        product, {**base, "side": "buy", "order_type": "LIMIT", "qty_per": 1, "price": "1000"}
+    )
+    order_id = limit["orders"][0]["order_id"]
+    wait_status(page, order_id, ["open"])
+    post_webhook(product, {**base, "order_type": "CANCEL_ALL_ORDER"})
+    wait_status(page, order_id, ["cancelled"])
+    row = page.locator(f'#orders tr[data-order-id="{order_id}"]')
+    assert row.locator(".o-status .badge").inner_text() == "취소됨"
     assert page.evaluate("window.__sameDocument") is True
 
 
