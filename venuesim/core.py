@@ -35,7 +35,7 @@ class Request:
     raw_query: str
     headers: dict[str, str]
     body: bytes
-    received_at: float = field(default_factory=time.monotonic)
+    received_at: float = field(default_factory=time.time)
 
     @property
     def form(self) -> dict[str, str]:
@@ -203,7 +203,10 @@ class SimServer:
         self._httpd = ThreadingHTTPServer((host, port), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name=f"{self.name}-sim", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{self.name}-sim",
+            daemon=True,
         )
         self._thread.start()
         return self.base_url

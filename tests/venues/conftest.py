@@ -9,6 +9,7 @@ import pytest
 
 from strategies.models import Account
 from venuesim.binance import BinanceSim
+from venuesim.kis import KisSim
 
 
 @pytest.fixture
@@ -31,6 +32,34 @@ def binance_account(make_account: Callable[..., Account], binance_sim: BinanceSi
                 "api_base_url": binance_sim.base_url,
                 "timeout_seconds": 2,
                 "enable_rate_limit": False,
+                **settings,
+            },
+        )
+
+    return make
+
+
+@pytest.fixture
+def kis_sim() -> Iterator[KisSim]:
+    sim = KisSim()
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def kis_account(make_account: Callable[..., Account], kis_sim: KisSim) -> Callable[..., Account]:
+    def make(name: str = "kis-1", product_code: str = "01", **settings: Any) -> Account:
+        return make_account(
+            name=name,
+            exchange="KIS",
+            api_key="sim-appkey",
+            api_secret="sim-appsecret",
+            settings={
+                "api_base_url": kis_sim.base_url,
+                "account_number": f"12345678-{product_code}",
+                "timeout_seconds": 2,
+                "rate_limit_per_second": 50,
                 **settings,
             },
         )

@@ -1,0 +1,639 @@
+"""KisAdapter: Korean and overseas stocks and futures/options on one KIS account.
+
+Account.settings keys (docs/venues.md): ``account_number`` ("12345678" or "12345678-01"),
+``product_code`` (ACNT_PRDT_CD, default "01"; F&O accounts "03", overseas F&O "08"),
+``api_base_url`` (simulator), ``timeout_seconds``, ``rate_limit_per_second``,
+``overseas_market_slippage_pct`` (how far through the quote a MARKET order on an overseas
+exchange is priced, default 0.5), ``use_hashkey`` (send the hashkey header on orders).
+
+KIS has no client order id. To keep "an order is never placed twice" the adapter records the
+intent (symbol, side, quantity, time) in the shared cache before sending, and the venue's order
+number once it is known. After a timeout, Korean stock orders are found again in the day's order
+list by that intent; for the other markets an unanswered order cannot be identified, so the
+lookup fails permanently and asks for a manual check instead of sending it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.core.cache import cache
+from django.utils.translation import gettext as _
+
+from orders.exchanges.base import (
+    Balance,
+    ExchangeAdapter,
+    OrderRejected,
+    OrderRequest,
+    OrderResult,
+    PermanentVenueError,
+)
+from orders.exchanges.kis.client import KisClient, kis_error
+from orders.models import OrderStatus
+
+log = logging.getLogger("quanttrade.orders")
+KST = ZoneInfo("Asia/Seoul")
+INTENT_TTL = 3 * 24 * 3600
+
+# SPEC §2.1: order_type -> domestic ORD_DVSN. STOP_LIMIT is KIS's 스톱지정가 (with CNDT_PRIC).
+DOMESTIC_ORD_DVSN = {
+    "LIMIT": "00",
+    "MARKET": "01",
+    "CONDITIONAL_LIMIT": "02",
+    "BEST_LIMIT": "03",
+    "PRE_MARKET": "05",
+    "AFTER_MARKET": "06",
+    "STOP_LIMIT": "22",
+}
+DOMESTIC_PRICED = frozenset({"LIMIT", "CONDITIONAL_LIMIT", "PRE_MARKET", "AFTER_MARKET", "STOP_LIMIT"})
+
+
+class OverseasMarket:
+    def __init__(self, buy: str, sell: str, virtual_sell: str, quote_code: str, decimals: int):
+        self.buy, self.sell, self.virtual_sell = buy, sell, virtual_sell
+        self.quote_code, self.decimals = quote_code, decimals
+
+
+# OVRS_EXCG_CD -> order TR ids (open-trading-api overseas_stock/order), quote EXCD, price decimals.
+OVERSEAS = {
+    "NASD": OverseasMarket("TTTT1002U", "TTTT1006U", "VTTT1001U", "NAS", 2),
+    "NYSE": OverseasMarket("TTTT1002U", "TTTT1006U", "VTTT1001U", "NYS", 2),
+    "AMEX": OverseasMarket("TTTT1002U", "TTTT1006U", "VTTT1001U", "AMS", 2),
+    "SEHK": OverseasMarket("TTTS1002U", "TTTS1001U", "VTTS1001U", "HKS", 3),
+    "SHAA": OverseasMarket("TTTS0202U", "TTTS1005U", "VTTS1005U", "SHS", 2),
+    "SZAA": OverseasMarket("TTTS0305U", "TTTS0304U", "VTTS0304U", "SZS", 2),
+    "TKSE": OverseasMarket("TTTS0308U", "TTTS0307U", "VTTS0307U", "TSE", 0),
+    "HASE": OverseasMarket("TTTS0311U", "TTTS0310U", "VTTS0310U", "HNX", 0),
+    "VNSE": OverseasMarket("TTTS0311U", "TTTS0310U", "VTTS0310U", "HSX", 0),
+}
+OVERSEAS_ALIASES = {
+    "NASDAQ": "NASD",
+    "NAS": "NASD",
+    "NYS": "NYSE",
+    "AMS": "AMEX",
+    "HKEX": "SEHK",
+    "HKS": "SEHK",
+    "TSE": "TKSE",
+    "JPX": "TKSE",
+    "SHS": "SHAA",
+    "SSE": "SHAA",
+    "SZS": "SZAA",
+    "SZSE": "SZAA",
+    "HNX": "HASE",
+    "HSX": "VNSE",
+    "HCM": "VNSE",
+    "HOSE": "VNSE",
+}
+# Overseas futures/options PRIC_DVSN_CD: 1 limit, 2 market, 3 stop, 4 stop-limit.
+OVERSEAS_FO_PRICE_TYPE = {"LIMIT": "1", "MARKET": "2", "STOP_MARKET": "3", "STOP_LIMIT": "4"}
+# Domestic futures/options: NMPR_TYPE_CD / ORD_DVSN_CD (01 limit, 02 market, 04 best).
+DOMESTIC_FO_TYPE = {"LIMIT": "01", "MARKET": "02", "CONDITIONAL_LIMIT": "03", "BEST_LIMIT": "04"}
+
+
+def num(value: Decimal | None) -> str:
+    """KIS wants numbers as strings, without exponent."""
+    if value is None:
+        return "0"
+    return format(value.normalize(), "f") if value != value.to_integral() else str(int(value))
+
+
+def dec(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value).strip() or "0")
+    except InvalidOperation:
+        return Decimal("0")
+
+
+class KisAdapter(ExchangeAdapter):
+    display_name = "한투"
+
+    def __init__(self, account: Any):
+        super().__init__(account)
+        self.settings: dict[str, Any] = dict(account.settings or {})
+        number = str(self.settings.get("account_number", "")).replace("-", "")
+        if len(number) < 8:
+            raise PermanentVenueError(_('KIS account number is not set (Account.settings["account_number"])'))
+        self.cano = number[:8]
+        self.product_code = str(self.settings.get("product_code") or number[8:10] or "01")
+        self.client = KisClient(
+            app_key=account.api_key,
+            app_secret=account.api_secret,
+            virtual=account.is_testnet,
+            base_url=self.settings.get("api_base_url") or None,
+            timeout=float(self.settings.get("timeout_seconds", 10)),
+            rate_per_second=int(self.settings["rate_limit_per_second"])
+            if self.settings.get("rate_limit_per_second")
+            else None,
+        )
+
+    def close(self) -> None:
+        self.client.session.close()
+
+    # --- helpers ----------------------------------------------------------------------
+    def _account(self) -> dict[str, str]:
+        return {"CANO": self.cano, "ACNT_PRDT_CD": self.product_code}
+
+    @staticmethod
+    def _pdno(symbol: str) -> str:
+        """KR005930 -> 005930 (KIS takes the 6-character short code)."""
+        return symbol[2:] if symbol.upper().startswith("KR") and len(symbol) == 8 else symbol
+
+    @staticmethod
+    def _exchange(request: OrderRequest) -> str:
+        code = str(request.params.get("exchange_code") or "NASD").upper()
+        code = OVERSEAS_ALIASES.get(code, code)
+        if code not in OVERSEAS:
+            raise OrderRejected(_("Unknown overseas exchange code: %(code)s") % {"code": code})
+        return code
+
+    def _intent_key(self, client_order_id: str) -> str:
+        return f"kis:intent:{self.account.pk}:{client_order_id}"
+
+    # --- quantities -------------------------------------------------------------------
+    def _quantity(self, request: OrderRequest) -> tuple[str, Decimal]:
+        """(side, whole quantity). Negative qty_per closes that percent of the holding."""
+        qty = request.qty_per
+        if qty is None:
+            raise OrderRejected(_("qty_per is required"))
+        side = request.side
+        if request.is_close:
+            held = self.position(request.market_type, request.symbol, request.params)
+            if held == 0:
+                raise OrderRejected(_("No position to close for %(symbol)s") % {"symbol": request.symbol})
+            qty = (abs(held) * min(abs(qty), Decimal(100)) / 100).to_integral_value(rounding=ROUND_DOWN)
+            side = "SELL" if held > 0 else "BUY"
+            if qty < 1:
+                raise OrderRejected(
+                    _("Quantity must be a whole number of at least 1: %(qty)s") % {"qty": qty}
+                )
+            return side, qty
+        if qty < 1 or qty != qty.to_integral_value():
+            raise OrderRejected(_("Quantity must be a whole number of at least 1: %(qty)s") % {"qty": qty})
+        return side, qty
+
+    # --- place ------------------------------------------------------------------------
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        builders = {
+            "DOMESTIC_STOCK": self._domestic_stock_order,
+            "OVERSEAS_STOCK": self._overseas_stock_order,
+            "DOMESTIC_FUTUREOPTION": self._domestic_fo_order,
+            "OVERSEAS_FUTUREOPTION": self._overseas_fo_order,
+        }
+        builder = builders.get(request.market_type)
+        if builder is None:
+            raise OrderRejected(
+                _("%(order_type)s orders are not supported on %(venue)s")
+                % {"order_type": request.market_type, "venue": self.display_name}
+            )
+        side, qty = self._quantity(request)
+        path, tr_id, body = builder(request, side, qty)
+        # Record what is about to be sent, so a timeout can be resolved by looking it up.
+        intent = {
+            "market_type": request.market_type,
+            "pdno": self._pdno(request.symbol),
+            "side": side,
+            "qty": str(qty),
+            "sent_at": datetime.now(KST).strftime("%Y%m%d%H%M%S"),
+            "odno": "",
+        }
+        cache.set(self._intent_key(request.client_order_id), intent, timeout=INTENT_TTL)
+        log.info(
+            "한투 주문 전송: %s %s %s %s qty=%s tr=%s",
+            request.market_type,
+            request.symbol,
+            side,
+            request.order_type,
+            qty,
+            tr_id,
+        )
+        data = self.client.request(
+            "POST", path, tr_id, body=body, place=True, use_hashkey=bool(self.settings.get("use_hashkey"))
+        )
+        output = data.get("output") or {}
+        if isinstance(output, list):
+            output = output[0] if output else {}
+        odno = str(output.get("ODNO") or output.get("odno") or "")
+        intent["odno"] = odno
+        intent["branch"] = str(output.get("KRX_FWDG_ORD_ORGNO") or "")
+        cache.set(self._intent_key(request.client_order_id), intent, timeout=INTENT_TTL)
+        if odno:
+            cache.set(f"kis:odno:{self.account.pk}:{odno}", request.client_order_id, timeout=INTENT_TTL)
+        return OrderResult(
+            status=OrderStatus.SUBMITTED,
+            exchange_order_id=odno,
+            quantity=qty,
+            message=str(data.get("msg1") or "").strip(),
+        )
+
+    def _domestic_stock_order(
+        self, request: OrderRequest, side: str, qty: Decimal
+    ) -> tuple[str, str, dict[str, Any]]:
+        ord_dvsn = DOMESTIC_ORD_DVSN.get(request.order_type)
+        if ord_dvsn is None:
+            raise OrderRejected(
+                _("%(order_type)s orders are not supported on %(venue)s")
+                % {"order_type": request.order_type, "venue": self.display_name}
+            )
+        price = request.price if request.order_type in DOMESTIC_PRICED else None
+        body = {
+            **self._account(),
+            "PDNO": self._pdno(request.symbol),
+            "ORD_DVSN": ord_dvsn,
+            "ORD_QTY": num(qty),
+            "ORD_UNPR": num(price.to_integral_value() if price is not None else Decimal(0)),
+            "EXCG_ID_DVSN_CD": str(request.params.get("exchange_id") or "KRX"),
+            "SLL_TYPE": "01" if side == "SELL" else "",
+            "CNDT_PRIC": num(request.stop_price) if request.order_type == "STOP_LIMIT" else "",
+        }
+        tr_id = self.client.tr("TTTC0011U" if side == "SELL" else "TTTC0012U")
+        return "/uapi/domestic-stock/v1/trading/order-cash", tr_id, body
+
+    def _overseas_stock_order(
+        self, request: OrderRequest, side: str, qty: Decimal
+    ) -> tuple[str, str, dict[str, Any]]:
+        code = self._exchange(request)
+        market = OVERSEAS[code]
+        if request.order_type == "LIMIT":
+            price = request.price
+        elif request.order_type == "MARKET":
+            # The overseas order API takes limit orders only (00); a market order is a limit
+            # priced through the current quote by a small margin, which fills like one.
+            slip = Decimal(str(self.settings.get("overseas_market_slippage_pct", "0.5"))) / 100
+            last = self.overseas_quote(code, request.symbol)
+            price = last * (1 + slip) if side == "BUY" else last * (1 - slip)
+        else:
+            raise OrderRejected(
+                _("%(order_type)s orders are not supported on %(venue)s")
+                % {"order_type": request.order_type, "venue": self.display_name}
+            )
+        assert price is not None
+        price = price.quantize(Decimal(1).scaleb(-market.decimals), rounding=ROUND_HALF_UP)
+        body = {
+            **self._account(),
+            "OVRS_EXCG_CD": code,
+            "PDNO": request.symbol.upper(),
+            "ORD_QTY": num(qty),
+            "OVRS_ORD_UNPR": format(price, "f"),
+            "CTAC_TLNO": "",
+            "MGCO_APTM_ODNO": "",
+            "SLL_TYPE": "00" if side == "SELL" else "",
+            "ORD_SVR_DVSN_CD": "0",
+            "ORD_DVSN": "00",
+        }
+        if side == "BUY":
+            tr_id = self.client.tr(market.buy)
+        else:
+            tr_id = self.client.tr(market.sell, market.virtual_sell)
+        return "/uapi/overseas-stock/v1/trading/order", tr_id, body
+
+    def _session(self, request: OrderRequest) -> str:
+        session = str(request.params.get("session") or self.settings.get("session") or "").lower()
+        if session in ("day", "night"):
+            return session
+        hour = datetime.now(KST).hour
+        return "night" if hour >= 18 or hour < 6 else "day"
+
+    def _domestic_fo_order(
+        self, request: OrderRequest, side: str, qty: Decimal
+    ) -> tuple[str, str, dict[str, Any]]:
+        kind = DOMESTIC_FO_TYPE.get(request.order_type)
+        if kind is None:
+            raise OrderRejected(
+                _("%(order_type)s orders are not supported on %(venue)s")
+                % {"order_type": request.order_type, "venue": self.display_name}
+            )
+        price = request.price if request.order_type in ("LIMIT", "CONDITIONAL_LIMIT") else None
+        body = {
+            "ORD_PRCS_DVSN_CD": "02",
+            **self._account(),
+            "SLL_BUY_DVSN_CD": "01" if side == "SELL" else "02",
+            "SHTN_PDNO": request.symbol.upper(),
+            "ORD_QTY": num(qty),
+            "UNIT_PRICE": num(price),
+            "NMPR_TYPE_CD": kind,
+            "KRX_NMPR_CNDT_CD": "0",
+            "CTAC_TLNO": "",
+            "FUOP_ITEM_DVSN_CD": "",
+            "ORD_DVSN_CD": kind,
+        }
+        night = self._session(request) == "night" and not self.client.virtual
+        tr_id = "STTN1101U" if night else self.client.tr("TTTO1101U")
+        return "/uapi/domestic-futureoption/v1/trading/order", tr_id, body
+
+    def _overseas_fo_order(
+        self, request: OrderRequest, side: str, qty: Decimal
+    ) -> tuple[str, str, dict[str, Any]]:
+        price_type = OVERSEAS_FO_PRICE_TYPE.get(request.order_type)
+        if price_type is None:
+            raise OrderRejected(
+                _("%(order_type)s orders are not supported on %(venue)s")
+                % {"order_type": request.order_type, "venue": self.display_name}
+            )
+        for field in ("exchange_code", "contract_month"):
+            if not request.params.get(field):
+                raise OrderRejected(
+                    _("params.%(field)s is required for %(market)s orders")
+                    % {"field": field, "market": request.market_type}
+                )
+        limit = request.price if request.order_type in ("LIMIT", "STOP_LIMIT") else None
+        stop = request.stop_price if request.order_type in ("STOP_MARKET", "STOP_LIMIT") else None
+        body = {
+            **self._account(),
+            "OVRS_FUTR_FX_PDNO": request.symbol.upper(),
+            "SLL_BUY_DVSN_CD": "01" if side == "SELL" else "02",
+            "FM_LQD_USTL_CCLD_DT": "",
+            "FM_LQD_USTL_CCNO": "",
+            "PRIC_DVSN_CD": price_type,
+            "FM_LIMIT_ORD_PRIC": num(limit) if limit is not None else "",
+            "FM_STOP_ORD_PRIC": num(stop) if stop is not None else "",
+            "FM_ORD_QTY": num(qty),
+            "FM_LQD_LMT_ORD_PRIC": "",
+            "FM_LQD_STOP_ORD_PRIC": "",
+            "CCLD_CNDT_CD": "2" if request.order_type == "MARKET" else "6",
+            "CPLX_ORD_DVSN_CD": "0",
+            "ECIS_RSVN_ORD_YN": "N",
+            "FM_HDGE_ORD_SCRN_YN": "N",
+        }
+        return "/uapi/overseas-futureoption/v1/trading/order", "OTFM3001U", body
+
+    # --- inquiries --------------------------------------------------------------------
+    def overseas_quote(self, exchange_code: str, symbol: str) -> Decimal:
+        data = self.client.request(
+            "GET",
+            "/uapi/overseas-price/v1/quotations/price",
+            "HHDFS00000300",
+            params={"AUTH": "", "EXCD": OVERSEAS[exchange_code].quote_code, "SYMB": symbol.upper()},
+        )
+        last = dec((data.get("output") or {}).get("last"))
+        if last <= 0:
+            raise OrderRejected(kis_error(_("no price for %(symbol)s") % {"symbol": symbol}))
+        return last
+
+    def _domestic_balance(self) -> dict[str, Any]:
+        return self.client.request(
+            "GET",
+            "/uapi/domestic-stock/v1/trading/inquire-balance",
+            self.client.tr("TTTC8434R"),
+            params={
+                **self._account(),
+                "AFHR_FLPR_YN": "N",
+                "OFL_YN": "",
+                "INQR_DVSN": "02",
+                "UNPR_DVSN": "01",
+                "FUND_STTL_ICLD_YN": "N",
+                "FNCG_AMT_AUTO_RDPT_YN": "N",
+                "PRCS_DVSN": "00",
+                "CTX_AREA_FK100": "",
+                "CTX_AREA_NK100": "",
+            },
+        )
+
+    def _overseas_balance(self, exchange_code: str, currency: str) -> dict[str, Any]:
+        return self.client.request(
+            "GET",
+            "/uapi/overseas-stock/v1/trading/inquire-balance",
+            self.client.tr("TTTS3012R"),
+            params={
+                **self._account(),
+                "OVRS_EXCG_CD": exchange_code,
+                "TR_CRCY_CD": currency,
+                "CTX_AREA_FK200": "",
+                "CTX_AREA_NK200": "",
+            },
+        )
+
+    def balances(self) -> dict[str, Balance]:
+        data = self._domestic_balance()
+        summary = data.get("output2") or [{}]
+        summary = summary[0] if isinstance(summary, list) else summary
+        return {"KRW": Balance(asset="KRW", free=dec(summary.get("dnca_tot_amt")))}
+
+    def position(self, market_type: str, symbol: str, params: dict[str, Any] | None = None) -> Decimal:
+        params = params or {}
+        if market_type == "DOMESTIC_STOCK":
+            pdno = self._pdno(symbol)
+            rows = self._domestic_balance().get("output1") or []
+            return sum(
+                (dec(r.get("ord_psbl_qty") or r.get("hldg_qty")) for r in rows if r.get("pdno") == pdno),
+                Decimal(0),
+            )
+        if market_type == "OVERSEAS_STOCK":
+            code = OVERSEAS_ALIASES.get(
+                str(params.get("exchange_code") or "NASD").upper(),
+                str(params.get("exchange_code") or "NASD").upper(),
+            )
+            currency = str(params.get("currency") or "USD")
+            rows = self._overseas_balance(code, currency).get("output1") or []
+            return sum(
+                (
+                    dec(r.get("ord_psbl_qty") or r.get("ovrs_cblc_qty"))
+                    for r in rows
+                    if r.get("ovrs_pdno") == symbol.upper()
+                ),
+                Decimal(0),
+            )
+        if market_type == "DOMESTIC_FUTUREOPTION":
+            data = self.client.request(
+                "GET",
+                "/uapi/domestic-futureoption/v1/trading/inquire-balance",
+                self.client.tr("CTFO6118R", "VTFO6118R"),
+                params={
+                    **self._account(),
+                    "MGNA_DVSN": "01",
+                    "EXCC_STAT_CD": "1",
+                    "CTX_AREA_FK200": "",
+                    "CTX_AREA_NK200": "",
+                },
+            )
+            size = Decimal(0)
+            for row in data.get("output1") or []:
+                if (row.get("shtn_pdno") or row.get("pdno")) != symbol.upper():
+                    continue
+                qty = dec(row.get("cblc_qty"))
+                short = row.get("sll_buy_dvsn_cd") == "01" or "매도" in str(row.get("sll_buy_dvsn_name", ""))
+                size += -qty if short else qty
+            return size
+        if market_type == "OVERSEAS_FUTUREOPTION":
+            data = self.client.request(
+                "GET",
+                "/uapi/overseas-futureoption/v1/trading/inquire-unpd",
+                "OTFM1412R",
+                params={**self._account(), "FUOP_DVSN": "00", "CTX_AREA_FK100": "", "CTX_AREA_NK100": ""},
+            )
+            size = Decimal(0)
+            for row in data.get("output") or []:
+                if row.get("ovrs_futr_fx_pdno") != symbol.upper():
+                    continue
+                qty = dec(row.get("fm_ustl_qty"))
+                size += -qty if row.get("sll_buy_dvsn_cd") == "01" else qty
+            return size
+        return Decimal(0)
+
+    def _domestic_orders_today(self, pdno: str = "", odno: str = "") -> list[dict[str, Any]]:
+        today = datetime.now(KST).strftime("%Y%m%d")
+        data = self.client.request(
+            "GET",
+            "/uapi/domestic-stock/v1/trading/inquire-daily-ccld",
+            self.client.tr("TTTC0081R"),
+            params={
+                **self._account(),
+                "INQR_STRT_DT": today,
+                "INQR_END_DT": today,
+                "SLL_BUY_DVSN_CD": "00",
+                "PDNO": pdno,
+                "CCLD_DVSN": "00",
+                "INQR_DVSN": "00",
+                "INQR_DVSN_3": "00",
+                "ORD_GNO_BRNO": "",
+                "ODNO": odno,
+                "INQR_DVSN_1": "",
+                "CTX_AREA_FK100": "",
+                "CTX_AREA_NK100": "",
+            },
+        )
+        return list(data.get("output1") or [])
+
+    @staticmethod
+    def _domestic_result(row: dict[str, Any]) -> OrderResult:
+        ordered, filled = dec(row.get("ord_qty")), dec(row.get("tot_ccld_qty"))
+        if row.get("cncl_yn") == "Y":
+            status = OrderStatus.CANCELLED
+        elif dec(row.get("rjct_qty")) > 0 and filled == 0:
+            status = OrderStatus.REJECTED
+        elif filled >= ordered > 0:
+            status = OrderStatus.FILLED
+        elif filled > 0:
+            status = OrderStatus.PARTIALLY_FILLED
+        else:
+            status = OrderStatus.OPEN
+        avg = dec(row.get("avg_prvs"))
+        return OrderResult(
+            status=status,
+            exchange_order_id=str(row.get("odno") or ""),
+            quantity=ordered,
+            filled_qty=filled,
+            avg_price=avg if filled > 0 else None,
+        )
+
+    def fetch_order_by_client_id(self, request: OrderRequest) -> OrderResult | None:
+        key = self._intent_key(request.client_order_id)
+        intent = cache.get(key)
+        if intent is None:
+            return None  # never sent from here
+        if intent["odno"]:
+            if intent["market_type"] == "DOMESTIC_STOCK":
+                rows = self._domestic_orders_today(intent["pdno"], intent["odno"])
+                if rows:
+                    return self._domestic_result(rows[0])
+            return OrderResult(
+                status=OrderStatus.SUBMITTED, exchange_order_id=intent["odno"], quantity=dec(intent["qty"])
+            )
+        if intent["market_type"] != "DOMESTIC_STOCK":
+            raise PermanentVenueError(
+                kis_error(_("order state unknown after a timeout; check the account before re-sending"))
+            )
+        # Sent without an answer: find an unclaimed order of the same intent placed since then.
+        side_code = "01" if intent["side"] == "SELL" else "02"
+        sent_time = intent["sent_at"][8:]
+        for row in sorted(self._domestic_orders_today(intent["pdno"]), key=lambda r: str(r.get("ord_tmd"))):
+            odno = str(row.get("odno") or "")
+            if (
+                row.get("sll_buy_dvsn_cd") == side_code
+                and dec(row.get("ord_qty")) == dec(intent["qty"])
+                and str(row.get("ord_tmd") or "") >= sent_time
+                and cache.add(
+                    f"kis:odno:{self.account.pk}:{odno}", request.client_order_id, timeout=INTENT_TTL
+                )
+            ):
+                intent["odno"] = odno
+                cache.set(key, intent, timeout=INTENT_TTL)
+                return self._domestic_result(row)
+        return None
+
+    # --- cancel -----------------------------------------------------------------------
+    def cancel_all(self, market_type: str, symbol: str | None) -> int:
+        if market_type == "DOMESTIC_STOCK":
+            return self._cancel_domestic(symbol)
+        if market_type == "OVERSEAS_STOCK":
+            return self._cancel_overseas(symbol)
+        raise OrderRejected(
+            _("KIS does not support cancelling all orders for %(market)s") % {"market": market_type}
+        )
+
+    def _cancel_domestic(self, symbol: str | None) -> int:
+        data = self.client.request(
+            "GET",
+            "/uapi/domestic-stock/v1/trading/inquire-psbl-rvsecncl",
+            "TTTC0084R",
+            params={
+                **self._account(),
+                "INQR_DVSN_1": "0",
+                "INQR_DVSN_2": "0",
+                "CTX_AREA_FK100": "",
+                "CTX_AREA_NK100": "",
+            },
+        )
+        count = 0
+        pdno = self._pdno(symbol) if symbol else None
+        for row in data.get("output") or []:
+            if pdno and row.get("pdno") != pdno:
+                continue
+            self.client.request(
+                "POST",
+                "/uapi/domestic-stock/v1/trading/order-rvsecncl",
+                self.client.tr("TTTC0013U"),
+                body={
+                    **self._account(),
+                    "KRX_FWDG_ORD_ORGNO": str(row.get("ord_gno_brno") or ""),
+                    "ORGN_ODNO": str(row.get("odno")),
+                    "ORD_DVSN": str(row.get("ord_dvsn_cd") or "00"),
+                    "RVSE_CNCL_DVSN_CD": "02",
+                    "ORD_QTY": "0",
+                    "ORD_UNPR": "0",
+                    "QTY_ALL_ORD_YN": "Y",
+                    "EXCG_ID_DVSN_CD": str(row.get("excg_id_dvsn_cd") or "KRX"),
+                },
+            )
+            count += 1
+        return count
+
+    def _cancel_overseas(self, symbol: str | None) -> int:
+        count = 0
+        for code in ("NASD", "NYSE", "AMEX", "SEHK", "SHAA", "SZAA", "TKSE", "HASE", "VNSE"):
+            data = self.client.request(
+                "GET",
+                "/uapi/overseas-stock/v1/trading/inquire-nccs",
+                self.client.tr("TTTS3018R"),
+                params={
+                    **self._account(),
+                    "OVRS_EXCG_CD": code,
+                    "SORT_SQN": "DS",
+                    "CTX_AREA_FK200": "",
+                    "CTX_AREA_NK200": "",
+                },
+            )
+            for row in data.get("output") or []:
+                if symbol and row.get("pdno") != symbol.upper():
+                    continue
+                self.client.request(
+                    "POST",
+                    "/uapi/overseas-stock/v1/trading/order-rvsecncl",
+                    self.client.tr("TTTT1004U"),
+                    body={
+                        **self._account(),
+                        "OVRS_EXCG_CD": str(row.get("ovrs_excg_cd") or code),
+                        "PDNO": str(row.get("pdno")),
+                        "ORGN_ODNO": str(row.get("odno")),
+                        "RVSE_CNCL_DVSN_CD": "02",
+                        "ORD_QTY": num(dec(row.get("nccs_qty"))),
+                        "OVRS_ORD_UNPR": "0",
+                        "MGCO_APTM_ODNO": "",
+                        "ORD_SVR_DVSN_CD": "0",
+                    },
+                )
+                count += 1
+        return count

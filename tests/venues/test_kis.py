@@ -1,0 +1,620 @@
+"""KisAdapter and KisClient against the KIS simulator over real HTTP: TR ids, body fields,
+market orders per market, tokens, rate limits and the fault classes."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+
+from orders.exchanges import adapter_for
+from orders.exchanges.base import (
+    OrderRejected,
+    OrderRequest,
+    OrderUncertain,
+    PermanentVenueError,
+    RetryableVenueError,
+)
+from orders.exchanges.kis import KisAdapter
+from orders.models import OrderStatus
+from venuesim.kis import KisSim
+
+D = Decimal
+
+
+def req(market: str = "DOMESTIC_STOCK", cid: str = "qt1", **kw: Any) -> OrderRequest:
+    fields: dict[str, Any] = {"symbol": "005930", "side": "BUY", "order_type": "MARKET", "qty_per": D("100")}
+    fields.update(kw)
+    return OrderRequest(client_order_id=cid, market_type=market, **fields)
+
+
+def test_registry_maps_kis_to_the_kis_adapter(kis_account: Any) -> None:
+    assert isinstance(adapter_for(kis_account()), KisAdapter)
+
+
+def test_domestic_market_buy_sends_the_order_cash_body(kis_account: Any, kis_sim: KisSim) -> None:
+    result = adapter_for(kis_account()).place_order(req())
+
+    (sent,) = kis_sim.order_requests()
+    assert sent.path == "/uapi/domestic-stock/v1/trading/order-cash"
+    assert (sent.header("tr_id"), sent.header("custtype")) == ("TTTC0012U", "P")
+    assert sent.header("authorization").startswith("Bearer ")
+    body = json.loads(sent.body)
+    assert {
+        k: body[k]
+        for k in ("CANO", "ACNT_PRDT_CD", "PDNO", "ORD_DVSN", "ORD_QTY", "ORD_UNPR", "EXCG_ID_DVSN_CD")
+    } == {
+        "CANO": "12345678",
+        "ACNT_PRDT_CD": "01",
+        "PDNO": "005930",
+        "ORD_DVSN": "01",
+        "ORD_QTY": "100",
+        "ORD_UNPR": "0",
+        "EXCG_ID_DVSN_CD": "KRX",
+    }
+    assert result.status == OrderStatus.SUBMITTED
+    assert result.exchange_order_id == kis_sim.orders[0]["odno"]
+    assert kis_sim.holdings["005930"] == D("200")
+
+
+# The seed guide's Korean stock scenarios.
+@pytest.mark.parametrize(
+    ("symbol", "side", "order_type", "price", "qty", "tr_id", "ord_dvsn", "unpr"),
+    [
+        ("005930", "BUY", "MARKET", None, "100", "TTTC0012U", "01", "0"),
+        ("005930", "SELL", "MARKET", None, "50", "TTTC0011U", "01", "0"),
+        ("005930", "BUY", "LIMIT", "70000", "100", "TTTC0012U", "00", "70000"),
+        ("005930", "SELL", "LIMIT", "75000", "100", "TTTC0011U", "00", "75000"),
+        ("005930", "BUY", "CONDITIONAL_LIMIT", "72000", "100", "TTTC0012U", "02", "72000"),
+        ("005930", "BUY", "BEST_LIMIT", None, "100", "TTTC0012U", "03", "0"),
+        ("005930", "BUY", "PRE_MARKET", "71000", "100", "TTTC0012U", "05", "71000"),
+        ("005930", "SELL", "AFTER_MARKET", "73000", "100", "TTTC0011U", "06", "73000"),
+        ("069500", "BUY", "MARKET", None, "50", "TTTC0012U", "01", "0"),
+        ("KR005930", "BUY", "LIMIT", "70000", "1", "TTTC0012U", "00", "70000"),
+    ],
+)
+def test_domestic_scenarios_map_to_ord_dvsn(
+    kis_account: Any,
+    kis_sim: KisSim,
+    symbol: str,
+    side: str,
+    order_type: str,
+    price: str | None,
+    qty: str,
+    tr_id: str,
+    ord_dvsn: str,
+    unpr: str,
+) -> None:
+    adapter_for(kis_account()).place_order(
+        req(
+            symbol=symbol, side=side, order_type=order_type, price=D(price) if price else None, qty_per=D(qty)
+        )
+    )
+
+    assert kis_sim.order_requests()[0].header("tr_id") == tr_id
+    body = kis_sim.last_body()
+    assert (body["PDNO"], body["ORD_DVSN"], body["ORD_QTY"], body["ORD_UNPR"]) == (
+        symbol[-6:],
+        ord_dvsn,
+        qty,
+        unpr,
+    )
+
+
+def test_virtual_account_uses_the_virtual_tr_ids(kis_account: Any, make_account: Any) -> None:
+    sim = KisSim(virtual=True)
+    sim.start()
+    try:
+        account = kis_account("kis-virtual")
+        account.is_testnet = True
+        account.settings = {**account.settings, "api_base_url": sim.base_url}
+        account.save()
+
+        adapter_for(account).place_order(req())
+
+        assert sim.order_requests()[0].header("tr_id") == "VTTC0012U"
+    finally:
+        sim.stop()
+
+
+@pytest.mark.parametrize("qty", [D("0"), D("1.5"), D("-0")])
+def test_domestic_quantity_must_be_a_whole_number(kis_account: Any, kis_sim: KisSim, qty: Decimal) -> None:
+    with pytest.raises(OrderRejected, match="수량은 1 이상의 정수여야 합니다"):
+        adapter_for(kis_account()).place_order(req(qty_per=qty))
+
+    assert kis_sim.order_requests() == []
+
+
+def test_domestic_close_sells_percent_of_the_holding(kis_account: Any, kis_sim: KisSim) -> None:
+    adapter_for(kis_account()).place_order(req(side="SELL", qty_per=D("-50")))
+
+    body = kis_sim.last_body()
+    assert (kis_sim.order_requests()[0].header("tr_id"), body["ORD_QTY"]) == ("TTTC0011U", "50")
+
+
+def test_venue_rejection_is_reported_with_msg1(kis_account: Any, kis_sim: KisSim) -> None:
+    with pytest.raises(OrderRejected) as caught:
+        adapter_for(kis_account()).place_order(req(qty_per=D("100000")))
+
+    assert caught.value.message == "한투 API 오류: 주문가능금액을 초과 했습니다"
+
+
+# The seed guide's overseas scenarios the KIS order API supports.
+@pytest.mark.parametrize(
+    ("symbol", "side", "order_type", "price", "params", "tr_id", "excg", "unpr"),
+    [
+        (
+            "AAPL",
+            "BUY",
+            "MARKET",
+            None,
+            {"exchange_code": "NASD", "currency": "USD"},
+            "TTTT1002U",
+            "NASD",
+            "190.95",
+        ),
+        (
+            "TSLA",
+            "BUY",
+            "LIMIT",
+            "250.50",
+            {"exchange_code": "NYSE", "currency": "USD"},
+            "TTTT1002U",
+            "NYSE",
+            "250.50",
+        ),
+        (
+            "MSFT",
+            "SELL",
+            "MARKET",
+            None,
+            {"exchange_code": "NASD", "currency": "USD"},
+            "TTTT1006U",
+            "NASD",
+            "407.95",
+        ),
+        (
+            "BRK.B",
+            "SELL",
+            "LIMIT",
+            "420.00",
+            {"exchange_code": "NYSE", "currency": "USD"},
+            "TTTT1006U",
+            "NYSE",
+            "420.00",
+        ),
+        (
+            "9988",
+            "BUY",
+            "MARKET",
+            None,
+            {"exchange_code": "SEHK", "currency": "HKD"},
+            "TTTS1002U",
+            "SEHK",
+            "80.400",
+        ),
+        (
+            "7203",
+            "BUY",
+            "MARKET",
+            None,
+            {"exchange_code": "TSE", "currency": "JPY"},
+            "TTTS0308U",
+            "TKSE",
+            "2513",
+        ),
+        (
+            "VNM",
+            "BUY",
+            "LIMIT",
+            "85000",
+            {"exchange_code": "HCM", "currency": "VND"},
+            "TTTS0311U",
+            "VNSE",
+            "85000",
+        ),
+    ],
+)
+def test_overseas_scenarios(
+    kis_account: Any,
+    kis_sim: KisSim,
+    symbol: str,
+    side: str,
+    order_type: str,
+    price: str | None,
+    params: dict[str, str],
+    tr_id: str,
+    excg: str,
+    unpr: str,
+) -> None:
+    adapter_for(kis_account()).place_order(
+        req(
+            "OVERSEAS_STOCK",
+            symbol=symbol,
+            side=side,
+            order_type=order_type,
+            price=D(price) if price else None,
+            qty_per=D("3"),
+            params=params,
+        )
+    )
+
+    (sent,) = kis_sim.order_requests()
+    body = json.loads(sent.body)
+    assert sent.header("tr_id") == tr_id
+    # Market orders go out as limit orders (00) priced through the quote.
+    assert (body["OVRS_EXCG_CD"], body["PDNO"], body["ORD_DVSN"], body["OVRS_ORD_UNPR"]) == (
+        excg,
+        symbol,
+        "00",
+        unpr,
+    )
+
+
+def test_overseas_market_sell_on_a_virtual_account_uses_vttt1001u(kis_account: Any) -> None:
+    sim = KisSim(virtual=True)
+    sim.start()
+    try:
+        account = kis_account("kis-virtual")
+        account.is_testnet = True
+        account.settings = {**account.settings, "api_base_url": sim.base_url}
+        account.save()
+
+        adapter_for(account).place_order(
+            req(
+                "OVERSEAS_STOCK", symbol="MSFT", side="SELL", qty_per=D("2"), params={"exchange_code": "NASD"}
+            )
+        )
+
+        assert sim.order_requests()[0].header("tr_id") == "VTTT1001U"
+    finally:
+        sim.stop()
+
+
+@pytest.mark.parametrize("code", ["XETRA", "LSE"])
+def test_overseas_exchanges_kis_cannot_trade_are_rejected(
+    kis_account: Any, kis_sim: KisSim, code: str
+) -> None:
+    with pytest.raises(OrderRejected, match=f"알 수 없는 해외 거래소 코드입니다: {code}"):
+        adapter_for(kis_account()).place_order(
+            req("OVERSEAS_STOCK", symbol="SAP", params={"exchange_code": code})
+        )
+
+    assert kis_sim.order_requests() == []
+
+
+def test_overseas_stop_limit_is_not_supported(kis_account: Any) -> None:
+    with pytest.raises(OrderRejected, match="STOP_LIMIT"):
+        adapter_for(kis_account()).place_order(
+            req(
+                "OVERSEAS_STOCK",
+                symbol="NVDA",
+                side="SELL",
+                order_type="STOP_LIMIT",
+                price=D("480"),
+                stop_price=D("485"),
+                qty_per=D("5"),
+                params={"exchange_code": "NASD"},
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    ("symbol", "side", "order_type", "price", "params", "ord_dvsn", "unit_price"),
+    [
+        ("101TC000", "BUY", "MARKET", None, {"position_action": "OPEN"}, "02", "0"),
+        ("101TC000", "BUY", "LIMIT", "320.50", {"position_action": "OPEN"}, "01", "320.5"),
+        ("201PC260", "BUY", "LIMIT", "5.00", {"option_type": "PUT", "strike_price": "260.00"}, "01", "5"),
+        ("201CA320", "SELL", "MARKET", None, {"option_type": "CALL", "strike_price": "320.00"}, "02", "0"),
+    ],
+)
+def test_domestic_futureoption_scenarios(
+    kis_account: Any,
+    kis_sim: KisSim,
+    symbol: str,
+    side: str,
+    order_type: str,
+    price: str | None,
+    params: dict[str, str],
+    ord_dvsn: str,
+    unit_price: str,
+) -> None:
+    adapter_for(kis_account(product_code="03")).place_order(
+        req(
+            "DOMESTIC_FUTUREOPTION",
+            symbol=symbol,
+            side=side,
+            order_type=order_type,
+            price=D(price) if price else None,
+            qty_per=D("2"),
+            params={**params, "session": "day"},
+        )
+    )
+
+    (sent,) = kis_sim.order_requests()
+    body = json.loads(sent.body)
+    assert sent.header("tr_id") == "TTTO1101U"
+    assert (body["ACNT_PRDT_CD"], body["SHTN_PDNO"], body["SLL_BUY_DVSN_CD"]) == (
+        "03",
+        symbol,
+        "02" if side == "BUY" else "01",
+    )
+    assert (body["ORD_DVSN_CD"], body["NMPR_TYPE_CD"], body["UNIT_PRICE"], body["ORD_QTY"]) == (
+        ord_dvsn,
+        ord_dvsn,
+        unit_price,
+        "2",
+    )
+
+
+def test_domestic_futureoption_night_session_uses_the_night_tr(kis_account: Any, kis_sim: KisSim) -> None:
+    adapter_for(kis_account(product_code="03")).place_order(
+        req("DOMESTIC_FUTUREOPTION", symbol="101TC000", qty_per=D("1"), params={"session": "night"})
+    )
+
+    assert kis_sim.order_requests()[0].header("tr_id") == "STTN1101U"
+
+
+def test_domestic_futureoption_close_sells_the_long(kis_account: Any, kis_sim: KisSim) -> None:
+    kis_sim.fo_positions["101TC000"] = D("2")
+
+    adapter_for(kis_account(product_code="03")).place_order(
+        req(
+            "DOMESTIC_FUTUREOPTION",
+            symbol="101TC000",
+            side="SELL",
+            qty_per=D("-100"),
+            params={"position_action": "CLOSE", "session": "day"},
+        )
+    )
+
+    assert kis_sim.fo_positions["101TC000"] == 0
+
+
+@pytest.mark.parametrize(
+    ("symbol", "side", "order_type", "price", "pric_dvsn", "ccld", "limit"),
+    [
+        ("ESZ4", "BUY", "MARKET", None, "2", "2", ""),
+        ("NQH5", "BUY", "LIMIT", "16500.00", "1", "6", "16500"),
+        ("CL-DEC24", "BUY", "MARKET", None, "2", "2", ""),
+        ("GCZ24", "BUY", "LIMIT", "2050.00", "1", "6", "2050"),
+        ("6E_Z4", "SELL", "MARKET", None, "2", "2", ""),
+    ],
+)
+def test_overseas_futureoption_scenarios(
+    kis_account: Any,
+    kis_sim: KisSim,
+    symbol: str,
+    side: str,
+    order_type: str,
+    price: str | None,
+    pric_dvsn: str,
+    ccld: str,
+    limit: str,
+) -> None:
+    adapter_for(kis_account(product_code="08")).place_order(
+        req(
+            "OVERSEAS_FUTUREOPTION",
+            symbol=symbol,
+            side=side,
+            order_type=order_type,
+            price=D(price) if price else None,
+            qty_per=D("1"),
+            params={"exchange_code": "CME", "contract_month": "Z4", "currency": "USD"},
+        )
+    )
+
+    (sent,) = kis_sim.order_requests()
+    body = json.loads(sent.body)
+    assert sent.header("tr_id") == "OTFM3001U"
+    assert (
+        body["OVRS_FUTR_FX_PDNO"],
+        body["PRIC_DVSN_CD"],
+        body["CCLD_CNDT_CD"],
+        body["FM_LIMIT_ORD_PRIC"],
+    ) == (symbol, pric_dvsn, ccld, limit)
+
+
+def test_overseas_futureoption_needs_contract_month(kis_account: Any) -> None:
+    with pytest.raises(OrderRejected, match=r"params\.contract_month"):
+        adapter_for(kis_account(product_code="08")).place_order(
+            req("OVERSEAS_FUTUREOPTION", symbol="ESZ4", qty_per=D("1"), params={"exchange_code": "CME"})
+        )
+
+
+def test_cancel_all_domestic_for_one_symbol(kis_account: Any, kis_sim: KisSim) -> None:
+    adapter = adapter_for(kis_account())
+    adapter.place_order(req(cid="a", order_type="LIMIT", price=D("60000"), qty_per=D("1")))
+    adapter.place_order(req(cid="b", order_type="LIMIT", price=D("61000"), qty_per=D("1")))
+    adapter.place_order(req(cid="c", symbol="000660", order_type="LIMIT", price=D("100000"), qty_per=D("1")))
+
+    assert adapter.cancel_all("DOMESTIC_STOCK", "005930") == 2
+    assert [o["cancelled"] for o in kis_sim.orders] == [True, True, False]
+    assert adapter.cancel_all("DOMESTIC_STOCK", None) == 1
+
+
+def test_cancel_all_overseas(kis_account: Any, kis_sim: KisSim) -> None:
+    adapter = adapter_for(kis_account())
+    adapter.place_order(
+        req(
+            "OVERSEAS_STOCK",
+            symbol="AAPL",
+            order_type="LIMIT",
+            price=D("150"),
+            qty_per=D("1"),
+            params={"exchange_code": "NASD"},
+        )
+    )
+
+    assert adapter.cancel_all("OVERSEAS_STOCK", None) == 1
+    assert kis_sim.orders[0]["cancelled"] is True
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+
+def test_one_token_is_shared_by_every_adapter_of_the_app_key(kis_account: Any, kis_sim: KisSim) -> None:
+    accounts = [kis_account(f"kis-{i}") for i in range(3)]
+    threads = [
+        threading.Thread(target=adapter_for(a).place_order, args=(req(cid=f"t{i}", qty_per=D("1")),))
+        for i, a in enumerate(accounts)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert kis_sim.token_requests == 1
+    assert len(kis_sim.orders) == 3
+
+
+def test_expired_token_is_refreshed_exactly_once(kis_account: Any, kis_sim: KisSim) -> None:
+    adapter = adapter_for(kis_account())
+    adapter.place_order(req(cid="first", qty_per=D("1")))
+    kis_sim.expire_tokens()
+    # The first token was issued over a minute ago: a refresh is allowed.
+    kis_sim.last_token_at.clear()
+    cache.delete(adapter.client._token_issued_key)
+
+    adapter.place_order(req(cid="second", qty_per=D("1")))
+
+    assert kis_sim.token_requests == 2
+    assert len(kis_sim.orders) == 2
+
+
+def test_token_still_expired_after_one_refresh_asks_for_reauthentication(
+    kis_account: Any, kis_sim: KisSim
+) -> None:
+    adapter = adapter_for(kis_account())
+    adapter.client.token()
+    cache.delete(adapter.client._token_issued_key)
+    kis_sim.last_token_at.clear()
+    kis_sim.inject("token_expired", "/uapi/domestic-stock", count=2)
+
+    with pytest.raises(PermanentVenueError) as caught:
+        adapter.place_order(req(qty_per=D("1")))
+
+    assert caught.value.message == "한투 access token이 만료되었습니다. 재인증이 필요합니다."
+    assert kis_sim.token_requests == 2
+    assert kis_sim.orders == []
+
+
+def test_token_is_not_requested_twice_within_a_minute(kis_account: Any, kis_sim: KisSim) -> None:
+    adapter = adapter_for(kis_account())
+    adapter.client.token()
+    kis_sim.expire_tokens()
+
+    with pytest.raises(PermanentVenueError, match="access token이 만료되었습니다"):
+        adapter.place_order(req(qty_per=D("1")))
+
+    assert kis_sim.token_requests == 1
+    assert kis_sim.orders == []
+
+
+def test_token_egw00133_from_the_venue_is_retryable(kis_account: Any, kis_sim: KisSim) -> None:
+    kis_sim.last_token_at["sim-appkey"] = 9e18  # the venue believes a token was just issued
+
+    with pytest.raises(RetryableVenueError, match="1분당 1회"):
+        adapter_for(kis_account()).place_order(req(qty_per=D("1")))
+
+
+def test_bad_app_secret_is_permanent(kis_account: Any) -> None:
+    account = kis_account()
+    account.api_secret = "wrong"
+    account.save()
+
+    with pytest.raises(PermanentVenueError, match=r"한투 API 오류: 유효하지 않은 AppKey입니다\."):
+        adapter_for(account).place_order(req(qty_per=D("1")))
+
+
+def test_hashkey_header_is_sent_when_enabled(kis_account: Any, kis_sim: KisSim) -> None:
+    adapter_for(kis_account(use_hashkey=True)).place_order(req(qty_per=D("1")))
+
+    (sent,) = kis_sim.order_requests()
+    assert len(kis_sim.seen("/uapi/hashkey")) == 1
+    assert sent.header("hashkey") and len(sent.header("hashkey")) == 64
+
+
+# --- rate limits and faults -----------------------------------------------------------------
+
+
+def test_egw00201_is_backed_off_and_retried(kis_account: Any, kis_sim: KisSim) -> None:
+    kis_sim.inject("rate_limit", "/uapi/domestic-stock/v1/trading/order-cash")
+
+    result = adapter_for(kis_account()).place_order(req(qty_per=D("1")))
+
+    assert result.status == OrderStatus.SUBMITTED
+    assert len(kis_sim.order_requests()) == 2
+    assert len(kis_sim.orders) == 1
+
+
+def test_persistent_egw00201_is_retryable(kis_account: Any, kis_sim: KisSim) -> None:
+    kis_sim.inject("rate_limit", "/uapi/domestic-stock/v1/trading/order-cash", count=10)
+
+    with pytest.raises(RetryableVenueError, match=r"한투 API 오류: 초당 거래건수를 초과하였습니다\."):
+        adapter_for(kis_account()).place_order(req(qty_per=D("1")))
+
+    assert kis_sim.orders == []
+
+
+def test_the_client_keeps_under_the_per_second_limit(kis_account: Any, kis_sim: KisSim) -> None:
+    adapter = adapter_for(kis_account(rate_limit_per_second=3))
+    adapter.client.token()
+
+    for _ in range(5):
+        adapter.balances()
+
+    per_second = Counter(
+        int(r.received_at) for r in kis_sim.seen("/uapi/domestic-stock/v1/trading/inquire-balance")
+    )
+    assert max(per_second.values()) <= 3
+
+
+def test_timeout_after_accepting_is_found_again_and_placed_once(kis_account: Any, kis_sim: KisSim) -> None:
+    adapter = adapter_for(kis_account(timeout_seconds=0.5))
+    adapter.client.token()
+    kis_sim.inject("timeout", "/uapi/domestic-stock/v1/trading/order-cash", delay=1.0)
+    order = req(qty_per=D("10"))
+
+    with pytest.raises(OrderUncertain):
+        adapter.place_order(order)
+    found = adapter.fetch_order_by_client_id(order)
+
+    assert found is not None and found.exchange_order_id == kis_sim.orders[0]["odno"]
+    assert found.status == OrderStatus.FILLED and found.filled_qty == D("10")
+    assert len(kis_sim.orders) == 1
+
+
+def test_5xx_without_an_answer_is_looked_up_then_placed_once(kis_account: Any, kis_sim: KisSim) -> None:
+    adapter = adapter_for(kis_account())
+    kis_sim.inject("5xx", "/uapi/domestic-stock/v1/trading/order-cash")
+    order = req(qty_per=D("10"))
+
+    with pytest.raises(OrderUncertain):
+        adapter.place_order(order)
+    assert adapter.fetch_order_by_client_id(order) is None
+    adapter.place_order(order)
+
+    assert len(kis_sim.orders) == 1
+
+
+def test_unanswered_overseas_order_is_not_resent_blindly(kis_account: Any, kis_sim: KisSim) -> None:
+    adapter = adapter_for(kis_account(timeout_seconds=0.5))
+    adapter.client.token()
+    kis_sim.inject("timeout", "/uapi/overseas-stock/v1/trading/order", delay=1.0)
+    order = req("OVERSEAS_STOCK", symbol="AAPL", qty_per=D("1"), params={"exchange_code": "NASD"})
+
+    with pytest.raises(OrderUncertain):
+        adapter.place_order(order)
+
+    with pytest.raises(PermanentVenueError, match="주문 상태를 확인할 수 없습니다"):
+        adapter.fetch_order_by_client_id(order)
+
+
+def test_fetch_order_by_client_id_of_a_never_sent_order_is_none(kis_account: Any) -> None:
+    assert adapter_for(kis_account()).fetch_order_by_client_id(req(cid="never")) is None

@@ -1,0 +1,708 @@
+"""A KIS (한국투자증권) Open API compatible server: tokenP, hashkey, orders and inquiries.
+
+It checks what the real gateway checks: ``authorization: Bearer <token>`` from /oauth2/tokenP
+(expired tokens answer EGW00123, unknown ones EGW00121), the ``appkey``/``appsecret`` the
+token was issued to, ``tr_id`` against the path and the environment (virtual = V… ids), the
+``custtype`` header, and the body: upper-case keys, every value a string, required fields.
+Token requests are limited to one per minute per app key (EGW00133).
+Error codes and messages follow KIS where known; a few checks (marked) use invented codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import secrets
+import time
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from venuesim.core import Fault, Request, Route, SimReply, SimServer, dec, fmt, run_from_command_line
+
+KST = ZoneInfo("Asia/Seoul")
+
+
+def ok(
+    output: Any = None, msg: str = "정상처리 되었습니다.", code: str = "MCA00000", **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"rt_cd": "0", "msg_cd": code, "msg1": msg}
+    if output is not None:
+        body["output"] = output
+    body.update(extra)
+    return body
+
+
+def fail(code: str, msg: str, status: int = 500) -> SimReply:
+    return SimReply(status, {"rt_cd": "1", "msg_cd": code, "msg1": msg})
+
+
+US = ("NASD", "NYSE", "AMEX")
+OVERSEAS_TR = {  # exchange -> (buy, sell, virtual sell)
+    **{x: ("TTTT1002U", "TTTT1006U", "VTTT1001U") for x in US},
+    "SEHK": ("TTTS1002U", "TTTS1001U", "VTTS1001U"),
+    "SHAA": ("TTTS0202U", "TTTS1005U", "VTTS1005U"),
+    "SZAA": ("TTTS0305U", "TTTS0304U", "VTTS0304U"),
+    "TKSE": ("TTTS0308U", "TTTS0307U", "VTTS0307U"),
+    "HASE": ("TTTS0311U", "TTTS0310U", "VTTS0310U"),
+    "VNSE": ("TTTS0311U", "TTTS0310U", "VTTS0310U"),
+}
+QUOTE_EXCD = {
+    "NAS": US,
+    "NYS": US,
+    "AMS": US,
+    "HKS": ("SEHK",),
+    "TSE": ("TKSE",),
+    "SHS": ("SHAA",),
+    "SZS": ("SZAA",),
+    "HNX": ("HASE",),
+    "HSX": ("VNSE",),
+}
+
+
+class KisSim(SimServer):
+    name = "kis"
+
+    def __init__(
+        self,
+        app_key: str = "sim-appkey",
+        app_secret: str = "sim-appsecret",
+        *,
+        virtual: bool = False,
+        account: str = "12345678",
+        token_lifetime: int = 86400,
+        token_min_interval: float = 60.0,
+    ) -> None:
+        self.apps = {app_key: app_secret}
+        self.virtual = virtual
+        self.account = account
+        self.token_lifetime = token_lifetime
+        self.token_min_interval = token_min_interval
+        self.tokens: dict[str, dict[str, Any]] = {}
+        self.last_token_at: dict[str, float] = {}
+        self.token_requests = 0
+        self.cash_krw = dec("100000000")
+        self.cash_usd = dec("100000")
+        self.prices: dict[str, Decimal] = {
+            "005930": dec("70000"),
+            "000660": dec("140000"),
+            "069500": dec("35000"),
+            "035420": dec("200000"),
+        }
+        self.overseas_prices: dict[tuple[str, str], Decimal] = {
+            ("NASD", "AAPL"): dec("190.00"),
+            ("NASD", "MSFT"): dec("410.00"),
+            ("NASD", "NVDA"): dec("480.00"),
+            ("NYSE", "TSLA"): dec("250.00"),
+            ("NYSE", "BRK.B"): dec("420.00"),
+            ("SEHK", "9988"): dec("80.000"),
+            ("TKSE", "7203"): dec("2500"),
+            ("VNSE", "VNM"): dec("85000"),
+        }
+        self.fo_prices: dict[str, Decimal] = {
+            "101TC000": dec("320.50"),
+            "201PC260": dec("5.00"),
+            "201CA320": dec("3.00"),
+        }
+        self.ofo_prices: dict[str, Decimal] = {
+            "ESZ4": dec("5000.00"),
+            "NQH5": dec("16500.00"),
+            "CL-DEC24": dec("75.00"),
+            "GCZ24": dec("2050.00"),
+            "6E_Z4": dec("1.0800"),
+        }
+        self.holdings: dict[str, Decimal] = {"005930": dec("100")}
+        self.overseas_holdings: dict[tuple[str, str], Decimal] = {
+            ("NASD", "MSFT"): dec("20"),
+            ("NYSE", "BRK.B"): dec("5"),
+        }
+        self.fo_positions: dict[str, Decimal] = {}
+        self.ofo_positions: dict[str, Decimal] = {}
+        self.orders: list[dict[str, Any]] = []
+        self._odno = itertools.count(117057)
+        super().__init__()
+
+    # --- faults -----------------------------------------------------------------------
+    def fault_reply(self, fault: Fault, request: Request) -> SimReply:
+        if fault.kind == "5xx":
+            return SimReply(502, b"<html><body>502 Bad Gateway</body></html>")
+        if fault.kind == "rate_limit":
+            return fail("EGW00201", "초당 거래건수를 초과하였습니다.")
+        if fault.kind == "token_expired":
+            return fail("EGW00123", "기간이 만료된 token 입니다.")
+        if fault.kind == "reject":
+            return fail("APBK0952", fault.message or "주문가능금액을 초과 했습니다", status=200)
+        raise ValueError(fault.kind)
+
+    def expire_tokens(self) -> None:
+        with self.lock:
+            for token in self.tokens.values():
+                token["expires_at"] = time.time() - 1
+
+    # --- routing ----------------------------------------------------------------------
+    def routes(self) -> dict[tuple[str, str], Route]:
+        d, o = "/uapi/domestic-stock/v1/trading", "/uapi/overseas-stock/v1/trading"
+        dfo, ofo = "/uapi/domestic-futureoption/v1/trading", "/uapi/overseas-futureoption/v1/trading"
+        return {
+            ("POST", "/oauth2/tokenP"): self.token_issue,
+            ("POST", "/uapi/hashkey"): self.hashkey,
+            ("POST", f"{d}/order-cash"): self.domestic_order,
+            ("GET", f"{d}/inquire-balance"): self.domestic_balance,
+            ("GET", f"{d}/inquire-daily-ccld"): self.domestic_daily,
+            ("GET", f"{d}/inquire-psbl-rvsecncl"): self.domestic_cancellable,
+            ("POST", f"{d}/order-rvsecncl"): self.domestic_cancel,
+            ("POST", f"{o}/order"): self.overseas_order,
+            ("GET", "/uapi/overseas-price/v1/quotations/price"): self.overseas_quote,
+            ("GET", f"{o}/inquire-balance"): self.overseas_balance,
+            ("GET", f"{o}/inquire-nccs"): self.overseas_open,
+            ("POST", f"{o}/order-rvsecncl"): self.overseas_cancel,
+            ("POST", f"{dfo}/order"): self.dfo_order,
+            ("GET", f"{dfo}/inquire-balance"): self.dfo_balance,
+            ("POST", f"{ofo}/order"): self.ofo_order,
+            ("GET", f"{ofo}/inquire-unpd"): self.ofo_unpd,
+        }
+
+    # --- auth -------------------------------------------------------------------------
+    def token_issue(self, request: Request) -> dict[str, Any]:
+        body = request.json()
+        key, secret = body.get("appkey", ""), body.get("appsecret", "")
+        if body.get("grant_type") != "client_credentials":
+            raise SimReply(
+                403, {"error_description": "grant_type 값을 확인해주세요.", "error_code": "EGW00002"}
+            )
+        if self.apps.get(key) != secret:
+            raise SimReply(
+                403, {"error_description": "유효하지 않은 AppKey입니다.", "error_code": "EGW00103"}
+            )
+        with self.lock:
+            self.token_requests += 1
+            if time.time() - self.last_token_at.get(key, 0) < self.token_min_interval:
+                raise SimReply(
+                    403,
+                    {
+                        "error_description": "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)",
+                        "error_code": "EGW00133",
+                    },
+                )
+            self.last_token_at[key] = time.time()
+            token = secrets.token_urlsafe(48)
+            expires = time.time() + self.token_lifetime
+            self.tokens[token] = {"appkey": key, "expires_at": expires}
+        expired_at = datetime.fromtimestamp(expires, KST).strftime("%Y-%m-%d %H:%M:%S")
+        return {
+            "access_token": token,
+            "access_token_token_expired": expired_at,
+            "token_type": "Bearer",
+            "expires_in": self.token_lifetime,
+        }
+
+    def _app(self, request: Request) -> str:
+        key = request.header("appkey")
+        if not key or self.apps.get(key) != request.header("appsecret"):
+            raise fail("EGW00103", "유효하지 않은 AppKey입니다.")
+        return key
+
+    def hashkey(self, request: Request) -> dict[str, Any]:
+        self._app(request)
+        return {"BODY": request.json(), "HASH": hashlib.sha256(request.body).hexdigest()}
+
+    def _auth(
+        self, request: Request, tr_ids: tuple[str, ...], required: tuple[str, ...] = (), form: str = "query"
+    ) -> dict[str, str]:
+        """Gateway checks, in the gateway's order; returns the (string-valued) fields."""
+        key = self._app(request)
+        authorization = request.header("authorization")
+        if not authorization.startswith("Bearer "):
+            raise fail("EGW00121", "유효하지 않은 token 입니다.")
+        token = self.tokens.get(authorization[7:])
+        if token is None or token["appkey"] != key:
+            raise fail("EGW00121", "유효하지 않은 token 입니다.")
+        if token["expires_at"] < time.time():
+            raise fail("EGW00123", "기간이 만료된 token 입니다.")
+        if request.header("custtype") not in ("P", "B"):
+            raise fail("EGW00205", "custtype 값이 올바르지 않습니다.")  # invented code
+        tr_id = request.header("tr_id")
+        if tr_id not in tr_ids:
+            raise fail("EGW00202", f"tr_id가 올바르지 않습니다: {tr_id}")  # invented code
+        fields: dict[str, Any] = request.json() if form == "body" else dict(request.query)
+        for name, value in fields.items():
+            if name != name.upper() or not isinstance(value, str):
+                raise fail("OPSQ2001", f"입력값 형식 오류: {name}")  # invented code
+        for name in ("CANO", "ACNT_PRDT_CD", *required):
+            if name not in fields:
+                raise fail("OPSQ2002", f"필수항목 누락: {name}")  # invented code
+        if fields["CANO"] != self.account:
+            raise fail("OPSQ2000", "ERROR : INPUT_FIELD_SIZE 계좌번호 확인")
+        return fields
+
+    def _tr(self, real: str, virtual: str | None = None) -> tuple[str, ...]:
+        if self.virtual:
+            return (virtual or "V" + real[1:],)
+        return (real,)
+
+    # --- domestic stock ---------------------------------------------------------------
+    def _new_order(self, market: str, **fields: Any) -> dict[str, Any]:
+        now = datetime.now(KST)
+        order = {
+            "market": market,
+            "odno": f"{next(self._odno):010d}",
+            "branch": "91252",
+            "ord_dt": now.strftime("%Y%m%d"),
+            "ord_tmd": now.strftime("%H%M%S"),
+            "filled": Decimal(0),
+            "avg": Decimal(0),
+            "cancelled": False,
+            **fields,
+        }
+        self.orders.append(order)
+        return order
+
+    def domestic_order(self, request: Request) -> dict[str, Any]:
+        fields = self._auth(
+            request,
+            self._tr("TTTC0012U") + self._tr("TTTC0011U"),
+            ("PDNO", "ORD_DVSN", "ORD_QTY", "ORD_UNPR"),
+            form="body",
+        )
+        side = "SELL" if request.header("tr_id").endswith("0011U") else "BUY"
+        pdno, dvsn = fields["PDNO"], fields["ORD_DVSN"]
+        if pdno not in self.prices:
+            raise fail("APBK0656", "해당종목정보가 없습니다.", 200)
+        if dvsn not in ("00", "01", "02", "03", "04", "05", "06", "07", "22"):
+            raise fail("APBK1680", "주문구분코드를 확인하세요.", 200)
+        if fields.get("EXCG_ID_DVSN_CD", "KRX") not in ("KRX", "NXT", "SOR", ""):
+            raise fail("APBK1681", "거래소ID구분코드를 확인하세요.", 200)
+        if not fields["ORD_QTY"].isdigit() or int(fields["ORD_QTY"]) < 1:
+            raise fail("APBK0914", "주문수량을 확인하세요.", 200)
+        qty, price = dec(fields["ORD_QTY"]), dec(fields["ORD_UNPR"] or "0")
+        market_like = dvsn in ("01", "03", "04")
+        if market_like and price != 0:
+            raise fail("APBK1225", "시장가 주문은 주문단가를 0으로 입력하세요.", 200)  # invented code
+        if not market_like and price <= 0:
+            raise fail("APBK0917", "주문단가를 입력하세요.", 200)
+        if dvsn == "22" and not fields.get("CNDT_PRIC"):
+            raise fail("APBK1226", "조건가격을 입력하세요.", 200)  # invented code
+        with self.lock:
+            fill_price = self.prices[pdno]
+            if side == "BUY" and qty * (price or fill_price) > self.cash_krw:
+                raise fail("APBK0952", "주문가능금액을 초과 했습니다", 200)
+            if side == "SELL" and qty > self.holdings.get(pdno, Decimal(0)):
+                raise fail("APBK0400", "주문 가능한 수량을 초과하였습니다.", 200)
+            order = self._new_order(
+                "domestic",
+                pdno=pdno,
+                side=side,
+                qty=qty,
+                price=price,
+                dvsn=dvsn,
+                excg=fields.get("EXCG_ID_DVSN_CD") or "KRX",
+            )
+            if market_like:
+                self._fill_domestic(order, fill_price)
+        return ok(
+            {"KRX_FWDG_ORD_ORGNO": order["branch"], "ODNO": order["odno"], "ORD_TMD": order["ord_tmd"]},
+            "주문 전송 완료 되었습니다.",
+            "APBK0013",
+        )
+
+    def _fill_domestic(self, order: dict[str, Any], price: Decimal) -> None:
+        signed = order["qty"] if order["side"] == "BUY" else -order["qty"]
+        self.holdings[order["pdno"]] = self.holdings.get(order["pdno"], Decimal(0)) + signed
+        self.cash_krw -= signed * price
+        order.update(filled=order["qty"], avg=price)
+
+    def domestic_balance(self, request: Request) -> dict[str, Any]:
+        self._auth(request, self._tr("TTTC8434R"), ("INQR_DVSN", "UNPR_DVSN", "PRCS_DVSN"))
+        rows = [
+            {
+                "pdno": p,
+                "prdt_name": p,
+                "hldg_qty": fmt(q),
+                "ord_psbl_qty": fmt(q),
+                "prpr": fmt(self.prices.get(p)),
+            }
+            for p, q in self.holdings.items()
+            if q
+        ]
+        summary = [
+            {
+                "dnca_tot_amt": fmt(self.cash_krw),
+                "tot_evlu_amt": fmt(self.cash_krw),
+                "nass_amt": fmt(self.cash_krw),
+            }
+        ]
+        return ok(None, output1=rows, output2=summary, ctx_area_fk100="", ctx_area_nk100="")
+
+    def _domestic_row(self, o: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ord_dt": o["ord_dt"],
+            "ord_gno_brno": o["branch"],
+            "odno": o["odno"],
+            "orgn_odno": "",
+            "sll_buy_dvsn_cd": "01" if o["side"] == "SELL" else "02",
+            "pdno": o["pdno"],
+            "ord_qty": fmt(o["qty"]),
+            "ord_unpr": fmt(o["price"]),
+            "ord_tmd": o["ord_tmd"],
+            "tot_ccld_qty": fmt(o["filled"]),
+            "avg_prvs": fmt(o["avg"]),
+            "cncl_yn": "Y" if o["cancelled"] else "N",
+            "rmn_qty": fmt(o["qty"] - o["filled"]),
+            "rjct_qty": "0",
+            "ord_dvsn_cd": o["dvsn"],
+            "excg_id_dvsn_cd": o["excg"],
+            "psbl_qty": fmt(o["qty"] - o["filled"]),
+        }
+
+    def domestic_daily(self, request: Request) -> dict[str, Any]:
+        fields = self._auth(
+            request, self._tr("TTTC0081R"), ("INQR_STRT_DT", "INQR_END_DT", "SLL_BUY_DVSN_CD", "CCLD_DVSN")
+        )
+        with self.lock:
+            rows = [
+                self._domestic_row(o)
+                for o in self.orders
+                if o["market"] == "domestic"
+                and fields["INQR_STRT_DT"] <= o["ord_dt"] <= fields["INQR_END_DT"]
+                and (not fields.get("PDNO") or o["pdno"] == fields["PDNO"])
+                and (not fields.get("ODNO") or o["odno"] == fields["ODNO"])
+            ]
+        return ok(
+            None, output1=rows, output2={"tot_ord_qty": str(len(rows))}, ctx_area_fk100="", ctx_area_nk100=""
+        )
+
+    def domestic_cancellable(self, request: Request) -> dict[str, Any]:
+        if self.virtual:
+            raise fail("OPSQ0002", "모의투자에서는 해당업무가 제공되지 않습니다.", 200)
+        self._auth(request, ("TTTC0084R",), ("INQR_DVSN_1", "INQR_DVSN_2"))
+        with self.lock:
+            rows = [
+                self._domestic_row(o)
+                for o in self.orders
+                if o["market"] == "domestic" and not o["cancelled"] and o["filled"] < o["qty"]
+            ]
+        return ok(rows, ctx_area_fk100="", ctx_area_nk100="")
+
+    def domestic_cancel(self, request: Request) -> dict[str, Any]:
+        fields = self._auth(
+            request,
+            self._tr("TTTC0013U"),
+            (
+                "KRX_FWDG_ORD_ORGNO",
+                "ORGN_ODNO",
+                "ORD_DVSN",
+                "RVSE_CNCL_DVSN_CD",
+                "ORD_QTY",
+                "ORD_UNPR",
+                "QTY_ALL_ORD_YN",
+            ),
+            form="body",
+        )
+        return self._cancel("domestic", fields["ORGN_ODNO"])
+
+    def _cancel(self, market: str, odno: str) -> dict[str, Any]:
+        with self.lock:
+            for o in self.orders:
+                if (
+                    o["market"] == market
+                    and o["odno"] == odno
+                    and not o["cancelled"]
+                    and o["filled"] < o["qty"]
+                ):
+                    o["cancelled"] = True
+                    new = f"{next(self._odno):010d}"
+                    return ok(
+                        {"KRX_FWDG_ORD_ORGNO": o["branch"], "ODNO": new, "ORD_TMD": o["ord_tmd"]},
+                        "주문 전송 완료 되었습니다.",
+                        "APBK0013",
+                    )
+        raise fail("APBK0918", "정정/취소할 수량이 없습니다.", 200)
+
+    # --- overseas stock ---------------------------------------------------------------
+    def overseas_order(self, request: Request) -> dict[str, Any]:
+        all_trs = set()
+        for buy, sell, vsell in OVERSEAS_TR.values():
+            all_trs.update(self._tr(buy) + self._tr(sell, vsell))
+        fields = self._auth(
+            request,
+            tuple(all_trs),
+            ("OVRS_EXCG_CD", "PDNO", "ORD_QTY", "OVRS_ORD_UNPR", "ORD_SVR_DVSN_CD", "ORD_DVSN"),
+            form="body",
+        )
+        code, symbol, tr_id = fields["OVRS_EXCG_CD"], fields["PDNO"], request.header("tr_id")
+        if code not in OVERSEAS_TR:
+            raise fail("APBK1510", "해외거래소코드를 확인하세요.", 200)
+        buy, sell, vsell = OVERSEAS_TR[code]
+        if tr_id in self._tr(buy):
+            side = "BUY"
+        elif tr_id in self._tr(sell, vsell):
+            side = "SELL"
+        else:
+            raise fail("EGW00202", f"tr_id가 거래소와 맞지 않습니다: {tr_id}")  # invented code
+        if (code, symbol) not in self.overseas_prices:
+            raise fail("APBK0656", "해당종목정보가 없습니다.", 200)
+        if fields["ORD_DVSN"] != "00" and (
+            self.virtual or fields["ORD_DVSN"] not in ("31", "32", "33", "34")
+        ):
+            raise fail("APBK1680", "주문구분코드를 확인하세요.", 200)
+        qty, price = dec(fields["ORD_QTY"]), dec(fields["OVRS_ORD_UNPR"] or "0")
+        if not fields["ORD_QTY"].isdigit() or qty < 1:
+            raise fail("APBK0914", "주문수량을 확인하세요.", 200)
+        if fields["ORD_DVSN"] == "00" and price <= 0:
+            raise fail("APBK0917", "주문단가를 입력하세요.", 200)
+        with self.lock:
+            last = self.overseas_prices[(code, symbol)]
+            if side == "SELL" and qty > self.overseas_holdings.get((code, symbol), Decimal(0)):
+                raise fail("APBK0400", "주문 가능한 수량을 초과하였습니다.", 200)
+            order = self._new_order(
+                "overseas", pdno=symbol, excg=code, side=side, qty=qty, price=price, dvsn="00"
+            )
+            if (side == "BUY" and price >= last) or (side == "SELL" and price <= last):
+                signed = qty if side == "BUY" else -qty
+                self.overseas_holdings[(code, symbol)] = (
+                    self.overseas_holdings.get((code, symbol), Decimal(0)) + signed
+                )
+                self.cash_usd -= signed * last
+                order.update(filled=qty, avg=last)
+        return ok(
+            {"KRX_FWDG_ORD_ORGNO": order["branch"], "ODNO": order["odno"], "ORD_TMD": order["ord_tmd"]},
+            "주문 전송 완료 되었습니다.",
+            "APBK0013",
+        )
+
+    def overseas_quote(self, request: Request) -> dict[str, Any]:
+        self._app(request)
+        excd, symbol = request.query.get("EXCD", ""), request.query.get("SYMB", "")
+        for code in QUOTE_EXCD.get(excd, ()):
+            if (code, symbol) in self.overseas_prices:
+                last = self.overseas_prices[(code, symbol)]
+                return ok(
+                    {
+                        "rsym": f"D{excd}{symbol}",
+                        "zdiv": "4",
+                        "base": fmt(last),
+                        "pvol": "0",
+                        "last": fmt(last),
+                        "sign": "3",
+                        "diff": "0",
+                        "rate": "0.00",
+                        "tvol": "0",
+                        "tamt": "0",
+                        "ordy": "매수가능",
+                    }
+                )
+        return ok({"rsym": "", "last": "", "base": ""})
+
+    def overseas_balance(self, request: Request) -> dict[str, Any]:
+        fields = self._auth(request, self._tr("TTTS3012R"), ("OVRS_EXCG_CD", "TR_CRCY_CD"))
+        code = fields["OVRS_EXCG_CD"]
+        us = code in US
+        rows = [
+            {
+                "ovrs_pdno": s,
+                "ovrs_item_name": s,
+                "ovrs_cblc_qty": fmt(q),
+                "ord_psbl_qty": fmt(q),
+                "ovrs_excg_cd": c,
+                "now_pric2": fmt(self.overseas_prices.get((c, s))),
+                "tr_crcy_cd": "USD",
+            }
+            for (c, s), q in self.overseas_holdings.items()
+            if q and (c == code or (us and c in US))
+        ]
+        return ok(
+            None,
+            output1=rows,
+            output2={"frcr_pchs_amt1": "0", "tot_evlu_pfls_amt": "0"},
+            ctx_area_fk200="",
+            ctx_area_nk200="",
+        )
+
+    def overseas_open(self, request: Request) -> dict[str, Any]:
+        fields = self._auth(request, self._tr("TTTS3018R"), ("OVRS_EXCG_CD", "SORT_SQN"))
+        with self.lock:
+            rows = [
+                {
+                    "ord_dt": o["ord_dt"],
+                    "ord_gno_brno": o["branch"],
+                    "odno": o["odno"],
+                    "orgn_odno": "",
+                    "pdno": o["pdno"],
+                    "sll_buy_dvsn_cd": "01" if o["side"] == "SELL" else "02",
+                    "ft_ord_qty": fmt(o["qty"]),
+                    "ft_ccld_qty": fmt(o["filled"]),
+                    "nccs_qty": fmt(o["qty"] - o["filled"]),
+                    "ft_ord_unpr3": fmt(o["price"]),
+                    "ovrs_excg_cd": o["excg"],
+                    "ord_tmd": o["ord_tmd"],
+                }
+                for o in self.orders
+                if o["market"] == "overseas"
+                and o["excg"] == fields["OVRS_EXCG_CD"]
+                and not o["cancelled"]
+                and o["filled"] < o["qty"]
+            ]
+        return ok(rows, ctx_area_fk200="", ctx_area_nk200="")
+
+    def overseas_cancel(self, request: Request) -> dict[str, Any]:
+        fields = self._auth(
+            request,
+            self._tr("TTTT1004U"),
+            ("OVRS_EXCG_CD", "PDNO", "ORGN_ODNO", "RVSE_CNCL_DVSN_CD", "ORD_QTY", "OVRS_ORD_UNPR"),
+            form="body",
+        )
+        if fields["RVSE_CNCL_DVSN_CD"] != "02":
+            raise fail("APBK1680", "정정취소구분코드를 확인하세요.", 200)
+        return self._cancel("overseas", fields["ORGN_ODNO"])
+
+    # --- futures/options --------------------------------------------------------------
+    def dfo_order(self, request: Request) -> dict[str, Any]:
+        trs = ("VTTO1101U",) if self.virtual else ("TTTO1101U", "STTN1101U")
+        fields = self._auth(
+            request,
+            trs,
+            (
+                "ORD_PRCS_DVSN_CD",
+                "SLL_BUY_DVSN_CD",
+                "SHTN_PDNO",
+                "ORD_QTY",
+                "UNIT_PRICE",
+                "NMPR_TYPE_CD",
+                "KRX_NMPR_CNDT_CD",
+                "ORD_DVSN_CD",
+            ),
+            form="body",
+        )
+        code = fields["SHTN_PDNO"]
+        if code not in self.fo_prices:
+            raise fail("APBK0656", "해당종목정보가 없습니다.", 200)
+        if fields["SLL_BUY_DVSN_CD"] not in ("01", "02") or fields["ORD_DVSN_CD"] not in (
+            "01",
+            "02",
+            "03",
+            "04",
+        ):
+            raise fail("APBK1680", "주문구분코드를 확인하세요.", 200)
+        qty = dec(fields["ORD_QTY"])
+        side = "SELL" if fields["SLL_BUY_DVSN_CD"] == "01" else "BUY"
+        with self.lock:
+            order = self._new_order(
+                "dfo",
+                pdno=code,
+                side=side,
+                qty=qty,
+                price=dec(fields["UNIT_PRICE"] or "0"),
+                dvsn=fields["ORD_DVSN_CD"],
+                excg="KRX",
+                session=request.header("tr_id"),
+            )
+            if fields["ORD_DVSN_CD"] in ("02", "04"):
+                self.fo_positions[code] = self.fo_positions.get(code, Decimal(0)) + (
+                    qty if side == "BUY" else -qty
+                )
+                order.update(filled=qty, avg=self.fo_prices[code])
+        return ok(
+            {
+                "ACNT_NAME": "SIM",
+                "TRAD_DVSN_NAME": side,
+                "ITEM_NAME": code,
+                "ORD_TMD": order["ord_tmd"],
+                "ORD_GNO_BRNO": order["branch"],
+                "ODNO": order["odno"],
+            },
+            "주문 전송 완료 되었습니다.",
+            "APBK0013",
+        )
+
+    def dfo_balance(self, request: Request) -> dict[str, Any]:
+        self._auth(request, self._tr("CTFO6118R", "VTFO6118R"), ("MGNA_DVSN", "EXCC_STAT_CD"))
+        rows = [
+            {
+                "pdno": c,
+                "shtn_pdno": c,
+                "prdt_name": c,
+                "sll_buy_dvsn_name": "매수" if q > 0 else "매도",
+                "cblc_qty": fmt(abs(q)),
+                "lqd_psbl_qty": fmt(abs(q)),
+            }
+            for c, q in self.fo_positions.items()
+            if q
+        ]
+        return ok(None, output1=rows, output2={}, ctx_area_fk200="", ctx_area_nk200="")
+
+    def ofo_order(self, request: Request) -> dict[str, Any]:
+        if self.virtual:
+            raise fail("OPSQ0002", "모의투자에서는 해당업무가 제공되지 않습니다.", 200)
+        fields = self._auth(
+            request,
+            ("OTFM3001U",),
+            (
+                "OVRS_FUTR_FX_PDNO",
+                "SLL_BUY_DVSN_CD",
+                "PRIC_DVSN_CD",
+                "FM_LIMIT_ORD_PRIC",
+                "FM_STOP_ORD_PRIC",
+                "FM_ORD_QTY",
+                "CCLD_CNDT_CD",
+            ),
+            form="body",
+        )
+        code, kind = fields["OVRS_FUTR_FX_PDNO"], fields["PRIC_DVSN_CD"]
+        if code not in self.ofo_prices:
+            raise fail("APBK0656", "해당종목정보가 없습니다.", 200)
+        if kind not in ("1", "2", "3", "4"):
+            raise fail("APBK1680", "가격구분코드를 확인하세요.", 200)
+        if kind in ("1", "4") and not fields["FM_LIMIT_ORD_PRIC"]:
+            raise fail("APBK0917", "주문단가를 입력하세요.", 200)
+        if kind in ("3", "4") and not fields["FM_STOP_ORD_PRIC"]:
+            raise fail("APBK0917", "STOP 가격을 입력하세요.", 200)
+        if kind == "2" and fields["CCLD_CNDT_CD"] != "2":
+            raise fail("APBK1681", "시장가 주문의 체결조건은 2입니다.", 200)  # invented code
+        qty = dec(fields["FM_ORD_QTY"])
+        side = "SELL" if fields["SLL_BUY_DVSN_CD"] == "01" else "BUY"
+        with self.lock:
+            order = self._new_order(
+                "ofo",
+                pdno=code,
+                side=side,
+                qty=qty,
+                price=dec(fields["FM_LIMIT_ORD_PRIC"] or "0"),
+                dvsn=kind,
+                excg="",
+                stop=fields["FM_STOP_ORD_PRIC"],
+            )
+            if kind == "2":
+                self.ofo_positions[code] = self.ofo_positions.get(code, Decimal(0)) + (
+                    qty if side == "BUY" else -qty
+                )
+                order.update(filled=qty, avg=self.ofo_prices[code])
+        return ok(
+            {"ORD_DT": order["ord_dt"], "ODNO": order["odno"]}, "주문 전송 완료 되었습니다.", "APBK0013"
+        )
+
+    def ofo_unpd(self, request: Request) -> dict[str, Any]:
+        self._auth(request, ("OTFM1412R",), ("FUOP_DVSN",))
+        rows = [
+            {
+                "ovrs_futr_fx_pdno": c,
+                "sll_buy_dvsn_cd": "02" if q > 0 else "01",
+                "fm_ustl_qty": fmt(abs(q)),
+                "fm_lqd_psbl_qty": fmt(abs(q)),
+            }
+            for c, q in self.ofo_positions.items()
+            if q
+        ]
+        return ok(rows, ctx_area_fk100="", ctx_area_nk100="")
+
+    # --- for tests --------------------------------------------------------------------
+    def order_requests(self) -> list[Request]:
+        return [r for r in self.requests if r.method == "POST" and r.path.endswith(("/order", "/order-cash"))]
+
+    def last_body(self) -> dict[str, Any]:
+        return json.loads(self.order_requests()[-1].body)
+
+
+if __name__ == "__main__":
+    run_from_command_line(KisSim, 9003)
