@@ -194,7 +194,11 @@ class PaperAdapter(ExchangeAdapter):
         assert request.qty_per is not None
         percent = request.qty_per
         if request.market_type == "SPOT" and request.side == "SELL":
-            return _free(account, base_asset(request.symbol)) * percent / HUNDRED
+            return (
+                _available(base_asset(request.symbol), _free(account, base_asset(request.symbol)))
+                * percent
+                / HUNDRED
+            )
         price = request.price if order_type not in ("MARKET", "STOP_MARKET") else None
         if price is None and order_type == "STOP_MARKET":
             price = request.stop_price
@@ -204,9 +208,16 @@ class PaperAdapter(ExchangeAdapter):
                 raise OrderRejected(_("No price data for %(instrument)s") % {"instrument": instrument})
             price = record.price
         if request.market_type == "SPOT":
-            return _free(account, currency) * percent / HUNDRED / price
-        equity = _equity(account, currency)
+            return _available(currency, _free(account, currency)) * percent / HUNDRED / price
+        equity = _available(currency, _equity(account, currency))
         return equity * percent / HUNDRED * _leverage(account) / price
+
+
+def _available(asset: str, amount: Decimal) -> Decimal:
+    """The capital a percent applies to; rejects the order when there is none."""
+    if amount <= 0:
+        raise OrderRejected(_("No available %(asset)s balance") % {"asset": asset})
+    return amount
 
 
 # --- the book: helpers working inside the caller's transaction --------------------------------

@@ -322,3 +322,13 @@ def test_account_price_exchange_setting_chooses_the_price_source(
     )
     publish_price("BYBIT:BTC/USDT", "25000")
     assert adapter.place_order(request(qty_per=50)).avg_price == D("25000")
+
+
+def test_percent_order_with_no_quote_balance_is_rejected_naming_the_asset(
+    make_account: Any, publish_price: Any
+) -> None:
+    adapter = PaperAdapter(make_account("empty", balances={"USDT": "0"}))
+    publish_price("BINANCE:BTC/USDT", "50000")
+    with pytest.raises(OrderRejected) as error:
+        adapter.place_order(request(qty_per=10))
+    assert error.value.message == "사용 가능한 USDT 잔고가 없습니다"
