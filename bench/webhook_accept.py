@@ -6,10 +6,12 @@ For each target it starts a server on 127.0.0.1, sends POST /api/webhook at fixe
 open-loop schedule (request i is due at t0 + i/rate whatever happened to earlier ones, and its
 latency is counted from that due time, so a stalled server cannot hide its queue: no coordinated
 omission), and prints p50/p99/max latency, the achieved rate of expected answers and the errors.
+Before the rates, a "serial" row sends requests one at a time: the service time with no queue.
 
 Targets, measured in one run on the same machine:
   bare        bench/bare_app.py, a bare Django JSON view (the baseline), on each server
-  embedded    the product as `manage.py serve` runs it: SQLite, in-process broker and worker
+  embedded    the product as `manage.py serve [--server uvicorn]` runs it: SQLite, in-process
+              broker, worker threads, periodic sweep and paper matcher, simulated price feed
   distributed the product on PostgreSQL + Redis, on each server, with a Celery worker running
   dist-pool   the same with psycopg's connection pool (bench/pool_settings.py; needs psycopg-pool)
 Servers: daphne (the stack's), uvicorn (one process), gunicorn with 2 uvicorn workers.
@@ -39,7 +41,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -111,6 +113,26 @@ async def _load(url: str, body: bytes, rate: int, duration: float, expect: int) 
     return Result("", "", rate, count, len(latencies), seconds, latencies, errors)
 
 
+async def _serial(url: str, body: bytes, count: int, expect: int) -> Result:
+    """One request at a time: the service time with no queueing (rate column "serial")."""
+    import aiohttp
+
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        start = time.perf_counter()
+        for _ in range(count):
+            sent = time.perf_counter()
+            async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
+                await resp.read()
+                if resp.status == expect:
+                    latencies.append((time.perf_counter() - sent) * 1000)
+                else:
+                    errors[f"HTTP {resp.status}"] += 1
+        seconds = time.perf_counter() - start
+    return Result("", "", 0, count, len(latencies), seconds, latencies, errors)
+
+
 def measure(url: str, body: bytes, rate: int, duration: float, warmup: float, expect: int) -> Result:
     if warmup > 0:
         asyncio.run(_load(url, body, rate, warmup, expect))
@@ -127,6 +149,12 @@ def free_port() -> int:
 
 
 def server_command(server: str, app: str, port: int) -> list[str]:
+    """The command line of ``server`` serving ``app``; app "serve" = `manage.py serve` (embedded)."""
+    if app == "serve":
+        # The product's own command: its server in the main thread, worker threads, feeds.
+        return [
+            sys.executable, "manage.py", "serve", "--server", server, "--host", "127.0.0.1", "--port", str(port),
+        ]  # fmt: skip
     if server == "daphne":
         return [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), app]
     if server == "uvicorn":
@@ -139,8 +167,6 @@ def server_command(server: str, app: str, port: int) -> list[str]:
             str(VENV_BIN / "gunicorn"), app, "-w", "2", "-k", "uvicorn.workers.UvicornWorker",
             "-b", f"127.0.0.1:{port}", "--log-level", "warning",
         ]  # fmt: skip
-    if server == "serve":
-        return [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
     raise ValueError(server)
 
 
@@ -235,6 +261,56 @@ def recreate_database(url: str, *, drop_only: bool = False) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+@contextmanager
+def throwaway_backends(tmpdir: Path) -> Iterator[tuple[str, str]]:
+    """A private PostgreSQL cluster and Redis server on free loopback ports, stopped on exit.
+
+    Keeps the load (and the connections it opens) off any shared server. initdb refuses to run
+    as root, so as root the cluster runs as the `postgres` user.
+    """
+    import glob
+    import shutil
+
+    initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not initdb or not shutil.which("redis-server"):
+        raise SystemExit("--own-servers needs PostgreSQL (initdb) and redis-server installed")
+    pgbin = Path(initdb[-1]).parent
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    pgdata = tmpdir / "pg"
+    pgdata.mkdir(parents=True)
+    for folder in (tmpdir.parent, tmpdir):  # the postgres user must reach its data folder
+        folder.chmod(0o755)
+    if as_pg:
+        shutil.chown(pgdata, "postgres", "postgres")
+    pg_port, redis_port = free_port(), free_port()
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT, "check": True}
+    subprocess.run(
+        [*as_pg, str(pgbin / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust"], **quiet
+    )
+    options = f"-c listen_addresses=127.0.0.1 -p {pg_port} -k {pgdata} -c max_connections=200"
+    pg_ctl = [*as_pg, str(pgbin / "pg_ctl"), "-D", str(pgdata), "-l", str(pgdata / "server.log"), "-w"]
+    subprocess.run([*pg_ctl, "-o", options, "start"], **quiet)
+    redis_cmd = [
+        "redis-server",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(redis_port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    try:
+        with process(redis_cmd, os.environ.copy(), tmpdir / "redis.log"):
+            yield (
+                f"postgres://postgres@127.0.0.1:{pg_port}/qt_bench",
+                f"redis://127.0.0.1:{redis_port}/0",
+            )
+    finally:
+        subprocess.run([*pg_ctl, "-m", "fast", "stop"], **quiet)
+
+
 def flush_redis(url: str) -> None:
     import redis
 
@@ -272,10 +348,12 @@ def run_target(
     results = []
     with process(server_command(server, app, port), env, log) as proc:
         wait_http(port, proc, "/" if target == "bare" else "/healthz", log)
-        for rate in args.rates:
-            result = measure(
-                f"http://127.0.0.1:{port}/api/webhook", body, rate, args.duration, args.warmup, 202
-            )
+        url = f"http://127.0.0.1:{port}/api/webhook"
+        for rate in [0, *args.rates]:
+            if rate == 0:
+                result = asyncio.run(_serial(url, body, args.serial, 202))
+            else:
+                result = measure(url, body, rate, args.duration, args.warmup, 202)
             result.target, result.server = target, server
             print_row(result)
             results.append(result)
@@ -288,7 +366,7 @@ HEADER = f"{'target':<12} {'server':<9} {'rate/s':>6} {'achieved/s':>10} {'p50 m
 def print_row(r: Result) -> None:
     errors = ", ".join(f"{k}: {v}" for k, v in r.errors.items()) or "-"
     print(
-        f"{r.target:<12} {r.server:<9} {r.rate:>6} {r.achieved:>10.1f} {r.pct(0.50):>8.1f} "
+        f"{r.target:<12} {r.server:<9} {r.rate or 'serial':>6} {r.achieved:>10.1f} {r.pct(0.50):>8.1f} "
         f"{r.pct(0.99):>8.1f} {max(r.latencies_ms, default=float('nan')):>8.1f}  {errors}",
         flush=True,
     )
@@ -302,7 +380,7 @@ def markdown(results: list[Result]) -> str:
     for r in results:
         errors = ", ".join(f"{k}: {v}" for k, v in r.errors.items()) or "0"
         lines.append(
-            f"| {r.target} | {r.server} | {r.rate} | {r.achieved:.1f} | {r.pct(0.5):.1f} | "
+            f"| {r.target} | {r.server} | {r.rate or 'serial'} | {r.achieved:.1f} | {r.pct(0.5):.1f} | "
             f"{r.pct(0.99):.1f} | {max(r.latencies_ms, default=float('nan')):.1f} | {errors} |"
         )
     return "\n".join(lines)
@@ -351,6 +429,9 @@ def main() -> None:
     parser.add_argument(
         "--warmup", type=float, default=2.0, help="seconds of unmeasured load before each rate"
     )
+    parser.add_argument(
+        "--serial", type=int, default=100, help="requests sent one at a time before the rates (service time)"
+    )
     parser.add_argument("--servers", default=",".join(SERVERS), help="servers for bare and distributed")
     parser.add_argument("--only", default="bare,embedded,distributed,dist-pool", help="targets to run")
     parser.add_argument(
@@ -360,6 +441,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--redis-url", default="redis://127.0.0.1:6379/3", help="Redis DB for the distributed target: FLUSHED"
+    )
+    parser.add_argument(
+        "--own-servers",
+        action="store_true",
+        help="distributed: start a throwaway PostgreSQL cluster and Redis server for the run "
+        "(recommended on a shared machine; ignores --database-url/--redis-url)",
     )
     parser.add_argument("--no-worker", action="store_true", help="distributed: do not run a Celery worker")
     parser.add_argument("--logs", type=Path, help="keep the servers' logs in this folder")
@@ -380,8 +467,10 @@ def main() -> None:
     )
     print(HEADER, flush=True)
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="qt-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="qt-bench-") as tmp, ExitStack() as stack:
         tmpdir = Path(tmp)
+        if args.own_servers and targets & {"distributed", "dist-pool"}:
+            args.database_url, args.redis_url = stack.enter_context(throwaway_backends(tmpdir / "backends"))
         logdir = args.logs or tmpdir / "logs"
         logdir.mkdir(parents=True, exist_ok=True)
         try:
@@ -392,7 +481,10 @@ def main() -> None:
             if "embedded" in targets:
                 env = base_env(tmpdir / "embedded")
                 run_setup(env)
-                results += run_target("embedded", "serve", "", env, args, logdir)
+                # `serve` runs daphne (default) or uvicorn; gunicorn's processes would each
+                # have their own in-memory broker, which embedded mode does not support.
+                for server in (s for s in servers if s in ("daphne", "uvicorn")):
+                    results += run_target("embedded", server, "serve", env, args, logdir)
             dist_targets = [t for t in ("distributed", "dist-pool") if t in targets]
             if "dist-pool" in dist_targets and importlib.util.find_spec("psycopg_pool") is None:
                 print("# dist-pool skipped: psycopg-pool is not installed")
