@@ -58,6 +58,10 @@ VENUE_OPTIONS: dict[str, dict[str, Any]] = {
         "warnOnFetchOpenOrdersWithoutSymbol": False,
     },
 }
+# Minimum order value per quote currency where ccxt's markets carry none (Upbit's published rule).
+VENUE_MIN_COST: dict[str, dict[str, Decimal]] = {
+    "upbit": {"KRW": Decimal("5000"), "BTC": Decimal("0.00005"), "USDT": Decimal("0.5")},
+}
 HUNDRED = Decimal("100")
 
 _clients: dict[tuple[Any, ...], tuple[ccxt.Exchange, threading.RLock]] = {}
@@ -255,6 +259,15 @@ class CcxtAdapter(ExchangeAdapter):
         market = self.market(request.market_type, request.symbol)
         symbol = market["symbol"]
         ccxt_type, price, trigger = self._order_shape(request)
+        client, lock = self._client(request.market_type)
+        if trigger is not None and not (
+            client.has.get("createTriggerOrder") or client.has.get("createStopOrder")
+        ):
+            # ccxt would drop the trigger and send a plain order: refuse instead.
+            raise OrderRejected(
+                _("%(order_type)s orders are not supported on %(venue)s")
+                % {"order_type": request.order_type, "venue": self.display_name}
+            )
         side, amount, reduce_only = self._size(request, market, price or trigger)
         amount = self._amount_to_precision(request.market_type, symbol, amount)
         if price is not None:
@@ -273,7 +286,6 @@ class CcxtAdapter(ExchangeAdapter):
         if request.market_type == "FUTURES":
             self._prepare_futures(symbol)
         create_price = price
-        client, lock = self._client(request.market_type)
         if (
             ccxt_type == "market"
             and side == "buy"
@@ -316,6 +328,11 @@ class CcxtAdapter(ExchangeAdapter):
                     found = self._lookup_after_failure(request, e)
                     if found is not None:
                         return found
+                raise OrderRejected(self._message(e)) from e
+            except ccxt.AuthenticationError as e:
+                raise PermanentVenueError(self._message(e)) from e
+            except ccxt.ExchangeError as e:
+                # The venue answered the order request with a refusal: nothing was placed.
                 raise OrderRejected(self._message(e)) from e
             except ccxt.BaseError as e:
                 raise self._translate(e) from e
@@ -462,11 +479,17 @@ class CcxtAdapter(ExchangeAdapter):
         side = request.side.lower()
         if request.is_close:
             fraction = min(abs(qty_per), HUNDRED) / HUNDRED
-            position = self.position(request.market_type, request.symbol)
+            position = (
+                self.position(request.market_type, request.symbol)
+                if request.market_type == "FUTURES"
+                else None
+            )
             if request.market_type != "FUTURES":
-                if position <= 0:
+                free = self._free(request.market_type, market["base"])
+                if free <= 0:
                     raise OrderRejected(_("No long position to close"))
-                return "sell", position * fraction, False
+                return "sell", free * fraction, False
+            assert position is not None
             if position == 0 or (side == "sell" and position < 0) or (side == "buy" and position > 0):
                 raise OrderRejected(
                     _("No short position to close") if side == "buy" else _("No long position to close")
@@ -510,6 +533,8 @@ class CcxtAdapter(ExchangeAdapter):
                 % {"amount": amount, "minimum": min_amount or 0, "symbol": market["symbol"]}
             )
         min_cost = dec((limits.get("cost") or {}).get("min"))
+        if min_cost is None:
+            min_cost = VENUE_MIN_COST.get(self.ccxt_id, {}).get(market["quote"])
         notional = (amount * price).quantize(Decimal("0.00000001"), rounding=ROUND_DOWN)
         if not reduce_only and min_cost is not None and notional < min_cost:
             raise OrderRejected(

@@ -10,6 +10,7 @@ import pytest
 from strategies.models import Account
 from venuesim.binance import BinanceSim
 from venuesim.kis import KisSim
+from venuesim.upbit import UpbitSim
 
 
 @pytest.fixture
@@ -60,6 +61,33 @@ def kis_account(make_account: Callable[..., Account], kis_sim: KisSim) -> Callab
                 "account_number": f"12345678-{product_code}",
                 "timeout_seconds": 2,
                 "rate_limit_per_second": 50,
+                **settings,
+            },
+        )
+
+    return make
+
+
+@pytest.fixture
+def upbit_sim() -> Iterator[UpbitSim]:
+    sim = UpbitSim()
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def upbit_account(make_account: Callable[..., Account], upbit_sim: UpbitSim) -> Callable[..., Account]:
+    def make(name: str = "upbit-1", **settings: Any) -> Account:
+        return make_account(
+            name=name,
+            exchange="UPBIT",
+            api_key="sim-access",
+            api_secret="sim-secret",
+            settings={
+                "api_base_url": upbit_sim.base_url,
+                "timeout_seconds": 2,
+                "enable_rate_limit": False,
                 **settings,
             },
         )
