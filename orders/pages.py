@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from orders.models import Order, OrderStatus, WebhookEvent, WebhookOutcome
+from prices.pages import live_context
 from strategies.models import Account, Strategy
 from strategies.pages import staff_required
 from strategies.services import webhook_replay
@@ -108,6 +109,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
         "accounts": Account.objects.order_by("name"),
         "statuses": OrderStatus.choices,
         "status_labels": dict(OrderStatus.choices),
+        **live_context(),
     }
     return render(request, "pages/order_list.html", context)
 
@@ -140,6 +142,7 @@ def order_detail(request: HttpRequest, pk: Any) -> HttpResponse:
             "siblings": [decorate(o) for o in siblings],
             "params_json": json.dumps(order.params, ensure_ascii=False, indent=2),
             "status_labels": dict(OrderStatus.choices),
+            **live_context(),
         },
     )
 
@@ -176,6 +179,7 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
         "strategy": strategy,
         "strategies": Strategy.objects.order_by("group_name"),
         "status_labels": dict(OrderStatus.choices),
+        **live_context(),
     }
     return render(request, "pages/webhook_list.html", context)
 
@@ -195,6 +199,7 @@ def webhook_detail(request: HttpRequest, pk: Any) -> HttpResponse:
         "response_json": json.dumps(event.response, ensure_ascii=False, indent=2) if event.response else "",
         "replays": event.replays.order_by("-received_at"),
         "status_labels": dict(OrderStatus.choices),
+        **live_context(),
     }
     return render(request, "pages/webhook_detail.html", context)
 

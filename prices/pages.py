@@ -38,11 +38,18 @@ def default_watchlist() -> list[str]:
     return list(seen)
 
 
+def live_context() -> dict[str, object]:
+    """What every page's live connection needs (the server's ping interval, for the watchdog)."""
+    return {"ws_ping_interval": settings.WS_PING_INTERVAL_SECONDS}
+
+
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "pages/dashboard.html", {"default_watchlist": default_watchlist()})
+    return render(
+        request, "pages/dashboard.html", {"default_watchlist": default_watchlist(), **live_context()}
+    )
 
 
 @login_required
 def instrument_detail(request: HttpRequest, instrument: str) -> HttpResponse:
-    return render(request, "pages/instrument.html", {"instrument": instrument})
+    return render(request, "pages/instrument.html", {"instrument": instrument, **live_context()})

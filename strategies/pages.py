@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from prices.pages import live_context
 from strategies.models import MarketType, Strategy
 from strategies.services import sample_payload, tradingview_template, webhook_test_signal, webhook_url
 
@@ -85,7 +86,9 @@ def strategy_list(request: HttpRequest) -> HttpResponse:
         ),
     )
     return render(
-        request, "pages/strategy_list.html", {"strategies": strategies, "webhook_url": webhook_url(request)}
+        request,
+        "pages/strategy_list.html",
+        {"strategies": strategies, "webhook_url": webhook_url(request), **live_context()},
     )
 
 
@@ -98,6 +101,7 @@ def _detail_response(request: HttpRequest, strategy: Strategy, *, revealed_token
         "samples": strategy_samples(strategy, token=revealed_token or TOKEN_PLACEHOLDER),
         "revealed_token": revealed_token,
         "recent_events": strategy.webhook_events.order_by("-received_at")[:10],
+        **live_context(),
     }
     response = render(request, "pages/strategy_detail.html", context)
     if revealed_token:

@@ -2,7 +2,7 @@
  *
  * - reconnects by itself with exponential backoff and full jitter, and resubscribes every topic;
  * - answers the server's {"type":"ping"} with {"type":"pong"};
- * - treats a silent socket (no message for 2.5 ping intervals) as dead and reconnects;
+ * - treats a silent socket (no message for 2.5 ping intervals, at least 10 s) as dead and reconnects;
  * - drives the connection indicator in the top bar (connected / reconnecting / offline).
  *
  * Pages use window.QT.live.subscribe(topic, handler) and read exact decimal strings through
@@ -73,6 +73,7 @@
     this.state = "connecting";
     this.stateListeners = [];
     this.closedByUs = false;
+    this.connects = 0; // how many times the server said "connected" (1 = never reconnected)
     var self = this;
     window.addEventListener("online", function () {
       self.reconnectNow();
@@ -155,7 +156,7 @@
         }
         self.scheduleReconnect();
       }
-    }, pingSeconds * 2500);
+    }, Math.max(pingSeconds * 2500, 10000));
   };
 
   /** Exponential backoff with full jitter: 0.5–1 × min(30 s, 0.5 s × 2^attempt). */
@@ -195,6 +196,7 @@
     switch (msg.type) {
       case "connected":
         this.attempt = 0;
+        this.connects += 1;
         this.setState("connected");
         for (var topic in this.handlers) {
           if (this.handlers[topic].length) this.send({ type: "subscribe", topic: topic });

@@ -35,6 +35,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = ROOT / "test-artifacts"
+PING_SECONDS = 2
 
 
 @pytest.fixture(autouse=True)
@@ -71,6 +72,8 @@ class ProductServer:
                 "QT_DATA_DIR": str(data_dir),
                 "PYTHONUNBUFFERED": "1",
                 "ORDER_SWEEP_INTERVAL_SECONDS": "5",
+                # Frequent server pings, so the heartbeat test sees missed pongs close a socket.
+                "WS_PING_INTERVAL_SECONDS": str(PING_SECONDS),
                 "ALLOWED_HOSTS": "127.0.0.1,localhost",
                 "PUBLIC_BASE_URL": self.base_url,
                 # No simulated feed: prices change only when a test publishes them.

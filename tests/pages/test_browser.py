@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.pages.conftest import ProductServer
+from tests.pages.conftest import PING_SECONDS, ProductServer
 
 pytestmark = pytest.mark.browser
 
@@ -182,6 +182,15 @@ def test_instrument_chart_draws_daily_bars_and_the_live_price_matches_rest(
     assert shown == str(rest["price"])
 
 
+def test_dashboard_answers_the_server_heartbeat(page: Any, product: ProductServer) -> None:
+    """The server closes a client that misses 2 pongs; one that answers stays on its first socket."""
+    login(page, product)
+    wait_connected(page)
+    page.wait_for_timeout(PING_SECONDS * 3.5 * 1000)
+    assert page.evaluate("QT.live.connects") == 1
+    assert page.locator("#conn").get_attribute("data-state") == "connected"
+
+
 def test_dashboard_reconnects_by_itself_after_a_server_restart(page: Any, product: ProductServer) -> None:
     needs_redis(product)
     login(page, product)
@@ -191,6 +200,7 @@ def test_dashboard_reconnects_by_itself_after_a_server_restart(page: Any, produc
     page.wait_for_selector("#conn:is([data-state=reconnecting], [data-state=offline])", timeout=15_000)
     product.start()
     page.wait_for_selector("#conn[data-state=connected]", timeout=40_000)
+    assert page.evaluate("QT.live.connects") == 2
     product.publish_price("NASD:AAPL", "201.25")
     page.wait_for_function(
         "() => document.querySelector('#watchlist tr[data-instrument=\"NASD:AAPL\"] .price').dataset.raw === '201.25'"
