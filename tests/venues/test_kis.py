@@ -57,9 +57,28 @@ def test_domestic_market_buy_sends_the_order_cash_body(kis_account: Any, kis_sim
         "ORD_UNPR": "0",
         "EXCG_ID_DVSN_CD": "KRX",
     }
-    assert result.status == OrderStatus.SUBMITTED
+    assert result.status == OrderStatus.FILLED
+    assert (result.filled_qty, result.avg_price) == (D("100"), D("70000"))
     assert result.exchange_order_id == kis_sim.orders[0]["odno"]
     assert kis_sim.holdings["005930"] == D("200")
+
+
+def test_domestic_limit_order_reads_open(kis_account: Any) -> None:
+    result = adapter_for(kis_account()).place_order(req(order_type="LIMIT", price=D("60000"), qty_per=D("1")))
+
+    assert (result.status, result.filled_qty, result.message) == (
+        OrderStatus.OPEN,
+        D("0"),
+        "주문 전송 완료 되었습니다.",
+    )
+
+
+def test_overseas_accepted_order_reads_open(kis_account: Any) -> None:
+    result = adapter_for(kis_account()).place_order(
+        req("OVERSEAS_STOCK", symbol="AAPL", qty_per=D("1"), params={"exchange_code": "NASD"})
+    )
+
+    assert (result.status, result.quantity) == (OrderStatus.OPEN, D("1"))
 
 
 # The seed guide's Korean stock scenarios.
@@ -548,7 +567,7 @@ def test_egw00201_is_backed_off_and_retried(kis_account: Any, kis_sim: KisSim) -
 
     result = adapter_for(kis_account()).place_order(req(qty_per=D("1")))
 
-    assert result.status == OrderStatus.SUBMITTED
+    assert result.status == OrderStatus.FILLED
     assert len(kis_sim.order_requests()) == 2
     assert len(kis_sim.orders) == 1
 

@@ -31,6 +31,7 @@ from orders.exchanges.base import (
     OrderRequest,
     OrderResult,
     PermanentVenueError,
+    VenueError,
 )
 from orders.exchanges.kis.client import KisClient, kis_error
 from orders.models import OrderStatus
@@ -222,12 +223,24 @@ class KisAdapter(ExchangeAdapter):
         cache.set(self._intent_key(request.client_order_id), intent, timeout=INTENT_TTL)
         if odno:
             cache.set(f"kis:odno:{self.account.pk}:{odno}", request.client_order_id, timeout=INTENT_TTL)
-        return OrderResult(
-            status=OrderStatus.SUBMITTED,
+        accepted = OrderResult(
+            status=OrderStatus.OPEN,
             exchange_order_id=odno,
             quantity=qty,
             message=str(data.get("msg1") or "").strip(),
         )
+        if request.market_type == "DOMESTIC_STOCK" and odno:
+            # The order answer carries no fill: ask once, so a filled market order reads filled.
+            try:
+                rows = self._domestic_orders_today(intent["pdno"], odno)
+            except VenueError as e:
+                log.warning("한투 주문 상태 조회 실패 (주문은 접수됨): odno=%s %s", odno, e.message)
+                rows = []
+            if rows:
+                state = self._domestic_result(rows[0])
+                state.message = accepted.message
+                return state
+        return accepted
 
     def _domestic_stock_order(
         self, request: OrderRequest, side: str, qty: Decimal
@@ -530,7 +543,7 @@ class KisAdapter(ExchangeAdapter):
                 if rows:
                     return self._domestic_result(rows[0])
             return OrderResult(
-                status=OrderStatus.SUBMITTED, exchange_order_id=intent["odno"], quantity=dec(intent["qty"])
+                status=OrderStatus.OPEN, exchange_order_id=intent["odno"], quantity=dec(intent["qty"])
             )
         if intent["market_type"] != "DOMESTIC_STOCK":
             raise PermanentVenueError(
