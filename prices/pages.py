@@ -52,4 +52,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def instrument_detail(request: HttpRequest, instrument: str) -> HttpResponse:
+    # The price layer's ids are upper case (the /ws consumer and REST normalize the same way).
+    instrument = instrument.strip().upper()
     return render(request, "pages/instrument.html", {"instrument": instrument, **live_context()})

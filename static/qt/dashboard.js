@@ -42,7 +42,7 @@
     var name = cell();
     var link = document.createElement("a");
     link.className = "instrument-name";
-    link.href = "/instruments/" + encodeURI(instrument) + "/";
+    link.href = QT.instrumentUrl(instrument);
     link.textContent = instrument;
     name.appendChild(link);
     var price = cell("num price");
@@ -115,11 +115,8 @@
     tr.querySelector(".change").textContent = QT.fmt.signed(d.change);
     tr.querySelector(".rate").textContent = QT.fmt.rate(d.change_rate);
     tr.querySelector(".volume").textContent = QT.fmt.number(d.volume);
-    var src = d.source || "realtime";
-    var badges = '<span class="badge badge-' + src + '">' +
-      (src === "daily_close" ? QT.t("dailyClose", "daily close") : QT.t("realtime", "realtime")) + "</span>";
-    if (d.stale) badges += ' <span class="badge badge-stale">' + QT.t("stale", "stale") + "</span>";
-    tr.querySelector(".source").innerHTML = badges;
+    var src = d.source === "daily_close" ? "daily_close" : "realtime";
+    QT.sourceBadges(tr.querySelector(".source"), src, d.stale);
     tr.dataset.source = src;
     tr.dataset.stale = d.stale ? "1" : "0";
     tr.querySelector(".updated").textContent = QT.fmt.time(d.timestamp || msg.timestamp);
@@ -127,11 +124,21 @@
 
   loadList().forEach(addRow);
 
+  document.getElementById("watch-input").addEventListener("input", function (event) {
+    event.target.setCustomValidity("");
+  });
+
   document.getElementById("watch-add").addEventListener("submit", function (event) {
     event.preventDefault();
     var input = document.getElementById("watch-input");
     var value = input.value.trim().toUpperCase();
-    if (!value) return;
+    // The server's instrument id alphabet (prices.services.INSTRUMENT_RE, roughly).
+    if (!/^[A-Z0-9][A-Z0-9._\-:\/]{0,79}$/.test(value)) {
+      input.setCustomValidity(input.dataset.invalid || "?");
+      input.reportValidity();
+      return;
+    }
+    input.setCustomValidity("");
     addRow(value);
     saveList(currentList());
     input.value = "";

@@ -125,11 +125,8 @@
     setText("last-volume", QT.fmt.number(d.volume));
     setText("last-bidask", QT.fmt.number(d.bid_price) + " / " + QT.fmt.number(d.ask_price));
     setText("last-time", d.timestamp || msg.timestamp || "–");
-    var src = d.source || "realtime";
-    var badges = '<span class="badge badge-' + src + '">' +
-      (src === "daily_close" ? QT.t("dailyClose", "daily close") : QT.t("realtime", "realtime")) + "</span>";
-    if (d.stale) badges += ' <span class="badge badge-stale">' + QT.t("stale", "stale") + "</span>";
-    document.getElementById("last-source").innerHTML = badges;
+    var src = d.source === "daily_close" ? "daily_close" : "realtime";
+    QT.sourceBadges(document.getElementById("last-source"), src, d.stale);
 
     // Move today's candle with the live price (a realtime tick on a day that has a bar).
     var n = Number(price);

@@ -247,9 +247,31 @@
     if (this.state === "connected") this.send({ type: "unsubscribe", topic: topic });
   };
 
+  /** Replace el's content with the source badge (realtime / daily close) and a stale badge. */
+  function sourceBadges(el, source, stale) {
+    el.textContent = "";
+    var badge = document.createElement("span");
+    badge.className = "badge badge-" + source;
+    badge.textContent = source === "daily_close" ? t("dailyClose", "daily close") : t("realtime", "realtime");
+    el.appendChild(badge);
+    if (stale) {
+      var st = document.createElement("span");
+      st.className = "badge badge-stale";
+      st.textContent = t("stale", "stale");
+      el.appendChild(document.createTextNode(" "));
+      el.appendChild(st);
+    }
+  }
+
+  function instrumentUrl(instrument) {
+    return "/instruments/" + encodeURIComponent(instrument).replace(/%2F/g, "/").replace(/%3A/g, ":") + "/";
+  }
+
   var scheme = location.protocol === "https:" ? "wss://" : "ws://";
   window.QT = window.QT || {};
   window.QT.t = t;
+  window.QT.sourceBadges = sourceBadges;
+  window.QT.instrumentUrl = instrumentUrl;
   window.QT.fmt = { number: fmtNumber, signed: fmtSigned, rate: fmtRate, sign: sign, time: fmtTime };
   window.QT.live = new Live(scheme + location.host + "/ws");
 

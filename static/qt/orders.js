@@ -36,9 +36,9 @@
     if (!newer(order, row)) return;
     row.dataset.updated = order.updated_at || row.dataset.updated;
     if (row.dataset.status !== order.status) {
-      row.classList.remove("flash-up");
+      row.classList.remove("flash-row");
       void row.offsetWidth;
-      row.classList.add("flash-up");
+      row.classList.add("flash-row");
     }
     row.dataset.status = order.status;
     var status = row.querySelector(".o-status");

@@ -219,3 +219,25 @@ def test_pages_render_in_english_after_the_language_switch(page: Any, product: P
     assert re.search(r"demo_spot", page.content())
     page.get_by_role("link", name="demo_spot", exact=True).click()
     assert page.locator("#sample-tradingview").inner_text().count("{{strategy.order.action}}") == 1
+
+
+def test_watchlist_additions_and_removals_are_kept_in_the_browser(page: Any, product: ProductServer) -> None:
+    login(page, product)
+    page.fill("#watch-input", "nasd:amzn")
+    page.click("#watch-add button[type=submit]")
+    page.locator('#watchlist tr[data-instrument="NASD:AMZN"] a').wait_for()
+    page.click('#watchlist tr[data-instrument="000660"] button')
+    page.reload()
+    instruments = page.eval_on_selector_all(
+        "#watchlist tbody tr", "rows => rows.map(r => r.dataset.instrument)"
+    )
+    assert "NASD:AMZN" in instruments and "000660" not in instruments
+    assert (
+        page.get_attribute('#watchlist tr[data-instrument="NASD:AMZN"] a', "href")
+        == "/instruments/NASD:AMZN/"
+    )
+    page.click("#watch-reset")
+    instruments = page.eval_on_selector_all(
+        "#watchlist tbody tr", "rows => rows.map(r => r.dataset.instrument)"
+    )
+    assert "NASD:AMZN" not in instruments and "000660" in instruments
