@@ -63,14 +63,18 @@ def strategy_samples(strategy: Strategy, *, token: str = TOKEN_PLACEHOLDER) -> l
     }
     cancel = {k: v for k, v in market.items() if k in ("group_name", "token", "symbol", "currency", "params")}
     cancel["order_type"] = "CANCEL_ALL_ORDER"
+    tradingview = tradingview_template(strategy, token=token)
+    # The same alert as a limit order at the bar's close ({{close}} is filled in by TradingView).
+    tradingview_limit = {**json.loads(tradingview), "order_type": "LIMIT", "price": "{{close}}"}
     return [
         {"key": "market", "title": _("Market order"), "body": _dumps(market)},
         {"key": "limit", "title": _("Limit order"), "body": _dumps(limit)},
         {"key": "cancel", "title": _("Cancel all open orders"), "body": _dumps(cancel)},
+        {"key": "tradingview", "title": _("TradingView alert message"), "body": tradingview},
         {
-            "key": "tradingview",
-            "title": _("TradingView alert message"),
-            "body": tradingview_template(strategy, token=token),
+            "key": "tradingview-limit",
+            "title": _("TradingView alert message (limit at the close)"),
+            "body": _dumps(tradingview_limit),
         },
     ]
 

@@ -132,7 +132,7 @@ def test_strategy_detail_hides_the_token_and_shows_samples_with_tradingview_plac
     assert "alpha-paper" in html
     assert "/api/webhook" in html
     assert "{{strategy.order.action}}" in html
-    assert "{{ticker}}" in html and "{{strategy.order.contracts}}" in html
+    assert "{{ticker}}" in html and "{{strategy.order.contracts}}" in html and "{{close}}" in html
     assert "CANCEL_ALL_ORDER" in html and "&quot;LIMIT&quot;" in html
     assert "token-reveal" not in html  # no staff buttons for a plain user
 
