@@ -21,6 +21,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.utils import timezone
 
+from prices import hub
 from prices.serializers import price_update_text
 from prices.services import PriceRecord, price_is_stale
 
@@ -50,7 +51,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 def group_send(group: str, message: dict[str, Any]) -> None:
     """Send to a group from any thread, sync or async context. Never raises."""
-    layer = get_channel_layer()
+    layer = hub.channel_layer()
     if layer is None:
         return
     try:
@@ -68,7 +69,7 @@ def group_send(group: str, message: dict[str, Any]) -> None:
 
 
 async def group_send_async(group: str, message: dict[str, Any]) -> None:
-    layer = get_channel_layer()
+    layer = hub.channel_layer()
     if layer is None:
         return
     try:
@@ -84,12 +85,28 @@ async def group_send_async(group: str, message: dict[str, Any]) -> None:
 def _price_message(record: PriceRecord) -> dict[str, Any]:
     # The same staleness rule as a snapshot read, so a push and a read never disagree.
     fresh = replace(record, stale=price_is_stale(record.ticker, record.timestamp, timezone.now()))
-    return {"type": "price.update", "text": price_update_text(fresh)}
+    return {"type": "price.update", "group": price_group(record.ticker), "text": price_update_text(fresh)}
+
+
+def _local_dispatch(message: dict[str, Any]) -> bool:
+    """In-memory layer (one process): hand the tick to the server loop's hub directly.
+
+    Returns False when ticks travel through the channel layer instead (Redis layers)."""
+    if not isinstance(get_channel_layer(), InMemoryChannelLayer):
+        return False
+    local = hub.existing_hub(_server_loop)
+    if local is not None:
+        local.dispatch_threadsafe(message["group"], message["text"])
+    return True
 
 
 def price_push(record: PriceRecord) -> None:
-    group_send(price_group(record.ticker), _price_message(record))
+    message = _price_message(record)
+    if not _local_dispatch(message):
+        group_send(message["group"], message)
 
 
 async def price_push_async(record: PriceRecord) -> None:
-    await group_send_async(price_group(record.ticker), _price_message(record))
+    message = _price_message(record)
+    if not _local_dispatch(message):
+        await group_send_async(message["group"], message)

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from prices import broadcast, wsstats
+from prices import broadcast, hub, wsstats
 from prices.serializers import price_update_text
 from prices.services import instrument_normalize, price_snapshot
 
@@ -40,7 +40,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
     """One browser or bot connection. Topics: ``price:<id>``, and ``orders``/``webhooks`` (staff)."""
 
     async def connect(self) -> None:
-        broadcast.register_server_loop(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        broadcast.register_server_loop(loop)
+        self.hub = hub.hub_for(loop)
         self.client_id = str(uuid.uuid4())
         self.topics: set[str] = set()
         self.language = _language(self.scope)
@@ -59,7 +61,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if self.ping_task is not None:
             self.ping_task.cancel()
         for topic in list(self.topics):
-            await self.channel_layer.group_discard(self._group(topic), self.channel_name)
+            await self._leave(topic)
         if getattr(self, "counted", False):
             wsstats.connection_closed(self.topics)
             self.counted = False
@@ -107,7 +109,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if kind == "unsubscribe":
             if topic in self.topics:
                 self.topics.discard(topic)
-                await self.channel_layer.group_discard(self._group(topic), self.channel_name)
+                await self._leave(topic)
                 wsstats.topic_removed(topic)
             return await self.send_json(
                 {"type": "unsubscribed", "topic": topic, "message": f"Unsubscribed from {topic}"}
@@ -119,7 +121,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
                     _("At most %(limit)d topics per connection.") % {"limit": MAX_TOPICS},
                 )
             self.topics.add(topic)
-            await self.channel_layer.group_add(self._group(topic), self.channel_name)
+            await self._join(topic)
             wsstats.topic_added(topic)
         await self.send_json({"type": "subscribed", "topic": topic, "message": f"Subscribed to {topic}"})
         if topic.startswith("price:"):
@@ -140,6 +142,19 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     def _group(self, topic: str) -> str:
         return STAFF_TOPICS.get(topic) or broadcast.price_group(topic[6:])
+
+    async def _join(self, topic: str) -> None:
+        # Prices fan out through the process's hub; staff events through per-connection groups.
+        if topic in STAFF_TOPICS:
+            await self.channel_layer.group_add(self._group(topic), self.channel_name)
+        else:
+            await self.hub.join(self._group(topic), self)
+
+    async def _leave(self, topic: str) -> None:
+        if topic in STAFF_TOPICS:
+            await self.channel_layer.group_discard(self._group(topic), self.channel_name)
+        else:
+            await self.hub.leave(self._group(topic), self)
 
     def _is_staff(self) -> bool:
         user = self.scope.get("user")

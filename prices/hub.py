@@ -1,0 +1,137 @@
+"""Per-process fan-out of price ticks to this process's WebSocket connections.
+
+A tick for one instrument goes to every subscriber of that instrument. Sending it through the
+channel layer to each connection's own channel costs a queue operation (and, with Redis, a
+network round trip and a per-channel capacity of 100 messages) per subscriber and tick; at
+1,000 clients that saturates the layer and drops messages. Instead each process (each event
+loop) has one :class:`PriceHub`: it joins the instrument's channel-layer group *once*, with its
+own channel, as soon as one local connection subscribes, and hands every tick it receives to
+the local subscribers directly. The group per topic stays the unit of routing between
+processes; within a process the fan-out is a loop over sockets.
+
+With the in-memory layer (embedded mode: one process) publishers hand ticks to the hub of the
+server's event loop directly (thread-safe), without a queue in between.
+Order and webhook events (low volume, staff only) still use one group member per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+import weakref
+from collections import defaultdict
+from typing import Any
+
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+log = logging.getLogger("quanttrade.prices")
+
+HUB_NAME = "priceshub"
+# A hub channel carries every tick its process subscribed to; bursts (all instruments at once)
+# must not hit the default capacity of 100 messages.
+HUB_CAPACITY = 20_000
+# channels_redis forgets group members after group_expiry (default one day): re-join hourly.
+REJOIN_SECONDS = 3600.0
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PriceHub] = weakref.WeakKeyDictionary()
+_tuned_layers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def channel_layer() -> Any:
+    """The default layer, with a large capacity for hub channels (sender side decides)."""
+    layer = get_channel_layer()
+    if layer is not None and layer not in _tuned_layers and hasattr(layer, "channel_capacity"):
+        layer.channel_capacity = [
+            (re.compile(rf"^specific\.[0-9a-f]+!{HUB_NAME}"), HUB_CAPACITY),
+            *layer.channel_capacity,
+        ]
+        _tuned_layers.add(layer)
+    return layer
+
+
+def hub_for(loop: asyncio.AbstractEventLoop) -> PriceHub:
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = PriceHub(loop)
+    return hub
+
+
+def existing_hub(loop: asyncio.AbstractEventLoop | None) -> PriceHub | None:
+    return _hubs.get(loop) if loop is not None else None
+
+
+class PriceHub:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.layer = channel_layer()
+        self.local = isinstance(self.layer, InMemoryChannelLayer) or self.layer is None
+        self.channel: str | None = None
+        self.members: dict[str, set[Any]] = defaultdict(set)
+        self.lock = asyncio.Lock()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def _start(self) -> None:
+        if self.local or self.channel is not None:
+            return
+        if hasattr(self.layer, "client_prefix"):
+            # channels_redis keeps all of a process's channels in one Redis list, read by one
+            # receive loop; a hub channel outside it would starve behind the consumers' reads.
+            self.channel = f"specific.{self.layer.client_prefix}!{HUB_NAME}{uuid.uuid4().hex}"
+        else:
+            self.channel = await self.layer.new_channel()
+        self.tasks = [self.loop.create_task(self._read()), self.loop.create_task(self._rejoin())]
+
+    async def join(self, group: str, consumer: Any) -> None:
+        async with self.lock:
+            await self._start()
+            first = not self.members[group]
+            self.members[group].add(consumer)
+            if first and not self.local:
+                await self.layer.group_add(group, self.channel)
+
+    async def leave(self, group: str, consumer: Any) -> None:
+        async with self.lock:
+            members = self.members.get(group)
+            if not members or consumer not in members:
+                return
+            members.discard(consumer)
+            if not members:
+                del self.members[group]
+                if not self.local:
+                    await self.layer.group_discard(group, self.channel)
+
+    async def dispatch(self, group: str, text: str) -> None:
+        """Send one frame to every local subscriber of ``group`` (in arrival order)."""
+        for consumer in list(self.members.get(group, ())):
+            try:
+                await consumer.send(text_data=text)
+            except Exception as exc:  # a closing socket must not stop the others
+                log.debug("hub send failed: %s", exc)
+
+    def dispatch_threadsafe(self, group: str, text: str) -> None:
+        """Called from any thread (in-memory mode): queue the dispatch on the hub's loop."""
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(lambda: self.loop.create_task(self.dispatch(group, text)))
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("가격 허브 수신 오류: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            await self.dispatch(message.get("group", ""), message.get("text", ""))
+
+    async def _rejoin(self) -> None:
+        while True:
+            await asyncio.sleep(REJOIN_SECONDS)
+            for group in list(self.members):
+                try:
+                    await self.layer.group_add(group, self.channel)
+                except Exception as exc:
+                    log.warning("가격 허브 그룹 갱신 오류: %s", exc)
