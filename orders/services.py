@@ -7,8 +7,6 @@ from collections.abc import Iterable
 from datetime import timedelta
 from uuid import UUID
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
@@ -65,14 +63,15 @@ def _backoff(attempts: int) -> float:
 
 
 def order_broadcast(order: Order) -> None:
-    """Push the order's current state to the `orders` group (contract 3). Never raises."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)("orders", {"type": "order.update", "order": order_payload(order)})
-    except Exception as exc:  # a push failure must not affect execution
-        log.warning("주문 상태 전송 실패: order_id=%s %s", order.id, exc)
+    """Push the order's current state to the `orders` group (contract 3). Never raises.
+
+    Sent through ``prices.broadcast.group_send``, which hands the message to the server's
+    event loop when the layer is the in-memory one (not thread-safe; workers run in threads
+    of the server process in embedded mode) and sends directly to Redis layers."""
+    from prices.broadcast import group_send
+
+    message = {"type": "order.update", "order": order_payload(order)}
+    group_send("orders", message)
 
 
 def order_request(order: Order) -> OrderRequest:
