@@ -24,7 +24,7 @@ import weakref
 from collections import defaultdict
 from typing import Any
 
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 
 log = logging.getLogger("quanttrade.prices")
 
@@ -42,13 +42,21 @@ _tuned_layers: weakref.WeakSet[Any] = weakref.WeakSet()
 def channel_layer() -> Any:
     """The default layer, with a large capacity for hub channels (sender side decides)."""
     layer = get_channel_layer()
-    if layer is not None and layer not in _tuned_layers and hasattr(layer, "channel_capacity"):
+    if isinstance(layer, BaseChannelLayer) and layer not in _tuned_layers:
         layer.channel_capacity = [
             (re.compile(rf"^specific\.[0-9a-f]+!{HUB_NAME}"), HUB_CAPACITY),
             *layer.channel_capacity,
         ]
         _tuned_layers.add(layer)
     return layer
+
+
+def _is_redis_core(layer: Any) -> bool:
+    try:
+        from channels_redis.core import RedisChannelLayer
+    except ImportError:  # pragma: no cover - channels_redis is a requirement
+        return False
+    return isinstance(layer, RedisChannelLayer)
 
 
 def hub_for(loop: asyncio.AbstractEventLoop) -> PriceHub:
@@ -75,7 +83,7 @@ class PriceHub:
     async def _start(self) -> None:
         if self.local or self.channel is not None:
             return
-        if hasattr(self.layer, "client_prefix"):
+        if _is_redis_core(self.layer):
             # channels_redis keeps all of a process's channels in one Redis list, read by one
             # receive loop; a hub channel outside it would starve behind the consumers' reads.
             self.channel = f"specific.{self.layer.client_prefix}!{HUB_NAME}{uuid.uuid4().hex}"
