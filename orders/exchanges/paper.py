@@ -118,9 +118,7 @@ class PaperAdapter(ExchangeAdapter):
                     raise OrderRejected(
                         _("No price data for %(instrument)s") % {"instrument": paper.instrument}
                     )
-                _check_funds(account, paper, record.price)
-                paper.save()
-                _fill(account, paper, record.price)
+                _fill(account, paper, record.price)  # checks the funds, settles, saves
             else:
                 _reserve(account, paper)
                 paper.save()

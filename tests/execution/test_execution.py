@@ -21,7 +21,7 @@ from orders.exchanges.base import OrderRequest, OrderResult, OrderUncertain, Ret
 from orders.exchanges.paper import PaperAdapter
 from orders.models import Order, PaperBalance, PaperOrder, WebhookEvent, WebhookOutcome
 from orders.selectors import webhook_result
-from orders.services import account_orders_execute, orders_sweep
+from orders.services import ExecutionRetry, account_orders_execute, orders_sweep
 from orders.tasks import execute_account_orders, paper_match
 
 D = Decimal
@@ -190,6 +190,59 @@ def test_an_uncertain_placement_is_looked_up_by_client_id_not_placed_twice(
     assert statuses(event) == ["filled"]
     assert PaperOrder.objects.count() == 1
     assert PaperBalance.objects.get(account=account, asset="USDT").free == D("9000")
+
+
+class LostRequestPaper(PaperAdapter):
+    """The paper venue behind a network that drops the first request before it arrives."""
+
+    dropped: set[str] = set()
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        if request.client_order_id not in self.dropped:
+            self.dropped.add(request.client_order_id)
+            raise OrderUncertain("timeout")
+        return super().place_order(request)
+
+
+@pytest.mark.django_db
+def test_an_uncertain_placement_the_venue_never_saw_is_placed_again_with_the_same_client_id(
+    make_strategy: Any, make_account: Any, publish_price: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(exchanges.ADAPTERS, "LOST", f"{__name__}.LostRequestPaper")
+    account = make_account("l1", exchange="LOST", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    account_orders_execute(event.id, account.pk)
+    order = Order.objects.get(webhook=event)
+    assert order.status == "filled"
+    assert list(PaperOrder.objects.values_list("client_order_id", flat=True)) == [order.client_order_id]
+
+
+class DownPaper(PaperAdapter):
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        raise RetryableVenueError("Paper API 오류: 점검 중")
+
+
+@pytest.mark.django_db
+def test_retryable_errors_end_in_failed_after_the_maximum_attempts(
+    make_strategy: Any, make_account: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    settings.ORDER_MAX_ATTEMPTS = 2
+    monkeypatch.setitem(exchanges.ADAPTERS, "DOWN", f"{__name__}.DownPaper")
+    account = make_account("d1", exchange="DOWN", balances={"USDT": "10000"})
+    event = make_orders(
+        make_strategy(accounts=[account]),
+        [account],
+        [{"side": "BUY", "qty_per": 10}, {"side": "BUY", "qty_per": 5}],
+    )
+    with pytest.raises(ExecutionRetry):
+        account_orders_execute(event.id, account.pk)
+    assert statuses(event) == ["queued", "queued"]  # the second waits for the first
+    with pytest.raises(ExecutionRetry):  # the first gives up; the second gets its first try
+        account_orders_execute(event.id, account.pk)
+    first, second = Order.objects.filter(webhook=event).order_by("sequence")
+    assert (first.status, first.attempts, first.message) == ("failed", 2, "Paper API 오류: 점검 중")
+    assert (second.status, second.attempts) == ("queued", 1)
 
 
 @pytest.mark.django_db
