@@ -151,6 +151,9 @@ class SimServer:
             status, body, headers = 200, route(request), {}
         except SimReply as reply:
             status, body, headers = reply.status, reply.body, reply.headers
+        except Exception:  # a simulator bug must show, not hang the client
+            log.exception("%s: route %s %s failed", self.name, request.method, request.path)
+            status, body, headers = 500, {"error": "simulator error"}, {}
         if fault is not None and fault.kind == "timeout":
             return status, body, headers, fault.delay, False
         if fault is not None and fault.kind == "drop":

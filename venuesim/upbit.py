@@ -44,8 +44,9 @@ class UpbitSim(SimServer):
             "KRW-BTC": dec("90000000"),
             "KRW-ETH": dec("4000000"),
             "KRW-XRP": dec("800"),
+            "USDT-BTC": dec("50000"),
         }
-        self.balances: dict[str, Decimal] = {"KRW": dec("10000000"), "BTC": dec("0.1")}
+        self.balances: dict[str, Decimal] = {"KRW": dec("10000000"), "BTC": dec("0.1"), "USDT": dec("10000")}
         self.orders: list[dict[str, Any]] = []
         self.nonces: set[str] = set()
         self._seq = itertools.count(1)
@@ -107,7 +108,7 @@ class UpbitSim(SimServer):
     def market_all(self, request: Request) -> list[dict[str, Any]]:
         names = {"BTC": ("비트코인", "Bitcoin"), "ETH": ("이더리움", "Ethereum"), "XRP": ("리플", "XRP")}
         return [
-            {"market": m, "korean_name": names[m[4:]][0], "english_name": names[m[4:]][1]}
+            {"market": m, "korean_name": names[m.split("-")[1]][0], "english_name": names[m.split("-")[1]][1]}
             for m in self.prices
         ]
 
@@ -150,9 +151,9 @@ class UpbitSim(SimServer):
         for o in self.orders:
             if o["state"] != "wait":
                 continue
-            if o["side"] == "bid" and currency == "KRW":
+            if o["side"] == "bid" and currency == o["market"].split("-")[0]:
                 total += o["volume"] * o["price"]
-            elif o["side"] == "ask" and currency == o["market"][4:]:
+            elif o["side"] == "ask" and currency == o["market"].split("-")[1]:
                 total += o["volume"]
         return total
 
