@@ -54,6 +54,10 @@ class ExecutionRetry(Exception):  # noqa: N818 - a signal to the task, not an er
         super().__init__(countdown)
 
 
+# An order `submitted` this many times ORDER_STALE_AFTER_SECONDS ago is presumed orphaned.
+SUBMITTED_STALE_FACTOR = 4
+
+
 def _max_attempts() -> int:
     return int(getattr(settings, "ORDER_MAX_ATTEMPTS", 5))
 
@@ -279,15 +283,20 @@ def order_reconcile(order: Order) -> bool:
 def orders_sweep(stale_after_seconds: float | None = None) -> dict[str, int]:
     """Recover orders a crash or broker outage left behind (run periodically).
 
-    Orders stuck in `submitted` for ``ORDER_STALE_AFTER_SECONDS`` are reconciled with their
-    venue; orders still `queued` that long are dispatched again, one task per (webhook,
-    account). Returns the counts, for logs and tests.
+    Orders still `queued` after ``stale_after_seconds`` (default ORDER_STALE_AFTER_SECONDS) are
+    dispatched again, one task per (webhook, account); orders `submitted` for
+    SUBMITTED_STALE_FACTOR times as long are reconciled with their venue (longer, so a slow but
+    live venue call is not mistaken for a dead worker). Returns the counts, for logs and tests.
     """
     if stale_after_seconds is None:
         stale_after_seconds = settings.ORDER_STALE_AFTER_SECONDS
-    cutoff = timezone.now() - timedelta(seconds=stale_after_seconds)
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=stale_after_seconds)
+    submitted_cutoff = now - timedelta(seconds=stale_after_seconds * SUBMITTED_STALE_FACTOR)
     stuck = list(
-        Order.objects.filter(status=OrderStatus.SUBMITTED, updated_at__lt=cutoff).select_related("account")
+        Order.objects.filter(status=OrderStatus.SUBMITTED, updated_at__lt=submitted_cutoff).select_related(
+            "account"
+        )
     )
     pairs = {(order.webhook_id, order.account_id) for order in stuck if order_reconcile(order)}
     pairs.update(

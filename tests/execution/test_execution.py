@@ -258,9 +258,11 @@ def test_sweep_reconciles_a_submitted_order_the_venue_already_has(
         OrderRequest(order.client_order_id, "SPOT", "BTC/USDT", "BUY", "MARKET", qty_per=D(10))
     )
     Order.objects.filter(pk=order.pk).update(
-        status="submitted", attempts=1, updated_at=timezone.now() - timedelta(minutes=5)
+        status="submitted", attempts=1, updated_at=timezone.now() - timedelta(seconds=60)
     )
-    assert orders_sweep() == {"redispatched": 0, "reconciled": 1}
+    assert orders_sweep(stale_after_seconds=30) == {"redispatched": 0, "reconciled": 0}  # may be in flight
+    Order.objects.filter(pk=order.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
+    assert orders_sweep(stale_after_seconds=30) == {"redispatched": 0, "reconciled": 1}
     order.refresh_from_db()
     assert (order.status, order.exchange_order_id, order.filled_qty) == (
         "filled",
