@@ -166,7 +166,7 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
     events = _events_with_orders().order_by("-received_at")
     errors_only = request.GET.get("errors") == "1"
     if errors_only:
-        events = events.exclude(outcome=WebhookOutcome.ACCEPTED)
+        events = events.filter(outcome=WebhookOutcome.REJECTED)
     strategy = _int_or_none(request.GET.get("strategy"))
     if strategy:
         events = events.filter(strategy_id=strategy)
