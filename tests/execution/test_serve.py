@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from websockets.sync.client import connect as ws_connect
 
 MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
 
@@ -69,6 +70,13 @@ def test_serve_answers_healthz_recovers_queued_orders_and_executes_webhooks(tmp_
         "call_command('seed_demo', '--json', stdout=out); seed = json.loads(out.getvalue()); "
         "body = json.dumps(seed['strategies'][0]['sample_payload']).encode(); "
         "seed['left_queued'] = webhook_ingest(body, source_ip=None).body['webhook_id']; "
+        "from django.contrib.auth.models import User; "
+        "from django.contrib.sessions.backends.db import SessionStore; "
+        "user = User.objects.get(username='admin'); session = SessionStore(); "
+        "session.update({'_auth_user_id': str(user.pk), "
+        "'_auth_user_backend': 'django.contrib.auth.backends.ModelBackend', "
+        "'_auth_user_hash': user.get_session_auth_hash()}); session.create(); "
+        "seed['session'] = session.session_key; "
         "print(json.dumps(seed))"
     )
     seed = json.loads(manage(env, "shell", "-c", setup).strip().splitlines()[-1])
@@ -83,26 +91,45 @@ def test_serve_answers_healthz_recovers_queued_orders_and_executes_webhooks(tmp_
         text=True,
     )
     try:
-        assert wait_until(lambda: http(f"{base}/healthz"), 15, "/healthz") == {"status": "ok"}
+        assert wait_until(lambda: http(f"{base}/healthz"), 30, "/healthz") == {"status": "ok"}
 
         def final(webhook_id: str) -> Any:
             result = http(f"{base}/api/webhooks/{webhook_id}", token=seed["api_token"])
             return result if result["status"] == "completed" else None
 
-        recovered = wait_until(lambda: final(left_queued), 10, "the queued order")
+        recovered = wait_until(lambda: final(left_queued), 20, "the queued order")
         assert recovered["orders"][0]["status"] == "filled", recovered
-        accepted = http(f"{base}/api/webhook", spot["sample_payload"])
-        assert accepted["status"] == "queued"
-        result = wait_until(lambda: final(accepted["webhook_id"]), 10, "the new order")
+        with ws_connect(
+            f"ws://127.0.0.1:{port}/ws",
+            origin=base,
+            additional_headers={"Cookie": f"sessionid={seed['session']}"},
+            open_timeout=5,
+        ) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "connected"
+            ws.send(json.dumps({"type": "subscribe", "topic": "orders"}))
+            assert json.loads(ws.recv(timeout=10))["type"] == "subscribed"
+            accepted = http(f"{base}/api/webhook", spot["sample_payload"])
+            assert accepted["status"] == "queued"
+            order_id = accepted["orders"][0]["order_id"]
+            pushed: list[str] = []
+            while "filled" not in pushed:  # recv times out (fails) if the push never comes
+                message = json.loads(ws.recv(timeout=10))
+                if message["type"] == "order_update" and message["order"]["order_id"] == order_id:
+                    pushed.append(message["order"]["status"])
+            assert pushed == ["submitted", "filled"]
+        result = final(accepted["webhook_id"])
         order = result["orders"][0]
         assert order["status"] == "filled" and order["account"] == "paper_spot" and order["avg_price"], result
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            output, _ = server.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            output, _ = server.communicate()
+    except BaseException:
+        server.kill()
+        print(server.communicate()[0][-5000:])  # the server's log, shown with the failure
+        raise
+    server.send_signal(signal.SIGTERM)
+    try:
+        output, _ = server.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        output, _ = server.communicate()
     assert server.returncode == 0, output[-3000:]
     assert "주문 체결" in output and "QuantTrade 종료" in output
     assert spot["token"] not in output  # tokens never reach the logs
