@@ -26,7 +26,9 @@ class WebhookEvent(models.Model):
     )
     group_name = models.CharField(max_length=200, blank=True)
     payload = models.JSONField(null=True, blank=True)
-    raw_body = models.TextField(blank=True, help_text=_("Body as received when it was not a JSON object (token redacted)."))
+    raw_body = models.TextField(
+        blank=True, help_text=_("Body as received when it was not a JSON object (token redacted).")
+    )
     source_ip = models.GenericIPAddressField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     outcome = models.CharField(max_length=16, choices=WebhookOutcome.choices, db_index=True)
@@ -37,7 +39,9 @@ class WebhookEvent(models.Model):
     idempotency_key = models.CharField(max_length=200, blank=True, db_index=True)
     # The exact body returned for an accepted webhook, replayed for an idempotent repeat.
     response = models.JSONField(null=True, blank=True)
-    replay_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays")
+    replay_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
+    )
 
     class Meta:
         ordering = ["-received_at"]
@@ -59,6 +63,9 @@ class IdempotencyKey(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["strategy", "key"], name="uniq_idempotency_key")]
 
+    def __str__(self) -> str:
+        return self.key
+
 
 class OrderStatus(models.TextChoices):
     QUEUED = "queued", _("queued")
@@ -71,7 +78,9 @@ class OrderStatus(models.TextChoices):
     FAILED = "failed", _("failed")
 
 
-FINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.FAILED})
+FINAL_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.FAILED}
+)
 # Statuses the venue may still change (resting orders).
 LIVE_STATUSES = frozenset({OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED})
 
@@ -97,7 +106,9 @@ class Order(models.Model):
     stop_price = models.DecimalField(null=True, blank=True, **MONEY)
     params = models.JSONField(default=dict, blank=True)
     client_order_id = models.CharField(max_length=36, unique=True)
-    status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.QUEUED, db_index=True)
+    status = models.CharField(
+        max_length=20, choices=OrderStatus.choices, default=OrderStatus.QUEUED, db_index=True
+    )
     quantity = models.DecimalField(null=True, blank=True, **MONEY)
     filled_qty = models.DecimalField(default=Decimal("0"), **MONEY)
     avg_price = models.DecimalField(null=True, blank=True, **MONEY)
@@ -143,7 +154,9 @@ class PaperBalance(models.Model):
 class PaperPosition(models.Model):
     """A derivative or stock position; quantity is signed (negative = short)."""
 
-    account = models.ForeignKey("strategies.Account", on_delete=models.CASCADE, related_name="paper_positions")
+    account = models.ForeignKey(
+        "strategies.Account", on_delete=models.CASCADE, related_name="paper_positions"
+    )
     symbol = models.CharField(max_length=64)
     market_type = models.CharField(max_length=32)
     quantity = models.DecimalField(default=Decimal("0"), **MONEY)
@@ -153,8 +166,13 @@ class PaperPosition(models.Model):
     margin = models.DecimalField(default=Decimal("0"), **MONEY)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["account", "symbol", "market_type"], name="uniq_paper_position")]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "symbol", "market_type"], name="uniq_paper_position")
+        ]
         verbose_name = _("paper position")
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.quantity}"
 
 
 class PaperOrder(models.Model):
@@ -186,3 +204,6 @@ class PaperOrder(models.Model):
 
     class Meta:
         verbose_name = _("paper order")
+
+    def __str__(self) -> str:
+        return f"{self.order_type} {self.side} {self.symbol} {self.amount} [{self.status}]"
