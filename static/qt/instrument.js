@@ -10,8 +10,16 @@
   var upColor = css.getPropertyValue("--up").trim() || "#d32f2f";
   var downColor = css.getPropertyValue("--down").trim() || "#1565c0";
 
+  var wholeUnits = false; // set when every bar is an integer (KRW stocks): no decimals on the axis
   var chart = LWC.createChart(chartEl, {
     autoSize: true,
+    localization: {
+      priceFormatter: function (p) {
+        return wholeUnits
+          ? Math.round(p).toLocaleString("en-US")
+          : p.toLocaleString("en-US", { maximumFractionDigits: 8 });
+      },
+    },
     layout: { background: { color: "#ffffff" }, textColor: "#344054" },
     grid: { vertLines: { color: "#f0f2f5" }, horzLines: { color: "#f0f2f5" } },
     rightPriceScale: { scaleMargins: { top: 0.08, bottom: 0.28 } },
@@ -76,6 +84,7 @@
         var whole = bars.length > 0 && bars.every(function (b) {
           return Number.isInteger(b.open) && Number.isInteger(b.close) && Number.isInteger(b.high) && Number.isInteger(b.low);
         });
+        wholeUnits = whole;
         if (whole) candles.applyOptions({ priceFormat: { type: "price", precision: 0, minMove: 1 } });
         candles.setData(bars);
         volume.setData(bars.map(function (b) {
@@ -100,6 +109,7 @@
   }
 
   var lastRaw = null;
+  var liveLine = null;
   var lastTick = null;
   function onPrice(msg) {
     lastTick = msg;
@@ -124,14 +134,22 @@
     setText("last-rate", QT.fmt.rate(d.change_rate));
     setText("last-volume", QT.fmt.number(d.volume));
     setText("last-bidask", QT.fmt.number(d.bid_price) + " / " + QT.fmt.number(d.ask_price));
-    setText("last-time", d.timestamp || msg.timestamp || "–");
+    var stamp = new Date(d.timestamp || msg.timestamp || "");
+    setText("last-time", isNaN(stamp.getTime()) ? "–" : isoDay(stamp) + " " + stamp.toTimeString().slice(0, 8));
     var src = d.source === "daily_close" ? "daily_close" : "realtime";
     QT.sourceBadges(document.getElementById("last-source"), src, d.stale);
 
-    // Move today's candle with the live price (a realtime tick on a day that has a bar).
     var n = Number(price);
-    var ts = new Date(d.timestamp || msg.timestamp || "");
-    var day = isNaN(ts.getTime()) ? "" : isoDay(ts);
+    // The live price as a line across the chart, even on a day that has no bar yet.
+    if (isFinite(n) && price !== null) {
+      if (!liveLine) {
+        liveLine = candles.createPriceLine({ price: n, color: "#f59e0b", lineWidth: 1, lineStyle: 2, axisLabelVisible: true, title: "LIVE" });
+      } else {
+        liveLine.applyOptions({ price: n });
+      }
+    }
+    // Move today's candle with the live price (a realtime tick on a day that has a bar).
+    var day = isNaN(stamp.getTime()) ? "" : isoDay(stamp);
     if (src === "realtime" && lastBar && isFinite(n) && lastBar.time === day) {
       lastBar = { time: lastBar.time, open: lastBar.open, high: Math.max(lastBar.high, n), low: Math.min(lastBar.low, n),
         close: n, volume: lastBar.volume };
