@@ -354,6 +354,8 @@ def _release(account: Account, paper: PaperOrder) -> None:
 def _fill(account: Account, paper: PaperOrder, price: Decimal) -> None:
     """Fill ``paper`` completely at ``price``: release its reservation, settle, mark filled."""
     _release(account, paper)
+    if paper.reduce_only:
+        _cap_to_position(account, paper)
     _check_funds(account, paper, price)
     if paper.market_type == "SPOT":
         _settle_spot(account, paper, price)
@@ -374,6 +376,25 @@ def _fill(account: Account, paper: PaperOrder, price: Decimal) -> None:
         _fmt(paper.amount),
         _fmt(price),
     )
+
+
+def _cap_to_position(account: Account, paper: PaperOrder) -> None:
+    """A close never exceeds (or flips) what is held when it fills; the position may have
+    shrunk since a resting close was placed."""
+    if paper.market_type == "SPOT":
+        held = _free(account, base_asset(paper.symbol))
+    else:
+        pos = PaperPosition.objects.filter(
+            account=account, symbol=paper.symbol, market_type=paper.market_type
+        ).first()
+        held = pos.quantity if pos else ZERO
+    closable = held if paper.side == "SELL" else -held
+    if closable <= 0:
+        raise OrderRejected(
+            _("No long position to close") if paper.side == "SELL" else _("No short position to close")
+        )
+    if paper.amount > closable:
+        paper.amount = quantize_amount(paper.market_type, closable)
 
 
 def _order_id(paper: PaperOrder) -> str:

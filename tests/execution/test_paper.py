@@ -332,3 +332,16 @@ def test_percent_order_with_no_quote_balance_is_rejected_naming_the_asset(
     with pytest.raises(OrderRejected) as error:
         adapter.place_order(request(qty_per=10))
     assert error.value.message == "사용 가능한 USDT 잔고가 없습니다"
+
+
+def test_a_resting_close_never_flips_a_position_that_shrank(
+    futures: PaperAdapter, publish_price: Any
+) -> None:
+    publish_price("BINANCE:BTC/USDT", "20000")
+    futures.place_order(request("FUTURES", qty_per=10))  # long 0.25
+    futures.place_order(request("FUTURES", side="SELL", order_type="LIMIT", price="25000", qty_per=-100))
+    futures.place_order(request("FUTURES", side="SELL", qty_per=-40))  # long now 0.15
+    publish_price("BINANCE:BTC/USDT", "25000")
+    [filled] = paper_match()
+    assert filled.status == "filled" and filled.filled == D("0.15")
+    assert position(futures.account, "BTC/USDT") == 0
