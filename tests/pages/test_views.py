@@ -330,3 +330,10 @@ def test_pages_switch_to_english(user_client: Client, make_strategy: Callable[..
     user_client.post("/i18n/setlang/", {"language": "en", "next": "/"})
     english = user_client.get(f"/strategies/{strategy.pk}/").content.decode()
     assert "Linked accounts" in english and "연동 계좌" not in english
+
+
+def test_logout_is_a_post_that_ends_the_session(user_client: Client) -> None:
+    response = user_client.post("/accounts/logout/")
+    assert response.status_code == 200
+    assert "로그아웃되었습니다" in response.content.decode()
+    assert user_client.get("/").status_code == 302
