@@ -7,6 +7,9 @@ open-loop schedule (request i is due at t0 + i/rate whatever happened to earlier
 latency is counted from that due time, so a stalled server cannot hide its queue: no coordinated
 omission), and prints p50/p99/max latency, the achieved rate of expected answers and the errors.
 Before the rates, a "serial" row sends requests one at a time: the service time with no queue.
+"cpu ms/req" is the CPU time of the server's own processes per answered request, less their idle
+background use: on a shared machine it is the steadiest figure (PostgreSQL and Redis not counted).
+A rate the server cannot sustain (achieved < 90 %) ends that server's rates.
 
 Targets, measured in one run on the same machine:
   bare        bench/bare_app.py, a bare Django JSON view (the baseline), on each server
@@ -63,6 +66,11 @@ class Result:
     seconds: float
     latencies_ms: list[float]
     errors: Counter[str] = field(default_factory=Counter)
+    cpu_seconds: float = 0.0  # CPU time the server's processes used during the run
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.cpu_seconds * 1000 / self.ok if self.ok else float("nan")
 
     def pct(self, q: float) -> float:
         if not self.latencies_ms:
@@ -133,12 +141,6 @@ async def _serial(url: str, body: bytes, count: int, expect: int) -> Result:
     return Result("", "", 0, count, len(latencies), seconds, latencies, errors)
 
 
-def measure(url: str, body: bytes, rate: int, duration: float, warmup: float, expect: int) -> Result:
-    if warmup > 0:
-        asyncio.run(_load(url, body, rate, warmup, expect))
-    return asyncio.run(_load(url, body, rate, duration, expect))
-
-
 # --- processes --------------------------------------------------------------------------
 
 
@@ -146,6 +148,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of the live processes in process group ``pgid`` (Linux /proc).
+
+    Unlike latency, this barely depends on what else the machine is doing, so it compares the
+    per-request cost of targets fairly on a shared machine.
+    """
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def server_command(server: str, app: str, port: int) -> list[str]:
@@ -349,39 +368,60 @@ def run_target(
     with process(server_command(server, app, port), env, log) as proc:
         wait_http(port, proc, "/" if target == "bare" else "/healthz", log)
         url = f"http://127.0.0.1:{port}/api/webhook"
+        asyncio.run(_serial(url, body, 20, 202))  # first requests pay for lazy imports and connections
+        # Background CPU (embedded: price feed, paper matcher, sweep) is subtracted per second.
+        idle_start, idle_cpu = time.monotonic(), group_cpu_seconds(proc.pid)
+        time.sleep(2)
+        idle_rate = (group_cpu_seconds(proc.pid) - idle_cpu) / (time.monotonic() - idle_start)
         for rate in [0, *args.rates]:
+            if rate and args.warmup > 0:
+                asyncio.run(_load(url, body, rate, args.warmup, 202))
+            started, cpu_before = time.monotonic(), group_cpu_seconds(proc.pid)
             if rate == 0:
                 result = asyncio.run(_serial(url, body, args.serial, 202))
             else:
-                result = measure(url, body, rate, args.duration, args.warmup, 202)
+                result = asyncio.run(_load(url, body, rate, args.duration, 202))
+            busy = group_cpu_seconds(proc.pid) - cpu_before
+            result.cpu_seconds = max(0.0, busy - idle_rate * (time.monotonic() - started))
             result.target, result.server = target, server
             print_row(result)
             results.append(result)
+            if rate and result.achieved < 0.9 * rate:
+                # Saturated: a higher rate only grows the backlog (and pollutes the next run).
+                skipped = [r for r in args.rates if r > rate]
+                if skipped:
+                    print(f"{target:<12} {server:<9} saturated at {rate}/s: skipped {skipped}", flush=True)
+                break
     return results
 
 
-HEADER = f"{'target':<12} {'server':<9} {'rate/s':>6} {'achieved/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  errors"
+HEADER = (
+    f"{'target':<12} {'server':<9} {'rate/s':>6} {'achieved/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+    f"{'max ms':>8} {'cpu ms/req':>10}  errors"
+)
 
 
 def print_row(r: Result) -> None:
     errors = ", ".join(f"{k}: {v}" for k, v in r.errors.items()) or "-"
     print(
         f"{r.target:<12} {r.server:<9} {r.rate or 'serial':>6} {r.achieved:>10.1f} {r.pct(0.50):>8.1f} "
-        f"{r.pct(0.99):>8.1f} {max(r.latencies_ms, default=float('nan')):>8.1f}  {errors}",
+        f"{r.pct(0.99):>8.1f} {max(r.latencies_ms, default=float('nan')):>8.1f} "
+        f"{r.cpu_ms_per_request:>10.1f}  {errors}",
         flush=True,
     )
 
 
 def markdown(results: list[Result]) -> str:
     lines = [
-        "| target | server | rate (req/s) | achieved (req/s) | p50 (ms) | p99 (ms) | max (ms) | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| target | server | rate (req/s) | achieved (req/s) | p50 (ms) | p99 (ms) | max (ms) | server CPU ms/req | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         errors = ", ".join(f"{k}: {v}" for k, v in r.errors.items()) or "0"
         lines.append(
             f"| {r.target} | {r.server} | {r.rate or 'serial'} | {r.achieved:.1f} | {r.pct(0.5):.1f} | "
-            f"{r.pct(0.99):.1f} | {max(r.latencies_ms, default=float('nan')):.1f} | {errors} |"
+            f"{r.pct(0.99):.1f} | {max(r.latencies_ms, default=float('nan')):.1f} | "
+            f"{r.cpu_ms_per_request:.1f} | {errors} |"
         )
     return "\n".join(lines)
 
