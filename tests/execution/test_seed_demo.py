@@ -81,3 +81,12 @@ def test_api_token_reads_webhook_results() -> None:
     ).json()
     assert body["webhook_id"] == webhook_id and body["status"] == "queued"
     assert body["orders"][0]["account"] == "paper_spot"
+
+
+def test_seed_demo_text_output_shows_the_password_once_and_a_curl_per_strategy() -> None:
+    first, second = io.StringIO(), io.StringIO()
+    call_command("seed_demo", stdout=first)
+    call_command("seed_demo", stdout=second)
+    assert "관리자 계정 생성: admin / " in first.getvalue()
+    assert "관리자 계정 생성" not in second.getvalue() and "이미 있습니다" in second.getvalue()
+    assert second.getvalue().count("curl -sS -X POST http://127.0.0.1:8000/api/webhook") == 6

@@ -84,8 +84,8 @@ def test_serve_answers_healthz_recovers_queued_orders_and_executes_webhooks(tmp_
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, MANAGE, "serve", "--port", str(port)],
-        env=env,
+        [sys.executable, MANAGE, "serve"],
+        env={**env, "PORT": str(port), "HOST": "127.0.0.1"},  # the env form of --port/--host
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
