@@ -1,16 +1,17 @@
 """Per-process fan-out of price ticks to this process's WebSocket connections.
 
-A tick for one instrument goes to every subscriber of that instrument. Sending it through the
-channel layer to each connection's own channel costs a queue operation (and, with Redis, a
-network round trip and a per-channel capacity of 100 messages) per subscriber and tick; at
-1,000 clients that saturates the layer and drops messages. Instead each process (each event
-loop) has one :class:`PriceHub`: it joins the instrument's channel-layer group *once*, with its
-own channel, as soon as one local connection subscribes, and hands every tick it receives to
-the local subscribers directly. The group per topic stays the unit of routing between
-processes; within a process the fan-out is a loop over sockets.
+A tick for one instrument goes to every subscriber of that instrument. Making every connection
+a member of the instrument's channel-layer group costs, per subscriber and tick, a message in
+that connection's own bounded buffer (100 by default, overflow silently dropped), a wake-up of
+its consumer task and a handler dispatch; at a few thousand deliveries a second that saturates
+the process and drops ticks. Instead each process (each event loop) has one :class:`PriceHub`:
+it joins the instrument's group *once*, with its own channel, as soon as one local connection
+subscribes, and hands each tick it receives straight to the local subscribers' sockets. The
+group per topic stays the unit of routing between processes (a feed process publishes to it);
+within a process the fan-out is a loop over sockets, in arrival order.
 
 With the in-memory layer (embedded mode: one process) publishers hand ticks to the hub of the
-server's event loop directly (thread-safe), without a queue in between.
+server's event loop directly (thread-safe), without any queue in between.
 Order and webhook events (low volume, staff only) still use one group member per connection.
 """
 

@@ -42,10 +42,16 @@ def ticker_fields(ticker: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+# Per-exchange ccxt options: Binance streams mini tickers by default, which carry no bid/ask.
+EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {"binance": {"watchTickers": {"name": "ticker"}}}
+
+
 def make_exchange(exchange_id: str) -> Any:
     import ccxt.pro
 
-    return getattr(ccxt.pro, exchange_id)({"enableRateLimit": True})
+    return getattr(ccxt.pro, exchange_id)(
+        {"enableRateLimit": True, "options": EXCHANGE_OPTIONS.get(exchange_id, {})}
+    )
 
 
 class CcxtFeed(Feed):
@@ -58,12 +64,14 @@ class CcxtFeed(Feed):
         exchange_factory: Callable[[str], Any] = make_exchange,
         mode: str | None = None,
         poll_seconds: float | None = None,
+        watch_retry_seconds: float = 2.0,
     ) -> None:
         super().__init__()
         self.fixed_instruments = instruments
         self.exchange_factory = exchange_factory
         self.mode = (mode or getattr(settings, "PRICE_CCXT_MODE", "auto")).lower()
         self.poll_seconds = poll_seconds or float(getattr(settings, "PRICE_CCXT_POLL_SECONDS", 2.0))
+        self.watch_retry_seconds = watch_retry_seconds
 
     async def run(self, stop: threading.Event) -> None:
         self.health.started()
@@ -83,6 +91,13 @@ class CcxtFeed(Feed):
 
     async def follow(self, exchange_code: str, symbols: list[str], stop: threading.Event) -> None:
         exchange = self.exchange_factory(exchange_code.lower())
+
+        async def close_on_stop() -> None:
+            # A pending watch_tickers waits for the venue; closing the exchange ends it at once.
+            await self.sleep(float("inf"), stop)
+            await exchange.close()
+
+        closer = asyncio.create_task(close_on_stop())
         try:
             mode = self.mode
             if mode == "auto":
@@ -92,6 +107,7 @@ class CcxtFeed(Feed):
             if not stop.is_set():
                 await self._poll(exchange_code, exchange, symbols, stop)
         finally:
+            closer.cancel()
             await exchange.close()
 
     async def _publish(self, exchange_code: str, tickers: dict[str, Any]) -> None:
@@ -113,6 +129,10 @@ class CcxtFeed(Feed):
                 await self._publish(code, tickers)
             except TimeoutError:
                 continue
+            except asyncio.CancelledError:
+                if stop.is_set():  # close_on_stop() closed the exchange under the pending watch
+                    return
+                raise
             except Exception as exc:  # ccxt raises many kinds; all mean "retry"
                 failures += 1
                 self.health.error(f"{code} watch_tickers: {type(exc).__name__}: {exc}")
@@ -121,7 +141,7 @@ class CcxtFeed(Feed):
                     self.health.set_detail(**{f"{code}_mode": "poll"})
                     return
                 self.health.reconnected()
-                if await self.sleep(min(30.0, 2.0**failures), stop):
+                if await self.sleep(min(30.0, self.watch_retry_seconds * 2 ** (failures - 1)), stop):
                     return
 
     async def _poll(self, code: str, exchange: Any, symbols: list[str], stop: threading.Event) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import ccxt.pro
 import pytest
 
-from prices.feeds.ccxt_feed import CcxtFeed, ticker_fields
+from prices.feeds.ccxt_feed import EXCHANGE_OPTIONS, CcxtFeed, ticker_fields
 from prices.serializers import price_json
 from prices.services import price_latest, price_record_build
 
@@ -97,9 +97,12 @@ def binance_sim() -> Iterator[dict[str, Any]]:
 def local_binance(url: str) -> Any:
     def factory(exchange_id: str) -> Any:
         assert exchange_id == "binance"
-        exchange = ccxt.pro.binance(
-            {"options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False}}
-        )
+        options = {
+            **EXCHANGE_OPTIONS["binance"],
+            "fetchMarkets": {"types": ["spot"]},
+            "fetchCurrencies": False,
+        }
+        exchange = ccxt.pro.binance({"options": options})
         exchange.urls["api"]["public"] = url
         return exchange
 
@@ -149,6 +152,104 @@ def test_polling_feed_publishes_tickers(binance_sim: dict[str, Any]) -> None:
             time.sleep(0.05)
         assert feed.health.as_dict()["BINANCE_mode"] == "poll" and feed.health.ticks >= 2
         assert any(p.startswith("/api/v3/ticker/24hr") for p in binance_sim["requests"])
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+@pytest.fixture
+def binance_stream() -> Iterator[dict[str, Any]]:
+    """A local WebSocket endpoint speaking Binance's market-stream format (SUBSCRIBE, 24hrTicker)."""
+    from websockets.asyncio.server import serve
+
+    state: dict[str, Any] = {"subscriptions": []}
+
+    async def handler(ws: Any) -> None:
+        async for raw in ws:
+            message = json.loads(raw)
+            state["subscriptions"].append(message)
+            await ws.send(json.dumps({"result": None, "id": message.get("id")}))
+            for stream in message.get("params", []):
+                now = int(time.time() * 1000)
+                event = {
+                    "e": "24hrTicker", "E": now, "s": stream.split("@")[0].upper(), "p": "-88.00", "P": "-0.131",
+                    "w": "1", "x": "1", "c": "67155.55", "Q": "1", "b": "67155.54", "B": "1", "a": "67155.56",
+                    "A": "1", "o": "67243.55", "h": "68000", "l": "66000", "v": "4321.5", "q": "1",
+                    "O": 0, "C": now, "F": 0, "L": 1, "n": 1,
+                }  # fmt: skip
+                await ws.send(json.dumps(event))
+
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0) as server:
+            state["url"] = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/ws"
+            state["stop"] = loop.create_future()
+            started.set()
+            await state["stop"]
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    started.wait(5)
+    yield state
+    loop.call_soon_threadsafe(state["stop"].set_result, None)
+    thread.join(5)
+
+
+def test_watch_feed_streams_tickers(binance_sim: dict[str, Any], binance_stream: dict[str, Any]) -> None:
+    def factory(exchange_id: str) -> Any:
+        exchange = local_binance(binance_sim["url"])(exchange_id)
+        exchange.urls["api"]["ws"]["spot"] = binance_stream["url"]
+        return exchange
+
+    feed = CcxtFeed(instruments=["BINANCE:BTC/USDT"], exchange_factory=factory, mode="auto")
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: asyncio.run(feed.run(stop)), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while price_latest("BINANCE:BTC/USDT") is None:
+            assert time.monotonic() < deadline, (binance_stream["subscriptions"], feed.health.as_dict())
+            time.sleep(0.05)
+        body = price_json(price_latest("BINANCE:BTC/USDT"))
+        assert body["price"] == 67155.55 and body["change"] == -88 and body["volume"] == 4321
+        assert binance_stream["subscriptions"][0]["method"] == "SUBSCRIBE"
+        assert not any(
+            p.startswith("/api/v3/ticker/24hr") for p in binance_sim["requests"]
+        )  # streamed, not polled
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_watch_falls_back_to_polling_when_the_stream_fails(binance_sim: dict[str, Any]) -> None:
+    def factory(exchange_id: str) -> Any:
+        exchange = local_binance(binance_sim["url"])(exchange_id)
+        exchange.urls["api"]["ws"]["spot"] = "ws://127.0.0.1:9/ws"  # nothing listens there
+        return exchange
+
+    feed = CcxtFeed(
+        instruments=["BINANCE:BTC/USDT"],
+        exchange_factory=factory,
+        mode="watch",
+        poll_seconds=0.1,
+        watch_retry_seconds=0.01,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: asyncio.run(feed.run(stop)), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while price_latest("BINANCE:BTC/USDT") is None:
+            assert time.monotonic() < deadline, feed.health.as_dict()
+            time.sleep(0.05)
+        status = feed.health.as_dict()
+        assert (
+            status["BINANCE_mode"] == "poll"
+            and status["errors"] >= 3
+            and "watch_tickers" in status["last_error"]
+        )
     finally:
         stop.set()
         thread.join(10)
