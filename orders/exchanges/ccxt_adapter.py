@@ -7,7 +7,8 @@ order id, which is the Order's own ``client_order_id`` on every venue.
 
 Account.settings keys read here (see docs/venues.md): ``api_base_url`` (point ccxt at a local
 simulator), ``leverage``, ``margin_mode`` (cross | isolated), ``timeout_seconds``,
-``ccxt_options`` (extra ccxt options dict).
+``ccxt_options`` (extra ccxt options dict), ``enable_rate_limit`` (ccxt's own throttle, default
+on) and ``rate_limit_ms`` (its spacing per unit of request weight).
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ VENUE_OPTIONS: dict[str, dict[str, Any]] = {
         "warnOnFetchOpenOrdersWithoutSymbol": False,
     },
 }
+# ccxt's sync throttle waits rateLimit x request weight since the previous request. Its Binance
+# default (50 ms) models the old 1,200 weight/min; spot now allows 6,000/min (10 ms per weight).
+VENUE_RATE_LIMIT_MS: dict[tuple[str, str], float] = {("binance", "SPOT"): 10.0}
 # Minimum order value per quote currency where ccxt's markets carry none (Upbit's published rule).
 VENUE_MIN_COST: dict[str, dict[str, Decimal]] = {
     "upbit": {"KRW": Decimal("5000"), "BTC": Decimal("0.00005"), "USDT": Decimal("0.5")},
@@ -161,6 +165,11 @@ class CcxtAdapter(ExchangeAdapter):
                     "options": options,
                 }
             )
+            rate_limit_ms = self.settings.get("rate_limit_ms") or VENUE_RATE_LIMIT_MS.get(
+                (self.ccxt_id, market_type)
+            )
+            if rate_limit_ms:
+                client.rateLimit = float(rate_limit_ms)
             if self.account.is_testnet:
                 try:
                     client.set_sandbox_mode(True)
@@ -268,15 +277,13 @@ class CcxtAdapter(ExchangeAdapter):
                 _("%(order_type)s orders are not supported on %(venue)s")
                 % {"order_type": request.order_type, "venue": self.display_name}
             )
-        side, amount, reduce_only = self._size(request, market, price or trigger)
+        side, amount, reduce_only, reference = self._size(request, market, price or trigger)
         amount = self._amount_to_precision(request.market_type, symbol, amount)
         if price is not None:
             price = self._price_to_precision(request.market_type, symbol, price)
         if trigger is not None:
             trigger = self._price_to_precision(request.market_type, symbol, trigger)
-        self._check_minimums(
-            market, amount, price or trigger or self._reference_price(request, market), reduce_only
-        )
+        self._check_minimums(market, amount, price or trigger or reference, reduce_only)
 
         params: dict[str, Any] = {"clientOrderId": request.client_order_id}
         if trigger is not None:
@@ -292,7 +299,7 @@ class CcxtAdapter(ExchangeAdapter):
             and client.options.get("createMarketBuyOrderRequiresPrice")
         ):
             # Upbit-style market buys spend a quote amount: hand ccxt the cost directly.
-            params["cost"] = float(amount * self._reference_price(request, market))
+            params["cost"] = float(amount * (reference or self._reference_price(request, market)))
         log.info(
             "%s 주문 전송: %s %s %s amount=%s price=%s trigger=%s",
             self.display_name,
@@ -470,39 +477,44 @@ class CcxtAdapter(ExchangeAdapter):
         return Decimal(str(self.settings.get("leverage", 1)))
 
     def _size(
-        self, request: OrderRequest, market: dict[str, Any], limit_price: Decimal | None
-    ) -> tuple[str, Decimal, bool]:
-        """(ccxt side, base amount before precision, reduce-only) from qty_per (SPEC §2.1)."""
+        self, request: OrderRequest, market: dict[str, Any], known_price: Decimal | None
+    ) -> tuple[str, Decimal, bool, Decimal | None]:
+        """(ccxt side, base amount before precision, reduce-only, reference price) from qty_per
+        (SPEC §2.1). Balances are read before the ticker: ccxt's throttle spaces a request by
+        its own weight, and the balance is the heavy one."""
         qty_per = request.qty_per
         if qty_per is None or qty_per == 0:
             raise OrderRejected(_("qty_per is required"))
         side = request.side.lower()
+
+        def price() -> Decimal:
+            return known_price or self._reference_price(request, market)
+
         if request.is_close:
             fraction = min(abs(qty_per), HUNDRED) / HUNDRED
-            position = (
-                self.position(request.market_type, request.symbol)
-                if request.market_type == "FUTURES"
-                else None
-            )
             if request.market_type != "FUTURES":
                 free = self._free(request.market_type, market["base"])
                 if free <= 0:
                     raise OrderRejected(_("No long position to close"))
-                return "sell", free * fraction, False
-            assert position is not None
+                return "sell", free * fraction, False, price()
+            position = self.position(request.market_type, request.symbol)
             if position == 0 or (side == "sell" and position < 0) or (side == "buy" and position > 0):
                 raise OrderRejected(
                     _("No short position to close") if side == "buy" else _("No long position to close")
                 )
-            return ("sell" if position > 0 else "buy"), abs(position) * fraction, True
+            # Reduce-only: no notional minimum to check, so no price needed.
+            return ("sell" if position > 0 else "buy"), abs(position) * fraction, True, known_price
         fraction = qty_per / HUNDRED
-        price = limit_price or self._reference_price(request, market)
         if request.market_type == "FUTURES":
             equity = self._total(request.market_type, market["settle"] or market["quote"])
-            return side, equity * fraction * self._leverage() / price, False
+            reference = price()
+            return side, equity * fraction * self._leverage() / reference, False, reference
         if side == "buy":
-            return side, self._free(request.market_type, market["quote"]) * fraction / price, False
-        return side, self._free(request.market_type, market["base"]) * fraction, False
+            free_quote = self._free(request.market_type, market["quote"])
+            reference = price()
+            return side, free_quote * fraction / reference, False, reference
+        free_base = self._free(request.market_type, market["base"])
+        return side, free_base * fraction, False, price()
 
     def _amount_to_precision(self, market_type: str, symbol: str, amount: Decimal) -> Decimal:
         client, _lock = self._client(market_type)
@@ -522,7 +534,7 @@ class CcxtAdapter(ExchangeAdapter):
             raise self._translate(e) from e
 
     def _check_minimums(
-        self, market: dict[str, Any], amount: Decimal, price: Decimal, reduce_only: bool
+        self, market: dict[str, Any], amount: Decimal, price: Decimal | None, reduce_only: bool
     ) -> None:
         """Trading rules checked locally, before any order request is sent."""
         limits = market.get("limits") or {}
@@ -532,11 +544,13 @@ class CcxtAdapter(ExchangeAdapter):
                 _("Order quantity %(amount)s is below the minimum %(minimum)s for %(symbol)s")
                 % {"amount": amount, "minimum": min_amount or 0, "symbol": market["symbol"]}
             )
+        if reduce_only or price is None:
+            return
         min_cost = dec((limits.get("cost") or {}).get("min"))
         if min_cost is None:
             min_cost = VENUE_MIN_COST.get(self.ccxt_id, {}).get(market["quote"])
         notional = (amount * price).quantize(Decimal("0.00000001"), rounding=ROUND_DOWN)
-        if not reduce_only and min_cost is not None and notional < min_cost:
+        if min_cost is not None and notional < min_cost:
             raise OrderRejected(
                 _("Order value %(notional)s is below the minimum order value %(minimum)s for %(symbol)s")
                 % {"notional": notional.normalize(), "minimum": min_cost, "symbol": market["symbol"]}

@@ -227,3 +227,29 @@ def test_fetch_order_by_client_id_finds_futures_conditional_orders(binance_accou
 def test_unknown_symbol_is_rejected(binance_account: Any) -> None:
     with pytest.raises(OrderRejected, match="Binance API 오류: 알 수 없는 심볼입니다: DOGE/USDT"):
         adapter_for(binance_account()).place_order(request(symbol="DOGE/USDT"))
+
+
+def test_a_market_order_reads_the_balance_then_one_ticker_then_places(
+    binance_account: Any, binance_sim: BinanceSim
+) -> None:
+    adapter = adapter_for(binance_account())
+    adapter.market("SPOT", "BTC/USDT")
+    binance_sim.requests.clear()
+
+    adapter.place_order(request())
+
+    assert [(r.method, r.path) for r in binance_sim.requests] == [
+        ("GET", "/api/v3/account"),
+        ("GET", "/api/v3/ticker/24hr"),
+        ("POST", "/api/v3/order"),
+    ]
+
+
+def test_a_reduce_only_close_needs_no_ticker(binance_account: Any, binance_sim: BinanceSim) -> None:
+    binance_sim.positions["BTCUSDT"] = D("0.3")
+    adapter = adapter_for(binance_account())
+    adapter.market("FUTURES", "BTC/USDT")
+
+    adapter.place_order(request(market="FUTURES", side="SELL", qty_per=D("-100")))
+
+    assert binance_sim.seen("/fapi/v1/ticker") == []
