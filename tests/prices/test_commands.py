@@ -102,3 +102,28 @@ def test_simulated_feed_in_background_covers_demo_instruments(settings: object) 
         stop.set()
         time.sleep(0.3)
     assert all(t.name != "pricefeed-simulated" or not t.is_alive() for t in threading.enumerate())
+
+
+@pytest.mark.django_db
+def test_universe_has_watchlist_recent_orders_of_active_strategies_and_tracked_instruments(
+    settings: object, make_strategy: object
+) -> None:
+    from orders.models import Order, WebhookEvent
+    from prices.models import Instrument
+    from prices.universe import universe
+
+    settings.PRICE_WATCHLIST = ["nasd:amzn"]  # type: ignore[attr-defined]
+    active = make_strategy("kr", market_type="DOMESTIC_STOCK")  # type: ignore[operator]
+    inactive = make_strategy("old", market_type="SPOT", is_active=False)  # type: ignore[operator]
+    event = WebhookEvent.objects.create(outcome="accepted", http_status=202)
+    for n, (strategy, market, symbol) in enumerate(
+        [(active, "DOMESTIC_STOCK", "KR000020"), (inactive, "SPOT", "DOGE/USDT")]
+    ):
+        Order.objects.create(
+            webhook=event, strategy=strategy, account=strategy.accounts.first(), sequence=0,
+            market_type=market, symbol=symbol, order_type="MARKET", client_order_id=f"qt{n}",
+        )  # fmt: skip
+    Instrument.objects.create(ticker="123456")
+    ids = universe()
+    assert ids == ["NASD:AMZN", "000020", "123456"]
+    assert "BINANCE:BTC/USDT" in universe(include_demo=True)

@@ -272,3 +272,24 @@ def test_foreign_origin_is_refused_and_own_origin_accepted(settings: Any) -> Non
         assert await attempt(b"https://app.example.net") is True
 
     run(scenario)
+
+
+def test_websocket_stats_count_connections_and_topics() -> None:
+    from prices import wsstats
+
+    async def scenario() -> None:
+        before = wsstats.total_stats()["active_connections"]
+        ws = await _open()
+        try:
+            await _next(ws)
+            await ws.send_json_to({"type": "subscribe", "topic": "price:005930"})
+            await _next(ws)
+            stats = wsstats.total_stats()
+            assert stats["active_connections"] == before + 1
+            assert stats["subscribed_topics"].get("price:005930") == 1
+        finally:
+            await ws.disconnect()
+        after = wsstats.total_stats()
+        assert after["active_connections"] == before and "price:005930" not in after["subscribed_topics"]
+
+    run(scenario)

@@ -154,3 +154,46 @@ def test_redis_mode_tick_from_another_process_reaches_websocket_and_rest(tmp_pat
                 assert kr["prices"]["005930"] == received["005930"]
 
         asyncio.run(scenario())
+
+
+@pytest.mark.redis
+@requires_redis
+@pytest.mark.django_db
+def test_pricefeed_process_feeds_this_process_and_reports_health(tmp_path: Path) -> None:
+    """`manage.py pricefeed` in its own process: its ticks and its health are read here via Redis."""
+    import subprocess
+    import sys
+    import time
+
+    from prices.feeds.health import feed_statuses
+    from prices.services import price_latest
+    from tests.prices.live import ROOT
+
+    env = server_env(tmp_path, REDIS_URL=redis_url(), QT_ALLOW_LOCAL_SECRETS="1")
+    assert manage(env, "migrate", "-v0").returncode == 0
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "pricefeed", "--feeds", "simulated"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while price_latest("BINANCE:BTC/USDT") is None or not feed_statuses():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        status = feed_statuses()[0]
+        assert (
+            status["feed"] == "simulated"
+            and status["running"] is True
+            and status["process"].endswith(f":{proc.pid}")
+        )
+        assert price_latest("005930").feed == "simulated"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    deadline = time.monotonic() + 5
+    while feed_statuses() and feed_statuses()[0]["running"]:
+        assert time.monotonic() < deadline, "a stopped feed must say so"
+        time.sleep(0.1)
