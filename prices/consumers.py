@@ -39,6 +39,10 @@ def _language(scope: dict[str, Any]) -> str:
 class LiveConsumer(AsyncWebsocketConsumer):
     """One browser or bot connection. Topics: ``price:<id>``, and ``orders``/``webhooks`` (staff)."""
 
+    # No channel per connection: the process's hub receives group messages and writes to the
+    # sockets (see prices/hub.py). An alias that names no layer makes channels skip it.
+    channel_layer_alias = "prices-hub-only"
+
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
         broadcast.register_server_loop(loop)
@@ -144,17 +148,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
         return STAFF_TOPICS.get(topic) or broadcast.price_group(topic[6:])
 
     async def _join(self, topic: str) -> None:
-        # Prices fan out through the process's hub; staff events through per-connection groups.
-        if topic in STAFF_TOPICS:
-            await self.channel_layer.group_add(self._group(topic), self.channel_name)
-        else:
-            await self.hub.join(self._group(topic), self)
+        # Every topic fans out through the process's hub (prices/hub.py).
+        await self.hub.join(self._group(topic), self)
 
     async def _leave(self, topic: str) -> None:
-        if topic in STAFF_TOPICS:
-            await self.channel_layer.group_discard(self._group(topic), self.channel_name)
-        else:
-            await self.hub.leave(self._group(topic), self)
+        await self.hub.leave(self._group(topic), self)
 
     def _is_staff(self) -> bool:
         user = self.scope.get("user")
@@ -186,14 +184,3 @@ class LiveConsumer(AsyncWebsocketConsumer):
             raise
         except Exception as exc:  # a dead socket ends the loop quietly
             log.debug("ping loop ended: %s", exc)
-
-    # --- channel-layer events ---------------------------------------------------------
-
-    async def price_update(self, event: dict[str, Any]) -> None:
-        await self.send(text_data=event["text"])
-
-    async def order_update(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "order_update", "order": event.get("order")})
-
-    async def webhook_update(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "webhook_update", "webhook": event.get("webhook")})

@@ -12,12 +12,15 @@ within a process the fan-out is a loop over sockets, in arrival order.
 
 With the in-memory layer (embedded mode: one process) publishers hand ticks to the hub of the
 server's event loop directly (thread-safe), without any queue in between.
-Order and webhook events (low volume, staff only) still use one group member per connection.
+Staff events (groups ``orders`` and ``webhooks``, contract 3) reach connections the same way,
+so a connection needs no channel of its own (the consumer opts out of one: with channels_redis
+hundreds of idle per-connection receivers contend for the process's single receive lock).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import uuid
@@ -60,6 +63,25 @@ def _is_redis_core(layer: Any) -> bool:
     return isinstance(layer, RedisChannelLayer)
 
 
+# Channel-layer events for staff topics (contract 3) -> (group, outgoing message type, payload key).
+EVENT_GROUPS = {"orders", "webhooks"}
+_EVENTS = {
+    "order.update": ("orders", "order_update", "order"),
+    "webhook.update": ("webhooks", "webhook_update", "webhook"),
+}
+
+
+def _frame(message: dict[str, Any]) -> tuple[str, str] | None:
+    """(group, WebSocket text) for a channel-layer message received by a hub."""
+    if "text" in message:
+        return message.get("group", ""), message["text"]
+    event = _EVENTS.get(message.get("type", ""))
+    if event is None:
+        return None
+    group, kind, key = event
+    return group, json.dumps({"type": kind, key: message.get(key)}, ensure_ascii=False, separators=(",", ":"))
+
+
 def hub_for(loop: asyncio.AbstractEventLoop) -> PriceHub:
     hub = _hubs.get(loop)
     if hub is None:
@@ -75,14 +97,15 @@ class PriceHub:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.layer = channel_layer()
-        self.local = isinstance(self.layer, InMemoryChannelLayer) or self.layer is None
+        # In-memory layer: price ticks arrive by dispatch_threadsafe(), never through the layer.
+        self.local = isinstance(self.layer, InMemoryChannelLayer)
         self.channel: str | None = None
         self.members: dict[str, set[Any]] = defaultdict(set)
         self.lock = asyncio.Lock()
         self.tasks: list[asyncio.Task[None]] = []
 
     async def _start(self) -> None:
-        if self.local or self.channel is not None:
+        if self.layer is None or self.channel is not None:
             return
         if _is_redis_core(self.layer):
             # channels_redis keeps all of a process's channels in one Redis list, read by one
@@ -97,7 +120,7 @@ class PriceHub:
             await self._start()
             first = not self.members[group]
             self.members[group].add(consumer)
-            if first and not self.local:
+            if first and self._via_layer(group):
                 await self.layer.group_add(group, self.channel)
 
     async def leave(self, group: str, consumer: Any) -> None:
@@ -108,8 +131,12 @@ class PriceHub:
             members.discard(consumer)
             if not members:
                 del self.members[group]
-                if not self.local:
+                if self._via_layer(group):
                     await self.layer.group_discard(group, self.channel)
+
+    def _via_layer(self, group: str) -> bool:
+        """Staff event groups always travel through the layer; price groups unless local."""
+        return self.layer is not None and (group in EVENT_GROUPS or not self.local)
 
     async def dispatch(self, group: str, text: str) -> None:
         """Send one frame to every local subscriber of ``group`` (in arrival order)."""
@@ -134,7 +161,9 @@ class PriceHub:
                 log.warning("가격 허브 수신 오류: %s", exc)
                 await asyncio.sleep(0.5)
                 continue
-            await self.dispatch(message.get("group", ""), message.get("text", ""))
+            routed = _frame(message)
+            if routed is not None:
+                await self.dispatch(*routed)
 
     async def _rejoin(self) -> None:
         while True:
