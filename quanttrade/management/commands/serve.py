@@ -41,7 +41,7 @@ class EmbeddedWorker:
 
         app.conf.worker_hijack_root_logger = False
         # The in-memory transport polls for messages; 1 s (its default) would be the latency.
-        app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.02}
+        app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.01}
         app.loader.import_default_modules()
         import orders.tasks  # noqa: F401 - make sure the execution tasks are registered
 
@@ -196,6 +196,9 @@ def _run_daphne(host: str, port: int) -> None:
 
     from quanttrade.asgi import application
 
+    # A process started in the background inherits SIGINT as ignored; Ctrl-C / kill -INT must
+    # still stop the server (twisted only takes over the default handler).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     Server(
         application=application,
         endpoints=build_endpoint_description_strings(host=host, port=port),
