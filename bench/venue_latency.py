@@ -129,6 +129,7 @@ def main() -> None:
         stderr=open(Path(data_dir) / "worker.log", "w"),
     )
     results: dict[str, Any] = {}
+    load_before = os.getloadavg()
     try:
         results["baseline_sim_round_trip"] = baseline_round_trip(sim, base_url)
         results["baseline_ccxt_create_order"] = baseline_ccxt(sim, base_url)
@@ -142,6 +143,9 @@ def main() -> None:
         sim.stop()
     print()
     print(
+        f"load average (1 min) before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores"
+    )
+    print(
         f"simulator round trip (signed order POST, requests): {summary(results['baseline_sim_round_trip'])}"
     )
     print(
@@ -151,6 +155,8 @@ def main() -> None:
         per_order, last = results[f"{n}_accounts"]
         print(f"{n:>2} account(s): webhook -> order at venue, every order: {summary(per_order)}")
         print(f"{n:>2} account(s): webhook -> last account's order:       {summary(last)}")
+    for step, values in BREAKDOWN.items():
+        print(f" 1 account: webhook -> {step:<20} {summary(values)}")
     if args.json:
         args.json.write_text(json.dumps({k: v for k, v in results.items()}, default=list))
 
@@ -212,6 +218,9 @@ def baseline_ccxt(sim: Any, base_url: str, count: int = 200) -> list[float]:
     return times
 
 
+BREAKDOWN: dict[str, list[float]] = {}
+
+
 def run(
     n: int, sim: Any, base_url: str, rounds: int, *, throttle: bool, interval: float
 ) -> tuple[list[float], list[float]]:
@@ -249,6 +258,7 @@ def run(
     )
     per_order: list[float] = []
     last: list[float] = []
+    breakdown = BREAKDOWN
     warmup = 3
     for round_ in range(rounds + warmup):
         seen_before = len(sim.seen("/api/v3/order", "POST"))
@@ -261,6 +271,14 @@ def run(
                 raise SystemExit(f"orders did not reach the simulator (round {round_})")
             time.sleep(0.001)
         arrivals = [r.received_at - started for r in sim.seen("/api/v3/order", "POST")[seen_before:]]
+        if n == 1 and round_ >= warmup:
+            # Where the time goes: the first venue request (balance), the ticker, the order.
+            with sim.lock:
+                recent = [r for r in sim.requests if r.received_at >= started]
+            stamps = {r.path: r.received_at - started for r in reversed(recent)}
+            for step in ("/api/v3/account", "/api/v3/ticker/24hr", "/api/v3/order"):
+                if step in stamps:
+                    breakdown.setdefault(step, []).append(stamps[step])
         if round_ >= warmup:  # the first webhooks load each account's markets
             per_order.extend(arrivals)
             last.append(max(arrivals))
