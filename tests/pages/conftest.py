@@ -1,16 +1,21 @@
 """Browser-test machinery: the real product in a subprocess, Debian's Chromium through Playwright.
 
 The server is started with ``manage.py serve`` from a temporary data folder, after ``migrate`` and
-``seed_demo --json``. With REDIS_URL set (CI) it runs in distributed mode — SQLite file + Redis
+``seed_demo --json``. When Redis is available it runs in distributed mode — SQLite file + Redis
 (cache, channel layer, broker) + a separate ``celery worker`` process — so that another process
-(``manage.py publish_price``) can publish into its price layer. Without REDIS_URL it runs in
-embedded mode and the tests that need a second publisher are skipped.
+(``manage.py publish_price``) can publish into its price layer. Otherwise it runs in embedded
+mode and the tests that need a second publisher are skipped.
+
+Redis: a private ``redis-server`` on a free port when the binary is installed (CI installs it).
+Sharing the suite's REDIS_URL database is only the fallback: the suite's session-wide Celery
+worker consumes that broker too and would steal this server's tasks.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -58,14 +63,75 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _spawn_logged(
+    args: list[str], log_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    log = log_path.open("ab")
+    return subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM the process group we started (then SIGKILL if it lingers)."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+class PrivateRedis:
+    """A throwaway redis-server on a free loopback port, no persistence."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        binary = shutil.which("redis-server") or "redis-server"
+        self.proc = _spawn_logged(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(data_dir),
+            ],
+            data_dir / "redis.log",
+        )
+        import redis
+
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1).ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("the private redis-server did not start") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        _stop_process(self.proc)
+
+
 class ProductServer:
     """`manage.py serve` (plus a Celery worker in distributed mode) in child processes."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, redis_url: str | None) -> None:
         self.data_dir = data_dir
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.distributed = bool(os.environ.get("REDIS_URL"))
+        self.distributed = bool(redis_url)
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
         env.update(
             {
@@ -80,9 +146,15 @@ class ProductServer:
                 "PRICE_FEEDS": "",
             }
         )
-        if self.distributed:
+        env.pop("REDIS_URL", None)
+        env.pop("CELERY_BROKER_URL", None)
+        if redis_url:
             env.update(
-                {"DATABASE_URL": f"sqlite:///{data_dir / 'db.sqlite3'}", "QT_ALLOW_LOCAL_SECRETS": "1"}
+                {
+                    "REDIS_URL": redis_url,
+                    "DATABASE_URL": f"sqlite:///{data_dir / 'db.sqlite3'}",
+                    "QT_ALLOW_LOCAL_SECRETS": "1",
+                }
             )
         self.env = env
         self.server: subprocess.Popen[bytes] | None = None
@@ -113,10 +185,7 @@ class ProductServer:
 
     # --- processes --------------------------------------------------------------------
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
-        log = (self.data_dir / log_name).open("ab")
-        return subprocess.Popen(
-            args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        return _spawn_logged(args, self.data_dir / log_name, self.env)
 
     def start(self) -> None:
         self.server = self._spawn(
@@ -145,29 +214,18 @@ class ProductServer:
             time.sleep(0.2)
         raise RuntimeError("serve did not become ready:\n" + self.log_tail())
 
-    @staticmethod
-    def _stop(proc: subprocess.Popen[bytes] | None) -> None:
-        if proc is None or proc.poll() is not None:
-            return
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-
     def stop_server(self) -> None:
-        self._stop(self.server)
+        _stop_process(self.server)
         self.server = None
 
     def stop(self) -> None:
         self.stop_server()
-        self._stop(self.worker)
+        _stop_process(self.worker)
         self.worker = None
 
     def log_tail(self, lines: int = 40) -> str:
         out = []
-        for name in ("serve.log", "worker.log"):
+        for name in ("serve.log", "worker.log", "redis.log"):
             path = self.data_dir / name
             if path.exists():
                 out.append(f"--- {name} ---")
@@ -179,13 +237,18 @@ class ProductServer:
 def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProductServer]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    server = ProductServer(tmp_path_factory.mktemp("qt-browser"))
-    server.setup()
-    server.start()
+    data_dir = tmp_path_factory.mktemp("qt-browser")
+    private_redis = PrivateRedis(data_dir) if shutil.which("redis-server") else None
+    redis_url = private_redis.url if private_redis else os.environ.get("REDIS_URL")
+    server = ProductServer(data_dir, redis_url)
     try:
+        server.setup()
+        server.start()
         yield server
     finally:
         server.stop()
+        if private_redis:
+            private_redis.stop()
 
 
 @pytest.fixture(scope="module")

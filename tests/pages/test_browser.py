@@ -1,7 +1,8 @@
 """The pages in headless Chromium against the real product (`manage.py serve`).
 
 See conftest.py for how the server runs. Tests that need a second process to publish prices
-(`manage.py publish_price`) need REDIS_URL (CI sets it) and are skipped without it.
+(`manage.py publish_price`) need Redis (a private redis-server, else REDIS_URL) and are skipped
+without it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def login(page: Any, product: ProductServer) -> None:
 
 def needs_redis(product: ProductServer) -> None:
     if not product.distributed:
-        pytest.skip("needs REDIS_URL: in embedded mode a second process cannot publish into the server")
+        pytest.skip(
+            "needs Redis (redis-server or REDIS_URL): in embedded mode a second process cannot publish"
+        )
 
 
 def wait_connected(page: Any) -> None:
