@@ -368,6 +368,7 @@ class KisSim(SimServer):
                 and fields["INQR_STRT_DT"] <= o["ord_dt"] <= fields["INQR_END_DT"]
                 and (not fields.get("PDNO") or o["pdno"] == fields["PDNO"])
                 and (not fields.get("ODNO") or o["odno"] == fields["ODNO"])
+                and (fields["CCLD_DVSN"] != "02" or (not o["cancelled"] and o["filled"] < o["qty"]))
             ]
         return ok(
             None, output1=rows, output2={"tot_ord_qty": str(len(rows))}, ctx_area_fk100="", ctx_area_nk100=""

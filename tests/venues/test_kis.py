@@ -457,6 +457,26 @@ def test_cancel_all_domestic_for_one_symbol(kis_account: Any, kis_sim: KisSim) -
     assert adapter.cancel_all("DOMESTIC_STOCK", None) == 1
 
 
+def test_cancel_all_domestic_on_a_virtual_account_lists_unfilled_orders(kis_account: Any) -> None:
+    sim = KisSim(virtual=True)
+    sim.start()
+    try:
+        account = kis_account("kis-virtual")
+        account.is_testnet = True
+        account.settings = {**account.settings, "api_base_url": sim.base_url}
+        account.save()
+        adapter = adapter_for(account)
+        adapter.place_order(req(cid="a", order_type="LIMIT", price=D("60000"), qty_per=D("1")))
+        adapter.place_order(req(cid="b", qty_per=D("1")))  # market: filled, nothing to cancel
+
+        assert adapter.cancel_all("DOMESTIC_STOCK", None) == 1
+        assert [o["cancelled"] for o in sim.orders] == [True, False]
+        assert sim.seen("/uapi/domestic-stock/v1/trading/inquire-psbl-rvsecncl") == []
+        assert sim.seen("/uapi/domestic-stock/v1/trading/order-rvsecncl")[0].header("tr_id") == "VTTC0013U"
+    finally:
+        sim.stop()
+
+
 def test_cancel_all_overseas(kis_account: Any, kis_sim: KisSim) -> None:
     adapter = adapter_for(kis_account())
     adapter.place_order(

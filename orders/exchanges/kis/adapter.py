@@ -486,7 +486,9 @@ class KisAdapter(ExchangeAdapter):
             return size
         return Decimal(0)
 
-    def _domestic_orders_today(self, pdno: str = "", odno: str = "") -> list[dict[str, Any]]:
+    def _domestic_orders_today(
+        self, pdno: str = "", odno: str = "", *, unfilled_only: bool = False
+    ) -> list[dict[str, Any]]:
         today = datetime.now(KST).strftime("%Y%m%d")
         data = self.client.request(
             "GET",
@@ -498,7 +500,7 @@ class KisAdapter(ExchangeAdapter):
                 "INQR_END_DT": today,
                 "SLL_BUY_DVSN_CD": "00",
                 "PDNO": pdno,
-                "CCLD_DVSN": "00",
+                "CCLD_DVSN": "02" if unfilled_only else "00",
                 "INQR_DVSN": "00",
                 "INQR_DVSN_3": "00",
                 "ORD_GNO_BRNO": "",
@@ -577,7 +579,11 @@ class KisAdapter(ExchangeAdapter):
             _("KIS does not support cancelling all orders for %(market)s") % {"market": market_type}
         )
 
-    def _cancel_domestic(self, symbol: str | None) -> int:
+    def _domestic_open_orders(self) -> list[dict[str, Any]]:
+        if self.client.virtual:
+            # 모의투자 has no cancellable-orders inquiry: today's unfilled orders instead.
+            rows = self._domestic_orders_today(unfilled_only=True)
+            return [r for r in rows if r.get("cncl_yn") != "Y" and dec(r.get("rmn_qty")) > 0]
         data = self.client.request(
             "GET",
             "/uapi/domestic-stock/v1/trading/inquire-psbl-rvsecncl",
@@ -590,9 +596,12 @@ class KisAdapter(ExchangeAdapter):
                 "CTX_AREA_NK100": "",
             },
         )
+        return list(data.get("output") or [])
+
+    def _cancel_domestic(self, symbol: str | None) -> int:
         count = 0
         pdno = self._pdno(symbol) if symbol else None
-        for row in data.get("output") or []:
+        for row in self._domestic_open_orders():
             if pdno and row.get("pdno") != pdno:
                 continue
             self.client.request(
