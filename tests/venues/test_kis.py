@@ -657,3 +657,21 @@ def test_unanswered_overseas_order_is_not_resent_blindly(kis_account: Any, kis_s
 
 def test_fetch_order_by_client_id_of_a_never_sent_order_is_none(kis_account: Any) -> None:
     assert adapter_for(kis_account()).fetch_order_by_client_id(req(cid="never")) is None
+
+
+def test_a_token_close_to_its_expiry_is_replaced_before_use(kis_account: Any, kis_sim: KisSim) -> None:
+    import time
+
+    adapter = adapter_for(kis_account())
+    old = adapter.client.token()
+    # 30 minutes left: inside the refresh window; the one-a-minute marker has passed.
+    cache.set(adapter.client._token_key, {"access_token": old, "expires_at": time.time() + 1800})
+    cache.delete(adapter.client._token_issued_key)
+    kis_sim.last_token_at.clear()
+
+    new = adapter.client.token()
+
+    assert new != old
+    assert kis_sim.token_requests == 2
+    assert adapter.client.token() == new  # cached again: no third request
+    assert kis_sim.token_requests == 2
