@@ -57,6 +57,9 @@ class ExecutionRetry(Exception):  # noqa: N818 - a signal to the task, not an er
         super().__init__(countdown)
 
 
+# States a venue's later news may still change (a fill found by the paper matcher may arrive
+# before the worker has recorded the placement: it wins, the worker's stale answer is dropped).
+SYNCABLE_STATUSES = (OrderStatus.SUBMITTED, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
 # An order `submitted` this many times ORDER_STALE_AFTER_SECONDS ago is presumed orphaned.
 SUBMITTED_STALE_FACTOR = 4
 
@@ -164,31 +167,30 @@ def order_claim(order_id: UUID) -> Order | None:
     return order
 
 
-def order_record(order: Order, result: OrderResult) -> Order:
-    """Store the venue's answer on the order and push it."""
-    order.status = result.status
-    order.exchange_order_id = result.exchange_order_id or order.exchange_order_id
+def order_record(
+    order: Order, result: OrderResult, *, expect: Iterable[str] = (OrderStatus.SUBMITTED,)
+) -> bool:
+    """Store the venue's answer on the order and push it — only while the order is still in one
+    of the ``expect`` statuses, so a late writer never overwrites a newer state (a worker
+    recording `open` after the paper matcher already recorded the fill). Returns True when stored."""
+    fields: dict[str, Any] = {
+        "status": result.status,
+        "exchange_order_id": result.exchange_order_id or order.exchange_order_id,
+        "filled_qty": result.filled_qty,
+        "avg_price": result.avg_price,
+        "message": result.message,
+        "updated_at": timezone.now(),
+    }
     if result.quantity is not None:
-        order.quantity = result.quantity
-    order.filled_qty = result.filled_qty
-    order.avg_price = result.avg_price
-    order.message = result.message
+        fields["quantity"] = result.quantity
     if result.cancelled_orders is not None:
-        order.cancelled_orders = result.cancelled_orders
-    order.save(
-        update_fields=[
-            "status",
-            "exchange_order_id",
-            "quantity",
-            "filled_qty",
-            "avg_price",
-            "message",
-            "cancelled_orders",
-            "updated_at",
-        ]
-    )
+        fields["cancelled_orders"] = result.cancelled_orders
+    if not Order.objects.filter(pk=order.pk, status__in=list(expect)).update(**fields):
+        return False
+    for name, value in fields.items():
+        setattr(order, name, value)
     order_broadcast(order)
-    return order
+    return True
 
 
 def _order_fail(order: Order, status: str, message: str) -> None:
@@ -205,17 +207,26 @@ def _requeue(order: Order, message: str) -> None:
 
 def _cancel_all(adapter: ExchangeAdapter, order: Order) -> OrderResult:
     count = adapter.cancel_all(order.market_type, order.symbol or None)
-    # The venue cancelled them: the product's resting orders of that account follow.
+    # The product's resting orders of that account follow the venue: each takes the venue's
+    # state (cancelled, or filled just before the cancel); one the venue cannot find by client
+    # id is taken as cancelled.
     resting = Order.objects.filter(
         account_id=order.account_id, market_type=order.market_type, status__in=LIVE_STATUSES
     ).exclude(pk=order.pk)
     if order.symbol:
         resting = resting.filter(symbol=order.symbol)
     for other in resting.select_related("account"):
-        other.status = OrderStatus.CANCELLED
-        other.message = _("Cancelled by CANCEL_ALL_ORDER")
-        other.save(update_fields=["status", "message", "updated_at"])
-        order_broadcast(other)
+        known = adapter.fetch_order_by_client_id(order_request(other))
+        if known is None:
+            known = OrderResult(
+                status=OrderStatus.CANCELLED,
+                exchange_order_id=other.exchange_order_id,
+                quantity=other.quantity,
+                filled_qty=other.filled_qty,
+                avg_price=other.avg_price,
+                message=_("Cancelled by CANCEL_ALL_ORDER"),
+            )
+        order_record(other, known, expect=LIVE_STATUSES)
     if count == 0:
         message = _("No open orders to cancel")
     else:
@@ -376,8 +387,8 @@ def paper_orders_sync(papers: Iterable[PaperOrder]) -> int:
         for order in Order.objects.filter(client_order_id=paper.client_order_id).select_related("account"):
             if order.status == paper.status and order.filled_qty == paper.filled:
                 continue
-            order_record(order, paper_result(paper))
-            synced += 1
+            if order_record(order, paper_result(paper), expect=SYNCABLE_STATUSES):
+                synced += 1
     return synced
 
 

@@ -21,7 +21,14 @@ from orders.exchanges.base import OrderRequest, OrderResult, OrderUncertain, Ret
 from orders.exchanges.paper import PaperAdapter
 from orders.models import Order, PaperBalance, PaperOrder, WebhookEvent, WebhookOutcome
 from orders.selectors import webhook_result
-from orders.services import ExecutionRetry, account_orders_execute, orders_sweep
+from orders.services import (
+    ExecutionRetry,
+    account_orders_execute,
+    order_claim,
+    order_record,
+    order_request,
+    orders_sweep,
+)
 from orders.tasks import execute_account_orders, paper_match
 
 D = Decimal
@@ -163,6 +170,47 @@ def test_paper_match_fills_a_resting_order_and_pushes_its_new_status(
     assert message["order"]["avg_price"] == "39500" and message["order"]["filled_qty"] == "0.025"
     json.dumps(message)  # JSON-safe
     assert paper_match() == 0
+
+
+@pytest.mark.django_db
+def test_a_fill_found_by_the_matcher_is_not_overwritten_by_the_workers_late_answer(
+    make_strategy: Any, make_account: Any, publish_price: Any
+) -> None:
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(
+        make_strategy(accounts=[account]),
+        [account],
+        [{"side": "BUY", "order_type": "LIMIT", "price": 40000, "qty_per": 10}],
+    )
+    publish_price("BINANCE:BTC/USDT", "50000")
+    order = order_claim(Order.objects.get(webhook=event).pk)
+    answer = PaperAdapter(account).place_order(order_request(order))  # the venue says: open
+    publish_price("BINANCE:BTC/USDT", "39000")
+    assert paper_match() == 1  # the matcher fills it before the worker records its answer
+    assert order_record(order, answer) is False
+    order.refresh_from_db()
+    assert (order.status, order.avg_price) == ("filled", D("39000"))
+
+
+@pytest.mark.django_db
+def test_cancel_all_records_a_resting_order_the_venue_filled_first_as_filled(
+    make_strategy: Any, make_account: Any, publish_price: Any
+) -> None:
+    from orders.exchanges.paper import paper_match as venue_match  # fills without syncing Orders
+
+    account = make_account("a1", balances={"USDT": "10000"})
+    strategy = make_strategy(accounts=[account])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    limit = make_orders(
+        strategy, [account], [{"side": "BUY", "order_type": "LIMIT", "price": 40000, "qty_per": 10}]
+    )
+    account_orders_execute(limit.id, account.pk)
+    publish_price("BINANCE:BTC/USDT", "39000")
+    assert len(venue_match()) == 1
+    cancel = make_orders(strategy, [account], [{"order_type": "CANCEL_ALL_ORDER"}])
+    account_orders_execute(cancel.id, account.pk)
+    assert statuses(limit) == ["filled"]
+    assert Order.objects.get(webhook=cancel).cancelled_orders == 0
 
 
 class UncertainPaper(PaperAdapter):
