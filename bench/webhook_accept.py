@@ -167,6 +167,13 @@ def group_cpu_seconds(pgid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def idle_cpu_rate(pgid: int, seconds: float) -> float:
+    """CPU seconds per second that process group ``pgid`` uses while no request arrives."""
+    started, cpu = time.monotonic(), group_cpu_seconds(pgid)
+    time.sleep(seconds)
+    return (group_cpu_seconds(pgid) - cpu) / (time.monotonic() - started)
+
+
 def server_command(server: str, app: str, port: int) -> list[str]:
     """The command line of ``server`` serving ``app``; app "serve" = `manage.py serve` (embedded)."""
     if app == "serve":
@@ -369,10 +376,10 @@ def run_target(
         wait_http(port, proc, "/" if target == "bare" else "/healthz", log)
         url = f"http://127.0.0.1:{port}/api/webhook"
         asyncio.run(_serial(url, body, 20, 202))  # first requests pay for lazy imports and connections
-        # Background CPU (embedded: price feed, paper matcher, sweep) is subtracted per second.
-        idle_start, idle_cpu = time.monotonic(), group_cpu_seconds(proc.pid)
-        time.sleep(2)
-        idle_rate = (group_cpu_seconds(proc.pid) - idle_cpu) / (time.monotonic() - idle_start)
+        # Background CPU (embedded: price feed, paper matcher, sweep) is subtracted per second;
+        # measured once the warm-up's orders have been executed, as the lower of two windows.
+        time.sleep(1.5)
+        idle_rate = min(idle_cpu_rate(proc.pid, 1.5) for _ in range(2))
         for rate in [0, *args.rates]:
             if rate and args.warmup > 0:
                 asyncio.run(_load(url, body, rate, args.warmup, 202))
