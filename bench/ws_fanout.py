@@ -177,7 +177,17 @@ async def run_clients(
     connect_seconds = time.monotonic() - t0
     readers = [asyncio.create_task(read(i, ws)) for i, ws in enumerate(connections)]
     await start()
-    await asyncio.sleep(duration + 3)  # publishing time plus a drain period
+    # Publishing time, then drain: wait until nothing has arrived for 2 s (at most 60 s), so a
+    # slow layer shows up as latency and only ticks that never arrive count as dropped.
+    await asyncio.sleep(duration)
+    last, quiet_since, deadline = -1, time.monotonic(), time.monotonic() + 60
+    while time.monotonic() < deadline:
+        total = sum(received)
+        if total != last:
+            last, quiet_since = total, time.monotonic()
+        elif time.monotonic() - quiet_since >= 2:
+            break
+        await asyncio.sleep(0.2)
     for ws in connections:
         await ws.close()
     await asyncio.gather(*readers, return_exceptions=True)
