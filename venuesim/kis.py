@@ -160,7 +160,11 @@ class KisSim(SimServer):
             ("POST", f"{o}/order-rvsecncl"): self.overseas_cancel,
             ("POST", f"{dfo}/order"): self.dfo_order,
             ("GET", f"{dfo}/inquire-balance"): self.dfo_balance,
+            ("GET", f"{dfo}/inquire-ccnl"): self.dfo_orders,
+            ("POST", f"{dfo}/order-rvsecncl"): self.dfo_cancel,
             ("POST", f"{ofo}/order"): self.ofo_order,
+            ("GET", f"{ofo}/inquire-ccld"): self.ofo_orders,
+            ("POST", f"{ofo}/order-rvsecncl"): self.ofo_cancel,
             ("GET", f"{ofo}/inquire-unpd"): self.ofo_unpd,
         }
 
@@ -696,6 +700,89 @@ class KisSim(SimServer):
             if q
         ]
         return ok(rows, ctx_area_fk100="", ctx_area_nk100="")
+
+    def dfo_orders(self, request: Request) -> dict[str, Any]:
+        fields = self._auth(
+            request, self._tr("TTTO5201R"), ("STRT_ORD_DT", "END_ORD_DT", "CCLD_NCCS_DVSN", "SORT_SQN")
+        )
+        unfilled = fields["CCLD_NCCS_DVSN"] == "02"
+        with self.lock:
+            rows = [
+                {
+                    "ord_dt": o["ord_dt"],
+                    "odno": o["odno"],
+                    "orgn_odno": "",
+                    "pdno": o["pdno"],
+                    "sll_buy_dvsn_cd": "01" if o["side"] == "SELL" else "02",
+                    "nmpr_type_cd": o["dvsn"],
+                    "ord_qty": fmt(o["qty"]),
+                    "qty": fmt(o["qty"] - o["filled"]) if not o["cancelled"] else "0",
+                    "tot_ccld_qty": fmt(o["filled"]),
+                    "rjct_qty": "0",
+                }
+                for o in self.orders
+                if o["market"] == "dfo" and (not unfilled or (not o["cancelled"] and o["filled"] < o["qty"]))
+            ]
+        return ok(
+            None, output1=rows, output2={"tot_ord_qty": str(len(rows))}, ctx_area_fk200="", ctx_area_nk200=""
+        )
+
+    def dfo_cancel(self, request: Request) -> dict[str, Any]:
+        trs = ("VTTO1103U",) if self.virtual else ("TTTO1103U", "TTTN1103U")
+        fields = self._auth(
+            request,
+            trs,
+            (
+                "ORD_PRCS_DVSN_CD",
+                "RVSE_CNCL_DVSN_CD",
+                "ORGN_ODNO",
+                "ORD_QTY",
+                "UNIT_PRICE",
+                "NMPR_TYPE_CD",
+                "KRX_NMPR_CNDT_CD",
+                "RMN_QTY_YN",
+                "ORD_DVSN_CD",
+            ),
+            form="body",
+        )
+        if fields["RVSE_CNCL_DVSN_CD"] != "02":
+            raise fail("APBK1680", "정정취소구분코드를 확인하세요.", 200)
+        return self._cancel("dfo", fields["ORGN_ODNO"])
+
+    def ofo_orders(self, request: Request) -> dict[str, Any]:
+        fields = self._auth(request, ("OTFM3116R",), ("CCLD_NCCS_DVSN", "SLL_BUY_DVSN_CD", "FUOP_DVSN"))
+        unfilled = fields["CCLD_NCCS_DVSN"] == "03"
+        with self.lock:
+            rows = [
+                {
+                    "ord_dt": o["ord_dt"],
+                    "odno": o["odno"],
+                    "orgn_ord_dt": "",
+                    "orgn_odno": "",
+                    "ovrs_futr_fx_pdno": o["pdno"],
+                    "sll_buy_dvsn_cd": "01" if o["side"] == "SELL" else "02",
+                    "fm_ord_qty": fmt(o["qty"]),
+                    "fm_ccld_qty": fmt(o["filled"]),
+                    "fm_ord_rmn_qty": fmt(o["qty"] - o["filled"]) if not o["cancelled"] else "0",
+                }
+                for o in self.orders
+                if o["market"] == "ofo" and (not unfilled or (not o["cancelled"] and o["filled"] < o["qty"]))
+            ]
+        return ok(rows, ctx_area_fk200="", ctx_area_nk200="")
+
+    def ofo_cancel(self, request: Request) -> dict[str, Any]:
+        if self.virtual:
+            raise fail("OPSQ0002", "모의투자에서는 해당업무가 제공되지 않습니다.", 200)
+        fields = self._auth(request, ("OTFM3003U",), ("ORGN_ORD_DT", "ORGN_ODNO"), form="body")
+        with self.lock:
+            if not any(
+                o["market"] == "ofo"
+                and o["odno"] == fields["ORGN_ODNO"]
+                and o["ord_dt"] == fields["ORGN_ORD_DT"]
+                for o in self.orders
+            ):
+                raise fail("APBK0918", "정정/취소할 수량이 없습니다.", 200)
+        return self._cancel("ofo", fields["ORGN_ODNO"])
 
     # --- for tests --------------------------------------------------------------------
     def order_requests(self) -> list[Request]:

@@ -477,6 +477,36 @@ def test_cancel_all_domestic_on_a_virtual_account_lists_unfilled_orders(kis_acco
         sim.stop()
 
 
+def test_cancel_all_domestic_futureoption(kis_account: Any, kis_sim: KisSim) -> None:
+    adapter = adapter_for(kis_account(product_code="03", session="day"))
+    fo = "DOMESTIC_FUTUREOPTION"
+    adapter.place_order(
+        req(fo, cid="a", symbol="101TC000", order_type="LIMIT", price=D("300"), qty_per=D("1"))
+    )
+    adapter.place_order(req(fo, cid="b", symbol="201PC260", order_type="LIMIT", price=D("4"), qty_per=D("1")))
+    adapter.place_order(req(fo, cid="c", symbol="101TC000", qty_per=D("1")))  # market: filled
+
+    assert adapter.cancel_all(fo, "101TC000") == 1
+    assert [o["cancelled"] for o in kis_sim.orders] == [True, False, False]
+    assert (
+        kis_sim.seen("/uapi/domestic-futureoption/v1/trading/order-rvsecncl")[0].header("tr_id")
+        == "TTTO1103U"
+    )
+
+
+def test_cancel_all_overseas_futureoption(kis_account: Any, kis_sim: KisSim) -> None:
+    adapter = adapter_for(kis_account(product_code="08"))
+    params = {"exchange_code": "CME", "contract_month": "H5"}
+    fo = "OVERSEAS_FUTUREOPTION"
+    adapter.place_order(
+        req(fo, symbol="NQH5", order_type="LIMIT", price=D("15000"), qty_per=D("1"), params=params)
+    )
+
+    assert adapter.cancel_all(fo, None) == 1
+    assert kis_sim.orders[0]["cancelled"] is True
+    assert adapter.cancel_all(fo, None) == 0
+
+
 def test_cancel_all_overseas(kis_account: Any, kis_sim: KisSim) -> None:
     adapter = adapter_for(kis_account())
     adapter.place_order(

@@ -303,8 +303,9 @@ class KisAdapter(ExchangeAdapter):
             tr_id = self.client.tr(market.sell, market.virtual_sell)
         return "/uapi/overseas-stock/v1/trading/order", tr_id, body
 
-    def _session(self, request: OrderRequest) -> str:
-        session = str(request.params.get("session") or self.settings.get("session") or "").lower()
+    def _session(self, params: dict[str, Any]) -> str:
+        """day | night for domestic F&O: params/settings "session", else by the KST clock."""
+        session = str(params.get("session") or self.settings.get("session") or "").lower()
         if session in ("day", "night"):
             return session
         hour = datetime.now(KST).hour
@@ -333,7 +334,7 @@ class KisAdapter(ExchangeAdapter):
             "FUOP_ITEM_DVSN_CD": "",
             "ORD_DVSN_CD": kind,
         }
-        night = self._session(request) == "night" and not self.client.virtual
+        night = self._session(request.params) == "night" and not self.client.virtual
         tr_id = "STTN1101U" if night else self.client.tr("TTTO1101U")
         return "/uapi/domestic-futureoption/v1/trading/order", tr_id, body
 
@@ -575,6 +576,10 @@ class KisAdapter(ExchangeAdapter):
             return self._cancel_domestic(symbol)
         if market_type == "OVERSEAS_STOCK":
             return self._cancel_overseas(symbol)
+        if market_type == "DOMESTIC_FUTUREOPTION":
+            return self._cancel_domestic_fo(symbol)
+        if market_type == "OVERSEAS_FUTUREOPTION":
+            return self._cancel_overseas_fo(symbol)
         raise OrderRejected(
             _("KIS does not support cancelling all orders for %(market)s") % {"market": market_type}
         )
@@ -658,4 +663,91 @@ class KisAdapter(ExchangeAdapter):
                     },
                 )
                 count += 1
+        return count
+
+    def _cancel_domestic_fo(self, symbol: str | None) -> int:
+        today = datetime.now(KST).strftime("%Y%m%d")
+        data = self.client.request(
+            "GET",
+            "/uapi/domestic-futureoption/v1/trading/inquire-ccnl",
+            self.client.tr("TTTO5201R"),
+            params={
+                **self._account(),
+                "STRT_ORD_DT": today,
+                "END_ORD_DT": today,
+                "SLL_BUY_DVSN_CD": "00",
+                "CCLD_NCCS_DVSN": "02",
+                "SORT_SQN": "DS",
+                "PDNO": "",
+                "STRT_ODNO": "",
+                "MKET_ID_CD": "",
+                "CTX_AREA_FK200": "",
+                "CTX_AREA_NK200": "",
+            },
+        )
+        night = self._session({}) == "night"
+        tr_id = "TTTN1103U" if night and not self.client.virtual else self.client.tr("TTTO1103U")
+        count = 0
+        for row in data.get("output1") or data.get("output") or []:
+            if (symbol and row.get("pdno") != symbol.upper()) or dec(row.get("qty")) <= 0:
+                continue
+            kind = str(row.get("nmpr_type_cd") or "01")
+            self.client.request(
+                "POST",
+                "/uapi/domestic-futureoption/v1/trading/order-rvsecncl",
+                tr_id,
+                body={
+                    "ORD_PRCS_DVSN_CD": "02",
+                    **self._account(),
+                    "RVSE_CNCL_DVSN_CD": "02",
+                    "ORGN_ODNO": str(row.get("odno")),
+                    "ORD_QTY": "0",
+                    "UNIT_PRICE": "0",
+                    "NMPR_TYPE_CD": kind,
+                    "KRX_NMPR_CNDT_CD": "0",
+                    "RMN_QTY_YN": "Y",
+                    "ORD_DVSN_CD": kind,
+                    "FUOP_ITEM_DVSN_CD": "",
+                },
+            )
+            count += 1
+        return count
+
+    def _cancel_overseas_fo(self, symbol: str | None) -> int:
+        data = self.client.request(
+            "GET",
+            "/uapi/overseas-futureoption/v1/trading/inquire-ccld",
+            "OTFM3116R",
+            params={
+                **self._account(),
+                "CCLD_NCCS_DVSN": "03",
+                "SLL_BUY_DVSN_CD": "%%",
+                "FUOP_DVSN": "00",
+                "CTX_AREA_FK200": "",
+                "CTX_AREA_NK200": "",
+            },
+        )
+        count = 0
+        for row in data.get("output") or []:
+            if (symbol and row.get("ovrs_futr_fx_pdno") != symbol.upper()) or dec(
+                row.get("fm_ord_rmn_qty")
+            ) <= 0:
+                continue
+            self.client.request(
+                "POST",
+                "/uapi/overseas-futureoption/v1/trading/order-rvsecncl",
+                "OTFM3003U",
+                body={
+                    **self._account(),
+                    "ORGN_ORD_DT": str(row.get("ord_dt")),
+                    "ORGN_ODNO": str(row.get("odno")),
+                    "FM_LIMIT_ORD_PRIC": "",
+                    "FM_STOP_ORD_PRIC": "",
+                    "FM_LQD_LMT_ORD_PRIC": "",
+                    "FM_LQD_STOP_ORD_PRIC": "",
+                    "FM_HDGE_ORD_SCRN_YN": "N",
+                    "FM_MKPR_CVSN_YN": "N",
+                },
+            )
+            count += 1
         return count
