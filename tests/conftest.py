@@ -119,7 +119,7 @@ def celery_worker(transactional_db: None, _celery_worker_session: Any) -> Any:
     return _celery_worker_session
 
 
-def wait_for_orders(timeout: float = 15.0, settled: Any = None, **filters: Any) -> list[Any]:
+def wait_for_orders(timeout: float = 30.0, settled: Any = None, **filters: Any) -> list[Any]:
     """Poll the DB until every Order matching ``filters`` has left queued/submitted (or reached
     one of ``settled`` statuses); returns them. Fails the test on timeout."""
     import time
@@ -145,10 +145,8 @@ def wait_orders() -> Callable[..., list[Any]]:
 
 
 def _clear_prices() -> None:
-    try:
-        from prices.store import price_store
-    except ImportError:  # the price layer before its store existed kept ticks in the cache
-        return
+    from prices.store import price_store
+
     price_store().clear()
 
 
