@@ -65,3 +65,11 @@ def test_paper_balances_are_editable_on_the_account_page(staff: Client, make_acc
     assert page.status_code == 200
     assert 'name="paper_balances-0-free"' in page.content.decode()
     assert PaperBalance.objects.get(account=account).free == 100
+
+
+def test_order_page_shows_every_field_read_only(staff: Client, event: WebhookEvent) -> None:
+    order = Order.objects.get(webhook=event)
+    page = staff.get(f"/admin/orders/order/{order.pk}/change/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert order.client_order_id in body and 'name="_save"' not in body
