@@ -76,6 +76,30 @@ def binance_sim() -> Iterator[dict[str, Any]]:
                 body: Any = EXCHANGE_INFO
             elif self.path.startswith("/api/v3/ticker/24hr"):
                 body = state["tickers"]
+            elif self.path.startswith("/api/v3/klines"):
+                day = 86_400_000
+                body = [
+                    [
+                        1_771_200_000_000 + n * day,
+                        o,
+                        h,
+                        lo,
+                        c,
+                        v,
+                        1_771_200_000_000 + (n + 1) * day - 1,
+                        "0",
+                        1,
+                        "0",
+                        "0",
+                        "0",
+                    ]
+                    for n, (o, h, lo, c, v) in enumerate(
+                        [
+                            ("67000.10", "68000", "66000", "67500.25", "1000.5"),
+                            ("67500.25", "69000", "67000", "68900.75", "900"),
+                        ]
+                    )
+                ]
             else:
                 self.send_response(404)
                 self.end_headers()
@@ -253,3 +277,20 @@ def test_watch_falls_back_to_polling_when_the_stream_fails(binance_sim: dict[str
     finally:
         stop.set()
         thread.join(10)
+
+
+@pytest.mark.django_db
+def test_collect_daily_from_ccxt_ohlcv(binance_sim: dict[str, Any]) -> None:
+    import ccxt
+
+    from prices.daily import bars_from_ccxt, daily_store
+    from prices.models import DailyPrice
+
+    exchange = ccxt.binance({"options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False}})
+    exchange.urls["api"]["public"] = binance_sim["url"]
+    written = daily_store(bars_from_ccxt(exchange, "binance", "BTC/USDT", days=2))
+    assert written == 2
+    bars = list(DailyPrice.objects.filter(ticker="BINANCE:BTC/USDT").order_by("date"))
+    assert [b.date.isoformat() for b in bars] == ["2026-02-16", "2026-02-17"]
+    assert bars[1].close == Decimal("68900.75") and bars[0].volume == Decimal("1000.5")
+    assert any(p.startswith("/api/v3/klines") for p in binance_sim["requests"])
