@@ -43,7 +43,11 @@
     var link = document.createElement("a");
     link.className = "instrument-name";
     link.href = QT.instrumentUrl(instrument);
-    link.textContent = instrument;
+    // Break after the exchange prefix on narrow screens: "UPBIT:" / "BTC/KRW".
+    var colon = instrument.indexOf(":");
+    link.appendChild(document.createTextNode(instrument.slice(0, colon + 1)));
+    if (colon >= 0) link.appendChild(document.createElement("wbr"));
+    link.appendChild(document.createTextNode(instrument.slice(colon + 1)));
     name.appendChild(link);
     var price = cell("num price");
     price.textContent = "–";
