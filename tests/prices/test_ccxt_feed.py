@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -78,15 +79,16 @@ def binance_sim() -> Iterator[dict[str, Any]]:
                 body = state["tickers"]
             elif self.path.startswith("/api/v3/klines"):
                 day = 86_400_000
+                first = int(time.time() * 1000) // day * day - day  # yesterday and today, 00:00 UTC
                 body = [
                     [
-                        1_771_200_000_000 + n * day,
+                        first + n * day,
                         o,
                         h,
                         lo,
                         c,
                         v,
-                        1_771_200_000_000 + (n + 1) * day - 1,
+                        first + (n + 1) * day - 1,
                         "0",
                         1,
                         "0",
@@ -291,6 +293,7 @@ def test_collect_daily_from_ccxt_ohlcv(binance_sim: dict[str, Any]) -> None:
     written = daily_store(bars_from_ccxt(exchange, "binance", "BTC/USDT", days=2))
     assert written == 2
     bars = list(DailyPrice.objects.filter(ticker="BINANCE:BTC/USDT").order_by("date"))
-    assert [b.date.isoformat() for b in bars] == ["2026-02-16", "2026-02-17"]
+    today = datetime.now(UTC).date()
+    assert [b.date for b in bars] == [today - timedelta(days=1), today]
     assert bars[1].close == Decimal("68900.75") and bars[0].volume == Decimal("1000.5")
     assert any(p.startswith("/api/v3/klines") for p in binance_sim["requests"])
