@@ -245,3 +245,25 @@ def test_watchlist_additions_and_removals_are_kept_in_the_browser(page: Any, pro
         "#watchlist tbody tr", "rows => rows.map(r => r.dataset.instrument)"
     )
     assert "NASD:AMZN" not in instruments and "000660" in instruments
+
+
+def test_dashboard_marks_a_stale_daily_close_fallback(page: Any, product: ProductServer) -> None:
+    """No live tick and a last bar weeks old: the row shows the close with both badges."""
+    product.manage(
+        "shell",
+        "-c",
+        "import datetime as dt\n"
+        "from prices.models import DailyPrice\n"
+        "day = dt.date.today() - dt.timedelta(days=40)\n"
+        "DailyPrice.objects.update_or_create(ticker='035420', date=day, defaults=dict(open=180000,"
+        " high=182000, low=179000, close=181500, volume=500000, source='csv'))\n",
+    )
+    login(page, product)
+    row = page.locator('#watchlist tr[data-instrument="035420"]')
+    page.wait_for_function(
+        "() => document.querySelector('#watchlist tr[data-instrument=\"035420\"]').dataset.source === 'daily_close'"
+    )
+    assert row.locator(".price").inner_text() == "181,500"
+    assert row.get_attribute("data-stale") == "1"
+    assert row.locator(".source .badge-daily_close").inner_text() == "일봉 종가"
+    assert row.locator(".source .badge-stale").inner_text() == "지연"
