@@ -13,6 +13,6 @@ urlpatterns: list[URLPattern] = [
     path("prices", views.PricesView.as_view(), name="prices"),
     path("prices/status", views.PriceStatusView.as_view(), name="prices-status"),
     path("prices/gaps", views.PriceGapsView.as_view(), name="prices-gaps"),
-    path("prices/<path:ticker>/daily", views.DailyBarsView.as_view(), name="price-daily"),
+    path("prices/<path:ticker>/daily", views.InstrumentDailyBarsView.as_view(), name="price-daily"),
     path("prices/<path:instrument>", views.PriceView.as_view(), name="price"),
 ]

@@ -74,6 +74,7 @@ class KrRealtimePricesView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
+        operation_id="kr_realtime_prices",
         summary="Current prices of Korean tickers",
         parameters=[OpenApiParameter("tickers", str, required=True, description="Comma list, at most 200")],
         responses=PRICES_RESPONSE,
@@ -86,7 +87,9 @@ class KrRealtimePriceView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        summary="Current price of one Korean ticker", responses={200: PRICE_RECORD, 404: OpenApiTypes.OBJECT}
+        operation_id="kr_realtime_price",
+        summary="Current price of one Korean ticker",
+        responses={200: PRICE_RECORD, 404: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, ticker: str) -> Response:
         return Response(_one_price(ticker))
@@ -96,6 +99,7 @@ class PricesView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
+        operation_id="prices_list",
         summary="Current prices of any instruments (005930, BINANCE:BTC/USDT, NASD:AAPL)",
         parameters=[OpenApiParameter("ids", str, required=True, description="Comma list, at most 200")],
         responses=PRICES_RESPONSE,
@@ -108,7 +112,9 @@ class PriceView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        summary="Current price of one instrument", responses={200: PRICE_RECORD, 404: OpenApiTypes.OBJECT}
+        operation_id="price_retrieve",
+        summary="Current price of one instrument",
+        responses={200: PRICE_RECORD, 404: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, instrument: str) -> Response:
         return Response(_one_price(instrument))
@@ -131,6 +137,7 @@ class DailyBarsView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
+        operation_id="daily_bars",
         summary="Daily OHLCV bars for charts (oldest first)",
         parameters=[
             OpenApiParameter("from", OpenApiTypes.DATE, description="Default: one year before `to`"),
@@ -162,11 +169,26 @@ class DailyBarsView(APIView):
         )
 
 
+class InstrumentDailyBarsView(DailyBarsView):
+    """The same bars under the generic id form (``/api/prices/BINANCE:BTC/USDT/daily``)."""
+
+    @extend_schema(
+        operation_id="price_daily_bars",
+        summary="Daily OHLCV bars of any instrument (oldest first)",
+        parameters=[OpenApiParameter("from", OpenApiTypes.DATE), OpenApiParameter("to", OpenApiTypes.DATE)],
+        responses={200: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request, ticker: str) -> Response:
+        return super().get(request, ticker)
+
+
 class PriceStatusView(APIView):
     permission_classes = [IsAdminUser]
 
     @extend_schema(
-        summary="Feed health and WebSocket statistics (staff)", responses={200: OpenApiTypes.OBJECT}
+        operation_id="prices_status",
+        summary="Feed health and WebSocket statistics (staff)",
+        responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
         return Response(price_status())
@@ -187,6 +209,7 @@ class PriceGapsView(APIView):
     permission_classes = [IsAdminUser]
 
     @extend_schema(
+        operation_id="prices_gaps",
         summary="Data-gap report: Korean tickers with no daily bars or a last bar older than N trading days",
         parameters=[OpenApiParameter("days", int, description="Trading days (default 5)")],
         responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -171,10 +170,6 @@ def test_endpoints_are_in_openapi_schema(client: Client) -> None:
         assert path in schema, path
 
 
-def _types(value: Any) -> Any:
-    return {k: type(v).__name__ for k, v in value.items()}
-
-
 def test_paper_fill_price_is_the_number_users_see(client: Client) -> None:
     from prices.services import price_latest
 
@@ -182,3 +177,9 @@ def test_paper_fill_price_is_the_number_users_see(client: Client) -> None:
     shown = client.get("/api/prices/UPBIT:BTC/KRW").json()["price"]
     assert price_latest("UPBIT:BTC/KRW").price == Decimal(shown) and type(shown) is int
     assert timedelta(0) <= timezone.now() - price_latest("UPBIT:BTC/KRW").timestamp
+
+
+def test_daily_bars_under_generic_id(client: Client) -> None:
+    _bar("BINANCE:BTC/USDT", date(2025, 2, 21), "96500.75")
+    body = client.get("/api/prices/BINANCE:BTC/USDT/daily?from=2025-02-01&to=2025-02-28").json()
+    assert body["ticker"] == "BINANCE:BTC/USDT" and body["bars"][0]["close"] == 96500.75
