@@ -6,6 +6,8 @@ fresh clone needs no system gettext tools and can never run with an outdated cat
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import polib
@@ -20,7 +22,8 @@ def compile_catalogs() -> list[Path]:
             mo_path = po_path.with_suffix(".mo")
             if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
                 continue
-            tmp = mo_path.with_suffix(".mo.tmp")
+            # A private temporary name: several processes may compile at the same moment.
+            tmp = mo_path.with_name(f"{mo_path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
             polib.pofile(str(po_path)).save_as_mofile(str(tmp))
             tmp.replace(mo_path)
             written.append(mo_path)

@@ -177,6 +177,8 @@ CELERY_TIMEZONE = "UTC"
 # Orders still `queued` (or stuck `submitted`) this long after creation are re-dispatched.
 ORDER_SWEEP_INTERVAL_SECONDS: int = env.int("ORDER_SWEEP_INTERVAL_SECONDS", default=15)
 ORDER_STALE_AFTER_SECONDS: int = env.int("ORDER_STALE_AFTER_SECONDS", default=30)
+# A retryable venue error (rate limit, 5xx, timeout looked up) is retried this many times.
+ORDER_MAX_ATTEMPTS: int = env.int("ORDER_MAX_ATTEMPTS", default=5)
 PAPER_MATCH_INTERVAL_SECONDS: float = env.float("PAPER_MATCH_INTERVAL_SECONDS", default=1.0)
 CELERY_BEAT_SCHEDULE = {
     "orders-sweep": {

@@ -148,7 +148,22 @@ def parse_body(raw_body: bytes) -> dict[str, Any]:
         raise WebhookError(_("The request body is not a valid JSON object"), code="invalid_json") from None
     if not isinstance(payload, dict):
         raise WebhookError(_("The request body is not a valid JSON object"), code="invalid_json")
+    if _has_nul(payload):
+        # No database stores NUL inside text (PostgreSQL refuses it); no field needs it.
+        raise WebhookError(
+            _("The request body must not contain NUL characters (\\u0000)"), code="invalid_json"
+        )
     return payload
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _check_rate_limit(strategy: Strategy) -> None:
@@ -342,7 +357,9 @@ def _new_event(
         strategy=state.strategy,
         group_name=str(group_name or "")[:200],
         payload=_json_safe(redact_payload(payload)) if payload is not None else None,
-        raw_body="" if payload is not None else redact(state.raw_body[:4096].decode("utf-8", "replace")),
+        raw_body=""
+        if payload is not None
+        else redact(state.raw_body[:4096].decode("utf-8", "replace")).replace("\x00", "\\x00"),
         source_ip=state.source_ip,
         outcome=outcome,
         http_status=http_status,

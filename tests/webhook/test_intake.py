@@ -395,3 +395,10 @@ def test_webhook_lines_reach_the_rotating_log_file(client: Client, strategy: Any
     line = next(line for line in text.splitlines() if "file-log-probe" in line)
     assert "[INFO] 웹훅 수신:" in line and "test-token" not in line
     assert "[ERROR] 웹훅 처리 실패: [invalid_symbol]" in text
+
+
+def test_nul_characters_are_refused_not_stored(client: Client, strategy: Any) -> None:
+    body = assert_error(post(client, spot(comment="a\u0000b")), 400, "invalid_json")
+    assert "NUL" in body["error"]
+    assert_error(post(client, b'{"group_name": "my\x00", '), 400, "invalid_json")
+    assert WebhookEvent.objects.filter(outcome="rejected").count() == 2
