@@ -32,8 +32,7 @@ def plain_decimal(value: Decimal | None) -> str:
     """A Decimal without its storage padding (0.0100000000 -> 0.01), never in exponent form."""
     if value is None:
         return "–"
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 def decorate(order: Order) -> Order:
@@ -41,6 +40,9 @@ def decorate(order: Order) -> Order:
     order.quantity_display = plain_decimal(order.quantity)  # type: ignore[attr-defined]
     order.filled_display = plain_decimal(order.filled_qty)  # type: ignore[attr-defined]
     order.avg_price_display = plain_decimal(order.avg_price)  # type: ignore[attr-defined]
+    order.qty_per_display = plain_decimal(order.qty_per)  # type: ignore[attr-defined]
+    order.price_display = plain_decimal(order.price)  # type: ignore[attr-defined]
+    order.stop_price_display = plain_decimal(order.stop_price)  # type: ignore[attr-defined]
     return order
 
 

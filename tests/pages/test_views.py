@@ -252,6 +252,7 @@ def test_order_detail_shows_the_venue_message_and_normalized_numbers(
     assert "Binance API 오류: insufficient balance" in html
     assert "EX-42" in html
     assert ">0.01<" in html
+    assert "qty_per 10 " in html or "qty_per 10<" in html
 
 
 def test_webhook_log_shows_redacted_payload_warnings_and_orders(
