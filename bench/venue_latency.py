@@ -264,6 +264,8 @@ def run(
         seen_before = len(sim.seen("/api/v3/order", "POST"))
         started = time.time()
         response = client.post("/api/webhook", data=body, content_type="application/json")
+        if n == 1 and round_ >= warmup:
+            breakdown.setdefault("202 answered (intake)", []).append(time.time() - started)
         assert response.status_code == 202, response.content
         deadline = time.monotonic() + 30
         while len(sim.seen("/api/v3/order", "POST")) < seen_before + n:
