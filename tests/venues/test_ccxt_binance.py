@@ -253,3 +253,37 @@ def test_a_reduce_only_close_needs_no_ticker(binance_account: Any, binance_sim: 
     adapter.place_order(request(market="FUTURES", side="SELL", qty_per=D("-100")))
 
     assert binance_sim.seen("/fapi/v1/ticker") == []
+
+
+@pytest.mark.parametrize(
+    ("exchange", "name"), [("BYBIT", "Bybit"), ("OKX", "OKX"), ("BITGET", "Bitget"), ("KRAKEN", "Kraken")]
+)
+def test_other_ccxt_venues_get_their_name_and_the_overridden_urls(
+    make_account: Any, exchange: str, name: str
+) -> None:
+    account = make_account(
+        name=f"{exchange}-1", exchange=exchange, settings={"api_base_url": "http://127.0.0.1:1"}
+    )
+    adapter = adapter_for(account)
+
+    client, _lock = adapter._client("SPOT")
+
+    assert adapter.display_name == name
+    urls: list[str] = []
+
+    def collect(value: Any) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, str):
+            urls.append(value)
+
+    collect(client.urls["api"])
+    assert urls and all(url.startswith("http://127.0.0.1:1") for url in urls)
+
+
+def test_an_exchange_ccxt_does_not_know_is_permanent(make_account: Any) -> None:
+    from orders.exchanges.base import PermanentVenueError
+
+    with pytest.raises(PermanentVenueError, match="지원하지 않는 거래소입니다: NOPE"):
+        adapter_for(make_account(name="x", exchange="NOPE"))
