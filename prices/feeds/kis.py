@@ -120,7 +120,8 @@ def subscribe_message(approval_key: str, ticker: str, *, subscribe: bool = True)
 
 
 class KisFeed(Feed):
-    """Settings: KIS_APP_KEY, KIS_APP_SECRET, KIS_REST_URL, KIS_WS_URL (see the report)."""
+    """Settings: KIS_APP_KEY, KIS_APP_SECRET (default: the first active KIS account's keys),
+    KIS_REST_URL, KIS_WS_URL, KIS_WS_BACKOFF_SECONDS (docs/prices.md)."""
 
     name = "kis"
 
@@ -154,6 +155,17 @@ class KisFeed(Feed):
         self.keys: dict[str, tuple[str, str]] = {}
         self.halted: dict[str, bool] = {}
 
+    def _credentials_from_account(self) -> None:
+        """Without KIS_APP_KEY/KIS_APP_SECRET, use the first active KIS account's app key
+        (the realtime feed needs one app key, not one per account)."""
+        from strategies.models import Account
+
+        account = (
+            Account.objects.filter(exchange="KIS", is_active=True).exclude(api_key="").order_by("id").first()
+        )
+        if account is not None:
+            self.app_key, self.app_secret = account.api_key, account.api_secret
+
     # --- approval key -----------------------------------------------------------------
 
     def _request_approval_key(self) -> str:
@@ -181,7 +193,9 @@ class KisFeed(Feed):
         self.health.started()
         try:
             if not self.app_key or not self.app_secret:
-                self.health.error("KIS_APP_KEY / KIS_APP_SECRET not set")
+                await asyncio.to_thread(self._credentials_from_account)
+            if not self.app_key or not self.app_secret:
+                self.health.error("KIS_APP_KEY / KIS_APP_SECRET not set and no active KIS account")
                 return
             tickers = self.fixed_tickers
             if tickers is None:

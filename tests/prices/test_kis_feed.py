@@ -254,7 +254,23 @@ def test_more_than_40_tickers_use_several_sessions(run_feed: Callable[[KisFeed],
         assert len(sim.approvals) == 1
 
 
+@pytest.mark.django_db(transaction=True)
 def test_feed_without_credentials_reports_error_and_stops() -> None:
     feed = KisFeed(app_key="", app_secret="", tickers=["005930"])
     asyncio.run(feed.run(threading.Event()))
     assert feed.health.running is False and "KIS_APP_KEY" in feed.health.last_error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_feed_uses_an_active_kis_account_when_no_app_key_is_configured(
+    run_feed: Callable[[KisFeed], threading.Event], make_account: Callable[..., Any]
+) -> None:
+    make_account(name="kis-1", exchange="KIS", api_key="account-app", api_secret="account-secret")
+    with KisSimulator() as sim:
+        run_feed(
+            KisFeed(rest_url=sim.rest_url, ws_url=sim.ws_url, app_key="", app_secret="", tickers=["005930"])
+        )
+        wait_for(lambda: sum(len(s) for s in sim.subscriptions.values()) == 1)
+        assert (
+            sim.approvals[0]["appkey"] == "account-app" and sim.approvals[0]["secretkey"] == "account-secret"
+        )
