@@ -631,6 +631,18 @@ def test_persistent_egw00201_is_retryable(kis_account: Any, kis_sim: KisSim) -> 
     assert kis_sim.orders == []
 
 
+def test_a_definite_failure_leaves_nothing_to_look_up(kis_account: Any, kis_sim: KisSim) -> None:
+    adapter = adapter_for(kis_account())
+    order = req("OVERSEAS_STOCK", symbol="AAPL", qty_per=D("1"), params={"exchange_code": "NASD"})
+    kis_sim.inject("rate_limit", "/uapi/overseas-stock/v1/trading/order", count=10)
+
+    with pytest.raises(RetryableVenueError):
+        adapter.place_order(order)
+
+    # The retry's lookup knows the order was never taken, so it may be placed again.
+    assert adapter.fetch_order_by_client_id(order) is None
+
+
 def test_the_client_keeps_under_the_per_second_limit(kis_account: Any, kis_sim: KisSim) -> None:
     adapter = adapter_for(kis_account(rate_limit_per_second=3))
     adapter.client.token()

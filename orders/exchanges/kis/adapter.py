@@ -30,6 +30,7 @@ from orders.exchanges.base import (
     OrderRejected,
     OrderRequest,
     OrderResult,
+    OrderUncertain,
     PermanentVenueError,
     VenueError,
 )
@@ -211,9 +212,16 @@ class KisAdapter(ExchangeAdapter):
             qty,
             tr_id,
         )
-        data = self.client.request(
-            "POST", path, tr_id, body=body, place=True, use_hashkey=bool(self.settings.get("use_hashkey"))
-        )
+        try:
+            data = self.client.request(
+                "POST", path, tr_id, body=body, place=True, use_hashkey=bool(self.settings.get("use_hashkey"))
+            )
+        except OrderUncertain:
+            raise  # the intent stays: the lookup resolves it
+        except VenueError:
+            # A definite answer (refused, rate limited, token…): nothing was placed.
+            cache.delete(self._intent_key(request.client_order_id))
+            raise
         output = data.get("output") or {}
         if isinstance(output, list):
             output = output[0] if output else {}
