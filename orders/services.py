@@ -375,7 +375,48 @@ def orders_sweep(stale_after_seconds: float | None = None) -> dict[str, int]:
     for webhook_id, account_id in sorted(pairs, key=str):
         log.warning("대기 주문 재전달: webhook=%s account=%s", webhook_id, account_id)
         orders_dispatch(webhook_id, [account_id])
-    return {"redispatched": len(pairs), "reconciled": len(stuck)}
+    return {"redispatched": len(pairs), "reconciled": len(stuck), "refreshed": live_orders_refresh()}
+
+
+LIVE_REFRESH_BATCH = 200
+
+
+def live_orders_refresh(limit: int = LIVE_REFRESH_BATCH) -> int:
+    """Ask live venues for the state of orders resting there (`open`, `partially_filled`), so
+    fills and cancels that happen at the venue reach the Order and the pages. Paper orders are
+    kept current by the matcher instead. The least recently updated go first; returns how many
+    Orders changed."""
+    resting = (
+        Order.objects.filter(status__in=LIVE_STATUSES)
+        .exclude(account__exchange="PAPER")
+        .select_related("account")
+        .order_by("updated_at")[:limit]
+    )
+    by_account: dict[int, list[Order]] = {}
+    for order in resting:
+        by_account.setdefault(order.account_id, []).append(order)
+    changed = 0
+    for orders in by_account.values():
+        try:
+            adapter = adapter_for(orders[0].account)
+        except VenueError as error:
+            log.warning("주문 상태 갱신 불가: account=%s %s", orders[0].account.name, error.message)
+            continue
+        try:
+            for order in orders:
+                try:
+                    known = adapter.fetch_order_by_client_id(order_request(order))
+                except VenueError as error:
+                    log.warning("주문 상태 갱신 실패: order_id=%s %s", order.id, error.message)
+                    continue
+                if known is None or (known.status == order.status and known.filled_qty == order.filled_qty):
+                    continue
+                if order_record(order, known, expect=LIVE_STATUSES):
+                    log.info("주문 상태 갱신: order_id=%s status=%s", order.id, known.status)
+                    changed += 1
+        finally:
+            adapter.close()
+    return changed
 
 
 def paper_orders_sync(papers: Iterable[PaperOrder]) -> int:

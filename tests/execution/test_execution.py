@@ -308,9 +308,13 @@ def test_sweep_reconciles_a_submitted_order_the_venue_already_has(
     Order.objects.filter(pk=order.pk).update(
         status="submitted", attempts=1, updated_at=timezone.now() - timedelta(seconds=60)
     )
-    assert orders_sweep(stale_after_seconds=30) == {"redispatched": 0, "reconciled": 0}  # may be in flight
+    assert orders_sweep(stale_after_seconds=30) == {
+        "redispatched": 0,
+        "reconciled": 0,
+        "refreshed": 0,
+    }  # may be in flight
     Order.objects.filter(pk=order.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
-    assert orders_sweep(stale_after_seconds=30) == {"redispatched": 0, "reconciled": 1}
+    assert orders_sweep(stale_after_seconds=30) == {"redispatched": 0, "reconciled": 1, "refreshed": 0}
     order.refresh_from_db()
     assert (order.status, order.exchange_order_id, order.filled_qty) == (
         "filled",
@@ -371,11 +375,11 @@ def test_sweep_redispatches_orders_no_task_was_sent_for(
     account = make_account("a1", balances={"USDT": "10000"})
     event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
     publish_price("BINANCE:BTC/USDT", "50000")
-    assert orders_sweep() == {"redispatched": 0, "reconciled": 0}  # not stale yet
+    assert orders_sweep() == {"redispatched": 0, "reconciled": 0, "refreshed": 0}  # not stale yet
     time.sleep(0.3)
     assert statuses(event) == ["queued"]
     Order.objects.filter(webhook=event).update(updated_at=timezone.now() - timedelta(minutes=5))
-    assert orders_sweep() == {"redispatched": 1, "reconciled": 0}
+    assert orders_sweep() == {"redispatched": 1, "reconciled": 0, "refreshed": 0}
     [order] = wait_orders(webhook=event)
     assert order.status == "filled"
 
@@ -389,7 +393,7 @@ def test_sweep_requeues_a_submitted_order_the_venue_never_saw(
     Order.objects.filter(webhook=event).update(
         status="submitted", attempts=1, updated_at=timezone.now() - timedelta(minutes=5)
     )
-    assert orders_sweep() == {"redispatched": 1, "reconciled": 1}
+    assert orders_sweep() == {"redispatched": 1, "reconciled": 1, "refreshed": 0}
     [order] = wait_orders(webhook=event)
     assert (order.status, order.attempts) == ("filled", 2)
     assert PaperOrder.objects.count() == 1

@@ -1,0 +1,64 @@
+"""Orders resting on a live venue follow what happens there (the sweep's refresh)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.test import Client
+
+from orders.models import Order, OrderStatus
+from orders.services import live_orders_refresh, orders_sweep
+from venuesim.binance import BinanceSim
+
+
+def test_a_fill_at_the_venue_reaches_the_resting_order(
+    client: Client,
+    celery_worker: Any,
+    make_strategy: Any,
+    binance_account: Any,
+    binance_sim: BinanceSim,
+    wait_orders: Any,
+) -> None:
+    make_strategy(accounts=[binance_account()])
+    body = {
+        "group_name": "my_strategy",
+        "token": "test-token",
+        "symbol": "BTC/USDT",
+        "order_type": "LIMIT",
+        "side": "buy",
+        "price": "50000",
+        "qty_per": 10,
+    }
+    webhook_id = client.post("/api/webhook", data=json.dumps(body), content_type="application/json").json()[
+        "webhook_id"
+    ]
+    [order] = wait_orders(webhook_id=webhook_id)
+    assert order.status == OrderStatus.OPEN, order.message
+    assert live_orders_refresh() == 0  # nothing changed at the venue yet
+
+    [venue_order] = binance_sim.orders_for(order.client_order_id)
+    binance_sim._fill(venue_order)  # the venue matches the order
+    assert orders_sweep()["refreshed"] == 1
+    order = Order.objects.get(pk=order.pk)
+    assert order.status == OrderStatus.FILLED and order.filled_qty == order.quantity > 0
+
+
+def test_paper_orders_are_left_to_the_matcher(make_strategy: Any, make_account: Any) -> None:
+    strategy = make_strategy()
+    from orders.models import WebhookEvent
+
+    event = WebhookEvent.objects.create(strategy=strategy, outcome="accepted", http_status=202)
+    Order.objects.create(
+        webhook=event,
+        strategy=strategy,
+        account=strategy.accounts.get(),
+        sequence=0,
+        market_type="SPOT",
+        symbol="BTC/USDT",
+        side="BUY",
+        order_type="LIMIT",
+        client_order_id="qt" + "0" * 32,
+        status=OrderStatus.OPEN,
+    )
+    assert live_orders_refresh() == 0
