@@ -147,7 +147,10 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": env.str("CHANNEL_LAYER_BACKEND", default="channels_redis.core.RedisChannelLayer"),
+            # Pub/sub measured best for the price fan-out (docs/benchmarks-ws.md).
+            "BACKEND": env.str(
+                "CHANNEL_LAYER_BACKEND", default="channels_redis.pubsub.RedisPubSubChannelLayer"
+            ),
             "CONFIG": {"hosts": [REDIS_URL]},
         }
     }
@@ -210,6 +213,16 @@ MAX_BATCH_ORDERS = 50
 PRICE_FEEDS: list[str] = env.list("PRICE_FEEDS", default=["simulated"] if EMBEDDED else [])
 PRICE_WATCHLIST: list[str] = env.list("PRICE_WATCHLIST", default=[])
 WS_PING_INTERVAL_SECONDS: float = env.float("WS_PING_INTERVAL_SECONDS", default=30.0)
+PRICE_SIMULATED_INTERVAL_SECONDS: float = env.float("PRICE_SIMULATED_INTERVAL_SECONDS", default=1.0)
+# ccxt feed: "auto" (ccxt.pro watch_tickers, polling fallback), "watch" or "poll".
+PRICE_CCXT_MODE: str = env.str("PRICE_CCXT_MODE", default="auto")
+PRICE_CCXT_POLL_SECONDS: float = env.float("PRICE_CCXT_POLL_SECONDS", default=2.0)
+# KIS realtime feed and daily collection; blank keys = the first active KIS account's keys.
+KIS_APP_KEY: str = env.str("KIS_APP_KEY", default="")
+KIS_APP_SECRET: str = env.str("KIS_APP_SECRET", default="")
+KIS_REST_URL: str = env.str("KIS_REST_URL", default="https://openapi.koreainvestment.com:9443")
+KIS_WS_URL: str = env.str("KIS_WS_URL", default="ws://ops.koreainvestment.com:21000")
+KIS_WS_BACKOFF_SECONDS: float = env.float("KIS_WS_BACKOFF_SECONDS", default=1.0)
 
 # --- i18n -------------------------------------------------------------------------------
 LANGUAGE_CODE = "ko"

@@ -15,8 +15,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
@@ -388,28 +386,24 @@ def _record_rejection(state: _IngestState, error: WebhookError) -> WebhookEvent 
 
 
 def broadcast_webhook(event: WebhookEvent) -> None:
-    """Push the event to staff pages subscribed to the `webhooks` topic."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(
-            "webhooks",
-            {
-                "type": "webhook.update",
-                "webhook": {
-                    "webhook_id": str(event.id),
-                    "strategy": event.group_name,
-                    "outcome": event.outcome,
-                    "http_status": event.http_status,
-                    "error_code": event.error_code,
-                    "error_message": event.error_message,
-                    "received_at": event.received_at.isoformat(),
-                },
+    """Push the event to staff pages subscribed to the `webhooks` topic. Never raises."""
+    from prices.broadcast import group_send
+
+    group_send(
+        "webhooks",
+        {
+            "type": "webhook.update",
+            "webhook": {
+                "webhook_id": str(event.id),
+                "strategy": event.group_name,
+                "outcome": event.outcome,
+                "http_status": event.http_status,
+                "error_code": event.error_code,
+                "error_message": event.error_message,
+                "received_at": event.received_at.isoformat(),
             },
-        )
-    except Exception as exc:
-        log.warning("웹훅 상태 전송 실패: %s", exc)
+        },
+    )
 
 
 # --- helpers for the admin and the pages --------------------------------------------------

@@ -14,9 +14,30 @@ from strategies.models import Account, Strategy, StrategyAccount
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
-    cache.clear()
+    """Every test starts with an empty cache and an empty price layer (in embedded mode the
+    price store is a process-wide dict that would otherwise carry ticks between tests)."""
+    from prices.store import price_store
+
+    _clear_django_cache()
+    price_store().clear()
     yield
-    cache.clear()
+    _clear_django_cache()
+    price_store().clear()
+
+
+def _clear_django_cache() -> None:
+    """cache.clear() on Redis is FLUSHDB, which would also wipe the Celery broker's queues and
+    bindings when they share the database: delete only the cache's own keys there."""
+    from django.conf import settings
+
+    config = settings.CACHES["default"]
+    if "redis" not in config["BACKEND"].lower():
+        cache.clear()
+        return
+    client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+    keys = list(client.scan_iter(match=f"{config.get('KEY_PREFIX', '')}:*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture

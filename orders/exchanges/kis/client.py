@@ -162,9 +162,14 @@ class KisClient:
 
     # --- rate limit -------------------------------------------------------------------
     def _throttle(self) -> None:
-        """Wait until this app key has a request left in the current second (all processes)."""
+        """Wait for this app key's next request slot (shared by all processes through the cache).
+
+        Each second has ``rate_per_second`` slots spread evenly over it; the n-th request of a
+        second waits for slot n. Bunched slots at the end of one second and the start of the
+        next would exceed the limit in the sliding second the venue may count."""
         while True:
-            second = int(time.time())
+            now = time.time()
+            second = int(now)
             key = f"{self._rate_key}:{second}"
             cache.add(key, 0, timeout=3)
             try:
@@ -172,6 +177,7 @@ class KisClient:
             except ValueError:  # expired between add and incr
                 continue
             if used <= self.rate_per_second:
+                time.sleep(max(0.0, second + (used - 1) / self.rate_per_second - time.time()))
                 return
             time.sleep(max(0.0, second + 1 - time.time()) + 0.001)
 
