@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -10,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -158,13 +159,19 @@ def test_paper_match_fills_a_resting_order_and_pushes_its_new_status(
     publish_price("BINANCE:BTC/USDT", "50000")
     account_orders_execute(event.id, account.pk)
     layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)("orders", channel)
-    publish_price("BINANCE:BTC/USDT", "39500")
-    assert paper_match() == 1
+
+    async def listen_while_matching() -> tuple[int, dict[str, Any]]:
+        # One event loop for the whole exchange: the pub/sub Redis layer is per event loop.
+        channel = await layer.new_channel()
+        await layer.group_add("orders", channel)
+        await sync_to_async(publish_price)("BINANCE:BTC/USDT", "39500")
+        changed = await sync_to_async(paper_match)()
+        return changed, await asyncio.wait_for(layer.receive(channel), 10)
+
+    changed, message = async_to_sync(listen_while_matching)()
+    assert changed == 1
     order = Order.objects.get(webhook=event)
     assert (order.status, order.filled_qty, order.avg_price) == ("filled", D("0.025"), D("39500"))
-    message = async_to_sync(layer.receive)(channel)
     assert message["type"] == "order.update"
     assert message["order"]["order_id"] == str(order.id) and message["order"]["status"] == "filled"
     assert message["order"]["avg_price"] == "39500" and message["order"]["filled_qty"] == "0.025"
