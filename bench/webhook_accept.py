@@ -526,11 +526,13 @@ def main() -> None:
                 for server in servers:
                     results += run_target("bare", server, "bench.bare_app:application", env, args, logdir)
             if "embedded" in targets:
-                env = base_env(tmpdir / "embedded")
-                run_setup(env)
                 # `serve` runs daphne (default) or uvicorn; gunicorn's processes would each
                 # have their own in-memory broker, which embedded mode does not support.
                 for server in (s for s in servers if s in ("daphne", "uvicorn")):
+                    # A fresh data folder each: `serve` re-dispatches the orders a previous
+                    # run left queued, which would run during this server's measurements.
+                    env = base_env(tmpdir / f"embedded-{server}")
+                    run_setup(env)
                     results += run_target("embedded", server, "serve", env, args, logdir)
             dist_targets = [t for t in ("distributed", "dist-pool") if t in targets]
             if "dist-pool" in dist_targets and importlib.util.find_spec("psycopg_pool") is None:
