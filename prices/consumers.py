@@ -8,7 +8,7 @@ import logging
 import uuid
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone, translation
@@ -129,7 +129,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             wsstats.topic_added(topic)
         await self.send_json({"type": "subscribed", "topic": topic, "message": f"Subscribed to {topic}"})
         if topic.startswith("price:"):
-            record = await sync_to_async(price_snapshot, thread_sensitive=False)(topic[6:])
+            record = await database_sync_to_async(price_snapshot, thread_sensitive=False)(topic[6:])
             if record is not None:
                 await self.send(text_data=price_update_text(record))
 

@@ -16,6 +16,7 @@ from importlib import import_module
 from typing import Any
 
 from django.conf import settings
+from django.db import connections
 
 log = logging.getLogger("quanttrade.prices")
 
@@ -48,6 +49,8 @@ def _run_thread(feed: Any, stop: threading.Event) -> None:
         log.exception("가격 피드 종료: %s %s", feed.name, exc)
         feed.health.error(str(exc))
         feed.health.stopped()
+    finally:
+        connections.close_all()  # give this thread's connection back (to the pool, on PostgreSQL)
 
 
 def run_in_background(names: list[str] | None = None) -> threading.Event:
@@ -59,7 +62,7 @@ def run_in_background(names: list[str] | None = None) -> threading.Event:
         )
         thread.start()
         _threads.append(thread)
-        log.info("[INFO] 가격 피드 시작: %s", feed.name)
+        log.info("가격 피드 시작: %s", feed.name)
     return stop
 
 

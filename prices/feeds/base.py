@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 
 from prices.feeds.health import FeedHealth
 
@@ -24,7 +24,7 @@ class Feed:
     async def instruments(self) -> list[str]:
         from prices.universe import universe
 
-        return await sync_to_async(universe, thread_sensitive=False)(include_demo=self.simulated)
+        return await database_sync_to_async(universe, thread_sensitive=False)(include_demo=self.simulated)
 
     @staticmethod
     async def sleep(seconds: float, stop: threading.Event) -> bool:

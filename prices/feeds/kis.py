@@ -26,6 +26,7 @@ from typing import Any
 
 import requests
 import websockets
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 from prices.calendar import KST
@@ -193,7 +194,7 @@ class KisFeed(Feed):
         self.health.started()
         try:
             if not self.app_key or not self.app_secret:
-                await asyncio.to_thread(self._credentials_from_account)
+                await database_sync_to_async(self._credentials_from_account, thread_sensitive=False)()
             if not self.app_key or not self.app_secret:
                 self.health.error("KIS_APP_KEY / KIS_APP_SECRET not set and no active KIS account")
                 return
@@ -277,7 +278,7 @@ class KisFeed(Feed):
             self.halted[tick.ticker] = tick.halted
             # Only a change touches the database (the first tick only when it says halted).
             if tick.halted != bool(previous) or (previous is None and tick.halted):
-                await asyncio.to_thread(_mark_halted, tick.ticker, tick.halted)
+                await database_sync_to_async(_mark_halted, thread_sensitive=False)(tick.ticker, tick.halted)
 
 
 def _mark_halted(ticker: str, halted: bool) -> None:

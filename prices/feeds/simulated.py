@@ -11,7 +11,7 @@ import random
 import threading
 from decimal import ROUND_HALF_UP, Decimal
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 from prices.feeds.base import Feed
@@ -56,7 +56,7 @@ class SimulatedFeed(Feed):
     async def _start_price(self, instrument: str) -> Decimal:
         from prices.models import DailyPrice
 
-        bar = await sync_to_async(
+        bar = await database_sync_to_async(
             lambda: DailyPrice.objects.filter(ticker=instrument).order_by("-date").first(),
             thread_sensitive=False,
         )()
