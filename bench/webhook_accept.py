@@ -16,7 +16,6 @@ Targets, measured in one run on the same machine:
   embedded    the product as `manage.py serve [--server uvicorn]` runs it: SQLite, in-process
               broker, worker threads, periodic sweep and paper matcher, simulated price feed
   distributed the product on PostgreSQL + Redis, on each server, with a Celery worker running
-  dist-pool   the same with psycopg's connection pool (bench/pool_settings.py; needs psycopg-pool)
 Servers: daphne (the stack's), uvicorn (one process), gunicorn with 2 uvicorn workers.
 
 The webhook targets get their own throwaway data: a temp data folder (embedded) and a
@@ -31,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import platform
@@ -445,9 +443,7 @@ def run_distributed(
             "SECRET_KEY": secrets.token_urlsafe(50),
             "FIELD_ENCRYPTION_KEYS": _fernet_key(),
             "PRICE_FEEDS": "",
-            "DJANGO_SETTINGS_MODULE": "bench.pool_settings"
-            if target == "dist-pool"
-            else "quanttrade.settings",
+            "DJANGO_SETTINGS_MODULE": "quanttrade.settings",
         }
     )
     recreate_database(args.database_url)
@@ -480,7 +476,7 @@ def main() -> None:
         "--serial", type=int, default=100, help="requests sent one at a time before the rates (service time)"
     )
     parser.add_argument("--servers", default=",".join(SERVERS), help="servers for bare and distributed")
-    parser.add_argument("--only", default="bare,embedded,distributed,dist-pool", help="targets to run")
+    parser.add_argument("--only", default="bare,embedded,distributed", help="targets to run")
     parser.add_argument(
         "--database-url",
         default="postgres://postgres:postgres@127.0.0.1:5432/qt_c_bench",
@@ -516,7 +512,7 @@ def main() -> None:
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="qt-bench-") as tmp, ExitStack() as stack:
         tmpdir = Path(tmp)
-        if args.own_servers and targets & {"distributed", "dist-pool"}:
+        if args.own_servers and "distributed" in targets:
             args.database_url, args.redis_url = stack.enter_context(throwaway_backends(tmpdir / "backends"))
         logdir = args.logs or tmpdir / "logs"
         logdir.mkdir(parents=True, exist_ok=True)
@@ -534,12 +530,8 @@ def main() -> None:
                     env = base_env(tmpdir / f"embedded-{server}")
                     run_setup(env)
                     results += run_target("embedded", server, "serve", env, args, logdir)
-            dist_targets = [t for t in ("distributed", "dist-pool") if t in targets]
-            if "dist-pool" in dist_targets and importlib.util.find_spec("psycopg_pool") is None:
-                print("# dist-pool skipped: psycopg-pool is not installed")
-                dist_targets.remove("dist-pool")
-            for target in dist_targets:
-                results += run_distributed(target, servers, args, tmpdir, logdir)
+            if "distributed" in targets:
+                results += run_distributed("distributed", servers, args, tmpdir, logdir)
         except Exception:
             for path in sorted(logdir.glob("*.log")):
                 print(f"--- {path.name} (last 20 lines) ---", file=sys.stderr)
