@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import polib
-from django.conf import settings
 
 
-def compile_catalogs() -> list[Path]:
-    """Compile every stale catalog under LOCALE_PATHS; returns the .mo files written."""
+def compile_catalogs(locale_paths: Iterable[Path]) -> list[Path]:
+    """Compile every stale catalog under ``locale_paths``; returns the .mo files written.
+
+    Called from settings, before Django loads any app: a catalog Django loads before its .mo
+    exists stays English for the life of the process."""
     written: list[Path] = []
-    for root in settings.LOCALE_PATHS:
+    for root in locale_paths:
         for po_path in Path(root).glob("*/LC_MESSAGES/*.po"):
             mo_path = po_path.with_suffix(".mo")
             if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:

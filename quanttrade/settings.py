@@ -16,6 +16,8 @@ import environ
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from quanttrade.i18n import compile_catalogs
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -236,6 +238,7 @@ LANGUAGE_CODE = "ko"
 LANGUAGES = [("ko", "한국어"), ("en", "English")]
 # One catalog folder per area (locale/<area>/ko/LC_MESSAGES/django.po); Django merges them.
 LOCALE_PATHS = sorted(p for p in (BASE_DIR / "locale").iterdir() if p.is_dir())
+compile_catalogs(LOCALE_PATHS)  # .mo files are build output; compiled before any app loads
 USE_I18N = True
 TIME_ZONE = env.str("TIME_ZONE", default="Asia/Seoul")
 USE_TZ = True

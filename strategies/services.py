@@ -458,8 +458,12 @@ def sample_payload(strategy: Strategy, *, token: str = "<token>") -> dict[str, A
 def tradingview_template(strategy: Strategy, *, token: str = "<token>") -> str:
     """The alert message for TradingView, using its placeholders for side, ticker and size."""
     body = sample_payload(strategy, token=token)
-    body.update({"side": "{{strategy.order.action}}", "qty_per": "{{strategy.order.contracts}}"})
+    body["side"] = "{{strategy.order.action}}"
     if strategy.market_type not in (MarketType.SPOT, MarketType.FUTURES):
+        # Securities: qty_per is a quantity, so the strategy's order size maps onto it, and
+        # TradingView's ticker is the broker's code. Crypto keeps a fixed percentage of capital
+        # and the COIN/CURRENCY symbol (TradingView's {{ticker}} would be BTCUSDT).
+        body["qty_per"] = "{{strategy.order.contracts}}"
         body["symbol"] = "{{ticker}}"
     return json.dumps(body, ensure_ascii=False, indent=2)
 

@@ -180,7 +180,10 @@ def test_pricefeed_process_feeds_this_process_and_reports_health(tmp_path: Path)
     )
     try:
         deadline = time.monotonic() + 20
-        while price_latest("BINANCE:BTC/USDT") is None or not feed_statuses():
+        # The feed publishes its instruments one by one: wait for both that are checked below.
+        while (
+            price_latest("BINANCE:BTC/USDT") is None or price_latest("005930") is None or not feed_statuses()
+        ):
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
         status = feed_statuses()[0]
