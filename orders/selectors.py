@@ -17,41 +17,41 @@ def decimal_str(value: Decimal | None) -> str | None:
     return format(value.normalize(), "f")
 
 
-def order_payload(order: Order) -> dict[str, Any]:
-    """One order as pushed on the `orders` channel group (contract 3). JSON-safe."""
+def order_summary(order: Order) -> dict[str, Any]:
+    """The fields every view of an order shares: the rows of the 202 response (SPEC §2.5)."""
     return {
         "order_id": str(order.id),
-        "webhook_id": str(order.webhook_id),
         "account": order.account.name,
         "exchange": order.account.exchange,
         "symbol": order.symbol,
         "side": order.side,
         "order_type": order.order_type,
         "status": order.status,
+    }
+
+
+def _venue_state(order: Order) -> dict[str, Any]:
+    return {
+        "exchange_order_id": order.exchange_order_id,
         "quantity": decimal_str(order.quantity),
         "filled_qty": decimal_str(order.filled_qty),
         "avg_price": decimal_str(order.avg_price),
-        "exchange_order_id": order.exchange_order_id,
         "message": order.message,
+    }
+
+
+def order_payload(order: Order) -> dict[str, Any]:
+    """One order as pushed on the `orders` channel group (contract 3). JSON-safe."""
+    return {
+        **order_summary(order),
+        "webhook_id": str(order.webhook_id),
+        **_venue_state(order),
         "updated_at": order.updated_at.isoformat() if order.updated_at else None,
     }
 
 
 def _result_row(order: Order) -> dict[str, Any]:
-    row = {
-        "order_id": str(order.id),
-        "account": order.account.name,
-        "exchange": order.account.exchange,
-        "symbol": order.symbol,
-        "side": order.side,
-        "order_type": order.order_type,
-        "status": order.status,
-        "exchange_order_id": order.exchange_order_id,
-        "quantity": decimal_str(order.quantity),
-        "filled_qty": decimal_str(order.filled_qty),
-        "avg_price": decimal_str(order.avg_price),
-        "message": order.message,
-    }
+    row = {**order_summary(order), **_venue_state(order)}
     if order.cancelled_orders is not None:
         row["cancelled_orders"] = order.cancelled_orders
     return row

@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from django_ratelimit.core import get_usage
 
 from orders.models import IdempotencyKey, Order, OrderStatus, WebhookEvent, WebhookOutcome
+from orders.selectors import order_summary
 from orders.services import orders_dispatch
 from quanttrade.logging import redact
 from strategies.models import MarketType, Strategy, StrategyAccount
@@ -297,18 +298,7 @@ def _accepted_body(
         "webhook_id": str(event.id),
         "strategy": strategy.group_name,
         "status": "queued",
-        "orders": [
-            {
-                "order_id": str(order.id),
-                "account": order.account.name,
-                "exchange": order.account.exchange,
-                "symbol": order.symbol,
-                "side": order.side,
-                "order_type": order.order_type,
-                "status": order.status,
-            }
-            for order in orders
-        ],
+        "orders": [order_summary(order) for order in orders],
         "warnings": warnings,
     }
 
