@@ -10,7 +10,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import requests
 from django.conf import settings
 
 from prices.models import DailyPrice
@@ -100,48 +99,40 @@ def bars_from_ccxt(exchange: Any, exchange_code: str, symbol: str, *, days: int)
 def bars_from_kis(tickers: list[str], *, days: int, rest_url: str | None = None) -> list[Bar]:
     """Daily bars from the KIS domestic daily chart (FHKST03010100; up to 100 bars a call).
 
-    Issues one access token per run (KIS allows one a minute: do not run this more often).
+    Goes through the trading adapter's KisClient, so the access token is the one shared (and
+    cached) by every process, and the per-app-key rate limit applies.
     """
-    base = (rest_url or getattr(settings, "KIS_REST_URL", "https://openapi.koreainvestment.com:9443")).rstrip(
-        "/"
-    )
+    from orders.exchanges.base import VenueError
+    from orders.exchanges.kis.client import KisClient
+
     app_key, app_secret = getattr(settings, "KIS_APP_KEY", ""), getattr(settings, "KIS_APP_SECRET", "")
     if not app_key or not app_secret:
         raise ValueError("KIS_APP_KEY and KIS_APP_SECRET are required")
-    token = requests.post(
-        f"{base}/oauth2/tokenP",
-        json={"grant_type": "client_credentials", "appkey": app_key, "appsecret": app_secret},
-        timeout=10,
+    client = KisClient(
+        app_key=app_key,
+        app_secret=app_secret,
+        base_url=rest_url or getattr(settings, "KIS_REST_URL", "https://openapi.koreainvestment.com:9443"),
     )
-    token.raise_for_status()
-    headers = {
-        "authorization": f"Bearer {token.json()['access_token']}",
-        "appkey": app_key,
-        "appsecret": app_secret,
-        "tr_id": "FHKST03010100",
-        "custtype": "P",
-    }
     end = date.today()
     start = end - timedelta(days=days)
     bars: list[Bar] = []
     for ticker in tickers:
-        response = requests.get(
-            f"{base}/uapi/domestic-stock/v1/quotations/inquire-daily-itemchartprice",
-            headers=headers,
-            params={
-                "FID_COND_MRKT_DIV_CODE": "J",
-                "FID_INPUT_ISCD": ticker,
-                "FID_INPUT_DATE_1": start.strftime("%Y%m%d"),
-                "FID_INPUT_DATE_2": end.strftime("%Y%m%d"),
-                "FID_PERIOD_DIV_CODE": "D",
-                "FID_ORG_ADJ_PRC": "0",
-            },
-            timeout=10,
-        )
-        response.raise_for_status()
-        body = response.json()
-        if body.get("rt_cd") not in (None, "0"):
-            raise ValueError(f"{ticker}: {body.get('msg_cd', '')} {body.get('msg1', '')}")
+        try:
+            body = client.request(
+                "GET",
+                "/uapi/domestic-stock/v1/quotations/inquire-daily-itemchartprice",
+                "FHKST03010100",
+                params={
+                    "FID_COND_MRKT_DIV_CODE": "J",
+                    "FID_INPUT_ISCD": ticker,
+                    "FID_INPUT_DATE_1": start.strftime("%Y%m%d"),
+                    "FID_INPUT_DATE_2": end.strftime("%Y%m%d"),
+                    "FID_PERIOD_DIV_CODE": "D",
+                    "FID_ORG_ADJ_PRC": "0",
+                },
+            )
+        except VenueError as error:
+            raise ValueError(f"{ticker}: {error.message}") from error
         for row in body.get("output2") or []:
             if not row.get("stck_bsop_date"):
                 continue

@@ -15,7 +15,7 @@ import itertools
 import json
 import secrets
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -149,6 +149,10 @@ class KisSim(SimServer):
             ("POST", "/oauth2/tokenP"): self.token_issue,
             ("POST", "/uapi/hashkey"): self.hashkey,
             ("POST", f"{d}/order-cash"): self.domestic_order,
+            (
+                "GET",
+                "/uapi/domestic-stock/v1/quotations/inquire-daily-itemchartprice",
+            ): self.domestic_daily_chart,
             ("GET", f"{d}/inquire-balance"): self.domestic_balance,
             ("GET", f"{d}/inquire-daily-ccld"): self.domestic_daily,
             ("GET", f"{d}/inquire-psbl-rvsecncl"): self.domestic_cancellable,
@@ -213,7 +217,12 @@ class KisSim(SimServer):
         return {"BODY": request.json(), "HASH": hashlib.sha256(request.body).hexdigest()}
 
     def _auth(
-        self, request: Request, tr_ids: tuple[str, ...], required: tuple[str, ...] = (), form: str = "query"
+        self,
+        request: Request,
+        tr_ids: tuple[str, ...],
+        required: tuple[str, ...] = (),
+        form: str = "query",
+        account: bool = True,
     ) -> dict[str, str]:
         """Gateway checks, in the gateway's order; returns the (string-valued) fields."""
         key = self._app(request)
@@ -234,10 +243,10 @@ class KisSim(SimServer):
         for name, value in fields.items():
             if name != name.upper() or not isinstance(value, str):
                 raise fail("OPSQ2001", f"입력값 형식 오류: {name}")  # invented code
-        for name in ("CANO", "ACNT_PRDT_CD", *required):
+        for name in (("CANO", "ACNT_PRDT_CD") if account else ()) + tuple(required):
             if name not in fields:
                 raise fail("OPSQ2002", f"필수항목 누락: {name}")  # invented code
-        if fields["CANO"] != self.account:
+        if account and fields["CANO"] != self.account:
             raise fail("OPSQ2000", "ERROR : INPUT_FIELD_SIZE 계좌번호 확인")
         return fields
 
@@ -245,6 +254,45 @@ class KisSim(SimServer):
         if self.virtual:
             return (virtual or "V" + real[1:],)
         return (real,)
+
+    # --- quotations -------------------------------------------------------------------
+    def domestic_daily_chart(self, request: Request) -> dict[str, Any]:
+        """FHKST03010100: daily bars between two dates, newest first (as KIS sends them); a
+        bar per weekday, closing at the current price, 1 % apart."""
+        fields = self._auth(
+            request,
+            ("FHKST03010100",),
+            (
+                "FID_COND_MRKT_DIV_CODE",
+                "FID_INPUT_ISCD",
+                "FID_INPUT_DATE_1",
+                "FID_INPUT_DATE_2",
+                "FID_PERIOD_DIV_CODE",
+                "FID_ORG_ADJ_PRC",
+            ),
+            account=False,
+        )
+        ticker = fields["FID_INPUT_ISCD"]
+        if ticker not in self.prices:
+            raise fail("OPSQ0002", "종목코드 오류입니다")  # invented code
+        start = datetime.strptime(fields["FID_INPUT_DATE_1"], "%Y%m%d").date()
+        day = datetime.strptime(fields["FID_INPUT_DATE_2"], "%Y%m%d").date()
+        close, rows = self.prices[ticker], []
+        while day >= start and len(rows) < 100:
+            if day.weekday() < 5:
+                rows.append(
+                    {
+                        "stck_bsop_date": day.strftime("%Y%m%d"),
+                        "stck_oprc": fmt(close),
+                        "stck_hgpr": fmt(close * dec("1.01")),
+                        "stck_lwpr": fmt(close * dec("0.99")),
+                        "stck_clpr": fmt(close),
+                        "acml_vol": "1000",
+                    }
+                )
+                close = (close * dec("0.99")).quantize(dec("1"))
+            day -= timedelta(days=1)
+        return ok(None, output1={"stck_shrn_iscd": ticker}, output2=rows)
 
     # --- domestic stock ---------------------------------------------------------------
     def _new_order(self, market: str, **fields: Any) -> dict[str, Any]:
