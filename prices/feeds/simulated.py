@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import random
 import threading
+from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from prices.calendar import is_trading_day
 from prices.feeds.base import Feed
 from prices.services import price_publish_async, whole_units
 
@@ -109,3 +112,40 @@ class SimulatedFeed(Feed):
                 elapsed += self.interval
         finally:
             self.health.stopped()
+
+
+def simulated_daily_history(instrument: str, days: int, *, end: date, seed: int = 0) -> list[DailyBar]:
+    """``days`` KRX trading days of made-up OHLCV bars ending at ``end`` and closing near the
+    simulated feed's start price, so the demo's charts have a history that the live simulated
+    price continues. Demo data only (seed_demo); never mixed with a real source."""
+    rng = random.Random(f"{seed}:{instrument}")
+    whole = whole_units(instrument)
+    close = Decimal(START_PRICES.get(instrument, "10000" if whole else "100.00"))
+    day, bars = end, []
+    while len(bars) < days:
+        if is_trading_day(day):
+            tick = tick_size(instrument, close)
+
+            def snap(value: Decimal, tick: Decimal = tick) -> Decimal:
+                return max(tick, (value / tick).quantize(Decimal(1), rounding=ROUND_HALF_UP) * tick)
+
+            swing = close * Decimal(rng.randint(5, 30)) / 1000
+            open_ = close + swing * Decimal(rng.choice((-1, 1))) / 2
+            high, low = max(open_, close) + swing / 2, min(open_, close) - swing / 2
+            bars.append(
+                DailyBar(day, snap(open_), snap(high), snap(low), snap(close), rng.randint(10_000, 5_000_000))
+            )
+            # Walking back in time: the previous day's close, within ±2.5 %.
+            close = snap(close * (1 + Decimal(rng.randint(-25, 25)) / 1000))
+        day -= timedelta(days=1)
+    return bars[::-1]
+
+
+@dataclass(frozen=True)
+class DailyBar:
+    date: date
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: int

@@ -90,3 +90,35 @@ def test_seed_demo_text_output_shows_the_password_once_and_a_curl_per_strategy()
     assert "관리자 계정 생성: admin / " in first.getvalue()
     assert "관리자 계정 생성" not in second.getvalue() and "이미 있습니다" in second.getvalue()
     assert second.getvalue().count("curl -sS -X POST http://127.0.0.1:8000/api/webhook") == 6
+
+
+def test_seed_demo_gives_the_demo_instruments_a_daily_history_once(client: Client) -> None:
+    from django.db.models import Count, F, Max, Q
+    from django.utils import timezone
+
+    from prices.calendar import last_closed_trading_day
+    from prices.models import DailyPrice
+    from prices.universe import DEMO_INSTRUMENTS
+
+    seed()
+    counts = dict(DailyPrice.objects.values_list("ticker").annotate(n=Count("id")))
+    assert set(counts) == set(DEMO_INSTRUMENTS) and set(counts.values()) == {120}
+    assert DailyPrice.objects.aggregate(last=Max("date"))["last"] == last_closed_trading_day(timezone.now())
+    inconsistent = DailyPrice.objects.filter(
+        Q(low__gt=F("open"))
+        | Q(low__gt=F("close"))
+        | Q(high__lt=F("open"))
+        | Q(high__lt=F("close"))
+        | Q(low__lte=0)
+    )
+    assert not inconsistent.exists()
+    seed()
+    assert DailyPrice.objects.count() == 120 * len(DEMO_INSTRUMENTS)
+    assert len(client.get("/api/kr/stocks/005930/daily").json()["bars"]) > 0
+
+
+def test_seed_demo_no_daily_leaves_the_price_history_alone() -> None:
+    from prices.models import DailyPrice
+
+    seed("--no-daily")
+    assert not DailyPrice.objects.exists()

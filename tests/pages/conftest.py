@@ -180,7 +180,7 @@ class ProductServer:
 
     def setup(self) -> None:
         self.manage("migrate", "--noinput", "-v", "0")
-        out = self.manage("seed_demo", "--json")
+        out = self.manage("seed_demo", "--json", "--no-daily")
         self.seed = json.loads(out[out.index("{") : out.rindex("}") + 1])
 
     # --- processes --------------------------------------------------------------------

@@ -55,6 +55,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="Print one JSON object instead of text.")
         parser.add_argument(
+            "--no-daily",
+            action="store_true",
+            help="Do not create made-up daily bars for the demo instruments.",
+        )
+        parser.add_argument(
             "--base-url",
             default="",
             help="Base URL in the printed webhook URLs (default: PUBLIC_BASE_URL or http://127.0.0.1:8000).",
@@ -65,6 +70,8 @@ class Command(BaseCommand):
             password = self._admin()
             token = Token.objects.get_or_create(user=get_user_model().objects.get(username=ADMIN_USERNAME))[0]
             strategies = [self._strategy(*demo) for demo in DEMO]
+            if not options["no_daily"]:
+                self._daily_history()
         base_url = (options["base_url"] or settings.PUBLIC_BASE_URL or "http://127.0.0.1:8000").rstrip("/")
         url = base_url + reverse("webhook")
         result = {
@@ -87,6 +94,33 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(result, ensure_ascii=False))
             return
         self._print(result)
+
+    def _daily_history(self, days: int = 120) -> None:
+        """Made-up daily bars for the demo instruments that have none, so the chart pages have
+        a history (the simulated feed then starts from their last close)."""
+        from django.utils import timezone
+
+        from prices.calendar import last_closed_trading_day
+        from prices.feeds.simulated import simulated_daily_history
+        from prices.models import DailyPrice
+        from prices.universe import DEMO_INSTRUMENTS
+
+        end = last_closed_trading_day(timezone.now())
+        have = set(DailyPrice.objects.filter(ticker__in=DEMO_INSTRUMENTS).values_list("ticker", flat=True))
+        DailyPrice.objects.bulk_create(
+            DailyPrice(
+                ticker=instrument,
+                date=bar.date,
+                open=bar.open,
+                high=bar.high,
+                low=bar.low,
+                close=bar.close,
+                volume=bar.volume,
+            )
+            for instrument in DEMO_INSTRUMENTS
+            if instrument not in have
+            for bar in simulated_daily_history(instrument, days, end=end)
+        )
 
     def _admin(self) -> str | None:
         """Create the admin user if missing; returns its new password, or None if it existed."""
