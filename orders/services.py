@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -72,70 +70,12 @@ def _backoff(attempts: int) -> float:
     return float(min(2 ** max(attempts - 1, 0), 30))
 
 
-class _PushSender:
-    """One event loop thread per process sending pushes to a Redis channel layer, in order.
-
-    ``async_to_sync`` from a worker thread would build a new event loop (and Redis connection)
-    for every push, ~5-15 ms on the order's critical path; here the worker only enqueues."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.queue: asyncio.Queue[tuple[Any, str, dict[str, Any]]] | None = None
-        ready = threading.Event()
-        threading.Thread(target=self._run, args=(ready,), name="order-push", daemon=True).start()
-        ready.wait(5)
-
-    def _run(self, ready: threading.Event) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.queue = asyncio.Queue()
-        ready.set()
-        self.loop.run_until_complete(self._drain())
-
-    async def _drain(self) -> None:
-        assert self.queue is not None
-        while True:
-            layer, group, message = await self.queue.get()
-            try:
-                await layer.group_send(group, message)
-            except Exception as exc:  # a push failure must not stop the sender
-                log.warning("주문 상태 전송 실패: %s", exc)
-
-    def submit(self, layer: Any, group: str, message: dict[str, Any]) -> None:
-        assert self.queue is not None
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, (layer, group, message))
-
-
-_push_sender: _PushSender | None = None
-_push_sender_lock = threading.Lock()
-
-
-def _sender() -> _PushSender:
-    global _push_sender
-    with _push_sender_lock:
-        if _push_sender is None:
-            _push_sender = _PushSender()
-        return _push_sender
-
-
 def order_broadcast(order: Order) -> None:
-    """Push the order's current state to the `orders` group (contract 3). Never raises.
-
-    With the in-memory layer (embedded: workers are threads of the server process) the push
-    goes through ``prices.broadcast.group_send``, which hands it to the server's event loop;
-    with a Redis layer it is queued to this process's push thread (same order as the calls)."""
-    from channels.layers import InMemoryChannelLayer, get_channel_layer
-
+    """Push the order's current state to the `orders` group (contract 3), without waiting on
+    the channel layer (see ``prices.broadcast.group_send``). Never raises."""
     from prices.broadcast import group_send
 
-    message = {"type": "order.update", "order": order_payload(order)}
-    layer = get_channel_layer()
-    if layer is None or isinstance(layer, InMemoryChannelLayer):
-        group_send("orders", message)
-        return
-    try:
-        _sender().submit(layer, "orders", message)
-    except Exception as exc:  # a push failure must not affect execution
-        log.warning("주문 상태 전송 실패: order_id=%s %s", order.id, exc)
+    group_send("orders", {"type": "order.update", "order": order_payload(order)})
 
 
 def order_request(order: Order) -> OrderRequest:

@@ -13,7 +13,10 @@ are safe from any loop or thread.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import os
+import threading
 from dataclasses import replace
 from typing import Any
 
@@ -49,21 +52,92 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+class _SendThread:
+    """One event loop thread per process that sends to a Redis channel layer, in call order.
+
+    ``async_to_sync`` from a sync thread (the webhook view, a Celery task, a feed) builds a new
+    event loop and Redis connection per send: 3-15 ms on the caller's critical path. Here the
+    caller only enqueues; :func:`flush` (also run at exit) waits for the queue to drain."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.queue: asyncio.Queue[tuple[Any, str, dict[str, Any]]] | None = None
+        ready = threading.Event()
+        threading.Thread(target=self._run, args=(ready,), name="channel-send", daemon=True).start()
+        ready.wait(5)
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.queue = asyncio.Queue()
+        ready.set()
+        self.loop.run_until_complete(self._drain())
+
+    async def _drain(self) -> None:
+        assert self.queue is not None
+        while True:
+            layer, group, message = await self.queue.get()
+            try:
+                await layer.group_send(group, message)
+            except Exception as exc:  # a push failure must not stop the sender
+                log.warning("가격 전송 실패: %s %s", group, exc)
+            finally:
+                self.queue.task_done()
+
+    def submit(self, layer: Any, group: str, message: dict[str, Any]) -> None:
+        assert self.queue is not None
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, (layer, group, message))
+
+    def flush(self, timeout: float) -> None:
+        assert self.queue is not None
+        try:
+            asyncio.run_coroutine_threadsafe(self.queue.join(), self.loop).result(timeout)
+        except Exception as exc:
+            log.warning("전송 대기열 비우기 실패: %s", exc)
+
+
+_send_thread: _SendThread | None = None
+_send_thread_lock = threading.Lock()
+
+
+def _sender() -> _SendThread:
+    global _send_thread
+    with _send_thread_lock:
+        if _send_thread is None or _send_thread.pid != os.getpid():  # not inherited over fork
+            _send_thread = _SendThread()
+            atexit.register(_send_thread.flush, 2.0)
+        return _send_thread
+
+
+def flush(timeout: float = 2.0) -> None:
+    """Wait until every send queued by this process so far has gone out (or ``timeout``)."""
+    sender = _send_thread
+    if sender is not None and sender.pid == os.getpid():
+        sender.flush(timeout)
+
+
 def group_send(group: str, message: dict[str, Any]) -> None:
-    """Send to a group from any thread, sync or async context. Never raises."""
+    """Send to a group from any thread, sync or async context, without waiting. Never raises.
+
+    In-memory layer: handed to the server's event loop (its queues live there). Redis layers:
+    a task on the caller's running loop, else queued to this process's send thread."""
     layer = hub.channel_layer()
     if layer is None:
         return
     try:
         running = _running_loop()
-        target = _server_loop if isinstance(layer, InMemoryChannelLayer) else running
-        if target is not None and not target.is_closed():
-            if target is running:
+        if isinstance(layer, InMemoryChannelLayer):
+            target = _server_loop if _server_loop is not None and not _server_loop.is_closed() else None
+            if target is not None and target is not running:
+                asyncio.run_coroutine_threadsafe(layer.group_send(group, message), target)
+            elif running is not None:
                 running.create_task(layer.group_send(group, message))
             else:
-                asyncio.run_coroutine_threadsafe(layer.group_send(group, message), target)
-        elif running is None:
-            async_to_sync(layer.group_send)(group, message)
+                async_to_sync(layer.group_send)(group, message)
+        elif running is not None:
+            running.create_task(layer.group_send(group, message))
+        else:
+            _sender().submit(layer, group, message)
     except Exception as exc:  # a push failure must not fail the publisher
         log.warning("가격 전송 실패: %s %s", group, exc)
 

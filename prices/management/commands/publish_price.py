@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from prices import broadcast
 from prices.serializers import price_json
 from prices.services import instrument_normalize, price_publish
 
@@ -40,4 +41,5 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        broadcast.flush()  # the push leaves from a background thread; let it go before exiting
         self.stdout.write(json.dumps(price_json(record), ensure_ascii=False))
