@@ -6,7 +6,7 @@ Not a test. One run on PostgreSQL + Redis (the distributed mode, SPEC §7):
         --redis-url redis://127.0.0.1:6379/5 --rounds 100
 
 What runs: the Binance simulator (venuesim.binance) in this process; a Celery worker as a
-separate process (threads pool, one thread per account); the webhook intake in this process
+separate process (threads pool with one thread per account, or --pool/--concurrency); the webhook intake in this process
 through Django's test client (validation, one transaction, enqueue on commit — the same code
 as the HTTP view, without an HTTP server in front). Every account is a BINANCE account whose
 ``api_base_url`` points at the simulator.
@@ -70,6 +70,12 @@ def main() -> None:
     parser.add_argument(
         "--no-ccxt-throttle", action="store_true", help="accounts set enable_rate_limit: false"
     )
+    parser.add_argument(
+        "--pool", default="threads", choices=["threads", "prefork"], help="the Celery worker's pool"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, help="worker threads/processes (default: one per account of the largest run)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
@@ -114,9 +120,9 @@ def main() -> None:
             "quanttrade",
             "worker",
             "-P",
-            "threads",
+            args.pool,
             "-c",
-            str(max_accounts),
+            str(args.concurrency or max_accounts),
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
@@ -142,6 +148,7 @@ def main() -> None:
         worker.wait(timeout=30)
         sim.stop()
     print()
+    print(f"worker: -P {args.pool} -c {args.concurrency or max_accounts}")
     print(
         f"load average (1 min) before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores"
     )
