@@ -68,8 +68,8 @@ class BybitSim(SimServer):
         # their stops sit on the right side of the market.
         self.prices: dict[str, Decimal] = {"BTCUSDT": dec("100000"), "ETHUSDT": dec("3000")}
         self.spot_rules = {
-            "BTCUSDT": ("BTC", "USDT", _spot("0.01", "0.000001", "0.000048", "1")),
-            "ETHUSDT": ("ETH", "USDT", _spot("0.01", "0.00001", "0.00062", "1")),
+            "BTCUSDT": ("BTC", "USDT", _spot("0.01", "0.000001", "0.000011", "5")),
+            "ETHUSDT": ("ETH", "USDT", _spot("0.01", "0.00001", "0.00048", "5")),
         }
         self.linear_rules = {
             "BTCUSDT": ("BTC", "USDT", _linear("0.10", "0.001", "0.001", "5")),
