@@ -58,7 +58,15 @@ VENUE_OPTIONS: dict[str, dict[str, Any]] = {
         "fetchMargins": False,
         "warnOnFetchOpenOrdersWithoutSymbol": False,
     },
+    # Bybit: spot and USDT perpetuals only (no inverse or option instrument lists).
+    "bybit": {"fetchMarkets": {"types": ["spot", "linear"]}},
 }
+# Venues whose order-create answer is an acknowledgement only (ids, no state): the order is
+# read back by its client id right after, so a filled MARKET order is recorded as filled.
+VENUE_ACK_ONLY_CREATE: frozenset[str] = frozenset({"bybit"})
+# Venue error codes that say "internal error, try again" on an order request: like a 5xx, the
+# order's fate is unknown, so it is looked up by client id before it is retried.
+VENUE_UNCERTAIN_CODES: dict[str, frozenset[str]] = {"bybit": frozenset({"10016"})}
 # ccxt's sync throttle waits rateLimit x request weight since the previous request. Its Binance
 # default (50 ms) models the old 1,200 weight/min; spot now allows 6,000/min (10 ms per weight).
 VENUE_RATE_LIMIT_MS: dict[tuple[str, str], float] = {("binance", "SPOT"): 10.0}
@@ -117,6 +125,12 @@ def venue_message(exc: Exception) -> str:
                 if candidate:
                     return str(candidate)
     return re.sub(r"^[a-z0-9]+ ", "", text).strip() or exc.__class__.__name__
+
+
+def venue_code(exc: Exception) -> str | None:
+    """The venue's error code in a ccxt exception's body ("retCode": 10016 -> "10016")."""
+    found = re.search(r'"(?:retCode|ret_code|code)"\s*:\s*"?(-?\d+)', str(exc))
+    return found.group(1) if found else None
 
 
 class CcxtAdapter(ExchangeAdapter):
@@ -288,6 +302,10 @@ class CcxtAdapter(ExchangeAdapter):
         params: dict[str, Any] = {"clientOrderId": request.client_order_id}
         if trigger is not None:
             params["triggerPrice"] = float(trigger)
+            if self.ccxt_id == "bybit" and market["contract"]:
+                # Bybit contracts want the direction: a buy stop fires on the way up, a sell
+                # stop on the way down (Binance's STOP_MARKET semantics).
+                params["triggerDirection"] = "ascending" if side == "buy" else "descending"
         if reduce_only:
             params["reduceOnly"] = True
         if request.market_type == "FUTURES":
@@ -339,14 +357,27 @@ class CcxtAdapter(ExchangeAdapter):
             except ccxt.AuthenticationError as e:
                 raise PermanentVenueError(self._message(e)) from e
             except ccxt.ExchangeError as e:
+                if venue_code(e) in VENUE_UNCERTAIN_CODES.get(self.ccxt_id, ()):
+                    return self._lookup_or_retry(request, e)
                 # The venue answered the order request with a refusal: nothing was placed.
                 raise OrderRejected(self._message(e)) from e
             except ccxt.BaseError as e:
                 raise self._translate(e) from e
         result = order_result(order)
+        if order.get("status") is None and self.ccxt_id in VENUE_ACK_ONLY_CREATE:
+            result = self._read_back(request, result)
         if result.quantity is None:
             result.quantity = amount
         return result
+
+    def _read_back(self, request: OrderRequest, acknowledged: OrderResult) -> OrderResult:
+        """The placed order's state by client id; the acknowledgement when that read fails (the
+        order is placed either way: the live refresh or the sweep reads it later)."""
+        try:
+            return self.fetch_order_by_client_id(request) or acknowledged
+        except VenueError as e:
+            log.warning("%s 주문 상태 조회 실패 (주문은 접수됨): %s", self.display_name, e.message)
+            return acknowledged
 
     def _lookup_or_retry(self, request: OrderRequest, cause: Exception) -> OrderResult:
         found = self._lookup_after_failure(request, cause)
@@ -371,6 +402,8 @@ class CcxtAdapter(ExchangeAdapter):
                 if self.ccxt_id == "upbit":
                     raw = client.privateGetOrder({"identifier": cid})
                     return order_result(client.parse_order(raw, market))
+                if self.ccxt_id == "bybit":
+                    return self._bybit_order(client, market, cid)
                 if self.ccxt_id == "binance":
                     extra = (
                         {"trigger": True, "clientAlgoId": cid}
@@ -398,6 +431,23 @@ class CcxtAdapter(ExchangeAdapter):
                 for order in orders:
                     if order.get("clientOrderId") == cid:
                         return order_result(order)
+        return None
+
+    @staticmethod
+    def _bybit_order(client: ccxt.Exchange, market: dict[str, Any], cid: str) -> OrderResult | None:
+        """Bybit V5 by orderLinkId: live orders (conditional ones too: a unified account lists
+        every kind when no orderFilter is given) in /v5/order/realtime, finished ones in
+        /v5/order/history."""
+        request = {
+            "category": "linear" if market["contract"] else "spot",
+            "symbol": market["id"],
+            "orderLinkId": cid,
+        }
+        for endpoint in (client.privateGetV5OrderRealtime, client.privateGetV5OrderHistory):
+            rows = ((endpoint(request) or {}).get("result") or {}).get("list") or []
+            for row in rows:
+                if row.get("orderLinkId") == cid:
+                    return order_result(client.parse_order(row, market))
         return None
 
     def cancel_all(self, market_type: str, symbol: str | None) -> int:
@@ -428,6 +478,10 @@ class CcxtAdapter(ExchangeAdapter):
             if self.ccxt_id == "binance":
                 books.append({"type": "swap", "trigger": True})  # USD-M conditional orders: the algo API
             return books
+        if self.ccxt_id == "bybit":
+            # Bybit spot keeps conditional orders apart (orderFilter=StopOrder) and cancels only
+            # plain ones by default; a unified account lists both kinds unless filtered.
+            return [{"type": "spot", "orderFilter": "Order"}, {"type": "spot", "trigger": True}]
         return [{"type": "spot"}]
 
     def _cancel_symbol(self, client: ccxt.Exchange, market_type: str, symbol: str) -> int:
@@ -565,7 +619,12 @@ class CcxtAdapter(ExchangeAdapter):
         with lock:
             try:
                 if "leverage" in self.settings and client.has.get("setLeverage"):
-                    client.set_leverage(int(self._leverage()), symbol)
+                    try:
+                        client.set_leverage(int(self._leverage()), symbol)
+                    except ccxt.BadRequest as e:
+                        # Bybit answers 110043 "leverage not modified" when it is already set.
+                        if venue_code(e) != "110043":
+                            raise
                 margin_mode = self.settings.get("margin_mode")
                 if margin_mode and client.has.get("setMarginMode"):
                     try:

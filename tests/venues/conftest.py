@@ -9,6 +9,7 @@ import pytest
 
 from strategies.models import Account
 from venuesim.binance import BinanceSim
+from venuesim.bybit import BybitSim
 from venuesim.kis import KisSim
 from venuesim.upbit import UpbitSim
 
@@ -86,6 +87,33 @@ def upbit_account(make_account: Callable[..., Account], upbit_sim: UpbitSim) -> 
             api_secret="sim-secret",
             settings={
                 "api_base_url": upbit_sim.base_url,
+                "timeout_seconds": 2,
+                "enable_rate_limit": False,
+                **settings,
+            },
+        )
+
+    return make
+
+
+@pytest.fixture
+def bybit_sim() -> Iterator[BybitSim]:
+    sim = BybitSim()
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def bybit_account(make_account: Callable[..., Account], bybit_sim: BybitSim) -> Callable[..., Account]:
+    def make(name: str = "bybit-1", **settings: Any) -> Account:
+        return make_account(
+            name=name,
+            exchange="BYBIT",
+            api_key="sim-bybit-key",
+            api_secret="sim-bybit-secret",
+            settings={
+                "api_base_url": bybit_sim.base_url,
                 "timeout_seconds": 2,
                 "enable_rate_limit": False,
                 **settings,

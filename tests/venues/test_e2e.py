@@ -16,6 +16,7 @@ from orders.exchanges.kis import KisAdapter
 from orders.models import Order, OrderStatus
 from tests.webhook.scenarios import ALL
 from venuesim.binance import BinanceSim
+from venuesim.bybit import BybitSim
 from venuesim.kis import KisSim
 from venuesim.upbit import UpbitSim
 
@@ -256,3 +257,120 @@ def test_kis_token_expiry_refreshes_once_through_the_worker(
     assert len(kis_sim.orders) == 1
     assert Order.objects.get(pk=order.pk).exchange_order_id == kis_sim.orders[0]["odno"]
     assert kis_sim.token_requests == 2  # the first token, then exactly one refresh
+
+
+def test_one_webhook_reaches_binance_bybit_and_upbit_in_parallel_and_kis_answers_for_itself(
+    client: Client,
+    admin_client: Client,
+    celery_worker: Any,
+    make_strategy: Any,
+    wait_orders: Any,
+    binance_sim: BinanceSim,
+    binance_account: Any,
+    bybit_sim: BybitSim,
+    bybit_account: Any,
+    upbit_sim: UpbitSim,
+    upbit_account: Any,
+    kis_sim: KisSim,
+    kis_account: Any,
+) -> None:
+    accounts = [
+        binance_account("binance"),
+        bybit_account("bybit"),
+        upbit_account("upbit"),
+        kis_account("kis"),
+    ]
+    make_strategy(group_name="four", market_type="SPOT", token="tok", accounts=accounts)
+    # Each venue takes 1 s to answer the order: one after the other, the order requests would
+    # reach their venues at least 1 s apart.
+    binance_sim.inject("timeout", "/api/v3/order", method="POST", delay=1.0)
+    bybit_sim.inject("timeout", "/v5/order/create", method="POST", delay=1.0)
+    upbit_sim.inject("timeout", "/v1/orders", method="POST", delay=1.0)
+
+    webhook_id = post(
+        client,
+        {
+            "group_name": "four",
+            "token": "tok",
+            "symbol": "BTC/USDT",
+            "currency": "USDT",
+            "order_type": "MARKET",
+            "side": "buy",
+            "qty_per": 10,
+        },
+    )
+    orders = wait_orders(webhook_id=webhook_id, timeout=30)
+
+    by_account = {o.account.name: o for o in orders}
+    assert {name: o.status for name, o in by_account.items()} == {
+        "binance": OrderStatus.FILLED,
+        "bybit": OrderStatus.FILLED,
+        "upbit": OrderStatus.FILLED,
+        # A strategy has one market type: a KIS account cannot trade a SPOT crypto signal and
+        # says so on its own Order, before any request, without touching the other accounts.
+        "kis": OrderStatus.REJECTED,
+    }
+    assert by_account["kis"].message == "한투에서는 SPOT 주문을 지원하지 않습니다"
+    assert kis_sim.orders == []
+    [binance_post] = binance_sim.seen("/api/v3/order", "POST")
+    [bybit_post] = bybit_sim.seen("/v5/order/create", "POST")
+    [upbit_post] = upbit_sim.seen("/v1/orders", "POST")
+    arrivals = [binance_post.received_at, bybit_post.received_at, upbit_post.received_at]
+    assert max(arrivals) - min(arrivals) < 1.0
+    assert len(binance_sim.orders) == len(bybit_sim.orders) == len(upbit_sim.orders) == 1
+    assert bybit_sim.orders[0]["link_id"] == by_account["bybit"].client_order_id
+    assert upbit_sim.orders[0]["market"] == "USDT-BTC"
+    body = admin_client.get(f"/api/webhooks/{webhook_id}").json()
+    rows = {row["account"]: row for row in body["orders"]}
+    assert {name: (row["exchange"], row["status"]) for name, row in rows.items()} == {
+        "binance": ("BINANCE", "filled"),
+        "bybit": ("BYBIT", "filled"),
+        "upbit": ("UPBIT", "filled"),
+        "kis": ("KIS", "rejected"),
+    }
+    assert rows["bybit"]["exchange_order_id"] == bybit_sim.orders[0]["id"]
+    assert rows["kis"]["message"] == "한투에서는 SPOT 주문을 지원하지 않습니다"
+
+
+def test_a_failing_bybit_account_does_not_touch_the_others(
+    client: Client,
+    admin_client: Client,
+    celery_worker: Any,
+    make_strategy: Any,
+    wait_orders: Any,
+    binance_sim: BinanceSim,
+    binance_account: Any,
+    bybit_sim: BybitSim,
+    bybit_account: Any,
+    upbit_sim: UpbitSim,
+    upbit_account: Any,
+) -> None:
+    accounts = [binance_account("binance"), bybit_account("bybit"), upbit_account("upbit")]
+    make_strategy(group_name="iso", market_type="SPOT", token="tok", accounts=accounts)
+    bybit_sim.inject("reject", "/v5/order/create", method="POST")
+
+    webhook_id = post(
+        client,
+        {
+            "group_name": "iso",
+            "token": "tok",
+            "symbol": "BTC/USDT",
+            "order_type": "MARKET",
+            "side": "buy",
+            "qty_per": 10,
+        },
+    )
+    orders = wait_orders(webhook_id=webhook_id, timeout=30)
+
+    assert {o.account.name: o.status for o in orders} == {
+        "binance": OrderStatus.FILLED,
+        "bybit": OrderStatus.REJECTED,
+        "upbit": OrderStatus.FILLED,
+    }
+    assert bybit_sim.orders == [] and len(binance_sim.orders) == 1 and len(upbit_sim.orders) == 1
+    rows = {row["account"]: row for row in admin_client.get(f"/api/webhooks/{webhook_id}").json()["orders"]}
+    assert (rows["bybit"]["status"], rows["bybit"]["message"]) == (
+        "rejected",
+        "Bybit API 오류: Insufficient balance.",
+    )
+    assert rows["binance"]["status"] == rows["upbit"]["status"] == "filled"
