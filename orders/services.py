@@ -378,3 +378,28 @@ def paper_match_run() -> int:
     from orders.exchanges.paper import paper_match
 
     return paper_orders_sync(paper_match())
+
+
+def venues_warm() -> int:
+    """Load markets and tokens for every account an active strategy trades through, so the
+    first signal after a worker starts does not pay for them (a ccxt market list is seconds
+    on a real venue). Failures are logged, never raised: the order path loads them itself.
+    Returns how many (account, market type) pairs were warmed."""
+    from strategies.models import Account, StrategyAccount
+
+    pairs = StrategyAccount.objects.filter(
+        is_active=True, account__is_active=True, strategy__is_active=True
+    ).values_list("account_id", "strategy__market_type")
+    warmed = 0
+    for account_id, market_type in sorted(set(pairs)):
+        account = Account.objects.get(pk=account_id)
+        try:
+            adapter = adapter_for(account)
+            try:
+                adapter.warm(market_type)
+            finally:
+                adapter.close()
+            warmed += 1
+        except Exception as exc:  # best effort: the order path does the same work itself
+            log.warning("거래소 준비 실패: account=%s %s", account.name, getattr(exc, "message", exc))
+    return warmed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -105,6 +106,9 @@ def _celery_worker_session(django_db_setup: None) -> Iterator[Any]:
     from quanttrade.celery import app
 
     app.conf.worker_hijack_root_logger = False
+    # Tests warm venues explicitly (tests/venues/test_warmup.py); a background warm-up thread
+    # touching the database as the session's worker starts would only race the fixtures.
+    os.environ["QT_SKIP_VENUE_WARMUP"] = "1"
     if app.conf.broker_url.startswith("memory"):
         # The in-memory transport polls; the default 1 s would dominate every test.
         app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.01}

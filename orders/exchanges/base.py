@@ -36,11 +36,11 @@ class PermanentVenueError(VenueError):
     retryable = False
 
 
-class OrderRejected(PermanentVenueError):
+class OrderRejected(PermanentVenueError):  # noqa: N818 - the product's name for it
     """The venue (or the local trading rules) rejected the order; nothing was placed."""
 
 
-class OrderUncertain(VenueError):
+class OrderUncertain(VenueError):  # noqa: N818 - the product's name for it
     """The request may have reached the venue (timeout after sending); look it up first."""
 
     retryable = True
@@ -123,5 +123,8 @@ class ExchangeAdapter(ABC):
         """Trading rules per symbol (precision, minimums); empty when the venue has none."""
         return {}
 
-    def close(self) -> None:
+    def warm(self, market_type: str) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Do the one-time work of a first order ahead of it (markets, tokens). Not required."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Release connections; called when the task is done with the adapter."""

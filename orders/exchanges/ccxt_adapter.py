@@ -18,6 +18,8 @@ import json
 import logging
 import re
 import threading
+import time
+from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
@@ -76,8 +78,22 @@ VENUE_MIN_COST: dict[str, dict[str, Decimal]] = {
 }
 HUNDRED = Decimal("100")
 
+# How long a process keeps a venue's market list before loading it again (new listings,
+# changed filters). Clients of every account on the venue share one list per process.
+MARKETS_TTL_SECONDS = 3600.0
+
 _clients: dict[tuple[Any, ...], tuple[ccxt.Exchange, threading.RLock]] = {}
 _clients_lock = threading.Lock()
+
+
+@dataclass
+class _SharedMarkets:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    source: ccxt.Exchange | None = None  # the client that loaded them
+    loaded_at: float = 0.0
+
+
+_shared_markets: dict[tuple[Any, ...], _SharedMarkets] = {}
 
 
 def dec(value: Any) -> Decimal | None:
@@ -196,6 +212,46 @@ class CcxtAdapter(ExchangeAdapter):
             _clients[key] = cached
             return cached
 
+    def warm(self, market_type: str) -> None:
+        """Build the client and load the venue's markets before the first order needs them."""
+        client, lock = self._client(market_type)
+        with lock:
+            try:
+                self._load_markets(client, market_type)
+            except ccxt.BaseError as e:
+                raise self._translate(e) from e
+
+    def _load_markets(self, client: ccxt.Exchange, market_type: str) -> dict[str, Any]:
+        """The client's markets, loaded once per process and venue for every account on it.
+
+        The first client loads them (the others wait for it rather than load their own: ten
+        accounts on one venue after a restart make one request, not ten); later clients copy
+        the shared list (ccxt's ``set_markets_from_exchange``: references, no copy). After
+        MARKETS_TTL_SECONDS the next call loads them again."""
+        key = (
+            self.ccxt_id,
+            market_type,
+            self.account.is_testnet,
+            str(self.settings.get("api_base_url") or ""),
+            json.dumps(self.settings.get("ccxt_options", {}), sort_keys=True, default=str),
+        )
+        with _clients_lock:
+            shared = _shared_markets.setdefault(key, _SharedMarkets())
+        if (
+            client.markets
+            and getattr(client, "qt_markets_at", None) == shared.loaded_at
+            and time.monotonic() - shared.loaded_at < MARKETS_TTL_SECONDS
+        ):
+            return client.markets
+        with shared.lock:
+            if shared.source is None or time.monotonic() - shared.loaded_at >= MARKETS_TTL_SECONDS:
+                client.load_markets(reload=bool(client.markets))
+                shared.source, shared.loaded_at = client, time.monotonic()
+            elif getattr(client, "qt_markets_at", None) != shared.loaded_at:
+                client.set_markets_from_exchange(shared.source)
+            client.qt_markets_at = shared.loaded_at
+        return client.markets
+
     def _message(self, exc: Exception | str) -> str:
         text = exc if isinstance(exc, str) else venue_message(exc)
         return _("%(venue)s API error: %(message)s") % {"venue": self.display_name, "message": text}
@@ -218,7 +274,7 @@ class CcxtAdapter(ExchangeAdapter):
         client, lock = self._client(market_type)
         with lock:
             try:
-                client.load_markets()
+                self._load_markets(client, market_type)
                 return getattr(client, method)(*args, **kwargs)
             except ccxt.BaseError as e:
                 raise self._translate(e) from e
@@ -228,7 +284,7 @@ class CcxtAdapter(ExchangeAdapter):
         client, lock = self._client("SPOT")
         with lock:
             try:
-                return dict(client.load_markets())
+                return dict(self._load_markets(client, "SPOT"))
             except ccxt.BaseError as e:
                 raise self._translate(e) from e
 
@@ -237,7 +293,7 @@ class CcxtAdapter(ExchangeAdapter):
         client, lock = self._client(market_type)
         with lock:
             try:
-                markets = client.load_markets()
+                markets = self._load_markets(client, market_type)
             except ccxt.BaseError as e:
                 raise self._translate(e) from e
         unified = symbol
@@ -455,7 +511,7 @@ class CcxtAdapter(ExchangeAdapter):
         client, lock = self._client(market_type)
         with lock:
             try:
-                client.load_markets()
+                self._load_markets(client, market_type)
                 if symbol:
                     symbols = [self.market(market_type, symbol)["symbol"]]
                 else:

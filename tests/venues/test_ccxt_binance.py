@@ -287,3 +287,48 @@ def test_an_exchange_ccxt_does_not_know_is_permanent(make_account: Any) -> None:
 
     with pytest.raises(PermanentVenueError, match="지원하지 않는 거래소입니다: NOPE"):
         adapter_for(make_account(name="x", exchange="NOPE"))
+
+
+def test_accounts_on_one_venue_share_one_market_load(binance_account: Any, binance_sim: BinanceSim) -> None:
+    first, second = binance_account("binance-a"), binance_account("binance-b")
+
+    adapter_for(first).place_order(request(cid="qtA"))
+    adapter_for(second).place_order(request(cid="qtB"))
+
+    assert len(binance_sim.seen("/api/v3/exchangeInfo", "GET")) == 1
+    assert [o["client_id"] for o in binance_sim.orders] == ["qtA", "qtB"]
+
+
+def test_concurrent_cold_accounts_load_the_markets_once(binance_account: Any, binance_sim: BinanceSim) -> None:
+    import threading
+
+    adapters = [adapter_for(binance_account(f"binance-{i}")) for i in range(5)]
+    errors: list[BaseException] = []
+
+    def place(i: int) -> None:
+        try:
+            adapters[i].place_order(request(cid=f"qt{i}", qty_per=D("1")))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=place, args=(i,)) for i in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    assert errors == []
+    assert len(binance_sim.seen("/api/v3/exchangeInfo", "GET")) == 1
+    assert sorted(o["client_id"] for o in binance_sim.orders) == [f"qt{i}" for i in range(5)]
+
+
+def test_markets_are_loaded_again_after_their_ttl(binance_account: Any, binance_sim: BinanceSim) -> None:
+    from orders.exchanges import ccxt_adapter
+
+    account = binance_account()
+    adapter_for(account).place_order(request(cid="qt1"))
+    for shared in ccxt_adapter._shared_markets.values():  # an hour and a second later
+        shared.loaded_at -= ccxt_adapter.MARKETS_TTL_SECONDS + 1
+    adapter_for(account).place_order(request(cid="qt2"))
+
+    assert len(binance_sim.seen("/api/v3/exchangeInfo", "GET")) == 2

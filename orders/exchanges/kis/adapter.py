@@ -132,6 +132,10 @@ class KisAdapter(ExchangeAdapter):
             else None,
         )
 
+    def warm(self, market_type: str) -> None:
+        """Have a valid access token in the shared cache before the first order needs one."""
+        self.client.token()
+
     def close(self) -> None:
         self.client.session.close()
 
