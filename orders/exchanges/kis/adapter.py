@@ -209,7 +209,7 @@ class KisAdapter(ExchangeAdapter):
             "market_type": request.market_type,
             "pdno": str(body.get("PDNO") or body.get("SHTN_PDNO") or body.get("OVRS_FUTR_FX_PDNO")),
             "side": side,
-            "qty": str(qty),
+            "qty": num(qty),
             "sent_at": datetime.now(KST).strftime("%Y%m%d%H%M%S"),
             "odno": "",
             "exchange": str(body.get("OVRS_EXCG_CD") or ""),
