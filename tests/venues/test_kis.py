@@ -707,6 +707,8 @@ MARKETS = {
     ),
 }
 OTHER_MARKETS = pytest.mark.parametrize("market", list(MARKETS))
+# A limit price that rests on the simulator (below its price for a buy).
+RESTING = {"OVERSEAS_STOCK": "150", "DOMESTIC_FUTUREOPTION": "300", "OVERSEAS_FUTUREOPTION": "4900"}
 
 
 def market_order(market: str, cid: str = "qt1", qty: str = "2", **kw: Any) -> OrderRequest:
@@ -906,8 +908,7 @@ def test_an_answered_order_reads_its_state_at_the_venue(
     kis_account: Any, kis_sim: KisSim, market: str
 ) -> None:
     adapter = market_adapter(kis_account, market)
-    limit = {"OVERSEAS_STOCK": "150", "DOMESTIC_FUTUREOPTION": "300", "OVERSEAS_FUTUREOPTION": "4900"}
-    order = market_order(market, order_type="LIMIT", price=D(limit[market]))
+    order = market_order(market, order_type="LIMIT", price=D(RESTING[market]))
     placed = adapter.place_order(order)
     assert adapter.fetch_order_by_client_id(order).status == OrderStatus.OPEN
 
@@ -917,7 +918,7 @@ def test_an_answered_order_reads_its_state_at_the_venue(
     assert (filled.status, filled.filled_qty, filled.avg_price) == (
         OrderStatus.FILLED,
         D("2"),
-        D(limit[market]),
+        D(RESTING[market]),
     )
     assert filled.exchange_order_id == placed.exchange_order_id
 
@@ -925,8 +926,7 @@ def test_an_answered_order_reads_its_state_at_the_venue(
 @OTHER_MARKETS
 def test_a_cancelled_order_reads_cancelled(kis_account: Any, kis_sim: KisSim, market: str) -> None:
     adapter = market_adapter(kis_account, market)
-    limit = {"OVERSEAS_STOCK": "150", "DOMESTIC_FUTUREOPTION": "300", "OVERSEAS_FUTUREOPTION": "4900"}
-    order = market_order(market, order_type="LIMIT", price=D(limit[market]))
+    order = market_order(market, order_type="LIMIT", price=D(RESTING[market]))
     adapter.place_order(order)
 
     assert adapter.cancel_all(market, None) == 1
