@@ -18,7 +18,8 @@ log = logging.getLogger("venuesim")
 
 
 class SimReply(Exception):  # noqa: N818 - a reply, not an error
-    """Raised by a route to answer with ``status`` and a JSON ``body`` (errors, mostly)."""
+    """Raised (errors) or returned (answers with headers) by a route: ``status``, a JSON
+    ``body`` and extra headers."""
 
     def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None):
         self.status = status
@@ -55,7 +56,10 @@ class Request:
 class Fault:
     """One injected fault: ``kind`` applies to the next ``count`` requests matching ``path``."""
 
-    kind: str  # "timeout" | "drop" | "5xx" | "rate_limit" | "reject" | "token_expired"
+    # "timeout" (handled, answered late), "drop" (handled, connection closed unanswered),
+    # "lost" (connection closed before the venue handled it), "5xx", "rate_limit", "reject",
+    # "token_expired"
+    kind: str
     path: str = ""
     method: str = ""
     count: int = 1
@@ -141,6 +145,8 @@ class SimServer:
             self.requests.append(request)
         fault = self._take_fault(request)
         route = self._routes.get((request.method, request.path))
+        if fault is not None and fault.kind == "lost":
+            return 0, None, {}, 0.0, True
         if fault is not None and fault.kind not in ("timeout", "drop"):
             reply = self.fault_reply(fault, request)
             return reply.status, reply.body, reply.headers, 0.0, False
@@ -149,6 +155,8 @@ class SimServer:
             return 404, {"error": f"no route {request.method} {request.path}"}, {}, 0.0, False
         try:
             status, body, headers = 200, route(request), {}
+            if isinstance(body, SimReply):
+                status, body, headers = body.status, body.body, body.headers
         except SimReply as reply:
             status, body, headers = reply.status, reply.body, reply.headers
         except Exception:  # a simulator bug must show, not hang the client

@@ -15,6 +15,7 @@ import itertools
 import json
 import secrets
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -49,6 +50,26 @@ OVERSEAS_TR = {  # exchange -> (buy, sell, virtual sell)
     "HASE": ("TTTS0311U", "TTTS0310U", "VTTS0310U"),
     "VNSE": ("TTTS0311U", "TTTS0310U", "VTTS0310U"),
 }
+# The exchange's own time zone: overseas order lists are dated in it (ord_dt).
+EXCHANGE_TZ = {
+    **{x: ZoneInfo("America/New_York") for x in US},
+    "SEHK": ZoneInfo("Asia/Hong_Kong"),
+    "SHAA": ZoneInfo("Asia/Shanghai"),
+    "SZAA": ZoneInfo("Asia/Shanghai"),
+    "TKSE": ZoneInfo("Asia/Tokyo"),
+    "HASE": ZoneInfo("Asia/Ho_Chi_Minh"),
+    "VNSE": ZoneInfo("Asia/Ho_Chi_Minh"),
+}
+LISTED = ("KIOK0510", "조회가 완료되었습니다")
+OVERSEAS_EMPTY_ROW = {
+    **dict.fromkeys(("ord_dt", "ord_gno_brno", "odno", "orgn_odno", "sll_buy_dvsn_cd", "rvse_cncl_dvsn"), ""),
+    **dict.fromkeys(("pdno", "prcs_stat_name", "ord_tmd", "ovrs_excg_cd", "dmst_ord_dt", "thco_ord_tmd"), ""),
+    **dict.fromkeys(("ft_ord_qty", "ft_ccld_qty", "nccs_qty"), "0"),
+    "ft_ord_unpr3": "0.00000000",
+    "ft_ccld_unpr3": "0.00000000",
+    "mdia_dvsn_name": "OpenAPI",
+}
+NOTHING_LISTED = ("KIOK0560", "조회할 내용이 없습니다")
 QUOTE_EXCD = {
     "NAS": US,
     "NYS": US,
@@ -122,6 +143,8 @@ class KisSim(SimServer):
         self.ofo_positions: dict[str, Decimal] = {}
         self.orders: list[dict[str, Any]] = []
         self._odno = itertools.count(117057)
+        self.page_size = 100  # rows per inquiry page; later pages follow tr_cont F/M -> N
+        self.clock: Callable[[], datetime] = lambda: datetime.now(KST)  # stamps new orders
         super().__init__()
 
     # --- faults -----------------------------------------------------------------------
@@ -161,10 +184,12 @@ class KisSim(SimServer):
             ("GET", "/uapi/overseas-price/v1/quotations/price"): self.overseas_quote,
             ("GET", f"{o}/inquire-balance"): self.overseas_balance,
             ("GET", f"{o}/inquire-nccs"): self.overseas_open,
+            ("GET", f"{o}/inquire-ccnl"): self.overseas_orders,
             ("POST", f"{o}/order-rvsecncl"): self.overseas_cancel,
             ("POST", f"{dfo}/order"): self.dfo_order,
             ("GET", f"{dfo}/inquire-balance"): self.dfo_balance,
             ("GET", f"{dfo}/inquire-ccnl"): self.dfo_orders,
+            ("GET", f"{dfo}/inquire-ngt-ccnl"): self.dfo_night_orders,
             ("POST", f"{dfo}/order-rvsecncl"): self.dfo_cancel,
             ("POST", f"{ofo}/order"): self.ofo_order,
             ("GET", f"{ofo}/inquire-ccld"): self.ofo_orders,
@@ -296,11 +321,12 @@ class KisSim(SimServer):
 
     # --- domestic stock ---------------------------------------------------------------
     def _new_order(self, market: str, **fields: Any) -> dict[str, Any]:
-        now = datetime.now(KST)
+        now = self.clock()
         order = {
             "market": market,
             "odno": f"{next(self._odno):010d}",
             "branch": "91252",
+            "placed_at": now,
             "ord_dt": now.strftime("%Y%m%d"),
             "ord_tmd": now.strftime("%H%M%S"),
             "filled": Decimal(0),
@@ -352,18 +378,38 @@ class KisSim(SimServer):
                 excg=fields.get("EXCG_ID_DVSN_CD") or "KRX",
             )
             if market_like:
-                self._fill_domestic(order, fill_price)
+                self._fill(order, fill_price)
         return ok(
             {"KRX_FWDG_ORD_ORGNO": order["branch"], "ODNO": order["odno"], "ORD_TMD": order["ord_tmd"]},
             "주문 전송 완료 되었습니다.",
             "APBK0013",
         )
 
-    def _fill_domestic(self, order: dict[str, Any], price: Decimal) -> None:
+    def _fill(self, order: dict[str, Any], price: Decimal) -> None:
+        """The whole order trades at ``price``: holdings, positions and cash follow."""
         signed = order["qty"] if order["side"] == "BUY" else -order["qty"]
-        self.holdings[order["pdno"]] = self.holdings.get(order["pdno"], Decimal(0)) + signed
-        self.cash_krw -= signed * price
+        market, pdno = order["market"], order["pdno"]
+        if market == "domestic":
+            self.holdings[pdno] = self.holdings.get(pdno, Decimal(0)) + signed
+            self.cash_krw -= signed * price
+        elif market == "overseas":
+            key = (order["excg"], pdno)
+            self.overseas_holdings[key] = self.overseas_holdings.get(key, Decimal(0)) + signed
+            self.cash_usd -= signed * price
+        elif market == "dfo":
+            self.fo_positions[pdno] = self.fo_positions.get(pdno, Decimal(0)) + signed
+        else:
+            self.ofo_positions[pdno] = self.ofo_positions.get(pdno, Decimal(0)) + signed
         order.update(filled=order["qty"], avg=price)
+
+    def fill_order(self, odno: str, price: Decimal | None = None) -> dict[str, Any]:
+        """The market trades a resting order (tests): at ``price``, else its limit price."""
+        with self.lock:
+            order = next(o for o in self.orders if o["odno"] == odno)
+            if order["cancelled"] or order["filled"] >= order["qty"]:
+                raise ValueError(f"order {odno} is not resting")
+            self._fill(order, price if price is not None else order["price"])
+            return order
 
     def domestic_balance(self, request: Request) -> dict[str, Any]:
         self._auth(request, self._tr("TTTC8434R"), ("INQR_DVSN", "UNPR_DVSN", "PRCS_DVSN"))
@@ -513,12 +559,7 @@ class KisSim(SimServer):
                 "overseas", pdno=symbol, excg=code, side=side, qty=qty, price=price, dvsn="00"
             )
             if (side == "BUY" and price >= last) or (side == "SELL" and price <= last):
-                signed = qty if side == "BUY" else -qty
-                self.overseas_holdings[(code, symbol)] = (
-                    self.overseas_holdings.get((code, symbol), Decimal(0)) + signed
-                )
-                self.cash_usd -= signed * last
-                order.update(filled=qty, avg=last)
+                self._fill(order, last)
         return ok(
             {"KRX_FWDG_ORD_ORGNO": order["branch"], "ODNO": order["odno"], "ORD_TMD": order["ord_tmd"]},
             "주문 전송 완료 되었습니다.",
@@ -652,10 +693,7 @@ class KisSim(SimServer):
                 session=request.header("tr_id"),
             )
             if fields["ORD_DVSN_CD"] in ("02", "04"):
-                self.fo_positions[code] = self.fo_positions.get(code, Decimal(0)) + (
-                    qty if side == "BUY" else -qty
-                )
-                order.update(filled=qty, avg=self.fo_prices[code])
+                self._fill(order, self.fo_prices[code])
         return ok(
             {
                 "ACNT_NAME": "SIM",
@@ -727,10 +765,7 @@ class KisSim(SimServer):
                 stop=fields["FM_STOP_ORD_PRIC"],
             )
             if kind == "2":
-                self.ofo_positions[code] = self.ofo_positions.get(code, Decimal(0)) + (
-                    qty if side == "BUY" else -qty
-                )
-                order.update(filled=qty, avg=self.ofo_prices[code])
+                self._fill(order, self.ofo_prices[code])
         return ok(
             {"ORD_DT": order["ord_dt"], "ODNO": order["odno"]}, "주문 전송 완료 되었습니다.", "APBK0013"
         )
@@ -748,32 +783,6 @@ class KisSim(SimServer):
             if q
         ]
         return ok(rows, ctx_area_fk100="", ctx_area_nk100="")
-
-    def dfo_orders(self, request: Request) -> dict[str, Any]:
-        fields = self._auth(
-            request, self._tr("TTTO5201R"), ("STRT_ORD_DT", "END_ORD_DT", "CCLD_NCCS_DVSN", "SORT_SQN")
-        )
-        unfilled = fields["CCLD_NCCS_DVSN"] == "02"
-        with self.lock:
-            rows = [
-                {
-                    "ord_dt": o["ord_dt"],
-                    "odno": o["odno"],
-                    "orgn_odno": "",
-                    "pdno": o["pdno"],
-                    "sll_buy_dvsn_cd": "01" if o["side"] == "SELL" else "02",
-                    "nmpr_type_cd": o["dvsn"],
-                    "ord_qty": fmt(o["qty"]),
-                    "qty": fmt(o["qty"] - o["filled"]) if not o["cancelled"] else "0",
-                    "tot_ccld_qty": fmt(o["filled"]),
-                    "rjct_qty": "0",
-                }
-                for o in self.orders
-                if o["market"] == "dfo" and (not unfilled or (not o["cancelled"] and o["filled"] < o["qty"]))
-            ]
-        return ok(
-            None, output1=rows, output2={"tot_ord_qty": str(len(rows))}, ctx_area_fk200="", ctx_area_nk200=""
-        )
 
     def dfo_cancel(self, request: Request) -> dict[str, Any]:
         trs = ("VTTO1103U",) if self.virtual else ("TTTO1103U", "TTTN1103U")
@@ -797,27 +806,6 @@ class KisSim(SimServer):
             raise fail("APBK1680", "정정취소구분코드를 확인하세요.", 200)
         return self._cancel("dfo", fields["ORGN_ODNO"])
 
-    def ofo_orders(self, request: Request) -> dict[str, Any]:
-        fields = self._auth(request, ("OTFM3116R",), ("CCLD_NCCS_DVSN", "SLL_BUY_DVSN_CD", "FUOP_DVSN"))
-        unfilled = fields["CCLD_NCCS_DVSN"] == "03"
-        with self.lock:
-            rows = [
-                {
-                    "ord_dt": o["ord_dt"],
-                    "odno": o["odno"],
-                    "orgn_ord_dt": "",
-                    "orgn_odno": "",
-                    "ovrs_futr_fx_pdno": o["pdno"],
-                    "sll_buy_dvsn_cd": "01" if o["side"] == "SELL" else "02",
-                    "fm_ord_qty": fmt(o["qty"]),
-                    "fm_ccld_qty": fmt(o["filled"]),
-                    "fm_ord_rmn_qty": fmt(o["qty"] - o["filled"]) if not o["cancelled"] else "0",
-                }
-                for o in self.orders
-                if o["market"] == "ofo" and (not unfilled or (not o["cancelled"] and o["filled"] < o["qty"]))
-            ]
-        return ok(rows, ctx_area_fk200="", ctx_area_nk200="")
-
     def ofo_cancel(self, request: Request) -> dict[str, Any]:
         if self.virtual:
             raise fail("OPSQ0002", "모의투자에서는 해당업무가 제공되지 않습니다.", 200)
@@ -831,6 +819,309 @@ class KisSim(SimServer):
             ):
                 raise fail("APBK0918", "정정/취소할 수량이 없습니다.", 200)
         return self._cancel("ofo", fields["ORGN_ODNO"])
+
+    # --- order lists (inquiries) ------------------------------------------------------
+    def _dates(self, fields: dict[str, str], *names: str) -> list[str]:
+        for name in names:
+            try:
+                datetime.strptime(fields[name], "%Y%m%d")
+            except ValueError:
+                raise fail("OPSQ2001", f"입력값 형식 오류: {name}") from None  # invented code
+        return [fields[name] for name in names]
+
+    def _page(
+        self, request: Request, rows: list[dict[str, Any]], key: str, *, context: int = 200, **extra: Any
+    ) -> SimReply:
+        """One page of ``rows`` under ``key``: tr_cont M while more follow, asked for with
+        tr_cont N and the previous answer's ctx_area keys (here the next row's index)."""
+        nk = f"CTX_AREA_NK{context}"
+        start = request.query.get(nk, "").strip()
+        if start and request.header("tr_cont") != "N":
+            raise fail("OPSQ2005", "연속조회 구분(tr_cont)을 확인하세요.")  # invented code
+        first = int(start) if start.isdigit() else 0
+        page, more = rows[first : first + self.page_size], first + self.page_size < len(rows)
+        code, msg = LISTED if rows else NOTHING_LISTED
+        body = {
+            "rt_cd": "0",
+            "msg_cd": code,
+            "msg1": msg,
+            key: page,
+            **extra,
+            f"ctx_area_fk{context}": request.query.get(f"CTX_AREA_FK{context}", ""),
+            f"ctx_area_nk{context}": str(first + self.page_size) if more else "",
+        }
+        return SimReply(200, body, {"tr_cont": "M" if more else "D"})
+
+    def _overseas_row(self, o: dict[str, Any]) -> dict[str, Any]:
+        """A row of 해외주식 주문체결내역 (field names from the open-trading-api samples): ord_dt is
+        the exchange's local date, dmst_ord_dt/thco_ord_tmd the Korean date and time."""
+        left = Decimal(0) if o["cancelled"] else o["qty"] - o["filled"]
+        return {
+            "ord_dt": o["placed_at"].astimezone(EXCHANGE_TZ[o["excg"]]).strftime("%Y%m%d"),
+            "ord_gno_brno": o["branch"],
+            "odno": o["odno"],
+            "orgn_odno": "",
+            "sll_buy_dvsn_cd": "01" if o["side"] == "SELL" else "02",
+            "sll_buy_dvsn_cd_name": "매도" if o["side"] == "SELL" else "매수",
+            "rvse_cncl_dvsn": "00",
+            "rvse_cncl_dvsn_name": "",
+            "pdno": o["pdno"],
+            "prdt_name": o["pdno"],
+            "ft_ord_qty": fmt(o["qty"]),
+            "ft_ord_unpr3": f"{o['price']:.8f}",
+            "ft_ccld_qty": fmt(o["filled"]),
+            "ft_ccld_unpr3": f"{o['avg']:.8f}",
+            "ft_ccld_amt3": f"{o['avg'] * o['filled']:.5f}",
+            "nccs_qty": fmt(left),
+            "prcs_stat_name": "완료" if left == 0 else "접수",
+            "rjct_rson": "",
+            "rjct_rson_name": "",
+            "ord_tmd": o["ord_tmd"],
+            "tr_mket_name": o["excg"],
+            "tr_crcy_cd": "USD" if o["excg"] in US else "",
+            "tr_natn": "840" if o["excg"] in US else "",
+            "ovrs_excg_cd": o["excg"],
+            "tr_natn_name": "미국" if o["excg"] in US else "",
+            "dmst_ord_dt": o["ord_dt"],
+            "thco_ord_tmd": o["ord_tmd"],
+            "loan_type_cd": "10",
+            "loan_dt": "",
+            "mdia_dvsn_name": "OpenAPI",
+            "usa_amk_exts_rqst_yn": "N",
+            "splt_buy_attr_name": "",
+        }
+
+    def overseas_orders(self, request: Request) -> SimReply:
+        """TTTS3035R 해외주식 주문체결내역. Dates are the exchange's local dates; no search by
+        order number; 모의투자 takes only the unfiltered query. An empty list is one blank row."""
+        fields = self._auth(
+            request,
+            self._tr("TTTS3035R"),
+            (
+                "PDNO",
+                "ORD_STRT_DT",
+                "ORD_END_DT",
+                "SLL_BUY_DVSN",
+                "CCLD_NCCS_DVSN",
+                "OVRS_EXCG_CD",
+                "SORT_SQN",
+                "ORD_DT",
+                "ORD_GNO_BRNO",
+                "ODNO",
+                "CTX_AREA_NK200",
+                "CTX_AREA_FK200",
+            ),
+        )
+        start, end = self._dates(fields, "ORD_STRT_DT", "ORD_END_DT")
+        pdno, side, state, excg = (
+            fields[k] for k in ("PDNO", "SLL_BUY_DVSN", "CCLD_NCCS_DVSN", "OVRS_EXCG_CD")
+        )
+        if (
+            side not in ("00", "01", "02")
+            or state not in ("00", "01", "02")
+            or fields["SORT_SQN"]
+            not in (
+                "DS",
+                "AS",
+            )
+        ):
+            raise fail("OPSQ2001", "입력값 형식 오류: 구분코드")  # invented code
+        if fields["ODNO"]:
+            raise fail("OPSQ2003", "주문번호로 조회할 수 없습니다.")  # invented code
+        if self.virtual and (pdno or side != "00" or state != "00" or excg):
+            raise fail("OPSQ2004", "모의투자계좌는 전체 조회만 가능합니다.")  # invented code
+        with self.lock:
+            rows = [
+                self._overseas_row(o)
+                for o in self.orders
+                if o["market"] == "overseas"
+                and (pdno in ("", "%") or o["pdno"] == pdno)
+                and (excg in ("", "%") or o["excg"] == excg or (excg == "NASD" and o["excg"] in US))
+                and (side == "00" or side == ("01" if o["side"] == "SELL" else "02"))
+            ]
+        rows = [
+            r
+            for r in rows
+            if start <= r["ord_dt"] <= end and (state == "00" or (state == "01") == (r["ft_ccld_qty"] != "0"))
+        ]
+        rows.sort(key=lambda r: r["odno"], reverse=fields["SORT_SQN"] == "AS")
+        if not rows:  # KIS answers an empty list with one row of blanks
+            return self._page(request, [], "output", output=OVERSEAS_EMPTY_ROW)
+        return self._page(request, rows, "output")
+
+    def _dfo_row(self, o: dict[str, Any], night: bool) -> dict[str, Any]:
+        """A row of 선물옵션 주문체결내역 (night: ord_idx4 for ord_idx): qty is what is left."""
+        return {
+            "ord_gno_brno": o["branch"],
+            "cano": self.account,
+            "csac_name": "SIM",
+            "acnt_prdt_cd": "03",
+            "ord_dt": o["ord_dt"],
+            "odno": o["odno"],
+            "orgn_odno": "",
+            "sll_buy_dvsn_cd": "01" if o["side"] == "SELL" else "02",
+            "trad_dvsn_name": "매도" if o["side"] == "SELL" else "매수",
+            "nmpr_type_cd": o["dvsn"],
+            "nmpr_type_name": "지정가" if o["dvsn"] == "01" else "시장가",
+            "pdno": o["pdno"],
+            "prdt_name": o["pdno"],
+            "prdt_type_cd": "301",
+            "ord_qty": fmt(o["qty"]),
+            "ord_idx4" if night else "ord_idx": fmt(o["price"]),
+            "qty": "0" if o["cancelled"] else fmt(o["qty"] - o["filled"]),
+            "ord_tmd": o["ord_tmd"],
+            "tot_ccld_qty": fmt(o["filled"]),
+            "avg_idx": fmt(o["avg"]),
+            "tot_ccld_amt": fmt(o["avg"] * o["filled"]),
+            "rjct_qty": "0",
+            "ingr_trad_rjct_rson_cd": "",
+            "ingr_trad_rjct_rson_name": "",
+            "ord_stfno": "",
+            "sprd_item_yn": "N",
+            "ord_ip_addr": "127.0.0.1",
+        }
+
+    def _dfo_list(self, request: Request, fields: dict[str, str], night: bool) -> SimReply:
+        start, end = self._dates(fields, "STRT_ORD_DT", "END_ORD_DT")
+        side, state = fields["SLL_BUY_DVSN_CD"], fields["CCLD_NCCS_DVSN"]
+        if side not in ("00", "01", "02", "") or state not in ("00", "01", "02"):
+            raise fail("OPSQ2001", "입력값 형식 오류: 구분코드")  # invented code
+        with self.lock:
+            rows = [
+                self._dfo_row(o, night)
+                for o in self.orders
+                if o["market"] == "dfo"
+                and (o["session"] == "STTN1101U") == night
+                # The night list's end date is the day after the last one wanted.
+                and (start <= o["ord_dt"] < end if night else start <= o["ord_dt"] <= end)
+                and (not fields["PDNO"] or o["pdno"] == fields["PDNO"])
+                and (side in ("00", "") or side == ("01" if o["side"] == "SELL" else "02"))
+                and (
+                    state == "00"
+                    or (state == "01" and o["filled"] > 0)
+                    or (state == "02" and not o["cancelled"] and o["filled"] < o["qty"])
+                )
+            ]
+        rows.sort(key=lambda r: r["odno"], reverse=fields["SORT_SQN"] == "DS")
+        total = {
+            "tot_ord_qty": fmt(sum((dec(r["ord_qty"]) for r in rows), Decimal(0))),
+            "tot_ccld_qty_smtl" if not night else "tot_ccld_qty": fmt(
+                sum((dec(r["tot_ccld_qty"]) for r in rows), Decimal(0))
+            ),
+            "tot_ccld_amt_smtl" if not night else "tot_ccld_amt": fmt(
+                sum((dec(r["tot_ccld_amt"]) for r in rows), Decimal(0))
+            ),
+            "fee_smtl" if not night else "fee": "0",
+        }
+        return self._page(request, rows, "output1", output2=total)
+
+    def dfo_orders(self, request: Request) -> SimReply:
+        """TTTO5201R 선물옵션 주문체결내역 (day session orders); SORT_SQN AS 정순, DS 역순."""
+        fields = self._auth(
+            request,
+            self._tr("TTTO5201R"),
+            (
+                "STRT_ORD_DT",
+                "END_ORD_DT",
+                "SLL_BUY_DVSN_CD",
+                "CCLD_NCCS_DVSN",
+                "SORT_SQN",
+                "PDNO",
+                "STRT_ODNO",
+                "MKET_ID_CD",
+                "CTX_AREA_FK200",
+                "CTX_AREA_NK200",
+            ),
+        )
+        if fields["SORT_SQN"] not in ("AS", "DS"):
+            raise fail("OPSQ2001", "입력값 형식 오류: SORT_SQN")  # invented code
+        return self._dfo_list(request, fields, night=False)
+
+    def dfo_night_orders(self, request: Request) -> SimReply:
+        """STTN5201R (야간)선물옵션 주문체결 내역조회: real accounts only."""
+        if self.virtual:
+            raise fail("OPSQ0002", "모의투자에서는 해당업무가 제공되지 않습니다.", 200)
+        fields = self._auth(
+            request,
+            ("STTN5201R",),
+            (
+                "STRT_ORD_DT",
+                "END_ORD_DT",
+                "SLL_BUY_DVSN_CD",
+                "CCLD_NCCS_DVSN",
+                "SORT_SQN",
+                "STRT_ODNO",
+                "PDNO",
+                "MKET_ID_CD",
+                "FUOP_DVSN_CD",
+                "SCRN_DVSN",
+                "CTX_AREA_FK200",
+                "CTX_AREA_NK200",
+            ),
+        )
+        return self._dfo_list(request, fields, night=True)
+
+    def ofo_orders(self, request: Request) -> SimReply:
+        """OTFM3116R 해외선물옵션 당일주문내역: today's orders; CCLD_NCCS_DVSN 01 all, 02 filled,
+        03 unfilled; SLL_BUY_DVSN_CD %% all; erlm_dtl_dtime YYYYMMDDHHMMSSmmm."""
+        if self.virtual:
+            raise fail("OPSQ0002", "모의투자에서는 해당업무가 제공되지 않습니다.", 200)
+        fields = self._auth(
+            request,
+            ("OTFM3116R",),
+            ("CCLD_NCCS_DVSN", "SLL_BUY_DVSN_CD", "FUOP_DVSN", "CTX_AREA_FK200", "CTX_AREA_NK200"),
+        )
+        state, side = fields["CCLD_NCCS_DVSN"], fields["SLL_BUY_DVSN_CD"]
+        if state not in ("01", "02", "03") or side not in ("%%", "01", "02"):
+            raise fail("OPSQ2001", "입력값 형식 오류: 구분코드")  # invented code
+        today = datetime.now(KST).strftime("%Y%m%d")
+        with self.lock:
+            rows = [
+                {
+                    "cano": self.account,
+                    "acnt_prdt_cd": "08",
+                    "ord_dt": o["ord_dt"],
+                    "odno": o["odno"],
+                    "orgn_ord_dt": "",
+                    "orgn_odno": "",
+                    "ovrs_futr_fx_pdno": o["pdno"],
+                    "rcit_dvsn_cd": "00",
+                    "sll_buy_dvsn_cd": "01" if o["side"] == "SELL" else "02",
+                    "trad_stgy_dvsn_cd": "00",
+                    "bass_pric_type_cd": o["dvsn"],
+                    "ord_stat_cd": "02",
+                    "fm_ord_qty": fmt(o["qty"]),
+                    "fm_ord_pric": fmt(o["price"]),
+                    "fm_stop_ord_pric": o["stop"] or "0",
+                    "rsvn_dvsn": "N",
+                    "fm_ccld_qty": fmt(o["filled"]),
+                    "fm_ccld_pric": fmt(o["avg"]),
+                    "fm_ord_rmn_qty": "0" if o["cancelled"] else fmt(o["qty"] - o["filled"]),
+                    "ord_grp_name": "",
+                    "erlm_dtl_dtime": o["placed_at"].strftime("%Y%m%d%H%M%S%f")[:17],
+                    "ccld_dtl_dtime": "",
+                    "ord_stfno": "",
+                    "rmks1": "",
+                    "new_lqd_dvsn_cd": "1",
+                    "fm_lqd_lmt_ord_pric": "0",
+                    "fm_lqd_stop_pric": "0",
+                    "ccld_cndt_cd": "2" if o["dvsn"] == "2" else "6",
+                    "noti_vald_dt": "",
+                    "acnt_type_cd": "1",
+                    "fuop_dvsn": "01",
+                }
+                for o in self.orders
+                if o["market"] == "ofo"
+                and o["ord_dt"] == today
+                and (side == "%%" or side == ("01" if o["side"] == "SELL" else "02"))
+                and (
+                    state == "01"
+                    or (state == "02" and o["filled"] > 0)
+                    or (state == "03" and not o["cancelled"] and o["filled"] < o["qty"])
+                )
+            ]
+        rows.sort(key=lambda r: r["odno"], reverse=True)
+        return self._page(request, rows, "output")
 
     # --- for tests --------------------------------------------------------------------
     def order_requests(self) -> list[Request]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +22,7 @@ from orders.exchanges.base import (
     RetryableVenueError,
 )
 from orders.exchanges.kis import KisAdapter
+from orders.exchanges.kis.venue_orders import KST
 from orders.models import OrderStatus
 from venuesim.kis import KisSim
 
@@ -684,17 +686,251 @@ def test_5xx_without_an_answer_is_looked_up_then_placed_once(kis_account: Any, k
     assert len(kis_sim.orders) == 1
 
 
-def test_unanswered_overseas_order_is_not_resent_blindly(kis_account: Any, kis_sim: KisSim) -> None:
-    adapter = adapter_for(kis_account(timeout_seconds=0.5))
+# --- finding an unanswered order again, on every market -------------------------------------
+
+# market -> (account product code, order path, a market order the simulator fills at once)
+MARKETS = {
+    "OVERSEAS_STOCK": (
+        "01",
+        "/uapi/overseas-stock/v1/trading/order",
+        {"symbol": "AAPL", "params": {"exchange_code": "NASD"}},
+    ),
+    "DOMESTIC_FUTUREOPTION": (
+        "03",
+        "/uapi/domestic-futureoption/v1/trading/order",
+        {"symbol": "101TC000", "params": {"session": "day"}},
+    ),
+    "OVERSEAS_FUTUREOPTION": (
+        "08",
+        "/uapi/overseas-futureoption/v1/trading/order",
+        {"symbol": "ESZ4", "params": {"exchange_code": "CME", "contract_month": "Z4"}},
+    ),
+}
+OTHER_MARKETS = pytest.mark.parametrize("market", list(MARKETS))
+# A limit price that rests on the simulator (below its price for a buy).
+RESTING = {"OVERSEAS_STOCK": "150", "DOMESTIC_FUTUREOPTION": "300", "OVERSEAS_FUTUREOPTION": "4900"}
+
+
+def market_order(market: str, cid: str = "qt1", qty: str = "2", **kw: Any) -> OrderRequest:
+    return req(market, cid=cid, qty_per=D(qty), **{**MARKETS[market][2], **kw})
+
+
+def market_adapter(kis_account: Any, market: str, **settings: Any) -> KisAdapter:
+    settings = {"timeout_seconds": 0.5, **settings}
+    adapter = adapter_for(kis_account(product_code=MARKETS[market][0], **settings))
     adapter.client.token()
-    kis_sim.inject("timeout", "/uapi/overseas-stock/v1/trading/order", delay=1.0)
-    order = req("OVERSEAS_STOCK", symbol="AAPL", qty_per=D("1"), params={"exchange_code": "NASD"})
+    return adapter
+
+
+@OTHER_MARKETS
+def test_timeout_after_accepting_is_found_again_with_its_state(
+    kis_account: Any, kis_sim: KisSim, market: str
+) -> None:
+    adapter = market_adapter(kis_account, market)
+    kis_sim.inject("timeout", MARKETS[market][1], delay=1.0)
+    order = market_order(market)
 
     with pytest.raises(OrderUncertain):
         adapter.place_order(order)
+    found = adapter.fetch_order_by_client_id(order)
 
-    with pytest.raises(PermanentVenueError, match="주문 상태를 확인할 수 없습니다"):
-        adapter.fetch_order_by_client_id(order)
+    [venue_order] = kis_sim.orders
+    assert found is not None and found.exchange_order_id == venue_order["odno"]
+    assert (found.status, found.filled_qty, found.avg_price) == (
+        OrderStatus.FILLED,
+        D("2"),
+        venue_order["avg"],
+    )
+    # Asked again (a retry, the sweep), the answer is the same order.
+    assert adapter.fetch_order_by_client_id(order).exchange_order_id == venue_order["odno"]
+
+
+@OTHER_MARKETS
+def test_an_order_lost_before_the_venue_is_placed_once_after_the_lookup(
+    kis_account: Any, kis_sim: KisSim, market: str
+) -> None:
+    adapter = market_adapter(kis_account, market)
+    kis_sim.inject("lost", MARKETS[market][1])
+    order = market_order(market)
+
+    with pytest.raises(OrderUncertain):
+        adapter.place_order(order)
+    assert kis_sim.orders == []
+    assert adapter.fetch_order_by_client_id(order) is None
+    placed = adapter.place_order(order)
+
+    [venue_order] = kis_sim.orders
+    assert placed.exchange_order_id == venue_order["odno"]
+    assert len(kis_sim.order_requests()) == 2
+
+
+@OTHER_MARKETS
+def test_two_unanswered_orders_of_the_same_kind_each_find_their_own(
+    kis_account: Any, kis_sim: KisSim, market: str
+) -> None:
+    adapter = market_adapter(kis_account, market)
+    stamp = datetime.now(KST) + timedelta(seconds=3)
+    kis_sim.clock = lambda: stamp  # both stamped alike: only the claims tell them apart
+    kis_sim.inject("timeout", MARKETS[market][1], delay=1.0, count=2)
+    first, second = market_order(market, cid="first"), market_order(market, cid="second")
+    for order in (first, second):
+        with pytest.raises(OrderUncertain):
+            adapter.place_order(order)
+
+    found = [adapter.fetch_order_by_client_id(o) for o in (second, first, second, first)]
+
+    odnos = [o["odno"] for o in kis_sim.orders]
+    assert len(odnos) == 2
+    assert {f.exchange_order_id for f in found[:2]} == set(odnos)  # one each, none taken twice
+    assert [f.exchange_order_id for f in found[2:]] == [f.exchange_order_id for f in found[:2]]
+
+
+@OTHER_MARKETS
+def test_a_lookup_waits_while_an_order_of_the_same_kind_is_in_flight(
+    kis_account: Any, kis_sim: KisSim, market: str
+) -> None:
+    """The first request never reached the venue; a second, identical one did and awaits its
+    answer. The first's lookup must not take the second's order: it would never be placed."""
+    adapter = market_adapter(kis_account, market, timeout_seconds=3)
+    other = adapter_for(adapter.account)
+    kis_sim.inject("lost", MARKETS[market][1])
+    kis_sim.inject("timeout", MARKETS[market][1], delay=1.0)
+    first, second = market_order(market, cid="first"), market_order(market, cid="second")
+    with pytest.raises(OrderUncertain):
+        adapter.place_order(first)
+    answers: list[Any] = []
+    in_flight = threading.Thread(target=lambda: answers.append(other.place_order(second)))
+    in_flight.start()
+    while not kis_sim.orders:  # the venue has the second order; its answer is on the way
+        pass
+
+    with pytest.raises(RetryableVenueError, match="같은 종류의 주문이 전송 중입니다"):
+        adapter.fetch_order_by_client_id(first)
+    in_flight.join()
+    assert adapter.fetch_order_by_client_id(first) is None
+    placed = adapter.place_order(first)
+
+    assert [o["odno"] for o in kis_sim.orders] == [answers[0].exchange_order_id, placed.exchange_order_id]
+
+
+def test_overseas_lookup_asks_from_the_day_before_in_exchange_dates(
+    kis_account: Any, kis_sim: KisSim
+) -> None:
+    from datetime import datetime, timedelta
+
+    from orders.exchanges.kis.venue_orders import KST
+
+    adapter = market_adapter(kis_account, "OVERSEAS_STOCK")
+    kis_sim.inject("timeout", MARKETS["OVERSEAS_STOCK"][1], delay=1.0)
+    order = market_order("OVERSEAS_STOCK")
+    with pytest.raises(OrderUncertain):
+        adapter.place_order(order)
+
+    assert adapter.fetch_order_by_client_id(order) is not None
+    [inquiry] = kis_sim.seen("/uapi/overseas-stock/v1/trading/inquire-ccnl")
+    today = datetime.now(KST).date()
+    assert inquiry.header("tr_id") == "TTTS3035R"
+    assert {k: inquiry.query[k] for k in ("PDNO", "OVRS_EXCG_CD", "SLL_BUY_DVSN", "ODNO")} == {
+        "PDNO": "AAPL",
+        "OVRS_EXCG_CD": "NASD",
+        "SLL_BUY_DVSN": "02",
+        "ODNO": "",
+    }
+    assert (inquiry.query["ORD_STRT_DT"], inquiry.query["ORD_END_DT"]) == (
+        (today - timedelta(days=1)).strftime("%Y%m%d"),
+        today.strftime("%Y%m%d"),
+    )
+
+
+def test_virtual_overseas_lookup_sends_the_unfiltered_query(kis_account: Any) -> None:
+    sim = KisSim(virtual=True)
+    sim.start()
+    try:
+        account = kis_account("kis-virtual", timeout_seconds=0.5)
+        account.is_testnet = True
+        account.settings = {**account.settings, "api_base_url": sim.base_url}
+        account.save()
+        adapter = adapter_for(account)
+        adapter.client.token()
+        sim.inject("timeout", MARKETS["OVERSEAS_STOCK"][1], delay=1.0)
+        order = market_order("OVERSEAS_STOCK")
+        with pytest.raises(OrderUncertain):
+            adapter.place_order(order)
+
+        found = adapter.fetch_order_by_client_id(order)
+
+        assert found is not None and found.exchange_order_id == sim.orders[0]["odno"]
+        [inquiry] = sim.seen("/uapi/overseas-stock/v1/trading/inquire-ccnl")
+        assert inquiry.header("tr_id") == "VTTS3035R"
+        assert (inquiry.query["PDNO"], inquiry.query["OVRS_EXCG_CD"], inquiry.query["SLL_BUY_DVSN"]) == (
+            "",
+            "",
+            "00",
+        )
+    finally:
+        sim.stop()
+
+
+def test_night_session_order_is_found_in_the_night_list(kis_account: Any, kis_sim: KisSim) -> None:
+    adapter = market_adapter(kis_account, "DOMESTIC_FUTUREOPTION")
+    kis_sim.inject("timeout", MARKETS["DOMESTIC_FUTUREOPTION"][1], delay=1.0)
+    order = market_order("DOMESTIC_FUTUREOPTION", params={"session": "night"})
+    with pytest.raises(OrderUncertain):
+        adapter.place_order(order)
+
+    found = adapter.fetch_order_by_client_id(order)
+
+    assert found is not None and found.exchange_order_id == kis_sim.orders[0]["odno"]
+    [inquiry] = kis_sim.seen("/uapi/domestic-futureoption/v1/trading/inquire-ngt-ccnl")
+    assert inquiry.header("tr_id") == "STTN5201R"
+    assert kis_sim.seen("/uapi/domestic-futureoption/v1/trading/inquire-ccnl") == []
+
+
+def test_the_lookup_reads_every_page_of_the_order_list(kis_account: Any, kis_sim: KisSim) -> None:
+    adapter = market_adapter(kis_account, "OVERSEAS_FUTUREOPTION")
+    kis_sim.page_size = 2
+    for i in range(4):  # orders of another kind before it
+        adapter.place_order(market_order("OVERSEAS_FUTUREOPTION", cid=f"other{i}", qty="1"))
+    kis_sim.inject("timeout", MARKETS["OVERSEAS_FUTUREOPTION"][1], delay=1.0)
+    order = market_order("OVERSEAS_FUTUREOPTION")
+    with pytest.raises(OrderUncertain):
+        adapter.place_order(order)
+
+    found = adapter.fetch_order_by_client_id(order)
+
+    assert found is not None and found.exchange_order_id == kis_sim.orders[-1]["odno"]
+    pages = kis_sim.seen("/uapi/overseas-futureoption/v1/trading/inquire-ccld")
+    assert [p.header("tr_cont") for p in pages] == ["", "N", "N"]
+
+
+@OTHER_MARKETS
+def test_an_answered_order_reads_its_state_at_the_venue(
+    kis_account: Any, kis_sim: KisSim, market: str
+) -> None:
+    adapter = market_adapter(kis_account, market)
+    order = market_order(market, order_type="LIMIT", price=D(RESTING[market]))
+    placed = adapter.place_order(order)
+    assert adapter.fetch_order_by_client_id(order).status == OrderStatus.OPEN
+
+    kis_sim.fill_order(placed.exchange_order_id)
+    filled = adapter.fetch_order_by_client_id(order)
+
+    assert (filled.status, filled.filled_qty, filled.avg_price) == (
+        OrderStatus.FILLED,
+        D("2"),
+        D(RESTING[market]),
+    )
+    assert filled.exchange_order_id == placed.exchange_order_id
+
+
+@OTHER_MARKETS
+def test_a_cancelled_order_reads_cancelled(kis_account: Any, kis_sim: KisSim, market: str) -> None:
+    adapter = market_adapter(kis_account, market)
+    order = market_order(market, order_type="LIMIT", price=D(RESTING[market]))
+    adapter.place_order(order)
+
+    assert adapter.cancel_all(market, None) == 1
+    assert adapter.fetch_order_by_client_id(order).status == OrderStatus.CANCELLED
 
 
 def test_fetch_order_by_client_id_of_a_never_sent_order_is_none(kis_account: Any) -> None:

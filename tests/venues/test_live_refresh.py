@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
+import pytest
 from django.test import Client
 
 from orders.models import Order, OrderStatus
 from orders.services import live_orders_refresh, orders_sweep
 from venuesim.binance import BinanceSim
+from venuesim.kis import KisSim
 
 
 def test_a_fill_at_the_venue_reaches_the_resting_order(
@@ -62,3 +65,53 @@ def test_paper_orders_are_left_to_the_matcher(make_strategy: Any, make_account: 
         status=OrderStatus.OPEN,
     )
     assert live_orders_refresh() == 0
+
+
+@pytest.mark.parametrize(
+    ("market", "product_code", "fields"),
+    [
+        ("DOMESTIC_STOCK", "01", {"symbol": "005930", "price": "60000"}),
+        ("OVERSEAS_STOCK", "01", {"symbol": "AAPL", "price": "150", "params": {"exchange_code": "NASD"}}),
+        ("DOMESTIC_FUTUREOPTION", "03", {"symbol": "101TC000", "price": "300", "params": {"session": "day"}}),
+        (
+            "OVERSEAS_FUTUREOPTION",
+            "08",
+            {"symbol": "ESZ4", "price": "4900", "params": {"exchange_code": "CME", "contract_month": "Z4"}},
+        ),
+    ],
+)
+def test_a_kis_fill_after_acceptance_reaches_the_resting_order(
+    client: Client,
+    celery_worker: Any,
+    make_strategy: Any,
+    kis_account: Any,
+    kis_sim: KisSim,
+    wait_orders: Any,
+    market: str,
+    product_code: str,
+    fields: dict[str, Any],
+) -> None:
+    make_strategy(market_type=market, accounts=[kis_account(product_code=product_code)])
+    body = {
+        "group_name": "my_strategy",
+        "token": "test-token",
+        "order_type": "LIMIT",
+        "side": "buy",
+        "qty_per": 3,
+    }
+    webhook_id = client.post(
+        "/api/webhook", data=json.dumps({**body, **fields}), content_type="application/json"
+    ).json()["webhook_id"]
+    [order] = wait_orders(webhook_id=webhook_id)
+    assert order.status == OrderStatus.OPEN, order.message
+    assert live_orders_refresh() == 0  # nothing changed at the venue yet
+
+    kis_sim.fill_order(order.exchange_order_id)  # the market reaches the limit price
+    assert orders_sweep()["refreshed"] == 1
+
+    order = Order.objects.get(pk=order.pk)
+    assert (order.status, order.filled_qty, order.avg_price) == (
+        OrderStatus.FILLED,
+        Decimal("3"),
+        Decimal(fields["price"]),
+    )

@@ -7,19 +7,21 @@ Account.settings keys (docs/venues.md): ``account_number`` ("12345678" or "12345
 exchange is priced, default 0.5), ``use_hashkey`` (send the hashkey header on orders).
 
 KIS has no client order id. To keep "an order is never placed twice" the adapter records the
-intent (symbol, side, quantity, time) in the shared cache before sending, and the venue's order
-number once it is known. After a timeout, Korean stock orders are found again in the day's order
-list by that intent; for the other markets an unanswered order cannot be identified, so the
-lookup fails permanently and asks for a manual check instead of sending it again.
+intent (market, product, side, quantity, time) in the shared cache before sending, and the
+venue's order number once it is known. After a timeout the order is looked for in that market's
+order list (venue_orders.py): an order of the same product, side and quantity placed since the
+intent was sent, not claimed by another intent, is claimed atomically and is this one; none means
+the request never arrived and the order may be sent again. While another request of the same
+shape awaits its answer the lookup waits (retryable), since the match may be that one's.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.core.cache import cache
 from django.utils.translation import gettext as _
@@ -32,14 +34,30 @@ from orders.exchanges.base import (
     OrderResult,
     OrderUncertain,
     PermanentVenueError,
+    RetryableVenueError,
     VenueError,
 )
 from orders.exchanges.kis.client import KisClient, kis_error
+from orders.exchanges.kis.venue_orders import (
+    KST,
+    VenueOrder,
+    dec,
+    domestic_fo_order,
+    domestic_stock_order,
+    overseas_fo_order,
+    overseas_stock_order,
+    side_code,
+    venue_orders,
+)
 from orders.models import OrderStatus
 
 log = logging.getLogger("quanttrade.orders")
-KST = ZoneInfo("Asia/Seoul")
 INTENT_TTL = 3 * 24 * 3600
+# An order at the venue stamped this much before the intent's send time may still be its own:
+# the two clocks (ours, KIS's) are not the same clock.
+CLOCK_SKEW = timedelta(seconds=2)
+# How long past the HTTP timeout an in-flight mark lasts when its worker died mid-request.
+IN_FLIGHT_MARGIN = 30
 
 # SPEC §2.1: order_type -> domestic ORD_DVSN. STOP_LIMIT is KIS's 스톱지정가 (with CNDT_PRIC).
 DOMESTIC_ORD_DVSN = {
@@ -101,13 +119,6 @@ def num(value: Decimal | None) -> str:
     if value is None:
         return "0"
     return format(value.normalize(), "f") if value != value.to_integral() else str(int(value))
-
-
-def dec(value: Any) -> Decimal:
-    try:
-        return Decimal(str(value).strip() or "0")
-    except InvalidOperation:
-        return Decimal("0")
 
 
 class KisAdapter(ExchangeAdapter):
@@ -200,13 +211,16 @@ class KisAdapter(ExchangeAdapter):
         # Record what is about to be sent, so a timeout can be resolved by looking it up.
         intent = {
             "market_type": request.market_type,
-            "pdno": self._pdno(request.symbol),
+            "pdno": str(body.get("PDNO") or body.get("SHTN_PDNO") or body.get("OVRS_FUTR_FX_PDNO")),
             "side": side,
-            "qty": str(qty),
+            "qty": num(qty),
             "sent_at": datetime.now(KST).strftime("%Y%m%d%H%M%S"),
             "odno": "",
+            "exchange": str(body.get("OVRS_EXCG_CD") or ""),
+            "session": "night" if tr_id == "STTN1101U" else "day",
         }
-        cache.set(self._intent_key(request.client_order_id), intent, timeout=INTENT_TTL)
+        key = self._intent_key(request.client_order_id)
+        cache.set(key, intent, timeout=INTENT_TTL)
         log.info(
             "한투 주문 전송: %s %s %s %s qty=%s tr=%s",
             request.market_type,
@@ -216,25 +230,30 @@ class KisAdapter(ExchangeAdapter):
             qty,
             tr_id,
         )
+        in_flight = self._in_flight_key(intent)
+        self._in_flight_add(in_flight, 1)
         try:
             data = self.client.request(
                 "POST", path, tr_id, body=body, place=True, use_hashkey=bool(self.settings.get("use_hashkey"))
             )
+            output = data.get("output") or {}
+            if isinstance(output, list):
+                output = output[0] if output else {}
+            odno = str(output.get("ODNO") or output.get("odno") or "")
+            intent["odno"] = odno
+            intent["branch"] = str(output.get("KRX_FWDG_ORD_ORGNO") or "")
+            cache.set(key, intent, timeout=INTENT_TTL)
+            if odno:
+                # Claimed before the in-flight mark goes: a lookup then sees one or the other.
+                cache.set(self._claim_key(odno), request.client_order_id, timeout=INTENT_TTL)
         except OrderUncertain:
             raise  # the intent stays: the lookup resolves it
         except VenueError:
             # A definite answer (refused, rate limited, token…): nothing was placed.
-            cache.delete(self._intent_key(request.client_order_id))
+            cache.delete(key)
             raise
-        output = data.get("output") or {}
-        if isinstance(output, list):
-            output = output[0] if output else {}
-        odno = str(output.get("ODNO") or output.get("odno") or "")
-        intent["odno"] = odno
-        intent["branch"] = str(output.get("KRX_FWDG_ORD_ORGNO") or "")
-        cache.set(self._intent_key(request.client_order_id), intent, timeout=INTENT_TTL)
-        if odno:
-            cache.set(f"kis:odno:{self.account.pk}:{odno}", request.client_order_id, timeout=INTENT_TTL)
+        finally:
+            self._in_flight_add(in_flight, -1)
         accepted = OrderResult(
             status=OrderStatus.OPEN,
             exchange_order_id=odno,
@@ -244,12 +263,12 @@ class KisAdapter(ExchangeAdapter):
         if request.market_type == "DOMESTIC_STOCK" and odno:
             # The order answer carries no fill: ask once, so a filled market order reads filled.
             try:
-                rows = self._domestic_orders_today(intent["pdno"], odno)
+                found = self._find(intent)
             except VenueError as e:
                 log.warning("한투 주문 상태 조회 실패 (주문은 접수됨): odno=%s %s", odno, e.message)
-                rows = []
-            if rows:
-                state = self._domestic_result(rows[0])
+                found = None
+            if found is not None:
+                state = found.result()
                 state.message = accepted.message
                 return state
         return accepted
@@ -499,18 +518,17 @@ class KisAdapter(ExchangeAdapter):
             return size
         return Decimal(0)
 
-    def _domestic_orders_today(
-        self, pdno: str = "", odno: str = "", *, unfilled_only: bool = False
-    ) -> list[dict[str, Any]]:
-        today = datetime.now(KST).strftime("%Y%m%d")
-        data = self.client.request(
-            "GET",
+    # --- order lists ------------------------------------------------------------------
+    def _domestic_stock_orders(
+        self, since: date, pdno: str = "", odno: str = "", *, unfilled_only: bool = False
+    ) -> list[VenueOrder]:
+        pages = self.client.inquire_pages(
             "/uapi/domestic-stock/v1/trading/inquire-daily-ccld",
             self.client.tr("TTTC0081R"),
-            params={
+            {
                 **self._account(),
-                "INQR_STRT_DT": today,
-                "INQR_END_DT": today,
+                "INQR_STRT_DT": since.strftime("%Y%m%d"),
+                "INQR_END_DT": _today().strftime("%Y%m%d"),
                 "SLL_BUY_DVSN_CD": "00",
                 "PDNO": pdno,
                 "CCLD_DVSN": "02" if unfilled_only else "00",
@@ -519,33 +537,159 @@ class KisAdapter(ExchangeAdapter):
                 "ORD_GNO_BRNO": "",
                 "ODNO": odno,
                 "INQR_DVSN_1": "",
-                "CTX_AREA_FK100": "",
-                "CTX_AREA_NK100": "",
+            },
+            context_size=100,
+        )
+        return venue_orders(pages, "output1", domestic_stock_order)
+
+    def _overseas_stock_orders(
+        self, since: date, exchange: str = "", pdno: str = "", side: str = ""
+    ) -> list[VenueOrder]:
+        """해외주식 주문체결내역. Its dates are the exchange's local dates, which run up to a day
+        behind Korea's: the window opens a day before ``since``. It cannot search by order number;
+        모의투자 accepts only the unfiltered query."""
+        virtual = self.client.virtual
+        pages = self.client.inquire_pages(
+            "/uapi/overseas-stock/v1/trading/inquire-ccnl",
+            self.client.tr("TTTS3035R"),
+            {
+                **self._account(),
+                "PDNO": "" if virtual else pdno or "%",
+                "ORD_STRT_DT": (since - timedelta(days=1)).strftime("%Y%m%d"),
+                "ORD_END_DT": _today().strftime("%Y%m%d"),
+                "SLL_BUY_DVSN": side_code(side) if side and not virtual else "00",
+                "CCLD_NCCS_DVSN": "00",
+                "OVRS_EXCG_CD": "" if virtual else exchange or "%",
+                "SORT_SQN": "DS",
+                "ORD_DT": "",
+                "ORD_GNO_BRNO": "",
+                "ODNO": "",
             },
         )
-        return list(data.get("output1") or [])
+        return venue_orders(pages, "output", overseas_stock_order)
 
-    @staticmethod
-    def _domestic_result(row: dict[str, Any]) -> OrderResult:
-        ordered, filled = dec(row.get("ord_qty")), dec(row.get("tot_ccld_qty"))
-        if row.get("cncl_yn") == "Y":
-            status = OrderStatus.CANCELLED
-        elif dec(row.get("rjct_qty")) > 0 and filled == 0:
-            status = OrderStatus.REJECTED
-        elif filled >= ordered > 0:
-            status = OrderStatus.FILLED
-        elif filled > 0:
-            status = OrderStatus.PARTIALLY_FILLED
+    def _domestic_fo_orders(
+        self, since: date, session: str, pdno: str = "", side: str = "", *, unfilled_only: bool = False
+    ) -> list[VenueOrder]:
+        """선물옵션 주문체결내역; the night session has its own list (whose end date is the day
+        after the last one wanted)."""
+        params = {
+            **self._account(),
+            "STRT_ORD_DT": since.strftime("%Y%m%d"),
+            "END_ORD_DT": _today().strftime("%Y%m%d"),
+            "SLL_BUY_DVSN_CD": side_code(side) if side else "00",
+            "CCLD_NCCS_DVSN": "02" if unfilled_only else "00",
+            "SORT_SQN": "AS",
+            "STRT_ODNO": "",
+            "PDNO": pdno,
+            "MKET_ID_CD": "",
+        }
+        if session == "night" and not self.client.virtual:
+            params["END_ORD_DT"] = (_today() + timedelta(days=1)).strftime("%Y%m%d")
+            pages = self.client.inquire_pages(
+                "/uapi/domestic-futureoption/v1/trading/inquire-ngt-ccnl",
+                "STTN5201R",
+                {**params, "FUOP_DVSN_CD": "", "SCRN_DVSN": "02"},
+            )
         else:
-            status = OrderStatus.OPEN
-        avg = dec(row.get("avg_prvs"))
-        return OrderResult(
-            status=status,
-            exchange_order_id=str(row.get("odno") or ""),
-            quantity=ordered,
-            filled_qty=filled,
-            avg_price=avg if filled > 0 else None,
+            pages = self.client.inquire_pages(
+                "/uapi/domestic-futureoption/v1/trading/inquire-ccnl", self.client.tr("TTTO5201R"), params
+            )
+        return venue_orders(pages, "output1", domestic_fo_order)
+
+    def _overseas_fo_orders(self, side: str = "", *, unfilled_only: bool = False) -> list[VenueOrder]:
+        """해외선물옵션 당일주문내역: today's orders only."""
+        pages = self.client.inquire_pages(
+            "/uapi/overseas-futureoption/v1/trading/inquire-ccld",
+            "OTFM3116R",
+            {
+                **self._account(),
+                "CCLD_NCCS_DVSN": "03" if unfilled_only else "01",
+                "SLL_BUY_DVSN_CD": side_code(side) if side else "%%",
+                "FUOP_DVSN": "00",
+            },
         )
+        return venue_orders(pages, "output", overseas_fo_order)
+
+    def _intent_orders(self, intent: dict[str, Any]) -> list[VenueOrder]:
+        """The venue's orders an intent may be among: same market, product and side, from the
+        day it was sent (the order number narrows the domestic stock query once known)."""
+        market, pdno, side = intent["market_type"], intent["pdno"], intent["side"]
+        since = _sent_at(intent).date()
+        if market == "DOMESTIC_STOCK":
+            return self._domestic_stock_orders(since, pdno, intent["odno"])
+        if market == "OVERSEAS_STOCK":
+            return self._overseas_stock_orders(since, intent.get("exchange", ""), pdno, side)
+        if market == "DOMESTIC_FUTUREOPTION":
+            return self._domestic_fo_orders(since, intent.get("session", "day"), pdno, side)
+        return self._overseas_fo_orders(side)
+
+    def _find(self, intent: dict[str, Any]) -> VenueOrder | None:
+        """The intent's order by its known order number."""
+        return next((o for o in self._intent_orders(intent) if o.odno == intent["odno"]), None)
+
+    # --- lookup by client order id ----------------------------------------------------
+    def _claim_key(self, odno: str) -> str:
+        return f"kis:odno:{self.account.pk}:{odno}"
+
+    def _in_flight_key(self, intent: dict[str, Any]) -> str:
+        shape = ":".join(str(intent[k]) for k in ("market_type", "pdno", "side", "qty"))
+        return f"kis:in-flight:{self.account.pk}:{shape}"
+
+    def _in_flight_add(self, key: str, step: int) -> None:
+        """Count the order requests of one shape (product, side, quantity) awaiting their answer.
+        The mark outlives a dead worker only by its HTTP timeout and a margin."""
+        ttl = int(self.client.timeout) + IN_FLIGHT_MARGIN
+        try:
+            if step > 0:
+                cache.add(key, 0, timeout=ttl)
+                cache.incr(key, step)
+                cache.touch(key, ttl)
+            else:
+                cache.decr(key, -step)
+        except ValueError:  # expired meanwhile
+            if step > 0:
+                cache.set(key, step, timeout=ttl)
+
+    def _claim(
+        self, client_order_id: str, intent: dict[str, Any], orders: list[VenueOrder]
+    ) -> VenueOrder | None:
+        """The venue order an unanswered intent became: same product, side and quantity, placed
+        since the intent was sent, not claimed by another client order id. The claim is atomic
+        (``cache.add``), so two intents never take the same order. Orders stamped at or after
+        the intent come first; up to CLOCK_SKEW earlier only allows for the two clocks differing.
+
+        Raises RetryableVenueError while another order of the same shape is in flight: the
+        match may be that one's, which its answer will claim; asked again later, the lookup
+        knows."""
+        sent, qty = _sent_at(intent), dec(intent["qty"])
+        matching = sorted(
+            (
+                o
+                for o in orders
+                if o.pdno == intent["pdno"]
+                and o.side == intent["side"]
+                and o.quantity == qty
+                and o.placed_at is not None
+                and o.placed_at >= sent - CLOCK_SKEW
+            ),
+            key=lambda o: (o.placed_at is not None and o.placed_at < sent, o.placed_at, o.odno),
+        )
+        owners = {o.odno: cache.get(self._claim_key(o.odno)) for o in matching}
+        mine = next((o for o in matching if owners[o.odno] == client_order_id), None)
+        if mine is not None:
+            return mine
+        free = [o for o in matching if owners[o.odno] is None]
+        if not free:
+            return None
+        if cache.get(self._in_flight_key(intent)):
+            raise RetryableVenueError(
+                kis_error(_("an order of the same kind is in flight; looking up again shortly"))
+            )
+        for order in free:
+            if cache.add(self._claim_key(order.odno), client_order_id, timeout=INTENT_TTL):
+                return order
+        return None
 
     def fetch_order_by_client_id(self, request: OrderRequest) -> OrderResult | None:
         key = self._intent_key(request.client_order_id)
@@ -553,213 +697,162 @@ class KisAdapter(ExchangeAdapter):
         if intent is None:
             return None  # never sent from here
         if intent["odno"]:
-            if intent["market_type"] == "DOMESTIC_STOCK":
-                rows = self._domestic_orders_today(intent["pdno"], intent["odno"])
-                if rows:
-                    return self._domestic_result(rows[0])
+            found = self._find(intent)
+            if found is not None:
+                return found.result()
             return OrderResult(
                 status=OrderStatus.OPEN, exchange_order_id=intent["odno"], quantity=dec(intent["qty"])
             )
-        if intent["market_type"] != "DOMESTIC_STOCK":
-            raise PermanentVenueError(
-                kis_error(_("order state unknown after a timeout; check the account before re-sending"))
-            )
-        # Sent without an answer: find an unclaimed order of the same intent placed since then.
-        side_code = "01" if intent["side"] == "SELL" else "02"
-        sent_time = intent["sent_at"][8:]
-        for row in sorted(self._domestic_orders_today(intent["pdno"]), key=lambda r: str(r.get("ord_tmd"))):
-            odno = str(row.get("odno") or "")
-            if (
-                row.get("sll_buy_dvsn_cd") == side_code
-                and dec(row.get("ord_qty")) == dec(intent["qty"])
-                and str(row.get("ord_tmd") or "") >= sent_time
-                and cache.add(
-                    f"kis:odno:{self.account.pk}:{odno}", request.client_order_id, timeout=INTENT_TTL
-                )
-            ):
-                intent["odno"] = odno
-                cache.set(key, intent, timeout=INTENT_TTL)
-                return self._domestic_result(row)
-        return None
+        # Sent without an answer: the venue's order list says whether it arrived.
+        found = self._claim(request.client_order_id, intent, self._intent_orders(intent))
+        if found is None:
+            return None
+        intent["odno"] = found.odno
+        cache.set(key, intent, timeout=INTENT_TTL)
+        return found.result()
 
     # --- cancel -----------------------------------------------------------------------
     def cancel_all(self, market_type: str, symbol: str | None) -> int:
         if market_type == "DOMESTIC_STOCK":
-            return self._cancel_domestic(symbol)
+            return self._cancel_each(
+                self._domestic_open_orders(), self._pdno(symbol) if symbol else None, self._cancel_domestic
+            )
         if market_type == "OVERSEAS_STOCK":
-            return self._cancel_overseas(symbol)
+            return self._cancel_each(self._overseas_open_orders(), symbol, self._cancel_overseas)
         if market_type == "DOMESTIC_FUTUREOPTION":
-            return self._cancel_domestic_fo(symbol)
+            session = self._session({})
+            return self._cancel_each(
+                self._domestic_fo_orders(_today(), session, unfilled_only=True),
+                symbol,
+                lambda order: self._cancel_domestic_fo(order, session),
+            )
         if market_type == "OVERSEAS_FUTUREOPTION":
-            return self._cancel_overseas_fo(symbol)
+            return self._cancel_each(
+                self._overseas_fo_orders(unfilled_only=True), symbol, self._cancel_overseas_fo
+            )
         raise OrderRejected(
             _("KIS does not support cancelling all orders for %(market)s") % {"market": market_type}
         )
 
-    def _domestic_open_orders(self) -> list[dict[str, Any]]:
+    @staticmethod
+    def _cancel_each(
+        orders: list[VenueOrder], symbol: str | None, cancel: Callable[[VenueOrder], None]
+    ) -> int:
+        """Cancel every order with something left (of ``symbol`` when given); returns how many."""
+        count = 0
+        for order in orders:
+            if (symbol and order.pdno != symbol.upper()) or order.remaining <= 0:
+                continue
+            cancel(order)
+            count += 1
+        return count
+
+    def _domestic_open_orders(self) -> list[VenueOrder]:
         if self.client.virtual:
             # 모의투자 has no cancellable-orders inquiry: today's unfilled orders instead.
-            rows = self._domestic_orders_today(unfilled_only=True)
-            return [r for r in rows if r.get("cncl_yn") != "Y" and dec(r.get("rmn_qty")) > 0]
-        data = self.client.request(
-            "GET",
+            return self._domestic_stock_orders(_today(), unfilled_only=True)
+        pages = self.client.inquire_pages(
             "/uapi/domestic-stock/v1/trading/inquire-psbl-rvsecncl",
             "TTTC0084R",
-            params={
+            {**self._account(), "INQR_DVSN_1": "0", "INQR_DVSN_2": "0"},
+            context_size=100,
+        )
+        return venue_orders(pages, "output", domestic_stock_order)
+
+    def _cancel_domestic(self, order: VenueOrder) -> None:
+        self.client.request(
+            "POST",
+            "/uapi/domestic-stock/v1/trading/order-rvsecncl",
+            self.client.tr("TTTC0013U"),
+            body={
                 **self._account(),
-                "INQR_DVSN_1": "0",
-                "INQR_DVSN_2": "0",
-                "CTX_AREA_FK100": "",
-                "CTX_AREA_NK100": "",
+                "KRX_FWDG_ORD_ORGNO": str(order.row.get("ord_gno_brno") or ""),
+                "ORGN_ODNO": order.odno,
+                "ORD_DVSN": str(order.row.get("ord_dvsn_cd") or "00"),
+                "RVSE_CNCL_DVSN_CD": "02",
+                "ORD_QTY": "0",
+                "ORD_UNPR": "0",
+                "QTY_ALL_ORD_YN": "Y",
+                "EXCG_ID_DVSN_CD": str(order.row.get("excg_id_dvsn_cd") or "KRX"),
             },
         )
-        return list(data.get("output") or [])
 
-    def _cancel_domestic(self, symbol: str | None) -> int:
-        count = 0
-        pdno = self._pdno(symbol) if symbol else None
-        for row in self._domestic_open_orders():
-            if pdno and row.get("pdno") != pdno:
-                continue
-            self.client.request(
-                "POST",
-                "/uapi/domestic-stock/v1/trading/order-rvsecncl",
-                self.client.tr("TTTC0013U"),
-                body={
-                    **self._account(),
-                    "KRX_FWDG_ORD_ORGNO": str(row.get("ord_gno_brno") or ""),
-                    "ORGN_ODNO": str(row.get("odno")),
-                    "ORD_DVSN": str(row.get("ord_dvsn_cd") or "00"),
-                    "RVSE_CNCL_DVSN_CD": "02",
-                    "ORD_QTY": "0",
-                    "ORD_UNPR": "0",
-                    "QTY_ALL_ORD_YN": "Y",
-                    "EXCG_ID_DVSN_CD": str(row.get("excg_id_dvsn_cd") or "KRX"),
-                },
-            )
-            count += 1
-        return count
-
-    def _cancel_overseas(self, symbol: str | None) -> int:
-        count = 0
-        for code in ("NASD", "NYSE", "AMEX", "SEHK", "SHAA", "SZAA", "TKSE", "HASE", "VNSE"):
-            data = self.client.request(
-                "GET",
+    def _overseas_open_orders(self) -> list[VenueOrder]:
+        """해외주식 미체결내역, exchange by exchange."""
+        orders = []
+        for code in OVERSEAS:
+            pages = self.client.inquire_pages(
                 "/uapi/overseas-stock/v1/trading/inquire-nccs",
                 self.client.tr("TTTS3018R"),
-                params={
-                    **self._account(),
-                    "OVRS_EXCG_CD": code,
-                    "SORT_SQN": "DS",
-                    "CTX_AREA_FK200": "",
-                    "CTX_AREA_NK200": "",
-                },
+                {**self._account(), "OVRS_EXCG_CD": code, "SORT_SQN": "DS"},
             )
-            for row in data.get("output") or []:
-                if symbol and row.get("pdno") != symbol.upper():
-                    continue
-                self.client.request(
-                    "POST",
-                    "/uapi/overseas-stock/v1/trading/order-rvsecncl",
-                    self.client.tr("TTTT1004U"),
-                    body={
-                        **self._account(),
-                        "OVRS_EXCG_CD": str(row.get("ovrs_excg_cd") or code),
-                        "PDNO": str(row.get("pdno")),
-                        "ORGN_ODNO": str(row.get("odno")),
-                        "RVSE_CNCL_DVSN_CD": "02",
-                        "ORD_QTY": num(dec(row.get("nccs_qty"))),
-                        "OVRS_ORD_UNPR": "0",
-                        "MGCO_APTM_ODNO": "",
-                        "ORD_SVR_DVSN_CD": "0",
-                    },
-                )
-                count += 1
-        return count
+            for order in venue_orders(pages, "output", overseas_stock_order):
+                order.row.setdefault("ovrs_excg_cd", code)
+                orders.append(order)
+        return orders
 
-    def _cancel_domestic_fo(self, symbol: str | None) -> int:
-        today = datetime.now(KST).strftime("%Y%m%d")
-        data = self.client.request(
-            "GET",
-            "/uapi/domestic-futureoption/v1/trading/inquire-ccnl",
-            self.client.tr("TTTO5201R"),
-            params={
+    def _cancel_overseas(self, order: VenueOrder) -> None:
+        self.client.request(
+            "POST",
+            "/uapi/overseas-stock/v1/trading/order-rvsecncl",
+            self.client.tr("TTTT1004U"),
+            body={
                 **self._account(),
-                "STRT_ORD_DT": today,
-                "END_ORD_DT": today,
-                "SLL_BUY_DVSN_CD": "00",
-                "CCLD_NCCS_DVSN": "02",
-                "SORT_SQN": "DS",
-                "PDNO": "",
-                "STRT_ODNO": "",
-                "MKET_ID_CD": "",
-                "CTX_AREA_FK200": "",
-                "CTX_AREA_NK200": "",
+                "OVRS_EXCG_CD": str(order.row.get("ovrs_excg_cd")),
+                "PDNO": order.pdno,
+                "ORGN_ODNO": order.odno,
+                "RVSE_CNCL_DVSN_CD": "02",
+                "ORD_QTY": num(order.remaining),
+                "OVRS_ORD_UNPR": "0",
+                "MGCO_APTM_ODNO": "",
+                "ORD_SVR_DVSN_CD": "0",
             },
         )
-        night = self._session({}) == "night"
-        tr_id = "TTTN1103U" if night and not self.client.virtual else self.client.tr("TTTO1103U")
-        count = 0
-        for row in data.get("output1") or data.get("output") or []:
-            if (symbol and row.get("pdno") != symbol.upper()) or dec(row.get("qty")) <= 0:
-                continue
-            kind = str(row.get("nmpr_type_cd") or "01")
-            self.client.request(
-                "POST",
-                "/uapi/domestic-futureoption/v1/trading/order-rvsecncl",
-                tr_id,
-                body={
-                    "ORD_PRCS_DVSN_CD": "02",
-                    **self._account(),
-                    "RVSE_CNCL_DVSN_CD": "02",
-                    "ORGN_ODNO": str(row.get("odno")),
-                    "ORD_QTY": "0",
-                    "UNIT_PRICE": "0",
-                    "NMPR_TYPE_CD": kind,
-                    "KRX_NMPR_CNDT_CD": "0",
-                    "RMN_QTY_YN": "Y",
-                    "ORD_DVSN_CD": kind,
-                    "FUOP_ITEM_DVSN_CD": "",
-                },
-            )
-            count += 1
-        return count
 
-    def _cancel_overseas_fo(self, symbol: str | None) -> int:
-        data = self.client.request(
-            "GET",
-            "/uapi/overseas-futureoption/v1/trading/inquire-ccld",
-            "OTFM3116R",
-            params={
+    def _cancel_domestic_fo(self, order: VenueOrder, session: str) -> None:
+        kind = str(order.row.get("nmpr_type_cd") or "01")
+        night = session == "night" and not self.client.virtual
+        self.client.request(
+            "POST",
+            "/uapi/domestic-futureoption/v1/trading/order-rvsecncl",
+            "TTTN1103U" if night else self.client.tr("TTTO1103U"),
+            body={
+                "ORD_PRCS_DVSN_CD": "02",
                 **self._account(),
-                "CCLD_NCCS_DVSN": "03",
-                "SLL_BUY_DVSN_CD": "%%",
-                "FUOP_DVSN": "00",
-                "CTX_AREA_FK200": "",
-                "CTX_AREA_NK200": "",
+                "RVSE_CNCL_DVSN_CD": "02",
+                "ORGN_ODNO": order.odno,
+                "ORD_QTY": "0",
+                "UNIT_PRICE": "0",
+                "NMPR_TYPE_CD": kind,
+                "KRX_NMPR_CNDT_CD": "0",
+                "RMN_QTY_YN": "Y",
+                "ORD_DVSN_CD": kind,
+                "FUOP_ITEM_DVSN_CD": "",
             },
         )
-        count = 0
-        for row in data.get("output") or []:
-            if (symbol and row.get("ovrs_futr_fx_pdno") != symbol.upper()) or dec(
-                row.get("fm_ord_rmn_qty")
-            ) <= 0:
-                continue
-            self.client.request(
-                "POST",
-                "/uapi/overseas-futureoption/v1/trading/order-rvsecncl",
-                "OTFM3003U",
-                body={
-                    **self._account(),
-                    "ORGN_ORD_DT": str(row.get("ord_dt")),
-                    "ORGN_ODNO": str(row.get("odno")),
-                    "FM_LIMIT_ORD_PRIC": "",
-                    "FM_STOP_ORD_PRIC": "",
-                    "FM_LQD_LMT_ORD_PRIC": "",
-                    "FM_LQD_STOP_ORD_PRIC": "",
-                    "FM_HDGE_ORD_SCRN_YN": "N",
-                    "FM_MKPR_CVSN_YN": "N",
-                },
-            )
-            count += 1
-        return count
+
+    def _cancel_overseas_fo(self, order: VenueOrder) -> None:
+        self.client.request(
+            "POST",
+            "/uapi/overseas-futureoption/v1/trading/order-rvsecncl",
+            "OTFM3003U",
+            body={
+                **self._account(),
+                "ORGN_ORD_DT": str(order.row.get("ord_dt")),
+                "ORGN_ODNO": order.odno,
+                "FM_LIMIT_ORD_PRIC": "",
+                "FM_STOP_ORD_PRIC": "",
+                "FM_LQD_LMT_ORD_PRIC": "",
+                "FM_LQD_STOP_ORD_PRIC": "",
+                "FM_HDGE_ORD_SCRN_YN": "N",
+                "FM_MKPR_CVSN_YN": "N",
+            },
+        )
+
+
+def _today() -> date:
+    return datetime.now(KST).date()
+
+
+def _sent_at(intent: dict[str, Any]) -> datetime:
+    return datetime.strptime(intent["sent_at"], "%Y%m%d%H%M%S").replace(tzinfo=KST)

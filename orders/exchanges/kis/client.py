@@ -39,6 +39,9 @@ RATE_LIMIT_CODE = "EGW00201"
 TOKEN_TOO_OFTEN_CODE = "EGW00133"
 # Real accounts: 20 requests/s per app key; virtual: 2/s (KIS's published limits, kept under).
 DEFAULT_RATE = {False: 18, True: 2}
+# Inquiry pages followed at most (100 rows each): an order lookup must see the whole list, so a
+# longer one fails (retryable) rather than answering from part of it.
+MAX_PAGES = 30
 
 _process_lock = threading.Lock()
 
@@ -183,7 +186,7 @@ class KisClient:
 
     # --- requests ---------------------------------------------------------------------
     def hashkey(self, body: dict[str, Any]) -> str:
-        data = self._send("POST", "/uapi/hashkey", None, body=body, place=False, auth=False)
+        data, _more = self._send("POST", "/uapi/hashkey", None, body=body, place=False, auth=False)
         return str(data["HASH"])
 
     def request(
@@ -199,11 +202,45 @@ class KisClient:
     ) -> dict[str, Any]:
         """Call one TR. ``place`` marks an order request: a timeout then raises OrderUncertain
         (it may have been accepted), never a blind retry."""
+        return self._call(
+            method, path, tr_id, params=params, body=body, place=place, use_hashkey=use_hashkey
+        )[0]
+
+    def inquire_pages(
+        self, path: str, tr_id: str, params: dict[str, Any], *, context_size: int = 200
+    ) -> list[dict[str, Any]]:
+        """Every page of a GET inquiry: KIS answers ``tr_cont`` F/M while more follow, and the
+        next page is asked with ``tr_cont: N`` and the CTX_AREA_FK/NK keys of the last answer."""
+        fk, nk = f"CTX_AREA_FK{context_size}", f"CTX_AREA_NK{context_size}"
+        params = {**params, fk: params.get(fk, ""), nk: params.get(nk, "")}
+        pages, continuation = [], ""
+        for _page in range(MAX_PAGES):
+            data, more = self._call("GET", path, tr_id, params=params, continuation=continuation)
+            pages.append(data)
+            if more not in ("F", "M"):
+                return pages
+            params = {**params, fk: str(data.get(fk.lower(), "")), nk: str(data.get(nk.lower(), ""))}
+            continuation = "N"
+        raise RetryableVenueError(kis_error(_("too many pages in %(path)s") % {"path": path}))
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        tr_id: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        place: bool = False,
+        use_hashkey: bool = False,
+        continuation: str = "",
+    ) -> tuple[dict[str, Any], str]:
+        """(answer, the answer's ``tr_cont`` header), with the token, rate limit and error rules."""
         refreshed = False
         rate_retries = 0
         while True:
             try:
-                headers = {"tr_id": tr_id, "custtype": "P", "tr_cont": ""}
+                headers = {"tr_id": tr_id, "custtype": "P", "tr_cont": continuation}
                 if use_hashkey and body is not None:
                     headers["hashkey"] = self.hashkey(body)
                 return self._send(method, path, headers, params=params, body=body, place=place, auth=True)
@@ -253,7 +290,7 @@ class KisClient:
         body: dict[str, Any] | None = None,
         place: bool,
         auth: bool,
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], str]:
         headers = {
             "content-type": "application/json; charset=utf-8",
             "appkey": self.app_key,
@@ -282,7 +319,7 @@ class KisClient:
         data = _json(response)
         rt_cd = data.get("rt_cd")
         if response.status_code == 200 and (rt_cd in (None, "0")):
-            return data
+            return data, response.headers.get("tr_cont", "")
         code = str(data.get("msg_cd") or data.get("error_code") or response.status_code)
         message = str(data.get("msg1") or data.get("error_description") or response.reason or code).strip()
         if not data and response.status_code >= 500:
