@@ -138,6 +138,11 @@ def order_result(order: dict[str, Any], contract_size: Decimal = Decimal("1")) -
     )
 
 
+def plain(value: Decimal) -> Decimal:
+    """``value`` without trailing zeros or an exponent (0.050 -> 0.05, 0.00 -> 0, 1E+2 -> 100)."""
+    return Decimal(format(value.normalize(), "f"))
+
+
 def contract_size(market: dict[str, Any]) -> Decimal:
     """Base currency per contract of a contract market (OKX BTC-USDT-SWAP: 0.01), else 1."""
     if not market.get("contract"):
@@ -335,7 +340,7 @@ class CcxtAdapter(ExchangeAdapter):
         # sizing and the minimums speak base currency.
         per_contract = contract_size(market)
         contracts = self._amount_to_precision(request.market_type, symbol, amount / per_contract)
-        amount = contracts * per_contract
+        amount = contracts if per_contract == 1 else plain(contracts * per_contract)
         if price is not None:
             price = self._price_to_precision(request.market_type, symbol, price)
         if trigger is not None:
