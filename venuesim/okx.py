@@ -664,8 +664,8 @@ class OkxSim(SimServer):
                 **common,
                 "algoId": o["algoId"],
                 "algoClOrdId": o["algoClOrdId"],
-                "ordId": "",
-                "ordIdList": [],
+                "ordId": o.get("child", ""),
+                "ordIdList": [o["child"]] if o.get("child") else [],
                 "sz": fmt(o["sz"]),
                 "triggerPx": fmt(o["triggerPx"]),
                 "triggerPxType": "last",
@@ -673,7 +673,7 @@ class OkxSim(SimServer):
                 "actualSz": "",
                 "actualPx": "",
                 "actualSide": "",
-                "triggerTime": "",
+                "triggerTime": o["uTime"] if o.get("child") else "",
             }
         return {
             **common,
@@ -813,6 +813,29 @@ class OkxSim(SimServer):
         return self._answer([self._cancel_one(params, algo=True) for params in body])
 
     # --- for tests --------------------------------------------------------------------
+    def trigger(self, algo_client_id: str) -> dict[str, Any]:
+        """Fire the trigger order known by ``algo_client_id`` as if its price was reached: the
+        algo order becomes ``effective`` and places its order (market: filled at once, limit:
+        resting), as OKX does. Returns that order."""
+        with self.lock:
+            [algo] = [o for o in self.orders if o["algo"] and o["algoClOrdId"] == algo_client_id]
+            child = {
+                **algo,
+                "algo": False,
+                "algoId": "",
+                "algoClOrdId": "",
+                "ordId": str(next(self._ids)),
+                "ordType": "limit" if algo["px"] is not None else "market",
+                "triggerPx": None,
+                "sz_sent": algo["sz"],
+                "uTime": _now_ms(),
+            }
+            if child["ordType"] == "market":
+                self._fill(child)
+            self.orders.append(child)
+            algo.update(state="effective", child=child["ordId"], uTime=_now_ms())
+            return child
+
     def orders_for(self, client_id: str) -> list[dict[str, Any]]:
         """Orders placed with ``client_id`` as clOrdId (regular) or algoClOrdId (trigger)."""
         with self.lock:

@@ -455,11 +455,7 @@ class CcxtAdapter(ExchangeAdapter):
         with lock:
             try:
                 if self.ccxt_id == "okx":
-                    # Trigger orders live in OKX's algo book, by algoClOrdId; the rest by clOrdId.
-                    extra = {"clientOrderId": venue_client_order_id(self.ccxt_id, cid)}
-                    if conditional:
-                        extra["trigger"] = True
-                    return order_result(client.fetch_order("", symbol, extra), per_contract)
+                    return self._okx_order(client, symbol, cid, conditional, per_contract)
                 if self.ccxt_id == "upbit":
                     raw = client.privateGetOrder({"identifier": cid})
                     return order_result(client.parse_order(raw, market))
@@ -491,6 +487,24 @@ class CcxtAdapter(ExchangeAdapter):
                     if order.get("clientOrderId") == cid:
                         return order_result(order, per_contract)
         return None
+
+    def _okx_order(
+        self, client: ccxt.Exchange, symbol: str, cid: str, conditional: bool, per_contract: Decimal
+    ) -> OrderResult:
+        """OKX's state of our order: regular orders by clOrdId; trigger orders in the algo book
+        by algoClOrdId, and once triggered ("effective", which ccxt reads as closed) by the
+        order the trigger placed — a triggered STOP_LIMIT may still be resting."""
+        extra: dict[str, Any] = {"clientOrderId": venue_client_order_id(self.ccxt_id, cid)}
+        if conditional:
+            extra["trigger"] = True
+        order = client.fetch_order("", symbol, extra)
+        info = order.get("info") or {}
+        placed = info.get("ordIdList") or ([info["ordId"]] if info.get("ordId") else [])
+        if not conditional or info.get("state") != "effective" or not placed:
+            return order_result(order, per_contract)
+        result = order_result(client.fetch_order(str(placed[-1]), symbol), per_contract)
+        result.exchange_order_id = str(order.get("id") or "")  # the Order keeps the algo id
+        return result
 
     def cancel_all(self, market_type: str, symbol: str | None) -> int:
         """Cancel every open order (conditional ones too where the venue keeps them apart)."""

@@ -320,6 +320,43 @@ def test_every_order_fits_okx_client_id_rules(
     assert re.fullmatch(r"[A-Za-z0-9]{1,32}", placed["clOrdId"])
 
 
+@pytest.mark.parametrize(
+    ("order_type", "price", "status", "filled"),
+    [
+        ("STOP_MARKET", None, OrderStatus.FILLED, D("0.05")),
+        ("STOP_LIMIT", D("89000"), OrderStatus.OPEN, D("0")),
+    ],
+)
+def test_a_triggered_stop_reads_the_state_of_the_order_it_placed(
+    okx_account: Any,
+    okx_sim: OkxSim,
+    order_type: str,
+    price: Decimal | None,
+    status: str,
+    filled: Decimal,
+) -> None:
+    adapter = adapter_for(okx_account())
+    stop = OrderRequest(
+        client_order_id="qt" + "3" * 32,
+        market_type="SPOT",
+        symbol="BTC/USDT",
+        side="SELL",
+        order_type=order_type,
+        qty_per=D("10"),
+        price=price,
+        stop_price=D("90000"),
+    )
+    placed = adapter.place_order(stop)
+    okx_sim.trigger("qt" + "3" * 30)
+
+    found = adapter.fetch_order_by_client_id(stop)
+
+    # OKX calls a triggered algo order "effective"; what counts is the order it placed.
+    assert found is not None
+    assert (found.status, found.filled_qty, found.quantity) == (status, filled, D("0.05"))
+    assert found.exchange_order_id == placed.exchange_order_id == okx_sim.orders[0]["algoId"]
+
+
 # --- cancels --------------------------------------------------------------------------------
 
 
