@@ -52,7 +52,9 @@ STATUS_TABLE: dict[str | None, str] = {
     "rejected": OrderStatus.REJECTED,
     None: OrderStatus.SUBMITTED,
 }
-# Per-venue ccxt options. Binance: skip the COIN-M market list we never trade.
+# Per-venue ccxt options. Binance: skip the COIN-M market list we never trade. OKX: spot and
+# perpetual swaps only (no dated futures, no option chains), one order per request on
+# /trade/order rather than ccxt's default one-element /trade/batch-orders.
 VENUE_OPTIONS: dict[str, dict[str, Any]] = {
     "binance": {
         "fetchMarkets": {"types": ["spot", "linear"]},
@@ -62,10 +64,11 @@ VENUE_OPTIONS: dict[str, dict[str, Any]] = {
     },
     # Bybit: spot and USDT perpetuals only (no inverse or option instrument lists).
     "bybit": {"fetchMarkets": {"types": ["spot", "linear"]}},
+    "okx": {
+        "fetchMarkets": {"types": ["spot", "swap"]},
+        "createOrder": "privatePostTradeOrder",
+    },
 }
-# Venues whose order-create answer is an acknowledgement only (ids, no state): the order is
-# read back by its client id right after, so a filled MARKET order is recorded as filled.
-VENUE_ACK_ONLY_CREATE: frozenset[str] = frozenset({"bybit"})
 # Venue error codes that say "internal error, try again" on an order request: like a 5xx, the
 # order's fate is unknown, so it is looked up by client id before it is retried.
 VENUE_UNCERTAIN_CODES: dict[str, frozenset[str]] = {"bybit": frozenset({"10016"})}
@@ -76,6 +79,21 @@ VENUE_RATE_LIMIT_MS: dict[tuple[str, str], float] = {("binance", "SPOT"): 10.0}
 VENUE_MIN_COST: dict[str, dict[str, Decimal]] = {
     "upbit": {"KRW": Decimal("5000"), "BTC": Decimal("0.00005"), "USDT": Decimal("0.5")},
 }
+# Venues whose client order id is stricter than ours ("qt" + 32 hex digits, 34 characters):
+# ccxt id -> (allowed characters, maximum length). OKX clOrdId / algoClOrdId: 1-32 alphanumerics.
+CLIENT_ID_RULES: dict[str, tuple[re.Pattern[str], int]] = {
+    "okx": (re.compile(r"[A-Za-z0-9]+"), 32),
+}
+_OUR_CLIENT_ID = re.compile(r"qt[0-9a-f]{32}")
+# How a venue words "this client order id was already used" (Binance/Bybit/OKX clOrdId:
+# "Duplicate…"; OKX algoClOrdId: "… already exists").
+DUPLICATE_MARKERS = ("uplicate", "already exists")
+# OKX cancels at most 20 regular / 10 trigger orders per request.
+CANCEL_BATCH = {"okx": 20}
+CANCEL_BATCH_TRIGGER = {"okx": 10}
+# Venues that answer a placement with ids only (no state): the state comes from a lookup by
+# client id right after, so a filled MARKET order is recorded as filled.
+PLACEMENT_ANSWERS_IDS_ONLY = {"okx", "bybit"}
 HUNDRED = Decimal("100")
 
 # How long a process keeps a venue's market list before loading it again (new listings,
@@ -106,19 +124,52 @@ def dec(value: Any) -> Decimal | None:
         return None
 
 
-def order_result(order: dict[str, Any]) -> OrderResult:
-    """ccxt's unified order -> OrderResult, statuses through STATUS_TABLE."""
+def venue_client_order_id(ccxt_id: str, client_order_id: str) -> str:
+    """The client order id sent to (and looked up at) the venue for our ``client_order_id``.
+
+    The Order's own id wherever the venue accepts it. Where it does not (CLIENT_ID_RULES), the
+    same id every time: our "qt" + uuid hex keeps its first characters (OKX: "qt" + 30 hex
+    digits, 114 random bits, and still found by prefix in the admin's search); any other id is
+    hashed into the venue's alphabet.
+    """
+    rule = CLIENT_ID_RULES.get(ccxt_id)
+    if rule is None:
+        return client_order_id
+    allowed, limit = rule
+    if len(client_order_id) <= limit and allowed.fullmatch(client_order_id):
+        return client_order_id
+    if _OUR_CLIENT_ID.fullmatch(client_order_id):
+        return client_order_id[:limit]
+    return ("qt" + hashlib.sha256(client_order_id.encode()).hexdigest())[:limit]
+
+
+def order_result(order: dict[str, Any], contract_size: Decimal = Decimal("1")) -> OrderResult:
+    """ccxt's unified order -> OrderResult, statuses through STATUS_TABLE. Quantities are in
+    the base currency: contracts (OKX swaps) are multiplied by ``contract_size``."""
     status = STATUS_TABLE.get(order.get("status"), OrderStatus.SUBMITTED)
-    filled = dec(order.get("filled")) or Decimal("0")
+    filled = (dec(order.get("filled")) or Decimal("0")) * contract_size
+    amount = dec(order.get("amount"))
     if status == OrderStatus.OPEN and filled > 0:
         status = OrderStatus.PARTIALLY_FILLED
     return OrderResult(
         status=status,
         exchange_order_id=str(order.get("id") or ""),
-        quantity=dec(order.get("amount")),
+        quantity=amount * contract_size if amount is not None else None,
         filled_qty=filled,
         avg_price=dec(order.get("average")) if filled > 0 else None,
     )
+
+
+def plain(value: Decimal) -> Decimal:
+    """``value`` without trailing zeros or an exponent (0.050 -> 0.05, 0.00 -> 0, 1E+2 -> 100)."""
+    return Decimal(format(value.normalize(), "f"))
+
+
+def contract_size(market: dict[str, Any]) -> Decimal:
+    """Base currency per contract of a contract market (OKX BTC-USDT-SWAP: 0.01), else 1."""
+    if not market.get("contract"):
+        return Decimal("1")
+    return dec(market.get("contractSize")) or Decimal("1")
 
 
 def venue_message(exc: Exception) -> str:
@@ -132,7 +183,12 @@ def venue_message(exc: Exception) -> str:
             body = None
         if isinstance(body, dict):
             error = body.get("error")
+            data = body.get("data")
+            # OKX answers an order request per order: {"msg": "All operations failed",
+            # "data": [{"sCode": "51008", "sMsg": "Order failed. Insufficient …"}]}.
+            first = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
             for candidate in (
+                first.get("sMsg"),
                 body.get("msg"),
                 body.get("message"),
                 body.get("retMsg"),
@@ -348,14 +404,25 @@ class CcxtAdapter(ExchangeAdapter):
                 % {"order_type": request.order_type, "venue": self.display_name}
             )
         side, amount, reduce_only, reference = self._size(request, market, price or trigger)
-        amount = self._amount_to_precision(request.market_type, symbol, amount)
+        # Contract markets take sizes in contracts (OKX BTC-USDT-SWAP: 0.01 BTC each); the
+        # sizing and the minimums speak base currency.
+        per_contract = contract_size(market)
+        contracts = self._amount_to_precision(request.market_type, symbol, amount / per_contract)
+        amount = contracts if per_contract == 1 else plain(contracts * per_contract)
         if price is not None:
             price = self._price_to_precision(request.market_type, symbol, price)
         if trigger is not None:
             trigger = self._price_to_precision(request.market_type, symbol, trigger)
         self._check_minimums(market, amount, price or trigger or reference, reduce_only)
 
-        params: dict[str, Any] = {"clientOrderId": request.client_order_id}
+        client_id = venue_client_order_id(self.ccxt_id, request.client_order_id)
+        params: dict[str, Any] = {"clientOrderId": client_id}
+        if self.ccxt_id == "okx":
+            if trigger is not None:
+                # OKX trigger orders are algo orders, known by algoClOrdId.
+                params = {"algoClOrdId": client_id}
+            if request.market_type == "FUTURES" and self.settings.get("margin_mode"):
+                params["marginMode"] = str(self.settings["margin_mode"]).lower()  # OKX tdMode
         if trigger is not None:
             params["triggerPrice"] = float(trigger)
             if self.ccxt_id == "bybit" and market["contract"]:
@@ -375,12 +442,13 @@ class CcxtAdapter(ExchangeAdapter):
             # Upbit-style market buys spend a quote amount: hand ccxt the cost directly.
             params["cost"] = float(amount * (reference or self._reference_price(request, market)))
         log.info(
-            "%s 주문 전송: %s %s %s amount=%s price=%s trigger=%s",
+            "%s 주문 전송: %s %s %s amount=%s contracts=%s price=%s trigger=%s",
             self.display_name,
             symbol,
             side,
             ccxt_type,
             amount,
+            contracts if market.get("contract") else "-",
             price,
             trigger,
         )
@@ -390,7 +458,7 @@ class CcxtAdapter(ExchangeAdapter):
                     symbol,
                     ccxt_type,
                     side,
-                    float(amount),
+                    float(contracts),
                     float(create_price) if create_price else None,
                     params,
                 )
@@ -404,36 +472,40 @@ class CcxtAdapter(ExchangeAdapter):
             except ccxt.OperationFailed as e:
                 # e.g. Binance -1001 "Internal error": the order's fate is unknown too.
                 return self._lookup_or_retry(request, e)
-            except ccxt.InvalidOrder as e:
-                if "uplicate" in str(e):
-                    found = self._lookup_after_failure(request, e)
-                    if found is not None:
-                        return found
-                raise OrderRejected(self._message(e)) from e
             except ccxt.AuthenticationError as e:
                 raise PermanentVenueError(self._message(e)) from e
             except ccxt.ExchangeError as e:
                 if venue_code(e) in VENUE_UNCERTAIN_CODES.get(self.ccxt_id, ()):
-                    return self._lookup_or_retry(request, e)
-                # The venue answered the order request with a refusal: nothing was placed.
+                    return self._lookup_or_retry(request, e)  # "internal error": like a 5xx
+                # The venue answered the order request with a refusal: nothing was placed —
+                # unless it refused a repeat of an order it has (a retry after a lost answer).
+                if any(marker in str(e) for marker in DUPLICATE_MARKERS):
+                    found = self._lookup_after_failure(request, e)
+                    if found is not None:
+                        return found
                 raise OrderRejected(self._message(e)) from e
             except ccxt.BaseError as e:
                 raise self._translate(e) from e
-        result = order_result(order)
-        if order.get("status") is None and self.ccxt_id in VENUE_ACK_ONLY_CREATE:
-            result = self._read_back(request, result)
+        result = order_result(order, per_contract)
+        if self.ccxt_id in PLACEMENT_ANSWERS_IDS_ONLY:
+            result = self._state_after_placement(request, result)
         if result.quantity is None:
             result.quantity = amount
         return result
 
-    def _read_back(self, request: OrderRequest, acknowledged: OrderResult) -> OrderResult:
-        """The placed order's state by client id; the acknowledgement when that read fails (the
-        order is placed either way: the live refresh or the sweep reads it later)."""
+    def _state_after_placement(self, request: OrderRequest, placed: OrderResult) -> OrderResult:
+        """The state of an order the venue just accepted without saying it (OKX and Bybit
+        answer ids only). When the lookup fails the order is `open`: the venue has it, and the live-order
+        refresh follows it from there."""
         try:
-            return self.fetch_order_by_client_id(request) or acknowledged
+            known = self.fetch_order_by_client_id(request)
         except VenueError as e:
-            log.warning("%s 주문 상태 조회 실패 (주문은 접수됨): %s", self.display_name, e.message)
-            return acknowledged
+            log.warning("%s 주문 상태 확인 실패 (접수됨): %s", self.display_name, e.message)
+            known = None
+        if known is not None and known.exchange_order_id == placed.exchange_order_id:
+            return known
+        placed.status = OrderStatus.OPEN
+        return placed
 
     def _lookup_or_retry(self, request: OrderRequest, cause: Exception) -> OrderResult:
         found = self._lookup_after_failure(request, cause)
@@ -453,8 +525,11 @@ class CcxtAdapter(ExchangeAdapter):
         cid = request.client_order_id
         client, lock = self._client(request.market_type)
         conditional = request.order_type in ("STOP_MARKET", "STOP_LIMIT")
+        per_contract = contract_size(market)
         with lock:
             try:
+                if self.ccxt_id == "okx":
+                    return self._okx_order(client, symbol, cid, conditional, per_contract)
                 if self.ccxt_id == "upbit":
                     raw = client.privateGetOrder({"identifier": cid})
                     return order_result(client.parse_order(raw, market))
@@ -486,7 +561,7 @@ class CcxtAdapter(ExchangeAdapter):
                     raise self._translate(e) from e
                 for order in orders:
                     if order.get("clientOrderId") == cid:
-                        return order_result(order)
+                        return order_result(order, per_contract)
         return None
 
     @staticmethod
@@ -505,6 +580,24 @@ class CcxtAdapter(ExchangeAdapter):
                 if row.get("orderLinkId") == cid:
                     return order_result(client.parse_order(row, market))
         return None
+
+    def _okx_order(
+        self, client: ccxt.Exchange, symbol: str, cid: str, conditional: bool, per_contract: Decimal
+    ) -> OrderResult:
+        """OKX's state of our order: regular orders by clOrdId; trigger orders in the algo book
+        by algoClOrdId, and once triggered ("effective", which ccxt reads as closed) by the
+        order the trigger placed — a triggered STOP_LIMIT may still be resting."""
+        extra: dict[str, Any] = {"clientOrderId": venue_client_order_id(self.ccxt_id, cid)}
+        if conditional:
+            extra["trigger"] = True
+        order = client.fetch_order("", symbol, extra)
+        info = order.get("info") or {}
+        placed = info.get("ordIdList") or ([info["ordId"]] if info.get("ordId") else [])
+        if not conditional or info.get("state") != "effective" or not placed:
+            return order_result(order, per_contract)
+        result = order_result(client.fetch_order(str(placed[-1]), symbol), per_contract)
+        result.exchange_order_id = str(order.get("id") or "")  # the Order keeps the algo id
+        return result
 
     def cancel_all(self, market_type: str, symbol: str | None) -> int:
         """Cancel every open order (conditional ones too where the venue keeps them apart)."""
@@ -529,6 +622,10 @@ class CcxtAdapter(ExchangeAdapter):
 
     def _order_books(self, market_type: str) -> list[dict[str, Any]]:
         """Params selecting each separate list of open orders the venue keeps."""
+        if self.ccxt_id == "okx":
+            # Regular orders, then trigger (algo) orders, of spot or of perpetual swaps.
+            inst_type = "SWAP" if market_type == "FUTURES" else "SPOT"
+            return [{"instType": inst_type}, {"instType": inst_type, "trigger": True}]
         if market_type == "FUTURES":
             books: list[dict[str, Any]] = [{"type": "swap"}]
             if self.ccxt_id == "binance":
@@ -546,12 +643,32 @@ class CcxtAdapter(ExchangeAdapter):
             opened = client.fetch_open_orders(symbol, None, None, extra)
             if not opened:
                 continue
+            if self.ccxt_id in CANCEL_BATCH:
+                count += self._cancel_batches(
+                    client, symbol, [o["id"] for o in opened], bool(extra.get("trigger"))
+                )
+                continue
             if client.has.get("cancelAllOrders"):
                 client.cancel_all_orders(symbol, extra)
             else:
                 for order in opened:
                     client.cancel_order(order["id"], symbol, extra)
             count += len(opened)
+        return count
+
+    def _cancel_batches(self, client: ccxt.Exchange, symbol: str, ids: list[str], trigger: bool) -> int:
+        """Cancel ``ids`` through the venue's batch cancel (OKX cancel-batch-orders /
+        cancel-algos); returns how many the venue cancelled (one filled meanwhile is not)."""
+        size = (CANCEL_BATCH_TRIGGER if trigger else CANCEL_BATCH)[self.ccxt_id]
+        count = 0
+        for start in range(0, len(ids), size):
+            try:
+                answers = client.cancel_orders(
+                    ids[start : start + size], symbol, {"trigger": True} if trigger else {}
+                )
+            except ccxt.OrderNotFound:
+                continue  # every one of them was filled or cancelled in the meantime
+            count += sum(1 for answer in answers if answer.get("status") != "rejected")
         return count
 
     # --- sizing -----------------------------------------------------------------------
@@ -649,6 +766,8 @@ class CcxtAdapter(ExchangeAdapter):
         """Trading rules checked locally, before any order request is sent."""
         limits = market.get("limits") or {}
         min_amount = dec((limits.get("amount") or {}).get("min"))
+        if min_amount is not None:
+            min_amount *= contract_size(market)  # contract markets count their minimum in contracts
         if amount <= 0 or (min_amount is not None and amount < min_amount):
             raise OrderRejected(
                 _("Order quantity %(amount)s is below the minimum %(minimum)s for %(symbol)s")
@@ -674,6 +793,13 @@ class CcxtAdapter(ExchangeAdapter):
             return
         with lock:
             try:
+                if self.ccxt_id == "okx":
+                    # OKX: the margin mode goes with each order (tdMode); leverage is set per mode.
+                    if "leverage" in self.settings:
+                        margin_mode = str(self.settings.get("margin_mode") or "cross").lower()
+                        client.set_leverage(int(self._leverage()), symbol, {"marginMode": margin_mode})
+                    done.add(symbol)
+                    return
                 if "leverage" in self.settings and client.has.get("setLeverage"):
                     try:
                         client.set_leverage(int(self._leverage()), symbol)

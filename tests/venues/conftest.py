@@ -11,6 +11,7 @@ from strategies.models import Account
 from venuesim.binance import BinanceSim
 from venuesim.bybit import BybitSim
 from venuesim.kis import KisSim
+from venuesim.okx import OkxSim
 from venuesim.upbit import UpbitSim
 
 
@@ -114,6 +115,34 @@ def bybit_account(make_account: Callable[..., Account], bybit_sim: BybitSim) -> 
             api_secret="sim-bybit-secret",
             settings={
                 "api_base_url": bybit_sim.base_url,
+                "timeout_seconds": 2,
+                "enable_rate_limit": False,
+                **settings,
+            },
+        )
+
+    return make
+
+
+@pytest.fixture
+def okx_sim() -> Iterator[OkxSim]:
+    sim = OkxSim()
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def okx_account(make_account: Callable[..., Account], okx_sim: OkxSim) -> Callable[..., Account]:
+    def make(name: str = "okx-1", **settings: Any) -> Account:
+        return make_account(
+            name=name,
+            exchange="OKX",
+            api_key="sim-key",
+            api_secret="sim-secret",
+            passphrase="sim-pass",
+            settings={
+                "api_base_url": okx_sim.base_url,
                 "timeout_seconds": 2,
                 "enable_rate_limit": False,
                 **settings,

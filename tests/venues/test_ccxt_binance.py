@@ -299,7 +299,9 @@ def test_accounts_on_one_venue_share_one_market_load(binance_account: Any, binan
     assert [o["client_id"] for o in binance_sim.orders] == ["qtA", "qtB"]
 
 
-def test_concurrent_cold_accounts_load_the_markets_once(binance_account: Any, binance_sim: BinanceSim) -> None:
+def test_concurrent_cold_accounts_load_the_markets_once(
+    binance_account: Any, binance_sim: BinanceSim
+) -> None:
     import threading
 
     adapters = [adapter_for(binance_account(f"binance-{i}")) for i in range(5)]

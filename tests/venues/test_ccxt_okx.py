@@ -1,0 +1,603 @@
+"""OKX end to end: webhook POST -> real Celery worker -> CcxtAdapter -> the OKX simulator over
+HTTP -> the Order's final status. Seed scenarios, swap sizing in contracts, closes, cancels
+(trigger orders included), client ids, error mapping, faults and OKX's request signing."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import requests
+from django.test import Client
+
+from orders.exchanges import adapter_for
+from orders.exchanges.base import OrderRequest, OrderUncertain
+from orders.exchanges.ccxt_adapter import venue_client_order_id
+from orders.models import Order, OrderStatus
+from tests.webhook.scenarios import CRYPTO
+from venuesim.okx import OkxSim
+
+D = Decimal
+OKX_SCENARIOS = [s for s in CRYPTO if not s[2].get("symbol", "").endswith("/KRW")]
+
+
+def post(client: Client, body: dict[str, Any]) -> str:
+    response = client.post("/api/webhook", data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 202, response.json()
+    return str(response.json()["webhook_id"])
+
+
+def order_body(group: str = "okx", **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"group_name": group, "token": "tok", "symbol": "BTC/USDT", "currency": "USDT"}
+    body.update(fields)
+    return body
+
+
+@pytest.fixture
+def okx_strategy(make_strategy: Any, okx_account: Any) -> Any:
+    """make("SPOT" | "FUTURES", **account settings): a strategy "okx" with one OKX account."""
+
+    def make(market_type: str = "SPOT", **settings: Any) -> Any:
+        account = okx_account(**settings)
+        make_strategy(group_name="okx", market_type=market_type, token="tok", accounts=[account])
+        return account
+
+    return make
+
+
+def run(client: Client, wait_orders: Any, timeout: float = 20, **fields: Any) -> Order:
+    [order] = wait_orders(webhook_id=post(client, order_body(**fields)), timeout=timeout)
+    return order
+
+
+# --- seed scenarios ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("market_type", "fields"), [s[1:3] for s in OKX_SCENARIOS], ids=[s[0] for s in OKX_SCENARIOS]
+)
+def test_seed_scenario_on_the_okx_simulator(
+    client: Client,
+    celery_worker: Any,
+    okx_strategy: Any,
+    okx_sim: OkxSim,
+    wait_orders: Any,
+    market_type: str,
+    fields: dict[str, Any],
+) -> None:
+    okx_strategy(market_type)
+    if fields.get("qty_per") == -100:
+        okx_sim.positions["BTC-USDT-SWAP"] = D("50")  # 0.5 BTC long
+        okx_sim.entry_prices["BTC-USDT-SWAP"] = D("95000")
+
+    [order] = wait_orders(
+        webhook_id=post(client, {"group_name": "okx", "token": "tok", **fields}), timeout=20
+    )
+
+    order_type = fields["order_type"]
+    if order_type == "CANCEL_ALL_ORDER":
+        assert (order.status, order.message) == (OrderStatus.CANCELLED, "취소할 미체결 주문이 없습니다")
+        assert okx_sim.orders == []
+        return
+    expected = OrderStatus.FILLED if order_type == "MARKET" else OrderStatus.OPEN
+    assert order.status == expected, order.message
+    [placed] = okx_sim.orders  # exactly one order reached the venue
+    assert order.exchange_order_id == (placed["algoId"] or placed["ordId"])
+    assert placed["algo"] == order_type.startswith("STOP")
+    assert placed["instType"] == ("SWAP" if market_type == "FUTURES" else "SPOT")
+    if expected == OrderStatus.FILLED:
+        assert order.filled_qty > 0 and order.avg_price is not None
+    if fields.get("qty_per") == -100:
+        assert (placed["side"], placed["sz"], placed["reduceOnly"]) == ("sell", D("50"), True)
+        assert okx_sim.positions["BTC-USDT-SWAP"] == 0
+
+
+# --- sizing, precision, minimums ----------------------------------------------------------------
+
+
+def test_spot_market_buy_spends_percent_of_free_usdt_in_base_units(
+    client: Client, celery_worker: Any, okx_strategy: Any, okx_sim: OkxSim, wait_orders: Any
+) -> None:
+    okx_strategy("SPOT")
+
+    order = run(client, wait_orders, order_type="MARKET", side="buy", qty_per=10)
+
+    [placed] = okx_sim.orders
+    # 10% of 10,000 USDT at 100,000 = 0.01 BTC, sent as a base-currency size
+    assert (placed["instId"], placed["ordType"], placed["tgtCcy"], placed["sz"]) == (
+        "BTC-USDT",
+        "market",
+        "base_ccy",
+        D("0.01"),
+    )
+    assert placed["tdMode"] == "cash"
+    assert (order.status, order.quantity, order.filled_qty, order.avg_price) == (
+        OrderStatus.FILLED,
+        D("0.01"),
+        D("0.01"),
+        D("100000"),
+    )
+    assert okx_sim.balances["BTC"] == D("0.51") and okx_sim.balances["USDT"] == D("9000")
+
+
+def test_spot_limit_sell_truncates_to_the_lot_and_rounds_to_the_tick(
+    client: Client, celery_worker: Any, okx_strategy: Any, okx_sim: OkxSim, wait_orders: Any
+) -> None:
+    okx_strategy("SPOT")
+
+    order = run(
+        client,
+        wait_orders,
+        symbol="ETH/USDT",
+        order_type="LIMIT",
+        side="sell",
+        qty_per="33.3333333",
+        price="3500.123",
+    )
+
+    [placed] = okx_sim.orders
+    # 33.3333333% of 2 ETH = 0.6666666660 -> lotSz 0.000001 -> 0.666666; tickSz 0.01 -> 3500.12
+    assert (placed["sz"], placed["px"], placed["state"]) == (D("0.666666"), D("3500.12"), "live")
+    assert (order.status, order.quantity) == (OrderStatus.OPEN, D("0.666666"))
+
+
+def test_swap_long_is_sized_in_contracts_from_equity_times_leverage(
+    client: Client, celery_worker: Any, okx_strategy: Any, okx_sim: OkxSim, wait_orders: Any
+) -> None:
+    okx_strategy("FUTURES", leverage=5)
+
+    order = run(client, wait_orders, order_type="MARKET", side="long", qty_per=10)
+
+    [placed] = okx_sim.orders
+    # 10% of 10,000 USDT x 5 / 100,000 = 0.05 BTC = 5 contracts of 0.01 BTC
+    assert (placed["instId"], placed["side"], placed["sz"], placed["tdMode"]) == (
+        "BTC-USDT-SWAP",
+        "buy",
+        D("5"),
+        "cross",
+    )
+    assert okx_sim.leverage[("BTC-USDT-SWAP", "cross")] == 5
+    assert okx_sim.positions["BTC-USDT-SWAP"] == D("5")
+    assert (order.status, order.quantity, order.filled_qty) == (OrderStatus.FILLED, D("0.05"), D("0.05"))
+
+
+def test_swap_short_on_isolated_margin(
+    client: Client, celery_worker: Any, okx_strategy: Any, okx_sim: OkxSim, wait_orders: Any
+) -> None:
+    okx_strategy("FUTURES", leverage=3, margin_mode="isolated")
+
+    order = run(client, wait_orders, symbol="ETH/USDT", order_type="MARKET", side="short", qty_per=15)
+
+    [placed] = okx_sim.orders
+    # 15% of 10,000 x 3 / 3,000 = 1.5 ETH = 15 contracts of 0.1 ETH
+    assert (placed["instId"], placed["side"], placed["sz"], placed["tdMode"]) == (
+        "ETH-USDT-SWAP",
+        "sell",
+        D("15"),
+        "isolated",
+    )
+    assert okx_sim.leverage[("ETH-USDT-SWAP", "isolated")] == 3
+    assert okx_sim.positions["ETH-USDT-SWAP"] == D("-15")
+    assert (order.status, order.quantity) == (OrderStatus.FILLED, D("1.5"))
+
+
+@pytest.mark.parametrize(
+    ("position", "side", "qty_per", "sent_side", "sent", "left"),
+    [
+        (D("8"), "sell", -50, "sell", D("4"), D("4")),
+        (D("-7"), "buy", -100, "buy", D("7"), D("0")),
+        (D("10"), "sell", -33, "sell", D("3.3"), D("6.7")),
+    ],
+)
+def test_swap_close_is_reduce_only_and_sized_from_the_position(
+    client: Client,
+    celery_worker: Any,
+    okx_strategy: Any,
+    okx_sim: OkxSim,
+    wait_orders: Any,
+    position: Decimal,
+    side: str,
+    qty_per: int,
+    sent_side: str,
+    sent: Decimal,
+    left: Decimal,
+) -> None:
+    okx_sim.positions["BTC-USDT-SWAP"] = position
+    okx_strategy("FUTURES")
+
+    order = run(client, wait_orders, order_type="MARKET", side=side, qty_per=qty_per)
+
+    [placed] = okx_sim.orders
+    assert (placed["side"], placed["sz"], placed["reduceOnly"]) == (sent_side, sent, True)
+    assert okx_sim.positions["BTC-USDT-SWAP"] == left
+    assert (order.status, order.quantity) == (OrderStatus.FILLED, sent * D("0.01"))
+    assert okx_sim.seen("/api/v5/market/ticker") == []  # a reduce-only close needs no price
+
+
+@pytest.mark.parametrize(
+    ("side", "message"), [("sell", "청산할 롱 포지션이 없습니다"), ("buy", "청산할 숏 포지션이 없습니다")]
+)
+def test_swap_close_without_a_position_is_rejected(
+    client: Client,
+    celery_worker: Any,
+    okx_strategy: Any,
+    okx_sim: OkxSim,
+    wait_orders: Any,
+    side: str,
+    message: str,
+) -> None:
+    okx_strategy("FUTURES")
+
+    order = run(client, wait_orders, order_type="MARKET", side=side, qty_per=-100)
+
+    assert (order.status, order.message) == (OrderStatus.REJECTED, message)
+    assert okx_sim.seen("/api/v5/trade/order", "POST") == []
+
+
+@pytest.mark.parametrize(
+    ("market_type", "qty_per", "message"),
+    [
+        # 0.005% of 10,000 USDT / 100,000 = 0.000005 BTC < minSz 0.00001
+        ("SPOT", "0.005", "주문 수량 0.000005이(가) BTC/USDT의 최소 주문 수량 0.00001보다 작습니다"),
+        # 0.05% x 10,000 / 100,000 = 0.000005 BTC = 0.0005 contracts -> lotSz 0.01 -> 0 (min 0.01 contracts)
+        ("FUTURES", "0.05", "주문 수량 0이(가) BTC/USDT:USDT의 최소 주문 수량 0.0001보다 작습니다"),
+    ],
+)
+def test_below_the_minimum_size_is_rejected_before_sending(
+    client: Client,
+    celery_worker: Any,
+    okx_strategy: Any,
+    okx_sim: OkxSim,
+    wait_orders: Any,
+    market_type: str,
+    qty_per: str,
+    message: str,
+) -> None:
+    okx_strategy(market_type)
+
+    order = run(client, wait_orders, order_type="MARKET", side="buy", qty_per=qty_per)
+
+    assert (order.status, order.message) == (OrderStatus.REJECTED, message)
+    assert okx_sim.orders == [] and okx_sim.seen("/api/v5/trade/order", "POST") == []
+
+
+# --- stops, client ids ----------------------------------------------------------------------
+
+
+def test_stop_limit_goes_to_the_algo_book_with_the_orders_client_id(
+    client: Client, celery_worker: Any, okx_strategy: Any, okx_sim: OkxSim, wait_orders: Any
+) -> None:
+    okx_strategy("SPOT")
+
+    order = run(
+        client,
+        wait_orders,
+        order_type="STOP_LIMIT",
+        side="sell",
+        qty_per=10,
+        stop_price="95000.06",
+        price="94000",
+    )
+
+    [placed] = okx_sim.seen("/api/v5/trade/order-algo", "POST")
+    assert [r.path for r in okx_sim.seen("/api/v5/trade/order", "POST")] == ["/api/v5/trade/order-algo"]
+    body = placed.json()
+    assert (body["ordType"], body["triggerPx"], body["orderPx"], body["sz"]) == (
+        "trigger",
+        "95000.1",
+        "94000",
+        "0.05",
+    )
+    assert body["algoClOrdId"] == order.client_order_id[:32]
+    assert order.status == OrderStatus.OPEN
+    assert order.exchange_order_id == okx_sim.orders[0]["algoId"]
+
+
+def test_the_venue_client_id_is_the_orders_id_cut_to_okx_rules() -> None:
+    ours = "qt" + "0123456789abcdef" * 2  # 34 characters, as every Order's client_order_id
+
+    assert venue_client_order_id("okx", ours) == ours[:32]
+    assert re.fullmatch(r"[A-Za-z0-9]{1,32}", venue_client_order_id("okx", "qt-err"))
+    assert venue_client_order_id("okx", "qt-err") == venue_client_order_id("okx", "qt-err")
+    assert venue_client_order_id("okx", "qt-err") != venue_client_order_id("okx", "qt-err2")
+    assert venue_client_order_id("okx", "abc123") == "abc123"
+    assert venue_client_order_id("binance", ours) == ours
+
+
+def test_every_order_fits_okx_client_id_rules(
+    client: Client, celery_worker: Any, okx_strategy: Any, okx_sim: OkxSim, wait_orders: Any
+) -> None:
+    okx_strategy("SPOT")
+
+    order = run(client, wait_orders, order_type="LIMIT", side="buy", qty_per=10, price=90000)
+
+    [placed] = okx_sim.orders
+    assert len(order.client_order_id) > 32  # ours does not fit as is
+    assert placed["clOrdId"] == venue_client_order_id("okx", order.client_order_id)
+    assert re.fullmatch(r"[A-Za-z0-9]{1,32}", placed["clOrdId"])
+
+
+@pytest.mark.parametrize(
+    ("order_type", "price", "status", "filled"),
+    [
+        ("STOP_MARKET", None, OrderStatus.FILLED, D("0.05")),
+        ("STOP_LIMIT", D("89000"), OrderStatus.OPEN, D("0")),
+    ],
+)
+def test_a_triggered_stop_reads_the_state_of_the_order_it_placed(
+    okx_account: Any,
+    okx_sim: OkxSim,
+    order_type: str,
+    price: Decimal | None,
+    status: str,
+    filled: Decimal,
+) -> None:
+    adapter = adapter_for(okx_account())
+    stop = OrderRequest(
+        client_order_id="qt" + "3" * 32,
+        market_type="SPOT",
+        symbol="BTC/USDT",
+        side="SELL",
+        order_type=order_type,
+        qty_per=D("10"),
+        price=price,
+        stop_price=D("90000"),
+    )
+    placed = adapter.place_order(stop)
+    okx_sim.trigger("qt" + "3" * 30)
+
+    found = adapter.fetch_order_by_client_id(stop)
+
+    # OKX calls a triggered algo order "effective"; what counts is the order it placed.
+    assert found is not None
+    assert (found.status, found.filled_qty, found.quantity) == (status, filled, D("0.05"))
+    assert found.exchange_order_id == placed.exchange_order_id == okx_sim.orders[0]["algoId"]
+
+
+# --- cancels --------------------------------------------------------------------------------
+
+
+def test_cancel_all_for_one_symbol_cancels_its_limit_and_trigger_orders(
+    client: Client, celery_worker: Any, okx_strategy: Any, okx_sim: OkxSim, wait_orders: Any
+) -> None:
+    okx_strategy("SPOT")
+    btc_limit = run(client, wait_orders, order_type="LIMIT", side="sell", qty_per=10, price=120000)
+    btc_stop = run(client, wait_orders, order_type="STOP_MARKET", side="sell", qty_per=10, stop_price=90000)
+    eth_limit = run(
+        client, wait_orders, symbol="ETH/USDT", order_type="LIMIT", side="sell", qty_per=10, price=4000
+    )
+
+    cancel = run(client, wait_orders, order_type="CANCEL_ALL_ORDER")  # symbol BTC/USDT
+
+    assert (cancel.status, cancel.cancelled_orders) == (OrderStatus.CANCELLED, 2)
+    assert cancel.message == "미체결 주문 2건을 취소했습니다"
+    assert [o["state"] for o in okx_sim.orders] == ["canceled", "canceled", "live"]
+    assert len(okx_sim.seen("/api/v5/trade/cancel-batch-orders")) == 1
+    assert len(okx_sim.seen("/api/v5/trade/cancel-algos")) == 1
+    states = {o.pk: o.status for o in Order.objects.filter(pk__in=[btc_limit.pk, btc_stop.pk, eth_limit.pk])}
+    # the resting Orders follow the venue, the trigger order found by its algoClOrdId
+    assert states == {
+        btc_limit.pk: OrderStatus.CANCELLED,
+        btc_stop.pk: OrderStatus.CANCELLED,
+        eth_limit.pk: OrderStatus.OPEN,
+    }
+
+
+def test_cancel_all_symbols_cancels_swap_orders_and_leaves_spot_alone(
+    client: Client,
+    celery_worker: Any,
+    make_strategy: Any,
+    okx_account: Any,
+    okx_sim: OkxSim,
+    wait_orders: Any,
+) -> None:
+    account = okx_account()
+    make_strategy(group_name="okx", market_type="FUTURES", token="tok", accounts=[account])
+    make_strategy(group_name="okx-spot", market_type="SPOT", token="tok", accounts=[account])
+    run(client, wait_orders, order_type="LIMIT", side="long", qty_per=10, price=90000)
+    run(client, wait_orders, order_type="STOP_MARKET", side="short", qty_per=10, stop_price=90000)
+    run(client, wait_orders, symbol="ETH/USDT", order_type="LIMIT", side="short", qty_per=10, price=3500)
+    [spot] = wait_orders(
+        webhook_id=post(
+            client, order_body("okx-spot", order_type="LIMIT", side="buy", qty_per=10, price=90000)
+        )
+    )
+
+    [cancel] = wait_orders(
+        webhook_id=post(client, {"group_name": "okx", "token": "tok", "order_type": "CANCEL_ALL_ORDER"})
+    )
+
+    assert (cancel.status, cancel.cancelled_orders) == (OrderStatus.CANCELLED, 3)
+    assert {o["instId"]: o["state"] for o in okx_sim.orders if o["instType"] == "SWAP" and not o["algo"]} == {
+        "BTC-USDT-SWAP": "canceled",
+        "ETH-USDT-SWAP": "canceled",
+    }
+    assert [o["state"] for o in okx_sim.orders if o["algo"]] == ["canceled"]
+    assert [o["state"] for o in okx_sim.orders if o["instType"] == "SPOT"] == ["live"]
+    assert Order.objects.get(pk=spot.pk).status == OrderStatus.OPEN
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "message"),
+    [
+        ("51008", OrderStatus.REJECTED, "OKX API 오류: Order failed. Insufficient USDT balance in account."),
+        (
+            "51020",
+            OrderStatus.REJECTED,
+            "OKX API 오류: Order amount should be greater than the min available amount.",
+        ),
+        ("51001", OrderStatus.REJECTED, "OKX API 오류: Instrument ID does not exist."),
+        ("51121", OrderStatus.REJECTED, "OKX API 오류: Order quantity must be a multiple of the lot size."),
+    ],
+)
+def test_okx_order_refusals_are_stored_on_the_order(
+    client: Client,
+    celery_worker: Any,
+    okx_strategy: Any,
+    okx_sim: OkxSim,
+    wait_orders: Any,
+    code: str,
+    status: str,
+    message: str,
+) -> None:
+    okx_strategy("SPOT")
+    okx_sim.inject("reject", "/api/v5/trade/order", method="POST", message=code)
+
+    order = run(client, wait_orders, order_type="MARKET", side="buy", qty_per=10)
+
+    assert (order.status, order.message) == (status, message)
+    assert order.attempts == 1
+    assert okx_sim.orders == []
+
+
+def test_a_repeat_of_a_placed_order_returns_it_instead_of_a_second_one(
+    okx_account: Any, okx_sim: OkxSim
+) -> None:
+    adapter = adapter_for(okx_account())
+    request = OrderRequest(
+        client_order_id="qt" + "5" * 32,
+        market_type="SPOT",
+        symbol="BTC/USDT",
+        side="SELL",
+        order_type="LIMIT",
+        qty_per=D("10"),
+        price=D("120000"),
+    )
+    first = adapter.place_order(request)
+
+    again = adapter.place_order(request)  # OKX answers 51016 Duplicated clOrdId
+
+    assert len(okx_sim.seen("/api/v5/trade/order", "POST")) == 2
+    assert (again.exchange_order_id, again.status) == (first.exchange_order_id, OrderStatus.OPEN)
+    assert len(okx_sim.orders) == 1
+
+
+# --- faults ---------------------------------------------------------------------------------
+
+
+def test_timeout_after_okx_accepted_ends_with_exactly_one_order(
+    client: Client, celery_worker: Any, okx_strategy: Any, okx_sim: OkxSim, wait_orders: Any
+) -> None:
+    okx_strategy("SPOT", timeout_seconds=0.5)
+    okx_sim.inject("timeout", "/api/v5/trade/order", method="POST", delay=1.0)
+
+    order = run(client, wait_orders, order_type="MARKET", side="buy", qty_per=10)
+
+    assert order.status == OrderStatus.FILLED, order.message
+    assert len(okx_sim.seen("/api/v5/trade/order", "POST")) == 1
+    assert len(okx_sim.orders_for(venue_client_order_id("okx", order.client_order_id))) == 1
+    assert len(okx_sim.orders) == 1
+    assert order.exchange_order_id == okx_sim.orders[0]["ordId"]
+
+
+def test_timeout_on_a_trigger_order_is_resolved_by_its_algo_client_id(
+    okx_account: Any, okx_sim: OkxSim
+) -> None:
+    adapter = adapter_for(okx_account(timeout_seconds=0.5))
+    adapter.market("SPOT", "BTC/USDT")
+    stop = OrderRequest(
+        client_order_id="qt" + "7" * 32,
+        market_type="SPOT",
+        symbol="BTC/USDT",
+        side="SELL",
+        order_type="STOP_MARKET",
+        qty_per=D("10"),
+        stop_price=D("90000"),
+    )
+    okx_sim.inject("timeout", "/api/v5/trade/order-algo", method="POST", delay=1.0)
+
+    with pytest.raises(OrderUncertain):
+        adapter.place_order(stop)
+    found = adapter.fetch_order_by_client_id(stop)
+
+    assert found is not None and found.status == OrderStatus.OPEN
+    assert found.exchange_order_id == okx_sim.orders[0]["algoId"]
+    lookups = okx_sim.seen("/api/v5/trade/order-algo", "GET")
+    assert lookups[-1].query["algoClOrdId"] == "qt" + "7" * 30
+    assert len(okx_sim.orders) == 1
+
+
+def test_5xx_is_looked_up_then_retried_without_a_duplicate(
+    client: Client, celery_worker: Any, okx_strategy: Any, okx_sim: OkxSim, wait_orders: Any
+) -> None:
+    okx_strategy("SPOT")
+    okx_sim.inject("5xx", "/api/v5/trade/order", method="POST")
+
+    order = run(client, wait_orders, timeout=30, order_type="MARKET", side="buy", qty_per=10)
+
+    assert order.status == OrderStatus.FILLED, order.message
+    assert order.attempts == 2
+    assert len(okx_sim.seen("/api/v5/trade/order", "POST")) == 2
+    venue_id = venue_client_order_id("okx", order.client_order_id)
+    # Before giving the order back for a retry, the adapter asked OKX for its clOrdId.
+    assert any(r.query.get("clOrdId") == venue_id for r in okx_sim.seen("/api/v5/trade/order", "GET"))
+    assert len(okx_sim.orders) == 1
+
+
+def test_rate_limit_backs_off_then_succeeds(
+    client: Client, celery_worker: Any, okx_strategy: Any, okx_sim: OkxSim, wait_orders: Any
+) -> None:
+    okx_strategy("SPOT")
+    okx_sim.inject("rate_limit", "/api/v5/trade/order", method="POST")
+
+    order = run(client, wait_orders, timeout=30, order_type="MARKET", side="buy", qty_per=10)
+
+    assert order.status == OrderStatus.FILLED, order.message
+    first, second = okx_sim.seen("/api/v5/trade/order", "POST")
+    assert second.received_at - first.received_at >= 0.9  # the worker's 1 s backoff
+    assert order.attempts == 2
+    assert len(okx_sim.orders) == 1
+
+
+# --- signing --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("api_secret", "wrong-secret", "OKX API 오류: Invalid Sign"),
+        ("passphrase", "wrong-pass", "OKX API 오류: OK-ACCESS-PASSPHRASE incorrect."),
+        ("api_key", "not-a-key", "OKX API 오류: Invalid OK-ACCESS-KEY."),
+    ],
+)
+def test_bad_credentials_fail_the_order_with_okx_auth_error(
+    client: Client,
+    celery_worker: Any,
+    okx_strategy: Any,
+    okx_sim: OkxSim,
+    wait_orders: Any,
+    field: str,
+    value: str,
+    message: str,
+) -> None:
+    account = okx_strategy("SPOT")
+    setattr(account, field, value)
+    account.save()
+
+    order = run(client, wait_orders, order_type="MARKET", side="buy", qty_per=10)
+
+    assert (order.status, order.message) == (OrderStatus.FAILED, message)
+    assert okx_sim.orders == []
+    assert okx_sim.seen("/api/v5/trade/order", "POST") == []  # refused at its first signed call
+
+
+def test_signed_requests_carry_okx_headers_and_verify(okx_account: Any, okx_sim: OkxSim) -> None:
+    adapter = adapter_for(okx_account())
+
+    adapter.balances("SPOT")
+
+    [request] = okx_sim.seen("/api/v5/account/balance")
+    assert request.header("OK-ACCESS-KEY") == "sim-key"
+    assert request.header("OK-ACCESS-PASSPHRASE") == "sim-pass"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", request.header("OK-ACCESS-TIMESTAMP"))
+    # The simulator checks the signature itself: a tampered one is refused with 50113.
+    headers = {k: v for k, v in request.headers.items() if k.startswith("ok-access")}
+    headers["ok-access-sign"] = "A" + headers["ok-access-sign"][1:]
+    refused = requests.get(okx_sim.base_url + request.path, headers=headers, timeout=5)
+    assert (refused.status_code, refused.json()["code"]) == (401, "50113")
