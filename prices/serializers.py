@@ -1,8 +1,8 @@
 """The one rendering of a price record, shared by REST and WebSocket.
 
 Money is computed in Decimal everywhere; only here, at the JSON boundary, does it become a
-JSON number: an integer for instruments quoted in whole units (KRW stocks, KRW crypto
-markets), a decimal number otherwise. ``change_rate`` is a percent, ``volume`` an integer,
+JSON number: an integer for whole prices of instruments priced in won (KRW stocks, KRW crypto
+markets), a decimal number otherwise (a KRW coin below 1 won keeps its fraction). ``change_rate`` is a percent, ``volume`` an integer,
 ``timestamp`` ISO 8601 with its UTC offset.
 """
 
@@ -13,22 +13,22 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
-from prices.services import PriceRecord, whole_units
+from prices.services import PriceRecord, krw_quoted
 
 
 def json_number(value: Decimal | None, *, whole: bool) -> int | float | None:
-    """A Decimal as a JSON number: int when whole, else the nearest float (exact for
-    the <= 15 significant digits prices carry)."""
+    """A Decimal as a JSON number: int when ``whole`` and the value has no fraction, else the
+    nearest float (exact for the <= 15 significant digits prices carry)."""
     if value is None:
         return None
-    if whole:
+    if whole and value == value.to_integral_value():
         return int(value)
     return float(value)
 
 
 def price_json(record: PriceRecord) -> dict[str, Any]:
     """The record as REST returns it and as WebSocket ``price_update.data`` carries it."""
-    whole = whole_units(record.ticker)
+    whole = krw_quoted(record.ticker)
     return {
         "ticker": record.ticker,
         "price": json_number(record.price, whole=whole),
@@ -56,7 +56,7 @@ def price_update_text(record: PriceRecord) -> str:
 
 def bar_json(bar: Any) -> dict[str, Any]:
     """One DailyPrice bar for charts, numbers rendered like :func:`price_json`."""
-    whole = whole_units(bar.ticker)
+    whole = krw_quoted(bar.ticker)
     return {
         "date": bar.date.isoformat(),
         "open": json_number(bar.open, whole=whole),

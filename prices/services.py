@@ -119,7 +119,14 @@ def is_kr_stock(instrument: str) -> bool:
 
 
 def whole_units(instrument: str) -> bool:
-    """True when the instrument is quoted in whole units: KRW stocks and KRW crypto markets."""
+    """True when the instrument trades in whole won only (KRX stocks): prices are rounded."""
+    return is_kr_stock(instrument)
+
+
+def krw_quoted(instrument: str) -> bool:
+    """True when the instrument is priced in won (KRX stocks, KRW crypto markets): whole prices
+    are shown as integers. KRW coins can trade below 1 won (Upbit ticks go to 0.0001 there),
+    so only KRX prices are rounded (:func:`whole_units`)."""
     return is_kr_stock(instrument) or instrument.endswith("/KRW")
 
 

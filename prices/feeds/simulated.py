@@ -18,7 +18,7 @@ from django.conf import settings
 
 from prices.calendar import is_trading_day
 from prices.feeds.base import Feed
-from prices.services import price_publish_async, whole_units
+from prices.services import krw_quoted, price_publish_async
 
 START_PRICES: dict[str, str] = {
     "BINANCE:BTC/USDT": "67000.00", "BINANCE:ETH/USDT": "3500.00", "BINANCE:SOL/USDT": "150.00",
@@ -32,7 +32,7 @@ REFRESH_UNIVERSE_SECONDS = 60.0
 
 def tick_size(instrument: str, price: Decimal) -> Decimal:
     """A plausible minimum price step (KRX stock steps by price band, else cents)."""
-    if not whole_units(instrument):
+    if not krw_quoted(instrument):
         return (
             Decimal("0.05") if instrument == "101TC000" or instrument.startswith("CME:") else Decimal("0.01")
         )
@@ -65,7 +65,7 @@ class SimulatedFeed(Feed):
         )()
         if bar is not None:
             return bar.close
-        default = "10000" if whole_units(instrument) else "100.00"
+        default = "10000" if krw_quoted(instrument) else "100.00"
         return Decimal(START_PRICES.get(instrument, default))
 
     def step(self, instrument: str) -> dict[str, object]:
@@ -119,7 +119,7 @@ def simulated_daily_history(instrument: str, days: int, *, end: date, seed: int 
     simulated feed's start price, so the demo's charts have a history that the live simulated
     price continues. Demo data only (seed_demo); never mixed with a real source."""
     rng = random.Random(f"{seed}:{instrument}")
-    whole = whole_units(instrument)
+    whole = krw_quoted(instrument)
     close = Decimal(START_PRICES.get(instrument, "10000" if whole else "100.00"))
     day, bars = end, []
     while len(bars) < days:

@@ -183,3 +183,15 @@ def test_daily_bars_under_generic_id(client: Client) -> None:
     _bar("BINANCE:BTC/USDT", date(2025, 2, 21), "96500.75")
     body = client.get("/api/prices/BINANCE:BTC/USDT/daily?from=2025-02-01&to=2025-02-28").json()
     assert body["ticker"] == "BINANCE:BTC/USDT" and body["bars"][0]["close"] == 96500.75
+
+
+def test_krw_coins_below_one_won_keep_their_fraction(client: Client) -> None:
+    price_publish("UPBIT:XRP/KRW", "0.5432")
+    price_publish("UPBIT:BTC/KRW", "95000000")
+    price_publish("005930", "70000.4")
+
+    assert client.get("/api/prices/UPBIT:XRP/KRW").json()["price"] == 0.5432
+    btc = client.get("/api/prices/UPBIT:BTC/KRW").json()["price"]
+    assert btc == 95000000 and type(btc) is int
+    stock = client.get("/api/prices/005930").json()["price"]
+    assert stock == 70000 and type(stock) is int  # KRX trades in whole won
