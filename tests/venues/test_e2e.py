@@ -32,6 +32,9 @@ KIS_REFUSED = {
     "o09-sap-xetra-market-buy": "알 수 없는 해외 거래소 코드입니다: XETRA",
     "o10-bp-lse-limit-buy": "알 수 없는 해외 거래소 코드입니다: LSE",
 }
+# Overseas limit orders priced at or through the simulator's quote trade as they arrive.
+KIS_MARKETABLE_LIMITS = {"o02-tsla-limit-buy", "o04-brkb-limit-sell", "o08-vinamilk-limit-buy"}
+KIS_MARKETS = ("DOMESTIC_STOCK", "OVERSEAS_STOCK", "DOMESTIC_FUTUREOPTION", "OVERSEAS_FUTUREOPTION")
 
 
 def post(client: Client, body: dict[str, Any]) -> str:
@@ -46,7 +49,8 @@ def expected(scenario_id: str, fields: dict[str, Any], market_type: str) -> tupl
         return OrderStatus.REJECTED, KIS_REFUSED[scenario_id]
     if order_type == "CANCEL_ALL_ORDER":
         return OrderStatus.CANCELLED, "취소할 미체결 주문이 없습니다"
-    if market_type in ("SPOT", "FUTURES", "DOMESTIC_STOCK") and order_type in ("MARKET", "BEST_LIMIT"):
+    if order_type in ("MARKET", "BEST_LIMIT") or scenario_id in KIS_MARKETABLE_LIMITS:
+        # KIS answers with the order number only; the adapter reads the fill right after.
         return OrderStatus.FILLED, ""
     return OrderStatus.OPEN, ""
 
@@ -91,6 +95,10 @@ def test_seed_scenario_on_its_venue_simulator(
         assert len(sim.orders) == 1  # exactly one order reached the venue
     if status == OrderStatus.FILLED:
         assert order.filled_qty > 0 and order.avg_price is not None
+    if status == OrderStatus.FILLED and market_type in KIS_MARKETS:
+        [venue_order] = sim.orders
+        assert (order.filled_qty, order.avg_price) == (venue_order["filled"], venue_order["avg"])
+        assert order.filled_qty == order.quantity
     if status in (OrderStatus.REJECTED, OrderStatus.CANCELLED):
         assert sim.orders == []
 

@@ -75,14 +75,6 @@ def test_domestic_limit_order_reads_open(kis_account: Any) -> None:
     )
 
 
-def test_overseas_accepted_order_reads_open(kis_account: Any) -> None:
-    result = adapter_for(kis_account()).place_order(
-        req("OVERSEAS_STOCK", symbol="AAPL", qty_per=D("1"), params={"exchange_code": "NASD"})
-    )
-
-    assert (result.status, result.quantity) == (OrderStatus.OPEN, D("1"))
-
-
 # The seed guide's Korean stock scenarios.
 @pytest.mark.parametrize(
     ("symbol", "side", "order_type", "price", "qty", "tr_id", "ord_dvsn", "unpr"),
@@ -690,6 +682,7 @@ def test_5xx_without_an_answer_is_looked_up_then_placed_once(kis_account: Any, k
 
 # market -> (account product code, order path, a market order the simulator fills at once)
 MARKETS = {
+    "DOMESTIC_STOCK": ("01", "/uapi/domestic-stock/v1/trading/order-cash", {"symbol": "005930"}),
     "OVERSEAS_STOCK": (
         "01",
         "/uapi/overseas-stock/v1/trading/order",
@@ -706,9 +699,22 @@ MARKETS = {
         {"symbol": "ESZ4", "params": {"exchange_code": "CME", "contract_month": "Z4"}},
     ),
 }
-OTHER_MARKETS = pytest.mark.parametrize("market", list(MARKETS))
+EVERY_MARKET = pytest.mark.parametrize("market", list(MARKETS))
+OTHER_MARKETS = pytest.mark.parametrize("market", [m for m in MARKETS if m != "DOMESTIC_STOCK"])
 # A limit price that rests on the simulator (below its price for a buy).
-RESTING = {"OVERSEAS_STOCK": "150", "DOMESTIC_FUTUREOPTION": "300", "OVERSEAS_FUTUREOPTION": "4900"}
+RESTING = {
+    "DOMESTIC_STOCK": "60000",
+    "OVERSEAS_STOCK": "150",
+    "DOMESTIC_FUTUREOPTION": "300",
+    "OVERSEAS_FUTUREOPTION": "4900",
+}
+# The order inquiry each market's accepted orders are read from (and looked up in).
+INQUIRY = {
+    "DOMESTIC_STOCK": "/uapi/domestic-stock/v1/trading/inquire-daily-ccld",
+    "OVERSEAS_STOCK": "/uapi/overseas-stock/v1/trading/inquire-ccnl",
+    "DOMESTIC_FUTUREOPTION": "/uapi/domestic-futureoption/v1/trading/inquire-ccnl",
+    "OVERSEAS_FUTUREOPTION": "/uapi/overseas-futureoption/v1/trading/inquire-ccld",
+}
 
 
 def market_order(market: str, cid: str = "qt1", qty: str = "2", **kw: Any) -> OrderRequest:
@@ -720,6 +726,68 @@ def market_adapter(kis_account: Any, market: str, **settings: Any) -> KisAdapter
     adapter = adapter_for(kis_account(product_code=MARKETS[market][0], **settings))
     adapter.client.token()
     return adapter
+
+
+# --- the state of an accepted order, read once right after placement ------------------------
+
+
+@EVERY_MARKET
+def test_a_market_order_reads_filled_right_after_placement(
+    kis_account: Any, kis_sim: KisSim, market: str
+) -> None:
+    placed = market_adapter(kis_account, market).place_order(market_order(market))
+
+    [venue_order] = kis_sim.orders
+    assert (placed.status, placed.exchange_order_id) == (OrderStatus.FILLED, venue_order["odno"])
+    assert (placed.quantity, placed.filled_qty, placed.avg_price) == (D("2"), D("2"), venue_order["avg"])
+    assert placed.message == "주문 전송 완료 되었습니다."
+    assert len(kis_sim.seen(INQUIRY[market])) == 1  # read once, from that market's order list
+
+
+@EVERY_MARKET
+def test_a_resting_limit_order_reads_open_right_after_placement(
+    kis_account: Any, kis_sim: KisSim, market: str
+) -> None:
+    placed = market_adapter(kis_account, market).place_order(
+        market_order(market, order_type="LIMIT", price=D(RESTING[market]))
+    )
+
+    [venue_order] = kis_sim.orders
+    assert (placed.status, placed.exchange_order_id) == (OrderStatus.OPEN, venue_order["odno"])
+    assert (placed.quantity, placed.filled_qty, placed.avg_price) == (D("2"), D("0"), None)
+
+
+@EVERY_MARKET
+def test_a_failed_read_after_placement_keeps_the_order_open_and_placed_once(
+    kis_account: Any, kis_sim: KisSim, market: str
+) -> None:
+    adapter = market_adapter(kis_account, market)
+    kis_sim.inject("5xx", INQUIRY[market])
+    order = market_order(market)
+
+    placed = adapter.place_order(order)
+
+    [venue_order] = kis_sim.orders
+    assert (placed.status, placed.exchange_order_id) == (OrderStatus.OPEN, venue_order["odno"])
+    assert len(kis_sim.order_requests()) == 1
+    # The order's fill is read later (the sweep's refresh), not placed again.
+    assert adapter.fetch_order_by_client_id(order).status == OrderStatus.FILLED
+    assert len(kis_sim.orders) == 1
+
+
+@EVERY_MARKET
+def test_an_order_not_listed_yet_after_placement_reads_open(
+    kis_account: Any, kis_sim: KisSim, market: str
+) -> None:
+    adapter = market_adapter(kis_account, market)
+    order = market_order(market)
+    kis_sim.clock = lambda: datetime.now(KST) - timedelta(days=3)  # listed under another day
+
+    placed = adapter.place_order(order)
+
+    [venue_order] = kis_sim.orders
+    assert (placed.status, placed.exchange_order_id) == (OrderStatus.OPEN, venue_order["odno"])
+    assert len(kis_sim.order_requests()) == 1
 
 
 @OTHER_MARKETS
@@ -895,11 +963,12 @@ def test_the_lookup_reads_every_page_of_the_order_list(kis_account: Any, kis_sim
     order = market_order("OVERSEAS_FUTUREOPTION")
     with pytest.raises(OrderUncertain):
         adapter.place_order(order)
+    read_before = len(kis_sim.seen(INQUIRY["OVERSEAS_FUTUREOPTION"]))  # after each placement
 
     found = adapter.fetch_order_by_client_id(order)
 
     assert found is not None and found.exchange_order_id == kis_sim.orders[-1]["odno"]
-    pages = kis_sim.seen("/uapi/overseas-futureoption/v1/trading/inquire-ccld")
+    pages = kis_sim.seen(INQUIRY["OVERSEAS_FUTUREOPTION"])[read_before:]
     assert [p.header("tr_cont") for p in pages] == ["", "N", "N"]
 
 

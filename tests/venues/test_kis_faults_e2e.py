@@ -96,11 +96,10 @@ def test_an_order_lost_before_the_venue_is_placed_exactly_once(
 
     [venue_order] = kis_sim.orders
     assert len(kis_sim.order_requests()) == 2  # the lost one, then the one placed after the lookup
-    # Placed normally: the order answer says "accepted"; the sweep's refresh brings the fill.
-    assert (order.status, order.exchange_order_id) == (OrderStatus.OPEN, venue_order["odno"]), order.message
-    assert live_orders_refresh() == 1
-    order.refresh_from_db()
-    assert (order.status, order.filled_qty) == (OrderStatus.FILLED, Decimal("2"))
+    # Placed normally, then read once from the order list: filled, with nothing left to refresh.
+    assert (order.status, order.exchange_order_id) == (OrderStatus.FILLED, venue_order["odno"]), order.message
+    assert (order.filled_qty, order.avg_price) == (Decimal("2"), venue_order["avg"])
+    assert live_orders_refresh() == 0
 
 
 @every_market

@@ -13,6 +13,10 @@ order list (venue_orders.py): an order of the same product, side and quantity pl
 intent was sent, not claimed by another intent, is claimed atomically and is this one; none means
 the request never arrived and the order may be sent again. While another request of the same
 shape awaits its answer the lookup waits (retryable), since the match may be that one's.
+
+An order answer carries the order number only, so every accepted order is read once from the
+same order list (by that number) before it is reported: a market order that traded reads
+filled at once, a resting one open. That read never fails the placement.
 """
 
 from __future__ import annotations
@@ -260,18 +264,32 @@ class KisAdapter(ExchangeAdapter):
             quantity=qty,
             message=str(data.get("msg1") or "").strip(),
         )
-        if request.market_type == "DOMESTIC_STOCK" and odno:
-            # The order answer carries no fill: ask once, so a filled market order reads filled.
-            try:
-                found = self._find(intent)
-            except VenueError as e:
-                log.warning("한투 주문 상태 조회 실패 (주문은 접수됨): odno=%s %s", odno, e.message)
-                found = None
-            if found is not None:
-                state = found.result()
-                state.message = accepted.message
-                return state
-        return accepted
+        return self._state_after_acceptance(intent, accepted)
+
+    def _state_after_acceptance(self, intent: dict[str, Any], accepted: OrderResult) -> OrderResult:
+        """The accepted order as its market's order inquiry shows it right now, so a market
+        order that traded reads filled (KIS answers an order with its number only). The order
+        is placed whatever this read does: when it fails or does not list the order yet, the
+        answer stays ``accepted`` (open) and the sweep's refresh reads it later. Never raises."""
+        if not intent["odno"]:
+            return accepted
+        try:
+            found = self._find(intent)
+        except VenueError as e:
+            log.warning("한투 주문 상태 조회 실패 (주문은 접수됨): odno=%s %s", intent["odno"], e.message)
+            return accepted
+        except Exception:
+            # A bug in reading must not turn a placed order into a failed one.
+            log.exception("한투 주문 상태 조회 오류 (주문은 접수됨): odno=%s", intent["odno"])
+            return accepted
+        if found is None:
+            log.warning(
+                "한투 주문 상태 조회: 주문이 아직 목록에 없습니다 (주문은 접수됨): odno=%s", intent["odno"]
+            )
+            return accepted
+        state = found.result()
+        state.message = accepted.message
+        return state
 
     def _domestic_stock_order(
         self, request: OrderRequest, side: str, qty: Decimal
