@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -142,3 +143,31 @@ class StrategyAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.strategy} → {self.account}"
+
+    def clean(self) -> None:
+        """Refuse a link whose account cannot trade the strategy's market at all (the admin
+        shows it on the form), rather than failing every order of every webhook later."""
+        super().clean()
+        try:
+            strategy, account = self.strategy, self.account
+        except ObjectDoesNotExist:
+            return
+        problem = link_problem(account.exchange, strategy.market_type)
+        if problem:
+            raise ValidationError({"account": problem})
+
+
+def link_problem(exchange: str, market_type: str) -> str | None:
+    """Why an account on ``exchange`` cannot trade ``market_type``, or None when it can."""
+    exchange = exchange.upper()
+    if exchange == Exchange.PAPER:
+        return None
+    market = MarketType(market_type).label if market_type in MarketType.values else market_type
+    crypto = market_type in CRYPTO_MARKETS
+    if exchange == Exchange.KIS and crypto:
+        return str(_("A KIS account trades stocks and futures/options, not %(market)s") % {"market": market})
+    if exchange != Exchange.KIS and not crypto:
+        return str(_("A crypto exchange account cannot trade %(market)s") % {"market": market})
+    if exchange == Exchange.UPBIT and market_type == MarketType.FUTURES:
+        return str(_("Upbit has no futures market"))
+    return None
