@@ -68,10 +68,19 @@ VENUE_OPTIONS: dict[str, dict[str, Any]] = {
         "fetchMarkets": {"types": ["spot", "swap"]},
         "createOrder": "privatePostTradeOrder",
     },
+    # Bitget: a classic (non-UTA) account, so ccxt skips its /api/v3/account/settings probe and
+    # uses the V2 spot and mix endpoints; spot and perpetuals (ccxt still asks for each futures
+    # productType, and for the margin pair list, whatever the options say).
+    "bitget": {"uta": False, "fetchMarkets": {"types": ["spot", "swap"]}},
 }
 # Venue error codes that say "internal error, try again" on an order request: like a 5xx, the
 # order's fate is unknown, so it is looked up by client id before it is retried.
-VENUE_UNCERTAIN_CODES: dict[str, frozenset[str]] = {"bybit": frozenset({"10016"})}
+# Bitget 40015 "System is abnormal, please try again later" comes with an HTTP 500, but ccxt
+# raises it as a plain ExchangeError from the body before it looks at the status.
+VENUE_UNCERTAIN_CODES: dict[str, frozenset[str]] = {
+    "bybit": frozenset({"10016"}),
+    "bitget": frozenset({"40015"}),
+}
 # ccxt's sync throttle waits rateLimit x request weight since the previous request. Its Binance
 # default (50 ms) models the old 1,200 weight/min; spot now allows 6,000/min (10 ms per weight).
 VENUE_RATE_LIMIT_MS: dict[tuple[str, str], float] = {("binance", "SPOT"): 10.0}
@@ -88,12 +97,22 @@ _OUR_CLIENT_ID = re.compile(r"qt[0-9a-f]{32}")
 # How a venue words "this client order id was already used" (Binance/Bybit/OKX clOrdId:
 # "Duplicate…"; OKX algoClOrdId: "… already exists").
 DUPLICATE_MARKERS = ("uplicate", "already exists")
+# Venues and market types whose conditional (trigger / plan) orders live in a list of their own,
+# fetched and cancelled apart from the regular ones (ccxt's ``trigger`` param): Binance USD-M's
+# algo orders, Bitget's plan orders.
+TRIGGER_BOOKS: dict[str, frozenset[str]] = {
+    "binance": frozenset({"FUTURES"}),
+    "bitget": frozenset({"SPOT", "FUTURES"}),
+}
+# Venues that take the futures margin mode with each order (OKX tdMode, Bitget marginMode), so
+# the account's ``margin_mode`` goes in the order's params too.
+MARGIN_MODE_PER_ORDER = {"okx", "bitget"}
 # OKX cancels at most 20 regular / 10 trigger orders per request.
 CANCEL_BATCH = {"okx": 20}
 CANCEL_BATCH_TRIGGER = {"okx": 10}
 # Venues that answer a placement with ids only (no state): the state comes from a lookup by
 # client id right after, so a filled MARKET order is recorded as filled.
-PLACEMENT_ANSWERS_IDS_ONLY = {"okx", "bybit"}
+PLACEMENT_ANSWERS_IDS_ONLY = {"okx", "bybit", "bitget"}
 HUNDRED = Decimal("100")
 
 # How long a process keeps a venue's market list before loading it again (new listings,
@@ -319,6 +338,8 @@ class CcxtAdapter(ExchangeAdapter):
             return RetryableVenueError(message)
         if isinstance(exc, ccxt.OperationFailed):
             return RetryableVenueError(message)
+        if venue_code(exc) in VENUE_UNCERTAIN_CODES.get(self.ccxt_id, ()):
+            return RetryableVenueError(message)  # the venue's "internal error, try again"
         if isinstance(exc, ccxt.AuthenticationError):
             return PermanentVenueError(message)
         if isinstance(exc, ccxt.InsufficientFunds | ccxt.InvalidOrder | ccxt.BadRequest | ccxt.NotSupported):
@@ -417,14 +438,19 @@ class CcxtAdapter(ExchangeAdapter):
 
         client_id = venue_client_order_id(self.ccxt_id, request.client_order_id)
         params: dict[str, Any] = {"clientOrderId": client_id}
-        if self.ccxt_id == "okx":
-            if trigger is not None:
-                # OKX trigger orders are algo orders, known by algoClOrdId.
-                params = {"algoClOrdId": client_id}
-            if request.market_type == "FUTURES" and self.settings.get("margin_mode"):
-                params["marginMode"] = str(self.settings["margin_mode"]).lower()  # OKX tdMode
+        if self.ccxt_id == "okx" and trigger is not None:
+            # OKX trigger orders are algo orders, known by algoClOrdId.
+            params = {"algoClOrdId": client_id}
+        if (
+            self.ccxt_id in MARGIN_MODE_PER_ORDER
+            and request.market_type == "FUTURES"
+            and self.settings.get("margin_mode")
+        ):
+            params["marginMode"] = str(self.settings["margin_mode"]).lower()
         if trigger is not None:
-            params["triggerPrice"] = float(trigger)
+            # A string, as the venue takes it: some ccxt classes (Bitget) copy the param into
+            # the request body over their own rounded string.
+            params["triggerPrice"] = format(trigger, "f")
             if self.ccxt_id == "bybit" and market["contract"]:
                 # Bybit contracts want the direction: a buy stop fires on the way up, a sell
                 # stop on the way down (Binance's STOP_MARKET semantics).
@@ -434,12 +460,8 @@ class CcxtAdapter(ExchangeAdapter):
         if request.market_type == "FUTURES":
             self._prepare_futures(symbol)
         create_price = price
-        if (
-            ccxt_type == "market"
-            and side == "buy"
-            and client.options.get("createMarketBuyOrderRequiresPrice")
-        ):
-            # Upbit-style market buys spend a quote amount: hand ccxt the cost directly.
+        if ccxt_type == "market" and side == "buy" and _market_buy_spends_quote(client, market):
+            # Upbit / Bitget spot market buys spend a quote amount: hand ccxt the cost directly.
             params["cost"] = float(amount * (reference or self._reference_price(request, market)))
         log.info(
             "%s 주문 전송: %s %s %s amount=%s contracts=%s price=%s trigger=%s",
@@ -535,6 +557,8 @@ class CcxtAdapter(ExchangeAdapter):
                     return order_result(client.parse_order(raw, market))
                 if self.ccxt_id == "bybit":
                     return self._bybit_order(client, market, cid)
+                if self.ccxt_id == "bitget":
+                    return self._bitget_order(client, market, cid, conditional)
                 if self.ccxt_id == "binance":
                     extra = (
                         {"trigger": True, "clientAlgoId": cid}
@@ -579,6 +603,25 @@ class CcxtAdapter(ExchangeAdapter):
             for row in rows:
                 if row.get("orderLinkId") == cid:
                     return order_result(client.parse_order(row, market))
+        return None
+
+    @staticmethod
+    def _bitget_order(
+        client: ccxt.Exchange, market: dict[str, Any], cid: str, conditional: bool
+    ) -> OrderResult | None:
+        """Bitget V2 by clientOid: a regular order through spot orderInfo / mix order detail.
+        Plan (trigger) orders have no lookup by clientOid, so the live plan list and then the
+        finished one are searched (the futures lists filter by clientOid themselves)."""
+        symbol = market["symbol"]
+        if not conditional:
+            return order_result(client.fetch_order("", symbol, {"clientOrderId": cid}))
+        extra: dict[str, Any] = {"trigger": True}
+        if market["contract"]:
+            extra["clientOrderId"] = cid
+        for fetch in (client.fetch_open_orders, client.fetch_canceled_and_closed_orders):
+            for order in fetch(symbol, None, None, dict(extra)):
+                if order.get("clientOrderId") == cid:
+                    return order_result(order)
         return None
 
     def _okx_order(
@@ -626,11 +669,11 @@ class CcxtAdapter(ExchangeAdapter):
             # Regular orders, then trigger (algo) orders, of spot or of perpetual swaps.
             inst_type = "SWAP" if market_type == "FUTURES" else "SPOT"
             return [{"instType": inst_type}, {"instType": inst_type, "trigger": True}]
+        kind = "swap" if market_type == "FUTURES" else "spot"
+        if market_type in TRIGGER_BOOKS.get(self.ccxt_id, ()):
+            return [{"type": kind}, {"type": kind, "trigger": True}]
         if market_type == "FUTURES":
-            books: list[dict[str, Any]] = [{"type": "swap"}]
-            if self.ccxt_id == "binance":
-                books.append({"type": "swap", "trigger": True})  # USD-M conditional orders: the algo API
-            return books
+            return [{"type": "swap"}]
         if self.ccxt_id == "bybit":
             # Bybit spot keeps conditional orders apart (orderFilter=StopOrder) and cancels only
             # plain ones by default; a unified account lists both kinds unless filtered.
@@ -819,6 +862,18 @@ class CcxtAdapter(ExchangeAdapter):
             except ccxt.BaseError as e:
                 raise self._translate(e) from e
         done.add(symbol)
+
+
+def _market_buy_spends_quote(client: ccxt.Exchange, market: dict[str, Any]) -> bool:
+    """Whether ccxt turns a spot market buy into a quote amount (Upbit: a top-level option;
+    Bitget: ``options["createOrder"]``), so the adapter hands it the cost itself."""
+    if market.get("contract"):
+        return False
+    nested = client.options.get("createOrder")
+    return bool(
+        client.options.get("createMarketBuyOrderRequiresPrice")
+        or (isinstance(nested, dict) and nested.get("createMarketBuyOrderRequiresPrice"))
+    )
 
 
 def _rebase(urls: Any, base: str) -> Any:

@@ -9,6 +9,7 @@ import pytest
 
 from strategies.models import Account
 from venuesim.binance import BinanceSim
+from venuesim.bitget import BitgetSim
 from venuesim.bybit import BybitSim
 from venuesim.kis import KisSim
 from venuesim.okx import OkxSim
@@ -143,6 +144,34 @@ def okx_account(make_account: Callable[..., Account], okx_sim: OkxSim) -> Callab
             passphrase="sim-pass",
             settings={
                 "api_base_url": okx_sim.base_url,
+                "timeout_seconds": 2,
+                "enable_rate_limit": False,
+                **settings,
+            },
+        )
+
+    return make
+
+
+@pytest.fixture
+def bitget_sim() -> Iterator[BitgetSim]:
+    sim = BitgetSim()
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def bitget_account(make_account: Callable[..., Account], bitget_sim: BitgetSim) -> Callable[..., Account]:
+    def make(name: str = "bitget-1", **settings: Any) -> Account:
+        return make_account(
+            name=name,
+            exchange="BITGET",
+            api_key="sim-key",
+            api_secret="sim-secret",
+            passphrase="sim-pass",
+            settings={
+                "api_base_url": bitget_sim.base_url,
                 "timeout_seconds": 2,
                 "enable_rate_limit": False,
                 **settings,
