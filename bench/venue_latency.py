@@ -74,8 +74,11 @@ def main() -> None:
         "--pool", default="threads", choices=["threads", "prefork"], help="the Celery worker's pool"
     )
     parser.add_argument(
-        "--concurrency", type=int, help="worker threads/processes (default: one per account of the largest run)"
+        "--concurrency",
+        type=int,
+        help="worker threads/processes (default: one per account of the largest run)",
     )
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (each with the pool above)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
@@ -113,27 +116,32 @@ def main() -> None:
     print(f"simulator {base_url}; worker starting…", flush=True)
 
     max_accounts = max(args.accounts)
-    worker = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/celery"),
-            "-A",
-            "quanttrade",
-            "worker",
-            "-P",
-            args.pool,
-            "-c",
-            str(args.concurrency or max_accounts),
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(Path(data_dir) / "worker.log", "w"),
-    )
+    workers = [
+        subprocess.Popen(
+            [
+                str(ROOT / ".venv/bin/celery"),
+                "-A",
+                "quanttrade",
+                "worker",
+                "-P",
+                args.pool,
+                "-c",
+                str(args.concurrency or max_accounts),
+                "--hostname",
+                f"bench{index}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel",
+                "WARNING",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(Path(data_dir) / f"worker{index}.log", "w"),
+        )
+        for index in range(args.workers)
+    ]
     results: dict[str, Any] = {}
     load_before = os.getloadavg()
     try:
@@ -144,11 +152,13 @@ def main() -> None:
                 n, sim, base_url, args.rounds, throttle=not args.no_ccxt_throttle, interval=args.interval
             )
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=30)
         sim.stop()
     print()
-    print(f"worker: -P {args.pool} -c {args.concurrency or max_accounts}")
+    print(f"workers: {args.workers} x -P {args.pool} -c {args.concurrency or max_accounts}")
     print(
         f"load average (1 min) before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores"
     )
