@@ -4,7 +4,7 @@ No environment variables at all means *embedded mode*: SQLite, in-process channe
 cache and Celery broker, paper accounts and a simulated price feed, with the secret key and
 the credential encryption key created in the local data folder on first run.
 Setting ``DATABASE_URL`` and ``REDIS_URL`` switches to the distributed mode (PostgreSQL,
-Redis broker, channels-redis, Redis cache). Every variable is listed in ``.env.example``.
+Redis broker, channels-redis, Redis cache). Every variable is listed in the README (## Configuration).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _secret(var: str, filename: str, make: callable) -> str:  # type: ignore[val
         return value
     if EMBEDDED or env.bool("QT_ALLOW_LOCAL_SECRETS", default=False):
         return _local_secret(filename, make)
-    raise ImproperlyConfigured(f"{var} is required outside embedded mode (see .env.example)")
+    raise ImproperlyConfigured(f"{var} is required outside embedded mode (see the README, ## Configuration)")
 
 
 SECRET_KEY = _secret("SECRET_KEY", "secret_key", lambda: secrets.token_urlsafe(50))

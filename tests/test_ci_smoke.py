@@ -18,12 +18,6 @@ def test_settings_reads_the_variables_this_test_knows_how_to_find() -> None:
     assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "FIELD_ENCRYPTION_KEYS"} <= settings_variables()
 
 
-def test_env_example_lists_every_variable_settings_reads() -> None:
-    text = (ROOT / ".env.example").read_text(encoding="utf-8")
-    listed = set(re.findall(r"^#?\s?([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
-    assert sorted(settings_variables() - listed) == []
-
-
 def test_readme_configuration_table_lists_every_variable_settings_reads() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
