@@ -684,7 +684,8 @@ def test_signed_requests_carry_bitget_headers_and_verify(bitget_account: Any, bi
     url = f"{bitget_sim.base_url}{request.path}"
     replay = requests.get(f"{url}?{request.raw_query}", headers=headers, timeout=5)
     other_query = requests.get(f"{url}?marginCoin=USDT&productType=COIN-FUTURES", headers=headers, timeout=5)
-    headers["access-sign"] = "A" + headers["access-sign"][1:]
+    sign = headers["access-sign"]
+    headers["access-sign"] = ("B" if sign[0] == "A" else "A") + sign[1:]  # always a different signature
     tampered = requests.get(f"{url}?{request.raw_query}", headers=headers, timeout=5)
     assert (replay.status_code, replay.json()["code"]) == (200, "00000")
     assert (other_query.status_code, other_query.json()["code"]) == (400, "40009")

@@ -598,6 +598,7 @@ def test_signed_requests_carry_okx_headers_and_verify(okx_account: Any, okx_sim:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", request.header("OK-ACCESS-TIMESTAMP"))
     # The simulator checks the signature itself: a tampered one is refused with 50113.
     headers = {k: v for k, v in request.headers.items() if k.startswith("ok-access")}
-    headers["ok-access-sign"] = "A" + headers["ok-access-sign"][1:]
+    sign = headers["ok-access-sign"]
+    headers["ok-access-sign"] = ("B" if sign[0] == "A" else "A") + sign[1:]  # always a different signature
     refused = requests.get(okx_sim.base_url + request.path, headers=headers, timeout=5)
     assert (refused.status_code, refused.json()["code"]) == (401, "50113")
