@@ -9,14 +9,26 @@ type rests until cancelled.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import itertools
 import time
 from decimal import Decimal
 from typing import Any
 
-from venuesim.core import Fault, Request, Route, SimReply, SimServer, dec, fmt, run_from_command_line
+from venuesim.core import (
+    Fault,
+    Request,
+    Route,
+    SimReply,
+    SimServer,
+    dec,
+    fmt,
+    hmac_sha256,
+    net_fill,
+    now_ms,
+    order_rules,
+    run_from_command_line,
+)
 
 SPOT_ORDER_TYPES = [
     "LIMIT",
@@ -38,10 +50,6 @@ FUTURES_ORDER_TYPES = [
 ]
 
 
-def _rules(tick: str, step: str, min_qty: str, min_notional: str) -> dict[str, Decimal]:
-    return {"tick": dec(tick), "step": dec(step), "min_qty": dec(min_qty), "min_notional": dec(min_notional)}
-
-
 class BinanceSim(SimServer):
     name = "binance"
 
@@ -53,13 +61,13 @@ class BinanceSim(SimServer):
             "SOLUSDT": dec("150"),
         }
         self.spot_rules = {
-            "BTCUSDT": ("BTC", "USDT", _rules("0.01", "0.00001", "0.00001", "5")),
-            "ETHUSDT": ("ETH", "USDT", _rules("0.01", "0.0001", "0.0001", "5")),
-            "SOLUSDT": ("SOL", "USDT", _rules("0.01", "0.001", "0.001", "5")),
+            "BTCUSDT": ("BTC", "USDT", order_rules("0.01", "0.00001", "0.00001", "5")),
+            "ETHUSDT": ("ETH", "USDT", order_rules("0.01", "0.0001", "0.0001", "5")),
+            "SOLUSDT": ("SOL", "USDT", order_rules("0.01", "0.001", "0.001", "5")),
         }
         self.futures_rules = {
-            "BTCUSDT": ("BTC", "USDT", _rules("0.10", "0.001", "0.001", "100")),
-            "ETHUSDT": ("ETH", "USDT", _rules("0.01", "0.001", "0.001", "20")),
+            "BTCUSDT": ("BTC", "USDT", order_rules("0.10", "0.001", "0.001", "100")),
+            "ETHUSDT": ("ETH", "USDT", order_rules("0.01", "0.001", "0.001", "20")),
         }
         self.spot_balances: dict[str, Decimal] = {"USDT": dec("10000"), "BTC": dec("0.5"), "ETH": dec("2")}
         self.futures_wallet = dec("10000")
@@ -101,10 +109,10 @@ class BinanceSim(SimServer):
         r: dict[tuple[str, str], Route] = {}
         for prefix, market in (("/api/v3", "spot"), ("/fapi/v1", "futures")):
             r["GET", f"{prefix}/ping"] = lambda req: {}
-            r["GET", f"{prefix}/time"] = lambda req: {"serverTime": int(time.time() * 1000)}
+            r["GET", f"{prefix}/time"] = lambda req: {"serverTime": now_ms()}
             r["GET", f"{prefix}/exchangeInfo"] = (lambda m: lambda req: self.exchange_info(m))(market)
             r["GET", f"{prefix}/ticker/24hr"] = lambda req: self.ticker_24hr(req)
-            r["GET", f"{prefix}/ticker/price"] = (lambda m: lambda req: self.ticker(req, m))(market)
+            r["GET", f"{prefix}/ticker/price"] = self.ticker
             r["POST", f"{prefix}/order"] = (lambda m: lambda req: self.order_create(req, m))(market)
             r["GET", f"{prefix}/order"] = (lambda m: lambda req: self.order_query(req, m))(market)
             r["DELETE", f"{prefix}/order"] = (lambda m: lambda req: self.order_cancel(req, m))(market)
@@ -147,7 +155,7 @@ class BinanceSim(SimServer):
                     "msg": "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.",
                 },
             )
-        expected = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        expected = hmac_sha256(secret, payload).hex()
         if not hmac.compare_digest(expected, signature):
             raise SimReply(400, {"code": -1022, "msg": "Signature for this request is not valid."})
         params = {**request.query, **request.form}
@@ -238,7 +246,7 @@ class BinanceSim(SimServer):
                 )
         return {
             "timezone": "UTC",
-            "serverTime": int(time.time() * 1000),
+            "serverTime": now_ms(),
             "rateLimits": [],
             "exchangeFilters": [],
             "assets": [],
@@ -246,7 +254,7 @@ class BinanceSim(SimServer):
         }
 
     def ticker_24hr(self, request: Request) -> Any:
-        now = int(time.time() * 1000)
+        now = now_ms()
 
         def row(symbol: str) -> dict[str, Any]:
             price = fmt(self.prices[symbol])
@@ -276,10 +284,10 @@ class BinanceSim(SimServer):
             return row(symbol)
         return [row(s) for s in self.prices]
 
-    def ticker(self, request: Request, market: str) -> Any:
+    def ticker(self, request: Request) -> Any:
         symbol = request.query.get("symbol")
         if symbol:
-            return {"symbol": symbol, "price": fmt(self.prices[symbol]), "time": int(time.time() * 1000)}
+            return {"symbol": symbol, "price": fmt(self.prices[symbol]), "time": now_ms()}
         return [{"symbol": s, "price": fmt(p)} for s, p in self.prices.items()]
 
     # --- accounts ---------------------------------------------------------------------
@@ -298,17 +306,17 @@ class BinanceSim(SimServer):
     def spot_account(self, request: Request) -> dict[str, Any]:
         self._signed(request)
         with self.lock:
-            balances = [
-                {"asset": a, "free": fmt(v - self._locked(a)), "locked": fmt(self._locked(a))}
-                for a, v in self.spot_balances.items()
-            ]
+            balances = []
+            for a, v in self.spot_balances.items():
+                locked = self._locked(a)
+                balances.append({"asset": a, "free": fmt(v - locked), "locked": fmt(locked)})
         return {
             "makerCommission": 10,
             "takerCommission": 10,
             "canTrade": True,
             "canWithdraw": True,
             "canDeposit": True,
-            "updateTime": int(time.time() * 1000),
+            "updateTime": now_ms(),
             "accountType": "SPOT",
             "balances": balances,
             "permissions": ["SPOT"],
@@ -336,7 +344,7 @@ class BinanceSim(SimServer):
                 "crossUnPnl": fmt(unrealized),
                 "availableBalance": fmt(margin),
                 "maxWithdrawAmount": fmt(margin),
-                "updateTime": int(time.time() * 1000),
+                "updateTime": now_ms(),
             }
             return {
                 "totalWalletBalance": fmt(self.futures_wallet),
@@ -383,7 +391,7 @@ class BinanceSim(SimServer):
             "marginType": self.margin_type.get(symbol, "cross"),
             "isAutoAddMargin": "false",
             "maxNotionalValue": "1000000",
-            "updateTime": int(time.time() * 1000),
+            "updateTime": now_ms(),
         }
 
     def position_risk(self, request: Request) -> list[dict[str, Any]]:
@@ -498,7 +506,7 @@ class BinanceSim(SimServer):
                 "status": "NEW",
                 "executed": Decimal("0"),
                 "avg_price": Decimal("0"),
-                "time": int(time.time() * 1000),
+                "time": now_ms(),
             }
             if order_type == "MARKET":
                 self._fill(order)
@@ -524,21 +532,13 @@ class BinanceSim(SimServer):
             self.spot_balances[base] = self.spot_balances.get(base, Decimal("0")) + signed
             self.spot_balances[quote] = self.spot_balances.get(quote, Decimal("0")) - signed * price
         else:
-            before = self.positions.get(symbol, Decimal("0"))
-            after = before + signed
-            if before == 0 or (before > 0) == (signed > 0):
-                total = abs(before) + qty
-                self.entry_prices[symbol] = (
-                    self.entry_prices.get(symbol, price) * abs(before) + price * qty
-                ) / total
-            else:
-                self.futures_wallet += (
-                    (price - self.entry_prices.get(symbol, price))
-                    * min(qty, abs(before))
-                    * (1 if before > 0 else -1)
-                )
-                if after != 0 and (after > 0) != (before > 0):
-                    self.entry_prices[symbol] = price
+            after, entry, pnl = net_fill(
+                self.positions.get(symbol, Decimal("0")), signed, price, self.entry_prices.get(symbol)
+            )
+            if entry is not None:
+                self.entry_prices[symbol] = entry
+            if pnl is not None:
+                self.futures_wallet += pnl
             self.positions[symbol] = after
         order.update(status="FILLED", executed=qty, avg_price=price)
 

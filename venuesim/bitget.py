@@ -21,7 +21,6 @@ once at ``prices``; LIMIT orders and plan (trigger) orders rest until cancelled.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import itertools
 import re
@@ -31,7 +30,20 @@ from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import unquote
 
-from venuesim.core import Fault, Request, Route, SimReply, SimServer, dec, fmt, run_from_command_line
+from venuesim.core import (
+    Fault,
+    OrderFailure,
+    Request,
+    Route,
+    SimReply,
+    SimServer,
+    dec,
+    fmt,
+    hmac_sha256,
+    net_fill,
+    now_ms,
+    run_from_command_line,
+)
 
 PREFIX = "/api/v2"
 FUTURES = "USDT-FUTURES"
@@ -83,23 +95,12 @@ class Symbol:
         return Decimal(self.price_end_step).scaleb(-self.price_place)
 
 
-class OrderFailure(Exception):  # noqa: N818 - a venue answer, like core.SimReply
-    def __init__(self, code: str, message: str):
-        self.code = code
-        self.message = message
-        super().__init__(f"{code} {message}")
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def envelope(data: Any) -> dict[str, Any]:
-    return {"code": "00000", "msg": "success", "requestTime": _now_ms(), "data": data}
+    return {"code": "00000", "msg": "success", "requestTime": now_ms(), "data": data}
 
 
 def failure(status: int, code: str, msg: str) -> SimReply:
-    return SimReply(status, {"code": code, "msg": msg, "requestTime": _now_ms(), "data": None})
+    return SimReply(status, {"code": code, "msg": msg, "requestTime": now_ms(), "data": None})
 
 
 def _scale(value: Decimal) -> int:
@@ -154,7 +155,7 @@ class BitgetSim(SimServer):
     def routes(self) -> dict[tuple[str, str], Route]:
         p = PREFIX
         return {
-            ("GET", f"{p}/public/time"): lambda r: envelope({"serverTime": str(_now_ms())}),
+            ("GET", f"{p}/public/time"): lambda r: envelope({"serverTime": str(now_ms())}),
             ("GET", f"{p}/spot/public/coins"): self.spot_coins,
             ("GET", f"{p}/spot/public/symbols"): self.spot_symbols,
             ("GET", f"{p}/margin/currencies"): lambda r: envelope([]),
@@ -219,7 +220,7 @@ class BitgetSim(SimServer):
         prehash = (
             stamp + request.method + request.path + (f"?{query}" if query else "") + request.body.decode()
         )
-        expected = base64.b64encode(hmac.new(secret.encode(), prehash.encode(), hashlib.sha256).digest())
+        expected = base64.b64encode(hmac_sha256(secret, prehash))
         if not hmac.compare_digest(expected.decode(), sign):
             raise failure(400, "40009", "sign signature error")
         if request.method == "GET":
@@ -334,7 +335,7 @@ class BitgetSim(SimServer):
             "bidSz": "1",
             "askSz": "1",
             "openUtc": price,
-            "ts": str(_now_ms()),
+            "ts": str(now_ms()),
             "changeUtc24h": "0",
             "change24h": "0",
         }
@@ -403,7 +404,7 @@ class BitgetSim(SimServer):
                     "frozen": fmt(self._spot_frozen(coin)),
                     "locked": "0",
                     "limitAvailable": "0",
-                    "uTime": str(_now_ms()),
+                    "uTime": str(now_ms()),
                 }
                 for coin, amount in self.spot_balances.items()
                 if not wanted or wanted == coin
@@ -463,8 +464,8 @@ class BitgetSim(SimServer):
             "keepMarginRate": "0.004",
             "markPrice": fmt(price),
             "marginRatio": "0",
-            "cTime": str(_now_ms()),
-            "uTime": str(_now_ms()),
+            "cTime": str(now_ms()),
+            "uTime": str(now_ms()),
         }
 
     def all_position(self, request: Request) -> dict[str, Any]:
@@ -617,7 +618,7 @@ class BitgetSim(SimServer):
                 needed = base_size * fill_price / self._lever(str(params["symbol"]))
                 if needed > self._futures_equity() - self._futures_used():
                     raise OrderFailure("40762", REJECTS["40762"])
-        now = _now_ms()
+        now = now_ms()
         return {
             "product": product,
             "plan": plan,
@@ -653,19 +654,15 @@ class BitgetSim(SimServer):
             self.spot_balances[s.quote] = self.spot_balances.get(s.quote, Decimal("0")) - signed * price
         else:
             symbol_id = order["symbol"]
-            before = self.positions.get(symbol_id, Decimal("0"))
-            after = before + signed
-            if before == 0 or (before > 0) == (signed > 0):
-                entry = self.entry_prices.get(symbol_id, price)
-                self.entry_prices[symbol_id] = (entry * abs(before) + price * size) / (abs(before) + size)
-            else:
-                closed = min(size, abs(before))
-                pnl = (price - self.entry_prices.get(symbol_id, price)) * closed
-                self.futures_balance += pnl if before > 0 else -pnl
-                if after != 0 and (after > 0) != (before > 0):
-                    self.entry_prices[symbol_id] = price
+            after, entry, pnl = net_fill(
+                self.positions.get(symbol_id, Decimal("0")), signed, price, self.entry_prices.get(symbol_id)
+            )
+            if entry is not None:
+                self.entry_prices[symbol_id] = entry
+            if pnl is not None:
+                self.futures_balance += pnl
             self.positions[symbol_id] = after
-        order.update(status="filled", filled=size, priceAvg=price, uTime=_now_ms())
+        order.update(status="filled", filled=size, priceAvg=price, uTime=now_ms())
 
     def _place(self, request: Request, product: str, plan: bool) -> dict[str, Any]:
         params = self._auth(request)
@@ -843,7 +840,7 @@ class BitgetSim(SimServer):
             if order["status"] not in ("live", "partially_filled"):
                 return False, "43001", "The order has been filled or cancelled"
             spot_regular = order["product"] == "SPOT" and not order["plan"]
-            order.update(status="cancelled" if order["plan"] or spot_regular else "canceled", uTime=_now_ms())
+            order.update(status="cancelled" if order["plan"] or spot_regular else "canceled", uTime=now_ms())
             return True, "", ""
 
     def _cancel_list(

@@ -16,7 +16,6 @@ state is read from ``/v5/order/realtime`` (live orders) and ``/v5/order/history`
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import itertools
 import json
@@ -26,37 +25,33 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from venuesim.core import Fault, Request, Route, SimReply, SimServer, dec, fmt, run_from_command_line
+from venuesim.core import (
+    Fault,
+    Request,
+    Route,
+    SimReply,
+    SimServer,
+    dec,
+    fmt,
+    hmac_sha256,
+    net_fill,
+    now_ms,
+    order_rules,
+    run_from_command_line,
+)
 
 LIVE = ("New", "PartiallyFilled", "Untriggered")
 ORDER_LINK_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
 ZERO = Decimal("0")
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def envelope(result: Any, code: int = 0, message: str = "OK") -> dict[str, Any]:
-    return {"retCode": code, "retMsg": message, "result": result, "retExtInfo": {}, "time": _now_ms()}
+    return {"retCode": code, "retMsg": message, "result": result, "retExtInfo": {}, "time": now_ms()}
 
 
 def error(code: int, message: str, status: int = 200) -> SimReply:
     """Bybit answers business errors with HTTP 200 and a non-zero retCode."""
     return SimReply(status, envelope({}, code, message))
-
-
-def _spot(tick: str, base_precision: str, min_qty: str, min_amount: str) -> dict[str, Decimal]:
-    return {
-        "tick": dec(tick),
-        "step": dec(base_precision),
-        "min_qty": dec(min_qty),
-        "min_amount": dec(min_amount),
-    }
-
-
-def _linear(tick: str, step: str, min_qty: str, min_notional: str) -> dict[str, Decimal]:
-    return {"tick": dec(tick), "step": dec(step), "min_qty": dec(min_qty), "min_notional": dec(min_notional)}
 
 
 class BybitSim(SimServer):
@@ -68,12 +63,20 @@ class BybitSim(SimServer):
         # their stops sit on the right side of the market.
         self.prices: dict[str, Decimal] = {"BTCUSDT": dec("100000"), "ETHUSDT": dec("3000")}
         self.spot_rules = {
-            "BTCUSDT": ("BTC", "USDT", _spot("0.01", "0.000001", "0.000011", "5")),
-            "ETHUSDT": ("ETH", "USDT", _spot("0.01", "0.00001", "0.00048", "5")),
+            "BTCUSDT": (
+                "BTC",
+                "USDT",
+                order_rules("0.01", "0.000001", "0.000011", "5", minimum_key="min_amount"),
+            ),
+            "ETHUSDT": (
+                "ETH",
+                "USDT",
+                order_rules("0.01", "0.00001", "0.00048", "5", minimum_key="min_amount"),
+            ),
         }
         self.linear_rules = {
-            "BTCUSDT": ("BTC", "USDT", _linear("0.10", "0.001", "0.001", "5")),
-            "ETHUSDT": ("ETH", "USDT", _linear("0.01", "0.01", "0.01", "5")),
+            "BTCUSDT": ("BTC", "USDT", order_rules("0.10", "0.001", "0.001", "5")),
+            "ETHUSDT": ("ETH", "USDT", order_rules("0.01", "0.01", "0.01", "5")),
         }
         # One unified wallet backs spot and perpetuals alike.
         self.wallet: dict[str, Decimal] = {"USDT": dec("10000"), "BTC": dec("0.5"), "ETH": dec("2")}
@@ -93,7 +96,7 @@ class BybitSim(SimServer):
         if fault.kind == "system_error":
             return error(10016, fault.message or "Internal system error.")
         if fault.kind == "rate_limit":
-            reset = str(_now_ms() + 1000)
+            reset = str(now_ms() + 1000)
             return SimReply(
                 200,
                 envelope({}, 10006, "Too many visits. Exceeded the API Rate Limit."),
@@ -160,7 +163,7 @@ class BybitSim(SimServer):
             raise error(10003, "API key is invalid.", 401)
         timestamp, recv_window = request.header("X-BAPI-TIMESTAMP"), request.header("X-BAPI-RECV-WINDOW")
         recv_window = recv_window or "5000"
-        server_time = _now_ms() + self.clock_offset_ms
+        server_time = now_ms() + self.clock_offset_ms
         if (
             not timestamp.isdigit()
             or not recv_window.isdigit()
@@ -173,7 +176,7 @@ class BybitSim(SimServer):
             )
         payload = request.body.decode() if request.method == "POST" else request.raw_query
         origin = f"{timestamp}{key}{recv_window}{payload}"
-        expected = hmac.new(secret.encode(), origin.encode(), hashlib.sha256).hexdigest()
+        expected = hmac_sha256(secret, origin).hex()
         if not hmac.compare_digest(expected, request.header("X-BAPI-SIGN")):
             raise error(10004, f"error sign! origin_string[{origin}]", 401)
         if request.method == "POST":
@@ -331,7 +334,7 @@ class BybitSim(SimServer):
     def account_info(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
         return {
             "marginMode": self.margin_mode,
-            "updatedTime": str(_now_ms()),
+            "updatedTime": str(now_ms()),
             "unifiedMarginStatus": 5,  # unified trading account 2.0
             "dcpStatus": "OFF",
             "timeWindow": 10,
@@ -489,7 +492,7 @@ class BybitSim(SimServer):
             "cumRealisedPnl": "0",
             "adlRankIndicator": 0,
             "createdTime": "1676538056258",
-            "updatedTime": str(_now_ms()),
+            "updatedTime": str(now_ms()),
             "seq": 1,
             "isReduceOnly": False,
             "mmrSysUpdatedTime": "",
@@ -625,7 +628,7 @@ class BybitSim(SimServer):
                             110093,
                             f"expect Falling, but trigger_price[{fmt(trigger)}] >= current[{fmt(last)}]",
                         )
-            now = _now_ms()
+            now = now_ms()
             order = {
                 "id": str(uuid.UUID(int=next(self._ids) + (1 << 64))),
                 "link_id": link_id,
@@ -663,21 +666,15 @@ class BybitSim(SimServer):
             self.wallet[base] = self.wallet.get(base, ZERO) + signed
             self.wallet[quote] = self.wallet.get(quote, ZERO) - signed * price
         else:
-            before = self.positions.get(symbol, ZERO)
-            after = before + signed
-            if before == 0 or (before > 0) == (signed > 0):
-                self.entry_prices[symbol] = (
-                    self.entry_prices.get(symbol, price) * abs(before) + price * qty
-                ) / (abs(before) + qty)
-            else:
-                closed = min(qty, abs(before))
-                self.wallet["USDT"] += (
-                    (price - self.entry_prices.get(symbol, price)) * closed * (1 if before > 0 else -1)
-                )
-                if after != 0 and (after > 0) != (before > 0):
-                    self.entry_prices[symbol] = price
+            after, entry, pnl = net_fill(
+                self.positions.get(symbol, ZERO), signed, price, self.entry_prices.get(symbol)
+            )
+            if entry is not None:
+                self.entry_prices[symbol] = entry
+            if pnl is not None:
+                self.wallet["USDT"] += pnl
             self.positions[symbol] = after
-        order.update(executed=qty, exec_value=qty * price, status="Filled", qty=qty, updated=_now_ms())
+        order.update(executed=qty, exec_value=qty * price, status="Filled", qty=qty, updated=now_ms())
 
     def _render(self, order: dict[str, Any]) -> dict[str, Any]:
         leaves = order["qty"] - order["executed"] if order["status"] in LIVE else ZERO
@@ -795,7 +792,7 @@ class BybitSim(SimServer):
                     raise error(170213, "Order does not exist.")
                 raise error(110001, "Order does not exist")
             order = found[0]
-            order.update(status="Cancelled" if not order["conditional"] else "Deactivated", updated=_now_ms())
+            order.update(status="Cancelled" if not order["conditional"] else "Deactivated", updated=now_ms())
         return {"orderId": order["id"], "orderLinkId": order["link_id"]}
 
     def order_cancel_all(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
@@ -818,7 +815,7 @@ class BybitSim(SimServer):
             cancelled = self._matching(selection, live=True)
             for order in cancelled:
                 order.update(
-                    status="Cancelled" if not order["conditional"] else "Deactivated", updated=_now_ms()
+                    status="Cancelled" if not order["conditional"] else "Deactivated", updated=now_ms()
                 )
         return {
             "list": [{"orderId": o["id"], "orderLinkId": o["link_id"]} for o in cancelled],

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
 import logging
 import threading
@@ -72,6 +74,56 @@ Route = Callable[[Request], Any]
 
 def dec(value: Any) -> Decimal:
     return Decimal(str(value))
+
+
+def now_ms() -> int:
+    """The wall clock in integer milliseconds, as venues stamp their answers."""
+    return int(time.time() * 1000)
+
+
+def hmac_sha256(secret: str, text: str) -> bytes:
+    """The raw HMAC-SHA256 of ``text`` keyed with ``secret`` (venues send it hex or base64)."""
+    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).digest()
+
+
+def order_rules(
+    tick: str, step: str, min_qty: str, minimum: str, *, minimum_key: str = "min_notional"
+) -> dict[str, Decimal]:
+    """An instrument's order rules: price tick, quantity step, minimum quantity and the minimum
+    order value, kept under ``minimum_key``."""
+    return {"tick": dec(tick), "step": dec(step), "min_qty": dec(min_qty), minimum_key: dec(minimum)}
+
+
+def net_fill(
+    before: Decimal, signed_qty: Decimal, price: Decimal, entry: Decimal | None
+) -> tuple[Decimal, Decimal | None, Decimal | None]:
+    """Net a futures fill of ``signed_qty`` (negative sells) at ``price`` into a one-way
+    position ``before`` whose average entry is ``entry`` (None if unknown: taken as ``price``).
+
+    Returns (position after, entry after, realized PnL). Adding to the position (or opening it)
+    averages the entry and realizes nothing (PnL None); reducing it realizes
+    (price - entry) x the closed quantity, signed by the position's side, per unit of size;
+    flipping it through zero restarts the entry at ``price``. The entry after is ``entry``
+    itself when it does not change (None stays None).
+    """
+    qty = abs(signed_qty)
+    after = before + signed_qty
+    current = price if entry is None else entry
+    if before == 0 or (before > 0) == (signed_qty > 0):
+        return after, (current * abs(before) + price * qty) / (abs(before) + qty), None
+    pnl = (price - current) * min(qty, abs(before)) * (1 if before > 0 else -1)
+    if after != 0 and (after > 0) != (before > 0):
+        entry = price
+    return after, entry, pnl
+
+
+class OrderFailure(Exception):  # noqa: N818 - a per-order venue answer, like SimReply
+    """One order (or cancel) refused with the venue's own error ``code`` and ``message``."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        self.message = message
+        super().__init__(f"{code} {message}")
 
 
 def fmt(value: Decimal | None) -> str:

@@ -16,7 +16,6 @@ and trigger (algo) orders rest until cancelled.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import itertools
 import re
@@ -26,7 +25,20 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from venuesim.core import Fault, Request, Route, SimReply, SimServer, dec, fmt, run_from_command_line
+from venuesim.core import (
+    Fault,
+    OrderFailure,
+    Request,
+    Route,
+    SimReply,
+    SimServer,
+    dec,
+    fmt,
+    hmac_sha256,
+    net_fill,
+    now_ms,
+    run_from_command_line,
+)
 
 PREFIX = "/api/v5"
 CLIENT_ID = re.compile(r"[A-Za-z0-9]{1,32}")
@@ -55,25 +67,12 @@ class Instrument:
         return self.quote if self.inst_type == "SWAP" else ""
 
 
-class OrderFailure(Exception):  # noqa: N818 - a per-order answer, like core.SimReply
-    """One order (or cancel) refused with OKX's per-order ``sCode``/``sMsg``."""
-
-    def __init__(self, code: str, message: str):
-        self.code = code
-        self.message = message
-        super().__init__(f"{code} {message}")
-
-
 def envelope(data: list[dict[str, Any]], code: str = "0", msg: str = "") -> dict[str, Any]:
     return {"code": code, "msg": msg, "data": data}
 
 
 def failure(status: int, code: str, msg: str) -> SimReply:
     return SimReply(status, envelope([], code, msg))
-
-
-def _now_ms() -> str:
-    return str(int(time.time() * 1000))
 
 
 class OkxSim(SimServer):
@@ -122,7 +121,7 @@ class OkxSim(SimServer):
                 "ordId": "",
                 "clOrdId": first.get("clOrdId", "") if isinstance(first, dict) else "",
                 "tag": "",
-                "ts": _now_ms(),
+                "ts": str(now_ms()),
                 "sCode": code,
                 "sMsg": message,
             }
@@ -133,7 +132,7 @@ class OkxSim(SimServer):
     def routes(self) -> dict[tuple[str, str], Route]:
         p = PREFIX
         return {
-            ("GET", f"{p}/public/time"): lambda r: envelope([{"ts": _now_ms()}]),
+            ("GET", f"{p}/public/time"): lambda r: envelope([{"ts": str(now_ms())}]),
             ("GET", f"{p}/public/instruments"): self.public_instruments,
             ("GET", f"{p}/market/ticker"): self.market_ticker,
             ("GET", f"{p}/market/tickers"): self.market_tickers,
@@ -182,7 +181,7 @@ class OkxSim(SimServer):
             raise failure(401, "50105", "OK-ACCESS-PASSPHRASE incorrect.")
         path = request.path + (f"?{request.raw_query}" if request.raw_query else "")
         prehash = stamp + request.method + path + request.body.decode()
-        expected = base64.b64encode(hmac.new(secret.encode(), prehash.encode(), hashlib.sha256).digest())
+        expected = base64.b64encode(hmac_sha256(secret, prehash))
         if not hmac.compare_digest(expected.decode(), request.header("OK-ACCESS-SIGN")):
             raise failure(401, "50113", "Invalid Sign")
         if request.method == "GET":
@@ -260,7 +259,7 @@ class OkxSim(SimServer):
             "vol24h": "1",
             "sodUtc0": price,
             "sodUtc8": price,
-            "ts": _now_ms(),
+            "ts": str(now_ms()),
         }
 
     def market_ticker(self, request: Request) -> dict[str, Any]:
@@ -384,11 +383,11 @@ class OkxSim(SimServer):
                         "ordFrozen": fmt(frozen),
                         "upl": fmt(eq - cash),
                         "disEq": fmt(usd),
-                        "uTime": _now_ms(),
+                        "uTime": str(now_ms()),
                     }
                 )
         return envelope(
-            [{"totalEq": fmt(total_usd), "adjEq": fmt(total_usd), "details": details, "uTime": _now_ms()}]
+            [{"totalEq": fmt(total_usd), "adjEq": fmt(total_usd), "details": details, "uTime": str(now_ms())}]
         )
 
     def _position_row(self, inst_id: str) -> dict[str, Any]:
@@ -419,8 +418,8 @@ class OkxSim(SimServer):
             "notionalUsd": fmt(notional),
             "liqPx": "",
             "ccy": inst.settle,
-            "cTime": _now_ms(),
-            "uTime": _now_ms(),
+            "cTime": str(now_ms()),
+            "uTime": str(now_ms()),
         }
 
     def account_positions(self, request: Request) -> dict[str, Any]:
@@ -533,7 +532,7 @@ class OkxSim(SimServer):
                 ccy, needed = inst.settle, size * inst.ct_val * fill_price / lever
             if needed > self._available(ccy):
                 raise OrderFailure("51008", f"Order failed. Insufficient {ccy} balance in account.")
-        now = _now_ms()
+        now = str(now_ms())
         return {
             "algo": algo,
             "ordId": "" if algo else str(next(self._ids)),
@@ -570,19 +569,15 @@ class OkxSim(SimServer):
             self.balances[inst.quote] = self.balances.get(inst.quote, Decimal("0")) - signed * price
         else:
             inst_id = order["instId"]
-            before = self.positions.get(inst_id, Decimal("0"))
-            after = before + signed
-            if before == 0 or (before > 0) == (signed > 0):
-                entry = self.entry_prices.get(inst_id, price)
-                self.entry_prices[inst_id] = (entry * abs(before) + price * size) / (abs(before) + size)
-            else:
-                closed = min(size, abs(before))
-                pnl = (price - self.entry_prices.get(inst_id, price)) * closed * inst.ct_val
-                self.balances[inst.settle] += pnl if before > 0 else -pnl
-                if after != 0 and (after > 0) != (before > 0):
-                    self.entry_prices[inst_id] = price
+            after, entry, pnl = net_fill(
+                self.positions.get(inst_id, Decimal("0")), signed, price, self.entry_prices.get(inst_id)
+            )
+            if entry is not None:
+                self.entry_prices[inst_id] = entry
+            if pnl is not None:  # per contract: a contract holds ct_val of the base
+                self.balances[inst.settle] += pnl * inst.ct_val
             self.positions[inst_id] = after
-        order.update(state="filled", filled=size, avgPx=price, uTime=_now_ms())
+        order.update(state="filled", filled=size, avgPx=price, uTime=str(now_ms()))
 
     def _place(self, params: Any, algo: bool) -> dict[str, Any]:
         """One order request -> its result row (sCode "0" or the failure's code)."""
@@ -613,7 +608,7 @@ class OkxSim(SimServer):
             "ordId": source.get("ordId", ""),
             "clOrdId": source.get("clOrdId", ""),
             "tag": source.get("tag", ""),
-            "ts": _now_ms(),
+            "ts": str(now_ms()),
             "sCode": code,
             "sMsg": message,
         }
@@ -779,7 +774,7 @@ class OkxSim(SimServer):
             elif order["state"] not in ("live", "partially_filled"):
                 code, message = "51402", "Order cancellation failed as the order has been completed."
             else:
-                order.update(state="canceled", uTime=_now_ms())
+                order.update(state="canceled", uTime=str(now_ms()))
                 code, message = "0", ""
         source = order or params
         if algo:
@@ -792,7 +787,7 @@ class OkxSim(SimServer):
         return {
             "ordId": source.get("ordId", ""),
             "clOrdId": source.get("clOrdId", ""),
-            "ts": _now_ms(),
+            "ts": str(now_ms()),
             "sCode": code,
             "sMsg": message,
         }
@@ -828,12 +823,12 @@ class OkxSim(SimServer):
                 "ordType": "limit" if algo["px"] is not None else "market",
                 "triggerPx": None,
                 "sz_sent": algo["sz"],
-                "uTime": _now_ms(),
+                "uTime": str(now_ms()),
             }
             if child["ordType"] == "market":
                 self._fill(child)
             self.orders.append(child)
-            algo.update(state="effective", child=child["ordId"], uTime=_now_ms())
+            algo.update(state="effective", child=child["ordId"], uTime=str(now_ms()))
             return child
 
     def orders_for(self, client_id: str) -> list[dict[str, Any]]:

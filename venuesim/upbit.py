@@ -15,14 +15,24 @@ import hashlib
 import hmac
 import itertools
 import json
-import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
-from venuesim.core import Fault, Request, Route, SimReply, SimServer, dec, fmt, run_from_command_line
+from venuesim.core import (
+    Fault,
+    Request,
+    Route,
+    SimReply,
+    SimServer,
+    dec,
+    fmt,
+    hmac_sha256,
+    now_ms,
+    run_from_command_line,
+)
 
 MIN_TOTAL = {"KRW": Decimal("5000"), "BTC": Decimal("0.00005"), "USDT": Decimal("0.5")}
 
@@ -87,7 +97,7 @@ class UpbitSim(SimServer):
         secret = self.keys.get(payload.get("access_key", ""))
         if secret is None:
             raise error(401, "invalid_access_key", "잘못된 엑세스 키입니다.")
-        expected = hmac.new(secret.encode(), f"{head_b64}.{payload_b64}".encode(), hashlib.sha256).digest()
+        expected = hmac_sha256(secret, f"{head_b64}.{payload_b64}")
         if head.get("alg") != "HS256" or not hmac.compare_digest(expected, _b64decode(signature_b64)):
             raise error(401, "jwt_verification", "Jwt 토큰 검증에 실패했습니다.")
         nonce = str(payload.get("nonce", ""))
@@ -113,7 +123,7 @@ class UpbitSim(SimServer):
         ]
 
     def ticker(self, request: Request) -> list[dict[str, Any]]:
-        now = int(time.time() * 1000)
+        now = now_ms()
         rows = []
         for market in request.query.get("markets", "").split(","):
             if market not in self.prices:
@@ -160,17 +170,20 @@ class UpbitSim(SimServer):
     def accounts(self, request: Request) -> list[dict[str, Any]]:
         self._query(request)
         with self.lock:
-            return [
-                {
-                    "currency": c,
-                    "balance": fmt(v - self._locked(c)),
-                    "locked": fmt(self._locked(c)),
-                    "avg_buy_price": "0",
-                    "avg_buy_price_modified": False,
-                    "unit_currency": "KRW",
-                }
-                for c, v in self.balances.items()
-            ]
+            rows = []
+            for c, v in self.balances.items():
+                locked = self._locked(c)
+                rows.append(
+                    {
+                        "currency": c,
+                        "balance": fmt(v - locked),
+                        "locked": fmt(locked),
+                        "avg_buy_price": "0",
+                        "avg_buy_price_modified": False,
+                        "unit_currency": "KRW",
+                    }
+                )
+            return rows
 
     def order_create(self, request: Request) -> dict[str, Any]:
         body = request.json()
