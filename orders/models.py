@@ -78,9 +78,6 @@ class OrderStatus(models.TextChoices):
     FAILED = "failed", _("failed")
 
 
-FINAL_STATUSES = frozenset(
-    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.FAILED}
-)
 # Statuses the venue may still change (resting orders).
 LIVE_STATUSES = frozenset({OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED})
 
@@ -128,10 +125,6 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_type} {self.side} {self.symbol} @{self.account_id} [{self.status}]"
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
 
 
 # --- the paper venue's own state (it plays an exchange, so it keeps its own book) -----------

@@ -57,7 +57,7 @@ class ExecutionRetry(Exception):  # noqa: N818 - a signal to the task, not an er
 
 # States a venue's later news may still change (a fill found by the paper matcher may arrive
 # before the worker has recorded the placement: it wins, the worker's stale answer is dropped).
-SYNCABLE_STATUSES = (OrderStatus.SUBMITTED, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+SYNCABLE_STATUSES = LIVE_STATUSES | {OrderStatus.SUBMITTED}
 # An order `submitted` this many times ORDER_STALE_AFTER_SECONDS ago is presumed orphaned.
 SUBMITTED_STALE_FACTOR = 4
 
@@ -363,13 +363,17 @@ def paper_orders_sync(papers: Iterable[PaperOrder]) -> int:
     """Copy the paper venue's state of changed orders onto the product's Orders and push them."""
     from orders.exchanges.paper import paper_result
 
+    papers = list(papers)
+    orders = Order.objects.select_related("account").in_bulk(
+        {paper.client_order_id for paper in papers}, field_name="client_order_id"
+    )
     synced = 0
     for paper in papers:
-        for order in Order.objects.filter(client_order_id=paper.client_order_id).select_related("account"):
-            if order.status == paper.status and order.filled_qty == paper.filled:
-                continue
-            if order_record(order, paper_result(paper), expect=SYNCABLE_STATUSES):
-                synced += 1
+        order = orders.get(paper.client_order_id)
+        if order is None or (order.status == paper.status and order.filled_qty == paper.filled):
+            continue
+        if order_record(order, paper_result(paper), expect=SYNCABLE_STATUSES):
+            synced += 1
     return synced
 
 
@@ -387,12 +391,17 @@ def venues_warm() -> int:
     Returns how many (account, market type) pairs were warmed."""
     from strategies.models import Account, StrategyAccount
 
-    pairs = StrategyAccount.objects.filter(
-        is_active=True, account__is_active=True, strategy__is_active=True
-    ).values_list("account_id", "strategy__market_type")
+    pairs = sorted(
+        set(
+            StrategyAccount.objects.filter(
+                is_active=True, account__is_active=True, strategy__is_active=True
+            ).values_list("account_id", "strategy__market_type")
+        )
+    )
+    accounts = Account.objects.in_bulk({account_id for account_id, _market_type in pairs})
     warmed = 0
-    for account_id, market_type in sorted(set(pairs)):
-        account = Account.objects.get(pk=account_id)
+    for account_id, market_type in pairs:
+        account = accounts[account_id]
         try:
             adapter = adapter_for(account)
             try:

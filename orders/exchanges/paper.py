@@ -31,6 +31,7 @@ from django.utils.translation import gettext as _
 
 from orders.exchanges.base import Balance, ExchangeAdapter, OrderRejected, OrderRequest, OrderResult
 from orders.models import OrderStatus, PaperBalance, PaperOrder, PaperPosition
+from orders.selectors import decimal_str
 from prices.services import instrument_for, price_latest
 from strategies.models import Account
 
@@ -38,7 +39,6 @@ log = logging.getLogger("quanttrade.orders")
 
 CRYPTO = frozenset({"SPOT", "FUTURES"})
 DERIVATIVES = frozenset({"FUTURES", "DOMESTIC_FUTUREOPTION", "OVERSEAS_FUTUREOPTION"})
-LIMIT_LIKE = frozenset({"LIMIT", "CONDITIONAL_LIMIT", "BEST_LIMIT", "PRE_MARKET", "AFTER_MARKET"})
 # Order types that behave as MARKET when they carry no price.
 MARKET_WITHOUT_PRICE = frozenset({"MARKET", "BEST_LIMIT", "PRE_MARKET", "AFTER_MARKET"})
 STOPS = frozenset({"STOP_MARKET", "STOP_LIMIT"})
@@ -140,7 +140,7 @@ class PaperAdapter(ExchangeAdapter):
         instrument = instrument_for(
             market_type,
             request.symbol,
-            exchange=str(account.settings.get("price_exchange") or ""),
+            exchange=_price_exchange(account),
             params=request.params,
         )
         currency = quote_currency(market_type, request.symbol, request.currency, request.params)
@@ -176,8 +176,7 @@ class PaperAdapter(ExchangeAdapter):
         assert request.qty_per is not None
         percent = min(-request.qty_per, HUNDRED)
         if request.market_type == "SPOT":
-            bal = PaperBalance.objects.filter(account=self.account, asset=base_asset(request.symbol)).first()
-            held = bal.free if bal else ZERO
+            held = _free(self.account, base_asset(request.symbol))
         else:
             held = self.position(request.market_type, request.symbol)
         if request.side == "SELL" and held <= 0:
@@ -280,7 +279,7 @@ def _insufficient(asset: str, needed: Decimal, available: Decimal) -> OrderRejec
 
 
 def _fmt(value: Decimal) -> str:
-    return format(value.normalize(), "f") if value else "0"
+    return decimal_str(value) or "0"
 
 
 def _opening_part(account: Account, paper: PaperOrder) -> Decimal:
@@ -546,13 +545,11 @@ def paper_cancel_all(account: Account, market_type: str, symbol: str | None) -> 
     return cancelled
 
 
-def paper_match(accounts: list[int] | None = None) -> list[PaperOrder]:
+def paper_match() -> list[PaperOrder]:
     """Check every resting paper order against the latest price; returns the ones that changed
     (triggered, filled or cancelled). Each order is handled in its own short transaction."""
     changed: list[PaperOrder] = []
     resting = PaperOrder.objects.filter(status=OrderStatus.OPEN)
-    if accounts is not None:
-        resting = resting.filter(account_id__in=accounts)
     for paper_id, instrument in resting.order_by("created_at").values_list("pk", "instrument"):
         record = price_latest(instrument)
         if record is None:

@@ -224,8 +224,10 @@ class UncertainPaper(PaperAdapter):
     """The paper venue behind a network that loses the first answer (the order did go through)."""
 
     lost: set[str] = set()
+    placed: list[str] = []  # the client ids of every placement the venue received
 
     def place_order(self, request: OrderRequest) -> OrderResult:
+        self.placed.append(request.client_order_id)
         result = super().place_order(request)
         if request.client_order_id not in self.lost:
             self.lost.add(request.client_order_id)
@@ -238,11 +240,14 @@ def test_an_uncertain_placement_is_looked_up_by_client_id_not_placed_twice(
     make_strategy: Any, make_account: Any, publish_price: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(exchanges.ADAPTERS, "UNCERTAIN", f"{__name__}.UncertainPaper")
+    monkeypatch.setattr(UncertainPaper, "placed", [])
     account = make_account("u1", exchange="UNCERTAIN", balances={"USDT": "10000"})
     event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
     publish_price("BINANCE:BTC/USDT", "50000")
     account_orders_execute(event.id, account.pk)
     assert statuses(event) == ["filled"]
+    # The lost answer was looked up by client id: the venue received the order once.
+    assert UncertainPaper.placed == [Order.objects.get(webhook=event).client_order_id]
     assert PaperOrder.objects.count() == 1
     assert PaperBalance.objects.get(account=account, asset="USDT").free == D("9000")
 

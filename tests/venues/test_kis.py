@@ -633,8 +633,11 @@ def test_a_definite_failure_leaves_nothing_to_look_up(kis_account: Any, kis_sim:
     with pytest.raises(RetryableVenueError):
         adapter.place_order(order)
 
-    # The retry's lookup knows the order was never taken, so it may be placed again.
+    # The intent is gone: the retry's lookup knows the order was never taken without asking
+    # the venue's order list, so it may be placed again.
+    assert cache.get(adapter._intent_key(order.client_order_id)) is None
     assert adapter.fetch_order_by_client_id(order) is None
+    assert kis_sim.seen("/uapi/overseas-stock/v1/trading/inquire-ccnl") == []
 
 
 def test_the_client_keeps_under_the_per_second_limit(kis_account: Any, kis_sim: KisSim) -> None:

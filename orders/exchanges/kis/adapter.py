@@ -54,6 +54,7 @@ from orders.exchanges.kis.venue_orders import (
     venue_orders,
 )
 from orders.models import OrderStatus
+from orders.selectors import decimal_str
 
 log = logging.getLogger("quanttrade.orders")
 INTENT_TTL = 3 * 24 * 3600
@@ -120,9 +121,7 @@ DOMESTIC_FO_TYPE = {"LIMIT": "01", "MARKET": "02", "CONDITIONAL_LIMIT": "03", "B
 
 def num(value: Decimal | None) -> str:
     """KIS wants numbers as strings, without exponent."""
-    if value is None:
-        return "0"
-    return format(value.normalize(), "f") if value != value.to_integral() else str(int(value))
+    return decimal_str(value) or "0"
 
 
 class KisAdapter(ExchangeAdapter):
@@ -171,6 +170,12 @@ class KisAdapter(ExchangeAdapter):
             raise OrderRejected(_("Unknown overseas exchange code: %(code)s") % {"code": code})
         return code
 
+    def _unsupported(self, order_type: str) -> OrderRejected:
+        return OrderRejected(
+            _("%(order_type)s orders are not supported on %(venue)s")
+            % {"order_type": order_type, "venue": self.display_name}
+        )
+
     def _intent_key(self, client_order_id: str) -> str:
         return f"kis:intent:{self.account.pk}:{client_order_id}"
 
@@ -187,11 +192,6 @@ class KisAdapter(ExchangeAdapter):
                 raise OrderRejected(_("No position to close for %(symbol)s") % {"symbol": request.symbol})
             qty = (abs(held) * min(abs(qty), Decimal(100)) / 100).to_integral_value(rounding=ROUND_DOWN)
             side = "SELL" if held > 0 else "BUY"
-            if qty < 1:
-                raise OrderRejected(
-                    _("Quantity must be a whole number of at least 1: %(qty)s") % {"qty": qty}
-                )
-            return side, qty
         if qty < 1 or qty != qty.to_integral_value():
             raise OrderRejected(_("Quantity must be a whole number of at least 1: %(qty)s") % {"qty": qty})
         return side, qty
@@ -206,10 +206,7 @@ class KisAdapter(ExchangeAdapter):
         }
         builder = builders.get(request.market_type)
         if builder is None:
-            raise OrderRejected(
-                _("%(order_type)s orders are not supported on %(venue)s")
-                % {"order_type": request.market_type, "venue": self.display_name}
-            )
+            raise self._unsupported(request.market_type)
         side, qty = self._quantity(request)
         path, tr_id, body = builder(request, side, qty)
         # Record what is about to be sent, so a timeout can be resolved by looking it up.
@@ -296,10 +293,7 @@ class KisAdapter(ExchangeAdapter):
     ) -> tuple[str, str, dict[str, Any]]:
         ord_dvsn = DOMESTIC_ORD_DVSN.get(request.order_type)
         if ord_dvsn is None:
-            raise OrderRejected(
-                _("%(order_type)s orders are not supported on %(venue)s")
-                % {"order_type": request.order_type, "venue": self.display_name}
-            )
+            raise self._unsupported(request.order_type)
         price = request.price if request.order_type in DOMESTIC_PRICED else None
         body = {
             **self._account(),
@@ -328,10 +322,7 @@ class KisAdapter(ExchangeAdapter):
             last = self.overseas_quote(code, request.symbol)
             price = last * (1 + slip) if side == "BUY" else last * (1 - slip)
         else:
-            raise OrderRejected(
-                _("%(order_type)s orders are not supported on %(venue)s")
-                % {"order_type": request.order_type, "venue": self.display_name}
-            )
+            raise self._unsupported(request.order_type)
         assert price is not None
         price = price.quantize(Decimal(1).scaleb(-market.decimals), rounding=ROUND_HALF_UP)
         body = {
@@ -365,15 +356,12 @@ class KisAdapter(ExchangeAdapter):
     ) -> tuple[str, str, dict[str, Any]]:
         kind = DOMESTIC_FO_TYPE.get(request.order_type)
         if kind is None:
-            raise OrderRejected(
-                _("%(order_type)s orders are not supported on %(venue)s")
-                % {"order_type": request.order_type, "venue": self.display_name}
-            )
+            raise self._unsupported(request.order_type)
         price = request.price if request.order_type in ("LIMIT", "CONDITIONAL_LIMIT") else None
         body = {
             "ORD_PRCS_DVSN_CD": "02",
             **self._account(),
-            "SLL_BUY_DVSN_CD": "01" if side == "SELL" else "02",
+            "SLL_BUY_DVSN_CD": side_code(side),
             "SHTN_PDNO": request.symbol.upper(),
             "ORD_QTY": num(qty),
             "UNIT_PRICE": num(price),
@@ -392,10 +380,7 @@ class KisAdapter(ExchangeAdapter):
     ) -> tuple[str, str, dict[str, Any]]:
         price_type = OVERSEAS_FO_PRICE_TYPE.get(request.order_type)
         if price_type is None:
-            raise OrderRejected(
-                _("%(order_type)s orders are not supported on %(venue)s")
-                % {"order_type": request.order_type, "venue": self.display_name}
-            )
+            raise self._unsupported(request.order_type)
         for field in ("exchange_code", "contract_month"):
             if not request.params.get(field):
                 raise OrderRejected(
@@ -407,7 +392,7 @@ class KisAdapter(ExchangeAdapter):
         body = {
             **self._account(),
             "OVRS_FUTR_FX_PDNO": request.symbol.upper(),
-            "SLL_BUY_DVSN_CD": "01" if side == "SELL" else "02",
+            "SLL_BUY_DVSN_CD": side_code(side),
             "FM_LQD_USTL_CCLD_DT": "",
             "FM_LQD_USTL_CCNO": "",
             "PRIC_DVSN_CD": price_type,
@@ -485,10 +470,8 @@ class KisAdapter(ExchangeAdapter):
                 Decimal(0),
             )
         if market_type == "OVERSEAS_STOCK":
-            code = OVERSEAS_ALIASES.get(
-                str(params.get("exchange_code") or "NASD").upper(),
-                str(params.get("exchange_code") or "NASD").upper(),
-            )
+            code = str(params.get("exchange_code") or "NASD").upper()
+            code = OVERSEAS_ALIASES.get(code, code)
             currency = str(params.get("currency") or "USD")
             rows = self._overseas_balance(code, currency).get("output1") or []
             return sum(

@@ -39,6 +39,9 @@ RATE_LIMIT_CODE = "EGW00201"
 TOKEN_TOO_OFTEN_CODE = "EGW00133"
 # Real accounts: 20 requests/s per app key; virtual: 2/s (KIS's published limits, kept under).
 DEFAULT_RATE = {False: 18, True: 2}
+# EGW00201 (rate limited) is retried this many times, waiting RATE_LIMIT_BACKOFF × the retry's number.
+RATE_LIMIT_RETRIES = 2
+RATE_LIMIT_BACKOFF = 0.5
 # Inquiry pages followed at most (100 rows each): an order lookup must see the whole list, so a
 # longer one fails (retryable) rather than answering from part of it.
 MAX_PAGES = 30
@@ -76,8 +79,6 @@ class KisClient:
         base_url: str | None = None,
         timeout: float = 10.0,
         rate_per_second: int | None = None,
-        rate_limit_retries: int = 2,
-        rate_limit_backoff: float = 0.5,
     ):
         self.app_key = app_key
         self.app_secret = app_secret
@@ -85,8 +86,6 @@ class KisClient:
         self.base_url = (base_url or (VIRTUAL_URL if virtual else REAL_URL)).rstrip("/")
         self.timeout = timeout
         self.rate_per_second = rate_per_second or DEFAULT_RATE[virtual]
-        self.rate_limit_retries = rate_limit_retries
-        self.rate_limit_backoff = rate_limit_backoff
         self.session = requests.Session()
         key_id = hashlib.sha256(f"{self.base_url}\0{app_key}".encode()).hexdigest()[:24]
         self._token_key = f"kis:token:{key_id}"
@@ -254,15 +253,13 @@ class KisClient:
                     log.warning("한투 access token 만료: 재발급 후 1회 재시도")
                     try:
                         self._issue_token(stale=self._current_token())
-                    except _TokenUnavailableError as e2:
-                        raise PermanentVenueError(token_expired_message()) from e2
-                    except PermanentVenueError as e2:
+                    except (_TokenUnavailableError, PermanentVenueError) as e2:
                         raise PermanentVenueError(token_expired_message()) from e2
                     continue
                 if e.code == RATE_LIMIT_CODE:
-                    if rate_retries < self.rate_limit_retries:
+                    if rate_retries < RATE_LIMIT_RETRIES:
                         rate_retries += 1
-                        time.sleep(self.rate_limit_backoff * rate_retries)
+                        time.sleep(RATE_LIMIT_BACKOFF * rate_retries)
                         continue
                     raise RetryableVenueError(kis_error(e.message)) from e
                 if e.code.isdigit() and e.status >= 500:
