@@ -167,7 +167,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.send_json({"type": "error", "code": code, "message": str(message)})
 
     async def _ping_loop(self) -> None:
-        interval = float(getattr(settings, "WS_PING_INTERVAL_SECONDS", 30.0))
+        interval = float(settings.WS_PING_INTERVAL_SECONDS)
         try:
             while True:
                 await asyncio.sleep(interval)

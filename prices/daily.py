@@ -105,13 +105,13 @@ def bars_from_kis(tickers: list[str], *, days: int, rest_url: str | None = None)
     from orders.exchanges.base import VenueError
     from orders.exchanges.kis.client import KisClient
 
-    app_key, app_secret = getattr(settings, "KIS_APP_KEY", ""), getattr(settings, "KIS_APP_SECRET", "")
+    app_key, app_secret = settings.KIS_APP_KEY, settings.KIS_APP_SECRET
     if not app_key or not app_secret:
         raise ValueError("KIS_APP_KEY and KIS_APP_SECRET are required")
     client = KisClient(
         app_key=app_key,
         app_secret=app_secret,
-        base_url=rest_url or getattr(settings, "KIS_REST_URL", "https://openapi.koreainvestment.com:9443"),
+        base_url=rest_url or settings.KIS_REST_URL,
     )
     end = date.today()
     start = end - timedelta(days=days)

@@ -7,29 +7,11 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-# The instruments the simulated feed and seed_demo cover (contracts §4); PRICE_WATCHLIST adds more.
-DEMO_INSTRUMENTS: tuple[str, ...] = (
-    "005930",
-    "000660",
-    "069500",
-    "035420",
-    "BINANCE:BTC/USDT",
-    "BINANCE:ETH/USDT",
-    "BINANCE:SOL/USDT",
-    "UPBIT:BTC/KRW",
-    "NASD:AAPL",
-    "NASD:MSFT",
-    "NASD:NVDA",
-    "NYSE:TSLA",
-    "NYSE:BRK.B",
-    "101TC000",
-    "CME:ESZ4",
-    "CME:NQH5",
-)
+from prices.universe import DEMO_INSTRUMENTS
 
 
 def default_watchlist() -> list[str]:
-    """Demo instruments followed by settings.PRICE_WATCHLIST, without duplicates."""
+    """Demo instruments (prices.universe) followed by settings.PRICE_WATCHLIST, without duplicates."""
     seen: dict[str, None] = {}
     for instrument in (*DEMO_INSTRUMENTS, *settings.PRICE_WATCHLIST):
         instrument = instrument.strip()

@@ -10,9 +10,10 @@ from django.utils import timezone
 
 from prices.services import instrument_for, instrument_normalize
 
+# The instruments the simulated feed and seed_demo cover, in the dashboard's order.
 DEMO_INSTRUMENTS: tuple[str, ...] = (
-    "BINANCE:BTC/USDT", "BINANCE:ETH/USDT", "BINANCE:SOL/USDT", "UPBIT:BTC/KRW",
     "005930", "000660", "069500", "035420",
+    "BINANCE:BTC/USDT", "BINANCE:ETH/USDT", "BINANCE:SOL/USDT", "UPBIT:BTC/KRW",
     "NASD:AAPL", "NASD:MSFT", "NASD:NVDA", "NYSE:TSLA", "NYSE:BRK.B",
     "101TC000", "CME:ESZ4", "CME:NQH5",
 )  # fmt: skip

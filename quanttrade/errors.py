@@ -37,11 +37,16 @@ class ApiError(Exception):
         return {"error": self.message, "status": self.status, "code": self.code}
 
 
-def error_response(error: ApiError) -> JsonResponse:
-    response = JsonResponse(error.envelope(), status=error.status, json_dumps_params={"ensure_ascii": False})
-    if error.status == 429:
+def json_response(body: dict[str, Any], status: int) -> JsonResponse:
+    """A JSON answer (Korean kept readable); a 429 tells the sender when to try again."""
+    response = JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+    if status == 429:
         response["Retry-After"] = "60"
     return response
+
+
+def error_response(error: ApiError) -> JsonResponse:
+    return json_response(error.envelope(), error.status)
 
 
 _DRF_CODES = {

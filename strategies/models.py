@@ -73,10 +73,6 @@ class Strategy(models.Model):
         self.save(update_fields=["token", "updated_at"])
         return self.token
 
-    @property
-    def is_crypto(self) -> bool:
-        return self.market_type in CRYPTO_MARKETS
-
 
 class Exchange(models.TextChoices):
     PAPER = "PAPER", _("Paper (simulated)")

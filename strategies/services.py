@@ -7,6 +7,7 @@ WebhookEvent and its Orders, and only then (on commit) enqueues one task per acc
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from dataclasses import dataclass
@@ -75,19 +76,16 @@ class _IngestState:
     source_ip: str | None
     replay_of: WebhookEvent | None
     payload: dict[str, Any] | None = None
+    redacted: dict[str, Any] | None = None  # the payload with its token replaced: logs, the event
     strategy: Strategy | None = None
 
 
 def _ingest(state: _IngestState, idempotency_header: str | None) -> IngestResult:
     if len(state.raw_body) > settings.WEBHOOK_MAX_BODY_BYTES:
-        raise WebhookError(
-            _("The request body exceeds %(limit)d KiB") % {"limit": settings.WEBHOOK_MAX_BODY_BYTES // 1024},
-            code="payload_too_large",
-            status=413,
-        )
+        raise payload_too_large()
     payload = parse_body(state.raw_body)
-    state.payload = payload
-    log.info("웹훅 수신: %s", redact_payload(payload))
+    state.payload, state.redacted = payload, redact_payload(payload)
+    log.info("웹훅 수신: %s", state.redacted)
 
     token = payload.get("token")
     if token is None or token == "":
@@ -135,6 +133,14 @@ def _ingest(state: _IngestState, idempotency_header: str | None) -> IngestResult
     if not links:
         raise WebhookError(_("No accounts are linked to the strategy"), code="no_accounts")
     return _accept(state, strategy, message, [link.account for link in links], key)
+
+
+def payload_too_large() -> WebhookError:
+    return WebhookError(
+        _("The request body exceeds %(limit)d KiB") % {"limit": settings.WEBHOOK_MAX_BODY_BYTES // 1024},
+        code="payload_too_large",
+        status=413,
+    )
 
 
 def parse_body(raw_body: bytes) -> dict[str, Any]:
@@ -344,7 +350,7 @@ def _new_event(
     return WebhookEvent(
         strategy=state.strategy,
         group_name=str(group_name or "")[:200],
-        payload=_json_safe(redact_payload(payload)) if payload is not None else None,
+        payload=_json_safe(state.redacted) if payload is not None else None,
         raw_body=""
         if payload is not None
         else redact(state.raw_body[:4096].decode("utf-8", "replace")).replace("\x00", "\\x00"),
@@ -398,21 +404,16 @@ def broadcast_webhook(event: WebhookEvent) -> None:
 
 # --- helpers for the admin and the pages --------------------------------------------------
 
+_CRYPTO_SAMPLE: dict[str, Any] = {
+    "symbol": "BTC/USDT",
+    "currency": "USDT",
+    "order_type": "MARKET",
+    "side": "buy",
+    "qty_per": 10,
+}
 SAMPLE_ORDERS: dict[str, dict[str, Any]] = {
-    MarketType.SPOT: {
-        "symbol": "BTC/USDT",
-        "currency": "USDT",
-        "order_type": "MARKET",
-        "side": "buy",
-        "qty_per": 10,
-    },
-    MarketType.FUTURES: {
-        "symbol": "BTC/USDT",
-        "currency": "USDT",
-        "order_type": "MARKET",
-        "side": "buy",
-        "qty_per": 10,
-    },
+    MarketType.SPOT: _CRYPTO_SAMPLE,
+    MarketType.FUTURES: _CRYPTO_SAMPLE,
     MarketType.DOMESTIC_STOCK: {"symbol": "005930", "order_type": "MARKET", "side": "buy", "qty_per": 1},
     MarketType.OVERSEAS_STOCK: {
         "symbol": "AAPL",
@@ -441,7 +442,7 @@ SAMPLE_ORDERS: dict[str, dict[str, Any]] = {
 def sample_payload(strategy: Strategy, *, token: str = "<token>") -> dict[str, Any]:
     """A ready-to-send webhook body for the strategy's market type."""
     body: dict[str, Any] = {"group_name": strategy.group_name, "token": token}
-    body.update(json.loads(json.dumps(SAMPLE_ORDERS[MarketType(strategy.market_type)])))
+    body.update(copy.deepcopy(SAMPLE_ORDERS[MarketType(strategy.market_type)]))
     return body
 
 
@@ -458,12 +459,16 @@ def tradingview_template(strategy: Strategy, *, token: str = "<token>") -> str:
     return json.dumps(body, ensure_ascii=False, indent=2)
 
 
+def public_base_url(override: str = "") -> str:
+    """Where senders reach this server: ``override``, else PUBLIC_BASE_URL, else the local default."""
+    return (override or settings.PUBLIC_BASE_URL or "http://127.0.0.1:8000").rstrip("/")
+
+
 def webhook_url(request: HttpRequest | None = None) -> str:
     path = reverse("webhook")
     if request is not None:
         return request.build_absolute_uri(path)
-    base = settings.PUBLIC_BASE_URL or "http://127.0.0.1:8000"
-    return base.rstrip("/") + path
+    return public_base_url() + path
 
 
 def webhook_test_signal(strategy: Strategy) -> IngestResult:

@@ -152,7 +152,6 @@ class WebhookMessage:
     currency: str
     orders: list[OrderSpec]
     warnings: list[str] = field(default_factory=list)
-    is_batch: bool = False
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -165,12 +164,7 @@ class _Context:
         self.position = position
 
     def error(self, message: str, code: str, status: int = 400) -> WebhookError:
-        if self.position is not None:
-            message = _("Batch order #%(position)d: %(message)s") % {
-                "position": self.position,
-                "message": message,
-            }
-        return WebhookError(message, code=code, status=status)
+        return WebhookError(self.warn(message), code=code, status=status)
 
     def warn(self, message: str) -> str:
         if self.position is not None:
@@ -482,9 +476,7 @@ def validate_message(payload: dict[str, Any], market_type: str, default_currency
 
     currency = _currency(payload.get("currency"), symbol, market_type, default_currency, base_params, top)
     specs.sort(key=lambda spec: spec.priority)  # stable: keeps the sent order within a priority
-    return WebhookMessage(
-        symbol=symbol, currency=currency, orders=specs, warnings=warnings, is_batch=is_batch
-    )
+    return WebhookMessage(symbol=symbol, currency=currency, orders=specs, warnings=warnings)
 
 
 def _currency(

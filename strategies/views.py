@@ -12,9 +12,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from quanttrade.errors import ApiError, error_response
+from quanttrade.errors import ApiError, error_response, json_response
 from strategies.net import client_ip, ip_allowed
-from strategies.services import webhook_ingest
+from strategies.services import payload_too_large, webhook_ingest
 
 ERROR_ENVELOPE = {
     "type": "object",
@@ -71,21 +71,13 @@ class WebhookView(APIView):
                     status=403,
                 )
             )
-        too_large = ApiError(
-            _("The request body exceeds %(limit)d KiB") % {"limit": settings.WEBHOOK_MAX_BODY_BYTES // 1024},
-            code="payload_too_large",
-            status=413,
-        )
         try:
             if int(django_request.META.get("CONTENT_LENGTH") or 0) > settings.WEBHOOK_MAX_BODY_BYTES:
-                return error_response(too_large)
+                return error_response(payload_too_large())
             body = django_request.body
         except (RequestDataTooBig, ValueError):
-            return error_response(too_large)
+            return error_response(payload_too_large())
         result = webhook_ingest(
             body, source_ip=source_ip, idempotency_header=django_request.headers.get("Idempotency-Key")
         )
-        response = JsonResponse(result.body, status=result.status, json_dumps_params={"ensure_ascii": False})
-        if result.status == 429:
-            response["Retry-After"] = "60"
-        return response
+        return json_response(result.body, result.status)

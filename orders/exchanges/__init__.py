@@ -18,16 +18,12 @@ ADAPTERS: dict[str, str] = {
     "PAPER": "orders.exchanges.paper.PaperAdapter",
     "KIS": "orders.exchanges.kis.KisAdapter",
 }
-# Fallback for every other exchange code (a ccxt id); set by the ccxt adapter module.
-DEFAULT_ADAPTER: str | None = "orders.exchanges.ccxt_adapter.CcxtAdapter"
+# Every other exchange code is a ccxt id (CcxtAdapter refuses ids ccxt does not know).
+DEFAULT_ADAPTER = "orders.exchanges.ccxt_adapter.CcxtAdapter"
 
 
 def adapter_class(exchange: str) -> type[ExchangeAdapter]:
     path = ADAPTERS.get(exchange.upper()) or DEFAULT_ADAPTER
-    if path is None:
-        from orders.exchanges.base import PermanentVenueError
-
-        raise PermanentVenueError(f"지원하지 않는 거래소입니다: {exchange}")
     module_name, _, class_name = path.rpartition(".")
     return getattr(import_module(module_name), class_name)
 

@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
 
 import ccxt
@@ -238,19 +239,29 @@ class CcxtAdapter(ExchangeAdapter):
         self.settings: dict[str, Any] = dict(account.settings or {})
 
     # --- client -----------------------------------------------------------------------
-    def _client(self, market_type: str) -> tuple[ccxt.Exchange, threading.RLock]:
-        """A ccxt client per (account, credentials, market type), cached with its markets."""
+    @cached_property
+    def _client_key(self) -> tuple[Any, ...]:
+        """What identifies this account's clients: a change of credentials or settings makes
+        new ones (computed once per adapter; the adapter copied the settings)."""
         secret_digest = hashlib.sha256(
             f"{self.account.api_key}\0{self.account.api_secret}\0{self.account.passphrase}".encode()
         ).hexdigest()
-        key = (
+        settings_json = json.dumps(self.settings, sort_keys=True, default=str)
+        return (self.ccxt_id, self.account.pk, secret_digest, self.account.is_testnet, settings_json)
+
+    @cached_property
+    def _venue_key(self) -> tuple[Any, ...]:
+        """What identifies the venue's market list: accounts with the same one share it."""
+        return (
             self.ccxt_id,
-            self.account.pk,
-            secret_digest,
-            market_type,
             self.account.is_testnet,
-            json.dumps(self.settings, sort_keys=True, default=str),
+            str(self.settings.get("api_base_url") or ""),
+            json.dumps(self.settings.get("ccxt_options", {}), sort_keys=True, default=str),
         )
+
+    def _client(self, market_type: str) -> tuple[ccxt.Exchange, threading.RLock]:
+        """A ccxt client per (account, credentials, market type), cached with its markets."""
+        key = (*self._client_key, market_type)
         with _clients_lock:
             cached = _clients.get(key)
             if cached is not None:
@@ -289,10 +300,13 @@ class CcxtAdapter(ExchangeAdapter):
 
     def warm(self, market_type: str) -> None:
         """Build the client and load the venue's markets before the first order needs them."""
+        self._loaded_markets(market_type)
+
+    def _loaded_markets(self, market_type: str) -> dict[str, Any]:
         client, lock = self._client(market_type)
         with lock:
             try:
-                self._load_markets(client, market_type)
+                return self._load_markets(client, market_type)
             except ccxt.BaseError as e:
                 raise self._translate(e) from e
 
@@ -303,15 +317,8 @@ class CcxtAdapter(ExchangeAdapter):
         accounts on one venue after a restart make one request, not ten); later clients copy
         the shared list (ccxt's ``set_markets_from_exchange``: references, no copy). After
         MARKETS_TTL_SECONDS the next call loads them again."""
-        key = (
-            self.ccxt_id,
-            market_type,
-            self.account.is_testnet,
-            str(self.settings.get("api_base_url") or ""),
-            json.dumps(self.settings.get("ccxt_options", {}), sort_keys=True, default=str),
-        )
         with _clients_lock:
-            shared = _shared_markets.setdefault(key, _SharedMarkets())
+            shared = _shared_markets.setdefault((*self._venue_key, market_type), _SharedMarkets())
         if (
             client.markets
             and getattr(client, "qt_markets_at", None) == shared.loaded_at
@@ -334,9 +341,7 @@ class CcxtAdapter(ExchangeAdapter):
     def _translate(self, exc: ccxt.BaseError) -> VenueError:
         """ccxt exception -> product error. Placement timeouts are handled by the caller."""
         message = self._message(exc)
-        if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded | ccxt.ExchangeNotAvailable):
-            return RetryableVenueError(message)
-        if isinstance(exc, ccxt.OperationFailed):
+        if isinstance(exc, ccxt.OperationFailed):  # rate limits, DDoS protection, 5xx, timeouts
             return RetryableVenueError(message)
         if venue_code(exc) in VENUE_UNCERTAIN_CODES.get(self.ccxt_id, ()):
             return RetryableVenueError(message)  # the venue's "internal error, try again"
@@ -358,21 +363,11 @@ class CcxtAdapter(ExchangeAdapter):
 
     # --- interface --------------------------------------------------------------------
     def markets(self) -> dict[str, dict[str, Any]]:
-        client, lock = self._client("SPOT")
-        with lock:
-            try:
-                return dict(self._load_markets(client, "SPOT"))
-            except ccxt.BaseError as e:
-                raise self._translate(e) from e
+        return dict(self._loaded_markets("SPOT"))
 
     def market(self, market_type: str, symbol: str) -> dict[str, Any]:
         """The ccxt market for our symbol: SPOT "BTC/USDT", FUTURES "BTC/USDT:USDT"."""
-        client, lock = self._client(market_type)
-        with lock:
-            try:
-                markets = self._load_markets(client, market_type)
-            except ccxt.BaseError as e:
-                raise self._translate(e) from e
+        markets = self._loaded_markets(market_type)
         unified = symbol
         if market_type == "FUTURES" and ":" not in symbol:
             unified = f"{symbol}:{symbol.split('/')[-1]}"
@@ -406,8 +401,8 @@ class CcxtAdapter(ExchangeAdapter):
             if row.get("symbol") != market["symbol"]:
                 continue
             contracts = dec(row.get("contracts")) or Decimal("0")
-            contract_size = dec(row.get("contractSize")) or Decimal("1")
-            amount = contracts * contract_size
+            per_contract = dec(row.get("contractSize")) or Decimal("1")
+            amount = contracts * per_contract
             size += -abs(amount) if row.get("side") == "short" else abs(amount)
         return size
 
@@ -516,8 +511,8 @@ class CcxtAdapter(ExchangeAdapter):
         return result
 
     def _state_after_placement(self, request: OrderRequest, placed: OrderResult) -> OrderResult:
-        """The state of an order the venue just accepted without saying it (OKX and Bybit
-        answer ids only). When the lookup fails the order is `open`: the venue has it, and the live-order
+        """The state of an order the venue just accepted without saying it (Bybit, OKX and
+        Bitget answer ids only). When the lookup fails the order is `open`: the venue has it, and the live-order
         refresh follows it from there."""
         try:
             known = self.fetch_order_by_client_id(request)
@@ -854,7 +849,7 @@ class CcxtAdapter(ExchangeAdapter):
                 if margin_mode and client.has.get("setMarginMode"):
                     try:
                         client.set_margin_mode(str(margin_mode).lower(), symbol)
-                    except (ccxt.MarginModeAlreadySet, ccxt.NoChange):
+                    except ccxt.NoChange:  # MarginModeAlreadySet is one
                         pass
                     except ccxt.ExchangeError as e:
                         if "No need to change" not in str(e):

@@ -69,8 +69,8 @@ class CcxtFeed(Feed):
         super().__init__()
         self.fixed_instruments = instruments
         self.exchange_factory = exchange_factory
-        self.mode = (mode or getattr(settings, "PRICE_CCXT_MODE", "auto")).lower()
-        self.poll_seconds = poll_seconds or float(getattr(settings, "PRICE_CCXT_POLL_SECONDS", 2.0))
+        self.mode = (mode or settings.PRICE_CCXT_MODE).lower()
+        self.poll_seconds = poll_seconds or float(settings.PRICE_CCXT_POLL_SECONDS)
         self.watch_retry_seconds = watch_retry_seconds
 
     async def run(self, stop: threading.Event) -> None:

@@ -138,17 +138,13 @@ class KisFeed(Feed):
         backoff_max: float = 60.0,
     ) -> None:
         super().__init__()
-        self.rest_url = (
-            rest_url or getattr(settings, "KIS_REST_URL", "https://openapi.koreainvestment.com:9443")
-        ).rstrip("/")
-        self.ws_url = ws_url or getattr(settings, "KIS_WS_URL", "ws://ops.koreainvestment.com:21000")
-        self.app_key = app_key if app_key is not None else getattr(settings, "KIS_APP_KEY", "")
-        self.app_secret = app_secret if app_secret is not None else getattr(settings, "KIS_APP_SECRET", "")
+        self.rest_url = (rest_url or settings.KIS_REST_URL).rstrip("/")
+        self.ws_url = ws_url or settings.KIS_WS_URL
+        self.app_key = app_key if app_key is not None else settings.KIS_APP_KEY
+        self.app_secret = app_secret if app_secret is not None else settings.KIS_APP_SECRET
         self.fixed_tickers = tickers
         self.backoff_base = (
-            backoff_base
-            if backoff_base is not None
-            else float(getattr(settings, "KIS_WS_BACKOFF_SECONDS", 1.0))
+            backoff_base if backoff_base is not None else float(settings.KIS_WS_BACKOFF_SECONDS)
         )
         self.backoff_max = backoff_max
         self.approval_key: str | None = None

@@ -51,7 +51,7 @@ class SimulatedFeed(Feed):
     def __init__(self, seed: int | None = None) -> None:
         super().__init__()
         self.random = random.Random(seed)
-        self.interval = float(getattr(settings, "PRICE_SIMULATED_INTERVAL_SECONDS", 1.0))
+        self.interval = float(settings.PRICE_SIMULATED_INTERVAL_SECONDS)
         self.reference: dict[str, Decimal] = {}  # previous close per instrument
         self.last: dict[str, Decimal] = {}
         self.volume: dict[str, int] = {}

@@ -120,6 +120,7 @@ def test_upbit_errors_map_to_product_errors(
         adapter.place_order(request())
 
     assert type(caught.value) is error
+    assert caught.value.message.startswith("Upbit API 오류: ")
     if message:
         assert caught.value.message == message
     assert upbit_sim.orders == []

@@ -136,7 +136,9 @@ class Command(BaseCommand):
         feeds_stop: threading.Event | None = None
         if embedded:
             if not options["no_feeds"]:
-                feeds_stop = _start_feeds()
+                from prices.feeds import run_in_background
+
+                feeds_stop = run_in_background()
             worker = EmbeddedWorker(settings.EMBEDDED_WORKER_CONCURRENCY)
             worker.start()
             from orders.services import orders_sweep
@@ -177,16 +179,6 @@ class Command(BaseCommand):
             if worker is not None:
                 worker.stop()
             log.info("QuantTrade 종료")
-
-
-def _start_feeds() -> threading.Event | None:
-    try:
-        from prices.feeds import run_in_background
-    except ImportError:
-        log.warning("가격 피드를 불러올 수 없습니다 (prices.feeds)")
-        return None
-    stop = run_in_background()
-    return stop if isinstance(stop, threading.Event) else None
 
 
 def _run_daphne(host: str, port: int) -> None:

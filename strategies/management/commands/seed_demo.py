@@ -13,7 +13,6 @@ import shlex
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
@@ -23,7 +22,7 @@ from rest_framework.authtoken.models import Token
 
 from orders.models import PaperBalance
 from strategies.models import Account, MarketType, Strategy, StrategyAccount
-from strategies.services import sample_payload
+from strategies.services import public_base_url, sample_payload
 
 ADMIN_USERNAME = "admin"
 
@@ -72,7 +71,7 @@ class Command(BaseCommand):
             strategies = [self._strategy(*demo) for demo in DEMO]
             if not options["no_daily"]:
                 self._daily_history()
-        base_url = (options["base_url"] or settings.PUBLIC_BASE_URL or "http://127.0.0.1:8000").rstrip("/")
+        base_url = public_base_url(options["base_url"] or "")
         url = base_url + reverse("webhook")
         result = {
             "admin": {"username": ADMIN_USERNAME, "password": password},
