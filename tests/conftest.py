@@ -13,6 +13,56 @@ from django.core.cache import cache
 from strategies.models import Account, Strategy, StrategyAccount
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--kst-time",
+        default=None,
+        metavar="HH:MM",
+        help="run the whole session with the clock moved to this time of day in Korea (KST), "
+        "ticking on from there: e.g. 03:00 (F&O night session) or 14:00 (day session)",
+    )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _session_kst_clock(request: pytest.FixtureRequest) -> Iterator[None]:
+    """``--kst-time 03:00``: today's date at that Korean time for every test (the suite must
+    pass at any hour; this is how to check it without waiting for the hour)."""
+    at = request.config.getoption("--kst-time")
+    if not at:
+        yield
+        return
+    import datetime as dt
+
+    import time_machine
+
+    from orders.exchanges.kis.sessions import KST
+
+    hour, minute = (int(part) for part in at.split(":"))
+    start = dt.datetime.combine(dt.datetime.now(KST).date(), dt.time(hour, minute), KST)
+    with time_machine.travel(start, tick=True):
+        yield
+
+
+@pytest.fixture
+def kst_clock() -> Iterator[Callable[..., Any]]:
+    """kst_clock(datetime) moves the process clock (datetime, time, the simulators and the
+    adapters alike) to that moment, ticking on; call it again to move on."""
+    import time_machine
+
+    travellers: list[Any] = []
+
+    def move(when: Any) -> None:
+        if travellers:
+            travellers.pop().stop()
+        traveller = time_machine.travel(when, tick=True)
+        traveller.start()
+        travellers.append(traveller)
+
+    yield move
+    while travellers:
+        travellers.pop().stop()
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
     """Every test starts with an empty cache and an empty price layer (in embedded mode the

@@ -27,6 +27,15 @@ from orders.models import OrderStatus
 from venuesim.kis import KisSim
 
 D = Decimal
+# A Tuesday morning in Korea: the day session of KRX futures and options.
+DAYTIME = datetime(2026, 12, 1, 10, 0, tzinfo=KST)
+
+
+@pytest.fixture(autouse=True)
+def _day_session(kst_clock: Any) -> None:
+    """Every test here runs at DAYTIME unless it moves the clock itself (kst_clock): the F&O
+    session, inquiry dates and intent times all follow the clock, never the hour CI runs at."""
+    kst_clock(DAYTIME)
 
 
 def req(market: str = "DOMESTIC_STOCK", cid: str = "qt1", **kw: Any) -> OrderRequest:
@@ -371,6 +380,52 @@ def test_domestic_futureoption_night_session_uses_the_night_tr(kis_account: Any,
     )
 
     assert kis_sim.order_requests()[0].header("tr_id") == "STTN1101U"
+
+
+@pytest.mark.parametrize(
+    ("kst", "tr_id"),
+    [
+        ("03:00", "STTN1101U"),
+        ("05:59", "STTN1101U"),
+        ("06:00", "TTTO1101U"),
+        ("14:00", "TTTO1101U"),
+        ("17:59", "TTTO1101U"),
+        ("18:00", "STTN1101U"),
+        ("23:30", "STTN1101U"),
+    ],
+)
+def test_domestic_futureoption_session_follows_the_clock(
+    kis_account: Any, kis_sim: KisSim, kst_clock: Any, kst: str, tr_id: str
+) -> None:
+    hour, minute = map(int, kst.split(":"))
+    kst_clock(DAYTIME.replace(hour=hour, minute=minute))
+
+    adapter_for(kis_account(product_code="03")).place_order(
+        req("DOMESTIC_FUTUREOPTION", symbol="101TC000", qty_per=D("1"))
+    )
+
+    assert kis_sim.order_requests()[0].header("tr_id") == tr_id
+
+
+def test_a_night_order_placed_before_midnight_is_found_and_cancelled_after_it(
+    kis_account: Any, kis_sim: KisSim, kst_clock: Any
+) -> None:
+    kst_clock(DAYTIME.replace(hour=23, minute=30))
+    adapter = market_adapter(kis_account, "DOMESTIC_FUTUREOPTION")
+    order = market_order("DOMESTIC_FUTUREOPTION", order_type="LIMIT", price=D("300"), params={})
+    placed = adapter.place_order(order)
+    assert kis_sim.order_requests()[0].header("tr_id") == "STTN1101U"
+
+    kst_clock(DAYTIME.replace(hour=0, minute=30) + timedelta(days=1))  # the same night session
+    assert adapter.fetch_order_by_client_id(order).status == OrderStatus.OPEN
+    assert adapter.cancel_all("DOMESTIC_FUTUREOPTION", None) == 1
+
+    [cancel] = kis_sim.seen("/uapi/domestic-futureoption/v1/trading/order-rvsecncl")
+    assert (cancel.header("tr_id"), json.loads(cancel.body)["ORGN_ODNO"]) == (
+        "TTTN1103U",
+        placed.exchange_order_id,
+    )
+    assert adapter.fetch_order_by_client_id(order).status == OrderStatus.CANCELLED
 
 
 def test_domestic_futureoption_close_sells_the_long(kis_account: Any, kis_sim: KisSim) -> None:

@@ -42,8 +42,8 @@ from orders.exchanges.base import (
     VenueError,
 )
 from orders.exchanges.kis.client import KisClient, kis_error
+from orders.exchanges.kis.sessions import KST, fo_session, kst_now, night_session_start
 from orders.exchanges.kis.venue_orders import (
-    KST,
     VenueOrder,
     dec,
     domestic_fo_order,
@@ -133,6 +133,8 @@ class KisAdapter(ExchangeAdapter):
         number = str(self.settings.get("account_number", "")).replace("-", "")
         if len(number) < 8:
             raise PermanentVenueError(_('KIS account number is not set (Account.settings["account_number"])'))
+        # The adapter's only clock (KST): F&O sessions, inquiry dates and intent times.
+        self.clock: Callable[[], datetime] = kst_now
         self.cano = number[:8]
         self.product_code = str(self.settings.get("product_code") or number[8:10] or "01")
         self.client = KisClient(
@@ -215,7 +217,7 @@ class KisAdapter(ExchangeAdapter):
             "pdno": str(body.get("PDNO") or body.get("SHTN_PDNO") or body.get("OVRS_FUTR_FX_PDNO")),
             "side": side,
             "qty": num(qty),
-            "sent_at": datetime.now(KST).strftime("%Y%m%d%H%M%S"),
+            "sent_at": self.clock().strftime("%Y%m%d%H%M%S"),
             "odno": "",
             "exchange": str(body.get("OVRS_EXCG_CD") or ""),
             "session": "night" if tr_id == "STTN1101U" else "day",
@@ -343,13 +345,15 @@ class KisAdapter(ExchangeAdapter):
             tr_id = self.client.tr(market.sell, market.virtual_sell)
         return "/uapi/overseas-stock/v1/trading/order", tr_id, body
 
+    def _today(self) -> date:
+        return self.clock().date()
+
     def _session(self, params: dict[str, Any]) -> str:
         """day | night for domestic F&O: params/settings "session", else by the KST clock."""
         session = str(params.get("session") or self.settings.get("session") or "").lower()
         if session in ("day", "night"):
             return session
-        hour = datetime.now(KST).hour
-        return "night" if hour >= 18 or hour < 6 else "day"
+        return fo_session(self.clock())
 
     def _domestic_fo_order(
         self, request: OrderRequest, side: str, qty: Decimal
@@ -529,7 +533,7 @@ class KisAdapter(ExchangeAdapter):
             {
                 **self._account(),
                 "INQR_STRT_DT": since.strftime("%Y%m%d"),
-                "INQR_END_DT": _today().strftime("%Y%m%d"),
+                "INQR_END_DT": self._today().strftime("%Y%m%d"),
                 "SLL_BUY_DVSN_CD": "00",
                 "PDNO": pdno,
                 "CCLD_DVSN": "02" if unfilled_only else "00",
@@ -557,7 +561,7 @@ class KisAdapter(ExchangeAdapter):
                 **self._account(),
                 "PDNO": "" if virtual else pdno or "%",
                 "ORD_STRT_DT": (since - timedelta(days=1)).strftime("%Y%m%d"),
-                "ORD_END_DT": _today().strftime("%Y%m%d"),
+                "ORD_END_DT": self._today().strftime("%Y%m%d"),
                 "SLL_BUY_DVSN": side_code(side) if side and not virtual else "00",
                 "CCLD_NCCS_DVSN": "00",
                 "OVRS_EXCG_CD": "" if virtual else exchange or "%",
@@ -577,7 +581,7 @@ class KisAdapter(ExchangeAdapter):
         params = {
             **self._account(),
             "STRT_ORD_DT": since.strftime("%Y%m%d"),
-            "END_ORD_DT": _today().strftime("%Y%m%d"),
+            "END_ORD_DT": self._today().strftime("%Y%m%d"),
             "SLL_BUY_DVSN_CD": side_code(side) if side else "00",
             "CCLD_NCCS_DVSN": "02" if unfilled_only else "00",
             "SORT_SQN": "AS",
@@ -586,7 +590,7 @@ class KisAdapter(ExchangeAdapter):
             "MKET_ID_CD": "",
         }
         if session == "night" and not self.client.virtual:
-            params["END_ORD_DT"] = (_today() + timedelta(days=1)).strftime("%Y%m%d")
+            params["END_ORD_DT"] = (self._today() + timedelta(days=1)).strftime("%Y%m%d")
             pages = self.client.inquire_pages(
                 "/uapi/domestic-futureoption/v1/trading/inquire-ngt-ccnl",
                 "STTN5201R",
@@ -722,8 +726,9 @@ class KisAdapter(ExchangeAdapter):
             return self._cancel_each(self._overseas_open_orders(), symbol, self._cancel_overseas)
         if market_type == "DOMESTIC_FUTUREOPTION":
             session = self._session({})
+            since = night_session_start(self.clock()) if session == "night" else self._today()
             return self._cancel_each(
-                self._domestic_fo_orders(_today(), session, unfilled_only=True),
+                self._domestic_fo_orders(since, session, unfilled_only=True),
                 symbol,
                 lambda order: self._cancel_domestic_fo(order, session),
             )
@@ -751,7 +756,7 @@ class KisAdapter(ExchangeAdapter):
     def _domestic_open_orders(self) -> list[VenueOrder]:
         if self.client.virtual:
             # 모의투자 has no cancellable-orders inquiry: today's unfilled orders instead.
-            return self._domestic_stock_orders(_today(), unfilled_only=True)
+            return self._domestic_stock_orders(self._today(), unfilled_only=True)
         pages = self.client.inquire_pages(
             "/uapi/domestic-stock/v1/trading/inquire-psbl-rvsecncl",
             "TTTC0084R",
@@ -850,9 +855,6 @@ class KisAdapter(ExchangeAdapter):
             },
         )
 
-
-def _today() -> date:
-    return datetime.now(KST).date()
 
 
 def _sent_at(intent: dict[str, Any]) -> datetime:

@@ -16,12 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from orders.exchanges.base import OrderResult
+from orders.exchanges.kis.sessions import KST
 from orders.models import OrderStatus
-
-KST = ZoneInfo("Asia/Seoul")
 
 
 def dec(value: Any) -> Decimal:
