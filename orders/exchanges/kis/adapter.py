@@ -856,6 +856,5 @@ class KisAdapter(ExchangeAdapter):
         )
 
 
-
 def _sent_at(intent: dict[str, Any]) -> datetime:
     return datetime.strptime(intent["sent_at"], "%Y%m%d%H%M%S").replace(tzinfo=KST)

@@ -21,7 +21,7 @@ def kst_now() -> datetime:
 
 
 def fo_session(now: datetime) -> str:
-    """"night" from 18:00 to 06:00 KST, else "day"."""
+    """Night from 18:00 to 06:00 KST, else day."""
     hour = now.astimezone(KST).hour
     return "night" if hour >= NIGHT_OPENS_HOUR or hour < NIGHT_CLOSES_HOUR else "day"
 
