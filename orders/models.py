@@ -8,6 +8,8 @@ from decimal import Decimal
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from quanttrade.vocabulary import MarketType, OrderStatus, OrderType, Side
+
 MONEY = {"max_digits": 30, "decimal_places": 10}
 
 
@@ -67,21 +69,6 @@ class IdempotencyKey(models.Model):
         return self.key
 
 
-class OrderStatus(models.TextChoices):
-    QUEUED = "queued", _("queued")
-    SUBMITTED = "submitted", _("submitted")
-    OPEN = "open", _("open")
-    PARTIALLY_FILLED = "partially_filled", _("partially filled")
-    FILLED = "filled", _("filled")
-    CANCELLED = "cancelled", _("cancelled")
-    REJECTED = "rejected", _("rejected")
-    FAILED = "failed", _("failed")
-
-
-# Statuses the venue may still change (resting orders).
-LIVE_STATUSES = frozenset({OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED})
-
-
 class Order(models.Model):
     """One order for one account, created from one webhook (or one entry of a batch)."""
 
@@ -93,11 +80,11 @@ class Order(models.Model):
     sequence = models.PositiveSmallIntegerField()
     # 1-based position of the order in the webhook (the batch index the sender sees).
     batch_index = models.PositiveSmallIntegerField(default=1)
-    market_type = models.CharField(max_length=32)
+    market_type = models.CharField(max_length=32, choices=MarketType.choices)
     symbol = models.CharField(max_length=64, blank=True)
     currency = models.CharField(max_length=16, blank=True)
-    side = models.CharField(max_length=4, blank=True)
-    order_type = models.CharField(max_length=32)
+    side = models.CharField(max_length=4, blank=True, choices=Side.choices)
+    order_type = models.CharField(max_length=32, choices=OrderType.choices)
     qty_per = models.DecimalField(null=True, blank=True, **MONEY)
     price = models.DecimalField(null=True, blank=True, **MONEY)
     stop_price = models.DecimalField(null=True, blank=True, **MONEY)
@@ -151,7 +138,7 @@ class PaperPosition(models.Model):
         "strategies.Account", on_delete=models.CASCADE, related_name="paper_positions"
     )
     symbol = models.CharField(max_length=64)
-    market_type = models.CharField(max_length=32)
+    market_type = models.CharField(max_length=32, choices=MarketType.choices)
     quantity = models.DecimalField(default=Decimal("0"), **MONEY)
     entry_price = models.DecimalField(default=Decimal("0"), **MONEY)
     currency = models.CharField(max_length=16)
@@ -174,12 +161,12 @@ class PaperOrder(models.Model):
     account = models.ForeignKey("strategies.Account", on_delete=models.CASCADE, related_name="paper_orders")
     client_order_id = models.CharField(max_length=36, unique=True)
     venue_order_id = models.CharField(max_length=40, unique=True)
-    market_type = models.CharField(max_length=32)
+    market_type = models.CharField(max_length=32, choices=MarketType.choices)
     symbol = models.CharField(max_length=64)
     instrument = models.CharField(max_length=80)
     currency = models.CharField(max_length=16)
-    side = models.CharField(max_length=4)
-    order_type = models.CharField(max_length=32)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    order_type = models.CharField(max_length=32, choices=OrderType.choices)
     amount = models.DecimalField(**MONEY)
     price = models.DecimalField(null=True, blank=True, **MONEY)
     stop_price = models.DecimalField(null=True, blank=True, **MONEY)

@@ -17,8 +17,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from orders.models import Order, OrderStatus, WebhookEvent, WebhookOutcome
+from orders.models import Order, WebhookEvent, WebhookOutcome
 from prices.pages import live_context
+from quanttrade.vocabulary import OrderStatus
 from strategies.models import Account, Strategy
 from strategies.pages import staff_required
 from strategies.services import webhook_replay

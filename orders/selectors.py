@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
-from orders.models import Order, OrderStatus, WebhookEvent
-
-
-def decimal_str(value: Decimal | None) -> str | None:
-    """A Decimal as a plain string without trailing zeros ("0.0010000000" -> "0.001")."""
-    if value is None:
-        return None
-    if value == 0:
-        return "0"
-    return format(value.normalize(), "f")
+from orders.models import Order, WebhookEvent
+from quanttrade.vocabulary import OrderStatus, decimal_str
 
 
 def order_summary(order: Order) -> dict[str, Any]:

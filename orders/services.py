@@ -23,9 +23,10 @@ from orders.exchanges.base import (
     RetryableVenueError,
     VenueError,
 )
-from orders.models import LIVE_STATUSES, Order, OrderStatus, PaperOrder
+from orders.models import Order, PaperOrder
 from orders.selectors import order_payload
 from quanttrade.celery import app as celery_app
+from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus
 
 log = logging.getLogger("quanttrade.orders")
 

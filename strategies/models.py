@@ -10,18 +10,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from quanttrade.crypto import EncryptedTextField
-
-
-class MarketType(models.TextChoices):
-    SPOT = "SPOT", _("Crypto spot")
-    FUTURES = "FUTURES", _("Crypto futures")
-    DOMESTIC_STOCK = "DOMESTIC_STOCK", _("Korean stocks")
-    OVERSEAS_STOCK = "OVERSEAS_STOCK", _("Overseas stocks")
-    DOMESTIC_FUTUREOPTION = "DOMESTIC_FUTUREOPTION", _("Korean futures/options")
-    OVERSEAS_FUTUREOPTION = "OVERSEAS_FUTUREOPTION", _("Overseas futures/options")
-
-
-CRYPTO_MARKETS = frozenset({MarketType.SPOT, MarketType.FUTURES})
+from quanttrade.vocabulary import CRYPTO_MARKETS, MarketType
 
 
 def generate_token() -> str:

@@ -21,7 +21,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from prices.pages import live_context
-from strategies.models import MarketType, Strategy
+from quanttrade.vocabulary import MarketType
+from strategies.models import Strategy
 from strategies.services import sample_payload, tradingview_template, webhook_test_signal, webhook_url
 
 TOKEN_PLACEHOLDER = "<token>"

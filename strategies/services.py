@@ -24,11 +24,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_ratelimit.core import get_usage
 
-from orders.models import IdempotencyKey, Order, OrderStatus, WebhookEvent, WebhookOutcome
+from orders.models import IdempotencyKey, Order, WebhookEvent, WebhookOutcome
 from orders.selectors import order_summary
 from orders.services import orders_dispatch
 from quanttrade.logging import redact
-from strategies.models import MarketType, Strategy, StrategyAccount
+from quanttrade.vocabulary import MarketType, OrderStatus
+from strategies.models import Strategy, StrategyAccount
 from strategies.validation import (
     DEPRECATED_FIELDS,
     WebhookError,

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from quanttrade.errors import ApiError
-from strategies.models import CRYPTO_MARKETS, MarketType
+from quanttrade.vocabulary import CRYPTO_MARKETS, MarketType
 
 
 class WebhookError(ApiError):

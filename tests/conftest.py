@@ -199,7 +199,8 @@ def wait_for_orders(timeout: float = 30.0, settled: Any = None, **filters: Any) 
     one of ``settled`` statuses); returns them. Fails the test on timeout."""
     import time
 
-    from orders.models import Order, OrderStatus
+    from orders.models import Order
+    from quanttrade.vocabulary import OrderStatus
 
     pending = {OrderStatus.QUEUED, OrderStatus.SUBMITTED}
     deadline = time.monotonic() + timeout

@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal
 from functools import cached_property
 from typing import Any
 
@@ -38,7 +38,7 @@ from orders.exchanges.base import (
     RetryableVenueError,
     VenueError,
 )
-from orders.models import OrderStatus
+from quanttrade.vocabulary import OrderStatus, decimal_str, to_decimal
 
 log = logging.getLogger("quanttrade.orders")
 
@@ -134,16 +134,6 @@ class _SharedMarkets:
 _shared_markets: dict[tuple[Any, ...], _SharedMarkets] = {}
 
 
-def dec(value: Any) -> Decimal | None:
-    """ccxt numbers (float/str/None) as Decimal, through their string form."""
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
 def venue_client_order_id(ccxt_id: str, client_order_id: str) -> str:
     """The client order id sent to (and looked up at) the venue for our ``client_order_id``.
 
@@ -167,8 +157,8 @@ def order_result(order: dict[str, Any], contract_size: Decimal = Decimal("1")) -
     """ccxt's unified order -> OrderResult, statuses through STATUS_TABLE. Quantities are in
     the base currency: contracts (OKX swaps) are multiplied by ``contract_size``."""
     status = STATUS_TABLE.get(order.get("status"), OrderStatus.SUBMITTED)
-    filled = (dec(order.get("filled")) or Decimal("0")) * contract_size
-    amount = dec(order.get("amount"))
+    filled = (to_decimal(order.get("filled")) or Decimal("0")) * contract_size
+    amount = to_decimal(order.get("amount"))
     if status == OrderStatus.OPEN and filled > 0:
         status = OrderStatus.PARTIALLY_FILLED
     return OrderResult(
@@ -176,20 +166,15 @@ def order_result(order: dict[str, Any], contract_size: Decimal = Decimal("1")) -
         exchange_order_id=str(order.get("id") or ""),
         quantity=amount * contract_size if amount is not None else None,
         filled_qty=filled,
-        avg_price=dec(order.get("average")) if filled > 0 else None,
+        avg_price=to_decimal(order.get("average")) if filled > 0 else None,
     )
-
-
-def plain(value: Decimal) -> Decimal:
-    """``value`` without trailing zeros or an exponent (0.050 -> 0.05, 0.00 -> 0, 1E+2 -> 100)."""
-    return Decimal(format(value.normalize(), "f"))
 
 
 def contract_size(market: dict[str, Any]) -> Decimal:
     """Base currency per contract of a contract market (OKX BTC-USDT-SWAP: 0.01), else 1."""
     if not market.get("contract"):
         return Decimal("1")
-    return dec(market.get("contractSize")) or Decimal("1")
+    return to_decimal(market.get("contractSize")) or Decimal("1")
 
 
 def venue_message(exc: Exception) -> str:
@@ -380,17 +365,17 @@ class CcxtAdapter(ExchangeAdapter):
         raw = self._call(market_type, "fetch_balance")
         result = {}
         for asset, free in (raw.get("free") or {}).items():
-            used = dec((raw.get("used") or {}).get(asset)) or Decimal("0")
-            result[asset] = Balance(asset=asset, free=dec(free) or Decimal("0"), locked=used)
+            used = to_decimal((raw.get("used") or {}).get(asset)) or Decimal("0")
+            result[asset] = Balance(asset=asset, free=to_decimal(free) or Decimal("0"), locked=used)
         return result
 
     def _total(self, market_type: str, asset: str) -> Decimal:
         raw = self._call(market_type, "fetch_balance")
-        return dec((raw.get("total") or {}).get(asset)) or Decimal("0")
+        return to_decimal((raw.get("total") or {}).get(asset)) or Decimal("0")
 
     def _free(self, market_type: str, asset: str) -> Decimal:
         raw = self._call(market_type, "fetch_balance")
-        return dec((raw.get("free") or {}).get(asset)) or Decimal("0")
+        return to_decimal((raw.get("free") or {}).get(asset)) or Decimal("0")
 
     def position(self, market_type: str, symbol: str) -> Decimal:
         market = self.market(market_type, symbol)
@@ -400,8 +385,8 @@ class CcxtAdapter(ExchangeAdapter):
         for row in self._call(market_type, "fetch_positions", [market["symbol"]]):
             if row.get("symbol") != market["symbol"]:
                 continue
-            contracts = dec(row.get("contracts")) or Decimal("0")
-            per_contract = dec(row.get("contractSize")) or Decimal("1")
+            contracts = to_decimal(row.get("contracts")) or Decimal("0")
+            per_contract = to_decimal(row.get("contractSize")) or Decimal("1")
             amount = contracts * per_contract
             size += -abs(amount) if row.get("side") == "short" else abs(amount)
         return size
@@ -424,7 +409,7 @@ class CcxtAdapter(ExchangeAdapter):
         # sizing and the minimums speak base currency.
         per_contract = contract_size(market)
         contracts = self._amount_to_precision(request.market_type, symbol, amount / per_contract)
-        amount = contracts if per_contract == 1 else plain(contracts * per_contract)
+        amount = contracts if per_contract == 1 else Decimal(decimal_str(contracts * per_contract, "0"))
         if price is not None:
             price = self._price_to_precision(request.market_type, symbol, price)
         if trigger is not None:
@@ -731,7 +716,9 @@ class CcxtAdapter(ExchangeAdapter):
             if candidate:
                 return candidate
         ticker = self._call(request.market_type, "fetch_ticker", market["symbol"])
-        price = dec(ticker.get("last")) or dec(ticker.get("close")) or dec(ticker.get("ask"))
+        price = (
+            to_decimal(ticker.get("last")) or to_decimal(ticker.get("close")) or to_decimal(ticker.get("ask"))
+        )
         if not price:
             raise RetryableVenueError(
                 self._message(_("no price for %(symbol)s") % {"symbol": market["symbol"]})
@@ -803,7 +790,7 @@ class CcxtAdapter(ExchangeAdapter):
     ) -> None:
         """Trading rules checked locally, before any order request is sent."""
         limits = market.get("limits") or {}
-        min_amount = dec((limits.get("amount") or {}).get("min"))
+        min_amount = to_decimal((limits.get("amount") or {}).get("min"))
         if min_amount is not None:
             min_amount *= contract_size(market)  # contract markets count their minimum in contracts
         if amount <= 0 or (min_amount is not None and amount < min_amount):
@@ -813,7 +800,7 @@ class CcxtAdapter(ExchangeAdapter):
             )
         if reduce_only or price is None:
             return
-        min_cost = dec((limits.get("cost") or {}).get("min"))
+        min_cost = to_decimal((limits.get("cost") or {}).get("min"))
         if min_cost is None:
             min_cost = VENUE_MIN_COST.get(self.ccxt_id, {}).get(market["quote"])
         notional = (amount * price).quantize(Decimal("0.00000001"), rounding=ROUND_DOWN)

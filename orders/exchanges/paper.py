@@ -30,9 +30,9 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from orders.exchanges.base import Balance, ExchangeAdapter, OrderRejected, OrderRequest, OrderResult
-from orders.models import OrderStatus, PaperBalance, PaperOrder, PaperPosition
-from orders.selectors import decimal_str
+from orders.models import PaperBalance, PaperOrder, PaperPosition
 from prices.services import instrument_for, price_latest
+from quanttrade.vocabulary import OrderStatus, decimal_str
 from strategies.models import Account
 
 log = logging.getLogger("quanttrade.orders")
@@ -274,12 +274,8 @@ def _position(account: Account, paper: PaperOrder) -> PaperPosition:
 def _insufficient(asset: str, needed: Decimal, available: Decimal) -> OrderRejected:
     return OrderRejected(
         _("Insufficient %(asset)s balance: needed %(needed)s, available %(available)s")
-        % {"asset": asset, "needed": _fmt(needed), "available": _fmt(available)}
+        % {"asset": asset, "needed": decimal_str(needed, "0"), "available": decimal_str(available, "0")}
     )
-
-
-def _fmt(value: Decimal) -> str:
-    return decimal_str(value) or "0"
 
 
 def _opening_part(account: Account, paper: PaperOrder) -> Decimal:
@@ -321,7 +317,11 @@ def _check_funds(account: Account, paper: PaperOrder, price: Decimal) -> None:
         if paper.amount > held:
             raise OrderRejected(
                 _("Insufficient holding of %(symbol)s: needed %(needed)s, held %(held)s")
-                % {"symbol": paper.symbol, "needed": _fmt(paper.amount), "held": _fmt(held)}
+                % {
+                    "symbol": paper.symbol,
+                    "needed": decimal_str(paper.amount, "0"),
+                    "held": decimal_str(held, "0"),
+                }
             )
 
 
@@ -372,8 +372,8 @@ def _fill(account: Account, paper: PaperOrder, price: Decimal) -> None:
         _order_id(paper),
         paper.symbol,
         paper.side,
-        _fmt(paper.amount),
-        _fmt(price),
+        decimal_str(paper.amount, "0"),
+        decimal_str(price, "0"),
     )
 
 
@@ -475,7 +475,12 @@ def _match(account: Account, paper: PaperOrder, price: Decimal) -> bool:
         if paper.order_type == "STOP_MARKET":
             return _fill_or_cancel(account, paper, price)
         paper.save(update_fields=["triggered", "updated_at"])
-        log.info("Paper %s 스톱 발동: order_id=%s @ %s", paper.market_type, _order_id(paper), _fmt(price))
+        log.info(
+            "Paper %s 스톱 발동: order_id=%s @ %s",
+            paper.market_type,
+            _order_id(paper),
+            decimal_str(price, "0"),
+        )
         if not _limit_crossed(paper, price):
             return True
     elif not _limit_crossed(paper, price):
@@ -508,8 +513,8 @@ def paper_result(paper: PaperOrder) -> OrderResult:
     """The venue's view of a paper order, in the product's terms."""
     if paper.status == OrderStatus.FILLED:
         message = _("Filled %(amount)s @ %(price)s") % {
-            "amount": _fmt(paper.filled),
-            "price": _fmt(paper.avg_price),
+            "amount": decimal_str(paper.filled, "0"),
+            "price": decimal_str(paper.avg_price, "0"),
         }
     elif paper.status == OrderStatus.OPEN:
         message = _("Resting on the paper venue")

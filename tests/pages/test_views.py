@@ -14,7 +14,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from orders.models import Order, OrderStatus, WebhookEvent
+from orders.models import Order, WebhookEvent
+from quanttrade.vocabulary import OrderStatus
 from strategies.models import Account, Strategy
 
 

@@ -11,7 +11,7 @@ import pytest
 from orders.exchanges import adapter_for
 from orders.exchanges.base import OrderRejected, OrderRequest
 from orders.exchanges.ccxt_adapter import CcxtAdapter
-from orders.models import OrderStatus
+from quanttrade.vocabulary import OrderStatus
 from venuesim.binance import BinanceSim
 
 D = Decimal

@@ -15,7 +15,8 @@ from django.test import Client
 
 from orders.exchanges import adapter_for
 from orders.exchanges.base import OrderRequest, OrderUncertain, VenueError
-from orders.models import Order, OrderStatus
+from orders.models import Order
+from quanttrade.vocabulary import OrderStatus
 from tests.webhook.scenarios import CRYPTO
 from venuesim.bitget import BitgetSim
 

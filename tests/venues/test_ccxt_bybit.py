@@ -26,7 +26,8 @@ from orders.exchanges.base import (
     RetryableVenueError,
 )
 from orders.exchanges.ccxt_adapter import CcxtAdapter
-from orders.models import Order, OrderStatus
+from orders.models import Order
+from quanttrade.vocabulary import OrderStatus
 from tests.webhook.scenarios import CRYPTO
 from venuesim.bybit import BybitSim
 

@@ -16,7 +16,7 @@ from orders.exchanges.base import (
     PermanentVenueError,
     RetryableVenueError,
 )
-from orders.models import OrderStatus
+from quanttrade.vocabulary import OrderStatus
 from venuesim.upbit import UpbitSim
 
 D = Decimal

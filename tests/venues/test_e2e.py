@@ -13,7 +13,8 @@ from django.core.cache import cache
 from django.test import Client
 
 from orders.exchanges.kis import KisAdapter
-from orders.models import Order, OrderStatus
+from orders.models import Order
+from quanttrade.vocabulary import OrderStatus
 from tests.webhook.scenarios import ALL
 from venuesim.binance import BinanceSim
 from venuesim.bybit import BybitSim

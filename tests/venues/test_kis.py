@@ -23,7 +23,7 @@ from orders.exchanges.base import (
 )
 from orders.exchanges.kis import KisAdapter
 from orders.exchanges.kis.venue_orders import KST
-from orders.models import OrderStatus
+from quanttrade.vocabulary import OrderStatus
 from venuesim.kis import KisSim
 
 D = Decimal

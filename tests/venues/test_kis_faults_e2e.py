@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from orders.models import OrderStatus
 from orders.services import live_orders_refresh
+from quanttrade.vocabulary import OrderStatus
 from venuesim.kis import KisSim
 
 # market -> (account product code, order path, webhook fields of a 2-lot order)

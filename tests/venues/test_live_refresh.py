@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from orders.models import Order, OrderStatus
+from orders.models import Order
 from orders.services import live_orders_refresh, orders_sweep
+from quanttrade.vocabulary import OrderStatus
 from venuesim.binance import BinanceSim
 from venuesim.kis import KisSim
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.test import Client
 
-from orders.models import OrderStatus
 from orders.services import venues_warm
+from quanttrade.vocabulary import OrderStatus
 from tests.conftest import wait_for_orders
 from venuesim.binance import BinanceSim
 from venuesim.kis import KisSim

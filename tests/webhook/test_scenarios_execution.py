@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from orders.models import OrderStatus, PaperBalance, PaperPosition
+from orders.models import PaperBalance, PaperPosition
 from prices.services import instrument_for
+from quanttrade.vocabulary import OrderStatus
 from tests.webhook.scenarios import ALL
 
 BALANCES = {

@@ -45,7 +45,6 @@ from orders.exchanges.kis.client import KisClient, kis_error
 from orders.exchanges.kis.sessions import KST, fo_session, kst_now, night_session_start
 from orders.exchanges.kis.venue_orders import (
     VenueOrder,
-    dec,
     domestic_fo_order,
     domestic_stock_order,
     overseas_fo_order,
@@ -53,8 +52,7 @@ from orders.exchanges.kis.venue_orders import (
     side_code,
     venue_orders,
 )
-from orders.models import OrderStatus
-from orders.selectors import decimal_str
+from quanttrade.vocabulary import ZERO, OrderStatus, decimal_str, to_decimal
 
 log = logging.getLogger("quanttrade.orders")
 INTENT_TTL = 3 * 24 * 3600
@@ -117,11 +115,6 @@ OVERSEAS_ALIASES = {
 OVERSEAS_FO_PRICE_TYPE = {"LIMIT": "1", "MARKET": "2", "STOP_MARKET": "3", "STOP_LIMIT": "4"}
 # Domestic futures/options: NMPR_TYPE_CD / ORD_DVSN_CD (01 limit, 02 market, 04 best).
 DOMESTIC_FO_TYPE = {"LIMIT": "01", "MARKET": "02", "CONDITIONAL_LIMIT": "03", "BEST_LIMIT": "04"}
-
-
-def num(value: Decimal | None) -> str:
-    """KIS wants numbers as strings, without exponent."""
-    return decimal_str(value) or "0"
 
 
 class KisAdapter(ExchangeAdapter):
@@ -216,7 +209,7 @@ class KisAdapter(ExchangeAdapter):
             "market_type": request.market_type,
             "pdno": str(body.get("PDNO") or body.get("SHTN_PDNO") or body.get("OVRS_FUTR_FX_PDNO")),
             "side": side,
-            "qty": num(qty),
+            "qty": decimal_str(qty, "0"),
             "sent_at": self.clock().strftime("%Y%m%d%H%M%S"),
             "odno": "",
             "exchange": str(body.get("OVRS_EXCG_CD") or ""),
@@ -301,11 +294,11 @@ class KisAdapter(ExchangeAdapter):
             **self._account(),
             "PDNO": self._pdno(request.symbol),
             "ORD_DVSN": ord_dvsn,
-            "ORD_QTY": num(qty),
-            "ORD_UNPR": num(price.to_integral_value() if price is not None else Decimal(0)),
+            "ORD_QTY": decimal_str(qty, "0"),
+            "ORD_UNPR": decimal_str(price.to_integral_value() if price is not None else Decimal(0), "0"),
             "EXCG_ID_DVSN_CD": str(request.params.get("exchange_id") or "KRX"),
             "SLL_TYPE": "01" if side == "SELL" else "",
-            "CNDT_PRIC": num(request.stop_price) if request.order_type == "STOP_LIMIT" else "",
+            "CNDT_PRIC": decimal_str(request.stop_price, "0") if request.order_type == "STOP_LIMIT" else "",
         }
         tr_id = self.client.tr("TTTC0011U" if side == "SELL" else "TTTC0012U")
         return "/uapi/domestic-stock/v1/trading/order-cash", tr_id, body
@@ -331,7 +324,7 @@ class KisAdapter(ExchangeAdapter):
             **self._account(),
             "OVRS_EXCG_CD": code,
             "PDNO": request.symbol.upper(),
-            "ORD_QTY": num(qty),
+            "ORD_QTY": decimal_str(qty, "0"),
             "OVRS_ORD_UNPR": format(price, "f"),
             "CTAC_TLNO": "",
             "MGCO_APTM_ODNO": "",
@@ -367,8 +360,8 @@ class KisAdapter(ExchangeAdapter):
             **self._account(),
             "SLL_BUY_DVSN_CD": side_code(side),
             "SHTN_PDNO": request.symbol.upper(),
-            "ORD_QTY": num(qty),
-            "UNIT_PRICE": num(price),
+            "ORD_QTY": decimal_str(qty, "0"),
+            "UNIT_PRICE": decimal_str(price, "0"),
             "NMPR_TYPE_CD": kind,
             "KRX_NMPR_CNDT_CD": "0",
             "CTAC_TLNO": "",
@@ -400,9 +393,9 @@ class KisAdapter(ExchangeAdapter):
             "FM_LQD_USTL_CCLD_DT": "",
             "FM_LQD_USTL_CCNO": "",
             "PRIC_DVSN_CD": price_type,
-            "FM_LIMIT_ORD_PRIC": num(limit) if limit is not None else "",
-            "FM_STOP_ORD_PRIC": num(stop) if stop is not None else "",
-            "FM_ORD_QTY": num(qty),
+            "FM_LIMIT_ORD_PRIC": decimal_str(limit, "0") if limit is not None else "",
+            "FM_STOP_ORD_PRIC": decimal_str(stop, "0") if stop is not None else "",
+            "FM_ORD_QTY": decimal_str(qty, "0"),
             "FM_LQD_LMT_ORD_PRIC": "",
             "FM_LQD_STOP_ORD_PRIC": "",
             "CCLD_CNDT_CD": "2" if request.order_type == "MARKET" else "6",
@@ -420,7 +413,7 @@ class KisAdapter(ExchangeAdapter):
             "HHDFS00000300",
             params={"AUTH": "", "EXCD": OVERSEAS[exchange_code].quote_code, "SYMB": symbol.upper()},
         )
-        last = dec((data.get("output") or {}).get("last"))
+        last = to_decimal((data.get("output") or {}).get("last"), ZERO)
         if last <= 0:
             raise OrderRejected(kis_error(_("no price for %(symbol)s") % {"symbol": symbol}))
         return last
@@ -462,7 +455,7 @@ class KisAdapter(ExchangeAdapter):
         data = self._domestic_balance()
         summary = data.get("output2") or [{}]
         summary = summary[0] if isinstance(summary, list) else summary
-        return {"KRW": Balance(asset="KRW", free=dec(summary.get("dnca_tot_amt")))}
+        return {"KRW": Balance(asset="KRW", free=to_decimal(summary.get("dnca_tot_amt"), ZERO))}
 
     def position(self, market_type: str, symbol: str, params: dict[str, Any] | None = None) -> Decimal:
         params = params or {}
@@ -470,7 +463,11 @@ class KisAdapter(ExchangeAdapter):
             pdno = self._pdno(symbol)
             rows = self._domestic_balance().get("output1") or []
             return sum(
-                (dec(r.get("ord_psbl_qty") or r.get("hldg_qty")) for r in rows if r.get("pdno") == pdno),
+                (
+                    to_decimal(r.get("ord_psbl_qty") or r.get("hldg_qty"), ZERO)
+                    for r in rows
+                    if r.get("pdno") == pdno
+                ),
                 Decimal(0),
             )
         if market_type == "OVERSEAS_STOCK":
@@ -480,7 +477,7 @@ class KisAdapter(ExchangeAdapter):
             rows = self._overseas_balance(code, currency).get("output1") or []
             return sum(
                 (
-                    dec(r.get("ord_psbl_qty") or r.get("ovrs_cblc_qty"))
+                    to_decimal(r.get("ord_psbl_qty") or r.get("ovrs_cblc_qty"), ZERO)
                     for r in rows
                     if r.get("ovrs_pdno") == symbol.upper()
                 ),
@@ -503,7 +500,7 @@ class KisAdapter(ExchangeAdapter):
             for row in data.get("output1") or []:
                 if (row.get("shtn_pdno") or row.get("pdno")) != symbol.upper():
                     continue
-                qty = dec(row.get("cblc_qty"))
+                qty = to_decimal(row.get("cblc_qty"), ZERO)
                 short = row.get("sll_buy_dvsn_cd") == "01" or "매도" in str(row.get("sll_buy_dvsn_name", ""))
                 size += -qty if short else qty
             return size
@@ -518,7 +515,7 @@ class KisAdapter(ExchangeAdapter):
             for row in data.get("output") or []:
                 if row.get("ovrs_futr_fx_pdno") != symbol.upper():
                     continue
-                qty = dec(row.get("fm_ustl_qty"))
+                qty = to_decimal(row.get("fm_ustl_qty"), ZERO)
                 size += -qty if row.get("sll_buy_dvsn_cd") == "01" else qty
             return size
         return Decimal(0)
@@ -667,7 +664,7 @@ class KisAdapter(ExchangeAdapter):
         Raises RetryableVenueError while another order of the same shape is in flight: the
         match may be that one's, which its answer will claim; asked again later, the lookup
         knows."""
-        sent, qty = _sent_at(intent), dec(intent["qty"])
+        sent, qty = _sent_at(intent), to_decimal(intent["qty"], ZERO)
         matching = sorted(
             (
                 o
@@ -706,7 +703,9 @@ class KisAdapter(ExchangeAdapter):
             if found is not None:
                 return found.result()
             return OrderResult(
-                status=OrderStatus.OPEN, exchange_order_id=intent["odno"], quantity=dec(intent["qty"])
+                status=OrderStatus.OPEN,
+                exchange_order_id=intent["odno"],
+                quantity=to_decimal(intent["qty"], ZERO),
             )
         # Sent without an answer: the venue's order list says whether it arrived.
         found = self._claim(request.client_order_id, intent, self._intent_orders(intent))
@@ -808,7 +807,7 @@ class KisAdapter(ExchangeAdapter):
                 "PDNO": order.pdno,
                 "ORGN_ODNO": order.odno,
                 "RVSE_CNCL_DVSN_CD": "02",
-                "ORD_QTY": num(order.remaining),
+                "ORD_QTY": decimal_str(order.remaining, "0"),
                 "OVRS_ORD_UNPR": "0",
                 "MGCO_APTM_ODNO": "",
                 "ORD_SVR_DVSN_CD": "0",

@@ -14,19 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from orders.exchanges.base import OrderResult
 from orders.exchanges.kis.sessions import KST
-from orders.models import OrderStatus
-
-
-def dec(value: Any) -> Decimal:
-    try:
-        return Decimal(str(value).strip() or "0")
-    except InvalidOperation:
-        return Decimal("0")
+from quanttrade.vocabulary import ZERO, OrderStatus, to_decimal
 
 
 @dataclass(frozen=True)
@@ -96,8 +89,8 @@ def domestic_stock_order(row: dict[str, Any]) -> VenueOrder | None:
     """TTTC0081R output1 (and TTTC0084R output, which has the same names)."""
     if not _new_order(row):
         return None
-    quantity, filled = dec(row.get("ord_qty")), dec(row.get("tot_ccld_qty"))
-    cancelled, rejected = row.get("cncl_yn") == "Y", dec(row.get("rjct_qty")) > 0
+    quantity, filled = to_decimal(row.get("ord_qty"), ZERO), to_decimal(row.get("tot_ccld_qty"), ZERO)
+    cancelled, rejected = row.get("cncl_yn") == "Y", to_decimal(row.get("rjct_qty"), ZERO) > 0
     return VenueOrder(
         odno=str(row["odno"]),
         pdno=str(row.get("pdno") or ""),
@@ -105,7 +98,7 @@ def domestic_stock_order(row: dict[str, Any]) -> VenueOrder | None:
         quantity=quantity,
         filled=filled,
         remaining=Decimal(0) if cancelled or rejected else quantity - filled,
-        avg_price=dec(row.get("avg_prvs")),
+        avg_price=to_decimal(row.get("avg_prvs"), ZERO),
         placed_at=kst_time(row.get("ord_dt"), row.get("ord_tmd")),
         cancelled=cancelled,
         rejected=rejected,
@@ -119,9 +112,9 @@ def overseas_stock_order(row: dict[str, Any]) -> VenueOrder | None:
     ("완료") that did not fill is a cancel (or the day's end); "거부" is a refusal."""
     if not _new_order(row) or str(row.get("rvse_cncl_dvsn") or "00") != "00":
         return None
-    quantity, filled = dec(row.get("ft_ord_qty")), dec(row.get("ft_ccld_qty"))
+    quantity, filled = to_decimal(row.get("ft_ord_qty"), ZERO), to_decimal(row.get("ft_ccld_qty"), ZERO)
     state = str(row.get("prcs_stat_name") or "").strip()
-    remaining = dec(row.get("nccs_qty"))
+    remaining = to_decimal(row.get("nccs_qty"), ZERO)
     return VenueOrder(
         odno=str(row["odno"]),
         pdno=str(row.get("pdno") or ""),
@@ -129,7 +122,7 @@ def overseas_stock_order(row: dict[str, Any]) -> VenueOrder | None:
         quantity=quantity,
         filled=filled,
         remaining=remaining,
-        avg_price=dec(row.get("ft_ccld_unpr3")),
+        avg_price=to_decimal(row.get("ft_ccld_unpr3"), ZERO),
         placed_at=kst_time(row.get("dmst_ord_dt"), row.get("thco_ord_tmd")),
         cancelled=state == "완료" and remaining == 0 and filled < quantity,
         rejected=state == "거부",
@@ -141,8 +134,8 @@ def domestic_fo_order(row: dict[str, Any]) -> VenueOrder | None:
     """TTTO5201R / STTN5201R output1: qty is what is left of the order."""
     if not _new_order(row):
         return None
-    quantity, filled = dec(row.get("ord_qty")), dec(row.get("tot_ccld_qty"))
-    remaining, rejected = dec(row.get("qty")), dec(row.get("rjct_qty")) > 0
+    quantity, filled = to_decimal(row.get("ord_qty"), ZERO), to_decimal(row.get("tot_ccld_qty"), ZERO)
+    remaining, rejected = to_decimal(row.get("qty"), ZERO), to_decimal(row.get("rjct_qty"), ZERO) > 0
     return VenueOrder(
         odno=str(row["odno"]),
         pdno=str(row.get("pdno") or row.get("shtn_pdno") or ""),
@@ -150,7 +143,7 @@ def domestic_fo_order(row: dict[str, Any]) -> VenueOrder | None:
         quantity=quantity,
         filled=filled,
         remaining=remaining,
-        avg_price=dec(row.get("avg_idx")),
+        avg_price=to_decimal(row.get("avg_idx"), ZERO),
         placed_at=kst_time(row.get("ord_dt"), row.get("ord_tmd")),
         cancelled=not rejected and remaining == 0 and filled < quantity,
         rejected=rejected,
@@ -163,8 +156,8 @@ def overseas_fo_order(row: dict[str, Any]) -> VenueOrder | None:
     erlm_dtl_dtime is YYYYMMDDHHMMSSmmm."""
     if not _new_order(row) or str(row.get("rcit_dvsn_cd") or "00") != "00":
         return None
-    quantity, filled = dec(row.get("fm_ord_qty")), dec(row.get("fm_ccld_qty"))
-    remaining = dec(row.get("fm_ord_rmn_qty"))
+    quantity, filled = to_decimal(row.get("fm_ord_qty"), ZERO), to_decimal(row.get("fm_ccld_qty"), ZERO)
+    remaining = to_decimal(row.get("fm_ord_rmn_qty"), ZERO)
     stamp = str(row.get("erlm_dtl_dtime") or "")
     return VenueOrder(
         odno=str(row["odno"]),
@@ -173,7 +166,7 @@ def overseas_fo_order(row: dict[str, Any]) -> VenueOrder | None:
         quantity=quantity,
         filled=filled,
         remaining=remaining,
-        avg_price=dec(row.get("fm_ccld_pric")),
+        avg_price=to_decimal(row.get("fm_ccld_pric"), ZERO),
         placed_at=kst_time(stamp[:8], stamp[8:14]),
         cancelled=remaining == 0 and filled < quantity,
         row=row,

@@ -21,7 +21,8 @@ from django.utils.translation import gettext as _
 from rest_framework.authtoken.models import Token
 
 from orders.models import PaperBalance
-from strategies.models import Account, MarketType, Strategy, StrategyAccount
+from quanttrade.vocabulary import MarketType
+from strategies.models import Account, Strategy, StrategyAccount
 from strategies.services import public_base_url, sample_payload
 
 ADMIN_USERNAME = "admin"
