@@ -13,6 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from live.bus import group_send
 from orders.exchanges import adapter_for
 from orders.exchanges.base import (
     ExchangeAdapter,
@@ -23,10 +24,12 @@ from orders.exchanges.base import (
     RetryableVenueError,
     VenueError,
 )
+from orders.exchanges.paper import paper_match, paper_result
 from orders.models import Order, PaperOrder
 from orders.selectors import order_payload
 from quanttrade.celery import app as celery_app
 from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus
+from strategies.models import Account, StrategyAccount
 
 log = logging.getLogger("quanttrade.orders")
 
@@ -73,9 +76,7 @@ def _backoff(attempts: int) -> float:
 
 def order_broadcast(order: Order) -> None:
     """Push the order's current state to the `orders` group (contract 3), without waiting on
-    the channel layer (see ``prices.broadcast.group_send``). Never raises."""
-    from prices.broadcast import group_send
-
+    the channel layer (see ``live.bus.group_send``). Never raises."""
     group_send("orders", {"type": "order.update", "order": order_payload(order)})
 
 
@@ -362,8 +363,6 @@ def live_orders_refresh(limit: int = LIVE_REFRESH_BATCH) -> int:
 
 def paper_orders_sync(papers: Iterable[PaperOrder]) -> int:
     """Copy the paper venue's state of changed orders onto the product's Orders and push them."""
-    from orders.exchanges.paper import paper_result
-
     papers = list(papers)
     orders = Order.objects.select_related("account").in_bulk(
         {paper.client_order_id for paper in papers}, field_name="client_order_id"
@@ -380,8 +379,6 @@ def paper_orders_sync(papers: Iterable[PaperOrder]) -> int:
 
 def paper_match_run() -> int:
     """Match resting paper orders against the latest prices; returns how many Orders changed."""
-    from orders.exchanges.paper import paper_match
-
     return paper_orders_sync(paper_match())
 
 
@@ -390,8 +387,6 @@ def venues_warm() -> int:
     first signal after a worker starts does not pay for them (a ccxt market list is seconds
     on a real venue). Failures are logged, never raised: the order path loads them itself.
     Returns how many (account, market type) pairs were warmed."""
-    from strategies.models import Account, StrategyAccount
-
     pairs = sorted(
         set(
             StrategyAccount.objects.filter(

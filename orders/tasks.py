@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
+from typing import Any
 
 from celery import Task, shared_task
 from celery.exceptions import Retry
+from celery.signals import worker_process_init, worker_ready
+from django.db import close_old_connections
 
-from orders.services import ExecutionRetry, account_orders_execute, paper_match_run
+from orders.services import ExecutionRetry, account_orders_execute, paper_match_run, venues_warm
 from orders.services import orders_sweep as sweep
 
 log = logging.getLogger("quanttrade.orders")
@@ -44,3 +49,20 @@ def orders_sweep() -> dict[str, int]:
 def paper_match() -> int:
     """Fill resting paper orders whose price was crossed; returns how many orders changed."""
     return paper_match_run()
+
+
+def _warm_venues() -> None:
+    try:
+        venues_warm()
+    finally:
+        close_old_connections()
+
+
+@worker_ready.connect(weak=False)
+@worker_process_init.connect(weak=False)
+def _start_venue_warmup(**_: Any) -> None:
+    """Load venue markets and tokens in the background as the worker (or a prefork child)
+    starts, so the first order after a restart does not wait for them."""
+    if os.environ.get("QT_SKIP_VENUE_WARMUP"):
+        return
+    threading.Thread(target=_warm_venues, name="venue-warmup", daemon=True).start()

@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 
 from prices.models import DailyPrice
-from prices.services import instrument_normalize
+from prices.records import instrument_normalize
 
 BAR_FIELDS = ["open", "high", "low", "close", "volume", "source"]
 

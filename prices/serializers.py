@@ -13,7 +13,7 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
-from prices.services import PriceRecord, krw_quoted
+from prices.records import PriceRecord, krw_quoted
 
 
 def json_number(value: Decimal | None, *, whole: bool) -> int | float | None:

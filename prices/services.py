@@ -2,7 +2,7 @@
 
 Feeds, ``manage.py publish_price`` and tests all publish through :func:`price_publish` (or its
 async twin :func:`price_publish_async`): the tick is normalised (Decimal, whole units where the
-instrument trades in whole units), stored in the process's :func:`prices.store.price_store`
+instrument trades in whole units), stored in the process's :func:`live.store.live_store`
 (in-process, or Redis when ``REDIS_URL`` is set) and pushed to the channel-layer group of the
 instrument, which every WebSocket subscriber of ``price:<id>`` joined.
 REST and WebSocket read :func:`price_snapshot`, which falls back to the latest daily close, and
@@ -11,123 +11,27 @@ both render with :func:`prices.serializers.price_json`.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from django.utils import timezone
 
+from live import bus
+from live.store import live_store
+from live.topics import TopicFamily
 from prices import calendar
-from prices.store import price_store
+from prices.records import (
+    SOURCE_DAILY_CLOSE,
+    SOURCE_REALTIME,
+    PriceRecord,
+    instrument_normalize,
+    whole_units,
+)
+from prices.serializers import price_update_text
 
-# A bare Korean code (005930, 123456A, 101TC000) or EXCHANGE:SYMBOL (BINANCE:BTC/USDT, NYSE:BRK.B).
-INSTRUMENT_RE = re.compile(r"^(?:[A-Z0-9_]{1,16}:)?[A-Z0-9][A-Z0-9._/\-]{0,39}$")
-SOURCE_REALTIME = "realtime"
-SOURCE_DAILY_CLOSE = "daily_close"
 CHANGE_RATE_PLACES = Decimal("0.0001")
-
-
-@dataclass(frozen=True)
-class PriceRecord:
-    """One instrument's price at one moment. Money fields are Decimal."""
-
-    ticker: str
-    price: Decimal
-    change: Decimal | None = None
-    change_rate: Decimal | None = None  # percent
-    volume: int | None = None
-    bid_price: Decimal | None = None
-    ask_price: Decimal | None = None
-    timestamp: datetime | None = None
-    source: str = SOURCE_REALTIME
-    stale: bool = False
-    # Which producer wrote it: simulated, kis, ccxt, manual (publish_price), daily.
-    feed: str = ""
-
-    def to_store(self) -> dict[str, Any]:
-        def text(value: Decimal | None) -> str | None:
-            return None if value is None else str(value)
-
-        return {
-            "ticker": self.ticker,
-            "price": str(self.price),
-            "change": text(self.change),
-            "change_rate": text(self.change_rate),
-            "volume": self.volume,
-            "bid_price": text(self.bid_price),
-            "ask_price": text(self.ask_price),
-            "timestamp": self.timestamp.isoformat() if self.timestamp else None,
-            "source": self.source,
-            "feed": self.feed,
-        }
-
-    @classmethod
-    def from_store(cls, data: dict[str, Any]) -> PriceRecord:
-        def dec(value: str | None) -> Decimal | None:
-            return None if value is None else Decimal(value)
-
-        return cls(
-            ticker=data["ticker"],
-            price=Decimal(data["price"]),
-            change=dec(data.get("change")),
-            change_rate=dec(data.get("change_rate")),
-            volume=data.get("volume"),
-            bid_price=dec(data.get("bid_price")),
-            ask_price=dec(data.get("ask_price")),
-            timestamp=datetime.fromisoformat(data["timestamp"]) if data.get("timestamp") else None,
-            source=data.get("source") or SOURCE_REALTIME,
-            feed=data.get("feed") or "",
-        )
-
-
-# --- instruments ------------------------------------------------------------------------
-
-
-def instrument_for(
-    market_type: str, symbol: str, *, exchange: str = "", params: dict[str, Any] | None = None
-) -> str:
-    """The price-layer id of an instrument: a bare ticker for Korean markets, else EXCHANGE:SYMBOL."""
-    params = params or {}
-    symbol = symbol.strip().upper()
-    if market_type in ("DOMESTIC_STOCK", "DOMESTIC_FUTUREOPTION"):
-        # The guide accepts KR005930 for 005930.
-        if market_type == "DOMESTIC_STOCK" and len(symbol) == 8 and symbol.startswith("KR"):
-            symbol = symbol[2:]
-        return symbol
-    if market_type in ("SPOT", "FUTURES"):
-        exchange = exchange.strip().upper()
-        if not exchange or exchange == "PAPER":
-            exchange = str(params.get("price_exchange") or "").upper() or (
-                "UPBIT" if symbol.endswith("/KRW") else "BINANCE"
-            )
-        return f"{exchange}:{symbol}"
-    default = "NASD" if market_type == "OVERSEAS_STOCK" else "CME"
-    return f"{str(params.get('exchange_code') or default).upper()}:{symbol}"
-
-
-def instrument_normalize(raw: str) -> str | None:
-    """The canonical id for user input (upper case, trimmed), or None when it is not an id."""
-    value = (raw or "").strip().upper()
-    return value if INSTRUMENT_RE.match(value) else None
-
-
-def is_kr_stock(instrument: str) -> bool:
-    """A KRX stock/ETF code (6 characters, or 7 with a trailing class letter)."""
-    return ":" not in instrument and len(instrument) in (6, 7)
-
-
-def whole_units(instrument: str) -> bool:
-    """True when the instrument trades in whole won only (KRX stocks): prices are rounded."""
-    return is_kr_stock(instrument)
-
-
-def krw_quoted(instrument: str) -> bool:
-    """True when the instrument is priced in won (KRX stocks, KRW crypto markets): whole prices
-    are shown as integers. KRW coins can trade below 1 won (Upbit ticks go to 0.0001 there),
-    so only KRX prices are rounded (:func:`whole_units`)."""
-    return is_kr_stock(instrument) or instrument.endswith("/KRW")
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -190,21 +94,21 @@ def price_record_build(instrument: str, price: Any, **fields: Any) -> PriceRecor
 
 def price_publish(instrument: str, price: Any, **fields: Any) -> PriceRecord:
     """Store one tick as the instrument's latest price, push it to subscribers, return it."""
-    from prices import broadcast
-
     record = price_record_build(instrument, price, **fields)
-    price_store().set(record.ticker, record.to_store())
-    broadcast.price_push(record)
+    live_store().set(record.ticker, record.to_store())
+    message = _price_message(record)
+    if not bus.local_dispatch(message["group"], message["text"]):
+        bus.group_send(message["group"], message)
     return record
 
 
 async def price_publish_async(instrument: str, price: Any, **fields: Any) -> PriceRecord:
     """:func:`price_publish` for feeds running in an event loop."""
-    from prices import broadcast
-
     record = price_record_build(instrument, price, **fields)
-    price_store().set(record.ticker, record.to_store())
-    await broadcast.price_push_async(record)
+    live_store().set(record.ticker, record.to_store())
+    message = _price_message(record)
+    if not bus.local_dispatch(message["group"], message["text"]):
+        await bus.group_send_async(message["group"], message)
     return record
 
 
@@ -213,7 +117,7 @@ async def price_publish_async(instrument: str, price: Any, **fields: Any) -> Pri
 
 def price_latest(instrument: str) -> PriceRecord | None:
     """The newest live tick for ``instrument``, or None when the layer has never seen one."""
-    data = price_store().get(instrument_normalize(instrument) or instrument)
+    data = live_store().get(instrument_normalize(instrument) or instrument)
     return PriceRecord.from_store(data) if data else None
 
 
@@ -247,7 +151,7 @@ def price_snapshots(instruments: list[str], *, now: datetime | None = None) -> d
 
     now = now or timezone.now()
     found: dict[str, PriceRecord] = {}
-    for instrument, data in price_store().get_many(instruments).items():
+    for instrument, data in live_store().get_many(instruments).items():
         record = PriceRecord.from_store(data)
         found[instrument] = replace(record, stale=price_is_stale(instrument, record.timestamp, now))
     missing = [i for i in instruments if i not in found]
@@ -280,3 +184,31 @@ def _daily_record(last: Any, now: datetime) -> PriceRecord:
         stale=price_is_stale(instrument, last.date, now),
         feed="daily",
     )
+
+
+# --- pushing to /ws subscribers -------------------------------------------------------------
+
+GROUP_PREFIX = "price."
+
+
+def price_group(instrument: str) -> str:
+    """The channel-layer group of an instrument's subscribers (valid group name)."""
+    return bus.group_name(GROUP_PREFIX, instrument)
+
+
+def _price_message(record: PriceRecord) -> dict[str, Any]:
+    # The same staleness rule as a snapshot read, so a push and a read never disagree.
+    fresh = replace(record, stale=price_is_stale(record.ticker, record.timestamp, timezone.now()))
+    return {"type": "price.update", "group": price_group(record.ticker), "text": price_update_text(fresh)}
+
+
+def price_snapshot_text(instrument: str) -> str | None:
+    """The price_update frame of an instrument's current price, or None when it has none."""
+    record = price_snapshot(instrument)
+    return price_update_text(record) if record is not None else None
+
+
+# ``price:<instrument>`` on /ws (registered by PricesConfig.ready).
+PRICE_TOPICS = TopicFamily(
+    name="price", normalize=instrument_normalize, group=price_group, snapshot=price_snapshot_text
+)

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from prices.services import instrument_for, instrument_normalize
+from prices.records import instrument_for, instrument_normalize
 
 # The instruments the simulated feed and seed_demo cover, in the dashboard's order.
 DEMO_INSTRUMENTS: tuple[str, ...] = (

@@ -20,12 +20,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from prices import calendar, wsstats
+from live import wsstats
+from live.store import live_store
+from prices import calendar
 from prices.feeds.health import feed_statuses
 from prices.models import DailyPrice, Instrument
+from prices.records import instrument_normalize, is_kr_stock
 from prices.serializers import bar_json, price_json
-from prices.services import instrument_normalize, is_kr_stock, price_snapshot, price_snapshots
-from prices.store import price_store
+from prices.services import price_snapshot, price_snapshots
 from quanttrade.errors import ApiError
 
 MAX_TICKERS = 200
@@ -201,7 +203,7 @@ def price_status() -> dict[str, Any]:
         "configured_feeds": list(settings.PRICE_FEEDS),
         "feeds": feed_statuses(),
         "websocket": wsstats.total_stats(),
-        "cache": {"instruments": len(price_store().instruments())},
+        "cache": {"instruments": len(live_store().instruments())},
     }
 
 

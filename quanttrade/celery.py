@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_prerun, worker_process_init, worker_ready
+from celery.signals import task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quanttrade.settings")
 
@@ -24,24 +23,3 @@ def _activate_default_language(**_: Any) -> None:
     from django.utils import translation
 
     translation.activate(settings.LANGUAGE_CODE)
-
-
-def _warm_venues() -> None:
-    from django.db import close_old_connections
-
-    from orders.services import venues_warm
-
-    try:
-        venues_warm()
-    finally:
-        close_old_connections()
-
-
-@worker_ready.connect(weak=False)
-@worker_process_init.connect(weak=False)
-def _start_venue_warmup(**_: Any) -> None:
-    """Load venue markets and tokens in the background as the worker (or a prefork child)
-    starts, so the first order after a restart does not wait for them."""
-    if os.environ.get("QT_SKIP_VENUE_WARMUP"):
-        return
-    threading.Thread(target=_warm_venues, name="venue-warmup", daemon=True).start()

@@ -83,9 +83,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "quanttrade",
+    "live",
+    "prices",
     "strategies",
     "orders",
-    "prices",
 ]
 
 MIDDLEWARE = [

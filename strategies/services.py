@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_ratelimit.core import get_usage
 
+from live.bus import group_send
 from orders.models import IdempotencyKey, Order, WebhookEvent, WebhookOutcome
 from orders.selectors import order_summary
 from orders.services import orders_dispatch
@@ -384,8 +385,6 @@ def _record_rejection(state: _IngestState, error: WebhookError) -> WebhookEvent 
 
 def broadcast_webhook(event: WebhookEvent) -> None:
     """Push the event to staff pages subscribed to the `webhooks` topic. Never raises."""
-    from prices.broadcast import group_send
-
     group_send(
         "webhooks",
         {

@@ -67,13 +67,13 @@ def kst_clock() -> Iterator[Callable[..., Any]]:
 def _clear_cache() -> Iterator[None]:
     """Every test starts with an empty cache and an empty price layer (in embedded mode the
     price store is a process-wide dict that would otherwise carry ticks between tests)."""
-    from prices.store import price_store
+    from live.store import live_store
 
     _clear_django_cache()
-    price_store().clear()
+    live_store().clear()
     yield
     _clear_django_cache()
-    price_store().clear()
+    live_store().clear()
 
 
 def _clear_django_cache() -> None:
@@ -221,9 +221,9 @@ def wait_orders() -> Callable[..., list[Any]]:
 
 
 def _clear_prices() -> None:
-    from prices.store import price_store
+    from live.store import live_store
 
-    price_store().clear()
+    live_store().clear()
 
 
 @pytest.fixture

@@ -31,7 +31,8 @@ from django.utils.translation import gettext as _
 
 from orders.exchanges.base import Balance, ExchangeAdapter, OrderRejected, OrderRequest, OrderResult
 from orders.models import PaperBalance, PaperOrder, PaperPosition
-from prices.services import instrument_for, price_latest
+from prices.records import instrument_for
+from prices.services import price_latest
 from quanttrade.vocabulary import OrderStatus, decimal_str
 from strategies.models import Account
 

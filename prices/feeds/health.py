@@ -14,7 +14,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from prices.store import price_store
+from live.store import live_store
 
 STATUS_KIND = "feed"
 TTL_SECONDS = 60.0
@@ -59,7 +59,7 @@ class FeedHealth:
             return
         self._flushed = now
         try:
-            price_store().put_status(STATUS_KIND, self.key, self.as_dict(), TTL_SECONDS)
+            live_store().put_status(STATUS_KIND, self.key, self.as_dict(), TTL_SECONDS)
         except Exception:  # noqa: S110 - health reporting never stops a feed
             pass
 
@@ -97,4 +97,4 @@ class FeedHealth:
 
 def feed_statuses() -> list[dict[str, Any]]:
     """Every live feed's health, across processes (distributed) or in this process."""
-    return sorted(price_store().statuses(STATUS_KIND).values(), key=lambda s: (s["feed"], s["process"]))
+    return sorted(live_store().statuses(STATUS_KIND).values(), key=lambda s: (s["feed"], s["process"]))

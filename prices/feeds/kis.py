@@ -31,7 +31,8 @@ from django.conf import settings
 
 from prices.calendar import KST
 from prices.feeds.base import Feed
-from prices.services import is_kr_stock, price_publish_async
+from prices.records import is_kr_stock
+from prices.services import price_publish_async
 
 log = logging.getLogger("quanttrade.prices")
 

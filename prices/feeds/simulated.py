@@ -18,7 +18,8 @@ from django.conf import settings
 
 from prices.calendar import is_trading_day
 from prices.feeds.base import Feed
-from prices.services import krw_quoted, price_publish_async
+from prices.records import krw_quoted
+from prices.services import price_publish_async
 
 START_PRICES: dict[str, str] = {
     "BINANCE:BTC/USDT": "67000.00", "BINANCE:ETH/USDT": "3500.00", "BINANCE:SOL/USDT": "150.00",

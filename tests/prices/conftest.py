@@ -8,14 +8,14 @@ from collections.abc import Iterator
 import pytest
 from django.conf import settings
 
-from prices.store import price_store
+from live.store import live_store
 
 
 @pytest.fixture(autouse=True)
-def _clean_price_store() -> Iterator[None]:
-    price_store().clear()
+def _clean_live_store() -> Iterator[None]:
+    live_store().clear()
     yield
-    price_store().clear()
+    live_store().clear()
 
 
 def redis_url() -> str:

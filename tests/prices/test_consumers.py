@@ -13,8 +13,8 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser, User
 
-from prices.consumers import LiveConsumer
-from prices.security import OriginValidator
+from live.consumers import LiveConsumer
+from live.security import OriginValidator
 from prices.services import price_publish
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -275,7 +275,7 @@ def test_foreign_origin_is_refused_and_own_origin_accepted(settings: Any) -> Non
 
 
 def test_websocket_stats_count_connections_and_topics() -> None:
-    from prices import wsstats
+    from live import wsstats
 
     async def scenario() -> None:
         before = wsstats.total_stats()["active_connections"]

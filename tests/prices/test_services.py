@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 
 from prices import calendar
-from prices.broadcast import price_group
 from prices.models import DailyPrice
+from prices.records import instrument_for
 from prices.serializers import price_json
-from prices.services import instrument_for, price_latest, price_publish, price_snapshot
+from prices.services import price_group, price_latest, price_publish, price_snapshot
 
 
 @pytest.mark.parametrize(

@@ -74,7 +74,7 @@ def test_a_starting_worker_warms_venues_in_the_background(
 ) -> None:
     import time
 
-    from quanttrade.celery import _start_venue_warmup
+    from orders.tasks import _start_venue_warmup
 
     make_strategy("boot", accounts=[binance_account()])
     monkeypatch.delenv("QT_SKIP_VENUE_WARMUP", raising=False)

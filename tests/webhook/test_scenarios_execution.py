@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 
 from orders.models import PaperBalance, PaperPosition
-from prices.services import instrument_for
+from prices.records import instrument_for
 from quanttrade.vocabulary import OrderStatus
 from tests.webhook.scenarios import ALL
 

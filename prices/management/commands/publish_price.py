@@ -7,9 +7,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from prices import broadcast
+from live import bus
+from prices.records import instrument_normalize
 from prices.serializers import price_json
-from prices.services import instrument_normalize, price_publish
+from prices.services import price_publish
 
 
 class Command(BaseCommand):
@@ -41,5 +42,5 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        broadcast.flush()  # the push leaves from a background thread; let it go before exiting
+        bus.flush()  # the push leaves from a background thread; let it go before exiting
         self.stdout.write(json.dumps(price_json(record), ensure_ascii=False))

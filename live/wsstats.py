@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from prices.store import price_store
+from live.store import live_store
 
 STATUS_KIND = "ws"
 PUBLISH_TTL_SECONDS = 120.0
@@ -38,7 +38,7 @@ def _publish(force: bool = False) -> None:
         return
     _last_publish = now
     try:
-        price_store().put_status(STATUS_KIND, _PROCESS, local_stats(), PUBLISH_TTL_SECONDS)
+        live_store().put_status(STATUS_KIND, _PROCESS, local_stats(), PUBLISH_TTL_SECONDS)
     except Exception:  # noqa: S110 - statistics must never break a connection
         pass
 
@@ -89,7 +89,7 @@ def total_stats() -> dict[str, Any]:
     """Connections and topic subscriber counts summed over every live web process."""
     if settings.REDIS_URL:
         _publish(force=True)
-        per_process = price_store().statuses(STATUS_KIND)
+        per_process = live_store().statuses(STATUS_KIND)
     else:
         per_process = {_PROCESS: local_stats()}
     topics: Counter[str] = Counter()

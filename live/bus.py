@@ -1,8 +1,8 @@
-"""Pushing ticks and events to WebSocket subscribers through the channel layer.
+"""Sending to WebSocket subscribers through the channel layer, from any thread or loop.
 
-Group names allow only ASCII letters, digits, ``-``, ``_`` and ``.``; instrument ids contain
-``:`` and ``/``, so :func:`price_group` escapes every other character (and ``_`` itself) as
-``_XX`` hex, which keeps the mapping one-to-one.
+Group names allow only ASCII letters, digits, ``-``, ``_`` and ``.``; :func:`group_name`
+escapes every other character (and ``_`` itself) as ``_XX`` hex, which keeps the mapping
+one-to-one (instrument ids contain ``:`` and ``/``).
 
 The in-memory channel layer is not thread-safe: its queues belong to the server's event loop.
 Consumers register that loop on connect, and publishers on other threads (feed threads, the
@@ -17,27 +17,22 @@ import atexit
 import logging
 import os
 import threading
-from dataclasses import replace
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
-from django.utils import timezone
 
-from prices import hub
-from prices.serializers import price_update_text
-from prices.services import PriceRecord, price_is_stale
+from live.hub import channel_layer, existing_hub
 
-log = logging.getLogger("quanttrade.prices")
+log = logging.getLogger("quanttrade.live")
 
-GROUP_PREFIX = "price."
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.")
 _server_loop: asyncio.AbstractEventLoop | None = None
 
 
-def price_group(instrument: str) -> str:
-    """The channel-layer group of an instrument's subscribers (valid group name)."""
-    return GROUP_PREFIX + "".join(c if c in _SAFE else f"_{ord(c):02X}" for c in instrument)
+def group_name(prefix: str, key: str) -> str:
+    """A valid channel-layer group name for ``key`` (escaped one-to-one) under ``prefix``."""
+    return prefix + "".join(c if c in _SAFE else f"_{ord(c):02X}" for c in key)
 
 
 def register_server_loop(loop: asyncio.AbstractEventLoop) -> None:
@@ -80,7 +75,7 @@ class _SendThread:
             try:
                 await layer.group_send(group, message)
             except Exception as exc:  # a push failure must not stop the sender
-                log.warning("가격 전송 실패: %s %s", group, exc)
+                log.warning("실시간 전송 실패: %s %s", group, exc)
             finally:
                 self.queue.task_done()
 
@@ -121,7 +116,7 @@ def group_send(group: str, message: dict[str, Any]) -> None:
 
     In-memory layer: handed to the server's event loop (its queues live there). Redis layers:
     a task on the caller's running loop, else queued to this process's send thread."""
-    layer = hub.channel_layer()
+    layer = channel_layer()
     if layer is None:
         return
     try:
@@ -139,11 +134,11 @@ def group_send(group: str, message: dict[str, Any]) -> None:
         else:
             _sender().submit(layer, group, message)
     except Exception as exc:  # a push failure must not fail the publisher
-        log.warning("가격 전송 실패: %s %s", group, exc)
+        log.warning("실시간 전송 실패: %s %s", group, exc)
 
 
 async def group_send_async(group: str, message: dict[str, Any]) -> None:
-    layer = hub.channel_layer()
+    layer = channel_layer()
     if layer is None:
         return
     try:
@@ -153,34 +148,16 @@ async def group_send_async(group: str, message: dict[str, Any]) -> None:
         else:
             await layer.group_send(group, message)
     except Exception as exc:
-        log.warning("가격 전송 실패: %s %s", group, exc)
+        log.warning("실시간 전송 실패: %s %s", group, exc)
 
 
-def _price_message(record: PriceRecord) -> dict[str, Any]:
-    # The same staleness rule as a snapshot read, so a push and a read never disagree.
-    fresh = replace(record, stale=price_is_stale(record.ticker, record.timestamp, timezone.now()))
-    return {"type": "price.update", "group": price_group(record.ticker), "text": price_update_text(fresh)}
+def local_dispatch(group: str, text: str) -> bool:
+    """In-memory layer (one process): hand a frame to the server loop's hub directly.
 
-
-def _local_dispatch(message: dict[str, Any]) -> bool:
-    """In-memory layer (one process): hand the tick to the server loop's hub directly.
-
-    Returns False when ticks travel through the channel layer instead (Redis layers)."""
+    Returns False when frames travel through the channel layer instead (Redis layers)."""
     if not isinstance(get_channel_layer(), InMemoryChannelLayer):
         return False
-    local = hub.existing_hub(_server_loop)
+    local = existing_hub(_server_loop)
     if local is not None:
-        local.dispatch_threadsafe(message["group"], message["text"])
+        local.dispatch_threadsafe(group, text)
     return True
-
-
-def price_push(record: PriceRecord) -> None:
-    message = _price_message(record)
-    if not _local_dispatch(message):
-        group_send(message["group"], message)
-
-
-async def price_push_async(record: PriceRecord) -> None:
-    message = _price_message(record)
-    if not _local_dispatch(message):
-        await group_send_async(message["group"], message)

@@ -1,8 +1,8 @@
 """Where the latest tick per instrument lives: one store per process, chosen by REDIS_URL.
 
-* :class:`LocalPriceStore` keeps plain dicts behind a lock. In embedded mode the web server,
+* :class:`LocalLiveStore` keeps plain dicts behind a lock. In embedded mode the web server,
   the feed threads and the in-process workers share it.
-* :class:`RedisPriceStore` keeps one JSON string per instrument in Redis, so a tick written by
+* :class:`RedisLiveStore` keeps one JSON string per instrument in Redis, so a tick written by
   ``manage.py pricefeed`` (or ``publish_price``) on any machine is what every web process reads.
 
 Besides ticks the store holds small *status* documents (feed health, WebSocket statistics per
@@ -23,7 +23,7 @@ TICK_PREFIX = "qt:price:"
 STATUS_PREFIX = "qt:pricestatus:"
 
 
-class PriceStore(Protocol):
+class LiveStore(Protocol):
     def get(self, instrument: str) -> dict[str, Any] | None: ...
     def get_many(self, instruments: list[str]) -> dict[str, dict[str, Any]]: ...
     def set(self, instrument: str, data: dict[str, Any]) -> None: ...
@@ -33,7 +33,7 @@ class PriceStore(Protocol):
     def clear(self) -> None: ...
 
 
-class LocalPriceStore:
+class LocalLiveStore:
     """Thread-safe in-process store (embedded mode)."""
 
     def __init__(self) -> None:
@@ -73,7 +73,7 @@ class LocalPriceStore:
             self._status.clear()
 
 
-class RedisPriceStore:
+class RedisLiveStore:
     """Redis-backed store (distributed mode). One key per instrument, JSON values."""
 
     def __init__(self, url: str) -> None:
@@ -116,18 +116,18 @@ class RedisPriceStore:
                 self._redis.delete(*keys)
 
 
-_store: PriceStore | None = None
+_store: LiveStore | None = None
 _store_url: str | None = None
 _store_lock = threading.Lock()
 
 
-def price_store() -> PriceStore:
+def live_store() -> LiveStore:
     """The process's store; rebuilt if REDIS_URL changed (tests switch modes)."""
     global _store, _store_url
     url = settings.REDIS_URL
     if _store is None or _store_url != url:
         with _store_lock:
             if _store is None or _store_url != url:
-                _store = RedisPriceStore(url) if url else LocalPriceStore()
+                _store = RedisLiveStore(url) if url else LocalLiveStore()
                 _store_url = url
     return _store

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from prices.consumers import LiveConsumer
+from live.consumers import LiveConsumer
 
 websocket_urlpatterns: list[URLPattern] = [
     path("ws", LiveConsumer.as_asgi()),

@@ -14,11 +14,10 @@ from django.conf import settings
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from prices import broadcast, hub, wsstats
-from prices.serializers import price_update_text
-from prices.services import instrument_normalize, price_snapshot
+from live import bus, hub, wsstats
+from live.topics import family_of
 
-log = logging.getLogger("quanttrade.prices")
+log = logging.getLogger("quanttrade.live")
 
 MAX_TOPICS = 200
 MAX_MESSAGE_BYTES = 4096
@@ -40,12 +39,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
     """One browser or bot connection. Topics: ``price:<id>``, and ``orders``/``webhooks`` (staff)."""
 
     # No channel per connection: the process's hub receives group messages and writes to the
-    # sockets (see prices/hub.py). An alias that names no layer makes channels skip it.
+    # sockets (see live/hub.py). An alias that names no layer makes channels skip it.
     channel_layer_alias = "prices-hub-only"
 
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
-        broadcast.register_server_loop(loop)
+        bus.register_server_loop(loop)
         self.hub = hub.hub_for(loop)
         self.client_id = str(uuid.uuid4())
         self.topics: set[str] = set()
@@ -128,10 +127,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self._join(topic)
             wsstats.topic_added(topic)
         await self.send_json({"type": "subscribed", "topic": topic, "message": f"Subscribed to {topic}"})
-        if topic.startswith("price:"):
-            record = await database_sync_to_async(price_snapshot, thread_sensitive=False)(topic[6:])
-            if record is not None:
-                await self.send(text_data=price_update_text(record))
+        found = family_of(topic)
+        if found is not None:
+            family, key = found
+            text = await database_sync_to_async(family.snapshot, thread_sensitive=False)(key)
+            if text is not None:
+                await self.send(text_data=text)
 
     def _topic(self, raw: Any) -> str | None:
         if not isinstance(raw, str):
@@ -139,16 +140,23 @@ class LiveConsumer(AsyncWebsocketConsumer):
         raw = raw.strip()
         if raw in STAFF_TOPICS:
             return raw
-        if raw.lower().startswith("price:"):
-            instrument = instrument_normalize(raw[6:])
-            return f"price:{instrument}" if instrument else None
-        return None
+        found = family_of(raw)
+        if found is None:
+            return None
+        family, key = found
+        normalized = family.normalize(key)
+        return f"{family.name}:{normalized}" if normalized else None
 
     def _group(self, topic: str) -> str:
-        return STAFF_TOPICS.get(topic) or broadcast.price_group(topic[6:])
+        if topic in STAFF_TOPICS:
+            return STAFF_TOPICS[topic]
+        found = family_of(topic)
+        assert found is not None  # only topics _topic() accepted are joined
+        family, key = found
+        return family.group(key)
 
     async def _join(self, topic: str) -> None:
-        # Every topic fans out through the process's hub (prices/hub.py).
+        # Every topic fans out through the process's hub (live/hub.py).
         await self.hub.join(self._group(topic), self)
 
     async def _leave(self, topic: str) -> None:
