@@ -3,93 +3,15 @@ the starting capital of paper accounts (editable inline on the Account page)."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from orders.models import Order, PaperBalance, PaperPosition, WebhookEvent
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written by the system: viewable and filterable, never edited by hand."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class OrderInline(admin.TabularInline):
-    model = Order
-    extra = 0
-    can_delete = False
-    show_change_link = True
-    fields = (
-        "account",
-        "sequence",
-        "symbol",
-        "side",
-        "order_type",
-        "status",
-        "filled_qty",
-        "avg_price",
-        "message",
-    )
-    readonly_fields = fields
-    ordering = ("account__name", "sequence")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(WebhookEvent)
-class WebhookEventAdmin(ReadOnlyAdmin):
-    list_display = ("received_at", "group_name", "outcome", "http_status", "error_code", "source_ip")
-    list_filter = ("outcome", "http_status", "strategy", "received_at")
-    search_fields = ("group_name", "error_code", "error_message", "idempotency_key", "id")
-    date_hierarchy = "received_at"
-    readonly_fields = (
-        "id",
-        "strategy",
-        "group_name",
-        "received_at",
-        "source_ip",
-        "outcome",
-        "http_status",
-        "error_code",
-        "error_message",
-        "warnings",
-        "idempotency_key",
-        "replay_of",
-        "payload_pretty",
-        "raw_body",
-        "response_pretty",
-    )
-    fields = readonly_fields
-    inlines = [OrderInline]
-
-    @admin.display(description=_("payload (token redacted)"))
-    def payload_pretty(self, obj: WebhookEvent) -> str:
-        return _pretty(obj.payload)
-
-    @admin.display(description=_("response"))
-    def response_pretty(self, obj: WebhookEvent) -> str:
-        return _pretty(obj.response)
-
-
-def _pretty(value: Any) -> str:
-    if value is None:
-        return "-"
-    return format_html("<pre>{}</pre>", json.dumps(value, ensure_ascii=False, indent=2))
+from orders.models import Order, PaperBalance, PaperPosition
+from quanttrade.admin_helpers import ReadOnlyAdmin
+from strategies.admin import AccountAdmin
+from strategies.models import Account
 
 
 @admin.register(Order)
@@ -148,3 +70,15 @@ class PaperPositionInline(admin.TabularInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PaperPosition]:
         return super().get_queryset(request).exclude(quantity=0)
+
+
+class PaperAccountAdmin(AccountAdmin):
+    """Accounts, with a paper account's balances and positions editable inline (the paper
+    venue's book belongs to orders, so orders extends the registry's account admin)."""
+
+    def get_inlines(self, request: HttpRequest, obj: Account | None) -> list[type]:
+        return [PaperBalanceInline, PaperPositionInline] if obj is not None and obj.is_paper else []
+
+
+admin.site.unregister(Account)
+admin.site.register(Account, PaperAccountAdmin)

@@ -1,4 +1,4 @@
-"""Webhook events, the orders they create, and the paper venue's own book."""
+"""Orders (one per account and webhook entry) and the paper venue's own book."""
 
 from __future__ import annotations
 
@@ -13,67 +13,11 @@ from quanttrade.vocabulary import MarketType, OrderStatus, OrderType, Side
 MONEY = {"max_digits": 30, "decimal_places": 10}
 
 
-class WebhookOutcome(models.TextChoices):
-    ACCEPTED = "accepted", _("accepted")
-    REJECTED = "rejected", _("rejected")
-    DUPLICATE = "duplicate", _("duplicate (idempotent replay)")
-
-
-class WebhookEvent(models.Model):
-    """One received webhook, accepted or not. The payload is stored with the token redacted."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    strategy = models.ForeignKey(
-        "strategies.Strategy", null=True, blank=True, on_delete=models.SET_NULL, related_name="webhook_events"
-    )
-    group_name = models.CharField(max_length=200, blank=True)
-    payload = models.JSONField(null=True, blank=True)
-    raw_body = models.TextField(
-        blank=True, help_text=_("Body as received when it was not a JSON object (token redacted).")
-    )
-    source_ip = models.GenericIPAddressField(null=True, blank=True)
-    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    outcome = models.CharField(max_length=16, choices=WebhookOutcome.choices, db_index=True)
-    http_status = models.PositiveSmallIntegerField()
-    error_code = models.CharField(max_length=64, blank=True)
-    error_message = models.TextField(blank=True)
-    warnings = models.JSONField(default=list, blank=True)
-    idempotency_key = models.CharField(max_length=200, blank=True, db_index=True)
-    # The exact body returned for an accepted webhook, replayed for an idempotent repeat.
-    response = models.JSONField(null=True, blank=True)
-    replay_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
-    )
-
-    class Meta:
-        ordering = ["-received_at"]
-        verbose_name = _("webhook event")
-        verbose_name_plural = _("webhook events")
-
-    def __str__(self) -> str:
-        return f"{self.group_name or '?'} {self.outcome} {self.received_at:%Y-%m-%d %H:%M:%S}"
-
-
-class IdempotencyKey(models.Model):
-    """First accepted webhook per (strategy, key); repeats within the TTL replay its response."""
-
-    strategy = models.ForeignKey("strategies.Strategy", on_delete=models.CASCADE)
-    key = models.CharField(max_length=200)
-    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE)
-    created_at = models.DateTimeField()
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["strategy", "key"], name="uniq_idempotency_key")]
-
-    def __str__(self) -> str:
-        return self.key
-
-
 class Order(models.Model):
     """One order for one account, created from one webhook (or one entry of a batch)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    webhook = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="orders")
+    webhook = models.ForeignKey("webhooks.WebhookEvent", on_delete=models.CASCADE, related_name="orders")
     strategy = models.ForeignKey("strategies.Strategy", on_delete=models.PROTECT, related_name="orders")
     account = models.ForeignKey("strategies.Account", on_delete=models.PROTECT, related_name="orders")
     # Position in this account's execution sequence for the webhook (priority order, 0-based).

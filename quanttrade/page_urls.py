@@ -7,6 +7,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from orders import pages as order_pages
 from prices import pages as price_pages
 from strategies import pages as strategy_pages
+from webhooks import pages as webhook_pages
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("accounts/", include("django.contrib.auth.urls")),
@@ -16,13 +17,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("strategies/", strategy_pages.strategy_list, name="strategy-list"),
     path("strategies/<int:pk>/", strategy_pages.strategy_detail, name="strategy-detail"),
     path("strategies/<int:pk>/token/", strategy_pages.strategy_token, name="strategy-token"),
-    path(
-        "strategies/<int:pk>/test-signal/", strategy_pages.strategy_test_signal, name="strategy-test-signal"
-    ),
+    path("strategies/<int:pk>/test-signal/", webhook_pages.strategy_test_signal, name="strategy-test-signal"),
     path("orders/", order_pages.order_list, name="order-list"),
     path("orders/<uuid:pk>/", order_pages.order_detail, name="order-detail"),
     path("orders/<uuid:pk>/row/", order_pages.order_row, name="order-row"),
-    path("webhooks/", order_pages.webhook_list, name="webhook-list"),
-    path("webhooks/<uuid:pk>/", order_pages.webhook_detail, name="webhook-detail"),
-    path("webhooks/<uuid:pk>/replay/", order_pages.webhook_replay_view, name="webhook-replay"),
+    path("webhooks/", webhook_pages.webhook_list, name="webhook-list"),
+    path("webhooks/<uuid:pk>/", webhook_pages.webhook_detail, name="webhook-detail"),
+    path("webhooks/<uuid:pk>/replay/", webhook_pages.webhook_replay_view, name="webhook-replay"),
 ]

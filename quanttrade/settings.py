@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "prices",
     "strategies",
     "orders",
+    "webhooks",
 ]
 
 MIDDLEWARE = [

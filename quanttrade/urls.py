@@ -16,8 +16,7 @@ urlpatterns = [
     path(
         "api/redoc/", SpectacularRedocView.as_view(url_name="schema", permission_classes=[]), name="api-redoc"
     ),
-    path("api/", include("strategies.urls")),
-    path("api/", include("orders.urls")),
+    path("api/", include("webhooks.urls")),
     path("api/", include("prices.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("quanttrade.page_urls")),

@@ -12,8 +12,8 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from strategies.addressing import sample_payload, tradingview_template, webhook_url
 from strategies.models import Account, Strategy, StrategyAccount
-from strategies.services import sample_payload, tradingview_template, webhook_url
 
 CREDENTIAL_FIELDS = ("api_key", "api_secret", "passphrase")
 
@@ -144,12 +144,6 @@ class AccountForm(forms.ModelForm):
         return cleaned
 
 
-def _account_inlines() -> list[type]:
-    from orders.admin import PaperBalanceInline, PaperPositionInline
-
-    return [PaperBalanceInline, PaperPositionInline]
-
-
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     form = AccountForm
@@ -165,9 +159,6 @@ class AccountAdmin(admin.ModelAdmin):
         *CREDENTIAL_FIELDS,
         "clear_credentials",
     ]
-
-    def get_inlines(self, request: HttpRequest, obj: Account | None) -> list[type]:
-        return _account_inlines() if obj is not None and obj.is_paper else []
 
     @admin.display(description=_("API key"))
     def masked_api_key(self, obj: Account) -> str:

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from decimal import Decimal
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
-from django.utils.html import format_html
+from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from prices.pages import live_context
+from quanttrade.auth import staff_required
 from quanttrade.vocabulary import MarketType
+from strategies.addressing import sample_payload, tradingview_template, webhook_url
 from strategies.models import Strategy
-from strategies.services import sample_payload, tradingview_template, webhook_test_signal, webhook_url
 
 TOKEN_PLACEHOLDER = "<token>"
 # Plausible limit prices for the LIMIT sample of each market (the sender edits them anyway).
@@ -35,19 +31,6 @@ SAMPLE_LIMIT_PRICES: dict[str, Decimal] = {
     MarketType.DOMESTIC_FUTUREOPTION: Decimal("350.25"),
     MarketType.OVERSEAS_FUTUREOPTION: Decimal("5000.25"),
 }
-
-
-def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Logged-in staff only: anonymous users go to the login page, other users get 403."""
-
-    @login_required
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_staff:
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 def _dumps(body: dict[str, Any]) -> str:
@@ -134,22 +117,3 @@ def strategy_token(request: HttpRequest, pk: int) -> HttpResponse:
             request, _("A new token was generated. Update every alert that sends to this strategy.")
         )
     return _detail_response(request, strategy, revealed_token=strategy.token)
-
-
-@require_POST
-@staff_required
-def strategy_test_signal(request: HttpRequest, pk: int) -> HttpResponse:
-    """Send the strategy's sample order through the real webhook path; link to its log entry."""
-    strategy = get_object_or_404(Strategy, pk=pk)
-    result = webhook_test_signal(strategy)
-    link = reverse("webhook-detail", args=[result.event_id]) if result.event_id else reverse("webhook-list")
-    if result.status < 400:
-        text = _("Test signal accepted (HTTP %(status)s).") % {"status": result.status}
-        messages.success(request, format_html('{} <a href="{}">{}</a>', text, link, _("Open the log entry")))
-    else:
-        text = _("Test signal rejected (HTTP %(status)s): %(error)s") % {
-            "status": result.status,
-            "error": result.body.get("error", ""),
-        }
-        messages.error(request, format_html('{} <a href="{}">{}</a>', text, link, _("Open the log entry")))
-    return redirect("strategy-detail", pk=strategy.pk)

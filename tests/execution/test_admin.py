@@ -8,7 +8,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from orders.models import Order, PaperBalance, WebhookEvent, WebhookOutcome
+from orders.models import Order, PaperBalance
+from webhooks.models import WebhookEvent, WebhookOutcome
 
 pytestmark = pytest.mark.django_db
 
@@ -47,10 +48,10 @@ def event(make_strategy: Any) -> WebhookEvent:
 def test_webhook_event_page_shows_the_redacted_payload_and_cannot_be_edited(
     staff: Client, event: WebhookEvent
 ) -> None:
-    page = staff.get(f"/admin/orders/webhookevent/{event.pk}/change/").content.decode()
+    page = staff.get(f"/admin/webhooks/webhookevent/{event.pk}/change/").content.decode()
     assert "&quot;token&quot;: &quot;***&quot;" in page and "test-token" not in page
     assert 'name="_save"' not in page
-    assert staff.get("/admin/orders/webhookevent/add/").status_code == 403
+    assert staff.get("/admin/webhooks/webhookevent/add/").status_code == 403
 
 
 def test_orders_are_listed_and_filterable_by_status(staff: Client, event: WebhookEvent) -> None:

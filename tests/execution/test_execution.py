@@ -20,8 +20,7 @@ from django.utils import timezone
 from orders import exchanges
 from orders.exchanges.base import OrderRequest, OrderResult, OrderUncertain, RetryableVenueError
 from orders.exchanges.paper import PaperAdapter
-from orders.models import Order, PaperBalance, PaperOrder, WebhookEvent, WebhookOutcome
-from orders.selectors import webhook_result
+from orders.models import Order, PaperBalance, PaperOrder
 from orders.services import (
     ExecutionRetry,
     account_orders_execute,
@@ -31,6 +30,8 @@ from orders.services import (
     orders_sweep,
 )
 from orders.tasks import execute_account_orders, paper_match
+from webhooks.models import WebhookEvent, WebhookOutcome
+from webhooks.selectors import webhook_result
 
 D = Decimal
 

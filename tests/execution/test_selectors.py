@@ -10,8 +10,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from orders.models import Order, WebhookEvent
-from orders.selectors import order_payload, overall_status, webhook_result
+from orders.models import Order
+from orders.selectors import order_payload
+from webhooks.models import WebhookEvent
+from webhooks.selectors import overall_status, webhook_result
 
 pytestmark = pytest.mark.django_db
 

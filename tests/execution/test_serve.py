@@ -65,7 +65,7 @@ def test_serve_answers_healthz_recovers_queued_orders_and_executes_webhooks(tmp_
     # runs (as after a crash), whose order therefore stays queued.
     setup = (
         "import io, json; from django.core.management import call_command; "
-        "from strategies.services import webhook_ingest; "
+        "from webhooks.services import webhook_ingest; "
         "call_command('migrate', verbosity=0); out = io.StringIO(); "
         "call_command('seed_demo', '--json', stdout=out); seed = json.loads(out.getvalue()); "
         "body = json.dumps(seed['strategies'][0]['sample_payload']).encode(); "

@@ -14,9 +14,10 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from orders.models import Order, WebhookEvent
+from orders.models import Order
 from quanttrade.vocabulary import OrderStatus
 from strategies.models import Account, Strategy
+from webhooks.models import WebhookEvent
 
 
 @pytest.fixture

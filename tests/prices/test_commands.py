@@ -108,9 +108,10 @@ def test_simulated_feed_in_background_covers_demo_instruments(settings: object) 
 def test_universe_has_watchlist_recent_orders_of_active_strategies_and_tracked_instruments(
     settings: object, make_strategy: object
 ) -> None:
-    from orders.models import Order, WebhookEvent
+    from orders.models import Order
     from prices.models import Instrument
     from prices.universe import universe
+    from webhooks.models import WebhookEvent
 
     settings.PRICE_WATCHLIST = ["nasd:amzn"]  # type: ignore[attr-defined]
     active = make_strategy("kr", market_type="DOMESTIC_STOCK")  # type: ignore[operator]

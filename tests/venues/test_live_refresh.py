@@ -50,7 +50,7 @@ def test_a_fill_at_the_venue_reaches_the_resting_order(
 
 def test_paper_orders_are_left_to_the_matcher(make_strategy: Any, make_account: Any) -> None:
     strategy = make_strategy()
-    from orders.models import WebhookEvent
+    from webhooks.models import WebhookEvent
 
     event = WebhookEvent.objects.create(strategy=strategy, outcome="accepted", http_status=202)
     Order.objects.create(

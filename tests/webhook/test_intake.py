@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from orders.models import Order, WebhookEvent
+from orders.models import Order
+from webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db
 

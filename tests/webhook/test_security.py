@@ -9,7 +9,8 @@ import pytest
 from django.test import Client
 from django.test.utils import override_settings
 
-from orders.models import Order, WebhookEvent
+from orders.models import Order
+from webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +54,7 @@ def test_idempotency_key_header(client: Client, make_strategy: Any) -> None:
 def test_idempotency_key_expires_after_24_hours(client: Client, make_strategy: Any) -> None:
     from datetime import timedelta
 
-    from orders.models import IdempotencyKey
+    from webhooks.models import IdempotencyKey
 
     make_strategy()
     first = post(client, HTTP_IDEMPOTENCY_KEY="old")

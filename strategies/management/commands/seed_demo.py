@@ -22,8 +22,8 @@ from rest_framework.authtoken.models import Token
 
 from orders.models import PaperBalance
 from quanttrade.vocabulary import MarketType
+from strategies.addressing import public_base_url, sample_payload
 from strategies.models import Account, Strategy, StrategyAccount
-from strategies.services import public_base_url, sample_payload
 
 ADMIN_USERNAME = "admin"
 

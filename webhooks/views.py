@@ -1,20 +1,27 @@
-"""The webhook endpoint. Thin: source checks and body size here, everything else in services."""
+"""The webhook endpoint (thin: source checks and body size here, everything else in services)
+and the results API of one webhook (GET /api/webhooks/<id>)."""
 
 from __future__ import annotations
+
+from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
+from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from quanttrade.errors import ApiError, error_response, json_response
 from strategies.net import client_ip, ip_allowed
-from strategies.services import payload_too_large, webhook_ingest
+from webhooks.models import WebhookEvent
+from webhooks.selectors import webhook_result
+from webhooks.services import payload_too_large, webhook_ingest
 
 ERROR_ENVELOPE = {
     "type": "object",
@@ -81,3 +88,14 @@ class WebhookView(APIView):
             body, source_ip=source_ip, idempotency_header=django_request.headers.get("Idempotency-Key")
         )
         return json_response(result.body, result.status)
+
+
+class WebhookResultView(APIView):
+    """The accepted response of one webhook with each order's current status (staff or API token)."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(operation_id="webhook_result", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, webhook_id: UUID) -> Response:
+        event = get_object_or_404(WebhookEvent, pk=webhook_id)
+        return Response(webhook_result(event))

@@ -7,7 +7,6 @@ WebhookEvent and its Orders, and only then (on commit) enqueues one task per acc
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from dataclasses import dataclass
@@ -18,20 +17,20 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_ratelimit.core import get_usage
 
 from live.bus import group_send
-from orders.models import IdempotencyKey, Order, WebhookEvent, WebhookOutcome
+from orders.models import Order
 from orders.selectors import order_summary
 from orders.services import orders_dispatch
 from quanttrade.logging import redact
-from quanttrade.vocabulary import MarketType, OrderStatus
+from quanttrade.vocabulary import OrderStatus
+from strategies.addressing import sample_payload
 from strategies.models import Strategy, StrategyAccount
-from strategies.validation import (
+from webhooks.models import IdempotencyKey, WebhookEvent, WebhookOutcome
+from webhooks.validation import (
     DEPRECATED_FIELDS,
     WebhookError,
     WebhookMessage,
@@ -403,72 +402,6 @@ def broadcast_webhook(event: WebhookEvent) -> None:
 
 
 # --- helpers for the admin and the pages --------------------------------------------------
-
-_CRYPTO_SAMPLE: dict[str, Any] = {
-    "symbol": "BTC/USDT",
-    "currency": "USDT",
-    "order_type": "MARKET",
-    "side": "buy",
-    "qty_per": 10,
-}
-SAMPLE_ORDERS: dict[str, dict[str, Any]] = {
-    MarketType.SPOT: _CRYPTO_SAMPLE,
-    MarketType.FUTURES: _CRYPTO_SAMPLE,
-    MarketType.DOMESTIC_STOCK: {"symbol": "005930", "order_type": "MARKET", "side": "buy", "qty_per": 1},
-    MarketType.OVERSEAS_STOCK: {
-        "symbol": "AAPL",
-        "order_type": "MARKET",
-        "side": "buy",
-        "qty_per": 1,
-        "params": {"exchange_code": "NASD", "currency": "USD"},
-    },
-    MarketType.DOMESTIC_FUTUREOPTION: {
-        "symbol": "101TC000",
-        "order_type": "MARKET",
-        "side": "buy",
-        "qty_per": 1,
-        "params": {"position_action": "OPEN"},
-    },
-    MarketType.OVERSEAS_FUTUREOPTION: {
-        "symbol": "ESZ4",
-        "order_type": "MARKET",
-        "side": "buy",
-        "qty_per": 1,
-        "params": {"exchange_code": "CME", "contract_month": "Z4", "currency": "USD"},
-    },
-}
-
-
-def sample_payload(strategy: Strategy, *, token: str = "<token>") -> dict[str, Any]:
-    """A ready-to-send webhook body for the strategy's market type."""
-    body: dict[str, Any] = {"group_name": strategy.group_name, "token": token}
-    body.update(copy.deepcopy(SAMPLE_ORDERS[MarketType(strategy.market_type)]))
-    return body
-
-
-def tradingview_template(strategy: Strategy, *, token: str = "<token>") -> str:
-    """The alert message for TradingView, using its placeholders for side, ticker and size."""
-    body = sample_payload(strategy, token=token)
-    body["side"] = "{{strategy.order.action}}"
-    if strategy.market_type not in (MarketType.SPOT, MarketType.FUTURES):
-        # Securities: qty_per is a quantity, so the strategy's order size maps onto it, and
-        # TradingView's ticker is the broker's code. Crypto keeps a fixed percentage of capital
-        # and the COIN/CURRENCY symbol (TradingView's {{ticker}} would be BTCUSDT).
-        body["qty_per"] = "{{strategy.order.contracts}}"
-        body["symbol"] = "{{ticker}}"
-    return json.dumps(body, ensure_ascii=False, indent=2)
-
-
-def public_base_url(override: str = "") -> str:
-    """Where senders reach this server: ``override``, else PUBLIC_BASE_URL, else the local default."""
-    return (override or settings.PUBLIC_BASE_URL or "http://127.0.0.1:8000").rstrip("/")
-
-
-def webhook_url(request: HttpRequest | None = None) -> str:
-    path = reverse("webhook")
-    if request is not None:
-        return request.build_absolute_uri(path)
-    return public_base_url() + path
 
 
 def webhook_test_signal(strategy: Strategy) -> IngestResult:

@@ -1,0 +1,129 @@
+"""Webhook pages: the webhook log, one event with its orders, replay, and a strategy's test
+signal (all sent through the real intake)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Prefetch, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from orders.models import Order
+from orders.pages import EVENTS_PER_PAGE, decorate, int_or_none, paginate
+from prices.pages import live_context
+from quanttrade.auth import staff_required
+from quanttrade.vocabulary import OrderStatus
+from strategies.models import Strategy
+from webhooks.models import WebhookEvent, WebhookOutcome
+from webhooks.services import webhook_replay, webhook_test_signal
+from webhooks.validation import WebhookError
+
+
+def _events_with_orders() -> QuerySet[WebhookEvent]:
+    return WebhookEvent.objects.select_related("strategy", "replay_of").prefetch_related(
+        Prefetch(
+            "orders", queryset=Order.objects.select_related("account").order_by("account__name", "sequence")
+        )
+    )
+
+
+def _decorate_event(event: WebhookEvent) -> WebhookEvent:
+    event.order_rows = [decorate(order) for order in event.orders.all()]  # type: ignore[attr-defined]
+    event.payload_json = event_payload_json(event)  # type: ignore[attr-defined]
+    return event
+
+
+@login_required
+def webhook_list(request: HttpRequest) -> HttpResponse:
+    events = _events_with_orders().order_by("-received_at")
+    errors_only = request.GET.get("errors") == "1"
+    if errors_only:
+        events = events.filter(outcome=WebhookOutcome.REJECTED)
+    strategy = int_or_none(request.GET.get("strategy"))
+    if strategy:
+        events = events.filter(strategy_id=strategy)
+    page, query = paginate(request, events, EVENTS_PER_PAGE)
+    page.object_list = [_decorate_event(event) for event in page.object_list]
+    context = {
+        "page": page,
+        "query": query,
+        "errors_only": errors_only,
+        "strategy": strategy,
+        "strategies": Strategy.objects.order_by("group_name"),
+        "status_labels": dict(OrderStatus.choices),
+        **live_context(),
+    }
+    return render(request, "pages/webhook_list.html", context)
+
+
+def event_payload_json(event: WebhookEvent) -> str:
+    """The stored (token-redacted) payload, pretty-printed; the raw body when it was not JSON."""
+    if event.payload is not None:
+        return json.dumps(event.payload, ensure_ascii=False, indent=2)
+    return event.raw_body
+
+
+@login_required
+def webhook_detail(request: HttpRequest, pk: Any) -> HttpResponse:
+    event = _decorate_event(get_object_or_404(_events_with_orders(), pk=pk))
+    context = {
+        "event": event,
+        "response_json": json.dumps(event.response, ensure_ascii=False, indent=2) if event.response else "",
+        "replays": event.replays.order_by("-received_at"),
+        "status_labels": dict(OrderStatus.choices),
+        **live_context(),
+    }
+    return render(request, "pages/webhook_detail.html", context)
+
+
+@require_POST
+@staff_required
+def webhook_replay_view(request: HttpRequest, pk: Any) -> HttpResponse:
+    """Send a stored event again through the real intake as a new event (staff only)."""
+    event = get_object_or_404(WebhookEvent.objects.select_related("strategy"), pk=pk)
+    try:
+        result = webhook_replay(event)
+    except WebhookError as error:
+        messages.error(request, error.message)
+        return redirect("webhook-detail", pk=event.pk)
+    if result.event_id is None:
+        messages.error(
+            request, _("The replay was not recorded (HTTP %(status)s).") % {"status": result.status}
+        )
+        return redirect("webhook-detail", pk=event.pk)
+    if result.status < 400:
+        messages.success(request, _("Replayed as a new event (HTTP %(status)s).") % {"status": result.status})
+    else:
+        messages.error(
+            request,
+            _("The replay was rejected (HTTP %(status)s): %(error)s")
+            % {"status": result.status, "error": result.body.get("error", "")},
+        )
+    return redirect("webhook-detail", pk=result.event_id)
+
+
+@require_POST
+@staff_required
+def strategy_test_signal(request: HttpRequest, pk: int) -> HttpResponse:
+    """Send the strategy's sample order through the real webhook path; link to its log entry."""
+    strategy = get_object_or_404(Strategy, pk=pk)
+    result = webhook_test_signal(strategy)
+    link = reverse("webhook-detail", args=[result.event_id]) if result.event_id else reverse("webhook-list")
+    if result.status < 400:
+        text = _("Test signal accepted (HTTP %(status)s).") % {"status": result.status}
+        messages.success(request, format_html('{} <a href="{}">{}</a>', text, link, _("Open the log entry")))
+    else:
+        text = _("Test signal rejected (HTTP %(status)s): %(error)s") % {
+            "status": result.status,
+            "error": result.body.get("error", ""),
+        }
+        messages.error(request, format_html('{} <a href="{}">{}</a>', text, link, _("Open the log entry")))
+    return redirect("strategy-detail", pk=strategy.pk)
