@@ -24,7 +24,7 @@ def request(cid: str = "qt1", market: str = "SPOT", **kw: Any) -> OrderRequest:
     return OrderRequest(client_order_id=cid, market_type=market, **fields)
 
 
-def test_registry_maps_binance_to_its_ccxt_adapter(binance_account: Any) -> None:
+def test_registry_maps_binance_to_its_ccxt_class(binance_account: Any) -> None:
     adapter = adapter_for(binance_account())
     assert isinstance(adapter, CcxtAdapter)
     assert adapter.display_name == "Binance"

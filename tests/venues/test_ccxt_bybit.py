@@ -73,7 +73,7 @@ def test_simulator_checks_the_v5_signature_and_the_recv_window(bybit_sim: BybitS
 # --- adapter against the simulator ---------------------------------------------------------
 
 
-def test_registry_maps_bybit_to_its_ccxt_adapter_loading_spot_and_linear_only(
+def test_registry_maps_bybit_to_its_ccxt_class_loading_spot_and_linear_only(
     bybit_account: Any, bybit_sim: BybitSim
 ) -> None:
     adapter = adapter_for(bybit_account())
