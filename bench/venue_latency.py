@@ -215,14 +215,16 @@ def baseline_round_trip(sim: Any, base_url: str, count: int = 200) -> list[float
 def baseline_ccxt(sim: Any, base_url: str, count: int = 200) -> list[float]:
     import ccxt
 
-    from orders.exchanges.ccxt_adapter import VENUE_OPTIONS, _rebase
+    # Imported here: the project's modules need the sys.path entry and Django set up first.
+    from orders.exchanges.ccxt.base import _rebase
+    from orders.exchanges.ccxt.binance import BinanceAdapter
 
     client = ccxt.binance(
         {
             "apiKey": "sim-key",
             "secret": "sim-secret",
             "enableRateLimit": False,
-            "options": {**VENUE_OPTIONS["binance"]},
+            "options": {**BinanceAdapter.venue_options},
         }
     )
     client.urls["api"] = _rebase(client.urls["api"], base_url)

@@ -10,7 +10,8 @@ import pytest
 
 from orders.exchanges import adapter_for
 from orders.exchanges.base import OrderRejected, OrderRequest
-from orders.exchanges.ccxt_adapter import CcxtAdapter
+from orders.exchanges.ccxt import base as ccxt_base
+from orders.exchanges.ccxt.base import CcxtAdapter
 from quanttrade.vocabulary import OrderStatus
 from venuesim.binance import BinanceSim
 
@@ -23,7 +24,7 @@ def request(cid: str = "qt1", market: str = "SPOT", **kw: Any) -> OrderRequest:
     return OrderRequest(client_order_id=cid, market_type=market, **fields)
 
 
-def test_registry_maps_binance_to_the_ccxt_adapter(binance_account: Any) -> None:
+def test_registry_maps_binance_to_its_ccxt_class(binance_account: Any) -> None:
     adapter = adapter_for(binance_account())
     assert isinstance(adapter, CcxtAdapter)
     assert adapter.display_name == "Binance"
@@ -325,12 +326,10 @@ def test_concurrent_cold_accounts_load_the_markets_once(
 
 
 def test_markets_are_loaded_again_after_their_ttl(binance_account: Any, binance_sim: BinanceSim) -> None:
-    from orders.exchanges import ccxt_adapter
-
     account = binance_account()
     adapter_for(account).place_order(request(cid="qt1"))
-    for shared in ccxt_adapter._shared_markets.values():  # an hour and a second later
-        shared.loaded_at -= ccxt_adapter.MARKETS_TTL_SECONDS + 1
+    for shared in ccxt_base._shared_markets.values():  # an hour and a second later
+        shared.loaded_at -= ccxt_base.MARKETS_TTL_SECONDS + 1
     adapter_for(account).place_order(request(cid="qt2"))
 
     assert len(binance_sim.seen("/api/v3/exchangeInfo", "GET")) == 2

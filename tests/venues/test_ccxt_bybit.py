@@ -25,7 +25,7 @@ from orders.exchanges.base import (
     PermanentVenueError,
     RetryableVenueError,
 )
-from orders.exchanges.ccxt_adapter import CcxtAdapter
+from orders.exchanges.ccxt.base import CcxtAdapter
 from orders.models import Order
 from quanttrade.vocabulary import OrderStatus
 from tests.webhook.scenarios import CRYPTO
@@ -73,7 +73,7 @@ def test_simulator_checks_the_v5_signature_and_the_recv_window(bybit_sim: BybitS
 # --- adapter against the simulator ---------------------------------------------------------
 
 
-def test_registry_maps_bybit_to_the_ccxt_adapter_loading_spot_and_linear_only(
+def test_registry_maps_bybit_to_its_ccxt_class_loading_spot_and_linear_only(
     bybit_account: Any, bybit_sim: BybitSim
 ) -> None:
     adapter = adapter_for(bybit_account())

@@ -15,7 +15,7 @@ from django.test import Client
 
 from orders.exchanges import adapter_for
 from orders.exchanges.base import OrderRequest, OrderUncertain
-from orders.exchanges.ccxt_adapter import venue_client_order_id
+from orders.exchanges.ccxt.base import venue_client_order_id
 from orders.models import Order
 from quanttrade.vocabulary import OrderStatus
 from tests.webhook.scenarios import CRYPTO

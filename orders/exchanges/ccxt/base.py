@@ -1,4 +1,8 @@
-"""Crypto venues through ccxt: one generic adapter, with a few per-venue quirks.
+"""Crypto venues through ccxt: the generic adapter every ccxt venue goes through.
+
+A venue's quirks live in its own subclass (``orders/exchanges/ccxt/<venue>.py``) as class
+attributes and overridden hook methods; an id ccxt knows but no subclass names trades through
+this class unchanged.
 
 Every ccxt exception is translated here, at the boundary, into ``orders.exchanges.base``
 errors (``raise … from e``), each known to be retryable or not. Placement is never blindly
@@ -27,6 +31,7 @@ from typing import Any
 import ccxt
 from django.utils.translation import gettext as _
 
+from orders.exchanges import adapter_class
 from orders.exchanges.base import (
     Balance,
     ExchangeAdapter,
@@ -38,11 +43,10 @@ from orders.exchanges.base import (
     RetryableVenueError,
     VenueError,
 )
-from quanttrade.vocabulary import OrderStatus, decimal_str, to_decimal
+from quanttrade.vocabulary import ZERO, MarketType, OrderStatus, OrderType, decimal_str, to_decimal
 
 log = logging.getLogger("quanttrade.orders")
 
-DISPLAY_NAMES = {"binance": "Binance", "bybit": "Bybit", "upbit": "Upbit", "okx": "OKX", "bitget": "Bitget"}
 # ccxt's unified order status -> ours. "open" with a fill becomes partially_filled (see order_result).
 STATUS_TABLE: dict[str | None, str] = {
     "open": OrderStatus.OPEN,
@@ -53,68 +57,12 @@ STATUS_TABLE: dict[str | None, str] = {
     "rejected": OrderStatus.REJECTED,
     None: OrderStatus.SUBMITTED,
 }
-# Per-venue ccxt options. Binance: skip the COIN-M market list we never trade. OKX: spot and
-# perpetual swaps only (no dated futures, no option chains), one order per request on
-# /trade/order rather than ccxt's default one-element /trade/batch-orders.
-VENUE_OPTIONS: dict[str, dict[str, Any]] = {
-    "binance": {
-        "fetchMarkets": {"types": ["spot", "linear"]},
-        "fetchCurrencies": False,
-        "fetchMargins": False,
-        "warnOnFetchOpenOrdersWithoutSymbol": False,
-    },
-    # Bybit: spot and USDT perpetuals only (no inverse or option instrument lists).
-    "bybit": {"fetchMarkets": {"types": ["spot", "linear"]}},
-    "okx": {
-        "fetchMarkets": {"types": ["spot", "swap"]},
-        "createOrder": "privatePostTradeOrder",
-    },
-    # Bitget: a classic (non-UTA) account, so ccxt skips its /api/v3/account/settings probe and
-    # uses the V2 spot and mix endpoints; spot and perpetuals (ccxt still asks for each futures
-    # productType, and for the margin pair list, whatever the options say).
-    "bitget": {"uta": False, "fetchMarkets": {"types": ["spot", "swap"]}},
-}
-# Venue error codes that say "internal error, try again" on an order request: like a 5xx, the
-# order's fate is unknown, so it is looked up by client id before it is retried.
-# Bitget 40015 "System is abnormal, please try again later" comes with an HTTP 500, but ccxt
-# raises it as a plain ExchangeError from the body before it looks at the status.
-VENUE_UNCERTAIN_CODES: dict[str, frozenset[str]] = {
-    "bybit": frozenset({"10016"}),
-    "bitget": frozenset({"40015"}),
-}
-# ccxt's sync throttle waits rateLimit x request weight since the previous request. Its Binance
-# default (50 ms) models the old 1,200 weight/min; spot now allows 6,000/min (10 ms per weight).
-VENUE_RATE_LIMIT_MS: dict[tuple[str, str], float] = {("binance", "SPOT"): 10.0}
-# Minimum order value per quote currency where ccxt's markets carry none (Upbit's published rule).
-VENUE_MIN_COST: dict[str, dict[str, Decimal]] = {
-    "upbit": {"KRW": Decimal("5000"), "BTC": Decimal("0.00005"), "USDT": Decimal("0.5")},
-}
-# Venues whose client order id is stricter than ours ("qt" + 32 hex digits, 34 characters):
-# ccxt id -> (allowed characters, maximum length). OKX clOrdId / algoClOrdId: 1-32 alphanumerics.
-CLIENT_ID_RULES: dict[str, tuple[re.Pattern[str], int]] = {
-    "okx": (re.compile(r"[A-Za-z0-9]+"), 32),
-}
 _OUR_CLIENT_ID = re.compile(r"qt[0-9a-f]{32}")
 # How a venue words "this client order id was already used" (Binance/Bybit/OKX clOrdId:
 # "Duplicate…"; OKX algoClOrdId: "… already exists").
 DUPLICATE_MARKERS = ("uplicate", "already exists")
-# Venues and market types whose conditional (trigger / plan) orders live in a list of their own,
-# fetched and cancelled apart from the regular ones (ccxt's ``trigger`` param): Binance USD-M's
-# algo orders, Bitget's plan orders.
-TRIGGER_BOOKS: dict[str, frozenset[str]] = {
-    "binance": frozenset({"FUTURES"}),
-    "bitget": frozenset({"SPOT", "FUTURES"}),
-}
-# Venues that take the futures margin mode with each order (OKX tdMode, Bitget marginMode), so
-# the account's ``margin_mode`` goes in the order's params too.
-MARGIN_MODE_PER_ORDER = {"okx", "bitget"}
-# OKX cancels at most 20 regular / 10 trigger orders per request.
-CANCEL_BATCH = {"okx": 20}
-CANCEL_BATCH_TRIGGER = {"okx": 10}
-# Venues that answer a placement with ids only (no state): the state comes from a lookup by
-# client id right after, so a filled MARKET order is recorded as filled.
-PLACEMENT_ANSWERS_IDS_ONLY = {"okx", "bybit", "bitget"}
-HUNDRED = Decimal("100")
+ONE = Decimal(1)
+HUNDRED = Decimal(100)
 
 # How long a process keeps a venue's market list before loading it again (new listings,
 # changed filters). Clients of every account on the venue share one list per process.
@@ -135,29 +83,19 @@ _shared_markets: dict[tuple[Any, ...], _SharedMarkets] = {}
 
 
 def venue_client_order_id(ccxt_id: str, client_order_id: str) -> str:
-    """The client order id sent to (and looked up at) the venue for our ``client_order_id``.
-
-    The Order's own id wherever the venue accepts it. Where it does not (CLIENT_ID_RULES), the
-    same id every time: our "qt" + uuid hex keeps its first characters (OKX: "qt" + 30 hex
-    digits, 114 random bits, and still found by prefix in the admin's search); any other id is
-    hashed into the venue's alphabet.
-    """
-    rule = CLIENT_ID_RULES.get(ccxt_id)
-    if rule is None:
+    """The client order id sent to (and looked up at) venue ``ccxt_id`` for our
+    ``client_order_id``: the rule is the registered adapter class's (``client_id_rule``)."""
+    cls = adapter_class(ccxt_id)
+    if not issubclass(cls, CcxtAdapter):
         return client_order_id
-    allowed, limit = rule
-    if len(client_order_id) <= limit and allowed.fullmatch(client_order_id):
-        return client_order_id
-    if _OUR_CLIENT_ID.fullmatch(client_order_id):
-        return client_order_id[:limit]
-    return ("qt" + hashlib.sha256(client_order_id.encode()).hexdigest())[:limit]
+    return cls.venue_client_id(client_order_id)
 
 
-def order_result(order: dict[str, Any], contract_size: Decimal = Decimal("1")) -> OrderResult:
+def order_result(order: dict[str, Any], contract_size: Decimal = ONE) -> OrderResult:
     """ccxt's unified order -> OrderResult, statuses through STATUS_TABLE. Quantities are in
     the base currency: contracts (OKX swaps) are multiplied by ``contract_size``."""
     status = STATUS_TABLE.get(order.get("status"), OrderStatus.SUBMITTED)
-    filled = (to_decimal(order.get("filled")) or Decimal("0")) * contract_size
+    filled = (to_decimal(order.get("filled")) or ZERO) * contract_size
     amount = to_decimal(order.get("amount"))
     if status == OrderStatus.OPEN and filled > 0:
         status = OrderStatus.PARTIALLY_FILLED
@@ -173,8 +111,8 @@ def order_result(order: dict[str, Any], contract_size: Decimal = Decimal("1")) -
 def contract_size(market: dict[str, Any]) -> Decimal:
     """Base currency per contract of a contract market (OKX BTC-USDT-SWAP: 0.01), else 1."""
     if not market.get("contract"):
-        return Decimal("1")
-    return to_decimal(market.get("contractSize")) or Decimal("1")
+        return ONE
+    return to_decimal(market.get("contractSize")) or ONE
 
 
 def venue_message(exc: Exception) -> str:
@@ -211,7 +149,41 @@ def venue_code(exc: Exception) -> str | None:
 
 
 class CcxtAdapter(ExchangeAdapter):
-    """One crypto account (spot or USD-M futures) on one ccxt venue."""
+    """One crypto account (spot or USD-M futures) on one ccxt venue.
+
+    The class attributes below are the venue differences; a venue's subclass overrides the ones
+    that differ, and the hook methods (``_id_params``, ``_trigger_params``, ``_order_books``,
+    ``_order_by_client_id``, ``_apply_futures_settings``) where a value is not enough."""
+
+    # The venue's name in messages; empty: the ccxt id, title-cased.
+    display_name: str = ""
+    # ccxt options for the venue's clients (the account's ``ccxt_options`` go on top).
+    venue_options: dict[str, Any] = {}
+    # ccxt's ``rateLimit`` per market type where its default is wrong (``rate_limit_ms`` wins).
+    default_rate_limit_ms: dict[str, float] = {}
+    # Minimum order value per quote currency where ccxt's markets carry none.
+    min_cost: dict[str, Decimal] = {}
+    # Venue error codes meaning "internal error, try again" on an order request: like a 5xx,
+    # the order's fate is unknown, so it is looked up by client id before it is retried.
+    uncertain_codes: frozenset[str] = frozenset()
+    # Venue error codes of a set_leverage refusal meaning "already at that leverage".
+    leverage_unchanged_codes: frozenset[str] = frozenset()
+    # (allowed characters, maximum length) where the venue's client order id is stricter than
+    # ours ("qt" + 32 hex digits, 34 characters); None: ours as it is.
+    client_id_rule: tuple[re.Pattern[str], int] | None = None
+    # Market types whose conditional (trigger / plan) orders live in a list of their own,
+    # fetched and cancelled apart from the regular ones (ccxt's ``trigger`` param).
+    trigger_books: frozenset[str] = frozenset()
+    # Whether the futures margin mode goes with each order, so the account's ``margin_mode``
+    # goes in the order's params too.
+    margin_mode_per_order: bool = False
+    # Orders per batch-cancel request (regular; trigger, default the same); None: the venue's
+    # cancel-all, or one cancel per order.
+    cancel_batch: int | None = None
+    cancel_batch_trigger: int | None = None
+    # Whether the venue answers a placement with ids only (no state): the state comes from a
+    # lookup by client id right after, so a filled MARKET order is recorded as filled.
+    placement_answers_ids_only: bool = False
 
     def __init__(self, account: Any):
         super().__init__(account)
@@ -220,8 +192,26 @@ class CcxtAdapter(ExchangeAdapter):
             raise PermanentVenueError(
                 _("Unsupported exchange: %(exchange)s") % {"exchange": account.exchange}
             )
-        self.display_name = DISPLAY_NAMES.get(self.ccxt_id, self.ccxt_id.title())
+        self.display_name = self.display_name or self.ccxt_id.title()
         self.settings: dict[str, Any] = dict(account.settings or {})
+
+    @classmethod
+    def venue_client_id(cls, client_order_id: str) -> str:
+        """The client order id sent to (and looked up at) the venue for our ``client_order_id``.
+
+        The Order's own id wherever the venue accepts it. Where it does not (``client_id_rule``),
+        the same id every time: our "qt" + uuid hex keeps its first characters (OKX: "qt" + 30
+        hex digits, 114 random bits, and still found by prefix in the admin's search); any other
+        id is hashed into the venue's alphabet.
+        """
+        if cls.client_id_rule is None:
+            return client_order_id
+        allowed, limit = cls.client_id_rule
+        if len(client_order_id) <= limit and allowed.fullmatch(client_order_id):
+            return client_order_id
+        if _OUR_CLIENT_ID.fullmatch(client_order_id):
+            return client_order_id[:limit]
+        return ("qt" + hashlib.sha256(client_order_id.encode()).hexdigest())[:limit]
 
     # --- client -----------------------------------------------------------------------
     @cached_property
@@ -252,8 +242,8 @@ class CcxtAdapter(ExchangeAdapter):
             if cached is not None:
                 return cached
             options = {
-                **VENUE_OPTIONS.get(self.ccxt_id, {}),
-                "defaultType": "swap" if market_type == "FUTURES" else "spot",
+                **self.venue_options,
+                "defaultType": "swap" if market_type == MarketType.FUTURES else "spot",
                 **self.settings.get("ccxt_options", {}),
             }
             client: ccxt.Exchange = getattr(ccxt, self.ccxt_id)(
@@ -266,9 +256,7 @@ class CcxtAdapter(ExchangeAdapter):
                     "options": options,
                 }
             )
-            rate_limit_ms = self.settings.get("rate_limit_ms") or VENUE_RATE_LIMIT_MS.get(
-                (self.ccxt_id, market_type)
-            )
+            rate_limit_ms = self.settings.get("rate_limit_ms") or self.default_rate_limit_ms.get(market_type)
             if rate_limit_ms:
                 client.rateLimit = float(rate_limit_ms)
             if self.account.is_testnet:
@@ -328,7 +316,7 @@ class CcxtAdapter(ExchangeAdapter):
         message = self._message(exc)
         if isinstance(exc, ccxt.OperationFailed):  # rate limits, DDoS protection, 5xx, timeouts
             return RetryableVenueError(message)
-        if venue_code(exc) in VENUE_UNCERTAIN_CODES.get(self.ccxt_id, ()):
+        if venue_code(exc) in self.uncertain_codes:
             return RetryableVenueError(message)  # the venue's "internal error, try again"
         if isinstance(exc, ccxt.AuthenticationError):
             return PermanentVenueError(message)
@@ -348,45 +336,45 @@ class CcxtAdapter(ExchangeAdapter):
 
     # --- interface --------------------------------------------------------------------
     def markets(self) -> dict[str, dict[str, Any]]:
-        return dict(self._loaded_markets("SPOT"))
+        return dict(self._loaded_markets(MarketType.SPOT))
 
     def market(self, market_type: str, symbol: str) -> dict[str, Any]:
         """The ccxt market for our symbol: SPOT "BTC/USDT", FUTURES "BTC/USDT:USDT"."""
         markets = self._loaded_markets(market_type)
         unified = symbol
-        if market_type == "FUTURES" and ":" not in symbol:
+        if market_type == MarketType.FUTURES and ":" not in symbol:
             unified = f"{symbol}:{symbol.split('/')[-1]}"
         market = markets.get(unified)
         if market is None:
             raise OrderRejected(self._message(_("Unknown symbol: %(symbol)s") % {"symbol": unified}))
         return market
 
-    def balances(self, market_type: str = "SPOT") -> dict[str, Balance]:
+    def balances(self, market_type: str = MarketType.SPOT) -> dict[str, Balance]:
         raw = self._call(market_type, "fetch_balance")
         result = {}
         for asset, free in (raw.get("free") or {}).items():
-            used = to_decimal((raw.get("used") or {}).get(asset)) or Decimal("0")
-            result[asset] = Balance(asset=asset, free=to_decimal(free) or Decimal("0"), locked=used)
+            used = to_decimal((raw.get("used") or {}).get(asset)) or ZERO
+            result[asset] = Balance(asset=asset, free=to_decimal(free) or ZERO, locked=used)
         return result
 
     def _total(self, market_type: str, asset: str) -> Decimal:
         raw = self._call(market_type, "fetch_balance")
-        return to_decimal((raw.get("total") or {}).get(asset)) or Decimal("0")
+        return to_decimal((raw.get("total") or {}).get(asset)) or ZERO
 
     def _free(self, market_type: str, asset: str) -> Decimal:
         raw = self._call(market_type, "fetch_balance")
-        return to_decimal((raw.get("free") or {}).get(asset)) or Decimal("0")
+        return to_decimal((raw.get("free") or {}).get(asset)) or ZERO
 
     def position(self, market_type: str, symbol: str) -> Decimal:
         market = self.market(market_type, symbol)
-        if market_type != "FUTURES":
+        if market_type != MarketType.FUTURES:
             return self._total(market_type, market["base"])
-        size = Decimal("0")
+        size = ZERO
         for row in self._call(market_type, "fetch_positions", [market["symbol"]]):
             if row.get("symbol") != market["symbol"]:
                 continue
-            contracts = to_decimal(row.get("contracts")) or Decimal("0")
-            per_contract = to_decimal(row.get("contractSize")) or Decimal("1")
+            contracts = to_decimal(row.get("contracts")) or ZERO
+            per_contract = to_decimal(row.get("contractSize")) or ONE
             amount = contracts * per_contract
             size += -abs(amount) if row.get("side") == "short" else abs(amount)
         return size
@@ -416,14 +404,10 @@ class CcxtAdapter(ExchangeAdapter):
             trigger = self._price_to_precision(request.market_type, symbol, trigger)
         self._check_minimums(market, amount, price or trigger or reference, reduce_only)
 
-        client_id = venue_client_order_id(self.ccxt_id, request.client_order_id)
-        params: dict[str, Any] = {"clientOrderId": client_id}
-        if self.ccxt_id == "okx" and trigger is not None:
-            # OKX trigger orders are algo orders, known by algoClOrdId.
-            params = {"algoClOrdId": client_id}
+        params = self._id_params(self.venue_client_id(request.client_order_id), trigger is not None)
         if (
-            self.ccxt_id in MARGIN_MODE_PER_ORDER
-            and request.market_type == "FUTURES"
+            self.margin_mode_per_order
+            and request.market_type == MarketType.FUTURES
             and self.settings.get("margin_mode")
         ):
             params["marginMode"] = str(self.settings["margin_mode"]).lower()
@@ -431,13 +415,10 @@ class CcxtAdapter(ExchangeAdapter):
             # A string, as the venue takes it: some ccxt classes (Bitget) copy the param into
             # the request body over their own rounded string.
             params["triggerPrice"] = format(trigger, "f")
-            if self.ccxt_id == "bybit" and market["contract"]:
-                # Bybit contracts want the direction: a buy stop fires on the way up, a sell
-                # stop on the way down (Binance's STOP_MARKET semantics).
-                params["triggerDirection"] = "ascending" if side == "buy" else "descending"
+            params.update(self._trigger_params(market, side))
         if reduce_only:
             params["reduceOnly"] = True
-        if request.market_type == "FUTURES":
+        if request.market_type == MarketType.FUTURES:
             self._prepare_futures(symbol)
         create_price = price
         if ccxt_type == "market" and side == "buy" and _market_buy_spends_quote(client, market):
@@ -477,7 +458,7 @@ class CcxtAdapter(ExchangeAdapter):
             except ccxt.AuthenticationError as e:
                 raise PermanentVenueError(self._message(e)) from e
             except ccxt.ExchangeError as e:
-                if venue_code(e) in VENUE_UNCERTAIN_CODES.get(self.ccxt_id, ()):
+                if venue_code(e) in self.uncertain_codes:
                     return self._lookup_or_retry(request, e)  # "internal error": like a 5xx
                 # The venue answered the order request with a refusal: nothing was placed —
                 # unless it refused a repeat of an order it has (a retry after a lost answer).
@@ -489,16 +470,24 @@ class CcxtAdapter(ExchangeAdapter):
             except ccxt.BaseError as e:
                 raise self._translate(e) from e
         result = order_result(order, per_contract)
-        if self.ccxt_id in PLACEMENT_ANSWERS_IDS_ONLY:
+        if self.placement_answers_ids_only:
             result = self._state_after_placement(request, result)
         if result.quantity is None:
             result.quantity = amount
         return result
 
+    def _id_params(self, client_id: str, conditional: bool) -> dict[str, Any]:
+        """The order params naming our client order id (a hook: OKX names trigger orders apart)."""
+        return {"clientOrderId": client_id}
+
+    def _trigger_params(self, market: dict[str, Any], side: str) -> dict[str, Any]:
+        """Extra params of a trigger order beyond ``triggerPrice`` (a hook: Bybit contracts)."""
+        return {}
+
     def _state_after_placement(self, request: OrderRequest, placed: OrderResult) -> OrderResult:
-        """The state of an order the venue just accepted without saying it (Bybit, OKX and
-        Bitget answer ids only). When the lookup fails the order is `open`: the venue has it, and the live-order
-        refresh follows it from there."""
+        """The state of an order the venue just accepted without saying it (venues with
+        ``placement_answers_ids_only``). When the lookup fails the order is `open`: the venue
+        has it, and the live-order refresh follows it from there."""
         try:
             known = self.fetch_order_by_client_id(request)
         except VenueError as e:
@@ -526,28 +515,11 @@ class CcxtAdapter(ExchangeAdapter):
         symbol = market["symbol"]
         cid = request.client_order_id
         client, lock = self._client(request.market_type)
-        conditional = request.order_type in ("STOP_MARKET", "STOP_LIMIT")
+        conditional = request.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
         per_contract = contract_size(market)
         with lock:
             try:
-                if self.ccxt_id == "okx":
-                    return self._okx_order(client, symbol, cid, conditional, per_contract)
-                if self.ccxt_id == "upbit":
-                    raw = client.privateGetOrder({"identifier": cid})
-                    return order_result(client.parse_order(raw, market))
-                if self.ccxt_id == "bybit":
-                    return self._bybit_order(client, market, cid)
-                if self.ccxt_id == "bitget":
-                    return self._bitget_order(client, market, cid, conditional)
-                if self.ccxt_id == "binance":
-                    extra = (
-                        {"trigger": True, "clientAlgoId": cid}
-                        if conditional and market["contract"]
-                        else {"origClientOrderId": cid}
-                    )
-                    return order_result(client.fetch_order("", symbol, extra))
-                if client.has.get("fetchOrder"):
-                    return order_result(client.fetch_order("", symbol, {"clientOrderId": cid}))
+                return self._order_by_client_id(client, market, cid, conditional, per_contract)
             except ccxt.OrderNotFound:
                 return None
             except ccxt.NotSupported:
@@ -555,7 +527,7 @@ class CcxtAdapter(ExchangeAdapter):
             except ccxt.BaseError as e:
                 if not isinstance(e, ccxt.ArgumentsRequired | ccxt.BadRequest):
                     raise self._translate(e) from e
-            # Generic path: scan open then closed orders for our client id.
+            # The venue has no lookup by client id: scan open then closed orders for ours.
             for method in ("fetch_open_orders", "fetch_closed_orders"):
                 try:
                     orders = getattr(client, method)(symbol)
@@ -568,59 +540,20 @@ class CcxtAdapter(ExchangeAdapter):
                         return order_result(order, per_contract)
         return None
 
-    @staticmethod
-    def _bybit_order(client: ccxt.Exchange, market: dict[str, Any], cid: str) -> OrderResult | None:
-        """Bybit V5 by orderLinkId: live orders (conditional ones too: a unified account lists
-        every kind when no orderFilter is given) in /v5/order/realtime, finished ones in
-        /v5/order/history."""
-        request = {
-            "category": "linear" if market["contract"] else "spot",
-            "symbol": market["id"],
-            "orderLinkId": cid,
-        }
-        for endpoint in (client.privateGetV5OrderRealtime, client.privateGetV5OrderHistory):
-            rows = ((endpoint(request) or {}).get("result") or {}).get("list") or []
-            for row in rows:
-                if row.get("orderLinkId") == cid:
-                    return order_result(client.parse_order(row, market))
-        return None
-
-    @staticmethod
-    def _bitget_order(
-        client: ccxt.Exchange, market: dict[str, Any], cid: str, conditional: bool
+    def _order_by_client_id(
+        self,
+        client: ccxt.Exchange,
+        market: dict[str, Any],
+        cid: str,
+        conditional: bool,
+        per_contract: Decimal,
     ) -> OrderResult | None:
-        """Bitget V2 by clientOid: a regular order through spot orderInfo / mix order detail.
-        Plan (trigger) orders have no lookup by clientOid, so the live plan list and then the
-        finished one are searched (the futures lists filter by clientOid themselves)."""
-        symbol = market["symbol"]
-        if not conditional:
-            return order_result(client.fetch_order("", symbol, {"clientOrderId": cid}))
-        extra: dict[str, Any] = {"trigger": True}
-        if market["contract"]:
-            extra["clientOrderId"] = cid
-        for fetch in (client.fetch_open_orders, client.fetch_canceled_and_closed_orders):
-            for order in fetch(symbol, None, None, dict(extra)):
-                if order.get("clientOrderId") == cid:
-                    return order_result(order)
-        return None
-
-    def _okx_order(
-        self, client: ccxt.Exchange, symbol: str, cid: str, conditional: bool, per_contract: Decimal
-    ) -> OrderResult:
-        """OKX's state of our order: regular orders by clOrdId; trigger orders in the algo book
-        by algoClOrdId, and once triggered ("effective", which ccxt reads as closed) by the
-        order the trigger placed — a triggered STOP_LIMIT may still be resting."""
-        extra: dict[str, Any] = {"clientOrderId": venue_client_order_id(self.ccxt_id, cid)}
-        if conditional:
-            extra["trigger"] = True
-        order = client.fetch_order("", symbol, extra)
-        info = order.get("info") or {}
-        placed = info.get("ordIdList") or ([info["ordId"]] if info.get("ordId") else [])
-        if not conditional or info.get("state") != "effective" or not placed:
-            return order_result(order, per_contract)
-        result = order_result(client.fetch_order(str(placed[-1]), symbol), per_contract)
-        result.exchange_order_id = str(order.get("id") or "")  # the Order keeps the algo id
-        return result
+        """Our order by its client id through the venue's lookup, None when the venue has none
+        by that id (a hook: each venue names the id its own way). ``ccxt.NotSupported`` sends
+        the caller to scanning the open and closed orders instead."""
+        if not client.has.get("fetchOrder"):
+            raise ccxt.NotSupported(f"{self.ccxt_id} fetchOrder")
+        return order_result(client.fetch_order("", market["symbol"], {"clientOrderId": cid}))
 
     def cancel_all(self, market_type: str, symbol: str | None) -> int:
         """Cancel every open order (conditional ones too where the venue keeps them apart)."""
@@ -644,20 +577,12 @@ class CcxtAdapter(ExchangeAdapter):
                 raise self._translate(e) from e
 
     def _order_books(self, market_type: str) -> list[dict[str, Any]]:
-        """Params selecting each separate list of open orders the venue keeps."""
-        if self.ccxt_id == "okx":
-            # Regular orders, then trigger (algo) orders, of spot or of perpetual swaps.
-            inst_type = "SWAP" if market_type == "FUTURES" else "SPOT"
-            return [{"instType": inst_type}, {"instType": inst_type, "trigger": True}]
-        kind = "swap" if market_type == "FUTURES" else "spot"
-        if market_type in TRIGGER_BOOKS.get(self.ccxt_id, ()):
+        """Params selecting each separate list of open orders the venue keeps (a hook)."""
+        kind = "swap" if market_type == MarketType.FUTURES else "spot"
+        if market_type in self.trigger_books:
             return [{"type": kind}, {"type": kind, "trigger": True}]
-        if market_type == "FUTURES":
+        if market_type == MarketType.FUTURES:
             return [{"type": "swap"}]
-        if self.ccxt_id == "bybit":
-            # Bybit spot keeps conditional orders apart (orderFilter=StopOrder) and cancels only
-            # plain ones by default; a unified account lists both kinds unless filtered.
-            return [{"type": "spot", "orderFilter": "Order"}, {"type": "spot", "trigger": True}]
         return [{"type": "spot"}]
 
     def _cancel_symbol(self, client: ccxt.Exchange, market_type: str, symbol: str) -> int:
@@ -666,7 +591,7 @@ class CcxtAdapter(ExchangeAdapter):
             opened = client.fetch_open_orders(symbol, None, None, extra)
             if not opened:
                 continue
-            if self.ccxt_id in CANCEL_BATCH:
+            if self.cancel_batch:
                 count += self._cancel_batches(
                     client, symbol, [o["id"] for o in opened], bool(extra.get("trigger"))
                 )
@@ -680,9 +605,11 @@ class CcxtAdapter(ExchangeAdapter):
         return count
 
     def _cancel_batches(self, client: ccxt.Exchange, symbol: str, ids: list[str], trigger: bool) -> int:
-        """Cancel ``ids`` through the venue's batch cancel (OKX cancel-batch-orders /
-        cancel-algos); returns how many the venue cancelled (one filled meanwhile is not)."""
-        size = (CANCEL_BATCH_TRIGGER if trigger else CANCEL_BATCH)[self.ccxt_id]
+        """Cancel ``ids`` through the venue's batch cancel, ``cancel_batch`` (trigger orders:
+        ``cancel_batch_trigger``) at a time; returns how many the venue cancelled (one filled
+        meanwhile is not)."""
+        size = (self.cancel_batch_trigger if trigger else None) or self.cancel_batch
+        assert size, "only venues with a batch cancel get here"
         count = 0
         for start in range(0, len(ids), size):
             try:
@@ -698,13 +625,13 @@ class CcxtAdapter(ExchangeAdapter):
     def _order_shape(self, request: OrderRequest) -> tuple[str, Decimal | None, Decimal | None]:
         """(ccxt type, limit price, trigger price) for our order type."""
         kind = request.order_type
-        if kind == "MARKET":
+        if kind == OrderType.MARKET:
             return "market", None, None
-        if kind == "LIMIT":
+        if kind == OrderType.LIMIT:
             return "limit", request.price, None
-        if kind == "STOP_MARKET":
+        if kind == OrderType.STOP_MARKET:
             return "market", None, request.stop_price
-        if kind == "STOP_LIMIT":
+        if kind == OrderType.STOP_LIMIT:
             return "limit", request.price, request.stop_price
         raise OrderRejected(
             _("%(order_type)s orders are not supported on %(venue)s")
@@ -744,7 +671,7 @@ class CcxtAdapter(ExchangeAdapter):
 
         if request.is_close:
             fraction = min(abs(qty_per), HUNDRED) / HUNDRED
-            if request.market_type != "FUTURES":
+            if request.market_type != MarketType.FUTURES:
                 free = self._free(request.market_type, market["base"])
                 if free <= 0:
                     raise OrderRejected(_("No long position to close"))
@@ -757,7 +684,7 @@ class CcxtAdapter(ExchangeAdapter):
             # Reduce-only: no notional minimum to check, so no price needed.
             return ("sell" if position > 0 else "buy"), abs(position) * fraction, True, known_price
         fraction = qty_per / HUNDRED
-        if request.market_type == "FUTURES":
+        if request.market_type == MarketType.FUTURES:
             equity = self._total(request.market_type, market["settle"] or market["quote"])
             reference = price()
             return side, equity * fraction * self._leverage() / reference, False, reference
@@ -774,7 +701,7 @@ class CcxtAdapter(ExchangeAdapter):
             return Decimal(client.amount_to_precision(symbol, float(amount)))
         except ccxt.InvalidOrder:
             # ccxt refuses amounts that truncate to zero; report it as below the minimum.
-            return Decimal("0")
+            return ZERO
         except ccxt.BaseError as e:
             raise self._translate(e) from e
 
@@ -802,7 +729,7 @@ class CcxtAdapter(ExchangeAdapter):
             return
         min_cost = to_decimal((limits.get("cost") or {}).get("min"))
         if min_cost is None:
-            min_cost = VENUE_MIN_COST.get(self.ccxt_id, {}).get(market["quote"])
+            min_cost = self.min_cost.get(market["quote"])
         notional = (amount * price).quantize(Decimal("0.00000001"), rounding=ROUND_DOWN)
         if min_cost is not None and notional < min_cost:
             raise OrderRejected(
@@ -812,38 +739,35 @@ class CcxtAdapter(ExchangeAdapter):
 
     def _prepare_futures(self, symbol: str) -> None:
         """Apply the account's leverage and margin mode once per client and symbol."""
-        client, lock = self._client("FUTURES")
+        client, lock = self._client(MarketType.FUTURES)
         done: set[str] = client.options.setdefault("qt_prepared", set())
         if symbol in done:
             return
         with lock:
             try:
-                if self.ccxt_id == "okx":
-                    # OKX: the margin mode goes with each order (tdMode); leverage is set per mode.
-                    if "leverage" in self.settings:
-                        margin_mode = str(self.settings.get("margin_mode") or "cross").lower()
-                        client.set_leverage(int(self._leverage()), symbol, {"marginMode": margin_mode})
-                    done.add(symbol)
-                    return
-                if "leverage" in self.settings and client.has.get("setLeverage"):
-                    try:
-                        client.set_leverage(int(self._leverage()), symbol)
-                    except ccxt.BadRequest as e:
-                        # Bybit answers 110043 "leverage not modified" when it is already set.
-                        if venue_code(e) != "110043":
-                            raise
-                margin_mode = self.settings.get("margin_mode")
-                if margin_mode and client.has.get("setMarginMode"):
-                    try:
-                        client.set_margin_mode(str(margin_mode).lower(), symbol)
-                    except ccxt.NoChange:  # MarginModeAlreadySet is one
-                        pass
-                    except ccxt.ExchangeError as e:
-                        if "No need to change" not in str(e):
-                            raise
+                self._apply_futures_settings(client, symbol)
             except ccxt.BaseError as e:
                 raise self._translate(e) from e
         done.add(symbol)
+
+    def _apply_futures_settings(self, client: ccxt.Exchange, symbol: str) -> None:
+        """Set the account's leverage and margin mode on ``symbol`` (a hook: OKX sets leverage
+        per margin mode)."""
+        if "leverage" in self.settings and client.has.get("setLeverage"):
+            try:
+                client.set_leverage(int(self._leverage()), symbol)
+            except ccxt.BadRequest as e:
+                if venue_code(e) not in self.leverage_unchanged_codes:
+                    raise
+        margin_mode = self.settings.get("margin_mode")
+        if margin_mode and client.has.get("setMarginMode"):
+            try:
+                client.set_margin_mode(str(margin_mode).lower(), symbol)
+            except ccxt.NoChange:  # MarginModeAlreadySet is one
+                pass
+            except ccxt.ExchangeError as e:
+                if "No need to change" not in str(e):
+                    raise
 
 
 def _market_buy_spends_quote(client: ccxt.Exchange, market: dict[str, Any]) -> bool:

@@ -1,0 +1,53 @@
+"""Bitget V2 (classic account) spot and USDT perpetuals."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import ccxt
+
+from orders.exchanges.base import OrderResult
+from orders.exchanges.ccxt.base import CcxtAdapter, order_result
+from quanttrade.vocabulary import MarketType
+
+
+class BitgetAdapter(CcxtAdapter):
+    """Bitget: plan orders in a book of their own, margin mode on each order, clientOid lookups."""
+
+    display_name = "Bitget"
+    # A classic (non-UTA) account, so ccxt skips its /api/v3/account/settings probe and uses the
+    # V2 spot and mix endpoints; spot and perpetuals (ccxt still asks for each futures
+    # productType, and for the margin pair list, whatever the options say).
+    venue_options = {"uta": False, "fetchMarkets": {"types": ["spot", "swap"]}}
+    # 40015 "System is abnormal, please try again later" comes with an HTTP 500, but ccxt raises
+    # it as a plain ExchangeError from the body before it looks at the status.
+    uncertain_codes = frozenset({"40015"})
+    # Plan (trigger) orders are listed and cancelled apart, on spot and futures.
+    trigger_books = frozenset({MarketType.SPOT, MarketType.FUTURES})
+    # marginMode goes with each futures order.
+    margin_mode_per_order = True
+    placement_answers_ids_only = True
+
+    def _order_by_client_id(
+        self,
+        client: ccxt.Exchange,
+        market: dict[str, Any],
+        cid: str,
+        conditional: bool,
+        per_contract: Decimal,
+    ) -> OrderResult | None:
+        """Bitget V2 by clientOid: a regular order through spot orderInfo / mix order detail.
+        Plan (trigger) orders have no lookup by clientOid, so the live plan list and then the
+        finished one are searched (the futures lists filter by clientOid themselves)."""
+        symbol = market["symbol"]
+        if not conditional:
+            return order_result(client.fetch_order("", symbol, {"clientOrderId": cid}))
+        extra: dict[str, Any] = {"trigger": True}
+        if market["contract"]:
+            extra["clientOrderId"] = cid
+        for fetch in (client.fetch_open_orders, client.fetch_canceled_and_closed_orders):
+            for order in fetch(symbol, None, None, dict(extra)):
+                if order.get("clientOrderId") == cid:
+                    return order_result(order)
+        return None

@@ -1,0 +1,62 @@
+"""Bybit V5 spot and USDT perpetuals."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import ccxt
+
+from orders.exchanges.base import OrderResult
+from orders.exchanges.ccxt.base import CcxtAdapter, order_result
+from quanttrade.vocabulary import MarketType
+
+
+class BybitAdapter(CcxtAdapter):
+    """Bybit: ids-only placement answers, trigger direction on contracts, orderLinkId lookups."""
+
+    display_name = "Bybit"
+    # Spot and USDT perpetuals only (no inverse or option instrument lists).
+    venue_options = {"fetchMarkets": {"types": ["spot", "linear"]}}
+    # 10016 "internal error, try again": the order's fate is unknown.
+    uncertain_codes = frozenset({"10016"})
+    # 110043 "leverage not modified": it is already set.
+    leverage_unchanged_codes = frozenset({"110043"})
+    placement_answers_ids_only = True
+
+    def _trigger_params(self, market: dict[str, Any], side: str) -> dict[str, Any]:
+        """Bybit contracts want the direction: a buy stop fires on the way up, a sell stop on
+        the way down (Binance's STOP_MARKET semantics)."""
+        if not market["contract"]:
+            return {}
+        return {"triggerDirection": "ascending" if side == "buy" else "descending"}
+
+    def _order_books(self, market_type: str) -> list[dict[str, Any]]:
+        """Bybit spot keeps conditional orders apart (orderFilter=StopOrder) and cancels only
+        plain ones by default; a unified account lists both kinds unless filtered."""
+        if market_type == MarketType.FUTURES:
+            return super()._order_books(market_type)
+        return [{"type": "spot", "orderFilter": "Order"}, {"type": "spot", "trigger": True}]
+
+    def _order_by_client_id(
+        self,
+        client: ccxt.Exchange,
+        market: dict[str, Any],
+        cid: str,
+        conditional: bool,
+        per_contract: Decimal,
+    ) -> OrderResult | None:
+        """Bybit V5 by orderLinkId: live orders (conditional ones too: a unified account lists
+        every kind when no orderFilter is given) in /v5/order/realtime, finished ones in
+        /v5/order/history."""
+        request = {
+            "category": "linear" if market["contract"] else "spot",
+            "symbol": market["id"],
+            "orderLinkId": cid,
+        }
+        for endpoint in (client.privateGetV5OrderRealtime, client.privateGetV5OrderHistory):
+            rows = ((endpoint(request) or {}).get("result") or {}).get("list") or []
+            for row in rows:
+                if row.get("orderLinkId") == cid:
+                    return order_result(client.parse_order(row, market))
+        return None
