@@ -80,7 +80,7 @@ class OrderLedger:
         return {
             "market_type": market_type,
             "pdno": product,
-            "side": side,
+            "side": str(side),
             "qty": decimal_str(qty, "0"),
             "sent_at": sent_at.strftime(SENT_AT_FORMAT),
             "odno": "",
