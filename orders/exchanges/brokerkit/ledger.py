@@ -54,21 +54,26 @@ class OrderLedger:
         error: Callable[[str], str],
         http_timeout: float,
     ):
-        self.prefix = f"{namespace}:%s:{account_id}"
+        self.namespace = namespace
+        self.account_id = account_id
         self.tz = tz
         self.error = error
         self.http_timeout = http_timeout
 
     # --- keys -------------------------------------------------------------------------
+    def _key(self, kind: str, name: str) -> str:
+        return f"{self.namespace}:{kind}:{self.account_id}:{name}"
+
     def intent_key(self, client_order_id: str) -> str:
-        return f"{self.prefix % 'intent'}:{client_order_id}"
+        return self._key("intent", client_order_id)
 
     def claim_key(self, order_no: str) -> str:
-        return f"{self.prefix % 'odno'}:{order_no}"
+        return self._key("odno", order_no)
 
     def in_flight_key(self, intent: Intent) -> str:
-        shape = ":".join(str(intent[k]) for k in ("market_type", "pdno", "side", "qty"))
-        return f"{self.prefix % 'in-flight'}:{shape}"
+        return self._key(
+            "in-flight", ":".join(str(intent[k]) for k in ("market_type", "pdno", "side", "qty"))
+        )
 
     # --- intents ----------------------------------------------------------------------
     @staticmethod

@@ -9,7 +9,8 @@ What it guarantees:
 - an expired token (EGW00123/EGW00121) is refreshed once and the request repeated once; if
   that fails the error says the token expired and re-authentication is needed;
 - real and virtual (모의투자) base URLs and TR ids.
-Secrets and tokens are never logged.
+Secrets and tokens are never logged. The token cache and the rate limiter are broker-neutral
+(brokerkit/token_cache.py, brokerkit/rate_limit.py); KIS's codes, URLs and TR ids stay here.
 """
 
 from __future__ import annotations
