@@ -22,7 +22,7 @@ from orders.exchanges.base import (
     RetryableVenueError,
 )
 from orders.exchanges.kis import KisAdapter
-from orders.exchanges.kis.venue_orders import KST
+from orders.exchanges.kis.sessions import KST
 from quanttrade.vocabulary import OrderStatus
 from venuesim.kis import KisSim
 
@@ -942,10 +942,6 @@ def test_a_lookup_waits_while_an_order_of_the_same_kind_is_in_flight(
 def test_overseas_lookup_asks_from_the_day_before_in_exchange_dates(
     kis_account: Any, kis_sim: KisSim
 ) -> None:
-    from datetime import datetime, timedelta
-
-    from orders.exchanges.kis.venue_orders import KST
-
     adapter = market_adapter(kis_account, "OVERSEAS_STOCK")
     kis_sim.inject("timeout", MARKETS["OVERSEAS_STOCK"][1], delay=1.0)
     order = market_order("OVERSEAS_STOCK")

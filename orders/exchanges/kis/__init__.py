@@ -1,4 +1,5 @@
-"""Korea Investment & Securities (한국투자증권) Open API: the client and the adapter."""
+"""Korea Investment & Securities (한국투자증권) Open API: the client, the adapter (the registry's
+entry point) and one module per market over base.py. Broker-neutral parts: ../brokerkit/."""
 
 from __future__ import annotations
 

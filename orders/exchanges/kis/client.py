@@ -9,23 +9,23 @@ What it guarantees:
 - an expired token (EGW00123/EGW00121) is refreshed once and the request repeated once; if
   that fails the error says the token expired and re-authentication is needed;
 - real and virtual (모의투자) base URLs and TR ids.
-Secrets and tokens are never logged.
+Secrets and tokens are never logged. The token cache and the rate limiter are broker-neutral
+(brokerkit/token_cache.py, brokerkit/rate_limit.py); KIS's codes, URLs and TR ids stay here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import threading
 import time
 from typing import Any
 
 import requests
-from django.core.cache import cache
 from django.utils.translation import gettext as _
 
 from orders.exchanges.base import OrderRejected, OrderUncertain, PermanentVenueError, RetryableVenueError
+from orders.exchanges.brokerkit.rate_limit import SharedRateLimiter
+from orders.exchanges.brokerkit.token_cache import SharedTokenCache, TokenUnavailableError, app_key_id
 
 log = logging.getLogger("quanttrade.orders")
 
@@ -45,8 +45,6 @@ RATE_LIMIT_BACKOFF = 0.5
 # Inquiry pages followed at most (100 rows each): an order lookup must see the whole list, so a
 # longer one fails (retryable) rather than answering from part of it.
 MAX_PAGES = 30
-
-_process_lock = threading.Lock()
 
 
 def kis_error(message: str) -> str:
@@ -87,11 +85,25 @@ class KisClient:
         self.timeout = timeout
         self.rate_per_second = rate_per_second or DEFAULT_RATE[virtual]
         self.session = requests.Session()
-        key_id = hashlib.sha256(f"{self.base_url}\0{app_key}".encode()).hexdigest()[:24]
-        self._token_key = f"kis:token:{key_id}"
-        self._token_lock_key = f"kis:token-lock:{key_id}"
-        self._token_issued_key = f"kis:token-issued:{key_id}"
-        self._rate_key = f"kis:rate:{key_id}"
+        self.tokens = SharedTokenCache(
+            namespace="kis",
+            base_url=self.base_url,
+            app_key=app_key,
+            error=kis_error,
+            refresh_before=REFRESH_BEFORE,
+            min_interval=TOKEN_MIN_INTERVAL,
+        )
+        self.limiter = SharedRateLimiter(
+            f"kis:rate:{app_key_id(self.base_url, app_key)}", self.rate_per_second
+        )
+
+    @property
+    def _token_key(self) -> str:
+        return self.tokens.key
+
+    @property
+    def _token_issued_key(self) -> str:
+        return self.tokens.issued_key
 
     # --- TR ids -----------------------------------------------------------------------
     def tr(self, real: str, virtual: str | None = None) -> str:
@@ -105,32 +117,14 @@ class KisClient:
     # --- token ------------------------------------------------------------------------
     def token(self) -> str:
         """A valid access token, from the shared cache or freshly issued."""
-        cached = cache.get(self._token_key)
-        if cached and cached["expires_at"] - time.time() > REFRESH_BEFORE:
-            return str(cached["access_token"])
-        return self._issue_token(stale=cached["access_token"] if cached else None)
+        return self.tokens.get(self._request_token, self._token_wait())
 
     def _issue_token(self, stale: str | None) -> str:
-        """Issue a token under the cross-process lock. ``stale`` is the token the caller saw:
-        if another process replaced it meanwhile, that one is used instead."""
-        with _process_lock:
-            deadline = time.monotonic() + max(self.timeout, 5.0)
-            while not cache.add(self._token_lock_key, "1", timeout=30):
-                if time.monotonic() > deadline:
-                    raise RetryableVenueError(kis_error("access token issue in progress elsewhere"))
-                time.sleep(0.05)
-            try:
-                cached = cache.get(self._token_key)
-                if cached and cached["access_token"] != stale and cached["expires_at"] - time.time() > 60:
-                    return str(cached["access_token"])
-                if not cache.add(self._token_issued_key, "1", timeout=TOKEN_MIN_INTERVAL):
-                    # Issued less than a minute ago: a new request would be refused (EGW00133).
-                    if cached and cached["expires_at"] > time.time() and cached["access_token"] != stale:
-                        return str(cached["access_token"])
-                    raise _TokenUnavailableError()
-                return self._request_token()
-            finally:
-                cache.delete(self._token_lock_key)
+        """Issue a token under the shared cache's lock (see SharedTokenCache.refresh)."""
+        return self.tokens.refresh(self._request_token, self._token_wait(), stale=stale)
+
+    def _token_wait(self) -> float:
+        return max(self.timeout, 5.0)
 
     def _request_token(self) -> str:
         body = {"grant_type": "client_credentials", "appkey": self.app_key, "appsecret": self.app_secret}
@@ -154,34 +148,14 @@ class KisClient:
             raise PermanentVenueError(kis_error(message))
         lifetime = int(data.get("expires_in") or TOKEN_LIFETIME)
         token = str(data["access_token"])
-        cache.set(
-            self._token_key,
-            {"access_token": token, "expires_at": time.time() + lifetime},
-            timeout=lifetime,
-        )
+        self.tokens.store(token, lifetime)
         log.info("한투 access token 발급 완료 (만료까지 %d초)", lifetime)
         return token
 
     # --- rate limit -------------------------------------------------------------------
     def _throttle(self) -> None:
-        """Wait for this app key's next request slot (shared by all processes through the cache).
-
-        Each second has ``rate_per_second`` slots spread evenly over it; the n-th request of a
-        second waits for slot n. Bunched slots at the end of one second and the start of the
-        next would exceed the limit in the sliding second the venue may count."""
-        while True:
-            now = time.time()
-            second = int(now)
-            key = f"{self._rate_key}:{second}"
-            cache.add(key, 0, timeout=3)
-            try:
-                used = cache.incr(key)
-            except ValueError:  # expired between add and incr
-                continue
-            if used <= self.rate_per_second:
-                time.sleep(max(0.0, second + (used - 1) / self.rate_per_second - time.time()))
-                return
-            time.sleep(max(0.0, second + 1 - time.time()) + 0.001)
+        """Wait for this app key's next request slot (shared by all processes)."""
+        self.limiter.wait()
 
     # --- requests ---------------------------------------------------------------------
     def hashkey(self, body: dict[str, Any]) -> str:
@@ -243,7 +217,7 @@ class KisClient:
                 if use_hashkey and body is not None:
                     headers["hashkey"] = self.hashkey(body)
                 return self._send(method, path, headers, params=params, body=body, place=place, auth=True)
-            except _TokenUnavailableError as e:
+            except TokenUnavailableError as e:
                 raise PermanentVenueError(token_expired_message()) from e
             except KisResponseError as e:
                 if e.code in TOKEN_EXPIRED_CODES:
@@ -253,7 +227,7 @@ class KisClient:
                     log.warning("한투 access token 만료: 재발급 후 1회 재시도")
                     try:
                         self._issue_token(stale=self._current_token())
-                    except (_TokenUnavailableError, PermanentVenueError) as e2:
+                    except (TokenUnavailableError, PermanentVenueError) as e2:
                         raise PermanentVenueError(token_expired_message()) from e2
                     continue
                 if e.code == RATE_LIMIT_CODE:
@@ -274,8 +248,7 @@ class KisClient:
                 raise PermanentVenueError(kis_error(e.message)) from e
 
     def _current_token(self) -> str | None:
-        cached = cache.get(self._token_key)
-        return str(cached["access_token"]) if cached else None
+        return self.tokens.current()
 
     def _send(
         self,
@@ -325,10 +298,6 @@ class KisClient:
                 raise OrderUncertain(kis_error(message))
             raise RetryableVenueError(kis_error(message))
         raise KisResponseError(code, message, response.status_code)
-
-
-class _TokenUnavailableError(Exception):
-    """No valid token and a new one may not be requested yet (one per minute)."""
 
 
 def _json(response: requests.Response) -> dict[str, Any]:
