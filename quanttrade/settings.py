@@ -9,8 +9,11 @@ Redis broker, channels-redis, Redis cache). Every variable is listed in the READ
 
 from __future__ import annotations
 
+import math
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import environ
 from cryptography.fernet import Fernet
@@ -20,7 +23,58 @@ from quanttrade.i18n import compile_catalogs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+_BOOLEANS = {
+    **dict.fromkeys(("true", "1", "yes", "on"), True),
+    **dict.fromkeys(("false", "0", "no", "off"), False),
+}
+
+
+def _boolean(raw: str) -> bool:
+    try:
+        return _BOOLEANS[raw.lower()]
+    except KeyError:
+        raise ValueError(raw) from None
+
+
+def _finite(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value):  # "nan" and "inf" parse, but no interval or size means them
+        raise ValueError(raw)
+    return value
+
+
+class StrictEnv(environ.Env):
+    """django-environ, except that a boolean or number it cannot read stops the start.
+
+    ``environ.Env.bool`` reads any value it does not recognise as False, so a typo such as
+    ``SESSION_COOKIE_SECURE=treu`` would quietly send cookies over plain HTTP; ``int``/``float``
+    fail with a bare ValueError that does not name the variable. Every ``env.bool``/``env.int``/
+    ``env.float`` below goes through :meth:`strict` instead.
+    """
+
+    def bool(self, var: str, default: Any = environ.Env.NOTSET) -> bool:
+        return self.strict(var, default, _boolean, "true or false")
+
+    def int(self, var: str, default: Any = environ.Env.NOTSET) -> int:
+        return self.strict(var, default, int, "a whole number")
+
+    def float(self, var: str, default: Any = environ.Env.NOTSET) -> float:
+        return self.strict(var, default, _finite, "a number")
+
+    def strict(self, var: str, default: Any, parse: Callable[[str], Any], expected: str) -> Any:
+        """The variable parsed by ``parse``; unset = ``default``; anything unreadable refuses to start."""
+        raw = self.ENVIRON.get(var)
+        if raw is None:
+            if default is self.NOTSET:
+                raise ImproperlyConfigured(f"Set the {var} environment variable")
+            return default
+        try:
+            return parse(raw.strip())
+        except ValueError:
+            raise ImproperlyConfigured(f"{var} must be {expected}, got {raw!r}") from None
+
+
+env = StrictEnv()
 environ.Env.read_env(BASE_DIR / ".env") if (BASE_DIR / ".env").exists() else None
 
 DATA_DIR = Path(env.str("QT_DATA_DIR", default=str(BASE_DIR / "data")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -31,6 +32,70 @@ class StrategyAccountInline(admin.TabularInline):
     autocomplete_fields = ["account"]
 
 
+class RequestDisplay:
+    """A read-only admin field bound to one request.
+
+    The ModelAdmin instance is shared by every request and thread, so what depends on the
+    request (the absolute webhook URL, whether the token may be shown) travels with the field
+    built for that request, never with the admin. Two fields are equal when they show the same
+    thing for the same request, which is how Django matches fieldsets to readonly fields.
+    """
+
+    def __init__(self, name: str, render: Callable[[Strategy, HttpRequest], str], request: HttpRequest):
+        self.__name__ = name  # the CSS class and label fallback Django derives for a callable
+        self.short_description = getattr(render, "short_description", name)
+        self._render = render
+        self._request = request
+
+    def __call__(self, obj: Strategy) -> str:
+        return self._render(obj, self._request)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, RequestDisplay)
+            and other.__name__ == self.__name__
+            and other._request is self._request
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.__name__, id(self._request)))
+
+
+def _can_see_token(request: HttpRequest) -> bool:
+    return bool(request.user.is_superuser)
+
+
+@admin.display(description=_("webhook URL"))
+def _webhook_endpoint(obj: Strategy, request: HttpRequest) -> str:
+    return format_html("<code>{}</code>", webhook_url(request))
+
+
+@admin.display(description=_("sample payload"))
+def _sample(obj: Strategy, request: HttpRequest) -> str:
+    if not obj.pk:
+        return "—"
+    token = obj.token if _can_see_token(request) else "<token>"
+    return format_html(
+        "<pre>{}</pre>", json.dumps(sample_payload(obj, token=token), ensure_ascii=False, indent=2)
+    )
+
+
+@admin.display(description=_("TradingView alert message"))
+def _tradingview_message(obj: Strategy, request: HttpRequest) -> str:
+    if not obj.pk:
+        return "—"
+    token = obj.token if _can_see_token(request) else "<token>"
+    return format_html("<pre>{}</pre>", tradingview_template(obj, token=token))
+
+
+# Field name -> renderer; the name keeps the page's CSS classes (field-sample, ...) as they were.
+REQUEST_DISPLAYS: dict[str, Callable[[Strategy, HttpRequest], str]] = {
+    "webhook_endpoint": _webhook_endpoint,
+    "sample": _sample,
+    "tradingview_message": _tradingview_message,
+}
+
+
 @admin.register(Strategy)
 class StrategyAdmin(admin.ModelAdmin):
     list_display = ["group_name", "market_type", "is_active", "account_count", "created_at"]
@@ -38,7 +103,7 @@ class StrategyAdmin(admin.ModelAdmin):
     search_fields = ["group_name", "description"]
     inlines = [StrategyAccountInline]
     actions = ["regenerate_tokens"]
-    readonly_fields = ["masked_token", "webhook_endpoint", "sample", "tradingview_message"]
+    readonly_fields = ["masked_token"]
     fieldsets = [
         (
             None,
@@ -53,7 +118,7 @@ class StrategyAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        (_("Webhook"), {"fields": ["masked_token", "webhook_endpoint", "sample", "tradingview_message"]}),
+        (_("Webhook"), {"fields": ["masked_token", *REQUEST_DISPLAYS]}),
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Strategy]:
@@ -67,33 +132,21 @@ class StrategyAdmin(admin.ModelAdmin):
     def masked_token(self, obj: Strategy) -> str:
         return mask(obj.token) if obj.pk else _("generated on save")
 
-    @admin.display(description=_("webhook URL"))
-    def webhook_endpoint(self, obj: Strategy) -> str:
-        return format_html("<code>{}</code>", webhook_url(getattr(self, "_request", None)))
-
-    @admin.display(description=_("sample payload"))
-    def sample(self, obj: Strategy) -> str:
-        if not obj.pk:
-            return "—"
-        token = obj.token if self._can_see_token() else "<token>"
-        return format_html(
-            "<pre>{}</pre>", json.dumps(sample_payload(obj, token=token), ensure_ascii=False, indent=2)
-        )
-
-    @admin.display(description=_("TradingView alert message"))
-    def tradingview_message(self, obj: Strategy) -> str:
-        if not obj.pk:
-            return "—"
-        token = obj.token if self._can_see_token() else "<token>"
-        return format_html("<pre>{}</pre>", tradingview_template(obj, token=token))
-
-    def _can_see_token(self) -> bool:
-        request = getattr(self, "_request", None)
-        return bool(request and request.user.is_superuser)
+    def _bind(self, fields: Any, request: HttpRequest) -> list[Any]:
+        """The request-dependent field names replaced by displays bound to this request."""
+        return [
+            RequestDisplay(name, REQUEST_DISPLAYS[name], request) if name in REQUEST_DISPLAYS else name
+            for name in fields
+        ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        self._request = request  # the display methods need it for absolute URLs and permissions
-        return super().get_readonly_fields(request, obj)
+        return [*super().get_readonly_fields(request, obj), *self._bind(REQUEST_DISPLAYS, request)]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [
+            (title, {**options, "fields": self._bind(options["fields"], request)})
+            for title, options in super().get_fieldsets(request, obj)
+        ]
 
     @admin.action(description=_("Regenerate webhook token"))
     def regenerate_tokens(self, request: HttpRequest, queryset: QuerySet[Strategy]) -> None:

@@ -1,0 +1,97 @@
+"""Settings refuse a boolean or number they cannot read instead of guessing (quanttrade/settings.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from quanttrade.settings import StrictEnv
+
+ROOT = Path(__file__).resolve().parent.parent
+PRINT = "import django; django.setup(); from django.conf import settings as s; print({!r}.format(s))"
+
+
+def start(tmp_path: Path, show: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    """Load the settings in a fresh embedded-mode process, as the server does at start."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env |= {"DJANGO_SETTINGS_MODULE": "quanttrade.settings", "QT_DATA_DIR": str(tmp_path), **variables}
+    return subprocess.run(
+        [sys.executable, "-c", PRINT.format(show)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SESSION_COOKIE_SECURE", "treu", "SESSION_COOKIE_SECURE must be true or false, got 'treu'"),
+        ("ORDER_MAX_ATTEMPTS", "five", "ORDER_MAX_ATTEMPTS must be a whole number, got 'five'"),
+        ("PAPER_MATCH_INTERVAL_SECONDS", "1s", "PAPER_MATCH_INTERVAL_SECONDS must be a number, got '1s'"),
+    ],
+)
+def test_an_unreadable_value_stops_the_start_naming_the_variable(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    result = start(tmp_path, "{0.DEBUG}", **{variable: value})
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {message}" in result.stderr
+
+
+def test_readable_values_still_start(tmp_path: Path) -> None:
+    result = start(
+        tmp_path,
+        "{0.SESSION_COOKIE_SECURE} {0.CSRF_COOKIE_SECURE} {0.ORDER_MAX_ATTEMPTS} {0.PAPER_MATCH_INTERVAL_SECONDS}",
+        SESSION_COOKIE_SECURE="Yes",
+        ORDER_MAX_ATTEMPTS=" 7 ",
+        PAPER_MATCH_INTERVAL_SECONDS="0.5",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "7", "0.5"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        *[(word, True) for word in ("true", "TRUE", "1", "yes", "Yes", "on", " On ")],
+        *[(word, False) for word in ("false", "False", "0", "no", "NO", "off")],
+    ],
+)
+def test_booleans_accept_the_usual_spellings(
+    monkeypatch: pytest.MonkeyPatch, raw: str, expected: bool
+) -> None:
+    monkeypatch.setenv("QT_TEST_FLAG", raw)
+    assert StrictEnv().bool("QT_TEST_FLAG", default=not expected) is expected
+
+
+@pytest.mark.parametrize("raw", ["treu", "", "y", "ok", "2", "enabled"])
+def test_booleans_refuse_anything_else(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("QT_TEST_FLAG", raw)
+    with pytest.raises(ImproperlyConfigured, match=f"QT_TEST_FLAG must be true or false, got {raw!r}"):
+        StrictEnv().bool("QT_TEST_FLAG", default=False)
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw"), [("int", "1.5"), ("int", ""), ("int", "ten"), ("float", "nan"), ("float", "inf")]
+)
+def test_numbers_refuse_what_is_not_one(monkeypatch: pytest.MonkeyPatch, kind: str, raw: str) -> None:
+    monkeypatch.setenv("QT_TEST_NUMBER", raw)
+    with pytest.raises(ImproperlyConfigured, match="QT_TEST_NUMBER must be"):
+        getattr(StrictEnv(), kind)("QT_TEST_NUMBER", default=1)
+
+
+def test_unset_variables_keep_their_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QT_TEST_UNSET", raising=False)
+    env = StrictEnv()
+    assert (env.bool("QT_TEST_UNSET", default=True), env.int("QT_TEST_UNSET", default=3)) == (True, 3)
+    assert env.float("QT_TEST_UNSET", default=1.5) == 1.5
+    with pytest.raises(ImproperlyConfigured, match="Set the QT_TEST_UNSET environment variable"):
+        env.int("QT_TEST_UNSET")
