@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Final, TypedDict
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from quanttrade.vocabulary import MarketType, OrderStatus, OrderType, Side
 
-MONEY = {"max_digits": 30, "decimal_places": 10}
+
+class _Digits(TypedDict):
+    """The ``max_digits``/``decimal_places`` pair of a DecimalField, typed so ``**`` spreads check."""
+
+    max_digits: int
+    decimal_places: int
+
+
+MONEY: Final[_Digits] = {"max_digits": 30, "decimal_places": 10}
 
 
 class Order(models.Model):

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Final, TypedDict
+
 from django.db import models
 from django.db.models import Max, OuterRef, Q, Subquery
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-PRICE = {"max_digits": 24, "decimal_places": 8}
+
+class _Digits(TypedDict):
+    """The ``max_digits``/``decimal_places`` pair of a DecimalField, typed so ``**`` spreads check."""
+
+    max_digits: int
+    decimal_places: int
 
 
-class DailyPriceQuerySet(models.QuerySet):
+PRICE: Final[_Digits] = {"max_digits": 24, "decimal_places": 8}
+
+
+class DailyPriceQuerySet(models.QuerySet["DailyPrice"]):
     def latest_bars(self, tickers: list[str]) -> list[DailyPrice]:
         """Each ticker's newest bar, annotated with ``prev_close`` (the bar before it), in two queries."""
         latest = (

@@ -8,13 +8,22 @@ pool is enough.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
 
 
 class ReusingRedisCacheClient(RedisCacheClient):
+    if TYPE_CHECKING:
+        # Private parts of Django's RedisCacheClient (django/core/cache/backends/redis.py) that
+        # django-stubs leaves out; this class relies on them.
+        _client: Callable[..., Any]
+
+        def _get_connection_pool_index(self, write: bool) -> int: ...
+        def _get_connection_pool(self, write: bool) -> Any: ...
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clients: dict[int, Any] = {}

@@ -38,7 +38,9 @@ class Strategy(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    accounts = models.ManyToManyField("Account", through="StrategyAccount", related_name="strategies")
+    accounts: models.ManyToManyField[Account, StrategyAccount] = models.ManyToManyField(
+        "Account", through="StrategyAccount", related_name="strategies"
+    )
 
     class Meta:
         ordering = ["group_name"]

@@ -25,6 +25,7 @@ import hmac
 import itertools
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
@@ -43,6 +44,7 @@ from venuesim.core import (
     net_fill,
     now_ms,
     run_from_command_line,
+    scale,
 )
 
 PREFIX = "/api/v2"
@@ -101,11 +103,6 @@ def envelope(data: Any) -> dict[str, Any]:
 
 def failure(status: int, code: str, msg: str) -> SimReply:
     return SimReply(status, {"code": code, "msg": msg, "requestTime": now_ms(), "data": None})
-
-
-def _scale(value: Decimal) -> int:
-    exponent = value.normalize().as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
 class BitgetSim(SimServer):
@@ -569,7 +566,7 @@ class BitgetSim(SimServer):
             # Spot plan orders say how the size counts: "total" (quote) or "amount" (base).
             quote_sized = params.get("planType") == "total"
         if quote_sized:
-            if _scale(size) > s.quote_place:
+            if scale(size) > s.quote_place:
                 raise OrderFailure(
                     "40808",
                     f"Parameter verification exception size checkBDScale error value={fmt(size)} checkScale={s.quote_place}",
@@ -578,7 +575,7 @@ class BitgetSim(SimServer):
                 raise OrderFailure("45110", f"less than the minimum amount {fmt(s.min_usdt)} USDT")
             base_size = (size / price).quantize(s.lot, rounding=ROUND_DOWN)
         else:
-            if size % s.lot != 0 or _scale(size) > s.qty_place:
+            if size % s.lot != 0 or scale(size) > s.qty_place:
                 raise OrderFailure(
                     "40808",
                     f"Parameter verification exception size checkBDScale error value={fmt(size)} checkScale={s.qty_place}",
@@ -844,7 +841,7 @@ class BitgetSim(SimServer):
             return True, "", ""
 
     def _cancel_list(
-        self, targets: list[dict[str, Any] | None], asked: list[dict[str, Any]]
+        self, targets: Sequence[dict[str, Any] | None], asked: Sequence[dict[str, Any]]
     ) -> dict[str, Any]:
         success, failed = [], []
         for order, ask in zip(targets, asked, strict=True):
@@ -923,10 +920,10 @@ class BitgetSim(SimServer):
             return envelope(self._cancel_list(targets, asked))
         # Without a list: every open order of the symbol (or of the product type).
         filters = {"symbol": params.get("symbol"), "limit": 10_000}
-        targets = (
+        open_orders = (
             self._select(filters, product, plan, {"live", "partially_filled"}) if product == FUTURES else []
         )
-        return envelope(self._cancel_list(list(targets), targets))
+        return envelope(self._cancel_list(list(open_orders), open_orders))
 
     def mix_batch_cancel(self, request: Request) -> dict[str, Any]:
         return self._mix_cancel_many(request, plan=False)

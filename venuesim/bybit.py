@@ -38,6 +38,7 @@ from venuesim.core import (
     now_ms,
     order_rules,
     run_from_command_line,
+    scale,
 )
 
 LIVE = ("New", "PartiallyFilled", "Untriggered")
@@ -230,7 +231,7 @@ class BybitSim(SimServer):
                         "launchTime": "1585526400000",
                         "deliveryTime": "0",
                         "deliveryFeeRate": "",
-                        "priceScale": str(max(0, -rules["tick"].normalize().as_tuple().exponent)),
+                        "priceScale": str(scale(rules["tick"])),
                         "leverageFilter": {
                             "minLeverage": "1",
                             "maxLeverage": "100.00",

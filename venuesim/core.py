@@ -134,6 +134,12 @@ def fmt(value: Decimal | None) -> str:
     return text
 
 
+def scale(value: Decimal) -> int:
+    """Digits after the decimal point of ``value`` once normalized (0.010 -> 2, 10 -> 0; 0 for NaN/inf)."""
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
 class SimServer:
     """Base class: subclasses register routes in ``routes()`` and answer faults their own way."""
 
@@ -281,6 +287,8 @@ class SimServer:
     def base_url(self) -> str:
         assert self._httpd is not None
         host, port = self._httpd.server_address[:2]
+        if isinstance(host, bytes | bytearray):  # typeshed allows a bytes host; an AF_INET server has str
+            host = host.decode()
         return f"http://{host}:{port}"
 
     def stop(self) -> None:

@@ -302,7 +302,8 @@ class KisSim(SimServer):
             raise fail("OPSQ0002", "종목코드 오류입니다")  # invented code
         start = datetime.strptime(fields["FID_INPUT_DATE_1"], "%Y%m%d").date()
         day = datetime.strptime(fields["FID_INPUT_DATE_2"], "%Y%m%d").date()
-        close, rows = self.prices[ticker], []
+        close = self.prices[ticker]
+        rows: list[dict[str, str]] = []
         while day >= start and len(rows) < 100:
             if day.weekday() < 5:
                 rows.append(
@@ -521,7 +522,7 @@ class KisSim(SimServer):
 
     # --- overseas stock ---------------------------------------------------------------
     def overseas_order(self, request: Request) -> dict[str, Any]:
-        all_trs = set()
+        all_trs: set[str] = set()
         for buy, sell, vsell in OVERSEAS_TR.values():
             all_trs.update(self._tr(buy) + self._tr(sell, vsell))
         fields = self._auth(

@@ -122,7 +122,8 @@ def simulated_daily_history(instrument: str, days: int, *, end: date, seed: int 
     rng = random.Random(f"{seed}:{instrument}")
     whole = krw_quoted(instrument)
     close = Decimal(START_PRICES.get(instrument, "10000" if whole else "100.00"))
-    day, bars = end, []
+    day = end
+    bars: list[DailyBar] = []
     while len(bars) < days:
         if is_trading_day(day):
             tick = tick_size(instrument, close)

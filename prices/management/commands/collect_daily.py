@@ -41,5 +41,5 @@ class Command(BaseCommand):
         except (OSError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
         written = daily.daily_store(bars)
-        tickers = len({b.ticker for b in bars})
-        self.stdout.write(f"[INFO] 일봉 저장: {written}개 ({tickers}종목)")
+        instruments = len({b.ticker for b in bars})
+        self.stdout.write(f"[INFO] 일봉 저장: {written}개 ({instruments}종목)")
