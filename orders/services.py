@@ -244,7 +244,9 @@ def account_orders_execute(webhook_id: UUID | str, account_id: int) -> None:
     again later; the orders after the one that must be retried wait for it.
     """
     order_ids = list(
-        Order.objects.filter(webhook_id=webhook_id, account_id=account_id, status=OrderStatus.QUEUED)
+        Order.objects.filter(
+            webhook_id=UUID(str(webhook_id)), account_id=account_id, status=OrderStatus.QUEUED
+        )
         .order_by("sequence")
         .values_list("pk", flat=True)
     )

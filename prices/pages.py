@@ -7,11 +7,11 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from prices.universe import DEMO_INSTRUMENTS
+from prices.watchlist import DEMO_INSTRUMENTS
 
 
 def default_watchlist() -> list[str]:
-    """Demo instruments (prices.universe) followed by settings.PRICE_WATCHLIST, without duplicates."""
+    """Demo instruments (feeds.universe) followed by settings.PRICE_WATCHLIST, without duplicates."""
     seen: dict[str, None] = {}
     for instrument in (*DEMO_INSTRUMENTS, *settings.PRICE_WATCHLIST):
         instrument = instrument.strip()

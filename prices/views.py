@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from live import wsstats
 from live.store import live_store
 from prices import calendar
-from prices.feeds.health import feed_statuses
+from prices.health import feed_statuses
 from prices.models import DailyPrice, Instrument
 from prices.records import instrument_normalize, is_kr_stock
 from prices.serializers import bar_json, price_json
@@ -235,7 +235,7 @@ def gap_report(days: int, *, now: Any = None) -> dict[str, Any]:
     or whose last bar is more than ``days`` KRX trading days behind the last closed session."""
     from django.db.models import Max
 
-    from prices.universe import watchlist
+    from prices.watchlist import watchlist
 
     as_of = calendar.last_closed_trading_day(now or timezone.now())
     instruments = {i.ticker: i for i in Instrument.objects.all()}

@@ -86,7 +86,7 @@ DATABASE_URL: str = env.str("DATABASE_URL", default="")
 EMBEDDED = not (REDIS_URL or DATABASE_URL)
 
 
-def _local_secret(name: str, make: callable) -> str:  # type: ignore[valid-type]
+def _local_secret(name: str, make: Callable[[], str]) -> str:
     """Read a secret from the data folder, creating it on first use (embedded mode only)."""
     path = DATA_DIR / name
     if not path.exists():
@@ -95,7 +95,7 @@ def _local_secret(name: str, make: callable) -> str:  # type: ignore[valid-type]
     return path.read_text().strip()
 
 
-def _secret(var: str, filename: str, make: callable) -> str:  # type: ignore[valid-type]
+def _secret(var: str, filename: str, make: Callable[[], str]) -> str:
     value = env.str(var, default="")
     if value:
         return value
@@ -142,6 +142,7 @@ INSTALLED_APPS = [
     "strategies",
     "orders",
     "webhooks",
+    "feeds",
 ]
 
 MIDDLEWARE = [

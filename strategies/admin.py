@@ -130,7 +130,7 @@ class StrategyAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("webhook token"))
     def masked_token(self, obj: Strategy) -> str:
-        return mask(obj.token) if obj.pk else _("generated on save")
+        return mask(obj.token) if obj.pk else str(_("generated on save"))
 
     def _bind(self, fields: Any, request: HttpRequest) -> list[Any]:
         """The request-dependent field names replaced by displays bound to this request."""
@@ -185,7 +185,8 @@ class AccountForm(forms.ModelForm):
                 }
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("clear_credentials"):
             for name in CREDENTIAL_FIELDS:
                 cleaned[name] = ""

@@ -469,7 +469,10 @@ def _settle_derivative(account: Account, paper: PaperOrder, price: Decimal) -> N
 def _match(account: Account, paper: PaperOrder, price: Decimal) -> bool:
     """Apply one observed price to a resting order; returns True when the order changed."""
     if paper.order_type in STOPS and not paper.triggered:
-        hit = price >= paper.stop_price if paper.side == "BUY" else price <= paper.stop_price
+        stop = paper.stop_price
+        if stop is None:  # a stop order is always stored with its stop price
+            return False
+        hit = price >= stop if paper.side == "BUY" else price <= stop
         if not hit:
             return False
         paper.triggered = True

@@ -98,7 +98,7 @@ def test_seed_demo_gives_the_demo_instruments_a_daily_history_once(client: Clien
 
     from prices.calendar import last_closed_trading_day
     from prices.models import DailyPrice
-    from prices.universe import DEMO_INSTRUMENTS
+    from prices.watchlist import DEMO_INSTRUMENTS
 
     seed()
     counts = dict(DailyPrice.objects.values_list("ticker").annotate(n=Count("id")))

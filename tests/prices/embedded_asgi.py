@@ -9,6 +9,6 @@ from quanttrade.asgi import application  # noqa: F401 - re-exported for daphne
 
 settings.PRICE_SIMULATED_INTERVAL_SECONDS = 0.3
 
-from prices import feeds  # noqa: E402
+import feeds  # noqa: E402
 
 feeds.run_in_background(["simulated"])

@@ -16,7 +16,7 @@ from typing import Any
 import ccxt.pro
 import pytest
 
-from prices.feeds.ccxt_feed import EXCHANGE_OPTIONS, CcxtFeed, ticker_fields
+from feeds.ccxt_feed import EXCHANGE_OPTIONS, CcxtFeed, ticker_fields
 from prices.serializers import price_json
 from prices.services import price_latest, price_record_build
 
@@ -285,7 +285,7 @@ def test_watch_falls_back_to_polling_when_the_stream_fails(binance_sim: dict[str
 def test_collect_daily_from_ccxt_ohlcv(binance_sim: dict[str, Any]) -> None:
     import ccxt
 
-    from prices.daily import bars_from_ccxt, daily_store
+    from feeds.daily import bars_from_ccxt, daily_store
     from prices.models import DailyPrice
 
     exchange = ccxt.binance({"options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False}})

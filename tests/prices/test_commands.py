@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from prices import feeds
-from prices.feeds.health import feed_statuses
+import feeds
+from prices.health import feed_statuses
 from prices.models import DailyPrice
 from prices.serializers import price_json
 from prices.services import price_latest, price_snapshot
-from prices.universe import DEMO_INSTRUMENTS
+from prices.watchlist import DEMO_INSTRUMENTS
 
 CSV = """ticker,date,open,high,low,close,volume
 005930,2025-02-20,58000,58600,57900,58400,20000000
@@ -108,9 +108,9 @@ def test_simulated_feed_in_background_covers_demo_instruments(settings: object) 
 def test_universe_has_watchlist_recent_orders_of_active_strategies_and_tracked_instruments(
     settings: object, make_strategy: object
 ) -> None:
+    from feeds.universe import universe
     from orders.models import Order
     from prices.models import Instrument
-    from prices.universe import universe
     from webhooks.models import WebhookEvent
 
     settings.PRICE_WATCHLIST = ["nasd:amzn"]  # type: ignore[attr-defined]

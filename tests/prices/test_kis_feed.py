@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from websockets.asyncio.server import serve
 
-from prices.feeds.kis import KisFeed, parse_data_frame
+from feeds.kis import KisFeed, parse_data_frame
 from prices.models import Instrument
 from prices.services import price_latest
 

@@ -165,7 +165,7 @@ def test_pricefeed_process_feeds_this_process_and_reports_health(tmp_path: Path)
     import sys
     import time
 
-    from prices.feeds.health import feed_statuses
+    from prices.health import feed_statuses
     from prices.services import price_latest
     from tests.prices.live import ROOT
 

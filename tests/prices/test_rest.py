@@ -135,7 +135,7 @@ def test_operational_endpoints_are_staff_only(client: Client, path: str) -> None
 
 
 def test_status_shows_feeds_websocket_and_cache(staff_client: Client) -> None:
-    from prices.feeds.health import FeedHealth
+    from prices.health import FeedHealth
 
     health = FeedHealth("simulated", simulated=True)
     health.started()

@@ -16,7 +16,7 @@ from orders.exchanges.kis.venue_orders import SELL_CODE, is_new_order, kst_time,
 from quanttrade.vocabulary import ZERO, MarketType, OrderType, decimal_str, to_decimal
 
 # NMPR_TYPE_CD / ORD_DVSN_CD (01 limit, 02 market, 04 best).
-ORDER_TYPE = {
+ORDER_TYPE: dict[str, str] = {
     OrderType.LIMIT: "01",
     OrderType.MARKET: "02",
     OrderType.CONDITIONAL_LIMIT: "03",

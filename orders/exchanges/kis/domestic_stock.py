@@ -14,7 +14,7 @@ from orders.exchanges.kis.venue_orders import is_new_order, kst_time, side_of
 from quanttrade.vocabulary import ZERO, MarketType, OrderType, Side, decimal_str, to_decimal
 
 # SPEC §2.1: order_type -> domestic ORD_DVSN. STOP_LIMIT is KIS's 스톱지정가 (with CNDT_PRIC).
-ORD_DVSN = {
+ORD_DVSN: dict[str, str] = {
     OrderType.LIMIT: "00",
     OrderType.MARKET: "01",
     OrderType.CONDITIONAL_LIMIT: "02",

@@ -16,7 +16,7 @@ from orders.exchanges.kis.venue_orders import SELL_CODE, is_new_order, kst_time,
 from quanttrade.vocabulary import ZERO, MarketType, OrderType, decimal_str, to_decimal
 
 # PRIC_DVSN_CD: 1 limit, 2 market, 3 stop, 4 stop-limit.
-PRICE_TYPE = {
+PRICE_TYPE: dict[str, str] = {
     OrderType.LIMIT: "1",
     OrderType.MARKET: "2",
     OrderType.STOP_MARKET: "3",

@@ -136,7 +136,7 @@ class Command(BaseCommand):
         feeds_stop: threading.Event | None = None
         if embedded:
             if not options["no_feeds"]:
-                from prices.feeds import run_in_background
+                from feeds import run_in_background
 
                 feeds_stop = run_in_background()
             worker = EmbeddedWorker(settings.EMBEDDED_WORKER_CONCURRENCY)

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
+from django.db.models import Field
 
 from quanttrade.crypto import rotate
 from strategies.models import Account, Strategy
@@ -26,7 +27,9 @@ class Command(BaseCommand):
             for model, fields in ENCRYPTED_COLUMNS.items():
                 table = model._meta.db_table
                 for field in fields:
-                    column = model._meta.get_field(field).column
+                    model_field = model._meta.get_field(field)
+                    assert isinstance(model_field, Field)  # a concrete column, not a relation
+                    column = model_field.column
                     with connection.cursor() as cursor:
                         cursor.execute(f"SELECT id, {column} FROM {table} WHERE {column} <> ''")  # noqa: S608 - names from the model
                         rows = cursor.fetchall()

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from prices import daily
+from feeds import daily
 
 
 class Command(BaseCommand):

@@ -5,30 +5,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.utils import timezone
 
-from prices.records import instrument_for, instrument_normalize
+from orders.models import Order
+from prices.models import Instrument
+from prices.records import instrument_for
+from prices.watchlist import DEMO_INSTRUMENTS, watchlist
 
-# The instruments the simulated feed and seed_demo cover, in the dashboard's order.
-DEMO_INSTRUMENTS: tuple[str, ...] = (
-    "005930", "000660", "069500", "035420",
-    "BINANCE:BTC/USDT", "BINANCE:ETH/USDT", "BINANCE:SOL/USDT", "UPBIT:BTC/KRW",
-    "NASD:AAPL", "NASD:MSFT", "NASD:NVDA", "NYSE:TSLA", "NYSE:BRK.B",
-    "101TC000", "CME:ESZ4", "CME:NQH5",
-)  # fmt: skip
 RECENT_ORDER_DAYS = 7
-
-
-def watchlist() -> list[str]:
-    return [i for i in (instrument_normalize(x) for x in settings.PRICE_WATCHLIST) if i]
 
 
 def universe(*, include_demo: bool = False) -> list[str]:
     """Instrument ids, de-duplicated, in a stable order."""
-    from orders.models import Order
-    from prices.models import Instrument
-
     ids: list[str] = list(DEMO_INSTRUMENTS) if include_demo else []
     ids += watchlist()
     since = timezone.now() - timedelta(days=RECENT_ORDER_DAYS)

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 
-from prices.feeds.base import Feed
+from feeds.base import Feed
 from prices.services import price_publish_async
 
 log = logging.getLogger("quanttrade.prices")

@@ -100,10 +100,10 @@ class Command(BaseCommand):
         a history (the simulated feed then starts from their last close)."""
         from django.utils import timezone
 
+        from feeds.simulated import simulated_daily_history
         from prices.calendar import last_closed_trading_day
-        from prices.feeds.simulated import simulated_daily_history
         from prices.models import DailyPrice
-        from prices.universe import DEMO_INSTRUMENTS
+        from prices.watchlist import DEMO_INSTRUMENTS
 
         end = last_closed_trading_day(timezone.now())
         have = set(DailyPrice.objects.filter(ticker__in=DEMO_INSTRUMENTS).values_list("ticker", flat=True))

@@ -21,9 +21,9 @@ from django.db import connections
 log = logging.getLogger("quanttrade.prices")
 
 FEEDS: dict[str, str] = {
-    "simulated": "prices.feeds.simulated.SimulatedFeed",
-    "kis": "prices.feeds.kis.KisFeed",
-    "ccxt": "prices.feeds.ccxt_feed.CcxtFeed",
+    "simulated": "feeds.simulated.SimulatedFeed",
+    "kis": "feeds.kis.KisFeed",
+    "ccxt": "feeds.ccxt_feed.CcxtFeed",
 }
 _threads: list[threading.Thread] = []
 

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from prices import feeds
+import feeds
 
 
 class Command(BaseCommand):

@@ -29,8 +29,8 @@ import websockets
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from feeds.base import Feed
 from prices.calendar import KST
-from prices.feeds.base import Feed
 from prices.records import is_kr_stock
 from prices.services import price_publish_async
 

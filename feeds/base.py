@@ -8,7 +8,7 @@ import time
 
 from channels.db import database_sync_to_async
 
-from prices.feeds.health import FeedHealth
+from prices.health import FeedHealth
 
 
 class Feed:
@@ -22,7 +22,7 @@ class Feed:
         raise NotImplementedError
 
     async def instruments(self) -> list[str]:
-        from prices.universe import universe
+        from feeds.universe import universe
 
         return await database_sync_to_async(universe, thread_sensitive=False)(include_demo=self.simulated)
 

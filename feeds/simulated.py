@@ -16,8 +16,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from feeds.base import Feed
 from prices.calendar import is_trading_day
-from prices.feeds.base import Feed
 from prices.records import krw_quoted
 from prices.services import price_publish_async
 
