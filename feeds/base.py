@@ -8,6 +8,7 @@ import time
 
 from channels.db import database_sync_to_async
 
+from feeds.universe import universe
 from prices.health import FeedHealth
 
 
@@ -22,8 +23,6 @@ class Feed:
         raise NotImplementedError
 
     async def instruments(self) -> list[str]:
-        from feeds.universe import universe
-
         return await database_sync_to_async(universe, thread_sensitive=False)(include_demo=self.simulated)
 
     @staticmethod

@@ -47,7 +47,7 @@ EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {"binance": {"watchTickers": {"nam
 
 
 def make_exchange(exchange_id: str) -> Any:
-    import ccxt.pro
+    import ccxt.pro  # noqa: PLC0415 - ccxt.pro takes seconds to import; only the ccxt feed needs it
 
     return getattr(ccxt.pro, exchange_id)(
         {"enableRateLimit": True, "options": EXCHANGE_OPTIONS.get(exchange_id, {})}

@@ -12,6 +12,8 @@ from typing import Any
 
 from django.conf import settings
 
+from orders.exchanges.base import VenueError
+from orders.exchanges.kis.client import KisClient
 from prices.models import DailyPrice
 from prices.records import instrument_normalize
 
@@ -102,9 +104,6 @@ def bars_from_kis(tickers: list[str], *, days: int, rest_url: str | None = None)
     Goes through the trading adapter's KisClient, so the access token is the one shared (and
     cached) by every process, and the per-app-key rate limit applies.
     """
-    from orders.exchanges.base import VenueError
-    from orders.exchanges.kis.client import KisClient
-
     app_key, app_secret = settings.KIS_APP_KEY, settings.KIS_APP_SECRET
     if not app_key or not app_secret:
         raise ValueError("KIS_APP_KEY and KIS_APP_SECRET are required")

@@ -27,12 +27,16 @@ from typing import Any
 import requests
 import websockets
 from channels.db import database_sync_to_async
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from django.conf import settings
 
 from feeds.base import Feed
 from prices.calendar import KST
+from prices.models import Instrument
 from prices.records import is_kr_stock
 from prices.services import price_publish_async
+from strategies.models import Account
 
 log = logging.getLogger("quanttrade.prices")
 
@@ -82,9 +86,6 @@ def _tick(fields: list[str]) -> KisTick:
 
 
 def aes_decrypt(key: str, iv: str, payload: str) -> str:
-    from cryptography.hazmat.primitives import padding
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
     decryptor = Cipher(algorithms.AES(key.encode()), modes.CBC(iv.encode())).decryptor()
     padded = decryptor.update(base64.b64decode(payload)) + decryptor.finalize()
     unpadder = padding.PKCS7(128).unpadder()
@@ -156,8 +157,6 @@ class KisFeed(Feed):
     def _credentials_from_account(self) -> None:
         """Without KIS_APP_KEY/KIS_APP_SECRET, use the first active KIS account's app key
         (the realtime feed needs one app key, not one per account)."""
-        from strategies.models import Account
-
         account = (
             Account.objects.filter(exchange="KIS", is_active=True).exclude(api_key="").order_by("id").first()
         )
@@ -280,8 +279,6 @@ class KisFeed(Feed):
 
 def _mark_halted(ticker: str, halted: bool) -> None:
     """Record a halt reported by the exchange (TRHT_YN) on the Instrument row."""
-    from prices.models import Instrument
-
     if halted:
         Instrument.objects.update_or_create(
             ticker=ticker, defaults={"halted": True, "halted_reason": "KIS TRHT_YN=Y"}

@@ -18,6 +18,7 @@ from django.conf import settings
 
 from feeds.base import Feed
 from prices.calendar import is_trading_day
+from prices.models import DailyPrice
 from prices.records import krw_quoted
 from prices.services import price_publish_async
 
@@ -58,8 +59,6 @@ class SimulatedFeed(Feed):
         self.volume: dict[str, int] = {}
 
     async def _start_price(self, instrument: str) -> Decimal:
-        from prices.models import DailyPrice
-
         bar = await database_sync_to_async(
             lambda: DailyPrice.objects.filter(ticker=instrument).order_by("-date").first(),
             thread_sensitive=False,

@@ -29,6 +29,7 @@ from collections import defaultdict
 from typing import Any
 
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
+from channels_redis.core import RedisChannelLayer
 
 log = logging.getLogger("quanttrade.prices")
 
@@ -56,10 +57,6 @@ def channel_layer() -> Any:
 
 
 def _is_redis_core(layer: Any) -> bool:
-    try:
-        from channels_redis.core import RedisChannelLayer
-    except ImportError:  # pragma: no cover - channels_redis is a requirement
-        return False
     return isinstance(layer, RedisChannelLayer)
 
 

@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Any, Protocol
 
+import redis
 from django.conf import settings
 
 TICK_PREFIX = "qt:price:"
@@ -77,8 +78,6 @@ class RedisLiveStore:
     """Redis-backed store (distributed mode). One key per instrument, JSON values."""
 
     def __init__(self, url: str) -> None:
-        import redis
-
         self._redis = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
 
     def get(self, instrument: str) -> dict[str, Any] | None:

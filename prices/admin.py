@@ -12,6 +12,7 @@ from django.urls import path
 from django.utils.translation import gettext_lazy as _
 
 from prices.models import DailyPrice, Instrument
+from prices.views import price_status
 
 
 @admin.register(DailyPrice)
@@ -45,8 +46,6 @@ class InstrumentAdmin(admin.ModelAdmin):
 
     def status_view(self, request: HttpRequest) -> HttpResponse:
         """Feed health and WebSocket statistics, the same data as GET /api/prices/status."""
-        from prices.views import price_status
-
         status = price_status()
         context = {
             **self.admin_site.each_context(request),

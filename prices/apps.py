@@ -9,7 +9,8 @@ class PricesConfig(AppConfig):
     verbose_name = _("Prices")
 
     def ready(self) -> None:
-        from live import topics
-        from prices.services import PRICE_TOPICS
+        # Imported once the app registry is ready: prices.services imports models.
+        from live import topics  # noqa: PLC0415
+        from prices.services import PRICE_TOPICS  # noqa: PLC0415
 
         topics.register(PRICE_TOPICS)

@@ -22,6 +22,7 @@ from live import bus
 from live.store import live_store
 from live.topics import TopicFamily
 from prices import calendar
+from prices.models import DailyPrice
 from prices.records import (
     SOURCE_DAILY_CLOSE,
     SOURCE_REALTIME,
@@ -147,8 +148,6 @@ def price_snapshots(instruments: list[str], *, now: datetime | None = None) -> d
 
     Instruments with neither are absent from the result.
     """
-    from prices.models import DailyPrice
-
     now = now or timezone.now()
     found: dict[str, PriceRecord] = {}
     for instrument, data in live_store().get_many(instruments).items():

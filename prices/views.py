@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -28,6 +29,7 @@ from prices.models import DailyPrice, Instrument
 from prices.records import instrument_normalize, is_kr_stock
 from prices.serializers import bar_json, price_json
 from prices.services import price_snapshot, price_snapshots
+from prices.watchlist import watchlist
 from quanttrade.errors import ApiError
 
 MAX_TICKERS = 200
@@ -233,10 +235,6 @@ class PriceGapsView(APIView):
 def gap_report(days: int, *, now: Any = None) -> dict[str, Any]:
     """Korean tickers (tracked instruments, watchlist, tickers with bars) whose data is missing
     or whose last bar is more than ``days`` KRX trading days behind the last closed session."""
-    from django.db.models import Max
-
-    from prices.watchlist import watchlist
-
     as_of = calendar.last_closed_trading_day(now or timezone.now())
     instruments = {i.ticker: i for i in Instrument.objects.all()}
     last_dates = dict(DailyPrice.objects.values("ticker").annotate(d=Max("date")).values_list("ticker", "d"))

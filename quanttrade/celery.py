@@ -19,7 +19,8 @@ app.autodiscover_tasks()
 def _activate_default_language(**_: Any) -> None:
     """Messages stored by tasks (order outcomes) are in the site language, whatever language
     a request served earlier on the same worker thread had activated."""
-    from django.conf import settings
-    from django.utils import translation
+    # This module loads before Django is set up (quanttrade/__init__ imports it).
+    from django.conf import settings  # noqa: PLC0415
+    from django.utils import translation  # noqa: PLC0415
 
     translation.activate(settings.LANGUAGE_CODE)

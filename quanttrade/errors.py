@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.utils.encoding import force_str
 from django.utils.translation import gettext as _
 from rest_framework import exceptions as drf_exceptions
@@ -68,8 +68,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """DRF exception handler producing the envelope for every error."""
     if isinstance(exc, ApiError):
         return Response(exc.envelope(), status=exc.status)
-    from django.http import Http404
-
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     if isinstance(exc, drf_exceptions.APIException):

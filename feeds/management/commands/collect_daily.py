@@ -28,7 +28,7 @@ class Command(BaseCommand):
             if options["csv"]:
                 bars = daily.bars_from_csv(options["csv"], ticker=options["ticker"])
             elif options["ccxt"]:
-                import ccxt
+                import ccxt  # noqa: PLC0415 - ccxt takes about a second to import; only this source needs it
 
                 code = options["ccxt"].lower()
                 exchange = getattr(ccxt, code)({"enableRateLimit": True})

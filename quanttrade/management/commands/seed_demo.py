@@ -17,10 +17,15 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework.authtoken.models import Token
 
+from feeds.simulated import simulated_daily_history
 from orders.models import PaperBalance
+from prices.calendar import last_closed_trading_day
+from prices.models import DailyPrice
+from prices.watchlist import DEMO_INSTRUMENTS
 from quanttrade.vocabulary import MarketType
 from strategies.addressing import public_base_url, sample_payload
 from strategies.models import Account, Strategy, StrategyAccount
@@ -98,13 +103,6 @@ class Command(BaseCommand):
     def _daily_history(self, days: int = 120) -> None:
         """Made-up daily bars for the demo instruments that have none, so the chart pages have
         a history (the simulated feed then starts from their last close)."""
-        from django.utils import timezone
-
-        from feeds.simulated import simulated_daily_history
-        from prices.calendar import last_closed_trading_day
-        from prices.models import DailyPrice
-        from prices.watchlist import DEMO_INSTRUMENTS
-
         end = last_closed_trading_day(timezone.now())
         have = set(DailyPrice.objects.filter(ticker__in=DEMO_INSTRUMENTS).values_list("ticker", flat=True))
         DailyPrice.objects.bulk_create(

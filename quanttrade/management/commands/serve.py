@@ -20,9 +20,16 @@ import threading
 import time
 from typing import Any
 
+from celery.worker import WorkController
+from celery.worker import state as worker_state
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections, connections
+
+import orders.tasks  # noqa: F401 - registers the execution tasks with the app
+from feeds import run_in_background
+from orders.services import orders_sweep, paper_match_run
+from quanttrade.celery import app
 
 log = logging.getLogger("quanttrade.serve")
 
@@ -35,15 +42,10 @@ class EmbeddedWorker:
     """A Celery worker consuming the in-memory broker from a thread of this process."""
 
     def __init__(self, concurrency: int):
-        from celery.worker import WorkController
-
-        from quanttrade.celery import app
-
         app.conf.worker_hijack_root_logger = False
         # The in-memory transport polls for messages; 1 s (its default) would be the latency.
         app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.01}
         app.loader.import_default_modules()
-        import orders.tasks  # noqa: F401 - make sure the execution tasks are registered
 
         self.worker = WorkController(
             app=app,
@@ -61,9 +63,7 @@ class EmbeddedWorker:
         self.thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        from celery.worker import state
-
-        state.should_terminate = 0  # the consumer loop exits, the worker shuts down warm
+        worker_state.should_terminate = 0  # the consumer loop exits, the worker shuts down warm
         self.thread.join(timeout)
 
 
@@ -83,8 +83,6 @@ class PeriodicLoop:
         self.thread.join(5)
 
     def _run(self) -> None:
-        from orders.services import orders_sweep, paper_match_run
-
         sweep_every = float(settings.ORDER_SWEEP_INTERVAL_SECONDS)
         match_every = float(settings.PAPER_MATCH_INTERVAL_SECONDS)
         next_sweep = time.monotonic() + sweep_every
@@ -136,13 +134,9 @@ class Command(BaseCommand):
         feeds_stop: threading.Event | None = None
         if embedded:
             if not options["no_feeds"]:
-                from feeds import run_in_background
-
                 feeds_stop = run_in_background()
             worker = EmbeddedWorker(settings.EMBEDDED_WORKER_CONCURRENCY)
             worker.start()
-            from orders.services import orders_sweep
-
             # Nothing from a previous run survives in the in-memory broker: resend it all now.
             counts = _guarded("orders_sweep", orders_sweep, 0)
             if counts and counts["redispatched"]:
@@ -183,10 +177,12 @@ class Command(BaseCommand):
 
 def _run_daphne(host: str, port: int) -> None:
     """daphne in this (main) thread; it handles SIGINT/SIGTERM by stopping its reactor."""
-    from daphne.endpoints import build_endpoint_description_strings
-    from daphne.server import Server
+    # Imported here: daphne.server installs Twisted's asyncio reactor and quanttrade.asgi builds
+    # the ASGI application, which only a daphne run wants (uvicorn loads the app itself).
+    from daphne.endpoints import build_endpoint_description_strings  # noqa: PLC0415
+    from daphne.server import Server  # noqa: PLC0415
 
-    from quanttrade.asgi import application
+    from quanttrade.asgi import application  # noqa: PLC0415
 
     # A process started in the background inherits SIGINT as ignored; Ctrl-C / kill -INT must
     # still stop the server (twisted only takes over the default handler).
@@ -202,7 +198,7 @@ def _run_daphne(host: str, port: int) -> None:
 
 
 def _run_uvicorn(host: str, port: int) -> None:
-    import uvicorn
+    import uvicorn  # noqa: PLC0415 - only when serving with uvicorn (the alternative server)
 
     # uvicorn handles SIGINT/SIGTERM itself, then re-raises the signal once it has shut down;
     # ignoring that replay lets this command stop the worker and feeds cleanly afterwards.
