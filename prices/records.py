@@ -12,6 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from quanttrade.vocabulary import CRYPTO_MARKETS, MarketType
+
 # A bare Korean code (005930, 123456A, 101TC000) or EXCHANGE:SYMBOL (BINANCE:BTC/USDT, NYSE:BRK.B).
 INSTRUMENT_RE = re.compile(r"^(?:[A-Z0-9_]{1,16}:)?[A-Z0-9][A-Z0-9._/\-]{0,39}$")
 SOURCE_REALTIME = "realtime"
@@ -80,19 +82,19 @@ def instrument_for(
     """The price-layer id of an instrument: a bare ticker for Korean markets, else EXCHANGE:SYMBOL."""
     params = params or {}
     symbol = symbol.strip().upper()
-    if market_type in ("DOMESTIC_STOCK", "DOMESTIC_FUTUREOPTION"):
+    if market_type in (MarketType.DOMESTIC_STOCK, MarketType.DOMESTIC_FUTUREOPTION):
         # The guide accepts KR005930 for 005930.
-        if market_type == "DOMESTIC_STOCK" and len(symbol) == 8 and symbol.startswith("KR"):
+        if market_type == MarketType.DOMESTIC_STOCK and len(symbol) == 8 and symbol.startswith("KR"):
             symbol = symbol[2:]
         return symbol
-    if market_type in ("SPOT", "FUTURES"):
+    if market_type in CRYPTO_MARKETS:
         exchange = exchange.strip().upper()
         if not exchange or exchange == "PAPER":
             exchange = str(params.get("price_exchange") or "").upper() or (
                 "UPBIT" if symbol.endswith("/KRW") else "BINANCE"
             )
         return f"{exchange}:{symbol}"
-    default = "NASD" if market_type == "OVERSEAS_STOCK" else "CME"
+    default = "NASD" if market_type == MarketType.OVERSEAS_STOCK else "CME"
     return f"{str(params.get('exchange_code') or default).upper()}:{symbol}"
 
 

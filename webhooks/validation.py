@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from quanttrade.errors import ApiError
-from quanttrade.vocabulary import CRYPTO_MARKETS, MarketType
+from quanttrade.vocabulary import CRYPTO_MARKETS, MarketType, OrderType, Side
 
 
 class WebhookError(ApiError):
@@ -26,33 +26,44 @@ class WebhookError(ApiError):
 
 # --- vocabulary -----------------------------------------------------------------------------
 
-COMMON_ORDER_TYPES = ("MARKET", "LIMIT", "STOP_MARKET", "STOP_LIMIT", "CANCEL_ALL_ORDER")
-DOMESTIC_STOCK_ORDER_TYPES = ("CONDITIONAL_LIMIT", "BEST_LIMIT", "PRE_MARKET", "AFTER_MARKET")
+COMMON_ORDER_TYPES = (
+    OrderType.MARKET,
+    OrderType.LIMIT,
+    OrderType.STOP_MARKET,
+    OrderType.STOP_LIMIT,
+    OrderType.CANCEL_ALL_ORDER,
+)
+DOMESTIC_STOCK_ORDER_TYPES = (
+    OrderType.CONDITIONAL_LIMIT,
+    OrderType.BEST_LIMIT,
+    OrderType.PRE_MARKET,
+    OrderType.AFTER_MARKET,
+)
 ALL_ORDER_TYPES = COMMON_ORDER_TYPES + DOMESTIC_STOCK_ORDER_TYPES
 # "CANCEL" is accepted as another name of CANCEL_ALL_ORDER (the guide's priority table uses it).
-ORDER_TYPE_ALIASES = {"CANCEL": "CANCEL_ALL_ORDER"}
-CANCEL_TYPES = frozenset({"CANCEL_ALL_ORDER"})
+ORDER_TYPE_ALIASES = {"CANCEL": OrderType.CANCEL_ALL_ORDER}
+CANCEL_TYPES = frozenset({OrderType.CANCEL_ALL_ORDER})
 
 # SPEC §2.4: execution priority, stable within a priority.
-PRIORITY = {
-    "MARKET": 1,
-    "CANCEL_ALL_ORDER": 2,
-    "LIMIT": 3,
-    "BEST_LIMIT": 3,
-    "PRE_MARKET": 3,
-    "AFTER_MARKET": 3,
-    "STOP_MARKET": 4,
-    "STOP_LIMIT": 5,
-    "CONDITIONAL_LIMIT": 6,
+PRIORITY: dict[str, int] = {
+    OrderType.MARKET: 1,
+    OrderType.CANCEL_ALL_ORDER: 2,
+    OrderType.LIMIT: 3,
+    OrderType.BEST_LIMIT: 3,
+    OrderType.PRE_MARKET: 3,
+    OrderType.AFTER_MARKET: 3,
+    OrderType.STOP_MARKET: 4,
+    OrderType.STOP_LIMIT: 5,
+    OrderType.CONDITIONAL_LIMIT: 6,
 }
 
-PRICE_REQUIRED = frozenset({"LIMIT", "STOP_LIMIT", "CONDITIONAL_LIMIT"})
-STOP_PRICE_REQUIRED = frozenset({"STOP_MARKET", "STOP_LIMIT"})
+PRICE_REQUIRED = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.CONDITIONAL_LIMIT})
+STOP_PRICE_REQUIRED = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT})
 # Types for which a price means nothing: it is dropped with a warning.
-PRICE_IGNORED = frozenset({"MARKET", "STOP_MARKET", "CANCEL_ALL_ORDER"})
+PRICE_IGNORED = frozenset({OrderType.MARKET, OrderType.STOP_MARKET, OrderType.CANCEL_ALL_ORDER})
 STOP_PRICE_IGNORED = frozenset(ALL_ORDER_TYPES) - STOP_PRICE_REQUIRED
 
-SIDES = {"BUY": "BUY", "SELL": "SELL", "LONG": "BUY", "SHORT": "SELL"}
+SIDES = {"BUY": Side.BUY, "SELL": Side.SELL, "LONG": Side.BUY, "SHORT": Side.SELL}
 
 DEPRECATED_FIELDS = ("market_type", "exchange", "platform")
 TOP_LEVEL_FIELDS = frozenset(

@@ -33,16 +33,19 @@ from orders.exchanges.base import Balance, ExchangeAdapter, OrderRejected, Order
 from orders.models import PaperBalance, PaperOrder, PaperPosition
 from prices.records import instrument_for
 from prices.services import price_latest
-from quanttrade.vocabulary import OrderStatus, decimal_str
+from quanttrade.vocabulary import CRYPTO_MARKETS, MarketType, OrderStatus, OrderType, Side, decimal_str
 from strategies.models import Account
 
 log = logging.getLogger("quanttrade.orders")
 
-CRYPTO = frozenset({"SPOT", "FUTURES"})
-DERIVATIVES = frozenset({"FUTURES", "DOMESTIC_FUTUREOPTION", "OVERSEAS_FUTUREOPTION"})
+DERIVATIVES = frozenset(
+    {MarketType.FUTURES, MarketType.DOMESTIC_FUTUREOPTION, MarketType.OVERSEAS_FUTUREOPTION}
+)
 # Order types that behave as MARKET when they carry no price.
-MARKET_WITHOUT_PRICE = frozenset({"MARKET", "BEST_LIMIT", "PRE_MARKET", "AFTER_MARKET"})
-STOPS = frozenset({"STOP_MARKET", "STOP_LIMIT"})
+MARKET_WITHOUT_PRICE = frozenset(
+    {OrderType.MARKET, OrderType.BEST_LIMIT, OrderType.PRE_MARKET, OrderType.AFTER_MARKET}
+)
+STOPS = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT})
 
 CRYPTO_STEP = Decimal("0.00000001")
 WHOLE = Decimal("1")
@@ -52,7 +55,7 @@ ZERO = Decimal("0")
 
 def quote_currency(market_type: str, symbol: str, currency: str = "", params: dict | None = None) -> str:
     """The asset a trade in ``symbol`` is paid in."""
-    if market_type in CRYPTO:
+    if market_type in CRYPTO_MARKETS:
         return symbol.split("/", 1)[1].split(":", 1)[0].upper() if "/" in symbol else (currency or "USDT")
     if market_type.startswith("DOMESTIC_"):
         return "KRW"
@@ -65,7 +68,7 @@ def base_asset(symbol: str) -> str:
 
 def quantize_amount(market_type: str, amount: Decimal) -> Decimal:
     """Crypto to 8 decimals, securities to whole shares/contracts (always rounding down)."""
-    step = CRYPTO_STEP if market_type in CRYPTO else WHOLE
+    step = CRYPTO_STEP if market_type in CRYPTO_MARKETS else WHOLE
     return amount.quantize(step, rounding=ROUND_DOWN)
 
 
@@ -89,7 +92,7 @@ class PaperAdapter(ExchangeAdapter):
         }
 
     def position(self, market_type: str, symbol: str) -> Decimal:
-        if market_type == "SPOT":
+        if market_type == MarketType.SPOT:
             bal = PaperBalance.objects.filter(account=self.account, asset=base_asset(symbol)).first()
             return bal.free + bal.locked if bal else ZERO
         pos = PaperPosition.objects.filter(
@@ -113,7 +116,7 @@ class PaperAdapter(ExchangeAdapter):
                 # The same client id again (a retry after an uncertain outcome): never place twice.
                 return paper_result(existing)
             paper = self._new_order(account, request)
-            if paper.order_type == "MARKET":
+            if paper.order_type == OrderType.MARKET:
                 record = price_latest(paper.instrument)
                 if record is None:
                     raise OrderRejected(
@@ -137,7 +140,7 @@ class PaperAdapter(ExchangeAdapter):
         market_type = request.market_type
         order_type = request.order_type
         if order_type in MARKET_WITHOUT_PRICE and request.price is None:
-            order_type = "MARKET"
+            order_type = OrderType.MARKET
         instrument = instrument_for(
             market_type,
             request.symbol,
@@ -150,7 +153,7 @@ class PaperAdapter(ExchangeAdapter):
         reduce_only = request.is_close
         if reduce_only:
             amount = self._close_amount(request)
-        elif market_type in CRYPTO:
+        elif market_type in CRYPTO_MARKETS:
             amount = self._percent_amount(account, request, order_type, instrument, currency)
         else:
             amount = request.qty_per
@@ -176,13 +179,13 @@ class PaperAdapter(ExchangeAdapter):
     def _close_amount(self, request: OrderRequest) -> Decimal:
         assert request.qty_per is not None
         percent = min(-request.qty_per, HUNDRED)
-        if request.market_type == "SPOT":
+        if request.market_type == MarketType.SPOT:
             held = _free(self.account, base_asset(request.symbol))
         else:
             held = self.position(request.market_type, request.symbol)
-        if request.side == "SELL" and held <= 0:
+        if request.side == Side.SELL and held <= 0:
             raise OrderRejected(_("No long position to close"))
-        if request.side == "BUY" and held >= 0:
+        if request.side == Side.BUY and held >= 0:
             raise OrderRejected(_("No short position to close"))
         return abs(held) * percent / HUNDRED
 
@@ -191,21 +194,21 @@ class PaperAdapter(ExchangeAdapter):
     ) -> Decimal:
         assert request.qty_per is not None
         percent = request.qty_per
-        if request.market_type == "SPOT" and request.side == "SELL":
+        if request.market_type == MarketType.SPOT and request.side == "SELL":
             return (
                 _available(base_asset(request.symbol), _free(account, base_asset(request.symbol)))
                 * percent
                 / HUNDRED
             )
-        price = request.price if order_type not in ("MARKET", "STOP_MARKET") else None
-        if price is None and order_type == "STOP_MARKET":
+        price = request.price if order_type not in (OrderType.MARKET, OrderType.STOP_MARKET) else None
+        if price is None and order_type == OrderType.STOP_MARKET:
             price = request.stop_price
         if price is None:
             record = price_latest(instrument)
             if record is None:
                 raise OrderRejected(_("No price data for %(instrument)s") % {"instrument": instrument})
             price = record.price
-        if request.market_type == "SPOT":
+        if request.market_type == MarketType.SPOT:
             return _available(currency, _free(account, currency)) * percent / HUNDRED / price
         equity = _available(currency, _equity(account, currency))
         return equity * percent / HUNDRED * _leverage(account) / price
@@ -293,7 +296,7 @@ def _opening_part(account: Account, paper: PaperOrder) -> Decimal:
 def _requirement(account: Account, paper: PaperOrder, price: Decimal) -> tuple[str, Decimal]:
     """The asset and the amount of it the order needs free to be placed or filled."""
     mt = paper.market_type
-    if mt == "SPOT":
+    if mt == MarketType.SPOT:
         if paper.side == "BUY":
             return paper.currency, paper.amount * price
         return base_asset(paper.symbol), paper.amount
@@ -310,7 +313,7 @@ def _check_funds(account: Account, paper: PaperOrder, price: Decimal) -> None:
     available = _free(account, asset)
     if needed > available:
         raise _insufficient(asset, needed, available)
-    if paper.market_type in ("DOMESTIC_STOCK", "OVERSEAS_STOCK") and paper.side == "SELL":
+    if paper.market_type in (MarketType.DOMESTIC_STOCK, MarketType.OVERSEAS_STOCK) and paper.side == "SELL":
         pos = PaperPosition.objects.filter(
             account=account, symbol=paper.symbol, market_type=paper.market_type
         ).first()
@@ -357,7 +360,7 @@ def _fill(account: Account, paper: PaperOrder, price: Decimal) -> None:
     if paper.reduce_only:
         _cap_to_position(account, paper)
     _check_funds(account, paper, price)
-    if paper.market_type == "SPOT":
+    if paper.market_type == MarketType.SPOT:
         _settle_spot(account, paper, price)
     elif paper.market_type in DERIVATIVES:
         _settle_derivative(account, paper, price)
@@ -381,17 +384,17 @@ def _fill(account: Account, paper: PaperOrder, price: Decimal) -> None:
 def _cap_to_position(account: Account, paper: PaperOrder) -> None:
     """A close never exceeds (or flips) what is held when it fills; the position may have
     shrunk since a resting close was placed."""
-    if paper.market_type == "SPOT":
+    if paper.market_type == MarketType.SPOT:
         held = _free(account, base_asset(paper.symbol))
     else:
         pos = PaperPosition.objects.filter(
             account=account, symbol=paper.symbol, market_type=paper.market_type
         ).first()
         held = pos.quantity if pos else ZERO
-    closable = held if paper.side == "SELL" else -held
+    closable = held if paper.side == Side.SELL else -held
     if closable <= 0:
         raise OrderRejected(
-            _("No long position to close") if paper.side == "SELL" else _("No short position to close")
+            _("No long position to close") if paper.side == Side.SELL else _("No short position to close")
         )
     if paper.amount > closable:
         paper.amount = quantize_amount(paper.market_type, closable)
@@ -438,7 +441,7 @@ def _settle_stock(account: Account, paper: PaperOrder, price: Decimal) -> None:
 
 def _settle_derivative(account: Account, paper: PaperOrder, price: Decimal) -> None:
     quote, pos = _balance(account, paper.currency), _position(account, paper)
-    signed = paper.amount if paper.side == "BUY" else -paper.amount
+    signed = paper.amount if paper.side == Side.BUY else -paper.amount
     # First reduce an opposite position, realising PnL and releasing its margin.
     if pos.quantity and (pos.quantity > 0) != (signed > 0):
         closing = min(abs(signed), abs(pos.quantity))
@@ -472,11 +475,11 @@ def _match(account: Account, paper: PaperOrder, price: Decimal) -> bool:
         stop = paper.stop_price
         if stop is None:  # a stop order is always stored with its stop price
             return False
-        hit = price >= stop if paper.side == "BUY" else price <= stop
+        hit = price >= stop if paper.side == Side.BUY else price <= stop
         if not hit:
             return False
         paper.triggered = True
-        if paper.order_type == "STOP_MARKET":
+        if paper.order_type == OrderType.STOP_MARKET:
             return _fill_or_cancel(account, paper, price)
         paper.save(update_fields=["triggered", "updated_at"])
         log.info(
@@ -495,7 +498,7 @@ def _match(account: Account, paper: PaperOrder, price: Decimal) -> bool:
 def _limit_crossed(paper: PaperOrder, price: Decimal) -> bool:
     if paper.price is None:
         return True
-    return price <= paper.price if paper.side == "BUY" else price >= paper.price
+    return price <= paper.price if paper.side == Side.BUY else price >= paper.price
 
 
 def _fill_or_cancel(account: Account, paper: PaperOrder, price: Decimal) -> bool:
