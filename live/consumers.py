@@ -83,7 +83,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 )
             try:
                 message = json.loads(text_data)
-            except ValueError:
+            except (ValueError, RecursionError):  # nesting deeper than the parser's stack
                 return await self._error("invalid_json", _("The message is not valid JSON."))
             if not isinstance(message, dict) or not isinstance(message.get("type"), str):
                 return await self._error("invalid_message", _("A message is a JSON object with a type."))
@@ -167,6 +167,16 @@ class LiveConsumer(AsyncWebsocketConsumer):
         return bool(user is not None and user.is_authenticated and user.is_staff)
 
     # --- outgoing ---------------------------------------------------------------------
+
+    async def send(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+    ) -> None:
+        """A send to a client that has just gone away is dropped quietly: a normal disconnect
+        racing a reply or a ping is not an error of the application."""
+        try:
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+        except Exception as exc:
+            log.debug("send to a closed WebSocket dropped (%s): %s", getattr(self, "client_id", "-"), exc)
 
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content, ensure_ascii=False, separators=(",", ":")))

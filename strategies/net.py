@@ -39,7 +39,7 @@ def _in(ip: str, networks: tuple[Network, ...]) -> bool:
 def client_ip(request: HttpRequest, trusted_proxies: tuple[str, ...]) -> str | None:
     """The sender's address. X-Forwarded-For is believed only when the direct peer is a
     trusted proxy; then the right-most address that is not itself a trusted proxy wins."""
-    peer = request.META.get("REMOTE_ADDR") or None
+    peer = _address(request.META.get("REMOTE_ADDR"))
     proxies = parse_networks(trusted_proxies)
     if peer is None or not proxies or not _in(peer, proxies):
         return peer
@@ -53,6 +53,15 @@ def client_ip(request: HttpRequest, trusted_proxies: tuple[str, ...]) -> str | N
             except ValueError:
                 return peer
     return peer
+
+
+def _address(value: str | None) -> str | None:
+    """``value`` as a normalised IP address, or None when it is not one (a server that rewrote
+    the peer from a forwarding header may hand over anything)."""
+    try:
+        return str(ipaddress.ip_address((value or "").strip()))
+    except ValueError:
+        return None
 
 
 def ip_allowed(ip: str | None, allowlist: tuple[str, ...]) -> bool:

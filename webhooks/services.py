@@ -41,6 +41,8 @@ from webhooks.validation import (
 log = logging.getLogger("quanttrade.webhook")
 
 REDACTED = "***"
+# A webhook is at most: body -> orders -> one order -> params -> a value. Room to spare.
+MAX_JSON_DEPTH = 8
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,9 @@ def payload_too_large() -> WebhookError:
 
 def parse_body(raw_body: bytes) -> dict[str, Any]:
     """The body as a JSON object, numbers as Decimal (never float); NaN/Infinity kept as
-    Decimal NaN so the field check can name the field that carried it."""
+    Decimal NaN so the field check can name the field that carried it. Text that no database
+    or log can hold (NUL, lone surrogates) and nesting deeper than any message needs are
+    refused here, before anything walks the payload recursively."""
     try:
         text = raw_body.decode("utf-8-sig")
         payload = json.loads(text, parse_float=Decimal, parse_constant=lambda _c: Decimal("NaN"))
@@ -154,22 +158,40 @@ def parse_body(raw_body: bytes) -> dict[str, Any]:
         raise WebhookError(_("The request body is not a valid JSON object"), code="invalid_json") from None
     if not isinstance(payload, dict):
         raise WebhookError(_("The request body is not a valid JSON object"), code="invalid_json")
-    if _has_nul(payload):
-        # No database stores NUL inside text (PostgreSQL refuses it); no field needs it.
-        raise WebhookError(
-            _("The request body must not contain NUL characters (\\u0000)"), code="invalid_json"
-        )
+    problem = _shape_problem(payload)
+    if problem:
+        raise WebhookError(problem, code="invalid_json")
     return payload
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+def _shape_problem(payload: dict[str, Any]) -> str | None:
+    """Why the parsed body cannot be stored or walked, or None. Iterative: any depth is safe."""
+    stack: list[tuple[Any, int]] = [(payload, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            if depth > MAX_JSON_DEPTH:
+                break
+            for key, item in value.items():
+                stack.append((key, depth))
+                stack.append((item, depth + 1))
+        elif isinstance(value, list):
+            if depth > MAX_JSON_DEPTH:
+                break
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            if "\x00" in value:
+                # No database stores NUL inside text (PostgreSQL refuses it); no field needs it.
+                return _("The request body must not contain NUL characters (\\u0000)")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return _(
+                    "The request body contains text that is not valid Unicode (a lone surrogate \\uD800-\\uDFFF)"
+                )
+    else:
+        return None
+    return _("The request body is nested too deeply (at most %(depth)d levels)") % {"depth": MAX_JSON_DEPTH}
 
 
 def _check_rate_limit(strategy: Strategy) -> None:
@@ -314,7 +336,7 @@ def redact_payload(payload: Any) -> Any:
     """A copy of ``payload`` with every ``token`` value replaced, at any depth."""
     if isinstance(payload, dict):
         return {
-            k: (REDACTED if k == "token" and v not in (None, "") else redact_payload(v))
+            k: (REDACTED if str(k).strip().lower() == "token" and v not in (None, "") else redact_payload(v))
             for k, v in payload.items()
         }
     if isinstance(payload, list):

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from orders.models import MONEY
 from quanttrade.errors import ApiError
 from quanttrade.vocabulary import CRYPTO_MARKETS, MarketType, OrderType, Side
 
@@ -87,6 +88,16 @@ BATCH_ORDER_FIELDS = frozenset({"order_type", "side", "price", "stop_price", "qt
 BATCH_TOP_LEVEL_FIELDS = frozenset(
     {"group_name", "token", "symbol", "currency", "params", "orders", "idempotency_key"}
 )
+
+# Every number is stored in a DecimalField of MONEY's size (room for 20 integer digits), but
+# SQLite keeps decimals as REAL (a double, 15-17 significant digits): a 20-digit value reads
+# back rounded up to 21 digits and can then never be loaded again. 15 fits both, and is far
+# above any real price or quantity.
+MAX_INTEGER_DIGITS = min(15, MONEY["max_digits"] - MONEY["decimal_places"])
+# The longest currency code an Order stores (Order.currency).
+MAX_CURRENCY_LENGTH = 16
+# How many unknown field names a warning lists, and how much of each.
+UNKNOWN_FIELDS_SHOWN, FIELD_NAME_SHOWN = 10, 40
 
 SECURITY_SYMBOL = re.compile(r"^[A-Za-z0-9._-]{1,30}$")
 CRYPTO_SYMBOL = re.compile(r"^([A-Z0-9]{1,20})/([A-Z0-9]{1,10})$")
@@ -209,6 +220,12 @@ def parse_decimal(value: Any, name: str, ctx: _Context) -> Decimal:
     if not number.is_finite():
         raise ctx.error(
             _("%(field)s must be a finite number, got %(value)s") % {"field": name, "value": _show(value)},
+            "invalid_field",
+        )
+    if number and number.adjusted() >= MAX_INTEGER_DIGITS:
+        raise ctx.error(
+            _("%(field)s is out of range: at most %(digits)d digits before the decimal point, got %(value)s")
+            % {"field": name, "digits": MAX_INTEGER_DIGITS, "value": _show(value)},
             "invalid_field",
         )
     return number
@@ -433,7 +450,7 @@ def validate_message(payload: dict[str, Any], market_type: str, default_currency
     allowed = BATCH_TOP_LEVEL_FIELDS if is_batch else TOP_LEVEL_FIELDS
     unknown = [name for name in payload if name not in allowed]
     if unknown:
-        warnings.append(_("Unknown fields were ignored: %(fields)s") % {"fields": ", ".join(sorted(unknown))})
+        warnings.append(_("Unknown fields were ignored: %(fields)s") % {"fields": _field_names(unknown)})
 
     base_params = validate_params(payload.get("params"), top)
     raw_orders: list[Any]
@@ -470,8 +487,7 @@ def validate_message(payload: dict[str, Any], market_type: str, default_currency
             if inner_unknown:
                 warnings.append(
                     ctx.warn(
-                        _("Unknown fields were ignored: %(fields)s")
-                        % {"fields": ", ".join(sorted(inner_unknown))}
+                        _("Unknown fields were ignored: %(fields)s") % {"fields": _field_names(inner_unknown)}
                     )
                 )
         spec, order_warnings = validate_order(raw, market_type, index, ctx, base_params)
@@ -496,6 +512,19 @@ def _currency(
     if raw not in (None, "") and not isinstance(raw, str):
         raise ctx.error(_("%(field)s must be a string") % {"field": "currency"}, "invalid_field")
     given = (raw or "").strip().upper()
+    currency = _currency_of(given, symbol, market_type, default, params, ctx)
+    if len(currency) > MAX_CURRENCY_LENGTH:
+        raise ctx.error(
+            _("%(field)s must be at most %(length)d characters")
+            % {"field": "currency", "length": MAX_CURRENCY_LENGTH},
+            "invalid_field",
+        )
+    return currency
+
+
+def _currency_of(
+    given: str, symbol: str, market_type: str, default: str, params: dict[str, Any], ctx: _Context
+) -> str:
     if market_type in CRYPTO_MARKETS:
         quote = symbol.split("/", 1)[1] if symbol else ""
         if given and quote and given != quote:
@@ -506,6 +535,17 @@ def _currency(
             )
         return quote or given or default.upper()
     return given or str(params.get("currency") or DEFAULT_SECURITY_CURRENCY[MarketType(market_type)]).upper()
+
+
+def _field_names(names: list[str]) -> str:
+    """Unknown field names for a warning: sorted, each cut short, at most a few (a sender's
+    field names are echoed back, so a 60 KB key must not be)."""
+    shown = [
+        name if len(name) <= FIELD_NAME_SHOWN else name[:FIELD_NAME_SHOWN] + "…" for name in sorted(names)
+    ]
+    if len(shown) > UNKNOWN_FIELDS_SHOWN:
+        shown = [*shown[:UNKNOWN_FIELDS_SHOWN], f"(+{len(shown) - UNKNOWN_FIELDS_SHOWN})"]
+    return ", ".join(shown)
 
 
 def deprecated_message(fields: list[str]) -> str:

@@ -293,3 +293,30 @@ def test_websocket_stats_count_connections_and_topics() -> None:
         assert after["active_connections"] == before and "price:005930" not in after["subscribed_topics"]
 
     run(scenario)
+
+
+def test_a_message_nested_deeper_than_the_parser_gets_an_error_and_the_connection_stays() -> None:
+    async def scenario() -> None:
+        ws = await _open()
+        try:
+            await _next(ws)
+            await ws.send_to(text_data="[" * 2000 + "]" * 2000)  # 4 KB: under the size limit
+            assert (await _next(ws))["code"] == "invalid_json"
+            await ws.send_json_to({"type": "ping"})
+            assert (await _next(ws))["type"] == "pong"  # still open
+        finally:
+            await ws.disconnect()
+
+    run(scenario)
+
+
+def test_a_send_racing_a_disconnect_is_dropped_not_raised() -> None:
+    """What the server answers when the application sends after the client closed: the
+    consumer drops it instead of failing ("Exception inside application" in the log)."""
+    consumer = LiveConsumer()
+
+    async def closed_socket(_message: dict[str, Any]) -> None:
+        raise RuntimeError("Unexpected ASGI message 'websocket.send', after sending 'websocket.close'")
+
+    consumer.base_send = closed_socket
+    asyncio.run(consumer.send(text_data='{"type":"pong"}'))
