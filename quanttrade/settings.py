@@ -258,6 +258,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orders.tasks.paper_match",
         "schedule": PAPER_MATCH_INTERVAL_SECONDS,
     },
+    "webhooks-sweep": {
+        "task": "webhooks.tasks.webhooks_sweep",
+        "schedule": 3600.0,
+    },
 }
 # Embedded mode: how many threads the in-process worker runs (accounts run in parallel).
 EMBEDDED_WORKER_CONCURRENCY: int = env.int("EMBEDDED_WORKER_CONCURRENCY", default=4)
@@ -272,6 +276,13 @@ WEBHOOK_IP_ALLOWLIST: list[str] = env.list("WEBHOOK_IP_ALLOWLIST", default=[])
 # X-Forwarded-For is honoured only when the direct peer is one of these IPs/CIDRs.
 TRUSTED_PROXIES: list[str] = env.list("TRUSTED_PROXIES", default=[])
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+# Refused webhooks are kept this many days (the sweep deletes older ones; accepted ones stay).
+WEBHOOK_REFUSED_RETENTION_DAYS: int = env.int("WEBHOOK_REFUSED_RETENTION_DAYS", default=14)
+# Refusals before authentication (unknown strategy, bad token, bad JSON) recorded per source
+# IP and period; past it they are still answered, but no longer stored.
+WEBHOOK_REFUSED_RECORD_LIMIT: str = env.str("WEBHOOK_REFUSED_RECORD_LIMIT", default="60/m")
+# How much of an unauthenticated refused body is stored.
+WEBHOOK_REFUSED_MAX_STORED_BYTES = 4096
 MAX_BATCH_ORDERS = 50
 
 # --- prices -----------------------------------------------------------------------------

@@ -219,10 +219,13 @@ def _idempotency_key(payload: dict[str, Any], header: str | None) -> str:
     return str(raw)
 
 
+def _idempotency_cutoff() -> Any:
+    return timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
+
+
 def _idempotent_replay(strategy: Strategy, key: str, state: _IngestState) -> IngestResult | None:
-    cutoff = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
     record = (
-        IdempotencyKey.objects.filter(strategy=strategy, key=key, created_at__gte=cutoff)
+        IdempotencyKey.objects.filter(strategy=strategy, key=key, created_at__gte=_idempotency_cutoff())
         .select_related("event")
         .first()
     )
@@ -259,7 +262,11 @@ def _accept(
             if key:
                 try:
                     with transaction.atomic():
-                        IdempotencyKey.objects.filter(strategy=strategy, key=key).delete()  # an expired one
+                        # The unique (strategy, key) constraint decides: an expired key makes
+                        # room, a live one (a concurrent twin's) fails the insert.
+                        IdempotencyKey.objects.filter(
+                            strategy=strategy, key=key, created_at__lt=_idempotency_cutoff()
+                        ).delete()
                         IdempotencyKey.objects.create(
                             strategy=strategy, key=key, event=event, created_at=event.received_at
                         )
@@ -395,6 +402,12 @@ def _record_event(state: _IngestState, **fields: Any) -> WebhookEvent:
 
 
 def _record_rejection(state: _IngestState, error: WebhookError) -> WebhookEvent | None:
+    """Store a refusal. Before authentication a sender is anyone: what is stored of its body is
+    capped, and past WEBHOOK_REFUSED_RECORD_LIMIT per source IP nothing more is stored."""
+    if state.strategy is None:
+        if _refusals_over_limit(state.source_ip):
+            return None
+        _cap_unauthenticated(state)
     try:
         event = _record_event(state, outcome=WebhookOutcome.REJECTED, http_status=error.status, error=error)
     except Exception:
@@ -402,6 +415,46 @@ def _record_rejection(state: _IngestState, error: WebhookError) -> WebhookEvent 
         return None
     broadcast_webhook(event)
     return event
+
+
+def _refusals_over_limit(source_ip: str | None) -> bool:
+    try:
+        usage = get_usage(
+            None,
+            group="webhook-refused",
+            key=lambda _g, _r: f"ip:{source_ip or '-'}",
+            rate=settings.WEBHOOK_REFUSED_RECORD_LIMIT,
+            increment=True,
+        )
+    except Exception as exc:  # the cache may be down: storing a refusal beats losing it
+        log.warning("거부 기록 한도 확인 실패: %s", exc)
+        return False
+    if usage and usage["should_limit"]:
+        log.warning(
+            "거부된 웹훅 기록 생략 (IP %s, 한도 %s)", source_ip, settings.WEBHOOK_REFUSED_RECORD_LIMIT
+        )
+        return True
+    return False
+
+
+def _cap_unauthenticated(state: _IngestState) -> None:
+    """Keep at most WEBHOOK_REFUSED_MAX_STORED_BYTES of an unauthenticated body: a large JSON
+    payload is stored as its (redacted, cut) text instead."""
+    limit = settings.WEBHOOK_REFUSED_MAX_STORED_BYTES
+    if state.redacted is None:
+        return
+    text = json.dumps(_json_safe(state.redacted), ensure_ascii=False)
+    if len(text.encode()) > limit:
+        state.payload, state.redacted = None, None
+        state.raw_body = text.encode()[:limit]
+
+
+def webhooks_sweep() -> dict[str, int]:
+    """Delete expired idempotency keys and refused webhooks past their retention."""
+    keys, _ = IdempotencyKey.objects.filter(created_at__lt=_idempotency_cutoff()).delete()
+    cutoff = timezone.now() - timedelta(days=settings.WEBHOOK_REFUSED_RETENTION_DAYS)
+    refused, _ = WebhookEvent.objects.filter(outcome=WebhookOutcome.REJECTED, received_at__lt=cutoff).delete()
+    return {"idempotency_keys": keys, "refused_events": refused}
 
 
 def broadcast_webhook(event: WebhookEvent) -> None:

@@ -30,6 +30,7 @@ import orders.tasks  # noqa: F401 - registers the execution tasks with the app
 from feeds import run_in_background
 from orders.services import orders_sweep, paper_match_run
 from quanttrade.celery import app
+from webhooks.services import webhooks_sweep
 
 log = logging.getLogger("quanttrade.serve")
 
@@ -67,6 +68,10 @@ class EmbeddedWorker:
         self.thread.join(timeout)
 
 
+# Expired idempotency keys and old refusals (the beat schedule's webhooks-sweep).
+HOUSEKEEPING_INTERVAL_SECONDS = 3600.0
+
+
 class PeriodicLoop:
     """Runs the order sweep every ORDER_SWEEP_INTERVAL_SECONDS and the paper matcher every
     PAPER_MATCH_INTERVAL_SECONDS (what `celery beat` does in distributed mode)."""
@@ -87,6 +92,7 @@ class PeriodicLoop:
         match_every = float(settings.PAPER_MATCH_INTERVAL_SECONDS)
         next_sweep = time.monotonic() + sweep_every
         next_match = time.monotonic()
+        next_housekeeping = time.monotonic()
         while not self.stop_event.is_set():
             close_old_connections()
             now = time.monotonic()
@@ -96,6 +102,9 @@ class PeriodicLoop:
             if now >= next_sweep:
                 next_sweep = now + sweep_every
                 _guarded("orders_sweep", orders_sweep)
+            if now >= next_housekeeping:
+                next_housekeeping = now + HOUSEKEEPING_INTERVAL_SECONDS
+                _guarded("webhooks_sweep", webhooks_sweep)
             self.stop_event.wait(max(0.0, min(next_sweep, next_match) - time.monotonic()))
         connections.close_all()
 
