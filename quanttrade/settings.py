@@ -20,6 +20,7 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from quanttrade.i18n import compile_catalogs
+from quanttrade.rates import rate_seconds
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -270,6 +271,14 @@ EMBEDDED_WORKER_CONCURRENCY: int = env.int("EMBEDDED_WORKER_CONCURRENCY", defaul
 WEBHOOK_MAX_BODY_BYTES = 64 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
 WEBHOOK_RATE_LIMIT: str = env.str("WEBHOOK_RATE_LIMIT", default="120/m")
+# Refusals before authentication (unknown strategy, bad token, bad JSON) recorded per source
+# IP and period; past it they are still answered, but no longer stored.
+WEBHOOK_REFUSED_RECORD_LIMIT: str = env.str("WEBHOOK_REFUSED_RECORD_LIMIT", default="60/m")
+for _rate_name in ("WEBHOOK_RATE_LIMIT", "WEBHOOK_REFUSED_RECORD_LIMIT"):
+    try:
+        rate_seconds(globals()[_rate_name])
+    except ValueError as _rate_error:
+        raise ImproperlyConfigured(f"{_rate_name}: {_rate_error}") from None
 # Comma list of IPs/CIDRs allowed to POST webhooks; "tradingview" expands to its four
 # addresses. Empty = every source allowed.
 WEBHOOK_IP_ALLOWLIST: list[str] = env.list("WEBHOOK_IP_ALLOWLIST", default=[])
@@ -278,9 +287,6 @@ TRUSTED_PROXIES: list[str] = env.list("TRUSTED_PROXIES", default=[])
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # Refused webhooks are kept this many days (the sweep deletes older ones; accepted ones stay).
 WEBHOOK_REFUSED_RETENTION_DAYS: int = env.int("WEBHOOK_REFUSED_RETENTION_DAYS", default=14)
-# Refusals before authentication (unknown strategy, bad token, bad JSON) recorded per source
-# IP and period; past it they are still answered, but no longer stored.
-WEBHOOK_REFUSED_RECORD_LIMIT: str = env.str("WEBHOOK_REFUSED_RECORD_LIMIT", default="60/m")
 # How much of an unauthenticated refused body is stored.
 WEBHOOK_REFUSED_MAX_STORED_BYTES = 4096
 MAX_BATCH_ORDERS = 50

@@ -10,6 +10,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from quanttrade.crypto import EncryptedTextField
+from quanttrade.rates import validate_rate
 from quanttrade.vocabulary import CRYPTO_MARKETS, MarketType
 
 
@@ -34,6 +35,7 @@ class Strategy(models.Model):
         _("rate limit"),
         max_length=16,
         blank=True,
+        validators=[validate_rate],
         help_text=_("Webhooks allowed per period, e.g. 60/m; blank uses WEBHOOK_RATE_LIMIT."),
     )
     created_at = models.DateTimeField(auto_now_add=True)

@@ -20,12 +20,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_ratelimit.core import get_usage
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter
 
 from live.bus import group_send
 from orders.models import Order
 from orders.selectors import order_summary
 from orders.services import orders_dispatch
 from quanttrade.logging import redact
+from quanttrade.rates import rate_item, rate_seconds
 from quanttrade.vocabulary import OrderStatus
 from strategies.addressing import sample_payload
 from strategies.models import Strategy, StrategyAccount
@@ -194,12 +197,31 @@ def _shape_problem(payload: dict[str, Any]) -> str | None:
     return _("The request body is nested too deeply (at most %(depth)d levels)") % {"depth": MAX_JSON_DEPTH}
 
 
+# Used only while the shared cache cannot be reached: each process then limits on its own.
+_local_limiter = FixedWindowRateLimiter(MemoryStorage())
+
+
 def _check_rate_limit(strategy: Strategy) -> None:
     rate = strategy.rate_limit or settings.WEBHOOK_RATE_LIMIT
-    usage = get_usage(
-        None, group="webhook", key=lambda _g, _r: f"strategy:{strategy.pk}", rate=rate, increment=True
-    )
-    if usage and usage["should_limit"]:
+    try:
+        rate_seconds(rate)
+    except ValueError:  # stored before the admin validated it: the default still protects
+        log.error(
+            "전략 %s의 요청 한도 형식 오류 (%r): 기본값 %s 사용",
+            strategy.group_name,
+            rate,
+            settings.WEBHOOK_RATE_LIMIT,
+        )
+        rate = settings.WEBHOOK_RATE_LIMIT
+    try:
+        usage = get_usage(
+            None, group="webhook", key=lambda _g, _r: f"strategy:{strategy.pk}", rate=rate, increment=True
+        )
+        limited = bool(usage and usage["should_limit"])
+    except Exception as exc:  # the shared cache (Redis) is down: limit in this process instead
+        log.warning("요청 한도 저장소 연결 실패, 프로세스 내 한도로 대체: %s", exc)
+        limited = not _local_limiter.hit(rate_item(rate), "webhook", str(strategy.pk))
+    if limited:
         raise WebhookError(
             _("Too many webhooks for strategy %(group_name)s (limit %(rate)s); try again later")
             % {"group_name": strategy.group_name, "rate": rate},
