@@ -7,7 +7,6 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
@@ -16,6 +15,7 @@ from django.utils import timezone
 
 from orders.models import Order
 from prices.pages import live_context
+from quanttrade.auth import staff_required
 from quanttrade.vocabulary import OrderStatus, decimal_str
 from strategies.models import Account, Strategy
 
@@ -90,7 +90,7 @@ def paginate(request: HttpRequest, items: QuerySet[Any], per_page: int) -> tuple
     return page, query.urlencode()
 
 
-@login_required
+@staff_required
 def order_list(request: HttpRequest) -> HttpResponse:
     filters = order_filters(request.GET)
     page, query = paginate(request, filtered_orders(filters), ORDERS_PER_PAGE)
@@ -109,7 +109,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
     return render(request, "pages/order_list.html", context)
 
 
-@login_required
+@staff_required
 def order_row(request: HttpRequest, pk: Any) -> HttpResponse:
     """One order as a table row, if it matches the list's filters (204 otherwise).
 
@@ -121,7 +121,7 @@ def order_row(request: HttpRequest, pk: Any) -> HttpResponse:
     return render(request, "pages/_order_row.html", {"order": decorate(order)})
 
 
-@login_required
+@staff_required
 def order_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     order = get_object_or_404(Order.objects.select_related("strategy", "account", "webhook"), pk=pk)
     siblings = (

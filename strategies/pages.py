@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -63,7 +62,7 @@ def strategy_samples(strategy: Strategy, *, token: str = TOKEN_PLACEHOLDER) -> l
     ]
 
 
-@login_required
+@staff_required
 def strategy_list(request: HttpRequest) -> HttpResponse:
     strategies = Strategy.objects.annotate(
         account_count=Count("strategy_accounts", distinct=True),
@@ -97,7 +96,7 @@ def _detail_response(request: HttpRequest, strategy: Strategy, *, revealed_token
     return response
 
 
-@login_required
+@staff_required
 def strategy_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _detail_response(request, get_object_or_404(Strategy, pk=pk), revealed_token=None)
 

@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -41,7 +40,7 @@ def _decorate_event(event: WebhookEvent) -> WebhookEvent:
     return event
 
 
-@login_required
+@staff_required
 def webhook_list(request: HttpRequest) -> HttpResponse:
     events = _events_with_orders().order_by("-received_at")
     errors_only = request.GET.get("errors") == "1"
@@ -71,7 +70,7 @@ def event_payload_json(event: WebhookEvent) -> str:
     return event.raw_body
 
 
-@login_required
+@staff_required
 def webhook_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     event = _decorate_event(get_object_or_404(_events_with_orders(), pk=pk))
     context = {

@@ -117,26 +117,26 @@ def test_static_files_are_served_without_collectstatic(user_client: Client) -> N
 
 
 def test_strategy_list_shows_strategies_and_active_account_counts(
-    user_client: Client, make_strategy: Callable[..., Strategy], make_account: Callable[..., Account]
+    staff_client: Client, make_strategy: Callable[..., Strategy], make_account: Callable[..., Account]
 ) -> None:
     make_strategy("alpha", accounts=[make_account("a1"), make_account("a2", is_active=False)])
-    html = user_client.get("/strategies/").content.decode()
+    html = staff_client.get("/strategies/").content.decode()
     assert "alpha" in html
     assert re.search(r"1 / 2", html)
 
 
 def test_strategy_detail_hides_the_token_and_shows_samples_with_tradingview_placeholders(
-    user_client: Client, make_strategy: Callable[..., Strategy]
+    staff_client: Client, make_strategy: Callable[..., Strategy]
 ) -> None:
     strategy = make_strategy("alpha", market_type="DOMESTIC_STOCK", token="secret-token-xyz")
-    html = user_client.get(f"/strategies/{strategy.pk}/").content.decode()
+    html = staff_client.get(f"/strategies/{strategy.pk}/").content.decode()
     assert "secret-token-xyz" not in html
     assert "alpha-paper" in html
     assert "/api/webhook" in html
     assert "{{strategy.order.action}}" in html
     assert "{{ticker}}" in html and "{{strategy.order.contracts}}" in html and "{{close}}" in html
     assert "CANCEL_ALL_ORDER" in html and "&quot;LIMIT&quot;" in html
-    assert "token-reveal" not in html  # no staff buttons for a plain user
+    # A plain user no longer sees the page (and so no staff buttons): see the 403 test below.
 
 
 def test_token_reveal_is_a_staff_post(
@@ -189,7 +189,7 @@ def test_test_signal_is_refused_to_non_staff(
 
 
 def test_order_list_filters_by_strategy_account_status_and_date(
-    user_client: Client, make_strategy: Callable[..., Strategy], make_account: Callable[..., Account]
+    staff_client: Client, make_strategy: Callable[..., Strategy], make_account: Callable[..., Account]
 ) -> None:
     a1, a2 = make_account("acct-one"), make_account("acct-two")
     s1 = make_strategy("alpha", accounts=[a1, a2])
@@ -201,7 +201,7 @@ def test_order_list_filters_by_strategy_account_status_and_date(
     Order.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=10))
 
     def symbols(query: str) -> set[str]:
-        html = user_client.get("/orders/" + query).content.decode()
+        html = staff_client.get("/orders/" + query).content.decode()
         return set(re.findall(r"([A-C]{3}/USDT)</td>", html))
 
     assert symbols("") == {"AAA/USDT", "BBB/USDT", "CCC/USDT"}
@@ -214,31 +214,31 @@ def test_order_list_filters_by_strategy_account_status_and_date(
     assert symbols(f"?to={until}") == {"CCC/USDT"}
 
 
-def test_order_list_is_paginated(user_client: Client, make_strategy: Callable[..., Strategy]) -> None:
+def test_order_list_is_paginated(staff_client: Client, make_strategy: Callable[..., Strategy]) -> None:
     strategy = make_strategy("alpha")
     account = strategy.accounts.get()
     event = _event(strategy)
     for _ in range(55):
         _order(event, account)
-    first = user_client.get("/orders/").content.decode()
-    second = user_client.get("/orders/?page=2").content.decode()
+    first = staff_client.get("/orders/").content.decode()
+    second = staff_client.get("/orders/?page=2").content.decode()
     assert first.count("data-order-id=") == 50
     assert second.count("data-order-id=") == 5
     assert "page=2" in first
 
 
 def test_order_row_honours_the_list_filters(
-    user_client: Client, make_strategy: Callable[..., Strategy]
+    staff_client: Client, make_strategy: Callable[..., Strategy]
 ) -> None:
     strategy = make_strategy("alpha")
     order = _order(_event(strategy), strategy.accounts.get(), status=OrderStatus.FILLED)
-    row = user_client.get(f"/orders/{order.pk}/row/?status=filled")
+    row = staff_client.get(f"/orders/{order.pk}/row/?status=filled")
     assert row.status_code == 200 and f'data-order-id="{order.pk}"' in row.content.decode()
-    assert user_client.get(f"/orders/{order.pk}/row/?status=failed").status_code == 204
+    assert staff_client.get(f"/orders/{order.pk}/row/?status=failed").status_code == 204
 
 
 def test_order_detail_shows_the_venue_message_and_normalized_numbers(
-    user_client: Client, make_strategy: Callable[..., Strategy]
+    staff_client: Client, make_strategy: Callable[..., Strategy]
 ) -> None:
     strategy = make_strategy("alpha")
     order = _order(
@@ -249,7 +249,7 @@ def test_order_detail_shows_the_venue_message_and_normalized_numbers(
         filled_qty=Decimal("0.0100000000"),
         exchange_order_id="EX-42",
     )
-    html = user_client.get(f"/orders/{order.pk}/").content.decode()
+    html = staff_client.get(f"/orders/{order.pk}/").content.decode()
     assert "Binance API 오류: insufficient balance" in html
     assert "EX-42" in html
     assert ">0.01<" in html
@@ -257,18 +257,18 @@ def test_order_detail_shows_the_venue_message_and_normalized_numbers(
 
 
 def test_webhook_log_shows_redacted_payload_warnings_and_orders(
-    user_client: Client, make_strategy: Callable[..., Strategy]
+    staff_client: Client, make_strategy: Callable[..., Strategy]
 ) -> None:
     strategy = make_strategy("alpha")
     event = _event(strategy, warnings=["Unknown field ignored: foo"])
     _order(event, strategy.accounts.get(), status=OrderStatus.FILLED)
-    html = user_client.get("/webhooks/").content.decode()
+    html = staff_client.get("/webhooks/").content.decode()
     assert "Unknown field ignored: foo" in html
     assert "&quot;token&quot;: &quot;***&quot;" in html
     assert "alpha-paper" in html
 
 
-def test_webhook_log_filters_to_errors(user_client: Client, make_strategy: Callable[..., Strategy]) -> None:
+def test_webhook_log_filters_to_errors(staff_client: Client, make_strategy: Callable[..., Strategy]) -> None:
     strategy = make_strategy("alpha")
     ok = _event(strategy)
     bad = _event(
@@ -278,13 +278,13 @@ def test_webhook_log_filters_to_errors(user_client: Client, make_strategy: Calla
         error_code="token_invalid",
         error_message="웹훅 토큰이 유효하지 않습니다",
     )
-    html = user_client.get("/webhooks/?errors=1").content.decode()
+    html = staff_client.get("/webhooks/?errors=1").content.decode()
     assert str(bad.pk) in html and str(ok.pk) not in html
     assert "웹훅 토큰이 유효하지 않습니다" in html
 
 
 def test_real_webhook_payload_is_shown_without_its_token(
-    user_client: Client, make_strategy: Callable[..., Strategy]
+    staff_client: Client, make_strategy: Callable[..., Strategy]
 ) -> None:
     make_strategy("alpha", token="tok-very-secret")
     body = {
@@ -297,7 +297,7 @@ def test_real_webhook_payload_is_shown_without_its_token(
     }
     response = Client().post("/api/webhook", json.dumps(body), content_type="application/json")
     assert response.status_code == 202
-    html = user_client.get(f"/webhooks/{response.json()['webhook_id']}/").content.decode()
+    html = staff_client.get(f"/webhooks/{response.json()['webhook_id']}/").content.decode()
     assert "tok-very-secret" not in html
     assert "BTC/USDT" in html
 
@@ -325,12 +325,12 @@ def test_replay_creates_a_new_event_for_staff_only(
     assert replay.orders.count() == 1
 
 
-def test_pages_switch_to_english(user_client: Client, make_strategy: Callable[..., Strategy]) -> None:
+def test_pages_switch_to_english(staff_client: Client, make_strategy: Callable[..., Strategy]) -> None:
     strategy = make_strategy("alpha")
-    korean = user_client.get(f"/strategies/{strategy.pk}/").content.decode()
+    korean = staff_client.get(f"/strategies/{strategy.pk}/").content.decode()
     assert "연동 계좌" in korean
-    user_client.post("/i18n/setlang/", {"language": "en", "next": "/"})
-    english = user_client.get(f"/strategies/{strategy.pk}/").content.decode()
+    staff_client.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    english = staff_client.get(f"/strategies/{strategy.pk}/").content.decode()
     assert "Linked accounts" in english and "연동 계좌" not in english
 
 
@@ -339,3 +339,13 @@ def test_logout_is_a_post_that_ends_the_session(user_client: Client) -> None:
     assert response.status_code == 200
     assert "로그아웃되었습니다" in response.content.decode()
     assert user_client.get("/").status_code == 302
+
+
+@pytest.mark.parametrize("path", ["/strategies/", "/orders/", "/webhooks/"])
+def test_order_webhook_and_strategy_pages_are_for_staff_like_their_api(
+    user_client: Client, path: str
+) -> None:
+    """Their API (/api/webhooks/<id>) and WebSocket topics are staff-only: so are the pages."""
+    assert user_client.get(path).status_code == 403
+    nav = user_client.get("/").content.decode()
+    assert f'href="{path}"' not in nav
