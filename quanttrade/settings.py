@@ -10,6 +10,7 @@ Redis broker, channels-redis, Redis cache). Every variable is listed in the READ
 from __future__ import annotations
 
 import math
+import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -79,7 +80,21 @@ env = StrictEnv()
 environ.Env.read_env(BASE_DIR / ".env") if (BASE_DIR / ".env").exists() else None
 
 DATA_DIR = Path(env.str("QT_DATA_DIR", default=str(BASE_DIR / "data")))
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def _private(path: Path, mode: int) -> None:
+    """Owner-only permissions on the data folder and what it holds (the SQLite database has the
+    API tokens and encrypted credentials, the log folder the request logs). A folder someone
+    else owns (a mounted volume) is left alone."""
+    try:
+        if path.exists() and path.stat().st_uid == os.getuid():
+            path.chmod(mode)
+    except OSError:
+        pass
+
+
+_private(DATA_DIR, 0o700)
 
 REDIS_URL: str = env.str("REDIS_URL", default="")
 DATABASE_URL: str = env.str("DATABASE_URL", default="")
@@ -91,8 +106,8 @@ def _local_secret(name: str, make: Callable[[], str]) -> str:
     """Read a secret from the data folder, creating it on first use (embedded mode only)."""
     path = DATA_DIR / name
     if not path.exists():
-        path.write_text(make())
-        path.chmod(0o600)
+        with os.fdopen(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600), "w") as secret:
+            secret.write(make())
     return path.read_text().strip()
 
 
@@ -188,6 +203,11 @@ else:
         }
     }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Created owner-only before SQLite opens it (its -wal and -shm files take the same mode).
+    _db_file = Path(DATABASES["default"]["NAME"])
+    if not _db_file.exists() and _db_file.parent.is_dir():
+        os.close(os.open(_db_file, os.O_CREAT | os.O_WRONLY, 0o600))
+    _private(_db_file, 0o600)
     # WAL + IMMEDIATE transactions let the web thread and the worker threads write
     # concurrently without "database is locked" failures.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -367,7 +387,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- logging ----------------------------------------------------------------------------
 LOG_DIR = DATA_DIR / "logs"
-LOG_DIR.mkdir(parents=True, exist_ok=True)
+LOG_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+_private(LOG_DIR, 0o700)
 LOG_LEVEL: str = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
@@ -383,7 +404,9 @@ LOGGING = {
             "filters": ["redact"],
         },
         "file": {
-            "class": "logging.handlers.RotatingFileHandler",
+            # Several processes (web workers, Celery workers, beat, the feed) write one file:
+            # rotation under a lock, so after a rotation they all write the new file.
+            "class": "concurrent_log_handler.ConcurrentRotatingFileHandler",
             "filename": str(LOG_DIR / "app.log"),
             "maxBytes": 10 * 1024 * 1024,
             "backupCount": 5,
