@@ -188,7 +188,7 @@ def server_command(server: str, app: str, port: int) -> list[str]:
         ]  # fmt: skip
     if server == "gunicorn":
         return [
-            str(VENV_BIN / "gunicorn"), app, "-w", "2", "-k", "uvicorn.workers.UvicornWorker",
+            str(VENV_BIN / "gunicorn"), app, "-w", "2", "-k", "quanttrade.gunicorn_worker.Worker",
             "-b", f"127.0.0.1:{port}", "--log-level", "warning",
         ]  # fmt: skip
     raise ValueError(server)

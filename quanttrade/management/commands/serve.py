@@ -213,4 +213,12 @@ def _run_uvicorn(host: str, port: int) -> None:
     # ignoring that replay lets this command stop the worker and feeds cleanly afterwards.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
-    uvicorn.run("quanttrade.asgi:application", host=host, port=port, lifespan="off", log_level="warning")
+    # proxy_headers off: only TRUSTED_PROXIES decide whose X-Forwarded-For is believed.
+    uvicorn.run(
+        "quanttrade.asgi:application",
+        host=host,
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        proxy_headers=False,
+    )

@@ -1,0 +1,17 @@
+"""The gunicorn worker class for QuantTrade: uvicorn's, with its proxy-header rewriting off.
+
+uvicorn believes X-Forwarded-For from FORWARDED_ALLOW_IPS (127.0.0.1 by default) and hands
+the claimed address to the application as the peer; a local caller could then claim a
+TradingView address and pass WEBHOOK_IP_ALLOWLIST. The application alone decides whom to
+believe (TRUSTED_PROXIES, strategies/net.py), so the server must pass the real peer through.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from uvicorn_worker import UvicornWorker
+
+
+class Worker(UvicornWorker):
+    CONFIG_KWARGS: dict[str, Any] = {**UvicornWorker.CONFIG_KWARGS, "proxy_headers": False}
