@@ -18,7 +18,7 @@ from prices.pages import live_context
 from quanttrade.auth import staff_required
 from quanttrade.vocabulary import MarketType
 from strategies.addressing import sample_payload, tradingview_template, webhook_url
-from strategies.models import Strategy
+from strategies.models import Account, Strategy, StrategyAccount
 
 TOKEN_PLACEHOLDER = "<token>"
 # Plausible limit prices for the LIMIT sample of each market (the sender edits them anyway).
@@ -62,6 +62,11 @@ def strategy_samples(strategy: Strategy, *, token: str = TOKEN_PLACEHOLDER) -> l
     ]
 
 
+def receiving_accounts(links: list[StrategyAccount]) -> list[Account]:
+    """The accounts a signal to the strategy places orders on (active link, active account)."""
+    return [link.account for link in links if link.is_active and link.account.is_active]
+
+
 @staff_required
 def strategy_list(request: HttpRequest) -> HttpResponse:
     strategies = Strategy.objects.annotate(
@@ -80,10 +85,14 @@ def strategy_list(request: HttpRequest) -> HttpResponse:
 
 
 def _detail_response(request: HttpRequest, strategy: Strategy, *, revealed_token: str | None) -> HttpResponse:
-    links = strategy.strategy_accounts.select_related("account").order_by("account__name")
+    links = list(strategy.strategy_accounts.select_related("account").order_by("account__name"))
+    receivers = receiving_accounts(links)
     context = {
         "strategy": strategy,
         "links": links,
+        "receivers": receivers,
+        "receivers_live": any(not account.is_paper for account in receivers),
+        "test_payload": _dumps(sample_payload(strategy, token=TOKEN_PLACEHOLDER)),
         "webhook_url": webhook_url(request),
         "samples": strategy_samples(strategy, token=revealed_token or TOKEN_PLACEHOLDER),
         "revealed_token": revealed_token,

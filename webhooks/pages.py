@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from django.contrib import messages
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -20,22 +20,39 @@ from orders.pages import EVENTS_PER_PAGE, decorate, int_or_none, paginate
 from prices.pages import live_context
 from quanttrade.auth import staff_required
 from quanttrade.vocabulary import OrderStatus
-from strategies.models import Strategy
+from strategies.models import Strategy, StrategyAccount
+from strategies.pages import receiving_accounts
 from webhooks.models import WebhookEvent, WebhookOutcome
 from webhooks.services import webhook_replay, webhook_test_signal
 from webhooks.validation import WebhookError
+
+FAILED_STATUSES = frozenset({OrderStatus.FAILED, OrderStatus.REJECTED})
 
 
 def _events_with_orders() -> QuerySet[WebhookEvent]:
     return WebhookEvent.objects.select_related("strategy", "replay_of").prefetch_related(
         Prefetch(
             "orders", queryset=Order.objects.select_related("account").order_by("account__name", "sequence")
-        )
+        ),
+        Prefetch(
+            "strategy__strategy_accounts",
+            queryset=StrategyAccount.objects.select_related("account").order_by("account__name"),
+        ),
     )
 
 
 def _decorate_event(event: WebhookEvent) -> WebhookEvent:
     event.order_rows = [decorate(order) for order in event.orders.all()]  # type: ignore[attr-defined]
+    receivers = receiving_accounts(list(event.strategy.strategy_accounts.all())) if event.strategy else []
+    event.receivers = receivers  # type: ignore[attr-defined]
+    event.receivers_live = any(not account.is_paper for account in receivers)  # type: ignore[attr-defined]
+    # An accepted webhook none of whose orders reached the venue is shown as failed.
+    statuses = {order.status for order in event.order_rows}  # type: ignore[attr-defined]
+    event.display_outcome = (  # type: ignore[attr-defined]
+        "failed"
+        if event.outcome == WebhookOutcome.ACCEPTED and statuses and statuses <= FAILED_STATUSES
+        else event.outcome
+    )
     event.payload_json = event_payload_json(event)  # type: ignore[attr-defined]
     return event
 
@@ -44,8 +61,10 @@ def _decorate_event(event: WebhookEvent) -> WebhookEvent:
 def webhook_list(request: HttpRequest) -> HttpResponse:
     events = _events_with_orders().order_by("-received_at")
     errors_only = request.GET.get("errors") == "1"
-    if errors_only:
-        events = events.filter(outcome=WebhookOutcome.REJECTED)
+    if errors_only:  # refused at the door, or an order that failed or was rejected at the venue
+        events = events.filter(
+            Q(outcome=WebhookOutcome.REJECTED) | Q(orders__status__in=FAILED_STATUSES)
+        ).distinct()
     strategy = int_or_none(request.GET.get("strategy"))
     if strategy:
         events = events.filter(strategy_id=strategy)
@@ -86,8 +105,15 @@ def webhook_detail(request: HttpRequest, pk: Any) -> HttpResponse:
 @require_POST
 @staff_required
 def webhook_replay_view(request: HttpRequest, pk: Any) -> HttpResponse:
-    """Send a stored event again through the real intake as a new event (staff only)."""
+    """Send a stored event again through the real intake as a new event (staff only), once
+    confirmed in the dialog that shows what goes where; never for an inactive strategy."""
     event = get_object_or_404(WebhookEvent.objects.select_related("strategy"), pk=pk)
+    if request.POST.get("confirm") != "1":
+        messages.error(request, _("Nothing was sent: confirm the replay in its dialog first."))
+        return redirect("webhook-detail", pk=event.pk)
+    if event.strategy is not None and not event.strategy.is_active:
+        messages.error(request, _("The strategy is inactive: a replay would be rejected."))
+        return redirect("webhook-detail", pk=event.pk)
     try:
         result = webhook_replay(event)
     except WebhookError as error:
@@ -112,8 +138,12 @@ def webhook_replay_view(request: HttpRequest, pk: Any) -> HttpResponse:
 @require_POST
 @staff_required
 def strategy_test_signal(request: HttpRequest, pk: int) -> HttpResponse:
-    """Send the strategy's sample order through the real webhook path; link to its log entry."""
+    """Send the strategy's sample order through the real webhook path once confirmed in the
+    dialog that shows what goes where; link to its log entry."""
     strategy = get_object_or_404(Strategy, pk=pk)
+    if request.POST.get("confirm") != "1":
+        messages.error(request, _("Nothing was sent: confirm the test signal in its dialog first."))
+        return redirect("strategy-detail", pk=strategy.pk)
     result = webhook_test_signal(strategy)
     link = reverse("webhook-detail", args=[result.event_id]) if result.event_id else reverse("webhook-list")
     if result.status < 400:

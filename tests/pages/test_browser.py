@@ -267,3 +267,33 @@ def test_dashboard_marks_a_stale_daily_close_fallback(page: Any, product: Produc
     assert row.get_attribute("data-stale") == "1"
     assert row.locator(".source .badge-daily_close").inner_text() == "일봉 종가"
     assert row.locator(".source .badge-stale").inner_text() == "지연"
+
+
+def test_the_test_signal_dialog_shows_what_goes_where_and_only_its_own_button_sends(
+    page: Any, product: ProductServer
+) -> None:
+    login(page, product)
+    spot = next(s for s in product.seed["strategies"] if s["group_name"] == "demo_spot")
+    page.goto(product.base_url + "/strategies/")
+    page.get_by_role("link", name="demo_spot", exact=True).click()
+    sent: list[str] = []
+    page.on(
+        "request", lambda r: sent.append(r.url) if r.method == "POST" and "test-signal" in r.url else None
+    )
+
+    page.click("#test-signal")  # opens the dialog; sends nothing
+    dialog = page.locator("#test-signal-dialog")
+    assert dialog.is_visible()
+    text = dialog.inner_text()
+    assert "BTC/USDT" in text and spot["token"] not in text  # the body, token hidden
+    assert "demo_spot-paper" in text or "paper" in text.lower()  # where it goes, paper or live
+    page.click("#test-signal-dialog [data-close]")
+    assert not dialog.is_visible()
+    page.wait_for_timeout(300)
+    assert sent == []  # cancelled: nothing was posted
+
+    page.click("#test-signal")
+    with page.expect_navigation():
+        page.click("#test-signal-dialog .confirm-send")
+    assert len(sent) == 1
+    assert "HTTP 202" in page.content()

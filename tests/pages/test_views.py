@@ -173,7 +173,7 @@ def test_test_signal_runs_the_real_intake_and_links_the_log_entry(
     staff_client: Client, make_strategy: Callable[..., Strategy]
 ) -> None:
     strategy = make_strategy("alpha", market_type="SPOT")
-    response = staff_client.post(f"/strategies/{strategy.pk}/test-signal/", follow=True)
+    response = staff_client.post(f"/strategies/{strategy.pk}/test-signal/", {"confirm": "1"}, follow=True)
     event = WebhookEvent.objects.get(strategy=strategy)
     assert event.outcome == "accepted"
     assert event.orders.count() == 1
@@ -318,7 +318,7 @@ def test_replay_creates_a_new_event_for_staff_only(
         },
     )
     assert user_client.post(f"/webhooks/{original.pk}/replay/").status_code == 403
-    response = staff_client.post(f"/webhooks/{original.pk}/replay/")
+    response = staff_client.post(f"/webhooks/{original.pk}/replay/", {"confirm": "1"})
     replay = WebhookEvent.objects.get(replay_of=original)
     assert response.status_code == 302 and response["Location"] == f"/webhooks/{replay.pk}/"
     assert replay.outcome == "accepted"
@@ -349,3 +349,66 @@ def test_order_webhook_and_strategy_pages_are_for_staff_like_their_api(
     assert user_client.get(path).status_code == 403
     nav = user_client.get("/").content.decode()
     assert f'href="{path}"' not in nav
+
+
+REPLAYABLE = {"group_name": "alpha", "token": "***", "symbol": "BTC/USDT", "side": "buy",
+              "order_type": "MARKET", "qty_per": 5}  # fmt: skip
+
+
+def test_sends_without_the_dialogs_confirmation_send_nothing(
+    staff_client: Client, make_strategy: Callable[..., Strategy]
+) -> None:
+    strategy = make_strategy("alpha")
+    original = _event(strategy, payload=REPLAYABLE)
+
+    staff_client.post(f"/strategies/{strategy.pk}/test-signal/")
+    staff_client.post(f"/webhooks/{original.pk}/replay/")
+
+    assert list(WebhookEvent.objects.all()) == [original]
+
+
+def test_the_dialogs_say_which_accounts_are_live(
+    staff_client: Client, make_strategy: Callable[..., Strategy], make_account: Callable[..., Account]
+) -> None:
+    live = make_account("binance-main", exchange="BINANCE")
+    paper = make_account("paper-a")
+    strategy = make_strategy("alpha", accounts=[live, paper])
+    _event(strategy, payload=REPLAYABLE)
+
+    for html in (
+        staff_client.get(f"/strategies/{strategy.pk}/").content.decode(),
+        staff_client.get("/webhooks/").content.decode(),
+    ):
+        dialog = html[html.index("<dialog") : html.index("</dialog>")]
+        assert "binance-main" in dialog and "paper-a" in dialog
+        assert dialog.count("badge-live") == 1  # the Binance account, not the paper one
+        assert "test-token" not in dialog
+
+
+def test_an_inactive_strategy_cannot_be_replayed(
+    staff_client: Client, make_strategy: Callable[..., Strategy]
+) -> None:
+    strategy = make_strategy("alpha", is_active=False)
+    original = _event(strategy, payload=REPLAYABLE)
+
+    html = staff_client.get(f"/webhooks/{original.pk}/").content.decode()
+    staff_client.post(f"/webhooks/{original.pk}/replay/", {"confirm": "1"})
+
+    assert 'class="btn btn-light btn-small replay"' in html and "disabled" in html
+    assert list(WebhookEvent.objects.all()) == [original]
+
+
+def test_a_webhook_whose_orders_all_failed_shows_failed_and_is_an_error(
+    staff_client: Client, make_strategy: Callable[..., Strategy]
+) -> None:
+    make_strategy("alpha")
+    response = Client().post(
+        "/api/webhook", {**REPLAYABLE, "token": "test-token"}, content_type="application/json"
+    )
+    Order.objects.update(status="failed", message="venue down")
+
+    listing = staff_client.get("/webhooks/").content.decode()
+    errors = staff_client.get("/webhooks/?errors=1").content.decode()
+
+    assert 'data-outcome="failed"' in listing
+    assert response.json()["webhook_id"] in errors
