@@ -128,6 +128,9 @@
       } catch (e) {
         return;
       }
+      // Whatever said otherwise (an "offline" event, a watchdog that fired late), a message on
+      // the current socket proves the connection: the indicator follows the socket.
+      if (self.state !== "connected" && self.connects > 0 && msg.type !== "connected") self.setState("connected");
       self.dispatch(msg);
     };
     ws.onclose = function () {
@@ -178,7 +181,11 @@
   };
 
   Live.prototype.reconnectNow = function () {
-    if (this.ws && this.ws.readyState <= 1) return;
+    if (this.ws && this.ws.readyState === 1 && this.connects > 0) {
+      this.setState("connected"); // back online and the socket never dropped
+      return;
+    }
+    if (this.ws && this.ws.readyState === 0) return;
     clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.connect();

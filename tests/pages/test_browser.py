@@ -297,3 +297,23 @@ def test_the_test_signal_dialog_shows_what_goes_where_and_only_its_own_button_se
         page.click("#test-signal-dialog .confirm-send")
     assert len(sent) == 1
     assert "HTTP 202" in page.content()
+
+
+def test_the_connection_badge_follows_the_socket_back_to_connected(page: Any, product: ProductServer) -> None:
+    login(page, product)
+    wait_connected(page)
+
+    page.evaluate(
+        """() => {
+            window.__states = [];
+            const conn = document.getElementById('conn');
+            new MutationObserver(() => window.__states.push(conn.dataset.state))
+                .observe(conn, { attributes: true, attributeFilter: ['data-state'] });
+            window.dispatchEvent(new Event('offline'));  // the browser says it is offline
+        }"""
+    )
+
+    # The socket never dropped: the next tick (the simulated feed, or a ping) sets it straight.
+    page.wait_for_function(
+        "() => window.__states.includes('offline') && window.__states.at(-1) === 'connected'", timeout=15_000
+    )
