@@ -615,31 +615,58 @@ class KisSim(SimServer):
             ctx_area_nk200="",
         )
 
-    def overseas_open(self, request: Request) -> dict[str, Any]:
-        fields = self._auth(request, self._tr("TTTS3018R"), ("OVRS_EXCG_CD", "SORT_SQN"))
+    def overseas_open(self, request: Request) -> SimReply:
+        """TTTS3018R 해외주식 미체결내역 (fields as open-trading-api inquire_nccs lists them).
+        OVRS_EXCG_CD NASD lists every US exchange (NYSE and AMEX too); any other code lists that
+        exchange only; a blank code is refused (the sample: "반드시 거래소코드 입력")."""
+        fields = self._auth(
+            request, self._tr("TTTS3018R"), ("OVRS_EXCG_CD", "SORT_SQN", "CTX_AREA_FK200", "CTX_AREA_NK200")
+        )
+        code = fields["OVRS_EXCG_CD"]
+        if code not in OVERSEAS_TR:
+            raise fail("APBK1510", "해외거래소코드를 확인하세요.", 200)
+        wanted = US if code == "NASD" else (code,)
         with self.lock:
             rows = [
                 {
-                    "ord_dt": o["ord_dt"],
+                    "ord_dt": o["placed_at"].astimezone(EXCHANGE_TZ[o["excg"]]).strftime("%Y%m%d"),
                     "ord_gno_brno": o["branch"],
                     "odno": o["odno"],
                     "orgn_odno": "",
                     "pdno": o["pdno"],
+                    "prdt_name": o["pdno"],
                     "sll_buy_dvsn_cd": "01" if o["side"] == "SELL" else "02",
+                    "sll_buy_dvsn_cd_name": "매도" if o["side"] == "SELL" else "매수",
+                    "rvse_cncl_dvsn_cd": "00",
+                    "rvse_cncl_dvsn_cd_name": "",
+                    "rjct_rson": "",
+                    "rjct_rson_name": "",
+                    "ord_tmd": o["ord_tmd"],
+                    "tr_mket_name": o["excg"],
+                    "tr_crcy_cd": "USD" if o["excg"] in US else "",
+                    "natn_cd": "840" if o["excg"] in US else "",
+                    "natn_kor_name": "미국" if o["excg"] in US else "",
                     "ft_ord_qty": fmt(o["qty"]),
                     "ft_ccld_qty": fmt(o["filled"]),
                     "nccs_qty": fmt(o["qty"] - o["filled"]),
-                    "ft_ord_unpr3": fmt(o["price"]),
+                    "ft_ord_unpr3": f"{o['price']:.8f}",
+                    "ft_ccld_unpr3": f"{o['avg']:.8f}",
+                    "ft_ccld_amt3": f"{o['avg'] * o['filled']:.5f}",
                     "ovrs_excg_cd": o["excg"],
-                    "ord_tmd": o["ord_tmd"],
+                    "prcs_stat_name": "",
+                    "loan_type_cd": "10",
+                    "loan_dt": "",
+                    "usa_amk_exts_rqst_yn": "N",
                 }
                 for o in self.orders
                 if o["market"] == "overseas"
-                and o["excg"] == fields["OVRS_EXCG_CD"]
+                and o["excg"] in wanted
                 and not o["cancelled"]
                 and o["filled"] < o["qty"]
             ]
-        return ok(rows, ctx_area_fk200="", ctx_area_nk200="")
+        # "DS : 정순, 그외 : 역순" (inquire_nccs)
+        rows.sort(key=lambda r: r["odno"], reverse=fields["SORT_SQN"] != "DS")
+        return self._page(request, rows, "output")
 
     def overseas_cancel(self, request: Request) -> dict[str, Any]:
         fields = self._auth(

@@ -38,6 +38,8 @@ OVERSEAS = {
     "HASE": OverseasMarket("TTTS0311U", "TTTS0310U", "VTTS0310U", "HNX", 0),
     "VNSE": OverseasMarket("TTTS0311U", "TTTS0310U", "VTTS0310U", "HSX", 0),
 }
+# The exchanges 해외주식 미체결내역 is asked for: "NASD" lists all of the US.
+NCCS_EXCHANGES = ("NASD", "SEHK", "SHAA", "SZAA", "TKSE", "HASE", "VNSE")
 OVERSEAS_ALIASES = {
     "NASDAQ": "NASD",
     "NAS": "NASD",
@@ -193,9 +195,10 @@ class OverseasStock(KisMarket):
         )
 
     def open_orders(self) -> list[VenueOrder]:
-        """해외주식 미체결내역, exchange by exchange."""
+        """해외주식 미체결내역, exchange by exchange. NASD answers for every US exchange (NYSE and
+        AMEX included; open-trading-api inquire_nccs), so the US is asked once, as NASD."""
         orders = []
-        for code in OVERSEAS:
+        for code in NCCS_EXCHANGES:
             pages = self.client.inquire_pages(
                 "/uapi/overseas-stock/v1/trading/inquire-nccs",
                 self.client.tr("TTTS3018R"),
