@@ -455,22 +455,31 @@ class KisSim(SimServer):
             "psbl_qty": fmt(o["qty"] - o["filled"]),
         }
 
-    def domestic_daily(self, request: Request) -> dict[str, Any]:
+    def domestic_daily(self, request: Request) -> SimReply:
+        """TTTC0081R 주식일별주문체결조회 (open-trading-api inquire_daily_ccld): EXCG_ID_DVSN_CD
+        KRX (the default when absent), NXT or SOR lists the orders sent to that venue only, ALL
+        lists every one. Pages of 100 rows (모의투자: 15), continued with tr_cont N."""
         fields = self._auth(
             request, self._tr("TTTC0081R"), ("INQR_STRT_DT", "INQR_END_DT", "SLL_BUY_DVSN_CD", "CCLD_DVSN")
         )
+        venue = fields.get("EXCG_ID_DVSN_CD") or "KRX"
+        if venue not in ("KRX", "NXT", "SOR", "ALL"):
+            raise fail("APBK1681", "거래소ID구분코드를 확인하세요.", 200)
         with self.lock:
             rows = [
                 self._domestic_row(o)
                 for o in self.orders
                 if o["market"] == "domestic"
                 and fields["INQR_STRT_DT"] <= o["ord_dt"] <= fields["INQR_END_DT"]
+                and (venue == "ALL" or o["excg"] == venue)
                 and (not fields.get("PDNO") or o["pdno"] == fields["PDNO"])
                 and (not fields.get("ODNO") or o["odno"] == fields["ODNO"])
                 and (fields["CCLD_DVSN"] != "02" or (not o["cancelled"] and o["filled"] < o["qty"]))
             ]
-        return ok(
-            None, output1=rows, output2={"tot_ord_qty": str(len(rows))}, ctx_area_fk100="", ctx_area_nk100=""
+        rows.sort(key=lambda r: r["odno"], reverse=fields.get("INQR_DVSN", "00") == "00")
+        size = min(self.page_size, 15) if self.virtual else self.page_size
+        return self._page(
+            request, rows, "output1", context=100, size=size, output2={"tot_ord_qty": str(len(rows))}
         )
 
     def domestic_cancellable(self, request: Request) -> dict[str, Any]:
@@ -858,7 +867,14 @@ class KisSim(SimServer):
         return [fields[name] for name in names]
 
     def _page(
-        self, request: Request, rows: list[dict[str, Any]], key: str, *, context: int = 200, **extra: Any
+        self,
+        request: Request,
+        rows: list[dict[str, Any]],
+        key: str,
+        *,
+        context: int = 200,
+        size: int | None = None,
+        **extra: Any,
     ) -> SimReply:
         """One page of ``rows`` under ``key``: tr_cont M while more follow, asked for with
         tr_cont N and the previous answer's ctx_area keys (here the next row's index)."""
@@ -867,7 +883,8 @@ class KisSim(SimServer):
         if start and request.header("tr_cont") != "N":
             raise fail("OPSQ2005", "연속조회 구분(tr_cont)을 확인하세요.")  # invented code
         first = int(start) if start.isdigit() else 0
-        page, more = rows[first : first + self.page_size], first + self.page_size < len(rows)
+        size = size or self.page_size
+        page, more = rows[first : first + size], first + size < len(rows)
         code, msg = LISTED if rows else NOTHING_LISTED
         body = {
             "rt_cd": "0",
@@ -876,7 +893,7 @@ class KisSim(SimServer):
             key: page,
             **extra,
             f"ctx_area_fk{context}": request.query.get(f"CTX_AREA_FK{context}", ""),
-            f"ctx_area_nk{context}": str(first + self.page_size) if more else "",
+            f"ctx_area_nk{context}": str(first + size) if more else "",
         }
         return SimReply(200, body, {"tr_cont": "M" if more else "D"})
 

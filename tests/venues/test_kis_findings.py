@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from orders.exchanges import adapter_for
-from orders.exchanges.base import CancelAllIncomplete, OrderRequest
+from orders.exchanges.base import CancelAllIncomplete, OrderRequest, OrderUncertain
 from orders.exchanges.kis.sessions import KST
 from venuesim.kis import KisSim
 
@@ -93,3 +93,43 @@ def test_one_failing_cancel_does_not_stop_the_cancel_all(
     assert failure[1].endswith("주문처리 불가") or "주문처리 불가" in failure[1]
     assert sum(o["cancelled"] for o in kis_sim.orders) == 2
     assert "2" in raised.value.message and failure[0] in raised.value.message
+
+
+# --- #5 the domestic lookup sees NXT and SOR orders ------------------------------------------
+
+
+@pytest.mark.parametrize("venue", ["NXT", "SOR"])
+def test_an_unanswered_nxt_or_sor_order_is_found_not_sent_again(
+    kis_account: Any, kis_sim: KisSim, venue: str
+) -> None:
+    adapter = adapter_for(kis_account(timeout_seconds=0.5))
+    adapter.client.token()
+    kis_sim.inject("timeout", "/uapi/domestic-stock/v1/trading/order-cash", delay=1.0)
+    order = req(price=D("60000"), params={"exchange_id": venue})
+
+    with pytest.raises(OrderUncertain):
+        adapter.place_order(order)
+    found = adapter.fetch_order_by_client_id(order)
+
+    assert found is not None and found.exchange_order_id == kis_sim.orders[0]["odno"]
+    lookups = kis_sim.seen("/uapi/domestic-stock/v1/trading/inquire-daily-ccld")
+    assert lookups and all(r.query["EXCG_ID_DVSN_CD"] == "ALL" for r in lookups)
+
+
+def test_the_simulator_lists_krx_orders_only_unless_asked(kis_account: Any, kis_sim: KisSim) -> None:
+    adapter = adapter_for(kis_account())
+    adapter.place_order(req("DOMESTIC_STOCK", "a", price=D("60000"), params={"exchange_id": "NXT"}))
+    market = adapter._markets["DOMESTIC_STOCK"]
+    params = {**adapter.kis.fields(), "INQR_STRT_DT": "20261201", "INQR_END_DT": "20261201"}
+    params |= {"SLL_BUY_DVSN_CD": "00", "CCLD_DVSN": "00", "INQR_DVSN": "00", "INQR_DVSN_3": "00"}
+    path, tr = "/uapi/domestic-stock/v1/trading/inquire-daily-ccld", "TTTC0081R"
+
+    assert market.client.request("GET", path, tr, params=params)["output1"] == []
+    assert (
+        len(market.client.request("GET", path, tr, params={**params, "EXCG_ID_DVSN_CD": "NXT"})["output1"])
+        == 1
+    )
+    assert (
+        len(market.client.request("GET", path, tr, params={**params, "EXCG_ID_DVSN_CD": "ALL"})["output1"])
+        == 1
+    )

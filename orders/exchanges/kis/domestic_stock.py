@@ -144,6 +144,9 @@ class DomesticStock(KisMarket):
                 "ORD_GNO_BRNO": "",
                 "ODNO": odno,
                 "INQR_DVSN_1": "",
+                # KIS lists KRX orders only unless asked (open-trading-api inquire_daily_ccld:
+                # KRX / NXT / SOR / ALL, KRX by default): an NXT or SOR order is found with ALL.
+                "EXCG_ID_DVSN_CD": "ALL",
             },
             context_size=100,
         )
