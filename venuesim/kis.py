@@ -140,6 +140,9 @@ class KisSim(SimServer):
             ("NYSE", "BRK.B"): dec("5"),
         }
         self.fo_positions: dict[str, Decimal] = {}
+        # Trades of the night session: in the night balance (CTFN6118R) only, not in the day
+        # balance (CTFO6118R). Their settlement into the next day is not modelled.
+        self.fo_night_positions: dict[str, Decimal] = {}
         self.ofo_positions: dict[str, Decimal] = {}
         self.orders: list[dict[str, Any]] = []
         self._odno = itertools.count(117057)
@@ -188,6 +191,7 @@ class KisSim(SimServer):
             ("POST", f"{o}/order-rvsecncl"): self.overseas_cancel,
             ("POST", f"{dfo}/order"): self.dfo_order,
             ("GET", f"{dfo}/inquire-balance"): self.dfo_balance,
+            ("GET", f"{dfo}/inquire-ngt-balance"): self.dfo_night_balance,
             ("GET", f"{dfo}/inquire-ccnl"): self.dfo_orders,
             ("GET", f"{dfo}/inquire-ngt-ccnl"): self.dfo_night_orders,
             ("POST", f"{dfo}/order-rvsecncl"): self.dfo_cancel,
@@ -398,7 +402,8 @@ class KisSim(SimServer):
             self.overseas_holdings[key] = self.overseas_holdings.get(key, Decimal(0)) + signed
             self.cash_usd -= signed * price
         elif market == "dfo":
-            self.fo_positions[pdno] = self.fo_positions.get(pdno, Decimal(0)) + signed
+            book = self.fo_night_positions if order.get("session") == "STTN1101U" else self.fo_positions
+            book[pdno] = book.get(pdno, Decimal(0)) + signed
         else:
             self.ofo_positions[pdno] = self.ofo_positions.get(pdno, Decimal(0)) + signed
         order.update(filled=order["qty"], avg=price)
@@ -745,17 +750,36 @@ class KisSim(SimServer):
         )
 
     def dfo_balance(self, request: Request) -> dict[str, Any]:
+        """CTFO6118R 선물옵션 잔고현황: the day session's positions (night trades not in it)."""
         self._auth(request, self._tr("CTFO6118R", "VTFO6118R"), ("MGNA_DVSN", "EXCC_STAT_CD"))
+        return self._dfo_balance(self.fo_positions)
+
+    def dfo_night_balance(self, request: Request) -> dict[str, Any]:
+        """CTFN6118R (야간)선물옵션 잔고현황 (open-trading-api inquire_ngt_balance): real
+        accounts only; the day positions with the night session's trades."""
+        if self.virtual:
+            raise fail("OPSQ0002", "모의투자에서는 해당업무가 제공되지 않습니다.", 200)
+        self._auth(request, ("CTFN6118R",), ("MGNA_DVSN", "EXCC_STAT_CD", "CTX_AREA_FK200", "CTX_AREA_NK200"))
+        merged = dict(self.fo_positions)
+        for code, qty in self.fo_night_positions.items():
+            merged[code] = merged.get(code, Decimal(0)) + qty
+        return self._dfo_balance(merged)
+
+    def _dfo_balance(self, positions: dict[str, Decimal]) -> dict[str, Any]:
         rows = [
             {
+                "cano": self.account,
+                "acnt_prdt_cd": "03",
                 "pdno": c,
+                "prdt_type_cd": "301",
                 "shtn_pdno": c,
                 "prdt_name": c,
                 "sll_buy_dvsn_name": "매수" if q > 0 else "매도",
+                "sll_buy_dvsn_cd": "02" if q > 0 else "01",
                 "cblc_qty": fmt(abs(q)),
                 "lqd_psbl_qty": fmt(abs(q)),
             }
-            for c, q in self.fo_positions.items()
+            for c, q in positions.items()
             if q
         ]
         return ok(None, output1=rows, output2={}, ctx_area_fk200="", ctx_area_nk200="")

@@ -133,3 +133,44 @@ def test_the_simulator_lists_krx_orders_only_unless_asked(kis_account: Any, kis_
         len(market.client.request("GET", path, tr, params={**params, "EXCG_ID_DVSN_CD": "ALL"})["output1"])
         == 1
     )
+
+
+# --- #6 the night session closes from the night balance -------------------------------------
+
+
+def test_a_night_close_sells_what_the_night_session_bought(
+    kis_account: Any, kis_sim: KisSim, kst_clock: Any
+) -> None:
+    kst_clock(NIGHT)
+    adapter = adapter_for(kis_account(product_code="03"))
+    fo = "DOMESTIC_FUTUREOPTION"
+    adapter.place_order(req(fo, "open", symbol="101TC000", order_type="MARKET", qty_per=D("2")))
+    assert kis_sim.fo_night_positions["101TC000"] == D("2")
+
+    result = adapter.place_order(
+        req(fo, "close", symbol="101TC000", side="SELL", order_type="MARKET", qty_per=D("-100"))
+    )
+
+    assert result.filled_qty == D("2")
+    assert kis_sim.fo_night_positions["101TC000"] == 0
+    sent = kis_sim.order_requests()
+    assert [r.header("tr_id") for r in sent] == ["STTN1101U", "STTN1101U"]
+    assert [r.json()["SLL_BUY_DVSN_CD"] for r in sent] == ["02", "01"]
+    (balance,) = kis_sim.seen("/uapi/domestic-futureoption/v1/trading/inquire-ngt-balance")
+    assert balance.header("tr_id") == "CTFN6118R"
+    assert not kis_sim.seen("/uapi/domestic-futureoption/v1/trading/inquire-balance")
+
+
+def test_a_day_close_reads_the_day_balance(kis_account: Any, kis_sim: KisSim) -> None:
+    kis_sim.fo_positions["101TC000"] = D("3")
+    adapter = adapter_for(kis_account(product_code="03"))
+
+    adapter.place_order(
+        req("DOMESTIC_FUTUREOPTION", symbol="101TC000", side="SELL", order_type="MARKET", qty_per=D("-100"))
+    )
+
+    assert kis_sim.fo_positions["101TC000"] == 0
+    assert (
+        kis_sim.seen("/uapi/domestic-futureoption/v1/trading/inquire-balance")[0].header("tr_id")
+        == "CTFO6118R"
+    )
