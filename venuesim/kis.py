@@ -60,6 +60,31 @@ EXCHANGE_TZ = {
     "HASE": ZoneInfo("Asia/Ho_Chi_Minh"),
     "VNSE": ZoneInfo("Asia/Ho_Chi_Minh"),
 }
+# Price steps as the exchanges set them (KRX since 2023-01-25; ETF/ETN 5 won; HKEX spread
+# table; JPX for stocks outside TOPIX100): (lower bound, step), lowest first.
+KRX_STEPS = ((0, 1), (2000, 5), (5000, 10), (20000, 50), (50000, 100), (200000, 500), (500000, 1000))
+ETF_STEPS = ((0, 5),)
+SEHK_STEPS = (
+    (0, "0.001"), ("0.25", "0.005"), ("0.50", "0.01"), (10, "0.02"), (20, "0.05"), (100, "0.10"),
+    (200, "0.20"), (500, "0.50"), (1000, 1), (2000, 2), (5000, 5),
+)  # fmt: skip
+TSE_STEPS = (
+    (0, 1), (3000, 5), (5000, 10), (30000, 50), (50000, 100), (300000, 500), (500000, 1000),
+    (3000000, 5000), (5000000, 10000), (30000000, 50000), (50000000, 100000),
+)  # fmt: skip
+OVERSEAS_STEPS = {"SEHK": SEHK_STEPS, "TKSE": TSE_STEPS}
+# KIS's answer to an off-step price is not in the official material: invented code, KIS wording.
+OFF_STEP = ("APBK1690", "호가단위 오류입니다.")
+
+
+def on_step(price: Decimal, bands: tuple[tuple[Any, Any], ...]) -> bool:
+    step = dec(bands[0][1])
+    for lower, band_step in bands:
+        if price >= dec(lower):
+            step = dec(band_step)
+    return price % step == 0
+
+
 LISTED = ("KIOK0510", "조회가 완료되었습니다")
 OVERSEAS_EMPTY_ROW = {
     **dict.fromkeys(("ord_dt", "ord_gno_brno", "odno", "orgn_odno", "sll_buy_dvsn_cd", "rvse_cncl_dvsn"), ""),
@@ -134,6 +159,7 @@ class KisSim(SimServer):
             "GCZ24": dec("2050.00"),
             "6E_Z4": dec("1.0800"),
         }
+        self.etfs = {"069500"}  # KODEX 200: ETF price steps
         self.holdings: dict[str, Decimal] = {"005930": dec("100")}
         self.overseas_holdings: dict[tuple[str, str], Decimal] = {
             ("NASD", "MSFT"): dec("20"),
@@ -367,6 +393,11 @@ class KisSim(SimServer):
             raise fail("APBK0917", "주문단가를 입력하세요.", 200)
         if dvsn == "22" and not fields.get("CNDT_PRIC"):
             raise fail("APBK1226", "조건가격을 입력하세요.", 200)  # invented code
+        steps = ETF_STEPS if pdno in self.etfs else KRX_STEPS
+        if not market_like and not on_step(price, steps):
+            raise fail(*OFF_STEP, 200)
+        if dvsn == "22" and not on_step(dec(fields["CNDT_PRIC"]), steps):
+            raise fail(*OFF_STEP, 200)
         with self.lock:
             fill_price = self.prices[pdno]
             if side == "BUY" and qty * (price or fill_price) > self.cash_krw:
@@ -566,6 +597,8 @@ class KisSim(SimServer):
             raise fail("APBK0914", "주문수량을 확인하세요.", 200)
         if fields["ORD_DVSN"] == "00" and price <= 0:
             raise fail("APBK0917", "주문단가를 입력하세요.", 200)
+        if code in OVERSEAS_STEPS and not on_step(price, OVERSEAS_STEPS[code]):
+            raise fail(*OFF_STEP, 200)
         with self.lock:
             last = self.overseas_prices[(code, symbol)]
             if side == "SELL" and qty > self.overseas_holdings.get((code, symbol), Decimal(0)):

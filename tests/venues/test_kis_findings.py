@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from orders.exchanges import adapter_for
-from orders.exchanges.base import CancelAllIncomplete, OrderRequest, OrderUncertain
+from orders.exchanges.base import CancelAllIncomplete, OrderRejected, OrderRequest, OrderUncertain
 from orders.exchanges.kis.sessions import KST
+from orders.exchanges.kis.ticks import KRX_ETF, KRX_STOCK, SEHK, TSE
+from quanttrade.vocabulary import OrderStatus
 from venuesim.kis import KisSim
 
 D = Decimal
@@ -174,3 +176,114 @@ def test_a_day_close_reads_the_day_balance(kis_account: Any, kis_sim: KisSim) ->
         kis_sim.seen("/uapi/domestic-futureoption/v1/trading/inquire-balance")[0].header("tr_id")
         == "CTFO6118R"
     )
+
+
+# --- #4 price steps ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table", "price", "step"),
+    [
+        (KRX_STOCK, "1999", "1"),
+        (KRX_STOCK, "2000", "5"),
+        (KRX_STOCK, "4995", "5"),
+        (KRX_STOCK, "5000", "10"),
+        (KRX_STOCK, "19990", "10"),
+        (KRX_STOCK, "20000", "50"),
+        (KRX_STOCK, "49950", "50"),
+        (KRX_STOCK, "50000", "100"),
+        (KRX_STOCK, "199900", "100"),
+        (KRX_STOCK, "200000", "500"),
+        (KRX_STOCK, "499500", "500"),
+        (KRX_STOCK, "500000", "1000"),
+        (KRX_ETF, "1500", "5"),
+        (KRX_ETF, "35000", "5"),
+        (SEHK, "0.25", "0.005"),
+        (SEHK, "0.2", "0.001"),
+        (SEHK, "9.99", "0.01"),
+        (SEHK, "15", "0.02"),
+        (SEHK, "80", "0.05"),
+        (SEHK, "150", "0.10"),
+        (SEHK, "300", "0.20"),
+        (SEHK, "600", "0.50"),
+        (SEHK, "1500", "1"),
+        (SEHK, "3000", "2"),
+        (SEHK, "6000", "5"),
+        (TSE, "2999", "1"),
+        (TSE, "3000", "5"),
+        (TSE, "5000", "10"),
+        (TSE, "30000", "50"),
+        (TSE, "50000", "100"),
+        (TSE, "300000", "500"),
+        (TSE, "500000", "1000"),
+        (TSE, "3000000", "5000"),
+    ],
+)
+def test_step_tables(table: Any, price: str, step: str) -> None:
+    assert table.step_for(D(price)) == D(step)
+
+
+@pytest.mark.parametrize(
+    ("side", "price", "sent"),
+    [("BUY", "70050", "70000"), ("SELL", "70050", "70100"), ("BUY", "1999.5", "1999")],
+)
+def test_a_domestic_price_off_the_krx_step_is_moved_toward_the_passive_side(
+    kis_account: Any, kis_sim: KisSim, side: str, price: str, sent: str
+) -> None:
+    result = adapter_for(kis_account()).place_order(req(side=side, price=D(price)))
+
+    assert kis_sim.last_body()["ORD_UNPR"] == sent
+    assert result.status == OrderStatus.OPEN
+    assert f"가격 {price} → {sent} (거래소 호가단위로 조정)" in result.message
+
+
+def test_an_etf_marked_by_the_signal_takes_the_etf_step(kis_account: Any, kis_sim: KisSim) -> None:
+    adapter = adapter_for(kis_account())
+    adapter.place_order(req(symbol="069500", price=D("1502"), params={"product_kind": "ETF"}))
+    assert kis_sim.last_body()["ORD_UNPR"] == "1500"
+
+
+def test_the_simulator_refuses_an_off_step_price_as_kis(kis_account: Any, kis_sim: KisSim) -> None:
+    adapter = adapter_for(kis_account())
+    market = adapter._markets["DOMESTIC_STOCK"]
+    body = {
+        **adapter.kis.fields(),
+        "PDNO": "005930",
+        "ORD_DVSN": "00",
+        "ORD_QTY": "1",
+        "ORD_UNPR": "70050",
+        "EXCG_ID_DVSN_CD": "KRX",
+    }
+    with pytest.raises(OrderRejected, match="호가단위 오류입니다"):
+        market.client.request(
+            "POST", "/uapi/domestic-stock/v1/trading/order-cash", "TTTC0012U", body=body, place=True
+        )
+    with pytest.raises(OrderRejected, match="호가단위 오류입니다"):  # an ETF at a stock step below 2,000
+        market.client.request(
+            "POST",
+            "/uapi/domestic-stock/v1/trading/order-cash",
+            "TTTC0012U",
+            body={**body, "PDNO": "069500", "ORD_UNPR": "1501"},
+            place=True,
+        )
+    assert kis_sim.orders == []
+
+
+@pytest.mark.parametrize(
+    ("exchange", "symbol", "side", "price", "sent"),
+    [
+        ("SEHK", "9988", "BUY", "80.03", "80.00"),
+        ("SEHK", "9988", "SELL", "80.03", "80.05"),
+        ("TKSE", "7203", "BUY", "3003", "3000"),
+    ],
+)
+def test_an_overseas_price_off_the_exchange_step_is_moved(
+    kis_account: Any, kis_sim: KisSim, exchange: str, symbol: str, side: str, price: str, sent: str
+) -> None:
+    kis_sim.overseas_holdings[(exchange, symbol)] = D("10")
+    result = adapter_for(kis_account()).place_order(
+        req("OVERSEAS_STOCK", symbol=symbol, side=side, price=D(price), params={"exchange_code": exchange})
+    )
+
+    assert D(kis_sim.last_body()["OVRS_ORD_UNPR"]) == D(sent)
+    assert f"가격 {price} → {format(D(sent).normalize(), 'f')} (거래소 호가단위로 조정)" in result.message

@@ -89,6 +89,9 @@ class OrderPlan(NamedTuple):
     path: str
     tr_id: str
     body: dict[str, Any]
+    # What was changed from the request before sending (a price moved onto the step), shown on
+    # the order's result.
+    notes: tuple[str, ...] = ()
 
 
 class KisMarket(ABC):
@@ -204,7 +207,7 @@ class KisMarket(ABC):
             status=OrderStatus.OPEN,
             exchange_order_id=odno,
             quantity=qty,
-            message=str(data.get("msg1") or "").strip(),
+            message=" / ".join(part for part in (str(data.get("msg1") or "").strip(), *plan.notes) if part),
         )
         return self._state_after_acceptance(intent, accepted)
 
