@@ -488,7 +488,25 @@ class KisSim(SimServer):
             "rjct_qty": "0",
             "ord_dvsn_cd": o["dvsn"],
             "excg_id_dvsn_cd": o["excg"],
+        }
+
+    def _cancellable_row(self, o: dict[str, Any]) -> dict[str, Any]:
+        """A row of TTTC0084R 주식정정취소가능주문조회 (the fields inquire_psbl_rvsecncl lists)."""
+        return {
+            "ord_gno_brno": o["branch"],
+            "odno": o["odno"],
+            "orgn_odno": "",
+            "pdno": o["pdno"],
+            "prdt_name": o["pdno"],
+            "ord_qty": fmt(o["qty"]),
+            "ord_unpr": fmt(o["price"]),
+            "ord_tmd": o["ord_tmd"],
+            "tot_ccld_qty": fmt(o["filled"]),
+            "tot_ccld_amt": fmt(o["avg"] * o["filled"]),
             "psbl_qty": fmt(o["qty"] - o["filled"]),
+            "sll_buy_dvsn_cd": "01" if o["side"] == "SELL" else "02",
+            "ord_dvsn_cd": o["dvsn"],
+            "excg_id_dvsn_cd": o["excg"],
         }
 
     def domestic_daily(self, request: Request) -> SimReply:
@@ -518,17 +536,17 @@ class KisSim(SimServer):
             request, rows, "output1", context=100, size=size, output2={"tot_ord_qty": str(len(rows))}
         )
 
-    def domestic_cancellable(self, request: Request) -> dict[str, Any]:
+    def domestic_cancellable(self, request: Request) -> SimReply:
         if self.virtual:
             raise fail("OPSQ0002", "모의투자에서는 해당업무가 제공되지 않습니다.", 200)
         self._auth(request, ("TTTC0084R",), ("INQR_DVSN_1", "INQR_DVSN_2"))
         with self.lock:
             rows = [
-                self._domestic_row(o)
+                self._cancellable_row(o)
                 for o in self.orders
                 if o["market"] == "domestic" and not o["cancelled"] and o["filled"] < o["qty"]
             ]
-        return ok(rows, ctx_area_fk100="", ctx_area_nk100="")
+        return self._page(request, rows, "output", context=100)
 
     def domestic_cancel(self, request: Request) -> dict[str, Any]:
         fields = self._auth(
@@ -558,11 +576,25 @@ class KisSim(SimServer):
                 ):
                     o["cancelled"] = True
                     new = f"{next(self._odno):010d}"
-                    return ok(
-                        {"KRX_FWDG_ORD_ORGNO": o["branch"], "ODNO": new, "ORD_TMD": o["ord_tmd"]},
-                        "주문 전송 완료 되었습니다.",
-                        "APBK0013",
-                    )
+                    # The answer's fields per market, as the order_rvsecncl samples list them.
+                    output: dict[str, str] = {
+                        "KRX_FWDG_ORD_ORGNO": o["branch"],
+                        "ODNO": new,
+                        "ORD_TMD": o["ord_tmd"],
+                    }
+                    if market == "dfo":
+                        output = {
+                            "ACNT_NAME": "SIM",
+                            "TRAD_DVSN_NAME": "취소",
+                            "ITEM_NAME": o["pdno"],
+                            "ORD_TMD": o["ord_tmd"],
+                            "ORD_GNO_BRNO": o["branch"],
+                            "ORGN_ODNO": o["odno"],
+                            "ODNO": new,
+                        }
+                    elif market == "ofo":
+                        output = {"ORD_DT": o["ord_dt"], "ODNO": new}
+                    return ok(output, "주문 전송 완료 되었습니다.", "APBK0013")
         raise fail("APBK0918", "정정/취소할 수량이 없습니다.", 200)
 
     # --- overseas stock ---------------------------------------------------------------
@@ -681,18 +713,12 @@ class KisSim(SimServer):
                     "odno": o["odno"],
                     "orgn_odno": "",
                     "pdno": o["pdno"],
-                    "prdt_name": o["pdno"],
                     "sll_buy_dvsn_cd": "01" if o["side"] == "SELL" else "02",
-                    "sll_buy_dvsn_cd_name": "매도" if o["side"] == "SELL" else "매수",
                     "rvse_cncl_dvsn_cd": "00",
-                    "rvse_cncl_dvsn_cd_name": "",
                     "rjct_rson": "",
-                    "rjct_rson_name": "",
                     "ord_tmd": o["ord_tmd"],
-                    "tr_mket_name": o["excg"],
                     "tr_crcy_cd": "USD" if o["excg"] in US else "",
                     "natn_cd": "840" if o["excg"] in US else "",
-                    "natn_kor_name": "미국" if o["excg"] in US else "",
                     "ft_ord_qty": fmt(o["qty"]),
                     "ft_ccld_qty": fmt(o["filled"]),
                     "nccs_qty": fmt(o["qty"] - o["filled"]),
@@ -700,7 +726,6 @@ class KisSim(SimServer):
                     "ft_ccld_unpr3": f"{o['avg']:.8f}",
                     "ft_ccld_amt3": f"{o['avg'] * o['filled']:.5f}",
                     "ovrs_excg_cd": o["excg"],
-                    "prcs_stat_name": "",
                     "loan_type_cd": "10",
                     "loan_dt": "",
                     "usa_amk_exts_rqst_yn": "N",
@@ -769,25 +794,18 @@ class KisSim(SimServer):
             )
             if fields["ORD_DVSN_CD"] in ("02", "04"):
                 self._fill(order, self.fo_prices[code])
-        return ok(
-            {
-                "ACNT_NAME": "SIM",
-                "TRAD_DVSN_NAME": side,
-                "ITEM_NAME": code,
-                "ORD_TMD": order["ord_tmd"],
-                "ORD_GNO_BRNO": order["branch"],
-                "ODNO": order["odno"],
-            },
+        return ok(  # the fields open-trading-api domestic_futureoption/order lists
+            {"KRX_FWDG_ORD_ORGNO": order["branch"], "ODNO": order["odno"], "ORD_TMD": order["ord_tmd"]},
             "주문 전송 완료 되었습니다.",
             "APBK0013",
         )
 
-    def dfo_balance(self, request: Request) -> dict[str, Any]:
+    def dfo_balance(self, request: Request) -> SimReply:
         """CTFO6118R 선물옵션 잔고현황: the day session's positions (night trades not in it)."""
         self._auth(request, self._tr("CTFO6118R", "VTFO6118R"), ("MGNA_DVSN", "EXCC_STAT_CD"))
         return self._dfo_balance(self.fo_positions)
 
-    def dfo_night_balance(self, request: Request) -> dict[str, Any]:
+    def dfo_night_balance(self, request: Request) -> SimReply:
         """CTFN6118R (야간)선물옵션 잔고현황 (open-trading-api inquire_ngt_balance): real
         accounts only; the day positions with the night session's trades."""
         if self.virtual:
@@ -798,7 +816,7 @@ class KisSim(SimServer):
             merged[code] = merged.get(code, Decimal(0)) + qty
         return self._dfo_balance(merged)
 
-    def _dfo_balance(self, positions: dict[str, Decimal]) -> dict[str, Any]:
+    def _dfo_balance(self, positions: dict[str, Decimal]) -> SimReply:
         rows = [
             {
                 "cano": self.account,
@@ -815,7 +833,8 @@ class KisSim(SimServer):
             for c, q in positions.items()
             if q
         ]
-        return ok(None, output1=rows, output2={}, ctx_area_fk200="", ctx_area_nk200="")
+        body = ok(None, output1=rows, output2={}, ctx_area_fk200="", ctx_area_nk200="")
+        return SimReply(200, body, {"tr_cont": "D"})
 
     def ofo_order(self, request: Request) -> dict[str, Any]:
         if self.virtual:
@@ -1063,7 +1082,7 @@ class KisSim(SimServer):
             "orgn_odno": "",
             "sll_buy_dvsn_cd": "01" if o["side"] == "SELL" else "02",
             "trad_dvsn_name": "매도" if o["side"] == "SELL" else "매수",
-            "nmpr_type_cd": o["dvsn"],
+            **({} if night else {"nmpr_type_cd": o["dvsn"]}),  # the night list has no code
             "nmpr_type_name": "지정가" if o["dvsn"] == "01" else "시장가",
             "pdno": o["pdno"],
             "prdt_name": o["pdno"],
