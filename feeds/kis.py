@@ -6,8 +6,13 @@ Protocol (koreainvestment/open-trading-api):
 * Data frames are text ``<enc>|<tr_id>|<count>|<payload>``: ``enc`` "1" means the payload is
   AES-256-CBC encrypted (base64) with the key/iv from the subscribe reply; the payload holds
   ``count`` records of 46 ``^``-separated fields each.
-* JSON frames are replies, or ``PINGPONG`` heartbeats which must be echoed back verbatim.
-* A session carries at most 40 subscriptions, so the universe is split over several sessions.
+* JSON frames are replies, or ``PINGPONG`` heartbeats, answered as the official client
+  (``examples_llm/kis_auth.py`` KISWebSocket) answers them: a WebSocket pong frame carrying the
+  PINGPONG text, not a text echo.
+* One app key may register at most 41 realtime items, over all its sessions together
+  (open-trading-api's guidance: "1개 appkey당 최대 41건 등록 제한"); a session more on the same
+  key buys nothing. So the feed opens one session, registers the first 41 tickers and reports
+  the others (and any the venue refuses) in its health as ``unregistered``.
 A dropped session reconnects with exponential backoff (with jitter) and resubscribes.
 """
 
@@ -42,7 +47,7 @@ log = logging.getLogger("quanttrade.prices")
 
 TR_ID = "H0STCNT0"
 FIELDS_PER_RECORD = 46
-MAX_SUBSCRIPTIONS_PER_SESSION = 40
+MAX_REGISTRATIONS_PER_APP_KEY = 41
 # Field positions in an H0STCNT0 record.
 F_TICKER, F_TIME, F_PRICE, F_SIGN, F_CHANGE, F_RATE = 0, 1, 2, 3, 4, 5
 F_ASK1, F_BID1, F_ACC_VOLUME, F_BUSINESS_DATE, F_HALTED = 10, 11, 13, 33, 35
@@ -153,6 +158,9 @@ class KisFeed(Feed):
         self._approval_lock = asyncio.Lock()
         self.keys: dict[str, tuple[str, str]] = {}
         self.halted: dict[str, bool] = {}
+        # Tickers the app key could not register: over the limit, or refused by the venue.
+        self.unregistered: set[str] = set()
+        self._registered_tickers: list[str] = []
 
     def _credentials_from_account(self) -> None:
         """Without KIS_APP_KEY/KIS_APP_SECRET, use the first active KIS account's app key
@@ -197,17 +205,32 @@ class KisFeed(Feed):
             tickers = self.fixed_tickers
             if tickers is None:
                 tickers = [i for i in await self.instruments() if is_kr_stock(i)]
-            chunks = [
-                tickers[i : i + MAX_SUBSCRIPTIONS_PER_SESSION]
-                for i in range(0, len(tickers), MAX_SUBSCRIPTIONS_PER_SESSION)
-            ]
-            self.health.set_detail(subscriptions=len(tickers), sessions=len(chunks))
-            await asyncio.gather(*(self.session(chunk, stop) for chunk in chunks))
+            registered = tickers[:MAX_REGISTRATIONS_PER_APP_KEY]
+            self.unregistered = set(tickers[MAX_REGISTRATIONS_PER_APP_KEY:])
+            if self.unregistered:
+                log.warning(
+                    "KIS 실시간 등록 한도(%d건) 초과: %d종목은 시세를 받지 못합니다",
+                    MAX_REGISTRATIONS_PER_APP_KEY,
+                    len(self.unregistered),
+                )
+            self._registered_tickers = registered
+            self._report_registrations()
+            await self.session(registered, stop)
         finally:
             self.health.stopped()
 
+    def _report_registrations(self) -> None:
+        registered = set(self._registered_tickers) - self.unregistered
+        self.health.set_detail(
+            subscriptions=len(registered),
+            sessions=1,
+            unregistered=sorted(self.unregistered),
+        )
+
     async def session(self, tickers: list[str], stop: threading.Event) -> None:
-        """One socket for up to 40 tickers, reconnected with backoff until ``stop``."""
+        """The one socket of the app key (at most 41 tickers), reconnected with backoff until
+        ``stop``."""
+        self._registered_tickers = list(tickers)
         failures = 0
         first = True
         while not stop.is_set():
@@ -247,11 +270,20 @@ class KisFeed(Feed):
             message = json.loads(frame)
             header = message.get("header", {})
             if header.get("tr_id") == "PINGPONG":
-                await socket.send(frame)
+                await socket.pong(frame)  # as the official client: a pong frame, not a text echo
                 continue
             body = message.get("body", {})
             if body.get("rt_cd") not in (None, "0"):
-                self.health.error(f"{header.get('tr_key', '')}: {body.get('msg1', '')}")
+                ticker = str(header.get("tr_key") or "")
+                self.health.error(f"{ticker}: {body.get('msg1', '')}")
+                if ticker:  # a refused registration (e.g. over the app key's limit)
+                    self.unregistered.add(ticker)
+                    self._report_registrations()
+            elif (
+                header.get("tr_key") in self.unregistered and header.get("tr_key") in self._registered_tickers
+            ):
+                self.unregistered.discard(header["tr_key"])  # accepted after a reconnect
+                self._report_registrations()
             output = body.get("output") or {}
             if output.get("key") and output.get("iv"):
                 self.keys[header.get("tr_id", TR_ID)] = (output["key"], output["iv"])

@@ -60,6 +60,31 @@ EXCHANGE_TZ = {
     "HASE": ZoneInfo("Asia/Ho_Chi_Minh"),
     "VNSE": ZoneInfo("Asia/Ho_Chi_Minh"),
 }
+# Price steps as the exchanges set them (KRX since 2023-01-25; ETF/ETN 5 won; HKEX spread
+# table; JPX for stocks outside TOPIX100): (lower bound, step), lowest first.
+KRX_STEPS = ((0, 1), (2000, 5), (5000, 10), (20000, 50), (50000, 100), (200000, 500), (500000, 1000))
+ETF_STEPS = ((0, 5),)
+SEHK_STEPS = (
+    (0, "0.001"), ("0.25", "0.005"), ("0.50", "0.01"), (10, "0.02"), (20, "0.05"), (100, "0.10"),
+    (200, "0.20"), (500, "0.50"), (1000, 1), (2000, 2), (5000, 5),
+)  # fmt: skip
+TSE_STEPS = (
+    (0, 1), (3000, 5), (5000, 10), (30000, 50), (50000, 100), (300000, 500), (500000, 1000),
+    (3000000, 5000), (5000000, 10000), (30000000, 50000), (50000000, 100000),
+)  # fmt: skip
+OVERSEAS_STEPS = {"SEHK": SEHK_STEPS, "TKSE": TSE_STEPS}
+# KIS's answer to an off-step price is not in the official material: invented code, KIS wording.
+OFF_STEP = ("APBK1690", "호가단위 오류입니다.")
+
+
+def on_step(price: Decimal, bands: tuple[tuple[Any, Any], ...]) -> bool:
+    step = dec(bands[0][1])
+    for lower, band_step in bands:
+        if price >= dec(lower):
+            step = dec(band_step)
+    return price % step == 0
+
+
 LISTED = ("KIOK0510", "조회가 완료되었습니다")
 OVERSEAS_EMPTY_ROW = {
     **dict.fromkeys(("ord_dt", "ord_gno_brno", "odno", "orgn_odno", "sll_buy_dvsn_cd", "rvse_cncl_dvsn"), ""),
@@ -134,12 +159,16 @@ class KisSim(SimServer):
             "GCZ24": dec("2050.00"),
             "6E_Z4": dec("1.0800"),
         }
+        self.etfs = {"069500"}  # KODEX 200: ETF price steps
         self.holdings: dict[str, Decimal] = {"005930": dec("100")}
         self.overseas_holdings: dict[tuple[str, str], Decimal] = {
             ("NASD", "MSFT"): dec("20"),
             ("NYSE", "BRK.B"): dec("5"),
         }
         self.fo_positions: dict[str, Decimal] = {}
+        # Trades of the night session: in the night balance (CTFN6118R) only, not in the day
+        # balance (CTFO6118R). Their settlement into the next day is not modelled.
+        self.fo_night_positions: dict[str, Decimal] = {}
         self.ofo_positions: dict[str, Decimal] = {}
         self.orders: list[dict[str, Any]] = []
         self._odno = itertools.count(117057)
@@ -188,6 +217,7 @@ class KisSim(SimServer):
             ("POST", f"{o}/order-rvsecncl"): self.overseas_cancel,
             ("POST", f"{dfo}/order"): self.dfo_order,
             ("GET", f"{dfo}/inquire-balance"): self.dfo_balance,
+            ("GET", f"{dfo}/inquire-ngt-balance"): self.dfo_night_balance,
             ("GET", f"{dfo}/inquire-ccnl"): self.dfo_orders,
             ("GET", f"{dfo}/inquire-ngt-ccnl"): self.dfo_night_orders,
             ("POST", f"{dfo}/order-rvsecncl"): self.dfo_cancel,
@@ -363,6 +393,11 @@ class KisSim(SimServer):
             raise fail("APBK0917", "주문단가를 입력하세요.", 200)
         if dvsn == "22" and not fields.get("CNDT_PRIC"):
             raise fail("APBK1226", "조건가격을 입력하세요.", 200)  # invented code
+        steps = ETF_STEPS if pdno in self.etfs else KRX_STEPS
+        if not market_like and not on_step(price, steps):
+            raise fail(*OFF_STEP, 200)
+        if dvsn == "22" and not on_step(dec(fields["CNDT_PRIC"]), steps):
+            raise fail(*OFF_STEP, 200)
         with self.lock:
             fill_price = self.prices[pdno]
             if side == "BUY" and qty * (price or fill_price) > self.cash_krw:
@@ -398,7 +433,8 @@ class KisSim(SimServer):
             self.overseas_holdings[key] = self.overseas_holdings.get(key, Decimal(0)) + signed
             self.cash_usd -= signed * price
         elif market == "dfo":
-            self.fo_positions[pdno] = self.fo_positions.get(pdno, Decimal(0)) + signed
+            book = self.fo_night_positions if order.get("session") == "STTN1101U" else self.fo_positions
+            book[pdno] = book.get(pdno, Decimal(0)) + signed
         else:
             self.ofo_positions[pdno] = self.ofo_positions.get(pdno, Decimal(0)) + signed
         order.update(filled=order["qty"], avg=price)
@@ -452,38 +488,65 @@ class KisSim(SimServer):
             "rjct_qty": "0",
             "ord_dvsn_cd": o["dvsn"],
             "excg_id_dvsn_cd": o["excg"],
-            "psbl_qty": fmt(o["qty"] - o["filled"]),
         }
 
-    def domestic_daily(self, request: Request) -> dict[str, Any]:
+    def _cancellable_row(self, o: dict[str, Any]) -> dict[str, Any]:
+        """A row of TTTC0084R 주식정정취소가능주문조회 (the fields inquire_psbl_rvsecncl lists)."""
+        return {
+            "ord_gno_brno": o["branch"],
+            "odno": o["odno"],
+            "orgn_odno": "",
+            "pdno": o["pdno"],
+            "prdt_name": o["pdno"],
+            "ord_qty": fmt(o["qty"]),
+            "ord_unpr": fmt(o["price"]),
+            "ord_tmd": o["ord_tmd"],
+            "tot_ccld_qty": fmt(o["filled"]),
+            "tot_ccld_amt": fmt(o["avg"] * o["filled"]),
+            "psbl_qty": fmt(o["qty"] - o["filled"]),
+            "sll_buy_dvsn_cd": "01" if o["side"] == "SELL" else "02",
+            "ord_dvsn_cd": o["dvsn"],
+            "excg_id_dvsn_cd": o["excg"],
+        }
+
+    def domestic_daily(self, request: Request) -> SimReply:
+        """TTTC0081R 주식일별주문체결조회 (open-trading-api inquire_daily_ccld): EXCG_ID_DVSN_CD
+        KRX (the default when absent), NXT or SOR lists the orders sent to that venue only, ALL
+        lists every one. Pages of 100 rows (모의투자: 15), continued with tr_cont N."""
         fields = self._auth(
             request, self._tr("TTTC0081R"), ("INQR_STRT_DT", "INQR_END_DT", "SLL_BUY_DVSN_CD", "CCLD_DVSN")
         )
+        venue = fields.get("EXCG_ID_DVSN_CD") or "KRX"
+        if venue not in ("KRX", "NXT", "SOR", "ALL"):
+            raise fail("APBK1681", "거래소ID구분코드를 확인하세요.", 200)
         with self.lock:
             rows = [
                 self._domestic_row(o)
                 for o in self.orders
                 if o["market"] == "domestic"
                 and fields["INQR_STRT_DT"] <= o["ord_dt"] <= fields["INQR_END_DT"]
+                and (venue == "ALL" or o["excg"] == venue)
                 and (not fields.get("PDNO") or o["pdno"] == fields["PDNO"])
                 and (not fields.get("ODNO") or o["odno"] == fields["ODNO"])
                 and (fields["CCLD_DVSN"] != "02" or (not o["cancelled"] and o["filled"] < o["qty"]))
             ]
-        return ok(
-            None, output1=rows, output2={"tot_ord_qty": str(len(rows))}, ctx_area_fk100="", ctx_area_nk100=""
+        rows.sort(key=lambda r: r["odno"], reverse=fields.get("INQR_DVSN", "00") == "00")
+        size = min(self.page_size, 15) if self.virtual else self.page_size
+        return self._page(
+            request, rows, "output1", context=100, size=size, output2={"tot_ord_qty": str(len(rows))}
         )
 
-    def domestic_cancellable(self, request: Request) -> dict[str, Any]:
+    def domestic_cancellable(self, request: Request) -> SimReply:
         if self.virtual:
             raise fail("OPSQ0002", "모의투자에서는 해당업무가 제공되지 않습니다.", 200)
         self._auth(request, ("TTTC0084R",), ("INQR_DVSN_1", "INQR_DVSN_2"))
         with self.lock:
             rows = [
-                self._domestic_row(o)
+                self._cancellable_row(o)
                 for o in self.orders
                 if o["market"] == "domestic" and not o["cancelled"] and o["filled"] < o["qty"]
             ]
-        return ok(rows, ctx_area_fk100="", ctx_area_nk100="")
+        return self._page(request, rows, "output", context=100)
 
     def domestic_cancel(self, request: Request) -> dict[str, Any]:
         fields = self._auth(
@@ -513,11 +576,25 @@ class KisSim(SimServer):
                 ):
                     o["cancelled"] = True
                     new = f"{next(self._odno):010d}"
-                    return ok(
-                        {"KRX_FWDG_ORD_ORGNO": o["branch"], "ODNO": new, "ORD_TMD": o["ord_tmd"]},
-                        "주문 전송 완료 되었습니다.",
-                        "APBK0013",
-                    )
+                    # The answer's fields per market, as the order_rvsecncl samples list them.
+                    output: dict[str, str] = {
+                        "KRX_FWDG_ORD_ORGNO": o["branch"],
+                        "ODNO": new,
+                        "ORD_TMD": o["ord_tmd"],
+                    }
+                    if market == "dfo":
+                        output = {
+                            "ACNT_NAME": "SIM",
+                            "TRAD_DVSN_NAME": "취소",
+                            "ITEM_NAME": o["pdno"],
+                            "ORD_TMD": o["ord_tmd"],
+                            "ORD_GNO_BRNO": o["branch"],
+                            "ORGN_ODNO": o["odno"],
+                            "ODNO": new,
+                        }
+                    elif market == "ofo":
+                        output = {"ORD_DT": o["ord_dt"], "ODNO": new}
+                    return ok(output, "주문 전송 완료 되었습니다.", "APBK0013")
         raise fail("APBK0918", "정정/취소할 수량이 없습니다.", 200)
 
     # --- overseas stock ---------------------------------------------------------------
@@ -552,6 +629,8 @@ class KisSim(SimServer):
             raise fail("APBK0914", "주문수량을 확인하세요.", 200)
         if fields["ORD_DVSN"] == "00" and price <= 0:
             raise fail("APBK0917", "주문단가를 입력하세요.", 200)
+        if code in OVERSEAS_STEPS and not on_step(price, OVERSEAS_STEPS[code]):
+            raise fail(*OFF_STEP, 200)
         with self.lock:
             last = self.overseas_prices[(code, symbol)]
             if side == "SELL" and qty > self.overseas_holdings.get((code, symbol), Decimal(0)):
@@ -615,31 +694,51 @@ class KisSim(SimServer):
             ctx_area_nk200="",
         )
 
-    def overseas_open(self, request: Request) -> dict[str, Any]:
-        fields = self._auth(request, self._tr("TTTS3018R"), ("OVRS_EXCG_CD", "SORT_SQN"))
+    def overseas_open(self, request: Request) -> SimReply:
+        """TTTS3018R 해외주식 미체결내역 (fields as open-trading-api inquire_nccs lists them).
+        OVRS_EXCG_CD NASD lists every US exchange (NYSE and AMEX too); any other code lists that
+        exchange only; a blank code is refused (the sample: "반드시 거래소코드 입력")."""
+        fields = self._auth(
+            request, self._tr("TTTS3018R"), ("OVRS_EXCG_CD", "SORT_SQN", "CTX_AREA_FK200", "CTX_AREA_NK200")
+        )
+        code = fields["OVRS_EXCG_CD"]
+        if code not in OVERSEAS_TR:
+            raise fail("APBK1510", "해외거래소코드를 확인하세요.", 200)
+        wanted = US if code == "NASD" else (code,)
         with self.lock:
             rows = [
                 {
-                    "ord_dt": o["ord_dt"],
+                    "ord_dt": o["placed_at"].astimezone(EXCHANGE_TZ[o["excg"]]).strftime("%Y%m%d"),
                     "ord_gno_brno": o["branch"],
                     "odno": o["odno"],
                     "orgn_odno": "",
                     "pdno": o["pdno"],
                     "sll_buy_dvsn_cd": "01" if o["side"] == "SELL" else "02",
+                    "rvse_cncl_dvsn_cd": "00",
+                    "rjct_rson": "",
+                    "ord_tmd": o["ord_tmd"],
+                    "tr_crcy_cd": "USD" if o["excg"] in US else "",
+                    "natn_cd": "840" if o["excg"] in US else "",
                     "ft_ord_qty": fmt(o["qty"]),
                     "ft_ccld_qty": fmt(o["filled"]),
                     "nccs_qty": fmt(o["qty"] - o["filled"]),
-                    "ft_ord_unpr3": fmt(o["price"]),
+                    "ft_ord_unpr3": f"{o['price']:.8f}",
+                    "ft_ccld_unpr3": f"{o['avg']:.8f}",
+                    "ft_ccld_amt3": f"{o['avg'] * o['filled']:.5f}",
                     "ovrs_excg_cd": o["excg"],
-                    "ord_tmd": o["ord_tmd"],
+                    "loan_type_cd": "10",
+                    "loan_dt": "",
+                    "usa_amk_exts_rqst_yn": "N",
                 }
                 for o in self.orders
                 if o["market"] == "overseas"
-                and o["excg"] == fields["OVRS_EXCG_CD"]
+                and o["excg"] in wanted
                 and not o["cancelled"]
                 and o["filled"] < o["qty"]
             ]
-        return ok(rows, ctx_area_fk200="", ctx_area_nk200="")
+        # "DS : 정순, 그외 : 역순" (inquire_nccs)
+        rows.sort(key=lambda r: r["odno"], reverse=fields["SORT_SQN"] != "DS")
+        return self._page(request, rows, "output")
 
     def overseas_cancel(self, request: Request) -> dict[str, Any]:
         fields = self._auth(
@@ -695,34 +794,47 @@ class KisSim(SimServer):
             )
             if fields["ORD_DVSN_CD"] in ("02", "04"):
                 self._fill(order, self.fo_prices[code])
-        return ok(
-            {
-                "ACNT_NAME": "SIM",
-                "TRAD_DVSN_NAME": side,
-                "ITEM_NAME": code,
-                "ORD_TMD": order["ord_tmd"],
-                "ORD_GNO_BRNO": order["branch"],
-                "ODNO": order["odno"],
-            },
+        return ok(  # the fields open-trading-api domestic_futureoption/order lists
+            {"KRX_FWDG_ORD_ORGNO": order["branch"], "ODNO": order["odno"], "ORD_TMD": order["ord_tmd"]},
             "주문 전송 완료 되었습니다.",
             "APBK0013",
         )
 
-    def dfo_balance(self, request: Request) -> dict[str, Any]:
+    def dfo_balance(self, request: Request) -> SimReply:
+        """CTFO6118R 선물옵션 잔고현황: the day session's positions (night trades not in it)."""
         self._auth(request, self._tr("CTFO6118R", "VTFO6118R"), ("MGNA_DVSN", "EXCC_STAT_CD"))
+        return self._dfo_balance(self.fo_positions)
+
+    def dfo_night_balance(self, request: Request) -> SimReply:
+        """CTFN6118R (야간)선물옵션 잔고현황 (open-trading-api inquire_ngt_balance): real
+        accounts only; the day positions with the night session's trades."""
+        if self.virtual:
+            raise fail("OPSQ0002", "모의투자에서는 해당업무가 제공되지 않습니다.", 200)
+        self._auth(request, ("CTFN6118R",), ("MGNA_DVSN", "EXCC_STAT_CD", "CTX_AREA_FK200", "CTX_AREA_NK200"))
+        merged = dict(self.fo_positions)
+        for code, qty in self.fo_night_positions.items():
+            merged[code] = merged.get(code, Decimal(0)) + qty
+        return self._dfo_balance(merged)
+
+    def _dfo_balance(self, positions: dict[str, Decimal]) -> SimReply:
         rows = [
             {
+                "cano": self.account,
+                "acnt_prdt_cd": "03",
                 "pdno": c,
+                "prdt_type_cd": "301",
                 "shtn_pdno": c,
                 "prdt_name": c,
                 "sll_buy_dvsn_name": "매수" if q > 0 else "매도",
+                "sll_buy_dvsn_cd": "02" if q > 0 else "01",
                 "cblc_qty": fmt(abs(q)),
                 "lqd_psbl_qty": fmt(abs(q)),
             }
-            for c, q in self.fo_positions.items()
+            for c, q in positions.items()
             if q
         ]
-        return ok(None, output1=rows, output2={}, ctx_area_fk200="", ctx_area_nk200="")
+        body = ok(None, output1=rows, output2={}, ctx_area_fk200="", ctx_area_nk200="")
+        return SimReply(200, body, {"tr_cont": "D"})
 
     def ofo_order(self, request: Request) -> dict[str, Any]:
         if self.virtual:
@@ -831,7 +943,14 @@ class KisSim(SimServer):
         return [fields[name] for name in names]
 
     def _page(
-        self, request: Request, rows: list[dict[str, Any]], key: str, *, context: int = 200, **extra: Any
+        self,
+        request: Request,
+        rows: list[dict[str, Any]],
+        key: str,
+        *,
+        context: int = 200,
+        size: int | None = None,
+        **extra: Any,
     ) -> SimReply:
         """One page of ``rows`` under ``key``: tr_cont M while more follow, asked for with
         tr_cont N and the previous answer's ctx_area keys (here the next row's index)."""
@@ -840,7 +959,8 @@ class KisSim(SimServer):
         if start and request.header("tr_cont") != "N":
             raise fail("OPSQ2005", "연속조회 구분(tr_cont)을 확인하세요.")  # invented code
         first = int(start) if start.isdigit() else 0
-        page, more = rows[first : first + self.page_size], first + self.page_size < len(rows)
+        size = size or self.page_size
+        page, more = rows[first : first + size], first + size < len(rows)
         code, msg = LISTED if rows else NOTHING_LISTED
         body = {
             "rt_cd": "0",
@@ -849,7 +969,7 @@ class KisSim(SimServer):
             key: page,
             **extra,
             f"ctx_area_fk{context}": request.query.get(f"CTX_AREA_FK{context}", ""),
-            f"ctx_area_nk{context}": str(first + self.page_size) if more else "",
+            f"ctx_area_nk{context}": str(first + size) if more else "",
         }
         return SimReply(200, body, {"tr_cont": "M" if more else "D"})
 
@@ -962,7 +1082,7 @@ class KisSim(SimServer):
             "orgn_odno": "",
             "sll_buy_dvsn_cd": "01" if o["side"] == "SELL" else "02",
             "trad_dvsn_name": "매도" if o["side"] == "SELL" else "매수",
-            "nmpr_type_cd": o["dvsn"],
+            **({} if night else {"nmpr_type_cd": o["dvsn"]}),  # the night list has no code
             "nmpr_type_name": "지정가" if o["dvsn"] == "01" else "시장가",
             "pdno": o["pdno"],
             "prdt_name": o["pdno"],

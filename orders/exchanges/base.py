@@ -46,6 +46,17 @@ class OrderUncertain(VenueError):  # noqa: N818 - the product's name for it
     retryable = True
 
 
+class CancelAllIncomplete(PermanentVenueError):  # noqa: N818 - the product's name for it
+    """A cancel-all tried every open order once and some cancels failed. ``cancelled`` is how
+    many were cancelled; ``failures`` holds one ``(order id, venue message)`` per order that was
+    not. ``message`` (already translated) names them, for the cancel order's result."""
+
+    def __init__(self, message: str, *, cancelled: int, failures: list[tuple[str, str]]):
+        super().__init__(message)
+        self.cancelled = cancelled
+        self.failures = list(failures)
+
+
 @dataclass(frozen=True)
 class OrderRequest:
     """What to place. ``qty_per`` is interpreted by the adapter as SPEC §2.1 says."""

@@ -2,8 +2,12 @@
 
 The local server issues approval keys over HTTP (``POST /oauth2/Approval``) and, over a
 WebSocket, answers subscriptions, sends ``0|H0STCNT0|<n>|...`` frames with several 46-field
-records, an encrypted ``1|...`` frame, a PINGPONG that must come back verbatim, and then drops
-the connection to force a reconnect and resubscription.
+records, an encrypted ``1|...`` frame, a PINGPONG that must come back as a pong frame carrying
+it (as the official client, open-trading-api examples_llm/kis_auth.py, answers), and then drops
+the connection to force a reconnect and resubscription. It holds KIS's registration limit: 41
+realtime items per app key over all its sessions; beyond it a subscription is refused (the
+answer's code and text are not in the official material: OPSP0008 "MAX SUBSCRIBE OVER" here is
+what KIS is reported to send, unverified).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from prices.services import price_latest
 
 AES_KEY, AES_IV = "k" * 32, "i" * 16
 PINGPONG = json.dumps({"header": {"tr_id": "PINGPONG", "datetime": "20260213093001"}})
+MAX_REGISTRATIONS_PER_APP_KEY = 41
 
 
 def record(
@@ -71,6 +76,9 @@ class KisSimulator:
         self.subscriptions: dict[int, list[str]] = defaultdict(list)
         self.approval_keys: set[str] = set()
         self.echoes: list[str] = []
+        self.pongs: list[bytes] = []
+        self.refused: list[str] = []
+        self.registered: dict[str, set[tuple[int, str]]] = defaultdict(set)  # approval key -> items
         self.connections = 0
         self.subscribed = threading.Event()
 
@@ -121,34 +129,66 @@ class KisSimulator:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.ws_port}"
 
+    def register(self, approval_key: str, conn: int, ticker: str) -> dict[str, Any]:
+        """The venue's answer to one registration: refused beyond 41 per app key."""
+        items = self.registered[approval_key]
+        if (conn, ticker) not in items and len(items) >= MAX_REGISTRATIONS_PER_APP_KEY:
+            self.refused.append(ticker)
+            return {
+                "header": {"tr_id": "H0STCNT0", "tr_key": ticker, "encrypt": "N"},
+                "body": {"rt_cd": "1", "msg_cd": "OPSP0008", "msg1": "MAX SUBSCRIBE OVER"},
+            }
+        items.add((conn, ticker))
+        self.subscriptions[conn].append(ticker)
+        return {
+            "header": {"tr_id": "H0STCNT0", "tr_key": ticker, "encrypt": "N"},
+            "body": {
+                "rt_cd": "0",
+                "msg_cd": "OPSP0000",
+                "msg1": "SUBSCRIBE SUCCESS",
+                "output": {"iv": AES_IV, "key": AES_KEY},
+            },
+        }
+
+    def watch_pongs(self, ws: Any) -> None:
+        """Record the pong frames the client sends (unsolicited pongs carry the PINGPONG)."""
+        acknowledge = ws.acknowledge_pings
+
+        def record(data: bytes) -> Any:
+            self.pongs.append(bytes(data))
+            return acknowledge(data)
+
+        ws.acknowledge_pings = record
+
     async def subscribe_replies(self, ws: Any, conn: int, count: int) -> None:
         for _ in range(count):
             message = json.loads(await ws.recv())
             header, body = message["header"], message["body"]["input"]
             assert header["tr_type"] == "1" and body["tr_id"] == "H0STCNT0"
             self.approval_keys.add(header["approval_key"])
-            self.subscriptions[conn].append(body["tr_key"])
-            reply = {
-                "header": {"tr_id": "H0STCNT0", "tr_key": body["tr_key"], "encrypt": "N"},
-                "body": {
-                    "rt_cd": "0",
-                    "msg_cd": "OPSP0000",
-                    "msg1": "SUBSCRIBE SUCCESS",
-                    "output": {"iv": AES_IV, "key": AES_KEY},
-                },
-            }
-            await ws.send(json.dumps(reply))
+            await ws.send(json.dumps(self.register(header["approval_key"], conn, body["tr_key"])))
         self.subscribed.set()
 
     async def _handler(self, ws: Any) -> None:
         self.connections += 1
         conn = self.connections
-        if self.script is not None:
-            await self.script(ws, conn, self)
-        else:
-            async for message in ws:
-                data = json.loads(message)
-                self.subscriptions[conn].append(data["body"]["input"]["tr_key"])
+        self.watch_pongs(ws)
+        try:
+            if self.script is not None:
+                await self.script(ws, conn, self)
+            else:
+                async for message in ws:
+                    data = json.loads(message)
+                    await ws.send(
+                        json.dumps(
+                            self.register(
+                                data["header"]["approval_key"], conn, data["body"]["input"]["tr_key"]
+                            )
+                        )
+                    )
+        finally:  # a closed session frees its registrations
+            for items in self.registered.values():
+                items.difference_update({item for item in items if item[0] == conn})
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
@@ -199,7 +239,7 @@ def test_truncated_frame_is_refused() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_feed_subscribes_publishes_echoes_pingpong_and_resubscribes(
+def test_feed_subscribes_publishes_answers_pingpong_with_a_pong_and_resubscribes(
     run_feed: Callable[[KisFeed], threading.Event],
 ) -> None:
     async def script(ws: Any, conn: int, sim: KisSimulator) -> None:
@@ -209,7 +249,10 @@ def test_feed_subscribes_publishes_echoes_pingpong_and_resubscribes(
                 frame(record("005930", 158600, sign="5", change="700", rate="0.44"), record("000660", 128000))
             )
             await ws.send(PINGPONG)
-            sim.echoes.append(await ws.recv())
+            try:  # the answer is a pong frame: no text frame comes back
+                sim.echoes.append(await asyncio.wait_for(ws.recv(), timeout=0.3))
+            except TimeoutError:
+                pass
             await ws.send(encrypted_frame(record("000660", 128500)))
             await asyncio.sleep(0.2)
             await ws.close()  # the venue drops the session
@@ -235,23 +278,47 @@ def test_feed_subscribes_publishes_echoes_pingpong_and_resubscribes(
             "secretkey": "secret",
         }
         assert sim.approval_keys == {"approval-1"}
-        assert sim.echoes == [PINGPONG]
+        assert sim.echoes == []
+        assert sim.pongs == [PINGPONG.encode()]
         assert sim.subscriptions[1] == ["005930", "000660"] and sim.subscriptions[2] == ["005930", "000660"]
         assert price_latest("000660").price == Decimal("128500")  # from the encrypted frame
         assert feed.health.reconnects == 1 and feed.health.ticks >= 4
         wait_for(lambda: Instrument.objects.filter(ticker="005930", halted=True).exists())
 
 
-def test_more_than_40_tickers_use_several_sessions(run_feed: Callable[[KisFeed], threading.Event]) -> None:
+def test_one_app_key_registers_41_tickers_and_reports_the_others(
+    run_feed: Callable[[KisFeed], threading.Event],
+) -> None:
     tickers = [f"{n:06d}" for n in range(45)]
     with KisSimulator() as sim:
-        run_feed(
-            KisFeed(rest_url=sim.rest_url, ws_url=sim.ws_url, app_key="a", app_secret="s", tickers=tickers)
-        )
-        wait_for(lambda: sum(len(s) for s in sim.subscriptions.values()) == 45)
-        assert sorted(len(s) for s in sim.subscriptions.values()) == [5, 40]
-        assert sorted(t for s in sim.subscriptions.values() for t in s) == tickers
+        feed = KisFeed(rest_url=sim.rest_url, ws_url=sim.ws_url, app_key="a", app_secret="s", tickers=tickers)
+        run_feed(feed)
+        wait_for(lambda: sum(len(s) for s in sim.subscriptions.values()) == 41)
+        time.sleep(0.2)
+
+        assert sim.connections == 1 and sim.refused == []
+        assert sorted(t for s in sim.subscriptions.values() for t in s) == tickers[:41]
+        assert feed.health.detail["unregistered"] == tickers[41:]
+        assert feed.health.detail["subscriptions"] == 41
         assert len(sim.approvals) == 1
+
+
+def test_a_registration_the_venue_refuses_is_reported(run_feed: Callable[[KisFeed], threading.Event]) -> None:
+    with KisSimulator() as sim:
+        sim.registered["approval-1"] = {(0, f"x{n}") for n in range(40)}  # another session of the key
+        feed = KisFeed(
+            rest_url=sim.rest_url,
+            ws_url=sim.ws_url,
+            app_key="a",
+            app_secret="s",
+            tickers=["005930", "000660"],
+        )
+        run_feed(feed)
+        wait_for(lambda: feed.health.detail.get("unregistered") == ["000660"])
+
+        assert sim.refused == ["000660"]
+        assert feed.health.detail["subscriptions"] == 1
+        assert "MAX SUBSCRIBE OVER" in feed.health.last_error
 
 
 @pytest.mark.django_db(transaction=True)

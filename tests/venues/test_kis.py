@@ -218,7 +218,7 @@ def test_venue_rejection_is_reported_with_msg1(kis_account: Any, kis_sim: KisSim
             {"exchange_code": "SEHK", "currency": "HKD"},
             "TTTS1002U",
             "SEHK",
-            "80.400",
+            "80.40",  # on the SEHK step (0.05 from 20 HKD)
         ),
         (
             "7203",
@@ -228,7 +228,7 @@ def test_venue_rejection_is_reported_with_msg1(kis_account: Any, kis_sim: KisSim
             {"exchange_code": "TSE", "currency": "JPY"},
             "TTTS0308U",
             "TKSE",
-            "2513",
+            "2512",  # a buy rounds down onto the yen step
         ),
         (
             "VNM",

@@ -24,6 +24,7 @@ from typing import Any, ClassVar, NamedTuple
 from django.utils.translation import gettext as _
 
 from orders.exchanges.base import (
+    CancelAllIncomplete,
     OrderRejected,
     OrderRequest,
     OrderResult,
@@ -88,6 +89,9 @@ class OrderPlan(NamedTuple):
     path: str
     tr_id: str
     body: dict[str, Any]
+    # What was changed from the request before sending (a price moved onto the step), shown on
+    # the order's result.
+    notes: tuple[str, ...] = ()
 
 
 class KisMarket(ABC):
@@ -203,7 +207,7 @@ class KisMarket(ABC):
             status=OrderStatus.OPEN,
             exchange_order_id=odno,
             quantity=qty,
-            message=str(data.get("msg1") or "").strip(),
+            message=" / ".join(part for part in (str(data.get("msg1") or "").strip(), *plan.notes) if part),
         )
         return self._state_after_acceptance(intent, accepted)
 
@@ -262,11 +266,35 @@ class KisMarket(ABC):
 
 
 def cancel_each(orders: list[VenueOrder], product: str | None, cancel: Callable[[VenueOrder], None]) -> int:
-    """Cancel every order with something left (of ``product`` when given); returns how many."""
+    """Cancel every order with something left (of ``product`` when given), each tried once: a
+    failing cancel never stops the others. Returns how many were cancelled; when any failed,
+    raises :class:`CancelAllIncomplete` with that count and every failure."""
     count = 0
+    failures: list[tuple[str, str]] = []
+    seen: set[str] = set()
     for order in orders:
         if (product and order.product != product.upper()) or order.remaining <= 0:
             continue
-        cancel(order)
+        if order.order_no in seen:
+            continue  # listed twice (two inquiries that overlap): tried once
+        seen.add(order.order_no)
+        try:
+            cancel(order)
+        except VenueError as e:
+            log.warning("한투 취소 실패: odno=%s %s", order.order_no, e.message)
+            failures.append((order.order_no, e.message))
+            continue
         count += 1
+    if failures:
+        raise CancelAllIncomplete(
+            _("%(venue)s cancel-all: %(cancelled)d cancelled, %(failed)d failed (%(details)s)")
+            % {
+                "venue": DISPLAY_NAME,
+                "cancelled": count,
+                "failed": len(failures),
+                "details": "; ".join(f"{odno}: {message}" for odno, message in failures),
+            },
+            cancelled=count,
+            failures=failures,
+        )
     return count

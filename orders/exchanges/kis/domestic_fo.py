@@ -84,14 +84,26 @@ class DomesticFutureOption(KisMarket):
         return "night" if plan.tr_id == NIGHT_ORDER_TR else "day"
 
     def position(self, symbol: str, params: dict[str, Any]) -> Decimal:
+        """Signed holding from the balance of the current session: by night 야간 잔고현황
+        (CTFN6118R, inquire-ngt-balance; real accounts only), which counts the night's trades
+        that the day balance (CTFO6118R) does not."""
+        night = self.session(params) == "night" and not self.client.virtual
+        if night:
+            path, tr_id = "/uapi/domestic-futureoption/v1/trading/inquire-ngt-balance", "CTFN6118R"
+        else:
+            path, tr_id = (
+                "/uapi/domestic-futureoption/v1/trading/inquire-balance",
+                self.client.tr("CTFO6118R", "VTFO6118R"),
+            )
         data = self.client.request(
             "GET",
-            "/uapi/domestic-futureoption/v1/trading/inquire-balance",
-            self.client.tr("CTFO6118R", "VTFO6118R"),
+            path,
+            tr_id,
             params={
                 **self.kis.fields(),
                 "MGNA_DVSN": "01",
                 "EXCC_STAT_CD": "1",
+                **({"ACNT_PWD": ""} if night else {}),
                 "CTX_AREA_FK200": "",
                 "CTX_AREA_NK200": "",
             },

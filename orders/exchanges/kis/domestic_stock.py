@@ -6,10 +6,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from orders.exchanges.base import Balance, OrderRequest
 from orders.exchanges.brokerkit.ledger import Intent
 from orders.exchanges.brokerkit.venue_orders import VenueOrder, collect_orders
 from orders.exchanges.kis.base import KisMarket, OrderPlan, unsupported
+from orders.exchanges.kis.ticks import krx_table, on_step
 from orders.exchanges.kis.venue_orders import is_new_order, kst_time, side_of
 from quanttrade.vocabulary import ZERO, MarketType, OrderType, Side, decimal_str, to_decimal
 
@@ -68,6 +71,13 @@ class DomesticStock(KisMarket):
         if ord_dvsn is None:
             raise unsupported(request.order_type)
         price = request.price if request.order_type in PRICED else None
+        notes: list[str] = []
+        table = krx_table(request.params)
+        if price is not None:
+            price = on_step(table, price, side, notes, _("price"))
+        stop = request.stop_price
+        if request.order_type == OrderType.STOP_LIMIT and stop is not None:
+            stop = on_step(table, stop, side, notes, _("stop price"))
         body = {
             **self.kis.fields(),
             "PDNO": pdno(request.symbol),
@@ -76,12 +86,10 @@ class DomesticStock(KisMarket):
             "ORD_UNPR": decimal_str(price.to_integral_value() if price is not None else Decimal(0), "0"),
             "EXCG_ID_DVSN_CD": str(request.params.get("exchange_id") or "KRX"),
             "SLL_TYPE": "01" if side == Side.SELL else "",
-            "CNDT_PRIC": decimal_str(request.stop_price, "0")
-            if request.order_type == OrderType.STOP_LIMIT
-            else "",
+            "CNDT_PRIC": decimal_str(stop, "0") if request.order_type == OrderType.STOP_LIMIT else "",
         }
         tr_id = self.client.tr("TTTC0011U" if side == Side.SELL else "TTTC0012U")
-        return OrderPlan("/uapi/domestic-stock/v1/trading/order-cash", tr_id, body)
+        return OrderPlan("/uapi/domestic-stock/v1/trading/order-cash", tr_id, body, tuple(notes))
 
     def product(self, symbol: str) -> str:
         return pdno(symbol)
@@ -144,6 +152,9 @@ class DomesticStock(KisMarket):
                 "ORD_GNO_BRNO": "",
                 "ODNO": odno,
                 "INQR_DVSN_1": "",
+                # KIS lists KRX orders only unless asked (open-trading-api inquire_daily_ccld:
+                # KRX / NXT / SOR / ALL, KRX by default): an NXT or SOR order is found with ALL.
+                "EXCG_ID_DVSN_CD": "ALL",
             },
             context_size=100,
         )

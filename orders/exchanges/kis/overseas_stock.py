@@ -4,7 +4,7 @@ through the quote), the order list, balance and cancel."""
 from __future__ import annotations
 
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from django.utils.translation import gettext as _
@@ -14,6 +14,7 @@ from orders.exchanges.brokerkit.ledger import Intent
 from orders.exchanges.brokerkit.venue_orders import VenueOrder, collect_orders
 from orders.exchanges.kis.base import KisMarket, OrderPlan, unsupported
 from orders.exchanges.kis.client import kis_error
+from orders.exchanges.kis.ticks import on_step, overseas_table
 from orders.exchanges.kis.venue_orders import is_new_order, kst_time, side_code, side_of
 from quanttrade.vocabulary import ZERO, MarketType, OrderType, Side, decimal_str, to_decimal
 
@@ -38,6 +39,8 @@ OVERSEAS = {
     "HASE": OverseasMarket("TTTS0311U", "TTTS0310U", "VTTS0310U", "HNX", 0),
     "VNSE": OverseasMarket("TTTS0311U", "TTTS0310U", "VTTS0310U", "HSX", 0),
 }
+# The exchanges 해외주식 미체결내역 is asked for: "NASD" lists all of the US.
+NCCS_EXCHANGES = ("NASD", "SEHK", "SHAA", "SZAA", "TKSE", "HASE", "VNSE")
 OVERSEAS_ALIASES = {
     "NASDAQ": "NASD",
     "NAS": "NASD",
@@ -107,7 +110,10 @@ class OverseasStock(KisMarket):
         else:
             raise unsupported(request.order_type)
         assert price is not None
-        price = price.quantize(Decimal(1).scaleb(-market.decimals), rounding=ROUND_HALF_UP)
+        notes: list[str] = []
+        # A market order's price is ours (through the quote): moved without a note.
+        noted = notes if request.order_type == OrderType.LIMIT else []
+        price = on_step(overseas_table(code, market.decimals), price, side, noted, _("price"))
         body = {
             **self.kis.fields(),
             "OVRS_EXCG_CD": code,
@@ -124,7 +130,7 @@ class OverseasStock(KisMarket):
             tr_id = self.client.tr(market.buy)
         else:
             tr_id = self.client.tr(market.sell, market.virtual_sell)
-        return OrderPlan("/uapi/overseas-stock/v1/trading/order", tr_id, body)
+        return OrderPlan("/uapi/overseas-stock/v1/trading/order", tr_id, body, tuple(notes))
 
     def quote(self, code: str, symbol: str) -> Decimal:
         """The last price on exchange ``code`` (OVRS_EXCG_CD)."""
@@ -193,9 +199,10 @@ class OverseasStock(KisMarket):
         )
 
     def open_orders(self) -> list[VenueOrder]:
-        """해외주식 미체결내역, exchange by exchange."""
+        """해외주식 미체결내역, exchange by exchange. NASD answers for every US exchange (NYSE and
+        AMEX included; open-trading-api inquire_nccs), so the US is asked once, as NASD."""
         orders = []
-        for code in OVERSEAS:
+        for code in NCCS_EXCHANGES:
             pages = self.client.inquire_pages(
                 "/uapi/overseas-stock/v1/trading/inquire-nccs",
                 self.client.tr("TTTS3018R"),
