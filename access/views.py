@@ -49,6 +49,7 @@ class PasswordLoginView(LoginView):
         step = VERIFY if confirmed_devices(user) else ENROL if otp_enrolment_required(user) else None
         if step is None:
             return super().form_valid(form)
+        self.request.session.cycle_key()  # a session id known before the password is worth nothing
         self.request.session[PENDING_KEY] = {
             "user": user.pk,
             "backend": user.backend,

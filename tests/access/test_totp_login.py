@@ -64,8 +64,12 @@ def test_staff_with_a_device_must_give_a_valid_code(
 ) -> None:
     settings.OTP_REQUIRED_FOR_SUPERUSERS = False  # a device is enough to require the code
     client = Client()
+    fixed = client.session  # a session id someone could have planted before the password
+    fixed.save()
+    before = client.cookies["sessionid"].value
     response = password_step(client, "ops")
     assert response.status_code == 302 and response["Location"] == "/accounts/login/otp/"
+    assert client.cookies["sessionid"].value != before
     assert not logged_in(client)
 
     wrong = client.post("/accounts/login/otp/", {"code": "123456"})
