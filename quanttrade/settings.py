@@ -13,6 +13,7 @@ import math
 import os
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -148,11 +149,14 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
     "quanttrade",
+    "access",
     "live",
     "prices",
     "strategies",
@@ -169,8 +173,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "access.middleware.OtpSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a login flagged as locked out into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "quanttrade.urls"
@@ -355,6 +363,28 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
 
+# --- operator logins (access/) ----------------------------------------------------------
+# django-axes first: it refuses a locked-out username+IP before any password is checked, and
+# needs the request, so a login without one (e.g. `authenticate(username=…)` in a shell) fails.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# A superuser must have a TOTP device (enrolled at the first login) when this is on; a staff
+# user who has a confirmed device always gives its code, whatever this says.
+OTP_REQUIRED_FOR_SUPERUSERS: bool = env.bool("OTP_REQUIRED_FOR_SUPERUSERS", default=not EMBEDDED)
+OTP_TOTP_ISSUER = "QuantTrade"
+# Failed logins (password or TOTP code) per username + client IP before the pair is locked out.
+AXES_FAILURE_LIMIT: int = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "access.views.lockout_response"
+# The same proxy-aware address as the webhook's allowlist (TRUSTED_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "access.policy.login_client_ip"
+# Attempts are counted in the database: shared by every process, in both modes.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+
 # --- security ---------------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
@@ -367,7 +397,7 @@ X_FRAME_OPTIONS = "DENY"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "access.authentication.ApiTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

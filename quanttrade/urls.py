@@ -4,9 +4,12 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from access.views import PasswordLoginView
 from quanttrade.views import healthz
 
 urlpatterns = [
+    # The admin logs in through the same two steps as the pages (password, then TOTP).
+    path("admin/login/", PasswordLoginView.as_view(), name="admin-login"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),

@@ -144,6 +144,9 @@ class ProductServer:
                 "PUBLIC_BASE_URL": self.base_url,
                 # No simulated feed: prices change only when a test publishes them.
                 "PRICE_FEEDS": "",
+                # The browser logs in as seed_demo's admin with its password only (the TOTP
+                # steps have their own tests, tests/test_access.py).
+                "OTP_REQUIRED_FOR_SUPERUSERS": "false",
             }
         )
         env.pop("REDIS_URL", None)

@@ -142,7 +142,7 @@ def test_results_api_reports_final_statuses(
 def test_results_api_requires_staff_or_api_token(
     client: Client, make_strategy: Any, django_user_model: Any
 ) -> None:
-    from rest_framework.authtoken.models import Token
+    from access.services import api_token_create
 
     make_strategy()
     body = {"group_name": "my_strategy", "token": "test-token", "order_type": "CANCEL_ALL_ORDER"}
@@ -157,10 +157,10 @@ def test_results_api_requires_staff_or_api_token(
     assert client.get(url).status_code == 403
     client.logout()
     staff = django_user_model.objects.create_user("ops", password="x", is_staff=True)
-    token = Token.objects.create(user=staff)
-    assert client.get(url, HTTP_AUTHORIZATION=f"Token {token.key}").status_code == 200
+    key = api_token_create(staff)[1]
+    assert client.get(url, HTTP_AUTHORIZATION=f"Token {key}").status_code == 200
     assert client.get(url, HTTP_AUTHORIZATION="Token wrong").status_code == 401
     missing = client.get(
-        "/api/webhooks/00000000-0000-0000-0000-000000000000", HTTP_AUTHORIZATION=f"Token {token.key}"
+        "/api/webhooks/00000000-0000-0000-0000-000000000000", HTTP_AUTHORIZATION=f"Token {key}"
     )
     assert missing.status_code == 404 and missing.json()["code"] == "not_found"

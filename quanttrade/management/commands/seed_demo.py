@@ -1,8 +1,9 @@
 """`manage.py seed_demo`: demo strategies (one per market type) on paper accounts.
 
 Idempotent: a second run creates nothing new and changes no balance; it prints the same
-strategies, URLs and tokens again. The admin password is printed only when the admin user is
-created (it is not stored anywhere in clear).
+strategies, URLs and strategy tokens again. The admin password and the admin's API token are
+printed only when they are created (neither is stored anywhere in clear); later runs say how to
+make a new API token (``manage.py create_api_token admin``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from rest_framework.authtoken.models import Token
 
+from access.models import ApiToken
+from access.services import api_token_create
 from feeds.simulated import simulated_daily_history
 from orders.models import PaperBalance
 from prices.calendar import last_closed_trading_day
@@ -73,7 +75,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
             password = self._admin()
-            token = Token.objects.get_or_create(user=get_user_model().objects.get(username=ADMIN_USERNAME))[0]
+            api_token = self._api_token()
             strategies = [self._strategy(*demo) for demo in DEMO]
             if not options["no_daily"]:
                 self._daily_history()
@@ -81,7 +83,11 @@ class Command(BaseCommand):
         url = base_url + reverse("webhook")
         result = {
             "admin": {"username": ADMIN_USERNAME, "password": password},
-            "api_token": token.key,
+            "api_token": api_token,
+            "api_token_hint": None
+            if api_token
+            else _("An API token exists for %(username)s; make a new one with: %(command)s")
+            % {"username": ADMIN_USERNAME, "command": f"manage.py create_api_token {ADMIN_USERNAME}"},
             "base_url": base_url,
             "strategies": [
                 {
@@ -129,6 +135,13 @@ class Command(BaseCommand):
         user_model.objects.create_superuser(ADMIN_USERNAME, "admin@localhost", password)
         return password
 
+    def _api_token(self) -> str | None:
+        """A new API token's key if the admin has none yet, else None (keys are stored hashed)."""
+        admin = get_user_model().objects.get(username=ADMIN_USERNAME)
+        if ApiToken.objects.filter(user=admin).exists():
+            return None
+        return api_token_create(admin, name="seed_demo")[1]
+
     def _strategy(
         self, group_name: str, market_type: str, account_name: str, balances: dict[str, str], venue: dict
     ) -> Strategy:
@@ -155,7 +168,13 @@ class Command(BaseCommand):
             )
         else:
             out.write(_("Admin user %(username)s already exists (password unchanged)") % admin)
-        out.write(_("API token (Authorization: Token …): %(token)s") % {"token": result["api_token"]})
+        if result["api_token"]:
+            out.write(
+                _("API token (Authorization: Token …, shown once: copy it now): %(token)s")
+                % {"token": result["api_token"]}
+            )
+        else:
+            out.write(result["api_token_hint"])
         out.write(_("Admin: %(url)s/admin/") % {"url": result["base_url"]})
         for strategy in result["strategies"]:
             out.write("")
