@@ -39,6 +39,8 @@ SPOT_ORDER_TYPES = [
     "TAKE_PROFIT",
     "TAKE_PROFIT_LIMIT",
 ]
+# States of an order still on the book (its client id may not be used again meanwhile).
+OPEN_STATES = ("NEW", "PARTIALLY_FILLED")
 FUTURES_ORDER_TYPES = [
     "LIMIT",
     "MARKET",
@@ -479,10 +481,15 @@ class BinanceSim(SimServer):
         stop_price = params.get("triggerPrice" if algo else "stopPrice")
         reduce_only = params.get("reduceOnly", "false").lower() == "true"
         with self.lock:
-            if any(o["client_id"] == client_id and o["market"] == market for o in self.orders):
-                raise SimReply(
-                    400, {"code": -4116 if market == "futures" else -2010, "msg": "Duplicate clientOrderId."}
-                )
+            # Binance: newClientOrderId is "a unique id among open orders"; a filled, cancelled
+            # or expired order's id is accepted again and makes a second order.
+            if any(
+                o["client_id"] == client_id and o["market"] == market and o["status"] in OPEN_STATES
+                for o in self.orders
+            ):
+                if market == "spot":
+                    raise SimReply(400, {"code": -2010, "msg": "Duplicate order sent."})
+                raise SimReply(400, {"code": -4116, "msg": "ClientOrderId is duplicated."})
             if not (market == "futures" and reduce_only):
                 self._check_filters(market, symbol, qty, price)
             if market == "spot":
@@ -619,7 +626,8 @@ class BinanceSim(SimServer):
         order_id = params.get("algoId" if algo else "orderId")
         client_id = params.get("clientAlgoId" if algo else "origClientOrderId")
         with self.lock:
-            for order in self.orders:
+            # Newest first: a client id used again after its first order closed names the new one.
+            for order in reversed(self.orders):
                 if order["market"] != market or order["algo"] != algo:
                     continue
                 if (order_id and str(order["id"]) == order_id) or (

@@ -59,8 +59,9 @@ class Fault:
     """One injected fault: ``kind`` applies to the next ``count`` requests matching ``path``."""
 
     # "timeout" (handled, answered late), "drop" (handled, connection closed unanswered),
-    # "lost" (connection closed before the venue handled it), "5xx", "rate_limit", "reject",
-    # "token_expired"
+    # "lost" (connection closed before the venue handled it), "late" (handled only ``delay``
+    # seconds after it arrived, as a busy venue does after the client gave up; answered then),
+    # "5xx", "rate_limit", "reject", "token_expired"
     kind: str
     path: str = ""
     method: str = ""
@@ -205,7 +206,11 @@ class SimServer:
         route = self._routes.get((request.method, request.path))
         if fault is not None and fault.kind == "lost":
             return 0, None, {}, 0.0, True
-        if fault is not None and fault.kind not in ("timeout", "drop"):
+        if fault is not None and fault.kind == "late":
+            # The venue's queue: the request waits, then is handled as usual (the client may
+            # long have timed out and looked for the order in vain meanwhile).
+            time.sleep(fault.delay)
+        if fault is not None and fault.kind not in ("timeout", "drop", "late"):
             reply = self.fault_reply(fault, request)
             return reply.status, reply.body, reply.headers, 0.0, False
         if route is None:
