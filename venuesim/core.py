@@ -61,7 +61,8 @@ class Fault:
     # "timeout" (handled, answered late), "drop" (handled, connection closed unanswered),
     # "lost" (connection closed before the venue handled it), "late" (handled only ``delay``
     # seconds after it arrived, as a busy venue does after the client gave up; answered then),
-    # "5xx", "rate_limit", "reject", "token_expired"
+    # "5xx", "rate_limit", "reject", "token_expired"; "none" lets the request through untouched
+    # (a place holder in a scripted sequence of faults, e.g. a seeded soak)
     kind: str
     path: str = ""
     method: str = ""
@@ -203,6 +204,8 @@ class SimServer:
         with self.lock:
             self.requests.append(request)
         fault = self._take_fault(request)
+        if fault is not None and fault.kind == "none":
+            fault = None
         route = self._routes.get((request.method, request.path))
         if fault is not None and fault.kind == "lost":
             return 0, None, {}, 0.0, True
