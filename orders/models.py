@@ -53,6 +53,10 @@ class Order(models.Model):
     message = models.TextField(blank=True)
     cancelled_orders = models.PositiveIntegerField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The attempt whose placement's fate was unknown (timeout, lost answer, 5xx): from then on
+    # the order is only looked up by client id, never sent again where the venue could take a
+    # repeat as a second order; null while every answer was certain.
+    uncertain_attempt = models.PositiveSmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True)

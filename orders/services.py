@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from live.bus import group_send
 from orders.exchanges import adapter_for
 from orders.exchanges.base import (
+    CancelAllIncomplete,
     ExchangeAdapter,
     OrderRejected,
     OrderRequest,
@@ -72,6 +73,23 @@ def _max_attempts() -> int:
 
 def _backoff(attempts: int) -> float:
     return float(min(2 ** max(attempts - 1, 0), 30))
+
+
+def _uncertain_lookups() -> int:
+    return int(getattr(settings, "ORDER_UNCERTAIN_LOOKUPS", 6))
+
+
+def _uncertain_backoff(lookups: int) -> float:
+    """Seconds before the next lookup of an uncertain placement: doubling from
+    ORDER_UNCERTAIN_BACKOFF_SECONDS, at most 30."""
+    base = float(getattr(settings, "ORDER_UNCERTAIN_BACKOFF_SECONDS", 2.0))
+    return min(base * 2**lookups, 30.0)
+
+
+def unconfirmed_message(detail: str) -> str:
+    """What an order whose placement could not be confirmed shows (pages, results API)."""
+    message = _("Could not confirm whether the venue accepted the order. Check it on the venue directly.")
+    return f"{message} ({detail})" if detail else message
 
 
 def order_broadcast(order: Order) -> None:
@@ -147,18 +165,40 @@ def _requeue(order: Order, message: str) -> None:
     order_broadcast(order)
 
 
+def _mark_uncertain(order: Order) -> None:
+    """Remember that this attempt's placement may have reached the venue (first time only)."""
+    if order.uncertain_attempt is None:
+        order.uncertain_attempt = order.attempts
+        Order.objects.filter(pk=order.pk, uncertain_attempt__isnull=True).update(
+            uncertain_attempt=order.attempts
+        )
+
+
 def _cancel_all(adapter: ExchangeAdapter, order: Order) -> OrderResult:
-    count = adapter.cancel_all(order.market_type, order.symbol or None)
+    """Cancel the account's open orders. One that cannot be cancelled does not stop the others
+    (the adapter tries each once): the cancel order ends `cancelled` with the count and the
+    failures in its message when some were cancelled, `failed` with the failures when none
+    could be (``cancelled_orders`` holds the count either way)."""
+    failures: list[str] = []
+    try:
+        count = adapter.cancel_all(order.market_type, order.symbol or None)
+    except CancelAllIncomplete as error:
+        count, failures = error.cancelled, error.failures
+        log.error("일괄 취소 일부 실패: order_id=%s %s", order.id, error.message)
     # The product's resting orders of that account follow the venue: each takes the venue's
     # state (cancelled, or filled just before the cancel); one the venue cannot find by client
-    # id is taken as cancelled.
+    # id is taken as cancelled. One the venue cannot be asked about keeps its state.
     resting = Order.objects.filter(
         account_id=order.account_id, market_type=order.market_type, status__in=LIVE_STATUSES
     ).exclude(pk=order.pk)
     if order.symbol:
         resting = resting.filter(symbol=order.symbol)
     for other in resting.select_related("account"):
-        known = adapter.fetch_order_by_client_id(order_request(other))
+        try:
+            known = adapter.fetch_order_by_client_id(order_request(other))
+        except VenueError as error:
+            log.warning("취소 후 주문 상태 확인 실패: order_id=%s %s", other.id, error.message)
+            continue
         if known is None:
             known = OrderResult(
                 status=OrderStatus.CANCELLED,
@@ -169,7 +209,19 @@ def _cancel_all(adapter: ExchangeAdapter, order: Order) -> OrderResult:
                 message=_("Cancelled by CANCEL_ALL_ORDER"),
             )
         order_record(other, known, expect=LIVE_STATUSES)
-    if count == 0:
+    if failures:
+        detail = "; ".join(failures)
+        if count == 0:
+            return OrderResult(
+                status=OrderStatus.FAILED,
+                message=_("No open order could be cancelled: %(failures)s") % {"failures": detail},
+                cancelled_orders=0,
+            )
+        message = _("Cancelled %(count)d open orders; not cancelled: %(failures)s") % {
+            "count": count,
+            "failures": detail,
+        }
+    elif count == 0:
         message = _("No open orders to cancel")
     else:
         message = _("Cancelled %(count)d open orders") % {"count": count}
@@ -178,20 +230,44 @@ def _cancel_all(adapter: ExchangeAdapter, order: Order) -> OrderResult:
 
 
 def _place(adapter: ExchangeAdapter, order: Order) -> OrderResult:
+    """Place the order, or find it at the venue. Never sends it a second time unless the venue
+    proves it cannot make a second order of it: an attempt whose fate was unknown
+    (``Order.uncertain_attempt``) is only looked up by client id, except on venues that refuse
+    a repeated client id in every state (``client_id_refused_in_every_state``). Raises
+    ``OrderUncertain`` while the order may still appear at the venue."""
     request = order_request(order)
     if order.attempts > 1:
-        # An earlier attempt may have reached the venue: look it up before placing again.
+        # An earlier attempt may have reached the venue: look it up before anything else.
         known = adapter.fetch_order_by_client_id(request)
         if known is not None:
             return known
+        if order.uncertain_attempt is not None and not adapter.client_id_refused_in_every_state:
+            # Not there (yet): a busy venue may still be processing it, and would take a
+            # repeat as a second order. Look again later.
+            raise OrderUncertain(order.message)
     try:
         return adapter.place_order(request)
     except OrderUncertain:
+        _mark_uncertain(order)
         known = adapter.fetch_order_by_client_id(request)
         if known is not None:
             return known
-        # The venue has no order with this client id: placing again cannot duplicate it.
-        return adapter.place_order(request)
+        raise
+
+
+def _uncertain_retry(order: Order, label: str, detail: str) -> None:
+    """The next step for an order whose placement may be at the venue but was not found: look
+    again after a backoff (raises ``ExecutionRetry``), or, once ORDER_UNCERTAIN_LOOKUPS
+    lookups have missed, end it `failed` with the message that the venue must be checked."""
+    assert order.uncertain_attempt is not None
+    lookups = order.attempts - order.uncertain_attempt
+    if lookups >= _uncertain_lookups():
+        log.error("%s 주문 접수 여부 확인 불가: order_id=%s %s", label, order.id, detail)
+        _order_fail(order, OrderStatus.FAILED, unconfirmed_message(detail))
+        return
+    log.warning("%s 주문 접수 여부 확인 예정: order_id=%s %s", label, order.id, detail)
+    _requeue(order, detail)
+    raise ExecutionRetry(_uncertain_backoff(lookups))
 
 
 def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
@@ -206,7 +282,13 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
             result = _cancel_all(adapter, order)
         else:
             result = _place(adapter, order)
+    except OrderUncertain as error:
+        _uncertain_retry(order, label, error.message)
+        return
     except RetryableVenueError as error:
+        if order.uncertain_attempt is not None:
+            _uncertain_retry(order, label, error.message)  # a lookup or a safe re-send failed
+            return
         if order.attempts >= _max_attempts():
             log.error("%s 주문 실패 (재시도 한도): order_id=%s %s", label, order.id, error.message)
             _order_fail(order, OrderStatus.FAILED, error.message)
@@ -220,7 +302,10 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
         return
     except VenueError as error:
         log.error("%s 주문 실패: order_id=%s %s", label, order.id, error.message)
-        _order_fail(order, OrderStatus.FAILED, error.message)
+        if order.uncertain_attempt is not None:
+            _order_fail(order, OrderStatus.FAILED, unconfirmed_message(error.message))
+        else:
+            _order_fail(order, OrderStatus.FAILED, error.message)
         return
     except Exception as error:
         # A bug must not leave the order `submitted` forever nor kill the account's sequence.
@@ -288,6 +373,9 @@ def order_reconcile(order: Order) -> bool:
         order_record(order, known)
         return False
     log.info("주문 재전달: order_id=%s (거래소에 없음)", order.id)
+    # The worker died somewhere around the order request: whether it left is unknown, so the
+    # order is only looked up again (or re-sent where the venue refuses a repeated client id).
+    _mark_uncertain(order)
     _requeue(order, "")
     return True
 

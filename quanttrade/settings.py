@@ -277,6 +277,12 @@ ORDER_SWEEP_INTERVAL_SECONDS: int = env.int("ORDER_SWEEP_INTERVAL_SECONDS", defa
 ORDER_STALE_AFTER_SECONDS: int = env.int("ORDER_STALE_AFTER_SECONDS", default=30)
 # A retryable venue error (rate limit, 5xx, timeout looked up) is retried this many times.
 ORDER_MAX_ATTEMPTS: int = env.int("ORDER_MAX_ATTEMPTS", default=5)
+# A placement whose fate is unknown (timeout, lost answer, 5xx) is looked up by client id this
+# many more times, waiting ORDER_UNCERTAIN_BACKOFF_SECONDS, then twice as long each time (at
+# most 30 s), before the order ends `failed` with "check the venue". It is never sent again
+# unless the venue refuses a repeated client id in every state (docs/venues.md).
+ORDER_UNCERTAIN_LOOKUPS: int = env.int("ORDER_UNCERTAIN_LOOKUPS", default=6)
+ORDER_UNCERTAIN_BACKOFF_SECONDS: float = env.float("ORDER_UNCERTAIN_BACKOFF_SECONDS", default=2.0)
 PAPER_MATCH_INTERVAL_SECONDS: float = env.float("PAPER_MATCH_INTERVAL_SECONDS", default=1.0)
 CELERY_BEAT_SCHEDULE = {
     "orders-sweep": {

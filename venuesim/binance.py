@@ -39,6 +39,8 @@ SPOT_ORDER_TYPES = [
     "TAKE_PROFIT",
     "TAKE_PROFIT_LIMIT",
 ]
+# States of an order still on the book (its client id may not be used again meanwhile).
+OPEN_STATES = ("NEW", "PARTIALLY_FILLED")
 FUTURES_ORDER_TYPES = [
     "LIMIT",
     "MARKET",
@@ -124,6 +126,7 @@ class BinanceSim(SimServer):
             r["GET", f"/fapi/{version}/account"] = self.futures_account
             r["GET", f"/fapi/{version}/balance"] = self.futures_balance
             r["GET", f"/fapi/{version}/positionRisk"] = self.position_risk
+        r["GET", "/fapi/v1/openOrder"] = self.futures_open_order
         r["GET", "/fapi/v1/leverageBracket"] = self.leverage_bracket
         r["POST", "/fapi/v1/leverage"] = self.set_leverage
         r["POST", "/fapi/v1/marginType"] = self.set_margin_type
@@ -479,10 +482,15 @@ class BinanceSim(SimServer):
         stop_price = params.get("triggerPrice" if algo else "stopPrice")
         reduce_only = params.get("reduceOnly", "false").lower() == "true"
         with self.lock:
-            if any(o["client_id"] == client_id and o["market"] == market for o in self.orders):
-                raise SimReply(
-                    400, {"code": -4116 if market == "futures" else -2010, "msg": "Duplicate clientOrderId."}
-                )
+            # Binance: newClientOrderId is "a unique id among open orders"; a filled, cancelled
+            # or expired order's id is accepted again and makes a second order.
+            if any(
+                o["client_id"] == client_id and o["market"] == market and o["status"] in OPEN_STATES
+                for o in self.orders
+            ):
+                if market == "spot":
+                    raise SimReply(400, {"code": -2010, "msg": "Duplicate order sent."})
+                raise SimReply(400, {"code": -4116, "msg": "ClientOrderId is duplicated."})
             if not (market == "futures" and reduce_only):
                 self._check_filters(market, symbol, qty, price)
             if market == "spot":
@@ -507,11 +515,13 @@ class BinanceSim(SimServer):
                 "executed": Decimal("0"),
                 "avg_price": Decimal("0"),
                 "time": now_ms(),
+                "cancel_client_id": "",
             }
+            order["update_time"] = order["time"]
             if order_type == "MARKET":
                 self._fill(order)
             self.orders.append(order)
-            return self._render(order)
+            return self._render(order, "new")
 
     def _check_spot_funds(self, symbol: str, side: str, qty: Decimal, price: Decimal | None) -> None:
         base, quote, _ = self.spot_rules[symbol]
@@ -542,7 +552,7 @@ class BinanceSim(SimServer):
             self.positions[symbol] = after
         order.update(status="FILLED", executed=qty, avg_price=price)
 
-    def _render(self, order: dict[str, Any]) -> dict[str, Any]:
+    def _render(self, order: dict[str, Any], answer: str = "query") -> dict[str, Any]:
         common_qty, price = fmt(order["qty"]), fmt(order["price"])
         if order["algo"]:
             return {
@@ -572,54 +582,93 @@ class BinanceSim(SimServer):
                 "triggerTime": 0,
                 "goodTillDate": 0,
             }
+        if order["market"] == "spot":
+            return self._render_spot(order, answer)
+        return self._render_futures(order, answer)
+
+    def _render_spot(self, order: dict[str, Any], answer: str) -> dict[str, Any]:
+        """A spot order as Binance answers ``answer``: "new" (POST /api/v3/order, FULL),
+        "query" (GET order / openOrders) or "cancel" (DELETE order, with the cancel's own id)."""
+        price, quote = fmt(order["price"]), fmt(order["executed"] * order["avg_price"])
+        head: dict[str, Any] = {"symbol": order["symbol"]}
+        if answer == "cancel":
+            head["origClientOrderId"] = order["client_id"]
+        head.update(
+            orderId=order["id"],
+            orderListId=-1,
+            clientOrderId=order["cancel_client_id"] if answer == "cancel" else order["client_id"],
+        )
+        if answer in ("new", "cancel"):
+            head["transactTime"] = order["update_time"] if answer == "cancel" else order["time"]
         body = {
-            "symbol": order["symbol"],
-            "orderId": order["id"],
-            "clientOrderId": order["client_id"],
+            **head,
             "price": price,
-            "origQty": common_qty,
+            "origQty": fmt(order["qty"]),
             "executedQty": fmt(order["executed"]),
+            "origQuoteOrderQty": "0",
+            "cummulativeQuoteQty": quote,
             "status": order["status"],
             "timeInForce": "GTC",
             "type": order["type"],
             "side": order["side"],
-            "stopPrice": fmt(order["stop_price"]),
-            "updateTime": order["time"],
         }
-        if order["market"] == "spot":
+        if answer == "query":
             body.update(
-                orderListId=-1,
-                transactTime=order["time"],
+                stopPrice=fmt(order["stop_price"]),
+                icebergQty="0",
                 time=order["time"],
-                workingTime=order["time"],
-                cummulativeQuoteQty=fmt(order["executed"] * order["avg_price"]),
+                updateTime=order["update_time"],
                 isWorking=True,
-                origQuoteOrderQty="0",
-                selfTradePreventionMode="EXPIRE_MAKER",
-                fills=[],
             )
-        else:
-            body.update(
-                avgPrice=fmt(order["avg_price"]),
-                cumQuote=fmt(order["executed"] * order["avg_price"]),
-                reduceOnly=order["reduce_only"],
-                closePosition=False,
-                positionSide="BOTH",
-                workingType="CONTRACT_PRICE",
-                priceProtect=False,
-                origType=order["type"],
-                priceMatch="NONE",
-                selfTradePreventionMode="EXPIRE_MAKER",
-                goodTillDate=0,
-                time=order["time"],
-            )
+        if answer in ("new", "query"):
+            body["workingTime"] = order["time"]
+        if answer == "new":
+            body["fills"] = []
+        body["selfTradePreventionMode"] = "EXPIRE_MAKER"
+        return body
+
+    def _render_futures(self, order: dict[str, Any], answer: str) -> dict[str, Any]:
+        """A USD-M order as Binance answers ``answer``: "new" (with cumQty) or "query"/"cancel"
+        (the order object, with its creation ``time``)."""
+        body: dict[str, Any] = {
+            "orderId": order["id"],
+            "symbol": order["symbol"],
+            "status": order["status"],
+            "clientOrderId": order["client_id"],
+            "price": fmt(order["price"]),
+            "avgPrice": fmt(order["avg_price"]),
+            "origQty": fmt(order["qty"]),
+            "executedQty": fmt(order["executed"]),
+        }
+        if answer == "new":
+            body["cumQty"] = fmt(order["executed"])
+        body.update(
+            cumQuote=fmt(order["executed"] * order["avg_price"]),
+            timeInForce="GTC",
+            type=order["type"],
+            reduceOnly=order["reduce_only"],
+            closePosition=False,
+            side=order["side"],
+            positionSide="BOTH",
+            stopPrice=fmt(order["stop_price"]),
+            workingType="CONTRACT_PRICE",
+            priceProtect=False,
+            origType=order["type"],
+            priceMatch="NONE",
+            selfTradePreventionMode="EXPIRE_MAKER",
+            goodTillDate=0,
+        )
+        if answer != "new":
+            body["time"] = order["time"]
+        body["updateTime"] = order["update_time"]
         return body
 
     def _find(self, params: dict[str, str], market: str, algo: bool) -> dict[str, Any]:
         order_id = params.get("algoId" if algo else "orderId")
         client_id = params.get("clientAlgoId" if algo else "origClientOrderId")
         with self.lock:
-            for order in self.orders:
+            # Newest first: a client id used again after its first order closed names the new one.
+            for order in reversed(self.orders):
                 if order["market"] != market or order["algo"] != algo:
                     continue
                 if (order_id and str(order["id"]) == order_id) or (
@@ -632,6 +681,15 @@ class BinanceSim(SimServer):
         params = self._signed(request)
         return self._render(self._find(params, market, algo))
 
+    def futures_open_order(self, request: Request) -> dict[str, Any]:
+        """GET /fapi/v1/openOrder: the order while it is open; a filled or cancelled one is
+        "Order does not exist." (-2013), as Binance answers."""
+        params = self._signed(request)
+        order = self._find(params, "futures", False)
+        if order["status"] not in OPEN_STATES:
+            raise SimReply(400, {"code": -2013, "msg": "Order does not exist."})
+        return self._render(order)
+
     def order_cancel(self, request: Request, market: str, algo: bool = False) -> dict[str, Any]:
         params = self._signed(request)
         try:
@@ -642,7 +700,10 @@ class BinanceSim(SimServer):
             if order["status"] not in ("NEW", "PARTIALLY_FILLED"):
                 raise SimReply(400, {"code": -2011, "msg": "Unknown order sent."})
             order["status"] = "CANCELED"
-        return self._render(order)
+            order["update_time"] = now_ms()
+            # The cancel request's own client id (Binance generates one when none is sent).
+            order["cancel_client_id"] = params.get("newClientOrderId") or f"sim-cancel-{next(self._ids)}"
+        return self._render(order, "cancel")
 
     def _open(self, market: str, algo: bool, symbol: str | None) -> list[dict[str, Any]]:
         return [
@@ -666,12 +727,14 @@ class BinanceSim(SimServer):
         with self.lock:
             orders = self._open(market, algo, symbol)
             for order in orders:
-                order["status"] = "CANCELED"
+                order.update(
+                    status="CANCELED", update_time=now_ms(), cancel_client_id=f"sim-cancel-{next(self._ids)}"
+                )
             if algo:
                 return {"code": 200, "msg": "The operation of cancel all open order is done."}
             if not orders and market == "spot":
                 raise SimReply(400, {"code": -2011, "msg": "Unknown order sent."})
-            return [self._render(o) for o in orders]
+            return [self._render(o, "cancel") for o in orders]
 
     def futures_cancel_all(self, request: Request) -> dict[str, Any]:
         params = self._signed(request)

@@ -59,8 +59,10 @@ class Fault:
     """One injected fault: ``kind`` applies to the next ``count`` requests matching ``path``."""
 
     # "timeout" (handled, answered late), "drop" (handled, connection closed unanswered),
-    # "lost" (connection closed before the venue handled it), "5xx", "rate_limit", "reject",
-    # "token_expired"
+    # "lost" (connection closed before the venue handled it), "late" (handled only ``delay``
+    # seconds after it arrived, as a busy venue does after the client gave up; answered then),
+    # "5xx", "rate_limit", "reject", "token_expired"; "none" lets the request through untouched
+    # (a place holder in a scripted sequence of faults, e.g. a seeded soak)
     kind: str
     path: str = ""
     method: str = ""
@@ -202,10 +204,16 @@ class SimServer:
         with self.lock:
             self.requests.append(request)
         fault = self._take_fault(request)
+        if fault is not None and fault.kind == "none":
+            fault = None
         route = self._routes.get((request.method, request.path))
         if fault is not None and fault.kind == "lost":
             return 0, None, {}, 0.0, True
-        if fault is not None and fault.kind not in ("timeout", "drop"):
+        if fault is not None and fault.kind == "late":
+            # The venue's queue: the request waits, then is handled as usual (the client may
+            # long have timed out and looked for the order in vain meanwhile).
+            time.sleep(fault.delay)
+        if fault is not None and fault.kind not in ("timeout", "drop", "late"):
             reply = self.fault_reply(fault, request)
             return reply.status, reply.body, reply.headers, 0.0, False
         if route is None:

@@ -41,20 +41,22 @@ class OrderRejected(PermanentVenueError):  # noqa: N818 - the product's name for
 
 
 class OrderUncertain(VenueError):  # noqa: N818 - the product's name for it
-    """The request may have reached the venue (timeout after sending); look it up first."""
+    """The request may have reached the venue (timeout after sending, a dropped answer, a 5xx
+    whose outcome the venue calls unknown); look it up first, and send it again only where the
+    venue proves it never got it (see ``ExchangeAdapter.client_id_refused_in_every_state``)."""
 
     retryable = True
 
 
-class CancelAllIncomplete(PermanentVenueError):  # noqa: N818 - the product's name for it
+class CancelAllIncomplete(VenueError):  # noqa: N818 - the product's name for it
     """A cancel-all tried every open order once and some cancels failed. ``cancelled`` is how
-    many were cancelled; ``failures`` holds one ``(order id, venue message)`` per order that was
-    not. ``message`` (already translated) names them, for the cancel order's result."""
+    many were cancelled; ``failures`` holds one "venue order id: venue message" per order that
+    was not; ``message`` (already translated) names them, for the cancel order's result."""
 
-    def __init__(self, message: str, *, cancelled: int, failures: list[tuple[str, str]]):
-        super().__init__(message)
+    def __init__(self, message: str, *, cancelled: int, failures: list[str]):
         self.cancelled = cancelled
         self.failures = list(failures)
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,12 @@ class ExchangeAdapter(ABC):
 
     #: Name used in user-facing messages, e.g. "Binance API 오류: …".
     display_name = "Exchange"
+    #: True only where the venue documents that a client order id used once is refused again
+    #: whatever the earlier order's state (open, filled, cancelled): there, an order whose
+    #: placement was uncertain and that a lookup cannot find may be sent again with the same id
+    #: (a repeat is refused, never a second order). False: such an order is only looked up, and
+    #: ends `failed` ("check the venue") when the lookups run out. See docs/venues.md.
+    client_id_refused_in_every_state: bool = False
 
     def __init__(self, account: Account):
         self.account = account

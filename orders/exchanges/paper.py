@@ -82,6 +82,9 @@ class PaperAdapter(ExchangeAdapter):
     """One paper account. Every mutation runs in one transaction holding the account row."""
 
     display_name = "Paper"
+    # A client order id is unique across every paper order (PaperOrder.client_order_id): a
+    # repeat returns the existing order, whatever its state.
+    client_id_refused_in_every_state = True
 
     # --- reads ------------------------------------------------------------------------------
 

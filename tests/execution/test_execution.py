@@ -273,10 +273,99 @@ def test_an_uncertain_placement_the_venue_never_saw_is_placed_again_with_the_sam
     account = make_account("l1", exchange="LOST", balances={"USDT": "10000"})
     event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
     publish_price("BINANCE:BTC/USDT", "50000")
+    with pytest.raises(ExecutionRetry):  # not found at once: looked up again after a backoff
+        account_orders_execute(event.id, account.pk)
+    # The paper venue refuses a repeated client id whatever the order's state: it is sent again.
     account_orders_execute(event.id, account.pk)
     order = Order.objects.get(webhook=event)
     assert order.status == "filled"
     assert list(PaperOrder.objects.values_list("client_order_id", flat=True)) == [order.client_order_id]
+
+
+class ScriptedPaper(PaperAdapter):
+    """The paper venue behind a network that answers each placement as ``script`` says, in
+    turn: "lost" (the request never arrives), "timeout" (placed, the answer lost), "ok"."""
+
+    script: list[str] = []
+    requests: list[str] = []  # every placement request sent (client ids)
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        self.requests.append(request.client_order_id)
+        step = self.script.pop(0) if self.script else "ok"
+        if step == "lost":
+            raise OrderUncertain("Paper API 오류: connection closed")
+        result = super().place_order(request)
+        if step == "timeout":
+            raise OrderUncertain("Paper API 오류: read timeout")
+        return result
+
+
+class ScriptedOpenIdsPaper(ScriptedPaper):
+    """The same network in front of a venue that, like Binance, accepts a closed order's id."""
+
+    client_id_refused_in_every_state = False
+
+
+def _run_until_settled(event: WebhookEvent, account: Any) -> int:
+    """Run the task as the worker would, retry after retry; returns how many runs it took."""
+    for runs in range(1, 20):
+        try:
+            account_orders_execute(event.id, account.pk)
+        except ExecutionRetry:
+            continue
+        return runs
+    raise AssertionError("the order never settled")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("script", [["lost", "timeout"], ["lost", "lost", "timeout"], ["timeout", "timeout"]])
+def test_a_second_uncertain_answer_ends_with_one_venue_order_where_a_repeat_is_refused(
+    make_strategy: Any,
+    make_account: Any,
+    publish_price: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+    script: list[str],
+) -> None:
+    """Finding #7: `lost` then `timeout` ended the order `failed` after one attempt while the
+    venue held it filled (OrderUncertain was not retried)."""
+    settings.ORDER_UNCERTAIN_LOOKUPS = 4
+    monkeypatch.setitem(exchanges.ADAPTERS, "SCRIPTED", f"{__name__}.ScriptedPaper")
+    monkeypatch.setattr(ScriptedPaper, "script", list(script))
+    monkeypatch.setattr(ScriptedPaper, "requests", [])
+    account = make_account("s1", exchange="SCRIPTED", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+
+    _run_until_settled(event, account)
+
+    order = Order.objects.get(webhook=event)
+    assert (order.status, order.uncertain_attempt) == ("filled", 1)
+    assert list(PaperOrder.objects.values_list("client_order_id", flat=True)) == [order.client_order_id]
+
+
+@pytest.mark.django_db
+def test_an_uncertain_order_is_only_looked_up_where_a_closed_orders_id_is_accepted_again(
+    make_strategy: Any, make_account: Any, publish_price: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    settings.ORDER_UNCERTAIN_LOOKUPS = 3
+    monkeypatch.setitem(exchanges.ADAPTERS, "OPENIDS", f"{__name__}.ScriptedOpenIdsPaper")
+    monkeypatch.setattr(ScriptedPaper, "script", ["lost"])
+    monkeypatch.setattr(ScriptedPaper, "requests", [])
+    account = make_account("o1", exchange="OPENIDS", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+
+    runs = _run_until_settled(event, account)
+
+    order = Order.objects.get(webhook=event)
+    assert runs == 4  # the first attempt, then three lookups
+    assert ScriptedPaper.requests == [order.client_order_id]  # sent once, never again
+    assert PaperOrder.objects.count() == 0
+    assert order.status == "failed"
+    assert order.message == (
+        "주문 접수 여부를 확인할 수 없습니다. 거래소에서 직접 확인하세요. (Paper API 오류: connection closed)"
+    )
 
 
 class DownPaper(PaperAdapter):

@@ -9,10 +9,13 @@ from typing import Any
 import pytest
 
 from orders.exchanges import adapter_for
-from orders.exchanges.base import OrderRejected, OrderRequest
+from orders.exchanges.base import CancelAllIncomplete, OrderRejected, OrderRequest
 from orders.exchanges.ccxt import base as ccxt_base
 from orders.exchanges.ccxt.base import CcxtAdapter
+from orders.models import Order
+from orders.services import account_orders_execute
 from quanttrade.vocabulary import OrderStatus
+from tests.execution.test_execution import make_orders
 from venuesim.binance import BinanceSim
 
 D = Decimal
@@ -198,6 +201,54 @@ def test_cancel_all_symbols_includes_futures_conditional_orders(
 
     assert adapter.cancel_all("FUTURES", None) == 3
     assert {o["status"] for o in binance_sim.orders} == {"CANCELED"}
+
+
+def _three_resting_orders(adapter: Any) -> None:
+    adapter.place_order(request("qt1", side="SELL", order_type="LIMIT", qty_per=D("10"), price=D("70000")))
+    adapter.place_order(request("qt2", side="SELL", order_type="LIMIT", qty_per=D("10"), price=D("71000")))
+    adapter.place_order(
+        request("qt3", symbol="ETH/USDT", side="SELL", order_type="LIMIT", qty_per=D("10"), price=D("4000"))
+    )
+
+
+def test_one_failing_cancel_does_not_stop_a_cancel_all(binance_account: Any, binance_sim: BinanceSim) -> None:
+    adapter = adapter_for(binance_account())
+    _three_resting_orders(adapter)
+    # The first symbol's cancel (BTC/USDT) fails; ETH/USDT must still be cancelled.
+    binance_sim.inject("5xx", "/api/v3/openOrders", method="DELETE")
+
+    with pytest.raises(CancelAllIncomplete) as caught:
+        adapter.cancel_all("SPOT", None)
+
+    assert [o["status"] for o in binance_sim.orders] == ["NEW", "NEW", "CANCELED"]
+    btc_ids = ", ".join(str(o["id"]) for o in binance_sim.orders[:2])
+    failure = f"BTC/USDT {btc_ids}: Internal error; unable to process your request. Please try again."
+    assert (caught.value.cancelled, caught.value.failures) == (1, [failure])
+    assert caught.value.message == f"Binance API 오류: {failure}"
+
+
+@pytest.mark.parametrize("failing", [1, 2])
+def test_a_cancel_order_records_what_was_cancelled_and_what_was_not(
+    binance_account: Any, binance_sim: BinanceSim, make_strategy: Any, failing: int
+) -> None:
+    account = binance_account()
+    _three_resting_orders(adapter_for(account))
+    binance_sim.inject("5xx", "/api/v3/openOrders", method="DELETE", count=failing)
+    event = make_orders(
+        make_strategy(accounts=[account]), [account], [{"order_type": "CANCEL_ALL_ORDER", "symbol": ""}]
+    )
+
+    account_orders_execute(event.id, account.pk)
+
+    order = Order.objects.get(webhook=event)
+    if failing == 1:
+        assert (order.status, order.cancelled_orders) == (OrderStatus.CANCELLED, 1)
+        assert order.message.startswith("미체결 주문 1건을 취소했습니다. 취소하지 못한 주문: BTC/USDT ")
+    else:
+        assert (order.status, order.cancelled_orders) == (OrderStatus.FAILED, 0)
+        assert order.message.startswith("미체결 주문을 취소하지 못했습니다: BTC/USDT ")
+        assert "; ETH/USDT " in order.message
+    assert "Internal error" in order.message
 
 
 def test_cancel_all_with_nothing_open_returns_zero(binance_account: Any) -> None:

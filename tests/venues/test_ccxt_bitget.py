@@ -605,22 +605,29 @@ def test_timeout_after_bitget_accepted_ends_with_exactly_one_order(
     assert order.exchange_order_id == bitget_sim.orders[0]["orderId"]
 
 
-def test_5xx_is_looked_up_then_retried_without_a_duplicate(
-    client: Client, celery_worker: Any, bitget_strategy: Any, bitget_sim: BitgetSim, wait_orders: Any
+def test_5xx_is_looked_up_and_not_sent_again(
+    client: Client,
+    celery_worker: Any,
+    bitget_strategy: Any,
+    bitget_sim: BitgetSim,
+    wait_orders: Any,
+    settings: Any,
 ) -> None:
+    # A 5xx leaves the order's fate unknown: looked up by clientOid, never sent again (the
+    # adapter's client_id_refused_in_every_state is False), then `failed` with "check the venue".
+    settings.ORDER_UNCERTAIN_LOOKUPS = 2
+    settings.ORDER_UNCERTAIN_BACKOFF_SECONDS = 0.2
     bitget_strategy("SPOT")
     bitget_sim.inject("5xx", SPOT_PLACE, method="POST")
 
     order = run(client, wait_orders, timeout=30, order_type="MARKET", side="buy", qty_per=10)
 
-    assert order.status == OrderStatus.FILLED, order.message
-    assert order.attempts == 2
-    assert len(bitget_sim.seen(SPOT_PLACE, "POST")) == 2
-    # Before giving the order back for a retry, the adapter asked Bitget for its clientOid.
+    assert order.status == OrderStatus.FAILED
+    assert order.message.startswith("주문 접수 여부를 확인할 수 없습니다. 거래소에서 직접 확인하세요.")
+    assert len(bitget_sim.seen(SPOT_PLACE, "POST")) == 1
     lookups = bitget_sim.seen("/api/v2/spot/trade/orderInfo")
-    assert lookups and lookups[0].received_at < bitget_sim.seen(SPOT_PLACE)[1].received_at
-    assert lookups[0].query["clientOid"] == order.client_order_id
-    assert len(bitget_sim.orders) == 1
+    assert lookups and lookups[0].query["clientOid"] == order.client_order_id
+    assert bitget_sim.orders == []
 
 
 def test_rate_limit_backs_off_then_succeeds(

@@ -353,8 +353,8 @@ def test_client_order_id_the_venue_refuses_is_rejected(bybit_account: Any, bybit
         ("reject", OrderRejected, "Bybit API 오류: Insufficient balance."),
         ("rate_limit", RetryableVenueError, "Bybit API 오류: Too many visits. Exceeded the API Rate Limit."),
         ("rate_limit_ip", RetryableVenueError, None),
-        ("5xx", RetryableVenueError, None),
-        ("system_error", RetryableVenueError, "Bybit API 오류: Internal system error."),
+        ("5xx", OrderUncertain, None),
+        ("system_error", OrderUncertain, "Bybit API 오류: Internal system error."),
     ],
 )
 def test_venue_errors_map_to_product_errors(
@@ -437,20 +437,18 @@ def test_timeout_after_accepting_leaves_exactly_one_order_found_by_order_link_id
     assert len(bybit_sim.orders_for("qt-b1")) == 1
 
 
-def test_5xx_is_looked_up_then_retried_safely(bybit_account: Any, bybit_sim: BybitSim) -> None:
+def test_5xx_is_uncertain_and_the_adapter_does_not_send_it_again(
+    bybit_account: Any, bybit_sim: BybitSim
+) -> None:
     adapter = adapter_for(bybit_account())
     adapter.market("SPOT", "BTC/USDT")
     bybit_sim.inject("5xx", CREATE, method="POST")
 
-    with pytest.raises(RetryableVenueError):
+    with pytest.raises(OrderUncertain):
         adapter.place_order(request())
-    result = adapter.place_order(request())
 
-    assert result.status == OrderStatus.FILLED
-    assert len(bybit_sim.orders_for("qt-b1")) == 1
-    assert len(bybit_sim.seen(CREATE)) == 2
-    # before giving the order back for retry the adapter asked for its orderLinkId
-    assert link_id_lookups(bybit_sim, "qt-b1")[:2] == ["/v5/order/realtime", "/v5/order/history"]
+    assert bybit_sim.orders_for("qt-b1") == []
+    assert len(bybit_sim.seen(CREATE)) == 1
 
 
 def test_a_repeat_after_success_returns_the_existing_order(bybit_account: Any, bybit_sim: BybitSim) -> None:
@@ -656,7 +654,7 @@ def test_timeout_after_the_venue_accepted_ends_with_exactly_one_order(
     assert order.exchange_order_id == bybit_sim.orders[0]["id"]
 
 
-@pytest.mark.parametrize("fault", ["5xx", "rate_limit"])
+@pytest.mark.parametrize("fault", ["rate_limit"])  # a 5xx is uncertain: looked up, not re-sent
 def test_5xx_and_rate_limit_are_retried_by_the_worker_without_a_duplicate(
     client: Client,
     celery_worker: Any,

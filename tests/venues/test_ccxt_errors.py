@@ -3,9 +3,11 @@ classes: a timeout after the venue accepted, 5xx, rate limits."""
 
 from __future__ import annotations
 
+import socket
 from decimal import Decimal
 from typing import Any
 
+import ccxt
 import pytest
 
 from orders.exchanges import adapter_for
@@ -16,6 +18,7 @@ from orders.exchanges.base import (
     PermanentVenueError,
     RetryableVenueError,
 )
+from orders.exchanges.ccxt import base as ccxt_base
 from quanttrade.vocabulary import OrderStatus
 from venuesim.binance import BinanceSim
 
@@ -39,8 +42,9 @@ MARKET_BUY = OrderRequest(
             "Binance API 오류: Too many requests; current limit of IP is 6000 requests per minute.",
         ),
         (
+            # Binance: a 5xx means "execution status UNKNOWN": the order may be on the book.
             "5xx",
-            RetryableVenueError,
+            OrderUncertain,
             "Binance API 오류: Internal error; unable to process your request. Please try again.",
         ),
     ],
@@ -112,34 +116,66 @@ def test_dropped_connection_after_accepting_is_uncertain_not_retryable(
     assert len(binance_sim.orders_for("qt-err")) == 1
 
 
-def test_5xx_is_looked_up_then_retried_safely(binance_account: Any, binance_sim: BinanceSim) -> None:
+def test_5xx_is_uncertain_and_the_adapter_does_not_send_it_again(
+    binance_account: Any, binance_sim: BinanceSim
+) -> None:
     adapter = adapter_for(binance_account())
     adapter.market("SPOT", "BTC/USDT")
     binance_sim.inject("5xx", "/api/v3/order", method="POST")
 
-    with pytest.raises(RetryableVenueError):
+    with pytest.raises(OrderUncertain):
         adapter.place_order(MARKET_BUY)
-    result = adapter.place_order(MARKET_BUY)
 
-    assert result.status == OrderStatus.FILLED
-    assert len(binance_sim.orders_for("qt-err")) == 1
-    # The adapter asked the venue for the client id before giving the order back for retry.
-    lookups = [
-        r for r in binance_sim.seen("/api/v3/order", "GET") if r.query.get("origClientOrderId") == "qt-err"
-    ]
-    assert len(lookups) == 1
+    assert len(binance_sim.seen("/api/v3/order", "POST")) == 1
+    assert binance_sim.orders_for("qt-err") == []
 
 
-def test_a_repeat_after_success_returns_the_existing_order(
+@pytest.mark.parametrize(("fault", "never_sent"), [("refused", True), ("timeout", False), ("drop", False)])
+def test_only_a_refused_connection_counts_as_never_sent(
+    binance_account: Any, binance_sim: BinanceSim, fault: str, never_sent: bool
+) -> None:
+    adapter = adapter_for(binance_account(timeout_seconds=0.5))
+    adapter.market("SPOT", "BTC/USDT")
+    client, _lock = adapter._client("SPOT")
+    if fault == "refused":
+        # A port nobody listens on: the connection is refused before a byte of the order leaves.
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            closed_port = probe.getsockname()[1]
+        client.urls["api"] = ccxt_base._rebase(client.urls["api"], f"http://127.0.0.1:{closed_port}")
+    else:
+        binance_sim.inject(fault, "/api/v3/order", method="POST", delay=1.0)
+
+    with pytest.raises(ccxt.NetworkError) as caught:
+        client.create_order("BTC/USDT", "limit", "buy", 0.001, 40000, {"newClientOrderId": "qt-net"})
+
+    assert ccxt_base.request_never_sent(caught.value) is never_sent
+
+
+def test_a_repeat_of_an_open_order_returns_the_existing_order(
     binance_account: Any, binance_sim: BinanceSim
 ) -> None:
     adapter = adapter_for(binance_account())
-    first = adapter.place_order(MARKET_BUY)
+    resting = OrderRequest(**{**MARKET_BUY.__dict__, "order_type": "LIMIT", "price": Decimal("40000")})
+    first = adapter.place_order(resting)
 
-    again = adapter.place_order(MARKET_BUY)  # the venue answers "duplicate"
+    again = adapter.place_order(resting)  # the venue answers -2010 "Duplicate order sent."
 
     assert again.exchange_order_id == first.exchange_order_id
     assert len(binance_sim.orders_for("qt-err")) == 1
+
+
+def test_binance_takes_a_filled_orders_client_id_again(binance_account: Any, binance_sim: BinanceSim) -> None:
+    """Finding #2: newClientOrderId is unique among open orders only. A filled order's id is
+    accepted again and makes a second order: a repeat is never a safe way to find an order."""
+    adapter = adapter_for(binance_account())
+    first = adapter.place_order(MARKET_BUY)
+
+    second = adapter.place_order(MARKET_BUY)
+
+    assert first.status == second.status == OrderStatus.FILLED
+    assert first.exchange_order_id != second.exchange_order_id
+    assert len(binance_sim.orders_for("qt-err")) == 2
 
 
 def test_rate_limit_is_retryable_and_the_next_attempt_succeeds(

@@ -524,21 +524,24 @@ def test_timeout_on_a_trigger_order_is_resolved_by_its_algo_client_id(
     assert len(okx_sim.orders) == 1
 
 
-def test_5xx_is_looked_up_then_retried_without_a_duplicate(
-    client: Client, celery_worker: Any, okx_strategy: Any, okx_sim: OkxSim, wait_orders: Any
+def test_5xx_is_looked_up_and_not_sent_again(
+    client: Client, celery_worker: Any, okx_strategy: Any, okx_sim: OkxSim, wait_orders: Any, settings: Any
 ) -> None:
+    # A 5xx leaves the order's fate unknown: looked up by clOrdId, never sent again (the
+    # adapter's client_id_refused_in_every_state is False), then `failed` with "check the venue".
+    settings.ORDER_UNCERTAIN_LOOKUPS = 2
+    settings.ORDER_UNCERTAIN_BACKOFF_SECONDS = 0.2
     okx_strategy("SPOT")
     okx_sim.inject("5xx", "/api/v5/trade/order", method="POST")
 
     order = run(client, wait_orders, timeout=30, order_type="MARKET", side="buy", qty_per=10)
 
-    assert order.status == OrderStatus.FILLED, order.message
-    assert order.attempts == 2
-    assert len(okx_sim.seen("/api/v5/trade/order", "POST")) == 2
+    assert order.status == OrderStatus.FAILED
+    assert order.message.startswith("주문 접수 여부를 확인할 수 없습니다. 거래소에서 직접 확인하세요.")
+    assert len(okx_sim.seen("/api/v5/trade/order", "POST")) == 1
     venue_id = venue_client_order_id("okx", order.client_order_id)
-    # Before giving the order back for a retry, the adapter asked OKX for its clOrdId.
     assert any(r.query.get("clOrdId") == venue_id for r in okx_sim.seen("/api/v5/trade/order", "GET"))
-    assert len(okx_sim.orders) == 1
+    assert okx_sim.orders == []
 
 
 def test_rate_limit_backs_off_then_succeeds(

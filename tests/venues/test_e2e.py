@@ -202,35 +202,38 @@ def test_timeout_after_the_venue_accepted_ends_with_exactly_one_order(
     assert len(binance_sim.orders) == 1
 
 
-def test_5xx_is_retried_by_the_worker_without_a_duplicate(
+def test_5xx_is_looked_up_and_never_sent_again(
     client: Client,
     celery_worker: Any,
     make_strategy: Any,
     wait_orders: Any,
     binance_sim: BinanceSim,
     binance_account: Any,
+    settings: Any,
 ) -> None:
+    """Binance: a 5xx leaves the execution status UNKNOWN. The worker looks the order up and,
+    as Binance would take a repeat of a filled order as a new one, never sends it again."""
+    settings.ORDER_UNCERTAIN_LOOKUPS = 2
+    settings.ORDER_UNCERTAIN_BACKOFF_SECONDS = 0.2
     make_strategy(group_name="t", market_type="SPOT", token="tok", accounts=[binance_account()])
     binance_sim.inject("5xx", "/api/v3/order", method="POST")
 
-    webhook_id = post(
-        client,
-        {
-            "group_name": "t",
-            "token": "tok",
-            "symbol": "BTC/USDT",
-            "currency": "USDT",
-            "order_type": "MARKET",
-            "side": "buy",
-            "qty_per": 10,
-        },
-    )
+    webhook_id = post(client, {"group_name": "t", "token": "tok", **MARKET_BUY})
 
     [order] = wait_orders(webhook_id=webhook_id, timeout=30)
-    assert order.status == OrderStatus.FILLED, order.message
-    assert order.attempts >= 2
-    assert len(binance_sim.seen("/api/v3/order", "POST")) == 2
-    assert len(binance_sim.orders) == 1
+    assert order.status == OrderStatus.FAILED
+    assert order.message == (
+        "주문 접수 여부를 확인할 수 없습니다. 거래소에서 직접 확인하세요. "
+        "(Binance API 오류: Internal error; unable to process your request. Please try again.)"
+    )
+    assert len(binance_sim.seen("/api/v3/order", "POST")) == 1
+    lookups = [
+        r
+        for r in binance_sim.seen("/api/v3/order", "GET")
+        if r.query.get("origClientOrderId") == order.client_order_id
+    ]
+    assert len(lookups) == 3  # at once, then ORDER_UNCERTAIN_LOOKUPS more
+    assert binance_sim.orders == []
 
 
 def test_kis_token_expiry_refreshes_once_through_the_worker(
@@ -383,3 +386,78 @@ def test_a_failing_bybit_account_does_not_touch_the_others(
         "Bybit API 오류: Insufficient balance.",
     )
     assert rows["binance"]["status"] == rows["upbit"]["status"] == "filled"
+
+
+MARKET_BUY = {"symbol": "BTC/USDT", "currency": "USDT", "order_type": "MARKET", "side": "buy", "qty_per": 1}
+
+
+def test_twenty_placements_processed_late_make_exactly_one_venue_order_each(
+    client: Client,
+    celery_worker: Any,
+    make_strategy: Any,
+    wait_orders: Any,
+    binance_sim: BinanceSim,
+    binance_account: Any,
+    settings: Any,
+) -> None:
+    """Finding #7: the first 10 of 20 MARKET placements are processed 3 s after they arrive
+    (the client gave up after 0.5 s). Under Binance's own client-id rule a re-send after a
+    lookup that missed becomes a second fill; the worker must only look them up."""
+    settings.ORDER_UNCERTAIN_LOOKUPS = 10
+    settings.ORDER_UNCERTAIN_BACKOFF_SECONDS = 0.5
+    make_strategy(
+        group_name="late", market_type="SPOT", token="tok", accounts=[binance_account(timeout_seconds=0.5)]
+    )
+    binance_sim.inject("late", "/api/v3/order", method="POST", count=10, delay=3.0)
+
+    webhook_ids = [post(client, {"group_name": "late", "token": "tok", **MARKET_BUY}) for _ in range(20)]
+
+    orders = [o for w in webhook_ids for o in wait_orders(webhook_id=w, timeout=60)]
+    per_signal = {o.client_order_id: len(binance_sim.orders_for(o.client_order_id)) for o in orders}
+    assert sorted(per_signal.values()) == [1] * 20, per_signal
+    assert len(binance_sim.orders) == 20
+    assert {o.status for o in orders} == {OrderStatus.FILLED}, [(o.status, o.message) for o in orders]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"), [("lost", "timeout"), ("lost", "drop"), ("lost", "lost"), ("timeout", "timeout")]
+)
+def test_two_uncertain_answers_for_one_order_never_make_a_second_order(
+    client: Client,
+    admin_client: Client,
+    celery_worker: Any,
+    make_strategy: Any,
+    wait_orders: Any,
+    binance_sim: BinanceSim,
+    binance_account: Any,
+    settings: Any,
+    first: str,
+    second: str,
+) -> None:
+    """Finding #7: a second uncertain answer for the same order ended it `failed` after one
+    attempt while the venue held it filled. Binance accepts a closed order's client id again,
+    so the order is never sent a second time: it is looked up until the lookups run out."""
+    settings.ORDER_UNCERTAIN_LOOKUPS = 3
+    settings.ORDER_UNCERTAIN_BACKOFF_SECONDS = 0.2
+    make_strategy(
+        group_name="u2", market_type="SPOT", token="tok", accounts=[binance_account(timeout_seconds=0.5)]
+    )
+    binance_sim.inject(first, "/api/v3/order", method="POST", delay=1.0)
+    binance_sim.inject(second, "/api/v3/order", method="POST", delay=1.0)
+
+    webhook_id = post(client, {"group_name": "u2", "token": "tok", **MARKET_BUY})
+
+    [order] = wait_orders(webhook_id=webhook_id, timeout=30)
+    venue_orders = binance_sim.orders_for(order.client_order_id)
+    posts = binance_sim.seen("/api/v3/order", "POST")
+    assert len(posts) == 1  # never sent again: Binance would take a repeat as a new order
+    if first == "lost":
+        # The venue never handled it: nothing there, and the Order says the venue must be checked.
+        assert venue_orders == []
+        assert order.status == OrderStatus.FAILED
+        assert order.message.startswith("주문 접수 여부를 확인할 수 없습니다. 거래소에서 직접 확인하세요.")
+        row = admin_client.get(f"/api/webhooks/{webhook_id}").json()["orders"][0]
+        assert (row["status"], row["message"]) == ("failed", order.message)
+    else:
+        assert len(venue_orders) == 1
+        assert (order.status, order.exchange_order_id) == (OrderStatus.FILLED, str(venue_orders[0]["id"]))

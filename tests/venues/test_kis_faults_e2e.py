@@ -87,18 +87,22 @@ def test_timeout_after_the_venue_accepted_a_resting_order_ends_open(
 
 
 @every_market
-def test_an_order_lost_before_the_venue_is_placed_exactly_once(
-    celery_worker: Any, kis_sim: KisSim, signal: Any, wait_orders: Any, market: str
+def test_an_order_lost_before_the_venue_is_never_sent_again(
+    celery_worker: Any, kis_sim: KisSim, signal: Any, wait_orders: Any, market: str, settings: Any
 ) -> None:
+    # From the client, a request lost before the venue looks like one the venue is still
+    # processing: KIS has no client id that refuses a repeat, so the order is only looked up
+    # (client_id_refused_in_every_state is False) and ends `failed` with "check the venue".
+    settings.ORDER_UNCERTAIN_LOOKUPS = 2
+    settings.ORDER_UNCERTAIN_BACKOFF_SECONDS = 0.2
     kis_sim.inject("lost", MARKETS[market][1])
 
     [order] = wait_orders(webhook_id=signal(market), timeout=20)
 
-    [venue_order] = kis_sim.orders
-    assert len(kis_sim.order_requests()) == 2  # the lost one, then the one placed after the lookup
-    # Placed normally, then read once from the order list: filled, with nothing left to refresh.
-    assert (order.status, order.exchange_order_id) == (OrderStatus.FILLED, venue_order["odno"]), order.message
-    assert (order.filled_qty, order.avg_price) == (Decimal("2"), venue_order["avg"])
+    assert kis_sim.orders == []
+    assert len(kis_sim.order_requests()) == 1
+    assert order.status == OrderStatus.FAILED
+    assert order.message.startswith("주문 접수 여부를 확인할 수 없습니다. 거래소에서 직접 확인하세요.")
     assert live_orders_refresh() == 0
 
 

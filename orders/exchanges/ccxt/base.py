@@ -29,11 +29,14 @@ from functools import cached_property
 from typing import Any
 
 import ccxt
+import requests
+import urllib3
 from django.utils.translation import gettext as _
 
 from orders.exchanges import adapter_class
 from orders.exchanges.base import (
     Balance,
+    CancelAllIncomplete,
     ExchangeAdapter,
     OrderRejected,
     OrderRequest,
@@ -106,6 +109,20 @@ def order_result(order: dict[str, Any], contract_size: Decimal = ONE) -> OrderRe
         filled_qty=filled,
         avg_price=to_decimal(order.get("average")) if filled > 0 else None,
     )
+
+
+def request_never_sent(exc: BaseException) -> bool:
+    """Whether a ccxt network error happened before the request left this process: the TCP
+    connection was refused, could not be resolved or timed out while connecting (requests'
+    ``ConnectTimeout``, urllib3's ``NewConnectionError``). A read timeout, a reset or a closed
+    connection after the request was written are not: the venue may have the order."""
+    cause = exc.__cause__
+    if isinstance(cause, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(cause, requests.exceptions.ConnectionError) and cause.args:
+        reason = getattr(cause.args[0], "reason", cause.args[0])
+        return isinstance(reason, urllib3.exceptions.NewConnectionError)
+    return False
 
 
 def contract_size(market: dict[str, Any]) -> Decimal:
@@ -446,20 +463,23 @@ class CcxtAdapter(ExchangeAdapter):
                     params,
                 )
             except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as e:
+                # 429 / 418: the venue refused the request before handling it.
                 raise RetryableVenueError(self._message(e)) from e
-            except ccxt.ExchangeNotAvailable as e:
-                # A 5xx may or may not have reached the matching engine: look before retrying.
-                return self._lookup_or_retry(request, e)
             except ccxt.NetworkError as e:
+                if request_never_sent(e):
+                    # The connection could not be opened: not a byte of the order left here.
+                    raise RetryableVenueError(self._message(e)) from e
+                # A read timeout, a dropped answer or a 5xx ("execution status unknown"): the
+                # order may be on the book; the execution layer looks it up by client id.
                 raise OrderUncertain(self._message(e)) from e
             except ccxt.OperationFailed as e:
                 # e.g. Binance -1001 "Internal error": the order's fate is unknown too.
-                return self._lookup_or_retry(request, e)
+                raise OrderUncertain(self._message(e)) from e
             except ccxt.AuthenticationError as e:
                 raise PermanentVenueError(self._message(e)) from e
             except ccxt.ExchangeError as e:
                 if venue_code(e) in self.uncertain_codes:
-                    return self._lookup_or_retry(request, e)  # "internal error": like a 5xx
+                    raise OrderUncertain(self._message(e)) from e  # "internal error": like a 5xx
                 # The venue answered the order request with a refusal: nothing was placed —
                 # unless it refused a repeat of an order it has (a retry after a lost answer).
                 if any(marker in str(e) for marker in DUPLICATE_MARKERS):
@@ -499,10 +519,13 @@ class CcxtAdapter(ExchangeAdapter):
         return placed
 
     def _lookup_or_retry(self, request: OrderRequest, cause: Exception) -> OrderResult:
+        """The order the venue has under our client id after an answer that leaves its fate
+        unknown; ``OrderUncertain`` when the venue does not show it (yet): a venue still
+        processing it would take a second placement as a second order."""
         found = self._lookup_after_failure(request, cause)
         if found is not None:
             return found
-        raise RetryableVenueError(self._message(cause)) from cause
+        raise OrderUncertain(self._message(cause)) from cause
 
     def _lookup_after_failure(self, request: OrderRequest, cause: Exception) -> OrderResult | None:
         try:
@@ -556,8 +579,14 @@ class CcxtAdapter(ExchangeAdapter):
         return order_result(client.fetch_order("", market["symbol"], {"clientOrderId": cid}))
 
     def cancel_all(self, market_type: str, symbol: str | None) -> int:
-        """Cancel every open order (conditional ones too where the venue keeps them apart)."""
+        """Cancel every open order (conditional ones too where the venue keeps them apart).
+
+        Each symbol's list (and each order, where the venue cancels one at a time) is tried
+        once; a failure does not stop the others. Returns how many were cancelled; raises
+        :class:`CancelAllIncomplete` with that count and the failures when any failed."""
         client, lock = self._client(market_type)
+        failures: list[str] = []
+        count = 0
         with lock:
             try:
                 self._load_markets(client, market_type)
@@ -572,9 +601,13 @@ class CcxtAdapter(ExchangeAdapter):
                             for o in client.fetch_open_orders(None, None, None, extra)
                         }
                     )
-                return sum(self._cancel_symbol(client, market_type, sym) for sym in symbols)
             except ccxt.BaseError as e:
                 raise self._translate(e) from e
+            for sym in symbols:
+                count += self._cancel_symbol(client, market_type, sym, failures)
+        if failures:
+            raise CancelAllIncomplete(self._message("; ".join(failures)), cancelled=count, failures=failures)
+        return count
 
     def _order_books(self, market_type: str) -> list[dict[str, Any]]:
         """Params selecting each separate list of open orders the venue keeps (a hook)."""
@@ -585,23 +618,43 @@ class CcxtAdapter(ExchangeAdapter):
             return [{"type": "swap"}]
         return [{"type": "spot"}]
 
-    def _cancel_symbol(self, client: ccxt.Exchange, market_type: str, symbol: str) -> int:
+    def _cancel_symbol(
+        self, client: ccxt.Exchange, market_type: str, symbol: str, failures: list[str]
+    ) -> int:
+        """Cancel ``symbol``'s open orders, book by book; a failure is appended to ``failures``
+        ("BTC/USDT 1001: <the venue's words>") and the next book or order is still tried."""
         count = 0
         for extra in self._order_books(market_type):
-            opened = client.fetch_open_orders(symbol, None, None, extra)
+            try:
+                opened = client.fetch_open_orders(symbol, None, None, extra)
+            except ccxt.BaseError as e:
+                failures.append(f"{symbol}: {venue_message(e)}")
+                continue
             if not opened:
                 continue
             if self.cancel_batch:
-                count += self._cancel_batches(
-                    client, symbol, [o["id"] for o in opened], bool(extra.get("trigger"))
-                )
+                try:
+                    count += self._cancel_batches(
+                        client, symbol, [o["id"] for o in opened], bool(extra.get("trigger"))
+                    )
+                except ccxt.BaseError as e:
+                    failures.append(f"{symbol} {', '.join(str(o['id']) for o in opened)}: {venue_message(e)}")
                 continue
             if client.has.get("cancelAllOrders"):
-                client.cancel_all_orders(symbol, extra)
-            else:
-                for order in opened:
+                try:
+                    client.cancel_all_orders(symbol, extra)
+                    count += len(opened)
+                except ccxt.BaseError as e:
+                    failures.append(f"{symbol} {', '.join(str(o['id']) for o in opened)}: {venue_message(e)}")
+                continue
+            for order in opened:
+                try:
                     client.cancel_order(order["id"], symbol, extra)
-            count += len(opened)
+                    count += 1
+                except ccxt.OrderNotFound:
+                    pass  # filled or cancelled in the meantime: nothing left to cancel
+                except ccxt.BaseError as e:
+                    failures.append(f"{symbol} {order['id']}: {venue_message(e)}")
         return count
 
     def _cancel_batches(self, client: ccxt.Exchange, symbol: str, ids: list[str], trigger: bool) -> int:

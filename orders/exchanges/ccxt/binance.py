@@ -16,6 +16,9 @@ class BinanceAdapter(CcxtAdapter):
     """Binance: its own client-id params, USD-M conditional orders in the algo book."""
 
     display_name = "Binance"
+    # newClientOrderId is "a unique id among open orders": once an order is filled or
+    # cancelled its id is accepted again, so a repeat after a lost answer can fill twice.
+    client_id_refused_in_every_state = False
     # Skip the COIN-M market list we never trade, and the currency / margin lists.
     venue_options = {
         "fetchMarkets": {"types": ["spot", "linear"]},

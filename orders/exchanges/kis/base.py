@@ -282,7 +282,7 @@ def cancel_each(orders: list[VenueOrder], product: str | None, cancel: Callable[
             cancel(order)
         except VenueError as e:
             log.warning("한투 취소 실패: odno=%s %s", order.order_no, e.message)
-            failures.append((order.order_no, e.message))
+            failures.append(f"{order.order_no}: {e.message}")
             continue
         count += 1
     if failures:
@@ -292,7 +292,7 @@ def cancel_each(orders: list[VenueOrder], product: str | None, cancel: Callable[
                 "venue": DISPLAY_NAME,
                 "cancelled": count,
                 "failed": len(failures),
-                "details": "; ".join(f"{odno}: {message}" for odno, message in failures),
+                "details": "; ".join(failures),
             },
             cancelled=count,
             failures=failures,
