@@ -148,9 +148,11 @@ def test_spot_limit_sell_truncates_to_quantity_precision_and_rounds_to_price_pre
     )
 
     [placed] = bitget_sim.orders
-    # 33.3333333% of 2 ETH = 0.666666666 -> quantityPrecision 4 -> 0.6666; pricePrecision 2 -> 3500.12
-    assert (placed["size"], placed["price"], placed["status"]) == (D("0.6666"), D("3500.12"), "live")
+    # 33.3333333% of 2 ETH = 0.666666666 -> quantityPrecision 4 -> 0.6666; pricePrecision 2: a
+    # sell moves up to 3500.13 (the passive side, never cheaper than asked), and the order says so
+    assert (placed["size"], placed["price"], placed["status"]) == (D("0.6666"), D("3500.13"), "live")
     assert (order.status, order.quantity) == (OrderStatus.OPEN, D("0.6666"))
+    assert "3500.123" in order.message and "3500.13" in order.message
 
 
 def test_futures_long_is_sized_from_equity_times_leverage_on_isolated_margin(
