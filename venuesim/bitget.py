@@ -59,6 +59,7 @@ PRODUCT_TYPES = (
 )
 CLIENT_ID = re.compile(r"[A-Za-z0-9_\-.:#]{1,50}")
 # Injected "reject" faults: code -> msg (fault.message may name one of these codes).
+CLIENT_ID_IDEMPOTENCY_MS = 6 * 3600 * 1000
 REJECTS = {
     "43012": "Insufficient balance",
     "40762": "The order amount exceeds the balance",
@@ -550,7 +551,7 @@ class BitgetSim(SimServer):
         client_id = str(params.get("clientOid") or "")
         if client_id and not CLIENT_ID.fullmatch(client_id):
             raise OrderFailure("40305", REJECTS["40305"])
-        if client_id and any(o["clientOid"] == client_id for o in self.orders):
+        if client_id and any(self._holds_client_id(o, client_id, s.spot) for o in self.orders):
             raise OrderFailure("40786", REJECTS["40786"])
         if not s.spot:
             if params.get("marginCoin") != s.quote:
@@ -661,6 +662,19 @@ class BitgetSim(SimServer):
             self.positions[symbol_id] = after
         order.update(status="filled", filled=size, priceAvg=price, uTime=now_ms())
 
+    @staticmethod
+    def _holds_client_id(o: dict[str, Any], client_id: str, spot: bool) -> bool:
+        """Whether an earlier order still holds ``client_id``. Spot: "The idempotency time is 6
+        hours, only valid when orders are unfilled" (clientOid, POST /api/v2/spot/trade/place-order,
+        https://www.bitget.com/api-doc/spot/trade/Place-Order): a live, unfilled order younger
+        than 6 hours; once filled or cancelled the id is accepted again. Futures: no such
+        statement found, every earlier order holds it."""
+        if o["clientOid"] != client_id:
+            return False
+        if not spot or o["product"] != "SPOT":
+            return True
+        return o["status"] == "live" and now_ms() - int(o["cTime"]) < CLIENT_ID_IDEMPOTENCY_MS
+
     def _place(self, request: Request, product: str, plan: bool) -> dict[str, Any]:
         params = self._auth(request)
         try:
@@ -755,7 +769,8 @@ class BitgetSim(SimServer):
     def _find(self, params: dict[str, Any], product: str, plan: bool) -> dict[str, Any] | None:
         by_id, by_client = str(params.get("orderId") or ""), str(params.get("clientOid") or "")
         with self.lock:
-            for o in self.orders:
+            # newest first: a spot clientOid can be used again once its order is filled
+            for o in reversed(self.orders):
                 if o["product"] != product or o["plan"] != plan:
                     continue
                 if (by_id and o["orderId"] == by_id) or (
