@@ -98,6 +98,11 @@ class Symbol:
         return Decimal(self.price_end_step).scaleb(-self.price_place)
 
 
+def sixteen(value: Decimal) -> str:
+    """An amount as Bitget's spot order answers write it: 16 decimals ("0.0002000000000000")."""
+    return format(value.quantize(Decimal("1E-16")), "f")
+
+
 def envelope(data: Any) -> dict[str, Any]:
     return {"code": "00000", "msg": "success", "requestTime": now_ms(), "data": data}
 
@@ -688,7 +693,7 @@ class BitgetSim(SimServer):
         return envelope({"orderId": order["orderId"], "clientOid": order["clientOid"]})
 
     # --- rendering --------------------------------------------------------------------
-    def _render(self, o: dict[str, Any], status_key: str = "status") -> dict[str, Any]:
+    def _render(self, o: dict[str, Any], status_key: str = "status", view: str = "") -> dict[str, Any]:
         s = self.symbols[(o["product"], o["symbol"])]
         price = self.prices[s.base]
         filled = o["filled"]
@@ -735,7 +740,25 @@ class BitgetSim(SimServer):
             status_key: o["status"],
         }
         if s.spot:
-            return {**row, "userId": "1234567890", "orderSource": f"{o['orderType']}_normal"}
+            # Bitget's recorded spot answers write amounts with 16 decimals, and say "normal"
+            # (orderSource) for a limit order; orderInfo carries feeDetail, unfilled-orders
+            # basePrice and the limit price as priceAvg
+            spot = {
+                **row,
+                "price": sixteen(o["price"] or Decimal(0)),
+                "size": sixteen(o["size_sent"]),
+                "baseVolume": sixteen(filled),
+                "quoteVolume": sixteen(filled * (avg or price)),
+                "userId": "1234567890",
+                "orderSource": "normal" if o["orderType"] == "limit" else "market",
+            }
+            if view == "unfilled":
+                spot.update(
+                    basePrice="0", priceAvg=sixteen(avg if avg is not None else o["price"] or Decimal(0))
+                )
+            elif view == "info" and not filled:
+                spot["feeDetail"] = ""  # a filled order's fee detail is not modelled
+            return spot
         return {
             **row,
             "fee": "0",
@@ -784,7 +807,7 @@ class BitgetSim(SimServer):
         if not params.get("orderId") and not params.get("clientOid"):
             raise failure(400, "40017", "Parameter verification failed orderId or clientOid")
         order = self._find(params, "SPOT", plan=False)
-        return envelope([self._render(order)] if order else [])
+        return envelope([self._render(order, view="info")] if order else [])
 
     def mix_order_detail(self, request: Request) -> dict[str, Any]:
         params = self._auth(request)
@@ -801,7 +824,10 @@ class BitgetSim(SimServer):
     def spot_unfilled(self, request: Request) -> dict[str, Any]:
         params = self._auth(request)
         return envelope(
-            [self._render(o) for o in self._select(params, "SPOT", False, {"live", "partially_filled"})]
+            [
+                self._render(o, view="unfilled")
+                for o in self._select(params, "SPOT", False, {"live", "partially_filled"})
+            ]
         )
 
     def spot_history(self, request: Request) -> dict[str, Any]:

@@ -365,6 +365,9 @@ class UpbitSim(SimServer):
                 "remaining_fee": "0",
                 "paid_fee": "0",
                 "locked": fmt(self._locked_by(o)),
+                # self-match prevention (v1.5.8): nothing is ever prevented here
+                "prevented_volume": "0",
+                "prevented_locked": "0",
                 "executed_volume": fmt(o["executed"]),
                 "executed_funds": fmt(o["funds"]),
                 "trades_count": len(o["trades"]),
