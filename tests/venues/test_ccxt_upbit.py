@@ -183,7 +183,7 @@ def test_market_buy_creation_answer_is_wait_without_trades(upbit_account: Any, u
     assert (looked_up["state"], looked_up["executed_volume"]) == ("cancel", "0.01111098")
 
 
-def test_market_buy_cancelled_with_part_of_the_amount_spent_is_partially_filled() -> None:
+def test_market_buy_cancelled_with_part_of_the_amount_unspent_stays_cancelled_with_its_fill() -> None:
     from orders.exchanges.ccxt.upbit import upbit_result
 
     order = {
@@ -192,13 +192,15 @@ def test_market_buy_cancelled_with_part_of_the_amount_spent_is_partially_filled(
         "filled": 0.05,
         "average": 100000.0,
         "cost": 5000.0,
+        "status": "canceled",
         "trades": [{"cost": 5000.0}],
         "info": {"state": "cancel", "ord_type": "price", "price": "10000", "executed_funds": "5000"},
     }
 
     result = upbit_result(order)
 
-    assert (result.status, result.filled_qty) == (OrderStatus.PARTIALLY_FILLED, D("0.05"))
+    # over, with half the KRW unspent: not FILLED, and not partially_filled (a live state)
+    assert (result.status, result.filled_qty) == (OrderStatus.CANCELLED, D("0.05"))
 
 
 # --- finding #4: KRW prices on Upbit's price units, the passive side ---------------------------

@@ -94,28 +94,26 @@ def upbit_result(order: dict[str, Any]) -> OrderResult:
 
     A market buy (``ord_type: price``) spends a KRW amount; Upbit ends it ``done`` when the
     amount was spent to the unit, and ``cancel`` when the unspent remainder (less than one
-    volume step's worth) is returned — with ``executed_volume > 0`` (docs: a market buy ends in
+    volume unit's worth) is returned — with ``executed_volume > 0`` (Upbit: a market buy ends in
     either state). ccxt reads ``cancel`` as canceled, which would record a filled buy as
-    cancelled. The rule: an order that ended ``cancel`` with fills is FILLED when what it spent
-    (``executed_funds``, else the sum of its trades) reaches what it was asked to spend less one price unit's
-    worth of the executed volume, else PARTIALLY_FILLED with the filled quantity — the order is
-    over either way, so nothing is left open."""
+    cancelled. The rule: a market buy that ended ``cancel`` with fills is FILLED when what it
+    spent (``executed_funds``, else the sum of its trades) is within one volume unit's worth
+    (1e-8 x the average price, + 1e-8) of what it was asked to spend. Otherwise it stays
+    CANCELLED with the filled quantity: the order is over, and ``partially_filled`` is a live
+    state here (it would keep the order looked up and hold back the next same-kind order)."""
     result = order_result(order)
     info = order.get("info") or {}
-    if info.get("state") != "cancel" or result.filled_qty <= 0:
+    if info.get("state") != "cancel" or info.get("ord_type") != "price" or result.filled_qty <= 0:
         return result
-    if info.get("ord_type") == "price":
-        asked = to_decimal(info.get("price")) or ZERO
-        # executed_funds where Upbit sends it; else the sum of the listed trades (ccxt's cost,
-        # which without trades is the asked amount itself, so it does not count)
-        spent = to_decimal(info.get("executed_funds"))
-        if spent is None and order.get("trades"):
-            spent = to_decimal(order.get("cost"))
-        spent = spent if spent is not None else ZERO
-        average = result.avg_price or ZERO
-        # the remainder Upbit returns is less than one volume step (1e-8) at the fill price
-        filled = asked > 0 and asked - spent <= average * Decimal("0.00000001") + Decimal("0.00000001")
-    else:
-        filled = result.quantity is not None and result.filled_qty >= result.quantity
-    result.status = OrderStatus.FILLED if filled else OrderStatus.PARTIALLY_FILLED
+    asked = to_decimal(info.get("price")) or ZERO
+    # executed_funds where Upbit sends it; else the sum of the listed trades (ccxt's cost,
+    # which without trades is the asked amount itself, so it does not count)
+    spent = to_decimal(info.get("executed_funds"))
+    if spent is None and order.get("trades"):
+        spent = to_decimal(order.get("cost"))
+    spent = spent if spent is not None else ZERO
+    average = result.avg_price or ZERO
+    unit = Decimal("0.00000001")
+    if asked > 0 and asked - spent <= average * unit + unit:
+        result.status = OrderStatus.FILLED
     return result
