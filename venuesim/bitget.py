@@ -59,6 +59,7 @@ PRODUCT_TYPES = (
 )
 CLIENT_ID = re.compile(r"[A-Za-z0-9_\-.:#]{1,50}")
 # Injected "reject" faults: code -> msg (fault.message may name one of these codes).
+CLIENT_ID_IDEMPOTENCY_MS = 6 * 3600 * 1000
 REJECTS = {
     "43012": "Insufficient balance",
     "40762": "The order amount exceeds the balance",
@@ -95,6 +96,11 @@ class Symbol:
     @property
     def tick(self) -> Decimal:
         return Decimal(self.price_end_step).scaleb(-self.price_place)
+
+
+def sixteen(value: Decimal) -> str:
+    """An amount as Bitget's spot order answers write it: 16 decimals ("0.0002000000000000")."""
+    return format(value.quantize(Decimal("1E-16")), "f")
 
 
 def envelope(data: Any) -> dict[str, Any]:
@@ -550,7 +556,7 @@ class BitgetSim(SimServer):
         client_id = str(params.get("clientOid") or "")
         if client_id and not CLIENT_ID.fullmatch(client_id):
             raise OrderFailure("40305", REJECTS["40305"])
-        if client_id and any(o["clientOid"] == client_id for o in self.orders):
+        if client_id and any(self._holds_client_id(o, client_id, s.spot) for o in self.orders):
             raise OrderFailure("40786", REJECTS["40786"])
         if not s.spot:
             if params.get("marginCoin") != s.quote:
@@ -661,6 +667,19 @@ class BitgetSim(SimServer):
             self.positions[symbol_id] = after
         order.update(status="filled", filled=size, priceAvg=price, uTime=now_ms())
 
+    @staticmethod
+    def _holds_client_id(o: dict[str, Any], client_id: str, spot: bool) -> bool:
+        """Whether an earlier order still holds ``client_id``. Spot: "The idempotency time is 6
+        hours, only valid when orders are unfilled" (clientOid, POST /api/v2/spot/trade/place-order,
+        https://www.bitget.com/api-doc/spot/trade/Place-Order): a live, unfilled order younger
+        than 6 hours; once filled or cancelled the id is accepted again. Futures: no such
+        statement found, every earlier order holds it."""
+        if o["clientOid"] != client_id:
+            return False
+        if not spot or o["product"] != "SPOT":
+            return True
+        return o["status"] == "live" and now_ms() - int(o["cTime"]) < CLIENT_ID_IDEMPOTENCY_MS
+
     def _place(self, request: Request, product: str, plan: bool) -> dict[str, Any]:
         params = self._auth(request)
         try:
@@ -674,7 +693,7 @@ class BitgetSim(SimServer):
         return envelope({"orderId": order["orderId"], "clientOid": order["clientOid"]})
 
     # --- rendering --------------------------------------------------------------------
-    def _render(self, o: dict[str, Any], status_key: str = "status") -> dict[str, Any]:
+    def _render(self, o: dict[str, Any], status_key: str = "status", view: str = "") -> dict[str, Any]:
         s = self.symbols[(o["product"], o["symbol"])]
         price = self.prices[s.base]
         filled = o["filled"]
@@ -721,7 +740,25 @@ class BitgetSim(SimServer):
             status_key: o["status"],
         }
         if s.spot:
-            return {**row, "userId": "1234567890", "orderSource": f"{o['orderType']}_normal"}
+            # Bitget's recorded spot answers write amounts with 16 decimals, and say "normal"
+            # (orderSource) for a limit order; orderInfo carries feeDetail, unfilled-orders
+            # basePrice and the limit price as priceAvg
+            spot = {
+                **row,
+                "price": sixteen(o["price"] or Decimal(0)),
+                "size": sixteen(o["size_sent"]),
+                "baseVolume": sixteen(filled),
+                "quoteVolume": sixteen(filled * (avg or price)),
+                "userId": "1234567890",
+                "orderSource": "normal" if o["orderType"] == "limit" else "market",
+            }
+            if view == "unfilled":
+                spot.update(
+                    basePrice="0", priceAvg=sixteen(avg if avg is not None else o["price"] or Decimal(0))
+                )
+            elif view == "info" and not filled:
+                spot["feeDetail"] = ""  # a filled order's fee detail is not modelled
+            return spot
         return {
             **row,
             "fee": "0",
@@ -755,7 +792,8 @@ class BitgetSim(SimServer):
     def _find(self, params: dict[str, Any], product: str, plan: bool) -> dict[str, Any] | None:
         by_id, by_client = str(params.get("orderId") or ""), str(params.get("clientOid") or "")
         with self.lock:
-            for o in self.orders:
+            # newest first: a spot clientOid can be used again once its order is filled
+            for o in reversed(self.orders):
                 if o["product"] != product or o["plan"] != plan:
                     continue
                 if (by_id and o["orderId"] == by_id) or (
@@ -769,7 +807,7 @@ class BitgetSim(SimServer):
         if not params.get("orderId") and not params.get("clientOid"):
             raise failure(400, "40017", "Parameter verification failed orderId or clientOid")
         order = self._find(params, "SPOT", plan=False)
-        return envelope([self._render(order)] if order else [])
+        return envelope([self._render(order, view="info")] if order else [])
 
     def mix_order_detail(self, request: Request) -> dict[str, Any]:
         params = self._auth(request)
@@ -786,7 +824,10 @@ class BitgetSim(SimServer):
     def spot_unfilled(self, request: Request) -> dict[str, Any]:
         params = self._auth(request)
         return envelope(
-            [self._render(o) for o in self._select(params, "SPOT", False, {"live", "partially_filled"})]
+            [
+                self._render(o, view="unfilled")
+                for o in self._select(params, "SPOT", False, {"live", "partially_filled"})
+            ]
         )
 
     def spot_history(self, request: Request) -> dict[str, Any]:

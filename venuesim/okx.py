@@ -480,7 +480,8 @@ class OkxSim(SimServer):
         td_mode = params.get("tdMode")
         allowed_modes = ("cash",) if inst.inst_type == "SPOT" else ("cross", "isolated")
         if td_mode not in allowed_modes:
-            raise OrderFailure("51000", "Parameter tdMode error")
+            # OKX's recorded answer carries the trailing space
+            raise OrderFailure("51000", "Parameter tdMode error ")
         client_key = "algoClOrdId" if algo else "clOrdId"
         client_id = str(params.get(client_key) or "")
         if client_id and not CLIENT_ID.fullmatch(client_id):
@@ -613,10 +614,15 @@ class OkxSim(SimServer):
             "sMsg": message,
         }
 
-    def _answer(self, rows: list[dict[str, Any]], verb: str = "operations") -> dict[str, Any]:
+    def _answer(
+        self, rows: list[dict[str, Any]], verb: str = "operations", algo: bool = False
+    ) -> dict[str, Any]:
         failed = sum(1 for row in rows if row["sCode"] != "0")
         if failed == 0:
             return {**envelope(rows), **self._times()}
+        if failed == len(rows) and algo:
+            # OKX's recorded refusal of an algo order: top msg empty, no inTime/outTime
+            return envelope(rows, "1", "")
         if failed == len(rows):
             return {**envelope(rows, "1", f"All {verb} failed"), **self._times()}
         return {**envelope(rows, "2", "Bulk operation partially succeeded."), **self._times()}
@@ -631,7 +637,7 @@ class OkxSim(SimServer):
         return self._answer([self._place(params, algo=False) for params in body])
 
     def order_algo(self, request: Request) -> dict[str, Any]:
-        return self._answer([self._place(self._auth(request), algo=True)])
+        return self._answer([self._place(self._auth(request), algo=True)], algo=True)
 
     def _render(self, o: dict[str, Any]) -> dict[str, Any]:
         filled = o["filled"]
@@ -642,7 +648,7 @@ class OkxSim(SimServer):
             "clOrdId": o["clOrdId"],
             "tag": o["tag"],
             "side": o["side"],
-            "posSide": "net" if o["instType"] == "SWAP" else "",
+            "posSide": "net",  # a spot order too, in OKX's recorded answer
             "tdMode": o["tdMode"],
             "tgtCcy": o["tgtCcy"],
             "ordType": o["ordType"],
@@ -682,9 +688,14 @@ class OkxSim(SimServer):
             "fillTime": o["uTime"] if filled else "",
             "fee": "0",
             "feeCcy": self.instruments[o["instId"]].quote,
+            "rebate": "0",
+            "rebateCcy": self.instruments[o["instId"]].quote,
             "pnl": "0",
             "category": "normal",
             "cancelSource": "",
+            "tpOrdPx": "",
+            "slOrdPx": "",
+            "tradeId": o["ordId"] if filled else "",  # one fill per order here: its trade
         }
 
     def _find(self, params: dict[str, Any], algo: bool) -> dict[str, Any] | None:

@@ -4,8 +4,15 @@ Private calls carry ``Authorization: Bearer <JWT HS256>`` signed with the secret
 payload names the ``access_key``, a unique ``nonce`` and, when there are parameters, the
 SHA512 ``query_hash`` of the unencoded query string (``query_hash_alg: SHA512``).
 Orders follow Upbit's rules: bid/ask, ord_type limit | price (market buy by KRW amount) |
-market (market sell by volume), a 5,000 KRW minimum total, and ``identifier`` as the
-client's own order id (unique per account).
+market (market sell by volume), a 5,000 KRW minimum total, prices on the venue's price units
+(invalid_price_bid / invalid_price_ask), and ``identifier`` as the client's own order id, unique
+for the account whatever became of the earlier request (even a refused one).
+
+A market order answers its creation ``wait`` with no trades; the fill shows at the next read, at
+the best ask (buy) or bid (sell), one price unit off the last trade:
+a market sell ends ``done``; a market buy spends its KRW amount in whole volume units (8
+decimals) and ends ``cancel`` with ``executed_volume > 0`` when a remainder is returned, ``done``
+when nothing is left (Upbit: a market buy ends either way). Times are KST (+09:00).
 """
 
 from __future__ import annotations
@@ -16,8 +23,8 @@ import hmac
 import itertools
 import json
 import uuid
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 from urllib.parse import unquote
 
@@ -35,6 +42,48 @@ from venuesim.core import (
 )
 
 MIN_TOTAL = {"KRW": Decimal("5000"), "BTC": Decimal("0.00005"), "USDT": Decimal("0.5")}
+KST = timezone(timedelta(hours=9))
+VOLUME_UNIT = Decimal("0.00000001")
+# Price units per quote currency, (lower bound, unit) lowest first. KRW: "원화(KRW) 마켓 주문 가격
+# 단위" https://docs.upbit.com/kr/docs/krw-market-info (2025-07-31 policy; below 100 KRW the bands
+# of https://docs.upbit.com/v1.5.2/changelog/krw_tick_unit_change); USDT:
+# https://docs.upbit.com/docs/usdt-market-info; BTC: https://docs.upbit.com/docs/btc-market-info.
+_SUB_ONE = [
+    ("0", "0.00000001"),
+    ("0.0001", "0.0000001"),
+    ("0.001", "0.000001"),
+    ("0.01", "0.00001"),
+    ("0.1", "0.0001"),
+    ("1", "0.001"),
+]
+PRICE_UNITS: dict[str, list[tuple[Decimal, Decimal]]] = {
+    "KRW": [
+        (dec(a), dec(b))
+        for a, b in [
+            *_SUB_ONE,
+            ("10", "0.01"),
+            ("100", "1"),
+            ("5000", "5"),
+            ("10000", "10"),
+            ("50000", "50"),
+            ("100000", "100"),
+            ("500000", "500"),
+            ("1000000", "1000"),
+        ]
+    ],
+    "USDT": [(dec(a), dec(b)) for a, b in [*_SUB_ONE, ("10", "0.01")]],
+    "BTC": [(dec("0"), dec("0.00000001"))],
+}
+# The venue's refusal of an off-unit price (https://docs.upbit.com/kr/changelog/orderbook-instruments).
+INVALID_PRICE_MESSAGE = "주문가격 단위를 잘못 입력하셨습니다. 확인 후 시도해주세요."
+
+
+def price_unit(quote: str, price: Decimal) -> Decimal:
+    unit = PRICE_UNITS[quote][0][1]
+    for lower, band_unit in PRICE_UNITS[quote]:
+        if price >= lower:
+            unit = band_unit
+    return unit
 
 
 def error(status: int, name: str, message: str) -> SimReply:
@@ -59,6 +108,7 @@ class UpbitSim(SimServer):
         self.balances: dict[str, Decimal] = {"KRW": dec("10000000"), "BTC": dec("0.1"), "USDT": dec("10000")}
         self.orders: list[dict[str, Any]] = []
         self.nonces: set[str] = set()
+        self.identifiers: set[str] = set()
         self._seq = itertools.count(1)
         super().__init__()
 
@@ -162,14 +212,18 @@ class UpbitSim(SimServer):
             if o["state"] != "wait":
                 continue
             if o["side"] == "bid" and currency == o["market"].split("-")[0]:
-                total += o["volume"] * o["price"]
+                # a market buy (ord_type price) locks its KRW amount, a limit buy volume x price
+                total += (
+                    o["price"] if o["ord_type"] == "price" else (o["volume"] - o["executed"]) * o["price"]
+                )
             elif o["side"] == "ask" and currency == o["market"].split("-")[1]:
-                total += o["volume"]
+                total += o["volume"] - o["executed"]
         return total
 
     def accounts(self, request: Request) -> list[dict[str, Any]]:
         self._query(request)
         with self.lock:
+            self._settle_all()
             rows = []
             for c, v in self.balances.items():
                 locked = self._locked(c)
@@ -189,6 +243,13 @@ class UpbitSim(SimServer):
         body = request.json()
         raw = "&".join(f"{k}={v}" for k, v in body.items())
         self._auth(request, body, raw)
+        identifier = body.get("identifier")
+        with self.lock:
+            # Unique for the account whatever became of the earlier request, a refused one too.
+            if identifier and identifier in self.identifiers:
+                raise error(400, "validation_error", "identifier가 중복되었습니다.")
+            if identifier:
+                self.identifiers.add(identifier)
         market, side, ord_type = body.get("market", ""), body.get("side", ""), body.get("ord_type", "")
         if market not in self.prices:
             raise error(400, "market_does_not_exist", "마켓 정보가 존재하지 않습니다.")
@@ -200,11 +261,15 @@ class UpbitSim(SimServer):
             or (ord_type == "limit" and not (body.get("price") and body.get("volume")))
         ):
             raise error(400, "validation_error", "잘못된 파라미터입니다.")
+        quote, base = market.split("-")
         last = self.prices[market]
         price = dec(body.get("price") or last)
-        volume = dec(body["volume"]) if body.get("volume") else price / last
-        total = price if ord_type == "price" else volume * price
-        quote, base = market.split("-")
+        if ord_type == "limit" and price % price_unit(quote, price) != 0:
+            raise error(
+                400, "invalid_price_bid" if side == "bid" else "invalid_price_ask", INVALID_PRICE_MESSAGE
+            )
+        volume = dec(body["volume"]) if body.get("volume") else Decimal(0)
+        total = price if ord_type == "price" else volume * (price if ord_type == "limit" else last)
         if total < MIN_TOTAL[quote]:
             raise error(
                 400,
@@ -212,9 +277,6 @@ class UpbitSim(SimServer):
                 f"최소주문금액 이상으로 주문해주세요 ({fmt(MIN_TOTAL[quote])} {quote})",
             )
         with self.lock:
-            identifier = body.get("identifier")
-            if identifier and any(o["identifier"] == identifier for o in self.orders):
-                raise error(400, "validation_error", "identifier가 중복되었습니다.")
             if side == "bid" and total > self.balances.get(quote, Decimal(0)) - self._locked(quote):
                 raise error(400, "insufficient_funds_bid", f"주문가능한 금액({quote})이 부족합니다.")
             if side == "ask" and volume > self.balances.get(base, Decimal(0)) - self._locked(base):
@@ -227,55 +289,103 @@ class UpbitSim(SimServer):
                 "market": market,
                 "volume": volume,
                 "executed": Decimal(0),
+                "funds": Decimal(0),
                 "state": "wait",
                 "identifier": identifier,
-                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "created_at": datetime.now(KST).isoformat(timespec="seconds"),
                 "trades": [],
                 "seq": next(self._seq),
+                # a market order fills at the next read: its creation answer has no trades
+                "unsettled": ord_type in ("price", "market"),
             }
-            if ord_type in ("price", "market"):
-                signed = volume if side == "bid" else -volume
-                self.balances[base] = self.balances.get(base, Decimal(0)) + signed
-                self.balances[quote] -= signed * last
-                order.update(
-                    executed=volume,
-                    state="done",
-                    trades=[
-                        {
-                            "market": market,
-                            "uuid": str(uuid.uuid4()),
-                            "price": fmt(last),
-                            "volume": fmt(volume),
-                            "funds": fmt(volume * last),
-                            "side": side,
-                        }
-                    ],
-                )
             self.orders.append(order)
             return self._render(order)
 
+    def _settle_all(self) -> None:
+        for o in self.orders:
+            if o["unsettled"]:
+                self._settle(o)
+
+    def _settle(self, o: dict[str, Any]) -> None:
+        """Fill a market order at the last price: a sell entirely (``done``); a buy spends its
+        KRW amount in whole volume units and ends ``cancel`` when the remainder is returned,
+        ``done`` when nothing is left."""
+        o["unsettled"] = False
+        quote, base = o["market"].split("-")
+        # a market order takes the book: a buy fills at the best ask, one price unit above the
+        # last trade, a sell at the best bid, one unit below
+        unit = price_unit(quote, self.prices[o["market"]])
+        last = self.prices[o["market"]] + (unit if o["side"] == "bid" else -unit)
+        if o["ord_type"] == "price":
+            volume = (o["price"] / last).quantize(VOLUME_UNIT, rounding=ROUND_DOWN)
+        else:
+            volume = o["volume"]
+        funds = volume * last
+        signed = volume if o["side"] == "bid" else -volume
+        self.balances[base] = self.balances.get(base, Decimal(0)) + signed
+        self.balances[quote] -= signed * last
+        o.update(executed=volume, funds=funds)
+        o["state"] = "cancel" if o["ord_type"] == "price" and funds < o["price"] else "done"
+        o["trades"] = [
+            {
+                "market": o["market"],
+                "uuid": str(uuid.uuid4()),
+                "price": fmt(last),
+                "volume": fmt(volume),
+                "funds": fmt(funds),
+                "trend": "up" if o["side"] == "bid" else "down",
+                "created_at": o["created_at"],
+                "side": o["side"],
+            }
+        ]
+
     def _render(self, o: dict[str, Any]) -> dict[str, Any]:
-        body = {
+        body: dict[str, Any] = {
             "uuid": o["uuid"],
             "side": o["side"],
             "ord_type": o["ord_type"],
-            "price": fmt(o["price"]),
-            "state": o["state"],
-            "market": o["market"],
-            "created_at": o["created_at"],
-            "remaining_volume": fmt(o["volume"] - o["executed"]),
-            "reserved_fee": "0",
-            "remaining_fee": "0",
-            "paid_fee": "0",
-            "locked": "0",
-            "executed_volume": fmt(o["executed"]),
-            "trades_count": len(o["trades"]),
-            "identifier": o["identifier"],
-            "trades": o["trades"],
         }
+        if o["ord_type"] != "market":
+            body["price"] = fmt(o["price"])
+        body.update(
+            {
+                "state": o["state"],
+                "market": o["market"],
+                "created_at": o["created_at"],
+            }
+        )
         if o["ord_type"] != "price":
             body["volume"] = fmt(o["volume"])
+            body["remaining_volume"] = fmt(o["volume"] - o["executed"]) if o["state"] == "wait" else "0"
+        else:
+            body["remaining_volume"] = None
+        body.update(
+            {
+                "reserved_fee": "0",
+                "remaining_fee": "0",
+                "paid_fee": "0",
+                "locked": fmt(self._locked_by(o)),
+                # self-match prevention (v1.5.8): nothing is ever prevented here
+                "prevented_volume": "0",
+                "prevented_locked": "0",
+                "executed_volume": fmt(o["executed"]),
+                "executed_funds": fmt(o["funds"]),
+                "trades_count": len(o["trades"]),
+            }
+        )
+        if o["identifier"]:
+            body["identifier"] = o["identifier"]
+        if o["trades"]:
+            body["trades"] = o["trades"]
         return body
+
+    @staticmethod
+    def _locked_by(o: dict[str, Any]) -> Decimal:
+        if o["state"] != "wait":
+            return Decimal(0)
+        if o["side"] == "ask":
+            return o["volume"] - o["executed"]
+        return o["price"] if o["ord_type"] == "price" else (o["volume"] - o["executed"]) * o["price"]
 
     def _find(self, params: dict[str, str]) -> dict[str, Any]:
         with self.lock:
@@ -283,28 +393,36 @@ class UpbitSim(SimServer):
                 if (params.get("uuid") and o["uuid"] == params["uuid"]) or (
                     params.get("identifier") and o["identifier"] == params["identifier"]
                 ):
+                    if o["unsettled"]:
+                        self._settle(o)
                     return o
         raise error(404, "order_not_found", "주문을 찾지 못했습니다.")
 
     def order_get(self, request: Request) -> dict[str, Any]:
-        return self._render(self._find(self._query(request)))
+        order = self._find(self._query(request))
+        with self.lock:
+            return self._render(order)
 
     def order_cancel(self, request: Request) -> dict[str, Any]:
         order = self._find(self._query(request))
         with self.lock:
             if order["state"] != "wait":
                 raise error(400, "order_not_found", "주문을 찾지 못했습니다.")
+            answer = self._render(order)  # the answer shows the order as it was (still wait)
             order["state"] = "cancel"
-        return self._render(order)
+        return answer
 
     def order_list(self, request: Request, states: set[str]) -> list[dict[str, Any]]:
         params = self._query(request)
         with self.lock:
-            return [
-                self._render(o)
-                for o in reversed(self.orders)
-                if o["state"] in states and (not params.get("market") or o["market"] == params["market"])
-            ]
+            self._settle_all()
+            rows = []
+            for o in reversed(self.orders):
+                if o["state"] in states and (not params.get("market") or o["market"] == params["market"]):
+                    row = self._render(o)
+                    row.pop("trades", None)  # the lists carry no trades
+                    rows.append(row)
+            return rows
 
     def orders_for(self, identifier: str) -> list[dict[str, Any]]:
         with self.lock:

@@ -148,9 +148,11 @@ def test_spot_limit_sell_truncates_to_quantity_precision_and_rounds_to_price_pre
     )
 
     [placed] = bitget_sim.orders
-    # 33.3333333% of 2 ETH = 0.666666666 -> quantityPrecision 4 -> 0.6666; pricePrecision 2 -> 3500.12
-    assert (placed["size"], placed["price"], placed["status"]) == (D("0.6666"), D("3500.12"), "live")
+    # 33.3333333% of 2 ETH = 0.666666666 -> quantityPrecision 4 -> 0.6666; pricePrecision 2: a
+    # sell moves up to 3500.13 (the passive side, never cheaper than asked), and the order says so
+    assert (placed["size"], placed["price"], placed["status"]) == (D("0.6666"), D("3500.13"), "live")
     assert (order.status, order.quantity) == (OrderStatus.OPEN, D("0.6666"))
+    assert "3500.123" in order.message and "3500.13" in order.message
 
 
 def test_futures_long_is_sized_from_equity_times_leverage_on_isolated_margin(
@@ -698,3 +700,44 @@ def test_signed_requests_carry_bitget_headers_and_verify(bitget_account: Any, bi
     assert (replay.status_code, replay.json()["code"]) == (200, "00000")
     assert (other_query.status_code, other_query.json()["code"]) == (400, "40009")
     assert (tampered.status_code, tampered.json()["code"]) == (400, "40009")
+
+
+# --- client ids: clientOid is held only while the order is unfilled (spot, 6 hours) -----------
+
+
+def spot_request(order_type: str = "MARKET", **kw: Any) -> OrderRequest:
+    fields: dict[str, Any] = {
+        "symbol": "BTC/USDT",
+        "side": "BUY",
+        "order_type": order_type,
+        "qty_per": D("10"),
+    }
+    fields.update(kw)
+    return OrderRequest(client_order_id="qt" + "7" * 32, market_type="SPOT", **fields)
+
+
+def test_spot_client_id_of_a_filled_order_is_accepted_again(
+    bitget_account: Any, bitget_sim: BitgetSim
+) -> None:
+    from orders.exchanges.ccxt.bitget import BitgetAdapter
+
+    adapter = adapter_for(bitget_account())
+    first = adapter.place_order(spot_request())
+
+    again = adapter.place_order(spot_request())  # Bitget takes it: the first one is filled
+
+    assert first.status == again.status == OrderStatus.FILLED
+    assert first.exchange_order_id != again.exchange_order_id
+    assert len(bitget_sim.orders) == 2
+    assert BitgetAdapter.client_id_refused_in_every_state is False
+
+
+def test_spot_client_id_of_a_live_order_is_refused(bitget_account: Any, bitget_sim: BitgetSim) -> None:
+    adapter = adapter_for(bitget_account())
+    limit = spot_request("LIMIT", price=D("40000"))
+    first = adapter.place_order(limit)
+
+    again = adapter.place_order(limit)  # 40786 Duplicate clientOid: the adapter finds the first
+
+    assert (again.exchange_order_id, again.status) == (first.exchange_order_id, OrderStatus.OPEN)
+    assert len(bitget_sim.orders) == 1

@@ -676,3 +676,26 @@ def test_5xx_and_rate_limit_are_retried_by_the_worker_without_a_duplicate(
     first, second = bybit_sim.seen(CREATE)
     assert second.received_at - first.received_at >= 0.9  # the worker's backoff (1 s), not a tight loop
     assert len(bybit_sim.orders) == 1
+
+
+# --- finding #4: prices move onto tickSize toward the passive side --------------------------
+
+
+@pytest.mark.parametrize(
+    ("market", "side", "asked", "sent"),
+    [
+        ("SPOT", "BUY", "60000.019", "60000.01"),  # ccxt's nearest rounding would send 60000.02
+        ("SPOT", "SELL", "160000.011", "160000.02"),
+        ("FUTURES", "BUY", "60000.19", "60000.1"),  # tickSize 0.10: nearest would be 60000.2
+    ],
+)
+def test_limit_price_moves_onto_the_tick_toward_the_passive_side(
+    bybit_account: Any, bybit_sim: BybitSim, market: str, side: str, asked: str, sent: str
+) -> None:
+    result = adapter_for(bybit_account()).place_order(
+        request(market=market, side=side, order_type="LIMIT", qty_per=D("10"), price=D(asked))
+    )
+
+    (order,) = bybit_sim.orders_for("qt-b1")
+    assert order["price"] == D(sent)
+    assert asked in result.message and sent in result.message

@@ -140,9 +140,11 @@ def test_spot_limit_sell_truncates_to_the_lot_and_rounds_to_the_tick(
     )
 
     [placed] = okx_sim.orders
-    # 33.3333333% of 2 ETH = 0.6666666660 -> lotSz 0.000001 -> 0.666666; tickSz 0.01 -> 3500.12
-    assert (placed["sz"], placed["px"], placed["state"]) == (D("0.666666"), D("3500.12"), "live")
+    # 33.3333333% of 2 ETH = 0.6666666660 -> lotSz 0.000001 -> 0.666666; tickSz 0.01: a sell
+    # moves up to 3500.13 (the passive side, never cheaper than asked), and the order says so
+    assert (placed["sz"], placed["px"], placed["state"]) == (D("0.666666"), D("3500.13"), "live")
     assert (order.status, order.quantity) == (OrderStatus.OPEN, D("0.666666"))
+    assert "3500.123" in order.message and "3500.13" in order.message
 
 
 def test_swap_long_is_sized_in_contracts_from_equity_times_leverage(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import ccxt
 import pytest
 
 from orders.exchanges import adapter_for
@@ -16,6 +17,7 @@ from orders.exchanges.base import (
     PermanentVenueError,
     RetryableVenueError,
 )
+from orders.exchanges.ccxt.base import venue_message
 from quanttrade.vocabulary import OrderStatus
 from venuesim.upbit import UpbitSim
 
@@ -146,3 +148,128 @@ def test_timeout_after_accepting_is_found_by_identifier(upbit_account: Any, upbi
 
     assert found is not None and found.status == OrderStatus.FILLED
     assert len(upbit_sim.orders_for("qt-u1")) == 1
+
+
+# --- finding #3: a market buy ends "cancel" with fills when the unspent KRW is returned -------
+
+
+def test_market_buy_is_created_wait_and_ends_cancel_with_fills_recorded_filled(
+    upbit_account: Any, upbit_sim: UpbitSim
+) -> None:
+    adapter = adapter_for(upbit_account())
+
+    result = adapter.place_order(request())
+
+    (order,) = upbit_sim.orders_for("qt-u1")
+    # ~1,000,000 KRW at the ask (90,001,000) buys 0.01111098 BTC (8 decimals); the rest comes back
+    assert (order["state"], order["executed"]) == ("cancel", D("0.01111098"))
+    assert (result.status, result.filled_qty) == (OrderStatus.FILLED, D("0.01111098"))
+    found = adapter.fetch_order_by_client_id(request())
+    assert found is not None and found.status == OrderStatus.FILLED
+
+
+def test_market_buy_creation_answer_is_wait_without_trades(upbit_account: Any, upbit_sim: UpbitSim) -> None:
+    adapter = adapter_for(upbit_account())
+    adapter.market("SPOT", "BTC/KRW")
+    client, _lock = adapter._client("SPOT")
+
+    created = client.privatePostOrders(
+        {"market": "KRW-BTC", "side": "bid", "ord_type": "price", "price": "1000000", "identifier": "raw-1"}
+    )
+
+    assert (created["state"], created["executed_volume"], created["trades_count"]) == ("wait", "0", 0)
+    assert created["created_at"].endswith("+09:00")
+    looked_up = client.privateGetOrder({"identifier": "raw-1"})
+    assert (looked_up["state"], looked_up["executed_volume"]) == ("cancel", "0.01111098")
+
+
+def test_market_buy_cancelled_with_part_of_the_amount_unspent_stays_cancelled_with_its_fill() -> None:
+    from orders.exchanges.ccxt.upbit import upbit_result
+
+    order = {
+        "id": "u-1",
+        "amount": None,
+        "filled": 0.05,
+        "average": 100000.0,
+        "cost": 5000.0,
+        "status": "canceled",
+        "trades": [{"cost": 5000.0}],
+        "info": {"state": "cancel", "ord_type": "price", "price": "10000", "executed_funds": "5000"},
+    }
+
+    result = upbit_result(order)
+
+    # over, with half the KRW unspent: not FILLED, and not partially_filled (a live state)
+    assert (result.status, result.filled_qty) == (OrderStatus.CANCELLED, D("0.05"))
+
+
+# --- finding #4: KRW prices on Upbit's price units, the passive side ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("side", "asked", "sent"), [("BUY", "90000500", "90000000"), ("SELL", "90000500", "90001000")]
+)
+def test_limit_price_moves_onto_the_krw_price_unit_toward_the_passive_side(
+    upbit_account: Any, upbit_sim: UpbitSim, side: str, asked: str, sent: str
+) -> None:
+    result = adapter_for(upbit_account()).place_order(
+        request(side=side, order_type="LIMIT", qty_per=D("10"), price=D(asked))
+    )
+
+    (order,) = upbit_sim.orders_for("qt-u1")
+    assert order["price"] == D(sent)
+    assert f"{asked}" in result.message and f"{sent}" in result.message
+
+
+def test_simulator_refuses_an_off_unit_krw_price_with_upbits_error(
+    upbit_account: Any, upbit_sim: UpbitSim
+) -> None:
+    adapter = adapter_for(upbit_account())
+    adapter.market("SPOT", "BTC/KRW")
+    client, _lock = adapter._client("SPOT")
+
+    with pytest.raises(ccxt.BaseError) as caught:
+        client.privatePostOrders(
+            {"market": "KRW-BTC", "side": "bid", "ord_type": "limit", "price": "90000500", "volume": "0.001"}
+        )
+
+    assert "invalid_price_bid" in str(caught.value)
+    assert venue_message(caught.value) == "주문가격 단위를 잘못 입력하셨습니다. 확인 후 시도해주세요."
+    assert upbit_sim.orders == []
+
+
+def test_krw_price_units_follow_upbits_table() -> None:
+    from orders.exchanges.ccxt.upbit import KRW_PRICE_UNITS
+
+    # https://docs.upbit.com/kr/docs/krw-market-info (2025-07-31 policy)
+    for price, unit in [
+        ("2500000", "1000"), ("1500000", "1000"), ("700000", "500"), ("200000", "100"), ("70000", "50"),
+        ("20000", "10"), ("7000", "5"), ("2000", "1"), ("500", "1"), ("50", "0.01"), ("5", "0.001"),
+    ]:  # fmt: skip
+        assert KRW_PRICE_UNITS.step_for(D(price)) == D(unit), price
+
+
+# --- client ids: identifier is unique for the account, whatever became of the earlier order ---
+
+
+def test_identifier_of_a_refused_order_is_refused_again(upbit_account: Any, upbit_sim: UpbitSim) -> None:
+    from orders.exchanges.ccxt.upbit import UpbitAdapter
+
+    adapter = adapter_for(upbit_account())
+    adapter.market("SPOT", "BTC/KRW")
+    client, _lock = adapter._client("SPOT")
+    too_big = {
+        "market": "KRW-BTC",
+        "side": "bid",
+        "ord_type": "price",
+        "price": "99000000",
+        "identifier": "x1",
+    }
+    with pytest.raises(ccxt.InsufficientFunds):
+        client.privatePostOrders(too_big)
+
+    with pytest.raises(ccxt.BaseError, match="identifier"):
+        client.privatePostOrders({**too_big, "price": "10000"})
+
+    assert upbit_sim.orders == []
+    assert UpbitAdapter.client_id_refused_in_every_state is True

@@ -46,6 +46,7 @@ from orders.exchanges.base import (
     RetryableVenueError,
     VenueError,
 )
+from orders.exchanges.ticks import StepTable
 from quanttrade.vocabulary import ZERO, MarketType, OrderStatus, OrderType, decimal_str, to_decimal
 
 log = logging.getLogger("quanttrade.orders")
@@ -415,10 +416,11 @@ class CcxtAdapter(ExchangeAdapter):
         per_contract = contract_size(market)
         contracts = self._amount_to_precision(request.market_type, symbol, amount / per_contract)
         amount = contracts if per_contract == 1 else Decimal(decimal_str(contracts * per_contract, "0"))
+        notes: list[str] = []
         if price is not None:
-            price = self._price_to_precision(request.market_type, symbol, price)
+            price = self._price_on_step(request, market, price, notes)
         if trigger is not None:
-            trigger = self._price_to_precision(request.market_type, symbol, trigger)
+            trigger = self._price_on_step(request, market, trigger, notes)
         self._check_minimums(market, amount, price or trigger or reference, reduce_only)
 
         params = self._id_params(self.venue_client_id(request.client_order_id), trigger is not None)
@@ -494,7 +496,44 @@ class CcxtAdapter(ExchangeAdapter):
             result = self._state_after_placement(request, result)
         if result.quantity is None:
             result.quantity = amount
+        if notes:
+            result.message = " ".join(filter(None, [result.message, *notes]))
         return result
+
+    def _price_steps(self, market: dict[str, Any]) -> StepTable | None:
+        """The venue's price step table for ``market`` (a hook: Upbit's KRW price units); None:
+        the market's own tick (ccxt's price precision)."""
+        return None
+
+    def _price_on_step(
+        self, request: OrderRequest, market: dict[str, Any], price: Decimal, notes: list[str]
+    ) -> Decimal:
+        """``price`` on the venue's price step, moved toward the passive side (a buy down, a sell
+        up: ccxt's ``price_to_precision`` rounds to the nearest, which can make a buy dearer).
+        A moved price leaves a note for the order's result message."""
+        table = self._price_steps(market)
+        if table is None:
+            client, _lock = self._client(request.market_type)
+            tick = to_decimal((market.get("precision") or {}).get("price"))
+            if not tick:
+                return self._price_to_precision(request.market_type, market["symbol"], price)
+            if client.precisionMode != ccxt.TICK_SIZE:
+                tick = Decimal(1).scaleb(-int(tick))  # DECIMAL_PLACES: the number of decimals
+            table = StepTable(((ZERO, tick),))
+        on_step = Decimal(decimal_str(table.to_step(price, request.side), "0"))  # no trailing zeros
+        if on_step != price:
+            notes.append(
+                _(
+                    "Price %(price)s moved to %(on_step)s, the venue's price step (%(side)s: toward the passive side)."
+                )
+                % {
+                    "price": decimal_str(price, "0"),
+                    "on_step": decimal_str(on_step, "0"),
+                    "side": request.side,
+                }
+            )
+            log.warning("%s 가격 단위 조정: %s -> %s (%s)", self.display_name, price, on_step, request.side)
+        return on_step
 
     def _id_params(self, client_id: str, conditional: bool) -> dict[str, Any]:
         """The order params naming our client order id (a hook: OKX names trigger orders apart)."""

@@ -28,6 +28,10 @@ class BitgetAdapter(CcxtAdapter):
     # marginMode goes with each futures order.
     margin_mode_per_order = True
     placement_answers_ids_only = True
+    # clientOid: "The idempotency time is 6 hours, only valid when orders are unfilled"
+    # (https://www.bitget.com/api-doc/spot/trade/Place-Order): a filled, cancelled or older
+    # order's id is accepted again, so a repeat can be a second order.
+    client_id_refused_in_every_state = False
 
     def _order_by_client_id(
         self,

@@ -23,6 +23,9 @@ class BybitAdapter(CcxtAdapter):
     # 110043 "leverage not modified": it is already set.
     leverage_unchanged_codes = frozenset({"110043"})
     placement_answers_ids_only = True
+    # No Bybit document found that a repeated orderLinkId is refused whatever the earlier
+    # order's state (spot says nothing; see docs/venues.md): never resent on that ground.
+    client_id_refused_in_every_state = False
 
     def _trigger_params(self, market: dict[str, Any], side: str) -> dict[str, Any]:
         """Bybit contracts want the direction: a buy stop fires on the way up, a sell stop on

@@ -31,6 +31,9 @@ class OkxAdapter(CcxtAdapter):
     cancel_batch = 20
     cancel_batch_trigger = 10
     placement_answers_ids_only = True
+    # No OKX document found that a repeated clOrdId is refused whatever the earlier order's
+    # state (51016 "Duplicated clOrdId" says when, not for how long): never resent on that ground.
+    client_id_refused_in_every_state = False
 
     def _id_params(self, client_id: str, conditional: bool) -> dict[str, Any]:
         """Trigger orders are algo orders, known by algoClOrdId."""

@@ -9,14 +9,72 @@ import ccxt
 
 from orders.exchanges.base import OrderResult
 from orders.exchanges.ccxt.base import CcxtAdapter, order_result
+from orders.exchanges.ticks import StepTable
+from quanttrade.vocabulary import ZERO, OrderStatus, to_decimal
+
+D = Decimal
+
+# Upbit's KRW market price units ("원화(KRW) 마켓 주문 가격 단위", in force since 2025-07-31):
+# https://docs.upbit.com/kr/docs/krw-market-info (updatedAt 2026-05-04) for 100 KRW and up;
+# below 100 KRW the bands of https://docs.upbit.com/v1.5.2/changelog/krw_tick_unit_change.
+# Not modelled: USDT/KRW and USDC/KRW (0.5 between 1,000 and 10,000 KRW) — their own table.
+KRW_PRICE_UNITS = StepTable(
+    (
+        (D("0"), D("0.00000001")),
+        (D("0.0001"), D("0.0000001")),
+        (D("0.001"), D("0.000001")),
+        (D("0.01"), D("0.00001")),
+        (D("0.1"), D("0.0001")),
+        (D("1"), D("0.001")),
+        (D("10"), D("0.01")),
+        (D("100"), D("1")),
+        (D("5000"), D("5")),
+        (D("10000"), D("10")),
+        (D("50000"), D("50")),
+        (D("100000"), D("100")),
+        (D("500000"), D("500")),
+        (D("1000000"), D("1000")),
+    )
+)
+# USDT market: https://docs.upbit.com/docs/usdt-market-info; BTC market: one unit,
+# https://docs.upbit.com/docs/btc-market-info.
+USDT_PRICE_UNITS = StepTable(
+    (
+        (D("0"), D("0.00000001")),
+        (D("0.0001"), D("0.0000001")),
+        (D("0.001"), D("0.000001")),
+        (D("0.01"), D("0.00001")),
+        (D("0.1"), D("0.0001")),
+        (D("1"), D("0.001")),
+        (D("10"), D("0.01")),
+    )
+)
+BTC_PRICE_UNITS = StepTable(((D("0"), D("0.00000001")),))
 
 
 class UpbitAdapter(CcxtAdapter):
-    """Upbit: a published minimum order value, orders looked up by ``identifier``."""
+    """Upbit: a published minimum order value, price units per quote currency, orders looked
+    up by ``identifier``, market buys that end ``cancel`` once the unspent KRW is returned."""
 
     display_name = "Upbit"
     # Upbit's markets carry no minimum in ccxt: its published rule per quote currency.
     min_cost = {"KRW": Decimal("5000"), "BTC": Decimal("0.00005"), "USDT": Decimal("0.5")}
+    # Price units per quote currency (ccxt's markets say 1e-8 for every Upbit market).
+    price_units: dict[str, StepTable] = {
+        "KRW": KRW_PRICE_UNITS,
+        "USDT": USDT_PRICE_UNITS,
+        "BTC": BTC_PRICE_UNITS,
+    }
+    # "identifier ... 사용자의 전체 주문 내 유일한 값 ... 주문 요청시 오류가 발생하더라도 같은 값으로
+    # 다시 요청을 보낼 수 없습니다" (POST /v1/orders, https://docs.upbit.com/kr/v1.5.9/reference/주문하기):
+    # a repeated identifier is refused whatever became of the earlier order, even a failed one.
+    client_id_refused_in_every_state = True
+    # A market order's creation answer is ``wait`` with no trades: its fill shows only at the
+    # next read, so the state comes from a lookup by identifier right after.
+    placement_answers_ids_only = True
+
+    def _price_steps(self, market: dict[str, Any]) -> StepTable | None:
+        return self.price_units.get(str(market.get("quote")))
 
     def _order_by_client_id(
         self,
@@ -28,4 +86,34 @@ class UpbitAdapter(CcxtAdapter):
     ) -> OrderResult | None:
         """GET /v1/order by ``identifier`` (our client order id), which ccxt has no param for."""
         raw = client.privateGetOrder({"identifier": cid})
-        return order_result(client.parse_order(raw, market))
+        return upbit_result(client.parse_order(raw, market))
+
+
+def upbit_result(order: dict[str, Any]) -> OrderResult:
+    """ccxt's order -> OrderResult, with Upbit's market buy read right.
+
+    A market buy (``ord_type: price``) spends a KRW amount; Upbit ends it ``done`` when the
+    amount was spent to the unit, and ``cancel`` when the unspent remainder (less than one
+    volume unit's worth) is returned — with ``executed_volume > 0`` (Upbit: a market buy ends in
+    either state). ccxt reads ``cancel`` as canceled, which would record a filled buy as
+    cancelled. The rule: a market buy that ended ``cancel`` with fills is FILLED when what it
+    spent (``executed_funds``, else the sum of its trades) is within one volume unit's worth
+    (1e-8 x the average price, + 1e-8) of what it was asked to spend. Otherwise it stays
+    CANCELLED with the filled quantity: the order is over, and ``partially_filled`` is a live
+    state here (it would keep the order looked up and hold back the next same-kind order)."""
+    result = order_result(order)
+    info = order.get("info") or {}
+    if info.get("state") != "cancel" or info.get("ord_type") != "price" or result.filled_qty <= 0:
+        return result
+    asked = to_decimal(info.get("price")) or ZERO
+    # executed_funds where Upbit sends it; else the sum of the listed trades (ccxt's cost,
+    # which without trades is the asked amount itself, so it does not count)
+    spent = to_decimal(info.get("executed_funds"))
+    if spent is None and order.get("trades"):
+        spent = to_decimal(order.get("cost"))
+    spent = spent if spent is not None else ZERO
+    average = result.avg_price or ZERO
+    unit = Decimal("0.00000001")
+    if asked > 0 and asked - spent <= average * unit + unit:
+        result.status = OrderStatus.FILLED
+    return result

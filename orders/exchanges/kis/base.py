@@ -270,7 +270,7 @@ def cancel_each(orders: list[VenueOrder], product: str | None, cancel: Callable[
     failing cancel never stops the others. Returns how many were cancelled; when any failed,
     raises :class:`CancelAllIncomplete` with that count and every failure."""
     count = 0
-    failures: list[tuple[str, str]] = []
+    failures: list[str] = []
     seen: set[str] = set()
     for order in orders:
         if (product and order.product != product.upper()) or order.remaining <= 0:
