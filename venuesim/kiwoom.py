@@ -439,19 +439,7 @@ class KiwoomSim(SimServer):
         self._required(fields, "qry_tp", "dmst_stex_tp")
         with self.lock:
             held = [(code, qty) for code, qty in sorted(self.holdings.items()) if qty > 0]
-            rows = [
-                {
-                    "stk_cd": f"A{code}",
-                    "stk_nm": "",
-                    "rmnd_qty": pad(qty, 15),
-                    "trde_able_qty": pad(qty - self._selling(code), 15),
-                    "cur_prc": pad(self.prices.get(code, Decimal(0)), 12),
-                    "pur_pric": pad(self.prices.get(code, Decimal(0)), 15),
-                    "evlt_amt": pad(qty * self.prices.get(code, Decimal(0)), 15),
-                    "crd_tp": "00",
-                }
-                for code, qty in held
-            ]
+            rows = [self._holding_row(code, qty) for code, qty in held]
             total = sum((qty * self.prices.get(code, Decimal(0)) for code, qty in held), Decimal(0))
         page, headers = self._page(request, rows)
         body = answer(
@@ -461,9 +449,41 @@ class KiwoomSim(SimServer):
             tot_evlt_pl=pad(0, 15),
             tot_prft_rt="0.00",
             prsm_dpst_aset_amt=pad(self.cash + total, 15),
+            tot_loan_amt=pad(0, 15),
+            tot_crd_loan_amt=pad(0, 15),
+            tot_crd_ls_amt=pad(0, 15),
             acnt_evlt_remn_indv_tot=page,
         )
         return SimReply(200, body, headers)
+
+    def _holding_row(self, code: str, qty: Decimal) -> dict[str, Any]:
+        """One kt00018 row; bought at today's price here, so no P&L, fees or tax."""
+        price = self.prices.get(code, Decimal(0))
+        return {
+            "stk_cd": f"A{code}",
+            "stk_nm": "",
+            "evltv_prft": pad(0, 15),
+            "prft_rt": "0.00",
+            "pur_pric": pad(price, 15),
+            "pred_close_pric": pad(price, 12),
+            "rmnd_qty": pad(qty, 15),
+            "trde_able_qty": pad(qty - self._selling(code), 15),
+            "cur_prc": pad(price, 12),
+            "pred_buyq": pad(0, 15),
+            "pred_sellq": pad(0, 15),
+            "tdy_buyq": pad(0, 15),
+            "tdy_sellq": pad(0, 15),
+            "pur_amt": pad(qty * price, 15),
+            "pur_cmsn": pad(0, 15),
+            "evlt_amt": pad(qty * price, 15),
+            "sell_cmsn": pad(0, 15),
+            "tax": pad(0, 15),
+            "sum_cmsn": pad(0, 15),
+            "poss_rt": "0.00",
+            "crd_tp": "00",
+            "crd_tp_nm": "",
+            "crd_loan_dt": "",
+        }
 
     def _selling(self, code: str) -> Decimal:
         """Shares held back by resting sell orders."""
