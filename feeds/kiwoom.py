@@ -10,7 +10,7 @@ Protocol (official guide, kiwoom_api_spec.json in Kiwoom-Securities/Kiwoom-REST-
   20 체결시간 (HHMMSS);
 * the server's ``{"trnm": "PING"}`` is sent back unchanged.
 The guide states no registration limit; items are split into groups of at most
-``KIWOOM_WS_ITEMS_PER_GROUP`` (100) on one connection. A dropped connection reconnects with
+``ITEMS_PER_GROUP`` (100) on one connection. A dropped connection reconnects with
 exponential backoff (with jitter), logs in again and re-registers every group.
 """
 
@@ -29,7 +29,6 @@ from typing import Any
 import requests
 import websockets
 from channels.db import database_sync_to_async
-from django.conf import settings
 
 from feeds.base import Feed
 from prices.calendar import KST
@@ -149,9 +148,7 @@ class KiwoomFeed(Feed):
         self.fixed_tickers = tickers
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
-        self.items_per_group = items_per_group or int(
-            getattr(settings, "KIWOOM_WS_ITEMS_PER_GROUP", ITEMS_PER_GROUP)
-        )
+        self.items_per_group = items_per_group or ITEMS_PER_GROUP
         self.token: str | None = None
 
     def _from_account(self) -> None:

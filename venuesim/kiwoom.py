@@ -19,9 +19,11 @@ message texts for them: the Korean wordings below are this simulator's own (mark
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import json
+import logging
 import secrets
 import threading
 import time
@@ -34,7 +36,7 @@ from zoneinfo import ZoneInfo
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from venuesim.core import Fault, Request, Route, SimReply, SimServer, dec, run_from_command_line
+from venuesim.core import Fault, Request, Route, SimReply, SimServer, dec
 
 KST = ZoneInfo("Asia/Seoul")
 ORDER_PATH, ACCOUNT_PATH, TOKEN_PATH = "/api/dostk/ordr", "/api/dostk/acnt", "/oauth2/token"
@@ -541,8 +543,8 @@ class KiwoomSim(SimServer):
     @property
     def ws_url(self) -> str:
         assert self._ws_server is not None
-        port = next(iter(self._ws_server.sockets)).getsockname()[1]
-        return f"ws://127.0.0.1:{port}{WS_PATH}"
+        host, port = next(iter(self._ws_server.sockets)).getsockname()[:2]
+        return f"ws://{host}:{port}{WS_PATH}"
 
     def stop(self) -> None:
         super().stop()
@@ -694,14 +696,22 @@ def tick_values(
 
 
 def main() -> None:
-    def factory() -> KiwoomSim:
-        sim = KiwoomSim()
-        sim.start_ws(port=0)
-        print(f"kiwoom realtime socket on {sim.ws_url}", flush=True)
-        return sim
-
-    factory.__name__ = "KiwoomSim"
-    run_from_command_line(factory, 8600)
+    """``python -m venuesim.kiwoom --port N``: REST on N, the realtime socket on N+1 (or --ws-port)."""
+    parser = argparse.ArgumentParser(description="Local Kiwoom REST + WebSocket simulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8600)
+    parser.add_argument("--ws-port", type=int, default=None)
+    parser.add_argument("--mock", action="store_true", help="behave as 모의투자 (KRX only)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(levelname)s] %(message)s")
+    sim = KiwoomSim(mock=args.mock)
+    url = sim.start(args.host, args.port)
+    ws_url = sim.start_ws(args.host, args.ws_port if args.ws_port is not None else args.port + 1)
+    print(f"kiwoom simulator listening on {url} (realtime {ws_url})", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        sim.stop()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from orders.exchanges import adapter_for
 from orders.exchanges.base import OrderRejected, OrderRequest
 from orders.exchanges.kiwoom import KiwoomAdapter
 from orders.exchanges.kiwoom.domestic_stock import KRX_STOCK_STEPS
+from orders.services import live_orders_refresh
 from quanttrade.vocabulary import OrderStatus
 from strategies.models import Account, link_problem
 from tests.webhook.scenarios import DOMESTIC_STOCK
@@ -409,3 +410,32 @@ def test_rate_limit_and_token_expiry_mid_run_leave_one_order(
     [order] = wait_orders(webhook_id=signal(), timeout=20)
     assert len(kiwoom_sim.orders) == 1 and order.status == OrderStatus.FILLED, order.message
     assert kiwoom_sim.token_requests == (2 if fault == "token_expired" else 1)
+
+
+@pytest.mark.django_db
+def test_mock_trading_is_krx_only_and_uses_the_mock_domain(kiwoom_account: Any) -> None:
+    account = kiwoom_account()
+    account.is_testnet = True
+    account.settings = {**account.settings, "api_base_url": ""}
+    adapter = KiwoomAdapter(account)
+    assert adapter.client.base_url == "https://mockapi.kiwoom.com"
+    with pytest.raises(OrderRejected) as refused:
+        adapter.place_order(request(order_type="LIMIT", price=Decimal(70000), params={"exchange_id": "SOR"}))
+    assert refused.value.message == "키움 모의투자는 KRX만 지원합니다: SOR"
+
+
+def test_a_resting_order_filled_later_is_read_by_the_live_refresh(
+    celery_worker: Any, kiwoom_sim: KiwoomSim, signal: Any, wait_orders: Any
+) -> None:
+    [order] = wait_orders(webhook_id=signal(order_type="LIMIT", price=60000), timeout=20)
+    assert order.status == OrderStatus.OPEN
+    kiwoom_sim.fill_order(order.exchange_order_id, Decimal(60000))
+
+    assert live_orders_refresh() == 1
+    order.refresh_from_db()
+    assert (order.status, order.filled_qty, order.avg_price) == (
+        OrderStatus.FILLED,
+        Decimal(2),
+        Decimal(60000),
+    )
+    assert live_orders_refresh() == 0

@@ -102,7 +102,7 @@ class KiwoomAdapter(ExchangeAdapter):
         if request.order_type not in ds.TRDE_TP:
             raise ds.unsupported(request.order_type)
         side, qty = self.quantity(request)
-        api_id, body = ds.order_body(request, side, qty)
+        api_id, body = ds.order_body(request, side, qty, self.client.mock)
         intent = self.ledger.new_intent(
             request.market_type, body["stk_cd"], side, qty, self.clock(), exchange=body["dmst_stex_tp"]
         )

@@ -72,16 +72,23 @@ def stock_code(symbol: str) -> str:
     return symbol
 
 
-def exchange_of(request: OrderRequest) -> str:
+def exchange_of(request: OrderRequest, mock: bool = False) -> str:
+    """``params.exchange_id`` (KRX default, NXT, SOR); 모의투자 trades on KRX only."""
     exchange = str(request.params.get("exchange_id") or "KRX").upper()
     if exchange not in EXCHANGES:
         raise OrderRejected(
             _("Unknown domestic exchange %(exchange)s (KRX, NXT or SOR)") % {"exchange": exchange}
         )
+    if mock and exchange != "KRX":
+        raise OrderRejected(
+            _("Kiwoom mock trading (모의투자) supports KRX only, not %(exchange)s") % {"exchange": exchange}
+        )
     return exchange
 
 
-def order_body(request: OrderRequest, side: str, qty: Decimal) -> tuple[str, dict[str, str]]:
+def order_body(
+    request: OrderRequest, side: str, qty: Decimal, mock: bool = False
+) -> tuple[str, dict[str, str]]:
     """(api-id, body) of a buy or sell; prices moved onto the KRX step toward the passive side."""
     trde_tp = TRDE_TP.get(request.order_type)
     if trde_tp is None:
@@ -93,7 +100,7 @@ def order_body(request: OrderRequest, side: str, qty: Decimal) -> tuple[str, dic
     if request.order_type == OrderType.STOP_LIMIT and request.stop_price is not None:
         stop = decimal_str(KRX_STOCK_STEPS.to_step(request.stop_price, side), "0")
     body = {
-        "dmst_stex_tp": exchange_of(request),
+        "dmst_stex_tp": exchange_of(request, mock),
         "stk_cd": stock_code(request.symbol),
         "ord_qty": decimal_str(qty, "0"),
         "ord_uv": price,
