@@ -227,9 +227,7 @@ def test_kiwoom_links_to_domestic_stock_strategies_only() -> None:
 KR_SCENARIOS = {s[0]: s for s in DOMESTIC_STOCK}
 
 
-@pytest.mark.parametrize(
-    "scenario", ["k01-market-buy", "k03-limit-buy", "k06-best-limit-buy", "k10-limit-sell-hynix"]
-)
+@pytest.mark.parametrize("scenario", list(KR_SCENARIOS))
 def test_seed_kr_scenarios_on_kiwoom(
     client: Client,
     celery_worker: Any,
