@@ -116,7 +116,7 @@ def test_feed_is_registered_as_kiwoom() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_ticks_reach_rest_and_a_ws_client_identically_ping_is_echoed_and_a_drop_reregisters(
-    sim: KiwoomSim, run_feed: Callable[[KiwoomFeed], threading.Event]
+    sim: KiwoomSim, run_feed: Callable[[KiwoomFeed], threading.Event], admin_client: Client
 ) -> None:
     feed = feed_for(sim, ["005930", "000660"])
     run_feed(feed)
@@ -157,6 +157,16 @@ def test_ticks_reach_rest_and_a_ws_client_identically_ping_is_echoed_and_a_drop_
     sim.push_tick("000660", tick_values(128500, 500, "0.39", 1000, 128600, 128500))
     wait_for(lambda: (r := price_latest("000660")) is not None and r.price == Decimal(128500))
     assert feed.health.reconnects == 1 and feed.health.ticks == 2 and sim.token_requests == 1
+
+    def kiwoom_status() -> dict[str, Any]:
+        feeds = admin_client.get("/api/prices/status").json()["feeds"]
+        return next((f for f in feeds if f["feed"] == "kiwoom"), {})
+
+    # Health is written on every state change and at most once a second while ticking.
+    wait_for(lambda: kiwoom_status().get("reconnects") == 1)
+    status = kiwoom_status()
+    assert status["running"] and status["ticks"] >= 1 and status["errors"] == 1  # the drop
+    assert (status["subscriptions"], status["groups"]) == (2, 1)
 
 
 def test_registration_stays_within_the_group_limit(

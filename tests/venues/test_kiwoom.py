@@ -350,10 +350,11 @@ def signal(client: Client, make_strategy: Any, kiwoom_account: Any) -> Callable[
     return send
 
 
-def test_timeout_after_the_venue_accepted_ends_filled_with_one_order(
-    celery_worker: Any, kiwoom_sim: KiwoomSim, signal: Any, wait_orders: Any
+@pytest.mark.parametrize("fault", ["timeout", "drop"])
+def test_an_answer_lost_after_the_venue_accepted_ends_filled_with_one_order(
+    celery_worker: Any, kiwoom_sim: KiwoomSim, signal: Any, wait_orders: Any, fault: str
 ) -> None:
-    kiwoom_sim.inject("timeout", ORDER_PATH, delay=1.0)
+    kiwoom_sim.inject(fault, ORDER_PATH, delay=1.0)
     [order] = wait_orders(webhook_id=signal(), timeout=20)
     [venue_order] = kiwoom_sim.orders
     assert (order.status, order.exchange_order_id) == (OrderStatus.FILLED, venue_order["ord_no"]), (
