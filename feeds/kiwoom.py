@@ -1,7 +1,8 @@
 """Kiwoom (키움증권) realtime WebSocket feed: 0B 주식체결 ticks for domestic stocks.
 
 Protocol (official guide, kiwoom_api_spec.json in Kiwoom-Securities/Kiwoom-REST-API):
-* a REST token (``POST /oauth2/token``, api-id au10001) is sent first: ``{"trnm": "LOGIN",
+* a REST token (``POST /oauth2/token``, api-id au10001; the one the Kiwoom adapter shares through
+  the cache, see orders/exchanges/kiwoom/client.py) is sent first: ``{"trnm": "LOGIN",
   "token": …}``; the server answers ``{"trnm": "LOGIN", "return_code": 0, …}``;
 * ``{"trnm": "REG", "grp_no": "1", "refresh": "1", "data": [{"item": [...], "type": ["0B"]}]}``
   registers items in a group (``REMOVE`` drops them); each answer carries ``return_code``;
@@ -26,11 +27,11 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import requests
 import websockets
 from channels.db import database_sync_to_async
 
 from feeds.base import Feed
+from orders.exchanges.kiwoom.client import KiwoomClient
 from prices.calendar import KST
 from prices.records import is_kr_stock
 from prices.services import price_publish_async
@@ -150,6 +151,8 @@ class KiwoomFeed(Feed):
         self.backoff_max = backoff_max
         self.items_per_group = items_per_group or ITEMS_PER_GROUP
         self.token: str | None = None
+        self.refused: str | None = None  # the token LOGIN refused last
+        self.client: KiwoomClient | None = None
 
     def _from_account(self) -> None:
         account = (
@@ -167,19 +170,18 @@ class KiwoomFeed(Feed):
         )
         self.ws_url = self.ws_url or options.get("ws_url") or (MOCK_WS if account.is_testnet else REAL_WS)
 
-    def _issue_token(self) -> str:
-        response = requests.post(
-            f"{(self.rest_url or REAL_REST).rstrip('/')}/oauth2/token",
-            data=json.dumps(
-                {"grant_type": "client_credentials", "appkey": self.app_key, "secretkey": self.secret_key}
-            ),
-            headers={"content-type": "application/json;charset=UTF-8", "api-id": "au10001"},
-            timeout=10,
-        )
-        data = response.json()
-        if response.status_code != 200 or not data.get("token"):
-            raise LoginRefused(f"token: {data.get('return_code')} {data.get('return_msg')}")
-        return str(data["token"])
+    def _token(self) -> str:
+        """The app key's token from the shared cache (the one the Kiwoom adapter uses), issued
+        when there is none; a different one when the last was refused at LOGIN."""
+        if self.client is None:
+            self.client = KiwoomClient(
+                app_key=self.app_key, secret_key=self.secret_key, base_url=self.rest_url, timeout=10.0
+            )
+        if self.refused is not None:
+            token = self.client.refresh_token(stale=self.refused)
+            self.refused = None
+            return token
+        return self.client.token()
 
     async def run(self, stop: threading.Event) -> None:
         self.health.started()
@@ -208,8 +210,7 @@ class KiwoomFeed(Feed):
                 self.health.reconnected()
             first = False
             try:
-                if self.token is None:
-                    self.token = await asyncio.to_thread(self._issue_token)
+                self.token = await asyncio.to_thread(self._token)
                 assert self.ws_url is not None
                 async with websockets.connect(self.ws_url, ping_interval=None, open_timeout=10) as socket:
                     await self._login(socket)
@@ -222,7 +223,7 @@ class KiwoomFeed(Feed):
                 log.warning("키움 실시간 연결 오류 (%d회): %s", failures, exc)
                 self.health.error(f"{type(exc).__name__}: {exc}")
                 if isinstance(exc, LoginRefused):
-                    self.token = None  # expired or revoked: issue a new one
+                    self.refused = self.token  # expired or revoked: another one next time
             if stop.is_set():
                 break
             delay = min(self.backoff_max, self.backoff_base * 2 ** max(0, failures - 1))

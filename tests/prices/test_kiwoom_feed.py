@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
+from django.core.cache import cache
 from django.test import Client
 
 from feeds import feed_class
 from feeds.kiwoom import KiwoomFeed, parse_real, register_messages
 from live.consumers import LiveConsumer
+from orders.exchanges.kiwoom.client import KiwoomClient
 from prices.services import price_latest
 from venuesim.kiwoom import KiwoomSim, tick_values
 
@@ -200,9 +202,22 @@ def test_an_expired_token_is_replaced_on_reconnect(
     run_feed(feed)
     wait_for(lambda: sim.registered() == [{"005930"}])
     sim.expire_tokens()
+    assert feed.client is not None
+    cache.delete(feed.client.tokens.issued_key)  # issued a day ago: a new one may be asked for
     sim.drop_all()
     wait_for(lambda: sim.token_requests == 2 and sim.registered() == [{"005930"}])
     assert len(sim.ws_logins) == 3  # the first, the refused expired one, the new token's
+
+
+@pytest.mark.django_db
+def test_feed_shares_the_adapters_token(
+    sim: KiwoomSim, run_feed: Callable[[KiwoomFeed], threading.Event]
+) -> None:
+    adapter_client = KiwoomClient(app_key="app", secret_key="secret", base_url=sim.base_url)
+    token = adapter_client.token()
+    run_feed(feed_for(sim, ["005930"]))
+    wait_for(lambda: sim.registered() == [{"005930"}])
+    assert sim.ws_logins == [token] and sim.token_requests == 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -109,6 +109,11 @@ class KiwoomClient:
     def token(self) -> str:
         return self.tokens.get(self._request_token, max(self.timeout, 5.0))
 
+    def refresh_token(self, stale: str | None) -> str:
+        """A token other than ``stale`` (refused by the venue): another process's newer one, or
+        a new one. Raises TokenUnavailableError within a minute of the last issue."""
+        return self.tokens.refresh(self._request_token, max(self.timeout, 5.0), stale=stale)
+
     def _request_token(self) -> str:
         body = {"grant_type": "client_credentials", "appkey": self.app_key, "secretkey": self.secret_key}
         try:
@@ -171,9 +176,7 @@ class KiwoomClient:
                     refreshed = True
                     log.warning("키움 access token 만료: 재발급 후 1회 재시도")
                     try:
-                        self.tokens.refresh(
-                            self._request_token, max(self.timeout, 5.0), stale=self.tokens.current()
-                        )
+                        self.refresh_token(stale=self.tokens.current())
                     except (TokenUnavailableError, PermanentVenueError) as e2:
                         raise PermanentVenueError(token_expired_message()) from e2
                     continue
