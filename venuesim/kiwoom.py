@@ -70,6 +70,9 @@ TRDE_TP_NAMES = {
     "30": "중간가(IOC)",
     "31": "중간가(FOK)",
 }
+# How order lists name an order kind where it differs from the order request's wording
+# (guide examples: 지정가 for 0, 시장가 for 3).
+LIST_NAMES = {"0": "지정가"}
 UNPRICED = frozenset({"3", "6", "7", "13", "16", "23", "26", "29", "30", "31"})
 FILLS_AT_ONCE = frozenset({"3", "6", "7", "13", "16", "23", "26"})
 # KRX stock price steps (lower bound, step).
@@ -397,7 +400,7 @@ class KiwoomSim(SimServer):
                 self._row(o)
                 for o in self.rows
                 if o["ord_dt"] == day
-                and fields.get("stk_cd", "") in ("", o["stk_cd"])
+                and fields.get("stk_cd", "").removeprefix("A") in ("", o["stk_cd"])
                 and fields["sell_tp"] in ("0", "1" if o["side"] == "SELL" else "2")
                 and fields["dmst_stex_tp"] in ("%", o["exchange"])
                 and (fields["qry_tp"] != "3" or (o["qty"] - o["filled"] - o["cancelled"] > 0))
@@ -409,12 +412,14 @@ class KiwoomSim(SimServer):
 
     @staticmethod
     def _row(o: dict[str, Any]) -> dict[str, Any]:
-        side = "매수" if o["side"] == "BUY" else "매도"
+        """One kt00007 row as the guide's example shows it (``A``-prefixed code, 현금매수/현금매도,
+        the order kind's name); a cancel is its own row naming the original (wording invented)."""
+        side = "현금매수" if o["side"] == "BUY" else "현금매도"
         cancel = bool(o.get("cancel_row"))
         return {
             "ord_no": o["ord_no"],
-            "stk_cd": o["stk_cd"],
-            "trde_tp": TRDE_TP_NAMES[o["trde_tp"]],
+            "stk_cd": f"A{o['stk_cd']}",
+            "trde_tp": LIST_NAMES.get(o["trde_tp"], TRDE_TP_NAMES[o["trde_tp"]]),
             "crd_tp": "보통매매",
             "ord_qty": pad(o["qty"], 10),
             "ord_uv": pad(o["price"], 10),

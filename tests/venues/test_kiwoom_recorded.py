@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from orders.exchanges.kiwoom.domestic_stock import read_order
 from venuesim.kiwoom import KiwoomSim, tick_values
 
 RECORDED = Path(__file__).parent / "recorded" / "kiwoom"
@@ -177,3 +178,40 @@ def test_realtime_answers_have_the_recorded_shape(sim: KiwoomSim) -> None:
         assert isinstance(entry["values"][field], str)
     for field in ("10", "11", "12", "27", "28", "13", "20"):
         assert entry["values"][field] == expected_entry["values"][field], field
+
+
+def test_recorded_order_list_request_gets_rows_of_the_recorded_shape(sim: KiwoomSim) -> None:
+    access = token(sim)
+    call(sim, "kt10000", lenient(recorded("kt10000")["request_example"]), access)  # a filled market buy
+    record = recorded("kt00007")
+    response = call(sim, "kt00007", lenient(record["request_example"]), access)
+    answer, expected = response.json(), lenient(record["response_example"])
+    assert shape(answer) == shape(expected) and answer["return_code"] == 0
+    ours, theirs = answer["acnt_ord_cntr_prps_dtl"][0], expected["acnt_ord_cntr_prps_dtl"][0]
+    for name in (
+        "ord_no",
+        "ord_qty",
+        "ord_uv",
+        "cnfm_qty",
+        "ori_ord",
+        "cntr_qty",
+        "cntr_uv",
+        "ord_remnq",
+        "cond_uv",
+    ):
+        assert len(ours[name]) == len(theirs[name]), name
+    for name in ("trde_tp", "crd_tp", "acpt_tp", "io_tp_nm", "dmst_stex_tp"):
+        assert ours[name] == theirs[name], name
+    assert ours["stk_cd"] == "A005930" and len(ours["ord_tm"]) == len(theirs["ord_tm"]) == 8
+    assert response.headers["cont-yn"] == "N"
+
+
+def test_the_adapter_reads_the_recorded_order_row() -> None:
+    """The reader meets the venue's own row: A-prefixed code, 현금매수, HH:mm:ss."""
+    [row] = lenient(recorded("kt00007")["response_example"])["acnt_ord_cntr_prps_dtl"]
+    order = read_order(row, "20250101")
+    assert order is not None
+    assert (order.order_no, order.product, order.side) == ("0000050", "069500", "BUY")
+    assert (order.quantity, order.filled, order.remaining, order.avg_price) == (1, 1, 0, 4900)
+    assert order.placed_at is not None and order.placed_at.strftime("%H%M%S") == "130543"
+    assert order.result().status == "filled"
