@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 from django.test import Client
+from django.utils import translation
 
 from orders.exchanges import adapter_for
 from orders.exchanges.base import OrderRejected, OrderRequest
@@ -438,3 +439,14 @@ def test_a_resting_order_filled_later_is_read_by_the_live_refresh(
         Decimal(60000),
     )
     assert live_orders_refresh() == 0
+
+
+@pytest.mark.django_db
+def test_refusals_are_korean_by_default_and_english_on_request(kiwoom_account: Any) -> None:
+    adapter = adapter_for(kiwoom_account())
+    with pytest.raises(OrderRejected) as korean:
+        adapter.place_order(request(order_type="STOP_MARKET", stop_price=Decimal(1)))
+    with translation.override("en"), pytest.raises(OrderRejected) as english:
+        adapter.place_order(request(order_type="STOP_MARKET", stop_price=Decimal(1)))
+    assert korean.value.message == "키움에서는 STOP_MARKET 주문을 지원하지 않습니다"
+    assert english.value.message == "STOP_MARKET orders are not supported on 키움"
