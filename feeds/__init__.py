@@ -23,6 +23,7 @@ log = logging.getLogger("quanttrade.prices")
 FEEDS: dict[str, str] = {
     "simulated": "feeds.simulated.SimulatedFeed",
     "kis": "feeds.kis.KisFeed",
+    "kiwoom": "feeds.kiwoom.KiwoomFeed",
     "ccxt": "feeds.ccxt_feed.CcxtFeed",
 }
 _threads: list[threading.Thread] = []

@@ -75,6 +75,7 @@ class Exchange(models.TextChoices):
     OKX = "OKX", "OKX"
     BITGET = "BITGET", "Bitget"
     KIS = "KIS", _("Korea Investment & Securities")
+    KIWOOM = "KIWOOM", _("Kiwoom Securities")
 
 
 class Account(models.Model):
@@ -153,9 +154,11 @@ def link_problem(exchange: str, market_type: str) -> str | None:
         return None
     market = MarketType(market_type).label if market_type in MarketType.values else market_type
     crypto = market_type in CRYPTO_MARKETS
+    if exchange == Exchange.KIWOOM and market_type != MarketType.DOMESTIC_STOCK:
+        return str(_("A Kiwoom account trades domestic stocks only, not %(market)s") % {"market": market})
     if exchange == Exchange.KIS and crypto:
         return str(_("A KIS account trades stocks and futures/options, not %(market)s") % {"market": market})
-    if exchange != Exchange.KIS and not crypto:
+    if exchange not in (Exchange.KIS, Exchange.KIWOOM) and not crypto:
         return str(_("A crypto exchange account cannot trade %(market)s") % {"market": market})
     if exchange == Exchange.UPBIT and market_type == MarketType.FUTURES:
         return str(_("Upbit has no futures market"))

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 ADAPTERS: dict[str, str] = {
     "PAPER": "orders.exchanges.paper.PaperAdapter",
     "KIS": "orders.exchanges.kis.KisAdapter",
+    "KIWOOM": "orders.exchanges.kiwoom.KiwoomAdapter",
     "BINANCE": "orders.exchanges.ccxt.binance.BinanceAdapter",
     "BYBIT": "orders.exchanges.ccxt.bybit.BybitAdapter",
     "OKX": "orders.exchanges.ccxt.okx.OkxAdapter",
