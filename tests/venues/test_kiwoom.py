@@ -374,23 +374,28 @@ def test_timeout_on_a_resting_order_ends_open_with_one_order(
 
 
 @pytest.mark.parametrize("fault", ["lost", "5xx"])
-def test_an_order_that_never_reached_the_venue_is_placed_exactly_once(
+def test_an_order_whose_fate_is_unknown_is_never_sent_again(
     celery_worker: Any,
     kiwoom_sim: KiwoomSim,
     kiwoom_account: Any,
     signal: Any,
     wait_orders: Any,
     fault: str,
+    settings: Any,
 ) -> None:
-    # The token was issued long ago (not within Kiwoom's one-a-minute window).
-    client = KiwoomAdapter(Account.objects.get(exchange="KIWOOM")).client
-    client.token()
-    cache.delete(client.tokens.issued_key)
+    # From the client, a request lost before the venue (or answered 5xx) looks like one the
+    # venue may still be processing. Kiwoom has no client order id that refuses a repeat
+    # (client_id_refused_in_every_state is False), so the order is only looked up and ends
+    # `failed` with "check the venue": never a second order for one signal.
+    settings.ORDER_UNCERTAIN_LOOKUPS = 2
+    settings.ORDER_UNCERTAIN_BACKOFF_SECONDS = 0.2
     kiwoom_sim.inject(fault, ORDER_PATH)
+
     [order] = wait_orders(webhook_id=signal(), timeout=20)
-    assert len(kiwoom_sim.orders) == 1 and order.status == OrderStatus.FILLED, order.message
-    assert kiwoom_sim.token_requests == (2 if fault == "token_expired" else 1)
-    assert order.exchange_order_id == kiwoom_sim.orders[0]["ord_no"]
+
+    assert kiwoom_sim.orders == []
+    assert order.status == OrderStatus.FAILED
+    assert order.message.startswith("주문 접수 여부를 확인할 수 없습니다. 거래소에서 직접 확인하세요.")
 
 
 @pytest.mark.parametrize("fault", ["rate_limit", "token_expired"])
