@@ -340,7 +340,7 @@ def _build_orders(
                 qty_per=spec.qty_per,
                 price=spec.price,
                 stop_price=spec.stop_price,
-                params=spec.params,
+                params=_json_safe(spec.params),  # numbers parsed as Decimal: stored as JSON
                 status=OrderStatus.QUEUED,
             )
             order.client_order_id = "qt" + order.id.hex

@@ -141,3 +141,12 @@ def test_a_forged_forwarding_header_that_is_no_address_is_not_stored(make_strate
 
     assert response.status_code == 202
     assert WebhookEvent.objects.get().source_ip is None
+
+
+def test_fractional_numbers_in_params_are_stored_as_json(make_strategy: Any) -> None:
+    """Found by the intake fuzzer: a float anywhere in params (leverage 2.5) was a 500."""
+    make_strategy()
+    response = post({**ORDER, "order_type": "MARKET", "params": {"leverage": 2.5, "note": {"x": 0.0}}})
+
+    assert response.status_code == 202
+    assert Order.objects.get().params == {"leverage": "2.5", "note": {"x": 0}}
