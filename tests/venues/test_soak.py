@@ -46,9 +46,9 @@ SOAK_VENUES = [
     SoakVenue(
         "bitget-spot", "bitget", "bitget_sim", "bitget_account", "SPOT", "/api/v2/spot/trade/place-order"
     ),
-    # Not yet: Upbit's 5xx reaches the adapter as a refusal (the order ends `rejected` though
-    # the venue may hold it): SoakVenue("upbit-spot", "upbit", "upbit_sim", "upbit_account",
-    # "SPOT", "/v1/orders"). KIS has no ccxt client id: it needs its own line shape.
+    SoakVenue("upbit-spot", "upbit", "upbit_sim", "upbit_account", "SPOT", "/v1/orders", "BTC/KRW"),
+    # KIS and Kiwoom have no client order id: tests/venues/test_kis_faults_e2e.py and
+    # test_kiwoom.py cover their faults through the ledger.
 ]
 
 

@@ -86,6 +86,26 @@ class _SharedMarkets:
 _shared_markets: dict[tuple[Any, ...], _SharedMarkets] = {}
 
 
+def _server_errors_are_unavailable(client: ccxt.Exchange) -> None:
+    """An HTTP 5xx answer says nothing about what the venue did, whatever its body: ccxt's
+    per-venue error tables read the body first and may call it a refusal (Upbit answers a 5xx
+    with ``{"error": {...}}``, which ccxt raises as ExchangeError). The client raises
+    ExchangeNotAvailable for every 5xx instead, so a placement answered 5xx is uncertain."""
+    venue_errors = client.handle_errors
+
+    def handle_errors(code: int, reason: str, url: str, method: str, *args: Any) -> Any:
+        try:
+            return venue_errors(code, reason, url, method, *args)
+        except ccxt.OperationFailed:
+            raise
+        except ccxt.BaseError as error:
+            if code >= 500:  # the venue's words, but not a refusal
+                raise ccxt.ExchangeNotAvailable(str(error)) from error
+            raise
+
+    client.handle_errors = handle_errors
+
+
 def venue_client_order_id(ccxt_id: str, client_order_id: str) -> str:
     """The client order id sent to (and looked up at) venue ``ccxt_id`` for our
     ``client_order_id``: the rule is the registered adapter class's (``client_id_rule``)."""
@@ -285,6 +305,7 @@ class CcxtAdapter(ExchangeAdapter):
             base_url = self.settings.get("api_base_url")
             if base_url:
                 client.urls["api"] = _rebase(client.urls["api"], str(base_url).rstrip("/"))
+            _server_errors_are_unavailable(client)
             cached = (client, threading.RLock())
             _clients[key] = cached
             return cached
