@@ -231,7 +231,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache, channel layer ---------------------------------------------------------------
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "quanttrade.cache.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "quanttrade.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            # The webhook's rate limit reads the cache: an unreachable or hung Redis must cost
+            # about a second there (the intake then limits per process), never the 3 s budget.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
     CHANNEL_LAYERS = {
         "default": {
             # Pub/sub measured best for the price fan-out (docs/benchmarks-ws.md).
@@ -259,8 +267,20 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 3600,
     "socket_connect_timeout": 1,
     "socket_timeout": 2,
+    # A publish tries the broker once. kombu's default retries the connection for
+    # broker_connection_timeout (4 s) plus backoff: 6 s per publish measured with Redis down,
+    # on the webhook's response path (TradingView gives up after 3 s). The worker's own
+    # reconnection is separate (broker_connection_max_retries below) and unaffected.
+    "max_retries": 0,
 }
+CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker reconnects for as long as the broker is away (Celery's default gives up after 100).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # kombu's Redis transport with a fix: a broker outage with tasks in flight no longer kills
+    # the worker (quanttrade/broker.py has the cause, with file:line in kombu and Celery).
+    CELERY_BROKER_TRANSPORT = "quanttrade.broker:Transport"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
