@@ -225,8 +225,11 @@ elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
         "max_size": env.int("DB_POOL_MAX_SIZE", default=10),
-        "timeout": 10,
+        # A dead database must fail a request fast: the webhook intake then spools the signal
+        # (webhooks/spool.py) and still answers within TradingView's 3 s.
+        "timeout": env.float("DB_POOL_TIMEOUT", default=2.0),
     }
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=2))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache, channel layer ---------------------------------------------------------------
@@ -330,6 +333,12 @@ WEBHOOK_REFUSED_RETENTION_DAYS: int = env.int("WEBHOOK_REFUSED_RETENTION_DAYS", 
 # How much of an unauthenticated refused body is stored.
 WEBHOOK_REFUSED_MAX_STORED_BYTES = 4096
 MAX_BATCH_ORDERS = 50
+# While the database is unreachable, accepted webhooks are written to QT_DATA_DIR/spool (one
+# fsync'd file each, answered 202 "spooled") and replayed through the intake once it is back.
+WEBHOOK_SPOOL_REPLAY_SECONDS: float = env.float("WEBHOOK_SPOOL_REPLAY_SECONDS", default=2.0)
+WEBHOOK_SPOOL_MAX_FILES: int = env.int("WEBHOOK_SPOOL_MAX_FILES", default=10000)
+# How long a web process may authenticate a strategy from memory while the database is down.
+WEBHOOK_AUTH_CACHE_SECONDS: int = env.int("WEBHOOK_AUTH_CACHE_SECONDS", default=300)
 
 # --- prices -----------------------------------------------------------------------------
 # Comma list of feeds started with the server (embedded) or by `manage.py pricefeed`.
