@@ -227,7 +227,7 @@ elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
         "max_size": env.int("DB_POOL_MAX_SIZE", default=10),
         # A dead database must fail a request fast: the webhook intake then spools the signal
         # (webhooks/spool.py) and still answers within TradingView's 3 s.
-        "timeout": env.float("DB_POOL_TIMEOUT", default=2.0),
+        "timeout": env.float("DB_POOL_TIMEOUT", default=1.5),
     }
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=2))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

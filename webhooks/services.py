@@ -241,8 +241,11 @@ def webhooks_spool_replay() -> dict[str, int]:
                         item.received_at,
                         result.status,
                     )
-            except IntegrityError:  # another process stored it first
-                counts["already"] += 1
+            except IntegrityError as exc:
+                if not WebhookEvent.objects.filter(pk=item.webhook_id).exists():
+                    log.error("임시 저장 웹훅 처리 실패 (보존): webhook_id=%s %s", item.webhook_id, exc)
+                    continue
+                counts["already"] += 1  # another process stored it first
             except DatabaseError as exc:
                 log.warning("임시 저장 웹훅 재처리 대기 (DB 미복구): %s", exc)
                 counts["waiting"] = len(files) - position
