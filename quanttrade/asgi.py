@@ -15,6 +15,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from live.routing import websocket_urlpatterns  # noqa: E402
 from live.security import OriginValidator  # noqa: E402
+from webhooks.services import spool_replayer_start  # noqa: E402
+
+# Webhooks spooled while the database was down (by this or an earlier process) are replayed
+# by every web process as soon as the database answers (webhooks/spool.py).
+spool_replayer_start()
 
 application = ProtocolTypeRouter(
     {

@@ -233,13 +233,24 @@ elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
         "max_size": env.int("DB_POOL_MAX_SIZE", default=10),
-        "timeout": 10,
+        # A dead database must fail a request fast: the webhook intake then spools the signal
+        # (webhooks/spool.py) and still answers within TradingView's 3 s.
+        "timeout": env.float("DB_POOL_TIMEOUT", default=1.5),
     }
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=2))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache, channel layer ---------------------------------------------------------------
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "quanttrade.cache.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "quanttrade.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            # The webhook's rate limit reads the cache: an unreachable or hung Redis must cost
+            # about a second there (the intake then limits per process), never the 3 s budget.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
     CHANNEL_LAYERS = {
         "default": {
             # Pub/sub measured best for the price fan-out (docs/benchmarks-ws.md).
@@ -267,8 +278,20 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 3600,
     "socket_connect_timeout": 1,
     "socket_timeout": 2,
+    # A publish tries the broker once. kombu's default retries the connection for
+    # broker_connection_timeout (4 s) plus backoff: 6 s per publish measured with Redis down,
+    # on the webhook's response path (TradingView gives up after 3 s). The worker's own
+    # reconnection is separate (broker_connection_max_retries below) and unaffected.
+    "max_retries": 0,
 }
+CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker reconnects for as long as the broker is away (Celery's default gives up after 100).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # kombu's Redis transport with a fix: a broker outage with tasks in flight no longer kills
+    # the worker (quanttrade/broker.py has the cause, with file:line in kombu and Celery).
+    CELERY_BROKER_TRANSPORT = "quanttrade.broker:Transport"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -324,6 +347,12 @@ WEBHOOK_REFUSED_RETENTION_DAYS: int = env.int("WEBHOOK_REFUSED_RETENTION_DAYS", 
 # How much of an unauthenticated refused body is stored.
 WEBHOOK_REFUSED_MAX_STORED_BYTES = 4096
 MAX_BATCH_ORDERS = 50
+# While the database is unreachable, accepted webhooks are written to QT_DATA_DIR/spool (one
+# fsync'd file each, answered 202 "spooled") and replayed through the intake once it is back.
+WEBHOOK_SPOOL_REPLAY_SECONDS: float = env.float("WEBHOOK_SPOOL_REPLAY_SECONDS", default=2.0)
+WEBHOOK_SPOOL_MAX_FILES: int = env.int("WEBHOOK_SPOOL_MAX_FILES", default=10000)
+# How long a web process may authenticate a strategy from memory while the database is down.
+WEBHOOK_AUTH_CACHE_SECONDS: int = env.int("WEBHOOK_AUTH_CACHE_SECONDS", default=300)
 
 # --- prices -----------------------------------------------------------------------------
 # Comma list of feeds started with the server (embedded) or by `manage.py pricefeed`.

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import os
+import threading
+import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_ratelimit.core import get_usage
@@ -33,6 +36,16 @@ from quanttrade.vocabulary import OrderStatus
 from strategies.addressing import sample_payload
 from strategies.models import Strategy, StrategyAccount
 from webhooks.models import IdempotencyKey, WebhookEvent, WebhookOutcome
+from webhooks.spool import (
+    SpooledWebhook,
+    SpoolFullError,
+    now_iso,
+    spool_claim,
+    spool_done,
+    spool_files,
+    spool_read,
+    spool_write,
+)
 from webhooks.validation import (
     DEPRECATED_FIELDS,
     WebhookError,
@@ -61,19 +74,40 @@ def webhook_ingest(
     source_ip: str | None,
     idempotency_header: str | None = None,
     replay_of: WebhookEvent | None = None,
+    event_id: UUID | None = None,
+    from_spool: bool = False,
 ) -> IngestResult:
     """Process one webhook body. Returns the HTTP status and JSON body to send back.
 
     Accepted webhooks are committed (event + orders) before this returns; every rejection is
-    recorded as a WebhookEvent too, so the log shows what was refused and why.
+    recorded as a WebhookEvent too, so the log shows what was refused and why. When the
+    database cannot be reached the signal is spooled instead (webhooks/spool.py) and answered
+    202 ``"status": "spooled"``; ``from_spool`` is the replay of such a signal under its
+    ``event_id`` (database errors then propagate: the file stays until the database answers).
     """
-    state = _IngestState(raw_body=raw_body, source_ip=source_ip, replay_of=replay_of)
+    state = _IngestState(
+        raw_body=raw_body,
+        source_ip=source_ip,
+        replay_of=replay_of,
+        event_id=event_id or uuid4(),
+        from_spool=from_spool,
+    )
+    if not from_spool:
+        spool_replayer_start()
     try:
         return _ingest(state, idempotency_header)
     except WebhookError as error:
         log.error("웹훅 처리 실패: [%s] %s", error.code, error.message)
         event = _record_rejection(state, error)
         return IngestResult(error.status, error.envelope(), event.id if event else None)
+    except _StrategyUnknownError:
+        return _spool(state, idempotency_header, verified=False, warnings=[])
+    except DatabaseError as exc:
+        if from_spool:
+            raise
+        _db_failed()
+        log.error("데이터베이스 오류로 웹훅 저장 실패: %s", exc)
+        return _spool(state, idempotency_header, verified=state.strategy is not None, warnings=[])
 
 
 @dataclass
@@ -84,6 +118,173 @@ class _IngestState:
     payload: dict[str, Any] | None = None
     redacted: dict[str, Any] | None = None  # the payload with its token replaced: logs, the event
     strategy: Strategy | None = None
+    event_id: UUID = field(default_factory=uuid4)
+    from_spool: bool = False
+    db_down: bool = False  # the database did not answer: authenticated from the cache, spooled
+
+
+# --- the database is down: authenticate from memory, spool --------------------------------
+
+# After a database error the intake does not try the database again for this long: each try
+# can wait DB_POOL_TIMEOUT for a connection, and TradingView gives up after 3 s.
+DB_BACKOFF_SECONDS = 2.0
+_db_down_until = 0.0
+# group_name -> (when looked up, the Strategy as the database last returned it).
+_strategy_cache: dict[str, tuple[float, Strategy]] = {}
+
+
+class _StrategyUnknownError(Exception):
+    """The database is down and this process has not seen the strategy recently."""
+
+
+def _db_failed() -> None:
+    global _db_down_until
+    _db_down_until = time.monotonic() + DB_BACKOFF_SECONDS
+
+
+def _db_suspect() -> bool:
+    return time.monotonic() < _db_down_until
+
+
+def _find_strategy(state: _IngestState, group_name: str) -> Strategy | None:
+    """The strategy from the database; while the database is down, from this process's
+    short-lived copy (WEBHOOK_AUTH_CACHE_SECONDS), so the token can still be checked."""
+    if state.from_spool or not _db_suspect():
+        try:
+            strategy = Strategy.objects.filter(group_name=group_name).first()
+        except DatabaseError:
+            if state.from_spool:
+                raise
+            _db_failed()
+        else:
+            if strategy is not None:
+                _strategy_cache[group_name] = (time.monotonic(), strategy)
+            return strategy
+    state.db_down = True
+    cached = _strategy_cache.get(group_name)
+    if cached is None or time.monotonic() - cached[0] > settings.WEBHOOK_AUTH_CACHE_SECONDS:
+        raise _StrategyUnknownError
+    return cached[1]
+
+
+def _spool(
+    state: _IngestState, idempotency_header: str | None, *, verified: bool, warnings: list[str]
+) -> IngestResult:
+    payload = state.payload or {}
+    group_name = str(payload.get("group_name") or "")[:200]
+    item = SpooledWebhook(
+        webhook_id=state.event_id,
+        raw_body=state.raw_body,
+        source_ip=state.source_ip,
+        idempotency_header=idempotency_header,
+        received_at=now_iso(),
+        verified=verified,
+    )
+    try:
+        spool_write(item)
+    except (SpoolFullError, OSError) as exc:
+        log.critical("웹훅 임시 저장 실패 (DB 장애 중): webhook_id=%s %r", state.event_id, exc)
+        error = WebhookError(
+            _("The server cannot store webhooks right now; retry shortly"), code="unavailable", status=503
+        )
+        return IngestResult(error.status, error.envelope(), None)
+    log.warning(
+        "DB 장애: 웹훅 임시 저장 (webhook_id=%s strategy=%s 토큰 확인=%s), DB 복구 후 처리",
+        state.event_id,
+        group_name,
+        "예" if verified else "복구 후",
+    )
+    body = {
+        "success": True,
+        "webhook_id": str(state.event_id),
+        "strategy": group_name,
+        "status": "spooled",
+        "orders": [],
+        "warnings": warnings,
+    }
+    return IngestResult(202, body, None)
+
+
+# --- the spool's replay ------------------------------------------------------------------
+
+
+def webhooks_spool_replay() -> dict[str, int]:
+    """Feed spooled webhooks, oldest first, through the intake under their own webhook_id.
+    Stops at the first database error (the rest wait for the next pass). Returns the counts."""
+    counts = {"ingested": 0, "already": 0, "waiting": 0}
+    files = spool_files()
+    for position, path in enumerate(files):
+        with spool_claim(path) as mine:
+            if not mine:
+                continue
+            try:
+                item = spool_read(path)
+            except (ValueError, KeyError, OSError) as exc:
+                log.error("임시 저장 파일을 읽을 수 없음 (보존): %s %s", path, exc)
+                path.rename(path.with_suffix(".unreadable"))
+                continue
+            try:
+                if WebhookEvent.objects.filter(pk=item.webhook_id).exists():
+                    counts["already"] += 1
+                else:
+                    result = webhook_ingest(
+                        item.raw_body,
+                        source_ip=item.source_ip,
+                        idempotency_header=item.idempotency_header,
+                        event_id=item.webhook_id,
+                        from_spool=True,
+                    )
+                    counts["ingested"] += 1
+                    log.info(
+                        "임시 저장 웹훅 처리: webhook_id=%s (수신 %s) -> %s",
+                        item.webhook_id,
+                        item.received_at,
+                        result.status,
+                    )
+            except IntegrityError as exc:
+                if not WebhookEvent.objects.filter(pk=item.webhook_id).exists():
+                    log.error("임시 저장 웹훅 처리 실패 (보존): webhook_id=%s %s", item.webhook_id, exc)
+                    continue
+                counts["already"] += 1  # another process stored it first
+            except DatabaseError as exc:
+                log.warning("임시 저장 웹훅 재처리 대기 (DB 미복구): %s", exc)
+                counts["waiting"] = len(files) - position
+                break
+            spool_done(path)
+    return counts
+
+
+class _SpoolReplayer:
+    """One daemon thread per process that replays the spool every WEBHOOK_SPOOL_REPLAY_SECONDS."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        threading.Thread(target=self._run, name="webhook-spool", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(settings.WEBHOOK_SPOOL_REPLAY_SECONDS)
+            try:
+                if spool_files():
+                    webhooks_spool_replay()
+            except Exception:  # the thread must outlive any one failure
+                log.exception("임시 저장 웹훅 재처리 실패")
+            finally:
+                close_old_connections()
+
+
+_replayer: _SpoolReplayer | None = None
+_replayer_lock = threading.Lock()
+
+
+def spool_replayer_start() -> None:
+    """Start this process's spool replayer (once; again in a forked child)."""
+    global _replayer
+    if _replayer is not None and _replayer.pid == os.getpid():
+        return
+    with _replayer_lock:
+        if _replayer is None or _replayer.pid != os.getpid():
+            _replayer = _SpoolReplayer()
 
 
 def _ingest(state: _IngestState, idempotency_header: str | None) -> IngestResult:
@@ -103,7 +304,7 @@ def _ingest(state: _IngestState, idempotency_header: str | None) -> IngestResult
         )
     if not isinstance(group_name, str):
         raise WebhookError(_("%(field)s must be a string") % {"field": "group_name"}, code="invalid_field")
-    strategy = Strategy.objects.filter(group_name=group_name).first()
+    strategy = _find_strategy(state, group_name)
     if strategy is None:
         raise WebhookError(
             _("Strategy not found: %(group_name)s") % {"group_name": group_name[:100]},
@@ -119,10 +320,11 @@ def _ingest(state: _IngestState, idempotency_header: str | None) -> IngestResult
             code="strategy_inactive",
             status=403,
         )
-    _check_rate_limit(strategy)
+    if not state.from_spool:  # a replayed signal was counted when it arrived
+        _check_rate_limit(strategy)
 
     key = _idempotency_key(payload, idempotency_header)
-    if key:
+    if key and not state.db_down:
         replayed = _idempotent_replay(strategy, key, state)
         if replayed:
             return replayed
@@ -131,6 +333,8 @@ def _ingest(state: _IngestState, idempotency_header: str | None) -> IngestResult
     if deprecated:
         raise WebhookError(deprecated_message(deprecated), code="deprecated_fields")
     message = validate_message(payload, strategy.market_type, strategy.default_currency)
+    if state.db_down:
+        return _spool(state, idempotency_header, verified=True, warnings=message.warnings)
     links = list(
         StrategyAccount.objects.filter(strategy=strategy, is_active=True, account__is_active=True)
         .select_related("account")
@@ -400,6 +604,7 @@ def _new_event(
     payload = state.payload
     group_name = payload.get("group_name") if payload else ""
     return WebhookEvent(
+        id=state.event_id,
         strategy=state.strategy,
         group_name=str(group_name or "")[:200],
         payload=_json_safe(state.redacted) if payload is not None else None,
@@ -426,12 +631,19 @@ def _record_event(state: _IngestState, **fields: Any) -> WebhookEvent:
 def _record_rejection(state: _IngestState, error: WebhookError) -> WebhookEvent | None:
     """Store a refusal. Before authentication a sender is anyone: what is stored of its body is
     capped, and past WEBHOOK_REFUSED_RECORD_LIMIT per source IP nothing more is stored."""
+    if state.db_down or (_db_suspect() and not state.from_spool):
+        return None  # the database is down: the refusal is answered and logged, not stored
     if state.strategy is None:
         if _refusals_over_limit(state.source_ip):
             return None
         _cap_unauthenticated(state)
     try:
         event = _record_event(state, outcome=WebhookOutcome.REJECTED, http_status=error.status, error=error)
+    except DatabaseError:
+        if state.from_spool:
+            raise  # kept in the spool until the refusal can be recorded
+        log.exception("웹훅 거부 기록 실패")
+        return None
     except Exception:
         log.exception("웹훅 거부 기록 실패")
         return None

@@ -1,0 +1,181 @@
+"""The database is down: authenticated webhooks are spooled (202 "spooled", fsync'd file) and
+replayed through the intake once it is back, exactly once, under the webhook_id the sender got
+(issue #11, finding 3). The outage is simulated here; tests/chaos/ stops a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import OperationalError
+from django.test import Client
+
+from orders.models import Order
+from webhooks import services
+from webhooks.models import WebhookEvent
+from webhooks.spool import spool_files
+
+pytestmark = pytest.mark.django_db
+
+# The function itself, taken before the fixture below stubs the module attribute.
+replay = services.webhooks_spool_replay
+
+
+@pytest.fixture(autouse=True)
+def _spool(settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    settings.DATA_DIR = tmp_path
+    # Background replayers (started by any earlier webhook in this process) stay out of it:
+    # the test drives the replay itself.
+    monkeypatch.setattr(services, "webhooks_spool_replay", lambda: {})
+    services._strategy_cache.clear()
+    monkeypatch.setattr(services, "_db_down_until", 0.0)
+    yield tmp_path / "spool"
+    services._strategy_cache.clear()
+
+
+def body(**extra: Any) -> dict[str, Any]:
+    return {
+        "group_name": "my_strategy",
+        "token": "test-token",
+        "symbol": "BTC/USDT",
+        "order_type": "MARKET",
+        "side": "buy",
+        "qty_per": 10,
+        **extra,
+    }
+
+
+def post(client: Client, payload: dict[str, Any]) -> Any:
+    return client.post("/api/webhook", data=json.dumps(payload), content_type="application/json")
+
+
+class _Down:
+    """Every query the intake makes fails as if the database were unreachable."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+
+    def __enter__(self) -> None:
+        def refuse(*_a: Any, **_k: Any) -> Any:
+            raise OperationalError("connection refused (test)")
+
+        self.monkeypatch.setattr(services.Strategy.objects, "filter", refuse)
+        self.monkeypatch.setattr(services.WebhookEvent, "save", refuse)
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.monkeypatch.undo()
+
+
+def test_database_down_spools_an_authenticated_webhook_and_replays_it_once(
+    client: Client, make_strategy: Any, monkeypatch: pytest.MonkeyPatch, _spool: Path
+) -> None:
+    make_strategy()
+    assert post(client, body()).status_code == 202  # the process has now seen the strategy
+    with _Down(monkeypatch):
+        response = post(client, body(idempotency_key="k-1"))
+    assert response.status_code == 202
+    answer = response.json()
+    assert answer["status"] == "spooled" and answer["success"] is True and answer["orders"] == []
+    webhook_id = answer["webhook_id"]
+    [path] = spool_files()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(_spool.stat().st_mode) == 0o700
+    assert webhook_id in path.name
+    assert not WebhookEvent.objects.filter(pk=webhook_id).exists()
+
+    assert replay() == {"ingested": 1, "already": 0, "waiting": 0}
+    event = WebhookEvent.objects.get(pk=webhook_id)
+    assert event.outcome == "accepted" and event.idempotency_key == "k-1"
+    assert Order.objects.filter(webhook_id=webhook_id, status="queued").count() == 1
+    assert spool_files() == []
+    assert replay() == {"ingested": 0, "already": 0, "waiting": 0}
+    assert Order.objects.filter(webhook_id=webhook_id).count() == 1
+
+
+def test_a_replayer_that_died_after_the_commit_does_not_ingest_twice(
+    client: Client, make_strategy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_strategy()
+    post(client, body())
+    with _Down(monkeypatch):
+        webhook_id = post(client, body()).json()["webhook_id"]
+    [path] = spool_files()
+    saved = path.read_bytes()
+    assert replay()["ingested"] == 1
+    path.write_bytes(saved)  # as if the process died between the commit and the unlink
+    assert replay() == {"ingested": 0, "already": 1, "waiting": 0}
+    assert Order.objects.filter(webhook_id=webhook_id).count() == 1
+    assert spool_files() == []
+
+
+def test_replay_waits_while_the_database_is_still_down(
+    client: Client, make_strategy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_strategy()
+    post(client, body())
+    with _Down(monkeypatch):
+        post(client, body())
+        post(client, body())
+        monkeypatch.setattr(services.WebhookEvent.objects, "filter", services.Strategy.objects.filter)
+        assert replay() == {"ingested": 0, "already": 0, "waiting": 2}
+    assert len(spool_files()) == 2
+    assert replay()["ingested"] == 2
+
+
+def test_database_error_while_storing_spools_too(
+    client: Client, make_strategy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_strategy()
+
+    def refuse(*_a: Any, **_k: Any) -> Any:
+        raise OperationalError("server closed the connection unexpectedly (test)")
+
+    monkeypatch.setattr(services.WebhookEvent, "save", refuse)
+    answer = post(client, body()).json()
+    monkeypatch.undo()
+    assert answer["status"] == "spooled"
+    assert replay()["ingested"] == 1
+    assert Order.objects.filter(webhook_id=answer["webhook_id"]).count() == 1
+
+
+def test_while_down_a_known_strategy_still_refuses_a_wrong_token_and_an_invalid_message(
+    client: Client, make_strategy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_strategy()
+    post(client, body())
+    with _Down(monkeypatch):
+        assert post(client, body(token="wrong")).status_code == 401
+        refused = post(client, body(symbol="BTCUSDT"))
+        assert refused.status_code == 400 and refused.json()["code"] == "invalid_symbol"
+    assert spool_files() == []
+
+
+def test_an_unknown_strategy_is_spooled_and_checked_on_replay(
+    client: Client, make_strategy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_strategy()  # but this process has never looked it up: nothing in memory
+    with _Down(monkeypatch):
+        good = post(client, body()).json()
+        bad = post(client, body(token="wrong")).json()
+    assert good["status"] == bad["status"] == "spooled"
+    assert replay()["ingested"] == 2
+    assert Order.objects.filter(webhook_id=good["webhook_id"]).count() == 1
+    refused = WebhookEvent.objects.get(pk=bad["webhook_id"])
+    assert refused.outcome == "rejected" and refused.error_code == "token_invalid"
+    assert not Order.objects.filter(webhook_id=bad["webhook_id"]).exists()
+
+
+def test_a_full_spool_is_refused_with_retry_later(
+    client: Client, make_strategy: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    settings.WEBHOOK_SPOOL_MAX_FILES = 1
+    make_strategy()
+    post(client, body())
+    with _Down(monkeypatch):
+        assert post(client, body()).status_code == 202
+        full = post(client, body())
+    assert full.status_code == 503 and full.json()["code"] == "unavailable"
