@@ -1,4 +1,5 @@
-"""Daily bars: collection from a CSV file, ccxt OHLCV or the KIS daily chart, stored idempotently."""
+"""Daily bars: collection from a CSV file, ccxt OHLCV, the KIS or the Kiwoom daily chart, stored
+idempotently."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from typing import Any
 
 from django.conf import settings
 
+from feeds.kiwoom import kiwoom_credentials
 from orders.exchanges.base import VenueError
 from orders.exchanges.kis.client import KisClient
+from orders.exchanges.kiwoom.client import KST, KiwoomClient
 from prices.models import DailyPrice
 from prices.records import instrument_normalize
 
@@ -147,4 +150,78 @@ def bars_from_kis(tickers: list[str], *, days: int, rest_url: str | None = None)
                     source="kis",
                 )
             )
+    return bars
+
+
+# Kiwoom 주식일봉차트조회요청 (kiwoom_api_spec.json, Kiwoom-Securities/Kiwoom-REST-API).
+KIWOOM_DAILY_API, KIWOOM_CHART_PATH, KIWOOM_DAILY_LIST = (
+    "ka10081",
+    "/api/dostk/chart",
+    "stk_dt_pole_chart_qry",
+)
+
+
+def _kiwoom_number(value: Any) -> Decimal:
+    """A Kiwoom chart number: possibly zero-padded or signed (``+70100``, ``-69900``: the sign
+    is the direction, the value its absolute value)."""
+    text = str(value or "").replace(",", "").strip()
+    return abs(Decimal(text)) if text else Decimal(0)
+
+
+def read_kiwoom_daily(ticker: str, rows: Iterable[dict[str, Any]]) -> list[Bar]:
+    """ka10081 rows (``dt`` YYYYMMDD, ``open_pric``, ``high_pric``, ``low_pric``, ``cur_prc`` the
+    close, ``trde_qty``) as bars; rows without a date are skipped."""
+    bars = []
+    for row in rows:
+        day = str(row.get("dt") or "").strip()
+        if not day:
+            continue
+        bars.append(
+            Bar(
+                ticker=ticker,
+                date=datetime.strptime(day[:8], "%Y%m%d").date(),
+                open=_kiwoom_number(row.get("open_pric")),
+                high=_kiwoom_number(row.get("high_pric")),
+                low=_kiwoom_number(row.get("low_pric")),
+                close=_kiwoom_number(row.get("cur_prc")),
+                volume=_kiwoom_number(row.get("trde_qty")),
+                source="kiwoom",
+            )
+        )
+    return bars
+
+
+def bars_from_kiwoom(tickers: list[str], *, days: int, rest_url: str | None = None) -> list[Bar]:
+    """Daily bars from Kiwoom's 주식일봉차트조회요청 (ka10081, adjusted prices), newest first from
+    today (KST), following ``cont-yn``/``next-key`` pages until the chart reaches ``days`` back.
+
+    Goes through the trading adapter's KiwoomClient (the shared, cached token and the per-app-key
+    rate limit) with the first active KIWOOM account's credentials, as the realtime feed.
+    """
+    credentials = kiwoom_credentials()
+    if credentials is None:
+        raise ValueError("an active KIWOOM account with an app key is required")
+    client = KiwoomClient(
+        app_key=credentials.app_key,
+        secret_key=credentials.secret_key,
+        base_url=rest_url or credentials.rest_url,
+    )
+    today = datetime.now(KST).date()
+    start = today - timedelta(days=days)
+
+    def reaches_start(page: dict[str, Any]) -> bool:
+        dates = [str(row.get("dt") or "")[:8] for row in page.get(KIWOOM_DAILY_LIST) or []]
+        return any(d and d <= start.strftime("%Y%m%d") for d in dates)
+
+    bars: list[Bar] = []
+    for ticker in tickers:
+        body = {"stk_cd": ticker, "base_dt": today.strftime("%Y%m%d"), "upd_stkpc_tp": "1"}
+        try:
+            pages = client.pages(KIWOOM_DAILY_API, KIWOOM_CHART_PATH, body, enough=reaches_start)
+        except VenueError as error:
+            raise ValueError(f"{ticker}: {error.message}") from error
+        for page in pages:
+            bars += [
+                b for b in read_kiwoom_daily(ticker, page.get(KIWOOM_DAILY_LIST) or []) if b.date >= start
+            ]
     return bars

@@ -119,6 +119,32 @@ def register_messages(items: list[str], per_group: int) -> list[dict[str, Any]]:
     ]
 
 
+@dataclass(frozen=True)
+class KiwoomCredentials:
+    app_key: str
+    secret_key: str
+    rest_url: str
+    ws_url: str
+
+
+def kiwoom_credentials() -> KiwoomCredentials | None:
+    """The first active KIWOOM account's app key and secret, with its ``api_base_url`` /
+    ``ws_url`` settings, else the real or 모의투자 URLs by ``is_testnet``; None without one.
+    Shared by the realtime feed and ``collect_daily --kiwoom``."""
+    account = (
+        Account.objects.filter(exchange="KIWOOM", is_active=True).exclude(api_key="").order_by("id").first()
+    )
+    if account is None:
+        return None
+    options = account.settings or {}
+    return KiwoomCredentials(
+        app_key=account.api_key,
+        secret_key=account.api_secret,
+        rest_url=options.get("api_base_url") or (MOCK_REST if account.is_testnet else REAL_REST),
+        ws_url=options.get("ws_url") or (MOCK_WS if account.is_testnet else REAL_WS),
+    )
+
+
 class LoginRefused(Exception):  # noqa: N818 - the venue's answer
     pass
 
@@ -155,20 +181,12 @@ class KiwoomFeed(Feed):
         self.client: KiwoomClient | None = None
 
     def _from_account(self) -> None:
-        account = (
-            Account.objects.filter(exchange="KIWOOM", is_active=True)
-            .exclude(api_key="")
-            .order_by("id")
-            .first()
-        )
-        if account is None:
+        credentials = kiwoom_credentials()
+        if credentials is None:
             return
-        options = account.settings or {}
-        self.app_key, self.secret_key = account.api_key, account.api_secret
-        self.rest_url = (
-            self.rest_url or options.get("api_base_url") or (MOCK_REST if account.is_testnet else REAL_REST)
-        )
-        self.ws_url = self.ws_url or options.get("ws_url") or (MOCK_WS if account.is_testnet else REAL_WS)
+        self.app_key, self.secret_key = credentials.app_key, credentials.secret_key
+        self.rest_url = self.rest_url or credentials.rest_url
+        self.ws_url = self.ws_url or credentials.ws_url
 
     def _token(self) -> str:
         """The app key's token from the shared cache (the one the Kiwoom adapter uses), issued

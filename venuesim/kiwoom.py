@@ -7,7 +7,8 @@ with the ``cont-yn`` / ``next-key`` headers; answers carry ``return_code`` (0 = 
 ``return_msg``. Numbers in answers are zero-padded strings, as the guide's examples show.
 
 Modelled: au10001 (token, with expiry), kt10000/kt10001 (buy/sell), kt10003 (cancel), kt00007
-(the day's orders and fills, paged), kt00018 (holdings), kt00001 (cash); per-app-key rate limit
+(the day's orders and fills, paged), kt00018 (holdings), kt00001 (cash), ka10081 (daily chart,
+made-up bars, paged); per-app-key rate limit
 (opt-in); 모의투자 (``mock=True``) accepts KRX only; KRX price steps; faults as in core.py.
 The WebSocket (``start_ws``) takes ``LOGIN`` with a REST token first, ``REG``/``REMOVE`` by
 group, sends ``PING`` (to be echoed) and ``REAL`` 0B ticks keyed by field id.
@@ -28,7 +29,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,6 +41,7 @@ from venuesim.core import Fault, Request, Route, SimReply, SimServer, dec
 
 KST = ZoneInfo("Asia/Seoul")
 ORDER_PATH, ACCOUNT_PATH, TOKEN_PATH = "/api/dostk/ordr", "/api/dostk/acnt", "/oauth2/token"
+CHART_PATH = "/api/dostk/chart"
 WS_PATH = "/api/dostk/websocket"
 # Return codes (official client's errors.py); messages are this simulator's own wording.
 RATE_LIMIT = (1700, "허용된 요청 개수를 초과하였습니다")  # wording invented
@@ -141,6 +143,10 @@ class KiwoomSim(SimServer):
         self.rows: list[dict[str, Any]] = []  # every order-list row, cancels included
         self._ord_no = itertools.count(138)
         self.page_size = 50
+        # ka10081: the guide states no page size; these are the simulator's own.
+        self.chart_page_size = 100
+        self.chart_bars = 600  # weekday bars of history per code, ending at base_dt
+        self.chart_requests = 0
         self.clock: Callable[[], datetime] = lambda: datetime.now(KST)
         # WebSocket side
         self.ws_connections: list[ServerConnection] = []
@@ -176,6 +182,7 @@ class KiwoomSim(SimServer):
             ("POST", TOKEN_PATH): self.token_issue,
             ("POST", ORDER_PATH): self.order_route,
             ("POST", ACCOUNT_PATH): self.account_route,
+            ("POST", CHART_PATH): self.chart_route,
         }
 
     def order_route(self, request: Request) -> Any:
@@ -376,20 +383,80 @@ class KiwoomSim(SimServer):
 
     # --- inquiries --------------------------------------------------------------------
     def _page(
-        self, request: Request, rows: list[dict[str, Any]]
+        self, request: Request, rows: list[dict[str, Any]], size: int | None = None
     ) -> tuple[list[dict[str, Any]], dict[str, str]]:
         """One page of ``rows``: the request's ``next-key`` is where it starts (with cont-yn Y)."""
+        size = size or self.page_size
         start = 0
         if request.header("cont-yn") == "Y":
             key = request.header("next-key")
             if not key.isdigit():
                 raise refuse(INPUT_ERROR, "연속조회키를 확인하세요")  # wording invented
             start = int(key)
-        page = rows[start : start + self.page_size]
-        more = start + self.page_size < len(rows)
+        page = rows[start : start + size]
+        more = start + size < len(rows)
         headers = {"api-id": request.header("api-id"), "cont-yn": "Y" if more else "N"}
-        headers["next-key"] = str(start + self.page_size) if more else ""
+        headers["next-key"] = str(start + size) if more else ""
         return page, headers
+
+    def chart_route(self, request: Request) -> SimReply:
+        """ka10081 주식일봉차트조회요청: adjusted daily bars ending at ``base_dt``, newest first, one
+        per weekday (no holidays). Made up but consistent: the newest close is today's price,
+        each older close steps 0.5 % down then up in a 10-bar cycle (KRX steps), the open is the
+        previous close, high/low bracket both, ``pred_pre`` is the change on the previous bar."""
+        _api_id, fields = self._auth(request, {"ka10081"})
+        self._required(fields, "stk_cd", "base_dt", "upd_stkpc_tp")
+        if fields["upd_stkpc_tp"] not in ("0", "1"):
+            raise refuse(INPUT_ERROR, "수정주가구분을 확인하세요")  # wording invented
+        try:
+            base = datetime.strptime(fields["base_dt"], "%Y%m%d").date()
+        except ValueError:
+            raise refuse(INPUT_ERROR, "기준일자를 확인하세요") from None  # wording invented
+        code = fields["stk_cd"].removesuffix("_NX").removesuffix("_AL")
+        with self.lock:
+            self.chart_requests += 1
+            price = self.prices.get(code)
+        if price is None:
+            raise refuse(*UNKNOWN_SYMBOL)
+        rows = self.daily_bars(code, base, price)
+        page, headers = self._page(request, rows, self.chart_page_size)
+        return SimReply(200, answer(stk_cd=code, stk_dt_pole_chart_qry=page), headers)
+
+    def daily_bars(self, code: str, base: date, price: Decimal) -> list[dict[str, str]]:
+        """The ka10081 rows for ``code`` up to ``base`` (see chart_route), newest first."""
+        days: list[date] = []
+        day = base
+        while len(days) < self.chart_bars:
+            if day.weekday() < 5:
+                days.append(day)
+            day -= timedelta(days=1)
+        closes = [price]
+        for n in range(1, len(days) + 1):
+            factor = Decimal("0.995") if (n // 5) % 2 == 0 else Decimal("1.005")
+            raw = closes[-1] * factor
+            closes.append((raw / krx_step(raw)).to_integral_value(ROUND_FLOOR) * krx_step(raw))
+        rows = []
+        for n, day in enumerate(days):
+            close, previous = closes[n], closes[n + 1]
+            high = max(close, previous) + krx_step(close)
+            low = min(close, previous) - krx_step(close)
+            volume = 1_000_000 + 1000 * n
+            change = close - previous
+            rows.append(
+                {
+                    "cur_prc": str(int(close)),
+                    "trde_qty": str(volume),
+                    "trde_prica": str(int(close * volume / 1_000_000)),
+                    "dt": day.strftime("%Y%m%d"),
+                    "open_pric": str(int(previous)),
+                    "high_pric": str(int(high)),
+                    "low_pric": str(int(low)),
+                    "pred_pre": f"{int(change):+d}" if change else "0",
+                    "pred_pre_sig": "2" if change > 0 else "5" if change < 0 else "3",
+                    "trde_tern_rt": "+0.16",
+                }
+            )
+        return rows
 
     def order_list(self, request: Request, fields: dict[str, str]) -> SimReply:
         """kt00007 계좌별주문체결내역상세요청: the day's orders (``ord_dt``), cancels as their own rows."""

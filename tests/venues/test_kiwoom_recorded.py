@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from feeds.daily import read_kiwoom_daily
 from orders.exchanges.kiwoom.domestic_stock import read_order
 from venuesim.kiwoom import KiwoomSim, tick_values
 
@@ -215,3 +216,21 @@ def test_the_adapter_reads_the_recorded_order_row() -> None:
     assert (order.quantity, order.filled, order.remaining, order.avg_price) == (1, 1, 0, 4900)
     assert order.placed_at is not None and order.placed_at.strftime("%H%M%S") == "130543"
     assert order.result().status == "filled"
+
+
+def test_recorded_daily_chart_request_gets_bars_of_the_recorded_shape(sim: KiwoomSim) -> None:
+    """ka10081: the guide's request (005930 up to 2025-09-08, adjusted) gets rows of the recorded
+    fields and types, newest first and on the same dates; the reader takes the recorded rows."""
+    record = recorded("ka10081")
+    response = call(sim, "ka10081", lenient(record["request_example"]), token(sim))
+    answer, expected = response.json(), lenient(record["response_example"])
+    assert shape(answer) == shape(expected) and answer["return_code"] == expected["return_code"] == 0
+    assert answer["stk_cd"] == expected["stk_cd"] == "005930"
+    ours, theirs = answer["stk_dt_pole_chart_qry"], expected["stk_dt_pole_chart_qry"]
+    assert [r["dt"] for r in ours[:2]] == [r["dt"] for r in theirs] == ["20250908", "20250905"]
+    assert response.headers["cont-yn"] == "Y" and response.headers["next-key"]
+    bars = read_kiwoom_daily("005930", theirs)
+    assert [(b.date.isoformat(), b.open, b.high, b.low, b.close, b.volume) for b in bars] == [
+        ("2025-09-08", 69800, 70500, 69600, 70100, 9263135),
+        ("2025-09-05", 70300, 70400, 69500, 69500, 11526724),
+    ]

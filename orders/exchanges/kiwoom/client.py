@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -141,15 +142,23 @@ class KiwoomClient:
         """One API call. ``place`` marks an order: a lost answer raises OrderUncertain."""
         return self._call(api_id, path, body, place=place)[0]
 
-    def pages(self, api_id: str, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    def pages(
+        self,
+        api_id: str,
+        path: str,
+        body: dict[str, Any],
+        *,
+        enough: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> list[dict[str, Any]]:
         """Every page of an inquiry: while the answer says ``cont-yn: Y`` the next page is asked
-        with its ``next-key``. A list longer than MAX_PAGES fails (retryable) rather than
-        answering from part of it."""
+        with its ``next-key`` — unless ``enough(page)`` says the caller has what it needs (a
+        chart reaching back far enough). A list longer than MAX_PAGES fails (retryable) rather
+        than answering from part of it."""
         pages, cont = [], ("", "")
         for _page in range(MAX_PAGES):
             data, headers = self._call(api_id, path, body, continuation=cont)
             pages.append(data)
-            if headers.get("cont-yn") != "Y":
+            if headers.get("cont-yn") != "Y" or (enough is not None and enough(data)):
                 return pages
             cont = ("Y", headers.get("next-key", ""))
         raise RetryableVenueError(kiwoom_error(_("too many pages in %(path)s") % {"path": api_id}))
