@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from live.bus import group_send
+from orders import liveness
 from orders.exchanges import adapter_for
 from orders.exchanges.base import (
     CancelAllIncomplete,
@@ -122,6 +123,7 @@ def order_claim(order_id: UUID) -> Order | None:
     )
     if not claimed:
         return None
+    liveness.mark_claim(order_id)
     order = Order.objects.select_related("account", "strategy").get(pk=order_id)
     order_broadcast(order)
     return order
@@ -393,11 +395,15 @@ def orders_sweep(stale_after_seconds: float | None = None) -> dict[str, int]:
     now = timezone.now()
     cutoff = now - timedelta(seconds=stale_after_seconds)
     submitted_cutoff = now - timedelta(seconds=stale_after_seconds * SUBMITTED_STALE_FACTOR)
-    stuck = list(
-        Order.objects.filter(status=OrderStatus.SUBMITTED, updated_at__lt=submitted_cutoff).select_related(
+    # A submitted order whose worker is known dead (its heartbeat stopped) is settled now; one
+    # whose holder is unknown, once it is old enough that no live venue call can explain it.
+    stuck = [
+        order
+        for order in Order.objects.filter(status=OrderStatus.SUBMITTED, updated_at__lt=now).select_related(
             "account"
         )
-    )
+        if order.updated_at < submitted_cutoff or liveness.holder_is_dead(order.pk)
+    ]
     pairs = {(order.webhook_id, order.account_id) for order in stuck if order_reconcile(order)}
     pairs.update(
         Order.objects.filter(status=OrderStatus.QUEUED, updated_at__lt=cutoff).values_list(

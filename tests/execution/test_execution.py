@@ -426,6 +426,38 @@ def test_sweep_reconciles_a_submitted_order_the_venue_already_has(
     assert PaperOrder.objects.count() == 1
 
 
+@pytest.mark.django_db
+def test_sweep_settles_at_once_an_order_whose_worker_died(
+    make_strategy: Any, make_account: Any, publish_price: Any
+) -> None:
+    """A worker killed mid-order (kill -9) stops beating: its submitted orders are settled at
+    the next sweep, not after SUBMITTED_STALE_FACTOR x ORDER_STALE_AFTER_SECONDS (#11)."""
+    from django.core.cache import cache
+
+    from orders import liveness
+
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    order = Order.objects.get(webhook=event)
+    publish_price("BINANCE:BTC/USDT", "50000")
+    placed = PaperAdapter(account).place_order(
+        OrderRequest(order.client_order_id, "SPOT", "BTC/USDT", "BUY", "MARKET", qty_per=D(10))
+    )
+    Order.objects.filter(pk=order.pk).update(status="submitted", attempts=1, updated_at=timezone.now())
+    cache.set(f"qt:claim:{order.pk}", "gone-host:4242", timeout=60)  # its holder: no heartbeat
+    cache.set("qt:worker:live-host:1", 1, timeout=60)
+
+    assert orders_sweep(stale_after_seconds=30)["reconciled"] == 1
+    order.refresh_from_db()
+    assert (order.status, order.exchange_order_id) == ("filled", placed.exchange_order_id)
+
+    # An order whose holder still beats is left to it, however the sweep is asked.
+    Order.objects.filter(pk=order.pk).update(status="submitted", updated_at=timezone.now())
+    cache.set(f"qt:claim:{order.pk}", "live-host:1", timeout=60)
+    assert orders_sweep(stale_after_seconds=30)["reconciled"] == 0
+    assert liveness.holder_is_dead(order.pk) is False
+
+
 # --- with a real worker thread ---------------------------------------------------------------
 
 
