@@ -79,6 +79,30 @@ def clear_claim(order_id: UUID | str) -> None:
         log.debug("claim clear failed: %s", exc)
 
 
+def _sending_key(order_id: UUID | str) -> str:
+    return f"qt:sending:{order_id}"
+
+
+def mark_sending(order_id: UUID | str) -> bool:
+    """Record, before the order request leaves, that it may have left. False when that cannot
+    be recorded: the caller must then not send (a dead holder could not be judged safely)."""
+    try:
+        cache.set(_sending_key(order_id), worker_id(), timeout=CLAIM_TTL)
+    except Exception as exc:
+        log.warning("order send mark failed: %s", exc)
+        return False
+    return True
+
+
+def never_sent(order_id: UUID | str) -> bool:
+    """True only when the order's holder is known and no request of it ever started to leave:
+    a worker that died between its claim and its request (the order may simply be sent)."""
+    try:
+        return bool(cache.get(_claim_key(order_id))) and not cache.get(_sending_key(order_id))
+    except Exception:
+        return False
+
+
 def holder_is_dead(order_id: UUID | str) -> bool:
     """True only when the order's holder is known and its heartbeat has stopped."""
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
@@ -247,6 +248,11 @@ def _place(adapter: ExchangeAdapter, order: Order) -> OrderResult:
             # Not there (yet): a busy venue may still be processing it, and would take a
             # repeat as a second order. Look again later.
             raise OrderUncertain(order.message)
+    mark = functools.partial(liveness.mark_sending, order.pk)
+    if adapter.marks_sending:
+        adapter.before_send = mark  # the adapter marks it right before the request leaves
+    elif not mark():
+        raise RetryableVenueError(_("The order could not be marked as being sent; it will be retried"))
     try:
         return adapter.place_order(request)
     except OrderUncertain:
@@ -375,6 +381,10 @@ def order_reconcile(order: Order) -> bool:
         order_record(order, known)
         return False
     log.info("주문 재전달: order_id=%s (거래소에 없음)", order.id)
+    if liveness.never_sent(order.pk):
+        # Its worker died after the claim and before any request left: simply send it.
+        _requeue(order, "")
+        return True
     # The worker died somewhere around the order request: whether it left is unknown, so the
     # order is only looked up again (or re-sent where the venue refuses a repeated client id).
     _mark_uncertain(order)

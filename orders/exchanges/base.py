@@ -10,9 +10,12 @@ the caller must look the order up by client id before doing anything else.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from django.utils.translation import gettext as _
 
 if TYPE_CHECKING:
     from strategies.models import Account
@@ -114,9 +117,22 @@ class ExchangeAdapter(ABC):
     #: (a repeat is refused, never a second order). False: such an order is only looked up, and
     #: ends `failed` ("check the venue") when the lookups run out. See docs/venues.md.
     client_id_refused_in_every_state: bool = False
+    #: True where the adapter calls :meth:`about_to_send` itself, right before the order
+    #: request leaves (after any queueing for a shared client); else the execution layer marks
+    #: "sending" before calling :meth:`place_order`, which is earlier but never late.
+    marks_sending: bool = False
 
     def __init__(self, account: Account):
         self.account = account
+        #: Set by the execution layer: called once right before the order request leaves;
+        #: returns False when that cannot be recorded (the request must then not leave).
+        self.before_send: Callable[[], bool] | None = None
+
+    def about_to_send(self) -> None:
+        """Record that the order request is about to leave; refuse to send when it cannot be."""
+        hook, self.before_send = self.before_send, None
+        if hook is not None and not hook():
+            raise RetryableVenueError(_("The order could not be marked as being sent; it will be retried"))
 
     @abstractmethod
     def place_order(self, request: OrderRequest) -> OrderResult:

@@ -58,8 +58,12 @@ def healthy(stack: Stack) -> Stack:
     return stack
 
 
-def check(stack: Stack, name: str, answers: list[Answer], **extra: Any) -> dict[str, Any]:
-    """The common assertions; returns the figures (also printed)."""
+def check(
+    stack: Stack, name: str, answers: list[Answer], *, unknown_fate_ok: bool = False, **extra: Any
+) -> dict[str, Any]:
+    """The common assertions; returns the figures (also printed). ``unknown_fate_ok``: a worker
+    killed between recording "sending" and the request leaving leaves orders whose fate the
+    venue cannot prove; they end `failed` ("check the venue"), never placed a second time."""
     statuses = Counter(a.status for a in answers)
     accepted = [a for a in answers if a.status == 202]
     kinds = Counter(str(a.body.get("status")) for a in accepted)
@@ -94,8 +98,13 @@ def check(stack: Stack, name: str, answers: list[Answer], **extra: Any) -> dict[
     assert set(statuses) == {202}, diagnosis
     assert figures["max_answer_s"] < TRADINGVIEW_BUDGET, diagnosis
     assert lost == [], diagnosis
-    assert not_final == [], diagnosis
-    assert duplicated == [] and never_placed == [], diagnosis
+    if unknown_fate_ok:
+        failed = {c for _w, c, st in rows if st == "failed"}
+        assert all(st == "failed" for _w, st in not_final), diagnosis
+        assert duplicated == [] and set(never_placed) <= failed, diagnosis
+    else:
+        assert not_final == [], diagnosis
+        assert duplicated == [] and never_placed == [], diagnosis
     assert figures["worker_alive"], diagnosis
     return figures
 
@@ -132,7 +141,7 @@ def test_worker_killed_under_load(healthy: Stack) -> None:
         time.sleep(1.0)  # a supervisor's restart delay
         healthy.restart("worker")
         time.sleep(AFTER_SECONDS)
-    figures = check(healthy, "worker kill -9", load.answers)
+    figures = check(healthy, "worker kill -9", load.answers, unknown_fate_ok=True)
     report(
         "worker kill -9",
         {"in_flight_at_kill": in_flight, "all_final_s_after_kill": round(time.monotonic() - killed_at, 1)},

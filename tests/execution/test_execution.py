@@ -458,6 +458,32 @@ def test_sweep_settles_at_once_an_order_whose_worker_died(
     assert liveness.holder_is_dead(order.pk) is False
 
 
+@pytest.mark.django_db
+def test_an_order_whose_worker_died_before_sending_is_simply_sent_again(
+    make_strategy: Any, make_account: Any
+) -> None:
+    """Claimed, then the worker died before any request left (no send mark): the venue cannot
+    have it, so it goes back to the queue as a normal order, not an uncertain one."""
+    from django.core.cache import cache
+
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    order = Order.objects.get(webhook=event)
+    Order.objects.filter(pk=order.pk).update(status="submitted", attempts=1, updated_at=timezone.now())
+    cache.set(f"qt:claim:{order.pk}", "gone-host:4242", timeout=60)
+
+    assert orders_sweep(stale_after_seconds=30)["redispatched"] == 1
+    order.refresh_from_db()
+    assert (order.status, order.uncertain_attempt) == ("queued", None)
+
+    # Had the request started to leave, whether the venue got it is unknown: looked up only.
+    Order.objects.filter(pk=order.pk).update(status="submitted", updated_at=timezone.now())
+    cache.set(f"qt:sending:{order.pk}", "gone-host:4242", timeout=60)
+    orders_sweep(stale_after_seconds=30)
+    order.refresh_from_db()
+    assert order.status == "queued" and order.uncertain_attempt is not None
+
+
 # --- with a real worker thread ---------------------------------------------------------------
 
 

@@ -72,6 +72,7 @@ def payloads(draw: Any) -> bytes:
 
 
 @pytest.mark.django_db
+@pytest.mark.timeout(1800)  # 10,000 examples take 1-3 minutes; FUZZ_EXAMPLES=100000 far longer
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(body=payloads())
 def test_no_body_gets_a_5xx(body: bytes) -> None:

@@ -158,6 +158,7 @@ def test_ticks_reach_rest_and_a_ws_client_identically_ping_is_echoed_and_a_drop_
     wait_for(lambda: len(sim.ws_logins) == 2 and sim.registered() == [{"005930", "000660"}])
     sim.push_tick("000660", tick_values(128500, 500, "0.39", 1000, 128600, 128500))
     wait_for(lambda: (r := price_latest("000660")) is not None and r.price == Decimal(128500))
+    wait_for(lambda: feed.health.ticks == 2)  # counted just after the tick is stored
     assert feed.health.reconnects == 1 and feed.health.ticks == 2 and sim.token_requests == 1
 
     def kiwoom_status() -> dict[str, Any]:

@@ -384,3 +384,27 @@ def test_markets_are_loaded_again_after_their_ttl(binance_account: Any, binance_
     adapter_for(account).place_order(request(cid="qt2"))
 
     assert len(binance_sim.seen("/api/v3/exchangeInfo", "GET")) == 2
+
+
+def test_the_sending_mark_is_made_only_once_the_shared_client_is_ours(
+    binance_account: Any, binance_sim: BinanceSim
+) -> None:
+    """A worker killed while its order waits for the account's client has sent nothing: the
+    mark that makes an order 'maybe sent' is made after the wait, right before the request."""
+    import threading
+    import time
+
+    adapter = adapter_for(binance_account())
+    adapter.warm("SPOT")
+    _client, lock = adapter._client("SPOT")
+    marks: list[str] = []
+    adapter.before_send = lambda: marks.append("sending") or True
+    lock.acquire()  # another order of the account holds the client
+    placing = threading.Thread(target=adapter.place_order, args=(request(),))
+    placing.start()
+    time.sleep(0.3)
+    assert marks == [] and binance_sim.orders == []
+    lock.release()
+    placing.join(10)
+
+    assert marks == ["sending"] and len(binance_sim.orders) == 1

@@ -193,6 +193,8 @@ class CcxtAdapter(ExchangeAdapter):
     that differ, and the hook methods (``_id_params``, ``_trigger_params``, ``_order_books``,
     ``_order_by_client_id``, ``_apply_futures_settings``) where a value is not enough."""
 
+    marks_sending = True
+
     # The venue's name in messages; empty: the ccxt id, title-cased.
     display_name: str = ""
     # ccxt options for the venue's clients (the account's ``ccxt_options`` go on top).
@@ -476,6 +478,7 @@ class CcxtAdapter(ExchangeAdapter):
             trigger,
         )
         with lock:
+            self.about_to_send()  # after waiting for the shared client: nothing has left yet
             try:
                 order = client.create_order(
                     symbol,
