@@ -117,7 +117,7 @@ def test_redis_stopped_and_restarted_under_load(healthy: Stack) -> None:
         time.sleep(OUTAGE_SECONDS)
         healthy.start_redis()
         time.sleep(AFTER_SECONDS)
-    check(healthy, "redis killed 6 s", load.answers, in_flight_at_kill=in_flight)
+    check(healthy, f"redis killed {OUTAGE_SECONDS:g} s", load.answers, in_flight_at_kill=in_flight)
 
 
 def test_postgresql_restarted_under_load(healthy: Stack) -> None:
@@ -127,7 +127,7 @@ def test_postgresql_restarted_under_load(healthy: Stack) -> None:
         time.sleep(OUTAGE_SECONDS)
         healthy.start_pg()
         time.sleep(AFTER_SECONDS)
-    figures = check(healthy, "postgresql stopped 6 s", load.answers)
+    figures = check(healthy, f"postgresql stopped {OUTAGE_SECONDS:g} s", load.answers)
     assert figures["accepted"].get("spooled", 0) > 0, "the outage never reached the intake"
 
 
