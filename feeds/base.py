@@ -5,11 +5,36 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
 
 from channels.db import database_sync_to_async
 
 from feeds.universe import universe
 from prices.health import FeedHealth
+from prices.services import price_publish_async
+
+
+class Tick(Protocol):
+    """What a broker's realtime tick carries (feeds/kis.py KisTick, feeds/kiwoom.py KiwoomTick)."""
+
+    @property
+    def ticker(self) -> str: ...
+    @property
+    def price(self) -> Decimal: ...
+    @property
+    def change(self) -> Decimal | None: ...
+    @property
+    def change_rate(self) -> Decimal | None: ...
+    @property
+    def volume(self) -> int | None: ...
+    @property
+    def bid_price(self) -> Decimal | None: ...
+    @property
+    def ask_price(self) -> Decimal | None: ...
+    @property
+    def timestamp(self) -> datetime | None: ...
 
 
 class Feed:
@@ -24,6 +49,21 @@ class Feed:
 
     async def instruments(self) -> list[str]:
         return await database_sync_to_async(universe, thread_sensitive=False)(include_demo=self.simulated)
+
+    async def publish_tick(self, tick: Tick) -> None:
+        """One broker tick into the one price layer, counted in this feed's health."""
+        await price_publish_async(
+            tick.ticker,
+            tick.price,
+            change=tick.change,
+            change_rate=tick.change_rate,
+            volume=tick.volume,
+            bid_price=tick.bid_price,
+            ask_price=tick.ask_price,
+            timestamp=tick.timestamp,
+            feed=self.name,
+        )
+        self.health.tick(tick.ticker)
 
     @staticmethod
     async def sleep(seconds: float, stop: threading.Event) -> bool:

@@ -40,7 +40,6 @@ from feeds.base import Feed
 from prices.calendar import KST
 from prices.models import Instrument
 from prices.records import is_kr_stock
-from prices.services import price_publish_async
 from strategies.models import Account
 
 log = logging.getLogger("quanttrade.prices")
@@ -290,18 +289,7 @@ class KisFeed(Feed):
 
     async def _publish(self, ticks: list[KisTick]) -> None:
         for tick in ticks:
-            await price_publish_async(
-                tick.ticker,
-                tick.price,
-                change=tick.change,
-                change_rate=tick.change_rate,
-                volume=tick.volume,
-                bid_price=tick.bid_price,
-                ask_price=tick.ask_price,
-                timestamp=tick.timestamp,
-                feed=self.name,
-            )
-            self.health.tick(tick.ticker)
+            await self.publish_tick(tick)
             previous = self.halted.get(tick.ticker)
             self.halted[tick.ticker] = tick.halted
             # Only a change touches the database (the first tick only when it says halted).

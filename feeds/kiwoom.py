@@ -34,7 +34,6 @@ from feeds.base import Feed
 from orders.exchanges.kiwoom.client import KiwoomClient
 from prices.calendar import KST
 from prices.records import is_kr_stock
-from prices.services import price_publish_async
 from strategies.models import Account
 
 log = logging.getLogger("quanttrade.prices")
@@ -277,15 +276,4 @@ class KiwoomFeed(Feed):
 
     async def _publish(self, ticks: list[KiwoomTick]) -> None:
         for tick in ticks:
-            await price_publish_async(
-                tick.ticker,
-                tick.price,
-                change=tick.change,
-                change_rate=tick.change_rate,
-                volume=tick.volume,
-                bid_price=tick.bid_price,
-                ask_price=tick.ask_price,
-                timestamp=tick.timestamp,
-                feed=self.name,
-            )
-            self.health.tick(tick.ticker)
+            await self.publish_tick(tick)

@@ -7,14 +7,17 @@ that is not a new order); :func:`collect_orders` runs it over every page, and
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from orders.exchanges.base import OrderResult
+from orders.exchanges.base import OrderResult, VenueError
 from quanttrade.vocabulary import OrderStatus, Side
+
+_log = logging.getLogger("quanttrade.orders")
 
 RowReader = Callable[[dict[str, Any]], "VenueOrder | None"]
 
@@ -73,3 +76,29 @@ def collect_orders(pages: list[dict[str, Any]], key: str, read: RowReader) -> li
 def find_order(orders: list[VenueOrder], order_no: str) -> VenueOrder | None:
     """The order with the venue's number ``order_no``, None when the list does not have it."""
     return next((o for o in orders if o.order_no == order_no), None)
+
+
+def state_after_acceptance(
+    find: Callable[[], VenueOrder | None], accepted: OrderResult, *, venue: str, order_no: str
+) -> OrderResult:
+    """The accepted order as the broker's order list shows it right now, so a market order that
+    traded reads filled (the broker answers an order with its number only). The order is
+    placed whatever this read does: when it fails or does not list the order yet, the answer
+    stays ``accepted`` (open) and the sweep's refresh reads it later. Never raises."""
+    if not order_no:
+        return accepted
+    try:
+        found = find()
+    except VenueError as e:
+        _log.warning("%s 주문 상태 조회 실패 (주문은 접수됨): %s %s", venue, order_no, e.message)
+        return accepted
+    except Exception:
+        # A bug in reading must not turn a placed order into a failed one.
+        _log.exception("%s 주문 상태 조회 오류 (주문은 접수됨): %s", venue, order_no)
+        return accepted
+    if found is None:
+        _log.warning("%s 주문 상태 조회: 주문이 아직 목록에 없습니다 (주문은 접수됨): %s", venue, order_no)
+        return accepted
+    state = found.result()
+    state.message = accepted.message
+    return state

@@ -33,7 +33,7 @@ from orders.exchanges.base import (
     VenueError,
 )
 from orders.exchanges.brokerkit.ledger import Intent, OrderLedger
-from orders.exchanges.brokerkit.venue_orders import VenueOrder, find_order
+from orders.exchanges.brokerkit.venue_orders import VenueOrder, find_order, state_after_acceptance
 from orders.exchanges.kis.client import KisClient, kis_error
 from orders.exchanges.kis.sessions import KST, kst_now
 from quanttrade.vocabulary import ZERO, MarketType, OrderStatus, Side, to_decimal
@@ -212,29 +212,9 @@ class KisMarket(ABC):
         return self._state_after_acceptance(intent, accepted)
 
     def _state_after_acceptance(self, intent: Intent, accepted: OrderResult) -> OrderResult:
-        """The accepted order as its market's order inquiry shows it right now, so a market
-        order that traded reads filled (KIS answers an order with its number only). The order
-        is placed whatever this read does: when it fails or does not list the order yet, the
-        answer stays ``accepted`` (open) and the sweep's refresh reads it later. Never raises."""
-        if not intent["odno"]:
-            return accepted
-        try:
-            found = self.find(intent)
-        except VenueError as e:
-            log.warning("한투 주문 상태 조회 실패 (주문은 접수됨): odno=%s %s", intent["odno"], e.message)
-            return accepted
-        except Exception:
-            # A bug in reading must not turn a placed order into a failed one.
-            log.exception("한투 주문 상태 조회 오류 (주문은 접수됨): odno=%s", intent["odno"])
-            return accepted
-        if found is None:
-            log.warning(
-                "한투 주문 상태 조회: 주문이 아직 목록에 없습니다 (주문은 접수됨): odno=%s", intent["odno"]
-            )
-            return accepted
-        state = found.result()
-        state.message = accepted.message
-        return state
+        return state_after_acceptance(
+            lambda: self.find(intent), accepted, venue=DISPLAY_NAME, order_no=intent["odno"]
+        )
 
     # --- lookup -----------------------------------------------------------------------
     def find(self, intent: Intent) -> VenueOrder | None:

@@ -31,7 +31,12 @@ from orders.exchanges.base import (
     VenueError,
 )
 from orders.exchanges.brokerkit.ledger import Intent, OrderLedger
-from orders.exchanges.brokerkit.venue_orders import VenueOrder, collect_orders, find_order
+from orders.exchanges.brokerkit.venue_orders import (
+    VenueOrder,
+    collect_orders,
+    find_order,
+    state_after_acceptance,
+)
 from orders.exchanges.kiwoom import domestic_stock as ds
 from orders.exchanges.kiwoom.client import DISPLAY_NAME, KST, KiwoomClient, kiwoom_error
 from quanttrade.vocabulary import ZERO, MarketType, OrderStatus, Side, to_decimal
@@ -133,22 +138,9 @@ class KiwoomAdapter(ExchangeAdapter):
         return self._state_after_acceptance(intent, accepted)
 
     def _state_after_acceptance(self, intent: Intent, accepted: OrderResult) -> OrderResult:
-        """The accepted order as the order list shows it now; never fails the placement."""
-        if not intent["odno"]:
-            return accepted
-        try:
-            found = self._find(intent)
-        except VenueError as e:
-            log.warning("키움 주문 상태 조회 실패 (주문은 접수됨): ord_no=%s %s", intent["odno"], e.message)
-            return accepted
-        except Exception:
-            log.exception("키움 주문 상태 조회 오류 (주문은 접수됨): ord_no=%s", intent["odno"])
-            return accepted
-        if found is None:
-            return accepted
-        state = found.result()
-        state.message = accepted.message
-        return state
+        return state_after_acceptance(
+            lambda: self._find(intent), accepted, venue=DISPLAY_NAME, order_no=intent["odno"]
+        )
 
     # --- order list -------------------------------------------------------------------
     def orders(self, day: str, code: str = "", side: str = "") -> list[VenueOrder]:
