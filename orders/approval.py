@@ -24,8 +24,9 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from orders.models import Order
@@ -55,12 +56,17 @@ def approval_deadline(strategy: Strategy, now: datetime) -> datetime:
     return now + timedelta(seconds=strategy.approval_timeout_seconds)
 
 
+# Stored on the order, so in the site language whatever language the deciding user reads.
 def expired_message(timeout_seconds: int) -> str:
-    return _("Approval wait timed out (%(seconds)s s): the order was not sent") % {"seconds": timeout_seconds}
+    with translation.override(settings.LANGUAGE_CODE):
+        return _("Approval wait timed out (%(seconds)s s): the order was not sent") % {
+            "seconds": timeout_seconds
+        }
 
 
 def rejected_message(username: str) -> str:
-    return _("Rejected by %(user)s: the order was not sent") % {"user": username}
+    with translation.override(settings.LANGUAGE_CODE):
+        return _("Rejected by %(user)s: the order was not sent") % {"user": username}
 
 
 def approval_pending_announce(orders: Iterable[Order]) -> None:

@@ -37,6 +37,7 @@ def approval_state(order: Order) -> dict[str, Any]:
     if order.approval_expires_at is None and order.approved_at is None:
         return {}
     return {
+        "account_id": order.account_id,
         "approval_expires_at": order.approval_expires_at.isoformat() if order.approval_expires_at else None,
         "approved_by": order.approved_by.get_username()
         if order.approved_by_id and order.approved_by
