@@ -357,3 +357,53 @@ def test_a_stock_order_shows_its_estimated_quantity_and_value(
     html = staff_client(staff()).get("/approvals/").content.decode()
     assert '<td class="num mono">3</td>' in html  # est. quantity = the shares asked for
     assert '<td class="num mono">213000</td>' in html  # 3 x the last price
+
+
+# --- where approval is switched on, and who expires it in embedded mode -------------------------
+
+
+@pytest.mark.django_db
+def test_the_admin_offers_approval_on_strategies_and_accounts(make_strategy: Any, make_account: Any) -> None:
+    from django.contrib import admin
+    from django.template.response import TemplateResponse
+    from django.test import RequestFactory
+
+    from strategies.models import Account, Strategy
+
+    account = make_account("acct-a")
+    strategy = make_strategy(accounts=[account])
+    request = RequestFactory().get("/admin/")
+    request.user = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    pages = {
+        model: admin.site._registry[model].change_view(request, str(obj.pk))
+        for model, obj in ((Strategy, strategy), (Account, account))
+    }
+    html = {}
+    for model, response in pages.items():
+        assert isinstance(response, TemplateResponse)
+        html[model] = response.render().content.decode()
+    assert (
+        'name="approval_required"' in html[Strategy] and 'name="approval_timeout_seconds"' in html[Strategy]
+    )
+    assert 'name="approval_required"' in html[Account]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_embedded_periodic_loop_expires_waiting_orders(approve_first: Any) -> None:
+    import time
+
+    from quanttrade.management.commands.serve import PeriodicLoop
+
+    webhook_id = post(BATCH)["webhook_id"]
+    Order.objects.update(approval_expires_at=timezone.now() - timedelta(seconds=1))
+    loop = PeriodicLoop()
+    loop.start()
+    try:
+        deadline = time.monotonic() + 15
+        while {o.status for o in orders_of(webhook_id)} != {"cancelled"}:
+            assert time.monotonic() < deadline, [o.status for o in orders_of(webhook_id)]
+            time.sleep(0.05)
+    finally:
+        loop.stop()
+    assert "승인 대기 시간 초과" in orders_of(webhook_id)[0].message
+    assert PaperOrder.objects.count() == 0
