@@ -56,6 +56,13 @@ def approval_deadline(strategy: Strategy, now: datetime) -> datetime:
     return now + timedelta(seconds=strategy.approval_timeout_seconds)
 
 
+def waited_seconds(order: Order) -> int:
+    """The approval wait the order was given (the strategy's timeout when it arrived)."""
+    if order.approval_expires_at is None:
+        return 0
+    return round((order.approval_expires_at - order.created_at).total_seconds())
+
+
 # Stored on the order, so in the site language whatever language the deciding user reads.
 def expired_message(timeout_seconds: int) -> str:
     with translation.override(settings.LANGUAGE_CODE):
@@ -96,12 +103,11 @@ def _broadcast_group(webhook_id: UUID, account_id: int) -> None:
 
 def _expire_locked(orders: list[Order], now: datetime) -> int:
     """Cancel the (locked, pending) group with the timeout message; returns how many changed."""
-    strategy = Strategy.objects.get(pk=orders[0].strategy_id)
     changed = Order.objects.filter(
         pk__in=[order.pk for order in orders], status=OrderStatus.PENDING_APPROVAL
     ).update(
         status=OrderStatus.CANCELLED,
-        message=expired_message(strategy.approval_timeout_seconds),
+        message=expired_message(waited_seconds(orders[0])),
         updated_at=now,
     )
     webhook_id, account_id = orders[0].webhook_id, orders[0].account_id
@@ -150,8 +156,7 @@ def approval_decide(webhook_id: UUID, account_id: int, user: Any, *, approve: bo
             code="not_pending",
         )
     if late:
-        strategy = Strategy.objects.get(pk=orders[0].strategy_id)
-        raise ApprovalError(expired_message(strategy.approval_timeout_seconds), code="expired")
+        raise ApprovalError(expired_message(waited_seconds(orders[0])), code="expired")
     if changed != len(orders):
         raise ApprovalError(_("The orders changed while deciding; try again"), code="conflict")
     log.info(

@@ -196,6 +196,20 @@ def test_the_timeout_is_per_strategy(make_strategy: Any, make_account: Any) -> N
     assert "(5초)" in orders_of(webhook_id)[0].message
 
 
+@pytest.mark.django_db
+def test_a_later_timeout_change_keeps_the_deadline_the_order_arrived_with(approve_first: Any) -> None:
+    from strategies.models import Strategy
+
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        webhook_id = post(BATCH)["webhook_id"]
+        Strategy.objects.update(approval_timeout_seconds=5)
+        clock.shift(timedelta(seconds=30))
+        assert approvals_expire() == 0
+        clock.shift(timedelta(seconds=30))
+        assert approvals_expire() == 2
+    assert "(60초)" in orders_of(webhook_id)[0].message
+
+
 # --- concurrency: two staff users approve at the same moment ----------------------------------
 
 
