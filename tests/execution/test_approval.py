@@ -421,3 +421,20 @@ def test_the_embedded_periodic_loop_expires_waiting_orders(approve_first: Any) -
         loop.stop()
     assert "승인 대기 시간 초과" in orders_of(webhook_id)[0].message
     assert PaperOrder.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_the_order_page_links_a_waiting_order_to_the_queue_and_then_names_its_approver(
+    approve_first: Any,
+) -> None:
+    webhook_id = post(BATCH)["webhook_id"]
+    user = staff("alice")
+    client = staff_client(user)
+    order = orders_of(webhook_id)[0]
+    waiting = client.get(f"/orders/{order.pk}/").content.decode()
+    assert "승인 대기" in waiting and 'href="/approvals/"' in waiting
+    assert "승인 대기" in client.get("/orders/?status=pending_approval").content.decode()
+    assert str(order.pk) in client.get("/orders/?status=pending_approval").content.decode()
+    approval_decide(webhook_id, approve_first.pk, user, approve=True)
+    approved = client.get(f"/orders/{order.pk}/").content.decode()
+    assert '<dd class="o-approved">alice · ' in approved
