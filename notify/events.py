@@ -9,13 +9,15 @@ the event is logged and dropped (or left for the sweep): an order never fails fo
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import threading
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from django.db import transaction
+from django.db import connections, transaction
 
 from notify.models import EventKind
 from notify.services import notifications_enqueue
@@ -73,9 +75,28 @@ def emit(
             }.items()
             if value not in (None, "")
         }
-        transaction.on_commit(functools.partial(_enqueue, kind, fields))
+        if _in_event_loop():
+            # An async caller (a price feed): the database work runs in a thread of its own.
+            threading.Thread(target=_enqueue_in_thread, args=(kind, fields), daemon=True).start()
+        else:
+            transaction.on_commit(functools.partial(_enqueue, kind, fields))
     except Exception:  # notifications never fail their caller
         log.exception("알림 등록 실패: %s", kind)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _enqueue_in_thread(kind: str, fields: dict[str, str]) -> None:
+    try:
+        _enqueue(kind, fields)
+    finally:
+        connections.close_all()
 
 
 def _enqueue(kind: str, fields: dict[str, str]) -> None:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from notify.models import EventKind
 from quanttrade.logging import redact
@@ -21,7 +21,7 @@ MAX_LINES = 20
 MAX_DETAIL_CHARS = 300
 
 HEADINGS: dict[str, Any] = {
-    EventKind.ORDER_FILLED: gettext_lazy("Filled"),
+    EventKind.ORDER_FILLED: pgettext_lazy("notification", "Filled"),
     EventKind.ORDER_FAILED: gettext_lazy("Order failed"),
     EventKind.ORDER_UNCERTAIN: gettext_lazy("Order placement uncertain — check the venue"),
     EventKind.WEBHOOK_REFUSED: gettext_lazy("Webhook refused"),
@@ -76,10 +76,13 @@ def event_line(kind: str, fields: dict[str, str]) -> str:
     if fields.get("price"):
         parts.append(f"@ {number(fields['price'])}")
     text = " ".join(part for part in parts if part)
-    line = f"{heading}: {text}" if text else heading
     detail = redact(fields.get("message", ""))[:MAX_DETAIL_CHARS]
-    if detail:
-        line = f"{line} — {detail}"
+    if text and detail:
+        line = f"{heading}: {text} — {detail}"
+    elif text or detail:
+        line = f"{heading}: {text or detail}"
+    else:
+        line = heading
     link = _link(fields)
     return f"{line}\n{link}" if link else line
 

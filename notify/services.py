@@ -40,11 +40,16 @@ GIVEN_UP_RETENTION = timedelta(days=7)
 
 
 class FlushRetry(Exception):  # noqa: N818 - a signal to the task, not an error
-    """The destination failed (or is rate-limited): flush again after ``countdown`` seconds."""
+    """The destination failed (or is rate-limited): flush again at ``due`` (which is now the
+    destination's ``flush_due_at``)."""
 
-    def __init__(self, countdown: float):
-        self.countdown = countdown
-        super().__init__(countdown)
+    def __init__(self, due: datetime):
+        self.due = due
+        super().__init__(due.isoformat())
+
+    @property
+    def countdown(self) -> float:
+        return max((self.due - timezone.now()).total_seconds(), 0.0)
 
 
 def _min_interval() -> float:
@@ -78,12 +83,15 @@ def flush_schedule(destination: NotificationDestination) -> None:
         flush_due_at=due
     )
     if scheduled:
-        _send_flush(destination.pk, (due - now).total_seconds())
+        _send_flush(destination.pk, due)
 
 
-def _send_flush(destination_id: int, countdown: float) -> None:
+def _send_flush(destination_id: int, due: datetime) -> None:
+    countdown = max((due - timezone.now()).total_seconds(), 0.0)
     try:
-        celery_app.send_task(FLUSH_TASK, args=[destination_id], countdown=max(countdown, 0.0), retry=False)
+        celery_app.send_task(
+            FLUSH_TASK, args=[destination_id, due.isoformat()], countdown=countdown, retry=False
+        )
     except Exception as exc:  # the sweep schedules it again
         log.error("알림 전송 예약 실패 (스윕에서 재시도): destination=%s %s", destination_id, exc)
 
@@ -114,12 +122,16 @@ def _mask(text: str, url: str) -> str:
     return redact(text)[:300]
 
 
-def destination_flush(destination_id: int) -> int:
+def destination_flush(destination_id: int, due: datetime | None = None) -> int:
     """Send the destination's pending notifications as one message. Returns how many were
-    sent. Raises :class:`FlushRetry` when it must run again later (rate limit, failure)."""
+    sent. Raises :class:`FlushRetry` when it must run again later (rate limit, failure).
+
+    ``due`` is the moment the flush was scheduled for: a flush whose ``due`` is no longer the
+    destination's ``flush_due_at`` was superseded (by a send, a retry or the sweep) and does
+    nothing, so each destination has one live flush however many were scheduled."""
     now = timezone.now()
     destination = NotificationDestination.objects.filter(pk=destination_id).first()
-    if destination is None:
+    if destination is None or (due is not None and destination.flush_due_at != due):
         return 0
     if not destination.is_active:
         NotificationDestination.objects.filter(pk=destination_id).update(flush_due_at=None)
@@ -128,7 +140,7 @@ def destination_flush(destination_id: int) -> int:
         NotificationDestination.objects.filter(pk=destination_id).update(
             flush_due_at=destination.next_send_at
         )
-        raise FlushRetry((destination.next_send_at - now).total_seconds())
+        raise FlushRetry(destination.next_send_at)
     pending = Notification.objects.filter(destination_id=destination_id, state=NotificationState.PENDING)
     if not pending.exists():
         NotificationDestination.objects.filter(pk=destination_id).update(flush_due_at=None)
@@ -184,7 +196,7 @@ def _flush_failed(destination_id: int, rows: list[Notification], detail: str, no
     NotificationDestination.objects.filter(pk=destination_id).update(
         next_send_at=retry_at, flush_due_at=retry_at
     )
-    raise FlushRetry((retry_at - timezone.now()).total_seconds())
+    raise FlushRetry(retry_at)
 
 
 def _record_result(destination_id: int, *, ok: bool, detail: str, at: datetime) -> None:
