@@ -342,3 +342,19 @@ def test_the_url_is_encrypted_at_rest() -> None:
         cursor.execute("SELECT url FROM notify_notificationdestination WHERE id = %s", [dest.pk])
         (stored,) = cursor.fetchone()
     assert "bot-token-secret" not in stored
+
+
+@pytest.mark.django_db
+def test_the_list_action_reports_a_down_destination_without_its_url(staff: Client, closed_port: int) -> None:
+    dest = destination(f"json://127.0.0.1:{closed_port}/path-token-QWERTY123")
+    Notification.objects.create(destination=dest, kind=EventKind.FEED_DOWN, fields={"feed": "kis"})
+    response = staff.post(
+        "/admin/notify/notificationdestination/",
+        {"action": "send_test", "_selected_action": [dest.pk]},
+        follow=True,
+    )
+    html = response.content.decode()
+    assert "Ops(으)로 테스트 알림 전송 실패: A Connection error" in html and "QWERTY123" not in html
+    assert "QWERTY123" not in staff.get("/admin/notify/notification/").content.decode()
+    dest.refresh_from_db()
+    assert dest.last_ok is False
