@@ -102,15 +102,15 @@ def deliver(url: str, title: str, body: str) -> tuple[bool, str]:
     sender = apprise.Apprise()
     if not sender.add(url):
         return False, _("The apprise URL is not valid")
-    with apprise.LogCapture(level=logging.WARNING) as captured:
-        try:
-            sent = bool(sender.notify(title=title, body=body))
-        except Exception as exc:  # a plugin bug must not escape
-            return False, _mask(f"{type(exc).__name__}: {exc}", url)
-    if sent:
+    try:
+        result = sender.notify(title=title, body=body)
+    except Exception as exc:  # a plugin bug must not escape
+        return False, _mask(f"{type(exc).__name__}: {exc}", url)
+    if result:
         return True, _("Sent")
-    lines = [line.split(" - ", 2)[-1] for line in str(captured.getvalue()).splitlines() if line.strip()]
-    return False, _mask(lines[-1] if lines else _("The destination did not accept the message"), url)
+    # This call's own log (apprise keeps it per call: other threads' sends do not mix in).
+    problems = [str(entry.message) for entry in result.logs() if entry.level in ("WARNING", "ERROR")]
+    return False, _mask(problems[-1] if problems else _("The destination did not accept the message"), url)
 
 
 def _mask(text: str, url: str) -> str:
