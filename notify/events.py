@@ -28,6 +28,8 @@ KINDS = frozenset(EventKind.values)
 
 
 def _plain(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return f"{value:f}"  # 50000, not 5E+4
     return "" if value is None else str(value)
 
 

@@ -358,3 +358,41 @@ def test_the_list_action_reports_a_down_destination_without_its_url(staff: Clien
     assert "QWERTY123" not in staff.get("/admin/notify/notification/").content.decode()
     dest.refresh_from_db()
     assert dest.last_ok is False
+
+
+# --- which order outcome is which event -------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_order_outcomes_map_to_their_events(
+    django_capture_on_commit_callbacks: Any, notify_settings: Any, trading: Any
+) -> None:
+    from live.store import live_store
+    from orders.exchanges.base import OrderResult
+    from orders.services import account_orders_execute, order_record, unconfirmed_message
+
+    destination("json://127.0.0.1:9/a")
+    live_store().clear()  # no price: market orders are rejected
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_webhook([{"order_type": "MARKET", "side": "buy", "qty_per": 10}] * 2)
+    rejected, uncertain = Order.objects.filter(webhook_id=response.json()["webhook_id"]).order_by("sequence")
+    with django_capture_on_commit_callbacks(execute=True):
+        account_orders_execute(rejected.webhook_id, trading.pk)
+    rows = list(Notification.objects.order_by("pk"))
+    assert [(r.kind, r.fields["message"]) for r in rows] == [
+        ("order_failed", "시세 정보가 없습니다: BINANCE:BTC/USDT"),
+        ("order_failed", "시세 정보가 없습니다: BINANCE:BTC/USDT"),
+    ]
+    Notification.objects.all().delete()
+    # A placement that could not be confirmed: its own kind, "check the venue".
+    Order.objects.filter(pk=uncertain.pk).update(status="submitted", uncertain_attempt=1)
+    uncertain.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        order_record(uncertain, OrderResult(status="failed", message=unconfirmed_message("timeout")))
+        order_record(uncertain, OrderResult(status="failed", message="again"))  # not `submitted`: no-op
+    (row,) = Notification.objects.all()
+    assert row.kind == "order_uncertain" and row.fields["order_id"] == str(uncertain.pk)
+    _title, body = batch_render([(row.kind, row.fields)], "ko")
+    assert body.startswith(
+        "주문 접수 여부 불명 — 거래소에서 확인하세요: my_strategy / paper-1 BTC/USDT 매수 — "
+    )
