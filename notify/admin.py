@@ -52,7 +52,7 @@ class DestinationForm(forms.ModelForm):
                 "masked": masked_url(self.instance.url)
             }
         elif not self.instance.pk:
-            self.initial.setdefault("events", list(EventKind.values))
+            self.initial["events"] = list(EventKind.values)  # a new destination wants everything
 
     def clean_url(self) -> str:
         url = str(self.cleaned_data.get("url") or "").strip()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -331,6 +332,9 @@ def test_saving_with_a_blank_url_keeps_the_stored_one_and_a_bad_url_is_refused(s
     assert (dest.url, dest.events, dest.language) == ("json://127.0.0.1:9/keep-me", ["order_filled"], "en")
     response = staff.post(f"/admin/notify/notificationdestination/{dest.pk}/change/", {**form, "url": "nope"})
     assert response.status_code == 200 and "apprise URL이 올바르지 않습니다" in response.content.decode()
+    add_page = staff.get("/admin/notify/notificationdestination/add/").content.decode()
+    boxes = re.findall(r'<input type="checkbox" name="events"[^>]*>', add_page)
+    assert len(boxes) == len(EventKind.values) and all("checked" in box for box in boxes)
 
 
 @pytest.mark.django_db
