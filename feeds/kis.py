@@ -274,7 +274,7 @@ class KisFeed(Feed):
             body = message.get("body", {})
             if body.get("rt_cd") not in (None, "0"):
                 ticker = str(header.get("tr_key") or "")
-                self.health.error(f"{ticker}: {body.get('msg1', '')}")
+                self.health.error(f"{ticker}: {body.get('msg1', '')}", down=False)
                 if ticker:  # a refused registration (e.g. over the app key's limit)
                     self.unregistered.add(ticker)
                     self._report_registrations()

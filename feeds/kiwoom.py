@@ -272,7 +272,9 @@ class KiwoomFeed(Feed):
             elif trnm == "REAL":
                 await self._publish(parse_real(message, datetime.now(KST)))
             elif trnm in ("REG", "REMOVE") and str(message.get("return_code")) != "0":
-                self.health.error(f"{trnm}: {message.get('return_code')} {message.get('return_msg')}")
+                self.health.error(
+                    f"{trnm}: {message.get('return_code')} {message.get('return_msg')}", down=False
+                )
 
     async def _publish(self, ticks: list[KiwoomTick]) -> None:
         for tick in ticks:

@@ -97,7 +97,7 @@ class SimulatedFeed(Feed):
                     try:
                         instruments = await self.instruments()
                     except Exception as exc:  # keep walking the known set
-                        self.health.error(f"universe: {exc}")
+                        self.health.error(f"universe: {exc}", down=False)
                     refreshed = elapsed
                     self.health.set_detail(instruments=len(instruments))
                 for instrument in instruments:

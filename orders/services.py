@@ -15,6 +15,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from live.bus import group_send
+from notify.events import emit
+from notify.models import EventKind
 from orders import liveness
 from orders.exchanges import adapter_for
 from orders.exchanges.base import (
@@ -150,10 +152,41 @@ def order_record(
         fields["cancelled_orders"] = result.cancelled_orders
     if not Order.objects.filter(pk=order.pk, status__in=list(expect)).update(**fields):
         return False
+    previous = order.status
     for name, value in fields.items():
         setattr(order, name, value)
     order_broadcast(order)
+    if order.status != previous:
+        order_notify(order)
     return True
+
+
+def order_notify(order: Order) -> None:
+    """Tell the operator's notification destinations about an order that just ended filled,
+    rejected or failed (a failed one whose placement could not be confirmed is its own kind:
+    the venue must be checked). Never raises."""
+    if order.status == OrderStatus.FILLED:
+        kind = EventKind.ORDER_FILLED
+    elif order.status == OrderStatus.FAILED and order.uncertain_attempt is not None:
+        kind = EventKind.ORDER_UNCERTAIN
+    elif order.status in (OrderStatus.REJECTED, OrderStatus.FAILED):
+        kind = EventKind.ORDER_FAILED
+    else:
+        return
+    try:
+        emit(
+            kind,
+            strategy=order.strategy.group_name,
+            account=order.account.name,
+            symbol=order.symbol,
+            side=order.side,
+            quantity=order.filled_qty if kind == EventKind.ORDER_FILLED else order.quantity,
+            price=order.avg_price or order.price,
+            order_id=order.pk,
+            message="" if kind == EventKind.ORDER_FILLED else order.message,
+        )
+    except Exception:  # a notification never fails an order
+        log.exception("주문 알림 실패: order_id=%s", order.pk)
 
 
 def _order_fail(order: Order, status: str, message: str) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 from django.utils import timezone
 
 from live.store import live_store
+from notify.events import emit
+from notify.models import EventKind
 
 STATUS_KIND = "feed"
 TTL_SECONDS = 60.0
@@ -33,6 +35,9 @@ class FeedHealth:
         self.reconnects = 0
         self.errors = 0
         self.last_error = ""
+        # Down since an error and no tick since: the operator was told (feed_down), and is told
+        # again when the next tick arrives (feed_up). Only the changes are notified.
+        self.down = False
         self.detail: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._flushed = 0.0
@@ -77,6 +82,9 @@ class FeedHealth:
             self.ticks += count
             self.last_tick_at = timezone.now().isoformat()
             self.last_instrument = instrument
+            recovered, self.down = self.down, False
+        if recovered:
+            emit(EventKind.FEED_UP, feed=self.name)
         self.flush(force=False)
 
     def reconnected(self) -> None:
@@ -84,10 +92,17 @@ class FeedHealth:
             self.reconnects += 1
         self.flush()
 
-    def error(self, message: str) -> None:
+    def error(self, message: str, *, down: bool = True) -> None:
+        """Count an error; ``down`` (the default) means no prices arrive until the next tick
+        (a lost connection, a failed poll), as opposed to one refused subscription."""
         with self._lock:
             self.errors += 1
             self.last_error = message[:300]
+            went_down = down and not self.down
+            if down:
+                self.down = True
+        if went_down:
+            emit(EventKind.FEED_DOWN, feed=self.name, message=message[:300])
         self.flush()
 
     def set_detail(self, **detail: Any) -> None:

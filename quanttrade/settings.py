@@ -158,6 +158,7 @@ INSTALLED_APPS = [
     "quanttrade",
     "access",
     "live",
+    "notify",
     "prices",
     "strategies",
     "orders",
@@ -328,6 +329,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "webhooks.tasks.webhooks_sweep",
         "schedule": 3600.0,
     },
+    "notify-sweep": {
+        "task": "notify.tasks.notify_sweep",
+        "schedule": 30.0,
+    },
 }
 # Embedded mode: how many threads the in-process worker runs (accounts run in parallel).
 EMBEDDED_WORKER_CONCURRENCY: int = env.int("EMBEDDED_WORKER_CONCURRENCY", default=4)
@@ -361,6 +366,18 @@ WEBHOOK_SPOOL_REPLAY_SECONDS: float = env.float("WEBHOOK_SPOOL_REPLAY_SECONDS", 
 WEBHOOK_SPOOL_MAX_FILES: int = env.int("WEBHOOK_SPOOL_MAX_FILES", default=10000)
 # How long a web process may authenticate a strategy from memory while the database is down.
 WEBHOOK_AUTH_CACHE_SECONDS: int = env.int("WEBHOOK_AUTH_CACHE_SECONDS", default=300)
+
+# --- notifications (notify/) -----------------------------------------------------------
+# One destination gets at most one message per NOTIFY_MIN_INTERVAL seconds: what happens in
+# between is batched into the next message. The first event of a quiet spell waits
+# NOTIFY_BATCH_SECONDS for the rest of its burst (a webhook's fills arrive together).
+NOTIFY_MIN_INTERVAL: float = env.float("NOTIFY_MIN_INTERVAL", default=10.0)
+NOTIFY_BATCH_SECONDS: float = env.float("NOTIFY_BATCH_SECONDS", default=2.0)
+# A destination that fails is retried with backoff; a message is dropped after this many tries.
+NOTIFY_MAX_ATTEMPTS: int = env.int("NOTIFY_MAX_ATTEMPTS", default=8)
+for _notify_name in ("NOTIFY_MIN_INTERVAL", "NOTIFY_BATCH_SECONDS", "NOTIFY_MAX_ATTEMPTS"):
+    if globals()[_notify_name] < 0:
+        raise ImproperlyConfigured(f"{_notify_name} must not be negative")
 
 # --- prices -----------------------------------------------------------------------------
 # Comma list of feeds started with the server (embedded) or by `manage.py pricefeed`.

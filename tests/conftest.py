@@ -152,7 +152,8 @@ def _celery_worker_session(django_db_setup: None) -> Iterator[Any]:
     from celery.signals import task_postrun
     from django.db import connections
 
-    import orders.tasks  # noqa: F401 - registers the tasks before the worker starts
+    import notify.tasks  # noqa: F401 - registers the tasks before the worker starts
+    import orders.tasks  # noqa: F401
     from quanttrade.celery import app
 
     app.conf.worker_hijack_root_logger = False

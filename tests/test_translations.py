@@ -9,7 +9,7 @@ from pathlib import Path
 import polib
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCT = ("quanttrade", "live", "prices", "strategies", "orders", "webhooks", "feeds")
+PRODUCT = ("quanttrade", "live", "notify", "prices", "strategies", "orders", "webhooks", "feeds")
 GETTEXT = {"_", "gettext", "gettext_lazy", "pgettext", "pgettext_lazy", "ngettext", "ngettext_lazy"}
 
 

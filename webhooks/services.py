@@ -27,6 +27,8 @@ from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
 
 from live.bus import group_send
+from notify.events import emit
+from notify.models import EventKind
 from orders.approval import approval_deadline, approval_needed, approval_pending_announce
 from orders.models import Order
 from orders.selectors import order_summary
@@ -100,6 +102,16 @@ def webhook_ingest(
     except WebhookError as error:
         log.error("웹훅 처리 실패: [%s] %s", error.code, error.message)
         event = _record_rejection(state, error)
+        if state.strategy is not None and event is not None:
+            # Only refusals of an authenticated strategy's signal are worth a message: anyone
+            # can send garbage to the endpoint, and that must not page the operator. (No event:
+            # the database is down, and the notification would wait for it on this response.)
+            emit(
+                EventKind.WEBHOOK_REFUSED,
+                strategy=state.strategy.group_name,
+                webhook_id=event.id,
+                message=f"[{error.code}] {error.message}",
+            )
         return IngestResult(error.status, error.envelope(), event.id if event else None)
     except _StrategyUnknownError:
         return _spool(state, idempotency_header, verified=False, warnings=[])

@@ -26,8 +26,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections, connections
 
+import notify.tasks  # noqa: F401 - registers the notification tasks with the app
 import orders.tasks  # noqa: F401 - registers the execution tasks with the app
 from feeds import run_in_background
+from notify.services import notifications_sweep
 from orders.approval import approvals_expire
 from orders.services import orders_sweep, paper_match_run
 from quanttrade.celery import app
@@ -71,12 +73,14 @@ class EmbeddedWorker:
 
 # Expired idempotency keys and old refusals (the beat schedule's webhooks-sweep).
 HOUSEKEEPING_INTERVAL_SECONDS = 3600.0
+# Notification flushes lost to a crash (the beat schedule's notify-sweep).
+NOTIFY_SWEEP_INTERVAL_SECONDS = 30.0
 
 
 class PeriodicLoop:
     """Runs the order sweep every ORDER_SWEEP_INTERVAL_SECONDS, the paper matcher every
-    PAPER_MATCH_INTERVAL_SECONDS and the approval expiry every APPROVAL_EXPIRE_INTERVAL_SECONDS
-    (what `celery beat` does in distributed mode)."""
+    PAPER_MATCH_INTERVAL_SECONDS, the approval expiry every APPROVAL_EXPIRE_INTERVAL_SECONDS
+    and the notification sweep every 30 s (what `celery beat` does in distributed mode)."""
 
     def __init__(self) -> None:
         self.stop_event = threading.Event()
@@ -97,6 +101,7 @@ class PeriodicLoop:
         next_housekeeping = time.monotonic()
         expire_every = float(settings.APPROVAL_EXPIRE_INTERVAL_SECONDS)
         next_expire = time.monotonic()
+        next_notify_sweep = time.monotonic() + NOTIFY_SWEEP_INTERVAL_SECONDS
         while not self.stop_event.is_set():
             close_old_connections()
             now = time.monotonic()
@@ -112,6 +117,9 @@ class PeriodicLoop:
             if now >= next_housekeeping:
                 next_housekeeping = now + HOUSEKEEPING_INTERVAL_SECONDS
                 _guarded("webhooks_sweep", webhooks_sweep)
+            if now >= next_notify_sweep:
+                next_notify_sweep = now + NOTIFY_SWEEP_INTERVAL_SECONDS
+                _guarded("notify_sweep", notifications_sweep)
             self.stop_event.wait(max(0.0, min(next_sweep, next_match, next_expire) - time.monotonic()))
         connections.close_all()
 
