@@ -30,6 +30,7 @@ HEADINGS: dict[str, Any] = {
     EventKind.FEED_DOWN: gettext_lazy("Price feed down"),
     EventKind.FEED_UP: gettext_lazy("Price feed back up"),
     EventKind.CONNECTION_FAILED: gettext_lazy("Venue connection test failed"),
+    EventKind.APPROVAL_PENDING: gettext_lazy("Waiting for approval"),
 }
 SIDES: dict[str, Any] = {"BUY": gettext_lazy("buy"), "SELL": gettext_lazy("sell")}
 

@@ -21,6 +21,7 @@ class EventKind(models.TextChoices):
     FEED_DOWN = "feed_down", _("price feed down")
     FEED_UP = "feed_up", _("price feed back up")
     CONNECTION_FAILED = "connection_failed", _("venue connection test failed")
+    APPROVAL_PENDING = "approval_pending", _("orders waiting for approval")
 
 
 class Language(models.TextChoices):

@@ -26,9 +26,12 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from notify.events import emit
+from notify.models import EventKind
 from orders.models import Order
 from orders.services import order_broadcast, orders_dispatch
 from prices.records import PriceRecord, instrument_for
@@ -80,12 +83,25 @@ def approval_pending_announce(orders: Iterable[Order]) -> None:
     """Tell the pages (and, later, the operator) that orders are waiting for approval.
     Called after the orders were committed."""
     waiting = [order for order in orders if order.status == OrderStatus.PENDING_APPROVAL]
-    # notify: approval_pending (one notification per waiting group, with a link to /approvals/)
     for order in waiting:
         order_broadcast(order)
-    groups = {(order.webhook_id, order.account_id) for order in waiting}
-    for webhook_id, account_id in sorted(groups, key=str):
+    groups: dict[tuple[UUID, int], list[Order]] = {}
+    for order in waiting:
+        groups.setdefault((order.webhook_id, order.account_id), []).append(order)
+    for (webhook_id, account_id), group in sorted(groups.items(), key=str):
         log.info("주문 승인 대기: webhook=%s account=%s", webhook_id, account_id)
+        first = group[0]
+        emit(
+            EventKind.APPROVAL_PENDING,
+            strategy=first.strategy.group_name,
+            account=first.account.name,
+            symbol=first.symbol,
+            side=first.side,
+            quantity=first.qty_per,
+            price=first.price,
+            message=_("%(count)d order(s) waiting") % {"count": len(group)},
+            link=reverse("approval-list"),
+        )
 
 
 def _locked_pending(webhook_id: UUID, account_id: int) -> list[Order]:

@@ -40,7 +40,7 @@ class Migration(migrations.Migration):
             name='Notification',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('order_filled', 'order filled'), ('order_failed', 'order rejected or failed'), ('order_uncertain', 'placement uncertain (check the venue)'), ('webhook_refused', 'webhook refused'), ('risk_limit_hit', 'risk limit hit'), ('kill_switch', 'kill switch used'), ('feed_down', 'price feed down'), ('feed_up', 'price feed back up'), ('connection_failed', 'venue connection test failed')], max_length=32)),
+                ('kind', models.CharField(choices=[('order_filled', 'order filled'), ('order_failed', 'order rejected or failed'), ('order_uncertain', 'placement uncertain (check the venue)'), ('webhook_refused', 'webhook refused'), ('risk_limit_hit', 'risk limit hit'), ('kill_switch', 'kill switch used'), ('feed_down', 'price feed down'), ('feed_up', 'price feed back up'), ('connection_failed', 'venue connection test failed'), ('approval_pending', 'orders waiting for approval')], max_length=32)),
                 ('fields', models.JSONField(default=dict)),
                 ('state', models.CharField(choices=[('pending', 'pending'), ('sending', 'sending'), ('failed', 'given up')], default='pending', max_length=16)),
                 ('attempts', models.PositiveSmallIntegerField(default=0)),

@@ -400,3 +400,25 @@ def test_order_outcomes_map_to_their_events(
     assert body.startswith(
         "주문 접수 여부 불명 — 거래소에서 확인하세요: my_strategy / paper-1 BTC/USDT 매수 — "
     )
+
+
+def test_orders_waiting_for_approval_are_notified_once_per_group_with_the_queue_link(
+    celery_worker: Any, notify_settings: Any, make_account: Any, make_strategy: Any, receiver: Receiver
+) -> None:
+    account = make_account("paper-held", balances={"USDT": "100000"}, approval_required=True)
+    make_strategy(accounts=[account])
+    destination(receiver.url("hook/approvals"), events=[EventKind.APPROVAL_PENDING])
+    response = post_webhook(
+        [
+            {"order_type": "LIMIT", "side": "buy", "qty_per": 10, "price": 49000},
+            {"order_type": "LIMIT", "side": "sell", "qty_per": 10, "price": 52000},
+        ]
+    )
+    assert response.status_code == 202, response.content
+    assert set(Order.objects.values_list("status", flat=True)) == {"pending_approval"}
+    ((path, message),) = receiver.wait_for(1)
+    assert path == "/hook/approvals"
+    assert message["title"] == "[QuantTrade] 승인 대기"
+    assert message["message"] == (
+        f"승인 대기: my_strategy / paper-held BTC/USDT 매수 10 @ 49,000 — 주문 2건 대기 중\n{BASE}/approvals/"
+    )
