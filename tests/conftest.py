@@ -81,12 +81,16 @@ def _clear_django_cache() -> None:
     bindings when they share the database: delete only the cache's own keys there."""
     from django.conf import settings
 
+    from orders.exchanges.brokerkit import buckets
+
+    buckets.local_reset()
     config = settings.CACHES["default"]
     if "redis" not in config["BACKEND"].lower():
         cache.clear()
         return
     client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
     keys = list(client.scan_iter(match=f"{config.get('KEY_PREFIX', '')}:*", count=1000))
+    keys += list(client.scan_iter(match=f"{buckets.KEY_PREFIX}:*", count=1000))
     if keys:
         client.delete(*keys)
 

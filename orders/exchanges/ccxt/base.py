@@ -11,8 +11,10 @@ order id, which is the Order's own ``client_order_id`` on every venue.
 
 Account.settings keys read here (see docs/venues.md): ``api_base_url`` (point ccxt at a local
 simulator), ``leverage``, ``margin_mode`` (cross | isolated), ``timeout_seconds``,
-``ccxt_options`` (extra ccxt options dict), ``enable_rate_limit`` (ccxt's own throttle, default
-on) and ``rate_limit_ms`` (its spacing per unit of request weight).
+``ccxt_options`` (extra ccxt options dict), ``enable_rate_limit`` (rate limiting, default on:
+the venue's shared buckets where its class has a ``rate_limits`` table, else ccxt's own
+in-process throttle) and ``rate_limit_ms`` (ccxt's throttle spacing per unit of request weight;
+setting it keeps ccxt's throttle instead of the buckets).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from orders.exchanges.base import (
     RetryableVenueError,
     VenueError,
 )
+from orders.exchanges.brokerkit.buckets import VenueBuckets, VenueLimit
 from orders.exchanges.ticks import StepTable
 from quanttrade.vocabulary import ZERO, MarketType, OrderStatus, OrderType, decimal_str, to_decimal
 
@@ -104,6 +107,21 @@ def _server_errors_are_unavailable(client: ccxt.Exchange) -> None:
             raise
 
     client.handle_errors = handle_errors
+
+
+def _take_from_buckets(client: ccxt.Exchange, buckets: VenueBuckets) -> None:
+    """Every request of ``client`` first takes its cost from the venue's shared buckets
+    (ccxt's ``fetch2`` is where its own throttle would run)."""
+    send = client.fetch2
+
+    def fetch2(
+        path: str, api: Any = "public", method: str = "GET", params: Any = None, config: Any = None
+    ) -> Any:
+        group = api[0] if isinstance(api, list) and api else str(api)
+        buckets.acquire_request(method, str(path), (config or {}).get("cost"), group)
+        return send(path, api, method, params if params is not None else {}, config or {})
+
+    client.fetch2 = fetch2
 
 
 def venue_client_order_id(ccxt_id: str, client_order_id: str) -> str:
@@ -201,6 +219,9 @@ class CcxtAdapter(ExchangeAdapter):
     venue_options: dict[str, Any] = {}
     # ccxt's ``rateLimit`` per market type where its default is wrong (``rate_limit_ms`` wins).
     default_rate_limit_ms: dict[str, float] = {}
+    # The venue's published rate limits per market type (brokerkit buckets shared by every
+    # process); a venue without a table keeps ccxt's in-process throttle.
+    rate_limits: dict[str, tuple[VenueLimit, ...]] = {}
     # Minimum order value per quote currency where ccxt's markets carry none.
     min_cost: dict[str, Decimal] = {}
     # Venue error codes meaning "internal error, try again" on an order request: like a 5xx,
@@ -299,6 +320,11 @@ class CcxtAdapter(ExchangeAdapter):
             rate_limit_ms = self.settings.get("rate_limit_ms") or self.default_rate_limit_ms.get(market_type)
             if rate_limit_ms:
                 client.rateLimit = float(rate_limit_ms)
+            limits = self.rate_limits.get(market_type)
+            if limits and client.enableRateLimit and not self.settings.get("rate_limit_ms"):
+                # The shared buckets replace ccxt's per-process throttle.
+                client.enableRateLimit = False
+                _take_from_buckets(client, self.buckets(market_type))
             if self.account.is_testnet:
                 try:
                     client.set_sandbox_mode(True)
@@ -311,6 +337,17 @@ class CcxtAdapter(ExchangeAdapter):
             cached = (client, threading.RLock())
             _clients[key] = cached
             return cached
+
+    def buckets(self, market_type: str) -> VenueBuckets:
+        """This account's rate-limit buckets on the venue (per API key; per-IP limits shared by
+        every account on the same venue address)."""
+        address = hashlib.sha256(json.dumps(self._venue_key, default=str).encode()).hexdigest()[:12]
+        return VenueBuckets(
+            f"{self.ccxt_id}:{market_type.lower()}:{address}",
+            str(self.account.api_key or ""),
+            self.rate_limits.get(market_type, ()),
+            display_name=self.display_name,
+        )
 
     def warm(self, market_type: str) -> None:
         """Build the client and load the venue's markets before the first order needs them."""
