@@ -43,9 +43,11 @@ def orders_dispatch(webhook_id: UUID | str, account_ids: Iterable[int]) -> None:
     """Enqueue one execution task per account. Never raises: a broker outage is logged and
     the periodic sweep re-dispatches the orders, which stay `queued` in the database."""
     for account_id in account_ids:
+        liveness.mark_dispatched(webhook_id, account_id)  # before: the task may start at once
         try:
             celery_app.send_task(EXECUTE_TASK, args=[str(webhook_id), account_id], retry=False)
         except Exception as exc:  # any broker failure must not fail the webhook
+            liveness.clear_dispatch(webhook_id, account_id)
             log.error(
                 "주문 전달 실패 (스윕에서 재전달): webhook=%s account=%s %s", webhook_id, account_id, exc
             )
@@ -336,6 +338,7 @@ def account_orders_execute(webhook_id: UUID | str, account_id: int) -> None:
     `queued` is never sent again. Raises :class:`ExecutionRetry` when the task should run
     again later; the orders after the one that must be retried wait for it.
     """
+    liveness.mark_started(webhook_id, account_id)
     order_ids = list(
         Order.objects.filter(
             webhook_id=UUID(str(webhook_id)), account_id=account_id, status=OrderStatus.QUEUED
@@ -344,6 +347,7 @@ def account_orders_execute(webhook_id: UUID | str, account_id: int) -> None:
         .values_list("pk", flat=True)
     )
     if not order_ids:
+        liveness.clear_dispatch(webhook_id, account_id)
         return
     adapter: ExchangeAdapter | None = None
     try:
@@ -358,9 +362,15 @@ def account_orders_execute(webhook_id: UUID | str, account_id: int) -> None:
                     _order_fail(order, OrderStatus.FAILED, error.message)
                     continue
             order_execute(order, adapter)
+    except ExecutionRetry:
+        raise  # the task's retry is the pair's next dispatch
+    except BaseException:
+        liveness.clear_dispatch(webhook_id, account_id)  # orders left queued: the sweep's
+        raise
     finally:
         if adapter is not None:
             adapter.close()
+    liveness.clear_dispatch(webhook_id, account_id)
 
 
 def order_reconcile(order: Order) -> bool:
@@ -395,8 +405,9 @@ def order_reconcile(order: Order) -> bool:
 def orders_sweep(stale_after_seconds: float | None = None) -> dict[str, int]:
     """Recover orders a crash or broker outage left behind (run periodically).
 
-    Orders still `queued` after ``stale_after_seconds`` (default ORDER_STALE_AFTER_SECONDS) are
-    dispatched again, one task per (webhook, account); orders `submitted` for
+    Orders still `queued` after ``stale_after_seconds`` (default ORDER_STALE_AFTER_SECONDS) whose
+    task is lost (``liveness.dispatch_lost``: not merely waiting in the broker) are dispatched
+    again, one task per (webhook, account); orders `submitted` for
     SUBMITTED_STALE_FACTOR times as long are reconciled with their venue (longer, so a slow but
     live venue call is not mistaken for a dead worker). Returns the counts, for logs and tests.
     """
@@ -415,10 +426,16 @@ def orders_sweep(stale_after_seconds: float | None = None) -> dict[str, int]:
         if order.updated_at < submitted_cutoff or liveness.holder_is_dead(order.pk)
     ]
     pairs = {(order.webhook_id, order.account_id) for order in stuck if order_reconcile(order)}
+    # A queued order is re-sent only when its task is lost, not while it waits behind a backlog
+    # or runs behind the account's earlier orders (orders.liveness: dispatch records).
     pairs.update(
-        Order.objects.filter(status=OrderStatus.QUEUED, updated_at__lt=cutoff).values_list(
-            "webhook_id", "account_id"
+        (webhook_id, account_id)
+        for webhook_id, account_id in set(
+            Order.objects.filter(status=OrderStatus.QUEUED, updated_at__lt=cutoff).values_list(
+                "webhook_id", "account_id"
+            )
         )
+        if liveness.dispatch_lost(webhook_id, account_id, stale_after_seconds)
     )
     for webhook_id, account_id in sorted(pairs, key=str):
         log.warning("대기 주문 재전달: webhook=%s account=%s", webhook_id, account_id)
