@@ -280,6 +280,13 @@ def _uncertain_retry(order: Order, label: str, detail: str) -> None:
     raise ExecutionRetry(_uncertain_backoff(lookups))
 
 
+def _after_order(adapter: ExchangeAdapter, order: Order, *, placed: bool) -> None:
+    try:
+        adapter.after_order(order.market_type, placed=placed)
+    except Exception:  # a snapshot is a shortcut: losing it never fails an order
+        log.exception("잔고 스냅샷 갱신 오류: order_id=%s", order.id)
+
+
 def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
     """Send one claimed (`submitted`) order to its venue and record the outcome.
 
@@ -287,11 +294,13 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
     to `queued` and raises :class:`ExecutionRetry` (until the attempts run out: `failed`).
     """
     label = f"{adapter.display_name} {order.market_type}"
+    placed = False
     try:
         if order.order_type == "CANCEL_ALL_ORDER":
             result = _cancel_all(adapter, order)
         else:
             result = _place(adapter, order)
+        placed = result.status != OrderStatus.REJECTED
     except OrderUncertain as error:
         _uncertain_retry(order, label, error.message)
         return
@@ -322,7 +331,14 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
         log.exception("%s 주문 처리 중 내부 오류: order_id=%s", label, order.id)
         _order_fail(order, OrderStatus.FAILED, _("Internal error: %(error)s") % {"error": error})
         return
+    finally:
+        if not placed:
+            _after_order(adapter, order, placed=False)
     order_record(order, result)
+    # After the order left and was recorded, before the account's next one: the balance
+    # snapshot follows it (orders.exchanges.ccxt: sizing without a venue read).
+    if placed:
+        _after_order(adapter, order, placed=True)
     if result.status == OrderStatus.REJECTED:
         log.error("%s 주문 거부: order_id=%s %s", label, order.id, result.message)
     else:
@@ -479,6 +495,8 @@ def live_orders_refresh(limit: int = LIVE_REFRESH_BATCH) -> int:
                 if order_record(order, known, expect=LIVE_STATUSES):
                     log.info("주문 상태 갱신: order_id=%s status=%s", order.id, known.status)
                     changed += 1
+                    # A fill (or cancel) at the venue moved the balances: the next sizing reads them.
+                    _after_order(adapter, order, placed=False)
         finally:
             adapter.close()
     return changed

@@ -33,6 +33,7 @@ from typing import Any
 import ccxt
 import requests
 import urllib3
+from django.core.cache import cache
 from django.utils.translation import gettext as _
 
 from orders.exchanges import adapter_class
@@ -50,6 +51,8 @@ from orders.exchanges.base import (
 )
 from orders.exchanges.brokerkit.buckets import VenueBuckets, VenueLimit
 from orders.exchanges.ticks import StepTable
+from prices.records import instrument_for
+from prices.services import price_latest
 from quanttrade.vocabulary import ZERO, MarketType, OrderStatus, OrderType, decimal_str, to_decimal
 
 log = logging.getLogger("quanttrade.orders")
@@ -222,6 +225,14 @@ class CcxtAdapter(ExchangeAdapter):
     # The venue's published rate limits per market type (brokerkit buckets shared by every
     # process); a venue without a table keeps ccxt's in-process throttle.
     rate_limits: dict[str, tuple[VenueLimit, ...]] = {}
+    # Sizing reads (SPEC §2.1 qty_per) without a venue call where the product already knows:
+    # the balance snapshot (refreshed after every order, read through when older than this),
+    # and, for spot, the price layer's last price from the venue's own ticker feed (``ccxt``)
+    # when younger than this. Account.settings ``balance_max_age_seconds`` /
+    # ``price_max_age_seconds`` override them; 0 turns the cache off.
+    balance_max_age_seconds: float = 10.0
+    price_max_age_seconds: float = 3.0
+    price_feeds: frozenset[str] = frozenset({"ccxt"})
     # Minimum order value per quote currency where ccxt's markets carry none.
     min_cost: dict[str, Decimal] = {}
     # Venue error codes meaning "internal error, try again" on an order request: like a 5xx,
@@ -350,8 +361,11 @@ class CcxtAdapter(ExchangeAdapter):
         )
 
     def warm(self, market_type: str) -> None:
-        """Build the client and load the venue's markets before the first order needs them."""
+        """Build the client, load the venue's markets and read the balances before the first
+        order needs them."""
         self._loaded_markets(market_type)
+        if self._max_age("balance_max_age_seconds") > 0 and self.account.api_key:
+            self._read_balance(market_type)
 
     def _loaded_markets(self, market_type: str) -> dict[str, Any]:
         client, lock = self._client(market_type)
@@ -428,7 +442,7 @@ class CcxtAdapter(ExchangeAdapter):
         return market
 
     def balances(self, market_type: str = MarketType.SPOT) -> dict[str, Balance]:
-        raw = self._call(market_type, "fetch_balance")
+        raw = self._read_balance(market_type)
         result = {}
         for asset, free in (raw.get("free") or {}).items():
             used = to_decimal((raw.get("used") or {}).get(asset)) or ZERO
@@ -436,12 +450,91 @@ class CcxtAdapter(ExchangeAdapter):
         return result
 
     def _total(self, market_type: str, asset: str) -> Decimal:
-        raw = self._call(market_type, "fetch_balance")
+        raw = self._balance(market_type)
         return to_decimal((raw.get("total") or {}).get(asset)) or ZERO
 
     def _free(self, market_type: str, asset: str) -> Decimal:
-        raw = self._call(market_type, "fetch_balance")
+        raw = self._balance(market_type)
         return to_decimal((raw.get("free") or {}).get(asset)) or ZERO
+
+    # --- the balance snapshot -----------------------------------------------------------
+    def _max_age(self, name: str) -> float:
+        value = self.settings.get(name)
+        return float(value) if value is not None else float(getattr(self, name))
+
+    def _balance_key(self, market_type: str) -> str:
+        digest = hashlib.sha256(json.dumps(self._client_key, default=str).encode()).hexdigest()[:24]
+        return f"qt:balance:{digest}:{market_type}"
+
+    def _read_balance(self, market_type: str) -> dict[str, Any]:
+        """The venue's balances now (one request), kept as the account's snapshot."""
+        raw = self._call(market_type, "fetch_balance")
+        snapshot = {
+            "free": dict(raw.get("free") or {}),
+            "used": dict(raw.get("used") or {}),
+            "total": dict(raw.get("total") or {}),
+            "at": time.time(),
+        }
+        if self._max_age("balance_max_age_seconds") > 0:
+            try:
+                cache.set(self._balance_key(market_type), snapshot, timeout=3600)
+            except Exception as exc:  # the shared cache is down: the next sizing reads the venue
+                log.debug("balance snapshot not stored: %s", exc)
+        return snapshot
+
+    def _balance(self, market_type: str) -> dict[str, Any]:
+        """The snapshot while younger than ``balance_max_age_seconds``, else a venue read."""
+        max_age = self._max_age("balance_max_age_seconds")
+        if max_age > 0:
+            try:
+                snapshot = cache.get(self._balance_key(market_type))
+            except Exception:
+                snapshot = None
+            if snapshot and 0 <= time.time() - float(snapshot["at"]) <= max_age:
+                return dict(snapshot)
+        return self._read_balance(market_type)
+
+    def _drop_balance(self, market_type: str) -> None:
+        try:
+            cache.delete(self._balance_key(market_type))
+        except Exception as exc:
+            log.debug("balance snapshot not dropped: %s", exc)
+
+    def after_order(self, market_type: str, *, placed: bool) -> None:
+        """A placed order changed the balances: read them once now, after it left, for the
+        next signal; a failed attempt only drops the snapshot (the venue may be unwell)."""
+        if self._max_age("balance_max_age_seconds") <= 0:
+            return
+        if not placed:
+            self._drop_balance(market_type)
+            return
+        try:
+            self._read_balance(market_type)
+        except VenueError as error:
+            log.warning("%s 잔고 갱신 실패: %s", self.display_name, error.message)
+            self._drop_balance(market_type)
+
+    def _layer_price(self, request: OrderRequest, market: dict[str, Any]) -> Decimal | None:
+        """The price layer's last price of a spot pair when the venue's own ticker feed
+        published it less than ``price_max_age_seconds`` ago (never on a testnet or simulator
+        address: the layer follows the real venue)."""
+        max_age = self._max_age("price_max_age_seconds")
+        if (
+            max_age <= 0
+            or request.market_type != MarketType.SPOT
+            or self.account.is_testnet
+            or (self.settings.get("api_base_url") and not self.settings.get("price_layer_for_base_url"))
+        ):
+            return None
+        try:
+            record = price_latest(instrument_for(MarketType.SPOT, market["symbol"], exchange=self.ccxt_id))
+        except Exception as exc:
+            log.debug("price layer not read: %s", exc)
+            return None
+        if record is None or record.feed not in self.price_feeds or record.timestamp is None:
+            return None
+        age = time.time() - record.timestamp.timestamp()
+        return record.price if 0 <= age <= max_age and record.price > 0 else None
 
     def position(self, market_type: str, symbol: str) -> Decimal:
         market = self.market(market_type, symbol)
@@ -516,6 +609,9 @@ class CcxtAdapter(ExchangeAdapter):
         )
         with lock:
             self.about_to_send()  # after waiting for the shared client: nothing has left yet
+            # The balances change from here: a concurrent sizing reads them from the venue
+            # until after_order stores them again.
+            self._drop_balance(request.market_type)
             try:
                 order = client.create_order(
                     symbol,
@@ -795,6 +891,9 @@ class CcxtAdapter(ExchangeAdapter):
         for candidate in (request.price, request.stop_price):
             if candidate:
                 return candidate
+        known = self._layer_price(request, market)
+        if known is not None:
+            return known
         ticker = self._call(request.market_type, "fetch_ticker", market["symbol"])
         price = (
             to_decimal(ticker.get("last")) or to_decimal(ticker.get("close")) or to_decimal(ticker.get("ask"))
