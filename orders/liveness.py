@@ -123,7 +123,9 @@ def holder_is_dead(order_id: UUID | str) -> bool:
 # - the worker running it stopped beating (killed mid-task);
 # - not started although a task dispatched ORDER_STALE_AFTER_SECONDS later has started (the
 #   queue is first-in first-out: a message passed by one sent that much later is not in it);
-# - not started DISPATCH_LOST_FACTOR x ORDER_STALE_AFTER_SECONDS after it was due (nothing moves).
+#   retries (a countdown: held by a worker until due, out of turn) are not judged this way;
+# - not started DISPATCH_LOST_FACTOR x ORDER_STALE_AFTER_SECONDS after it was due, and no task
+#   has started for ORDER_STALE_AFTER_SECONDS (the queue is not moving towards it).
 # Any cache trouble counts as lost: the sweep then re-sends by age, as before (claims keep it
 # to one placement whatever the number of tasks).
 
@@ -140,7 +142,7 @@ def mark_dispatched(webhook_id: UUID | str, account_id: int, countdown: float = 
     try:
         cache.set(
             _dispatch_key(webhook_id, account_id),
-            {"due": time.time() + countdown, "worker": ""},
+            {"due": time.time() + countdown, "worker": "", "eta": countdown > 0},
             timeout=CLAIM_TTL,
         )
     except Exception as exc:
@@ -156,9 +158,12 @@ def mark_started(webhook_id: UUID | str, account_id: int) -> None:
         record = cache.get(key)
         due = float(record["due"]) if record else time.time()
         cache.set(key, {"due": due, "worker": worker_id()}, timeout=CLAIM_TTL)
-        # Only a task that came through the queue says how far the queue has moved.
-        if record and due > float(cache.get(_STARTED_KEY) or 0):
-            cache.set(_STARTED_KEY, due, timeout=CLAIM_TTL)
+        # Only a task that came through the queue in turn says how far the queue has moved (a
+        # retry waits in a worker for its time, out of turn).
+        latest = cache.get(_STARTED_KEY) or {}
+        if record and not record.get("eta") and due > float(latest.get("due") or 0):
+            latest = {**latest, "due": due}
+        cache.set(_STARTED_KEY, {**latest, "at": time.time()}, timeout=CLAIM_TTL)
     except Exception as exc:
         log.debug("dispatch start mark failed: %s", exc)
 
@@ -181,10 +186,13 @@ def dispatch_lost(webhook_id: UUID | str, account_id: int, stale_after_seconds: 
         if worker:
             return not cache.get(_heartbeat_key(worker))
         due = float(record.get("due") or 0)
-        latest_started = float(cache.get(_STARTED_KEY) or 0)
+        latest = cache.get(_STARTED_KEY) or {}
     except Exception:
         return True
     now = time.time()
-    if latest_started - due > stale_after_seconds:
+    if not record.get("eta") and float(latest.get("due") or 0) - due > stale_after_seconds:
         return True
-    return now - due > DISPATCH_LOST_FACTOR * stale_after_seconds
+    # Long overdue, and the workers have started nothing for a while: the queue is not moving
+    # towards it (a moving queue reaches it, or passes it, above).
+    moving = now - float(latest.get("at") or 0) <= stale_after_seconds
+    return now - due > DISPATCH_LOST_FACTOR * stale_after_seconds and not moving

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -347,8 +348,52 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
         )
 
 
+# Orders of one account run in parallel (tasks of different webhooks; ccxt: a client per task up
+# to ``parallel_orders``), except where the order matters: a webhook's own orders one after the
+# other by `sequence` (the batch's priority), and an order after every earlier-created order of
+# the account on the same symbol (a close after its open) or on all symbols (CANCEL_ALL_ORDER
+# without one). A task waits up to EARLIER_WAIT_SECONDS for those, then comes back later.
+EARLIER_WAIT_SECONDS = 2.0
+EARLIER_RETRY_SECONDS = 1.0
+EARLIER_POLL_SECONDS = 0.05
+
+
+def _earlier_pending(order_id: UUID) -> bool:
+    """Whether an order of the same account created before this one, of another webhook, on the
+    same symbol (or on every symbol, or this one is on every symbol) has not left the worker."""
+    row = (
+        Order.objects.filter(pk=order_id)
+        .values("account_id", "market_type", "symbol", "created_at", "webhook_id")
+        .first()
+    )
+    if row is None:
+        return False
+    pending = Order.objects.filter(
+        account_id=row["account_id"],
+        market_type=row["market_type"],
+        status__in=[OrderStatus.QUEUED, OrderStatus.SUBMITTED],
+        created_at__lt=row["created_at"],
+    ).exclude(webhook_id=row["webhook_id"])
+    if row["symbol"]:
+        pending = pending.filter(symbol__in=[row["symbol"], ""])
+    return pending.exists()
+
+
+def _wait_for_earlier(order_id: UUID) -> None:
+    """Return once no earlier order of the account on the same symbol is pending; raises
+    :class:`ExecutionRetry` when that takes longer than EARLIER_WAIT_SECONDS (the task's thread
+    is then free for the earlier order itself)."""
+    deadline = time.monotonic() + EARLIER_WAIT_SECONDS
+    while _earlier_pending(order_id):
+        if time.monotonic() >= deadline:
+            log.info("앞선 같은 종목 주문 대기 (재시도 예정): order_id=%s", order_id)
+            raise ExecutionRetry(EARLIER_RETRY_SECONDS)
+        time.sleep(EARLIER_POLL_SECONDS)
+
+
 def account_orders_execute(webhook_id: UUID | str, account_id: int) -> None:
-    """Run one account's queued orders of one webhook, one after the other by `sequence`.
+    """Run one account's queued orders of one webhook, one after the other by `sequence`, each
+    after the account's earlier orders on its symbol (``_wait_for_earlier``).
 
     Safe to run any number of times: each order is claimed atomically, so an order past
     `queued` is never sent again. Raises :class:`ExecutionRetry` when the task should run
@@ -368,6 +413,7 @@ def account_orders_execute(webhook_id: UUID | str, account_id: int) -> None:
     adapter: ExchangeAdapter | None = None
     try:
         for order_id in order_ids:
+            _wait_for_earlier(order_id)
             order = order_claim(order_id)
             if order is None:
                 continue

@@ -47,6 +47,25 @@ def test_a_task_waiting_in_the_broker_is_not_sent_again_until_it_is_presumed_los
         assert _sweep() == 0  # the re-dispatch is a new record: not sent again at the next sweep
 
 
+def test_a_long_wait_is_not_lost_while_the_queue_moves(
+    transactional_db: None, make_strategy: Any, make_account: Any
+) -> None:
+    account = make_account("a1", balances={"USDT": "10000"})
+    strategy = make_strategy(accounts=[account])
+    waiting = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    liveness.mark_dispatched(waiting.id, account.id)
+    retried = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    with time_machine.travel(timezone.now() + timedelta(seconds=301), tick=False):
+        liveness.mark_dispatched(retried.id, account.id, countdown=1.0)  # a retry, out of turn
+        liveness.mark_started(retried.id, account.id)  # the workers are busy with the backlog
+        Order.objects.filter(webhook=retried).update(status="filled")
+        _age(waiting)
+        assert _sweep() == 0
+    with time_machine.travel(timezone.now() + timedelta(seconds=340), tick=False):
+        _age(waiting)
+        assert _sweep() == 1  # nothing started for a while: the queue is not moving towards it
+
+
 def test_a_task_passed_by_a_later_one_is_lost(
     transactional_db: None, make_strategy: Any, make_account: Any
 ) -> None:

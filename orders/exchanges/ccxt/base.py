@@ -80,6 +80,8 @@ MARKETS_TTL_SECONDS = 3600.0
 
 _clients: dict[tuple[Any, ...], tuple[ccxt.Exchange, threading.RLock]] = {}
 _clients_lock = threading.Lock()
+# Adapters using each client slot of an account (key: client key + market type).
+_slot_users: dict[tuple[Any, ...], list[int]] = {}
 
 
 @dataclass
@@ -225,6 +227,11 @@ class CcxtAdapter(ExchangeAdapter):
     # The venue's published rate limits per market type (brokerkit buckets shared by every
     # process); a venue without a table keeps ccxt's in-process throttle.
     rate_limits: dict[str, tuple[VenueLimit, ...]] = {}
+    # Clients per account and market type in one process: orders of one account (of different
+    # webhooks and symbols) run in parallel up to this many; each adapter (one per task) keeps
+    # one client for its life. Account.settings ``parallel_orders`` overrides it. The venue's
+    # pace is kept by the shared rate-limit buckets, not by one client at a time.
+    parallel_orders: int = 4
     # Sizing reads (SPEC §2.1 qty_per) without a venue call where the product already knows:
     # the balance snapshot (refreshed after every order, read through when older than this),
     # and, for spot, the price layer's last price from the venue's own ticker feed (``ccxt``)
@@ -266,6 +273,7 @@ class CcxtAdapter(ExchangeAdapter):
             )
         self.display_name = self.display_name or self.ccxt_id.title()
         self.settings: dict[str, Any] = dict(account.settings or {})
+        self._slots: dict[str, int] = {}
 
     @classmethod
     def venue_client_id(cls, client_order_id: str) -> str:
@@ -306,9 +314,31 @@ class CcxtAdapter(ExchangeAdapter):
             json.dumps(self.settings.get("ccxt_options", {}), sort_keys=True, default=str),
         )
 
+    def _slot(self, market_type: str) -> int:
+        """This adapter's client slot for ``market_type``: the least used one, kept until
+        :meth:`close` (one client per adapter: a lock is never waited for while another is held)."""
+        slot = self._slots.get(market_type)
+        if slot is None:
+            size = max(1, int(self.settings.get("parallel_orders") or self.parallel_orders))
+            with _clients_lock:
+                users = _slot_users.setdefault((*self._client_key, market_type), [])
+                users.extend([0] * (size - len(users)))
+                slot = min(range(size), key=users.__getitem__)
+                users[slot] += 1
+            self._slots[market_type] = slot
+        return slot
+
+    def close(self) -> None:
+        with _clients_lock:
+            for market_type, slot in self._slots.items():
+                users = _slot_users.get((*self._client_key, market_type))
+                if users and slot < len(users) and users[slot] > 0:
+                    users[slot] -= 1
+        self._slots.clear()
+
     def _client(self, market_type: str) -> tuple[ccxt.Exchange, threading.RLock]:
-        """A ccxt client per (account, credentials, market type), cached with its markets."""
-        key = (*self._client_key, market_type)
+        """A ccxt client per (account, credentials, market type, slot), cached with its markets."""
+        key = (*self._client_key, market_type, self._slot(market_type))
         with _clients_lock:
             cached = _clients.get(key)
             if cached is not None:
