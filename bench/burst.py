@@ -53,6 +53,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--sweep-every", type=float, default=1.0)
     parser.add_argument("--stale", type=float, default=3.0, help="ORDER_STALE_AFTER_SECONDS for the sweep")
+    parser.add_argument(
+        "--no-venue-limits",
+        action="store_true",
+        help="enable_rate_limit false: no rate-limit buckets (nor ccxt's throttle); the venue's limits unkept",
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -105,7 +110,12 @@ def main() -> None:
         exchange="BINANCE",
         api_key="sim-key",
         api_secret="sim-secret",
-        settings={"api_base_url": base_url, "timeout_seconds": 5, "price_layer_for_base_url": True},
+        settings={
+            "api_base_url": base_url,
+            "timeout_seconds": 5,
+            "price_layer_for_base_url": True,
+            "enable_rate_limit": not args.no_venue_limits,
+        },
     )
     StrategyAccount.objects.create(strategy=strategy, account=account)
 

@@ -28,6 +28,7 @@ from orders.exchanges.base import (
     RetryableVenueError,
     VenueError,
 )
+from orders.exchanges.brokerkit.buckets import RateLimitWaitError
 from orders.exchanges.paper import paper_match, paper_result
 from orders.models import Order, PaperOrder
 from orders.selectors import order_payload
@@ -65,6 +66,8 @@ class ExecutionRetry(Exception):  # noqa: N818 - a signal to the task, not an er
         super().__init__(countdown)
 
 
+# A task held back by a venue's rate-limit buckets comes back this soon.
+RATE_LIMIT_RETRY_SECONDS = 1.0
 # States a venue's later news may still change (a fill found by the paper matcher may arrive
 # before the worker has recorded the placement: it wins, the worker's stale answer is dropped).
 SYNCABLE_STATUSES = LIVE_STATUSES | {OrderStatus.SUBMITTED}
@@ -305,6 +308,19 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
     except OrderUncertain as error:
         _uncertain_retry(order, label, error.message)
         return
+    except RateLimitWaitError as error:
+        # Held back by the venue's rate limit before anything left: not a venue failure, so it
+        # does not use up the order's attempts; back soon (the buckets pace it).
+        if order.uncertain_attempt is not None:
+            _uncertain_retry(order, label, error.message)
+            return
+        log.info("%s 요청 한도 대기 (재시도 예정): order_id=%s %s", label, order.id, error.message)
+        if order.attempts == 1:
+            # Its only attempt never reached the venue: the next one is a first attempt again
+            # (no lookup before sending, the full ORDER_MAX_ATTEMPTS ahead).
+            Order.objects.filter(pk=order.pk, status=OrderStatus.SUBMITTED, attempts=1).update(attempts=0)
+        _requeue(order, error.message)
+        raise ExecutionRetry(RATE_LIMIT_RETRY_SECONDS) from error
     except RetryableVenueError as error:
         if order.uncertain_attempt is not None:
             _uncertain_retry(order, label, error.message)  # a lookup or a safe re-send failed

@@ -83,14 +83,13 @@ def _clear_django_cache() -> None:
 
     from orders.exchanges.brokerkit import buckets
 
-    buckets.local_reset()
+    buckets.reset()
     config = settings.CACHES["default"]
     if "redis" not in config["BACKEND"].lower():
         cache.clear()
         return
     client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
     keys = list(client.scan_iter(match=f"{config.get('KEY_PREFIX', '')}:*", count=1000))
-    keys += list(client.scan_iter(match=f"{buckets.KEY_PREFIX}:*", count=1000))
     if keys:
         client.delete(*keys)
 

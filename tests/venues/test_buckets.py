@@ -22,9 +22,13 @@ from django.test import override_settings
 from orders.exchanges import adapter_for
 from orders.exchanges.base import OrderRequest, RetryableVenueError
 from orders.exchanges.brokerkit import SharedRateLimiter
+from orders.exchanges.brokerkit import buckets as buckets_module
 from orders.exchanges.brokerkit.buckets import RateLimitWaitError, VenueBuckets, VenueLimit, key_digest
 from orders.exchanges.ccxt.binance import BinanceAdapter
+from orders.models import Order
+from orders.services import ExecutionRetry, account_orders_execute
 from quanttrade.vocabulary import MarketType
+from tests.execution.test_execution import make_orders
 from venuesim.binance import BinanceSim
 
 D = Decimal
@@ -195,3 +199,26 @@ def test_two_waiting_processes_never_pass_the_rate_together() -> None:
     admitted = _run_workers(f"test-{uuid.uuid4().hex}", "wait", 12, 8, 1)
     assert len(admitted) == 24
     assert min(admitted[i + 8] - admitted[i] for i in range(len(admitted) - 8)) >= 0.9
+
+
+@override_settings(VENUE_RATE_MAX_WAIT_SECONDS=0.1)
+def test_an_order_held_back_by_the_limit_is_retried_as_a_first_attempt(
+    binance_account: Any, binance_sim: BinanceSim, make_strategy: Any
+) -> None:
+    account = binance_account(enable_rate_limit=True)
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    adapter = adapter_for(account)
+    adapter.warm(MarketType.SPOT)
+    buckets = adapter.buckets(MarketType.SPOT)
+    assert buckets.try_take(buckets.limits[1], 50)  # the 10-s order window is used up
+    with pytest.raises(ExecutionRetry):
+        account_orders_execute(event.id, account.id)
+    [order] = Order.objects.filter(webhook=event)
+    assert (order.status, order.attempts) == ("queued", 0)
+    assert binance_sim.seen("/api/v3/order") == []
+    buckets_module.reset()  # the window passed
+    account_orders_execute(event.id, account.id)
+    order.refresh_from_db()
+    assert (order.status, order.attempts) == ("filled", 1)
+    # A first attempt: sent without a lookup by client id first.
+    assert [r.method for r in binance_sim.seen("/api/v3/order")] == ["POST"]

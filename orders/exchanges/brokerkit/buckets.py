@@ -180,6 +180,11 @@ class VenueBuckets:
         return stats.reset_time - time.time()
 
 
-def local_reset() -> None:
-    """Empty this process's buckets (tests)."""
+def reset() -> None:
+    """Empty every bucket, shared and this process's (tests)."""
     _local.storage.reset()
+    if getattr(settings, "REDIS_URL", ""):
+        try:
+            _limiter().storage.reset()
+        except Exception as exc:
+            log.debug("buckets not reset: %s", exc)
