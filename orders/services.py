@@ -368,8 +368,9 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
 # to ``parallel_orders``), except where the order matters: a webhook's own orders one after the
 # other by `sequence` (the batch's priority), and an order after every earlier-created order of
 # the account on the same symbol (a close after its open) or on all symbols (CANCEL_ALL_ORDER
-# without one). A task waits up to EARLIER_WAIT_SECONDS for those, then comes back later.
-EARLIER_WAIT_SECONDS = 2.0
+# without one). A task waits up to EARLIER_WAIT_SECONDS for those (they are running: the queue
+# is first-in first-out), then comes back later (a retry of the earlier one may need its thread).
+EARLIER_WAIT_SECONDS = 10.0
 EARLIER_RETRY_SECONDS = 1.0
 EARLIER_POLL_SECONDS = 0.05
 
