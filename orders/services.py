@@ -33,7 +33,7 @@ from orders.exchanges.paper import paper_match, paper_result
 from orders.models import Order, PaperOrder
 from orders.selectors import order_payload
 from quanttrade.celery import app as celery_app
-from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus
+from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus, OrderType
 from strategies.models import Account, StrategyAccount
 
 log = logging.getLogger("quanttrade.orders")
@@ -300,7 +300,7 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
     label = f"{adapter.display_name} {order.market_type}"
     placed = False
     try:
-        if order.order_type == "CANCEL_ALL_ORDER":
+        if order.order_type == OrderType.CANCEL_ALL_ORDER:
             result = _cancel_all(adapter, order)
         else:
             result = _place(adapter, order)
@@ -366,21 +366,23 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
 
 # Orders of one account run in parallel (tasks of different webhooks; ccxt: a client per task up
 # to ``parallel_orders``), except where the order matters: a webhook's own orders one after the
-# other by `sequence` (the batch's priority), and an order after every earlier-created order of
-# the account on the same symbol (a close after its open) or on all symbols (CANCEL_ALL_ORDER
-# without one). A task waits up to EARLIER_WAIT_SECONDS for those (they are running: the queue
-# is first-in first-out), then comes back later (a retry of the earlier one may need its thread).
+# other by `sequence` (the batch's priority); a close (negative qty_per) or a CANCEL_ALL_ORDER
+# after every earlier-created order of the account on its symbol (all symbols without one); any
+# order after an earlier CANCEL_ALL_ORDER on its symbol (or on all). Opens of one symbol do not
+# wait for each other (as two worker processes never did). A task waits up to
+# EARLIER_WAIT_SECONDS for those (they are running: the queue is first-in first-out), then comes
+# back later (a retry of the earlier one may need its thread).
 EARLIER_WAIT_SECONDS = 10.0
 EARLIER_RETRY_SECONDS = 1.0
 EARLIER_POLL_SECONDS = 0.05
 
 
 def _earlier_pending(order_id: UUID) -> bool:
-    """Whether an order of the same account created before this one, of another webhook, on the
-    same symbol (or on every symbol, or this one is on every symbol) has not left the worker."""
+    """Whether an order of the same account, of another webhook, created before this one and
+    not yet out of the worker must go first (see above)."""
     row = (
         Order.objects.filter(pk=order_id)
-        .values("account_id", "market_type", "symbol", "created_at", "webhook_id")
+        .values("account_id", "market_type", "symbol", "created_at", "webhook_id", "order_type", "qty_per")
         .first()
     )
     if row is None:
@@ -393,6 +395,11 @@ def _earlier_pending(order_id: UUID) -> bool:
     ).exclude(webhook_id=row["webhook_id"])
     if row["symbol"]:
         pending = pending.filter(symbol__in=[row["symbol"], ""])
+    goes_last = row["order_type"] == OrderType.CANCEL_ALL_ORDER or (
+        row["qty_per"] is not None and row["qty_per"] < 0
+    )
+    if not goes_last:
+        pending = pending.filter(order_type=OrderType.CANCEL_ALL_ORDER)
     return pending.exists()
 
 
@@ -410,7 +417,7 @@ def _wait_for_earlier(order_id: UUID) -> None:
 
 def account_orders_execute(webhook_id: UUID | str, account_id: int) -> None:
     """Run one account's queued orders of one webhook, one after the other by `sequence`, each
-    after the account's earlier orders on its symbol (``_wait_for_earlier``).
+    after the account's earlier orders that must go first (``_wait_for_earlier``).
 
     Safe to run any number of times: each order is claimed atomically, so an order past
     `queued` is never sent again. Raises :class:`ExecutionRetry` when the task should run

@@ -78,3 +78,30 @@ def test_a_batch_keeps_its_priority_order_across_symbols(
     orders_dispatch(batch.id, [account.id])
     wait_orders(webhook=batch)
     assert _placed(binance_sim) == [("BTCUSDT", "BUY"), ("ETHUSDT", "BUY"), ("SOLUSDT", "BUY")]
+
+
+def test_what_waits_for_what(db: None, make_strategy: Any, make_account: Any) -> None:
+    from orders.models import Order
+    from orders.services import _earlier_pending
+
+    account = make_account("a1")
+    strategy = make_strategy(accounts=[account])
+
+    def one(spec: dict[str, Any], symbol: str = "BTC/USDT") -> Any:
+        return Order.objects.get(webhook=make_orders(strategy, [account], [spec], symbol=symbol))
+
+    opening = one({"side": "BUY", "qty_per": 10})
+    other_open = one({"side": "BUY", "qty_per": 10})
+    close = one({"side": "SELL", "qty_per": -100})
+    eth_close = one({"side": "SELL", "qty_per": -100}, symbol="ETH/USDT")
+    assert not _earlier_pending(opening.id)
+    assert not _earlier_pending(other_open.id)  # opens of one symbol run side by side
+    assert _earlier_pending(close.id)  # a close after the opens before it
+    assert not _earlier_pending(eth_close.id)  # nothing of ETH before it
+    cancel = one({"order_type": "CANCEL_ALL_ORDER"}, symbol="")
+    after_cancel = one({"side": "BUY", "qty_per": 10}, symbol="ETH/USDT")
+    assert _earlier_pending(cancel.id) and _earlier_pending(after_cancel.id)
+    Order.objects.exclude(pk__in=[cancel.pk, after_cancel.pk]).update(status="filled")
+    assert not _earlier_pending(cancel.id) and _earlier_pending(after_cancel.id)
+    Order.objects.filter(pk=cancel.pk).update(status="cancelled")
+    assert not _earlier_pending(after_cancel.id)
