@@ -222,3 +222,12 @@ def test_an_order_held_back_by_the_limit_is_retried_as_a_first_attempt(
     assert (order.status, order.attempts) == ("filled", 1)
     # A first attempt: sent without a lookup by client id first.
     assert [r.method for r in binance_sim.seen("/api/v3/order")] == ["POST"]
+
+
+def test_a_venue_wide_limit_is_one_bucket_for_spot_and_futures(make_account: Any) -> None:
+    account = make_account(name="bybit-1", exchange="BYBIT", api_key="k", api_secret="s")
+    spot, futures = (adapter_for(account).buckets(m) for m in (MarketType.SPOT, MarketType.FUTURES))  # type: ignore[attr-defined]
+    ip_spot, order_spot = spot.limits
+    ip_futures, order_futures = futures.limits
+    assert spot.bucket_id(ip_spot) == futures.bucket_id(ip_futures)  # 600 per 5 s for all traffic
+    assert spot.bucket_id(order_spot) != futures.bucket_id(order_futures)

@@ -49,7 +49,9 @@ class VenueLimit:
     ``except_paths``: requests it does not count (Upbit counts orders apart from the rest).
     ``apis``: the ccxt API groups it counts (``public``, ``private``…); empty: all.
     ``weight``: units per unit of ccxt's request cost (Binance spot: ccxt's cost is a fifth of
-    the venue's weight); 0: each request counts 1."""
+    the venue's weight); 0: each request counts 1. ``all_markets``: one bucket for every market
+    (spot, futures) of the venue (Bybit's IP limit covers all its traffic); otherwise one per
+    market."""
 
     limit_class: str
     amount: int
@@ -59,6 +61,7 @@ class VenueLimit:
     except_paths: tuple[tuple[str, str], ...] = ()
     apis: tuple[str, ...] = ()
     weight: float = 0.0
+    all_markets: bool = False
 
     @property
     def item(self) -> RateLimitItem:
@@ -121,18 +124,21 @@ class VenueBuckets:
         limits: Iterable[VenueLimit],
         display_name: str = "",
         digest: str | None = None,
+        market: str = "",
     ):
         self.venue = venue
+        self.market = market
         self.digest = digest or key_digest(api_key or "")
         self.limits = tuple(limits)
         self.display_name = display_name or venue
 
     def bucket_id(self, limit: VenueLimit) -> str:
+        venue = self.venue if limit.all_markets or not self.market else f"{self.venue}:{self.market}"
         if limit.per_ip:
-            return f"{self.venue}:{limit.limit_class}:ip"
+            return f"{venue}:{limit.limit_class}:ip"
         if self.digest == self.venue:  # SharedRateLimiter: its key already names venue and app key
-            return f"{self.venue}:{limit.limit_class}"
-        return f"{self.venue}:{limit.limit_class}:{self.digest}"
+            return f"{venue}:{limit.limit_class}"
+        return f"{venue}:{limit.limit_class}:{self.digest}"
 
     def acquire_request(self, method: str, path: str, ccxt_cost: float | None = None, api: str = "") -> None:
         """Take what one request costs from every bucket that counts it (blocking)."""

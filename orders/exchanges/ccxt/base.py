@@ -384,10 +384,11 @@ class CcxtAdapter(ExchangeAdapter):
         every account on the same venue address)."""
         address = hashlib.sha256(json.dumps(self._venue_key, default=str).encode()).hexdigest()[:12]
         return VenueBuckets(
-            f"{self.ccxt_id}:{market_type.lower()}:{address}",
+            f"{self.ccxt_id}:{address}",
             str(self.account.api_key or ""),
             self.rate_limits.get(market_type, ()),
             display_name=self.display_name,
+            market=market_type.lower(),
         )
 
     def warm(self, market_type: str) -> None:

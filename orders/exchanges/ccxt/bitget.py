@@ -33,7 +33,7 @@ class BitgetAdapter(CcxtAdapter):
     # 10 requests/s per UID (spot and mix); 6,000 requests per minute per IP overall.
     rate_limits = {
         market_type: (
-            VenueLimit("IP_REQUESTS", 6000, 60, per_ip=True),
+            VenueLimit("IP_REQUESTS", 6000, 60, per_ip=True, all_markets=True),
             VenueLimit(
                 "PLACE_ORDER",
                 10,

@@ -29,7 +29,7 @@ class BybitAdapter(CcxtAdapter):
     # account, futures; spot 20/s: the lower one kept for both).
     rate_limits = {
         market_type: (
-            VenueLimit("IP_REQUESTS", 600, 5, per_ip=True),
+            VenueLimit("IP_REQUESTS", 600, 5, per_ip=True, all_markets=True),
             VenueLimit("ORDER_CREATE", 10, 1, paths=(("POST", "v5/order/create"),)),
         )
         for market_type in (MarketType.SPOT, MarketType.FUTURES)

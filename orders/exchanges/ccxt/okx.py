@@ -38,9 +38,9 @@ class OkxAdapter(CcxtAdapter):
     rate_limits = {
         market_type: (
             VenueLimit("PLACE_ORDER", 60, 2, paths=(("POST", "trade/order"),)),
-            VenueLimit("BALANCE", 10, 2, paths=(("GET", "account/balance"),)),
-            VenueLimit("POSITIONS", 10, 2, paths=(("GET", "account/positions"),)),
-            VenueLimit("TICKER", 20, 2, per_ip=True, paths=(("GET", "market/ticker"),)),
+            VenueLimit("BALANCE", 10, 2, all_markets=True, paths=(("GET", "account/balance"),)),
+            VenueLimit("POSITIONS", 10, 2, all_markets=True, paths=(("GET", "account/positions"),)),
+            VenueLimit("TICKER", 20, 2, per_ip=True, all_markets=True, paths=(("GET", "market/ticker"),)),
         )
         for market_type in (MarketType.SPOT, MarketType.FUTURES)
     }
