@@ -93,8 +93,12 @@ def test_a_sequence_is_sized_as_today_without_reads_between_signal_and_order(
     assert len(_placed(today_sim)) == len(signals)
     # Today: a balance read and a ticker before each order. Cached: the balances are read once
     # right after each order left (for the next one), never between a signal and its order;
-    # a spot order's price comes from the price layer.
+    # a spot order's price comes from the price layer. A close is the exception: it reads the
+    # holding (spot) or the position (futures) right before its order.
     calls = [f"{r.method} {r.path}" for r in cached_sim.requests[before[cached_sim] :]]
+    last_order = max(i for i, call in enumerate(calls) if call.startswith("POST") and "order" in call)
+    assert "account" in calls[last_order - 1] or "positionRisk" in calls[last_order - 1], calls
+    calls = calls[: last_order - 1]
     reads = [i for i, call in enumerate(calls) if "account" in call]
     assert reads and all(calls[i - 1].startswith("POST") and "order" in calls[i - 1] for i in reads), calls
     if market_type == MarketType.SPOT:
@@ -150,3 +154,25 @@ def test_a_stale_snapshot_or_price_is_read_from_the_venue(
     assert paths == ["GET /api/v3/account", "GET /api/v3/ticker/24hr", "POST /api/v3/order"]
     (order,) = sim.orders_for("qt-stale")
     assert order["qty"] == D("0.04")  # 10% of 20,000 USDT at the venue's 50,000
+
+
+def test_a_close_reads_the_holding_from_the_venue(
+    db: None, make_account: Any, two_sims: tuple[BinanceSim, BinanceSim], no_prices: None
+) -> None:
+    _today_sim, sim = two_sims
+    adapter = adapter_for(_account(make_account, sim, "cached", **CACHED))
+    adapter.warm(MarketType.SPOT)  # the snapshot holds 0.5 BTC
+    price_publish("BINANCE:BTC/USDT", D("50000"), feed="ccxt")
+    sim.spot_balances["BTC"] = D("0.7")  # a resting buy filled at the venue since
+    adapter.place_order(
+        OrderRequest(
+            client_order_id="qt-close",
+            market_type=MarketType.SPOT,
+            symbol="BTC/USDT",
+            side="SELL",
+            order_type="MARKET",
+            qty_per=D("-100"),
+        )
+    )
+    (order,) = sim.orders_for("qt-close")
+    assert order["qty"] == D("0.7")  # the whole holding, as today's path sells

@@ -955,7 +955,10 @@ class CcxtAdapter(ExchangeAdapter):
         if request.is_close:
             fraction = min(abs(qty_per), HUNDRED) / HUNDRED
             if request.market_type != MarketType.FUTURES:
-                free = self._free(request.market_type, market["base"])
+                # A close reads the holding from the venue: a resting order may have filled
+                # since the snapshot (the futures position is read from the venue likewise).
+                raw = self._read_balance(request.market_type)
+                free = to_decimal((raw.get("free") or {}).get(market["base"])) or ZERO
                 if free <= 0:
                     raise OrderRejected(_("No long position to close"))
                 return "sell", free * fraction, False, price()
