@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from uuid import UUID
 
 from django.core.cache import cache
@@ -110,3 +111,88 @@ def holder_is_dead(order_id: UUID | str) -> bool:
         return bool(holder) and not cache.get(_heartbeat_key(str(holder)))
     except Exception:
         return False
+
+
+# --- dispatches: queued behind a backlog, or lost ------------------------------------------
+#
+# A queued order whose task waits in the broker behind other work is not lost, and sending
+# another task for it only lengthens the backlog (a burst once drew thousands of re-dispatches).
+# Each dispatch of (webhook, account) records when it was sent (or when its retry is due); the
+# task records the worker running it. The sweep re-sends a pair only when its task is lost:
+# - no record (the broker refused the dispatch, or the record is gone);
+# - the worker running it stopped beating (killed mid-task);
+# - not started although a task dispatched ORDER_STALE_AFTER_SECONDS later has started (the
+#   queue is first-in first-out: a message passed by one sent that much later is not in it);
+#   retries (a countdown: held by a worker until due, out of turn) are not judged this way;
+# - not started DISPATCH_LOST_FACTOR x ORDER_STALE_AFTER_SECONDS after it was due, and no task
+#   has started for ORDER_STALE_AFTER_SECONDS (the queue is not moving towards it).
+# Any cache trouble counts as lost: the sweep then re-sends by age, as before (claims keep it
+# to one placement whatever the number of tasks).
+
+DISPATCH_LOST_FACTOR = 10
+_STARTED_KEY = "qt:dispatch:started"
+
+
+def _dispatch_key(webhook_id: UUID | str, account_id: int) -> str:
+    return f"qt:dispatch:{webhook_id}:{account_id}"
+
+
+def mark_dispatched(webhook_id: UUID | str, account_id: int, countdown: float = 0.0) -> None:
+    """A task for the pair was handed to the broker (due ``countdown`` seconds from now)."""
+    try:
+        cache.set(
+            _dispatch_key(webhook_id, account_id),
+            {"due": time.time() + countdown, "worker": "", "eta": countdown > 0},
+            timeout=CLAIM_TTL,
+        )
+    except Exception as exc:
+        log.debug("dispatch mark failed: %s", exc)
+
+
+def mark_started(webhook_id: UUID | str, account_id: int) -> None:
+    """This process runs the pair's task now (it beats while it does)."""
+    start_heartbeat()
+    beat()  # its heartbeat is there from the start, whenever the thread last beat
+    key = _dispatch_key(webhook_id, account_id)
+    try:
+        record = cache.get(key)
+        due = float(record["due"]) if record else time.time()
+        cache.set(key, {"due": due, "worker": worker_id()}, timeout=CLAIM_TTL)
+        # Only a task that came through the queue in turn says how far the queue has moved (a
+        # retry waits in a worker for its time, out of turn).
+        latest = cache.get(_STARTED_KEY) or {}
+        if record and not record.get("eta") and due > float(latest.get("due") or 0):
+            latest = {**latest, "due": due}
+        cache.set(_STARTED_KEY, {**latest, "at": time.time()}, timeout=CLAIM_TTL)
+    except Exception as exc:
+        log.debug("dispatch start mark failed: %s", exc)
+
+
+def clear_dispatch(webhook_id: UUID | str, account_id: int) -> None:
+    """The pair's task ended (or its retry could not be handed to the broker)."""
+    try:
+        cache.delete(_dispatch_key(webhook_id, account_id))
+    except Exception as exc:
+        log.debug("dispatch clear failed: %s", exc)
+
+
+def dispatch_lost(webhook_id: UUID | str, account_id: int, stale_after_seconds: float) -> bool:
+    """Whether the pair's queued orders have no task that will run them (see above)."""
+    try:
+        record = cache.get(_dispatch_key(webhook_id, account_id))
+        if not record:
+            return True
+        worker = str(record.get("worker") or "")
+        if worker:
+            return not cache.get(_heartbeat_key(worker))
+        due = float(record.get("due") or 0)
+        latest = cache.get(_STARTED_KEY) or {}
+    except Exception:
+        return True
+    now = time.time()
+    if not record.get("eta") and float(latest.get("due") or 0) - due > stale_after_seconds:
+        return True
+    # Long overdue, and the workers have started nothing for a while: the queue is not moving
+    # towards it (a moving queue reaches it, or passes it, above).
+    moving = now - float(latest.get("at") or 0) <= stale_after_seconds
+    return now - due > DISPATCH_LOST_FACTOR * stale_after_seconds and not moving

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -29,11 +30,12 @@ from orders.exchanges.base import (
     RetryableVenueError,
     VenueError,
 )
+from orders.exchanges.brokerkit.buckets import RateLimitWaitError
 from orders.exchanges.paper import paper_match, paper_result
 from orders.models import Order, PaperOrder
 from orders.selectors import order_payload
 from quanttrade.celery import app as celery_app
-from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus
+from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus, OrderType
 from strategies.models import Account, StrategyAccount
 
 log = logging.getLogger("quanttrade.orders")
@@ -45,9 +47,11 @@ def orders_dispatch(webhook_id: UUID | str, account_ids: Iterable[int]) -> None:
     """Enqueue one execution task per account. Never raises: a broker outage is logged and
     the periodic sweep re-dispatches the orders, which stay `queued` in the database."""
     for account_id in account_ids:
+        liveness.mark_dispatched(webhook_id, account_id)  # before: the task may start at once
         try:
             celery_app.send_task(EXECUTE_TASK, args=[str(webhook_id), account_id], retry=False)
         except Exception as exc:  # any broker failure must not fail the webhook
+            liveness.clear_dispatch(webhook_id, account_id)
             log.error(
                 "주문 전달 실패 (스윕에서 재전달): webhook=%s account=%s %s", webhook_id, account_id, exc
             )
@@ -64,6 +68,8 @@ class ExecutionRetry(Exception):  # noqa: N818 - a signal to the task, not an er
         super().__init__(countdown)
 
 
+# A task held back by a venue's rate-limit buckets comes back this soon.
+RATE_LIMIT_RETRY_SECONDS = 1.0
 # States a venue's later news may still change (a fill found by the paper matcher may arrive
 # before the worker has recorded the placement: it wins, the worker's stale answer is dropped).
 SYNCABLE_STATUSES = LIVE_STATUSES | {OrderStatus.SUBMITTED}
@@ -311,6 +317,13 @@ def _uncertain_retry(order: Order, label: str, detail: str) -> None:
     raise ExecutionRetry(_uncertain_backoff(lookups))
 
 
+def _after_order(adapter: ExchangeAdapter, order: Order, *, placed: bool) -> None:
+    try:
+        adapter.after_order(order.market_type, placed=placed)
+    except Exception:  # a snapshot is a shortcut: losing it never fails an order
+        log.exception("잔고 스냅샷 갱신 오류: order_id=%s", order.id)
+
+
 def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
     """Send one claimed (`submitted`) order to its venue and record the outcome.
 
@@ -318,14 +331,29 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
     to `queued` and raises :class:`ExecutionRetry` (until the attempts run out: `failed`).
     """
     label = f"{adapter.display_name} {order.market_type}"
+    placed = False
     try:
-        if order.order_type == "CANCEL_ALL_ORDER":
+        if order.order_type == OrderType.CANCEL_ALL_ORDER:
             result = _cancel_all(adapter, order)
         else:
             result = _place(adapter, order)
+        placed = result.status != OrderStatus.REJECTED
     except OrderUncertain as error:
         _uncertain_retry(order, label, error.message)
         return
+    except RateLimitWaitError as error:
+        # Held back by the venue's rate limit before anything left: not a venue failure, so it
+        # does not use up the order's attempts; back soon (the buckets pace it).
+        if order.uncertain_attempt is not None:
+            _uncertain_retry(order, label, error.message)
+            return
+        log.info("%s 요청 한도 대기 (재시도 예정): order_id=%s %s", label, order.id, error.message)
+        if order.attempts == 1:
+            # Its only attempt never reached the venue: the next one is a first attempt again
+            # (no lookup before sending, the full ORDER_MAX_ATTEMPTS ahead).
+            Order.objects.filter(pk=order.pk, status=OrderStatus.SUBMITTED, attempts=1).update(attempts=0)
+        _requeue(order, error.message)
+        raise ExecutionRetry(RATE_LIMIT_RETRY_SECONDS) from error
     except RetryableVenueError as error:
         if order.uncertain_attempt is not None:
             _uncertain_retry(order, label, error.message)  # a lookup or a safe re-send failed
@@ -353,7 +381,14 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
         log.exception("%s 주문 처리 중 내부 오류: order_id=%s", label, order.id)
         _order_fail(order, OrderStatus.FAILED, _("Internal error: %(error)s") % {"error": error})
         return
+    finally:
+        if not placed:
+            _after_order(adapter, order, placed=False)
     order_record(order, result)
+    # After the order left and was recorded, before the account's next one: the balance
+    # snapshot follows it (orders.exchanges.ccxt: sizing without a venue read).
+    if placed:
+        _after_order(adapter, order, placed=True)
     if result.status == OrderStatus.REJECTED:
         log.error("%s 주문 거부: order_id=%s %s", label, order.id, result.message)
     else:
@@ -362,13 +397,66 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
         )
 
 
+# Orders of one account run in parallel (tasks of different webhooks; ccxt: a client per task up
+# to ``parallel_orders``), except where the order matters: a webhook's own orders one after the
+# other by `sequence` (the batch's priority); a close (negative qty_per) or a CANCEL_ALL_ORDER
+# after every earlier-created order of the account on its symbol (all symbols without one); any
+# order after an earlier CANCEL_ALL_ORDER on its symbol (or on all). Opens of one symbol do not
+# wait for each other (as two worker processes never did). A task waits up to
+# EARLIER_WAIT_SECONDS for those (they are running: the queue is first-in first-out), then comes
+# back later (a retry of the earlier one may need its thread).
+EARLIER_WAIT_SECONDS = 10.0
+EARLIER_RETRY_SECONDS = 1.0
+EARLIER_POLL_SECONDS = 0.05
+
+
+def _earlier_pending(order_id: UUID) -> bool:
+    """Whether an order of the same account, of another webhook, created before this one and
+    not yet out of the worker must go first (see above)."""
+    row = (
+        Order.objects.filter(pk=order_id)
+        .values("account_id", "market_type", "symbol", "created_at", "webhook_id", "order_type", "qty_per")
+        .first()
+    )
+    if row is None:
+        return False
+    pending = Order.objects.filter(
+        account_id=row["account_id"],
+        market_type=row["market_type"],
+        status__in=[OrderStatus.QUEUED, OrderStatus.SUBMITTED],
+        created_at__lt=row["created_at"],
+    ).exclude(webhook_id=row["webhook_id"])
+    if row["symbol"]:
+        pending = pending.filter(symbol__in=[row["symbol"], ""])
+    goes_last = row["order_type"] == OrderType.CANCEL_ALL_ORDER or (
+        row["qty_per"] is not None and row["qty_per"] < 0
+    )
+    if not goes_last:
+        pending = pending.filter(order_type=OrderType.CANCEL_ALL_ORDER)
+    return pending.exists()
+
+
+def _wait_for_earlier(order_id: UUID) -> None:
+    """Return once no earlier order of the account on the same symbol is pending; raises
+    :class:`ExecutionRetry` when that takes longer than EARLIER_WAIT_SECONDS (the task's thread
+    is then free for the earlier order itself)."""
+    deadline = time.monotonic() + EARLIER_WAIT_SECONDS
+    while _earlier_pending(order_id):
+        if time.monotonic() >= deadline:
+            log.info("앞선 같은 종목 주문 대기 (재시도 예정): order_id=%s", order_id)
+            raise ExecutionRetry(EARLIER_RETRY_SECONDS)
+        time.sleep(EARLIER_POLL_SECONDS)
+
+
 def account_orders_execute(webhook_id: UUID | str, account_id: int) -> None:
-    """Run one account's queued orders of one webhook, one after the other by `sequence`.
+    """Run one account's queued orders of one webhook, one after the other by `sequence`, each
+    after the account's earlier orders that must go first (``_wait_for_earlier``).
 
     Safe to run any number of times: each order is claimed atomically, so an order past
     `queued` is never sent again. Raises :class:`ExecutionRetry` when the task should run
     again later; the orders after the one that must be retried wait for it.
     """
+    liveness.mark_started(webhook_id, account_id)
     order_ids = list(
         Order.objects.filter(
             webhook_id=UUID(str(webhook_id)), account_id=account_id, status=OrderStatus.QUEUED
@@ -377,10 +465,12 @@ def account_orders_execute(webhook_id: UUID | str, account_id: int) -> None:
         .values_list("pk", flat=True)
     )
     if not order_ids:
+        liveness.clear_dispatch(webhook_id, account_id)
         return
     adapter: ExchangeAdapter | None = None
     try:
         for order_id in order_ids:
+            _wait_for_earlier(order_id)
             order = order_claim(order_id)
             if order is None:
                 continue
@@ -391,9 +481,15 @@ def account_orders_execute(webhook_id: UUID | str, account_id: int) -> None:
                     _order_fail(order, OrderStatus.FAILED, error.message)
                     continue
             order_execute(order, adapter)
+    except ExecutionRetry:
+        raise  # the task's retry is the pair's next dispatch
+    except BaseException:
+        liveness.clear_dispatch(webhook_id, account_id)  # orders left queued: the sweep's
+        raise
     finally:
         if adapter is not None:
             adapter.close()
+    liveness.clear_dispatch(webhook_id, account_id)
 
 
 def order_reconcile(order: Order) -> bool:
@@ -428,8 +524,9 @@ def order_reconcile(order: Order) -> bool:
 def orders_sweep(stale_after_seconds: float | None = None) -> dict[str, int]:
     """Recover orders a crash or broker outage left behind (run periodically).
 
-    Orders still `queued` after ``stale_after_seconds`` (default ORDER_STALE_AFTER_SECONDS) are
-    dispatched again, one task per (webhook, account); orders `submitted` for
+    Orders still `queued` after ``stale_after_seconds`` (default ORDER_STALE_AFTER_SECONDS) whose
+    task is lost (``liveness.dispatch_lost``: not merely waiting in the broker) are dispatched
+    again, one task per (webhook, account); orders `submitted` for
     SUBMITTED_STALE_FACTOR times as long are reconciled with their venue (longer, so a slow but
     live venue call is not mistaken for a dead worker). Returns the counts, for logs and tests.
     """
@@ -448,10 +545,16 @@ def orders_sweep(stale_after_seconds: float | None = None) -> dict[str, int]:
         if order.updated_at < submitted_cutoff or liveness.holder_is_dead(order.pk)
     ]
     pairs = {(order.webhook_id, order.account_id) for order in stuck if order_reconcile(order)}
+    # A queued order is re-sent only when its task is lost, not while it waits behind a backlog
+    # or runs behind the account's earlier orders (orders.liveness: dispatch records).
     pairs.update(
-        Order.objects.filter(status=OrderStatus.QUEUED, updated_at__lt=cutoff).values_list(
-            "webhook_id", "account_id"
+        (webhook_id, account_id)
+        for webhook_id, account_id in set(
+            Order.objects.filter(status=OrderStatus.QUEUED, updated_at__lt=cutoff).values_list(
+                "webhook_id", "account_id"
+            )
         )
+        if liveness.dispatch_lost(webhook_id, account_id, stale_after_seconds)
     )
     for webhook_id, account_id in sorted(pairs, key=str):
         log.warning("대기 주문 재전달: webhook=%s account=%s", webhook_id, account_id)
@@ -495,6 +598,8 @@ def live_orders_refresh(limit: int = LIVE_REFRESH_BATCH) -> int:
                 if order_record(order, known, expect=LIVE_STATUSES):
                     log.info("주문 상태 갱신: order_id=%s status=%s", order.id, known.status)
                     changed += 1
+                    # A fill (or cancel) at the venue moved the balances: the next sizing reads them.
+                    _after_order(adapter, order, placed=False)
         finally:
             adapter.close()
     return changed

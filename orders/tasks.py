@@ -12,6 +12,7 @@ from celery.exceptions import Retry
 from celery.signals import worker_process_init, worker_ready
 from django.db import close_old_connections
 
+from orders import liveness
 from orders.approval import approvals_expire as expire_approvals
 from orders.services import ExecutionRetry, account_orders_execute, paper_match_run, venues_warm
 from orders.services import orders_sweep as sweep
@@ -26,11 +27,13 @@ def execute_account_orders(self: Task, webhook_id: str, account_id: int) -> None
     try:
         account_orders_execute(webhook_id, account_id)
     except ExecutionRetry as retry:
+        liveness.mark_dispatched(webhook_id, account_id, retry.countdown)
         try:
             raise self.retry(countdown=retry.countdown) from retry
         except Retry:
             raise
         except Exception as exc:
+            liveness.clear_dispatch(webhook_id, account_id)
             # The broker refused the retry: the order stays `queued` and the sweep resends it.
             log.error(
                 "주문 재시도 예약 실패 (스윕에서 재전달): webhook=%s account=%s %s",

@@ -307,6 +307,9 @@ ORDER_MAX_ATTEMPTS: int = env.int("ORDER_MAX_ATTEMPTS", default=5)
 # unless the venue refuses a repeated client id in every state (docs/venues.md).
 ORDER_UNCERTAIN_LOOKUPS: int = env.int("ORDER_UNCERTAIN_LOOKUPS", default=6)
 ORDER_UNCERTAIN_BACKOFF_SECONDS: float = env.float("ORDER_UNCERTAIN_BACKOFF_SECONDS", default=2.0)
+# A venue request waits at most this long for its rate-limit buckets (orders/exchanges/brokerkit/
+# buckets.py), then is retried later (nothing sent).
+VENUE_RATE_MAX_WAIT_SECONDS: float = env.float("VENUE_RATE_MAX_WAIT_SECONDS", default=10.0)
 PAPER_MATCH_INTERVAL_SECONDS: float = env.float("PAPER_MATCH_INTERVAL_SECONDS", default=1.0)
 # Orders waiting for approval past their strategy's approval_timeout_seconds are dropped by a
 # pass this often (a late approval is refused on the spot anyway, so this only sets how soon

@@ -81,6 +81,9 @@ def _clear_django_cache() -> None:
     bindings when they share the database: delete only the cache's own keys there."""
     from django.conf import settings
 
+    from orders.exchanges.brokerkit import buckets
+
+    buckets.reset()
     config = settings.CACHES["default"]
     if "redis" not in config["BACKEND"].lower():
         cache.clear()

@@ -134,6 +134,12 @@ class ExchangeAdapter(ABC):
         if hook is not None and not hook():
             raise RetryableVenueError(_("The order could not be marked as being sent; it will be retried"))
 
+    def after_order(self, market_type: str, *, placed: bool) -> None:
+        """Called by the execution layer once an order's attempt is over (``placed``: the venue
+        took it): where the adapter keeps a balance snapshot, it refreshes (or drops) it here,
+        after the order left, so the next signal is sized from it without a venue read."""
+        return
+
     @abstractmethod
     def place_order(self, request: OrderRequest) -> OrderResult:
         """Size (from ``qty_per``) and place one order; returns the venue's state of it."""

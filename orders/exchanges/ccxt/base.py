@@ -11,8 +11,10 @@ order id, which is the Order's own ``client_order_id`` on every venue.
 
 Account.settings keys read here (see docs/venues.md): ``api_base_url`` (point ccxt at a local
 simulator), ``leverage``, ``margin_mode`` (cross | isolated), ``timeout_seconds``,
-``ccxt_options`` (extra ccxt options dict), ``enable_rate_limit`` (ccxt's own throttle, default
-on) and ``rate_limit_ms`` (its spacing per unit of request weight).
+``ccxt_options`` (extra ccxt options dict), ``enable_rate_limit`` (rate limiting, default on:
+the venue's shared buckets where its class has a ``rate_limits`` table, else ccxt's own
+in-process throttle) and ``rate_limit_ms`` (ccxt's throttle spacing per unit of request weight;
+setting it keeps ccxt's throttle instead of the buckets).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 import ccxt
 import requests
 import urllib3
+from django.core.cache import cache
 from django.utils.translation import gettext as _
 
 from orders.exchanges import adapter_class
@@ -46,7 +49,10 @@ from orders.exchanges.base import (
     RetryableVenueError,
     VenueError,
 )
+from orders.exchanges.brokerkit.buckets import VenueBuckets, VenueLimit
 from orders.exchanges.ticks import StepTable
+from prices.records import instrument_for
+from prices.services import price_latest
 from quanttrade.vocabulary import ZERO, MarketType, OrderStatus, OrderType, decimal_str, to_decimal
 
 log = logging.getLogger("quanttrade.orders")
@@ -74,6 +80,8 @@ MARKETS_TTL_SECONDS = 3600.0
 
 _clients: dict[tuple[Any, ...], tuple[ccxt.Exchange, threading.RLock]] = {}
 _clients_lock = threading.Lock()
+# Adapters using each client slot of an account (key: client key + market type).
+_slot_users: dict[tuple[Any, ...], list[int]] = {}
 
 
 @dataclass
@@ -104,6 +112,21 @@ def _server_errors_are_unavailable(client: ccxt.Exchange) -> None:
             raise
 
     client.handle_errors = handle_errors
+
+
+def _take_from_buckets(client: ccxt.Exchange, buckets: VenueBuckets) -> None:
+    """Every request of ``client`` first takes its cost from the venue's shared buckets
+    (ccxt's ``fetch2`` is where its own throttle would run)."""
+    send = client.fetch2
+
+    def fetch2(
+        path: str, api: Any = "public", method: str = "GET", params: Any = None, config: Any = None
+    ) -> Any:
+        group = api[0] if isinstance(api, list) and api else str(api)
+        buckets.acquire_request(method, str(path), (config or {}).get("cost"), group)
+        return send(path, api, method, params if params is not None else {}, config or {})
+
+    client.fetch2 = fetch2
 
 
 def venue_client_order_id(ccxt_id: str, client_order_id: str) -> str:
@@ -201,6 +224,22 @@ class CcxtAdapter(ExchangeAdapter):
     venue_options: dict[str, Any] = {}
     # ccxt's ``rateLimit`` per market type where its default is wrong (``rate_limit_ms`` wins).
     default_rate_limit_ms: dict[str, float] = {}
+    # The venue's published rate limits per market type (brokerkit buckets shared by every
+    # process); a venue without a table keeps ccxt's in-process throttle.
+    rate_limits: dict[str, tuple[VenueLimit, ...]] = {}
+    # Clients per account and market type in one process: orders of one account (of different
+    # webhooks and symbols) run in parallel up to this many; each adapter (one per task) keeps
+    # one client for its life. Account.settings ``parallel_orders`` overrides it. The venue's
+    # pace is kept by the shared rate-limit buckets, not by one client at a time.
+    parallel_orders: int = 4
+    # Sizing reads (SPEC §2.1 qty_per) without a venue call where the product already knows:
+    # the balance snapshot (refreshed after every order, read through when older than this),
+    # and, for spot, the price layer's last price from the venue's own ticker feed (``ccxt``)
+    # when younger than this. Account.settings ``balance_max_age_seconds`` /
+    # ``price_max_age_seconds`` override them; 0 turns the cache off.
+    balance_max_age_seconds: float = 10.0
+    price_max_age_seconds: float = 3.0
+    price_feeds: frozenset[str] = frozenset({"ccxt"})
     # Minimum order value per quote currency where ccxt's markets carry none.
     min_cost: dict[str, Decimal] = {}
     # Venue error codes meaning "internal error, try again" on an order request: like a 5xx,
@@ -234,6 +273,7 @@ class CcxtAdapter(ExchangeAdapter):
             )
         self.display_name = self.display_name or self.ccxt_id.title()
         self.settings: dict[str, Any] = dict(account.settings or {})
+        self._slots: dict[str, int] = {}
 
     @classmethod
     def venue_client_id(cls, client_order_id: str) -> str:
@@ -274,9 +314,31 @@ class CcxtAdapter(ExchangeAdapter):
             json.dumps(self.settings.get("ccxt_options", {}), sort_keys=True, default=str),
         )
 
+    def _slot(self, market_type: str) -> int:
+        """This adapter's client slot for ``market_type``: the least used one, kept until
+        :meth:`close` (one client per adapter: a lock is never waited for while another is held)."""
+        slot = self._slots.get(market_type)
+        if slot is None:
+            size = max(1, int(self.settings.get("parallel_orders") or self.parallel_orders))
+            with _clients_lock:
+                users = _slot_users.setdefault((*self._client_key, market_type), [])
+                users.extend([0] * (size - len(users)))
+                slot = min(range(size), key=users.__getitem__)
+                users[slot] += 1
+            self._slots[market_type] = slot
+        return slot
+
+    def close(self) -> None:
+        with _clients_lock:
+            for market_type, slot in self._slots.items():
+                users = _slot_users.get((*self._client_key, market_type))
+                if users and slot < len(users) and users[slot] > 0:
+                    users[slot] -= 1
+        self._slots.clear()
+
     def _client(self, market_type: str) -> tuple[ccxt.Exchange, threading.RLock]:
-        """A ccxt client per (account, credentials, market type), cached with its markets."""
-        key = (*self._client_key, market_type)
+        """A ccxt client per (account, credentials, market type, slot), cached with its markets."""
+        key = (*self._client_key, market_type, self._slot(market_type))
         with _clients_lock:
             cached = _clients.get(key)
             if cached is not None:
@@ -299,6 +361,11 @@ class CcxtAdapter(ExchangeAdapter):
             rate_limit_ms = self.settings.get("rate_limit_ms") or self.default_rate_limit_ms.get(market_type)
             if rate_limit_ms:
                 client.rateLimit = float(rate_limit_ms)
+            limits = self.rate_limits.get(market_type)
+            if limits and client.enableRateLimit and not self.settings.get("rate_limit_ms"):
+                # The shared buckets replace ccxt's per-process throttle.
+                client.enableRateLimit = False
+                _take_from_buckets(client, self.buckets(market_type))
             if self.account.is_testnet:
                 try:
                     client.set_sandbox_mode(True)
@@ -312,9 +379,24 @@ class CcxtAdapter(ExchangeAdapter):
             _clients[key] = cached
             return cached
 
+    def buckets(self, market_type: str) -> VenueBuckets:
+        """This account's rate-limit buckets on the venue (per API key; per-IP limits shared by
+        every account on the same venue address)."""
+        address = hashlib.sha256(json.dumps(self._venue_key, default=str).encode()).hexdigest()[:12]
+        return VenueBuckets(
+            f"{self.ccxt_id}:{address}",
+            str(self.account.api_key or ""),
+            self.rate_limits.get(market_type, ()),
+            display_name=self.display_name,
+            market=market_type.lower(),
+        )
+
     def warm(self, market_type: str) -> None:
-        """Build the client and load the venue's markets before the first order needs them."""
+        """Build the client, load the venue's markets and read the balances before the first
+        order needs them."""
         self._loaded_markets(market_type)
+        if self._max_age("balance_max_age_seconds") > 0 and self.account.api_key:
+            self._read_balance(market_type)
 
     def _loaded_markets(self, market_type: str) -> dict[str, Any]:
         client, lock = self._client(market_type)
@@ -391,7 +473,7 @@ class CcxtAdapter(ExchangeAdapter):
         return market
 
     def balances(self, market_type: str = MarketType.SPOT) -> dict[str, Balance]:
-        raw = self._call(market_type, "fetch_balance")
+        raw = self._read_balance(market_type)
         result = {}
         for asset, free in (raw.get("free") or {}).items():
             used = to_decimal((raw.get("used") or {}).get(asset)) or ZERO
@@ -399,12 +481,91 @@ class CcxtAdapter(ExchangeAdapter):
         return result
 
     def _total(self, market_type: str, asset: str) -> Decimal:
-        raw = self._call(market_type, "fetch_balance")
+        raw = self._balance(market_type)
         return to_decimal((raw.get("total") or {}).get(asset)) or ZERO
 
     def _free(self, market_type: str, asset: str) -> Decimal:
-        raw = self._call(market_type, "fetch_balance")
+        raw = self._balance(market_type)
         return to_decimal((raw.get("free") or {}).get(asset)) or ZERO
+
+    # --- the balance snapshot -----------------------------------------------------------
+    def _max_age(self, name: str) -> float:
+        value = self.settings.get(name)
+        return float(value) if value is not None else float(getattr(self, name))
+
+    def _balance_key(self, market_type: str) -> str:
+        digest = hashlib.sha256(json.dumps(self._client_key, default=str).encode()).hexdigest()[:24]
+        return f"qt:balance:{digest}:{market_type}"
+
+    def _read_balance(self, market_type: str) -> dict[str, Any]:
+        """The venue's balances now (one request), kept as the account's snapshot."""
+        raw = self._call(market_type, "fetch_balance")
+        snapshot = {
+            "free": dict(raw.get("free") or {}),
+            "used": dict(raw.get("used") or {}),
+            "total": dict(raw.get("total") or {}),
+            "at": time.time(),
+        }
+        if self._max_age("balance_max_age_seconds") > 0:
+            try:
+                cache.set(self._balance_key(market_type), snapshot, timeout=3600)
+            except Exception as exc:  # the shared cache is down: the next sizing reads the venue
+                log.debug("balance snapshot not stored: %s", exc)
+        return snapshot
+
+    def _balance(self, market_type: str) -> dict[str, Any]:
+        """The snapshot while younger than ``balance_max_age_seconds``, else a venue read."""
+        max_age = self._max_age("balance_max_age_seconds")
+        if max_age > 0:
+            try:
+                snapshot = cache.get(self._balance_key(market_type))
+            except Exception:
+                snapshot = None
+            if snapshot and 0 <= time.time() - float(snapshot["at"]) <= max_age:
+                return dict(snapshot)
+        return self._read_balance(market_type)
+
+    def _drop_balance(self, market_type: str) -> None:
+        try:
+            cache.delete(self._balance_key(market_type))
+        except Exception as exc:
+            log.debug("balance snapshot not dropped: %s", exc)
+
+    def after_order(self, market_type: str, *, placed: bool) -> None:
+        """A placed order changed the balances: read them once now, after it left, for the
+        next signal; a failed attempt only drops the snapshot (the venue may be unwell)."""
+        if self._max_age("balance_max_age_seconds") <= 0:
+            return
+        if not placed:
+            self._drop_balance(market_type)
+            return
+        try:
+            self._read_balance(market_type)
+        except VenueError as error:
+            log.warning("%s 잔고 갱신 실패: %s", self.display_name, error.message)
+            self._drop_balance(market_type)
+
+    def _layer_price(self, request: OrderRequest, market: dict[str, Any]) -> Decimal | None:
+        """The price layer's last price of a spot pair when the venue's own ticker feed
+        published it less than ``price_max_age_seconds`` ago (never on a testnet or simulator
+        address: the layer follows the real venue)."""
+        max_age = self._max_age("price_max_age_seconds")
+        if (
+            max_age <= 0
+            or request.market_type != MarketType.SPOT
+            or self.account.is_testnet
+            or (self.settings.get("api_base_url") and not self.settings.get("price_layer_for_base_url"))
+        ):
+            return None
+        try:
+            record = price_latest(instrument_for(MarketType.SPOT, market["symbol"], exchange=self.ccxt_id))
+        except Exception as exc:
+            log.debug("price layer not read: %s", exc)
+            return None
+        if record is None or record.feed not in self.price_feeds or record.timestamp is None:
+            return None
+        age = time.time() - record.timestamp.timestamp()
+        return record.price if 0 <= age <= max_age and record.price > 0 else None
 
     def position(self, market_type: str, symbol: str) -> Decimal:
         market = self.market(market_type, symbol)
@@ -479,6 +640,9 @@ class CcxtAdapter(ExchangeAdapter):
         )
         with lock:
             self.about_to_send()  # after waiting for the shared client: nothing has left yet
+            # The balances change from here: a concurrent sizing reads them from the venue
+            # until after_order stores them again.
+            self._drop_balance(request.market_type)
             try:
                 order = client.create_order(
                     symbol,
@@ -758,6 +922,9 @@ class CcxtAdapter(ExchangeAdapter):
         for candidate in (request.price, request.stop_price):
             if candidate:
                 return candidate
+        known = self._layer_price(request, market)
+        if known is not None:
+            return known
         ticker = self._call(request.market_type, "fetch_ticker", market["symbol"])
         price = (
             to_decimal(ticker.get("last")) or to_decimal(ticker.get("close")) or to_decimal(ticker.get("ask"))
@@ -788,7 +955,10 @@ class CcxtAdapter(ExchangeAdapter):
         if request.is_close:
             fraction = min(abs(qty_per), HUNDRED) / HUNDRED
             if request.market_type != MarketType.FUTURES:
-                free = self._free(request.market_type, market["base"])
+                # A close reads the holding from the venue: a resting order may have filled
+                # since the snapshot (the futures position is read from the venue likewise).
+                raw = self._read_balance(request.market_type)
+                free = to_decimal((raw.get("free") or {}).get(market["base"])) or ZERO
                 if free <= 0:
                     raise OrderRejected(_("No long position to close"))
                 return "sell", free * fraction, False, price()

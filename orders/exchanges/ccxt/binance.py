@@ -8,6 +8,7 @@ from typing import Any
 import ccxt
 
 from orders.exchanges.base import OrderResult
+from orders.exchanges.brokerkit.buckets import VenueLimit
 from orders.exchanges.ccxt.base import CcxtAdapter, order_result
 from quanttrade.vocabulary import MarketType
 
@@ -26,9 +27,22 @@ class BinanceAdapter(CcxtAdapter):
         "fetchMargins": False,
         "warnOnFetchOpenOrdersWithoutSymbol": False,
     }
-    # ccxt's sync throttle waits rateLimit x request weight since the previous request. Its
-    # default (50 ms) models the old 1,200 weight/min; spot now allows 6,000/min (10 ms/weight).
-    default_rate_limit_ms = {MarketType.SPOT: 10.0}
+    # Binance's published limits (exchangeInfo ``rateLimits``; developers.binance.com, spot
+    # "REST API > Limits" and USD-M futures "General Info > Limits"): request weight per IP per
+    # minute, orders per account. ccxt's spot costs are a fifth of Binance's weight (its table
+    # comment: "1 IP (api) => cost = 0.2"); its USD-M costs are the weight itself.
+    rate_limits = {
+        MarketType.SPOT: (
+            VenueLimit("REQUEST_WEIGHT", 6000, 60, per_ip=True, weight=5),
+            VenueLimit("ORDERS_10S", 50, 10, paths=(("POST", "order"),)),
+            VenueLimit("ORDERS_1D", 160_000, 86_400, paths=(("POST", "order"),)),
+        ),
+        MarketType.FUTURES: (
+            VenueLimit("REQUEST_WEIGHT", 2400, 60, per_ip=True, weight=1),
+            VenueLimit("ORDERS_10S", 300, 10, paths=(("POST", "order"),)),
+            VenueLimit("ORDERS_1M", 1200, 60, paths=(("POST", "order"),)),
+        ),
+    }
     # USD-M conditional orders are algo orders, listed and cancelled apart.
     trigger_books = frozenset({MarketType.FUTURES})
 

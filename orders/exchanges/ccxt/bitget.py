@@ -8,6 +8,7 @@ from typing import Any
 import ccxt
 
 from orders.exchanges.base import OrderResult
+from orders.exchanges.brokerkit.buckets import VenueLimit
 from orders.exchanges.ccxt.base import CcxtAdapter, order_result
 from quanttrade.vocabulary import MarketType
 
@@ -28,6 +29,20 @@ class BitgetAdapter(CcxtAdapter):
     # marginMode goes with each futures order.
     margin_mode_per_order = True
     placement_answers_ids_only = True
+    # Bitget V2 (www.bitget.com/api-doc, each endpoint's "Frequency limit"): place order
+    # 10 requests/s per UID (spot and mix); 6,000 requests per minute per IP overall.
+    rate_limits = {
+        market_type: (
+            VenueLimit("IP_REQUESTS", 6000, 60, per_ip=True, all_markets=True),
+            VenueLimit(
+                "PLACE_ORDER",
+                10,
+                1,
+                paths=(("POST", "v2/spot/trade/place-order"), ("POST", "v2/mix/order/place-order")),
+            ),
+        )
+        for market_type in (MarketType.SPOT, MarketType.FUTURES)
+    }
     # clientOid: "The idempotency time is 6 hours, only valid when orders are unfilled"
     # (https://www.bitget.com/api-doc/spot/trade/Place-Order): a filled, cancelled or older
     # order's id is accepted again, so a repeat can be a second order.

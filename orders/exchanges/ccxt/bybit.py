@@ -8,6 +8,7 @@ from typing import Any
 import ccxt
 
 from orders.exchanges.base import OrderResult
+from orders.exchanges.brokerkit.buckets import VenueLimit
 from orders.exchanges.ccxt.base import CcxtAdapter, order_result
 from quanttrade.vocabulary import MarketType
 
@@ -23,6 +24,16 @@ class BybitAdapter(CcxtAdapter):
     # 110043 "leverage not modified": it is already set.
     leverage_unchanged_codes = frozenset({"110043"})
     placement_answers_ids_only = True
+    # Bybit V5 "Rate Limit Rules" (bybit-exchange.github.io/docs/v5/rate-limit): 600 requests
+    # per 5 s per IP; per UID and endpoint, per rolling second: create order 10/s (unified
+    # account, futures; spot 20/s: the lower one kept for both).
+    rate_limits = {
+        market_type: (
+            VenueLimit("IP_REQUESTS", 600, 5, per_ip=True, all_markets=True),
+            VenueLimit("ORDER_CREATE", 10, 1, paths=(("POST", "v5/order/create"),)),
+        )
+        for market_type in (MarketType.SPOT, MarketType.FUTURES)
+    }
     # No Bybit document found that a repeated orderLinkId is refused whatever the earlier
     # order's state (spot says nothing; see docs/venues.md): never resent on that ground.
     client_id_refused_in_every_state = False

@@ -9,6 +9,7 @@ from typing import Any
 import ccxt
 
 from orders.exchanges.base import OrderResult
+from orders.exchanges.brokerkit.buckets import VenueLimit
 from orders.exchanges.ccxt.base import CcxtAdapter, order_result
 from quanttrade.vocabulary import MarketType
 
@@ -31,6 +32,18 @@ class OkxAdapter(CcxtAdapter):
     cancel_batch = 20
     cancel_batch_trigger = 10
     placement_answers_ids_only = True
+    # OKX API v5 per-endpoint limits (www.okx.com/docs-v5, each endpoint's "Rate Limit"), per
+    # user id over 2 s: place order 60 (per instrument: kept per account, the stricter),
+    # balance 10, positions 10; tickers 20 per IP.
+    rate_limits = {
+        market_type: (
+            VenueLimit("PLACE_ORDER", 60, 2, paths=(("POST", "trade/order"),)),
+            VenueLimit("BALANCE", 10, 2, all_markets=True, paths=(("GET", "account/balance"),)),
+            VenueLimit("POSITIONS", 10, 2, all_markets=True, paths=(("GET", "account/positions"),)),
+            VenueLimit("TICKER", 20, 2, per_ip=True, all_markets=True, paths=(("GET", "market/ticker"),)),
+        )
+        for market_type in (MarketType.SPOT, MarketType.FUTURES)
+    }
     # No OKX document found that a repeated clOrdId is refused whatever the earlier order's
     # state (51016 "Duplicated clOrdId" says when, not for how long): never resent on that ground.
     client_id_refused_in_every_state = False

@@ -8,9 +8,10 @@ from typing import Any
 import ccxt
 
 from orders.exchanges.base import OrderResult
+from orders.exchanges.brokerkit.buckets import VenueLimit
 from orders.exchanges.ccxt.base import CcxtAdapter, order_result
 from orders.exchanges.ticks import StepTable
-from quanttrade.vocabulary import ZERO, OrderStatus, to_decimal
+from quanttrade.vocabulary import ZERO, MarketType, OrderStatus, to_decimal
 
 D = Decimal
 
@@ -59,6 +60,16 @@ class UpbitAdapter(CcxtAdapter):
     display_name = "Upbit"
     # Upbit's markets carry no minimum in ccxt: its published rule per quote currency.
     min_cost = {"KRW": Decimal("5000"), "BTC": Decimal("0.00005"), "USDT": Decimal("0.5")}
+    # Upbit "Request Rate Limit" (docs-e.upbit.com/docs/user-request-guide, per API key):
+    # order requests 8/s; other Exchange API requests 30/s, counted apart; Quotation REST 10/s
+    # per IP (global-docs.upbit.com/reference/rate-limits, group "ticker").
+    rate_limits = {
+        MarketType.SPOT: (
+            VenueLimit("ORDER", 8, 1, paths=(("POST", "orders"),)),
+            VenueLimit("EXCHANGE", 30, 1, apis=("private",), except_paths=(("POST", "orders"),)),
+            VenueLimit("QUOTATION", 10, 1, per_ip=True, apis=("public",)),
+        )
+    }
     # Price units per quote currency (ccxt's markets say 1e-8 for every Upbit market).
     price_units: dict[str, StepTable] = {
         "KRW": KRW_PRICE_UNITS,

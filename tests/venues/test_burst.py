@@ -1,0 +1,146 @@
+"""The sweep re-sends only lost work (orders.liveness dispatch records), never work that merely
+waits in the broker or behind the account's earlier orders; a burst to one account is placed
+once per order through the real Celery worker."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import time_machine
+from django.core.cache import cache
+from django.utils import timezone
+
+from orders import liveness
+from orders.models import Order
+from orders.services import orders_dispatch, orders_sweep
+from quanttrade.celery import app as celery_app
+from tests.execution.test_execution import make_orders
+from venuesim.binance import BinanceSim
+
+NO_REFRESH = {"refreshed": 0, "reconciled": 0}
+
+
+def _age(event: Any, seconds: float = 300) -> None:
+    Order.objects.filter(webhook=event).update(updated_at=timezone.now() - timedelta(seconds=seconds))
+
+
+def _sweep(stale: float = 30) -> int:
+    return orders_sweep(stale_after_seconds=stale)["redispatched"]
+
+
+def test_a_task_waiting_in_the_broker_is_not_sent_again_until_it_is_presumed_lost(
+    transactional_db: None, make_strategy: Any, make_account: Any
+) -> None:
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    # As orders_dispatch records it; the message itself is left out, so no worker (the session's
+    # may run) takes it: it waits in the broker.
+    liveness.mark_dispatched(event.id, account.id)
+    _age(event)
+    assert _sweep() == 0
+    # Nothing has moved for DISPATCH_LOST_FACTOR x 30 s: the message is presumed lost, re-sent once.
+    with time_machine.travel(timezone.now() + timedelta(seconds=301), tick=False):
+        _age(event)
+        assert _sweep() == 1
+        assert _sweep() == 0  # the re-dispatch is a new record: not sent again at the next sweep
+
+
+def test_a_long_wait_is_not_lost_while_the_queue_moves(
+    transactional_db: None, make_strategy: Any, make_account: Any
+) -> None:
+    account = make_account("a1", balances={"USDT": "10000"})
+    strategy = make_strategy(accounts=[account])
+    waiting = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    liveness.mark_dispatched(waiting.id, account.id)
+    retried = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    with time_machine.travel(timezone.now() + timedelta(seconds=301), tick=False):
+        liveness.mark_dispatched(retried.id, account.id, countdown=1.0)  # a retry, out of turn
+        liveness.mark_started(retried.id, account.id)  # the workers are busy with the backlog
+        Order.objects.filter(webhook=retried).update(status="filled")
+        _age(waiting)
+        assert _sweep() == 0
+    with time_machine.travel(timezone.now() + timedelta(seconds=340), tick=False):
+        _age(waiting)
+        assert _sweep() == 1  # nothing started for a while: the queue is not moving towards it
+
+
+def test_a_task_passed_by_a_later_one_is_lost(
+    transactional_db: None, make_strategy: Any, make_account: Any
+) -> None:
+    account = make_account("a1", balances={"USDT": "10000"})
+    strategy = make_strategy(accounts=[account])
+    first = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    liveness.mark_dispatched(first.id, account.id)
+    later = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    with time_machine.travel(timezone.now() + timedelta(seconds=31), tick=False):
+        liveness.mark_dispatched(later.id, account.id)
+        _age(first)
+        assert _sweep() == 0  # the later one has not started either: a backlog, nothing lost
+        liveness.mark_started(later.id, account.id)  # a worker took the later message first
+        assert _sweep() == 1
+
+
+def test_orders_behind_a_running_task_wait_for_it_unless_its_worker_died(
+    transactional_db: None, make_strategy: Any, make_account: Any
+) -> None:
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(
+        make_strategy(accounts=[account]),
+        [account],
+        [{"side": "BUY", "qty_per": 10}, {"side": "SELL", "qty_per": 5}],
+    )
+    liveness.mark_dispatched(event.id, account.id)
+    liveness.mark_started(event.id, account.id)  # this process runs the task
+    liveness.beat()  # and beats (its heartbeat thread may have started in an earlier test)
+    _age(event)
+    assert _sweep() == 0
+    cache.delete(f"qt:worker:{liveness.worker_id()}")  # its heartbeat stopped: killed mid-task
+    assert _sweep() == 1
+
+
+def test_a_dispatch_the_broker_refused_is_sent_again(
+    transactional_db: None, make_strategy: Any, make_account: Any, monkeypatch: Any
+) -> None:
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(celery_app, "send_task", refuse)
+    orders_dispatch(event.id, [account.id])
+    monkeypatch.undo()
+    _age(event)
+    assert _sweep() == 1
+    celery_app.control.purge()
+
+
+SIGNALS = 24
+
+
+def test_a_burst_to_one_account_is_placed_once_with_no_redispatch(
+    celery_worker: Any, make_strategy: Any, binance_account: Any, binance_sim: BinanceSim, wait_orders: Any
+) -> None:
+    """24 signals to one Binance account at once, each order answered 0.15 s late: 4 worker
+    threads drain them for seconds while the sweep runs every 0.2 s with a 2-s staleness (the
+    old sweep re-sent every queued pair older than that at each run)."""
+    account = binance_account()
+    strategy = make_strategy(accounts=[account])
+    binance_sim.inject("late", "/api/v3/order", method="POST", count=SIGNALS, delay=0.15)
+    events = [make_orders(strategy, [account], [{"side": "BUY", "qty_per": 1}]) for _ in range(SIGNALS)]
+    for event in events:
+        orders_dispatch(event.id, [account.id])
+    redispatched = 0
+    deadline = time.monotonic() + 60
+    while Order.objects.filter(status__in=["queued", "submitted"]).exists() and time.monotonic() < deadline:
+        Order.objects.filter(status="queued").update(updated_at=timezone.now() - timedelta(seconds=5))
+        redispatched += _sweep(stale=2)
+        time.sleep(0.2)
+    orders = wait_orders(webhook__in=events)
+    assert redispatched == 0
+    assert [o.status for o in orders] == ["filled"] * SIGNALS
+    placed = binance_sim.seen("/api/v3/order", "POST")
+    client_ids = sorted(r.form.get("newClientOrderId") or r.query.get("newClientOrderId") for r in placed)
+    assert client_ids == sorted(o.client_order_id for o in orders)  # each order once, none twice

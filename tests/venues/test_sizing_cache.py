@@ -1,0 +1,178 @@
+"""One venue call per signal: qty_per sized from the account's balance snapshot and the price
+layer's last price gives the quantity today's path (a balance read and a ticker per order)
+gives, against two Binance simulators in the same state over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from orders.exchanges import adapter_for
+from orders.exchanges.base import OrderRequest
+from orders.models import Order
+from orders.services import account_orders_execute
+from prices.services import price_publish
+from quanttrade.vocabulary import MarketType
+from tests.execution.test_execution import make_orders
+from venuesim.binance import BinanceSim
+
+D = Decimal
+TODAY = {"balance_max_age_seconds": 0, "price_max_age_seconds": 0}
+CACHED = {"price_layer_for_base_url": True}
+
+
+@pytest.fixture
+def two_sims() -> Iterator[tuple[BinanceSim, BinanceSim]]:
+    today, cached = BinanceSim(), BinanceSim()
+    today.start()
+    cached.start()
+    yield today, cached
+    today.stop()
+    cached.stop()
+
+
+def _account(make_account: Any, sim: BinanceSim, name: str, **settings: Any) -> Any:
+    return make_account(
+        name=name,
+        exchange="BINANCE",
+        api_key="sim-key",
+        api_secret="sim-secret",
+        settings={"api_base_url": sim.base_url, "timeout_seconds": 2, "enable_rate_limit": False, **settings},
+    )
+
+
+def _placed(sim: BinanceSim) -> list[tuple[Any, ...]]:
+    return [(o["market"], o["type"], o["side"], o["qty"], o.get("price")) for o in sim.orders]
+
+
+SIGNALS = [
+    {"side": "BUY", "qty_per": 10},
+    {"side": "BUY", "qty_per": 25},
+    {"side": "SELL", "qty_per": 50},
+    {"side": "BUY", "qty_per": 5, "order_type": "LIMIT", "price": "49000"},
+    {"side": "SELL", "qty_per": -100},  # close the long (SPEC §2.1: a negative qty_per)
+]
+
+
+@pytest.mark.parametrize("market_type", [MarketType.SPOT, MarketType.FUTURES])
+def test_a_sequence_is_sized_as_today_without_reads_between_signal_and_order(
+    transactional_db: None,
+    make_account: Any,
+    make_strategy: Any,
+    two_sims: tuple[BinanceSim, BinanceSim],
+    no_prices: None,
+    market_type: str,
+) -> None:
+    today_sim, cached_sim = two_sims
+    today = _account(make_account, today_sim, "today", leverage=3, **TODAY)
+    cached = _account(make_account, cached_sim, "cached", leverage=3, **CACHED)
+    signals = SIGNALS
+    if market_type == MarketType.FUTURES:  # equity x leverage: a sell of 50% would flip the long
+        signals = [*SIGNALS[:2], {"side": "SELL", "qty_per": 20}, *SIGNALS[3:]]
+    price_publish("BINANCE:BTC/USDT", D("50000"), feed="ccxt")
+    for account in (today, cached):
+        adapter_for(account).warm(market_type)  # markets (and the cached one's balance snapshot)
+    before = {sim: len(sim.requests) for sim in two_sims}
+    for account in (today, cached):
+        event = make_orders(
+            make_strategy(group_name=account.name, market_type=market_type, accounts=[account]),
+            [account],
+            signals,
+        )
+        account_orders_execute(event.id, account.id)
+        assert all(o.status in ("filled", "open") for o in Order.objects.filter(webhook=event)), [
+            (o.status, o.message) for o in Order.objects.filter(webhook=event)
+        ]
+    assert _placed(cached_sim) == _placed(today_sim)
+    assert len(_placed(today_sim)) == len(signals)
+    # Today: a balance read and a ticker before each order. Cached: the balances are read once
+    # right after each order left (for the next one), never between a signal and its order;
+    # a spot order's price comes from the price layer. A close is the exception: it reads the
+    # holding (spot) or the position (futures) right before its order.
+    calls = [f"{r.method} {r.path}" for r in cached_sim.requests[before[cached_sim] :]]
+    last_order = max(i for i, call in enumerate(calls) if call.startswith("POST") and "order" in call)
+    assert "account" in calls[last_order - 1] or "positionRisk" in calls[last_order - 1], calls
+    calls = calls[: last_order - 1]
+    reads = [i for i, call in enumerate(calls) if "account" in call]
+    assert reads and all(calls[i - 1].startswith("POST") and "order" in calls[i - 1] for i in reads), calls
+    if market_type == MarketType.SPOT:
+        assert not [call for call in calls if "ticker" in call], calls
+    today_calls = [f"{r.method} {r.path}" for r in today_sim.requests[before[today_sim] :]]
+    assert any("ticker" in c for c in today_calls)  # today's path asks the venue for a price
+
+
+def test_a_spot_signal_with_a_fresh_snapshot_and_price_is_one_venue_call(
+    db: None, make_account: Any, two_sims: tuple[BinanceSim, BinanceSim], no_prices: None
+) -> None:
+    _today_sim, sim = two_sims
+    adapter = adapter_for(_account(make_account, sim, "cached", **CACHED))
+    adapter.warm(MarketType.SPOT)
+    price_publish("BINANCE:BTC/USDT", D("50000"), feed="ccxt")
+    since = len(sim.requests)
+    adapter.place_order(
+        OrderRequest(
+            client_order_id="qt-one",
+            market_type=MarketType.SPOT,
+            symbol="BTC/USDT",
+            side="BUY",
+            order_type="MARKET",
+            qty_per=D("10"),
+        )
+    )
+    assert [f"{r.method} {r.path}" for r in sim.requests[since:]] == ["POST /api/v3/order"]
+    (order,) = sim.orders_for("qt-one")
+    assert order["qty"] == D("0.02")  # 10% of 10,000 USDT at 50,000
+
+
+def test_a_stale_snapshot_or_price_is_read_from_the_venue(
+    db: None, make_account: Any, two_sims: tuple[BinanceSim, BinanceSim], no_prices: None
+) -> None:
+    _today_sim, sim = two_sims
+    adapter = adapter_for(_account(make_account, sim, "cached", **CACHED))
+    adapter.warm(MarketType.SPOT)
+    price_publish("BINANCE:BTC/USDT", D("40000"), feed="ccxt")
+    sim.spot_balances["USDT"] = D("20000")  # changed at the venue, unknown to the snapshot
+    with time_machine.travel(timezone.now() + timedelta(seconds=11), tick=False):
+        since = len(sim.requests)
+        adapter.place_order(
+            OrderRequest(
+                client_order_id="qt-stale",
+                market_type=MarketType.SPOT,
+                symbol="BTC/USDT",
+                side="BUY",
+                order_type="MARKET",
+                qty_per=D("10"),
+            )
+        )
+    paths = [f"{r.method} {r.path}" for r in sim.requests[since:]]
+    assert paths == ["GET /api/v3/account", "GET /api/v3/ticker/24hr", "POST /api/v3/order"]
+    (order,) = sim.orders_for("qt-stale")
+    assert order["qty"] == D("0.04")  # 10% of 20,000 USDT at the venue's 50,000
+
+
+def test_a_close_reads_the_holding_from_the_venue(
+    db: None, make_account: Any, two_sims: tuple[BinanceSim, BinanceSim], no_prices: None
+) -> None:
+    _today_sim, sim = two_sims
+    adapter = adapter_for(_account(make_account, sim, "cached", **CACHED))
+    adapter.warm(MarketType.SPOT)  # the snapshot holds 0.5 BTC
+    price_publish("BINANCE:BTC/USDT", D("50000"), feed="ccxt")
+    sim.spot_balances["BTC"] = D("0.7")  # a resting buy filled at the venue since
+    adapter.place_order(
+        OrderRequest(
+            client_order_id="qt-close",
+            market_type=MarketType.SPOT,
+            symbol="BTC/USDT",
+            side="SELL",
+            order_type="MARKET",
+            qty_per=D("-100"),
+        )
+    )
+    (order,) = sim.orders_for("qt-close")
+    assert order["qty"] == D("0.7")  # the whole holding, as today's path sells
