@@ -25,6 +25,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("orders/", order_pages.order_list, name="order-list"),
     path("orders/<uuid:pk>/", order_pages.order_detail, name="order-detail"),
     path("orders/<uuid:pk>/row/", order_pages.order_row, name="order-row"),
+    path("latency/", order_pages.latency_page, name="latency"),
     path("webhooks/", webhook_pages.webhook_list, name="webhook-list"),
     path("webhooks/<uuid:pk>/", webhook_pages.webhook_detail, name="webhook-detail"),
     path("webhooks/<uuid:pk>/replay/", webhook_pages.webhook_replay_view, name="webhook-replay"),
