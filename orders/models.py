@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from orders.trail import StageClock
 from quanttrade.vocabulary import MarketType, OrderStatus, OrderType, Side
 
 
@@ -72,6 +73,11 @@ class Order(models.Model):
         related_name="approved_orders",
     )
     approved_at = models.DateTimeField(null=True, blank=True)
+    # The latency trail (orders/trail.py): t0 = received (µs since the epoch), and each stage
+    # (committed, dispatched, claimed, sent, answered) in µs since then.
+    trail = models.JSONField(default=dict, blank=True)
+    # Not a field: the executing worker's clock for this order's stages (set by order_claim).
+    stage_clock: StageClock | None = None
 
     class Meta:
         ordering = ["created_at", "account_id", "sequence"]

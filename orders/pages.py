@@ -26,6 +26,8 @@ from orders.approval import (
     order_estimate,
 )
 from orders.models import Order
+from orders.selectors import LATENCY_MAX_HOURS, latency_summary
+from orders.trail import trail_rows
 from prices.pages import live_context
 from quanttrade.auth import staff_required
 from quanttrade.vocabulary import OrderStatus, decimal_str
@@ -150,6 +152,7 @@ def order_detail(request: HttpRequest, pk: Any) -> HttpResponse:
             "order": decorate(order),
             "siblings": [decorate(o) for o in siblings],
             "params_json": json.dumps(order.params, ensure_ascii=False, indent=2),
+            "trail": trail_rows(order.trail),
             "status_labels": dict(OrderStatus.choices),
             **live_context(),
         },
@@ -220,3 +223,19 @@ def approval_decide_view(
     else:
         messages.success(request, _("Rejected: %(count)d order(s) dropped, nothing sent.") % {"count": count})
     return redirect("approval-list")
+
+
+LATENCY_WINDOWS = (1, 6, 24, 72, 168)
+
+
+@staff_required
+def latency_page(request: HttpRequest) -> HttpResponse:
+    """p50/p99 per venue and stage of the latency trail (received -> each stage)."""
+    hours = int_or_none(request.GET.get("hours")) or 24
+    hours = min(max(hours, 1), LATENCY_MAX_HOURS)
+    summary = latency_summary(hours)
+    return render(
+        request,
+        "pages/latency.html",
+        {"summary": summary, "hours": hours, "windows": LATENCY_WINDOWS, **live_context()},
+    )

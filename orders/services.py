@@ -34,6 +34,7 @@ from orders.exchanges.brokerkit.buckets import RateLimitWaitError
 from orders.exchanges.paper import paper_match, paper_result
 from orders.models import Order, PaperOrder
 from orders.selectors import order_payload
+from orders.trail import StageClock, trail_merge
 from quanttrade.celery import app as celery_app
 from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus, OrderType
 from strategies.models import Account, StrategyAccount
@@ -41,19 +42,86 @@ from strategies.models import Account, StrategyAccount
 log = logging.getLogger("quanttrade.orders")
 
 EXECUTE_TASK = "orders.tasks.execute_account_orders"
+FANOUT_TASK = "orders.tasks.execute_webhook_orders"
 
 
-def orders_dispatch(webhook_id: UUID | str, account_ids: Iterable[int]) -> None:
-    """Enqueue one execution task per account. Never raises: a broker outage is logged and
-    the periodic sweep re-dispatches the orders, which stay `queued` in the database."""
-    for account_id in account_ids:
+def orders_dispatch(
+    webhook_id: UUID | str, account_ids: Iterable[int], *, clock: StageClock | None = None
+) -> None:
+    """Enqueue the execution of a webhook's orders with ONE broker publish: one account's task
+    directly, or for several accounts one fan-out task that the workers split among themselves
+    (``webhook_orders_fan_out``). Never raises: a broker outage is logged and the periodic sweep
+    re-dispatches the orders, which stay `queued` in the database.
+
+    ``clock`` is the intake's stage clock (orders/trail.py): called on commit, this marks
+    `committed` and `dispatched` and carries them to the worker in the message."""
+    ids = list(account_ids)
+    if not ids:
+        return
+    kwargs: dict[str, Any] = {}
+    if clock is not None and "t0" in clock.trail:
+        if "committed" not in clock.trail:
+            clock.mark("committed")
+        clock.mark("dispatched")
+        kwargs["trail"] = {key: clock.trail[key] for key in ("t0", "committed", "dispatched")}
+    for account_id in ids:
         liveness.mark_dispatched(webhook_id, account_id)  # before: the task may start at once
+    try:
+        if len(ids) == 1:
+            celery_app.send_task(EXECUTE_TASK, args=[str(webhook_id), ids[0]], kwargs=kwargs, retry=False)
+        else:
+            celery_app.send_task(FANOUT_TASK, args=[str(webhook_id), ids], kwargs=kwargs, retry=False)
+    except Exception as exc:  # any broker failure must not fail the webhook
+        for account_id in ids:
+            liveness.clear_dispatch(webhook_id, account_id)
+        log.error("주문 전달 실패 (스윕에서 재전달): webhook=%s accounts=%s %s", webhook_id, ids, exc)
+
+
+def webhook_orders_fan_out(
+    webhook_id: UUID | str, account_ids: list[int], trail: dict[str, Any] | None = None
+) -> int | None:
+    """The worker's side of one fan-out message: hand half of the accounts on to another
+    worker (one publish, which splits again), keep the other half, until one account is left;
+    returns that account (the caller executes it). The N-1 publishes of N accounts are spread
+    over the workers instead of being paid on the webhook's request; each account's orders
+    stay in one task, in sequence. An account whose hand-off fails is executed here."""
+    ids = list(account_ids)
+    kwargs = {"trail": trail} if trail else {}
+    while len(ids) > 1:
+        half = len(ids) // 2
+        rest, ids = ids[half:], ids[:half]
+        task = EXECUTE_TASK if len(rest) == 1 else FANOUT_TASK
+        for account_id in rest:
+            liveness.mark_dispatched(webhook_id, account_id)
         try:
-            celery_app.send_task(EXECUTE_TASK, args=[str(webhook_id), account_id], retry=False)
-        except Exception as exc:  # any broker failure must not fail the webhook
+            celery_app.send_task(
+                task, args=[str(webhook_id), rest[0] if len(rest) == 1 else rest], kwargs=kwargs
+            )
+        except Exception as exc:
+            log.error("주문 분배 실패 (이 작업자가 실행): webhook=%s accounts=%s %s", webhook_id, rest, exc)
+            for account_id in rest:
+                account_orders_execute_or_schedule(webhook_id, account_id, trail)
+    return ids[0] if ids else None
+
+
+def account_orders_execute_or_schedule(
+    webhook_id: UUID | str, account_id: int, trail: dict[str, Any] | None = None
+) -> None:
+    """Run one account's orders here; a retry the venue asked for is scheduled as that
+    account's own task (a refused schedule is logged: the sweep resends the orders)."""
+    try:
+        account_orders_execute(webhook_id, account_id, trail)
+    except ExecutionRetry as retry:
+        liveness.mark_dispatched(webhook_id, account_id, retry.countdown)
+        try:
+            celery_app.send_task(EXECUTE_TASK, args=[str(webhook_id), account_id], countdown=retry.countdown)
+        except Exception as exc:
             liveness.clear_dispatch(webhook_id, account_id)
             log.error(
-                "주문 전달 실패 (스윕에서 재전달): webhook=%s account=%s %s", webhook_id, account_id, exc
+                "주문 재시도 예약 실패 (스윕에서 재전달): webhook=%s account=%s %s",
+                webhook_id,
+                account_id,
+                exc,
             )
 
 
@@ -123,9 +191,13 @@ def order_request(order: Order) -> OrderRequest:
     )
 
 
-def order_claim(order_id: UUID) -> Order | None:
+def order_claim(order_id: UUID, carried: dict[str, Any] | None = None) -> Order | None:
     """Move a queued order to `submitted` atomically; None when another worker (or an earlier
-    run of the same task) already took it. This is what makes execution idempotent."""
+    run of the same task) already took it. This is what makes execution idempotent.
+
+    The claimed order carries its stage clock (``Order.stage_clock``): `claimed` is marked
+    here, `sent` and `answered` around the venue call, and the trail is written with the
+    UPDATE that records the outcome. ``carried``: the web stages from the task message."""
     now = timezone.now()
     claimed = Order.objects.filter(pk=order_id, status=OrderStatus.QUEUED).update(
         status=OrderStatus.SUBMITTED, submitted_at=now, updated_at=now, attempts=F("attempts") + 1
@@ -134,8 +206,20 @@ def order_claim(order_id: UUID) -> Order | None:
         return None
     liveness.mark_claim(order_id)
     order = Order.objects.select_related("account", "strategy", "approved_by").get(pk=order_id)
+    trail = order.trail if isinstance(order.trail, dict) else {}
+    order.trail = trail
+    trail_merge(trail, carried)
+    for stage in ("claimed", "sent", "answered"):  # this attempt's stages replace the last one's
+        trail.pop(stage, None)
+    order.stage_clock = StageClock(trail)
+    order.stage_clock.mark("claimed")
     order_broadcast(order)
     return order
+
+
+def _stage(order: Order, stage: str) -> None:
+    if order.stage_clock is not None:
+        order.stage_clock.mark(stage)
 
 
 def order_record(
@@ -156,7 +240,12 @@ def order_record(
         fields["quantity"] = result.quantity
     if result.cancelled_orders is not None:
         fields["cancelled_orders"] = result.cancelled_orders
+    if order.stage_clock is not None:
+        fields["trail"] = order.trail  # the executing worker's stages, in the same UPDATE
     if not Order.objects.filter(pk=order.pk, status__in=list(expect)).update(**fields):
+        if order.stage_clock is not None:
+            # A newer state won (the paper matcher's fill): the trail is still this worker's.
+            Order.objects.filter(pk=order.pk).update(trail=order.trail)
         return False
     previous = order.status
     for name, value in fields.items():
@@ -200,9 +289,10 @@ def _order_fail(order: Order, status: str, message: str) -> None:
 
 
 def _requeue(order: Order, message: str) -> None:
-    Order.objects.filter(pk=order.pk, status=OrderStatus.SUBMITTED).update(
-        status=OrderStatus.QUEUED, message=message, updated_at=timezone.now()
-    )
+    fields: dict[str, Any] = {"status": OrderStatus.QUEUED, "message": message, "updated_at": timezone.now()}
+    if order.stage_clock is not None:
+        fields["trail"] = order.trail
+    Order.objects.filter(pk=order.pk, status=OrderStatus.SUBMITTED).update(**fields)
     order.refresh_from_db()
     order_broadcast(order)
 
@@ -222,11 +312,14 @@ def _cancel_all(adapter: ExchangeAdapter, order: Order) -> OrderResult:
     failures in its message when some were cancelled, `failed` with the failures when none
     could be (``cancelled_orders`` holds the count either way)."""
     failures: list[str] = []
+    _stage(order, "sent")
     try:
         count = adapter.cancel_all(order.market_type, order.symbol or None)
     except CancelAllIncomplete as error:
         count, failures = error.cancelled, error.failures
         log.error("일괄 취소 일부 실패: order_id=%s %s", order.id, error.message)
+    finally:
+        _stage(order, "answered")
     # The product's resting orders of that account follow the venue: each takes the venue's
     # state (cancelled, or filled just before the cancel); one the venue cannot find by client
     # id is taken as cancelled. One the venue cannot be asked about keeps its state.
@@ -287,19 +380,31 @@ def _place(adapter: ExchangeAdapter, order: Order) -> OrderResult:
             # Not there (yet): a busy venue may still be processing it, and would take a
             # repeat as a second order. Look again later.
             raise OrderUncertain(order.message)
-    mark = functools.partial(liveness.mark_sending, order.pk)
+    mark = functools.partial(_mark_sending, order)
     if adapter.marks_sending:
         adapter.before_send = mark  # the adapter marks it right before the request leaves
     elif not mark():
         raise RetryableVenueError(_("The order could not be marked as being sent; it will be retried"))
     try:
-        return adapter.place_order(request)
+        try:
+            return adapter.place_order(request)
+        finally:
+            if "sent" in order.trail:
+                _stage(order, "answered")
     except OrderUncertain:
         _mark_uncertain(order)
         known = adapter.fetch_order_by_client_id(request)
         if known is not None:
             return known
         raise
+
+
+def _mark_sending(order: Order) -> bool:
+    """Record (in the cache) that the order request may leave, then its `sent` stage."""
+    if not liveness.mark_sending(order.pk):
+        return False
+    _stage(order, "sent")
+    return True
 
 
 def _uncertain_retry(order: Order, label: str, detail: str) -> None:
@@ -448,7 +553,9 @@ def _wait_for_earlier(order_id: UUID) -> None:
         time.sleep(EARLIER_POLL_SECONDS)
 
 
-def account_orders_execute(webhook_id: UUID | str, account_id: int) -> None:
+def account_orders_execute(
+    webhook_id: UUID | str, account_id: int, trail: dict[str, Any] | None = None
+) -> None:
     """Run one account's queued orders of one webhook, one after the other by `sequence`, each
     after the account's earlier orders that must go first (``_wait_for_earlier``).
 
@@ -471,7 +578,7 @@ def account_orders_execute(webhook_id: UUID | str, account_id: int) -> None:
     try:
         for order_id in order_ids:
             _wait_for_earlier(order_id)
-            order = order_claim(order_id)
+            order = order_claim(order_id, trail)
             if order is None:
                 continue
             if adapter is None:

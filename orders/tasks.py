@@ -14,18 +14,28 @@ from django.db import close_old_connections
 
 from orders import liveness
 from orders.approval import approvals_expire as expire_approvals
-from orders.services import ExecutionRetry, account_orders_execute, paper_match_run, venues_warm
+from orders.services import (
+    ExecutionRetry,
+    account_orders_execute,
+    account_orders_execute_or_schedule,
+    paper_match_run,
+    venues_warm,
+    webhook_orders_fan_out,
+)
 from orders.services import orders_sweep as sweep
 
 log = logging.getLogger("quanttrade.orders")
 
 
 @shared_task(name="orders.tasks.execute_account_orders", bind=True, acks_late=True, max_retries=None)
-def execute_account_orders(self: Task, webhook_id: str, account_id: int) -> None:
+def execute_account_orders(
+    self: Task, webhook_id: str, account_id: int, trail: dict[str, Any] | None = None
+) -> None:
     """Run one account's orders of one webhook in sequence. Idempotent; venue errors are
-    recorded on the orders, retryable ones re-run the task with backoff."""
+    recorded on the orders, retryable ones re-run the task with backoff. ``trail``: the
+    intake's stages (orders/trail.py), absent on re-dispatches and retries."""
     try:
-        account_orders_execute(webhook_id, account_id)
+        account_orders_execute(webhook_id, account_id, trail)
     except ExecutionRetry as retry:
         liveness.mark_dispatched(webhook_id, account_id, retry.countdown)
         try:
@@ -41,6 +51,17 @@ def execute_account_orders(self: Task, webhook_id: str, account_id: int) -> None
                 account_id,
                 exc,
             )
+
+
+@shared_task(name="orders.tasks.execute_webhook_orders", acks_late=True)
+def execute_webhook_orders(
+    webhook_id: str, account_ids: list[int], trail: dict[str, Any] | None = None
+) -> None:
+    """One webhook's orders for several accounts, from one publish: half of the accounts go on
+    to another worker, and so on, until each task holds one account, which it executes."""
+    account_id = webhook_orders_fan_out(webhook_id, account_ids, trail)
+    if account_id is not None:
+        account_orders_execute_or_schedule(webhook_id, account_id, trail)
 
 
 @shared_task(name="orders.tasks.orders_sweep", ignore_result=True)

@@ -32,6 +32,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         order_pages.approval_decide_view,
         name="approval-decide",
     ),
+    path("latency/", order_pages.latency_page, name="latency"),
     path("webhooks/", webhook_pages.webhook_list, name="webhook-list"),
     path("webhooks/<uuid:pk>/", webhook_pages.webhook_detail, name="webhook-detail"),
     path("webhooks/<uuid:pk>/replay/", webhook_pages.webhook_replay_view, name="webhook-replay"),

@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from access.views import PasswordLoginView
+from orders.views import LatencyView
 from quanttrade.views import healthz
 
 urlpatterns = [
@@ -20,6 +21,7 @@ urlpatterns = [
         "api/redoc/", SpectacularRedocView.as_view(url_name="schema", permission_classes=[]), name="api-redoc"
     ),
     path("api/", include("webhooks.urls")),
+    path("api/latency", LatencyView.as_view(), name="latency-api"),
     path("api/", include("prices.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("quanttrade.page_urls")),

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from orders.trail import StageClock
 from quanttrade.errors import ApiError, error_response, json_response
 from strategies.net import client_ip, ip_allowed
 from webhooks.models import WebhookEvent
@@ -68,6 +69,7 @@ class WebhookView(APIView):
         ],
     )
     def post(self, request: Request) -> JsonResponse:
+        clock = StageClock.start()  # the latency trail's "received"
         django_request: HttpRequest = request._request
         source_ip = client_ip(django_request, tuple(settings.TRUSTED_PROXIES))
         if not ip_allowed(source_ip, tuple(settings.WEBHOOK_IP_ALLOWLIST)):
@@ -85,7 +87,10 @@ class WebhookView(APIView):
         except (RequestDataTooBig, ValueError):
             return error_response(payload_too_large())
         result = webhook_ingest(
-            body, source_ip=source_ip, idempotency_header=django_request.headers.get("Idempotency-Key")
+            body,
+            source_ip=source_ip,
+            idempotency_header=django_request.headers.get("Idempotency-Key"),
+            clock=clock,
         )
         return json_response(result.body, result.status)
 

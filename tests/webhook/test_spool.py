@@ -64,6 +64,7 @@ class _Down:
             raise OperationalError("connection refused (test)")
 
         self.monkeypatch.setattr(services.Strategy.objects, "filter", refuse)
+        self.monkeypatch.setattr(services.StrategyAccount.objects, "filter", refuse)
         self.monkeypatch.setattr(services.WebhookEvent, "save", refuse)
 
     def __exit__(self, *_exc: Any) -> None:

@@ -1,0 +1,54 @@
+"""The accept path's database cost is pinned: a fixed number of queries whatever the number of
+linked accounts (one query for the strategy with its links, bulk inserts), and one broker
+publish per webhook."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from quanttrade.celery import app as celery_app
+
+BODY = {
+    "group_name": "q",
+    "token": "tok",
+    "symbol": "BTC/USDT",
+    "currency": "USDT",
+    "order_type": "MARKET",
+    "side": "buy",
+    "qty_per": 10,
+}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("accounts", [1, 10])
+def test_accept_path_queries_and_publishes_do_not_grow_with_the_accounts(
+    client: Client, make_strategy: Any, make_account: Any, monkeypatch: pytest.MonkeyPatch, accounts: int
+) -> None:
+    linked = [make_account(f"acct-{i:02d}") for i in range(accounts)]
+    make_strategy(group_name="q", token="tok", accounts=linked)
+    published: list[tuple[str, Any]] = []
+    monkeypatch.setattr(celery_app, "send_task", lambda name, args, **kw: published.append((name, args)))
+    client.post("/api/webhook", data=json.dumps(BODY), content_type="application/json")  # warm caches
+    published.clear()
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post("/api/webhook", data=json.dumps(BODY), content_type="application/json")
+    assert response.status_code == 202, response.json()
+    assert len(response.json()["orders"]) == accounts
+    statements = [q["sql"].split(" ", 1)[0] for q in queries.captured_queries]
+    # One SELECT (the strategy with its links), the event and the orders inserted in one
+    # transaction (SQLite shows BEGIN/COMMIT as statements; PostgreSQL the same four queries).
+    assert [s for s in statements if s in ("SELECT", "INSERT")] == ["SELECT", "INSERT", "INSERT"]
+    assert len(queries) <= 5
+    assert len(published) == 1
+    name, args = published[0]
+    expected = (
+        "orders.tasks.execute_account_orders" if accounts == 1 else "orders.tasks.execute_webhook_orders"
+    )
+    assert name == expected
+    assert args[1] == ([account.pk for account in linked] if accounts > 1 else linked[0].pk)
