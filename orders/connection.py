@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from orders.exchanges import adapter_for
 from orders.exchanges.base import ExchangeAdapter, VenueError
+from orders.exchanges.brokerkit.token_cache import TokenUnavailableError
 from orders.exchanges.ccxt.base import venue_code
 from strategies.models import Account, StrategyAccount
 
@@ -76,6 +77,11 @@ def _check(account: Account) -> tuple[bool, str]:
         summary = adapter.check_connection(linked_market_types(account))
     except VenueError as e:
         return False, explain(e)
+    except TokenUnavailableError:
+        return False, _(
+            "A token was issued for this app key less than a minute ago and the broker issues one a "
+            "minute: test again in a minute"
+        )
     except Exception as e:  # whatever broke is reported on the account, not raised
         log.exception("connection test of account %s failed unexpectedly", account.pk)
         return False, _("Unexpected error: %(error)s") % {"error": e.__class__.__name__}
