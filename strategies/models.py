@@ -91,24 +91,37 @@ ACCOUNT_NUMBER = re.compile(r"^\d{8}-?\d{2}$")
 
 
 @cache
-def known_exchanges() -> dict[str, str]:
-    """Every exchange code an account may use -> its label: ours first, then ccxt's own ids."""
-    known = {str(code): str(label) for code, label in Exchange.choices}
-    for ccxt_id in ccxt.exchanges:
-        known.setdefault(ccxt_id.upper(), ccxt_id)
-    return known
+def ccxt_codes() -> frozenset[str]:
+    """ccxt's own exchange ids, upper-cased as Account.exchange stores them."""
+    return frozenset(ccxt_id.upper() for ccxt_id in ccxt.exchanges)
+
+
+def is_known_exchange(code: str) -> bool:
+    return code in Exchange.values or code in ccxt_codes()
 
 
 def exchange_choices() -> list[tuple[Any, list[tuple[str, Any]]]]:
     """Grouped choices for a select: the venues with their own adapter, then other ccxt ids."""
     ours = [(str(code), label) for code, label in Exchange.choices]
-    others = [(code, label) for code, label in known_exchanges().items() if code not in Exchange.values]
+    others = [
+        (ccxt_id.upper(), ccxt_id) for ccxt_id in ccxt.exchanges if ccxt_id.upper() not in Exchange.values
+    ]
     return [(_("Supported venues"), ours), (_("Other ccxt exchanges"), others)]
+
+
+@cache
+def has_testnet(code: str) -> bool:
+    """Whether ccxt can switch ``code``'s client to the venue's testnet (Upbit cannot)."""
+    try:
+        getattr(ccxt, code.lower())().set_sandbox_mode(True)
+    except Exception:  # ccxt raises NotSupported, or TypeError where no test URL exists
+        return False
+    return True
 
 
 def validate_exchange(value: str) -> None:
     """Refuse an exchange code that is neither ours nor a ccxt id (a typo cannot be saved)."""
-    if str(value).strip().upper() not in known_exchanges():
+    if not is_known_exchange(str(value).strip().upper()):
         raise ValidationError(
             _("Unknown exchange %(exchange)s: choose PAPER, a supported venue or a ccxt exchange id"),
             code="unknown_exchange",
@@ -178,6 +191,16 @@ class Account(models.Model):
         if (self.exchange == Exchange.KIS or number) and self.exchange in BROKERS:
             if not ACCOUNT_NUMBER.match(number):
                 errors.setdefault("settings", []).append(account_number_problem())
+        crypto = self.exchange not in BROKERS and self.exchange != Exchange.PAPER
+        if (
+            self.is_testnet
+            and crypto
+            and self.exchange.lower() in ccxt.exchanges
+            and not has_testnet(self.exchange)
+        ):
+            errors.setdefault("is_testnet", []).append(
+                str(_("%(exchange)s has no testnet: untick testnet / 모의투자") % {"exchange": self.exchange})
+            )
         if errors:
             raise ValidationError(errors)
 

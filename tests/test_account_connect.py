@@ -258,3 +258,11 @@ def test_linking_is_staff_only_and_post_only(
     client.force_login(get_user_model().objects.create_user("ops2", "o2@example.com", "pw", is_staff=True))
     assert client.get(url).status_code == 405
     assert not StrategyAccount.objects.filter(account=extra).exists()
+
+
+def test_testnet_is_refused_where_the_venue_has_none(admin_page: Client) -> None:
+    upbit = form(name="up", exchange="UPBIT", api_key="a", api_secret="s", is_testnet="on")
+    assert list(errors_of(admin_page.post(ADD, upbit))) == ["is_testnet"]
+    binance = form(name="bn-test", exchange="BINANCE", api_key="a", api_secret="s", is_testnet="on")
+    assert admin_page.post(ADD, binance).status_code == 302
+    assert Account.objects.get(name="bn-test").is_testnet
