@@ -173,6 +173,10 @@ VENUE_SETTING_FIELDS = ("account_number", "leverage", "margin_mode", "api_base_u
 MANAGED_SETTINGS = (*VENUE_SETTING_FIELDS, "product_code")
 
 
+# What the connection test depends on: changing one clears its stored result.
+CONNECTION_INPUTS = ("exchange", "is_testnet", "settings", *CREDENTIAL_FIELDS)
+
+
 class MarginMode(models.TextChoices):
     CROSS = "cross", _("cross")
     ISOLATED = "isolated", _("isolated")
@@ -296,6 +300,17 @@ class AccountForm(forms.ModelForm):
                     merged[name] = value
             cleaned["settings"] = merged
         return cleaned
+
+    def save(self, commit: bool = True) -> Account:
+        """A result of the connection test no longer holds once what it tested has changed."""
+        account: Account = super().save(commit=False)
+        stored = Account.objects.filter(pk=account.pk).first() if account.pk else None
+        if stored is not None and any(getattr(stored, f) != getattr(account, f) for f in CONNECTION_INPUTS):
+            account.connection_ok, account.connection_message, account.connection_checked_at = None, "", None
+        if commit:
+            account.save()
+            self.save_m2m()
+        return account
 
     def _update_errors(self, errors: ValidationError) -> None:
         """The model's complaint about settings["account_number"] belongs to that field here."""

@@ -19,7 +19,7 @@ from prices.pages import live_context
 from quanttrade.auth import staff_required
 from quanttrade.vocabulary import MarketType
 from strategies.addressing import sample_payload, tradingview_template, webhook_url
-from strategies.models import Account, Strategy, StrategyAccount
+from strategies.models import Account, Strategy, StrategyAccount, link_problem
 
 TOKEN_PLACEHOLDER = "<token>"
 # Plausible limit prices for the LIMIT sample of each market (the sender edits them anyway).
@@ -98,7 +98,10 @@ def _detail_response(request: HttpRequest, strategy: Strategy, *, revealed_token
         "samples": strategy_samples(strategy, token=revealed_token or TOKEN_PLACEHOLDER),
         "revealed_token": revealed_token,
         "recent_events": strategy.webhook_events.order_by("-received_at")[:10],
-        "linkable_accounts": Account.objects.exclude(strategy_accounts__strategy=strategy).order_by("name"),
+        "linkable_accounts": [
+            (account, link_problem(account.exchange, strategy.market_type))
+            for account in Account.objects.exclude(strategy_accounts__strategy=strategy).order_by("name")
+        ],
         **live_context(),
     }
     response = render(request, "pages/strategy_detail.html", context)

@@ -266,3 +266,36 @@ def test_testnet_is_refused_where_the_venue_has_none(admin_page: Client) -> None
     binance = form(name="bn-test", exchange="BINANCE", api_key="a", api_secret="s", is_testnet="on")
     assert admin_page.post(ADD, binance).status_code == 302
     assert Account.objects.get(name="bn-test").is_testnet
+
+
+def test_a_changed_credential_clears_the_stored_connection_result(admin_page: Client) -> None:
+    from django.utils import timezone
+
+    account = Account.objects.create(
+        name="bn2",
+        exchange="BINANCE",
+        api_key="k",
+        api_secret="s",
+        settings={"leverage": 2},
+        connection_ok=True,
+        connection_message="연결 성공",
+        connection_checked_at=timezone.now(),
+    )
+    url = f"/admin/strategies/account/{account.pk}/change/"
+    same = form(name="bn2", exchange="BINANCE", leverage="2", is_active="on")
+    assert admin_page.post(url, same).status_code == 302
+    assert Account.objects.get(pk=account.pk).connection_ok is True  # nothing it tested changed
+    assert admin_page.post(url, {**same, "api_key": "new-key"}).status_code == 302
+    stored = Account.objects.get(pk=account.pk)
+    assert (
+        stored.connection_ok is None and stored.connection_checked_at is None and stored.api_key == "new-key"
+    )
+
+
+def test_the_strategy_page_offers_incompatible_accounts_disabled_with_the_reason(
+    staff_client: Client, make_strategy: Callable[..., Any], make_account: Callable[..., Account]
+) -> None:
+    strategy = make_strategy(group_name="s4", market_type="SPOT")
+    kis = make_account(name="kis-y", exchange="KIS", api_key="a", api_secret="s")
+    page = staff_client.get(f"/strategies/{strategy.pk}/").content.decode()
+    assert f'<option value="{kis.pk}" disabled title="한투 계좌는 주식과 선물옵션만 거래합니다' in page
