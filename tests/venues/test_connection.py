@@ -186,6 +186,10 @@ def test_the_command_prints_each_result_and_fails_when_one_failed(
     assert "FAILED  " in capsys.readouterr().out and _stored(good).connection_ok is False
     with pytest.raises(CommandError, match="unknown account: nope"):
         call_command("account_check", "nope")
+    with pytest.raises(CommandError, match=r"connection test failed: binance-1$"):
+        call_command("account_check", "--all")  # the paper one passes, the Binance one not
+    with pytest.raises(CommandError, match="name at least one account"):
+        call_command("account_check")
 
 
 @pytest.fixture
