@@ -24,10 +24,29 @@ from strategies.models import Account, StrategyAccount
 
 log = logging.getLogger("quanttrade.orders")
 
-# Venue error codes with a plainer meaning than ccxt's class for them.
-BINANCE_KEY_REFUSED = "-2015"  # "Invalid API-key, IP, or permissions for action."
-BINANCE_KEY_FORMAT = "-2014"  # "API-key format invalid."
-BINANCE_BAD_SIGNATURE = "-1022"  # "Signature for this request is not valid."
+# (exchange, venue error code) -> what failed, where the venue's code says more than ccxt's
+# class for it. The venues' own docs name them; the simulators answer them.
+KEY_REFUSED = "key_refused"  # Binance -2015: "Invalid API-key, IP, or permissions for action."
+KEY_WRONG = "key_wrong"
+SECRET_WRONG = "secret_wrong"
+PASSPHRASE_WRONG = "passphrase_wrong"
+IP_REFUSED = "ip_refused"
+VENUE_CODES: dict[tuple[str, str], str] = {
+    ("BINANCE", "-2015"): KEY_REFUSED,
+    ("BINANCE", "-2014"): KEY_WRONG,  # API-key format invalid
+    ("BINANCE", "-1022"): SECRET_WRONG,  # Signature for this request is not valid
+    ("BYBIT", "10003"): KEY_WRONG,  # API key is invalid
+    ("BYBIT", "10004"): SECRET_WRONG,  # error sign
+    ("BYBIT", "10010"): IP_REFUSED,  # Unmatched IP
+    ("OKX", "50111"): KEY_WRONG,  # Invalid OK-ACCESS-KEY
+    ("OKX", "50113"): SECRET_WRONG,  # Invalid Sign
+    ("OKX", "50105"): PASSPHRASE_WRONG,  # OK-ACCESS-PASSPHRASE incorrect
+    ("OKX", "50110"): IP_REFUSED,  # IP not in the key's trusted addresses
+    ("BITGET", "40006"): KEY_WRONG,  # Invalid ACCESS_KEY
+    ("BITGET", "40009"): SECRET_WRONG,  # sign signature error
+    ("BITGET", "40012"): PASSPHRASE_WRONG,  # apikey/password is incorrect
+    ("BITGET", "40018"): IP_REFUSED,  # Invalid IP
+}
 
 
 @dataclass(frozen=True)
@@ -43,20 +62,25 @@ def linked_market_types(account: Account) -> list[str]:
     return sorted(set(links.values_list("strategy__market_type", flat=True)))
 
 
-def explain(error: VenueError) -> str:
+def explain(exchange: str, error: VenueError) -> str:
     """What failed, in plain words, then the venue's own message."""
     cause = error.__cause__
     code = venue_code(cause) if isinstance(cause, Exception) else None
+    kind = VENUE_CODES.get((exchange.upper(), code or ""))
     plain: str | None = None
-    if code == BINANCE_KEY_REFUSED:
+    if kind == KEY_REFUSED:
         plain = _(
             "The API key was refused: it is wrong, this server's IP address is not on the key's "
             "whitelist, or the key lacks the permission (e.g. futures)"
         )
-    elif code == BINANCE_KEY_FORMAT:
-        plain = _("The API key is malformed: paste it again")
-    elif code == BINANCE_BAD_SIGNATURE:
+    elif kind == KEY_WRONG:
+        plain = _("The API key is wrong or malformed: paste it again")
+    elif kind == SECRET_WRONG:
         plain = _("The API secret is wrong: the venue refused the request's signature")
+    elif kind == PASSPHRASE_WRONG:
+        plain = _("The passphrase is wrong (or does not belong to this API key)")
+    elif kind == IP_REFUSED:
+        plain = _("This server's IP address is not on the API key's whitelist")
     elif isinstance(cause, ccxt.AccountSuspended):
         plain = _("The venue has suspended this account")
     elif isinstance(cause, ccxt.AccountNotEnabled | ccxt.PermissionDenied):
@@ -76,7 +100,7 @@ def _check(account: Account) -> tuple[bool, str]:
         adapter = adapter_for(account)
         summary = adapter.check_connection(linked_market_types(account))
     except VenueError as e:
-        return False, explain(e)
+        return False, explain(account.exchange, e)
     except TokenUnavailableError:
         return False, _(
             "A token was issued for this app key less than a minute ago and the broker issues one a "

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import ccxt
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
@@ -13,7 +14,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone, translation
 
-from orders.connection import account_check
+from orders.connection import account_check, explain
+from orders.exchanges.base import PermanentVenueError
 from orders.exchanges.kiwoom import KiwoomAdapter
 from strategies.models import Account
 from venuesim.binance import BinanceSim
@@ -79,6 +81,39 @@ def test_a_key_without_futures_permission_is_named_when_a_futures_strategy_uses_
     result = account_check(account)
     assert not result.ok
     assert "현물은 되지만 선물이 거부되었습니다" in result.message, result.message
+
+
+def test_a_wrong_okx_passphrase_is_named(okx_account: Callable[..., Account]) -> None:
+    account = okx_account()
+    assert account_check(account).ok
+    Account.objects.filter(pk=account.pk).update(passphrase="not-the-passphrase")
+    result = account_check(_stored(account))
+    assert not result.ok and "패스프레이즈가 틀렸습니다" in result.message, result.message
+
+
+def test_a_wrong_bybit_key_and_a_wrong_bitget_secret_are_named(
+    bybit_account: Callable[..., Account], bitget_account: Callable[..., Account]
+) -> None:
+    bybit, bitget = bybit_account(), bitget_account()
+    Account.objects.filter(pk=bybit.pk).update(api_key="not-the-key")
+    Account.objects.filter(pk=bitget.pk).update(api_secret="not-the-secret")
+    wrong_key = account_check(_stored(bybit))
+    wrong_secret = account_check(_stored(bitget))
+    assert not wrong_key.ok and "API 키가 틀렸거나" in wrong_key.message, wrong_key.message
+    assert not wrong_secret.ok and "API 시크릿이 틀렸습니다" in wrong_secret.message, wrong_secret.message
+
+
+def test_an_ip_outside_the_keys_whitelist_is_named_by_the_venues_code() -> None:
+    cause = ccxt.PermissionDenied(
+        'bybit {"retCode":10010,"retMsg":"Unmatched IP, please check your API key\'s bound IP addresses."}'
+    )
+    error = PermanentVenueError("Bybit API 오류: Unmatched IP")
+    error.__cause__ = cause
+    assert explain("BYBIT", error).startswith(
+        "이 서버의 IP 주소가 API 키의 허용 IP 목록에 없습니다. Bybit API 오류"
+    )
+    # The same code from another venue means something else: only ccxt's class is used there.
+    assert explain("KRAKEN", error).startswith("API 키에 필요한 권한")
 
 
 def test_a_venue_that_cannot_be_reached_says_so(binance_account: Callable[..., Account]) -> None:
