@@ -130,6 +130,7 @@ class StrategyAdmin(admin.ModelAdmin):
             },
         ),
         (_("Webhook"), {"fields": ["masked_token", *REQUEST_DISPLAYS]}),
+        (_("Approval"), {"fields": ["approval_required", "approval_timeout_seconds"]}),
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Strategy]:
@@ -245,7 +246,15 @@ class AccountForm(forms.ModelForm):
 
     class Meta:
         model = Account
-        fields = ["name", "exchange", "is_active", "is_testnet", "settings", *CREDENTIAL_FIELDS]
+        fields = [
+            "name",
+            "exchange",
+            "is_active",
+            "is_testnet",
+            "settings",
+            *CREDENTIAL_FIELDS,
+            "approval_required",
+        ]
         labels = {"settings": _("other settings"), "is_testnet": _("testnet / 모의투자")}
         help_texts = {
             "settings": _("Other venue options as JSON (timeout_seconds, rate limits, price_exchange …)."),
@@ -354,6 +363,7 @@ class AccountAdmin(admin.ModelAdmin):
         ),
         (_("Broker account"), {"fields": ["account_number"], "classes": ["qt-venue-broker"]}),
         (_("Crypto futures"), {"fields": ["leverage", "margin_mode"], "classes": ["qt-venue-crypto"]}),
+        (_("Approval"), {"fields": ["approval_required"]}),
         (_("Connection test"), {"fields": ["connection_result"]}),
         (_("Advanced"), {"fields": ["api_base_url", "settings"], "classes": ["collapse"]}),
     ]

@@ -16,7 +16,7 @@ def normalise_exchange_codes(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('strategies', '0002_rate_limit_validated'),
+        ('strategies', '0003_approval'),
     ]
 
     operations = [
