@@ -13,7 +13,9 @@ from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -25,6 +27,7 @@ from orders.approval import (
     approval_queue,
     order_estimate,
 )
+from orders.connection import account_check
 from orders.models import Order
 from orders.selectors import LATENCY_MAX_HOURS, latency_summary
 from orders.trail import trail_rows
@@ -157,6 +160,29 @@ def order_detail(request: HttpRequest, pk: Any) -> HttpResponse:
             **live_context(),
         },
     )
+
+
+@require_POST
+@staff_required
+def account_connection_check(request: HttpRequest, pk: int) -> HttpResponse:
+    """The account page's "Test connection" button: run the test, then back to ``next`` (the
+    page the button was on; the account's admin page by default) with the result as a message."""
+    account = get_object_or_404(Account, pk=pk)
+    result = account_check(account)
+    text = _("Connection test of %(account)s: %(message)s") % {
+        "account": account.name,
+        "message": result.message,
+    }
+    if result.ok:
+        messages.success(request, text)
+    else:
+        messages.error(request, text)
+    target = request.POST.get("next") or ""
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("admin:strategies_account_change", args=[account.pk])
+    return redirect(target)
 
 
 # --- the approval queue (semi-automatic mode) ---------------------------------------------

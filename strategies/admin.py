@@ -8,13 +8,24 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from strategies.addressing import sample_payload, tradingview_template, webhook_url
-from strategies.models import Account, Strategy, StrategyAccount
+from strategies.models import (
+    ACCOUNT_NUMBER,
+    Account,
+    Strategy,
+    StrategyAccount,
+    account_number_problem,
+    exchange_choices,
+)
 
 CREDENTIAL_FIELDS = ("api_key", "api_secret", "passphrase")
 
@@ -158,19 +169,80 @@ class StrategyAdmin(admin.ModelAdmin):
         )
 
 
-class AccountForm(forms.ModelForm):
-    """Credentials are write-only: the form never shows them; blank keeps the stored value."""
+# Account.settings keys the form edits through its own fields; the rest stay in the JSON box.
+VENUE_SETTING_FIELDS = ("account_number", "leverage", "margin_mode", "api_base_url")
+MANAGED_SETTINGS = (*VENUE_SETTING_FIELDS, "product_code")
 
+
+# What the connection test depends on: changing one clears its stored result.
+CONNECTION_INPUTS = ("exchange", "is_testnet", "settings", *CREDENTIAL_FIELDS)
+
+
+class MarginMode(models.TextChoices):
+    CROSS = "cross", _("cross")
+    ISOLATED = "isolated", _("isolated")
+
+
+class AccountForm(forms.ModelForm):
+    """One account's venue, credentials and venue settings, field by field.
+
+    Credentials are write-only: the form never shows them; blank keeps the stored value. The
+    per-venue fields read and write ``Account.settings``; keys without a field of their own
+    stay editable as JSON under "Other settings". The page's script (account_form.js) shows the
+    fields the chosen venue uses; the server checks them whatever the page showed.
+    """
+
+    exchange = forms.ChoiceField(
+        label=_("exchange"),
+        choices=exchange_choices,
+        help_text=_(
+            "Venues with their own adapter first; any other ccxt exchange trades through the generic one."
+        ),
+    )
     api_key = forms.CharField(
-        label=_("API key"), required=False, widget=forms.PasswordInput(render_value=False)
+        label=_("API key / app key"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Crypto: the exchange's API key. KIS / Kiwoom: the app key."),
     )
     api_secret = forms.CharField(
-        label=_("API secret"), required=False, widget=forms.PasswordInput(render_value=False)
+        label=_("API secret / app secret"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Crypto: the API secret. KIS: the app secret. Kiwoom: the secret key."),
     )
     passphrase = forms.CharField(
-        label=_("passphrase"), required=False, widget=forms.PasswordInput(render_value=False)
+        label=_("passphrase"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("OKX and Bitget only: the passphrase chosen when the API key was created."),
     )
     clear_credentials = forms.BooleanField(label=_("clear stored credentials"), required=False)
+    account_number = forms.CharField(
+        label=_("account number"),
+        required=False,
+        max_length=11,
+        help_text=_("KIS / Kiwoom: 8 digits and the 2-digit product code, e.g. 12345678-01."),
+    )
+    leverage = forms.IntegerField(
+        label=_("leverage"),
+        required=False,
+        min_value=1,
+        max_value=125,
+        help_text=_("Crypto futures: set on each symbol before its first order; blank leaves the venue's."),
+    )
+    margin_mode = forms.ChoiceField(
+        label=_("margin mode"),
+        required=False,
+        choices=[("", "—"), *MarginMode.choices],
+        help_text=_("Crypto futures: cross or isolated; blank leaves the venue's."),
+    )
+    api_base_url = forms.URLField(
+        label=_("API base URL"),
+        required=False,
+        assume_scheme="https",
+        help_text=_("Only to point the account at a simulator or a proxy; blank uses the venue's own."),
+    )
 
     class Meta:
         model = Account
@@ -183,6 +255,14 @@ class AccountForm(forms.ModelForm):
             *CREDENTIAL_FIELDS,
             "approval_required",
         ]
+        labels = {"settings": _("other settings"), "is_testnet": _("testnet / 모의투자")}
+        help_texts = {
+            "settings": _("Other venue options as JSON (timeout_seconds, rate limits, price_exchange …)."),
+            "is_testnet": _("Crypto: the exchange's testnet. KIS / Kiwoom: 모의투자 (virtual trading)."),
+        }
+
+    class Media:
+        js = ["qt/account_form.js"]
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -192,6 +272,20 @@ class AccountForm(forms.ModelForm):
                 self.fields[name].help_text = _("Stored: %(masked)s — leave blank to keep it.") % {
                     "masked": mask(getattr(self.instance, name))
                 }
+        stored = dict(self.instance.settings or {})
+        self.initial["settings"] = {k: v for k, v in stored.items() if k not in MANAGED_SETTINGS}
+        for name in VENUE_SETTING_FIELDS:
+            if stored.get(name) not in (None, ""):
+                self.initial[name] = stored[name]
+        number = str(stored.get("account_number") or "")
+        if len(number.replace("-", "")) == 8 and stored.get("product_code"):
+            self.initial["account_number"] = f"{number}-{stored['product_code']}"
+
+    def clean_account_number(self) -> str:
+        number = str(self.cleaned_data.get("account_number") or "").strip()
+        if number and not ACCOUNT_NUMBER.match(number):
+            raise forms.ValidationError(account_number_problem())
+        return number
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -204,26 +298,86 @@ class AccountForm(forms.ModelForm):
             for name in CREDENTIAL_FIELDS:
                 if not cleaned.get(name):
                     cleaned[name] = getattr(stored, name)
+        extra = cleaned.get("settings") or {}
+        if "settings" in cleaned and not isinstance(extra, dict):
+            self.add_error("settings", _("Other settings must be a JSON object."))
+        elif "settings" in cleaned:
+            merged = {k: v for k, v in extra.items() if k not in MANAGED_SETTINGS}
+            for name in VENUE_SETTING_FIELDS:
+                value = cleaned.get(name)
+                if value not in (None, ""):
+                    merged[name] = value
+            cleaned["settings"] = merged
         return cleaned
+
+    def save(self, commit: bool = True) -> Account:
+        """A result of the connection test no longer holds once what it tested has changed."""
+        account: Account = super().save(commit=False)
+        stored = Account.objects.filter(pk=account.pk).first() if account.pk else None
+        if stored is not None and any(getattr(stored, f) != getattr(account, f) for f in CONNECTION_INPUTS):
+            account.connection_ok, account.connection_message, account.connection_checked_at = None, "", None
+        if commit:
+            account.save()
+            self.save_m2m()
+        return account
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        """The model's complaint about settings["account_number"] belongs to that field here."""
+        error_dict = getattr(errors, "error_dict", None)
+        if error_dict and "settings" in error_dict and "account_number" in self.fields:
+            moved = error_dict.pop("settings")
+            if not self.has_error("account_number"):
+                error_dict["account_number"] = moved
+        super()._update_errors(errors)  # type: ignore[misc] # private in django-stubs
+
+
+@admin.display(description=_("connection"))
+def connection_badge(obj: Account) -> str:
+    """✓ / ✗ with when and what the last connection test said (its message on hover)."""
+    if obj.connection_ok is None or obj.connection_checked_at is None:
+        return format_html('<span class="qt-conn qt-conn-none">{}</span>', _("not tested"))
+    when = date_format(timezone.localtime(obj.connection_checked_at), "SHORT_DATETIME_FORMAT")
+    css, mark = ("qt-conn-ok", "✓") if obj.connection_ok else ("qt-conn-fail", "✗")
+    return format_html(
+        '<span class="qt-conn {}" title="{}" style="color:{}">{} {}</span>',
+        css,
+        obj.connection_message,
+        "#1a7f37" if obj.connection_ok else "#cf222e",
+        mark,
+        when,
+    )
 
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     form = AccountForm
-    list_display = ["name", "exchange", "is_active", "is_testnet", "masked_api_key"]
-    list_filter = ["exchange", "is_active", "is_testnet"]
+    list_display = ["name", "exchange", "is_active", "is_testnet", "masked_api_key", connection_badge]
+    list_filter = ["exchange", "is_active", "is_testnet", "connection_ok"]
     search_fields = ["name"]
-    fields = [
-        "name",
-        "exchange",
-        "is_active",
-        "is_testnet",
-        "settings",
-        *CREDENTIAL_FIELDS,
-        "clear_credentials",
-        "approval_required",
+    readonly_fields = ["connection_result"]
+    fieldsets = [
+        (None, {"fields": ["name", "exchange", "is_active", "is_testnet"]}),
+        (
+            _("Credentials"),
+            {"fields": [*CREDENTIAL_FIELDS, "clear_credentials"], "classes": ["qt-venue-credentials"]},
+        ),
+        (_("Broker account"), {"fields": ["account_number"], "classes": ["qt-venue-broker"]}),
+        (_("Crypto futures"), {"fields": ["leverage", "margin_mode"], "classes": ["qt-venue-crypto"]}),
+        (_("Approval"), {"fields": ["approval_required"]}),
+        (_("Connection test"), {"fields": ["connection_result"]}),
+        (_("Advanced"), {"fields": ["api_base_url", "settings"], "classes": ["collapse"]}),
     ]
 
     @admin.display(description=_("API key"))
     def masked_api_key(self, obj: Account) -> str:
         return mask(obj.api_key)
+
+    @admin.display(description=_("last connection test"))
+    def connection_result(self, obj: Account) -> str:
+        if not obj.pk or obj.connection_checked_at is None:
+            return str(_("Not tested yet: save the account, then press “Test connection”."))
+        return format_html(
+            "{}<br><span>{}</span>",
+            connection_badge(obj),
+            obj.connection_message,
+        )

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
+from functools import cache
+from typing import Any
 
+import ccxt
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -95,13 +99,61 @@ class Exchange(models.TextChoices):
     KIWOOM = "KIWOOM", _("Kiwoom Securities")
 
 
+# Venues that authenticate with a key/secret pair (every venue but the paper one).
+# OKX and Bitget also need the passphrase chosen when the key was made.
+PASSPHRASE_EXCHANGES = frozenset({Exchange.OKX, Exchange.BITGET})
+BROKERS = frozenset({Exchange.KIS, Exchange.KIWOOM})
+# A KIS/Kiwoom account number: 8 digits (CANO), optionally "-" and the 2-digit product code.
+ACCOUNT_NUMBER = re.compile(r"^\d{8}-?\d{2}$")
+
+
+@cache
+def ccxt_codes() -> frozenset[str]:
+    """ccxt's own exchange ids, upper-cased as Account.exchange stores them."""
+    return frozenset(ccxt_id.upper() for ccxt_id in ccxt.exchanges)
+
+
+def is_known_exchange(code: str) -> bool:
+    return code in Exchange.values or code in ccxt_codes()
+
+
+def exchange_choices() -> list[tuple[Any, list[tuple[str, Any]]]]:
+    """Grouped choices for a select: the venues with their own adapter, then other ccxt ids."""
+    ours = [(str(code), label) for code, label in Exchange.choices]
+    others = [
+        (ccxt_id.upper(), ccxt_id) for ccxt_id in ccxt.exchanges if ccxt_id.upper() not in Exchange.values
+    ]
+    return [(_("Supported venues"), ours), (_("Other ccxt exchanges"), others)]
+
+
+@cache
+def has_testnet(code: str) -> bool:
+    """Whether ccxt can switch ``code``'s client to the venue's testnet (Upbit cannot)."""
+    try:
+        getattr(ccxt, code.lower())().set_sandbox_mode(True)
+    except Exception:  # ccxt raises NotSupported, or TypeError where no test URL exists
+        return False
+    return True
+
+
+def validate_exchange(value: str) -> None:
+    """Refuse an exchange code that is neither ours nor a ccxt id (a typo cannot be saved)."""
+    if not is_known_exchange(str(value).strip().upper()):
+        raise ValidationError(
+            _("Unknown exchange %(exchange)s: choose PAPER, a supported venue or a ccxt exchange id"),
+            code="unknown_exchange",
+            params={"exchange": value},
+        )
+
+
 class Account(models.Model):
     name = models.CharField(_("name"), max_length=100, unique=True)
     exchange = models.CharField(
         _("exchange"),
         max_length=32,
         default=Exchange.PAPER,
-        help_text=_("PAPER, BINANCE, BYBIT, UPBIT, OKX, BITGET, KIS, or another ccxt id."),
+        validators=[validate_exchange],
+        help_text=_("PAPER, BINANCE, BYBIT, UPBIT, OKX, BITGET, KIS, KIWOOM, or another ccxt id."),
     )
     api_key = EncryptedTextField(_("API key"), blank=True)
     api_secret = EncryptedTextField(_("API secret"), blank=True)
@@ -128,6 +180,15 @@ class Account(models.Model):
             "Orders for this account wait in the approval queue (the strategy's approval timeout applies)."
         ),
     )
+    # --- connection test (orders.connection.account_check) ---------------------------
+    connection_ok = models.BooleanField(_("connection OK"), null=True, blank=True, editable=False)
+    # db_default: rows written by code that predates these columns (a rolling deploy) stay valid.
+    connection_message = models.TextField(
+        _("connection test result"), blank=True, default="", db_default="", editable=False
+    )
+    connection_checked_at = models.DateTimeField(
+        _("connection tested at"), null=True, blank=True, editable=False
+    )
 
     class Meta:
         ordering = ["name"]
@@ -144,6 +205,62 @@ class Account(models.Model):
     @property
     def is_paper(self) -> bool:
         return self.exchange == Exchange.PAPER
+
+    def clean(self) -> None:
+        """What the venue needs to authenticate, refused at save when missing."""
+        super().clean()
+        self.exchange = (self.exchange or "").strip().upper()
+        errors = credential_problems(self.exchange, self.api_key, self.api_secret, self.passphrase)
+        number = str((self.settings or {}).get("account_number") or "")
+        # KIS needs the number in every account request; Kiwoom's token names the account,
+        # so there it is optional (but a wrong one is still refused).
+        if (self.exchange == Exchange.KIS or number) and self.exchange in BROKERS:
+            if not ACCOUNT_NUMBER.match(number):
+                errors.setdefault("settings", []).append(account_number_problem())
+        crypto = self.exchange not in BROKERS and self.exchange != Exchange.PAPER
+        if (
+            self.is_testnet
+            and crypto
+            and self.exchange.lower() in ccxt.exchanges
+            and not has_testnet(self.exchange)
+        ):
+            errors.setdefault("is_testnet", []).append(
+                str(_("%(exchange)s has no testnet: untick testnet / 모의투자") % {"exchange": self.exchange})
+            )
+        if errors:
+            raise ValidationError(errors)
+
+
+def account_number_problem() -> str:
+    return str(_("Account number: 8 digits, then the 2-digit product code (e.g. 12345678-01)"))
+
+
+def credential_problems(
+    exchange: str, api_key: str, api_secret: str, passphrase: str
+) -> dict[str, list[str]]:
+    """Field -> what is missing for ``exchange`` to authenticate (nothing for the paper venue)."""
+    exchange = exchange.upper()
+    errors: dict[str, list[str]] = {}
+    if exchange == Exchange.PAPER:
+        return errors
+    key_label, secret_label = (
+        (_("app key"), _("app secret")) if exchange in BROKERS else (_("API key"), _("API secret"))
+    )
+    if not api_key:
+        errors["api_key"] = [
+            str(_("%(field)s is required for %(exchange)s") % {"field": key_label, "exchange": exchange})
+        ]
+    if not api_secret:
+        errors["api_secret"] = [
+            str(_("%(field)s is required for %(exchange)s") % {"field": secret_label, "exchange": exchange})
+        ]
+    if exchange in PASSPHRASE_EXCHANGES and not passphrase:
+        errors["passphrase"] = [
+            str(
+                _("%(field)s is required for %(exchange)s") % {"field": _("passphrase"), "exchange": exchange}
+            )
+        ]
+    return errors
 
 
 class StrategyAccount(models.Model):

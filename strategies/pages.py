@@ -7,9 +7,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -18,7 +19,7 @@ from prices.pages import live_context
 from quanttrade.auth import staff_required
 from quanttrade.vocabulary import MarketType
 from strategies.addressing import sample_payload, tradingview_template, webhook_url
-from strategies.models import Account, Strategy, StrategyAccount
+from strategies.models import Account, Strategy, StrategyAccount, link_problem
 
 TOKEN_PLACEHOLDER = "<token>"
 # Plausible limit prices for the LIMIT sample of each market (the sender edits them anyway).
@@ -97,6 +98,10 @@ def _detail_response(request: HttpRequest, strategy: Strategy, *, revealed_token
         "samples": strategy_samples(strategy, token=revealed_token or TOKEN_PLACEHOLDER),
         "revealed_token": revealed_token,
         "recent_events": strategy.webhook_events.order_by("-received_at")[:10],
+        "linkable_accounts": [
+            (account, link_problem(account.exchange, strategy.market_type))
+            for account in Account.objects.exclude(strategy_accounts__strategy=strategy).order_by("name")
+        ],
         **live_context(),
     }
     response = render(request, "pages/strategy_detail.html", context)
@@ -125,3 +130,32 @@ def strategy_token(request: HttpRequest, pk: int) -> HttpResponse:
             request, _("A new token was generated. Update every alert that sends to this strategy.")
         )
     return _detail_response(request, strategy, revealed_token=strategy.token)
+
+
+@require_POST
+@staff_required
+def strategy_link_account(request: HttpRequest, pk: int) -> HttpResponse:
+    """Link an existing account to the strategy, with the admin's checks (StrategyAccount.clean:
+    an account that cannot trade the strategy's market is refused, and so is a second link)."""
+    strategy = get_object_or_404(Strategy, pk=pk)
+    account_id = request.POST.get("account", "")
+    account = Account.objects.filter(pk=int(account_id)).first() if account_id.isdigit() else None
+    if account is None:
+        messages.error(request, _("Choose an account to link."))
+        return redirect("strategy-detail", pk=strategy.pk)
+    link = StrategyAccount(strategy=strategy, account=account)
+    try:
+        link.full_clean()
+    except ValidationError as e:
+        for problem in e.messages:
+            messages.error(
+                request,
+                _("%(account)s was not linked: %(problem)s") % {"account": account.name, "problem": problem},
+            )
+        return redirect("strategy-detail", pk=strategy.pk)
+    link.save()
+    messages.success(
+        request,
+        _("%(account)s is linked: its orders follow this strategy's signals.") % {"account": account.name},
+    )
+    return redirect("strategy-detail", pk=strategy.pk)

@@ -10,12 +10,14 @@ the caller must look the order up by client id before doing anything else.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext as _
+
+from quanttrade.vocabulary import decimal_str
 
 if TYPE_CHECKING:
     from strategies.models import Account
@@ -160,6 +162,13 @@ class ExchangeAdapter(ABC):
     def fetch_order_by_client_id(self, request: OrderRequest) -> OrderResult | None:
         """The venue's state of the order placed with ``request.client_order_id``, or None."""
 
+    def check_connection(self, market_types: Collection[str] = ()) -> str:
+        """Authenticate and read the account's balance, as an order would; returns a one-line
+        summary of what was read (never a secret). Failures raise :class:`VenueError`.
+        ``market_types`` are the markets the account's strategies trade (a venue that keeps a
+        balance per market reads each)."""
+        return balance_summary(self.balances())
+
     def markets(self) -> dict[str, dict[str, Any]]:
         """Trading rules per symbol (precision, minimums); empty when the venue has none."""
         return {}
@@ -169,3 +178,16 @@ class ExchangeAdapter(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Release connections; called when the task is done with the adapter."""
+
+
+SUMMARY_ASSETS = 3
+
+
+def balance_summary(balances: dict[str, Balance]) -> str:
+    """ "USDT 1000 · BTC 0.5": the largest few non-zero holdings, or that there are none."""
+    held = sorted((b for b in balances.values() if b.total), key=lambda b: b.total, reverse=True)
+    if not held:
+        return _("no balance yet")
+    shown = " · ".join(f"{b.asset} {decimal_str(b.total, '0')}" for b in held[:SUMMARY_ASSETS])
+    more = len(held) - SUMMARY_ASSETS
+    return shown + (_(" and %(count)d more") % {"count": more} if more > 0 else "")

@@ -42,9 +42,14 @@ class SharedTokenCache:
         error: Callable[[str], str],
         refresh_before: int = 3600,
         min_interval: int = 60,
+        app_secret: str = "",
     ):
         key_id = app_key_id(base_url, app_key)
-        self.key = f"{namespace}:token:{key_id}"
+        # The token belongs to the key *and* its secret: after the secret is changed (or mistyped)
+        # the token issued with the old one is not used, so a refused pair is seen as refused.
+        # The lock and the issue marker stay per app key, as the venue's limit is.
+        secret_id = hashlib.sha256(app_secret.encode()).hexdigest()[:12] if app_secret else ""
+        self.key = f"{namespace}:token:{key_id}" + (f":{secret_id}" if secret_id else "")
         self.lock_key = f"{namespace}:token-lock:{key_id}"
         self.issued_key = f"{namespace}:token-issued:{key_id}"
         self.error = error

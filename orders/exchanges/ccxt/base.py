@@ -25,6 +25,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from functools import cached_property
@@ -48,6 +49,7 @@ from orders.exchanges.base import (
     PermanentVenueError,
     RetryableVenueError,
     VenueError,
+    balance_summary,
 )
 from orders.exchanges.brokerkit.buckets import VenueBuckets, VenueLimit
 from orders.exchanges.ticks import StepTable
@@ -479,6 +481,27 @@ class CcxtAdapter(ExchangeAdapter):
             used = to_decimal((raw.get("used") or {}).get(asset)) or ZERO
             result[asset] = Balance(asset=asset, free=to_decimal(free) or ZERO, locked=used)
         return result
+
+    def check_connection(self, market_types: Collection[str] = ()) -> str:
+        """Read the balance of each market the account trades (spot when none): a key that
+        reads spot but not futures is named as lacking the futures permission."""
+        wanted = [m for m in (MarketType.SPOT, MarketType.FUTURES) if m in market_types] or [MarketType.SPOT]
+        parts: list[str] = []
+        for market_type in wanted:
+            try:
+                summary = balance_summary(self.balances(market_type))
+            except VenueError as e:
+                refused = isinstance(e.__cause__, ccxt.AuthenticationError | ccxt.AccountNotEnabled)
+                if market_type == MarketType.FUTURES and parts and refused:
+                    raise type(e)(
+                        _(
+                            "Spot works but futures were refused (does the key have the futures permission?): %(message)s"
+                        )
+                        % {"message": e.message}
+                    ) from e
+                raise
+            parts.append(f"{MarketType(market_type).label}: {summary}")
+        return "; ".join(parts)
 
     def _total(self, market_type: str, asset: str) -> Decimal:
         raw = self._balance(market_type)

@@ -13,14 +13,22 @@ base.py, chosen through the one table ``MARKETS``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.utils.translation import gettext as _
 
-from orders.exchanges.base import Balance, ExchangeAdapter, OrderRejected, OrderRequest, OrderResult
+from orders.exchanges.base import (
+    Balance,
+    ExchangeAdapter,
+    OrderRejected,
+    OrderRequest,
+    OrderResult,
+    VenueError,
+    balance_summary,
+)
 from orders.exchanges.kis.base import DISPLAY_NAME, KisAccount, KisMarket, unsupported
 from orders.exchanges.kis.client import KisClient
 from orders.exchanges.kis.domestic_fo import DomesticFutureOption
@@ -95,6 +103,24 @@ class KisAdapter(ExchangeAdapter):
                 _("KIS does not support cancelling all orders for %(market)s") % {"market": market_type}
             )
         return market.cancel_all(symbol)
+
+    def check_connection(self, market_types: Collection[str] = ()) -> str:
+        """An access token first (named as such when refused), then the cash of a stock
+        account; an F&O account (product code 03/08) has no cash inquiry here: the token is it."""
+        try:
+            self.client.token()
+        except VenueError as e:
+            raise type(e)(
+                _(
+                    "KIS refused the access token (check the app key, the app secret and 실전/모의투자): %(message)s"
+                )
+                % {"message": e.message}
+            ) from e
+        if self.kis.product_code != "01":
+            return _("access token issued (product code %(code)s: no balance inquiry)") % {
+                "code": self.kis.product_code
+            }
+        return balance_summary(self.balances())
 
     def balances(self) -> dict[str, Balance]:
         """Cash (KRW) from the domestic stock balance, the account's only balance TR here."""

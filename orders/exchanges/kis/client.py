@@ -89,6 +89,7 @@ class KisClient:
             namespace="kis",
             base_url=self.base_url,
             app_key=app_key,
+            app_secret=app_secret,
             error=kis_error,
             refresh_before=REFRESH_BEFORE,
             min_interval=TOKEN_MIN_INTERVAL,

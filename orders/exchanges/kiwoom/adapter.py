@@ -14,7 +14,7 @@ that traded reports filled; the sweep's refresh reads it again later (no ``00`` 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
@@ -29,6 +29,7 @@ from orders.exchanges.base import (
     OrderResult,
     OrderUncertain,
     VenueError,
+    balance_summary,
 )
 from orders.exchanges.brokerkit.ledger import Intent, OrderLedger
 from orders.exchanges.brokerkit.venue_orders import (
@@ -205,6 +206,19 @@ class KiwoomAdapter(ExchangeAdapter):
                 code = ds.stock_code(str(row.get("stk_cd") or ""))
                 held[code] = held.get(code, ZERO) + to_decimal(row.get("trde_able_qty"), ZERO)
         return held
+
+    def check_connection(self, market_types: Collection[str] = ()) -> str:
+        """An access token first (named as such when refused), then the deposit and holdings."""
+        try:
+            self.client.token()
+        except VenueError as e:
+            raise type(e)(
+                _(
+                    "Kiwoom refused the access token (check the app key, the secret key and 실전/모의투자): %(message)s"
+                )
+                % {"message": e.message}
+            ) from e
+        return balance_summary(self.balances())
 
     def balances(self) -> dict[str, Balance]:
         """KRW: orderable cash (kt00001 ord_alow_amt) free, the rest of the deposit locked."""

@@ -98,6 +98,7 @@ class KiwoomClient:
             namespace="kiwoom",
             base_url=self.base_url,
             app_key=app_key,
+            app_secret=secret_key,
             error=kiwoom_error,
             refresh_before=REFRESH_BEFORE,
             min_interval=TOKEN_MIN_INTERVAL,
