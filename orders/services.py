@@ -148,6 +148,9 @@ def order_record(
         fields["quantity"] = result.quantity
     if result.cancelled_orders is not None:
         fields["cancelled_orders"] = result.cancelled_orders
+    if result.fee is not None:
+        fields["fee"] = result.fee
+        fields["fee_currency"] = result.fee_currency
     if not Order.objects.filter(pk=order.pk, status__in=list(expect)).update(**fields):
         return False
     for name, value in fields.items():

@@ -93,6 +93,9 @@ class OrderResult:
     avg_price: Decimal | None = None
     message: str = ""
     cancelled_orders: int | None = None
+    #: The fees the venue charged for the fills so far (None: the venue did not say).
+    fee: Decimal | None = None
+    fee_currency: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,32 @@ class Balance:
     @property
     def total(self) -> Decimal:
         return self.free + self.locked
+
+
+@dataclass(frozen=True)
+class VenuePosition:
+    """One open position as the venue reports it. ``quantity`` is signed (negative = short) and
+    in base units; the optional fields are None where the venue does not give them."""
+
+    market_type: str
+    symbol: str
+    quantity: Decimal
+    currency: str
+    entry_price: Decimal | None = None
+    leverage: Decimal | None = None
+    liquidation_price: Decimal | None = None
+    mark_price: Decimal | None = None
+    unrealised_pnl: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What one market of an account holds: cash balances by asset and open positions
+    (futures, F&O, stock holdings; spot coins are balances)."""
+
+    market_type: str
+    balances: dict[str, Balance] = field(default_factory=dict)
+    positions: list[VenuePosition] = field(default_factory=list)
 
 
 class ExchangeAdapter(ABC):
@@ -153,6 +182,11 @@ class ExchangeAdapter(ABC):
     @abstractmethod
     def fetch_order_by_client_id(self, request: OrderRequest) -> OrderResult | None:
         """The venue's state of the order placed with ``request.client_order_id``, or None."""
+
+    def holdings(self, market_type: str) -> Holdings:
+        """Balances and positions of ``market_type`` for the portfolio. The default knows only
+        :meth:`balances`; venues with positions override it. Raises ``VenueError``."""
+        return Holdings(market_type=market_type, balances=self.balances())
 
     def markets(self) -> dict[str, dict[str, Any]]:
         """Trading rules per symbol (precision, minimums); empty when the venue has none."""

@@ -123,13 +123,33 @@ def order_result(order: dict[str, Any], contract_size: Decimal = ONE) -> OrderRe
     amount = to_decimal(order.get("amount"))
     if status == OrderStatus.OPEN and filled > 0:
         status = OrderStatus.PARTIALLY_FILLED
+    fee, fee_currency = order_fee(order)
     return OrderResult(
         status=status,
         exchange_order_id=str(order.get("id") or ""),
         quantity=amount * contract_size if amount is not None else None,
         filled_qty=filled,
         avg_price=to_decimal(order.get("average")) if filled > 0 else None,
+        fee=fee,
+        fee_currency=fee_currency,
     )
+
+
+def order_fee(order: dict[str, Any]) -> tuple[Decimal | None, str]:
+    """(fee, currency) from ccxt's unified ``fee``/``fees``: the sum of the fees in the first
+    currency named (a venue charging in two currencies at once is not summed across them);
+    (None, "") when the venue reported none."""
+    fees = [f for f in (order.get("fees") or []) if isinstance(f, dict)]
+    if not fees and isinstance(order.get("fee"), dict):
+        fees = [order["fee"]]
+    fees = [f for f in fees if to_decimal(f.get("cost")) is not None]
+    if not fees:
+        return None, ""
+    currency = str(fees[0].get("currency") or "")
+    total = sum(
+        (to_decimal(f.get("cost")) or ZERO for f in fees if str(f.get("currency") or "") == currency), ZERO
+    )
+    return total, currency
 
 
 def request_never_sent(exc: BaseException) -> bool:
