@@ -65,6 +65,7 @@ EVENT_GROUPS = {"orders", "webhooks"}
 _EVENTS = {
     "order.update": ("orders", "order_update", "order"),
     "webhook.update": ("webhooks", "webhook_update", "webhook"),
+    "portfolio.update": ("portfolio", "portfolio_update", "portfolio"),
 }
 
 

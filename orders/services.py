@@ -29,6 +29,7 @@ from orders.exchanges.base import (
 )
 from orders.exchanges.paper import paper_match, paper_result
 from orders.models import Order, PaperOrder
+from orders.portfolio.services import portfolio_refresh_soon
 from orders.selectors import order_payload
 from quanttrade.celery import app as celery_app
 from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus
@@ -153,9 +154,12 @@ def order_record(
         fields["fee_currency"] = result.fee_currency
     if not Order.objects.filter(pk=order.pk, status__in=list(expect)).update(**fields):
         return False
+    filled_more = result.filled_qty > (order.filled_qty or 0)
     for name, value in fields.items():
         setattr(order, name, value)
     order_broadcast(order)
+    if filled_more:
+        portfolio_refresh_soon(order.account_id)
     return True
 
 

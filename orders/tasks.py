@@ -12,6 +12,7 @@ from celery.exceptions import Retry
 from celery.signals import worker_process_init, worker_ready
 from django.db import close_old_connections
 
+from orders.portfolio.services import portfolio_refresh_requested, portfolios_refresh
 from orders.services import ExecutionRetry, account_orders_execute, paper_match_run, venues_warm
 from orders.services import orders_sweep as sweep
 
@@ -49,6 +50,18 @@ def orders_sweep() -> dict[str, int]:
 def paper_match() -> int:
     """Fill resting paper orders whose price was crossed; returns how many orders changed."""
     return paper_match_run()
+
+
+@shared_task(name="orders.tasks.portfolio_refresh", ignore_result=True)
+def portfolio_refresh(account_id: int) -> None:
+    """Refresh one account's portfolio (asked for after a fill)."""
+    portfolio_refresh_requested(account_id)
+
+
+@shared_task(name="orders.tasks.portfolios_refresh", ignore_result=True)
+def portfolios_refresh_all() -> int:
+    """Refresh every active account's portfolio and keep today's equity snapshots."""
+    return portfolios_refresh()
 
 
 def _warm_venues() -> None:

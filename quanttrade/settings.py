@@ -307,6 +307,9 @@ ORDER_MAX_ATTEMPTS: int = env.int("ORDER_MAX_ATTEMPTS", default=5)
 ORDER_UNCERTAIN_LOOKUPS: int = env.int("ORDER_UNCERTAIN_LOOKUPS", default=6)
 ORDER_UNCERTAIN_BACKOFF_SECONDS: float = env.float("ORDER_UNCERTAIN_BACKOFF_SECONDS", default=2.0)
 PAPER_MATCH_INTERVAL_SECONDS: float = env.float("PAPER_MATCH_INTERVAL_SECONDS", default=1.0)
+# Every active account's portfolio is read from its venue this often (and after each fill);
+# the refresh also keeps the day's equity snapshot.
+PORTFOLIO_REFRESH_SECONDS: float = env.float("PORTFOLIO_REFRESH_SECONDS", default=60.0)
 CELERY_BEAT_SCHEDULE = {
     "orders-sweep": {
         "task": "orders.tasks.orders_sweep",
@@ -315,6 +318,10 @@ CELERY_BEAT_SCHEDULE = {
     "paper-match": {
         "task": "orders.tasks.paper_match",
         "schedule": PAPER_MATCH_INTERVAL_SECONDS,
+    },
+    "portfolios-refresh": {
+        "task": "orders.tasks.portfolios_refresh",
+        "schedule": PORTFOLIO_REFRESH_SECONDS,
     },
     "webhooks-sweep": {
         "task": "webhooks.tasks.webhooks_sweep",

@@ -123,6 +123,8 @@ class VenuePosition:
     liquidation_price: Decimal | None = None
     mark_price: Decimal | None = None
     unrealised_pnl: Decimal | None = None
+    #: The price-layer instrument id where the adapter knows it better than the symbol does.
+    instrument: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,9 @@ class ExchangeAdapter(ABC):
     #: request leaves (after any queueing for a shared client); else the execution layer marks
     #: "sending" before calling :meth:`place_order`, which is earlier but never late.
     marks_sending: bool = False
+    #: True where every market of the account draws on one set of balances (a unified
+    #: trading account, the paper book): the portfolio counts them once, not once per market.
+    shared_balances: bool = False
 
     def __init__(self, account: Account):
         self.account = account
