@@ -1,0 +1,87 @@
+"""Reads for the account pages and the API: account summaries, recent fills, the equity curve
+as JSON. Nothing here calls a venue: summaries come from the cached portfolio."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orders.models import Order
+from orders.portfolio.fills import filled_orders
+from orders.portfolio.records import Portfolio
+from orders.portfolio.services import equity_curve, portfolio_cached
+from quanttrade.vocabulary import decimal_str
+from strategies.models import Account
+
+
+def connection_state(account: Account) -> dict[str, Any] | None:
+    """The account's last connection test (ok, message, when), or None when never tested.
+
+    TODO(connect): the ``connection_ok``/``connection_message``/``connection_checked_at``
+    fields arrive on Account with the connect branch; until then this reads them only where
+    they exist, and every account shows "not tested"."""
+    checked_at = getattr(account, "connection_checked_at", None)
+    if checked_at is None:
+        return None
+    return {
+        "ok": bool(getattr(account, "connection_ok", False)),
+        "message": str(getattr(account, "connection_message", "") or ""),
+        "checked_at": checked_at.isoformat(),
+    }
+
+
+def account_summary(account: Account, portfolio: Portfolio | None = None) -> dict[str, Any]:
+    """One account for ``GET /api/accounts/`` and the accounts page: venue, connection state
+    and the cached portfolio's totals (None before the first read)."""
+    portfolio = portfolio if portfolio is not None else portfolio_cached(account.pk)
+    summary: dict[str, Any] = {
+        "id": account.pk,
+        "name": account.name,
+        "exchange": account.exchange,
+        "is_testnet": account.is_testnet,
+        "is_active": account.is_active,
+        "connection": connection_state(account),
+        "portfolio": None,
+    }
+    if portfolio is not None:
+        data = portfolio.to_dict()
+        summary["portfolio"] = {
+            "refreshed_at": data["refreshed_at"],
+            "totals": data["totals"],
+            "total_krw": data["total_krw"],
+            "unconverted": data["unconverted"],
+            "error": data["error"],
+            "positions": len(portfolio.positions),
+        }
+    return summary
+
+
+def fill_payload(order: Order) -> dict[str, Any]:
+    return {
+        "order_id": str(order.pk),
+        "market_type": order.market_type,
+        "symbol": order.symbol,
+        "side": order.side,
+        "order_type": order.order_type,
+        "status": order.status,
+        "quantity": decimal_str(order.filled_qty),
+        "price": decimal_str(order.avg_price),
+        "fee": decimal_str(order.fee),
+        "fee_currency": order.fee_currency,
+        "at": (order.submitted_at or order.created_at).isoformat(),
+    }
+
+
+def recent_fills(account_id: int, limit: int = 100, symbol: str = "") -> list[Order]:
+    """The account's newest fills first (at most ``limit``), optionally of one symbol."""
+    orders = filled_orders(account_id)
+    if symbol:
+        orders = orders.filter(symbol__iexact=symbol)
+    return list(orders.reverse()[:limit])
+
+
+def equity_curve_payload(account_id: int) -> dict[str, list[dict[str, str]]]:
+    """The daily equity per currency as ``{"USDT": [{"day": "2026-11-30", "equity": "1000"}]}``."""
+    return {
+        currency: [{"day": day.isoformat(), "equity": decimal_str(equity, "0")} for day, equity in points]
+        for currency, points in equity_curve(account_id).items()
+    }
