@@ -134,7 +134,7 @@
       if (p.instrument && !subscribed[p.instrument]) {
         subscribed[p.instrument] = true;
         QT.live.subscribe("price:" + p.instrument, function (msg) {
-          var price = num(msg.price);
+          var price = num((msg.data || msg).price);
           if (price === null) return;
           marks[p.instrument] = price;
           updateMarks();
