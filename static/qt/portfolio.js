@@ -38,6 +38,28 @@
     return td;
   }
 
+  // ---- the dashboard's positions: marked on every tick ------------------------------------
+  var dashEl = document.getElementById("dash-positions");
+  if (dashEl) {
+    dashEl.querySelectorAll("tr[data-instrument]").forEach(function (tr) {
+      var instrument = tr.dataset.instrument;
+      if (!instrument) return;
+      QT.live.subscribe("price:" + instrument, function (msg) {
+        var price = num((msg.data || msg).price);
+        if (price === null) return;
+        tr.querySelector(".p-mark").textContent = show(price);
+        var entry = num(tr.dataset.entry);
+        if (entry === null) return;
+        var pnl = num(tr.dataset.quantity) * (price - entry);
+        var cellEl = tr.querySelector(".p-unrealised");
+        cellEl.dataset.raw = String(pnl);
+        cellEl.textContent = show(pnl) + " " + (tr.dataset.currency || "");
+        signClass(cellEl, pnl);
+      });
+    });
+    return;
+  }
+
   // ---- the accounts list ----------------------------------------------------------------
   var listEl = document.getElementById("accounts");
   if (listEl) {

@@ -88,3 +88,28 @@ def test_login_and_logout_still_live_under_accounts(db: None) -> None:
 
 def test_unknown_account_is_404(staff_client: Client) -> None:
     assert staff_client.get("/accounts/999/").status_code == 404
+
+
+def test_dashboard_lists_cached_positions_for_staff_only(
+    staff_client: Client, make_account: Callable[..., Any], publish_price: Callable[[str, Any], Any]
+) -> None:
+    account = make_account(name="paper-dash", balances={"USDT": "10"})
+    PaperPosition.objects.create(
+        account=account,
+        symbol="ETH/USDT",
+        market_type="FUTURES",
+        quantity="-2",
+        entry_price=3000,
+        currency="USDT",
+    )
+    account.settings = {"portfolio_markets": ["FUTURES"]}
+    account.save()
+    publish_price("BINANCE:ETH/USDT", "2900")
+    portfolio_refresh(account)
+    html = staff_client.get("/").content.decode()
+    assert 'id="dash-positions"' in html
+    assert 'data-instrument="BINANCE:ETH/USDT" data-quantity="-2" data-entry="3000"' in html
+    assert ">200 USDT<" in html  # −2 × (2900 − 3000)
+    viewer = Client()
+    viewer.force_login(User.objects.create_user("viewer", password="x"))
+    assert 'id="dash-positions"' not in viewer.get("/").content.decode()
