@@ -11,8 +11,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orders.portfolio.selectors import account_summary, equity_curve_payload, fill_payload, recent_fills
+from orders.portfolio.selectors import (
+    account_summary,
+    equity_curve_payload,
+    fill_payload,
+    instrument_fills,
+    recent_fills,
+)
 from orders.portfolio.services import portfolio_get, portfolio_refresh
+from prices.records import instrument_normalize
 from quanttrade.errors import ApiError
 from strategies.models import Account
 
@@ -170,3 +177,25 @@ class AccountFillsView(APIView):
             )
         fills = recent_fills(account.pk, limit, str(request.query_params.get("symbol", "")).strip())
         return Response([fill_payload(order) for order in fills])
+
+
+class InstrumentFillsView(APIView):
+    """Every account's fills of one price-layer instrument, newest first (at most 500): the
+    markers on the instrument chart. Each fill names its account."""
+
+    @extend_schema(
+        operation_id="instrument_fills",
+        parameters=[
+            OpenApiParameter("instrument", str, required=True, description="e.g. BINANCE:BTC/USDT, 005930")
+        ],
+        responses={200: FillOutput(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        instrument = instrument_normalize(str(request.query_params.get("instrument", "")))
+        if instrument is None:
+            raise ApiError(
+                _("instrument is required, e.g. BINANCE:BTC/USDT or 005930"), code="invalid_instrument"
+            )
+        return Response(
+            [{**fill_payload(order), "account": order.account.name} for order in instrument_fills(instrument)]
+        )

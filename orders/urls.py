@@ -12,4 +12,5 @@ urlpatterns: list[URLPattern] = [
         name="api-account-portfolio",
     ),
     path("accounts/<int:account_id>/fills", api.AccountFillsView.as_view(), name="api-account-fills"),
+    path("fills", api.InstrumentFillsView.as_view(), name="api-instrument-fills"),
 ]

@@ -9,7 +9,8 @@ from orders.models import Order
 from orders.portfolio.fills import filled_orders
 from orders.portfolio.records import Portfolio
 from orders.portfolio.services import equity_curve, portfolio_cached
-from quanttrade.vocabulary import decimal_str
+from prices.records import instrument_for
+from quanttrade.vocabulary import CRYPTO_MARKETS, decimal_str
 from strategies.models import Account
 
 
@@ -77,6 +78,28 @@ def recent_fills(account_id: int, limit: int = 100, symbol: str = "") -> list[Or
     if symbol:
         orders = orders.filter(symbol__iexact=symbol)
     return list(orders.reverse()[:limit])
+
+
+def instrument_fills(instrument: str, limit: int = 500) -> list[Order]:
+    """Every account's fills of the price-layer ``instrument`` (newest first, at most
+    ``limit``): the orders whose own instrument id is that one."""
+    symbol = instrument.rpartition(":")[2]  # "BINANCE:BTC/USDT" -> "BTC/USDT"; "005930" stays
+    candidates = (
+        Order.objects.filter(filled_qty__gt=0, avg_price__isnull=False, symbol__iexact=symbol)
+        .select_related("account")
+        .order_by("-submitted_at", "-created_at")
+    )
+    found = []
+    for order in candidates[: limit * 4]:
+        exchange = order.account.exchange if order.market_type in CRYPTO_MARKETS else ""
+        if (
+            instrument_for(order.market_type, order.symbol, exchange=exchange, params=order.params)
+            == instrument
+        ):
+            found.append(order)
+            if len(found) >= limit:
+                break
+    return found
 
 
 def equity_curve_payload(account_id: int) -> dict[str, list[dict[str, str]]]:

@@ -261,9 +261,8 @@ def portfolio_read(account: Account, *, now: datetime | None = None) -> Portfoli
     _day_pnl(account.pk, totals, kst_today(now))
     rates = _krw_rates(totals, now)
     unconverted = sorted(c for c in totals if c not in rates)
-    total_krw = (
-        sum((row.equity * rates[c] for c, row in totals.items() if c in rates), ZERO) if totals else None
-    )
+    converted = [c for c in totals if c in rates]
+    total_krw = sum((totals[c].equity * rates[c] for c in converted), ZERO) if converted else None
     return Portfolio(
         account_id=account.pk,
         account_name=account.name,

@@ -215,6 +215,10 @@
       body.appendChild(tr);
     });
     document.getElementById("p-refreshed").textContent = String(data.refreshed_at).slice(0, 19);
+    var krw = document.getElementById("p-krw");
+    var text = data.total_krw ? krw.dataset.label + ": " + show(data.total_krw) : "";
+    if (data.unconverted.length) text += " (" + krw.dataset.unconverted + ": " + data.unconverted.join(", ") + ")";
+    krw.textContent = text;
     var errors = document.getElementById("p-errors");
     errors.textContent = "";
     data.errors.forEach(function (e) {
@@ -225,9 +229,24 @@
     });
   }
 
+  function renderBalances() {
+    var body = document.querySelector("#balances tbody");
+    if (!data.balances.length) return; // keep the server's "no balances" row
+    body.textContent = "";
+    data.balances.forEach(function (b) {
+      var tr = document.createElement("tr");
+      cell(tr, b.market_type, "");
+      cell(tr, b.asset, "");
+      cell(tr, show(b.free));
+      cell(tr, show(b.locked));
+      body.appendChild(tr);
+    });
+  }
+
   function apply(next) {
     data = next;
     renderTotals();
+    renderBalances();
     renderPositions();
   }
 
@@ -244,6 +263,7 @@
       .finally(function () { button.disabled = false; });
   });
 
+  renderBalances();
   renderPositions();
 
   // ---- the equity curve ---------------------------------------------------------------------

@@ -5,6 +5,7 @@ PnL moves with the price published by another process."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from decimal import Decimal
 from typing import Any
@@ -86,3 +87,33 @@ def test_accounts_page_lists_every_demo_account(page: Any, product: ProductServe
     page.goto(product.base_url + "/accounts/")
     names = page.locator("#accounts tbody tr td:first-child a").all_inner_texts()
     assert {"paper_spot", "paper_futures", "paper_kr_stock"} <= set(names)
+
+
+def test_fills_are_drawn_as_markers_on_the_instrument_chart(page: Any, product: ProductServer) -> None:
+    needs_redis(product)
+    instrument = "BINANCE:BTC/USDT"
+    product.publish_price(instrument, "65000")
+    futures = next(s for s in product.seed["strategies"] if s["market_type"] == "FUTURES")
+    payload = dict(futures["sample_payload"], token=futures["token"], symbol="BTC/USDT")
+    payload.pop("orders", None)
+    payload.update({"order_type": "MARKET", "side": "buy", "qty_per": 5})
+    post_webhook(product, payload)
+    deadline = time.monotonic() + 30
+    while not api_get(product, "/api/fills?instrument=BINANCE%3ABTC%2FUSDT"):
+        assert time.monotonic() < deadline, "the webhook's order never filled"
+        time.sleep(0.5)
+    # Daily bars around today (the markers sit on their day's candle).
+    product.manage(
+        "shell",
+        "-c",
+        "import datetime as dt\n"
+        "from prices.models import DailyPrice\n"
+        "day = dt.date.today() - dt.timedelta(days=20)\n"
+        "while day <= dt.date.today() + dt.timedelta(days=1):\n"
+        "    DailyPrice.objects.update_or_create(ticker='BINANCE:BTC/USDT', date=day, defaults=dict("
+        "open=64000, high=66000, low=63000, close=65000, volume=100, source='csv'))\n"
+        "    day += dt.timedelta(days=1)\n",
+    )
+    login(page, product)
+    page.goto(product.base_url + "/instruments/BINANCE:BTC/USDT/")
+    page.wait_for_function("() => Number(document.getElementById('chart').dataset.fills) >= 1")

@@ -107,3 +107,17 @@ def test_the_endpoints_are_in_the_openapi_schema(staff_client: Client) -> None:
         "/api/accounts/{account_id}/fills",
     ):
         assert path in schema
+
+
+def test_instrument_fills_gather_every_account_of_that_instrument(
+    staff_client: Client, make_account: Callable[..., Any], make_fill: Callable[..., Any]
+) -> None:
+    paper = make_account(name="paper-i")
+    okx = make_account(name="okx-i", exchange="OKX")
+    make_fill(paper, "BUY", "1", "100")  # paper crypto is priced from Binance
+    make_fill(okx, "SELL", "2", "101")  # OKX:BTC/USDT, another instrument
+    body = staff_client.get("/api/fills?instrument=binance:btc/usdt").json()
+    assert [(f["account"], f["side"], f["quantity"]) for f in body] == [("paper-i", "BUY", "1")]
+    assert [f["account"] for f in staff_client.get("/api/fills?instrument=OKX:BTC/USDT").json()] == ["okx-i"]
+    missing = staff_client.get("/api/fills")
+    assert missing.status_code == 400 and missing.json()["code"] == "invalid_instrument"

@@ -139,3 +139,8 @@ def test_a_failed_read_is_cached_with_its_error_and_writes_no_snapshot(
     cached = portfolio_cached(account.pk)
     assert cached is not None and cached.error == portfolio.error
     assert not EquitySnapshot.objects.filter(account=account).exists()
+
+
+def test_no_won_total_when_no_currency_has_a_rate(make_account: Callable[..., Any], no_prices: None) -> None:
+    portfolio = portfolio_read(make_account(name="paper-usd", balances={"USD": "10"}), now=NOW)
+    assert portfolio.total_krw is None and portfolio.unconverted == ["USD"]
