@@ -4,7 +4,7 @@ venue's read failure shown in the portfolio rather than hidden."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +18,7 @@ from orders.portfolio.services import portfolio_read
 from quanttrade.vocabulary import MarketType
 from venuesim.binance import BinanceSim
 from venuesim.kis import KisSim
+from venuesim.kiwoom import KiwoomSim
 
 pytestmark = pytest.mark.django_db
 
@@ -232,3 +233,30 @@ def test_unknown_exchange_is_an_error_not_an_exception(
     account = make_account(name="nowhere", exchange="NOSUCHVENUE")
     portfolio = portfolio_read(account)
     assert portfolio.errors and portfolio.positions == [] and portfolio.balances == []
+
+
+@pytest.fixture
+def kiwoom_account(make_account: Callable[..., Any]) -> Iterator[Any]:
+    sim = KiwoomSim()
+    sim.start()
+    try:
+        yield (
+            sim,
+            make_account(
+                name="kiwoom-1",
+                exchange="KIWOOM",
+                api_key="sim-appkey",
+                api_secret="sim-secretkey",
+                settings={"api_base_url": sim.base_url, "account_number": "1234567890", "timeout_seconds": 2},
+            ),
+        )
+    finally:
+        sim.stop()
+
+
+def test_kiwoom_cash_and_holdings(kiwoom_account: tuple[KiwoomSim, Any], no_prices: None) -> None:
+    sim, account = kiwoom_account
+    portfolio = portfolio_read(account)
+    assert portfolio.errors == []
+    assert portfolio.totals["KRW"].cash == sim.cash
+    assert _position(portfolio, MarketType.DOMESTIC_STOCK, "005930").quantity == sim.holdings["005930"]
