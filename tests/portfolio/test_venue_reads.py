@@ -127,8 +127,9 @@ def test_kis_domestic_stock_holdings_and_cash(
     assert portfolio.totals["KRW"].cash == kis_sim.cash_krw
     samsung = _position(portfolio, MarketType.DOMESTIC_STOCK, "005930")
     assert samsung.quantity == Decimal("100") and samsung.currency == "KRW"
-    # No tick in the price layer: the venue's 현재가 marks it.
+    # No tick in the price layer: the venue's 현재가 marks it, against its 매입평균가격.
     assert (samsung.mark_price, samsung.mark_source) == (Decimal("70000"), "venue")
+    assert (samsung.entry_price, samsung.unrealised_pnl) == (Decimal("65000"), Decimal("500000"))
     assert portfolio.totals["KRW"].holdings_value == Decimal("7000000")
 
 
@@ -144,6 +145,7 @@ def test_kis_overseas_stock_holdings_in_usd(
     assert (msft.mark_price, msft.mark_source) == (Decimal("400"), "price")
     brk = _position(portfolio, MarketType.OVERSEAS_STOCK, "BRK.B")
     assert brk.instrument == "NYSE:BRK.B" and brk.mark_price == Decimal("420.00")
+    assert (brk.entry_price, brk.unrealised_pnl) == (Decimal("410"), Decimal("50"))
     # No USD/KRW rate in the price layer: the won total leaves USD out and says so.
     assert portfolio.unconverted == ["USD"]
 
@@ -260,3 +262,22 @@ def test_kiwoom_cash_and_holdings(kiwoom_account: tuple[KiwoomSim, Any], no_pric
     assert portfolio.errors == []
     assert portfolio.totals["KRW"].cash == sim.cash
     assert _position(portfolio, MarketType.DOMESTIC_STOCK, "005930").quantity == sim.holdings["005930"]
+
+
+def test_kis_buy_averages_into_the_venue_entry_price(
+    kis_account: Callable[..., Any], kis_sim: KisSim, no_prices: None
+) -> None:
+    account = kis_account(portfolio_markets=["DOMESTIC_STOCK"])
+    adapter_for(account).place_order(
+        OrderRequest(
+            client_order_id="qt" + "c" * 32,
+            market_type=MarketType.DOMESTIC_STOCK,
+            symbol="005930",
+            side="BUY",
+            order_type="MARKET",
+            qty_per=Decimal("100"),
+        )
+    )
+    samsung = _position(portfolio_read(account), MarketType.DOMESTIC_STOCK, "005930")
+    # 100 @ 65000 and 100 @ 70000 (the simulator's market price): 67500 on 200.
+    assert (samsung.quantity, samsung.entry_price) == (Decimal("200"), Decimal("67500"))

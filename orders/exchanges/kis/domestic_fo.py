@@ -88,10 +88,10 @@ class DomesticFutureOption(KisMarket):
         return sum((qty for code, qty, _row in self._signed_rows(params) if code == symbol.upper()), ZERO)
 
     def holdings(self, params: dict[str, Any]) -> Holdings:
-        """Every open F&O position of the current session's balance (signed, 매입평균가격 where
-        the answer carries it). Deposits are another inquiry not read here: no balances."""
+        """Every open F&O position of the current session's balance (signed, at 체결평균단가
+        ``ccld_avg_unpr1`` where the answer carries it). Deposits are not read: no balances."""
         positions = [
-            holding_position(self.market_type, code, qty, "KRW", row, "pchs_avg_pric", "")
+            holding_position(self.market_type, code, qty, "KRW", row, "ccld_avg_unpr1", "")
             for code, qty, row in self._signed_rows(params)
             if qty
         ]
