@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -159,7 +160,9 @@ def order_record(
         setattr(order, name, value)
     order_broadcast(order)
     if filled_more:
-        portfolio_refresh_soon(order.account_id)
+        # After the commit, so the worker reads the account as this fill left it.
+        account_id = order.account_id
+        transaction.on_commit(lambda: portfolio_refresh_soon(account_id))
     return True
 
 
