@@ -26,3 +26,17 @@ def dashboard_positions() -> dict[str, Any]:
         data = portfolio.to_dict()
         rows.extend({"account": account, **position} for position in data["positions"])
     return {"rows": rows, "errors": errors}
+
+
+@register.filter
+def grouped(value: Any) -> str:
+    """A decimal string (or Decimal) with thousands separators and every digit kept:
+    "1234567.891" -> "1,234,567.891"; None or "" -> "–"."""
+    if value is None or value == "":
+        return "–"
+    text = str(value)
+    negative = text.startswith("-")
+    whole, dot, fraction = text.lstrip("-").partition(".")
+    if not whole.isdigit():
+        return text
+    return f"{'-' if negative else ''}{int(whole):,}{dot}{fraction}"

@@ -11,6 +11,7 @@ from django.test import Client
 
 from orders.models import Order, PaperPosition
 from orders.portfolio.services import portfolio_refresh
+from orders.templatetags.portfolio_tags import grouped
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +31,7 @@ def test_accounts_page_lists_venue_connection_and_equity(
     portfolio_refresh(read)
     html = staff_client.get("/accounts/").content.decode()
     assert "paper-main" in html and "upbit-never" in html
-    assert "1500 USDT" in html
+    assert "1,500 USDT" in html
     assert f'href="/accounts/{read.pk}/"' in html
 
 
@@ -113,3 +114,17 @@ def test_dashboard_lists_cached_positions_for_staff_only(
     viewer = Client()
     viewer.force_login(User.objects.create_user("viewer", password="x"))
     assert 'id="dash-positions"' not in viewer.get("/").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("1234567.891", "1,234,567.891"),
+        ("-1000", "-1,000"),
+        ("0.00001", "0.00001"),
+        (None, "–"),
+        ("n/a", "n/a"),
+    ],
+)
+def test_grouped_keeps_every_digit(value: str | None, shown: str) -> None:
+    assert grouped(value) == shown
