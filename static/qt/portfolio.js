@@ -243,11 +243,39 @@
     });
   }
 
+  /** The recent fills again (a refresh follows each fill). */
+  function loadFills() {
+    fetch(box.dataset.fillsUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (fills) {
+        if (!fills || !fills.length) return;
+        var body = document.querySelector("#fills tbody");
+        body.textContent = "";
+        fills.forEach(function (f) {
+          var tr = document.createElement("tr");
+          var when = cell(tr, "", "mono small");
+          var a = document.createElement("a");
+          a.href = "/orders/" + f.order_id + "/";
+          a.textContent = String(f.at).slice(0, 19);
+          when.appendChild(a);
+          cell(tr, f.market_type, "");
+          cell(tr, f.symbol, "");
+          cell(tr, f.side, "");
+          cell(tr, show(f.quantity));
+          cell(tr, show(f.price));
+          cell(tr, f.fee ? show(f.fee) + " " + f.fee_currency : "–");
+          body.appendChild(tr);
+        });
+      })
+      .catch(function () {});
+  }
+
   function apply(next) {
     data = next;
     renderTotals();
     renderBalances();
     renderPositions();
+    loadFills();
   }
 
   QT.live.subscribe("portfolio", function (msg) {

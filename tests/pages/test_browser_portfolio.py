@@ -56,6 +56,7 @@ def test_a_webhook_position_appears_on_the_account_page_with_live_pnl(
     row.wait_for(timeout=30_000)  # pushed by the portfolio refresh after the fill
     quantity = Decimal(row.locator("td").nth(2).inner_text().replace(",", ""))
     assert quantity > 0
+    page.locator("#fills tbody tr", has_text="BTC/USDT").first.wait_for()  # the fill, listed live
     page.wait_for_function(
         "(sel) => { const c = document.querySelector(sel); return c && c.dataset.raw === '0'; }",
         arg=f'#positions tr[data-instrument="{instrument}"] .p-unrealised',
