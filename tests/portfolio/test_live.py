@@ -19,6 +19,7 @@ from django.test import Client
 from live.consumers import LiveConsumer
 from orders.portfolio.records import Portfolio
 from orders.portfolio.services import portfolio_cached, portfolio_refresh
+from quanttrade.management.commands.serve import PeriodicLoop
 from quanttrade.vocabulary import MarketType
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -96,3 +97,17 @@ def test_portfolio_topic_is_staff_only_and_carries_each_refresh(make_account: Ca
             await staff_ws.disconnect()
 
     asyncio.run(scenario())
+
+
+def test_embedded_periodic_loop_refreshes_every_account(
+    settings: Any, make_account: Callable[..., Any]
+) -> None:
+    settings.PORTFOLIO_REFRESH_SECONDS = 0.2
+    account = make_account(name="paper-periodic", balances={"KRW": "7"})
+    loop = PeriodicLoop()
+    loop.start()
+    try:
+        portfolio = _wait_cached(account.pk, lambda p: "KRW" in p.totals)
+    finally:
+        loop.stop()
+    assert portfolio.totals["KRW"].equity == 7

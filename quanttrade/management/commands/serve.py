@@ -28,6 +28,7 @@ from django.db import close_old_connections, connections
 
 import orders.tasks  # noqa: F401 - registers the execution tasks with the app
 from feeds import run_in_background
+from orders.portfolio.services import portfolios_refresh
 from orders.services import orders_sweep, paper_match_run
 from quanttrade.celery import app
 from webhooks.services import webhooks_sweep
@@ -73,8 +74,9 @@ HOUSEKEEPING_INTERVAL_SECONDS = 3600.0
 
 
 class PeriodicLoop:
-    """Runs the order sweep every ORDER_SWEEP_INTERVAL_SECONDS and the paper matcher every
-    PAPER_MATCH_INTERVAL_SECONDS (what `celery beat` does in distributed mode)."""
+    """Runs the order sweep every ORDER_SWEEP_INTERVAL_SECONDS, the paper matcher every
+    PAPER_MATCH_INTERVAL_SECONDS and the portfolio refresh every PORTFOLIO_REFRESH_SECONDS
+    (what `celery beat` does in distributed mode)."""
 
     def __init__(self) -> None:
         self.stop_event = threading.Event()
@@ -90,6 +92,8 @@ class PeriodicLoop:
     def _run(self) -> None:
         sweep_every = float(settings.ORDER_SWEEP_INTERVAL_SECONDS)
         match_every = float(settings.PAPER_MATCH_INTERVAL_SECONDS)
+        portfolio_every = float(settings.PORTFOLIO_REFRESH_SECONDS)
+        next_portfolio = time.monotonic() + portfolio_every
         next_sweep = time.monotonic() + sweep_every
         next_match = time.monotonic()
         next_housekeeping = time.monotonic()
@@ -102,6 +106,9 @@ class PeriodicLoop:
             if now >= next_sweep:
                 next_sweep = now + sweep_every
                 _guarded("orders_sweep", orders_sweep)
+            if now >= next_portfolio:
+                next_portfolio = now + portfolio_every
+                _guarded("portfolios_refresh", portfolios_refresh)
             if now >= next_housekeeping:
                 next_housekeeping = now + HOUSEKEEPING_INTERVAL_SECONDS
                 _guarded("webhooks_sweep", webhooks_sweep)
