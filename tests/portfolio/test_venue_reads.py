@@ -281,3 +281,42 @@ def test_kis_buy_averages_into_the_venue_entry_price(
     samsung = _position(portfolio_read(account), MarketType.DOMESTIC_STOCK, "005930")
     # 100 @ 65000 and 100 @ 70000 (the simulator's market price): 67500 on 200.
     assert (samsung.quantity, samsung.entry_price) == (Decimal("200"), Decimal("67500"))
+
+
+def test_binance_usdm_cash_is_the_wallet_without_the_venues_unrealised_pnl(
+    binance_account: Callable[..., Any], binance_sim: BinanceSim, no_prices: None
+) -> None:
+    account = binance_account(portfolio_markets=["FUTURES"])
+    placed = _open_futures_long(account, "qt" + "d" * 32)
+    binance_sim.prices["BTCUSDT"] += Decimal("500")  # the venue's mark moves: it reports a profit
+    portfolio = portfolio_read(account)
+    position = _position(portfolio, MarketType.FUTURES, "BTC/USDT")
+    assert (position.mark_source, position.unrealised_pnl) == ("venue", placed.filled_qty * 500)
+    usdt = portfolio.totals["USDT"]
+    assert usdt.cash == binance_sim.futures_wallet  # not counted twice
+    assert usdt.equity == binance_sim.futures_wallet + placed.filled_qty * 500
+
+
+@pytest.mark.parametrize(
+    ("venue", "price_key", "wallet"),
+    [
+        ("okx", "BTC", lambda sim: sim.balances["USDT"]),
+        ("bitget", "BTC", lambda sim: sim.futures_balance),
+        ("bybit", "BTCUSDT", lambda sim: sim.wallet["USDT"]),
+    ],
+)
+def test_futures_cash_excludes_the_venues_unrealised_pnl(
+    venue: str,
+    price_key: str,
+    wallet: Callable[[Any], Decimal],
+    request: pytest.FixtureRequest,
+    no_prices: None,
+) -> None:
+    account = request.getfixturevalue(f"{venue}_account")(portfolio_markets=["FUTURES"])
+    sim = request.getfixturevalue(f"{venue}_sim")
+    placed = _open_futures_long(account, "qt" + "e" * 32)
+    sim.prices[price_key] += Decimal("500")
+    portfolio = portfolio_read(account)
+    position = _position(portfolio, MarketType.FUTURES, "BTC/USDT")
+    assert position.unrealised_pnl == placed.filled_qty * 500
+    assert portfolio.totals["USDT"].cash == wallet(sim)
