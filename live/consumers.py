@@ -22,7 +22,7 @@ log = logging.getLogger("quanttrade.live")
 MAX_TOPICS = 200
 MAX_MESSAGE_BYTES = 4096
 MISSED_PONGS_CLOSE = 2
-STAFF_TOPICS = {"orders": "orders", "webhooks": "webhooks"}
+STAFF_TOPICS = {"orders": "orders", "webhooks": "webhooks", "portfolio": "portfolio"}
 CLOSE_PONG_TIMEOUT = 4008
 
 

@@ -12,7 +12,7 @@ within a process the fan-out is a loop over sockets, in arrival order.
 
 With the in-memory layer (embedded mode: one process) publishers hand ticks to the hub of the
 server's event loop directly (thread-safe), without any queue in between.
-Staff events (groups ``orders`` and ``webhooks``, contract 3) reach connections the same way,
+Staff events (groups ``orders``, ``webhooks`` and ``portfolio``, contract 3) reach connections the same way,
 so a connection needs no channel of its own (the consumer opts out of one: with channels_redis
 hundreds of idle per-connection receivers contend for the process's single receive lock).
 """
@@ -61,10 +61,11 @@ def _is_redis_core(layer: Any) -> bool:
 
 
 # Channel-layer events for staff topics (contract 3) -> (group, outgoing message type, payload key).
-EVENT_GROUPS = {"orders", "webhooks"}
+EVENT_GROUPS = {"orders", "webhooks", "portfolio"}
 _EVENTS = {
     "order.update": ("orders", "order_update", "order"),
     "webhook.update": ("webhooks", "webhook_update", "webhook"),
+    "portfolio.update": ("portfolio", "portfolio_update", "portfolio"),
 }
 
 

@@ -51,6 +51,9 @@ class Order(models.Model):
     quantity = models.DecimalField(null=True, blank=True, **MONEY)
     filled_qty = models.DecimalField(default=Decimal("0"), **MONEY)
     avg_price = models.DecimalField(null=True, blank=True, **MONEY)
+    # Fees the venue charged for this order's fills, where it reports them (null: unknown).
+    fee = models.DecimalField(null=True, blank=True, **MONEY)
+    fee_currency = models.CharField(max_length=16, blank=True)
     exchange_order_id = models.CharField(max_length=128, blank=True)
     message = models.TextField(blank=True)
     cancelled_orders = models.PositiveIntegerField(null=True, blank=True)
@@ -162,3 +165,31 @@ class PaperOrder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_type} {self.side} {self.symbol} {self.amount} [{self.status}]"
+
+
+class EquitySnapshot(models.Model):
+    """An account's equity at the end of a day, per currency (the equity curve's points).
+
+    ``equity`` is cash plus the marked value of holdings (spot coins, stocks) plus the
+    unrealised PnL of margin positions, in ``currency``; one row per account, day and currency."""
+
+    account = models.ForeignKey(
+        "strategies.Account", on_delete=models.CASCADE, related_name="equity_snapshots"
+    )
+    day = models.DateField()
+    currency = models.CharField(max_length=16)
+    equity = models.DecimalField(**MONEY)
+    unrealised_pnl = models.DecimalField(default=Decimal("0"), **MONEY)
+    realised_pnl = models.DecimalField(default=Decimal("0"), **MONEY)
+    taken_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["account_id", "day", "currency"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "day", "currency"], name="uniq_equity_snapshot")
+        ]
+        verbose_name = _("equity snapshot")
+        verbose_name_plural = _("equity snapshots")
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.day} {self.equity} {self.currency}"

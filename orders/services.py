@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -33,6 +34,7 @@ from orders.exchanges.base import (
 from orders.exchanges.brokerkit.buckets import RateLimitWaitError
 from orders.exchanges.paper import paper_match, paper_result
 from orders.models import Order, PaperOrder
+from orders.portfolio.services import portfolio_refresh_soon
 from orders.selectors import order_payload
 from orders.trail import StageClock, trail_merge
 from quanttrade.celery import app as celery_app
@@ -242,17 +244,25 @@ def order_record(
         fields["cancelled_orders"] = result.cancelled_orders
     if order.stage_clock is not None:
         fields["trail"] = order.trail  # the executing worker's stages, in the same UPDATE
+    if result.fee is not None:
+        fields["fee"] = result.fee
+        fields["fee_currency"] = result.fee_currency
     if not Order.objects.filter(pk=order.pk, status__in=list(expect)).update(**fields):
         if order.stage_clock is not None:
             # A newer state won (the paper matcher's fill): the trail is still this worker's.
             Order.objects.filter(pk=order.pk).update(trail=order.trail)
         return False
     previous = order.status
+    filled_more = result.filled_qty > (order.filled_qty or 0)
     for name, value in fields.items():
         setattr(order, name, value)
     order_broadcast(order)
     if order.status != previous:
         order_notify(order)
+    if filled_more:
+        # After the commit, so the worker reads the account as this fill left it.
+        account_id = order.account_id
+        transaction.on_commit(lambda: portfolio_refresh_soon(account_id))
     return True
 
 

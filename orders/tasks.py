@@ -14,6 +14,7 @@ from django.db import close_old_connections
 
 from orders import liveness
 from orders.approval import approvals_expire as expire_approvals
+from orders.portfolio.services import portfolio_refresh_requested, portfolios_refresh
 from orders.services import (
     ExecutionRetry,
     account_orders_execute,
@@ -80,6 +81,18 @@ def approvals_expire() -> int:
 def paper_match() -> int:
     """Fill resting paper orders whose price was crossed; returns how many orders changed."""
     return paper_match_run()
+
+
+@shared_task(name="orders.tasks.portfolio_refresh", ignore_result=True)
+def portfolio_refresh(account_id: int) -> None:
+    """Refresh one account's portfolio (asked for after a fill)."""
+    portfolio_refresh_requested(account_id)
+
+
+@shared_task(name="orders.tasks.portfolios_refresh", ignore_result=True)
+def portfolios_refresh_all() -> int:
+    """Refresh every active account's portfolio and keep today's equity snapshots."""
+    return portfolios_refresh()
 
 
 def _warm_venues() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, include, path
 
 from access import views as access_views
+from orders import account_pages
 from orders import pages as order_pages
 from prices import pages as price_pages
 from strategies import pages as strategy_pages
@@ -14,6 +15,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("accounts/login/", access_views.PasswordLoginView.as_view(), name="login"),
     path("accounts/login/otp/", access_views.login_otp, name="login-otp"),
     path("accounts/otp/enrol/", access_views.otp_enrol, name="otp-enrol"),
+    # The account pages come before auth's own "accounts/" URLs (login, logout, password).
+    path("accounts/", account_pages.account_list, name="account-list"),
+    path("accounts/<int:pk>/", account_pages.account_detail, name="account-detail"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/<int:pk>/check/", order_pages.account_connection_check, name="account-check"),
     path("", price_pages.dashboard, name="dashboard"),

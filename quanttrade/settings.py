@@ -315,6 +315,9 @@ PAPER_MATCH_INTERVAL_SECONDS: float = env.float("PAPER_MATCH_INTERVAL_SECONDS", 
 # pass this often (a late approval is refused on the spot anyway, so this only sets how soon
 # the queue page shows them expired).
 APPROVAL_EXPIRE_INTERVAL_SECONDS = 2.0
+# Every active account's portfolio is read from its venue this often (and after each fill);
+# the refresh also keeps the day's equity snapshot.
+PORTFOLIO_REFRESH_SECONDS: float = env.float("PORTFOLIO_REFRESH_SECONDS", default=60.0)
 CELERY_BEAT_SCHEDULE = {
     "orders-sweep": {
         "task": "orders.tasks.orders_sweep",
@@ -327,6 +330,10 @@ CELERY_BEAT_SCHEDULE = {
     "paper-match": {
         "task": "orders.tasks.paper_match",
         "schedule": PAPER_MATCH_INTERVAL_SECONDS,
+    },
+    "portfolios-refresh": {
+        "task": "orders.tasks.portfolios_refresh",
+        "schedule": PORTFOLIO_REFRESH_SECONDS,
     },
     "webhooks-sweep": {
         "task": "webhooks.tasks.webhooks_sweep",

@@ -23,6 +23,7 @@ urlpatterns = [
     path("api/", include("webhooks.urls")),
     path("api/latency", LatencyView.as_view(), name="latency-api"),
     path("api/", include("prices.urls")),
+    path("api/", include("orders.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("quanttrade.page_urls")),
 ]

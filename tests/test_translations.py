@@ -45,3 +45,15 @@ def test_every_marked_message_has_a_korean_translation() -> None:
     catalog = _korean_catalog()
     missing = {msgid: where for msgid, where in _marked_messages().items() if msgid not in catalog}
     assert not missing, "\n".join(f"{where}: {msgid!r}" for msgid, where in sorted(missing.items()))
+
+
+def test_a_message_reads_the_same_in_every_catalog() -> None:
+    """Catalogs are kept per area; one English message must not get two Korean wordings (which
+    one Django picks depends on the order the catalogs load)."""
+    seen: dict[tuple[str | None, str], dict[str, str]] = {}
+    for po_path in sorted((ROOT / "locale").glob("*/ko/LC_MESSAGES/*.po")):
+        for entry in polib.pofile(str(po_path)):
+            if entry.msgstr and not entry.obsolete:
+                seen.setdefault((entry.msgctxt, entry.msgid), {})[po_path.parts[-4]] = entry.msgstr
+    differing = {key: where for key, where in seen.items() if len(set(where.values())) > 1}
+    assert not differing, differing

@@ -108,6 +108,15 @@ QUOTE_EXCD = {
 }
 
 
+def _average_in(
+    averages: dict[Any, Decimal], held: dict[Any, Decimal], key: Any, signed: Decimal, price: Decimal
+) -> None:
+    """A buy moves the holding's 매입평균가격 to the quantity-weighted average; a sell leaves it."""
+    before = held.get(key, Decimal(0))
+    if signed > 0:
+        averages[key] = (before * averages.get(key, Decimal(0)) + signed * price) / (before + signed)
+
+
 class KisSim(SimServer):
     name = "kis"
 
@@ -164,6 +173,12 @@ class KisSim(SimServer):
         self.overseas_holdings: dict[tuple[str, str], Decimal] = {
             ("NASD", "MSFT"): dec("20"),
             ("NYSE", "BRK.B"): dec("5"),
+        }
+        # 매입평균가격 (pchs_avg_pric) per holding: buys average in, sells leave it (as KIS shows).
+        self.avg_prices: dict[str, Decimal] = {"005930": dec("65000")}
+        self.overseas_avg_prices: dict[tuple[str, str], Decimal] = {
+            ("NASD", "MSFT"): dec("400.00"),
+            ("NYSE", "BRK.B"): dec("410.00"),
         }
         self.fo_positions: dict[str, Decimal] = {}
         # Trades of the night session: in the night balance (CTFN6118R) only, not in the day
@@ -426,10 +441,12 @@ class KisSim(SimServer):
         signed = order["qty"] if order["side"] == "BUY" else -order["qty"]
         market, pdno = order["market"], order["pdno"]
         if market == "domestic":
+            _average_in(self.avg_prices, self.holdings, pdno, signed, price)
             self.holdings[pdno] = self.holdings.get(pdno, Decimal(0)) + signed
             self.cash_krw -= signed * price
         elif market == "overseas":
             key = (order["excg"], pdno)
+            _average_in(self.overseas_avg_prices, self.overseas_holdings, key, signed, price)
             self.overseas_holdings[key] = self.overseas_holdings.get(key, Decimal(0)) + signed
             self.cash_usd -= signed * price
         elif market == "dfo":
@@ -449,6 +466,8 @@ class KisSim(SimServer):
             return order
 
     def domestic_balance(self, request: Request) -> dict[str, Any]:
+        """TTTC8434R 주식잔고조회: output1 rows carry 보유수량, 매입평균가격 and 현재가 under the
+        names open-trading-api's inquire_balance lists (hldg_qty, pchs_avg_pric, prpr)."""
         self._auth(request, self._tr("TTTC8434R"), ("INQR_DVSN", "UNPR_DVSN", "PRCS_DVSN"))
         rows = [
             {
@@ -456,6 +475,7 @@ class KisSim(SimServer):
                 "prdt_name": p,
                 "hldg_qty": fmt(q),
                 "ord_psbl_qty": fmt(q),
+                "pchs_avg_pric": fmt(self.avg_prices.get(p, Decimal(0))),
                 "prpr": fmt(self.prices.get(p)),
             }
             for p, q in self.holdings.items()
@@ -670,6 +690,8 @@ class KisSim(SimServer):
         return ok({"rsym": "", "last": "", "base": ""})
 
     def overseas_balance(self, request: Request) -> dict[str, Any]:
+        """TTTS3012R 해외주식 잔고 (field names as open-trading-api's overseas inquire_balance:
+        ovrs_cblc_qty, pchs_avg_pric, now_pric2)."""
         fields = self._auth(request, self._tr("TTTS3012R"), ("OVRS_EXCG_CD", "TR_CRCY_CD"))
         code = fields["OVRS_EXCG_CD"]
         us = code in US
@@ -680,6 +702,7 @@ class KisSim(SimServer):
                 "ovrs_cblc_qty": fmt(q),
                 "ord_psbl_qty": fmt(q),
                 "ovrs_excg_cd": c,
+                "pchs_avg_pric": fmt(self.overseas_avg_prices.get((c, s), Decimal(0))),
                 "now_pric2": fmt(self.overseas_prices.get((c, s))),
                 "tr_crcy_cd": "USD",
             }

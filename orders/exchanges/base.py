@@ -95,6 +95,9 @@ class OrderResult:
     avg_price: Decimal | None = None
     message: str = ""
     cancelled_orders: int | None = None
+    #: The fees the venue charged for the fills so far (None: the venue did not say).
+    fee: Decimal | None = None
+    fee_currency: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,34 @@ class Balance:
     @property
     def total(self) -> Decimal:
         return self.free + self.locked
+
+
+@dataclass(frozen=True)
+class VenuePosition:
+    """One open position as the venue reports it. ``quantity`` is signed (negative = short) and
+    in base units; the optional fields are None where the venue does not give them."""
+
+    market_type: str
+    symbol: str
+    quantity: Decimal
+    currency: str
+    entry_price: Decimal | None = None
+    leverage: Decimal | None = None
+    liquidation_price: Decimal | None = None
+    mark_price: Decimal | None = None
+    unrealised_pnl: Decimal | None = None
+    #: The price-layer instrument id where the adapter knows it better than the symbol does.
+    instrument: str = ""
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What one market of an account holds: cash balances by asset and open positions
+    (futures, F&O, stock holdings; spot coins are balances)."""
+
+    market_type: str
+    balances: dict[str, Balance] = field(default_factory=dict)
+    positions: list[VenuePosition] = field(default_factory=list)
 
 
 class ExchangeAdapter(ABC):
@@ -123,6 +154,9 @@ class ExchangeAdapter(ABC):
     #: request leaves (after any queueing for a shared client); else the execution layer marks
     #: "sending" before calling :meth:`place_order`, which is earlier but never late.
     marks_sending: bool = False
+    #: True where every market of the account draws on one set of balances (a unified
+    #: trading account, the paper book): the portfolio counts them once, not once per market.
+    shared_balances: bool = False
 
     def __init__(self, account: Account):
         self.account = account
@@ -168,6 +202,11 @@ class ExchangeAdapter(ABC):
         ``market_types`` are the markets the account's strategies trade (a venue that keeps a
         balance per market reads each)."""
         return balance_summary(self.balances())
+
+    def holdings(self, market_type: str) -> Holdings:
+        """Balances and positions of ``market_type`` for the portfolio. The default knows only
+        :meth:`balances`; venues with positions override it. Raises ``VenueError``."""
+        return Holdings(market_type=market_type, balances=self.balances())
 
     def markets(self) -> dict[str, dict[str, Any]]:
         """Trading rules per symbol (precision, minimums); empty when the venue has none."""

@@ -29,7 +29,15 @@ from decimal import ROUND_DOWN, Decimal
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from orders.exchanges.base import Balance, ExchangeAdapter, OrderRejected, OrderRequest, OrderResult
+from orders.exchanges.base import (
+    Balance,
+    ExchangeAdapter,
+    Holdings,
+    OrderRejected,
+    OrderRequest,
+    OrderResult,
+    VenuePosition,
+)
 from orders.models import PaperBalance, PaperOrder, PaperPosition
 from prices.records import instrument_for
 from prices.services import price_latest
@@ -85,8 +93,28 @@ class PaperAdapter(ExchangeAdapter):
     # A client order id is unique across every paper order (PaperOrder.client_order_id): a
     # repeat returns the existing order, whatever its state.
     client_id_refused_in_every_state = True
+    # One book per account: every market's cash is in the same PaperBalance rows.
+    shared_balances = True
 
     # --- reads ------------------------------------------------------------------------------
+
+    def holdings(self, market_type: str) -> Holdings:
+        """The book's balances (assets with nothing dropped) and its positions of
+        ``market_type`` with their entry price (spot coins stay balances)."""
+        balances = {asset: b for asset, b in self.balances().items() if b.total != 0}
+        positions = [
+            VenuePosition(
+                market_type=p.market_type,
+                symbol=p.symbol,
+                quantity=p.quantity,
+                currency=p.currency,
+                entry_price=p.entry_price or None,
+            )
+            for p in PaperPosition.objects.filter(account=self.account, market_type=market_type).exclude(
+                quantity=0
+            )
+        ]
+        return Holdings(market_type=market_type, balances=balances, positions=positions)
 
     def balances(self) -> dict[str, Balance]:
         return {

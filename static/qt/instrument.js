@@ -93,6 +93,7 @@
         chart.timeScale().fitContent();
         lastBar = bars.length ? bars[bars.length - 1] : null;
         chartEl.dataset.bars = String(bars.length);
+        if (document.body.dataset.staff === "1" && bars.length) loadFills(bars);
         if (lastTick) onPrice(lastTick);
         statusEl.textContent = bars.length
           ? chartEl.dataset.loaded.replace("{count}", bars.length)
@@ -102,6 +103,33 @@
         statusEl.textContent = chartEl.dataset.error;
         chartEl.dataset.bars = "error";
       });
+  }
+
+  /** Staff see every account's fills as markers on their day's candle (arrow up: buy). */
+  function loadFills(bars) {
+    var days = {};
+    bars.forEach(function (b) { days[b.time] = true; });
+    fetch("/api/fills?instrument=" + encodeURIComponent(instrument), {
+      credentials: "same-origin", headers: { Accept: "application/json" },
+    })
+      .then(function (r) { return r.ok ? r.json() : []; })
+      .then(function (fills) {
+        var markers = [];
+        fills.forEach(function (f) {
+          var stamp = new Date(f.at);
+          var day = isNaN(stamp.getTime()) ? "" : isoDay(stamp);
+          if (!days[day]) return;
+          var buy = f.side === "BUY";
+          markers.push({
+            time: day, position: buy ? "belowBar" : "aboveBar", shape: buy ? "arrowUp" : "arrowDown",
+            color: buy ? upColor : downColor, text: (buy ? "B " : "S ") + QT.fmt.number(f.quantity) + " @ " + QT.fmt.number(f.price),
+          });
+        });
+        markers.sort(function (a, b) { return a.time < b.time ? -1 : a.time > b.time ? 1 : 0; });
+        if (LWC.createSeriesMarkers) LWC.createSeriesMarkers(candles, markers);
+        chartEl.dataset.fills = String(markers.length);
+      })
+      .catch(function () { chartEl.dataset.fills = "error"; });
   }
 
   function setText(id, text) {

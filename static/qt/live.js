@@ -221,6 +221,9 @@
       case "webhook_update":
         this.emit("webhooks", msg);
         break;
+      case "portfolio_update":
+        this.emit("portfolio", msg);
+        break;
       default:
         break;
     }

@@ -42,6 +42,7 @@ from orders.exchanges.base import (
     Balance,
     CancelAllIncomplete,
     ExchangeAdapter,
+    Holdings,
     OrderRejected,
     OrderRequest,
     OrderResult,
@@ -49,6 +50,7 @@ from orders.exchanges.base import (
     PermanentVenueError,
     RetryableVenueError,
     VenueError,
+    VenuePosition,
     balance_summary,
 )
 from orders.exchanges.brokerkit.buckets import VenueBuckets, VenueLimit
@@ -148,13 +150,33 @@ def order_result(order: dict[str, Any], contract_size: Decimal = ONE) -> OrderRe
     amount = to_decimal(order.get("amount"))
     if status == OrderStatus.OPEN and filled > 0:
         status = OrderStatus.PARTIALLY_FILLED
+    fee, fee_currency = order_fee(order)
     return OrderResult(
         status=status,
         exchange_order_id=str(order.get("id") or ""),
         quantity=amount * contract_size if amount is not None else None,
         filled_qty=filled,
         avg_price=to_decimal(order.get("average")) if filled > 0 else None,
+        fee=fee,
+        fee_currency=fee_currency,
     )
+
+
+def order_fee(order: dict[str, Any]) -> tuple[Decimal | None, str]:
+    """(fee, currency) from ccxt's unified ``fee``/``fees``: the sum of the fees in the first
+    currency named (a venue charging in two currencies at once is not summed across them);
+    (None, "") when the venue reported none."""
+    fees = [f for f in (order.get("fees") or []) if isinstance(f, dict)]
+    if not fees and isinstance(order.get("fee"), dict):
+        fees = [order["fee"]]
+    fees = [f for f in fees if to_decimal(f.get("cost")) is not None]
+    if not fees:
+        return None, ""
+    currency = str(fees[0].get("currency") or "")
+    total = sum(
+        (to_decimal(f.get("cost")) or ZERO for f in fees if str(f.get("currency") or "") == currency), ZERO
+    )
+    return total, currency
 
 
 def request_never_sent(exc: BaseException) -> bool:
@@ -265,6 +287,10 @@ class CcxtAdapter(ExchangeAdapter):
     # Whether the venue answers a placement with ids only (no state): the state comes from a
     # lookup by client id right after, so a filled MARKET order is recorded as filled.
     placement_answers_ids_only: bool = False
+    #: True where ccxt's futures balance (free + used) already counts the positions'
+    #: unrealised PnL (Binance marginBalance, OKX eq, Bitget accountEquity; Bybit's
+    #: walletBalance does not): the portfolio's wallet is that less the venue's unrealised PnL.
+    futures_balance_includes_unrealised: bool = True
 
     def __init__(self, account: Any):
         super().__init__(account)
@@ -603,6 +629,59 @@ class CcxtAdapter(ExchangeAdapter):
             amount = contracts * per_contract
             size += -abs(amount) if row.get("side") == "short" else abs(amount)
         return size
+
+    def holdings(self, market_type: str) -> Holdings:
+        """Balances (ccxt ``fetch_balance``, assets with nothing dropped) and, on FUTURES, the
+        open positions (``fetch_positions``) with the venue's entry, leverage, liquidation and
+        mark prices where it gives them. Spot coins stay balances: the portfolio marks them."""
+        balances = {
+            asset: balance for asset, balance in self.balances(market_type).items() if balance.total != 0
+        }
+        positions: list[VenuePosition] = []
+        if market_type == MarketType.FUTURES:
+            positions = [
+                position
+                for row in self._call(market_type, "fetch_positions")
+                if (position := self._venue_position(market_type, row)) is not None
+            ]
+            if self.futures_balance_includes_unrealised:
+                # The portfolio adds each position's unrealised PnL itself (marked from the
+                # price layer): the balance it is given is the wallet, without it.
+                for position in positions:
+                    held = balances.get(position.currency)
+                    if held is not None and position.unrealised_pnl:
+                        balances[position.currency] = Balance(
+                            asset=held.asset, free=held.free - position.unrealised_pnl, locked=held.locked
+                        )
+        return Holdings(market_type=market_type, balances=balances, positions=positions)
+
+    def _venue_position(self, market_type: str, row: dict[str, Any]) -> VenuePosition | None:
+        """ccxt's unified position -> VenuePosition in base units; None for an empty row."""
+        contracts = to_decimal(row.get("contracts")) or ZERO
+        if contracts == 0:
+            return None
+        unified = str(row.get("symbol") or "")
+        market = self._loaded_markets(market_type).get(unified) or {}
+        per_contract = to_decimal(row.get("contractSize")) or contract_size(market)
+        amount = abs(contracts * per_contract)
+        symbol = unified.split(":", 1)[0]
+        quote = str(market.get("settle") or market.get("quote") or symbol.rpartition("/")[2])
+
+        def price(key: str) -> Decimal | None:
+            value = to_decimal(row.get(key))
+            return value if value else None  # venues send 0 for "none"
+
+        return VenuePosition(
+            market_type=market_type,
+            symbol=symbol,
+            quantity=-amount if row.get("side") == "short" else amount,
+            currency=quote,
+            entry_price=price("entryPrice"),
+            leverage=price("leverage"),
+            liquidation_price=price("liquidationPrice"),
+            mark_price=price("markPrice"),
+            unrealised_pnl=to_decimal(row.get("unrealizedPnl")),
+        )
 
     def place_order(self, request: OrderRequest) -> OrderResult:
         market = self.market(request.market_type, request.symbol)

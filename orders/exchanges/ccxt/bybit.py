@@ -17,6 +17,10 @@ class BybitAdapter(CcxtAdapter):
     """Bybit: ids-only placement answers, trigger direction on contracts, orderLinkId lookups."""
 
     display_name = "Bybit"
+    # A unified account: spot and derivatives share one wallet (fetch_balance is the same).
+    shared_balances = True
+    # ccxt's Bybit balance is walletBalance: without the positions' unrealised PnL.
+    futures_balance_includes_unrealised = False
     # Spot and USDT perpetuals only (no inverse or option instrument lists).
     venue_options = {"fetchMarkets": {"types": ["spot", "linear"]}}
     # 10016 "internal error, try again": the order's fate is unknown.

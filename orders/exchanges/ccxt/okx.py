@@ -18,6 +18,8 @@ class OkxAdapter(CcxtAdapter):
     """OKX: short client ids, algo orders for triggers, tdMode on each order, batch cancels."""
 
     display_name = "OKX"
+    # A unified account: spot and derivatives share one wallet (fetch_balance is the same).
+    shared_balances = True
     # Spot and perpetual swaps only (no dated futures, no option chains), one order per request
     # on /trade/order rather than ccxt's default one-element /trade/batch-orders.
     venue_options = {

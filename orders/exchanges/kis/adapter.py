@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from orders.exchanges.base import (
     Balance,
     ExchangeAdapter,
+    Holdings,
     OrderRejected,
     OrderRequest,
     OrderResult,
@@ -127,6 +128,15 @@ class KisAdapter(ExchangeAdapter):
         domestic = self._markets[MarketType.DOMESTIC_STOCK]
         assert isinstance(domestic, DomesticStock)
         return domestic.cash()
+
+    def holdings(self, market_type: str) -> Holdings:
+        """The market's own balance inquiry (see each market's ``holdings``); overseas stocks
+        are read on the exchange in ``settings["overseas_exchange"]`` (default NASD: every US
+        exchange)."""
+        market = self._market_of(market_type)
+        if market is None:
+            raise unsupported(market_type)
+        return market.holdings({"exchange_code": self.settings.get("overseas_exchange") or "NASD"})
 
     def position(self, market_type: str, symbol: str, params: dict[str, Any] | None = None) -> Decimal:
         market = self._market_of(market_type)

@@ -25,12 +25,14 @@ from django.utils.translation import gettext as _
 
 from orders.exchanges.base import (
     CancelAllIncomplete,
+    Holdings,
     OrderRejected,
     OrderRequest,
     OrderResult,
     OrderUncertain,
     PermanentVenueError,
     VenueError,
+    VenuePosition,
 )
 from orders.exchanges.brokerkit.ledger import Intent, OrderLedger
 from orders.exchanges.brokerkit.venue_orders import VenueOrder, find_order, state_after_acceptance
@@ -94,6 +96,36 @@ class OrderPlan(NamedTuple):
     notes: tuple[str, ...] = ()
 
 
+def holding_position(
+    market_type: str,
+    symbol: str,
+    quantity: Decimal,
+    currency: str,
+    row: dict[str, Any],
+    entry_key: str,
+    mark_key: str,
+    *,
+    exchange: str = "",
+) -> VenuePosition:
+    """A balance row as a VenuePosition: the entry and mark prices are read from ``entry_key``
+    and ``mark_key`` where the row carries them (non-zero). ``exchange`` (overseas stocks) names
+    the price-layer instrument ``EXCD:SYMBOL``."""
+
+    def price(key: str) -> Decimal | None:
+        value = to_decimal(row.get(key)) if key else None
+        return value if value else None
+
+    return VenuePosition(
+        market_type=market_type,
+        symbol=symbol,
+        quantity=quantity,
+        currency=currency.upper(),
+        entry_price=price(entry_key),
+        mark_price=price(mark_key),
+        instrument=f"{exchange}:{symbol}" if exchange else "",
+    )
+
+
 class KisMarket(ABC):
     """One market of a KIS account: its order body and TR ids, order list, position and cancel,
     over the shared placement and lookup flow."""
@@ -126,6 +158,10 @@ class KisMarket(ABC):
     @abstractmethod
     def position(self, symbol: str, params: dict[str, Any]) -> Decimal:
         """Signed holding of ``symbol`` (negative is short)."""
+
+    @abstractmethod
+    def holdings(self, params: dict[str, Any]) -> Holdings:
+        """This market's cash (where its balance inquiry has it) and every open position."""
 
     def session_of(self, plan: OrderPlan) -> str:
         """The F&O session an order was sent to (only domestic F&O has a night one)."""

@@ -7,10 +7,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from orders.exchanges.base import OrderRequest
+from orders.exchanges.base import Holdings, OrderRequest
 from orders.exchanges.brokerkit.ledger import Intent
 from orders.exchanges.brokerkit.venue_orders import VenueOrder, collect_orders
-from orders.exchanges.kis.base import KisMarket, OrderPlan, cancel_each, unsupported
+from orders.exchanges.kis.base import KisMarket, OrderPlan, cancel_each, holding_position, unsupported
 from orders.exchanges.kis.sessions import fo_session, night_session_start
 from orders.exchanges.kis.venue_orders import SELL_CODE, is_new_order, kst_time, side_code, side_of
 from quanttrade.vocabulary import ZERO, MarketType, OrderType, decimal_str, to_decimal
@@ -84,9 +84,23 @@ class DomesticFutureOption(KisMarket):
         return "night" if plan.tr_id == NIGHT_ORDER_TR else "day"
 
     def position(self, symbol: str, params: dict[str, Any]) -> Decimal:
-        """Signed holding from the balance of the current session: by night 야간 잔고현황
-        (CTFN6118R, inquire-ngt-balance; real accounts only), which counts the night's trades
-        that the day balance (CTFO6118R) does not."""
+        """Signed holding from the balance of the current session (see :meth:`_signed_rows`)."""
+        return sum((qty for code, qty, _row in self._signed_rows(params) if code == symbol.upper()), ZERO)
+
+    def holdings(self, params: dict[str, Any]) -> Holdings:
+        """Every open F&O position of the current session's balance (signed, at 체결평균단가
+        ``ccld_avg_unpr1`` where the answer carries it). Deposits are not read: no balances."""
+        positions = [
+            holding_position(self.market_type, code, qty, "KRW", row, "ccld_avg_unpr1", "")
+            for code, qty, row in self._signed_rows(params)
+            if qty
+        ]
+        return Holdings(self.market_type, {}, positions)
+
+    def _signed_rows(self, params: dict[str, Any]) -> list[tuple[str, Decimal, dict[str, Any]]]:
+        """(code, signed quantity, row) of the balance of the current session: by night 야간
+        잔고현황 (CTFN6118R, inquire-ngt-balance; real accounts only), which counts the night's
+        trades that the day balance (CTFO6118R) does not."""
         night = self.session(params) == "night" and not self.client.virtual
         if night:
             path, tr_id = "/uapi/domestic-futureoption/v1/trading/inquire-ngt-balance", "CTFN6118R"
@@ -108,14 +122,12 @@ class DomesticFutureOption(KisMarket):
                 "CTX_AREA_NK200": "",
             },
         )
-        size = Decimal(0)
+        rows = []
         for row in data.get("output1") or []:
-            if (row.get("shtn_pdno") or row.get("pdno")) != symbol.upper():
-                continue
             qty = to_decimal(row.get("cblc_qty"), ZERO)
             short = row.get("sll_buy_dvsn_cd") == SELL_CODE or "매도" in str(row.get("sll_buy_dvsn_name", ""))
-            size += -qty if short else qty
-        return size
+            rows.append((str(row.get("shtn_pdno") or row.get("pdno")), -qty if short else qty, row))
+        return rows
 
     def orders(
         self, since: date, session: str, product: str = "", side: str = "", *, unfilled_only: bool = False

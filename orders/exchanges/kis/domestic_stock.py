@@ -8,10 +8,10 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from orders.exchanges.base import Balance, OrderRequest
+from orders.exchanges.base import Balance, Holdings, OrderRequest
 from orders.exchanges.brokerkit.ledger import Intent
 from orders.exchanges.brokerkit.venue_orders import VenueOrder, collect_orders
-from orders.exchanges.kis.base import KisMarket, OrderPlan, unsupported
+from orders.exchanges.kis.base import KisMarket, OrderPlan, holding_position, unsupported
 from orders.exchanges.kis.ticks import krx_table, on_step
 from orders.exchanges.kis.venue_orders import is_new_order, kst_time, side_of
 from quanttrade.vocabulary import ZERO, MarketType, OrderType, Side, decimal_str, to_decimal
@@ -119,6 +119,20 @@ class DomesticStock(KisMarket):
         summary = self.balance().get("output2") or [{}]
         summary = summary[0] if isinstance(summary, list) else summary
         return {"KRW": Balance(asset="KRW", free=to_decimal(summary.get("dnca_tot_amt"), ZERO))}
+
+    def holdings(self, params: dict[str, Any]) -> Holdings:
+        """Cash (예수금총금액) and every holding of 주식잔고조회 (TTTC8434R), at 보유수량 with
+        매입평균가격 and 현재가 where the answer carries them."""
+        data = self.balance()
+        summary = data.get("output2") or [{}]
+        summary = summary[0] if isinstance(summary, list) else summary
+        cash = to_decimal(summary.get("dnca_tot_amt"), ZERO)
+        positions = [
+            holding_position(self.market_type, str(r.get("pdno")), qty, "KRW", r, "pchs_avg_pric", "prpr")
+            for r in data.get("output1") or []
+            if (qty := to_decimal(r.get("hldg_qty"), ZERO))
+        ]
+        return Holdings(self.market_type, {"KRW": Balance(asset="KRW", free=cash)}, positions)
 
     def position(self, symbol: str, params: dict[str, Any]) -> Decimal:
         code = pdno(symbol)

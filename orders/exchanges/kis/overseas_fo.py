@@ -8,10 +8,10 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from orders.exchanges.base import OrderRejected, OrderRequest
+from orders.exchanges.base import Holdings, OrderRejected, OrderRequest
 from orders.exchanges.brokerkit.ledger import Intent
 from orders.exchanges.brokerkit.venue_orders import VenueOrder, collect_orders
-from orders.exchanges.kis.base import KisMarket, OrderPlan, unsupported
+from orders.exchanges.kis.base import KisMarket, OrderPlan, holding_position, unsupported
 from orders.exchanges.kis.venue_orders import SELL_CODE, is_new_order, kst_time, side_code, side_of
 from quanttrade.vocabulary import ZERO, MarketType, OrderType, decimal_str, to_decimal
 
@@ -85,19 +85,34 @@ class OverseasFutureOption(KisMarket):
         return OrderPlan("/uapi/overseas-futureoption/v1/trading/order", "OTFM3001U", body)
 
     def position(self, symbol: str, params: dict[str, Any]) -> Decimal:
+        return sum((qty for code, qty, _row in self._signed_rows() if code == symbol.upper()), ZERO)
+
+    def holdings(self, params: dict[str, Any]) -> Holdings:
+        """Every open position of 해외선물옵션 미결제내역 (signed). Deposits are another inquiry
+        not read here: no balances."""
+        positions = [
+            holding_position(
+                self.market_type, code, qty, str(row.get("crcy_cd") or "USD"), row, "pchs_avg_pric", ""
+            )
+            for code, qty, row in self._signed_rows()
+            if qty
+        ]
+        return Holdings(self.market_type, {}, positions)
+
+    def _signed_rows(self) -> list[tuple[str, Decimal, dict[str, Any]]]:
+        """(code, signed quantity, row) of 해외선물옵션 미결제내역 (OTFM1412R)."""
         data = self.client.request(
             "GET",
             "/uapi/overseas-futureoption/v1/trading/inquire-unpd",
             "OTFM1412R",
             params={**self.kis.fields(), "FUOP_DVSN": "00", "CTX_AREA_FK100": "", "CTX_AREA_NK100": ""},
         )
-        size = Decimal(0)
+        rows = []
         for row in data.get("output") or []:
-            if row.get("ovrs_futr_fx_pdno") != symbol.upper():
-                continue
             qty = to_decimal(row.get("fm_ustl_qty"), ZERO)
-            size += -qty if row.get("sll_buy_dvsn_cd") == SELL_CODE else qty
-        return size
+            signed = -qty if row.get("sll_buy_dvsn_cd") == SELL_CODE else qty
+            rows.append((str(row.get("ovrs_futr_fx_pdno")), signed, row))
+        return rows
 
     def orders(self, side: str = "", *, unfilled_only: bool = False) -> list[VenueOrder]:
         """해외선물옵션 당일주문내역: today's orders only."""

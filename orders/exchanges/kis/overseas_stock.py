@@ -9,10 +9,10 @@ from typing import Any, NamedTuple
 
 from django.utils.translation import gettext as _
 
-from orders.exchanges.base import OrderRejected, OrderRequest
+from orders.exchanges.base import Holdings, OrderRejected, OrderRequest
 from orders.exchanges.brokerkit.ledger import Intent
 from orders.exchanges.brokerkit.venue_orders import VenueOrder, collect_orders
-from orders.exchanges.kis.base import KisMarket, OrderPlan, unsupported
+from orders.exchanges.kis.base import KisMarket, OrderPlan, holding_position, unsupported
 from orders.exchanges.kis.client import kis_error
 from orders.exchanges.kis.ticks import on_step, overseas_table
 from orders.exchanges.kis.venue_orders import is_new_order, kst_time, side_code, side_of
@@ -145,8 +145,8 @@ class OverseasStock(KisMarket):
             raise OrderRejected(kis_error(_("no price for %(symbol)s") % {"symbol": symbol}))
         return last
 
-    def position(self, symbol: str, params: dict[str, Any]) -> Decimal:
-        currency = str(params.get("currency") or "USD")
+    def _balance_rows(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """해외주식 잔고 (TTTS3012R) rows of the exchange ``params`` name (NASD lists every US one)."""
         data = self.client.request(
             "GET",
             "/uapi/overseas-stock/v1/trading/inquire-balance",
@@ -154,12 +154,15 @@ class OverseasStock(KisMarket):
             params={
                 **self.kis.fields(),
                 "OVRS_EXCG_CD": exchange_code(params),
-                "TR_CRCY_CD": currency,
+                "TR_CRCY_CD": str(params.get("currency") or "USD"),
                 "CTX_AREA_FK200": "",
                 "CTX_AREA_NK200": "",
             },
         )
-        rows = data.get("output1") or []
+        return list(data.get("output1") or [])
+
+    def position(self, symbol: str, params: dict[str, Any]) -> Decimal:
+        rows = self._balance_rows(params)
         return sum(
             (
                 to_decimal(r.get("ord_psbl_qty") or r.get("ovrs_cblc_qty"), ZERO)
@@ -168,6 +171,25 @@ class OverseasStock(KisMarket):
             ),
             Decimal(0),
         )
+
+    def holdings(self, params: dict[str, Any]) -> Holdings:
+        """Every holding of 해외주식 잔고 (해외잔고수량, 매입평균가격, 현재가). Foreign cash is
+        another inquiry (체결기준현재잔고) that is not read here: no balances."""
+        positions = [
+            holding_position(
+                self.market_type,
+                str(r.get("ovrs_pdno")),
+                qty,
+                str(r.get("tr_crcy_cd") or params.get("currency") or "USD"),
+                r,
+                "pchs_avg_pric",
+                "now_pric2",
+                exchange=str(r.get("ovrs_excg_cd") or ""),
+            )
+            for r in self._balance_rows(params)
+            if (qty := to_decimal(r.get("ovrs_cblc_qty"), ZERO))
+        ]
+        return Holdings(self.market_type, {}, positions)
 
     def orders(self, since: date, exchange: str = "", product: str = "", side: str = "") -> list[VenueOrder]:
         """해외주식 주문체결내역. Its dates are the exchange's local dates, which run up to a day

@@ -24,11 +24,13 @@ from django.utils.translation import gettext as _
 from orders.exchanges.base import (
     Balance,
     ExchangeAdapter,
+    Holdings,
     OrderRejected,
     OrderRequest,
     OrderResult,
     OrderUncertain,
     VenueError,
+    VenuePosition,
     balance_summary,
 )
 from orders.exchanges.brokerkit.ledger import Intent, OrderLedger
@@ -197,7 +199,7 @@ class KiwoomAdapter(ExchangeAdapter):
         return count
 
     # --- portfolio --------------------------------------------------------------------
-    def holdings(self) -> dict[str, Decimal]:
+    def stock_holdings(self) -> dict[str, Decimal]:
         """Orderable shares per code (kt00018, every page)."""
         pages = self.client.pages(ds.HOLDINGS, ds.ACCOUNT_PATH, {"qry_tp": "1", "dmst_stex_tp": "KRX"})
         held: dict[str, Decimal] = {}
@@ -225,11 +227,23 @@ class KiwoomAdapter(ExchangeAdapter):
         data = self.client.call(ds.DEPOSIT, ds.ACCOUNT_PATH, {"qry_tp": "3"})
         deposit, orderable = to_decimal(data.get("entr"), ZERO), to_decimal(data.get("ord_alow_amt"), ZERO)
         balances = {"KRW": Balance(asset="KRW", free=orderable, locked=max(ZERO, deposit - orderable))}
-        for code, qty in self.holdings().items():
+        for code, qty in self.stock_holdings().items():
             balances[code] = Balance(asset=code, free=qty)
         return balances
+
+    def holdings(self, market_type: str) -> Holdings:
+        """KRW from 예수금상세현황 (kt00001) and each stock of 계좌평가잔고내역 (kt00018)."""
+        if market_type != MarketType.DOMESTIC_STOCK:
+            return Holdings(market_type=market_type)
+        balances = self.balances()
+        positions = [
+            VenuePosition(market_type=market_type, symbol=code, quantity=b.total, currency="KRW")
+            for code, b in balances.items()
+            if code != "KRW" and b.total
+        ]
+        return Holdings(market_type=market_type, balances={"KRW": balances["KRW"]}, positions=positions)
 
     def position(self, market_type: str, symbol: str, params: dict[str, Any] | None = None) -> Decimal:
         if market_type != MarketType.DOMESTIC_STOCK:
             return Decimal(0)
-        return self.holdings().get(ds.stock_code(symbol), Decimal(0))
+        return self.stock_holdings().get(ds.stock_code(symbol), Decimal(0))

@@ -31,6 +31,7 @@ import orders.tasks  # noqa: F401 - registers the execution tasks with the app
 from feeds import run_in_background
 from notify.services import notifications_sweep
 from orders.approval import approvals_expire
+from orders.portfolio.services import portfolios_refresh
 from orders.services import orders_sweep, paper_match_run
 from quanttrade.celery import app
 from webhooks.services import webhooks_sweep
@@ -79,8 +80,9 @@ NOTIFY_SWEEP_INTERVAL_SECONDS = 30.0
 
 class PeriodicLoop:
     """Runs the order sweep every ORDER_SWEEP_INTERVAL_SECONDS, the paper matcher every
-    PAPER_MATCH_INTERVAL_SECONDS, the approval expiry every APPROVAL_EXPIRE_INTERVAL_SECONDS
-    and the notification sweep every 30 s (what `celery beat` does in distributed mode)."""
+    PAPER_MATCH_INTERVAL_SECONDS, the approval expiry every APPROVAL_EXPIRE_INTERVAL_SECONDS,
+    the notification sweep every 30 s and the portfolio refresh every PORTFOLIO_REFRESH_SECONDS
+    (what `celery beat` does in distributed mode)."""
 
     def __init__(self) -> None:
         self.stop_event = threading.Event()
@@ -96,6 +98,8 @@ class PeriodicLoop:
     def _run(self) -> None:
         sweep_every = float(settings.ORDER_SWEEP_INTERVAL_SECONDS)
         match_every = float(settings.PAPER_MATCH_INTERVAL_SECONDS)
+        portfolio_every = float(settings.PORTFOLIO_REFRESH_SECONDS)
+        next_portfolio = time.monotonic() + portfolio_every
         next_sweep = time.monotonic() + sweep_every
         next_match = time.monotonic()
         next_housekeeping = time.monotonic()
@@ -114,13 +118,22 @@ class PeriodicLoop:
             if now >= next_expire:
                 next_expire = now + expire_every
                 _guarded("approvals_expire", approvals_expire)
+            if now >= next_portfolio:
+                next_portfolio = now + portfolio_every
+                _guarded("portfolios_refresh", portfolios_refresh)
             if now >= next_housekeeping:
                 next_housekeeping = now + HOUSEKEEPING_INTERVAL_SECONDS
                 _guarded("webhooks_sweep", webhooks_sweep)
             if now >= next_notify_sweep:
                 next_notify_sweep = now + NOTIFY_SWEEP_INTERVAL_SECONDS
                 _guarded("notify_sweep", notifications_sweep)
-            self.stop_event.wait(max(0.0, min(next_sweep, next_match, next_expire) - time.monotonic()))
+            self.stop_event.wait(
+                max(
+                    0.0,
+                    min(next_sweep, next_match, next_expire, next_portfolio, next_notify_sweep)
+                    - time.monotonic(),
+                )
+            )
         connections.close_all()
 
 
