@@ -14,6 +14,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("accounts/login/", access_views.PasswordLoginView.as_view(), name="login"),
     path("accounts/login/otp/", access_views.login_otp, name="login-otp"),
     path("accounts/otp/enrol/", access_views.otp_enrol, name="otp-enrol"),
+    path("accounts/<int:pk>/cancel-all/", order_pages.account_cancel_all_view, name="account-cancel-all"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", price_pages.dashboard, name="dashboard"),
     # Instrument ids may contain "/" and ":" (BINANCE:BTC/USDT), hence <path:>.
@@ -25,6 +26,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("orders/", order_pages.order_list, name="order-list"),
     path("orders/<uuid:pk>/", order_pages.order_detail, name="order-detail"),
     path("orders/<uuid:pk>/row/", order_pages.order_row, name="order-row"),
+    path("orders/<uuid:pk>/cancel/", order_pages.order_cancel_view, name="order-cancel"),
     path("webhooks/", webhook_pages.webhook_list, name="webhook-list"),
     path("webhooks/<uuid:pk>/", webhook_pages.webhook_detail, name="webhook-detail"),
     path("webhooks/<uuid:pk>/replay/", webhook_pages.webhook_replay_view, name="webhook-replay"),

@@ -29,7 +29,14 @@ from decimal import ROUND_DOWN, Decimal
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from orders.exchanges.base import Balance, ExchangeAdapter, OrderRejected, OrderRequest, OrderResult
+from orders.exchanges.base import (
+    Balance,
+    ExchangeAdapter,
+    OrderNotFound,
+    OrderRejected,
+    OrderRequest,
+    OrderResult,
+)
 from orders.models import PaperBalance, PaperOrder, PaperPosition
 from prices.records import instrument_for
 from prices.services import price_latest
@@ -132,6 +139,23 @@ class PaperAdapter(ExchangeAdapter):
                 record = price_latest(paper.instrument)
                 if record is not None:
                     _match(account, paper, record.price)
+            return paper_result(paper)
+
+    def cancel_order(self, request: OrderRequest, exchange_order_id: str) -> OrderResult:
+        """Cancel the resting paper order placed with ``request`` (its reserved funds go back);
+        one already filled or cancelled is returned as it is."""
+        with transaction.atomic():
+            account = _lock_account(self.account.pk)
+            paper = PaperOrder.objects.filter(
+                account=account, client_order_id=request.client_order_id
+            ).first()
+            if paper is None:
+                raise OrderNotFound(_("The venue has no such order"))
+            if paper.status == OrderStatus.OPEN:
+                _release(account, paper)
+                paper.status = OrderStatus.CANCELLED
+                paper.message = _("Cancelled on request")
+                paper.save()
             return paper_result(paper)
 
     def cancel_all(self, market_type: str, symbol: str | None) -> int:
