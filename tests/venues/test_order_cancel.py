@@ -4,6 +4,7 @@ paper venue, and the services the pages call (``order_cancel``, ``account_cancel
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -16,9 +17,12 @@ from orders.exchanges.kis.sessions import KST
 from orders.models import Order, PaperBalance, PaperOrder
 from orders.services import OrderNotOpenError, account_cancel_all, account_orders_execute, order_cancel
 from quanttrade.vocabulary import OrderStatus
+from strategies.models import Account
 from tests.execution.test_execution import make_orders
 from venuesim.binance import BinanceSim
 from venuesim.kis import KisSim
+from venuesim.kiwoom import ORDER_PATH as KIWOOM_ORDER_PATH
+from venuesim.kiwoom import KiwoomSim
 
 D = Decimal
 DAYTIME = datetime(2026, 12, 1, 10, 0, tzinfo=KST)
@@ -302,3 +306,62 @@ def test_account_cancel_all_with_nothing_open_asks_no_venue(
     account = binance_account()
     assert account_cancel_all(account).cancelled == 0
     assert binance_sim.seen("/api/v3/openOrders", method="DELETE") == []
+
+
+# --- Kiwoom ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def kiwoom_sim() -> Iterator[KiwoomSim]:
+    sim = KiwoomSim()
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def kiwoom_account(make_account: Any, kiwoom_sim: KiwoomSim) -> Account:
+    return make_account(
+        name="kiwoom-1",
+        exchange="KIWOOM",
+        api_key="sim-appkey",
+        api_secret="sim-secretkey",
+        settings={"api_base_url": kiwoom_sim.base_url, "account_number": "1234567890", "timeout_seconds": 2},
+    )
+
+
+def test_kiwoom_cancel_order_sends_kt10003_for_that_order_only(
+    kiwoom_sim: KiwoomSim, kiwoom_account: Account
+) -> None:
+    adapter = adapter_for(kiwoom_account)
+    first = adapter.place_order(kiwoom_request("k-1"))
+    adapter.place_order(kiwoom_request("k-2"))
+
+    result = adapter.cancel_order(kiwoom_request("k-1"), first.exchange_order_id)
+
+    assert (result.status, result.exchange_order_id) == (OrderStatus.CANCELLED, first.exchange_order_id)
+    (cancel,) = [r for r in kiwoom_sim.seen(KIWOOM_ORDER_PATH) if r.header("api-id") == "kt10003"]
+    assert cancel.json()["orig_ord_no"] == first.exchange_order_id
+
+
+def test_kiwoom_cancel_of_a_filled_order_returns_the_fill(
+    kiwoom_sim: KiwoomSim, kiwoom_account: Account
+) -> None:
+    adapter = adapter_for(kiwoom_account)
+    market = kiwoom_request("k-1", order_type="MARKET", price=None)
+    filled = adapter.place_order(market)
+
+    assert adapter.cancel_order(market, filled.exchange_order_id).status == OrderStatus.FILLED
+    assert [r for r in kiwoom_sim.seen(KIWOOM_ORDER_PATH) if r.header("api-id") == "kt10003"] == []
+
+
+def kiwoom_request(cid: str, **kw: Any) -> OrderRequest:
+    fields: dict[str, Any] = {
+        "symbol": "005930",
+        "side": "BUY",
+        "order_type": "LIMIT",
+        "qty_per": D(1),
+        "price": D(60000),
+    }
+    fields.update(kw)
+    return OrderRequest(client_order_id=cid, market_type="DOMESTIC_STOCK", **fields)
