@@ -132,13 +132,13 @@ class PaperAdapter(ExchangeAdapter):
                     raise OrderRejected(
                         _("No price data for %(instrument)s") % {"instrument": paper.instrument}
                     )
-                _fill(account, paper, record.price)  # checks the funds, settles, saves
+                _fill(account, paper, record.price, record.feed)  # checks the funds, settles, saves
             else:
                 _reserve(account, paper)
                 paper.save()
                 record = price_latest(paper.instrument)
                 if record is not None:
-                    _match(account, paper, record.price)
+                    _match(account, paper, record.price, record.feed)
             return paper_result(paper)
 
     def cancel_order(self, request: OrderRequest, exchange_order_id: str) -> OrderResult:
@@ -381,8 +381,9 @@ def _release(account: Account, paper: PaperOrder) -> None:
     paper.reserved = ZERO
 
 
-def _fill(account: Account, paper: PaperOrder, price: Decimal) -> None:
-    """Fill ``paper`` completely at ``price``: release its reservation, settle, mark filled."""
+def _fill(account: Account, paper: PaperOrder, price: Decimal, feed: str) -> None:
+    """Fill ``paper`` completely at ``price`` (from the price feed ``feed``): release its
+    reservation, settle, mark filled."""
     _release(account, paper)
     if paper.reduce_only:
         _cap_to_position(account, paper)
@@ -396,6 +397,7 @@ def _fill(account: Account, paper: PaperOrder, price: Decimal) -> None:
     paper.status = OrderStatus.FILLED
     paper.filled = paper.amount
     paper.avg_price = price
+    paper.priced_by = feed[:32]
     paper.save()
     log.info(
         "Paper %s 주문 체결: order_id=%s %s %s %s @ %s",
@@ -496,7 +498,7 @@ def _settle_derivative(account: Account, paper: PaperOrder, price: Decimal) -> N
     pos.save()
 
 
-def _match(account: Account, paper: PaperOrder, price: Decimal) -> bool:
+def _match(account: Account, paper: PaperOrder, price: Decimal, feed: str) -> bool:
     """Apply one observed price to a resting order; returns True when the order changed."""
     if paper.order_type in STOPS and not paper.triggered:
         stop = paper.stop_price
@@ -507,7 +509,7 @@ def _match(account: Account, paper: PaperOrder, price: Decimal) -> bool:
             return False
         paper.triggered = True
         if paper.order_type == OrderType.STOP_MARKET:
-            return _fill_or_cancel(account, paper, price)
+            return _fill_or_cancel(account, paper, price, feed)
         paper.save(update_fields=["triggered", "updated_at"])
         log.info(
             "Paper %s 스톱 발동: order_id=%s @ %s",
@@ -519,7 +521,7 @@ def _match(account: Account, paper: PaperOrder, price: Decimal) -> bool:
             return True
     elif not _limit_crossed(paper, price):
         return False
-    return _fill_or_cancel(account, paper, price)
+    return _fill_or_cancel(account, paper, price, feed)
 
 
 def _limit_crossed(paper: PaperOrder, price: Decimal) -> bool:
@@ -528,11 +530,11 @@ def _limit_crossed(paper: PaperOrder, price: Decimal) -> bool:
     return price <= paper.price if paper.side == Side.BUY else price >= paper.price
 
 
-def _fill_or_cancel(account: Account, paper: PaperOrder, price: Decimal) -> bool:
+def _fill_or_cancel(account: Account, paper: PaperOrder, price: Decimal, feed: str) -> bool:
     """Fill at ``price``; an order that can no longer be funded is cancelled with the reason."""
     try:
         with transaction.atomic():
-            _fill(account, paper, price)
+            _fill(account, paper, price, feed)
     except OrderRejected as error:
         paper.refresh_from_db()
         _release(account, paper)
@@ -550,6 +552,8 @@ def paper_result(paper: PaperOrder) -> OrderResult:
             "amount": decimal_str(paper.filled, "0"),
             "price": decimal_str(paper.avg_price, "0"),
         }
+        if paper.priced_by:
+            message += " " + _("(priced by the %(feed)s feed)") % {"feed": paper.priced_by}
     elif paper.status == OrderStatus.OPEN:
         message = _("Resting on the paper venue")
         if paper.triggered:
@@ -599,6 +603,6 @@ def paper_match() -> list[PaperOrder]:
                 continue
             account = _lock_account(account_id)
             paper = PaperOrder.objects.get(pk=paper_id)
-            if paper.status == OrderStatus.OPEN and _match(account, paper, record.price):
+            if paper.status == OrderStatus.OPEN and _match(account, paper, record.price, record.feed):
                 changed.append(paper)
     return changed

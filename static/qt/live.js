@@ -254,12 +254,25 @@
     if (this.state === "connected") this.send({ type: "unsubscribe", topic: topic });
   };
 
-  /** Replace el's content with the source badge (realtime / daily close) and a stale badge. */
+  /** The badge a price's source gets: realtime, simulated (made-up demo ticks, never shown as
+   * realtime) or daily close. */
+  function sourceOf(data) {
+    var source = data && data.source;
+    if (source === "daily_close" || source === "simulated") return source;
+    return data && data.feed === "simulated" ? "simulated" : "realtime";
+  }
+
+  /** Replace el's content with the source badge (realtime / simulated / daily close) and a stale badge. */
   function sourceBadges(el, source, stale) {
     el.textContent = "";
     var badge = document.createElement("span");
     badge.className = "badge badge-" + source;
-    badge.textContent = source === "daily_close" ? t("dailyClose", "daily close") : t("realtime", "realtime");
+    badge.textContent =
+      source === "daily_close"
+        ? t("dailyClose", "daily close")
+        : source === "simulated"
+          ? t("simulated", "simulated")
+          : t("realtime", "realtime");
     el.appendChild(badge);
     if (stale) {
       var st = document.createElement("span");
@@ -278,6 +291,7 @@
   window.QT = window.QT || {};
   window.QT.t = t;
   window.QT.sourceBadges = sourceBadges;
+  window.QT.sourceOf = sourceOf;
   window.QT.instrumentUrl = instrumentUrl;
   window.QT.fmt = { number: fmtNumber, signed: fmtSigned, rate: fmtRate, sign: sign, time: fmtTime };
   window.QT.live = new Live(scheme + location.host + "/ws");
