@@ -10,7 +10,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 
 from orders.exchanges.base import VenueError
 from orders.models import Order
+from orders.selectors import IN_PROGRESS, orders_in_progress_count
 from orders.services import OrderNotOpenError, account_cancel_all, order_cancel
 from prices.pages import live_context
 from quanttrade.auth import staff_required
@@ -27,13 +28,20 @@ from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus, decimal_str
 from strategies.models import Account, Strategy
 
 ORDERS_PER_PAGE = 50
-UNSETTLED = frozenset({OrderStatus.QUEUED, OrderStatus.SUBMITTED} | LIVE_STATUSES)
+UNSETTLED = IN_PROGRESS
 EVENTS_PER_PAGE = 25
 
 
 def plain_decimal(value: Decimal | None) -> str:
-    """A Decimal without its storage padding (0.0100000000 -> 0.01), never in exponent form."""
-    return decimal_str(value, "–")
+    """A Decimal as every page shows numbers: without its storage padding (0.0100000000 ->
+    0.01), never in exponent form, thousands grouped with commas (65,000.5; the pages' script
+    formats live updates the same way)."""
+    text = decimal_str(value, "–")
+    sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
+    whole, dot, fraction = digits.partition(".")
+    if not whole.isdigit():
+        return text
+    return f"{sign}{int(whole):,}{dot}{fraction}"
 
 
 def decorate(order: Order) -> Order:
@@ -131,6 +139,12 @@ def order_row(request: HttpRequest, pk: Any) -> HttpResponse:
     query = request.GET.urlencode()
     back = reverse("order-list") + (f"?{query}" if query else "")
     return render(request, "pages/_order_row.html", {"order": decorate(order), "next": back})
+
+
+@staff_required
+def order_count(request: HttpRequest) -> JsonResponse:
+    """The header's count of orders in progress (re-read when the `orders` topic moves)."""
+    return JsonResponse({"in_progress": orders_in_progress_count()})
 
 
 @staff_required

@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from orders.models import Order
-from quanttrade.vocabulary import decimal_str
+from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus, decimal_str
+
+# Not final yet: waiting for a worker, being sent, or resting at the venue.
+IN_PROGRESS = frozenset({OrderStatus.QUEUED, OrderStatus.SUBMITTED} | LIVE_STATUSES)
+
+
+def orders_in_progress_count() -> int:
+    """How many orders are not final yet (the header's count)."""
+    return Order.objects.filter(status__in=IN_PROGRESS).count()
 
 
 def order_summary(order: Order) -> dict[str, Any]:

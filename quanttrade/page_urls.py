@@ -24,6 +24,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("strategies/<int:pk>/token/", strategy_pages.strategy_token, name="strategy-token"),
     path("strategies/<int:pk>/test-signal/", webhook_pages.strategy_test_signal, name="strategy-test-signal"),
     path("orders/", order_pages.order_list, name="order-list"),
+    path("orders/count/", order_pages.order_count, name="order-count"),
     path("orders/<uuid:pk>/", order_pages.order_detail, name="order-detail"),
     path("orders/<uuid:pk>/row/", order_pages.order_row, name="order-row"),
     path("orders/<uuid:pk>/cancel/", order_pages.order_cancel_view, name="order-cancel"),

@@ -91,6 +91,15 @@
     return rows.length;
   }
 
+  // The list's "N orders" counts a row the live updates added.
+  function countOneMore() {
+    var total = document.getElementById("order-total");
+    if (!total) return;
+    var count = (parseInt(total.dataset.count, 10) || 0) + 1;
+    total.dataset.count = String(count);
+    total.textContent = total.textContent.replace(/\d[\d,]*/, QT.fmt.number(String(count)));
+  }
+
   function fetchRow(order) {
     if (!table || table.dataset.firstPage !== "1" || fetching[order.order_id]) return;
     fetching[order.order_id] = true;
@@ -111,6 +120,7 @@
         var row = tmp.firstElementChild;
         if (!row) return;
         tbody.insertBefore(row, tbody.firstChild);
+        countOneMore();
         var empty = document.getElementById("orders-empty");
         if (empty) empty.remove();
         apply(row, latest[order.order_id]);

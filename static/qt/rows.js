@@ -1,11 +1,11 @@
-// A table row with data-href opens that page when clicked anywhere but on its own links,
-// buttons, forms and dialogs (on a phone the row is the only wide enough target).
+// A table row or card with data-href opens that page when clicked anywhere but on its own
+// links, buttons, forms, dialogs and folded parts (on a phone it is the only wide enough target).
 (function () {
   "use strict";
   document.addEventListener("click", function (event) {
-    var row = event.target.closest("tr[data-href]");
+    var row = event.target.closest("[data-href]");
     if (!row || event.defaultPrevented) return;
-    if (event.target.closest("a, button, input, select, textarea, label, dialog, form")) return;
+    if (event.target.closest("a, button, input, select, textarea, label, dialog, form, details, pre")) return;
     if (window.getSelection && String(window.getSelection()).length) return; // selecting text
     if (event.ctrlKey || event.metaKey) window.open(row.dataset.href, "_blank");
     else window.location.href = row.dataset.href;
