@@ -365,3 +365,45 @@ def kiwoom_request(cid: str, **kw: Any) -> OrderRequest:
     }
     fields.update(kw)
     return OrderRequest(client_order_id=cid, market_type="DOMESTIC_STOCK", **fields)
+
+
+# --- the other ccxt venues: regular and trigger books ---------------------------------------
+
+CANCELLED_STATES = {"canceled", "cancelled", "Cancelled", "Deactivated", "cancel", "CANCELED"}
+
+
+def sim_state(order: dict[str, Any]) -> str:
+    return str(order.get("state") or order.get("status"))
+
+
+@pytest.mark.parametrize(
+    ("venue", "symbol", "with_stop"),
+    [
+        ("okx", "BTC/USDT", True),
+        ("bybit", "BTC/USDT", True),
+        ("bitget", "BTC/USDT", True),
+        ("upbit", "BTC/KRW", False),
+    ],
+)
+def test_ccxt_venues_cancel_one_order_in_its_own_book(
+    db: None, request: pytest.FixtureRequest, venue: str, symbol: str, with_stop: bool
+) -> None:
+    account = request.getfixturevalue(f"{venue}_account")()
+    sim = request.getfixturevalue(f"{venue}_sim")
+    adapter = adapter_for(account)
+    high = D("120000") if symbol.endswith("USDT") else D("200000000")
+    limit = binance_request("qa1", symbol=symbol, price=high)
+    kept = binance_request("qa2", symbol=symbol, price=high + high / 10)
+    placed_limit = adapter.place_order(limit)
+    adapter.place_order(kept)
+    requests_ = [(limit, placed_limit)]
+    if with_stop:
+        stop = binance_request("qa3", symbol=symbol, order_type="STOP_MARKET", stop_price=D("90000"))
+        requests_.append((stop, adapter.place_order(stop)))
+
+    for req, placed_order in requests_:
+        assert adapter.cancel_order(req, placed_order.exchange_order_id).status == OrderStatus.CANCELLED
+
+    states = [sim_state(o) for o in sim.orders]
+    assert states[1] not in CANCELLED_STATES  # the other order still rests
+    assert [s in CANCELLED_STATES for i, s in enumerate(states) if i != 1] == [True] * (len(states) - 1)
