@@ -28,7 +28,6 @@ from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus, decimal_str
 from strategies.models import Account, Strategy
 
 ORDERS_PER_PAGE = 50
-UNSETTLED = IN_PROGRESS
 EVENTS_PER_PAGE = 25
 
 
@@ -53,7 +52,7 @@ def decorate(order: Order) -> Order:
     order.price_display = plain_decimal(order.price)  # type: ignore[attr-defined]
     order.stop_price_display = plain_decimal(order.stop_price)  # type: ignore[attr-defined]
     # Not final yet: the page carries the cancel button, shown while the order rests.
-    order.may_rest = order.status in UNSETTLED  # type: ignore[attr-defined]
+    order.may_rest = order.status in IN_PROGRESS  # type: ignore[attr-defined]
     return order
 
 
