@@ -6,18 +6,27 @@ import json
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, QueryDict
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from orders.approval import (
+    ApprovalError,
+    ApprovalGroup,
+    approval_decide,
+    approval_group,
+    approval_queue,
+    order_estimate,
+)
 from orders.exchanges.base import VenueError
 from orders.models import Order
 from orders.selectors import IN_PROGRESS, orders_in_progress_count
@@ -148,7 +157,9 @@ def order_count(request: HttpRequest) -> JsonResponse:
 
 @staff_required
 def order_detail(request: HttpRequest, pk: Any) -> HttpResponse:
-    order = get_object_or_404(Order.objects.select_related("strategy", "account", "webhook"), pk=pk)
+    order = get_object_or_404(
+        Order.objects.select_related("strategy", "account", "webhook", "approved_by"), pk=pk
+    )
     siblings = (
         order.webhook.orders.select_related("account")
         .exclude(pk=order.pk)
@@ -235,3 +246,69 @@ def account_open_orders(account: Account) -> list[Order]:
         .order_by("-created_at")
     )
     return [decorate(order) for order in orders]
+
+
+# --- the approval queue (semi-automatic mode) ---------------------------------------------
+
+
+def _decorate_group(group: ApprovalGroup) -> ApprovalGroup:
+    """Display forms of a group's orders: qty_per, the estimated quantity and value (stocks and
+    futures/options only; crypto sizes from the venue balance at sending time)."""
+    last = group.last_price.price if group.last_price else None
+    for order in group.orders:
+        decorate(order)
+        quantity, value = order_estimate(order, last)
+        order.estimate_qty_display = plain_decimal(quantity)  # type: ignore[attr-defined]
+        order.estimate_value_display = plain_decimal(value)  # type: ignore[attr-defined]
+    group.last_price_display = plain_decimal(last)  # type: ignore[attr-defined]
+    group.payload_json = json.dumps(  # type: ignore[attr-defined]
+        group.orders[0].webhook.payload, ensure_ascii=False, indent=2
+    )
+    return group
+
+
+def _approval_context() -> dict[str, Any]:
+    return {"status_labels": dict(OrderStatus.choices), **live_context()}
+
+
+@staff_required
+def approval_list(request: HttpRequest) -> HttpResponse:
+    groups = [_decorate_group(group) for group in approval_queue()]
+    return render(request, "pages/approval_list.html", {"groups": groups, **_approval_context()})
+
+
+@staff_required
+def approval_card(request: HttpRequest, webhook_id: UUID, account_id: int) -> HttpResponse:
+    """One waiting group as the queue shows it (204 when nothing of it waits any more): the
+    queue page fetches it when the `orders` topic announces a group it does not show yet."""
+    group = approval_group(webhook_id, account_id)
+    if group is None:
+        return HttpResponse(status=204)
+    return render(
+        request, "pages/_approval_card.html", {"group": _decorate_group(group), **_approval_context()}
+    )
+
+
+@require_POST
+@staff_required
+def approval_decide_view(
+    request: HttpRequest, webhook_id: UUID, account_id: int, decision: str
+) -> HttpResponse:
+    """Approve (send) or reject (drop) one webhook's waiting orders for one account. Approval
+    needs the confirmation dialog (``confirm=1``): it is what sends the orders."""
+    if decision not in ("approve", "reject"):
+        raise Http404
+    approve = decision == "approve"
+    if approve and request.POST.get("confirm") != "1":
+        messages.error(request, _("Nothing was sent: confirm the approval in its dialog first."))
+        return redirect("approval-list")
+    try:
+        count = approval_decide(webhook_id, account_id, request.user, approve=approve)
+    except ApprovalError as error:
+        messages.error(request, error.message)
+        return redirect("approval-list")
+    if approve:
+        messages.success(request, _("Approved: %(count)d order(s) sent to the venue.") % {"count": count})
+    else:
+        messages.success(request, _("Rejected: %(count)d order(s) dropped, nothing sent.") % {"count": count})
+    return redirect("approval-list")

@@ -127,7 +127,7 @@ def order_claim(order_id: UUID) -> Order | None:
     if not claimed:
         return None
     liveness.mark_claim(order_id)
-    order = Order.objects.select_related("account", "strategy").get(pk=order_id)
+    order = Order.objects.select_related("account", "strategy", "approved_by").get(pk=order_id)
     order_broadcast(order)
     return order
 

@@ -12,6 +12,7 @@ from celery.exceptions import Retry
 from celery.signals import worker_process_init, worker_ready
 from django.db import close_old_connections
 
+from orders.approval import approvals_expire as expire_approvals
 from orders.services import ExecutionRetry, account_orders_execute, paper_match_run, venues_warm
 from orders.services import orders_sweep as sweep
 
@@ -43,6 +44,12 @@ def execute_account_orders(self: Task, webhook_id: str, account_id: int) -> None
 def orders_sweep() -> dict[str, int]:
     """Re-dispatch orders left `queued`, reconcile orders stuck `submitted`."""
     return sweep()
+
+
+@shared_task(name="orders.tasks.approvals_expire", ignore_result=True)
+def approvals_expire() -> int:
+    """Drop orders whose approval wait has run out (never sent); returns how many."""
+    return expire_approvals()
 
 
 @shared_task(name="orders.tasks.paper_match", ignore_result=True)

@@ -28,6 +28,13 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("orders/<uuid:pk>/", order_pages.order_detail, name="order-detail"),
     path("orders/<uuid:pk>/row/", order_pages.order_row, name="order-row"),
     path("orders/<uuid:pk>/cancel/", order_pages.order_cancel_view, name="order-cancel"),
+    path("approvals/", order_pages.approval_list, name="approval-list"),
+    path("approvals/<uuid:webhook_id>/<int:account_id>/", order_pages.approval_card, name="approval-card"),
+    path(
+        "approvals/<uuid:webhook_id>/<int:account_id>/<str:decision>/",
+        order_pages.approval_decide_view,
+        name="approval-decide",
+    ),
     path("webhooks/", webhook_pages.webhook_list, name="webhook-list"),
     path("webhooks/<uuid:pk>/", webhook_pages.webhook_detail, name="webhook-detail"),
     path("webhooks/<uuid:pk>/replay/", webhook_pages.webhook_replay_view, name="webhook-replay"),

@@ -308,10 +308,18 @@ ORDER_MAX_ATTEMPTS: int = env.int("ORDER_MAX_ATTEMPTS", default=5)
 ORDER_UNCERTAIN_LOOKUPS: int = env.int("ORDER_UNCERTAIN_LOOKUPS", default=6)
 ORDER_UNCERTAIN_BACKOFF_SECONDS: float = env.float("ORDER_UNCERTAIN_BACKOFF_SECONDS", default=2.0)
 PAPER_MATCH_INTERVAL_SECONDS: float = env.float("PAPER_MATCH_INTERVAL_SECONDS", default=1.0)
+# Orders waiting for approval past their strategy's approval_timeout_seconds are dropped by a
+# pass this often (a late approval is refused on the spot anyway, so this only sets how soon
+# the queue page shows them expired).
+APPROVAL_EXPIRE_INTERVAL_SECONDS = 2.0
 CELERY_BEAT_SCHEDULE = {
     "orders-sweep": {
         "task": "orders.tasks.orders_sweep",
         "schedule": float(ORDER_SWEEP_INTERVAL_SECONDS),
+    },
+    "approvals-expire": {
+        "task": "orders.tasks.approvals_expire",
+        "schedule": APPROVAL_EXPIRE_INTERVAL_SECONDS,
     },
     "paper-match": {
         "task": "orders.tasks.paper_match",

@@ -45,6 +45,8 @@ class Side(models.TextChoices):
 
 
 class OrderStatus(models.TextChoices):
+    # Held for a staff user's approval (semi-automatic mode): never sent until approved.
+    PENDING_APPROVAL = "pending_approval", _("pending approval")
     QUEUED = "queued", _("queued")
     SUBMITTED = "submitted", _("submitted")
     OPEN = "open", _("open")

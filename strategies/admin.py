@@ -119,6 +119,7 @@ class StrategyAdmin(admin.ModelAdmin):
             },
         ),
         (_("Webhook"), {"fields": ["masked_token", *REQUEST_DISPLAYS]}),
+        (_("Approval"), {"fields": ["approval_required", "approval_timeout_seconds"]}),
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Strategy]:
@@ -173,7 +174,15 @@ class AccountForm(forms.ModelForm):
 
     class Meta:
         model = Account
-        fields = ["name", "exchange", "is_active", "is_testnet", "settings", *CREDENTIAL_FIELDS]
+        fields = [
+            "name",
+            "exchange",
+            "is_active",
+            "is_testnet",
+            "settings",
+            *CREDENTIAL_FIELDS,
+            "approval_required",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -212,6 +221,7 @@ class AccountAdmin(admin.ModelAdmin):
         "settings",
         *CREDENTIAL_FIELDS,
         "clear_credentials",
+        "approval_required",
     ]
 
     @admin.display(description=_("API key"))

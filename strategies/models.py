@@ -6,6 +6,7 @@ import hmac
 import secrets
 
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -40,6 +41,22 @@ class Strategy(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # --- approval (semi-automatic mode) ---
+    approval_required = models.BooleanField(
+        _("approve first"),
+        # A database default too: rows written by code that predates the column (a rolling
+        # deploy, historical migration states) still insert.
+        default=False,
+        db_default=False,
+        help_text=_("Orders wait in the approval queue until a staff user approves them."),
+    )
+    approval_timeout_seconds = models.PositiveIntegerField(
+        _("approval timeout (seconds)"),
+        default=60,
+        db_default=60,
+        validators=[MinValueValidator(1)],
+        help_text=_("An order not approved within this time is dropped, never sent."),
+    )
     accounts: models.ManyToManyField[Account, StrategyAccount] = models.ManyToManyField(
         "Account", through="StrategyAccount", related_name="strategies"
     )
@@ -102,6 +119,15 @@ class Account(models.Model):
     )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # --- approval (semi-automatic mode) ---
+    approval_required = models.BooleanField(
+        _("approve first"),
+        default=False,
+        db_default=False,
+        help_text=_(
+            "Orders for this account wait in the approval queue (the strategy's approval timeout applies)."
+        ),
+    )
 
     class Meta:
         ordering = ["name"]

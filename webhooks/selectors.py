@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from orders.models import Order
-from orders.selectors import order_summary, venue_state
+from orders.selectors import approval_state, order_summary, venue_state
 from quanttrade.vocabulary import OrderStatus
 from webhooks.models import WebhookEvent
 
 
 def result_row(order: Order) -> dict[str, Any]:
-    row = {**order_summary(order), **venue_state(order)}
+    row = {**order_summary(order), **venue_state(order), **approval_state(order)}
     if order.cancelled_orders is not None:
         row["cancelled_orders"] = order.cancelled_orders
     return row
@@ -22,6 +22,8 @@ def overall_status(statuses: list[str]) -> str:
 
     - ``queued``: at least one order has not been picked up by a worker yet;
     - ``processing``: none queued, at least one is being sent to its venue (``submitted``);
+    - ``pending_approval``: none queued or being sent, at least one waits for a staff user's
+      approval (semi-automatic mode);
     - ``completed``: every order has the venue's answer (open, partially filled, filled,
       cancelled, rejected or failed) — a resting LIMIT order counts as answered.
     """
@@ -29,6 +31,8 @@ def overall_status(statuses: list[str]) -> str:
         return "queued"
     if OrderStatus.SUBMITTED in statuses:
         return "processing"
+    if OrderStatus.PENDING_APPROVAL in statuses:
+        return "pending_approval"
     return "completed"
 
 
@@ -38,7 +42,10 @@ def webhook_result(event: WebhookEvent) -> dict[str, Any]:
     Orders are listed in the order of the 202 response (execution order per account). A
     rejected webhook has no orders: its body says ``success: false`` with the stored error.
     """
-    orders = {order.id.hex: order for order in Order.objects.filter(webhook=event).select_related("account")}
+    orders = {
+        order.id.hex: order
+        for order in Order.objects.filter(webhook=event).select_related("account", "approved_by")
+    }
     listed = [str(row.get("order_id", "")) for row in (event.response or {}).get("orders", [])]
     ordered: list[Order] = []
     for order_id in listed:

@@ -27,6 +27,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
 
 from live.bus import group_send
+from orders.approval import approval_deadline, approval_needed, approval_pending_announce
 from orders.models import Order
 from orders.selectors import order_summary
 from orders.services import orders_dispatch
@@ -481,7 +482,10 @@ def _accept(
     orders = _build_orders(event, strategy, message, accounts)
     # The stored response is built before the insert, so the event is written once.
     event.response = body = _accepted_body(event, strategy, orders, message.warnings)
-    account_ids = [account.pk for account in accounts]
+    # Accounts whose orders wait for approval (semi-automatic mode) are not dispatched now:
+    # approving their group dispatches them (orders.approval).
+    held = {order.account_id for order in orders if order.status == OrderStatus.PENDING_APPROVAL}
+    account_ids = [account.pk for account in accounts if account.pk not in held]
     try:
         with transaction.atomic():
             event.save(force_insert=True)
@@ -500,6 +504,8 @@ def _accept(
                     raise _DuplicateKeyError from None
             Order.objects.bulk_create(orders)
             transaction.on_commit(lambda: orders_dispatch(event.id, account_ids))
+            if held:
+                transaction.on_commit(lambda: approval_pending_announce(orders))
             transaction.on_commit(lambda: broadcast_webhook(event))
     except _DuplicateKeyError:
         # The whole attempt was rolled back; the winner's response is what the sender gets.
@@ -528,7 +534,9 @@ def _build_orders(
     event: WebhookEvent, strategy: Strategy, message: WebhookMessage, accounts: list[Any]
 ) -> list[Order]:
     orders: list[Order] = []
+    now = timezone.now()
     for account in accounts:
+        held = approval_needed(strategy, account)
         for sequence, spec in enumerate(message.orders):
             order = Order(
                 webhook=event,
@@ -545,7 +553,8 @@ def _build_orders(
                 price=spec.price,
                 stop_price=spec.stop_price,
                 params=_json_safe(spec.params),  # numbers parsed as Decimal: stored as JSON
-                status=OrderStatus.QUEUED,
+                status=OrderStatus.PENDING_APPROVAL if held else OrderStatus.QUEUED,
+                approval_expires_at=approval_deadline(strategy, now) if held else None,
             )
             order.client_order_id = "qt" + order.id.hex
             orders.append(order)

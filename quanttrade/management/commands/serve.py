@@ -27,6 +27,7 @@ from django.db import close_old_connections, connections
 
 import orders.tasks  # noqa: F401 - registers the execution tasks with the app
 from feeds import run_in_background
+from orders.approval import approvals_expire
 from orders.services import orders_sweep, paper_match_run
 from quanttrade.celery import app
 from quanttrade.management.serve_address import serve_host, serve_port
@@ -73,8 +74,9 @@ HOUSEKEEPING_INTERVAL_SECONDS = 3600.0
 
 
 class PeriodicLoop:
-    """Runs the order sweep every ORDER_SWEEP_INTERVAL_SECONDS and the paper matcher every
-    PAPER_MATCH_INTERVAL_SECONDS (what `celery beat` does in distributed mode)."""
+    """Runs the order sweep every ORDER_SWEEP_INTERVAL_SECONDS, the paper matcher every
+    PAPER_MATCH_INTERVAL_SECONDS and the approval expiry every APPROVAL_EXPIRE_INTERVAL_SECONDS
+    (what `celery beat` does in distributed mode)."""
 
     def __init__(self) -> None:
         self.stop_event = threading.Event()
@@ -93,6 +95,8 @@ class PeriodicLoop:
         next_sweep = time.monotonic() + sweep_every
         next_match = time.monotonic()
         next_housekeeping = time.monotonic()
+        expire_every = float(settings.APPROVAL_EXPIRE_INTERVAL_SECONDS)
+        next_expire = time.monotonic()
         while not self.stop_event.is_set():
             close_old_connections()
             now = time.monotonic()
@@ -102,10 +106,13 @@ class PeriodicLoop:
             if now >= next_sweep:
                 next_sweep = now + sweep_every
                 _guarded("orders_sweep", orders_sweep)
+            if now >= next_expire:
+                next_expire = now + expire_every
+                _guarded("approvals_expire", approvals_expire)
             if now >= next_housekeeping:
                 next_housekeeping = now + HOUSEKEEPING_INTERVAL_SECONDS
                 _guarded("webhooks_sweep", webhooks_sweep)
-            self.stop_event.wait(max(0.0, min(next_sweep, next_match) - time.monotonic()))
+            self.stop_event.wait(max(0.0, min(next_sweep, next_match, next_expire) - time.monotonic()))
         connections.close_all()
 
 
