@@ -1,7 +1,8 @@
 """A random walk over the demo instruments, the watchlist and recent orders' instruments.
 
-Ticks are published with ``source: "realtime"`` (they are the live price of a demo system)
-and ``feed: "simulated"``; the feed's health says ``simulated: true``. A walk starts at the
+Ticks are published with ``source: "simulated"`` and ``feed: "simulated"`` (made-up prices
+are never labelled realtime: the pages, the REST API and paper fills say "simulated"); the
+feed's health says ``simulated: true``. A walk starts at the
 instrument's latest daily close when there is one, so the chart and the live price agree.
 """
 
@@ -19,7 +20,7 @@ from django.conf import settings
 from feeds.base import Feed
 from prices.calendar import is_trading_day
 from prices.models import DailyPrice
-from prices.records import krw_quoted
+from prices.records import SOURCE_SIMULATED, krw_quoted
 from prices.services import price_publish_async
 
 START_PRICES: dict[str, str] = {
@@ -83,6 +84,7 @@ class SimulatedFeed(Feed):
             "volume": self.volume[instrument],
             "bid_price": price - tick,
             "ask_price": price + tick,
+            "source": SOURCE_SIMULATED,
             "feed": self.name,
         }
 

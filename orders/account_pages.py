@@ -8,8 +8,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from orders.models import Order
-from orders.pages import decorate
+from orders.pages import account_open_orders
 from orders.portfolio.selectors import (
     account_summary,
     connection_state,
@@ -20,7 +19,6 @@ from orders.portfolio.selectors import (
 from orders.portfolio.services import portfolio_get
 from prices.pages import live_context
 from quanttrade.auth import staff_required
-from quanttrade.vocabulary import LIVE_STATUSES
 from strategies.models import Account
 
 RECENT_FILLS = 50
@@ -37,12 +35,7 @@ def account_list(request: HttpRequest) -> HttpResponse:
 def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(Account, pk=pk)
     portfolio = portfolio_get(account)  # the last read; read now when there is none
-    open_orders = [
-        decorate(order)
-        for order in Order.objects.filter(account=account, status__in=LIVE_STATUSES)
-        .select_related("strategy", "account")
-        .order_by("-created_at")
-    ]
+    open_orders = account_open_orders(account)
     return render(
         request,
         "pages/account_detail.html",

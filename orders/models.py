@@ -156,6 +156,9 @@ class PaperOrder(models.Model):
     status = models.CharField(max_length=20, default="open", db_index=True)
     filled = models.DecimalField(default=Decimal("0"), **MONEY)
     avg_price = models.DecimalField(null=True, blank=True, **MONEY)
+    # The price feed whose tick filled it (simulated, kis, ccxt, manual…): a fill at a made-up
+    # price must say so.
+    priced_by = models.CharField(max_length=32, blank=True)
     message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

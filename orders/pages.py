@@ -11,7 +11,7 @@ from uuid import UUID
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -28,12 +28,14 @@ from orders.approval import (
     order_estimate,
 )
 from orders.connection import account_check
+from orders.exchanges.base import VenueError
 from orders.models import Order
-from orders.selectors import LATENCY_MAX_HOURS, latency_summary
+from orders.selectors import IN_PROGRESS, LATENCY_MAX_HOURS, latency_summary, orders_in_progress_count
+from orders.services import OrderNotOpenError, account_cancel_all, order_cancel
 from orders.trail import trail_rows
 from prices.pages import live_context
 from quanttrade.auth import staff_required
-from quanttrade.vocabulary import OrderStatus, decimal_str
+from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus, decimal_str
 from strategies.models import Account, Strategy
 
 ORDERS_PER_PAGE = 50
@@ -41,8 +43,15 @@ EVENTS_PER_PAGE = 25
 
 
 def plain_decimal(value: Decimal | None) -> str:
-    """A Decimal without its storage padding (0.0100000000 -> 0.01), never in exponent form."""
-    return decimal_str(value, "–")
+    """A Decimal as every page shows numbers: without its storage padding (0.0100000000 ->
+    0.01), never in exponent form, thousands grouped with commas (65,000.5; the pages' script
+    formats live updates the same way)."""
+    text = decimal_str(value, "–")
+    sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
+    whole, dot, fraction = digits.partition(".")
+    if not whole.isdigit():
+        return text
+    return f"{sign}{int(whole):,}{dot}{fraction}"
 
 
 def decorate(order: Order) -> Order:
@@ -53,6 +62,8 @@ def decorate(order: Order) -> Order:
     order.qty_per_display = plain_decimal(order.qty_per)  # type: ignore[attr-defined]
     order.price_display = plain_decimal(order.price)  # type: ignore[attr-defined]
     order.stop_price_display = plain_decimal(order.stop_price)  # type: ignore[attr-defined]
+    # Not final yet: the page carries the cancel button, shown while the order rests.
+    order.may_rest = order.status in IN_PROGRESS  # type: ignore[attr-defined]
     return order
 
 
@@ -135,7 +146,15 @@ def order_row(request: HttpRequest, pk: Any) -> HttpResponse:
     order = filtered_orders(order_filters(request.GET)).filter(pk=pk).first()
     if order is None:
         return HttpResponse(status=204)
-    return render(request, "pages/_order_row.html", {"order": decorate(order)})
+    query = request.GET.urlencode()
+    back = reverse("order-list") + (f"?{query}" if query else "")
+    return render(request, "pages/_order_row.html", {"order": decorate(order), "next": back})
+
+
+@staff_required
+def order_count(request: HttpRequest) -> JsonResponse:
+    """The header's count of orders in progress (re-read when the `orders` topic moves)."""
+    return JsonResponse({"in_progress": orders_in_progress_count()})
 
 
 @staff_required
@@ -183,6 +202,76 @@ def account_connection_check(request: HttpRequest, pk: int) -> HttpResponse:
     ):
         target = reverse("admin:strategies_account_change", args=[account.pk])
     return redirect(target)
+
+
+def _back(request: HttpRequest, fallback: str) -> HttpResponseRedirect:
+    """Back to the page the action came from (``next``, same site only), else ``fallback``."""
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
+        target = fallback
+    return HttpResponseRedirect(target)
+
+
+@require_POST
+@staff_required
+def order_cancel_view(request: HttpRequest, pk: Any) -> HttpResponse:
+    """Cancel one resting order at its venue, once confirmed in its dialog (confirm=1)."""
+    order = get_object_or_404(Order.objects.select_related("account"), pk=pk)
+    back = _back(request, reverse("order-detail", args=[order.pk]))
+    if request.POST.get("confirm") != "1":
+        messages.error(request, _("Nothing was cancelled: confirm the cancel in its dialog first."))
+        return back
+    try:
+        order = order_cancel(order)
+    except (OrderNotOpenError, VenueError) as error:
+        messages.error(request, _("The order was not cancelled: %(error)s") % {"error": error.message})
+        return back
+    if order.status == OrderStatus.CANCELLED:
+        messages.success(request, _("Order cancelled at %(venue)s.") % {"venue": order.account.exchange})
+    else:
+        messages.warning(
+            request,
+            _("The order was not cancelled: it is %(status)s at the venue.")
+            % {"status": order.get_status_display()},
+        )
+    return back
+
+
+@require_POST
+@staff_required
+def account_cancel_all_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Cancel every open order of the account's symbols at its venue, once confirmed."""
+    account = get_object_or_404(Account, pk=pk)
+    back = _back(request, f"{reverse('order-list')}?account={account.pk}")
+    if request.POST.get("confirm") != "1":
+        messages.error(request, _("Nothing was cancelled: confirm the cancel in its dialog first."))
+        return back
+    try:
+        report = account_cancel_all(account)
+    except VenueError as error:
+        messages.error(request, _("Nothing was cancelled: %(error)s") % {"error": error.message})
+        return back
+    if report.failures:
+        messages.error(
+            request,
+            _("Cancelled %(count)d open orders; not cancelled: %(failures)s")
+            % {"count": report.cancelled, "failures": "; ".join(report.failures)},
+        )
+    elif report.cancelled:
+        messages.success(request, _("Cancelled %(count)d open orders") % {"count": report.cancelled})
+    else:
+        messages.info(request, _("No open orders to cancel"))
+    return back
+
+
+def account_open_orders(account: Account) -> list[Order]:
+    """The account's resting Orders, newest first, ready for ``_account_open_orders.html``."""
+    orders = (
+        Order.objects.filter(account=account, status__in=LIVE_STATUSES)
+        .select_related("strategy", "account")
+        .order_by("-created_at")
+    )
+    return [decorate(order) for order in orders]
 
 
 # --- the approval queue (semi-automatic mode) ---------------------------------------------

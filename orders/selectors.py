@@ -10,7 +10,17 @@ from django.utils import timezone
 
 from orders.models import Order
 from orders.trail import STAGES
-from quanttrade.vocabulary import decimal_str
+from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus, decimal_str
+
+# Not final yet: waiting for an approval or a worker, being sent, or resting at the venue.
+IN_PROGRESS = frozenset(
+    {OrderStatus.PENDING_APPROVAL, OrderStatus.QUEUED, OrderStatus.SUBMITTED} | LIVE_STATUSES
+)
+
+
+def orders_in_progress_count() -> int:
+    """How many orders are not final yet (the header's count)."""
+    return Order.objects.filter(status__in=IN_PROGRESS).count()
 
 
 def order_summary(order: Order) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import functools
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -38,6 +39,7 @@ from orders.portfolio.services import portfolio_refresh_soon
 from orders.selectors import order_payload
 from orders.trail import StageClock, trail_merge
 from quanttrade.celery import app as celery_app
+from quanttrade.errors import ApiError
 from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus, OrderType
 from strategies.models import Account, StrategyAccount
 
@@ -330,30 +332,7 @@ def _cancel_all(adapter: ExchangeAdapter, order: Order) -> OrderResult:
         log.error("일괄 취소 일부 실패: order_id=%s %s", order.id, error.message)
     finally:
         _stage(order, "answered")
-    # The product's resting orders of that account follow the venue: each takes the venue's
-    # state (cancelled, or filled just before the cancel); one the venue cannot find by client
-    # id is taken as cancelled. One the venue cannot be asked about keeps its state.
-    resting = Order.objects.filter(
-        account_id=order.account_id, market_type=order.market_type, status__in=LIVE_STATUSES
-    ).exclude(pk=order.pk)
-    if order.symbol:
-        resting = resting.filter(symbol=order.symbol)
-    for other in resting.select_related("account"):
-        try:
-            known = adapter.fetch_order_by_client_id(order_request(other))
-        except VenueError as error:
-            log.warning("취소 후 주문 상태 확인 실패: order_id=%s %s", other.id, error.message)
-            continue
-        if known is None:
-            known = OrderResult(
-                status=OrderStatus.CANCELLED,
-                exchange_order_id=other.exchange_order_id,
-                quantity=other.quantity,
-                filled_qty=other.filled_qty,
-                avg_price=other.avg_price,
-                message=_("Cancelled by CANCEL_ALL_ORDER"),
-            )
-        order_record(other, known, expect=LIVE_STATUSES)
+    _resting_follow_venue(adapter, order.account_id, order.market_type, order.symbol, exclude=order.pk)
     if failures:
         detail = "; ".join(failures)
         if count == 0:
@@ -372,6 +351,36 @@ def _cancel_all(adapter: ExchangeAdapter, order: Order) -> OrderResult:
         message = _("Cancelled %(count)d open orders") % {"count": count}
     # A completed cancel request ends as `cancelled` (not `filled`), with the count.
     return OrderResult(status=OrderStatus.CANCELLED, message=message, cancelled_orders=count)
+
+
+def _resting_follow_venue(
+    adapter: ExchangeAdapter, account_id: int, market_type: str, symbol: str, *, exclude: Any = None
+) -> None:
+    """After a cancel-all, the product's resting orders of that account (one symbol, or all
+    when empty) follow the venue: each takes the venue's state (cancelled, or filled just
+    before the cancel); one the venue cannot find by client id is taken as cancelled. One the
+    venue cannot be asked about keeps its state."""
+    resting = Order.objects.filter(account_id=account_id, market_type=market_type, status__in=LIVE_STATUSES)
+    if exclude is not None:
+        resting = resting.exclude(pk=exclude)
+    if symbol:
+        resting = resting.filter(symbol=symbol)
+    for other in resting.select_related("account"):
+        try:
+            known = adapter.fetch_order_by_client_id(order_request(other))
+        except VenueError as error:
+            log.warning("취소 후 주문 상태 확인 실패: order_id=%s %s", other.id, error.message)
+            continue
+        if known is None:
+            known = OrderResult(
+                status=OrderStatus.CANCELLED,
+                exchange_order_id=other.exchange_order_id,
+                quantity=other.quantity,
+                filled_qty=other.filled_qty,
+                avg_price=other.avg_price,
+                message=_("Cancelled by CANCEL_ALL_ORDER"),
+            )
+        order_record(other, known, expect=LIVE_STATUSES)
 
 
 def _place(adapter: ExchangeAdapter, order: Order) -> OrderResult:
@@ -769,3 +778,96 @@ def venues_warm() -> int:
         except Exception as exc:  # best effort: the order path does the same work itself
             log.warning("거래소 준비 실패: account=%s %s", account.name, getattr(exc, "message", exc))
     return warmed
+
+
+# --- operator actions (the order and account pages) -------------------------------------------
+
+
+class OrderNotOpenError(ApiError):
+    """Only a resting order (`open`, `partially_filled`) can be cancelled."""
+
+    code = "order_not_open"
+    status = 409
+
+
+@dataclass(frozen=True)
+class CancelAllReport:
+    """What a cancel-all of an account did: venue orders cancelled, and one "what: why" per
+    market / symbol (or order) that could not be cancelled."""
+
+    cancelled: int
+    failures: list[str]
+
+
+def order_cancel(order: Order) -> Order:
+    """Cancel one resting Order at its venue and record the venue's answer on it (pushed to the
+    `orders` topic). Returns the Order as recorded: `cancelled`, or `filled` /
+    `partially_filled` when it traded before the cancel arrived.
+
+    Raises :class:`OrderNotOpenError` for an order that is not resting, and the venue's
+    :class:`VenueError` when the cancel failed: the order then keeps its status and its message
+    says the cancel failed."""
+    if order.status not in LIVE_STATUSES:
+        raise OrderNotOpenError(
+            _("Only open orders can be cancelled; this one is %(status)s.")
+            % {"status": order.get_status_display()}
+        )
+    adapter = adapter_for(order.account)
+    try:
+        result = adapter.cancel_order(order_request(order), order.exchange_order_id)
+    except VenueError as error:
+        log.error("주문 취소 실패: order_id=%s %s", order.id, error.message)
+        message = _("Cancel failed: %(error)s") % {"error": error.message}
+        if Order.objects.filter(pk=order.pk, status__in=LIVE_STATUSES).update(
+            message=message, updated_at=timezone.now()
+        ):
+            order.refresh_from_db()
+            order_broadcast(order)
+        raise
+    finally:
+        adapter.close()
+    if result.filled_qty < order.filled_qty:
+        # The venue's read-back lost the fills the Order already knew: fills never go back.
+        result.filled_qty, result.avg_price = order.filled_qty, order.avg_price
+    if result.status == OrderStatus.CANCELLED and not result.message:
+        result.message = _("Cancelled on request")
+    if order_record(order, result, expect=LIVE_STATUSES):
+        log.info("주문 취소: order_id=%s status=%s", order.id, result.status)
+    else:
+        order.refresh_from_db()  # the venue's news (a fill, a cancel) reached it first
+    return order
+
+
+def account_cancel_all(account: Account) -> CancelAllReport:
+    """Cancel, at the venue, every open order of each market and symbol the account has resting
+    Orders in (the venue's cancel-all per symbol, so orders placed there by other means in those
+    symbols go too), then bring those Orders to the venue's state. One market or symbol that
+    fails does not stop the others."""
+    groups = sorted(
+        set(
+            Order.objects.filter(account=account, status__in=LIVE_STATUSES).values_list(
+                "market_type", "symbol"
+            )
+        )
+    )
+    if not groups:
+        return CancelAllReport(cancelled=0, failures=[])
+    count = 0
+    failures: list[str] = []
+    adapter = adapter_for(account)
+    try:
+        for market_type, symbol in groups:
+            try:
+                count += adapter.cancel_all(market_type, symbol or None)
+            except CancelAllIncomplete as error:
+                count += error.cancelled
+                failures.extend(error.failures)
+            except VenueError as error:
+                failures.append(f"{market_type} {symbol}: {error.message}")
+            _resting_follow_venue(adapter, account.pk, market_type, symbol)
+    finally:
+        adapter.close()
+    if failures:
+        log.error("계정 일괄 취소 일부 실패: account=%s %s", account.name, "; ".join(failures))
+    log.info("계정 일괄 취소: account=%s cancelled=%d", account.name, count)
+    return CancelAllReport(cancelled=count, failures=failures)

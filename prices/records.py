@@ -18,6 +18,13 @@ from quanttrade.vocabulary import CRYPTO_MARKETS, MarketType
 INSTRUMENT_RE = re.compile(r"^(?:[A-Z0-9_]{1,16}:)?[A-Z0-9][A-Z0-9._/\-]{0,39}$")
 SOURCE_REALTIME = "realtime"
 SOURCE_DAILY_CLOSE = "daily_close"
+# A made-up tick (the simulated feed of a demo system): never shown or served as "realtime".
+SOURCE_SIMULATED = "simulated"
+
+
+def source_of(feed: str) -> str:
+    """The source of a tick that does not name one: the simulated feed's ticks are simulated."""
+    return SOURCE_SIMULATED if feed == "simulated" else SOURCE_REALTIME
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ class PriceRecord:
             bid_price=dec(data.get("bid_price")),
             ask_price=dec(data.get("ask_price")),
             timestamp=datetime.fromisoformat(data["timestamp"]) if data.get("timestamp") else None,
-            source=data.get("source") or SOURCE_REALTIME,
+            source=data.get("source") or source_of(data.get("feed") or ""),
             feed=data.get("feed") or "",
         )
 

@@ -25,9 +25,9 @@ from prices import calendar
 from prices.models import DailyPrice
 from prices.records import (
     SOURCE_DAILY_CLOSE,
-    SOURCE_REALTIME,
     PriceRecord,
     instrument_normalize,
+    source_of,
     whole_units,
 )
 from prices.serializers import price_update_text
@@ -88,7 +88,7 @@ def price_record_build(instrument: str, price: Any, **fields: Any) -> PriceRecor
         bid_price=_units(_decimal(bid), whole),
         ask_price=_units(_decimal(ask), whole),
         timestamp=timestamp,
-        source=fields.get("source") or SOURCE_REALTIME,
+        source=fields.get("source") or source_of(fields.get("feed") or ""),
         feed=fields.get("feed") or "manual",
     )
 

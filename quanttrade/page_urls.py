@@ -18,6 +18,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     # The account pages come before auth's own "accounts/" URLs (login, logout, password).
     path("accounts/", account_pages.account_list, name="account-list"),
     path("accounts/<int:pk>/", account_pages.account_detail, name="account-detail"),
+    path("accounts/<int:pk>/cancel-all/", order_pages.account_cancel_all_view, name="account-cancel-all"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/<int:pk>/check/", order_pages.account_connection_check, name="account-check"),
     path("", price_pages.dashboard, name="dashboard"),
@@ -29,8 +30,10 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("strategies/<int:pk>/accounts/", strategy_pages.strategy_link_account, name="strategy-link-account"),
     path("strategies/<int:pk>/test-signal/", webhook_pages.strategy_test_signal, name="strategy-test-signal"),
     path("orders/", order_pages.order_list, name="order-list"),
+    path("orders/count/", order_pages.order_count, name="order-count"),
     path("orders/<uuid:pk>/", order_pages.order_detail, name="order-detail"),
     path("orders/<uuid:pk>/row/", order_pages.order_row, name="order-row"),
+    path("orders/<uuid:pk>/cancel/", order_pages.order_cancel_view, name="order-cancel"),
     path("approvals/", order_pages.approval_list, name="approval-list"),
     path("approvals/<uuid:webhook_id>/<int:account_id>/", order_pages.approval_card, name="approval-card"),
     path(

@@ -583,6 +583,8 @@ class KisSim(SimServer):
             ),
             form="body",
         )
+        if fields["RVSE_CNCL_DVSN_CD"] != "02":
+            raise fail("APBK1680", "정정취소구분코드를 확인하세요.", 200)  # 01 (modify) is not modelled
         return self._cancel("domestic", fields["ORGN_ODNO"])
 
     def _cancel(self, market: str, odno: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext as _
 
-from quanttrade.vocabulary import decimal_str
+from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus, decimal_str
 
 if TYPE_CHECKING:
     from strategies.models import Account
@@ -51,6 +51,10 @@ class OrderUncertain(VenueError):  # noqa: N818 - the product's name for it
     venue proves it never got it (see ``ExchangeAdapter.client_id_refused_in_every_state``)."""
 
     retryable = True
+
+
+class OrderNotFound(PermanentVenueError):  # noqa: N818 - the product's name for it
+    """The venue has no order under the given id (never placed from here, or forgotten)."""
 
 
 class CancelAllIncomplete(VenueError):  # noqa: N818 - the product's name for it
@@ -98,6 +102,28 @@ class OrderResult:
     #: The fees the venue charged for the fills so far (None: the venue did not say).
     fee: Decimal | None = None
     fee_currency: str = ""
+
+
+def state_after_cancel(known: OrderResult | None, exchange_order_id: str, *, accepted: bool) -> OrderResult:
+    """The state a cancel left, from the venue's read-back of the order (``known``).
+
+    Accepted: the read-back when it shows the order finished (cancelled, or filled before the
+    cancel arrived), else `cancelled` with the fills it shows (a venue that lists only live
+    orders, or updates its list a moment later). Not accepted (the venue had nothing to
+    cancel): the read-back when it shows the order finished; otherwise the order's state is
+    unknown and :class:`OrderNotFound` is raised."""
+    if known is not None and known.status not in LIVE_STATUSES:
+        known.exchange_order_id = known.exchange_order_id or exchange_order_id
+        return known
+    if not accepted:
+        raise OrderNotFound(_("The venue lists no open order %(order_no)s") % {"order_no": exchange_order_id})
+    return OrderResult(
+        status=OrderStatus.CANCELLED,
+        exchange_order_id=exchange_order_id,
+        quantity=known.quantity if known else None,
+        filled_qty=known.filled_qty if known else Decimal(0),
+        avg_price=known.avg_price if known else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -179,6 +205,14 @@ class ExchangeAdapter(ABC):
     @abstractmethod
     def place_order(self, request: OrderRequest) -> OrderResult:
         """Size (from ``qty_per``) and place one order; returns the venue's state of it."""
+
+    @abstractmethod
+    def cancel_order(self, request: OrderRequest, exchange_order_id: str) -> OrderResult:
+        """Cancel the one open order placed with ``request`` (the venue's id when known, else
+        found by ``request.client_order_id``); returns the venue's state of it afterwards:
+        `cancelled`, or `filled` / `partially_filled` when it traded before the cancel arrived.
+        An order already finished at the venue is not an error: its final state is returned.
+        Raises :class:`VenueError` when the cancel failed (the order may still rest)."""
 
     @abstractmethod
     def cancel_all(self, market_type: str, symbol: str | None) -> int:

@@ -33,6 +33,7 @@ from orders.exchanges.base import (
     Balance,
     ExchangeAdapter,
     Holdings,
+    OrderNotFound,
     OrderRejected,
     OrderRequest,
     OrderResult,
@@ -153,13 +154,30 @@ class PaperAdapter(ExchangeAdapter):
                     raise OrderRejected(
                         _("No price data for %(instrument)s") % {"instrument": paper.instrument}
                     )
-                _fill(account, paper, record.price)  # checks the funds, settles, saves
+                _fill(account, paper, record.price, record.feed)  # checks the funds, settles, saves
             else:
                 _reserve(account, paper)
                 paper.save()
                 record = price_latest(paper.instrument)
                 if record is not None:
-                    _match(account, paper, record.price)
+                    _match(account, paper, record.price, record.feed)
+            return paper_result(paper)
+
+    def cancel_order(self, request: OrderRequest, exchange_order_id: str) -> OrderResult:
+        """Cancel the resting paper order placed with ``request`` (its reserved funds go back);
+        one already filled or cancelled is returned as it is."""
+        with transaction.atomic():
+            account = _lock_account(self.account.pk)
+            paper = PaperOrder.objects.filter(
+                account=account, client_order_id=request.client_order_id
+            ).first()
+            if paper is None:
+                raise OrderNotFound(_("The venue has no such order"))
+            if paper.status == OrderStatus.OPEN:
+                _release(account, paper)
+                paper.status = OrderStatus.CANCELLED
+                paper.message = _("Cancelled on request")
+                paper.save()
             return paper_result(paper)
 
     def cancel_all(self, market_type: str, symbol: str | None) -> int:
@@ -385,8 +403,9 @@ def _release(account: Account, paper: PaperOrder) -> None:
     paper.reserved = ZERO
 
 
-def _fill(account: Account, paper: PaperOrder, price: Decimal) -> None:
-    """Fill ``paper`` completely at ``price``: release its reservation, settle, mark filled."""
+def _fill(account: Account, paper: PaperOrder, price: Decimal, feed: str) -> None:
+    """Fill ``paper`` completely at ``price`` (from the price feed ``feed``): release its
+    reservation, settle, mark filled."""
     _release(account, paper)
     if paper.reduce_only:
         _cap_to_position(account, paper)
@@ -400,6 +419,7 @@ def _fill(account: Account, paper: PaperOrder, price: Decimal) -> None:
     paper.status = OrderStatus.FILLED
     paper.filled = paper.amount
     paper.avg_price = price
+    paper.priced_by = feed[:32]
     paper.save()
     log.info(
         "Paper %s 주문 체결: order_id=%s %s %s %s @ %s",
@@ -500,7 +520,7 @@ def _settle_derivative(account: Account, paper: PaperOrder, price: Decimal) -> N
     pos.save()
 
 
-def _match(account: Account, paper: PaperOrder, price: Decimal) -> bool:
+def _match(account: Account, paper: PaperOrder, price: Decimal, feed: str) -> bool:
     """Apply one observed price to a resting order; returns True when the order changed."""
     if paper.order_type in STOPS and not paper.triggered:
         stop = paper.stop_price
@@ -511,7 +531,7 @@ def _match(account: Account, paper: PaperOrder, price: Decimal) -> bool:
             return False
         paper.triggered = True
         if paper.order_type == OrderType.STOP_MARKET:
-            return _fill_or_cancel(account, paper, price)
+            return _fill_or_cancel(account, paper, price, feed)
         paper.save(update_fields=["triggered", "updated_at"])
         log.info(
             "Paper %s 스톱 발동: order_id=%s @ %s",
@@ -523,7 +543,7 @@ def _match(account: Account, paper: PaperOrder, price: Decimal) -> bool:
             return True
     elif not _limit_crossed(paper, price):
         return False
-    return _fill_or_cancel(account, paper, price)
+    return _fill_or_cancel(account, paper, price, feed)
 
 
 def _limit_crossed(paper: PaperOrder, price: Decimal) -> bool:
@@ -532,11 +552,11 @@ def _limit_crossed(paper: PaperOrder, price: Decimal) -> bool:
     return price <= paper.price if paper.side == Side.BUY else price >= paper.price
 
 
-def _fill_or_cancel(account: Account, paper: PaperOrder, price: Decimal) -> bool:
+def _fill_or_cancel(account: Account, paper: PaperOrder, price: Decimal, feed: str) -> bool:
     """Fill at ``price``; an order that can no longer be funded is cancelled with the reason."""
     try:
         with transaction.atomic():
-            _fill(account, paper, price)
+            _fill(account, paper, price, feed)
     except OrderRejected as error:
         paper.refresh_from_db()
         _release(account, paper)
@@ -554,6 +574,8 @@ def paper_result(paper: PaperOrder) -> OrderResult:
             "amount": decimal_str(paper.filled, "0"),
             "price": decimal_str(paper.avg_price, "0"),
         }
+        if paper.priced_by:
+            message += " " + _("(priced by the %(feed)s feed)") % {"feed": paper.priced_by}
     elif paper.status == OrderStatus.OPEN:
         message = _("Resting on the paper venue")
         if paper.triggered:
@@ -603,6 +625,6 @@ def paper_match() -> list[PaperOrder]:
                 continue
             account = _lock_account(account_id)
             paper = PaperOrder.objects.get(pk=paper_id)
-            if paper.status == OrderStatus.OPEN and _match(account, paper, record.price):
+            if paper.status == OrderStatus.OPEN and _match(account, paper, record.price, record.feed):
                 changed.append(paper)
     return changed

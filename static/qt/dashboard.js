@@ -119,7 +119,7 @@
     tr.querySelector(".change").textContent = QT.fmt.signed(d.change);
     tr.querySelector(".rate").textContent = QT.fmt.rate(d.change_rate);
     tr.querySelector(".volume").textContent = QT.fmt.number(d.volume);
-    var src = d.source === "daily_close" ? "daily_close" : "realtime";
+    var src = QT.sourceOf(d);
     QT.sourceBadges(tr.querySelector(".source"), src, d.stale);
     tr.dataset.source = src;
     tr.dataset.stale = d.stale ? "1" : "0";

@@ -164,7 +164,7 @@
     setText("last-bidask", QT.fmt.number(d.bid_price) + " / " + QT.fmt.number(d.ask_price));
     var stamp = new Date(d.timestamp || msg.timestamp || "");
     setText("last-time", isNaN(stamp.getTime()) ? "–" : isoDay(stamp) + " " + stamp.toTimeString().slice(0, 8));
-    var src = d.source === "daily_close" ? "daily_close" : "realtime";
+    var src = QT.sourceOf(d);
     QT.sourceBadges(document.getElementById("last-source"), src, d.stale);
 
     var n = Number(price);
@@ -176,9 +176,9 @@
         liveLine.applyOptions({ price: n });
       }
     }
-    // Move today's candle with the live price (a realtime tick on a day that has a bar).
+    // Move today's candle with the live price (a live or simulated tick on a day that has a bar).
     var day = isNaN(stamp.getTime()) ? "" : isoDay(stamp);
-    if (src === "realtime" && lastBar && isFinite(n) && lastBar.time === day) {
+    if (src !== "daily_close" && lastBar && isFinite(n) && lastBar.time === day) {
       lastBar = { time: lastBar.time, open: lastBar.open, high: Math.max(lastBar.high, n), low: Math.min(lastBar.low, n),
         close: n, volume: lastBar.volume };
       candles.update(lastBar);

@@ -41,9 +41,36 @@
     return /^-/.test(s) || Number(s) === 0 ? out : "+" + out;
   }
 
+  /** A decimal string rounded half away from zero to ``places`` decimals, on the digits (no
+   * float): "1.235" -> "1.24", "-0.004" -> "0.00", "3" -> "3.00". */
+  function roundDecimal(value, places) {
+    var s = String(value);
+    if (!/^-?\d+(\.\d+)?$/.test(s)) return s;
+    var neg = s.charAt(0) === "-";
+    if (neg) s = s.slice(1);
+    var parts = s.split(".");
+    var frac = (parts[1] || "") + new Array(places + 2).join("0");
+    var digits = (parts[0] + frac.slice(0, places)).split("").map(Number);
+    if (Number(frac.charAt(places)) >= 5) {
+      for (var i = digits.length - 1; i >= 0; i--) {
+        if (digits[i] < 9) {
+          digits[i] += 1;
+          break;
+        }
+        digits[i] = 0;
+        if (i === 0) digits.unshift(1);
+      }
+    }
+    var text = digits.join("");
+    var whole = text.slice(0, text.length - places).replace(/^0+(?=\d)/, "") || "0";
+    var out = places ? whole + "." + text.slice(text.length - places) : whole;
+    return neg && /[1-9]/.test(out) ? "-" + out : out;
+  }
+
+  /** A change rate in percent: always two decimals, signed, thousands grouped ("+1.20%"). */
   function fmtRate(value) {
     if (value === null || value === undefined || value === "") return "–";
-    return fmtSigned(value) + "%";
+    return fmtSigned(roundDecimal(value, 2)) + "%";
   }
 
   function sign(value) {
@@ -52,11 +79,33 @@
     return n > 0 ? 1 : -1;
   }
 
+  // Times are 24-hour HH:MM:SS in the server's time zone (TIME_ZONE), as the pages print them.
+  var timeZone = document.body.dataset.timeZone || undefined;
+  var timeFormat = null;
+  try {
+    timeFormat = new Intl.DateTimeFormat("en-GB", {
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZone: timeZone,
+    });
+  } catch (e) {
+    timeFormat = null; // an unknown zone name: the browser's own zone, still 24-hour
+  }
+
+  function pad2(n) {
+    return (n < 10 ? "0" : "") + n;
+  }
+
   function fmtTime(iso) {
     if (!iso) return "–";
     var d = new Date(iso);
     if (isNaN(d.getTime())) return String(iso);
-    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    if (timeFormat && timeFormat.formatToParts) {
+      var parts = {};
+      timeFormat.formatToParts(d).forEach(function (p) {
+        parts[p.type] = p.value;
+      });
+      return parts.hour + ":" + parts.minute + ":" + parts.second;
+    }
+    return pad2(d.getHours()) + ":" + pad2(d.getMinutes()) + ":" + pad2(d.getSeconds());
   }
 
   // ---- the connection ------------------------------------------------------------------
@@ -257,12 +306,25 @@
     if (this.state === "connected") this.send({ type: "unsubscribe", topic: topic });
   };
 
-  /** Replace el's content with the source badge (realtime / daily close) and a stale badge. */
+  /** The badge a price's source gets: realtime, simulated (made-up demo ticks, never shown as
+   * realtime) or daily close. */
+  function sourceOf(data) {
+    var source = data && data.source;
+    if (source === "daily_close" || source === "simulated") return source;
+    return data && data.feed === "simulated" ? "simulated" : "realtime";
+  }
+
+  /** Replace el's content with the source badge (realtime / simulated / daily close) and a stale badge. */
   function sourceBadges(el, source, stale) {
     el.textContent = "";
     var badge = document.createElement("span");
     badge.className = "badge badge-" + source;
-    badge.textContent = source === "daily_close" ? t("dailyClose", "daily close") : t("realtime", "realtime");
+    badge.textContent =
+      source === "daily_close"
+        ? t("dailyClose", "daily close")
+        : source === "simulated"
+          ? t("simulated", "simulated")
+          : t("realtime", "realtime");
     el.appendChild(badge);
     if (stale) {
       var st = document.createElement("span");
@@ -281,8 +343,11 @@
   window.QT = window.QT || {};
   window.QT.t = t;
   window.QT.sourceBadges = sourceBadges;
+  window.QT.sourceOf = sourceOf;
   window.QT.instrumentUrl = instrumentUrl;
-  window.QT.fmt = { number: fmtNumber, signed: fmtSigned, rate: fmtRate, sign: sign, time: fmtTime };
+  window.QT.fmt = {
+    number: fmtNumber, signed: fmtSigned, rate: fmtRate, round: roundDecimal, sign: sign, time: fmtTime,
+  };
   window.QT.live = new Live(scheme + location.host + "/ws");
 
   // Copy buttons: <button data-copy="#element-id">.

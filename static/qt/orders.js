@@ -60,9 +60,21 @@
     if (order.exchange_order_id) setCell(row, "o-exid", order.exchange_order_id);
   }
 
+  // A cancel button only while the order rests at the venue.
+  var RESTING = { open: 1, partially_filled: 1 };
+  function toggleCancel(order) {
+    var spans = document.querySelectorAll('.o-cancel[data-cancel-for="' + order.order_id + '"]');
+    for (var i = 0; i < spans.length; i++) {
+      var dialog = spans[i].querySelector("dialog");
+      if (RESTING[order.status]) spans[i].hidden = false;
+      else if (!(dialog && dialog.open)) spans[i].hidden = true;
+    }
+  }
+
   function applyEverywhere(order) {
     var rows = document.querySelectorAll('[data-order-id="' + order.order_id + '"]');
     for (var i = 0; i < rows.length; i++) apply(rows[i], order);
+    toggleCancel(order);
     // The detail page shows some fields outside the status row.
     var detailRow = document.querySelector('.detail-row[data-order-id="' + order.order_id + '"]');
     if (detailRow) {
@@ -77,6 +89,15 @@
       });
     }
     return rows.length;
+  }
+
+  // The list's "N orders" counts a row the live updates added.
+  function countOneMore() {
+    var total = document.getElementById("order-total");
+    if (!total) return;
+    var count = (parseInt(total.dataset.count, 10) || 0) + 1;
+    total.dataset.count = String(count);
+    total.textContent = total.textContent.replace(/\d[\d,]*/, QT.fmt.number(String(count)));
   }
 
   function fetchRow(order) {
@@ -99,6 +120,7 @@
         var row = tmp.firstElementChild;
         if (!row) return;
         tbody.insertBefore(row, tbody.firstChild);
+        countOneMore();
         var empty = document.getElementById("orders-empty");
         if (empty) empty.remove();
         apply(row, latest[order.order_id]);

@@ -314,8 +314,9 @@ def test_the_queue_page_shows_the_signal_qty_per_and_last_price_to_staff_only(ap
     assert page.status_code == 200
     html = page.content.decode()
     assert f'data-group="{webhook_id}-{approve_first.pk}"' in html
-    assert "acct-a" in html and "BINANCE:BTC/USDT" in html and "50,000" not in html  # raw decimal
-    assert '<strong class="mono a-last-price">50000</strong>' in html
+    assert "acct-a" in html and "BINANCE:BTC/USDT" in html
+    # every digit, grouped as every page shows numbers
+    assert '<strong class="mono a-last-price">50,000</strong>' in html
     assert "test-token" not in html  # the signal is shown with its token hidden
     assert html.count('data-status="pending_approval"') == 2
 
@@ -376,7 +377,7 @@ def test_a_stock_order_shows_its_estimated_quantity_and_value(
     )
     html = staff_client(staff()).get("/approvals/").content.decode()
     assert '<td class="num mono">3</td>' in html  # est. quantity = the shares asked for
-    assert '<td class="num mono">213000</td>' in html  # 3 x the last price
+    assert '<td class="num mono">213,000</td>' in html  # 3 x the last price
 
 
 # --- where approval is switched on, and who expires it in embedded mode -------------------------

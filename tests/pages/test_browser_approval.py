@@ -113,7 +113,7 @@ def test_approving_sends_the_held_order_exactly_once(page: Any, product: Product
     card.locator(".a-approve").click()  # opens the confirmation; sends nothing
     dialog = card.locator("dialog")
     text = dialog.inner_text()
-    assert ACCOUNT in text and "LIMIT BUY BTC/USDT" in text and "price 1000" in text
+    assert ACCOUNT in text and "LIMIT BUY BTC/USDT" in text and "price 1,000" in text
     dialog.locator("[data-close]").click()
     page.wait_for_timeout(300)
     assert posted == [] and order_state(product, order_id)["sent"] == 0

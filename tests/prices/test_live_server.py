@@ -71,7 +71,7 @@ def test_embedded_server_rest_and_websocket_agree(tmp_path: Path) -> None:
                     ws_record = seen[(instrument, timestamp)]
                     assert ws_record == rest["prices"][instrument]
                     assert _types(ws_record) == _types(rest["prices"][instrument])
-                    assert ws_record["source"] == "realtime" and ws_record["feed"] == "simulated"
+                    assert ws_record["source"] == "simulated" and ws_record["feed"] == "simulated"
                 assert type(rest["prices"]["005930"]["price"]) is int
                 assert type(rest["prices"]["BINANCE:BTC/USDT"]["price"]) is float
 

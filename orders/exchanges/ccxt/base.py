@@ -43,6 +43,7 @@ from orders.exchanges.base import (
     CancelAllIncomplete,
     ExchangeAdapter,
     Holdings,
+    OrderNotFound,
     OrderRejected,
     OrderRequest,
     OrderResult,
@@ -52,12 +53,21 @@ from orders.exchanges.base import (
     VenueError,
     VenuePosition,
     balance_summary,
+    state_after_cancel,
 )
 from orders.exchanges.brokerkit.buckets import VenueBuckets, VenueLimit
 from orders.exchanges.ticks import StepTable
 from prices.records import instrument_for
 from prices.services import price_latest
-from quanttrade.vocabulary import ZERO, MarketType, OrderStatus, OrderType, decimal_str, to_decimal
+from quanttrade.vocabulary import (
+    LIVE_STATUSES,
+    ZERO,
+    MarketType,
+    OrderStatus,
+    OrderType,
+    decimal_str,
+    to_decimal,
+)
 
 log = logging.getLogger("quanttrade.orders")
 
@@ -906,6 +916,48 @@ class CcxtAdapter(ExchangeAdapter):
         if not client.has.get("fetchOrder"):
             raise ccxt.NotSupported(f"{self.ccxt_id} fetchOrder")
         return order_result(client.fetch_order("", market["symbol"], {"clientOrderId": cid}))
+
+    def cancel_order(self, request: OrderRequest, exchange_order_id: str) -> OrderResult:
+        """Cancel one order by the venue's id (looked up by client id when the Order has none),
+        in the book it rests in (a conditional order in the venue's trigger book where it keeps
+        one apart); its state afterwards is read back by client id. The venue's "unknown order"
+        on the cancel means it finished first: the read-back says how."""
+        order_id = exchange_order_id
+        if not order_id:
+            known = self.fetch_order_by_client_id(request)
+            if known is None or not known.exchange_order_id:
+                raise OrderNotFound(self._message(_("The venue has no such order")))
+            if known.status not in LIVE_STATUSES:
+                return known
+            order_id = known.exchange_order_id
+        market = self.market(request.market_type, request.symbol)
+        conditional = request.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
+        extra = self._cancel_params(request.market_type, conditional)
+        client, lock = self._client(request.market_type)
+        with lock:
+            try:
+                self._load_markets(client, request.market_type)
+                client.cancel_order(order_id, market["symbol"], extra)
+                accepted = True
+            except ccxt.OrderNotFound:
+                accepted = False
+            except ccxt.BaseError as e:
+                raise self._translate(e) from e
+        try:
+            known = self.fetch_order_by_client_id(request)
+        except VenueError as e:
+            if not accepted:
+                raise
+            log.warning("%s 취소 후 주문 상태 확인 실패 (취소는 접수됨): %s", self.display_name, e.message)
+            known = None
+        return state_after_cancel(known, order_id, accepted=accepted)
+
+    def _cancel_params(self, market_type: str, conditional: bool) -> dict[str, Any]:
+        """The params sending one cancel to the right book: a conditional order's goes to the
+        trigger book where the venue keeps one apart (``_order_books``), others to the regular."""
+        if conditional and any(book.get("trigger") for book in self._order_books(market_type)):
+            return {"trigger": True}
+        return {}
 
     def cancel_all(self, market_type: str, symbol: str | None) -> int:
         """Cancel every open order (conditional ones too where the venue keeps them apart).

@@ -24,11 +24,13 @@ from orders.exchanges.base import (
     Balance,
     ExchangeAdapter,
     Holdings,
+    OrderNotFound,
     OrderRejected,
     OrderRequest,
     OrderResult,
     VenueError,
     balance_summary,
+    state_after_cancel,
 )
 from orders.exchanges.kis.base import DISPLAY_NAME, KisAccount, KisMarket, unsupported
 from orders.exchanges.kis.client import KisClient
@@ -96,6 +98,20 @@ class KisAdapter(ExchangeAdapter):
         if market is None:
             return None  # recorded by no market this adapter knows
         return market.lookup(request.client_order_id, intent)
+
+    def cancel_order(self, request: OrderRequest, exchange_order_id: str) -> OrderResult:
+        """Cancel through the market's order-rvsecncl TR, by the order number (the one the
+        ledger recorded when the Order has none); the state is read back from the order list."""
+        market = self._market_of(request.market_type)
+        if market is None:
+            raise unsupported(request.market_type)
+        intent = self.kis.ledger.get(request.client_order_id)
+        order_no = exchange_order_id or (intent["odno"] if intent else "")
+        if not order_no:
+            raise OrderNotFound(_("The venue has no such order"))
+        accepted = market.cancel_open(order_no)
+        known = self.fetch_order_by_client_id(request)
+        return state_after_cancel(known, order_no, accepted=accepted)
 
     def cancel_all(self, market_type: str, symbol: str | None) -> int:
         market = self._market_of(market_type)

@@ -277,6 +277,16 @@ class KisMarket(ABC):
         return found.result()
 
     # --- cancel -----------------------------------------------------------------------
+    def cancel_open(self, order_no: str) -> bool:
+        """Cancel the order ``order_no`` when this market's open-order list shows something of
+        it left (that list's rows carry what the cancel TR needs); False when it does not
+        (filled, cancelled, or not this market's)."""
+        found = find_order(self.open_orders(), order_no)
+        if found is None or found.remaining <= 0:
+            return False
+        self.cancel(found)
+        return True
+
     def cancel_all(self, symbol: str | None) -> int:
         return cancel_each(self.open_orders(), self.product(symbol) if symbol else None, self.cancel)
 

@@ -25,6 +25,7 @@ from orders.exchanges.base import (
     Balance,
     ExchangeAdapter,
     Holdings,
+    OrderNotFound,
     OrderRejected,
     OrderRequest,
     OrderResult,
@@ -32,6 +33,7 @@ from orders.exchanges.base import (
     VenueError,
     VenuePosition,
     balance_summary,
+    state_after_cancel,
 )
 from orders.exchanges.brokerkit.ledger import Intent, OrderLedger
 from orders.exchanges.brokerkit.venue_orders import (
@@ -178,6 +180,21 @@ class KiwoomAdapter(ExchangeAdapter):
         return found.result()
 
     # --- cancel -----------------------------------------------------------------------
+    def cancel_order(self, request: OrderRequest, exchange_order_id: str) -> OrderResult:
+        """Cancel by order number (the one the ledger recorded when the Order has none) when
+        today's order list shows something of it left; the state is read back from that list."""
+        self._domestic_only(request.market_type)
+        intent = self.ledger.get(request.client_order_id)
+        order_no = exchange_order_id or (intent["odno"] if intent else "")
+        if not order_no:
+            raise OrderNotFound(_("The venue has no such order"))
+        found = find_order(self.orders(self.clock().strftime("%Y%m%d")), order_no)
+        accepted = found is not None and found.remaining > 0
+        if found is not None and accepted:
+            self._cancel(found)
+        known = self.fetch_order_by_client_id(request)
+        return state_after_cancel(known, order_no, accepted=accepted)
+
     def cancel_all(self, market_type: str, symbol: str | None) -> int:
         self._domestic_only(market_type)
         code = ds.stock_code(symbol) if symbol else ""
@@ -185,18 +202,22 @@ class KiwoomAdapter(ExchangeAdapter):
         for order in self.orders(self.clock().strftime("%Y%m%d"), code):
             if order.remaining <= 0:
                 continue
-            self.client.call(
-                ds.CANCEL,
-                ds.ORDER_PATH,
-                {
-                    "dmst_stex_tp": str(order.row.get("dmst_stex_tp") or "KRX"),
-                    "orig_ord_no": order.order_no,
-                    "stk_cd": order.product,
-                    "cncl_qty": "0",  # the guide: 0 cancels the whole remainder
-                },
-            )
+            self._cancel(order)
             count += 1
         return count
+
+    def _cancel(self, order: VenueOrder) -> None:
+        """kt10003: the whole remainder of ``order``."""
+        self.client.call(
+            ds.CANCEL,
+            ds.ORDER_PATH,
+            {
+                "dmst_stex_tp": str(order.row.get("dmst_stex_tp") or "KRX"),
+                "orig_ord_no": order.order_no,
+                "stk_cd": order.product,
+                "cncl_qty": "0",  # the guide: 0 cancels the whole remainder
+            },
+        )
 
     # --- portfolio --------------------------------------------------------------------
     def stock_holdings(self) -> dict[str, Decimal]:

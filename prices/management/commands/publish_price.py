@@ -24,6 +24,11 @@ class Command(BaseCommand):
         parser.add_argument("--change-rate")
         parser.add_argument("--bid")
         parser.add_argument("--ask")
+        parser.add_argument(
+            "--simulated",
+            action="store_true",
+            help="Publish it as the simulated feed's tick (labelled simulated, never realtime).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         instrument = instrument_normalize(options["instrument"])
@@ -38,7 +43,7 @@ class Command(BaseCommand):
                 change_rate=options["change_rate"],
                 bid_price=options["bid"],
                 ask_price=options["ask"],
-                feed="manual",
+                feed="simulated" if options["simulated"] else "manual",
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc

@@ -14,6 +14,7 @@ import shlex
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
@@ -28,6 +29,7 @@ from orders.models import PaperBalance
 from prices.calendar import last_closed_trading_day
 from prices.models import DailyPrice
 from prices.watchlist import DEMO_INSTRUMENTS
+from quanttrade.management.serve_address import local_base_url, serve_host, serve_port
 from quanttrade.vocabulary import MarketType
 from strategies.addressing import public_base_url, sample_payload
 from strategies.models import Account, Strategy, StrategyAccount
@@ -69,7 +71,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--base-url",
             default="",
-            help="Base URL in the printed webhook URLs (default: PUBLIC_BASE_URL or http://127.0.0.1:8000).",
+            help=(
+                "Base URL in the printed URLs (default: PUBLIC_BASE_URL, else the address "
+                "`manage.py serve` listens on: HOST and PORT, default http://127.0.0.1:8000)."
+            ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -79,7 +84,10 @@ class Command(BaseCommand):
             strategies = [self._strategy(*demo) for demo in DEMO]
             if not options["no_daily"]:
                 self._daily_history()
-        base_url = public_base_url(options["base_url"] or "")
+        # What `serve` will answer on: PUBLIC_BASE_URL when set (behind a proxy), else HOST/PORT.
+        base_url = public_base_url(
+            options["base_url"] or settings.PUBLIC_BASE_URL or local_base_url(serve_host(), serve_port())
+        )
         url = base_url + reverse("webhook")
         result = {
             "admin": {"username": ADMIN_USERNAME, "password": password},
@@ -175,6 +183,7 @@ class Command(BaseCommand):
             )
         else:
             out.write(result["api_token_hint"])
+        out.write(_("Dashboard: %(url)s/") % {"url": result["base_url"]})
         out.write(_("Admin: %(url)s/admin/") % {"url": result["base_url"]})
         for strategy in result["strategies"]:
             out.write("")

@@ -13,7 +13,6 @@ processes (printed at start).
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import socket
 import threading
@@ -34,6 +33,7 @@ from orders.approval import approvals_expire
 from orders.portfolio.services import portfolios_refresh
 from orders.services import orders_sweep, paper_match_run
 from quanttrade.celery import app
+from quanttrade.management.serve_address import serve_host, serve_port
 from webhooks.services import webhooks_sweep
 
 log = logging.getLogger("quanttrade.serve")
@@ -154,8 +154,8 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--host", default=serve_host())
+        parser.add_argument("--port", type=int, default=serve_port())
         parser.add_argument(
             "--server", choices=["daphne", "uvicorn"], default="daphne", help="ASGI server (default daphne)."
         )
