@@ -22,6 +22,11 @@ class _Digits(TypedDict):
 MONEY: Final[_Digits] = {"max_digits": 30, "decimal_places": 10}
 
 
+class OrderOrigin(models.TextChoices):
+    SIGNAL = "signal", _("signal")
+    FLATTEN = "flatten", _("flatten (kill switch)")
+
+
 class Order(models.Model):
     """One order for one account, created from one webhook (or one entry of a batch)."""
 
@@ -60,6 +65,10 @@ class Order(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
+    # Flatten orders (kill switch) pass the pause and the risk limits: they only reduce risk.
+    origin = models.CharField(
+        max_length=16, choices=OrderOrigin.choices, default=OrderOrigin.SIGNAL, db_default=OrderOrigin.SIGNAL
+    )
 
     class Meta:
         ordering = ["created_at", "account_id", "sequence"]

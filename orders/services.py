@@ -29,6 +29,7 @@ from orders.exchanges.base import (
 )
 from orders.exchanges.paper import paper_match, paper_result
 from orders.models import Order, PaperOrder
+from orders.risk import order_refusal
 from orders.selectors import order_payload
 from quanttrade.celery import app as celery_app
 from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus
@@ -289,6 +290,12 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
         if order.order_type == "CANCEL_ALL_ORDER":
             result = _cancel_all(adapter, order)
         else:
+            # An order that may already be at the venue is only looked up, never re-judged.
+            refusal = order_refusal(order, adapter) if order.uncertain_attempt is None else None
+            if refusal is not None:
+                log.error("%s 주문 거부 (%s): order_id=%s %s", label, refusal.code, order.id, refusal.message)
+                _order_fail(order, OrderStatus.REJECTED, refusal.message)
+                return
             result = _place(adapter, order)
     except OrderUncertain as error:
         _uncertain_retry(order, label, error.message)
