@@ -133,7 +133,7 @@ def test_flatten_closes_a_paper_futures_position_from_the_book(
 def test_pause_with_cancel_open_cancels_and_refuses_new_opening_signals(
     trading: Any, wait_orders: Any, admin_client: Client
 ) -> None:
-    strategy, account = trading
+    _strategy, account = trading
     response = admin_client.post(
         f"/api/accounts/{account.pk}/pause",
         data=json.dumps({"reason": "news", "cancel_open": True}),
