@@ -22,6 +22,18 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("strategies/<int:pk>/", strategy_pages.strategy_detail, name="strategy-detail"),
     path("strategies/<int:pk>/token/", strategy_pages.strategy_token, name="strategy-token"),
     path("strategies/<int:pk>/test-signal/", webhook_pages.strategy_test_signal, name="strategy-test-signal"),
+    path(
+        "strategies/<int:pk>/kill-switch/",
+        webhook_pages.kill_switch_action,
+        {"kind": "strategy"},
+        name="strategy-kill-switch",
+    ),
+    path(
+        "accounts/<int:pk>/kill-switch/",
+        webhook_pages.kill_switch_action,
+        {"kind": "account"},
+        name="account-kill-switch",
+    ),
     path("orders/", order_pages.order_list, name="order-list"),
     path("orders/<uuid:pk>/", order_pages.order_detail, name="order-detail"),
     path("orders/<uuid:pk>/row/", order_pages.order_row, name="order-row"),

@@ -17,6 +17,30 @@ from strategies.addressing import sample_payload, tradingview_template, webhook_
 from strategies.models import Account, Strategy, StrategyAccount
 
 CREDENTIAL_FIELDS = ("api_key", "api_secret", "passphrase")
+RISK_FIELDS = [
+    "max_order_notional",
+    "max_position_notional",
+    "max_open_orders",
+    "max_orders_per_minute",
+    "max_daily_loss",
+    "allowed_symbols",
+    "trading_hours",
+]
+PAUSE_FIELDS = ["is_paused", "paused_reason", "paused_at"]
+
+
+@admin.action(description=_("Pause (kill switch): refuse new opening signals"))
+def pause_selected(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+    paused = sum(1 for target in queryset if target.pause(f"admin:{request.user.get_username()}"))
+    # notify: kill_switch
+    modeladmin.message_user(request, _("Paused: %(count)d") % {"count": paused}, messages.WARNING)
+
+
+@admin.action(description=_("Resume (lift the pause)"))
+def resume_selected(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+    for target in queryset:
+        target.resume()
+    modeladmin.message_user(request, _("Resumed: %(count)d") % {"count": queryset.count()}, messages.SUCCESS)
 
 
 def mask(secret: str) -> str:
@@ -98,12 +122,12 @@ REQUEST_DISPLAYS: dict[str, Callable[[Strategy, HttpRequest], str]] = {
 
 @admin.register(Strategy)
 class StrategyAdmin(admin.ModelAdmin):
-    list_display = ["group_name", "market_type", "is_active", "account_count", "created_at"]
+    list_display = ["group_name", "market_type", "is_active", "is_paused", "account_count", "created_at"]
     list_filter = ["market_type", "is_active"]
     search_fields = ["group_name", "description"]
     inlines = [StrategyAccountInline]
-    actions = ["regenerate_tokens"]
-    readonly_fields = ["masked_token"]
+    actions = ["regenerate_tokens", pause_selected, resume_selected]  # flatten: webhooks/admin.py
+    readonly_fields = ["masked_token", "paused_at"]
     fieldsets = [
         (
             None,
@@ -117,6 +141,10 @@ class StrategyAdmin(admin.ModelAdmin):
                     "rate_limit",
                 ]
             },
+        ),
+        (
+            _("Risk limits and kill switch"),
+            {"fields": [*RISK_FIELDS, "max_signal_age_seconds", *PAUSE_FIELDS], "classes": ["risk-limits"]},
         ),
         (_("Webhook"), {"fields": ["masked_token", *REQUEST_DISPLAYS]}),
     ]
@@ -173,7 +201,19 @@ class AccountForm(forms.ModelForm):
 
     class Meta:
         model = Account
-        fields = ["name", "exchange", "is_active", "is_testnet", "settings", *CREDENTIAL_FIELDS]
+        fields = [
+            "name",
+            "exchange",
+            "is_active",
+            "is_testnet",
+            "settings",
+            *CREDENTIAL_FIELDS,
+            *RISK_FIELDS,
+            "market_timezone",
+            "loss_reset_time",
+            "is_paused",
+            "paused_reason",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -201,17 +241,30 @@ class AccountForm(forms.ModelForm):
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     form = AccountForm
-    list_display = ["name", "exchange", "is_active", "is_testnet", "masked_api_key"]
-    list_filter = ["exchange", "is_active", "is_testnet"]
+    list_display = ["name", "exchange", "is_active", "is_testnet", "is_paused", "masked_api_key"]
+    list_filter = ["exchange", "is_active", "is_testnet", "is_paused"]
     search_fields = ["name"]
-    fields = [
-        "name",
-        "exchange",
-        "is_active",
-        "is_testnet",
-        "settings",
-        *CREDENTIAL_FIELDS,
-        "clear_credentials",
+    actions = [pause_selected, resume_selected]  # flatten: webhooks/admin.py
+    readonly_fields = ["paused_at"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "exchange",
+                    "is_active",
+                    "is_testnet",
+                    "settings",
+                    *CREDENTIAL_FIELDS,
+                    "clear_credentials",
+                ]
+            },
+        ),
+        (
+            _("Risk limits and kill switch"),
+            {"fields": [*RISK_FIELDS, "market_timezone", "loss_reset_time", *PAUSE_FIELDS]},
+        ),
     ]
 
     @admin.display(description=_("API key"))

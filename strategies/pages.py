@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from prices.pages import live_context
 from quanttrade.auth import staff_required
-from quanttrade.vocabulary import MarketType
+from quanttrade.vocabulary import MarketType, decimal_str
 from strategies.addressing import sample_payload, tradingview_template, webhook_url
 from strategies.models import Account, Strategy, StrategyAccount
 
@@ -44,7 +44,11 @@ def strategy_samples(strategy: Strategy, *, token: str = TOKEN_PLACEHOLDER) -> l
         "order_type": "LIMIT",
         "price": str(SAMPLE_LIMIT_PRICES[MarketType(strategy.market_type)]),
     }
-    cancel = {k: v for k, v in market.items() if k in ("group_name", "token", "symbol", "currency", "params")}
+    cancel = {
+        k: v
+        for k, v in market.items()
+        if k in ("group_name", "token", "symbol", "currency", "params", "timestamp")
+    }
     cancel["order_type"] = "CANCEL_ALL_ORDER"
     tradingview = tradingview_template(strategy, token=token)
     # The same alert as a limit order at the bar's close ({{close}} is filled in by TradingView).
@@ -60,6 +64,35 @@ def strategy_samples(strategy: Strategy, *, token: str = TOKEN_PLACEHOLDER) -> l
             "body": _dumps(tradingview_limit),
         },
     ]
+
+
+LIMIT_FIELDS = (
+    "max_order_notional",
+    "max_position_notional",
+    "max_open_orders",
+    "max_orders_per_minute",
+    "max_daily_loss",
+    "allowed_symbols",
+    "trading_hours",
+)
+
+
+def limit_rows(holder: Strategy | Account) -> list[dict[str, Any]]:
+    """The risk limits a strategy or an account sets (label, value), for the pages."""
+    rows = []
+    for name in LIMIT_FIELDS:
+        value = getattr(holder, name)
+        if value in (None, ""):
+            continue
+        if isinstance(value, Decimal):
+            value = decimal_str(value)
+        field = holder._meta.get_field(name)
+        rows.append({"label": getattr(field, "verbose_name", name), "value": value})
+    if isinstance(holder, Strategy) and holder.max_signal_age_seconds is not None:
+        rows.append({"label": _("max signal age (seconds)"), "value": holder.max_signal_age_seconds})
+    if isinstance(holder, Account) and holder.max_daily_loss is not None:
+        rows.append({"label": _("daily loss reset time"), "value": holder.loss_reset_time.strftime("%H:%M")})
+    return rows
 
 
 def receiving_accounts(links: list[StrategyAccount]) -> list[Account]:
@@ -97,6 +130,8 @@ def _detail_response(request: HttpRequest, strategy: Strategy, *, revealed_token
         "samples": strategy_samples(strategy, token=revealed_token or TOKEN_PLACEHOLDER),
         "revealed_token": revealed_token,
         "recent_events": strategy.webhook_events.order_by("-received_at")[:10],
+        "strategy_limits": limit_rows(strategy),
+        "account_limits": [(link.account, limit_rows(link.account)) for link in links],
         **live_context(),
     }
     response = render(request, "pages/strategy_detail.html", context)

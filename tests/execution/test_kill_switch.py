@@ -177,3 +177,62 @@ def test_the_kill_switch_api_is_staff_only_and_404s_unknown_targets(
     assert client.post("/api/accounts/1/flatten", HTTP_AUTHORIZATION=f"Token {key}").status_code == 403
     response = admin_client.post("/api/accounts/999/flatten")
     assert response.status_code == 404 and response.json()["status"] == 404
+
+
+# --- the pages and the admin --------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_strategy_page_shows_limits_pause_state_and_the_timestamped_samples(
+    admin_client: Client, make_strategy: Any, make_account: Any
+) -> None:
+    account = make_account("acct-x", max_daily_loss=D("250000"))
+    strategy = make_strategy(accounts=[account], allowed_symbols="BTC/USDT", max_signal_age_seconds=30)
+    account.pause("daily loss")
+    page = admin_client.get(f"/strategies/{strategy.pk}/").content.decode()
+    assert 'id="guard-rails"' in page
+    assert "허용 종목: <code>BTC/USDT</code>" in page and "신호 최대 유효 시간 (초): <code>30</code>" in page
+    assert "일일 최대 실현 손실: <code>250000</code>" in page and "daily loss" in page
+    assert f'id="resume-account-{account.pk}"' in page and f'id="pause-strategy-{strategy.pk}"' in page
+    assert "&quot;timestamp&quot;: &quot;{{timenow}}&quot;" in page
+
+
+@pytest.mark.django_db
+def test_the_page_flatten_needs_the_dialogs_confirmation(
+    admin_client: Client, make_strategy: Any, make_account: Any
+) -> None:
+    account = make_account("acct-x", balances={"USDT": "100"})
+    make_strategy(accounts=[account])
+    url = f"/accounts/{account.pk}/kill-switch/"
+    admin_client.post(url, {"action": "flatten"})
+    assert not Order.objects.exists()
+    response = admin_client.post(url, {"action": "flatten", "confirm": "1", "next": "/strategies/"})
+    assert response.status_code == 302 and response["Location"] == "/strategies/"
+    (cancel,) = Order.objects.all()  # no position: only the cancel
+    assert (cancel.order_type, cancel.origin, cancel.account_id) == (
+        "CANCEL_ALL_ORDER",
+        "flatten",
+        account.pk,
+    )
+    admin_client.post(url, {"action": "pause", "reason": "lunch"})
+    assert Account.objects.get(pk=account.pk).paused_reason == "lunch"
+    admin_client.post(url, {"action": "resume"})
+    assert not Account.objects.get(pk=account.pk).is_paused
+
+
+@pytest.mark.django_db
+def test_the_admin_flatten_action_asks_then_flattens(
+    admin_client: Client, make_strategy: Any, make_account: Any
+) -> None:
+    account = make_account("acct-x")
+    strategy = make_strategy(accounts=[account])
+    url = "/admin/strategies/strategy/"
+    asked = admin_client.post(url, {"action": "flatten_selected", "_selected_action": [strategy.pk]})
+    assert asked.status_code == 200 and "모든 포지션을 청산할까요?" in asked.content.decode()
+    assert not Order.objects.exists()
+    admin_client.post(url, {"action": "flatten_selected", "_selected_action": [strategy.pk], "confirm": "1"})
+    assert list(Order.objects.values_list("order_type", "origin")) == [("CANCEL_ALL_ORDER", "flatten")]
+    admin_client.post(url, {"action": "pause_selected", "_selected_action": [strategy.pk]})
+    assert Strategy.objects.get(pk=strategy.pk).is_paused
+    change = admin_client.get(f"/admin/strategies/account/{account.pk}/change/").content.decode()
+    assert 'name="max_order_notional"' in change and 'name="loss_reset_time"' in change
