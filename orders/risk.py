@@ -25,6 +25,7 @@ adapters size it (spot buy: free quote; spot sell: free base; futures: total quo
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -82,6 +83,8 @@ class Limited(Protocol):
     allowed_symbols: str
     trading_hours: str
     is_paused: bool
+
+    def paused_now(self, now: datetime | None = None) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -224,7 +227,7 @@ def signal_refusal(strategy: Strategy, orders: list[ProposedOrder], now: datetim
     trading hours (the market's time zone) and, for absolute quantities with a known price, the
     order notional. None when the signal may go on."""
     opening = [o for o in orders if not o.is_cancel and not o.is_close]
-    if strategy.is_paused and opening:
+    if opening and strategy.paused_now(now):
         reason = f" ({strategy.paused_reason})" if strategy.paused_reason else ""
         return Refusal(
             STRATEGY_PAUSED,
@@ -303,12 +306,18 @@ def _open_refusal(holder: Limited, order: Order) -> Refusal | None:
     return _limit(holder, _("max open orders"), limit, _("%(count)d are open") % {"count": resting})
 
 
+def _takes(method: Any, name: str) -> bool:
+    """Whether an adapter method takes the optional argument ``name`` (the ccxt adapter reads
+    balances per market; the brokers' positions take the order's params)."""
+    return name in inspect.signature(method).parameters
+
+
 def _balance(adapter: ExchangeAdapter, market_type: str, asset: str, *, total: bool = False) -> Decimal:
-    balances: dict[str, Any]
-    try:
-        balances = adapter.balances(market_type)  # type: ignore[call-arg]  # ccxt: per market
-    except TypeError:
-        balances = adapter.balances()
+    balances: dict[str, Any] = (
+        adapter.balances(market_type)  # type: ignore[call-arg]
+        if _takes(adapter.balances, "market_type")
+        else adapter.balances()
+    )
     found = balances.get(asset)
     if found is None:
         return ZERO
@@ -348,7 +357,11 @@ def _notional_refusals(holders: list[Limited], order: Order, adapter: ExchangeAd
     refusal = order_notional_refusal(holders, proposed(order), notional)
     if refusal or not need_position:
         return refusal
-    position = adapter.position(order.market_type, order.symbol)
+    position = (
+        adapter.position(order.market_type, order.symbol, dict(order.params or {}))  # type: ignore[call-arg]
+        if _takes(adapter.position, "params")
+        else adapter.position(order.market_type, order.symbol)
+    )
     for holder in holders:
         limit = holder.max_position_notional
         if limit is None:
@@ -439,10 +452,36 @@ def _loss_refusal(holder: Limited, order: Order, now: datetime) -> Refusal | Non
         _("today's realised loss is %(loss)s; trading is paused") % {"loss": _plain(loss)},
     )
     if not holder.is_paused and isinstance(holder, Strategy | Account):
-        holder.pause(refusal.message)
+        # Until the next reset: the day's loss caused it, the next day starts from zero.
+        until = loss_window_start(order.account, order.market_type, now) + timedelta(days=1)
+        holder.pause(refusal.message, until=until)  # the refusal's risk_limit_hit carries the news
         log.error("일일 손실 한도 도달, 일시 정지: %s", refusal.message)
-        # notify: risk_limit_hit
     return refusal
+
+
+def loss_check_after_fill(order: Order, now: datetime | None = None) -> Refusal | None:
+    """After an order filled (in part or whole): pause its account (or strategy) at once when
+    the fill took the daily realised loss to the limit, rather than at the next signal.
+    Returns the refusal that paused it, or None."""
+    if not order.filled_qty:
+        return None
+    now = now or timezone.now()
+    holders: list[Limited] = [order.account, order.strategy]
+    for holder in holders:
+        if holder.max_daily_loss is None or holder.paused_now(now):
+            continue
+        refusal = _loss_refusal(holder, order, now)
+        if refusal is not None:
+            risk_limit_hit(refusal, where="fill", subject=f"order {order.id}")
+            return refusal
+    return None
+
+
+def risk_limit_hit(refusal: Refusal, *, where: str, subject: str) -> None:
+    """The one place every risk-limit refusal passes (the intake's and the worker's; the daily
+    loss's automatic pause is one of them): logged, and where notifications hook in."""
+    log.error("리스크 한도 거부 (%s, %s): %s", where, subject, refusal.message)
+    # notify: risk_limit_hit
 
 
 def order_refusal(order: Order, adapter: ExchangeAdapter, now: datetime | None = None) -> Refusal | None:
@@ -454,26 +493,15 @@ def order_refusal(order: Order, adapter: ExchangeAdapter, now: datetime | None =
     strategy, account = order.strategy, order.account
     close = order.qty_per is not None and order.qty_per < 0
     if not close:
-        # Paused by hand or by the daily loss a moment ago (read fresh: another worker may have).
-        fresh = {
-            name: paused
-            for name, paused in (
-                (
-                    "strategy",
-                    Strategy.objects.filter(pk=strategy.pk).values_list("is_paused", flat=True).first(),
-                ),
-                (
-                    "account",
-                    Account.objects.filter(pk=account.pk).values_list("is_paused", flat=True).first(),
-                ),
-            )
-        }
-        if fresh["strategy"]:
+        # Paused by hand or by the daily loss a moment ago: read fresh (another worker may have).
+        strategy.refresh_from_db(fields=list(strategy.PAUSE_FIELDS))
+        account.refresh_from_db(fields=list(account.PAUSE_FIELDS))
+        if strategy.paused_now(now):
             return Refusal(
                 STRATEGY_PAUSED,
                 _("The strategy is paused: %(group_name)s") % {"group_name": strategy.group_name},
             )
-        if fresh["account"]:
+        if account.paused_now(now):
             return Refusal(ACCOUNT_PAUSED, _("The account is paused: %(name)s") % {"name": account.name})
     holders: list[Limited] = [account, strategy]  # the account's refusal names it first
     zone = market_timezone(order.market_type, account)

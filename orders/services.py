@@ -29,7 +29,7 @@ from orders.exchanges.base import (
 )
 from orders.exchanges.paper import paper_match, paper_result
 from orders.models import Order, PaperOrder
-from orders.risk import order_refusal
+from orders.risk import RISK_LIMIT, loss_check_after_fill, order_refusal, risk_limit_hit
 from orders.selectors import order_payload
 from quanttrade.celery import app as celery_app
 from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus
@@ -295,6 +295,8 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
             if refusal is not None:
                 log.error("%s 주문 거부 (%s): order_id=%s %s", label, refusal.code, order.id, refusal.message)
                 _order_fail(order, OrderStatus.REJECTED, refusal.message)
+                if refusal.code == RISK_LIMIT:
+                    risk_limit_hit(refusal, where="worker", subject=f"order {order.id}")
                 return
             result = _place(adapter, order)
     except OrderUncertain as error:
@@ -327,7 +329,8 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
         log.exception("%s 주문 처리 중 내부 오류: order_id=%s", label, order.id)
         _order_fail(order, OrderStatus.FAILED, _("Internal error: %(error)s") % {"error": error})
         return
-    order_record(order, result)
+    if order_record(order, result) and result.filled_qty:
+        loss_check_after_fill(order)
     if result.status == OrderStatus.REJECTED:
         log.error("%s 주문 거부: order_id=%s %s", label, order.id, result.message)
     else:
@@ -487,6 +490,8 @@ def paper_orders_sync(papers: Iterable[PaperOrder]) -> int:
             continue
         if order_record(order, paper_result(paper), expect=SYNCABLE_STATUSES):
             synced += 1
+            if paper.filled:
+                loss_check_after_fill(order)
     return synced
 
 

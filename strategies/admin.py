@@ -26,21 +26,7 @@ RISK_FIELDS = [
     "allowed_symbols",
     "trading_hours",
 ]
-PAUSE_FIELDS = ["is_paused", "paused_reason", "paused_at"]
-
-
-@admin.action(description=_("Pause (kill switch): refuse new opening signals"))
-def pause_selected(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-    paused = sum(1 for target in queryset if target.pause(f"admin:{request.user.get_username()}"))
-    # notify: kill_switch
-    modeladmin.message_user(request, _("Paused: %(count)d") % {"count": paused}, messages.WARNING)
-
-
-@admin.action(description=_("Resume (lift the pause)"))
-def resume_selected(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-    for target in queryset:
-        target.resume()
-    modeladmin.message_user(request, _("Resumed: %(count)d") % {"count": queryset.count()}, messages.SUCCESS)
+PAUSE_FIELDS = ["is_paused", "paused_reason", "paused_at", "paused_until"]
 
 
 def mask(secret: str) -> str:
@@ -126,7 +112,7 @@ class StrategyAdmin(admin.ModelAdmin):
     list_filter = ["market_type", "is_active"]
     search_fields = ["group_name", "description"]
     inlines = [StrategyAccountInline]
-    actions = ["regenerate_tokens", pause_selected, resume_selected]  # flatten: webhooks/admin.py
+    actions = ["regenerate_tokens"]  # + pause, resume, flatten: webhooks/admin.py (the kill switch)
     readonly_fields = ["masked_token", "paused_at"]
     fieldsets = [
         (
@@ -213,6 +199,7 @@ class AccountForm(forms.ModelForm):
             "loss_reset_time",
             "is_paused",
             "paused_reason",
+            "paused_until",
         ]
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -244,7 +231,7 @@ class AccountAdmin(admin.ModelAdmin):
     list_display = ["name", "exchange", "is_active", "is_testnet", "is_paused", "masked_api_key"]
     list_filter = ["exchange", "is_active", "is_testnet", "is_paused"]
     search_fields = ["name"]
-    actions = [pause_selected, resume_selected]  # flatten: webhooks/admin.py
+    # Actions pause, resume and flatten: webhooks/admin.py (the kill switch lives a layer up).
     readonly_fields = ["paused_at"]
     fieldsets = [
         (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-from datetime import time
+from datetime import datetime, time
 from zoneinfo import available_timezones
 
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
@@ -115,25 +115,45 @@ class RiskLimits(models.Model):
     )
     paused_reason = models.CharField(_("pause reason"), max_length=300, blank=True, db_default="")
     paused_at = models.DateTimeField(_("paused at"), null=True, blank=True)
+    paused_until = models.DateTimeField(
+        _("paused until"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "The pause lifts itself then (a daily-loss pause, at the next reset); blank: until resumed."
+        ),
+    )
+
+    PAUSE_FIELDS = ("is_paused", "paused_reason", "paused_at", "paused_until")
 
     class Meta:
         abstract = True
 
-    def pause(self, reason: str = "") -> bool:
-        """Pause (the kill switch); False when it already was. Writes only these fields."""
+    def pause(self, reason: str = "", until: datetime | None = None) -> bool:
+        """Pause (the kill switch), until resumed or until ``until``; False when it already was.
+        Writes only the pause fields."""
         updated = (
             type(self)
             ._default_manager.filter(pk=self.pk, is_paused=False)
-            .update(is_paused=True, paused_reason=reason[:300], paused_at=timezone.now())
+            .update(is_paused=True, paused_reason=reason[:300], paused_at=timezone.now(), paused_until=until)
         )
-        self.refresh_from_db(fields=["is_paused", "paused_reason", "paused_at"])
+        self.refresh_from_db(fields=list(self.PAUSE_FIELDS))
         return bool(updated)
 
     def resume(self) -> None:
         type(self)._default_manager.filter(pk=self.pk).update(
-            is_paused=False, paused_reason="", paused_at=None
+            is_paused=False, paused_reason="", paused_at=None, paused_until=None
         )
-        self.refresh_from_db(fields=["is_paused", "paused_reason", "paused_at"])
+        self.refresh_from_db(fields=list(self.PAUSE_FIELDS))
+
+    def paused_now(self, now: datetime | None = None) -> bool:
+        """Whether the pause holds at ``now``; a pause past its ``paused_until`` is lifted here."""
+        if not self.is_paused:
+            return False
+        if self.paused_until is not None and (now or timezone.now()) >= self.paused_until:
+            self.resume()
+            return False
+        return True
 
 
 class Strategy(RiskLimits):

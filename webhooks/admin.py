@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from orders.models import Order
 from quanttrade.admin_helpers import ReadOnlyAdmin, pretty_json
 from strategies.models import Account, Strategy
-from webhooks.kill_switch import account_flatten, strategy_flatten
+from webhooks.kill_switch import account_flatten, kill_switch_pause, kill_switch_resume, strategy_flatten
 from webhooks.models import WebhookEvent
 
 
@@ -112,7 +112,28 @@ def flatten_selected(
     return None
 
 
+@admin.action(description=_("Pause (kill switch): refuse new opening signals"))
+def pause_selected(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+    source = f"admin:{request.user.get_username()}"
+    for target in queryset:
+        kill_switch_pause(target, reason="", cancel_open=False, source=source)
+    modeladmin.message_user(request, _("Paused: %(count)d") % {"count": len(queryset)}, messages.WARNING)
+
+
+@admin.action(description=_("Resume (lift the pause)"))
+def resume_selected(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+    source = f"admin:{request.user.get_username()}"
+    for target in queryset:
+        kill_switch_resume(target, source=source)
+    modeladmin.message_user(request, _("Resumed: %(count)d") % {"count": len(queryset)}, messages.SUCCESS)
+
+
 for _model in (Strategy, Account):
     _registered = admin.site._registry.get(_model)
     if _registered is not None:
-        _registered.actions = [*(_registered.actions or []), flatten_selected]
+        _registered.actions = [
+            *(_registered.actions or []),
+            pause_selected,
+            resume_selected,
+            flatten_selected,
+        ]

@@ -216,7 +216,7 @@ def _submit(
         Order.objects.bulk_create(orders)
         transaction.on_commit(lambda: orders_dispatch(event.id, account_ids))
         transaction.on_commit(lambda: broadcast_webhook(event))
-    log.warning("%s (%s, %s): 주문 %d건", action, label, source, len(orders))
+    log.info("%s (%s, %s): 주문 %d건", action, label, source, len(orders))
     return KillSwitchResult(event.id, body)
 
 
@@ -224,17 +224,26 @@ def _strategy_accounts(strategy: Strategy) -> list[Account]:
     return list(Account.objects.filter(strategy_accounts__strategy=strategy).order_by("name").distinct())
 
 
+def kill_switch_used(action: str, target: Account | Strategy, source: str, detail: str = "") -> None:
+    """The one place every kill-switch event passes (pause, resume, flatten; from the pages, the
+    admin, the API or the shell): logged, and where notifications hook in."""
+    log.warning("킬 스위치 %s: %s (%s) %s", action, target, source, detail)
+    # notify: kill_switch
+
+
 def account_flatten(account: Account, *, source: str) -> KillSwitchResult:
     """Cancel every open order of the account and close every position it holds."""
-    # notify: kill_switch
-    return _submit([account], action="flatten", label=account.name, source=source, close=True)
+    result = _submit([account], action="flatten", label=account.name, source=source, close=True)
+    kill_switch_used("flatten", account, source, f"webhook_id={result.event_id}")
+    return result
 
 
 def strategy_flatten(strategy: Strategy, *, source: str) -> KillSwitchResult:
     """Flatten every account linked to the strategy (each account entirely)."""
-    # notify: kill_switch
     accounts = _strategy_accounts(strategy)
-    return _submit(accounts, action="flatten", label=strategy.group_name, source=source, close=True)
+    result = _submit(accounts, action="flatten", label=strategy.group_name, source=source, close=True)
+    kill_switch_used("flatten", strategy, source, f"webhook_id={result.event_id}")
+    return result
 
 
 def kill_switch_pause(
@@ -244,8 +253,7 @@ def kill_switch_pause(
     also cancel the open orders of the account (of the strategy's accounts). Returns the
     cancel's event, or None when open orders are left alone."""
     target.pause(reason or _("Paused by %(source)s") % {"source": source})
-    # notify: kill_switch
-    log.warning("일시 정지: %s (%s)", target, source)
+    kill_switch_used("pause", target, source, target.paused_reason)
     if not cancel_open:
         return None
     accounts = [target] if isinstance(target, Account) else _strategy_accounts(target)
@@ -255,4 +263,4 @@ def kill_switch_pause(
 
 def kill_switch_resume(target: Account | Strategy, *, source: str) -> None:
     target.resume()
-    log.warning("일시 정지 해제: %s (%s)", target, source)
+    kill_switch_used("resume", target, source)

@@ -28,7 +28,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from live.bus import group_send
 from orders.models import Order
-from orders.risk import STRATEGY_PAUSED, ProposedOrder, signal_refusal
+from orders.risk import RISK_LIMIT, STRATEGY_PAUSED, ProposedOrder, risk_limit_hit, signal_refusal
 from orders.selectors import order_summary
 from orders.services import orders_dispatch
 from quanttrade.logging import redact
@@ -375,6 +375,8 @@ def _check_signal(strategy: Strategy, message: WebhookMessage) -> None:
         for spec in message.orders
     ]
     refusal = signal_refusal(strategy, proposed, now)
+    if refusal is not None and refusal.code == RISK_LIMIT:
+        risk_limit_hit(refusal, where="intake", subject=f"strategy {strategy.group_name}")
     if refusal is not None:
         status = 403 if refusal.code == STRATEGY_PAUSED else 400
         raise WebhookError(refusal.message, code=refusal.code, status=status)

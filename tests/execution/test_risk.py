@@ -17,7 +17,7 @@ from django.test import Client
 from orders.models import Order, PaperBalance
 from orders.risk import realised_pnl
 from orders.services import account_orders_execute
-from strategies.models import Account
+from strategies.models import Account, Strategy
 from tests.execution.test_execution import make_orders
 
 D = Decimal
@@ -197,20 +197,42 @@ def test_the_daily_loss_limit_pauses_the_account_and_closes_still_pass(
         make_orders(strategy, [account, other], [{"side": "SELL", "qty_per": -50}]), account, other
     )  # -100 USDT
     assert realised_pnl(Order.objects.filter(account=account), NOW - timedelta(hours=1)) == D("-100")
+    # The losing fill pauses the account at once; the other account (no limit) is untouched.
+    account.refresh_from_db()
+    assert account.is_paused and account.paused_reason.startswith(
+        "리스크 한도 초과 (계좌 f1): 일일 최대 실현 손실 100"
+    )
+    assert account.paused_until == datetime(2026, 12, 2, 0, 0, tzinfo=UTC)  # the next reset (UTC for crypto)
+    assert not Account.objects.get(pk=other.pk).is_paused
 
     buy, close = run(
         make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}, {"side": "SELL", "qty_per": -100}]),
         account,
     )
-    assert buy.status == "rejected"
-    assert buy.message == (
-        "리스크 한도 초과 (계좌 f1): 일일 최대 실현 손실 100 — 오늘 실현 손실 100, 거래를 일시 정지합니다"
-    )
-    account.refresh_from_db()
-    assert account.is_paused and account.paused_reason == buy.message and account.paused_at is not None
+    assert (buy.status, buy.message) == ("rejected", "계좌가 일시 정지되었습니다: f1")
     assert close.status == "filled"  # a close is never blocked by the loss limit
     (other_buy,) = run(make_orders(strategy, [other], [{"side": "BUY", "qty_per": 10}]), other)
     assert other_buy.status == "filled"  # the other account trades on
+
+
+@pytest.mark.django_db
+def test_a_daily_loss_limit_set_after_the_loss_refuses_and_pauses_at_the_next_order(
+    make_strategy: Any, make_account: Any, publish_price: Any, clock: Any
+) -> None:
+    account = make_account("f1", balances={"USDT": "10000"})
+    strategy = make_strategy(market_type="FUTURES", accounts=[account])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    run(make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}]), account)
+    publish_price("BINANCE:BTC/USDT", "40000")
+    run(make_orders(strategy, [account], [{"side": "SELL", "qty_per": -100}]), account)  # -200
+    Strategy.objects.filter(pk=strategy.pk).update(max_daily_loss=D("150"))
+    (buy,) = run(make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}]), account)
+    assert buy.status == "rejected"
+    assert buy.message == (
+        "리스크 한도 초과 (전략 my_strategy): 일일 최대 실현 손실 150 — 오늘 실현 손실 200, 거래를 일시 정지합니다"
+    )
+    assert Strategy.objects.get(pk=strategy.pk).is_paused  # a strategy limit pauses the strategy
+    assert not Account.objects.get(pk=account.pk).is_paused
 
 
 @pytest.mark.django_db
@@ -231,7 +253,9 @@ def test_the_daily_loss_resets_at_the_accounts_reset_time(
     run(make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}]), account)
     publish_price("BINANCE:BTC/USDT", "40000")
     run(make_orders(strategy, [account], [{"side": "SELL", "qty_per": -100}]), account)  # -200
-    clock(NOW)  # 10:00 KST: a new day for this account
+    paused = Account.objects.get(pk=account.pk)
+    assert paused.is_paused and paused.paused_until == datetime(2026, 12, 1, 0, 0, tzinfo=UTC)  # 09:00 KST
+    clock(NOW)  # 10:00 KST: a new day for this account, and the loss pause has lifted
     (buy,) = run(make_orders(strategy, [account], [{"side": "BUY", "qty_per": 1}]), account)
     assert buy.status == "filled"
     assert not Account.objects.get(pk=account.pk).is_paused

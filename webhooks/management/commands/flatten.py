@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from strategies.models import Account, Strategy
-from webhooks.kill_switch import KillSwitchResult, account_flatten, strategy_flatten
+from webhooks.kill_switch import KillSwitchResult, account_flatten, kill_switch_pause, strategy_flatten
 
 
 class Command(BaseCommand):
@@ -33,7 +33,9 @@ class Command(BaseCommand):
             if answer.strip().lower() not in ("y", "yes"):
                 raise CommandError("Not confirmed: nothing done.")
         if options["pause"]:
-            target.pause("manage.py flatten")
+            kill_switch_pause(
+                target, reason="manage.py flatten", cancel_open=False, source="manage.py flatten"
+            )
         result: KillSwitchResult = (
             account_flatten(target, source="manage.py flatten")
             if isinstance(target, Account)
