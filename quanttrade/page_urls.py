@@ -23,6 +23,13 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("strategies/<int:pk>/token/", strategy_pages.strategy_token, name="strategy-token"),
     path("strategies/<int:pk>/test-signal/", webhook_pages.strategy_test_signal, name="strategy-test-signal"),
     path(
+        "strategies/<int:pk>/limits/",
+        strategy_pages.limits_edit,
+        {"kind": "strategy"},
+        name="strategy-limits",
+    ),
+    path("accounts/<int:pk>/limits/", strategy_pages.limits_edit, {"kind": "account"}, name="account-limits"),
+    path(
         "strategies/<int:pk>/kill-switch/",
         webhook_pages.kill_switch_action,
         {"kind": "strategy"},

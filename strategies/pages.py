@@ -6,10 +6,11 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -77,6 +78,23 @@ LIMIT_FIELDS = (
 )
 
 
+class StrategyLimitsForm(forms.ModelForm):
+    class Meta:
+        model = Strategy
+        fields = [*LIMIT_FIELDS, "max_signal_age_seconds"]
+
+
+class AccountLimitsForm(forms.ModelForm):
+    class Meta:
+        model = Account
+        fields = [*LIMIT_FIELDS, "market_timezone", "loss_reset_time"]
+
+
+def limits_form(holder: Strategy | Account, data: Any = None) -> forms.ModelForm:
+    form_class = StrategyLimitsForm if isinstance(holder, Strategy) else AccountLimitsForm
+    return form_class(data, instance=holder, prefix=f"{type(holder).__name__.lower()}-{holder.pk}")
+
+
 def limit_rows(holder: Strategy | Account) -> list[dict[str, Any]]:
     """The risk limits a strategy or an account sets (label, value), for the pages."""
     rows = []
@@ -131,7 +149,10 @@ def _detail_response(request: HttpRequest, strategy: Strategy, *, revealed_token
         "revealed_token": revealed_token,
         "recent_events": strategy.webhook_events.order_by("-received_at")[:10],
         "strategy_limits": limit_rows(strategy),
-        "account_limits": [(link.account, limit_rows(link.account)) for link in links],
+        "strategy_limits_form": limits_form(strategy),
+        "account_limits": [
+            (link.account, limit_rows(link.account), limits_form(link.account)) for link in links
+        ],
         **live_context(),
     }
     response = render(request, "pages/strategy_detail.html", context)
@@ -143,6 +164,29 @@ def _detail_response(request: HttpRequest, strategy: Strategy, *, revealed_token
 @staff_required
 def strategy_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _detail_response(request, get_object_or_404(Strategy, pk=pk), revealed_token=None)
+
+
+@require_POST
+@staff_required
+def limits_edit(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+    """Save a strategy's or an account's risk limits from the strategy page's form."""
+    holder: Strategy | Account = (
+        get_object_or_404(Strategy, pk=pk) if kind == "strategy" else get_object_or_404(Account, pk=pk)
+    )
+    form = limits_form(holder, request.POST)
+    if form.is_valid():
+        form.save()
+        messages.success(request, _("Risk limits saved: %(target)s") % {"target": holder})
+    else:
+        problems = "; ".join(
+            f"{form.fields[name].label if name in form.fields else name}: {' '.join(str(error) for error in errors)}"
+            for name, errors in form.errors.items()
+        )
+        messages.error(request, _("Risk limits not saved: %(problems)s") % {"problems": problems})
+    target = request.POST.get("next", "")
+    if target.startswith("/") and not target.startswith("//"):
+        return redirect(target)
+    return redirect("strategy-list")
 
 
 @never_cache

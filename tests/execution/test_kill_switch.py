@@ -236,3 +236,38 @@ def test_the_admin_flatten_action_asks_then_flattens(
     assert Strategy.objects.get(pk=strategy.pk).is_paused
     change = admin_client.get(f"/admin/strategies/account/{account.pk}/change/").content.decode()
     assert 'name="max_order_notional"' in change and 'name="loss_reset_time"' in change
+
+
+@pytest.mark.django_db
+def test_limits_are_edited_on_the_strategy_page(
+    admin_client: Client, make_strategy: Any, make_account: Any
+) -> None:
+    account = make_account("acct-x")
+    strategy = make_strategy(accounts=[account])
+    page = admin_client.get(f"/strategies/{strategy.pk}/").content.decode()
+    assert f'name="account-{account.pk}-max_order_notional"' in page
+    assert f'id="limits-account-{account.pk}"' in page and f'id="limits-strategy-{strategy.pk}"' in page
+    prefix = f"account-{account.pk}-"
+    admin_client.post(
+        f"/accounts/{account.pk}/limits/",
+        {
+            f"{prefix}max_order_notional": "1500.5",
+            f"{prefix}allowed_symbols": "BTC/USDT ETH/USDT",
+            f"{prefix}trading_hours": "09:00-15:20",
+            f"{prefix}market_timezone": "Asia/Seoul",
+            f"{prefix}loss_reset_time": "09:00",
+        },
+    )
+    account.refresh_from_db()
+    assert (account.max_order_notional, account.allowed_symbols, account.trading_hours) == (
+        D("1500.5"),
+        "BTC/USDT ETH/USDT",
+        "09:00-15:20",
+    )
+    response = admin_client.post(
+        f"/strategies/{strategy.pk}/limits/",
+        {f"strategy-{strategy.pk}-trading_hours": "9-5", "next": f"/strategies/{strategy.pk}/"},
+        follow=True,
+    )
+    assert "리스크 한도를 저장하지 못했습니다" in response.content.decode()
+    assert Strategy.objects.get(pk=strategy.pk).trading_hours == ""
