@@ -24,6 +24,11 @@ class _Digits(TypedDict):
 MONEY: Final[_Digits] = {"max_digits": 30, "decimal_places": 10}
 
 
+class OrderOrigin(models.TextChoices):
+    SIGNAL = "signal", _("signal")
+    FLATTEN = "flatten", _("flatten (kill switch)")
+
+
 class Order(models.Model):
     """One order for one account, created from one webhook (or one entry of a batch)."""
 
@@ -81,6 +86,10 @@ class Order(models.Model):
     trail = models.JSONField(default=dict, blank=True)
     # Not a field: the executing worker's clock for this order's stages (set by order_claim).
     stage_clock: StageClock | None = None
+    # Flatten orders (kill switch) pass the pause and the risk limits: they only reduce risk.
+    origin = models.CharField(
+        max_length=16, choices=OrderOrigin.choices, default=OrderOrigin.SIGNAL, db_default=OrderOrigin.SIGNAL
+    )
 
     class Meta:
         ordering = ["created_at", "account_id", "sequence"]

@@ -36,6 +36,7 @@ from orders.exchanges.brokerkit.buckets import RateLimitWaitError
 from orders.exchanges.paper import paper_match, paper_result
 from orders.models import Order, PaperOrder
 from orders.portfolio.services import portfolio_refresh_soon
+from orders.risk import RISK_LIMIT, loss_check_after_fill, order_refusal, risk_limit_hit
 from orders.selectors import order_payload
 from orders.trail import StageClock, trail_merge
 from quanttrade.celery import app as celery_app
@@ -460,6 +461,14 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
         if order.order_type == OrderType.CANCEL_ALL_ORDER:
             result = _cancel_all(adapter, order)
         else:
+            # An order that may already be at the venue is only looked up, never re-judged.
+            refusal = order_refusal(order, adapter) if order.uncertain_attempt is None else None
+            if refusal is not None:
+                log.error("%s 주문 거부 (%s): order_id=%s %s", label, refusal.code, order.id, refusal.message)
+                _order_fail(order, OrderStatus.REJECTED, refusal.message)
+                if refusal.code == RISK_LIMIT:
+                    risk_limit_hit(refusal, where="worker", subject=f"order {order.id}")
+                return
             result = _place(adapter, order)
         placed = result.status != OrderStatus.REJECTED
     except OrderUncertain as error:
@@ -508,11 +517,13 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
     finally:
         if not placed:
             _after_order(adapter, order, placed=False)
-    order_record(order, result)
+    recorded = order_record(order, result)
     # After the order left and was recorded, before the account's next one: the balance
     # snapshot follows it (orders.exchanges.ccxt: sizing without a venue read).
     if placed:
         _after_order(adapter, order, placed=True)
+    if recorded and result.filled_qty:
+        loss_check_after_fill(order)
     if result.status == OrderStatus.REJECTED:
         log.error("%s 주문 거부: order_id=%s %s", label, order.id, result.message)
     else:
@@ -744,6 +755,8 @@ def paper_orders_sync(papers: Iterable[PaperOrder]) -> int:
             continue
         if order_record(order, paper_result(paper), expect=SYNCABLE_STATUSES):
             synced += 1
+            if paper.filled:
+                loss_check_after_fill(order)
     return synced
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 
 from quanttrade.vocabulary import MarketType
 from strategies.models import Strategy
@@ -49,10 +51,20 @@ SAMPLE_ORDERS: dict[str, dict[str, Any]] = {
 }
 
 
-def sample_payload(strategy: Strategy, *, token: str = "<token>") -> dict[str, Any]:
-    """A ready-to-send webhook body for the strategy's market type."""
+def signal_timestamp(moment: datetime | None = None) -> str:
+    """A webhook ``timestamp`` (ISO 8601, UTC, whole seconds) for ``moment`` (default: now)."""
+    moment = (moment or timezone.now()).astimezone(UTC).replace(microsecond=0)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def sample_payload(
+    strategy: Strategy, *, token: str = "<token>", now: datetime | None = None
+) -> dict[str, Any]:
+    """A ready-to-send webhook body for the strategy's market type, stamped with ``now`` (the
+    optional ``timestamp`` the stale-signal guard reads; default: the current time)."""
     body: dict[str, Any] = {"group_name": strategy.group_name, "token": token}
     body.update(copy.deepcopy(SAMPLE_ORDERS[MarketType(strategy.market_type)]))
+    body["timestamp"] = signal_timestamp(now)
     return body
 
 
@@ -66,6 +78,7 @@ def tradingview_template(strategy: Strategy, *, token: str = "<token>") -> str:
         # and the COIN/CURRENCY symbol (TradingView's {{ticker}} would be BTCUSDT).
         body["qty_per"] = "{{strategy.order.contracts}}"
         body["symbol"] = "{{ticker}}"
+    body["timestamp"] = "{{timenow}}"  # when the alert fired: a late delivery can be refused
     return json.dumps(body, ensure_ascii=False, indent=2)
 
 

@@ -28,6 +28,16 @@ from strategies.models import (
 )
 
 CREDENTIAL_FIELDS = ("api_key", "api_secret", "passphrase")
+RISK_FIELDS = [
+    "max_order_notional",
+    "max_position_notional",
+    "max_open_orders",
+    "max_orders_per_minute",
+    "max_daily_loss",
+    "allowed_symbols",
+    "trading_hours",
+]
+PAUSE_FIELDS = ["is_paused", "paused_reason", "paused_at", "paused_until"]
 
 
 def mask(secret: str) -> str:
@@ -109,12 +119,12 @@ REQUEST_DISPLAYS: dict[str, Callable[[Strategy, HttpRequest], str]] = {
 
 @admin.register(Strategy)
 class StrategyAdmin(admin.ModelAdmin):
-    list_display = ["group_name", "market_type", "is_active", "account_count", "created_at"]
+    list_display = ["group_name", "market_type", "is_active", "is_paused", "account_count", "created_at"]
     list_filter = ["market_type", "is_active"]
     search_fields = ["group_name", "description"]
     inlines = [StrategyAccountInline]
-    actions = ["regenerate_tokens"]
-    readonly_fields = ["masked_token"]
+    actions = ["regenerate_tokens"]  # + pause, resume, flatten: webhooks/admin.py (the kill switch)
+    readonly_fields = ["masked_token", "paused_at"]
     fieldsets = [
         (
             None,
@@ -128,6 +138,10 @@ class StrategyAdmin(admin.ModelAdmin):
                     "rate_limit",
                 ]
             },
+        ),
+        (
+            _("Risk limits and kill switch"),
+            {"fields": [*RISK_FIELDS, "max_signal_age_seconds", *PAUSE_FIELDS], "classes": ["risk-limits"]},
         ),
         (_("Webhook"), {"fields": ["masked_token", *REQUEST_DISPLAYS]}),
         (_("Approval"), {"fields": ["approval_required", "approval_timeout_seconds"]}),
@@ -254,6 +268,12 @@ class AccountForm(forms.ModelForm):
             "settings",
             *CREDENTIAL_FIELDS,
             "approval_required",
+            *RISK_FIELDS,
+            "market_timezone",
+            "loss_reset_time",
+            "is_paused",
+            "paused_reason",
+            "paused_until",
         ]
         labels = {"settings": _("other settings"), "is_testnet": _("testnet / 모의투자")}
         help_texts = {
@@ -266,6 +286,8 @@ class AccountForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        # Left blank (a form that does not show the risk fields): midnight, the model's default.
+        self.fields["loss_reset_time"].required = False
         for name in CREDENTIAL_FIELDS:
             self.initial[name] = ""
             if self.instance.pk and getattr(self.instance, name):
@@ -290,6 +312,8 @@ class AccountForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         super().clean()
         cleaned = self.cleaned_data
+        if cleaned.get("loss_reset_time") is None and "loss_reset_time" not in self.errors:
+            cleaned["loss_reset_time"] = Account._meta.get_field("loss_reset_time").get_default()
         if cleaned.get("clear_credentials"):
             for name in CREDENTIAL_FIELDS:
                 cleaned[name] = ""
@@ -351,10 +375,19 @@ def connection_badge(obj: Account) -> str:
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     form = AccountForm
-    list_display = ["name", "exchange", "is_active", "is_testnet", "masked_api_key", connection_badge]
-    list_filter = ["exchange", "is_active", "is_testnet", "connection_ok"]
+    list_display = [
+        "name",
+        "exchange",
+        "is_active",
+        "is_testnet",
+        "is_paused",
+        "masked_api_key",
+        connection_badge,
+    ]
+    list_filter = ["exchange", "is_active", "is_testnet", "is_paused", "connection_ok"]
     search_fields = ["name"]
-    readonly_fields = ["connection_result"]
+    # Actions pause, resume and flatten: webhooks/admin.py (the kill switch lives a layer up).
+    readonly_fields = ["connection_result", "paused_at"]
     fieldsets = [
         (None, {"fields": ["name", "exchange", "is_active", "is_testnet"]}),
         (
@@ -364,6 +397,10 @@ class AccountAdmin(admin.ModelAdmin):
         (_("Broker account"), {"fields": ["account_number"], "classes": ["qt-venue-broker"]}),
         (_("Crypto futures"), {"fields": ["leverage", "margin_mode"], "classes": ["qt-venue-crypto"]}),
         (_("Approval"), {"fields": ["approval_required"]}),
+        (
+            _("Risk limits and kill switch"),
+            {"fields": [*RISK_FIELDS, "market_timezone", "loss_reset_time", *PAUSE_FIELDS]},
+        ),
         (_("Connection test"), {"fields": ["connection_result"]}),
         (_("Advanced"), {"fields": ["api_base_url", "settings"], "classes": ["collapse"]}),
     ]

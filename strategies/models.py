@@ -5,13 +5,16 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from datetime import datetime, time
 from functools import cache
 from typing import Any
+from zoneinfo import available_timezones
 
 import ccxt
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from quanttrade.crypto import EncryptedTextField
@@ -23,7 +26,141 @@ def generate_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-class Strategy(models.Model):
+# --- risk limits (issue #14): the same fields on a Strategy and on an Account ------------------
+
+HOURS_PATTERN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
+
+
+def parse_trading_hours(text: str) -> list[tuple[time, time]]:
+    """``"09:00-15:20, 22:00-02:00"`` as (start, end) windows; a window whose end is before its
+    start runs past midnight. Raises ValueError naming the bad part."""
+    windows: list[tuple[time, time]] = []
+    for part in re.split(r"[,\s]+", text.strip()):
+        if not part:
+            continue
+        if not HOURS_PATTERN.match(part):
+            raise ValueError(part)
+        start, end = part.split("-")
+        windows.append((time.fromisoformat(start), time.fromisoformat(end)))
+    return windows
+
+
+def parse_symbols(text: str) -> set[str]:
+    """The allow-list as upper-case symbols (comma, space or newline separated)."""
+    return {part.upper() for part in re.split(r"[,\s]+", text.strip()) if part}
+
+
+def validate_trading_hours(value: str) -> None:
+    try:
+        parse_trading_hours(value)
+    except ValueError as error:
+        raise ValidationError(
+            _("Trading hours are windows like 09:00-15:20, comma separated; not %(part)s")
+            % {"part": error.args[0]}
+        ) from None
+
+
+def validate_timezone(value: str) -> None:
+    if value and value not in available_timezones():
+        raise ValidationError(_("Unknown time zone: %(zone)s") % {"zone": value})
+
+
+class RiskLimits(models.Model):
+    """Limits checked before anything reaches a venue (orders/risk.py). Blank = no limit.
+    Where a strategy and an account both set one, the stricter applies."""
+
+    max_order_notional = models.DecimalField(
+        _("max order notional"),
+        max_digits=30,
+        decimal_places=10,
+        null=True,
+        blank=True,
+        help_text=_("Largest value of one order (quantity × price, quote currency)."),
+    )
+    max_position_notional = models.DecimalField(
+        _("max position notional per symbol"),
+        max_digits=30,
+        decimal_places=10,
+        null=True,
+        blank=True,
+        help_text=_("Largest value of the position in one symbol after an order."),
+    )
+    max_open_orders = models.PositiveIntegerField(_("max open orders"), null=True, blank=True)
+    max_orders_per_minute = models.PositiveIntegerField(_("max orders per minute"), null=True, blank=True)
+    max_daily_loss = models.DecimalField(
+        _("max daily realised loss"),
+        max_digits=30,
+        decimal_places=10,
+        null=True,
+        blank=True,
+        help_text=_("Reaching it pauses trading until it is resumed (a positive amount)."),
+    )
+    # Database defaults on the new non-null columns: rows written by code that predates them
+    # (a rolling deploy, an older migration state) still insert.
+    allowed_symbols = models.TextField(
+        _("allowed symbols"),
+        blank=True,
+        db_default="",
+        help_text=_("Only these symbols may be traded (comma or space separated); blank allows all."),
+    )
+    trading_hours = models.CharField(
+        _("trading hours"),
+        max_length=200,
+        blank=True,
+        db_default="",
+        validators=[validate_trading_hours],
+        help_text=_("Windows when orders may be placed, e.g. 09:00-15:20 (market time zone); blank: always."),
+    )
+    is_paused = models.BooleanField(
+        _("paused"),
+        default=False,
+        db_default=False,
+        help_text=_("Kill switch: new signals are refused while paused."),
+    )
+    paused_reason = models.CharField(_("pause reason"), max_length=300, blank=True, db_default="")
+    paused_at = models.DateTimeField(_("paused at"), null=True, blank=True)
+    paused_until = models.DateTimeField(
+        _("paused until"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "The pause lifts itself then (a daily-loss pause, at the next reset); blank: until resumed."
+        ),
+    )
+
+    PAUSE_FIELDS = ("is_paused", "paused_reason", "paused_at", "paused_until")
+
+    class Meta:
+        abstract = True
+
+    def pause(self, reason: str = "", until: datetime | None = None) -> bool:
+        """Pause (the kill switch), until resumed or until ``until``; False when it already was.
+        Writes only the pause fields."""
+        updated = (
+            type(self)
+            ._default_manager.filter(pk=self.pk, is_paused=False)
+            .update(is_paused=True, paused_reason=reason[:300], paused_at=timezone.now(), paused_until=until)
+        )
+        self.refresh_from_db(fields=list(self.PAUSE_FIELDS))
+        return bool(updated)
+
+    def resume(self) -> None:
+        type(self)._default_manager.filter(pk=self.pk).update(
+            is_paused=False, paused_reason="", paused_at=None, paused_until=None
+        )
+        self.refresh_from_db(fields=list(self.PAUSE_FIELDS))
+
+    def paused_now(self, now: datetime | None = None) -> bool:
+        """Whether the pause holds at ``now``; a pause past its ``paused_until`` is lifted here."""
+        if not self.is_paused:
+            return False
+        if self.paused_until is not None and (now or timezone.now()) >= self.paused_until:
+            self.resume()
+            return False
+        return True
+
+
+class Strategy(RiskLimits):
     group_name = models.CharField(_("group name"), max_length=100, unique=True)
     description = models.TextField(_("description"), blank=True)
     market_type = models.CharField(_("market type"), max_length=32, choices=MarketType.choices)
@@ -42,6 +179,12 @@ class Strategy(models.Model):
         blank=True,
         validators=[validate_rate],
         help_text=_("Webhooks allowed per period, e.g. 60/m; blank uses WEBHOOK_RATE_LIMIT."),
+    )
+    max_signal_age_seconds = models.PositiveIntegerField(
+        _("max signal age (seconds)"),
+        null=True,
+        blank=True,
+        help_text=_("A webhook whose `timestamp` is older than this is refused; blank: no limit."),
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -146,7 +289,7 @@ def validate_exchange(value: str) -> None:
         )
 
 
-class Account(models.Model):
+class Account(RiskLimits):
     name = models.CharField(_("name"), max_length=100, unique=True)
     exchange = models.CharField(
         _("exchange"),
@@ -170,6 +313,20 @@ class Account(models.Model):
         ),
     )
     is_active = models.BooleanField(_("active"), default=True)
+    market_timezone = models.CharField(
+        _("market time zone"),
+        max_length=64,
+        blank=True,
+        db_default="",
+        validators=[validate_timezone],
+        help_text=_("Time zone of trading hours and the daily-loss reset; blank: the market's own."),
+    )
+    loss_reset_time = models.TimeField(
+        _("daily loss reset time"),
+        default=time(0, 0),
+        db_default=time(0, 0),
+        help_text=_("When the daily realised loss starts again from zero (market time zone)."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # --- approval (semi-automatic mode) ---
     approval_required = models.BooleanField(

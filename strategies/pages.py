@@ -6,6 +6,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
@@ -17,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from prices.pages import live_context
 from quanttrade.auth import staff_required
-from quanttrade.vocabulary import MarketType
+from quanttrade.vocabulary import MarketType, decimal_str
 from strategies.addressing import sample_payload, tradingview_template, webhook_url
 from strategies.models import Account, Strategy, StrategyAccount, link_problem
 
@@ -45,7 +46,11 @@ def strategy_samples(strategy: Strategy, *, token: str = TOKEN_PLACEHOLDER) -> l
         "order_type": "LIMIT",
         "price": str(SAMPLE_LIMIT_PRICES[MarketType(strategy.market_type)]),
     }
-    cancel = {k: v for k, v in market.items() if k in ("group_name", "token", "symbol", "currency", "params")}
+    cancel = {
+        k: v
+        for k, v in market.items()
+        if k in ("group_name", "token", "symbol", "currency", "params", "timestamp")
+    }
     cancel["order_type"] = "CANCEL_ALL_ORDER"
     tradingview = tradingview_template(strategy, token=token)
     # The same alert as a limit order at the bar's close ({{close}} is filled in by TradingView).
@@ -61,6 +66,52 @@ def strategy_samples(strategy: Strategy, *, token: str = TOKEN_PLACEHOLDER) -> l
             "body": _dumps(tradingview_limit),
         },
     ]
+
+
+LIMIT_FIELDS = (
+    "max_order_notional",
+    "max_position_notional",
+    "max_open_orders",
+    "max_orders_per_minute",
+    "max_daily_loss",
+    "allowed_symbols",
+    "trading_hours",
+)
+
+
+class StrategyLimitsForm(forms.ModelForm):
+    class Meta:
+        model = Strategy
+        fields = [*LIMIT_FIELDS, "max_signal_age_seconds"]
+
+
+class AccountLimitsForm(forms.ModelForm):
+    class Meta:
+        model = Account
+        fields = [*LIMIT_FIELDS, "market_timezone", "loss_reset_time"]
+
+
+def limits_form(holder: Strategy | Account, data: Any = None) -> forms.ModelForm:
+    form_class = StrategyLimitsForm if isinstance(holder, Strategy) else AccountLimitsForm
+    return form_class(data, instance=holder, prefix=f"{type(holder).__name__.lower()}-{holder.pk}")
+
+
+def limit_rows(holder: Strategy | Account) -> list[dict[str, Any]]:
+    """The risk limits a strategy or an account sets (label, value), for the pages."""
+    rows = []
+    for name in LIMIT_FIELDS:
+        value = getattr(holder, name)
+        if value in (None, ""):
+            continue
+        if isinstance(value, Decimal):
+            value = decimal_str(value)
+        field = holder._meta.get_field(name)
+        rows.append({"label": getattr(field, "verbose_name", name), "value": value})
+    if isinstance(holder, Strategy) and holder.max_signal_age_seconds is not None:
+        rows.append({"label": _("max signal age (seconds)"), "value": holder.max_signal_age_seconds})
+    if isinstance(holder, Account) and holder.max_daily_loss is not None:
+        rows.append({"label": _("daily loss reset time"), "value": holder.loss_reset_time.strftime("%H:%M")})
+    return rows
 
 
 def receiving_accounts(links: list[StrategyAccount]) -> list[Account]:
@@ -102,6 +153,11 @@ def _detail_response(request: HttpRequest, strategy: Strategy, *, revealed_token
             (account, link_problem(account.exchange, strategy.market_type))
             for account in Account.objects.exclude(strategy_accounts__strategy=strategy).order_by("name")
         ],
+        "strategy_limits": limit_rows(strategy),
+        "strategy_limits_form": limits_form(strategy),
+        "account_limits": [
+            (link.account, limit_rows(link.account), limits_form(link.account)) for link in links
+        ],
         **live_context(),
     }
     response = render(request, "pages/strategy_detail.html", context)
@@ -113,6 +169,29 @@ def _detail_response(request: HttpRequest, strategy: Strategy, *, revealed_token
 @staff_required
 def strategy_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _detail_response(request, get_object_or_404(Strategy, pk=pk), revealed_token=None)
+
+
+@require_POST
+@staff_required
+def limits_edit(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+    """Save a strategy's or an account's risk limits from the strategy page's form."""
+    holder: Strategy | Account = (
+        get_object_or_404(Strategy, pk=pk) if kind == "strategy" else get_object_or_404(Account, pk=pk)
+    )
+    form = limits_form(holder, request.POST)
+    if form.is_valid():
+        form.save()
+        messages.success(request, _("Risk limits saved: %(target)s") % {"target": holder})
+    else:
+        problems = "; ".join(
+            f"{form.fields[name].label if name in form.fields else name}: {' '.join(str(error) for error in errors)}"
+            for name, errors in form.errors.items()
+        )
+        messages.error(request, _("Risk limits not saved: %(problems)s") % {"problems": problems})
+    target = request.POST.get("next", "")
+    if target.startswith("/") and not target.startswith("//"):
+        return redirect(target)
+    return redirect("strategy-list")
 
 
 @never_cache

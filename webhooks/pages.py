@@ -20,8 +20,9 @@ from orders.pages import EVENTS_PER_PAGE, decorate, int_or_none, paginate
 from prices.pages import live_context
 from quanttrade.auth import staff_required
 from quanttrade.vocabulary import OrderStatus
-from strategies.models import Strategy, StrategyAccount
+from strategies.models import Account, Strategy, StrategyAccount
 from strategies.pages import receiving_accounts
+from webhooks.kill_switch import account_flatten, kill_switch_pause, kill_switch_resume, strategy_flatten
 from webhooks.models import WebhookEvent, WebhookOutcome
 from webhooks.services import webhook_replay, webhook_test_signal
 from webhooks.validation import WebhookError
@@ -156,3 +157,64 @@ def strategy_test_signal(request: HttpRequest, pk: int) -> HttpResponse:
         }
         messages.error(request, format_html('{} <a href="{}">{}</a>', text, link, _("Open the log entry")))
     return redirect("strategy-detail", pk=strategy.pk)
+
+
+# --- the kill switch on the pages (issue #14) ---------------------------------------------------
+
+
+def _back(request: HttpRequest, fallback: str) -> HttpResponse:
+    target = request.POST.get("next", "")
+    if target.startswith("/") and not target.startswith("//"):
+        return redirect(target)
+    return redirect(fallback)
+
+
+@require_POST
+@staff_required
+def kill_switch_action(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+    """Pause (optionally cancelling the open orders), resume, or flatten a strategy or an
+    account. Flatten and a cancelling pause place orders: they need confirm=1 (the dialog's)."""
+    target: Account | Strategy
+    if kind == "strategy":
+        target = get_object_or_404(Strategy, pk=pk)
+        fallback = reverse("strategy-detail", args=[pk])
+    else:
+        target = get_object_or_404(Account, pk=pk)
+        fallback = reverse("order-list") + f"?account={pk}"
+    action = request.POST.get("action", "")
+    source = f"page:{request.user.get_username()}"
+    cancel_open = request.POST.get("cancel_open") == "1"
+    if (
+        action in ("flatten", "pause")
+        and (action == "flatten" or cancel_open)
+        and request.POST.get("confirm") != "1"
+    ):
+        messages.error(request, _("Nothing was done: confirm it in its dialog first."))
+        return _back(request, fallback)
+    if action == "resume":
+        kill_switch_resume(target, source=source)
+        messages.success(request, _("Resumed: %(target)s") % {"target": target})
+        return _back(request, fallback)
+    if action == "pause":
+        result = kill_switch_pause(
+            target, reason=request.POST.get("reason", "")[:300], cancel_open=cancel_open, source=source
+        )
+        text = _("Paused: %(target)s") % {"target": target}
+    elif action == "flatten":
+        result = (
+            strategy_flatten(target, source=source)
+            if isinstance(target, Strategy)
+            else account_flatten(target, source=source)
+        )
+        text = _("Flatten sent: %(count)d orders (cancel open orders, close positions)") % {
+            "count": len(result.body["orders"])
+        }
+    else:
+        messages.error(request, _("Unknown action"))
+        return _back(request, fallback)
+    if result is not None:
+        link = reverse("webhook-detail", args=[result.event_id])
+        messages.warning(request, format_html('{} <a href="{}">{}</a>', text, link, _("Open the log entry")))
+    else:
+        messages.warning(request, text)
+    return _back(request, fallback)

@@ -34,6 +34,7 @@ from notify.events import emit
 from notify.models import EventKind
 from orders.approval import approval_deadline, approval_needed, approval_pending_announce
 from orders.models import Order
+from orders.risk import RISK_LIMIT, STRATEGY_PAUSED, ProposedOrder, risk_limit_hit, signal_refusal
 from orders.selectors import order_summary
 from orders.services import orders_dispatch
 from orders.trail import StageClock
@@ -393,12 +394,48 @@ def _ingest(state: _IngestState, idempotency_header: str | None) -> IngestResult
     if deprecated:
         raise WebhookError(deprecated_message(deprecated), code="deprecated_fields")
     message = validate_message(payload, strategy.market_type, strategy.default_currency)
+    _check_signal(strategy, message)
     if state.db_down:
         return _spool(state, idempotency_header, verified=True, warnings=message.warnings)
     links = state.links
     if not links:
         raise WebhookError(_("No accounts are linked to the strategy"), code="no_accounts")
     return _accept(state, strategy, message, [link.account for link in links], key)
+
+
+def _check_signal(strategy: Strategy, message: WebhookMessage) -> None:
+    """The guard rails decidable at intake (issue #14, SPEC §7b): the signal's age against the
+    strategy's max signal age, then the strategy's pause and static risk limits (orders/risk.py).
+    Raises WebhookError; the refusal is stored with the event like any other."""
+    now = timezone.now()
+    max_age = strategy.max_signal_age_seconds
+    if max_age is not None and message.timestamp is not None:
+        age = (now - message.timestamp).total_seconds()
+        if age > max_age:
+            raise WebhookError(
+                _("The signal is stale: sent %(age)d seconds ago, the strategy accepts at most %(max)d")
+                % {"age": int(age), "max": max_age},
+                code="signal_stale",
+            )
+    proposed = [
+        ProposedOrder(
+            market_type=strategy.market_type,
+            symbol=message.symbol,
+            side=spec.side,
+            order_type=spec.order_type,
+            qty_per=spec.qty_per,
+            price=spec.price,
+            stop_price=spec.stop_price,
+            currency=message.currency,
+        )
+        for spec in message.orders
+    ]
+    refusal = signal_refusal(strategy, proposed, now)
+    if refusal is not None and refusal.code == RISK_LIMIT:
+        risk_limit_hit(refusal, where="intake", subject=f"strategy {strategy.group_name}")
+    if refusal is not None:
+        status = 403 if refusal.code == STRATEGY_PAUSED else 400
+        raise WebhookError(refusal.message, code=refusal.code, status=status)
 
 
 def payload_too_large() -> WebhookError:

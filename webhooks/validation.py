@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -81,12 +82,13 @@ TOP_LEVEL_FIELDS = frozenset(
         "params",
         "orders",
         "idempotency_key",
+        "timestamp",
     }
 )
 BATCH_ORDER_FIELDS = frozenset({"order_type", "side", "price", "stop_price", "qty_per", "params"})
 # In a batch the order fields live in `orders`; at the top level they are unknown.
 BATCH_TOP_LEVEL_FIELDS = frozenset(
-    {"group_name", "token", "symbol", "currency", "params", "orders", "idempotency_key"}
+    {"group_name", "token", "symbol", "currency", "params", "orders", "idempotency_key", "timestamp"}
 )
 
 # Every number is stored in a DecimalField of MONEY's size (room for 20 integer digits), but
@@ -174,6 +176,8 @@ class WebhookMessage:
     currency: str
     orders: list[OrderSpec]
     warnings: list[str] = field(default_factory=list)
+    # When the sender says the signal was made (TradingView's {{timenow}}), if it says.
+    timestamp: datetime | None = None
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -503,7 +507,38 @@ def validate_message(payload: dict[str, Any], market_type: str, default_currency
 
     currency = _currency(payload.get("currency"), symbol, market_type, default_currency, base_params, top)
     specs.sort(key=lambda spec: spec.priority)  # stable: keeps the sent order within a priority
-    return WebhookMessage(symbol=symbol, currency=currency, orders=specs, warnings=warnings)
+    timestamp = validate_timestamp(payload.get("timestamp"), top)
+    return WebhookMessage(
+        symbol=symbol, currency=currency, orders=specs, warnings=warnings, timestamp=timestamp
+    )
+
+
+# Epoch milliseconds between 2001-09-09 and 2286-11-20: anything else is not a signal time.
+EPOCH_MS_RANGE = (10**12, 10**13)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def validate_timestamp(raw: Any, ctx: _Context) -> datetime | None:
+    """The optional ``timestamp``: ISO 8601 (``2026-12-01T00:00:00Z``; without an offset, UTC)
+    or epoch milliseconds (number or numeric string). None when absent."""
+    if raw is None or raw == "":
+        return None
+    problem = _("timestamp must be ISO 8601 (2026-12-01T09:00:00Z) or epoch milliseconds: %(value)s") % {
+        "value": _show(raw)
+    }
+    if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
+        raise ctx.error(problem, "invalid_field")
+    text = str(raw).strip()
+    if re.fullmatch(r"\d{1,16}(\.\d+)?", text):
+        millis = Decimal(text)
+        if not EPOCH_MS_RANGE[0] <= millis < EPOCH_MS_RANGE[1]:
+            raise ctx.error(problem, "invalid_field")
+        return EPOCH + timedelta(milliseconds=int(millis))
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ctx.error(problem, "invalid_field") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _currency(

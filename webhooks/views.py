@@ -19,7 +19,9 @@ from rest_framework.views import APIView
 
 from orders.trail import StageClock
 from quanttrade.errors import ApiError, error_response, json_response
+from strategies.models import Account, Strategy
 from strategies.net import client_ip, ip_allowed
+from webhooks.kill_switch import account_flatten, kill_switch_pause, kill_switch_resume, strategy_flatten
 from webhooks.models import WebhookEvent
 from webhooks.selectors import webhook_result
 from webhooks.services import payload_too_large, webhook_ingest
@@ -45,9 +47,13 @@ class WebhookView(APIView):
             202: OpenApiResponse(
                 OpenApiTypes.OBJECT, description="Accepted: orders queued per linked account"
             ),
-            400: OpenApiResponse(ERROR_ENVELOPE, description="Invalid message"),
+            400: OpenApiResponse(
+                ERROR_ENVELOPE, description="Invalid message, risk_limit (a strategy limit) or signal_stale"
+            ),
             401: OpenApiResponse(ERROR_ENVELOPE, description="Token invalid"),
-            403: OpenApiResponse(ERROR_ENVELOPE, description="Strategy inactive or IP not allowed"),
+            403: OpenApiResponse(
+                ERROR_ENVELOPE, description="Strategy inactive or paused (strategy_paused), or IP not allowed"
+            ),
             404: OpenApiResponse(ERROR_ENVELOPE, description="Strategy not found"),
             413: OpenApiResponse(ERROR_ENVELOPE, description="Body over 64 KiB"),
             429: OpenApiResponse(ERROR_ENVELOPE, description="Rate limited"),
@@ -104,3 +110,94 @@ class WebhookResultView(APIView):
     def get(self, request: Request, webhook_id: UUID) -> Response:
         event = get_object_or_404(WebhookEvent, pk=webhook_id)
         return Response(webhook_result(event))
+
+
+# --- the kill switch (issue #14): staff session or API token ----------------------------------
+
+
+def _who(request: Request) -> str:
+    user = getattr(request, "user", None)
+    return f"api:{getattr(user, 'username', '') or '?'}"
+
+
+def _flag(request: Request, name: str) -> bool:
+    data = request.data if isinstance(request.data, dict) else {}
+    value = data.get(name, False)
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def _reason(request: Request) -> str:
+    data = request.data if isinstance(request.data, dict) else {}
+    return str(data.get("reason") or "")[:300]
+
+
+KILL_SWITCH_RESPONSES = {
+    202: OpenApiResponse(
+        OpenApiTypes.OBJECT,
+        description="Accepted: one order per action (a cancel per market, a close per position), "
+        "queued; follow them with GET /api/webhooks/<webhook_id>",
+    ),
+    404: OpenApiResponse(ERROR_ENVELOPE, description="No such account or strategy"),
+}
+
+
+class AccountFlattenView(APIView):
+    """Cancel every open order of the account and close every position it holds."""
+
+    @extend_schema(operation_id="account_flatten", request=None, responses=KILL_SWITCH_RESPONSES)
+    def post(self, request: Request, pk: int) -> Response:
+        account = get_object_or_404(Account, pk=pk)
+        result = account_flatten(account, source=_who(request))
+        return Response(result.body, status=202)
+
+
+class StrategyFlattenView(APIView):
+    """Flatten every account linked to the strategy."""
+
+    @extend_schema(operation_id="strategy_flatten", request=None, responses=KILL_SWITCH_RESPONSES)
+    def post(self, request: Request, pk: int) -> Response:
+        strategy = get_object_or_404(Strategy, pk=pk)
+        result = strategy_flatten(strategy, source=_who(request))
+        return Response(result.body, status=202)
+
+
+class PauseView(APIView):
+    """POST pauses (body: ``reason``, ``cancel_open`` to also cancel the open orders); DELETE
+    resumes. Answers the paused state, and the cancel's ``webhook_id`` when there was one."""
+
+    model: type[Account] | type[Strategy] = Account
+
+    def _target(self, pk: int) -> Account | Strategy:
+        if self.model is Strategy:
+            return get_object_or_404(Strategy, pk=pk)
+        return get_object_or_404(Account, pk=pk)
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, 404: OpenApiResponse(ERROR_ENVELOPE)},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        target = self._target(pk)
+        cancel = kill_switch_pause(
+            target, reason=_reason(request), cancel_open=_flag(request, "cancel_open"), source=_who(request)
+        )
+        body: dict[str, object] = {"paused": True, "reason": target.paused_reason}
+        if cancel is not None:
+            body.update({"webhook_id": str(cancel.event_id), "orders": cancel.body["orders"]})
+        return Response(body)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, 404: OpenApiResponse(ERROR_ENVELOPE)})
+    def delete(self, request: Request, pk: int) -> Response:
+        target = self._target(pk)
+        kill_switch_resume(target, source=_who(request))
+        return Response({"paused": False})
+
+
+class AccountPauseView(PauseView):
+    model = Account
+
+
+class StrategyPauseView(PauseView):
+    model = Strategy

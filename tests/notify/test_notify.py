@@ -240,7 +240,7 @@ def test_the_sweep_schedules_a_flush_the_broker_lost(
     Notification.objects.create(destination=dest, kind=EventKind.KILL_SWITCH, fields={"message": "stop"})
     assert notifications_sweep()["rescheduled"] == 1
     ((_path, message),) = receiver.wait_for(1)
-    assert message["message"] == "긴급 정지: stop"
+    assert message["message"] == "킬 스위치: stop"
 
 
 # --- webhooks and feeds ---------------------------------------------------------------------
@@ -422,3 +422,21 @@ def test_orders_waiting_for_approval_are_notified_once_per_group_with_the_queue_
     assert message["message"] == (
         f"승인 대기: my_strategy / paper-held BTC/USDT 매수 10 @ 49,000 — 주문 2건 대기 중\n{BASE}/approvals/"
     )
+
+
+@pytest.mark.django_db
+def test_a_pause_and_a_risk_refusal_queue_their_notifications(
+    make_account: Any, make_strategy: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from orders.risk import Refusal, risk_limit_hit
+    from webhooks.kill_switch import kill_switch_pause
+
+    dest = destination("json://127.0.0.1:9/hook", events=[EventKind.KILL_SWITCH, EventKind.RISK_LIMIT_HIT])
+    account = make_account("paper-stop", balances={"USDT": "10"})
+    with django_capture_on_commit_callbacks(execute=True):
+        kill_switch_pause(account, reason="too volatile", cancel_open=False, source="api")
+        risk_limit_hit(Refusal("risk_limit", "최대 주문 금액 초과"), where="worker", subject="order 42")
+    kinds = {n.kind: n.fields for n in Notification.objects.filter(destination=dest)}
+    assert kinds[EventKind.KILL_SWITCH]["account"] == "paper-stop"
+    assert "too volatile" in kinds[EventKind.KILL_SWITCH]["message"]
+    assert kinds[EventKind.RISK_LIMIT_HIT]["message"] == "최대 주문 금액 초과 (order 42)"
