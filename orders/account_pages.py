@@ -20,6 +20,7 @@ from orders.portfolio.services import portfolio_get
 from prices.pages import live_context
 from quanttrade.auth import staff_required
 from strategies.models import Account
+from strategies.pages import limit_rows, limits_form
 
 RECENT_FILLS = 50
 
@@ -46,6 +47,8 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "portfolio_data": portfolio.to_dict(),
             "equity_curve": equity_curve_payload(account.pk),
             "open_orders": open_orders,
+            "limit_rows": limit_rows(account),
+            "limits_form": limits_form(account),
             "fills": [fill_payload(order) for order in recent_fills(account.pk, RECENT_FILLS)],
             **live_context(),
         },

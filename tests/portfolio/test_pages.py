@@ -143,3 +143,21 @@ def test_the_account_page_tests_the_connection_and_shows_the_result(
     account.refresh_from_db()
     assert account.connection_ok is True and account.connection_checked_at is not None
     assert account.connection_message in html
+
+
+def test_the_account_page_offers_its_limits_and_kill_switch(
+    staff_client: Client, make_account: Callable[..., Any], no_prices: None
+) -> None:
+    account = make_account(name="paper-guard", balances={"USDT": "10"})
+    page = f"/accounts/{account.pk}/"
+    html = staff_client.get(page).content.decode()
+    assert f'action="/accounts/{account.pk}/limits/"' in html
+    assert f'id="kill-switch-account-{account.pk}"' in html
+    response = staff_client.post(
+        f"/accounts/{account.pk}/kill-switch/",
+        {"action": "pause", "confirm": "1", "reason": "page test", "next": page},
+        follow=True,
+    )
+    assert response.redirect_chain[-1][0] == page
+    account.refresh_from_db()
+    assert account.is_paused and account.paused_reason == "page test"
