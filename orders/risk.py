@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -35,13 +34,17 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from django.db.models import QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from notify.events import emit
 from notify.models import EventKind
 from orders.exchanges.base import ExchangeAdapter
+from orders.exchanges.paper import quote_currency
 from orders.models import Order, OrderOrigin
+from orders.portfolio.fills import order_fill
+from orders.portfolio.pnl import Fill, fifo_pnl
 from prices.records import instrument_for
 from prices.services import price_latest
 from quanttrade.vocabulary import CRYPTO_MARKETS, LIVE_STATUSES, MarketType, OrderStatus, OrderType, Side
@@ -400,36 +403,27 @@ def loss_window_start(account: Account, market_type: str, now: datetime) -> date
 
 
 def realised_pnl(orders: QuerySet[Order], since: datetime) -> Decimal:
-    """Realised profit (negative: loss) of ``orders``' fills after ``since``, matched first in
-    first out per (market, symbol) over the orders' whole history (a lot bought yesterday and
-    sold today counts today). Fees and contract multipliers are ignored; a fill's time is its
-    order's ``submitted_at``. Kept small on purpose: a full PnL module can replace it."""
-    filled = (
+    """Realised profit (negative: loss) after fees of ``orders``' fills since ``since``, matched
+    first in first out per account and (market, symbol) over the whole history (a lot bought
+    yesterday and sold today counts today): the portfolio's FIFO (orders.portfolio.pnl) over
+    everything, less the same over the fills before ``since``. A fill's time is its order's
+    ``submitted_at`` (else ``created_at``); contract multipliers are not applied."""
+    books: dict[tuple[int, str, str], list[Fill]] = {}
+    rows = (
         orders.filter(filled_qty__gt=0, avg_price__isnull=False)
-        .exclude(side="")
-        .order_by("submitted_at", "created_at", "sequence")
-        .values_list("market_type", "symbol", "side", "filled_qty", "avg_price", "submitted_at")
+        .filter(side__in=[Side.BUY, Side.SELL])
+        .annotate(sent_at=Coalesce("submitted_at", "created_at"))
+        .order_by("sent_at", "sequence", "pk")
     )
-    lots: dict[tuple[str, str], deque[list[Decimal]]] = {}
+    quotes: dict[tuple[int, str, str], str] = {}
+    for order in rows:
+        key = (order.account_id, order.market_type, order.symbol.upper())
+        books.setdefault(key, []).append(order_fill(order))
+        quotes.setdefault(key, quote_currency(order.market_type, order.symbol, order.currency, order.params))
     realised = ZERO
-    for market_type, symbol, side, qty, avg_price, at in filled:
-        price = Decimal(avg_price or 0)
-        book = lots.setdefault((market_type, symbol), deque())
-        signed = Decimal(qty) if side == Side.BUY else -Decimal(qty)
-        counted = at is not None and at >= since
-        while signed and book and (book[0][0] > 0) != (signed > 0):
-            lot = book[0]
-            matched = min(abs(lot[0]), abs(signed))
-            # Closing a long at ``price`` earns price - entry per unit; closing a short, the opposite.
-            per_unit = (price - lot[1]) if lot[0] > 0 else (lot[1] - price)
-            if counted:
-                realised += per_unit * matched
-            lot[0] += matched if lot[0] < 0 else -matched
-            signed += matched if signed < 0 else -matched
-            if lot[0] == 0:
-                book.popleft()
-        if signed:
-            book.append([signed, price])
+    for key, fills in books.items():
+        before = [fill for fill in fills if fill.at is not None and fill.at < since]
+        realised += fifo_pnl(fills, quotes[key]).net - fifo_pnl(before, quotes[key]).net
     return realised
 
 

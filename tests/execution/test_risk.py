@@ -287,6 +287,11 @@ def test_realised_pnl_matches_first_in_first_out_including_shorts(db: None, make
     assert realised_pnl(Order.objects.filter(account=account), NOW) == D("30")
     # Only fills from the third on count: -5 + 10.
     assert realised_pnl(Order.objects.filter(account=account), NOW + timedelta(seconds=3)) == D("5")
+    # Fees the venue reported count against the day they were paid (the portfolio's FIFO).
+    last = Order.objects.filter(webhook=event).order_by("sequence").last()
+    Order.objects.filter(pk=last.pk).update(fee=D("0.7"), fee_currency="USDT")
+    assert realised_pnl(Order.objects.filter(account=account), NOW + timedelta(seconds=3)) == D("4.3")
+    assert realised_pnl(Order.objects.filter(account=account), NOW) == D("29.3")
 
 
 # --- the real worker: fan-out through the webhook, refusal in the results API -----------------
