@@ -144,6 +144,8 @@ class KisSim(SimServer):
         # (OTFM1411R fm_dnca_rmnd, USD): fills do not move them (margin is not modelled).
         self.fo_cash_krw = dec("50000000")
         self.ofo_cash_usd = dec("200000")
+        # Tests: CTRP6504R output2 also lists a KRW row (whether KIS sends one is not documented).
+        self.present_balance_krw_row = False
         self.prices: dict[str, Decimal] = {
             "005930": dec("70000"),
             "000660": dec("140000"),
@@ -770,6 +772,8 @@ class KisSim(SimServer):
             if us
             else []
         )
+        if self.present_balance_krw_row:
+            currencies.append({"crcy_cd": "KRW", "frcr_dncl_amt_2": fmt(self.cash_krw)})
         totals = {"tot_dncl_amt": "0", "frcr_use_psbl_amt": fmt(self.cash_usd) if us else "0"}
         return ok(None, output1=rows, output2=currencies, output3=totals)
 

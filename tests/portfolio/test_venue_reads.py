@@ -178,6 +178,17 @@ def test_kis_overseas_usd_cash_follows_the_venue_after_a_buy(
     assert _cash(portfolio, MarketType.OVERSEAS_STOCK) == {"USD": kis_sim.cash_usd}
 
 
+def test_kis_overseas_cash_leaves_a_krw_row_to_the_domestic_market(
+    kis_account: Callable[..., Any], kis_sim: KisSim, no_prices: None
+) -> None:
+    kis_sim.present_balance_krw_row = True
+    account = kis_account(portfolio_markets=["DOMESTIC_STOCK", "OVERSEAS_STOCK"])
+    portfolio = portfolio_read(account)
+    assert portfolio.errors == []
+    assert _cash(portfolio, MarketType.OVERSEAS_STOCK) == {"USD": kis_sim.cash_usd}
+    assert portfolio.totals["KRW"].cash == kis_sim.cash_krw  # once, not twice
+
+
 def test_kis_overseas_cash_read_failure_is_shown(
     kis_account: Callable[..., Any], kis_sim: KisSim, no_prices: None
 ) -> None:

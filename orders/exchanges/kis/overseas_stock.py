@@ -197,7 +197,8 @@ class OverseasStock(KisMarket):
         examples_llm/overseas_stock/inquire_present_balance sample asks it (WCRC_FRCR_DVSN_CD
         02 외화, NATN_CD 000 every country, TR_MKET_CD 00, INQR_DVSN_CD 00); its output2 has a
         row per currency: crcy_cd and 외화예수금액2 ``frcr_dncl_amt_2`` (the deposit, counted as
-        free like the domestic 예수금총금액)."""
+        free like the domestic 예수금총금액). A KRW row is left out: the won deposit is the
+        domestic market's cash (TTTC8434R), and counting it here too would count it twice."""
         data = self.client.request(
             "GET",
             "/uapi/overseas-stock/v1/trading/inquire-present-balance",
@@ -214,7 +215,7 @@ class OverseasStock(KisMarket):
         balances: dict[str, Balance] = {}
         for row in rows if isinstance(rows, list) else [rows]:
             currency = str(row.get("crcy_cd") or "").strip().upper()
-            if currency:
+            if currency and currency != "KRW":
                 amount = to_decimal(row.get("frcr_dncl_amt_2"), ZERO)
                 before = balances[currency].free if currency in balances else ZERO
                 balances[currency] = Balance(asset=currency, free=before + amount)
