@@ -140,6 +140,12 @@ class KisSim(SimServer):
         self.token_requests = 0
         self.cash_krw = dec("100000000")
         self.cash_usd = dec("100000")
+        # 선물옵션 계좌 예수금현금 (CTFO6118R output2 dnca_cash) and 해외선물옵션 예수금잔액
+        # (OTFM1411R fm_dnca_rmnd, USD): fills do not move them (margin is not modelled).
+        self.fo_cash_krw = dec("50000000")
+        self.ofo_cash_usd = dec("200000")
+        # Tests: CTRP6504R output2 also lists a KRW row (whether KIS sends one is not documented).
+        self.present_balance_krw_row = False
         self.prices: dict[str, Decimal] = {
             "005930": dec("70000"),
             "000660": dec("140000"),
@@ -227,6 +233,7 @@ class KisSim(SimServer):
             ("POST", f"{o}/order"): self.overseas_order,
             ("GET", "/uapi/overseas-price/v1/quotations/price"): self.overseas_quote,
             ("GET", f"{o}/inquire-balance"): self.overseas_balance,
+            ("GET", f"{o}/inquire-present-balance"): self.overseas_present_balance,
             ("GET", f"{o}/inquire-nccs"): self.overseas_open,
             ("GET", f"{o}/inquire-ccnl"): self.overseas_orders,
             ("POST", f"{o}/order-rvsecncl"): self.overseas_cancel,
@@ -240,6 +247,7 @@ class KisSim(SimServer):
             ("GET", f"{ofo}/inquire-ccld"): self.ofo_orders,
             ("POST", f"{ofo}/order-rvsecncl"): self.ofo_cancel,
             ("GET", f"{ofo}/inquire-unpd"): self.ofo_unpd,
+            ("GET", f"{ofo}/inquire-deposit"): self.ofo_deposit,
         }
 
     # --- auth -------------------------------------------------------------------------
@@ -719,6 +727,56 @@ class KisSim(SimServer):
             ctx_area_nk200="",
         )
 
+    def overseas_present_balance(self, request: Request) -> dict[str, Any]:
+        """CTRP6504R 해외주식 체결기준현재잔고 (open-trading-api examples_llm/overseas_stock/
+        inquire_present_balance): output1 a row per holding, output2 a row per currency
+        (crcy_cd, 외화예수금액2 frcr_dncl_amt_2, 외화출금가능금액1 frcr_drwg_psbl_amt_1),
+        output3 the account totals. Only the US (USD) is modelled: NATN_CD 000 or 840."""
+        fields = self._auth(
+            request,
+            self._tr("CTRP6504R", "VTRP6504R"),
+            ("WCRC_FRCR_DVSN_CD", "NATN_CD", "TR_MKET_CD", "INQR_DVSN_CD"),
+        )
+        if fields["WCRC_FRCR_DVSN_CD"] not in ("01", "02"):
+            raise fail("OPSQ2003", "원화외화구분코드를 확인하세요.", 200)  # invented code
+        if fields["NATN_CD"] not in ("000", "840", "344", "156", "392", "704"):
+            raise fail("OPSQ2003", "국가코드를 확인하세요.", 200)  # invented code
+        if fields["INQR_DVSN_CD"] not in ("00", "01", "02"):
+            raise fail("OPSQ2003", "조회구분코드를 확인하세요.", 200)  # invented code
+        us = fields["NATN_CD"] in ("000", "840")
+        rows = [
+            {
+                "pdno": s,
+                "prdt_name": s,
+                "cblc_qty13": fmt(q),
+                "ord_psbl_qty1": fmt(q),
+                "avg_unpr3": fmt(self.overseas_avg_prices.get((c, s), Decimal(0))),
+                "ovrs_now_pric1": fmt(self.overseas_prices.get((c, s))),
+                "ovrs_excg_cd": c,
+                "buy_crcy_cd": "USD",
+            }
+            for (c, s), q in self.overseas_holdings.items()
+            if q and us and c in US
+        ]
+        currencies = (
+            [
+                {
+                    "crcy_cd": "USD",
+                    "frcr_dncl_amt_2": fmt(self.cash_usd),
+                    "frcr_drwg_psbl_amt_1": fmt(self.cash_usd),
+                    "frcr_buy_mgn_amt": "0",
+                    "frcr_etc_mgna": "0",
+                    "nxdy_frcr_drwg_psbl_amt": fmt(self.cash_usd),
+                }
+            ]
+            if us
+            else []
+        )
+        if self.present_balance_krw_row:
+            currencies.append({"crcy_cd": "KRW", "frcr_dncl_amt_2": fmt(self.cash_krw)})
+        totals = {"tot_dncl_amt": "0", "frcr_use_psbl_amt": fmt(self.cash_usd) if us else "0"}
+        return ok(None, output1=rows, output2=currencies, output3=totals)
+
     def overseas_open(self, request: Request) -> SimReply:
         """TTTS3018R 해외주식 미체결내역 (fields as open-trading-api inquire_nccs lists them).
         OVRS_EXCG_CD NASD lists every US exchange (NYSE and AMEX too); any other code lists that
@@ -858,7 +916,11 @@ class KisSim(SimServer):
             for c, q in positions.items()
             if q
         ]
-        body = ok(None, output1=rows, output2={}, ctx_area_fk200="", ctx_area_nk200="")
+        # output2: the account summary under open-trading-api's names (inquire_balance of
+        # domestic_futureoption): 예수금현금 dnca_cash, 총예수금액 tot_dncl_amt, 주문가능현금.
+        cash = fmt(self.fo_cash_krw)
+        summary = {"dnca_cash": cash, "tot_dncl_amt": cash, "ord_psbl_cash": cash, "mgna_tota": "0"}
+        body = ok(None, output1=rows, output2=summary, ctx_area_fk200="", ctx_area_nk200="")
         return SimReply(200, body, {"tr_cont": "D"})
 
     def ofo_order(self, request: Request) -> dict[str, Any]:
@@ -921,6 +983,34 @@ class KisSim(SimServer):
             if q
         ]
         return ok(rows, ctx_area_fk100="", ctx_area_nk100="")
+
+    def ofo_deposit(self, request: Request) -> dict[str, Any]:
+        """OTFM1411R 해외선물옵션 예수금현황 (open-trading-api examples_llm/overseas_futureoption/
+        inquire_deposit): CRCY_CD TUS/TKR (totals) or one currency; INQR_DT YYYYMMDD. Only USD
+        is held: any other single currency answers zeros."""
+        if self.virtual:
+            raise fail("OPSQ0002", "모의투자에서는 해당업무가 제공되지 않습니다.", 200)
+        fields = self._auth(request, ("OTFM1411R",), ("CRCY_CD", "INQR_DT"))
+        currency, day = fields["CRCY_CD"], fields["INQR_DT"]
+        if currency not in ("TUS", "TKR", "KRW", "USD", "EUR", "HKD", "CNY", "JPY", "VND"):
+            raise fail("OPSQ2003", "통화코드를 확인하세요.", 200)  # invented code
+        if len(day) != 8 or not day.isdigit():
+            raise fail("OPSQ2003", "조회일자를 확인하세요.", 200)  # invented code
+        held = self.ofo_cash_usd if currency in ("TUS", "USD") else Decimal(0)
+        return ok(
+            {
+                "cano": self.account,
+                "acnt_prdt_cd": "08",
+                "crcy_cd": currency,
+                "resp_dt": day,
+                "fm_dnca_rmnd": fmt(held),
+                "fm_tot_asst_evlu_amt": fmt(held),
+                "fm_ord_psbl_amt": fmt(held),
+                "fm_drwg_psbl_amt": fmt(held),
+                "fm_brkg_mgn_amt": "0",
+                "fm_fuop_evlu_pfls_amt": "0",
+            }
+        )
 
     def dfo_cancel(self, request: Request) -> dict[str, Any]:
         trs = ("VTTO1103U",) if self.virtual else ("TTTO1103U", "TTTN1103U")

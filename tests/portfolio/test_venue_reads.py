@@ -31,6 +31,10 @@ def _position(portfolio: Portfolio, market_type: str, symbol: str) -> PositionLi
     return found[0]
 
 
+def _cash(portfolio: Portfolio, market_type: str) -> dict[str, Decimal]:
+    return {b.asset: b.total for b in portfolio.balances if b.market_type == market_type}
+
+
 def _open_futures_long(account: Any, client_id: str) -> Any:
     return adapter_for(account).place_order(
         OrderRequest(
@@ -148,6 +152,54 @@ def test_kis_overseas_stock_holdings_in_usd(
     assert (brk.entry_price, brk.unrealised_pnl) == (Decimal("410"), Decimal("50"))
     # No USD/KRW rate in the price layer: the won total leaves USD out and says so.
     assert portfolio.unconverted == ["USD"]
+    # USD cash from 체결기준현재잔고 (CTRP6504R output2 frcr_dncl_amt_2).
+    assert _cash(portfolio, MarketType.OVERSEAS_STOCK) == {"USD": Decimal("100000")}
+    assert portfolio.totals["USD"].cash == Decimal("100000")
+
+
+def test_kis_overseas_usd_cash_follows_the_venue_after_a_buy(
+    kis_account: Callable[..., Any], kis_sim: KisSim, no_prices: None
+) -> None:
+    account = kis_account(portfolio_markets=["OVERSEAS_STOCK"])
+    placed = adapter_for(account).place_order(
+        OrderRequest(
+            client_order_id="qt" + "f" * 32,
+            market_type=MarketType.OVERSEAS_STOCK,
+            symbol="AAPL",
+            side="BUY",
+            order_type="MARKET",
+            qty_per=Decimal("10"),
+        )
+    )
+    assert placed.filled_qty == 10 and placed.avg_price is not None
+    portfolio = portfolio_read(account)
+    assert portfolio.errors == []
+    assert kis_sim.cash_usd == Decimal("100000") - 10 * placed.avg_price
+    assert _cash(portfolio, MarketType.OVERSEAS_STOCK) == {"USD": kis_sim.cash_usd}
+
+
+def test_kis_overseas_cash_leaves_a_krw_row_to_the_domestic_market(
+    kis_account: Callable[..., Any], kis_sim: KisSim, no_prices: None
+) -> None:
+    kis_sim.present_balance_krw_row = True
+    account = kis_account(portfolio_markets=["DOMESTIC_STOCK", "OVERSEAS_STOCK"])
+    portfolio = portfolio_read(account)
+    assert portfolio.errors == []
+    assert _cash(portfolio, MarketType.OVERSEAS_STOCK) == {"USD": kis_sim.cash_usd}
+    assert portfolio.totals["KRW"].cash == kis_sim.cash_krw  # once, not twice
+
+
+def test_kis_overseas_cash_read_failure_is_shown(
+    kis_account: Callable[..., Any], kis_sim: KisSim, no_prices: None
+) -> None:
+    account = kis_account(portfolio_markets=["DOMESTIC_STOCK", "OVERSEAS_STOCK"])
+    kis_sim.inject("5xx", "/uapi/overseas-stock/v1/trading/inquire-present-balance", count=20)
+    portfolio = portfolio_read(account)
+    assert len(portfolio.errors) == 1 and portfolio.errors[0].startswith("OVERSEAS_STOCK: ")
+    assert not portfolio.complete
+    # No USD shown as zero: the market's lines are missing, not made up.
+    assert _cash(portfolio, MarketType.OVERSEAS_STOCK) == {}
+    assert _cash(portfolio, MarketType.DOMESTIC_STOCK) == {"KRW": kis_sim.cash_krw}
 
 
 def test_kis_domestic_futures_long_and_short(
@@ -160,6 +212,19 @@ def test_kis_domestic_futures_long_and_short(
     assert _position(portfolio, MarketType.DOMESTIC_FUTUREOPTION, "101TC000").quantity == 2
     short = _position(portfolio, MarketType.DOMESTIC_FUTUREOPTION, "201PC260")
     assert short.quantity == -3 and short.margin
+    # 예수금현금 (CTFO6118R output2 dnca_cash) is the market's KRW cash.
+    assert _cash(portfolio, MarketType.DOMESTIC_FUTUREOPTION) == {"KRW": kis_sim.fo_cash_krw}
+    assert portfolio.totals["KRW"].cash == Decimal("50000000")
+
+
+def test_kis_domestic_futures_cash_read_failure_is_shown(
+    kis_account: Callable[..., Any], kis_sim: KisSim, no_prices: None
+) -> None:
+    account = kis_account(product_code="03", portfolio_markets=["DOMESTIC_FUTUREOPTION"])
+    kis_sim.inject("5xx", "/uapi/domestic-futureoption/v1/trading/inquire-balance", count=20)
+    portfolio = portfolio_read(account)
+    assert len(portfolio.errors) == 1 and portfolio.errors[0].startswith("DOMESTIC_FUTUREOPTION: ")
+    assert portfolio.balances == [] and not portfolio.complete
 
 
 def test_kis_overseas_futures_positions(
@@ -171,6 +236,20 @@ def test_kis_overseas_futures_positions(
     assert portfolio.errors == []
     assert _position(portfolio, MarketType.OVERSEAS_FUTUREOPTION, "ESZ4").quantity == 1
     assert _position(portfolio, MarketType.OVERSEAS_FUTUREOPTION, "NQH5").quantity == -2
+    # FM예수금잔액 of 해외선물옵션 예수금현황 (OTFM1411R, total USD).
+    assert _cash(portfolio, MarketType.OVERSEAS_FUTUREOPTION) == {"USD": kis_sim.ofo_cash_usd}
+    assert portfolio.totals["USD"].cash == Decimal("200000")
+
+
+def test_kis_overseas_futures_deposit_read_failure_is_shown(
+    kis_account: Callable[..., Any], kis_sim: KisSim, no_prices: None
+) -> None:
+    kis_sim.ofo_positions["ESZ4"] = Decimal("1")
+    account = kis_account(product_code="08", portfolio_markets=["OVERSEAS_FUTUREOPTION"])
+    kis_sim.inject("5xx", "/uapi/overseas-futureoption/v1/trading/inquire-deposit", count=20)
+    portfolio = portfolio_read(account)
+    assert len(portfolio.errors) == 1 and portfolio.errors[0].startswith("OVERSEAS_FUTUREOPTION: ")
+    assert portfolio.balances == [] and not portfolio.complete
 
 
 def test_paper_book_balances_and_positions(
@@ -262,6 +341,16 @@ def test_kiwoom_cash_and_holdings(kiwoom_account: tuple[KiwoomSim, Any], no_pric
     assert portfolio.errors == []
     assert portfolio.totals["KRW"].cash == sim.cash
     assert _position(portfolio, MarketType.DOMESTIC_STOCK, "005930").quantity == sim.holdings["005930"]
+    # The deposit of 예수금상세현황 (kt00001), the read the connection test makes.
+    assert _cash(portfolio, MarketType.DOMESTIC_STOCK) == {"KRW": sim.cash}
+
+
+def test_kiwoom_deposit_read_failure_is_shown(kiwoom_account: tuple[KiwoomSim, Any], no_prices: None) -> None:
+    sim, account = kiwoom_account
+    sim.inject("5xx", "/api/dostk/acnt", count=20)
+    portfolio = portfolio_read(account)
+    assert len(portfolio.errors) == 1 and portfolio.errors[0].startswith("DOMESTIC_STOCK: ")
+    assert portfolio.balances == [] and not portfolio.complete
 
 
 def test_kis_buy_averages_into_the_venue_entry_price(

@@ -1076,3 +1076,64 @@ def test_a_token_close_to_its_expiry_is_replaced_before_use(kis_account: Any, ki
     assert kis_sim.token_requests == 2
     assert adapter.client.token() == new  # cached again: no third request
     assert kis_sim.token_requests == 2
+
+
+def test_overseas_cash_is_asked_as_the_official_sample_asks_it(kis_account: Any, kis_sim: KisSim) -> None:
+    kis_sim.cash_usd = D("1234.56")
+    holdings = adapter_for(kis_account()).holdings("OVERSEAS_STOCK")
+    assert holdings.balances["USD"].total == D("1234.56")
+    [inquiry] = kis_sim.seen("/uapi/overseas-stock/v1/trading/inquire-present-balance")
+    assert inquiry.header("tr_id") == "CTRP6504R"
+    assert {k: inquiry.query[k] for k in ("WCRC_FRCR_DVSN_CD", "NATN_CD", "TR_MKET_CD", "INQR_DVSN_CD")} == {
+        "WCRC_FRCR_DVSN_CD": "02",
+        "NATN_CD": "000",
+        "TR_MKET_CD": "00",
+        "INQR_DVSN_CD": "00",
+    }
+
+
+def test_overseas_cash_on_a_virtual_account_uses_vtrp6504r(kis_account: Any) -> None:
+    sim = KisSim(virtual=True)
+    sim.start()
+    try:
+        account = kis_account("kis-virtual")
+        account.is_testnet = True
+        account.settings = {**account.settings, "api_base_url": sim.base_url}
+        account.save()
+        assert adapter_for(account).holdings("OVERSEAS_STOCK").balances["USD"].total == sim.cash_usd
+        [inquiry] = sim.seen("/uapi/overseas-stock/v1/trading/inquire-present-balance")
+        assert inquiry.header("tr_id") == "VTRP6504R"
+    finally:
+        sim.stop()
+
+
+def test_present_balance_without_a_country_is_refused_by_the_simulator(kis_account: Any) -> None:
+    adapter = adapter_for(kis_account())
+    assert isinstance(adapter, KisAdapter)
+    params = {"CANO": "12345678", "ACNT_PRDT_CD": "01", "WCRC_FRCR_DVSN_CD": "02", "TR_MKET_CD": "00"}
+    with pytest.raises(PermanentVenueError, match="NATN_CD"):
+        adapter.client.request(
+            "GET",
+            "/uapi/overseas-stock/v1/trading/inquire-present-balance",
+            "CTRP6504R",
+            params={**params, "INQR_DVSN_CD": "00"},
+        )
+
+
+def test_domestic_futureoption_cash_is_dnca_cash(kis_account: Any, kis_sim: KisSim) -> None:
+    kis_sim.fo_cash_krw = D("7654321")
+    holdings = adapter_for(kis_account(product_code="03")).holdings("DOMESTIC_FUTUREOPTION")
+    assert {a: b.total for a, b in holdings.balances.items()} == {"KRW": D("7654321")}
+    # Positions and cash come from one 잔고현황 answer.
+    assert len(kis_sim.seen("/uapi/domestic-futureoption/v1/trading/inquire-balance")) == 1
+
+
+def test_overseas_futureoption_deposit_is_asked_for_today_in_total_usd(
+    kis_account: Any, kis_sim: KisSim
+) -> None:
+    kis_sim.ofo_cash_usd = D("4321.5")
+    holdings = adapter_for(kis_account(product_code="08")).holdings("OVERSEAS_FUTUREOPTION")
+    assert {a: b.total for a, b in holdings.balances.items()} == {"USD": D("4321.5")}
+    [inquiry] = kis_sim.seen("/uapi/overseas-futureoption/v1/trading/inquire-deposit")
+    assert inquiry.header("tr_id") == "OTFM1411R"
+    assert (inquiry.query["CRCY_CD"], inquiry.query["INQR_DT"]) == ("TUS", DAYTIME.strftime("%Y%m%d"))

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from orders.exchanges.base import Holdings, OrderRequest
+from orders.exchanges.base import Balance, Holdings, OrderRequest
 from orders.exchanges.brokerkit.ledger import Intent
 from orders.exchanges.brokerkit.venue_orders import VenueOrder, collect_orders
 from orders.exchanges.kis.base import KisMarket, OrderPlan, cancel_each, holding_position, unsupported
@@ -45,6 +45,16 @@ def read_order(row: dict[str, Any]) -> VenueOrder | None:
         rejected=rejected,
         row=row,
     )
+
+
+def signed_rows(data: dict[str, Any]) -> list[tuple[str, Decimal, dict[str, Any]]]:
+    """(code, signed quantity, row) of a 선물옵션 잔고현황 answer's output1."""
+    rows = []
+    for row in data.get("output1") or []:
+        qty = to_decimal(row.get("cblc_qty"), ZERO)
+        short = row.get("sll_buy_dvsn_cd") == SELL_CODE or "매도" in str(row.get("sll_buy_dvsn_name", ""))
+        rows.append((str(row.get("shtn_pdno") or row.get("pdno")), -qty if short else qty, row))
+    return rows
 
 
 class DomesticFutureOption(KisMarket):
@@ -89,18 +99,30 @@ class DomesticFutureOption(KisMarket):
 
     def holdings(self, params: dict[str, Any]) -> Holdings:
         """Every open F&O position of the current session's balance (signed, at 체결평균단가
-        ``ccld_avg_unpr1`` where the answer carries it). Deposits are not read: no balances."""
+        ``ccld_avg_unpr1`` where the answer carries it) and, from the same answer's output2,
+        예수금현금 ``dnca_cash`` as KRW (the field open-trading-api's examples_llm/
+        domestic_futureoption/inquire_balance sample names for CTFO6118R and CTFN6118R)."""
+        data = self._balance(params)
         positions = [
             holding_position(self.market_type, code, qty, "KRW", row, "ccld_avg_unpr1", "")
-            for code, qty, row in self._signed_rows(params)
+            for code, qty, row in signed_rows(data)
             if qty
         ]
-        return Holdings(self.market_type, {}, positions)
+        summary = data.get("output2") or {}
+        if isinstance(summary, list):
+            summary = summary[0] if summary else {}
+        balances = {}
+        if "dnca_cash" in summary:
+            balances["KRW"] = Balance(asset="KRW", free=to_decimal(summary.get("dnca_cash"), ZERO))
+        return Holdings(self.market_type, balances, positions)
 
     def _signed_rows(self, params: dict[str, Any]) -> list[tuple[str, Decimal, dict[str, Any]]]:
-        """(code, signed quantity, row) of the balance of the current session: by night 야간
-        잔고현황 (CTFN6118R, inquire-ngt-balance; real accounts only), which counts the night's
-        trades that the day balance (CTFO6118R) does not."""
+        return signed_rows(self._balance(params))
+
+    def _balance(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The balance of the current session: by night 야간 잔고현황 (CTFN6118R,
+        inquire-ngt-balance; real accounts only), which counts the night's trades that the day
+        balance (CTFO6118R) does not."""
         night = self.session(params) == "night" and not self.client.virtual
         if night:
             path, tr_id = "/uapi/domestic-futureoption/v1/trading/inquire-ngt-balance", "CTFN6118R"
@@ -109,7 +131,7 @@ class DomesticFutureOption(KisMarket):
                 "/uapi/domestic-futureoption/v1/trading/inquire-balance",
                 self.client.tr("CTFO6118R", "VTFO6118R"),
             )
-        data = self.client.request(
+        return self.client.request(
             "GET",
             path,
             tr_id,
@@ -122,12 +144,6 @@ class DomesticFutureOption(KisMarket):
                 "CTX_AREA_NK200": "",
             },
         )
-        rows = []
-        for row in data.get("output1") or []:
-            qty = to_decimal(row.get("cblc_qty"), ZERO)
-            short = row.get("sll_buy_dvsn_cd") == SELL_CODE or "매도" in str(row.get("sll_buy_dvsn_name", ""))
-            rows.append((str(row.get("shtn_pdno") or row.get("pdno")), -qty if short else qty, row))
-        return rows
 
     def orders(
         self, since: date, session: str, product: str = "", side: str = "", *, unfilled_only: bool = False

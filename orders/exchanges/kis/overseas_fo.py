@@ -8,7 +8,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from orders.exchanges.base import Holdings, OrderRejected, OrderRequest
+from orders.exchanges.base import Balance, Holdings, OrderRejected, OrderRequest
 from orders.exchanges.brokerkit.ledger import Intent
 from orders.exchanges.brokerkit.venue_orders import VenueOrder, collect_orders
 from orders.exchanges.kis.base import KisMarket, OrderPlan, holding_position, unsupported
@@ -88,8 +88,8 @@ class OverseasFutureOption(KisMarket):
         return sum((qty for code, qty, _row in self._signed_rows() if code == symbol.upper()), ZERO)
 
     def holdings(self, params: dict[str, Any]) -> Holdings:
-        """Every open position of 해외선물옵션 미결제내역 (signed). Deposits are another inquiry
-        not read here: no balances."""
+        """Every open position of 해외선물옵션 미결제내역 (signed) and the deposit (see
+        :meth:`cash`)."""
         positions = [
             holding_position(
                 self.market_type, code, qty, str(row.get("crcy_cd") or "USD"), row, "pchs_avg_pric", ""
@@ -97,7 +97,23 @@ class OverseasFutureOption(KisMarket):
             for code, qty, row in self._signed_rows()
             if qty
         ]
-        return Holdings(self.market_type, {}, positions)
+        return Holdings(self.market_type, self.cash(), positions)
+
+    def cash(self) -> dict[str, Balance]:
+        """USD: 해외선물옵션 예수금현황 (OTFM1411R, /uapi/overseas-futureoption/v1/trading/
+        inquire-deposit) of today in total USD (CRCY_CD "TUS"), as open-trading-api's
+        examples_llm/overseas_futureoption/inquire_deposit sample asks it; FM예수금잔액
+        ``fm_dnca_rmnd`` is the cash."""
+        data = self.client.request(
+            "GET",
+            "/uapi/overseas-futureoption/v1/trading/inquire-deposit",
+            "OTFM1411R",
+            params={**self.kis.fields(), "CRCY_CD": "TUS", "INQR_DT": self.kis.today().strftime("%Y%m%d")},
+        )
+        output = data.get("output") or {}
+        if isinstance(output, list):
+            output = output[0] if output else {}
+        return {"USD": Balance(asset="USD", free=to_decimal(output.get("fm_dnca_rmnd"), ZERO))}
 
     def _signed_rows(self) -> list[tuple[str, Decimal, dict[str, Any]]]:
         """(code, signed quantity, row) of 해외선물옵션 미결제내역 (OTFM1412R)."""

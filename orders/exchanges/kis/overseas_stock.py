@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from django.utils.translation import gettext as _
 
-from orders.exchanges.base import Holdings, OrderRejected, OrderRequest
+from orders.exchanges.base import Balance, Holdings, OrderRejected, OrderRequest
 from orders.exchanges.brokerkit.ledger import Intent
 from orders.exchanges.brokerkit.venue_orders import VenueOrder, collect_orders
 from orders.exchanges.kis.base import KisMarket, OrderPlan, holding_position, unsupported
@@ -173,8 +173,8 @@ class OverseasStock(KisMarket):
         )
 
     def holdings(self, params: dict[str, Any]) -> Holdings:
-        """Every holding of 해외주식 잔고 (해외잔고수량, 매입평균가격, 현재가). Foreign cash is
-        another inquiry (체결기준현재잔고) that is not read here: no balances."""
+        """Every holding of 해외주식 잔고 (해외잔고수량, 매입평균가격, 현재가) and the foreign
+        cash of 체결기준현재잔고 (see :meth:`cash`)."""
         positions = [
             holding_position(
                 self.market_type,
@@ -189,7 +189,37 @@ class OverseasStock(KisMarket):
             for r in self._balance_rows(params)
             if (qty := to_decimal(r.get("ovrs_cblc_qty"), ZERO))
         ]
-        return Holdings(self.market_type, {}, positions)
+        return Holdings(self.market_type, self.cash(), positions)
+
+    def cash(self) -> dict[str, Balance]:
+        """Foreign cash per currency: 해외주식 체결기준현재잔고 (CTRP6504R / VTRP6504R,
+        /uapi/overseas-stock/v1/trading/inquire-present-balance), asked as open-trading-api's
+        examples_llm/overseas_stock/inquire_present_balance sample asks it (WCRC_FRCR_DVSN_CD
+        02 외화, NATN_CD 000 every country, TR_MKET_CD 00, INQR_DVSN_CD 00); its output2 has a
+        row per currency: crcy_cd and 외화예수금액2 ``frcr_dncl_amt_2`` (the deposit, counted as
+        free like the domestic 예수금총금액). A KRW row is left out: the won deposit is the
+        domestic market's cash (TTTC8434R), and counting it here too would count it twice."""
+        data = self.client.request(
+            "GET",
+            "/uapi/overseas-stock/v1/trading/inquire-present-balance",
+            self.client.tr("CTRP6504R", "VTRP6504R"),
+            params={
+                **self.kis.fields(),
+                "WCRC_FRCR_DVSN_CD": "02",
+                "NATN_CD": "000",
+                "TR_MKET_CD": "00",
+                "INQR_DVSN_CD": "00",
+            },
+        )
+        rows = data.get("output2") or []
+        balances: dict[str, Balance] = {}
+        for row in rows if isinstance(rows, list) else [rows]:
+            currency = str(row.get("crcy_cd") or "").strip().upper()
+            if currency and currency != "KRW":
+                amount = to_decimal(row.get("frcr_dncl_amt_2"), ZERO)
+                before = balances[currency].free if currency in balances else ZERO
+                balances[currency] = Balance(asset=currency, free=before + amount)
+        return balances
 
     def orders(self, since: date, exchange: str = "", product: str = "", side: str = "") -> list[VenueOrder]:
         """해외주식 주문체결내역. Its dates are the exchange's local dates, which run up to a day
