@@ -262,7 +262,7 @@ def order_record(
     order_broadcast(order)
     if order.status != previous:
         order_notify(order)
-    if filled_more:
+    if filled_more and settings.PORTFOLIO_REFRESH_AFTER_FILL:
         # After the commit, so the worker reads the account as this fill left it.
         account_id = order.account_id
         transaction.on_commit(lambda: portfolio_refresh_soon(account_id))
@@ -594,13 +594,19 @@ def account_orders_execute(
     again later; the orders after the one that must be retried wait for it.
     """
     liveness.mark_started(webhook_id, account_id)
-    order_ids = list(
-        Order.objects.filter(
-            webhook_id=UUID(str(webhook_id)), account_id=account_id, status=OrderStatus.QUEUED
+    try:
+        order_ids = list(
+            Order.objects.filter(
+                webhook_id=UUID(str(webhook_id)), account_id=account_id, status=OrderStatus.QUEUED
+            )
+            .order_by("sequence")
+            .values_list("pk", flat=True)
         )
-        .order_by("sequence")
-        .values_list("pk", flat=True)
-    )
+    except BaseException:
+        # The database is down: this task ends and its record with it, so the sweep resends the
+        # pair (a record left "started by a live worker" would hide the orders from it forever).
+        liveness.clear_dispatch(webhook_id, account_id)
+        raise
     if not order_ids:
         liveness.clear_dispatch(webhook_id, account_id)
         return

@@ -319,6 +319,8 @@ APPROVAL_EXPIRE_INTERVAL_SECONDS = 2.0
 # Every active account's portfolio is read from its venue this often (and after each fill);
 # the refresh also keeps the day's equity snapshot.
 PORTFOLIO_REFRESH_SECONDS: float = env.float("PORTFOLIO_REFRESH_SECONDS", default=60.0)
+# ... and after every fill (a venue read of the account per fill, at most one waiting per account).
+PORTFOLIO_REFRESH_AFTER_FILL = True
 CELERY_BEAT_SCHEDULE = {
     "orders-sweep": {
         "task": "orders.tasks.orders_sweep",

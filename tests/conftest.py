@@ -188,14 +188,41 @@ def _celery_worker_session(django_db_setup: None) -> Iterator[Any]:
 
 
 @pytest.fixture
-def celery_worker(transactional_db: None, _celery_worker_session: Any) -> Any:
+def celery_worker(transactional_db: None, _celery_worker_session: Any) -> Iterator[Any]:
     """A real Celery worker (threads pool, 4 threads) consuming the configured broker: the
     in-memory one with no env, Redis when REDIS_URL is set. Tasks see committed data only,
     hence the transactional database. Messages left by earlier tests are purged first."""
     from quanttrade.celery import app
 
     app.control.purge()
-    return _celery_worker_session
+    yield _celery_worker_session
+    _worker_quiesce(app)
+
+
+def _worker_quiesce(app: Any, timeout: float = 20.0) -> None:
+    """Before the test's database is flushed, let the session's worker finish what it is
+    running and drop what the test left behind (a portfolio refresh after a fill, a notification
+    flush, a retry due later): otherwise it runs during the flush (a deadlock on PostgreSQL)
+    or in the next test. Messages are purged and scheduled or reserved tasks revoked in this
+    in-process worker."""
+    import time
+
+    from celery.worker import state
+
+    deadline = time.monotonic() + timeout
+    quiet_since: float | None = None
+    while time.monotonic() < deadline:
+        app.control.purge()
+        for request in [*state.scheduled_requests, *state.reserved_requests]:
+            if request not in state.active_requests:
+                state.revoked.add(request.id)
+        if state.active_requests:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > 0.2:
+            return
+        time.sleep(0.02)
 
 
 def wait_for_orders(timeout: float = 30.0, settled: Any = None, **filters: Any) -> list[Any]:

@@ -60,6 +60,13 @@ SIGNALS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _execution_calls_only(settings: Any) -> None:
+    """What these tests count is the execution path's venue calls: the portfolio's own refresh
+    after a fill (a background read of the same venue, by a worker) is off here."""
+    settings.PORTFOLIO_REFRESH_AFTER_FILL = False
+
+
 @pytest.mark.parametrize("market_type", [MarketType.SPOT, MarketType.FUTURES])
 def test_a_sequence_is_sized_as_today_without_reads_between_signal_and_order(
     transactional_db: None,
