@@ -40,6 +40,10 @@ def test_a_cancel_from_the_order_list_reaches_the_venue_and_the_row_turns_cancel
     wait_connected(page)
     order_id = resting_order(product)
     wait_status(page, order_id, ["open"])
+    # The list as a trader opens it with the order resting (the live row insertion is covered
+    # by the order-page tests; here it is the cancel that is tested).
+    page.reload()
+    wait_connected(page)
     row = page.locator(f'#orders tr[data-order-id="{order_id}"]')
 
     row.locator("button.cancel-order").click()
