@@ -6,6 +6,7 @@ import hmac
 import re
 import secrets
 from datetime import datetime, time
+from decimal import Decimal
 from functools import cache
 from typing import Any
 from zoneinfo import available_timezones
@@ -16,6 +17,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_stubs_ext import StrOrPromise
 
 from quanttrade.crypto import EncryptedTextField
 from quanttrade.rates import validate_rate
@@ -65,35 +67,30 @@ def validate_timezone(value: str) -> None:
         raise ValidationError(_("Unknown time zone: %(zone)s") % {"zone": value})
 
 
+def _money_limit(
+    label: StrOrPromise, help_text: StrOrPromise
+) -> models.DecimalField[Decimal | None, Decimal | None]:
+    """An optional amount limit (blank = no limit), with the digits of every money field."""
+    return models.DecimalField(
+        label, max_digits=30, decimal_places=10, null=True, blank=True, help_text=help_text
+    )
+
+
 class RiskLimits(models.Model):
     """Limits checked before anything reaches a venue (orders/risk.py). Blank = no limit.
     Where a strategy and an account both set one, the stricter applies."""
 
-    max_order_notional = models.DecimalField(
-        _("max order notional"),
-        max_digits=30,
-        decimal_places=10,
-        null=True,
-        blank=True,
-        help_text=_("Largest value of one order (quantity × price, quote currency)."),
+    max_order_notional = _money_limit(
+        _("max order notional"), _("Largest value of one order (quantity × price, quote currency).")
     )
-    max_position_notional = models.DecimalField(
+    max_position_notional = _money_limit(
         _("max position notional per symbol"),
-        max_digits=30,
-        decimal_places=10,
-        null=True,
-        blank=True,
-        help_text=_("Largest value of the position in one symbol after an order."),
+        _("Largest value of the position in one symbol after an order."),
     )
     max_open_orders = models.PositiveIntegerField(_("max open orders"), null=True, blank=True)
     max_orders_per_minute = models.PositiveIntegerField(_("max orders per minute"), null=True, blank=True)
-    max_daily_loss = models.DecimalField(
-        _("max daily realised loss"),
-        max_digits=30,
-        decimal_places=10,
-        null=True,
-        blank=True,
-        help_text=_("Reaching it pauses trading until it is resumed (a positive amount)."),
+    max_daily_loss = _money_limit(
+        _("max daily realised loss"), _("Reaching it pauses trading until it is resumed (a positive amount).")
     )
     # Database defaults on the new non-null columns: rows written by code that predates them
     # (a rolling deploy, an older migration state) still insert.
