@@ -86,6 +86,9 @@ class Order(models.Model):
     trail = models.JSONField(default=dict, blank=True)
     # Not a field: the executing worker's clock for this order's stages (set by order_claim).
     stage_clock: StageClock | None = None
+    # Not a field: when the executing worker read the order with its strategy and account
+    # (time.monotonic()); their pause flags are fresh enough to judge it for a moment.
+    loaded_at: float | None = None
     # Flatten orders (kill switch) pass the pause and the risk limits: they only reduce risk.
     origin = models.CharField(
         max_length=16, choices=OrderOrigin.choices, default=OrderOrigin.SIGNAL, db_default=OrderOrigin.SIGNAL

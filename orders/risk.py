@@ -30,6 +30,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
+from time import monotonic
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -480,6 +481,12 @@ def risk_limit_hit(refusal: Refusal, *, where: str, subject: str) -> None:
     emit(EventKind.RISK_LIMIT_HIT, message=f"{refusal.message} ({subject})")
 
 
+# The pause flags the worker read with the order are used as they are for this long; older
+# ones are read again before the order is judged (an earlier order of the task, a venue call
+# ago, may have paused the account).
+PAUSE_READ_FRESH_SECONDS = 0.05
+
+
 def order_refusal(order: Order, adapter: ExchangeAdapter, now: datetime | None = None) -> Refusal | None:
     """Why this claimed order may not be placed now, or None (see the module docstring).
     Venue errors from the balance or position reads propagate (the caller retries them)."""
@@ -489,9 +496,12 @@ def order_refusal(order: Order, adapter: ExchangeAdapter, now: datetime | None =
     strategy, account = order.strategy, order.account
     close = order.qty_per is not None and order.qty_per < 0
     if not close:
-        # Paused by hand or by the daily loss a moment ago: read fresh (another worker may have).
-        strategy.refresh_from_db(fields=list(strategy.PAUSE_FIELDS))
-        account.refresh_from_db(fields=list(account.PAUSE_FIELDS))
+        # Paused by hand or by the daily loss a moment ago (another worker may have): read
+        # fresh, unless the worker read them with the order just now (orders.services).
+        loaded_at = getattr(order, "loaded_at", None)
+        if loaded_at is None or monotonic() - loaded_at > PAUSE_READ_FRESH_SECONDS:
+            strategy.refresh_from_db(fields=list(strategy.PAUSE_FIELDS))
+            account.refresh_from_db(fields=list(account.PAUSE_FIELDS))
         if strategy.paused_now(now):
             return Refusal(
                 STRATEGY_PAUSED,

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from live.bus import group_send
 from notify.events import emit
 from notify.models import EventKind
-from orders import liveness
+from orders import handoff, liveness
 from orders.exchanges import adapter_for
 from orders.exchanges.base import (
     CancelAllIncomplete,
@@ -55,7 +55,8 @@ def orders_dispatch(
 ) -> None:
     """Enqueue the execution of a webhook's orders with ONE broker publish: one account's task
     directly, or for several accounts one fan-out task that the workers split among themselves
-    (``webhook_orders_fan_out``). Never raises: a broker outage is logged and the periodic sweep
+    (``webhook_orders_fan_out``). In embedded mode (an installed ``orders.handoff`` pool) no
+    broker at all: each account goes straight to the process's order threads. Never raises: a broker outage is logged and the periodic sweep
     re-dispatches the orders, which stay `queued` in the database.
 
     ``clock`` is the intake's stage clock (orders/trail.py): called on commit, this marks
@@ -72,7 +73,14 @@ def orders_dispatch(
     for account_id in ids:
         liveness.mark_dispatched(webhook_id, account_id)  # before: the task may start at once
     try:
-        if len(ids) == 1:
+        pool = handoff.current()
+        if pool is not None:
+            # Embedded mode: straight to this process's order threads, one account each.
+            for account_id in ids:
+                pool.submit(
+                    account_orders_execute_or_schedule, str(webhook_id), account_id, kwargs.get("trail")
+                )
+        elif len(ids) == 1:
             celery_app.send_task(EXECUTE_TASK, args=[str(webhook_id), ids[0]], kwargs=kwargs, retry=False)
         else:
             celery_app.send_task(FANOUT_TASK, args=[str(webhook_id), ids], kwargs=kwargs, retry=False)
@@ -113,13 +121,22 @@ def account_orders_execute_or_schedule(
     webhook_id: UUID | str, account_id: int, trail: dict[str, Any] | None = None
 ) -> None:
     """Run one account's orders here; a retry the venue asked for is scheduled as that
-    account's own task (a refused schedule is logged: the sweep resends the orders)."""
+    account's own task, or on the local pool's timer in embedded mode (a refused schedule is
+    logged: the sweep resends the orders)."""
     try:
         account_orders_execute(webhook_id, account_id, trail)
     except ExecutionRetry as retry:
         liveness.mark_dispatched(webhook_id, account_id, retry.countdown)
         try:
-            celery_app.send_task(EXECUTE_TASK, args=[str(webhook_id), account_id], countdown=retry.countdown)
+            pool = handoff.current()
+            if pool is not None:
+                pool.submit(
+                    account_orders_execute_or_schedule, str(webhook_id), account_id, delay=retry.countdown
+                )
+            else:
+                celery_app.send_task(
+                    EXECUTE_TASK, args=[str(webhook_id), account_id], countdown=retry.countdown
+                )
         except Exception as exc:
             liveness.clear_dispatch(webhook_id, account_id)
             log.error(
@@ -196,21 +213,43 @@ def order_request(order: Order) -> OrderRequest:
     )
 
 
-def order_claim(order_id: UUID, carried: dict[str, Any] | None = None) -> Order | None:
+# What a worker reads of an order to execute it: its account and strategy come along.
+_EXECUTION_RELATED = ("account", "strategy", "approved_by")
+
+
+def order_claim(
+    order_id: UUID, carried: dict[str, Any] | None = None, *, loaded: Order | None = None
+) -> Order | None:
     """Move a queued order to `submitted` atomically; None when another worker (or an earlier
     run of the same task) already took it. This is what makes execution idempotent.
+
+    ``loaded``: the order as the task read it a moment ago (with its account and strategy).
+    The claim then costs one UPDATE, guarded by the attempts read: no other claim came in
+    between, so nothing else of the queued row can have changed and the copy in memory is the
+    row (a row another attempt touched is read again).
 
     The claimed order carries its stage clock (``Order.stage_clock``): `claimed` is marked
     here, `sent` and `answered` around the venue call, and the trail is written with the
     UPDATE that records the outcome. ``carried``: the web stages from the task message."""
     now = timezone.now()
-    claimed = Order.objects.filter(pk=order_id, status=OrderStatus.QUEUED).update(
-        status=OrderStatus.SUBMITTED, submitted_at=now, updated_at=now, attempts=F("attempts") + 1
-    )
-    if not claimed:
-        return None
+    fields = {"status": OrderStatus.SUBMITTED, "submitted_at": now, "updated_at": now}
+    order: Order | None = None
+    if loaded is not None and loaded.status == OrderStatus.QUEUED:
+        if Order.objects.filter(pk=order_id, status=OrderStatus.QUEUED, attempts=loaded.attempts).update(
+            attempts=loaded.attempts + 1, **fields
+        ):
+            order = loaded
+            order.attempts += 1
+            for name, value in fields.items():
+                setattr(order, name, value)
+    if order is None:
+        if not Order.objects.filter(pk=order_id, status=OrderStatus.QUEUED).update(
+            attempts=F("attempts") + 1, **fields
+        ):
+            return None
+        order = Order.objects.select_related(*_EXECUTION_RELATED).get(pk=order_id)
+        order.loaded_at = time.monotonic()
     liveness.mark_claim(order_id)
-    order = Order.objects.select_related("account", "strategy", "approved_by").get(pk=order_id)
     trail = order.trail if isinstance(order.trail, dict) else {}
     order.trail = trail
     trail_merge(trail, carried)
@@ -545,40 +584,33 @@ EARLIER_RETRY_SECONDS = 1.0
 EARLIER_POLL_SECONDS = 0.05
 
 
-def _earlier_pending(order_id: UUID) -> bool:
+def _earlier_pending(order: Order) -> bool:
     """Whether an order of the same account, of another webhook, created before this one and
-    not yet out of the worker must go first (see above)."""
-    row = (
-        Order.objects.filter(pk=order_id)
-        .values("account_id", "market_type", "symbol", "created_at", "webhook_id", "order_type", "qty_per")
-        .first()
-    )
-    if row is None:
-        return False
+    not yet out of the worker must go first (see above). One EXISTS query."""
     pending = Order.objects.filter(
-        account_id=row["account_id"],
-        market_type=row["market_type"],
+        account_id=order.account_id,
+        market_type=order.market_type,
         status__in=[OrderStatus.QUEUED, OrderStatus.SUBMITTED],
-        created_at__lt=row["created_at"],
-    ).exclude(webhook_id=row["webhook_id"])
-    if row["symbol"]:
-        pending = pending.filter(symbol__in=[row["symbol"], ""])
-    goes_last = row["order_type"] == OrderType.CANCEL_ALL_ORDER or (
-        row["qty_per"] is not None and row["qty_per"] < 0
+        created_at__lt=order.created_at,
+    ).exclude(webhook_id=order.webhook_id)
+    if order.symbol:
+        pending = pending.filter(symbol__in=[order.symbol, ""])
+    goes_last = order.order_type == OrderType.CANCEL_ALL_ORDER or (
+        order.qty_per is not None and order.qty_per < 0
     )
     if not goes_last:
         pending = pending.filter(order_type=OrderType.CANCEL_ALL_ORDER)
     return pending.exists()
 
 
-def _wait_for_earlier(order_id: UUID) -> None:
+def _wait_for_earlier(order: Order) -> None:
     """Return once no earlier order of the account on the same symbol is pending; raises
     :class:`ExecutionRetry` when that takes longer than EARLIER_WAIT_SECONDS (the task's thread
     is then free for the earlier order itself)."""
     deadline = time.monotonic() + EARLIER_WAIT_SECONDS
-    while _earlier_pending(order_id):
+    while _earlier_pending(order):
         if time.monotonic() >= deadline:
-            log.info("앞선 같은 종목 주문 대기 (재시도 예정): order_id=%s", order_id)
+            log.info("앞선 같은 종목 주문 대기 (재시도 예정): order_id=%s", order.pk)
             raise ExecutionRetry(EARLIER_RETRY_SECONDS)
         time.sleep(EARLIER_POLL_SECONDS)
 
@@ -595,26 +627,29 @@ def account_orders_execute(
     """
     liveness.mark_started(webhook_id, account_id)
     try:
-        order_ids = list(
+        queued = list(
             Order.objects.filter(
                 webhook_id=UUID(str(webhook_id)), account_id=account_id, status=OrderStatus.QUEUED
             )
+            .select_related(*_EXECUTION_RELATED)
             .order_by("sequence")
-            .values_list("pk", flat=True)
         )
+        loaded_at = time.monotonic()
+        for row in queued:
+            row.loaded_at = loaded_at
     except BaseException:
         # The database is down: this task ends and its record with it, so the sweep resends the
         # pair (a record left "started by a live worker" would hide the orders from it forever).
         liveness.clear_dispatch(webhook_id, account_id)
         raise
-    if not order_ids:
+    if not queued:
         liveness.clear_dispatch(webhook_id, account_id)
         return
     adapter: ExchangeAdapter | None = None
     try:
-        for order_id in order_ids:
-            _wait_for_earlier(order_id)
-            order = order_claim(order_id, trail)
+        for row in queued:
+            _wait_for_earlier(row)
+            order = order_claim(row.pk, trail, loaded=row)
             if order is None:
                 continue
             if adapter is None:

@@ -29,7 +29,9 @@ import notify.tasks  # noqa: F401 - registers the notification tasks with the ap
 import orders.tasks  # noqa: F401 - registers the execution tasks with the app
 from feeds import run_in_background
 from notify.services import notifications_sweep
+from orders import handoff
 from orders.approval import approvals_expire
+from orders.handoff import LocalPool
 from orders.portfolio.services import portfolios_refresh
 from orders.services import orders_sweep, paper_match_run
 from quanttrade.celery import app
@@ -44,9 +46,12 @@ def _embedded_broker() -> bool:
 
 
 class EmbeddedWorker:
-    """A Celery worker consuming the in-memory broker from a thread of this process."""
+    """A Celery worker consuming the in-memory broker from a thread of this process, and the
+    order threads (orders.handoff) that take each account's execution straight from the
+    request, without a broker hop."""
 
     def __init__(self, concurrency: int):
+        self.pool = LocalPool(concurrency)
         app.conf.worker_hijack_root_logger = False
         # The in-memory transport polls for messages; 1 s (its default) would be the latency.
         app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.01}
@@ -65,9 +70,12 @@ class EmbeddedWorker:
         self.thread = threading.Thread(target=self.worker.start, name="celery-worker", daemon=True)
 
     def start(self) -> None:
+        handoff.install(self.pool)
         self.thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        handoff.uninstall(self.pool)
+        self.pool.shutdown(wait=True)  # orders being placed finish; retries not yet due are dropped
         worker_state.should_terminate = 0  # the consumer loop exits, the worker shuts down warm
         self.thread.join(timeout)
 

@@ -1,0 +1,177 @@
+"""Embedded mode's in-process hand-off (orders/handoff.py) and the worker's one-UPDATE claim.
+
+The pool replaces the in-memory broker's hop for order execution: these tests run it with no
+Celery worker at all, and a broker that fails every publish, so an order that reaches the venue
+can only have gone through the pool."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from orders import exchanges, handoff, liveness
+from orders import services as order_services
+from orders.models import Order, PaperOrder
+from orders.risk import order_refusal
+from orders.services import order_claim, orders_dispatch, orders_sweep
+from strategies.models import Strategy
+from tests.execution.test_execution import FlakyPaper, make_orders, statuses
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[handoff.LocalPool]:
+    def no_broker(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("an execution went to the broker instead of the pool")
+
+    monkeypatch.setattr(order_services.celery_app, "send_task", no_broker)
+    local = handoff.LocalPool(4)
+    handoff.install(local)
+    yield local
+    handoff.uninstall(local)
+    local.shutdown(wait=True)
+
+
+def _webhook(group_name: str = "my_strategy") -> dict[str, Any]:
+    body = {
+        "group_name": group_name,
+        "token": "test-token",
+        "symbol": "BTC/USDT",
+        "currency": "USDT",
+        "order_type": "MARKET",
+        "side": "buy",
+        "qty_per": 10,
+    }
+    response = Client().post("/api/webhook", data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 202, response.content
+    return response.json()
+
+
+def test_a_webhook_to_three_accounts_is_executed_by_the_pool_without_a_broker(
+    pool: handoff.LocalPool, make_strategy: Any, make_account: Any, publish_price: Any, wait_orders: Any
+) -> None:
+    accounts = [make_account(f"acct-{i}", balances={"USDT": "10000"}) for i in range(3)]
+    make_strategy(accounts=accounts)
+    publish_price("BINANCE:BTC/USDT", "50000")
+    webhook_id = _webhook()["webhook_id"]
+    orders = wait_orders(webhook_id=webhook_id)
+    assert [(o.account.name, o.status) for o in orders] == [
+        ("acct-0", "filled"),
+        ("acct-1", "filled"),
+        ("acct-2", "filled"),
+    ]
+    for order in orders:
+        trail = order.trail
+        assert trail["dispatched"] <= trail["claimed"] <= trail["sent"] <= trail["answered"], trail
+        assert order.attempts == 1
+    assert PaperOrder.objects.count() == 3
+
+
+def test_a_retry_the_venue_asks_for_comes_back_on_the_pools_timer(
+    pool: handoff.LocalPool,
+    make_strategy: Any,
+    make_account: Any,
+    publish_price: Any,
+    wait_orders: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(exchanges.ADAPTERS, "FLAKY", "tests.execution.test_execution.FlakyPaper")
+    FlakyPaper.seen.clear()
+    account = make_account("flaky", exchange="FLAKY", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    orders_dispatch(event.id, [account.pk])
+    [order] = wait_orders(webhook=event, settled={"filled", "failed", "rejected"})
+    assert (order.status, order.attempts) == ("filled", 2)
+    assert PaperOrder.objects.count() == 1
+
+
+def test_a_hand_off_to_a_closed_pool_leaves_the_orders_to_the_sweep(
+    make_strategy: Any, make_account: Any, publish_price: Any, wait_orders: Any
+) -> None:
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    closed = handoff.LocalPool(1)
+    closed.shutdown()
+    handoff.install(closed)
+    try:
+        orders_dispatch(event.id, [account.pk])  # never raises: logged as a failed hand-off
+        assert statuses(event) == ["queued"]
+        # No record of a live hand-off is left: the sweep resends it once the order is stale.
+        assert liveness.dispatch_lost(event.id, account.pk, 0)
+    finally:
+        handoff.uninstall(closed)
+    live = handoff.LocalPool(1)
+    handoff.install(live)
+    try:
+        Order.objects.filter(webhook=event).update(updated_at=Order.objects.get(webhook=event).created_at)
+        assert orders_sweep(0)["redispatched"] == 1
+        [order] = wait_orders(webhook=event)
+        assert order.status == "filled"
+    finally:
+        handoff.uninstall(live)
+        live.shutdown()
+
+
+def test_shutdown_drops_a_retry_not_yet_due() -> None:
+    ran: list[int] = []
+    local = handoff.LocalPool(1)
+    local.submit(ran.append, 1, delay=0.2)
+    local.shutdown()
+    time.sleep(0.4)
+    assert ran == []
+    with pytest.raises(handoff.PoolClosedError):
+        local.submit(ran.append, 2)
+
+
+# --- the claim ------------------------------------------------------------------------------
+
+
+def test_a_claim_from_the_tasks_copy_is_one_update_and_matches_the_row(
+    make_strategy: Any, make_account: Any, django_assert_num_queries: Any
+) -> None:
+    account = make_account("a1")
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    loaded = Order.objects.select_related("account", "strategy", "approved_by").get(webhook=event)
+    with django_assert_num_queries(1):
+        claimed = order_claim(loaded.pk, loaded=loaded)
+    assert claimed is loaded
+    row = Order.objects.get(pk=loaded.pk)
+    assert (claimed.status, claimed.attempts) == (row.status, row.attempts) == ("submitted", 1)
+    assert claimed.submitted_at == row.submitted_at
+    assert order_claim(loaded.pk, loaded=loaded) is None  # taken: never twice
+
+
+def test_a_claim_from_a_copy_another_attempt_has_changed_reads_the_row_again(
+    make_strategy: Any, make_account: Any
+) -> None:
+    account = make_account("a1")
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    loaded = Order.objects.select_related("account", "strategy", "approved_by").get(webhook=event)
+    # Meanwhile another worker claimed it, found its request may have left, and put it back.
+    Order.objects.filter(pk=loaded.pk).update(attempts=1, uncertain_attempt=1, message="timeout")
+    claimed = order_claim(loaded.pk, loaded=loaded)
+    assert claimed is not None and claimed is not loaded
+    # The attempt that follows knows it must look the order up before sending anything.
+    assert (claimed.attempts, claimed.uncertain_attempt) == (2, 1)
+
+
+def test_pause_flags_read_with_the_order_a_while_ago_are_read_again(
+    make_strategy: Any, make_account: Any
+) -> None:
+    account = make_account("a1")
+    strategy = make_strategy(accounts=[account])
+    event = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    loaded = Order.objects.select_related("account", "strategy", "approved_by").get(webhook=event)
+    loaded.loaded_at = time.monotonic() - 1.0  # read before an earlier order's venue call
+    Strategy.objects.get(pk=strategy.pk).pause("by hand")
+    adapter = exchanges.adapter_for(account)
+    refusal = order_refusal(loaded, adapter)
+    assert refusal is not None and refusal.code == "strategy_paused"
