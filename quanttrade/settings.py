@@ -385,6 +385,10 @@ WEBHOOK_SPOOL_REPLAY_SECONDS: float = env.float("WEBHOOK_SPOOL_REPLAY_SECONDS", 
 WEBHOOK_SPOOL_MAX_FILES: int = env.int("WEBHOOK_SPOOL_MAX_FILES", default=10000)
 # How long a web process may authenticate a strategy from memory while the database is down.
 WEBHOOK_AUTH_CACHE_SECONDS: int = env.int("WEBHOOK_AUTH_CACHE_SECONDS", default=300)
+# How long a web process reuses a strategy (and its links) it read, while nothing about
+# strategies, accounts or links has changed (strategies/generation.py); 0 reads every time. Bounds
+# how long a change made outside the product (SQL) can go unseen.
+WEBHOOK_STRATEGY_CACHE_SECONDS: float = env.float("WEBHOOK_STRATEGY_CACHE_SECONDS", default=60.0)
 
 # --- notifications (notify/) -----------------------------------------------------------
 # One destination gets at most one message per NOTIFY_MIN_INTERVAL seconds: what happens in

@@ -7,3 +7,8 @@ from django.utils.translation import gettext_lazy as _
 class StrategiesConfig(AppConfig):
     name = "strategies"
     verbose_name = _("Strategies and accounts")
+
+    def ready(self) -> None:
+        from strategies.generation import connect  # noqa: PLC0415 - needs the app registry
+
+        connect()

@@ -22,6 +22,7 @@ from django_stubs_ext import StrOrPromise
 from quanttrade.crypto import EncryptedTextField
 from quanttrade.rates import validate_rate
 from quanttrade.vocabulary import CRYPTO_MARKETS, MarketType
+from strategies.generation import strategies_changed
 
 
 def generate_token() -> str:
@@ -138,6 +139,7 @@ class RiskLimits(models.Model):
             ._default_manager.filter(pk=self.pk, is_paused=False)
             .update(is_paused=True, paused_reason=reason[:300], paused_at=timezone.now(), paused_until=until)
         )
+        strategies_changed()  # a queryset update sends no post_save
         self.refresh_from_db(fields=list(self.PAUSE_FIELDS))
         return bool(updated)
 
@@ -145,6 +147,7 @@ class RiskLimits(models.Model):
         type(self)._default_manager.filter(pk=self.pk).update(
             is_paused=False, paused_reason="", paused_at=None, paused_until=None
         )
+        strategies_changed()
         self.refresh_from_db(fields=list(self.PAUSE_FIELDS))
 
     def paused_now(self, now: datetime | None = None) -> bool:

@@ -43,6 +43,7 @@ from quanttrade.logging import redact
 from quanttrade.rates import rate_item, rate_seconds
 from quanttrade.vocabulary import OrderStatus
 from strategies.addressing import sample_payload
+from strategies.generation import strategies_generation
 from strategies.models import Strategy, StrategyAccount
 from webhooks.models import IdempotencyKey, WebhookEvent, WebhookOutcome
 from webhooks.spool import (
@@ -175,7 +176,7 @@ def _find_strategy(state: _IngestState, group_name: str) -> Strategy | None:
     short-lived copy (WEBHOOK_AUTH_CACHE_SECONDS), so the token can still be checked."""
     if state.from_spool or not _db_suspect():
         try:
-            strategy = _strategy_with_links(state, group_name)
+            strategy = _strategy_with_links_cached(state, group_name)
         except DatabaseError:
             if state.from_spool:
                 raise
@@ -189,6 +190,37 @@ def _find_strategy(state: _IngestState, group_name: str) -> Strategy | None:
     if cached is None or time.monotonic() - cached[0] > settings.WEBHOOK_AUTH_CACHE_SECONDS:
         raise _StrategyUnknownError
     return cached[1]
+
+
+# group_name -> (generation token, when read, the Strategy, its links): the last read of each
+# strategy, used while strategies.generation's token is unchanged (no Strategy, Account or link
+# has changed since) and for at most WEBHOOK_STRATEGY_CACHE_SECONDS (a change made outside the
+# product, by SQL, is seen within that). The entries are shared by the request threads and
+# never modified.
+_links_cache: dict[str, tuple[str, float, Strategy, tuple[StrategyAccount, ...]]] = {}
+_LINKS_CACHE_MAX = 1000
+
+
+def _strategy_with_links_cached(state: _IngestState, group_name: str) -> Strategy | None:
+    """:func:`_strategy_with_links`, from this process's entry when nothing has changed since
+    it was read (see above): no query at all."""
+    max_age = float(settings.WEBHOOK_STRATEGY_CACHE_SECONDS)
+    generation = strategies_generation() if max_age > 0 else None
+    entry = _links_cache.get(group_name)
+    if (
+        generation is not None
+        and entry is not None
+        and entry[0] == generation
+        and time.monotonic() - entry[1] < max_age
+    ):
+        state.links = list(entry[3])
+        return entry[2]
+    strategy = _strategy_with_links(state, group_name)
+    if generation is not None and strategy is not None:
+        if len(_links_cache) >= _LINKS_CACHE_MAX:
+            _links_cache.clear()
+        _links_cache[group_name] = (generation, time.monotonic(), strategy, tuple(state.links))
+    return strategy
 
 
 # What the intake reads of a linked account: no credentials (decrypting them is the worker's
