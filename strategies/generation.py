@@ -69,4 +69,6 @@ def connect() -> None:
     """Called once from StrategiesConfig.ready()."""
     for model in ("strategies.Strategy", "strategies.Account", "strategies.StrategyAccount"):
         post_save.connect(_on_change, sender=model, weak=False, dispatch_uid=f"qt-generation-save-{model}")
-        post_delete.connect(_on_change, sender=model, weak=False, dispatch_uid=f"qt-generation-delete-{model}")
+        post_delete.connect(
+            _on_change, sender=model, weak=False, dispatch_uid=f"qt-generation-delete-{model}"
+        )
