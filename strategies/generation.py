@@ -9,7 +9,10 @@ in distributed mode), so a change made by any process reaches every web process'
 
 A random token rather than a counter: a token lost to cache eviction or a Redis restart is
 replaced by a new one, never by a value an old entry could match. Without a cache (Redis down)
-there is no token and the intake reads the database every time.
+there is no token and the intake reads the database every time. One gap, bounded: a change
+made while the shared cache is unreachable (Redis down, but not restarted) cannot replace the
+token, so other processes may use their entries for up to WEBHOOK_STRATEGY_CACHE_SECONDS (a
+Redis that restarted lost the token, and with it every entry).
 """
 
 from __future__ import annotations
