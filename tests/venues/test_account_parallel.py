@@ -94,14 +94,14 @@ def test_what_waits_for_what(db: None, make_strategy: Any, make_account: Any) ->
     other_open = one({"side": "BUY", "qty_per": 10})
     close = one({"side": "SELL", "qty_per": -100})
     eth_close = one({"side": "SELL", "qty_per": -100}, symbol="ETH/USDT")
-    assert not _earlier_pending(opening.id)
-    assert not _earlier_pending(other_open.id)  # opens of one symbol run side by side
-    assert _earlier_pending(close.id)  # a close after the opens before it
-    assert not _earlier_pending(eth_close.id)  # nothing of ETH before it
+    assert not _earlier_pending(opening)
+    assert not _earlier_pending(other_open)  # opens of one symbol run side by side
+    assert _earlier_pending(close)  # a close after the opens before it
+    assert not _earlier_pending(eth_close)  # nothing of ETH before it
     cancel = one({"order_type": "CANCEL_ALL_ORDER"}, symbol="")
     after_cancel = one({"side": "BUY", "qty_per": 10}, symbol="ETH/USDT")
-    assert _earlier_pending(cancel.id) and _earlier_pending(after_cancel.id)
+    assert _earlier_pending(cancel) and _earlier_pending(after_cancel)
     Order.objects.exclude(pk__in=[cancel.pk, after_cancel.pk]).update(status="filled")
-    assert not _earlier_pending(cancel.id) and _earlier_pending(after_cancel.id)
+    assert not _earlier_pending(cancel) and _earlier_pending(after_cancel)
     Order.objects.filter(pk=cancel.pk).update(status="cancelled")
-    assert not _earlier_pending(after_cancel.id)
+    assert not _earlier_pending(after_cancel)
