@@ -155,15 +155,19 @@ def mark_started(webhook_id: UUID | str, account_id: int) -> None:
     beat()  # its heartbeat is there from the start, whenever the thread last beat
     key = _dispatch_key(webhook_id, account_id)
     try:
-        record = cache.get(key)
+        # One read and one write (two round trips to Redis, not four).
+        found = cache.get_many([key, _STARTED_KEY])
+        record = found.get(key)
         due = float(record["due"]) if record else time.time()
-        cache.set(key, {"due": due, "worker": worker_id()}, timeout=CLAIM_TTL)
         # Only a task that came through the queue in turn says how far the queue has moved (a
         # retry waits in a worker for its time, out of turn).
-        latest = cache.get(_STARTED_KEY) or {}
+        latest = found.get(_STARTED_KEY) or {}
         if record and not record.get("eta") and due > float(latest.get("due") or 0):
             latest = {**latest, "due": due}
-        cache.set(_STARTED_KEY, {**latest, "at": time.time()}, timeout=CLAIM_TTL)
+        cache.set_many(
+            {key: {"due": due, "worker": worker_id()}, _STARTED_KEY: {**latest, "at": time.time()}},
+            timeout=CLAIM_TTL,
+        )
     except Exception as exc:
         log.debug("dispatch start mark failed: %s", exc)
 
