@@ -13,7 +13,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -603,10 +603,26 @@ def _earlier_pending(order: Order) -> bool:
     return pending.exists()
 
 
+# Read with the task's orders (one query): whether the account has ANY order of the market,
+# created before this one, not yet out of the worker. It is a superset of what
+# ``_earlier_pending`` asks, so False (the usual case) settles it without that query, and it
+# stays False: orders created later are not earlier.
+_MAYBE_AFTER = Exists(
+    Order.objects.filter(
+        account_id=OuterRef("account_id"),
+        market_type=OuterRef("market_type"),
+        status__in=[OrderStatus.QUEUED, OrderStatus.SUBMITTED],
+        created_at__lt=OuterRef("created_at"),
+    )
+)
+
+
 def _wait_for_earlier(order: Order) -> None:
     """Return once no earlier order of the account on the same symbol is pending; raises
     :class:`ExecutionRetry` when that takes longer than EARLIER_WAIT_SECONDS (the task's thread
     is then free for the earlier order itself)."""
+    if getattr(order, "maybe_after", True) is False:
+        return
     deadline = time.monotonic() + EARLIER_WAIT_SECONDS
     while _earlier_pending(order):
         if time.monotonic() >= deadline:
@@ -632,6 +648,7 @@ def account_orders_execute(
                 webhook_id=UUID(str(webhook_id)), account_id=account_id, status=OrderStatus.QUEUED
             )
             .select_related(*_EXECUTION_RELATED)
+            .annotate(maybe_after=_MAYBE_AFTER)
             .order_by("sequence")
         )
         loaded_at = time.monotonic()

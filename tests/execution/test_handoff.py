@@ -175,3 +175,32 @@ def test_pause_flags_read_with_the_order_a_while_ago_are_read_again(
     adapter = exchanges.adapter_for(account)
     refusal = order_refusal(loaded, adapter)
     assert refusal is not None and refusal.code == "strategy_paused"
+
+
+def test_the_wait_for_earlier_orders_is_skipped_only_when_the_account_has_none(
+    make_strategy: Any, make_account: Any, publish_price: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = make_account("a1", balances={"USDT": "10000"})
+    strategy = make_strategy(accounts=[account])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    asked: list[Any] = []
+    precise = order_services._earlier_pending
+
+    def earlier_pending(order: Order) -> bool:
+        asked.append(order.pk)
+        return precise(order)
+
+    monkeypatch.setattr(order_services, "_earlier_pending", earlier_pending)
+    lone = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    order_services.account_orders_execute(lone.id, account.pk)
+    assert statuses(lone) == ["filled"] and asked == []  # nothing else of the account: no query
+    first = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    close = make_orders(strategy, [account], [{"side": "SELL", "qty_per": -100}])
+    # The open before the close is still queued: the close is checked, and waits for it.
+    monkeypatch.setattr(order_services, "EARLIER_WAIT_SECONDS", 0.1)
+    with pytest.raises(order_services.ExecutionRetry):
+        order_services.account_orders_execute(close.id, account.pk)
+    assert asked and statuses(close) == ["queued"]
+    order_services.account_orders_execute(first.id, account.pk)
+    order_services.account_orders_execute(close.id, account.pk)
+    assert statuses(first) == statuses(close) == ["filled"]
