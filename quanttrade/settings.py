@@ -321,12 +321,6 @@ APPROVAL_EXPIRE_INTERVAL_SECONDS = 2.0
 PORTFOLIO_REFRESH_SECONDS: float = env.float("PORTFOLIO_REFRESH_SECONDS", default=60.0)
 # ... and after every fill (a venue read of the account per fill, at most one waiting per account).
 PORTFOLIO_REFRESH_AFTER_FILL = True
-# That read comes this long after the fill: the orders of a burst or a fan-out reach their
-# venues first (a refresh is a venue read and ~9 ms of CPU), and the fills of one account within
-# the delay share one read. Sizing never waits for it (it has its own balance snapshot).
-PORTFOLIO_REFRESH_AFTER_FILL_DELAY_SECONDS: float = env.float(
-    "PORTFOLIO_REFRESH_AFTER_FILL_DELAY_SECONDS", default=1.0
-)
 CELERY_BEAT_SCHEDULE = {
     "orders-sweep": {
         "task": "orders.tasks.orders_sweep",

@@ -15,12 +15,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from live.bus import group_send
+from orders import handoff
 from orders.exchanges import adapter_for
 from orders.exchanges.base import Balance, ExchangeAdapter, VenueError, VenuePosition
 from orders.exchanges.paper import DERIVATIVES, quote_currency
@@ -326,15 +326,19 @@ def portfolios_refresh(*, now: datetime | None = None) -> int:
 
 
 def portfolio_refresh_soon(account_id: int) -> None:
-    """Ask a worker to refresh the account's portfolio (after a fill), in
-    PORTFOLIO_REFRESH_AFTER_FILL_DELAY_SECONDS. One request stands at a time per account: the
-    worker clears the mark before it reads, so a fill recorded after the read has begun asks
-    again. Never raises."""
-    delay = float(settings.PORTFOLIO_REFRESH_AFTER_FILL_DELAY_SECONDS)
+    """Ask a worker to refresh the account's portfolio (after a fill). One request stands at a
+    time per account: the worker clears the mark before it reads, so a fill recorded after the
+    read has begun asks again. The request joins the end of the queue the orders' executions
+    go through (the broker's; in embedded mode the order threads' own, orders.handoff), so the
+    orders of a fan-out or a burst already queued reach their venues first. Never raises."""
     try:
-        if not cache.add(_pending_key(account_id), 1, PENDING_SECONDS + delay):
+        if not cache.add(_pending_key(account_id), 1, PENDING_SECONDS):
             return
-        celery_app.send_task(REFRESH_TASK, args=[account_id], countdown=delay or None, retry=False)
+        pool = handoff.current()
+        if pool is not None:
+            pool.submit(portfolio_refresh_requested, account_id)
+        else:
+            celery_app.send_task(REFRESH_TASK, args=[account_id], retry=False)
     except Exception as exc:  # a broker or cache outage must not fail the order's recording
         log.warning("포트폴리오 갱신 요청 실패: account=%s %s", account_id, exc)
 

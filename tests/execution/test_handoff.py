@@ -17,6 +17,7 @@ from django.test import Client
 from orders import exchanges, handoff, liveness
 from orders import services as order_services
 from orders.models import Order, PaperOrder
+from orders.portfolio.services import portfolio_cached
 from orders.risk import order_refusal
 from orders.services import order_claim, orders_dispatch, orders_sweep
 from strategies.models import Strategy
@@ -71,6 +72,24 @@ def test_a_webhook_to_three_accounts_is_executed_by_the_pool_without_a_broker(
         assert trail["dispatched"] <= trail["claimed"] <= trail["sent"] <= trail["answered"], trail
         assert order.attempts == 1
     assert PaperOrder.objects.count() == 3
+
+
+def test_a_fill_asks_the_pool_for_its_portfolio_refresh_behind_the_queued_orders(
+    pool: handoff.LocalPool, make_strategy: Any, make_account: Any, publish_price: Any, wait_orders: Any
+) -> None:
+    account = make_account("acct", balances={"USDT": "10000"})
+    make_strategy(accounts=[account])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    [order] = wait_orders(webhook_id=_webhook()["webhook_id"])
+    assert order.status == "filled"
+    deadline = time.monotonic() + 10
+    portfolio = portfolio_cached(account.pk)
+    while portfolio is None or not any(b.asset == "BTC" for b in portfolio.balances):
+        assert time.monotonic() < deadline, "the fill's portfolio refresh never ran"
+        time.sleep(0.05)
+        portfolio = portfolio_cached(account.pk)
+    [btc] = [b for b in portfolio.balances if b.asset == "BTC"]
+    assert btc.total == order.filled_qty
 
 
 def test_a_retry_the_venue_asks_for_comes_back_on_the_pools_timer(
