@@ -149,6 +149,15 @@ def mark_dispatched(webhook_id: UUID | str, account_id: int, countdown: float = 
         log.debug("dispatch mark failed: %s", exc)
 
 
+def mark_dispatched_many(webhook_id: UUID | str, account_ids: list[int]) -> None:
+    """:func:`mark_dispatched` for each account of a fan-out, in one round trip."""
+    record = {"due": time.time(), "worker": "", "eta": False}
+    try:
+        cache.set_many({_dispatch_key(webhook_id, a): record for a in account_ids}, timeout=CLAIM_TTL)
+    except Exception as exc:
+        log.debug("dispatch mark failed: %s", exc)
+
+
 def mark_started(webhook_id: UUID | str, account_id: int) -> None:
     """This process runs the pair's task now (it beats while it does)."""
     start_heartbeat()

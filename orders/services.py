@@ -70,8 +70,7 @@ def orders_dispatch(
             clock.mark("committed")
         clock.mark("dispatched")
         kwargs["trail"] = {key: clock.trail[key] for key in ("t0", "committed", "dispatched")}
-    for account_id in ids:
-        liveness.mark_dispatched(webhook_id, account_id)  # before: the task may start at once
+    liveness.mark_dispatched_many(webhook_id, ids)  # before: the task may start at once
     try:
         pool = handoff.current()
         if pool is not None:
@@ -104,8 +103,7 @@ def webhook_orders_fan_out(
         half = len(ids) // 2
         rest, ids = ids[half:], ids[:half]
         task = EXECUTE_TASK if len(rest) == 1 else FANOUT_TASK
-        for account_id in rest:
-            liveness.mark_dispatched(webhook_id, account_id)
+        liveness.mark_dispatched_many(webhook_id, rest)
         try:
             celery_app.send_task(
                 task, args=[str(webhook_id), rest[0] if len(rest) == 1 else rest], kwargs=kwargs

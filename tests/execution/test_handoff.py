@@ -223,3 +223,17 @@ def test_the_wait_for_earlier_orders_is_skipped_only_when_the_account_has_none(
     order_services.account_orders_execute(first.id, account.pk)
     order_services.account_orders_execute(close.id, account.pk)
     assert statuses(first) == statuses(close) == ["filled"]
+
+
+def test_a_fan_out_records_every_accounts_dispatch_in_one_write(
+    make_strategy: Any, make_account: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    accounts = [make_account(f"acct-{i}") for i in range(3)]
+    event = make_orders(make_strategy(accounts=accounts), accounts, [{"side": "BUY", "qty_per": 10}])
+    published: list[Any] = []
+    monkeypatch.setattr(order_services.celery_app, "send_task", lambda *a, **k: published.append(a))
+    orders_dispatch(event.id, [a.pk for a in accounts])
+    assert len(published) == 1  # one fan-out message
+    # Each account's task is known to be on its way: none is taken for lost by the sweep.
+    assert [liveness.dispatch_lost(event.id, a.pk, 30) for a in accounts] == [False, False, False]
+    assert orders_sweep(0)["redispatched"] == 0
