@@ -84,9 +84,9 @@ def paper_match() -> int:
 
 
 @shared_task(name="orders.tasks.portfolio_refresh", ignore_result=True)
-def portfolio_refresh(account_id: int) -> None:
-    """Refresh one account's portfolio (asked for after a fill)."""
-    portfolio_refresh_requested(account_id)
+def portfolio_refresh(account_id: int, asked_at: float | None = None) -> None:
+    """Refresh one account's portfolio (asked for after a fill; it yields to queued orders)."""
+    portfolio_refresh_requested(account_id, asked_at)
 
 
 @shared_task(name="orders.tasks.portfolios_refresh", ignore_result=True)

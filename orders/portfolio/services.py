@@ -10,6 +10,7 @@ an error does not write the equity snapshot (a half-read account would draw a fa
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
@@ -32,7 +33,7 @@ from prices.calendar import KST
 from prices.records import instrument_for
 from prices.services import price_snapshots
 from quanttrade.celery import app as celery_app
-from quanttrade.vocabulary import CRYPTO_MARKETS, MarketType
+from quanttrade.vocabulary import CRYPTO_MARKETS, MarketType, OrderStatus
 from strategies.models import Account, StrategyAccount
 
 log = logging.getLogger("quanttrade.orders")
@@ -325,26 +326,49 @@ def portfolios_refresh(*, now: datetime | None = None) -> int:
     return count
 
 
+# A refresh asked for after a fill yields to order execution: while orders wait in the queue
+# (a fan-out, a burst) it is put off, 1 s, then 2, 4, ... but never by more than this in all.
+REFRESH_YIELD_MAX_SECONDS = 30.0
+
+
 def portfolio_refresh_soon(account_id: int) -> None:
     """Ask a worker to refresh the account's portfolio (after a fill). One request stands at a
     time per account: the worker clears the mark before it reads, so a fill recorded after the
-    read has begun asks again. The request joins the end of the queue the orders' executions
-    go through (the broker's; in embedded mode the order threads' own, orders.handoff), so the
-    orders of a fan-out or a burst already queued reach their venues first. Never raises."""
+    read has begun asks again. The request goes through the queue the orders' executions go
+    through (the broker's; in embedded mode the order threads' own, orders.handoff) and yields
+    to them (``portfolio_refresh_requested``). Never raises."""
     try:
-        if not cache.add(_pending_key(account_id), 1, PENDING_SECONDS):
+        if not cache.add(_pending_key(account_id), 1, PENDING_SECONDS + REFRESH_YIELD_MAX_SECONDS):
             return
-        pool = handoff.current()
-        if pool is not None:
-            pool.submit(portfolio_refresh_requested, account_id)
-        else:
-            celery_app.send_task(REFRESH_TASK, args=[account_id], retry=False)
+        _refresh_send(account_id, None, 0.0)
     except Exception as exc:  # a broker or cache outage must not fail the order's recording
         log.warning("포트폴리오 갱신 요청 실패: account=%s %s", account_id, exc)
 
 
-def portfolio_refresh_requested(account_id: int) -> Portfolio | None:
-    """Run a refresh asked for by :func:`portfolio_refresh_soon` (the task's body)."""
+def _refresh_send(account_id: int, asked_at: float | None, delay: float) -> None:
+    pool = handoff.current()
+    if pool is not None:
+        pool.submit(portfolio_refresh_requested, account_id, asked_at, delay=delay)
+    else:
+        celery_app.send_task(REFRESH_TASK, args=[account_id, asked_at], countdown=delay or None, retry=False)
+
+
+def portfolio_refresh_requested(account_id: int, asked_at: float | None = None) -> Portfolio | None:
+    """Run a refresh asked for by :func:`portfolio_refresh_soon` (the task's body) — unless
+    orders are waiting to be executed: a refresh is a venue read and the account's whole FIFO
+    (~10 ms of CPU), and a fan-out's last orders must not queue behind a refresh per account
+    filled before them. It then comes back later (doubling from 1 s), and runs at the latest
+    REFRESH_YIELD_MAX_SECONDS after it was asked for."""
+    now = time.time()
+    asked_at = asked_at or now
+    waited = now - asked_at
+    if waited < REFRESH_YIELD_MAX_SECONDS and Order.objects.filter(status=OrderStatus.QUEUED).exists():
+        delay = min(max(1.0, waited), REFRESH_YIELD_MAX_SECONDS - waited)
+        try:
+            _refresh_send(account_id, asked_at, delay)
+            return None
+        except Exception as exc:  # nowhere to put it off to: refresh now
+            log.warning("포트폴리오 갱신 연기 실패 (지금 갱신): account=%s %s", account_id, exc)
     try:
         cache.delete(_pending_key(account_id))
     except Exception as exc:

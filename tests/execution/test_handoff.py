@@ -92,6 +92,25 @@ def test_a_fill_asks_the_pool_for_its_portfolio_refresh_behind_the_queued_orders
     assert btc.total == order.filled_qty
 
 
+def test_a_fills_portfolio_refresh_yields_while_orders_wait_in_the_queue(
+    pool: handoff.LocalPool, make_strategy: Any, make_account: Any, publish_price: Any, wait_orders: Any
+) -> None:
+    account = make_account("acct", balances={"USDT": "10000"})
+    other = make_account("other", balances={"USDT": "10000"})
+    make_strategy(accounts=[account])
+    waiting = make_orders(make_strategy("other", accounts=[other]), [other], [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    [order] = wait_orders(webhook_id=_webhook()["webhook_id"])
+    assert order.status == "filled"
+    time.sleep(1.5)
+    assert portfolio_cached(account.pk) is None  # put off: an order is still queued
+    Order.objects.filter(webhook=waiting).update(status="cancelled")
+    deadline = time.monotonic() + 10
+    while portfolio_cached(account.pk) is None:
+        assert time.monotonic() < deadline, "the refresh never ran once the queue was empty"
+        time.sleep(0.05)
+
+
 def test_a_retry_the_venue_asks_for_comes_back_on_the_pools_timer(
     pool: handoff.LocalPool,
     make_strategy: Any,
