@@ -255,3 +255,30 @@ def test_a_fan_out_records_every_accounts_dispatch_in_one_write(
     assert len(published) == 1  # one fan-out message
     # Each account's task is known to be on its way: none is taken for lost by the sweep.
     assert [liveness.dispatch_lost(event.id, a.pk, 30) for a in accounts] == [False, False, False]
+
+
+def test_the_worker_reaches_the_venue_with_two_queries(
+    make_strategy: Any, make_account: Any, publish_price: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read the orders (with their account, strategy and the earlier-orders flag), claim one:
+    nothing else stands between the task and the order request when no risk limit is set."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from orders.exchanges.paper import PaperAdapter
+
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    before_request: list[list[str]] = []
+    place = PaperAdapter.place_order
+
+    def counted(self: PaperAdapter, request: Any) -> Any:
+        before_request.append([q["sql"].split(" ", 1)[0] for q in queries.captured_queries])
+        return place(self, request)
+
+    monkeypatch.setattr(PaperAdapter, "place_order", counted)
+    with CaptureQueriesContext(connection) as queries:
+        order_services.account_orders_execute(event.id, account.pk)
+    assert statuses(event) == ["filled"]
+    assert before_request == [["SELECT", "UPDATE"]]
