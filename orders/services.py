@@ -454,6 +454,16 @@ def _place(adapter: ExchangeAdapter, order: Order) -> OrderResult:
         if known is not None:
             return known
         raise
+    except OrderRejected:
+        if order.uncertain_attempt is None:
+            raise
+        # The repeat of a placement whose fate was unknown was refused: on a venue that refuses
+        # a repeated client id, because the first request arrived meanwhile (after the lookup
+        # that missed it). What the venue holds wins over its refusal of the repeat.
+        known = adapter.fetch_order_by_client_id(request)
+        if known is not None:
+            return known
+        raise
 
 
 def _mark_sending(order: Order) -> bool:

@@ -18,7 +18,13 @@ from django.test import Client
 from django.utils import timezone
 
 from orders import exchanges
-from orders.exchanges.base import OrderRequest, OrderResult, OrderUncertain, RetryableVenueError
+from orders.exchanges.base import (
+    OrderRejected,
+    OrderRequest,
+    OrderResult,
+    OrderUncertain,
+    RetryableVenueError,
+)
 from orders.exchanges.paper import PaperAdapter
 from orders.models import Order, PaperBalance, PaperOrder
 from orders.services import (
@@ -636,4 +642,38 @@ def test_a_retryable_venue_error_puts_the_order_back_and_the_task_retries(
     orders_dispatch(event.id, [account.pk])
     [order] = wait_orders(webhook=event, settled={"filled", "failed", "rejected"})
     assert (order.status, order.attempts) == ("filled", 2)
+    assert PaperOrder.objects.count() == 1
+
+
+class LateArrivalPaper(PaperAdapter):
+    """A venue refusing a repeated client id in every state (as Upbit does), where the first
+    request of each order arrives late: after the client gave up and after the lookup that
+    followed, just before the repeat (which it then refuses as a duplicate)."""
+
+    client_id_refused_in_every_state = True
+    in_flight: set[str] = set()
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        if request.client_order_id not in self.in_flight:
+            self.in_flight.add(request.client_order_id)
+            raise OrderUncertain("Paper API 오류: 응답 시간 초과")
+        super().place_order(request)  # the first request lands now
+        raise OrderRejected("Paper API 오류: identifier가 중복되었습니다.")
+
+
+@pytest.mark.django_db
+def test_a_repeat_refused_because_the_first_request_arrived_meanwhile_records_the_venues_order(
+    make_strategy: Any, make_account: Any, publish_price: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(exchanges.ADAPTERS, "LATE", f"{__name__}.LateArrivalPaper")
+    LateArrivalPaper.in_flight.clear()
+    account = make_account("late", exchange="LATE", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    with pytest.raises(ExecutionRetry):
+        account_orders_execute(event.id, account.pk)  # timed out, and the lookup found nothing
+    assert statuses(event) == ["queued"]
+    account_orders_execute(event.id, account.pk)  # the repeat is refused: the first one landed
+    [order] = Order.objects.filter(webhook=event)
+    assert (order.status, order.attempts, order.uncertain_attempt) == ("filled", 2, 1), order.message
     assert PaperOrder.objects.count() == 1
