@@ -1,0 +1,151 @@
+"""A SELECT the ORM compiles once per database, executed many times with new parameters.
+
+Django compiles a queryset to SQL on every execution. For a query over four wide tables
+(an order with its account and strategy via ``select_related``, plus an EXISTS) that compile
+costs ~2 ms of CPU, eight times the query itself on SQLite: on the worker's path to the venue
+it was the largest single cost (docs/benchmarks-speed.md). :class:`PreparedSelect` keeps what
+the compile produced — the SQL, its parameters, the column layout — and per execution only
+substitutes the parameters that vary, runs the SQL on the calling thread's connection, and
+builds the model instances the way ``QuerySet`` does (``ModelIterable``): the same objects,
+related objects cached as ``select_related`` caches them, annotations as attributes.
+
+The varying parameters are found by compiling twice with different marker values: a position
+whose value changes belongs to that argument. A query whose SQL itself changes with an argument
+(an ``__in`` list of varying length, a ``None`` that becomes ``IS NULL``) cannot be prepared and
+is refused at the first execution (``PreparedQueryError``): keep such arguments fixed.
+
+Only for hot paths, each pinned by a test comparing its result with the plain queryset's.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from django.db import connections
+from django.db.models import Model, QuerySet
+from django.db.models.query import get_related_populators
+
+M = TypeVar("M", bound=Model)
+
+
+class PreparedQueryError(RuntimeError):
+    """The query cannot be prepared: its SQL changes with an argument."""
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    params: tuple[Any, ...]
+    slots: dict[str, tuple[int, ...]]  # argument -> positions in params
+    compiler: Any  # the SQLCompiler after as_sql(): select, klass_info, annotation_col_map
+
+
+class PreparedSelect(Generic[M]):
+    """``build(**arguments)`` returns the queryset; ``fetch(**arguments)`` its rows.
+
+    ``arguments`` maps each argument to the model field whose column it is compared with
+    (``{"webhook_id": Order._meta.get_field("webhook")}``): the field turns a value into the
+    database's parameter as the ORM would (a UUID is hex text on SQLite, a UUID on PostgreSQL).
+    """
+
+    def __init__(self, build: Callable[..., QuerySet[M]], arguments: dict[str, Any]):
+        self._build = build
+        self._fields = dict(arguments)
+        self._compiled: dict[tuple[str, str], _Compiled] = {}
+        self._lock = threading.Lock()
+
+    def _markers(self, round_: int) -> dict[str, Any]:
+        markers: dict[str, Any] = {}
+        for index, (name, field) in enumerate(self._fields.items()):
+            target = getattr(field, "target_field", field)
+            kind = target.get_internal_type()
+            if kind == "UUIDField":
+                markers[name] = uuid.UUID(int=(round_ << 64) + index + 1)
+            elif kind in {"CharField", "TextField", "SlugField"}:
+                markers[name] = f"~prepared-{round_}-{index}~"
+            else:  # integers and the like
+                markers[name] = 10**12 + round_ * 1000 + index
+        return markers
+
+    def _compile(self, alias: str) -> _Compiled:
+        connection = connections[alias]
+        key = (alias, connection.vendor)
+        compiled = self._compiled.get(key)
+        if compiled is not None:
+            return compiled
+        with self._lock:
+            compiled = self._compiled.get(key)
+            if compiled is not None:
+                return compiled
+            base = self._markers(0)
+            compiler = self._build(**base).query.get_compiler(using=alias)
+            sql, params = compiler.as_sql()
+            params = tuple(params)
+            slots: dict[str, tuple[int, ...]] = {}
+            for name in self._fields:
+                other_sql, other_params = (
+                    self._build(**{**base, name: self._markers(1)[name]})
+                    .query.get_compiler(using=alias)
+                    .as_sql()
+                )
+                if other_sql != sql or len(other_params) != len(params):
+                    raise PreparedQueryError(f"the SQL changes with {name!r}")
+                slots[name] = tuple(
+                    i for i, (a, b) in enumerate(zip(params, other_params, strict=True)) if a != b
+                )
+                if not slots[name]:
+                    raise PreparedQueryError(f"{name!r} is not a parameter of the query")
+            taken = [i for positions in slots.values() for i in positions]
+            if len(taken) != len(set(taken)):
+                raise PreparedQueryError("two arguments share a parameter")
+            compiled = _Compiled(sql, params, slots, compiler)
+            self._compiled[key] = compiled
+            return compiled
+
+    def fetch(self, using: str = "default", **arguments: Any) -> list[M]:
+        """The rows of ``build(**arguments)``, as ``list(queryset)`` would give them."""
+        if arguments.keys() != self._fields.keys():
+            raise TypeError(f"expected the arguments {sorted(self._fields)}, got {sorted(arguments)}")
+        compiled = self._compile(using)
+        connection = connections[using]
+        params = list(compiled.params)
+        for name, value in arguments.items():
+            prepared = self._fields[name].get_db_prep_value(value, connection, prepared=False)
+            for position in compiled.slots[name]:
+                params[position] = prepared
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            rows = cursor.fetchall()
+        if not rows:
+            return []
+        # A shallow copy bound to this thread's connection (the converters are the backend's).
+        compiler = copy.copy(compiled.compiler)
+        compiler.connection = connection
+        select, klass_info, annotation_col_map = (
+            compiler.select,
+            compiler.klass_info,
+            compiler.annotation_col_map,
+        )
+        converters = compiler.get_converters([s[0] for s in select[0 : compiler.col_count]])
+        if converters:
+            rows = list(compiler.apply_converters(rows, converters))
+        model_cls = klass_info["model"]
+        select_fields = klass_info["select_fields"]
+        start, end = select_fields[0], select_fields[-1] + 1
+        init_list = [f[0].target.attname for f in select[start:end]]
+        # django-stubs describes a later Django (a fetch_mode argument); 5.2 takes three.
+        populators = get_related_populators(klass_info, select, using)  # type: ignore[call-arg]
+        objects: list[M] = []
+        for row in rows:
+            obj = model_cls.from_db(using, init_list, row[start:end])
+            for populator in populators:
+                populator.populate(row, obj)
+            for attr_name, position in (annotation_col_map or {}).items():
+                setattr(obj, attr_name, row[position])
+            objects.append(obj)
+        return objects

@@ -1,0 +1,109 @@
+"""quanttrade/prepared.py: a SELECT compiled once gives exactly what the queryset gives.
+
+Pinned on the query it serves (the worker's read of a task's orders, orders/services.py), on
+the test database the suite runs on (SQLite locally, PostgreSQL in CI)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from orders import services as order_services
+from orders.models import Order
+from quanttrade.prepared import PreparedQueryError, PreparedSelect
+from strategies.models import Account
+from tests.execution.test_execution import make_orders
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _values(obj: Any) -> dict[str, Any]:
+    return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+
+def _same(prepared: list[Order], plain: list[Order]) -> None:
+    assert [o.pk for o in prepared] == [o.pk for o in plain]
+    for a, b in zip(prepared, plain, strict=True):
+        assert _values(a) == _values(b)
+        assert _values(a.account) == _values(b.account)
+        assert _values(a.strategy) == _values(b.strategy)
+        assert a.maybe_after == b.maybe_after
+        assert a._state.db == b._state.db and not a._state.adding
+
+
+def test_the_tasks_orders_read_prepared_equal_the_querysets(
+    make_strategy: Any, make_account: Any, django_assert_num_queries: Any
+) -> None:
+    a1, a2 = make_account("a1"), make_account("a2")
+    strategy = make_strategy(accounts=[a1, a2])
+    specs = [
+        {"side": "BUY", "qty_per": 10},
+        {"side": "SELL", "qty_per": -50, "order_type": "LIMIT", "price": "51000.5"},
+    ]
+    first = make_orders(strategy, [a1, a2], specs)
+    second = make_orders(strategy, [a1, a2], specs)  # a1's earlier orders are still queued
+    Order.objects.filter(webhook=second, account=a2, sequence=0).update(status="filled")
+    for event in (first, second):
+        for account in (a1, a2):
+            with django_assert_num_queries(1):
+                prepared = order_services._TASK_ORDERS.fetch(webhook_id=event.id, account_id=account.pk)
+                # the related rows came with it, as select_related brings them
+                [(o.account.name, o.strategy.group_name) for o in prepared]
+            _same(prepared, list(order_services._task_orders(event.id, account.pk)))
+    by_sequence = order_services._TASK_ORDERS.fetch(webhook_id=second.id, account_id=a1.pk)
+    assert [o.sequence for o in by_sequence] == [0, 1]
+    assert [o.maybe_after for o in by_sequence] == [True, True]
+    assert [
+        o.maybe_after for o in order_services._TASK_ORDERS.fetch(webhook_id=first.id, account_id=a1.pk)
+    ] == [
+        False,
+        True,  # its own webhook's first order is earlier, still queued
+    ]
+    # The secrets are decrypted as the ORM decrypts them; an unknown pair reads nothing.
+    assert prepared[0].account.api_secret == Account.objects.get(pk=a2.pk).api_secret
+    assert order_services._TASK_ORDERS.fetch(webhook_id=uuid4(), account_id=a1.pk) == []
+
+
+def test_a_prepared_read_runs_on_the_calling_threads_connection(
+    make_strategy: Any, make_account: Any
+) -> None:
+    account = make_account("a1")
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    order_services._TASK_ORDERS.fetch(webhook_id=event.id, account_id=account.pk)  # compiled here
+    found: list[Any] = []
+
+    def other() -> None:
+        from django.db import connection
+
+        try:
+            found.extend(order_services._TASK_ORDERS.fetch(webhook_id=event.id, account_id=account.pk))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert [o.webhook_id for o in found] == [event.id]
+
+
+def test_a_query_whose_sql_changes_with_an_argument_is_refused(make_account: Any) -> None:
+    make_account("a1")
+    name = Account._meta.get_field("name")
+    unused = PreparedSelect(lambda name: Account.objects.all(), {"name": name})
+    with pytest.raises(PreparedQueryError, match="not a parameter"):
+        unused.fetch(name="a1")
+    shape = PreparedSelect(
+        lambda name: (
+            Account.objects.filter(name=name) if "-0-" in name else Account.objects.filter(name__gt=name)
+        ),
+        {"name": name},
+    )
+    with pytest.raises(PreparedQueryError, match="SQL changes"):
+        shape.fetch(name="a1")
+    fine = PreparedSelect(lambda name: Account.objects.filter(name=name), {"name": name})
+    assert [a.name for a in fine.fetch(name="a1")] == ["a1"]
+    with pytest.raises(TypeError):
+        fine.fetch(title="a1")
