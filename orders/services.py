@@ -637,7 +637,7 @@ def _task_orders(webhook_id: UUID, account_id: int) -> QuerySet[Order]:
 
 
 # Compiled once per database (quanttrade/prepared.py): the compile cost ~2 ms per task, more
-# than the query. tests/execution/test_handoff.py compares it with the queryset.
+# than the query. tests/test_prepared.py compares it with the queryset.
 _TASK_ORDERS = PreparedSelect(
     _task_orders,
     {"webhook_id": Order._meta.get_field("webhook"), "account_id": Order._meta.get_field("account")},
