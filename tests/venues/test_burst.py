@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import time_machine
 from django.core.cache import cache
 from django.utils import timezone
@@ -30,8 +31,18 @@ def _sweep(stale: float = 30) -> int:
     return orders_sweep(stale_after_seconds=stale)["redispatched"]
 
 
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[Any]]]:
+    """The messages the sweep publishes, kept instead of sent: a Celery worker the session may
+    have running would otherwise execute the re-dispatched orders while the test database is
+    being flushed (a deadlock at teardown, seen in CI)."""
+    sent: list[tuple[str, list[Any]]] = []
+    monkeypatch.setattr(celery_app, "send_task", lambda name, args=None, **kwargs: sent.append((name, args)))
+    return sent
+
+
 def test_a_task_waiting_in_the_broker_is_not_sent_again_until_it_is_presumed_lost(
-    transactional_db: None, make_strategy: Any, make_account: Any
+    transactional_db: None, make_strategy: Any, make_account: Any, published: list[Any]
 ) -> None:
     account = make_account("a1", balances={"USDT": "10000"})
     event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
@@ -45,10 +56,11 @@ def test_a_task_waiting_in_the_broker_is_not_sent_again_until_it_is_presumed_los
         _age(event)
         assert _sweep() == 1
         assert _sweep() == 0  # the re-dispatch is a new record: not sent again at the next sweep
+    assert published == [("orders.tasks.execute_account_orders", [str(event.id), account.id])]
 
 
 def test_a_long_wait_is_not_lost_while_the_queue_moves(
-    transactional_db: None, make_strategy: Any, make_account: Any
+    transactional_db: None, make_strategy: Any, make_account: Any, published: list[Any]
 ) -> None:
     account = make_account("a1", balances={"USDT": "10000"})
     strategy = make_strategy(accounts=[account])
@@ -64,10 +76,11 @@ def test_a_long_wait_is_not_lost_while_the_queue_moves(
     with time_machine.travel(timezone.now() + timedelta(seconds=340), tick=False):
         _age(waiting)
         assert _sweep() == 1  # nothing started for a while: the queue is not moving towards it
+    assert [args for _, args in published] == [[str(waiting.id), account.id]]
 
 
 def test_a_task_passed_by_a_later_one_is_lost(
-    transactional_db: None, make_strategy: Any, make_account: Any
+    transactional_db: None, make_strategy: Any, make_account: Any, published: list[Any]
 ) -> None:
     account = make_account("a1", balances={"USDT": "10000"})
     strategy = make_strategy(accounts=[account])
@@ -80,10 +93,11 @@ def test_a_task_passed_by_a_later_one_is_lost(
         assert _sweep() == 0  # the later one has not started either: a backlog, nothing lost
         liveness.mark_started(later.id, account.id)  # a worker took the later message first
         assert _sweep() == 1
+    assert [args for _, args in published] == [[str(first.id), account.id]]
 
 
 def test_orders_behind_a_running_task_wait_for_it_unless_its_worker_died(
-    transactional_db: None, make_strategy: Any, make_account: Any
+    transactional_db: None, make_strategy: Any, make_account: Any, published: list[Any]
 ) -> None:
     account = make_account("a1", balances={"USDT": "10000"})
     event = make_orders(
@@ -98,6 +112,7 @@ def test_orders_behind_a_running_task_wait_for_it_unless_its_worker_died(
     assert _sweep() == 0
     cache.delete(f"qt:worker:{liveness.worker_id()}")  # its heartbeat stopped: killed mid-task
     assert _sweep() == 1
+    assert [args for _, args in published] == [[str(event.id), account.id]]
 
 
 def test_a_dispatch_the_broker_refused_is_sent_again(
