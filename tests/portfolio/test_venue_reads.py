@@ -5,6 +5,7 @@ venue's read failure shown in the portfolio rather than hidden."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from orders.exchanges import adapter_for
 from orders.exchanges.base import OrderRequest
+from orders.exchanges.kis.sessions import KST
 from orders.models import PaperBalance, PaperPosition
 from orders.portfolio.records import Portfolio, PositionLine
 from orders.portfolio.services import portfolio_read
@@ -217,11 +219,23 @@ def test_kis_domestic_futures_long_and_short(
     assert portfolio.totals["KRW"].cash == Decimal("50000000")
 
 
+@pytest.mark.parametrize(
+    ("kst_hour", "balance_path"),
+    [(14, "inquire-balance"), (3, "inquire-ngt-balance")],  # the F&O day session, the night one
+    ids=["day", "night"],
+)
 def test_kis_domestic_futures_cash_read_failure_is_shown(
-    kis_account: Callable[..., Any], kis_sim: KisSim, no_prices: None
+    kis_account: Callable[..., Any],
+    kis_sim: KisSim,
+    no_prices: None,
+    kst_clock: Callable[..., Any],
+    kst_hour: int,
+    balance_path: str,
 ) -> None:
+    # The session's balance is read, by the KST clock: pinned, so the test holds at any hour.
+    kst_clock(datetime.combine(datetime.now(KST).date(), time(kst_hour), KST))
     account = kis_account(product_code="03", portfolio_markets=["DOMESTIC_FUTUREOPTION"])
-    kis_sim.inject("5xx", "/uapi/domestic-futureoption/v1/trading/inquire-balance", count=20)
+    kis_sim.inject("5xx", f"/uapi/domestic-futureoption/v1/trading/{balance_path}", count=20)
     portfolio = portfolio_read(account)
     assert len(portfolio.errors) == 1 and portfolio.errors[0].startswith("DOMESTIC_FUTUREOPTION: ")
     assert portfolio.balances == [] and not portfolio.complete
