@@ -142,39 +142,39 @@ class PaperAdapter(ExchangeAdapter):
 
     def place_order(self, request: OrderRequest) -> OrderResult:
         with transaction.atomic():
-            account = _lock_account(self.account.pk)
+            book = _Book.lock(self.account.pk)
             existing = PaperOrder.objects.filter(client_order_id=request.client_order_id).first()
             if existing is not None:
                 # The same client id again (a retry after an uncertain outcome): never place twice.
                 return paper_result(existing)
-            paper = self._new_order(account, request)
+            paper = self._new_order(book, request)
             if paper.order_type == OrderType.MARKET:
                 record = price_latest(paper.instrument)
                 if record is None:
                     raise OrderRejected(
                         _("No price data for %(instrument)s") % {"instrument": paper.instrument}
                     )
-                _fill(account, paper, record.price, record.feed)  # checks the funds, settles, saves
+                _fill(book, paper, record.price, record.feed)  # checks the funds, settles, saves
             else:
-                _reserve(account, paper)
+                _reserve(book, paper)
                 paper.save()
                 record = price_latest(paper.instrument)
                 if record is not None:
-                    _match(account, paper, record.price, record.feed)
+                    _match(book, paper, record.price, record.feed)
             return paper_result(paper)
 
     def cancel_order(self, request: OrderRequest, exchange_order_id: str) -> OrderResult:
         """Cancel the resting paper order placed with ``request`` (its reserved funds go back);
         one already filled or cancelled is returned as it is."""
         with transaction.atomic():
-            account = _lock_account(self.account.pk)
+            book = _Book.lock(self.account.pk)
             paper = PaperOrder.objects.filter(
-                account=account, client_order_id=request.client_order_id
+                account=book.account, client_order_id=request.client_order_id
             ).first()
             if paper is None:
                 raise OrderNotFound(_("The venue has no such order"))
             if paper.status == OrderStatus.OPEN:
-                _release(account, paper)
+                _release(book, paper)
                 paper.status = OrderStatus.CANCELLED
                 paper.message = _("Cancelled on request")
                 paper.save()
@@ -185,7 +185,8 @@ class PaperAdapter(ExchangeAdapter):
 
     # --- sizing -----------------------------------------------------------------------------
 
-    def _new_order(self, account: Account, request: OrderRequest) -> PaperOrder:
+    def _new_order(self, book: _Book, request: OrderRequest) -> PaperOrder:
+        account = book.account
         market_type = request.market_type
         order_type = request.order_type
         if order_type in MARKET_WITHOUT_PRICE and request.price is None:
@@ -201,9 +202,9 @@ class PaperAdapter(ExchangeAdapter):
             raise OrderRejected(_("qty_per must not be zero"))
         reduce_only = request.is_close
         if reduce_only:
-            amount = self._close_amount(request)
+            amount = self._close_amount(book, request)
         elif market_type in CRYPTO_MARKETS:
-            amount = self._percent_amount(account, request, order_type, instrument, currency)
+            amount = self._percent_amount(book, request, order_type, instrument, currency)
         else:
             amount = request.qty_per
         amount = quantize_amount(market_type, amount)
@@ -225,13 +226,13 @@ class PaperAdapter(ExchangeAdapter):
             reduce_only=reduce_only,
         )
 
-    def _close_amount(self, request: OrderRequest) -> Decimal:
+    def _close_amount(self, book: _Book, request: OrderRequest) -> Decimal:
         assert request.qty_per is not None
         percent = min(-request.qty_per, HUNDRED)
         if request.market_type == MarketType.SPOT:
-            held = _free(self.account, base_asset(request.symbol))
+            held = book.free(base_asset(request.symbol))
         else:
-            held = self.position(request.market_type, request.symbol)
+            held = book.held(request.symbol, request.market_type)
         if request.side == Side.SELL and held <= 0:
             raise OrderRejected(_("No long position to close"))
         if request.side == Side.BUY and held >= 0:
@@ -239,13 +240,13 @@ class PaperAdapter(ExchangeAdapter):
         return abs(held) * percent / HUNDRED
 
     def _percent_amount(
-        self, account: Account, request: OrderRequest, order_type: str, instrument: str, currency: str
+        self, book: _Book, request: OrderRequest, order_type: str, instrument: str, currency: str
     ) -> Decimal:
         assert request.qty_per is not None
         percent = request.qty_per
         if request.market_type == MarketType.SPOT and request.side == "SELL":
             return (
-                _available(base_asset(request.symbol), _free(account, base_asset(request.symbol)))
+                _available(base_asset(request.symbol), book.free(base_asset(request.symbol)))
                 * percent
                 / HUNDRED
             )
@@ -258,9 +259,9 @@ class PaperAdapter(ExchangeAdapter):
                 raise OrderRejected(_("No price data for %(instrument)s") % {"instrument": instrument})
             price = record.price
         if request.market_type == MarketType.SPOT:
-            return _available(currency, _free(account, currency)) * percent / HUNDRED / price
-        equity = _available(currency, _equity(account, currency))
-        return equity * percent / HUNDRED * _leverage(account) / price
+            return _available(currency, book.free(currency)) * percent / HUNDRED / price
+        equity = _available(currency, _equity(book, currency))
+        return equity * percent / HUNDRED * _leverage(book.account) / price
 
 
 def _available(asset: str, amount: Decimal) -> Decimal:
@@ -273,20 +274,73 @@ def _available(asset: str, amount: Decimal) -> Decimal:
 # --- the book: helpers working inside the caller's transaction --------------------------------
 
 
-def _lock_account(account_id: int) -> Account:
-    # Serialises every change to one paper account's book (PostgreSQL row lock; SQLite
-    # transactions are IMMEDIATE, so they are serialised anyway).
-    return Account.objects.select_for_update().get(pk=account_id)
+class _Book:
+    """One paper account's book inside the caller's transaction: the account row locked, its
+    balances read in one query on first use and its positions read once each; the rows handed
+    out are the ones later saved, so every read in the transaction sees every change made in it.
 
+    A rolled-back savepoint leaves the cached rows holding changes the database no longer has:
+    call :meth:`forget` after one."""
 
-def _balance(account: Account, asset: str) -> PaperBalance:
-    bal, _created = PaperBalance.objects.get_or_create(account=account, asset=asset)
-    return bal
+    def __init__(self, account: Account) -> None:
+        self.account = account
+        self._balances: dict[str, PaperBalance] | None = None
+        self._positions: dict[tuple[str, str], PaperPosition | None] = {}
 
+    @classmethod
+    def lock(cls, account_id: int) -> _Book:
+        # Serialises every change to one paper account's book (PostgreSQL row lock; SQLite
+        # transactions are IMMEDIATE, so they are serialised anyway).
+        return cls(Account.objects.select_for_update().get(pk=account_id))
 
-def _free(account: Account, asset: str) -> Decimal:
-    bal = PaperBalance.objects.filter(account=account, asset=asset).first()
-    return bal.free if bal else ZERO
+    def forget(self) -> None:
+        self._balances = None
+        self._positions.clear()
+
+    def _all_balances(self) -> dict[str, PaperBalance]:
+        if self._balances is None:
+            self._balances = {b.asset: b for b in PaperBalance.objects.filter(account=self.account)}
+        return self._balances
+
+    def free(self, asset: str) -> Decimal:
+        bal = self._all_balances().get(asset)
+        return bal.free if bal else ZERO
+
+    def total(self, asset: str) -> Decimal:
+        bal = self._all_balances().get(asset)
+        return bal.free + bal.locked if bal else ZERO
+
+    def balance(self, asset: str) -> PaperBalance:
+        """The asset's balance row, created (empty) when the account has none."""
+        balances = self._all_balances()
+        if asset not in balances:
+            balances[asset] = PaperBalance.objects.create(account=self.account, asset=asset)
+        return balances[asset]
+
+    def held(self, symbol: str, market_type: str) -> Decimal:
+        pos = self._position_row(symbol, market_type)
+        return pos.quantity if pos else ZERO
+
+    def _position_row(self, symbol: str, market_type: str) -> PaperPosition | None:
+        key = (symbol, market_type)
+        if key not in self._positions:
+            self._positions[key] = PaperPosition.objects.filter(
+                account=self.account, symbol=symbol, market_type=market_type
+            ).first()
+        return self._positions[key]
+
+    def position(self, paper: PaperOrder) -> PaperPosition:
+        """The position ``paper`` trades, created (flat) when the account has none."""
+        pos = self._position_row(paper.symbol, paper.market_type)
+        if pos is None:
+            pos = PaperPosition.objects.create(
+                account=self.account,
+                symbol=paper.symbol,
+                market_type=paper.market_type,
+                currency=paper.currency,
+            )
+            self._positions[(paper.symbol, paper.market_type)] = pos
+        return pos
 
 
 def _leverage(account: Account) -> Decimal:
@@ -297,10 +351,10 @@ def _leverage(account: Account) -> Decimal:
     return leverage if leverage > 0 else Decimal(1)
 
 
-def _equity(account: Account, currency: str) -> Decimal:
+def _equity(book: _Book, currency: str) -> Decimal:
     """Quote balance (free + locked margin) plus the unrealised PnL of positions in it."""
-    bal = PaperBalance.objects.filter(account=account, asset=currency).first()
-    equity = (bal.free + bal.locked) if bal else ZERO
+    equity = book.total(currency)
+    account = book.account
     for pos in PaperPosition.objects.filter(account=account, currency=currency).exclude(quantity=0):
         if pos.market_type not in DERIVATIVES:
             continue
@@ -314,16 +368,6 @@ def _price_exchange(account: Account) -> str:
     return str(account.settings.get("price_exchange") or "")
 
 
-def _position(account: Account, paper: PaperOrder) -> PaperPosition:
-    pos, _created = PaperPosition.objects.get_or_create(
-        account=account,
-        symbol=paper.symbol,
-        market_type=paper.market_type,
-        defaults={"currency": paper.currency},
-    )
-    return pos
-
-
 def _insufficient(asset: str, needed: Decimal, available: Decimal) -> OrderRejected:
     return OrderRejected(
         _("Insufficient %(asset)s balance: needed %(needed)s, available %(available)s")
@@ -331,18 +375,15 @@ def _insufficient(asset: str, needed: Decimal, available: Decimal) -> OrderRejec
     )
 
 
-def _opening_part(account: Account, paper: PaperOrder) -> Decimal:
+def _opening_part(book: _Book, paper: PaperOrder) -> Decimal:
     """How much of ``paper`` opens or increases a derivative position (the rest reduces it)."""
-    pos = PaperPosition.objects.filter(
-        account=account, symbol=paper.symbol, market_type=paper.market_type
-    ).first()
-    held = pos.quantity if pos else ZERO
+    held = book.held(paper.symbol, paper.market_type)
     if paper.side == "BUY":
         return paper.amount - min(paper.amount, max(-held, ZERO))
     return paper.amount - min(paper.amount, max(held, ZERO))
 
 
-def _requirement(account: Account, paper: PaperOrder, price: Decimal) -> tuple[str, Decimal]:
+def _requirement(book: _Book, paper: PaperOrder, price: Decimal) -> tuple[str, Decimal]:
     """The asset and the amount of it the order needs free to be placed or filled."""
     mt = paper.market_type
     if mt == MarketType.SPOT:
@@ -350,23 +391,20 @@ def _requirement(account: Account, paper: PaperOrder, price: Decimal) -> tuple[s
             return paper.currency, paper.amount * price
         return base_asset(paper.symbol), paper.amount
     if mt in DERIVATIVES:
-        return paper.currency, _opening_part(account, paper) * price / _leverage(account)
+        return paper.currency, _opening_part(book, paper) * price / _leverage(book.account)
     # Stocks: cash for a buy; a sell needs the shares (checked separately).
     if paper.side == "BUY":
         return paper.currency, paper.amount * price
     return paper.currency, ZERO
 
 
-def _check_funds(account: Account, paper: PaperOrder, price: Decimal) -> None:
-    asset, needed = _requirement(account, paper, price)
-    available = _free(account, asset)
+def _check_funds(book: _Book, paper: PaperOrder, price: Decimal) -> None:
+    asset, needed = _requirement(book, paper, price)
+    available = book.free(asset)
     if needed > available:
         raise _insufficient(asset, needed, available)
     if paper.market_type in (MarketType.DOMESTIC_STOCK, MarketType.OVERSEAS_STOCK) and paper.side == "SELL":
-        pos = PaperPosition.objects.filter(
-            account=account, symbol=paper.symbol, market_type=paper.market_type
-        ).first()
-        held = pos.quantity if pos else ZERO
+        held = book.held(paper.symbol, paper.market_type)
         if paper.amount > held:
             raise OrderRejected(
                 _("Insufficient holding of %(symbol)s: needed %(needed)s, held %(held)s")
@@ -378,15 +416,15 @@ def _check_funds(account: Account, paper: PaperOrder, price: Decimal) -> None:
             )
 
 
-def _reserve(account: Account, paper: PaperOrder) -> None:
+def _reserve(book: _Book, paper: PaperOrder) -> None:
     """Check and lock the funds a resting order needs at its limit (or stop) price."""
     price = paper.price if paper.price is not None else paper.stop_price
     if price is None:  # cannot happen after intake validation; be explicit rather than guess
         raise OrderRejected(_("%(order_type)s orders require price") % {"order_type": paper.order_type})
-    _check_funds(account, paper, price)
-    asset, needed = _requirement(account, paper, price)
+    _check_funds(book, paper, price)
+    asset, needed = _requirement(book, paper, price)
     if needed > 0:
-        bal = _balance(account, asset)
+        bal = book.balance(asset)
         bal.free -= needed
         bal.locked += needed
         bal.save(update_fields=["free", "locked"])
@@ -394,28 +432,28 @@ def _reserve(account: Account, paper: PaperOrder) -> None:
         paper.reserved_asset = asset
 
 
-def _release(account: Account, paper: PaperOrder) -> None:
+def _release(book: _Book, paper: PaperOrder) -> None:
     if paper.reserved > 0 and paper.reserved_asset:
-        bal = _balance(account, paper.reserved_asset)
+        bal = book.balance(paper.reserved_asset)
         bal.locked -= paper.reserved
         bal.free += paper.reserved
         bal.save(update_fields=["free", "locked"])
     paper.reserved = ZERO
 
 
-def _fill(account: Account, paper: PaperOrder, price: Decimal, feed: str) -> None:
+def _fill(book: _Book, paper: PaperOrder, price: Decimal, feed: str) -> None:
     """Fill ``paper`` completely at ``price`` (from the price feed ``feed``): release its
     reservation, settle, mark filled."""
-    _release(account, paper)
+    _release(book, paper)
     if paper.reduce_only:
-        _cap_to_position(account, paper)
-    _check_funds(account, paper, price)
+        _cap_to_position(book, paper)
+    _check_funds(book, paper, price)
     if paper.market_type == MarketType.SPOT:
-        _settle_spot(account, paper, price)
+        _settle_spot(book, paper, price)
     elif paper.market_type in DERIVATIVES:
-        _settle_derivative(account, paper, price)
+        _settle_derivative(book, paper, price)
     else:
-        _settle_stock(account, paper, price)
+        _settle_stock(book, paper, price)
     paper.status = OrderStatus.FILLED
     paper.filled = paper.amount
     paper.avg_price = price
@@ -432,16 +470,13 @@ def _fill(account: Account, paper: PaperOrder, price: Decimal, feed: str) -> Non
     )
 
 
-def _cap_to_position(account: Account, paper: PaperOrder) -> None:
+def _cap_to_position(book: _Book, paper: PaperOrder) -> None:
     """A close never exceeds (or flips) what is held when it fills; the position may have
     shrunk since a resting close was placed."""
     if paper.market_type == MarketType.SPOT:
-        held = _free(account, base_asset(paper.symbol))
+        held = book.free(base_asset(paper.symbol))
     else:
-        pos = PaperPosition.objects.filter(
-            account=account, symbol=paper.symbol, market_type=paper.market_type
-        ).first()
-        held = pos.quantity if pos else ZERO
+        held = book.held(paper.symbol, paper.market_type)
     closable = held if paper.side == Side.SELL else -held
     if closable <= 0:
         raise OrderRejected(
@@ -460,8 +495,8 @@ def _order_id(paper: PaperOrder) -> str:
         return cid
 
 
-def _settle_spot(account: Account, paper: PaperOrder, price: Decimal) -> None:
-    quote, base = _balance(account, paper.currency), _balance(account, base_asset(paper.symbol))
+def _settle_spot(book: _Book, paper: PaperOrder, price: Decimal) -> None:
+    quote, base = book.balance(paper.currency), book.balance(base_asset(paper.symbol))
     notional = paper.amount * price
     if paper.side == "BUY":
         quote.free -= notional
@@ -473,8 +508,8 @@ def _settle_spot(account: Account, paper: PaperOrder, price: Decimal) -> None:
     base.save(update_fields=["free"])
 
 
-def _settle_stock(account: Account, paper: PaperOrder, price: Decimal) -> None:
-    cash, pos = _balance(account, paper.currency), _position(account, paper)
+def _settle_stock(book: _Book, paper: PaperOrder, price: Decimal) -> None:
+    cash, pos = book.balance(paper.currency), book.position(paper)
     notional = paper.amount * price
     if paper.side == "BUY":
         total = pos.quantity + paper.amount
@@ -490,8 +525,8 @@ def _settle_stock(account: Account, paper: PaperOrder, price: Decimal) -> None:
     pos.save()
 
 
-def _settle_derivative(account: Account, paper: PaperOrder, price: Decimal) -> None:
-    quote, pos = _balance(account, paper.currency), _position(account, paper)
+def _settle_derivative(book: _Book, paper: PaperOrder, price: Decimal) -> None:
+    quote, pos = book.balance(paper.currency), book.position(paper)
     signed = paper.amount if paper.side == Side.BUY else -paper.amount
     # First reduce an opposite position, realising PnL and releasing its margin.
     if pos.quantity and (pos.quantity > 0) != (signed > 0):
@@ -509,7 +544,7 @@ def _settle_derivative(account: Account, paper: PaperOrder, price: Decimal) -> N
             pos.margin = ZERO
     # Whatever is left opens or increases the position.
     if signed:
-        margin = abs(signed) * price / _leverage(account)
+        margin = abs(signed) * price / _leverage(book.account)
         quote.free -= margin
         quote.locked += margin
         total = pos.quantity + signed
@@ -520,7 +555,7 @@ def _settle_derivative(account: Account, paper: PaperOrder, price: Decimal) -> N
     pos.save()
 
 
-def _match(account: Account, paper: PaperOrder, price: Decimal, feed: str) -> bool:
+def _match(book: _Book, paper: PaperOrder, price: Decimal, feed: str) -> bool:
     """Apply one observed price to a resting order; returns True when the order changed."""
     if paper.order_type in STOPS and not paper.triggered:
         stop = paper.stop_price
@@ -531,7 +566,7 @@ def _match(account: Account, paper: PaperOrder, price: Decimal, feed: str) -> bo
             return False
         paper.triggered = True
         if paper.order_type == OrderType.STOP_MARKET:
-            return _fill_or_cancel(account, paper, price, feed)
+            return _fill_or_cancel(book, paper, price, feed)
         paper.save(update_fields=["triggered", "updated_at"])
         log.info(
             "Paper %s 스톱 발동: order_id=%s @ %s",
@@ -543,7 +578,7 @@ def _match(account: Account, paper: PaperOrder, price: Decimal, feed: str) -> bo
             return True
     elif not _limit_crossed(paper, price):
         return False
-    return _fill_or_cancel(account, paper, price, feed)
+    return _fill_or_cancel(book, paper, price, feed)
 
 
 def _limit_crossed(paper: PaperOrder, price: Decimal) -> bool:
@@ -552,14 +587,15 @@ def _limit_crossed(paper: PaperOrder, price: Decimal) -> bool:
     return price <= paper.price if paper.side == Side.BUY else price >= paper.price
 
 
-def _fill_or_cancel(account: Account, paper: PaperOrder, price: Decimal, feed: str) -> bool:
+def _fill_or_cancel(book: _Book, paper: PaperOrder, price: Decimal, feed: str) -> bool:
     """Fill at ``price``; an order that can no longer be funded is cancelled with the reason."""
     try:
         with transaction.atomic():
-            _fill(account, paper, price, feed)
+            _fill(book, paper, price, feed)
     except OrderRejected as error:
+        book.forget()  # the savepoint's rollback undid what the book's rows still hold
         paper.refresh_from_db()
-        _release(account, paper)
+        _release(book, paper)
         paper.status = OrderStatus.CANCELLED
         paper.message = error.message
         paper.save()
@@ -596,13 +632,13 @@ def paper_cancel_all(account: Account, market_type: str, symbol: str | None) -> 
     """Cancel the account's resting orders (one symbol, or all when None); returns them."""
     cancelled: list[PaperOrder] = []
     with transaction.atomic():
-        locked_account = _lock_account(account.pk)
-        resting = PaperOrder.objects.filter(account=locked_account, status=OrderStatus.OPEN)
+        book = _Book.lock(account.pk)
+        resting = PaperOrder.objects.filter(account=book.account, status=OrderStatus.OPEN)
         resting = resting.filter(market_type=market_type)
         if symbol:
             resting = resting.filter(symbol=symbol)
         for paper in resting.order_by("created_at"):
-            _release(locked_account, paper)
+            _release(book, paper)
             paper.status = OrderStatus.CANCELLED
             paper.message = _("Cancelled by CANCEL_ALL_ORDER")
             paper.save()
@@ -623,8 +659,8 @@ def paper_match() -> list[PaperOrder]:
             account_id = PaperOrder.objects.filter(pk=paper_id).values_list("account_id", flat=True).first()
             if account_id is None:
                 continue
-            account = _lock_account(account_id)
+            book = _Book.lock(account_id)
             paper = PaperOrder.objects.get(pk=paper_id)
-            if paper.status == OrderStatus.OPEN and _match(account, paper, record.price, record.feed):
+            if paper.status == OrderStatus.OPEN and _match(book, paper, record.price, record.feed):
                 changed.append(paper)
     return changed
