@@ -345,3 +345,19 @@ def test_a_resting_close_never_flips_a_position_that_shrank(
     [filled] = paper_match()
     assert filled.status == "filled" and filled.filled == D("0.15")
     assert position(futures.account, "BTC/USDT") == 0
+
+
+def test_a_stop_that_can_no_longer_be_funded_is_cancelled_with_its_funds_released_once(
+    spot: PaperAdapter, publish_price: Any
+) -> None:
+    """The fill is tried in a savepoint: when it fails, the rows the book read during the try
+    (with the reservation already released) must not be reused, or the funds come back twice."""
+    publish_price("BINANCE:BTC/USDT", "49000")
+    result = spot.place_order(request(order_type="STOP_MARKET", stop_price="50000", qty_per=100))
+    assert result.status == "open"
+    assert free(spot.account, "USDT") == 0 and locked(spot.account, "USDT") == D("10000")
+    publish_price("BINANCE:BTC/USDT", "60000")  # triggers; 0.2 BTC now costs 12,000 USDT
+    [cancelled] = paper_match()
+    assert cancelled.status == "cancelled" and "USDT" in cancelled.message
+    assert free(spot.account, "USDT") == D("10000") and locked(spot.account, "USDT") == 0
+    assert free(spot.account, "BTC") == D("1")
