@@ -218,6 +218,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     if not _db_file.exists() and _db_file.parent.is_dir():
         os.close(os.open(_db_file, os.O_CREAT | os.O_WRONLY, 0o600))
     _private(_db_file, 0o600)
+    # Django's SQLite backend whose writers in one process take turns on a lock instead of
+    # SQLite's sleep-and-poll busy handler (quanttrade/embedded_sqlite3/base.py).
+    DATABASES["default"]["ENGINE"] = "quanttrade.embedded_sqlite3"
     # WAL + IMMEDIATE transactions let the web thread and the worker threads write
     # concurrently without "database is locked" failures.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

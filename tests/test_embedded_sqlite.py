@@ -1,0 +1,157 @@
+"""Embedded mode's SQLite backend (quanttrade/embedded_sqlite3): the writers of one process take
+turns on a lock instead of SQLite's sleep-and-poll busy handler.
+
+Each test opens its own database file under two aliases and writes from two threads while a
+transaction is open. SQLite's busy timeout is 0 here, so a writer that reached SQLite while the
+other held its write lock would fail at once with "database is locked": with the lock it waits
+its turn and succeeds. The same scenario on Django's own backend shows the failure, so these
+tests can fail.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import OperationalError, connections, transaction
+
+HOLD_SECONDS = 0.3
+
+
+@pytest.fixture
+def database(tmp_path: Path, django_db_blocker: Any, request: pytest.FixtureRequest) -> Iterator[str]:
+    """An alias to a fresh SQLite file with one table, on the engine the test asks for."""
+    engine = getattr(request, "param", "quanttrade.embedded_sqlite3")
+    alias = "embedded_probe"
+    config = {
+        "ENGINE": engine,
+        "NAME": str(tmp_path / "probe.sqlite3"),
+        "OPTIONS": {
+            "timeout": 0,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;",
+        },
+    }
+    connections.settings[alias] = connections.configure_settings({"default": dict(config), alias: config})[
+        alias
+    ]
+    with django_db_blocker.unblock():
+        with connections[alias].cursor() as cursor:
+            cursor.execute("CREATE TABLE probe (id INTEGER PRIMARY KEY, writer TEXT)")
+        try:
+            yield alias
+        finally:
+            connections[alias].close()
+            del connections[alias]
+            del connections.settings[alias]
+
+
+def _hold_a_transaction(alias: str, started: threading.Event, done: threading.Event) -> None:
+    """Open a transaction, write, keep it open HOLD_SECONDS, write again, commit."""
+    try:
+        with transaction.atomic(using=alias):
+            with connections[alias].cursor() as cursor:
+                cursor.execute("INSERT INTO probe (writer) VALUES ('holder')")
+                started.set()
+                done.wait(HOLD_SECONDS)
+                cursor.execute("INSERT INTO probe (writer) VALUES ('holder')")
+    finally:
+        started.set()
+        connections[alias].close()
+
+
+def _writers(alias: str) -> list[str]:
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT writer FROM probe ORDER BY id")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_a_write_outside_a_transaction_waits_for_the_open_one(database: str) -> None:
+    started, done = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_a_transaction, args=(database, started, done))
+    holder.start()
+    started.wait(5)
+    with connections[database].cursor() as cursor:
+        cursor.execute("INSERT INTO probe (writer) VALUES ('other')")
+    holder.join(5)
+    assert _writers(database) == ["holder", "holder", "other"]
+
+
+def test_a_transaction_waits_for_the_open_one(database: str) -> None:
+    started, done = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_a_transaction, args=(database, started, done))
+    holder.start()
+    started.wait(5)
+    with transaction.atomic(using=database), connections[database].cursor() as cursor:
+        cursor.execute("INSERT INTO probe (writer) VALUES ('other')")
+    holder.join(5)
+    assert _writers(database) == ["holder", "holder", "other"]
+
+
+def test_reads_do_not_wait_for_the_open_transaction(database: str) -> None:
+    started, done = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_a_transaction, args=(database, started, done))
+    holder.start()
+    started.wait(5)
+    try:
+        assert _writers(database) == []  # the holder's first row is not committed yet
+        assert holder.is_alive()
+    finally:
+        done.set()
+        holder.join(5)
+
+
+def test_a_failed_transaction_lets_the_next_writer_in(database: str) -> None:
+    with pytest.raises(ZeroDivisionError), transaction.atomic(using=database):
+        with connections[database].cursor() as cursor:
+            cursor.execute("INSERT INTO probe (writer) VALUES ('rolled back')")
+        _ = 1 / 0
+    result: list[Any] = []
+
+    def write() -> None:
+        try:
+            with connections[database].cursor() as cursor:
+                cursor.execute("INSERT INTO probe (writer) VALUES ('next')")
+            result.append("ok")
+        except Exception as exc:  # the assertion below says what happened
+            result.append(exc)
+        finally:
+            connections[database].close()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    thread.join(5)
+    assert result == ["ok"] and _writers(database) == ["next"]
+
+
+@pytest.mark.parametrize("database", ["django.db.backends.sqlite3"], indirect=True)
+def test_without_the_lock_sqlite_refuses_the_second_writer(database: str) -> None:
+    started, done = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_a_transaction, args=(database, started, done))
+    holder.start()
+    started.wait(5)
+    try:
+        with pytest.raises(OperationalError, match="locked"), connections[database].cursor() as cursor:
+            cursor.execute("INSERT INTO probe (writer) VALUES ('other')")
+    finally:
+        done.set()
+        holder.join(5)
+
+
+def test_embedded_mode_and_a_sqlite_database_url_use_the_backend(tmp_path: Path) -> None:
+    from tests.test_settings_env import start
+
+    embedded = start(tmp_path, "{0.DATABASES[default][ENGINE]}")
+    assert embedded.returncode == 0, embedded.stderr
+    assert embedded.stdout.strip() == "quanttrade.embedded_sqlite3"
+    url = start(
+        tmp_path,
+        "{0.DATABASES[default][ENGINE]}",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'other.sqlite3'}",
+        QT_ALLOW_LOCAL_SECRETS="1",
+    )
+    assert url.returncode == 0, url.stderr
+    assert url.stdout.strip() == "quanttrade.embedded_sqlite3"
