@@ -15,10 +15,13 @@ a pool: the broker is Redis and every worker process competes for the messages.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
+import queue
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.db import connections
@@ -48,37 +51,82 @@ class PoolClosedError(RuntimeError):
     """The pool is shutting down: the caller treats it as a broker outage (the sweep resends)."""
 
 
+ORDERS = 0  # an account's order execution (and its retries)
+BACKGROUND = 1  # work that must not delay an order: a portfolio refresh after a fill
+
+_STOP = 2  # after everything else: a thread's signal to end
+
+
 class LocalPool:
-    """Threads of this process that run order executions handed to them."""
+    """Threads of this process that run order executions handed to them.
+
+    Two priorities: a thread always takes an order execution before background work, however
+    long the background queue (a 1,000-account fan-out asks for 1,000 portfolio refreshes as
+    its orders fill; the next webhook's orders must not wait behind them). Among equals, first
+    in, first out. Work asked for later (a retry, a refresh put off) waits on one clock thread
+    rather than a timer thread each."""
 
     def __init__(self, threads: int):
         self.threads = threads
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="orders")
-        self._timers: set[threading.Timer] = set()
+        self._queue: queue.PriorityQueue[tuple[int, int, Callable[..., Any] | None, tuple[Any, ...]]] = (
+            queue.PriorityQueue()
+        )
+        self._order = itertools.count()
         self._lock = threading.Lock()
+        self._clock_wakes = threading.Condition(self._lock)
+        self._later: list[tuple[float, int, int, Callable[..., Any], tuple[Any, ...]]] = []
         self._closed = False
+        self._orders_pending = 0  # order executions queued or running
+        self._workers = [
+            threading.Thread(target=self._work, name=f"orders_{i}", daemon=True) for i in range(threads)
+        ]
+        self._clock = threading.Thread(target=self._tick, name="orders-clock", daemon=True)
+        for thread in (*self._workers, self._clock):
+            thread.start()
 
-    def submit(self, fn: Callable[..., Any], *args: Any, delay: float = 0.0) -> None:
+    def submit(self, fn: Callable[..., Any], *args: Any, delay: float = 0.0, priority: int = ORDERS) -> None:
         """Run ``fn(*args)`` on one of the threads, ``delay`` seconds from now. Raises
         :class:`PoolClosedError` once the pool is shut down."""
         with self._lock:
             if self._closed:
                 raise PoolClosedError("the order pool is shut down")
             if delay <= 0:
-                self._executor.submit(self._run, fn, args)
+                self._put(priority, fn, args)
                 return
-            timer = threading.Timer(delay, self._due, (fn, args))
-            timer.daemon = True
-            timer.name = "orders-retry"
-            self._timers.add(timer)
-            timer.start()
+            heapq.heappush(self._later, (time.monotonic() + delay, next(self._order), priority, fn, args))
+            self._clock_wakes.notify()
 
-    def _due(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def orders_waiting(self) -> bool:
+        """Whether an order execution is queued or running on this pool (a retry not yet due
+        does not count)."""
+        return self._orders_pending > 0
+
+    def _put(self, priority: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        # Called with the lock held.
+        if priority == ORDERS:
+            self._orders_pending += 1
+        self._queue.put((priority, next(self._order), fn, args))
+
+    def _tick(self) -> None:
         with self._lock:
-            self._timers.discard(threading.current_thread())
-            if self._closed:
-                return  # dropped with the process's other in-memory work: the sweep resends it
-            self._executor.submit(self._run, fn, args)
+            while not self._closed:
+                now = time.monotonic()
+                while self._later and self._later[0][0] <= now:
+                    _due, _seq, priority, fn, args = heapq.heappop(self._later)
+                    self._put(priority, fn, args)
+                self._clock_wakes.wait(self._later[0][0] - now if self._later else None)
+
+    def _work(self) -> None:
+        while True:
+            priority, _seq, fn, args = self._queue.get()
+            if fn is None:
+                return
+            try:
+                self._run(fn, args)
+            finally:
+                if priority == ORDERS:
+                    with self._lock:
+                        self._orders_pending -= 1
 
     @staticmethod
     def _run(fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
@@ -92,14 +140,32 @@ class LocalPool:
             _connections_tidy()
 
     def shutdown(self, wait: bool = True) -> None:
-        """Stop taking work, drop the retries not yet due, finish (or with ``wait=False``,
-        abandon) what runs."""
+        """Stop taking work, drop what is not yet due and the background work, finish (or with
+        ``wait=False``, abandon) the order executions queued, and end the threads. (A dropped
+        portfolio refresh is asked for again by the next fill and made by the periodic one.)"""
         with self._lock:
             self._closed = True
-            timers, self._timers = self._timers, set()
-        for timer in timers:
-            timer.cancel()
-        self._executor.shutdown(wait=wait, cancel_futures=not wait)
+            self._later.clear()
+            self._clock_wakes.notify()
+            kept = []
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item[0] == ORDERS:
+                    if wait:
+                        kept.append(item)
+                    else:
+                        self._orders_pending -= 1
+            for item in kept:
+                self._queue.put(item)
+            for _ in self._workers:
+                self._queue.put((_STOP, next(self._order), None, ()))
+        if wait:
+            for thread in self._workers:
+                if thread is not threading.current_thread():
+                    thread.join()
 
 
 _pool: LocalPool | None = None

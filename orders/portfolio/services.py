@@ -348,9 +348,20 @@ def portfolio_refresh_soon(account_id: int) -> None:
 def _refresh_send(account_id: int, asked_at: float | None, delay: float) -> None:
     pool = handoff.current()
     if pool is not None:
-        pool.submit(portfolio_refresh_requested, account_id, asked_at, delay=delay)
+        pool.submit(
+            portfolio_refresh_requested, account_id, asked_at, delay=delay, priority=handoff.BACKGROUND
+        )
     else:
         celery_app.send_task(REFRESH_TASK, args=[account_id, asked_at], countdown=delay or None, retry=False)
+
+
+def _orders_waiting() -> bool:
+    """Whether order executions wait: embedded, the order threads' own queue says so without a
+    query (it runs orders before refreshes anyway, orders.handoff); otherwise any queued order."""
+    pool = handoff.current()
+    if pool is not None and pool.orders_waiting():
+        return True
+    return Order.objects.filter(status=OrderStatus.QUEUED).exists()
 
 
 def portfolio_refresh_requested(account_id: int, asked_at: float | None = None) -> Portfolio | None:
@@ -362,7 +373,7 @@ def portfolio_refresh_requested(account_id: int, asked_at: float | None = None) 
     now = time.time()
     asked_at = asked_at or now
     waited = now - asked_at
-    if waited < REFRESH_YIELD_MAX_SECONDS and Order.objects.filter(status=OrderStatus.QUEUED).exists():
+    if waited < REFRESH_YIELD_MAX_SECONDS and _orders_waiting():
         delay = min(max(1.0, waited), REFRESH_YIELD_MAX_SECONDS - waited)
         try:
             _refresh_send(account_id, asked_at, delay)

@@ -169,6 +169,103 @@ def test_shutdown_drops_a_retry_not_yet_due() -> None:
         local.submit(ran.append, 2)
 
 
+def _blocked_pool() -> tuple[handoff.LocalPool, Any, list[str]]:
+    """A one-thread pool whose thread is busy until the returned event is set."""
+    import threading
+
+    local = handoff.LocalPool(1)
+    release = threading.Event()
+    ran: list[str] = []
+    local.submit(release.wait, 10)
+    return local, release, ran
+
+
+def _wait_for(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the pool did not get there"
+        time.sleep(0.01)
+
+
+def test_orders_run_before_background_work_queued_earlier() -> None:
+    """A fan-out's fills ask for one portfolio refresh each: the next webhook's orders must not
+    wait behind them."""
+    local, release, ran = _blocked_pool()
+    try:
+        local.submit(ran.append, "refresh-1", priority=handoff.BACKGROUND)
+        local.submit(ran.append, "refresh-2", priority=handoff.BACKGROUND)
+        local.submit(ran.append, "order-1")
+        local.submit(ran.append, "order-2", priority=handoff.ORDERS)
+        release.set()
+        _wait_for(lambda: len(ran) == 4)
+    finally:
+        local.shutdown(wait=True)
+    assert ran == ["order-1", "order-2", "refresh-1", "refresh-2"]
+
+
+def test_work_asked_for_later_runs_when_due_in_its_priority() -> None:
+    local, release, ran = _blocked_pool()
+    try:
+        local.submit(ran.append, "refresh-later", delay=0.1, priority=handoff.BACKGROUND)
+        local.submit(ran.append, "retry-later", delay=0.15)
+        local.submit(ran.append, "refresh-now", priority=handoff.BACKGROUND)
+        time.sleep(0.4)  # both are due (and queued) before the thread is free
+        release.set()
+        _wait_for(lambda: len(ran) == 3)
+    finally:
+        local.shutdown(wait=True)
+    assert ran == ["retry-later", "refresh-now", "refresh-later"]
+
+
+def test_the_pool_says_whether_orders_wait() -> None:
+    local, release, ran = _blocked_pool()
+    try:
+        assert local.orders_waiting()  # the blocking call is an order execution
+        release.set()
+        deadline = time.monotonic() + 5
+        while local.orders_waiting():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        local.submit(ran.append, "later", delay=5)
+        local.submit(ran.append, "refresh", priority=handoff.BACKGROUND)
+        assert not local.orders_waiting()  # neither a retry not yet due nor background work
+    finally:
+        local.shutdown(wait=True)
+
+
+def test_shutdown_finishes_the_queued_orders_and_drops_background_work() -> None:
+    import threading
+
+    local, release, ran = _blocked_pool()
+    local.submit(ran.append, "refresh", priority=handoff.BACKGROUND)
+    local.submit(ran.append, "order")
+    stopping = threading.Thread(target=local.shutdown, kwargs={"wait": True})
+    stopping.start()
+    deadline = time.monotonic() + 5
+    while True:  # the stop has begun (new work is refused) while the thread is still busy
+        try:
+            local.submit(ran.append, "probe", delay=60)
+        except handoff.PoolClosedError:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    release.set()
+    stopping.join(5)
+    assert not stopping.is_alive() and ran == ["order"]
+    with pytest.raises(handoff.PoolClosedError):
+        local.submit(ran.append, "too late")
+
+
+def test_shutdown_without_waiting_abandons_what_is_queued() -> None:
+    local, release, ran = _blocked_pool()
+    local.submit(ran.append, "queued")
+    local.submit(ran.append, "queued too", priority=handoff.BACKGROUND)
+    local.shutdown(wait=False)
+    release.set()
+    time.sleep(0.2)
+    assert ran == [] and not local.orders_waiting()
+
+
 # --- the claim ------------------------------------------------------------------------------
 
 
