@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import datetime, timedelta
+from typing import Any
 
 import apprise
 from django.conf import settings
@@ -24,6 +26,7 @@ from django.utils.translation import gettext as _
 from notify.messages import batch_render, sample_message
 from notify.models import Notification, NotificationDestination, NotificationState
 from quanttrade.celery import app as celery_app
+from quanttrade.generation import Generation
 from quanttrade.logging import redact
 
 log = logging.getLogger("quanttrade.notify")
@@ -60,9 +63,46 @@ def _backoff(attempts: int) -> float:
     return min(max(_min_interval(), 1.0) * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
 
 
+# The kinds some active destination wants, as this process last read them: (the destinations'
+# generation token then, when, the kinds). Most events (every order's) are wanted by nobody:
+# they then cost no query. Used while no destination has been saved or deleted since (the
+# token, quanttrade/generation.py) and for at most KINDS_WANTED_MAX_AGE seconds.
+DESTINATIONS = Generation("qt:notify:destinations:generation", "notification destinations")
+KINDS_WANTED_MAX_AGE = 60.0
+_kinds_wanted_copy: tuple[str, float, frozenset[str]] | None = None
+
+
+def destinations_changed(*args: Any, **kwargs: Any) -> None:
+    """A destination was saved or deleted (a signal receiver, notify.apps)."""
+    DESTINATIONS.changed()
+
+
+def _kinds_wanted() -> frozenset[str]:
+    global _kinds_wanted_copy
+    token = DESTINATIONS.current()
+    copy = _kinds_wanted_copy
+    if (
+        token is not None
+        and copy is not None
+        and copy[0] == token
+        and time.monotonic() - copy[1] < KINDS_WANTED_MAX_AGE
+    ):
+        return copy[2]
+    kinds = frozenset(
+        kind
+        for events in NotificationDestination.objects.filter(is_active=True).values_list("events", flat=True)
+        for kind in (events or [])
+    )
+    if token is not None:
+        _kinds_wanted_copy = (token, time.monotonic(), kinds)
+    return kinds
+
+
 def notifications_enqueue(kind: str, fields: dict[str, str]) -> int:
     """Add the event to the outbox of every active destination that wants it and schedule
     their flushes. Returns how many destinations will get it."""
+    if kind not in _kinds_wanted():
+        return 0
     wanted = [d for d in NotificationDestination.objects.filter(is_active=True) if d.wants(kind)]
     if not wanted:
         return 0

@@ -440,3 +440,40 @@ def test_a_pause_and_a_risk_refusal_queue_their_notifications(
     assert kinds[EventKind.KILL_SWITCH]["account"] == "paper-stop"
     assert "too volatile" in kinds[EventKind.KILL_SWITCH]["message"]
     assert kinds[EventKind.RISK_LIMIT_HIT]["message"] == "최대 주문 금액 초과 (order 42)"
+
+
+# --- the process's copy of the kinds wanted ---------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_event_nobody_wants_costs_no_query_and_a_new_destination_is_seen_at_once(
+    django_assert_num_queries: Any,
+) -> None:
+    from notify.services import notifications_enqueue
+
+    destination("json://127.0.0.1:9/fills", events=[EventKind.ORDER_FILLED])
+    assert notifications_enqueue(EventKind.ORDER_FAILED, {"message": "x"}) == 0  # reads the kinds
+    with django_assert_num_queries(0):
+        assert notifications_enqueue(EventKind.ORDER_FAILED, {"message": "x"}) == 0
+    wants_failures = destination(
+        "json://127.0.0.1:9/failures", name="failures", events=[EventKind.ORDER_FAILED]
+    )
+    assert notifications_enqueue(EventKind.ORDER_FAILED, {"message": "x"}) == 1
+    assert list(Notification.objects.values_list("destination_id", flat=True)) == [wants_failures.pk]
+    wants_failures.is_active = False
+    wants_failures.save()
+    assert notifications_enqueue(EventKind.ORDER_FAILED, {"message": "x"}) == 0
+    wants_failures.delete()
+    assert Notification.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_without_a_cache_the_kinds_are_read_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from notify import services
+
+    monkeypatch.setattr(services.DESTINATIONS, "current", lambda: None)
+    assert services.notifications_enqueue(EventKind.ORDER_FAILED, {"message": "x"}) == 0
+    NotificationDestination.objects.bulk_create(  # no signal: only a fresh read can see it
+        [NotificationDestination(name="bulk", url="json://127.0.0.1:9/", events=[EventKind.ORDER_FAILED])]
+    )
+    assert services.notifications_enqueue(EventKind.ORDER_FAILED, {"message": "x"}) == 1
