@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import threading
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -45,6 +46,17 @@ class _Compiled:
     compiler: Any  # the SQLCompiler after as_sql(): select, klass_info, annotation_col_map
 
 
+@dataclass(frozen=True)
+class _Reader:
+    compiled: _Compiled
+    compiler: Any
+    converters: dict[int, Any]
+    populators: list[Any]
+    model: Any
+    init_list: list[str]
+    span: tuple[int, int]
+
+
 class PreparedSelect(Generic[M]):
     """``build(**arguments)`` returns the queryset; ``fetch(**arguments)`` its rows.
 
@@ -57,6 +69,8 @@ class PreparedSelect(Generic[M]):
         self._build = build
         self._fields = dict(arguments)
         self._compiled: dict[tuple[str, str], _Compiled] = {}
+        # Per connection (each thread has its own): dropped with the connection.
+        self._readers: weakref.WeakKeyDictionary[Any, _Reader] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def _markers(self, round_: int) -> dict[str, Any]:
@@ -107,6 +121,32 @@ class PreparedSelect(Generic[M]):
             self._compiled[key] = compiled
             return compiled
 
+    def _reader(self, compiled: _Compiled, connection: Any, using: str) -> _Reader:
+        """How rows become instances on ``connection``, worked out once per connection (the
+        converters are its backend's bound methods; working them out for ~100 columns took
+        longer than running the query)."""
+        reader = self._readers.get(connection)
+        if reader is not None and reader.compiled is compiled:
+            return reader
+        # A shallow copy bound to this connection.
+        compiler = copy.copy(compiled.compiler)
+        compiler.connection = connection
+        select, klass_info = compiler.select, compiler.klass_info
+        select_fields = klass_info["select_fields"]
+        start, end = select_fields[0], select_fields[-1] + 1
+        reader = _Reader(
+            compiled=compiled,
+            compiler=compiler,
+            converters=compiler.get_converters([s[0] for s in select[0 : compiler.col_count]]),
+            # django-stubs describes a later Django (a fetch_mode argument); 5.2 takes three.
+            populators=get_related_populators(klass_info, select, using),  # type: ignore[call-arg]
+            model=klass_info["model"],
+            init_list=[f[0].target.attname for f in select[start:end]],
+            span=(start, end),
+        )
+        self._readers[connection] = reader
+        return reader
+
     def fetch(self, using: str = "default", **arguments: Any) -> list[M]:
         """The rows of ``build(**arguments)``, as ``list(queryset)`` would give them."""
         if arguments.keys() != self._fields.keys():
@@ -123,23 +163,12 @@ class PreparedSelect(Generic[M]):
             rows = cursor.fetchall()
         if not rows:
             return []
-        # A shallow copy bound to this thread's connection (the converters are the backend's).
-        compiler = copy.copy(compiled.compiler)
-        compiler.connection = connection
-        select, klass_info, annotation_col_map = (
-            compiler.select,
-            compiler.klass_info,
-            compiler.annotation_col_map,
-        )
-        converters = compiler.get_converters([s[0] for s in select[0 : compiler.col_count]])
+        reader = self._reader(compiled, connection, using)
+        compiler, converters, populators = reader.compiler, reader.converters, reader.populators
         if converters:
             rows = list(compiler.apply_converters(rows, converters))
-        model_cls = klass_info["model"]
-        select_fields = klass_info["select_fields"]
-        start, end = select_fields[0], select_fields[-1] + 1
-        init_list = [f[0].target.attname for f in select[start:end]]
-        # django-stubs describes a later Django (a fetch_mode argument); 5.2 takes three.
-        populators = get_related_populators(klass_info, select, using)  # type: ignore[call-arg]
+        model_cls, init_list, annotation_col_map = reader.model, reader.init_list, compiler.annotation_col_map
+        start, end = reader.span
         objects: list[M] = []
         for row in rows:
             obj = model_cls.from_db(using, init_list, row[start:end])
