@@ -42,6 +42,7 @@ from orders.exchanges.base import (
 from orders.models import PaperBalance, PaperOrder, PaperPosition
 from prices.records import instrument_for
 from prices.services import price_latest
+from quanttrade.prepared import PreparedSelect
 from quanttrade.vocabulary import CRYPTO_MARKETS, MarketType, OrderStatus, OrderType, Side, decimal_str
 from strategies.models import Account
 
@@ -142,8 +143,8 @@ class PaperAdapter(ExchangeAdapter):
 
     def place_order(self, request: OrderRequest) -> OrderResult:
         with transaction.atomic():
-            book = _Book.lock(self.account.pk)
-            existing = PaperOrder.objects.filter(client_order_id=request.client_order_id).first()
+            book = _Book.lock(self.account.pk, self.account)
+            existing = next(iter(_BY_CLIENT_ID.fetch(client_order_id=request.client_order_id)), None)
             if existing is not None:
                 # The same client id again (a retry after an uncertain outcome): never place twice.
                 return paper_result(existing)
@@ -264,6 +265,17 @@ class PaperAdapter(ExchangeAdapter):
         return equity * percent / HUNDRED * _leverage(book.account) / price
 
 
+# The two reads of every placement, compiled once (quanttrade/prepared.py).
+_BALANCES: PreparedSelect[PaperBalance] = PreparedSelect(
+    lambda account_id: PaperBalance.objects.filter(account_id=account_id),
+    {"account_id": PaperBalance._meta.get_field("account")},
+)
+_BY_CLIENT_ID: PreparedSelect[PaperOrder] = PreparedSelect(
+    lambda client_order_id: PaperOrder.objects.filter(client_order_id=client_order_id).order_by("pk")[:1],
+    {"client_order_id": PaperOrder._meta.get_field("client_order_id")},
+)
+
+
 def _available(asset: str, amount: Decimal) -> Decimal:
     """The capital a percent applies to; rejects the order when there is none."""
     if amount <= 0:
@@ -288,10 +300,17 @@ class _Book:
         self._positions: dict[tuple[str, str], PaperPosition | None] = {}
 
     @classmethod
-    def lock(cls, account_id: int) -> _Book:
-        # Serialises every change to one paper account's book (PostgreSQL row lock; SQLite
-        # transactions are IMMEDIATE, so they are serialised anyway).
-        return cls(Account.objects.select_for_update().get(pk=account_id))
+    def lock(cls, account_id: int, account: Account | None = None) -> _Book:
+        """Serialise every change to one paper account's book: PostgreSQL locks the account's
+        row. SQLite transactions are IMMEDIATE, so they are serialised anyway: there the
+        ``account`` the caller holds (the adapter's, read with the order) is used as it is."""
+        if (
+            account is not None
+            and account.pk == account_id
+            and transaction.get_connection().vendor == "sqlite"
+        ):
+            return cls(account)
+        return cls(Account.objects.select_for_update().only("id", "settings").get(pk=account_id))
 
     def forget(self) -> None:
         self._balances = None
@@ -299,7 +318,7 @@ class _Book:
 
     def _all_balances(self) -> dict[str, PaperBalance]:
         if self._balances is None:
-            self._balances = {b.asset: b for b in PaperBalance.objects.filter(account=self.account)}
+            self._balances = {b.asset: b for b in _BALANCES.fetch(account_id=self.account.pk)}
         return self._balances
 
     def free(self, asset: str) -> Decimal:
