@@ -334,8 +334,8 @@ REFRESH_YIELD_MAX_SECONDS = 30.0
 def portfolio_refresh_soon(account_id: int) -> None:
     """Ask a worker to refresh the account's portfolio (after a fill). One request stands at a
     time per account: the worker clears the mark before it reads, so a fill recorded after the
-    read has begun asks again. The request goes through the queue the orders' executions go
-    through (the broker's; in embedded mode the order threads' own, orders.handoff) and yields
+    read has begun asks again. The request goes through the broker the orders' executions go
+    through (in embedded mode to the order pool's background thread, orders.handoff) and yields
     to them (``portfolio_refresh_requested``). Never raises."""
     try:
         if not cache.add(_pending_key(account_id), 1, PENDING_SECONDS + REFRESH_YIELD_MAX_SECONDS):
@@ -356,8 +356,8 @@ def _refresh_send(account_id: int, asked_at: float | None, delay: float) -> None
 
 
 def _orders_waiting() -> bool:
-    """Whether order executions wait: embedded, the order threads' own queue says so without a
-    query (it runs orders before refreshes anyway, orders.handoff); otherwise any queued order."""
+    """Whether order executions wait: embedded, the order pool says so without a query
+    (orders.handoff); otherwise, or when the pool has none, any queued order."""
     pool = handoff.current()
     if pool is not None and pool.orders_waiting():
         return True

@@ -187,34 +187,40 @@ def _wait_for(condition: Any, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def test_orders_run_before_background_work_queued_earlier() -> None:
-    """A fan-out's fills ask for one portfolio refresh each: the next webhook's orders must not
-    wait behind them."""
-    local, release, ran = _blocked_pool()
+def test_background_work_runs_on_its_own_threads_a_few_at_a_time() -> None:
+    """A fan-out's fills ask for one portfolio refresh each: they must not take the order
+    threads (the next webhook's orders wait for none of them), nor run eight at a time."""
+    import threading
+
+    local, release, ran = _blocked_pool()  # the only order thread is busy
+    refresh_release = threading.Event()
     try:
-        local.submit(ran.append, "refresh-1", priority=handoff.BACKGROUND)
+        for _ in range(handoff.BACKGROUND_THREADS):
+            local.submit(refresh_release.wait, 10, priority=handoff.BACKGROUND)
         local.submit(ran.append, "refresh-2", priority=handoff.BACKGROUND)
-        local.submit(ran.append, "order-1")
-        local.submit(ran.append, "order-2", priority=handoff.ORDERS)
+        local.submit(ran.append, "order")
+        time.sleep(0.2)
+        assert ran == []  # the order waits for its thread, the last refresh for a free one
         release.set()
-        _wait_for(lambda: len(ran) == 4)
+        _wait_for(lambda: ran == ["order"])
+        refresh_release.set()
+        _wait_for(lambda: ran == ["order", "refresh-2"])
     finally:
+        release.set()
+        refresh_release.set()
         local.shutdown(wait=True)
-    assert ran == ["order-1", "order-2", "refresh-1", "refresh-2"]
 
 
-def test_work_asked_for_later_runs_when_due_in_its_priority() -> None:
+def test_work_asked_for_later_runs_when_due_in_its_lane() -> None:
     local, release, ran = _blocked_pool()
     try:
         local.submit(ran.append, "refresh-later", delay=0.1, priority=handoff.BACKGROUND)
         local.submit(ran.append, "retry-later", delay=0.15)
-        local.submit(ran.append, "refresh-now", priority=handoff.BACKGROUND)
-        time.sleep(0.4)  # both are due (and queued) before the thread is free
+        _wait_for(lambda: ran == ["refresh-later"])  # its own lane: the order thread is busy
         release.set()
-        _wait_for(lambda: len(ran) == 3)
+        _wait_for(lambda: ran == ["refresh-later", "retry-later"])
     finally:
         local.shutdown(wait=True)
-    assert ran == ["retry-later", "refresh-now", "refresh-later"]
 
 
 def test_the_pool_says_whether_orders_wait() -> None:
@@ -237,6 +243,8 @@ def test_shutdown_finishes_the_queued_orders_and_drops_background_work() -> None
     import threading
 
     local, release, ran = _blocked_pool()
+    for _ in range(handoff.BACKGROUND_THREADS):  # the background threads are busy too
+        local.submit(release.wait, 10, priority=handoff.BACKGROUND)
     local.submit(ran.append, "refresh", priority=handoff.BACKGROUND)
     local.submit(ran.append, "order")
     stopping = threading.Thread(target=local.shutdown, kwargs={"wait": True})
@@ -258,6 +266,8 @@ def test_shutdown_finishes_the_queued_orders_and_drops_background_work() -> None
 
 def test_shutdown_without_waiting_abandons_what_is_queued() -> None:
     local, release, ran = _blocked_pool()
+    for _ in range(handoff.BACKGROUND_THREADS):  # the background threads are busy too
+        local.submit(release.wait, 10, priority=handoff.BACKGROUND)
     local.submit(ran.append, "queued")
     local.submit(ran.append, "queued too", priority=handoff.BACKGROUND)
     local.shutdown(wait=False)
