@@ -69,11 +69,17 @@ def _writers(alias: str) -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def test_a_write_outside_a_transaction_waits_for_the_open_one(database: str) -> None:
+def _holder(database: str) -> tuple[threading.Thread, threading.Event]:
+    """A thread holding a transaction open (see _hold_a_transaction), started and inside it."""
     started, done = threading.Event(), threading.Event()
     holder = threading.Thread(target=_hold_a_transaction, args=(database, started, done))
     holder.start()
     started.wait(5)
+    return holder, done
+
+
+def test_a_write_outside_a_transaction_waits_for_the_open_one(database: str) -> None:
+    holder, _done = _holder(database)
     with connections[database].cursor() as cursor:
         cursor.execute("INSERT INTO probe (writer) VALUES ('other')")
     holder.join(5)
@@ -81,10 +87,7 @@ def test_a_write_outside_a_transaction_waits_for_the_open_one(database: str) -> 
 
 
 def test_a_transaction_waits_for_the_open_one(database: str) -> None:
-    started, done = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_hold_a_transaction, args=(database, started, done))
-    holder.start()
-    started.wait(5)
+    holder, _done = _holder(database)
     with transaction.atomic(using=database), connections[database].cursor() as cursor:
         cursor.execute("INSERT INTO probe (writer) VALUES ('other')")
     holder.join(5)
@@ -92,10 +95,7 @@ def test_a_transaction_waits_for_the_open_one(database: str) -> None:
 
 
 def test_reads_do_not_wait_for_the_open_transaction(database: str) -> None:
-    started, done = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_hold_a_transaction, args=(database, started, done))
-    holder.start()
-    started.wait(5)
+    holder, done = _holder(database)
     try:
         assert _writers(database) == []  # the holder's first row is not committed yet
         assert holder.is_alive()
@@ -129,10 +129,7 @@ def test_a_failed_transaction_lets_the_next_writer_in(database: str) -> None:
 
 @pytest.mark.parametrize("database", ["django.db.backends.sqlite3"], indirect=True)
 def test_without_the_lock_sqlite_refuses_the_second_writer(database: str) -> None:
-    started, done = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_hold_a_transaction, args=(database, started, done))
-    holder.start()
-    started.wait(5)
+    holder, done = _holder(database)
     try:
         with pytest.raises(OperationalError, match="locked"), connections[database].cursor() as cursor:
             cursor.execute("INSERT INTO probe (writer) VALUES ('other')")

@@ -98,19 +98,16 @@ class _Cursor(base.SQLiteCursorWrapper):
         return not wrapper._holds_write_lock and query.lstrip()[:7].upper().startswith(_WRITES)
 
     def execute(self, query: str, params: Any = None) -> Any:
-        if not self._autocommit_write(query):
-            return super().execute(query, params)
-        self.wrapper._acquire_write_lock()
-        try:
-            return super().execute(query, params)
-        finally:
-            self.wrapper._release_write_lock()
+        return self._locked_if_writing(query, super().execute, query, params)
 
     def executemany(self, query: str, param_list: Any) -> Any:
+        return self._locked_if_writing(query, super().executemany, query, param_list)
+
+    def _locked_if_writing(self, query: str, run: Any, *args: Any) -> Any:
         if not self._autocommit_write(query):
-            return super().executemany(query, param_list)
+            return run(*args)
         self.wrapper._acquire_write_lock()
         try:
-            return super().executemany(query, param_list)
+            return run(*args)
         finally:
             self.wrapper._release_write_lock()
