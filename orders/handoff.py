@@ -84,32 +84,28 @@ class LocalPool:
         self._later: list[tuple[float, int, int, Callable[..., Any], tuple[Any, ...]]] = []
         self._closed = False
         self._orders_pending = 0  # order executions queued or running
+        lanes = [(ORDERS, f"orders_{i}") for i in range(threads)]
+        lanes += [(BACKGROUND, f"orders-background_{i}") for i in range(BACKGROUND_THREADS)]
         self._workers = [
-            *(
-                threading.Thread(target=self._work, args=(ORDERS,), name=f"orders_{i}")
-                for i in range(threads)
-            ),
-            *(
-                threading.Thread(target=self._work, args=(BACKGROUND,), name=f"orders-background_{i}")
-                for i in range(BACKGROUND_THREADS)
-            ),
+            (lane, threading.Thread(target=self._work, args=(lane,), name=name, daemon=True))
+            for lane, name in lanes
         ]
-        self._clock = threading.Thread(target=self._tick, name="orders-clock")
-        for thread in (*self._workers, self._clock):
-            thread.daemon = True
+        self._clock = threading.Thread(target=self._tick, name="orders-clock", daemon=True)
+        for _lane, thread in self._workers:
             thread.start()
+        self._clock.start()
 
-    def submit(self, fn: Callable[..., Any], *args: Any, delay: float = 0.0, priority: int = ORDERS) -> None:
-        """Run ``fn(*args)`` on one of the order threads (``priority=BACKGROUND``: on a
-        background thread), ``delay`` seconds from now. Raises :class:`PoolClosedError` once
+    def submit(self, fn: Callable[..., Any], *args: Any, delay: float = 0.0, lane: int = ORDERS) -> None:
+        """Run ``fn(*args)`` on one of the order threads (``lane=BACKGROUND``: on a background
+        thread), ``delay`` seconds from now. Raises :class:`PoolClosedError` once
         the pool is shut down."""
         with self._lock:
             if self._closed:
                 raise PoolClosedError("the order pool is shut down")
             if delay <= 0:
-                self._put(priority, fn, args)
+                self._put(lane, fn, args)
                 return
-            heapq.heappush(self._later, (time.monotonic() + delay, next(self._order), priority, fn, args))
+            heapq.heappush(self._later, (time.monotonic() + delay, next(self._order), lane, fn, args))
             self._clock_wakes.notify()
 
     def orders_waiting(self) -> bool:
@@ -117,21 +113,19 @@ class LocalPool:
         does not count)."""
         return self._orders_pending > 0
 
-    def _put(self, priority: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def _put(self, lane: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         # Called with the lock held.
-        if priority == ORDERS:
+        if lane == ORDERS:
             self._orders_pending += 1
-            self._queues[ORDERS].put((fn, args))
-        else:
-            self._queues[BACKGROUND].put((fn, args))
+        self._queues[lane].put((fn, args))
 
     def _tick(self) -> None:
         with self._lock:
             while not self._closed:
                 now = time.monotonic()
                 while self._later and self._later[0][0] <= now:
-                    _due, _seq, priority, fn, args = heapq.heappop(self._later)
-                    self._put(priority, fn, args)
+                    _due, _seq, lane, fn, args = heapq.heappop(self._later)
+                    self._put(lane, fn, args)
                 self._clock_wakes.wait(self._later[0][0] - now if self._later else None)
 
     def _work(self, lane: int) -> None:
@@ -168,11 +162,10 @@ class LocalPool:
             _drain(self._queues[BACKGROUND])
             if not wait:
                 self._orders_pending -= _drain(self._queues[ORDERS])
-            for thread in self._workers:
-                lane = BACKGROUND if thread.name.startswith("orders-background") else ORDERS
+            for lane, _thread in self._workers:
                 self._queues[lane].put((None, ()))
         if wait:
-            for thread in self._workers:
+            for _lane, thread in self._workers:
                 if thread is not threading.current_thread():
                     thread.join()
 

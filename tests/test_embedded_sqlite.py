@@ -1,7 +1,7 @@
 """Embedded mode's SQLite backend (quanttrade/embedded_sqlite3): the writers of one process take
 turns on a lock instead of SQLite's sleep-and-poll busy handler.
 
-Each test opens its own database file under two aliases and writes from two threads while a
+Each test opens its own database file under an alias of its own and writes from two threads while a
 transaction is open. SQLite's busy timeout is 0 here, so a writer that reached SQLite while the
 other held its write lock would fail at once with "database is locked": with the lock it waits
 its turn and succeeds. The same scenario on Django's own backend shows the failure, so these

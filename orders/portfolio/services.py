@@ -348,9 +348,7 @@ def portfolio_refresh_soon(account_id: int) -> None:
 def _refresh_send(account_id: int, asked_at: float | None, delay: float) -> None:
     pool = handoff.current()
     if pool is not None:
-        pool.submit(
-            portfolio_refresh_requested, account_id, asked_at, delay=delay, priority=handoff.BACKGROUND
-        )
+        pool.submit(portfolio_refresh_requested, account_id, asked_at, delay=delay, lane=handoff.BACKGROUND)
     else:
         celery_app.send_task(REFRESH_TASK, args=[account_id, asked_at], countdown=delay or None, retry=False)
 

@@ -196,8 +196,8 @@ def test_background_work_runs_on_its_own_threads_a_few_at_a_time() -> None:
     refresh_release = threading.Event()
     try:
         for _ in range(handoff.BACKGROUND_THREADS):
-            local.submit(refresh_release.wait, 10, priority=handoff.BACKGROUND)
-        local.submit(ran.append, "refresh-2", priority=handoff.BACKGROUND)
+            local.submit(refresh_release.wait, 10, lane=handoff.BACKGROUND)
+        local.submit(ran.append, "refresh-2", lane=handoff.BACKGROUND)
         local.submit(ran.append, "order")
         time.sleep(0.2)
         assert ran == []  # the order waits for its thread, the last refresh for a free one
@@ -214,7 +214,7 @@ def test_background_work_runs_on_its_own_threads_a_few_at_a_time() -> None:
 def test_work_asked_for_later_runs_when_due_in_its_lane() -> None:
     local, release, ran = _blocked_pool()
     try:
-        local.submit(ran.append, "refresh-later", delay=0.1, priority=handoff.BACKGROUND)
+        local.submit(ran.append, "refresh-later", delay=0.1, lane=handoff.BACKGROUND)
         local.submit(ran.append, "retry-later", delay=0.15)
         _wait_for(lambda: ran == ["refresh-later"])  # its own lane: the order thread is busy
         release.set()
@@ -233,7 +233,7 @@ def test_the_pool_says_whether_orders_wait() -> None:
             assert time.monotonic() < deadline
             time.sleep(0.01)
         local.submit(ran.append, "later", delay=5)
-        local.submit(ran.append, "refresh", priority=handoff.BACKGROUND)
+        local.submit(ran.append, "refresh", lane=handoff.BACKGROUND)
         assert not local.orders_waiting()  # neither a retry not yet due nor background work
     finally:
         local.shutdown(wait=True)
@@ -244,8 +244,8 @@ def test_shutdown_finishes_the_queued_orders_and_drops_background_work() -> None
 
     local, release, ran = _blocked_pool()
     for _ in range(handoff.BACKGROUND_THREADS):  # the background threads are busy too
-        local.submit(release.wait, 10, priority=handoff.BACKGROUND)
-    local.submit(ran.append, "refresh", priority=handoff.BACKGROUND)
+        local.submit(release.wait, 10, lane=handoff.BACKGROUND)
+    local.submit(ran.append, "refresh", lane=handoff.BACKGROUND)
     local.submit(ran.append, "order")
     stopping = threading.Thread(target=local.shutdown, kwargs={"wait": True})
     stopping.start()
@@ -267,9 +267,9 @@ def test_shutdown_finishes_the_queued_orders_and_drops_background_work() -> None
 def test_shutdown_without_waiting_abandons_what_is_queued() -> None:
     local, release, ran = _blocked_pool()
     for _ in range(handoff.BACKGROUND_THREADS):  # the background threads are busy too
-        local.submit(release.wait, 10, priority=handoff.BACKGROUND)
+        local.submit(release.wait, 10, lane=handoff.BACKGROUND)
     local.submit(ran.append, "queued")
-    local.submit(ran.append, "queued too", priority=handoff.BACKGROUND)
+    local.submit(ran.append, "queued too", lane=handoff.BACKGROUND)
     local.shutdown(wait=False)
     release.set()
     time.sleep(0.2)
