@@ -41,7 +41,7 @@ from orders.selectors import order_payload
 from orders.trail import StageClock, trail_merge
 from quanttrade.celery import app as celery_app
 from quanttrade.errors import ApiError
-from quanttrade.prepared import PreparedSelect
+from quanttrade.prepared import PreparedSelect, PreparedUpdate
 from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus, OrderType
 from strategies.models import Account, StrategyAccount
 
@@ -216,6 +216,11 @@ def order_request(order: Order) -> OrderRequest:
 _EXECUTION_RELATED = ("account", "strategy", "approved_by")
 
 
+# The worker's two writes per order, their SQL written once (quanttrade/prepared.py).
+_CLAIM: PreparedUpdate[Order] = PreparedUpdate(Order, where=("pk", "status", "attempts"))
+_RECORD: PreparedUpdate[Order] = PreparedUpdate(Order, where=("pk", "status__in"))
+
+
 def order_claim(
     order_id: UUID, carried: dict[str, Any] | None = None, *, loaded: Order | None = None
 ) -> Order | None:
@@ -234,8 +239,11 @@ def order_claim(
     fields = {"status": OrderStatus.SUBMITTED, "submitted_at": now, "updated_at": now}
     order: Order | None = None
     if loaded is not None and loaded.status == OrderStatus.QUEUED:
-        if Order.objects.filter(pk=order_id, status=OrderStatus.QUEUED, attempts=loaded.attempts).update(
-            attempts=loaded.attempts + 1, **fields
+        if _CLAIM.run(
+            {**fields, "attempts": loaded.attempts + 1},
+            pk=order_id,
+            status=OrderStatus.QUEUED,
+            attempts=loaded.attempts,
         ):
             order = loaded
             order.attempts += 1
@@ -288,7 +296,7 @@ def order_record(
     if result.fee is not None:
         fields["fee"] = result.fee
         fields["fee_currency"] = result.fee_currency
-    if not Order.objects.filter(pk=order.pk, status__in=list(expect)).update(**fields):
+    if not _RECORD.run(fields, pk=order.pk, status__in=tuple(expect)):
         if order.stage_clock is not None:
             # A newer state won (the paper matcher's fill): the trail is still this worker's.
             Order.objects.filter(pk=order.pk).update(trail=order.trail)

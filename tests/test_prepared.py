@@ -6,6 +6,8 @@ the test database the suite runs on (SQLite locally, PostgreSQL in CI)."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
@@ -13,7 +15,7 @@ import pytest
 
 from orders import services as order_services
 from orders.models import Order
-from quanttrade.prepared import PreparedQueryError, PreparedSelect
+from quanttrade.prepared import PreparedQueryError, PreparedSelect, PreparedUpdate
 from strategies.models import Account
 from tests.execution.test_execution import make_orders
 
@@ -107,3 +109,77 @@ def test_a_query_whose_sql_changes_with_an_argument_is_refused(make_account: Any
     assert [a.name for a in fine.fetch(name="a1")] == ["a1"]
     with pytest.raises(TypeError):
         fine.fetch(title="a1")
+
+
+def _row(order: Order) -> dict[str, Any]:
+    values = _values(Order.objects.get(pk=order.pk))
+    for name in ("id", "client_order_id", "sequence", "batch_index", "created_at"):
+        values.pop(name)
+    return values
+
+
+def test_a_prepared_update_writes_what_the_orms_update_writes(make_strategy: Any, make_account: Any) -> None:
+    account = make_account("a1")
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}] * 2)
+    by_orm, prepared = Order.objects.filter(webhook=event).order_by("sequence")
+    when = datetime(2026, 12, 1, 4, 5, 6, 789012, tzinfo=UTC)
+    fields: dict[str, Any] = {
+        "status": "filled",
+        "submitted_at": when,
+        "updated_at": when,
+        "attempts": 3,
+        "quantity": Decimal("0.15168982"),
+        "filled_qty": Decimal("0.15168982"),
+        "avg_price": Decimal("65924.5"),
+        "fee": None,
+        "message": "체결 — filled",
+        "exchange_order_id": "x-1",
+        "trail": {"received": {"wall": "2026-12-01T04:05:06Z", "ms": 0.0}, "claimed": {"ms": 1.25}},
+        "cancelled_orders": 2,
+    }
+    assert Order.objects.filter(pk=by_orm.pk, status__in=["queued", "submitted"]).update(**fields) == 1
+    update: PreparedUpdate[Order] = PreparedUpdate(Order, where=("pk", "status__in"))
+    assert update.run(fields, pk=prepared.pk, status__in=("queued", "submitted")) == 1
+    assert _row(prepared) == _row(by_orm)
+    assert _row(prepared)["avg_price"] == Decimal("65924.5") and _row(prepared)["fee"] is None
+    # The conditions hold: a status outside the tuple, or another row's key, updates nothing.
+    assert update.run({"status": "open"}, pk=prepared.pk, status__in=("queued",)) == 0
+    assert update.run({"status": "open"}, pk=uuid4(), status__in=("filled",)) == 0
+    assert Order.objects.get(pk=prepared.pk).status == "filled"
+    # A string key as the API passes it matches like the UUID.
+    assert update.run({"message": "again"}, pk=str(prepared.pk), status__in=("filled", "open", "x")) == 1
+    assert Order.objects.get(pk=prepared.pk).message == "again"
+
+
+def test_the_claim_is_taken_once(make_strategy: Any, make_account: Any) -> None:
+    """The claim's guard (status and the attempts read) lets exactly one of two claims in."""
+    account = make_account("a1")
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    loaded = order_services._TASK_ORDERS.fetch(webhook_id=event.id, account_id=account.pk)
+    again = order_services._TASK_ORDERS.fetch(webhook_id=event.id, account_id=account.pk)
+    claimed = order_services.order_claim(loaded[0].pk, loaded=loaded[0])
+    assert claimed is not None and claimed.status == "submitted" and claimed.attempts == 1
+    assert order_services.order_claim(again[0].pk, loaded=again[0]) is None
+    row = Order.objects.get(pk=loaded[0].pk)
+    assert (row.status, row.attempts, row.submitted_at) == ("submitted", 1, claimed.submitted_at)
+
+
+def test_a_prepared_update_refuses_what_plain_sql_cannot_say(make_account: Any) -> None:
+    from django.db.models import F
+
+    update: PreparedUpdate[Account] = PreparedUpdate(Account, where=("pk", "name"))
+    account = make_account("a1")
+    with pytest.raises(PreparedQueryError, match="expression"):
+        update.run({"name": F("name")}, pk=account.pk, name="a1")
+    with pytest.raises(PreparedQueryError, match="IS NULL"):
+        update.run({"name": "b"}, pk=account.pk, name=None)
+    with pytest.raises(TypeError, match="conditions"):
+        update.run({"name": "b"}, pk=account.pk)
+    with pytest.raises(TypeError, match="nothing to set"):
+        update.run({}, pk=account.pk, name="a1")
+    with pytest.raises(PreparedQueryError, match="only"):
+        PreparedUpdate(Account, where=("name__gt",))
+    with pytest.raises(PreparedQueryError, match="empty"):
+        PreparedUpdate(Account, where=("name__in",)).run({"name": "b"}, name__in=())
+    assert update.run({"name": "b"}, pk=account.pk, name="a1") == 1
+    assert Account.objects.get(pk=account.pk).name == "b"
