@@ -246,6 +246,7 @@ elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache, channel layer ---------------------------------------------------------------
+EMBEDDED_CACHE_MAX_ENTRIES = 100_000
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -266,7 +267,17 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            # Django's default of 300 entries is far too few: a 100-account fan-out writes a
+            # dispatch record per account, and culling the least recently used third evicted
+            # what must stay (the strategy cache's generation token, the KIS order ledger's
+            # claims, workers' liveness marks) long before it expired. 100,000 entries is a few
+            # tens of MB at most; Redis, in distributed mode, never evicts (noeviction).
+            "OPTIONS": {"MAX_ENTRIES": EMBEDDED_CACHE_MAX_ENTRIES},
+        }
+    }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- Celery -----------------------------------------------------------------------------

@@ -1,0 +1,43 @@
+"""Embedded mode's in-process cache keeps what must stay until it expires (quanttrade/settings.py).
+
+Django's LocMemCache holds 300 entries by default and then culls the least recently used third.
+A 100-account fan-out alone writes 100 dispatch records, so under ordinary load that culling
+evicted the strategy cache's generation token (every webhook then read its strategy and links
+again) and, worse, the KIS order ledger's claims (an evicted claim lets a second intent take a
+venue order the first already took). The test loads the settings in a fresh embedded-mode
+process, as the server does, and writes what a busy minute writes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BUSY_MINUTE = """
+import uuid
+import django
+django.setup()
+from django.core.cache import cache
+from orders import liveness
+from strategies.generation import strategies_generation
+
+token = strategies_generation()
+cache.add("qt:ledger:test:claim:0001", "qt-first-intent", timeout=3 * 24 * 3600)
+for _ in range(20):  # twenty webhooks to 1,000 accounts each
+    liveness.mark_dispatched_many(uuid.uuid4(), list(range(1000)))
+print(strategies_generation() == token, cache.get("qt:ledger:test:claim:0001"))
+"""
+
+
+def test_a_busy_minute_evicts_neither_the_generation_token_nor_a_ledger_claim(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env |= {"DJANGO_SETTINGS_MODULE": "quanttrade.settings", "QT_DATA_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", BUSY_MINUTE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "qt-first-intent"]
