@@ -20,6 +20,8 @@ Only for hot paths, each pinned by a test comparing its result with the plain qu
 from __future__ import annotations
 
 import copy
+import datetime
+import sqlite3
 import threading
 import uuid
 import weakref
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
 
@@ -273,3 +275,89 @@ class PreparedUpdate(Generic[M]):
         with connection.cursor() as cursor:
             cursor.execute(shape.sql, params)
             return int(cursor.rowcount)
+
+
+_UNSET = object()
+# Types whose equal values always make the same parameter. Not containers: {"x": 1} equals
+# {"x": True} and {"x": 1.0}, which JSON writes differently; not Decimal (1.0 equals 1.00) and
+# not float (0.0 equals -0.0). Those are shared only when they are the same object.
+_SHARED_BY_EQUALITY = frozenset({str, int, bool, uuid.UUID, datetime.datetime, datetime.date})
+
+
+def _max_params(connection: Any) -> int:
+    """Parameters one statement may carry on ``connection``."""
+    if connection.vendor == "sqlite":
+        raw = connection.connection
+        if raw is not None and hasattr(raw, "getlimit"):
+            return int(raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+        return 999
+    return 65535  # PostgreSQL's protocol limit, whether or not the driver binds on the server
+
+
+def bulk_insert(objs: list[M], using: str = "default") -> None:
+    """INSERT new instances of one model, as ``QuerySet.bulk_create(objs)`` does for a model whose
+    key is set in Python (a UUID default), in as few statements as the database allows.
+
+    A fan-out's rows differ in a few columns (key, account, client order id) and share the rest
+    (webhook, strategy, symbol, side, quantity rule, status, timestamps). The ORM prepares every
+    column of every row and builds a placeholder per value: for a webhook to 1,000 accounts that
+    was most of the time to accept it (docs/benchmarks-speed.md). Here each column's parameter is
+    prepared by its field as the ORM prepares it (``pre_save`` then ``get_db_prep_save``), once
+    per run of equal values: a value equal to the previous row's (same type, see
+    ``_SHARED_BY_EQUALITY``) reuses its parameter. ``auto_now``/``auto_now_add`` take one
+    timestamp for the whole insert (the rows are written in the same instant), set on the
+    instances as the ORM sets them.
+
+    Afterwards the instances are saved instances (``_state.adding`` False), as after
+    ``bulk_create``. No signals, as with ``bulk_create``.
+    """
+    if not objs:
+        return
+    model = type(objs[0])
+    meta = model._meta
+    if any(type(obj) is not model for obj in objs):
+        raise TypeError("bulk_insert takes instances of one model")
+    if meta.pk is None or getattr(meta.pk, "db_returning", False):
+        raise PreparedQueryError(f"{meta.label}'s key is set by the database: use bulk_create")
+    connection = connections[using]
+    fields = [f for f in meta.concrete_fields if not getattr(f, "generated", False)]
+    for obj in objs:
+        if obj.pk is None:
+            obj.pk = meta.pk.get_pk_value_on_save(obj)
+        obj._prepare_related_fields_for_save(operation_name="bulk_create")
+    # One instant for every auto_now(_add) column: pre_save on the first row, copied to the rest.
+    stamped = [f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
+    for field in stamped:
+        value = field.pre_save(objs[0], add=True)
+        for obj in objs[1:]:
+            setattr(obj, field.attname, value)
+    params: list[list[Any]] = []
+    for field in fields:
+        last_raw: Any = _UNSET
+        last: Any = None
+        column: list[Any] = []
+        own_pre_save = field not in stamped
+        for obj in objs:
+            raw = field.pre_save(obj, add=True) if own_pre_save else getattr(obj, field.attname)
+            kind = type(raw)
+            if raw is not last_raw and not (
+                kind is type(last_raw) and kind in _SHARED_BY_EQUALITY and raw == last_raw
+            ):
+                last = field.get_db_prep_save(raw, connection)
+                last_raw = raw
+            column.append(last)
+        params.append(column)
+    quote = connection.ops.quote_name
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    head = "INSERT INTO {} ({}) VALUES ".format(  # noqa: S608 - names from the model, values as parameters
+        quote(meta.db_table), ", ".join(quote(f.column) for f in fields)
+    )
+    per_statement = max(1, _max_params(connection) // len(fields))
+    with transaction.atomic(using=using, savepoint=False), connection.cursor() as cursor:
+        for start in range(0, len(objs), per_statement):
+            stop = min(start + per_statement, len(objs))
+            flat = [column[i] for i in range(start, stop) for column in params]
+            cursor.execute(head + ", ".join([row] * (stop - start)), flat)
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = using

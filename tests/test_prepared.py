@@ -12,6 +12,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from django.test.utils import CaptureQueriesContext
 
 from orders import services as order_services
 from orders.models import Order
@@ -183,3 +184,69 @@ def test_a_prepared_update_refuses_what_plain_sql_cannot_say(make_account: Any) 
         PreparedUpdate(Account, where=("name__in",)).run({"name": "b"}, name__in=())
     assert update.run({"name": "b"}, pk=account.pk, name="a1") == 1
     assert Account.objects.get(pk=account.pk).name == "b"
+
+
+def _orders_like_the_intake(
+    strategy: Any, accounts: list[Any], webhook: Any, params: list[Any]
+) -> list[Order]:
+    orders = []
+    for index, account in enumerate(accounts):
+        order = Order(
+            webhook=webhook,
+            strategy=strategy,
+            account=account,
+            sequence=0,
+            batch_index=1,
+            market_type="SPOT",
+            symbol="BTC/USDT",
+            currency="USDT",
+            side="BUY",
+            order_type="MARKET",
+            qty_per=Decimal("10.50") if index % 3 else Decimal("10.5"),
+            params=params[index % len(params)],
+            status="queued",
+            trail={"t0": 1764561906000000, "received": 0},
+        )
+        order.client_order_id = "qt" + order.id.hex
+        orders.append(order)
+    return orders
+
+
+def test_bulk_insert_writes_the_rows_bulk_create_writes(make_strategy: Any, make_account: Any) -> None:
+    """Across more rows than one statement carries, with values equal but differently written
+    ({"x": 1} and {"x": True} are equal in Python, not in JSON): the same rows as bulk_create."""
+    from django.db import connection
+
+    from quanttrade import prepared
+
+    accounts = [make_account(f"a{i}") for i in range(7)]
+    strategy = make_strategy(accounts=accounts)
+    event_orm = make_orders(strategy, accounts[:1], [])
+    event_new = make_orders(strategy, accounts[:1], [])
+    params = [{"x": 1}, {"x": True}, {"x": 1.0}, {}, {"reduce_only": True}]
+    many = accounts * 40  # 280 rows
+    by_orm = _orders_like_the_intake(strategy, many, event_orm, params)
+    mine = _orders_like_the_intake(strategy, many, event_new, params)
+    Order.objects.bulk_create(by_orm)
+    with pytest.MonkeyPatch.context() as patch, CaptureQueriesContext(connection) as statements:
+        patch.setattr(prepared, "_max_params", lambda connection: 35 * 100)  # 100 rows per statement
+        prepared.bulk_insert(mine)
+    assert [q["sql"][:25] for q in statements if "INSERT" in q["sql"]] == [
+        'INSERT INTO "orders_order"'[:25]
+    ] * 3
+    assert all(not o._state.adding and o._state.db == "default" for o in mine)
+    assert len({o.created_at for o in mine}) == 1 and mine[0].created_at is not None
+
+    def rows(event: Any) -> list[dict[str, Any]]:
+        found = []
+        for order in Order.objects.filter(webhook=event).order_by("created_at", "client_order_id"):
+            values = _values(order)
+            for name in ("id", "client_order_id", "webhook_id", "created_at", "updated_at"):
+                values.pop(name)
+            found.append(values)
+        return sorted(found, key=repr)
+
+    assert rows(event_new) == rows(event_orm)
+    stored = {o.client_order_id: o.params for o in Order.objects.filter(webhook=event_new)}
+    assert [stored[o.client_order_id] for o in mine[:5]] == params  # True stayed true, 1.0 stayed 1.0
+    assert [repr(stored[o.client_order_id]["x"]) for o in mine[:3]] == ["1", "True", "1.0"]

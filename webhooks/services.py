@@ -40,6 +40,7 @@ from orders.services import orders_dispatch
 from orders.trail import StageClock
 from quanttrade.crypto import decrypt
 from quanttrade.logging import redact
+from quanttrade.prepared import bulk_insert
 from quanttrade.rates import rate_item, rate_seconds
 from quanttrade.vocabulary import OrderStatus
 from strategies.addressing import sample_payload
@@ -626,7 +627,7 @@ def _accept(
                         )
                 except IntegrityError:
                     raise _DuplicateKeyError from None
-            Order.objects.bulk_create(orders)
+            bulk_insert(orders)  # bulk_create's rows, each shared column prepared once
             transaction.on_commit(lambda: orders_dispatch(event.id, account_ids, clock=state.clock))
             if held:
                 transaction.on_commit(lambda: approval_pending_announce(orders))
