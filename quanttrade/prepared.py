@@ -324,7 +324,8 @@ def bulk_insert(objs: list[M], using: str = "default") -> None:
     for obj in objs:
         if obj.pk is None:
             obj.pk = meta.pk.get_pk_value_on_save(obj)
-        obj._prepare_related_fields_for_save(operation_name="bulk_create")
+        # As bulk_create does: a related object saved after assignment gives its key now.
+        obj._prepare_related_fields_for_save(operation_name="bulk_create")  # type: ignore[attr-defined]
     # One instant for every auto_now(_add) column: pre_save on the first row, copied to the rest.
     stamped = [f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
     for field in stamped:
@@ -350,7 +351,7 @@ def bulk_insert(objs: list[M], using: str = "default") -> None:
     quote = connection.ops.quote_name
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     head = "INSERT INTO {} ({}) VALUES ".format(  # noqa: S608 - names from the model, values as parameters
-        quote(meta.db_table), ", ".join(quote(f.column) for f in fields)
+        quote(meta.db_table), ", ".join(quote(str(f.column)) for f in fields)
     )
     per_statement = max(1, _max_params(connection) // len(fields))
     with transaction.atomic(using=using, savepoint=False), connection.cursor() as cursor:
