@@ -162,8 +162,9 @@ def test_a_burst_to_one_account_is_placed_once_with_no_redispatch(
 
 
 def test_a_task_that_finds_the_database_down_leaves_its_orders_to_the_sweep(
-    transactional_db: None, make_strategy: Any, make_account: Any, monkeypatch: Any
+    transactional_db: None, make_strategy: Any, make_account: Any
 ) -> None:
+    from django.db import connection
     from django.db.utils import OperationalError
 
     from orders.services import account_orders_execute
@@ -171,19 +172,18 @@ def test_a_task_that_finds_the_database_down_leaves_its_orders_to_the_sweep(
     account = make_account("a-db", balances={"USDT": "10000"})
     event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
     liveness.mark_dispatched(event.id, account.id)
-    real_filter = Order.objects.filter
 
     def database_down(*args: Any, **kwargs: Any) -> Any:
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(Order.objects, "filter", database_down)
-    try:
-        account_orders_execute(event.id, account.id)
-    except OperationalError:
-        pass
-    else:
-        raise AssertionError("the task should fail while the database is down")
-    monkeypatch.setattr(Order.objects, "filter", real_filter)
+    # Every statement on this thread's connection fails, however the task reads and writes.
+    with connection.execute_wrapper(database_down):
+        try:
+            account_orders_execute(event.id, account.id)
+        except OperationalError:
+            pass
+        else:
+            raise AssertionError("the task should fail while the database is down")
     # The task that started ended without its orders: its record went with it (a record saying
     # "started by a live worker" would keep the sweep away from them for good).
     assert liveness.dispatch_lost(event.id, account.id, stale_after_seconds=30)
