@@ -1,0 +1,49 @@
+"""tests/parallel.py: each pytest-xdist worker gets its own Redis database, channel prefix and
+data folder, so parallel workers share nothing a test can observe."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.parallel import isolate
+
+
+def test_a_worker_gets_its_own_redis_database_channel_prefix_and_data_folder(tmp_path: Path) -> None:
+    environ = {
+        "REDIS_URL": "redis://127.0.0.1:56379/0",
+        "CELERY_BROKER_URL": "redis://:secret@127.0.0.1:56379?socket_timeout=2",
+        "QT_DATA_DIR": str(tmp_path),
+    }
+    isolate(environ, 1)
+    assert environ == {
+        "REDIS_URL": "redis://127.0.0.1:56379/2",
+        "CELERY_BROKER_URL": "redis://:secret@127.0.0.1:56379/2?socket_timeout=2",
+        "QT_DATA_DIR": str(tmp_path / "gw1"),
+        "CHANNEL_LAYER_PREFIX": "asgi-gw1",
+    }
+    assert (tmp_path / "gw1").is_dir()
+    other = {"REDIS_URL": "redis://127.0.0.1:56379/0"}
+    isolate(other, 0)
+    assert other["REDIS_URL"] == "redis://127.0.0.1:56379/1" and other["CHANNEL_LAYER_PREFIX"] == "asgi-gw0"
+    embedded: dict[str, str] = {}
+    isolate(embedded, 0)  # no Redis, no data folder given: only the prefix
+    assert embedded == {"CHANNEL_LAYER_PREFIX": "asgi-gw0"}
+    with pytest.raises(pytest.UsageError, match="at most 15"):
+        isolate({}, 15)
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif("PYTEST_XDIST_WORKER" not in os.environ, reason="runs in one process (-n 0)")
+def test_this_workers_settings_are_its_own() -> None:
+    from django.db import connection
+
+    worker = os.environ["PYTEST_XDIST_WORKER"]
+    if settings.REDIS_URL:
+        assert settings.REDIS_URL.endswith(f"/{int(worker[2:]) + 1}")
+        assert settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] == f"asgi-{worker}"
+    if connection.vendor == "postgresql":
+        assert connection.settings_dict["NAME"].endswith(f"_{worker}")
