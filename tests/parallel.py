@@ -8,7 +8,8 @@ the settings: a conftest is imported too late for that. In an xdist worker (``gw
   queues, rate buckets and the price store are per database;
 - its own channel-layer prefix (``CHANNEL_LAYER_PREFIX``): Redis pub/sub channels are not per
   database, so without it one worker's tests would receive the other's order and price events;
-- its own data folder (``QT_DATA_DIR``): the signal spool and local secrets live there.
+- its own data folder (``gw<N>`` inside ``QT_DATA_DIR`` or the default ``data/``): the signal
+  spool, logs and local secrets live there.
 
 PostgreSQL needs nothing here: pytest-django gives each worker its own test database
 (``test_<name>_gw0``). Outside xdist (``-n 0``) the module does nothing.
@@ -39,8 +40,15 @@ def _with_database(url: str, database: int) -> str:
     return base + (f"?{query}" if query else "")
 
 
-def isolate(environ: dict[str, str] | os._Environ[str], worker: int) -> None:
-    """Give worker number ``worker`` its own Redis database, channel prefix and data folder."""
+# Where the settings put the data folder when QT_DATA_DIR is not set (quanttrade/settings.py).
+DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+
+def isolate(
+    environ: dict[str, str] | os._Environ[str], worker: int, default_data_dir: Path = DEFAULT_DATA_DIR
+) -> None:
+    """Give worker number ``worker`` its own Redis database, channel prefix and data folder (a
+    ``gw<N>`` folder inside QT_DATA_DIR, or inside the default data folder)."""
     if worker >= _MAX_WORKERS:
         raise pytest.UsageError(f"at most {_MAX_WORKERS} parallel workers (one Redis database each)")
     for name in ("REDIS_URL", "CELERY_BROKER_URL"):
@@ -48,11 +56,9 @@ def isolate(environ: dict[str, str] | os._Environ[str], worker: int) -> None:
         if url.startswith(("redis://", "rediss://")):
             environ[name] = _with_database(url, worker + 1)
     environ["CHANNEL_LAYER_PREFIX"] = f"asgi-gw{worker}"
-    data = environ.get("QT_DATA_DIR")
-    if data:
-        folder = Path(data) / f"gw{worker}"
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        environ["QT_DATA_DIR"] = str(folder)
+    folder = Path(environ.get("QT_DATA_DIR") or default_data_dir) / f"gw{worker}"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    environ["QT_DATA_DIR"] = str(folder)
 
 
 _number = _worker_number()

@@ -27,11 +27,12 @@ def test_a_worker_gets_its_own_redis_database_channel_prefix_and_data_folder(tmp
     }
     assert (tmp_path / "gw1").is_dir()
     other = {"REDIS_URL": "redis://127.0.0.1:56379/0"}
-    isolate(other, 0)
+    isolate(other, 0, default_data_dir=tmp_path / "default")
     assert other["REDIS_URL"] == "redis://127.0.0.1:56379/1" and other["CHANNEL_LAYER_PREFIX"] == "asgi-gw0"
     embedded: dict[str, str] = {}
-    isolate(embedded, 0)  # no Redis, no data folder given: only the prefix
-    assert embedded == {"CHANNEL_LAYER_PREFIX": "asgi-gw0"}
+    isolate(embedded, 0, default_data_dir=tmp_path / "default")  # no Redis, no data folder given
+    assert embedded == {"CHANNEL_LAYER_PREFIX": "asgi-gw0", "QT_DATA_DIR": str(tmp_path / "default" / "gw0")}
+    assert (tmp_path / "default" / "gw0").is_dir()
     with pytest.raises(pytest.UsageError, match="at most 15"):
         isolate({}, 15)
 
@@ -45,5 +46,6 @@ def test_this_workers_settings_are_its_own() -> None:
     if settings.REDIS_URL:
         assert settings.REDIS_URL.endswith(f"/{int(worker[2:]) + 1}")
         assert settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] == f"asgi-{worker}"
+    assert str(settings.DATA_DIR).endswith(worker)
     if connection.vendor == "postgresql":
         assert connection.settings_dict["NAME"].endswith(f"_{worker}")
