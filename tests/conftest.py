@@ -142,7 +142,10 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
     from django.conf import settings
 
     db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3") and not db.get("TEST", {}).get("NAME"):
+    if db["ENGINE"].endswith("sqlite3"):
+        # Always, also over the name pytest-django's parallel suffix made: it recognises only
+        # Django's own SQLite engine, and for ours (quanttrade.embedded_sqlite3) it would prefix
+        # the file's path with "test_". One file per process, so each xdist worker has its own.
         db.setdefault("TEST", {})["NAME"] = str(
             Path(tempfile.gettempdir()) / f"qt_test_{os.getpid()}.sqlite3"
         )
