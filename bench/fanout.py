@@ -355,6 +355,9 @@ def main() -> None:
             stack.callback(sim.stop)
             print(f"baseline: simulator round trip p50 {sim_round_trip(sim_url):.2f} ms", flush=True)
         setup_data(args.venue, args.accounts, sim_url)
+        from quanttrade.heap import startup_heap_freeze
+
+        startup_heap_freeze()  # as a started server does (quanttrade/asgi.py)
         for latency in args.latency_ms:
             os.environ[LATENCY_ENV] = env[LATENCY_ENV] = str(latency)
             if args.venue == "binance":

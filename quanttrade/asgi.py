@@ -45,6 +45,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from live.routing import websocket_urlpatterns  # noqa: E402
 from live.security import OriginValidator  # noqa: E402
+from quanttrade.heap import startup_heap_freeze  # noqa: E402
 from webhooks.services import spool_replayer_start  # noqa: E402
 
 # Webhooks spooled while the database was down (by this or an earlier process) are replayed
@@ -57,3 +58,6 @@ application = ProtocolTypeRouter(
         "websocket": OriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# Everything alive now lives as long as the process: out of the garbage collector's walks.
+startup_heap_freeze()

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_prerun
+from celery.signals import task_prerun, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quanttrade.settings")
 
@@ -24,3 +24,12 @@ def _activate_default_language(**_: Any) -> None:
     from django.utils import translation  # noqa: PLC0415
 
     translation.activate(settings.LANGUAGE_CODE)
+
+
+@worker_ready.connect(weak=False)
+def _freeze_startup_heap(**_: Any) -> None:
+    """A started worker's heap (Django, the tasks, the venue adapters) lives as long as the
+    worker: out of the garbage collector's walks (quanttrade/heap.py)."""
+    from quanttrade.heap import startup_heap_freeze  # noqa: PLC0415
+
+    startup_heap_freeze()
