@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import operator
 import sqlite3
 import threading
 import uuid
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from django.db import connections, transaction
-from django.db.models import Model, QuerySet
+from django.db.models import DateField, DateTimeField, Field, Model, QuerySet
 from django.db.models.query import get_related_populators
 
 M = TypeVar("M", bound=Model)
@@ -284,6 +285,10 @@ _UNSET = object()
 _SHARED_BY_EQUALITY = frozenset({str, int, bool, uuid.UUID, datetime.datetime, datetime.date})
 
 
+# pre_save methods that, for a field without auto_now(_add), only read the attribute.
+_READS_THE_ATTRIBUTE = frozenset({Field.pre_save, DateField.pre_save, DateTimeField.pre_save})
+
+
 def _max_params(connection: Any) -> int:
     """Parameters one statement may carry on ``connection``."""
     if connection.vendor == "sqlite":
@@ -334,12 +339,14 @@ def bulk_insert(objs: list[M], using: str = "default") -> None:
             setattr(obj, field.attname, value)
     params: list[list[Any]] = []
     for field in fields:
+        if field in stamped or type(field).pre_save in _READS_THE_ATTRIBUTE:
+            raws = list(map(operator.attrgetter(field.attname), objs))
+        else:
+            raws = [field.pre_save(obj, add=True) for obj in objs]
         last_raw: Any = _UNSET
         last: Any = None
         column: list[Any] = []
-        own_pre_save = field not in stamped
-        for obj in objs:
-            raw = field.pre_save(obj, add=True) if own_pre_save else getattr(obj, field.attname)
+        for raw in raws:
             kind = type(raw)
             if raw is not last_raw and not (
                 kind is type(last_raw) and kind in _SHARED_BY_EQUALITY and raw == last_raw

@@ -8,6 +8,7 @@ broker publish (``orders_dispatch``).
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -658,31 +659,44 @@ def _accept(
 def _build_orders(
     event: WebhookEvent, strategy: Strategy, message: WebhookMessage, accounts: list[Any], clock: StageClock
 ) -> list[Order]:
-    orders: list[Order] = []
+    """The orders of every account, in account order then the message's order.
+
+    Each of the message's orders is built once as a template and copied per account
+    (``copy.copy``: the instance's fields and cached related objects, as pickling keeps them);
+    the copy then gets its own key, account, client order id, status and trail. Building each
+    with ``Order(...)`` cost ~95 µs, half of a 1,000-account accept's CPU before the insert. The
+    templates' params are shared by the copies (one JSON value, never modified here)."""
     now = timezone.now()
     received = {"t0": clock.trail["t0"], "received": 0}
+    templates = [
+        Order(
+            webhook=event,
+            strategy=strategy,
+            sequence=sequence,
+            batch_index=spec.batch_index,
+            market_type=strategy.market_type,
+            symbol=message.symbol,
+            currency=message.currency,
+            side=spec.side,
+            order_type=spec.order_type,
+            qty_per=spec.qty_per,
+            price=spec.price,
+            stop_price=spec.stop_price,
+            params=_json_safe(spec.params),  # numbers parsed as Decimal: stored as JSON
+        )
+        for sequence, spec in enumerate(message.orders)
+    ]
+    held_until = approval_deadline(strategy, now)
+    orders: list[Order] = []
     for account in accounts:
         held = approval_needed(strategy, account)
-        for sequence, spec in enumerate(message.orders):
-            order = Order(
-                webhook=event,
-                strategy=strategy,
-                account=account,
-                sequence=sequence,
-                batch_index=spec.batch_index,
-                market_type=strategy.market_type,
-                symbol=message.symbol,
-                currency=message.currency,
-                side=spec.side,
-                order_type=spec.order_type,
-                qty_per=spec.qty_per,
-                price=spec.price,
-                stop_price=spec.stop_price,
-                params=_json_safe(spec.params),  # numbers parsed as Decimal: stored as JSON
-                status=OrderStatus.PENDING_APPROVAL if held else OrderStatus.QUEUED,
-                approval_expires_at=approval_deadline(strategy, now) if held else None,
-                trail=dict(received),
-            )
+        for template in templates:
+            order = copy.copy(template)
+            order.id = uuid4()
+            order.account = account
+            order.status = OrderStatus.PENDING_APPROVAL if held else OrderStatus.QUEUED
+            order.approval_expires_at = held_until if held else None
+            order.trail = dict(received)
             order.client_order_id = "qt" + order.id.hex
             orders.append(order)
     return orders
