@@ -1,4 +1,8 @@
-"""A SELECT the ORM compiles once per database, executed many times with new parameters.
+"""Hot-path statements written once per database instead of compiled by the ORM on every call:
+a SELECT (:class:`PreparedSelect`), an UPDATE (:class:`PreparedUpdate`) and a fan-out's INSERT
+(:func:`bulk_insert`). What follows describes the SELECT; the others say what they do below.
+
+A SELECT the ORM compiles once per database, executed many times with new parameters.
 
 Django compiles a queryset to SQL on every execution. For a query over four wide tables
 (an order with its account and strategy via ``select_related``, plus an EXISTS) that compile
