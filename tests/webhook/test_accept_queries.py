@@ -62,3 +62,34 @@ def test_accept_path_queries_and_publishes_do_not_grow_with_the_accounts(
     )
     assert name == expected
     assert args[1] == ([account.pk for account in linked] if accounts > 1 else linked[0].pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fan_out_is_logged_as_one_record_with_a_line_per_order(
+    client: Client, make_strategy: Any, make_account: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record per order cost the log handlers more than the rest of a 1,000-account accept."""
+    import logging
+
+    linked = [make_account(f"acct-{i:02d}") for i in range(3)]
+    make_strategy(group_name="q", token="tok", accounts=linked)
+    monkeypatch.setattr(celery_app, "send_task", lambda name, args, **kw: None)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("quanttrade.webhook")
+    logger.addHandler(handler)
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    try:
+        response = client.post("/api/webhook", data=json.dumps(BODY), content_type="application/json")
+    finally:
+        logger.removeHandler(handler)
+    assert response.status_code == 202
+    created = [r.getMessage() for r in records if "주문 생성" in r.getMessage()]
+    assert len(created) == 1
+    lines = created[0].splitlines()
+    assert lines[0] == f"주문 생성 3건 (webhook_id={response.json()['webhook_id']}):"
+    assert [line.split()[0] for line in lines[1:]] == [
+        f"order_id={o['order_id']}" for o in response.json()["orders"]
+    ]
+    assert all("BTC/USDT BUY MARKET qty_per=10" in line for line in lines[1:])
