@@ -36,13 +36,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def startup_heap_freeze() -> None:
-    import gc
-
-    gc.collect()
-    gc.freeze()
-
-
 def run_bare(requests: int) -> dict[str, float]:
     from django.test import Client
 
@@ -59,6 +52,8 @@ def _measure(send: Any, requests: int) -> dict[str, float]:
     for _ in range(20):
         assert send().status_code == 202
     # As a started server does (quanttrade/asgi.py): both targets, so the comparison stays fair.
+    from quanttrade.heap import startup_heap_freeze
+
     startup_heap_freeze()
     cpu, wall = time.thread_time(), time.perf_counter()
     for _ in range(requests):

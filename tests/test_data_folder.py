@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+
+from tests.embedded import embedded_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,11 +23,10 @@ def _mode(path: Path) -> int:
 
 def test_a_new_embedded_data_folder_is_owner_only(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "-v", "0"],
         cwd=ROOT,
-        env={**env, "QT_DATA_DIR": str(data), "SECRET_KEY": "", "FIELD_ENCRYPTION_KEYS": ""},
+        env=embedded_env(data, SECRET_KEY="", FIELD_ENCRYPTION_KEYS=""),
         check=True,
         timeout=120,
     )

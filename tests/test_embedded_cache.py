@@ -10,12 +10,9 @@ process, as the server does, and writes what a busy minute writes.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.embedded import run_embedded
 
 BUSY_MINUTE = """
 import uuid
@@ -34,10 +31,6 @@ print(strategies_generation() == token, cache.get("qt:ledger:test:claim:0001"))
 
 
 def test_a_busy_minute_evicts_neither_the_generation_token_nor_a_ledger_claim(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env |= {"DJANGO_SETTINGS_MODULE": "quanttrade.settings", "QT_DATA_DIR": str(tmp_path)}
-    result = subprocess.run(
-        [sys.executable, "-c", BUSY_MINUTE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
+    result = run_embedded(tmp_path, BUSY_MINUTE)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "qt-first-intent"]

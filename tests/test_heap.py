@@ -3,12 +3,9 @@ heap, so the garbage collector no longer walks it on every full collection."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.embedded import run_embedded
 
 START = """
 import gc, sys
@@ -30,11 +27,7 @@ print(frozen, resolved)
 
 
 def _start(kind: str, tmp_path: Path) -> list[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
-    env |= {"DJANGO_SETTINGS_MODULE": "quanttrade.settings", "QT_DATA_DIR": str(tmp_path)}
-    result = subprocess.run(
-        [sys.executable, "-c", START, kind], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
+    result = run_embedded(tmp_path, START, kind)
     assert result.returncode == 0, result.stderr
     return result.stdout.split()
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from quanttrade.settings import StrictEnv
+from tests.embedded import run_embedded
 
 ROOT = Path(__file__).resolve().parent.parent
 PRINT = "import django; django.setup(); from django.conf import settings as s; print({!r}.format(s))"
@@ -18,16 +17,7 @@ PRINT = "import django; django.setup(); from django.conf import settings as s; p
 
 def start(tmp_path: Path, show: str, **variables: str) -> subprocess.CompletedProcess[str]:
     """Load the settings in a fresh embedded-mode process, as the server does at start."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env |= {"DJANGO_SETTINGS_MODULE": "quanttrade.settings", "QT_DATA_DIR": str(tmp_path), **variables}
-    return subprocess.run(
-        [sys.executable, "-c", PRINT.format(show)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_embedded(tmp_path, PRINT.format(show), **variables)
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -16,6 +15,8 @@ from typing import Any
 import pytest
 from django.conf import settings
 from websockets.sync.client import connect as ws_connect
+
+from tests.embedded import embedded_env
 
 MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
 
@@ -59,8 +60,7 @@ def wait_until(check: Any, timeout: float, what: str) -> Any:
 
 
 def test_serve_answers_healthz_recovers_queued_orders_and_executes_webhooks(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
-    env.update({"QT_DATA_DIR": str(tmp_path), "PRICE_FEEDS": "simulated", "PYTHONUNBUFFERED": "1"})
+    env = embedded_env(tmp_path, PRICE_FEEDS="simulated", PYTHONUNBUFFERED="1")
     # One process prepares the database: migrate, seed, and a webhook accepted while no worker
     # runs (as after a crash), whose order therefore stays queued.
     setup = (

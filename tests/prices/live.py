@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -10,6 +9,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.embedded import embedded_env
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -34,16 +35,7 @@ def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "PRICE_FEEDS")}
-    env.update(
-        {
-            "QT_DATA_DIR": str(data_dir),
-            "PYTHONPATH": str(ROOT),
-            "DJANGO_SETTINGS_MODULE": "quanttrade.settings",
-        }
-    )
-    env.update(extra)
-    return env
+    return embedded_env(data_dir, without=("PRICE_FEEDS",), PYTHONPATH=str(ROOT), **extra)
 
 
 @contextmanager

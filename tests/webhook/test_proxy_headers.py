@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 
+from tests.embedded import embedded_env
 from tests.execution.test_serve import MANAGE, free_port, manage, wait_until
 
 VENV_BIN = Path(sys.executable).parent
@@ -44,8 +45,7 @@ def post(url: str, body: dict[str, Any], headers: dict[str, str]) -> int:
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     data = tmp_path_factory.mktemp("proxy-data")
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
-    env.update({"QT_DATA_DIR": str(data), "WEBHOOK_IP_ALLOWLIST": "tradingview", "PYTHONUNBUFFERED": "1"})
+    env = embedded_env(data, WEBHOOK_IP_ALLOWLIST="tradingview", PYTHONUNBUFFERED="1")
     manage(env, "migrate", "-v", "0")
     seed = json.loads(manage(env, "seed_demo", "--json", "--no-daily"))
     return {"env": env, "spot": next(s for s in seed["strategies"] if s["group_name"] == "demo_spot")}
