@@ -20,8 +20,13 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
+
+if TYPE_CHECKING:
+    from xdist.workermanage import WorkerController
 
 # Redis has 16 databases; the suite's own (usually 0) stays unused by the workers.
 _MAX_WORKERS = 15
@@ -66,21 +71,55 @@ if _number is not None:
     isolate(os.environ, _number)
 
 
-# Tests that start servers, browsers and worker processes of their own run one after another on
-# one worker (--dist loadgroup): two of them at once on a 2-core machine would each get about half
-# the CPU their timeouts were set for. The others spread over the workers.
-_PROCESS_MARKERS = ("browser", "soak", "chaos")
-_PROCESS_MODULES = (
+# How the tests are spread over the workers (``--dist loadscope``, replaced by the scheduler
+# below). Every test is a unit of work of its own, given to whichever worker is free, except in
+# the modules that start servers and browsers: each of those is one unit, run by one worker, so
+# its module fixtures (a product server with its worker, a seeded data folder) start once, not
+# once per worker that happens to run one of its tests. The units known to be long start first,
+# so the suite does not end waiting on one of them started last (xdist orders units by their
+# number of tests: the fuzz test, one test of 3-4 minutes, came last). Only the order matters;
+# the seconds are those of one CI run on this 2-core machine (PostgreSQL + Redis, `--durations`).
+WHOLE_MODULES = (
+    "tests/pages/test_browser",  # test_browser*.py
     "tests/prices/test_live_server.py",
-    "tests/execution/test_serve.py",
     "tests/webhook/test_proxy_headers.py",
 )
+LONGEST_FIRST = {
+    "tests/fuzz/test_intake_fuzz.py::test_no_body_gets_a_5xx": 240,
+    "tests/pages/test_browser.py": 150,
+    "tests/pages/test_browser_approval.py": 100,
+    "tests/pages/test_browser_ui.py": 60,
+    "tests/prices/test_live_server.py": 55,
+    "tests/pages/test_browser_portfolio.py": 50,
+    "tests/webhook/test_proxy_headers.py": 45,
+    "tests/pages/test_browser_connect.py": 32,
+}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.nodeid.startswith(_PROCESS_MODULES) or any(
-            item.get_closest_marker(name) for name in _PROCESS_MARKERS
-        ):
-            item.add_marker(pytest.mark.xdist_group("processes"))
+class ModuleScheduling(LoadScopeScheduling):
+    """xdist's ``loadscope`` with a unit per test, or per module for WHOLE_MODULES, the known
+    long units first.
+
+    (xdist's ``loadgroup`` groups by marker, but on pytest 9 its groups never reach the
+    scheduler: xdist 3.8 renames ``item._nodeid``, which pytest 9 no longer reads, so every test
+    was a unit of its own and a module's fixtures started again on each worker.)"""
+
+    _ordered = False
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = nodeid.split("::", 1)[0]
+        return module if module.startswith(WHOLE_MODULES) else nodeid
+
+    def _assign_work_unit(self, node: WorkerController) -> None:
+        if not self._ordered:  # the queue is complete before the first unit leaves it
+            for scope in sorted(self.workqueue, key=lambda scope: LONGEST_FIRST.get(scope, 0)):
+                if scope in LONGEST_FIRST:
+                    self.workqueue.move_to_end(scope, last=False)
+            self._ordered = True
+        super()._assign_work_unit(node)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> ModuleScheduling | None:
+    if config.getvalue("dist") != "loadscope":
+        return None  # another --dist given on the command line: xdist's own
+    return ModuleScheduling(config, log)

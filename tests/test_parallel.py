@@ -4,12 +4,13 @@ data folder, so parallel workers share nothing a test can observe."""
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
-from tests.parallel import isolate
+from tests.parallel import ModuleScheduling, isolate
 
 
 def test_a_worker_gets_its_own_redis_database_channel_prefix_and_data_folder(tmp_path: Path) -> None:
@@ -49,3 +50,37 @@ def test_this_workers_settings_are_its_own() -> None:
     assert str(settings.DATA_DIR).endswith(worker)
     if connection.vendor == "postgresql":
         assert connection.settings_dict["NAME"].endswith(f"_{worker}")
+
+
+class _Worker:
+    def __init__(self) -> None:
+        self.sent: list[list[int]] = []
+
+    def send_runtest_some(self, indexes: list[int]) -> None:
+        self.sent.append(indexes)
+
+
+def test_a_browser_module_is_one_unit_of_work_and_the_longest_start_first() -> None:
+    collection = [
+        "tests/test_a.py::test_one",
+        "tests/test_a.py::test_two[x]",
+        "tests/pages/test_browser.py::test_login",
+        "tests/test_b.py::Group::test_three",
+        "tests/pages/test_browser.py::test_chart",
+        "tests/fuzz/test_intake_fuzz.py::test_no_body_gets_a_5xx",
+    ]
+    scheduler = ModuleScheduling.__new__(ModuleScheduling)  # no xdist config needed for this
+    scheduler.workqueue = OrderedDict()
+    for nodeid in collection:
+        scheduler.workqueue.setdefault(scheduler._split_scope(nodeid), {})[nodeid] = False
+    assert list(scheduler.workqueue) == [
+        "tests/test_a.py::test_one", "tests/test_a.py::test_two[x]", "tests/pages/test_browser.py",
+        "tests/test_b.py::Group::test_three", "tests/fuzz/test_intake_fuzz.py::test_no_body_gets_a_5xx",
+    ]  # fmt: skip
+    worker = _Worker()
+    scheduler.assigned_work = {worker: {}}  # type: ignore[dict-item]
+    scheduler.registered_collections = {worker: collection}  # type: ignore[dict-item]
+    for _ in range(5):
+        scheduler._assign_work_unit(worker)  # type: ignore[arg-type]
+    # the fuzz test, the browser module (both its tests), then the others as collected
+    assert worker.sent == [[5], [2, 4], [0], [1], [3]]
