@@ -71,12 +71,21 @@ def payloads(draw: Any) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-@pytest.mark.django_db
+@pytest.fixture
+def fuzz_strategy(db: None) -> None:
+    """One paper strategy with a rate limit no fuzz run reaches. Set up once for all the
+    examples: they share the test's transaction, so it stays for each of them."""
+    strategy = Strategy.objects.create(
+        group_name=GROUP, market_type="SPOT", token=TOKEN, rate_limit="1000000/s"
+    )
+    account = Account.objects.create(name="fuzz-paper", exchange="PAPER")
+    StrategyAccount.objects.create(strategy=strategy, account=account)
+
+
 @pytest.mark.timeout(1800)  # 10,000 examples take 1-3 minutes; FUZZ_EXAMPLES=100000 far longer
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(body=payloads())
-def test_no_body_gets_a_5xx(body: bytes) -> None:
-    _strategy()
+def test_no_body_gets_a_5xx(fuzz_strategy: None, body: bytes) -> None:
     response = CLIENT.post("/api/webhook", body, content_type="application/json")
     assert response.status_code < 500, (response.status_code, body[:300])
     assert response.status_code in (202, 400, 401, 403, 404, 409, 413, 429)
@@ -86,14 +95,3 @@ def test_no_body_gets_a_5xx(body: bytes) -> None:
 # One client for every example: a new Client builds the middleware chain again, and
 # WhiteNoise then indexes every static file (most of an example's time).
 CLIENT = Client()
-
-
-def _strategy() -> None:
-    """One paper strategy with a rate limit no fuzz run reaches (created once per test DB)."""
-    if Strategy.objects.filter(group_name=GROUP).exists():
-        return
-    strategy = Strategy.objects.create(
-        group_name=GROUP, market_type="SPOT", token=TOKEN, rate_limit="1000000/s"
-    )
-    account = Account.objects.create(name="fuzz-paper", exchange="PAPER")
-    StrategyAccount.objects.create(strategy=strategy, account=account)
