@@ -93,7 +93,9 @@ def check(
         **extra,
     }
     report(name, figures)
-    diagnosis = f"{figures}\n{stack.logs()}"
+    diagnosis = (
+        f"{figures}\n{_not_filled(stack, [c for _w, c, st in rows if st != 'filled'])}\n{stack.logs()}"
+    )
     assert figures["5xx"] == 0 and figures["unanswered"] == 0, diagnosis
     assert set(statuses) == {202}, diagnosis
     assert figures["max_answer_s"] < TRADINGVIEW_BUDGET, diagnosis
@@ -107,6 +109,24 @@ def check(
         assert duplicated == [] and never_placed == [], diagnosis
     assert figures["worker_alive"], diagnosis
     return figures
+
+
+def _not_filled(stack: Stack, client_ids: list[str]) -> str:
+    """What a failure needs to say about each order that did not fill: its row and the venue's
+    requests under its client id (the venue's log tail seldom reaches back to it)."""
+    if not client_ids:
+        return ""
+    venue = stack.venue()
+    rows = stack.sql(
+        "SELECT client_order_id, status, attempts, uncertain_attempt, exchange_order_id, message"
+        " FROM orders_order WHERE client_order_id = ANY(%s)",
+        client_ids,
+    )
+    return "\n".join(
+        f"not filled: {row} venue orders={sum(o['client_id'] == row[0] for o in venue['orders'])}"
+        f" posts={venue['posts'].get(row[0], 0)}"
+        for row in rows
+    )
 
 
 def test_redis_stopped_and_restarted_under_load(healthy: Stack) -> None:
