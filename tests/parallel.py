@@ -77,23 +77,23 @@ if _number is not None:
 # its module fixtures (a product server with its worker, a seeded data folder) start once, not
 # once per worker that happens to run one of its tests. The units known to be long start first,
 # so the suite does not end waiting on one of them started last (xdist orders units by their
-# number of tests: the fuzz test, one test of 3-4 minutes, came last). Only the order matters;
-# the seconds are those of one CI run on this 2-core machine (PostgreSQL + Redis, `--durations`).
+# number of tests: the fuzz test, one test of 3-4 minutes, came last). The order is that of one
+# CI run's `--durations` on this 2-core machine (PostgreSQL + Redis).
 WHOLE_MODULES = (
     "tests/pages/test_browser",  # test_browser*.py
     "tests/prices/test_live_server.py",
     "tests/webhook/test_proxy_headers.py",
 )
-LONGEST_FIRST = {
-    "tests/fuzz/test_intake_fuzz.py::test_no_body_gets_a_5xx": 240,
-    "tests/pages/test_browser.py": 150,
-    "tests/pages/test_browser_approval.py": 100,
-    "tests/pages/test_browser_ui.py": 60,
-    "tests/prices/test_live_server.py": 55,
-    "tests/pages/test_browser_portfolio.py": 50,
-    "tests/webhook/test_proxy_headers.py": 45,
-    "tests/pages/test_browser_connect.py": 32,
-}
+LONGEST_FIRST = (  # longest first: 240, 150, 100, 60, 55, 50, 45 and 32 s
+    "tests/fuzz/test_intake_fuzz.py::test_no_body_gets_a_5xx",
+    "tests/pages/test_browser.py",
+    "tests/pages/test_browser_approval.py",
+    "tests/pages/test_browser_ui.py",
+    "tests/prices/test_live_server.py",
+    "tests/pages/test_browser_portfolio.py",
+    "tests/webhook/test_proxy_headers.py",
+    "tests/pages/test_browser_connect.py",
+)
 
 
 class ModuleScheduling(LoadScopeScheduling):
@@ -112,8 +112,8 @@ class ModuleScheduling(LoadScopeScheduling):
 
     def _assign_work_unit(self, node: WorkerController) -> None:
         if not self._ordered:  # the queue is complete before the first unit leaves it
-            for scope in sorted(self.workqueue, key=lambda scope: LONGEST_FIRST.get(scope, 0)):
-                if scope in LONGEST_FIRST:
+            for scope in reversed(LONGEST_FIRST):  # each to the front: the longest ends first
+                if scope in self.workqueue:
                     self.workqueue.move_to_end(scope, last=False)
             self._ordered = True
         super()._assign_work_unit(node)
