@@ -152,3 +152,33 @@ def test_embedded_mode_and_a_sqlite_database_url_use_the_backend(tmp_path: Path)
     )
     assert url.returncode == 0, url.stderr
     assert url.stdout.strip() == "quanttrade.embedded_sqlite3"
+
+
+def test_statements_are_rewritten_once_and_as_django_rewrites_them(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The "%s" to "?" rewrite is kept per statement text (and bounded), and gives exactly
+    Django's rewrite: a literal "%%" becomes "%", named parameters take Django's own path."""
+    from django.db.backends.sqlite3.base import SQLiteCursorWrapper
+
+    from quanttrade.embedded_sqlite3 import base
+
+    monkeypatch.setattr(base, "_qmark", {})
+    monkeypatch.setattr(base, "_qmark_chars", 0)
+    statement = "INSERT INTO probe (writer) VALUES (%s || '%%' || %s)"
+    with connections[database].cursor() as cursor:
+        for writer in ("a", "b"):
+            cursor.execute(statement, [writer, "!"])
+        cursor.execute("INSERT INTO probe (writer) VALUES (%(w)s)", {"w": "named"})
+        raw = cursor.cursor
+        assert raw.convert_query(statement) is raw.convert_query(statement)  # kept, not redone
+        assert raw.convert_query(statement) == SQLiteCursorWrapper.convert_query(raw, statement)
+    assert _writers(database) == ["a%!", "b%!", "named"]
+    assert base._qmark == {statement: "INSERT INTO probe (writer) VALUES (? || '%' || ?)"}
+
+    # Past the bound, the table starts again rather than growing.
+    monkeypatch.setattr(base, "_QMARK_KEPT_CHARS", len(statement) + 10)
+    other = "SELECT writer FROM probe WHERE writer = %s"
+    with connections[database].cursor() as cursor:
+        cursor.execute(other, ["a"])
+    assert list(base._qmark) == [other]
