@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import itertools
 import operator
 import sqlite3
 import threading
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from django.db import connections, transaction
-from django.db.models import DateField, DateTimeField, Field, Model, QuerySet
+from django.db.models import DateField, DateTimeField, Field, ForeignObject, Model, QuerySet
 from django.db.models.query import get_related_populators
 
 M = TypeVar("M", bound=Model)
@@ -303,6 +304,24 @@ def _max_params(connection: Any) -> int:
     return 65535  # PostgreSQL's protocol limit, whether or not the driver binds on the server
 
 
+def _related_settled(obj: Model, relations: list[tuple[ForeignObject, str, str, str]]) -> bool:
+    """True when ``Model._prepare_related_fields_for_save`` would neither change ``obj`` nor
+    raise: every related object it holds is saved and its key is the one ``obj`` stores. (The
+    ORM's method costs ~9 µs an instance, a tenth of a 1,000-account fan-out's accept; this
+    check a fraction of that. Anything else is left to the ORM's method.)"""
+    cache = obj._state.fields_cache
+    values = obj.__dict__
+    for field, cache_name, attname, target in relations:
+        related = cache.get(cache_name)
+        if related is None:
+            continue  # none assigned (or None): the ORM's method skips it too
+        key = related.pk
+        value = values.get(attname)
+        if key is None or key == "" or value in field.empty_values or getattr(related, target) != value:
+            return False
+    return True
+
+
 def bulk_insert(objs: list[M], using: str = "default") -> None:
     """INSERT new instances of one model, as ``QuerySet.bulk_create(objs)`` does for a model whose
     key is set in Python (a UUID default), in as few statements as the database allows.
@@ -330,11 +349,18 @@ def bulk_insert(objs: list[M], using: str = "default") -> None:
         raise PreparedQueryError(f"{meta.label}'s key is set by the database: use bulk_create")
     connection = connections[using]
     fields = [f for f in meta.concrete_fields if not getattr(f, "generated", False)]
+    # (The fast check below knows foreign keys; any other relation is left to the ORM.)
+    checked = not meta.private_fields and all(isinstance(f, ForeignObject) for f in fields if f.is_relation)
+    relations = [
+        (f, f.cache_name, f.attname, f.target_field.attname) for f in fields if isinstance(f, ForeignObject)
+    ]
     for obj in objs:
         if obj.pk is None:
             obj.pk = meta.pk.get_pk_value_on_save(obj)
-        # As bulk_create does: a related object saved after assignment gives its key now.
-        obj._prepare_related_fields_for_save(operation_name="bulk_create")  # type: ignore[attr-defined]
+        # As bulk_create does: a related object saved after assignment gives its key now (and
+        # an unsaved one is refused). Left to the ORM unless nothing can come of it.
+        if not checked or not _related_settled(obj, relations):
+            obj._prepare_related_fields_for_save(operation_name="bulk_create")  # type: ignore[attr-defined]
     # One instant for every auto_now(_add) column: pre_save on the first row, copied to the rest.
     stamped = [f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
     for field in stamped:
@@ -347,6 +373,10 @@ def bulk_insert(objs: list[M], using: str = "default") -> None:
             raws = list(map(operator.attrgetter(field.attname), objs))
         else:
             raws = [field.pre_save(obj, add=True) for obj in objs]
+        if all(map(operator.is_, raws, itertools.repeat(raws[0]))):
+            # One object in every row (the webhook, the strategy, a fan-out's shared values).
+            params.append([field.get_db_prep_save(raws[0], connection)] * len(raws))
+            continue
         last_raw: Any = _UNSET
         last: Any = None
         column: list[Any] = []

@@ -250,3 +250,41 @@ def test_bulk_insert_writes_the_rows_bulk_create_writes(make_strategy: Any, make
     stored = {o.client_order_id: o.params for o in Order.objects.filter(webhook=event_new)}
     assert [stored[o.client_order_id] for o in mine[:5]] == params  # True stayed true, 1.0 stayed 1.0
     assert [repr(stored[o.client_order_id]["x"]) for o in mine[:3]] == ["1", "True", "1.0"]
+
+
+@pytest.mark.parametrize("insert", ["bulk_create", "bulk_insert"])
+def test_bulk_insert_settles_related_objects_as_bulk_create_does(
+    make_strategy: Any, make_account: Any, insert: str
+) -> None:
+    """Where the ORM's related-object step matters, bulk_insert leaves it to the ORM: an unsaved
+    related object is refused, one saved after its assignment gives its key, and a key changed
+    after the assignment wins over the object held (whose copy is dropped)."""
+    from quanttrade import prepared
+
+    def run(objs: list[Order]) -> None:
+        if insert == "bulk_create":
+            Order.objects.bulk_create(objs)
+        else:
+            prepared.bulk_insert(objs)
+
+    first, second = make_account("a1"), make_account("a2")
+    strategy = make_strategy(accounts=[first, second])
+    event = make_orders(strategy, [first], [])
+
+    unsaved = Account(name="never-saved", exchange="PAPER")
+    refused = _orders_like_the_intake(strategy, [first], event, [{}])
+    refused[0].account = unsaved
+    with pytest.raises(ValueError, match="unsaved related object 'account'"):
+        run(refused)
+
+    later = Account(name="saved-later", exchange="PAPER")
+    saved_later = _orders_like_the_intake(strategy, [first], event, [{}])
+    saved_later[0].account = later
+    later.save()
+    changed = _orders_like_the_intake(strategy, [first], event, [{}])
+    changed[0].account_id = second.pk  # after the account was assigned: the key wins
+    run(saved_later + changed)
+    assert saved_later[0].account_id == later.pk
+    assert Order.objects.get(pk=saved_later[0].pk).account_id == later.pk
+    assert Order.objects.get(pk=changed[0].pk).account_id == second.pk
+    assert changed[0].account == second  # the stale copy was dropped, the account read again
