@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 
+from tests.embedded import embedded_env
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -132,33 +134,27 @@ class ProductServer:
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.distributed = bool(redis_url)
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
-        env.update(
-            {
-                "QT_DATA_DIR": str(data_dir),
-                "PYTHONUNBUFFERED": "1",
-                "ORDER_SWEEP_INTERVAL_SECONDS": "5",
-                # Frequent server pings, so the heartbeat test sees missed pongs close a socket.
-                "WS_PING_INTERVAL_SECONDS": str(PING_SECONDS),
-                "ALLOWED_HOSTS": "127.0.0.1,localhost",
-                "PUBLIC_BASE_URL": self.base_url,
-                # No simulated feed: prices change only when a test publishes them.
-                "PRICE_FEEDS": "",
-                # The browser logs in as seed_demo's admin with its password only (the TOTP
-                # steps have their own tests, tests/test_access.py).
-                "OTP_REQUIRED_FOR_SUPERUSERS": "false",
-            }
+        env = embedded_env(
+            data_dir,
+            PYTHONUNBUFFERED="1",
+            ORDER_SWEEP_INTERVAL_SECONDS="5",
+            # Frequent server pings, so the heartbeat test sees missed pongs close a socket.
+            WS_PING_INTERVAL_SECONDS=str(PING_SECONDS),
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            PUBLIC_BASE_URL=self.base_url,
+            # No simulated feed: prices change only when a test publishes them.
+            PRICE_FEEDS="",
+            # The browser logs in as seed_demo's admin with its password only (the TOTP steps
+            # have their own tests, tests/test_access.py).
+            OTP_REQUIRED_FOR_SUPERUSERS="false",
         )
-        env.pop("REDIS_URL", None)
-        env.pop("CELERY_BROKER_URL", None)
         if redis_url:
-            env.update(
-                {
-                    "REDIS_URL": redis_url,
-                    "DATABASE_URL": f"sqlite:///{data_dir / 'db.sqlite3'}",
-                    "QT_ALLOW_LOCAL_SECRETS": "1",
-                }
-            )
+            # Distributed mode on this folder's SQLite file: the Redis layers, a Celery worker.
+            env |= {
+                "REDIS_URL": redis_url,
+                "DATABASE_URL": f"sqlite:///{data_dir / 'db.sqlite3'}",
+                "QT_ALLOW_LOCAL_SECRETS": "1",
+            }
         self.env = env
         self.server: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None
