@@ -69,6 +69,15 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _answers_health(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status == 200
+    finally:
+        conn.close()
+
+
 @dataclass
 class Proc:
     name: str
@@ -142,7 +151,9 @@ class Stack:
         self.start_web()
         self.start_worker()
         self.start_beat()
-        _wait(lambda: _port_open(self.web_port), 60, "web server")
+        # Not merely the port: gunicorn's arbiter listens before its worker has loaded Django
+        # (10 s on a loaded 2-core machine), and a request sent meanwhile waits that long.
+        _wait(lambda: _answers_health(self.web_port), 60, "web server")
         _wait(lambda: _port_open(self.sim_port), 30, "venue simulator")
 
     def close(self) -> None:
