@@ -77,7 +77,9 @@ def test_a_copy_is_what_copy_copy_and_assignment_give(make_strategy: Any, make_a
 
 
 @pytest.mark.django_db
-def test_copies_are_stored_like_orders_built_by_hand(make_strategy: Any, make_account: Any) -> None:
+def test_copies_are_stored_with_their_own_key_and_account_and_the_shared_values(
+    make_strategy: Any, make_account: Any
+) -> None:
     from quanttrade.prepared import bulk_insert
 
     accounts = [make_account(f"a{i}") for i in range(3)]
