@@ -91,6 +91,67 @@ class _SendThread:
             log.warning("전송 대기열 비우기 실패: %s", exc)
 
 
+class _LoopSender:
+    """Sends to the in-memory layer, handed from other threads to the server's event loop in
+    batches, in call order.
+
+    One ``run_coroutine_threadsafe`` per send cost the caller a future and a wake-up of the
+    loop's thread, and the loop a task and a future per message: in embedded mode an order's
+    way to its venue passes two sends (the webhook's, the claim's), and that thread competes
+    with it for the interpreter. Here a send appends to a list; the first one of a batch wakes
+    the loop, which sends everything appended until the list is empty."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._pending: list[tuple[Any, str, dict[str, Any]]] = []
+        self._scheduled = False
+
+    def submit(self, layer: Any, group: str, message: dict[str, Any]) -> None:
+        with self._lock:
+            self._pending.append((layer, group, message))
+            if self._scheduled:
+                return
+            self._scheduled = True
+        try:
+            self.loop.call_soon_threadsafe(self._start)
+        except BaseException:  # the loop closed: these sends are lost, as its queues are
+            with self._lock:
+                self._pending.clear()
+                self._scheduled = False
+            raise
+
+    def _start(self) -> None:
+        self.loop.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while True:
+            with self._lock:
+                batch, self._pending = self._pending, []
+                if not batch:
+                    self._scheduled = False
+                    return
+            for layer, group, message in batch:
+                try:
+                    await layer.group_send(group, message)
+                except Exception as exc:  # a push failure must not stop the sender
+                    log.warning("실시간 전송 실패: %s %s", group, exc)
+
+
+_loop_senders: dict[asyncio.AbstractEventLoop, _LoopSender] = {}
+_loop_senders_lock = threading.Lock()
+
+
+def _loop_sender(loop: asyncio.AbstractEventLoop) -> _LoopSender:
+    sender = _loop_senders.get(loop)
+    if sender is None:
+        with _loop_senders_lock:
+            for closed in [known for known in _loop_senders if known.is_closed()]:
+                del _loop_senders[closed]
+            sender = _loop_senders.setdefault(loop, _LoopSender(loop))
+    return sender
+
+
 _send_thread: _SendThread | None = None
 _send_thread_lock = threading.Lock()
 
@@ -114,17 +175,20 @@ def flush(timeout: float = 2.0) -> None:
 def group_send(group: str, message: dict[str, Any]) -> None:
     """Send to a group from any thread, sync or async context, without waiting. Never raises.
 
-    In-memory layer: handed to the server's event loop (its queues live there). Redis layers:
-    a task on the caller's running loop, else queued to this process's send thread."""
+    In-memory layer: nothing when the group has no member; else handed to the server's event
+    loop (its queues live there), in batches (:class:`_LoopSender`). Redis layers: a task on the
+    caller's running loop, else queued to this process's send thread."""
     layer = channel_layer()
     if layer is None:
         return
     try:
         running = _running_loop()
         if isinstance(layer, InMemoryChannelLayer):
+            if not layer.groups.get(group):
+                return  # nobody is subscribed (one process: the layer knows every member)
             target = _server_loop if _server_loop is not None and not _server_loop.is_closed() else None
             if target is not None and target is not running:
-                asyncio.run_coroutine_threadsafe(layer.group_send(group, message), target)
+                _loop_sender(target).submit(layer, group, message)
             elif running is not None:
                 running.create_task(layer.group_send(group, message))
             else:
