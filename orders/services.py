@@ -639,6 +639,7 @@ def _task_orders(webhook_id: UUID, account_id: int) -> QuerySet[Order]:
     return (
         Order.objects.filter(webhook_id=webhook_id, account_id=account_id, status=OrderStatus.QUEUED)
         .select_related(*_EXECUTION_RELATED)
+        .defer("strategy__token")
         .annotate(maybe_after=_MAYBE_AFTER)
         .order_by("sequence")
     )
