@@ -322,6 +322,56 @@ def _related_settled(obj: Model, relations: list[tuple[ForeignObject, str, str, 
     return True
 
 
+@dataclass(frozen=True)
+class _InsertPlan:
+    """What ``bulk_insert`` works out once per model and database: the columns, which of them
+    are stamped (auto_now/auto_now_add) or only read from the attribute, the relations it
+    checks, and the statement's text."""
+
+    columns: tuple[tuple[Field[Any, Any], str, bool], ...]  # field, attname, read the attribute
+    stamped: tuple[Field[Any, Any], ...]
+    relations: list[tuple[ForeignObject, str, str, str]]
+    checked: bool  # the fast related-object check knows every relation
+    head: str  # INSERT INTO table (columns) VALUES
+    row: str  # (%s, ...)
+
+
+_insert_plans: dict[tuple[type[Model], str], _InsertPlan] = {}
+
+
+def _insert_plan(model: type[Model], connection: Any) -> _InsertPlan:
+    plan = _insert_plans.get((model, connection.alias))
+    if plan is not None:
+        return plan
+    meta = model._meta
+    if meta.pk is None or getattr(meta.pk, "db_returning", False):
+        raise PreparedQueryError(f"{meta.label}'s key is set by the database: use bulk_create")
+    fields = [f for f in meta.concrete_fields if not getattr(f, "generated", False)]
+    stamped = tuple(f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False))
+    quote = connection.ops.quote_name
+    plan = _InsertPlan(
+        columns=tuple(
+            (f, f.attname, any(f is s for s in stamped) or type(f).pre_save in _READS_THE_ATTRIBUTE)
+            for f in fields
+        ),
+        stamped=stamped,
+        relations=[
+            (f, f.cache_name, f.attname, f.target_field.attname)
+            for f in fields
+            if isinstance(f, ForeignObject)
+        ],
+        # (The fast check knows foreign keys; any other relation is left to the ORM.)
+        checked=not meta.private_fields
+        and all(isinstance(f, ForeignObject) for f in fields if f.is_relation),
+        head="INSERT INTO {} ({}) VALUES ".format(  # noqa: S608 - names from the model, values as parameters
+            quote(meta.db_table), ", ".join(quote(str(f.column)) for f in fields)
+        ),
+        row="(" + ", ".join(["%s"] * len(fields)) + ")",
+    )
+    _insert_plans[(model, connection.alias)] = plan
+    return plan
+
+
 def bulk_insert(objs: list[M], using: str = "default") -> None:
     """INSERT new instances of one model, as ``QuerySet.bulk_create(objs)`` does for a model whose
     key is set in Python (a UUID default), in as few statements as the database allows.
@@ -345,32 +395,37 @@ def bulk_insert(objs: list[M], using: str = "default") -> None:
     meta = model._meta
     if any(type(obj) is not model for obj in objs):
         raise TypeError("bulk_insert takes instances of one model")
-    if meta.pk is None or getattr(meta.pk, "db_returning", False):
-        raise PreparedQueryError(f"{meta.label}'s key is set by the database: use bulk_create")
     connection = connections[using]
-    fields = [f for f in meta.concrete_fields if not getattr(f, "generated", False)]
-    # (The fast check below knows foreign keys; any other relation is left to the ORM.)
-    checked = not meta.private_fields and all(isinstance(f, ForeignObject) for f in fields if f.is_relation)
-    relations = [
-        (f, f.cache_name, f.attname, f.target_field.attname) for f in fields if isinstance(f, ForeignObject)
-    ]
+    plan = _insert_plan(model, connection)
     for obj in objs:
         if obj.pk is None:
             obj.pk = meta.pk.get_pk_value_on_save(obj)
         # As bulk_create does: a related object saved after assignment gives its key now (and
         # an unsaved one is refused). Left to the ORM unless nothing can come of it.
-        if not checked or not _related_settled(obj, relations):
+        if not plan.checked or not _related_settled(obj, plan.relations):
             obj._prepare_related_fields_for_save(operation_name="bulk_create")  # type: ignore[attr-defined]
     # One instant for every auto_now(_add) column: pre_save on the first row, copied to the rest.
-    stamped = [f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
-    for field in stamped:
+    for field in plan.stamped:
         value = field.pre_save(objs[0], add=True)
         for obj in objs[1:]:
             setattr(obj, field.attname, value)
+    if len(objs) == 1:  # a webhook's event, a one-account signal's order
+        obj = objs[0]
+        row = [
+            field.get_db_prep_save(
+                getattr(obj, attname) if reads else field.pre_save(obj, add=True), connection
+            )
+            for field, attname, reads in plan.columns
+        ]
+        with transaction.atomic(using=using, savepoint=False), connection.cursor() as cursor:
+            cursor.execute(plan.head + plan.row, row)
+        obj._state.adding = False
+        obj._state.db = using
+        return
     params: list[list[Any]] = []
-    for field in fields:
-        if field in stamped or type(field).pre_save in _READS_THE_ATTRIBUTE:
-            raws = list(map(operator.attrgetter(field.attname), objs))
+    for field, attname, reads in plan.columns:
+        if reads:
+            raws = list(map(operator.attrgetter(attname), objs))
         else:
             raws = [field.pre_save(obj, add=True) for obj in objs]
         if all(map(operator.is_, raws, itertools.repeat(raws[0]))):
@@ -389,17 +444,12 @@ def bulk_insert(objs: list[M], using: str = "default") -> None:
                 last_raw = raw
             column.append(last)
         params.append(column)
-    quote = connection.ops.quote_name
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    head = "INSERT INTO {} ({}) VALUES ".format(  # noqa: S608 - names from the model, values as parameters
-        quote(meta.db_table), ", ".join(quote(str(f.column)) for f in fields)
-    )
-    per_statement = max(1, _max_params(connection) // len(fields))
+    per_statement = max(1, _max_params(connection) // len(plan.columns))
     with transaction.atomic(using=using, savepoint=False), connection.cursor() as cursor:
         for start in range(0, len(objs), per_statement):
             stop = min(start + per_statement, len(objs))
             flat = [column[i] for i in range(start, stop) for column in params]
-            cursor.execute(head + ", ".join([row] * (stop - start)), flat)
+            cursor.execute(plan.head + ", ".join([plan.row] * (stop - start)), flat)
     for obj in objs:
         obj._state.adding = False
         obj._state.db = using
