@@ -291,3 +291,53 @@ def test_bulk_insert_settles_related_objects_as_bulk_create_does(
     assert Order.objects.get(pk=saved_later[0].pk).account_id == later.pk
     assert Order.objects.get(pk=changed[0].pk).account_id == second.pk
     assert changed[0].account == second  # the stale copy was dropped, the account read again
+
+
+def test_bulk_insert_of_one_row_writes_what_save_writes(make_strategy: Any, make_account: Any) -> None:
+    """The one-row path (a webhook's event, a one-account signal's order) writes the row
+    ``Model.save`` writes, stamps ``auto_now_add`` and leaves a saved instance."""
+    from quanttrade import prepared
+    from webhooks.models import WebhookEvent
+
+    account = make_account("a1")
+    strategy = make_strategy(accounts=[account])
+    replayed = WebhookEvent.objects.create(strategy=strategy, outcome="accepted", http_status=202)
+
+    def event() -> WebhookEvent:
+        return WebhookEvent(
+            strategy=strategy,
+            group_name=strategy.group_name,
+            payload={"x": 1, "y": True, "z": 1.0, "token": "[redacted]"},
+            source_ip="2001:db8::1",
+            outcome="accepted",
+            http_status=202,
+            warnings=["stale"],
+            idempotency_key="k1",
+            response={"orders": [{"qty_per": "10.5"}]},
+            replay_of=replayed,
+        )
+
+    by_save, mine = event(), event()
+    by_save.save(force_insert=True)
+    prepared.bulk_insert([mine])
+    assert not mine._state.adding and mine._state.db == "default" and mine.received_at is not None
+
+    def row(obj: Any, *differ: str) -> dict[str, Any]:
+        """The stored row, without the columns that differ between two inserts."""
+        values = _values(type(obj).objects.get(pk=obj.pk))
+        for name in ("id", *differ):
+            values.pop(name)
+        return values
+
+    assert row(mine, "received_at") == row(by_save, "received_at")
+    assert WebhookEvent.objects.get(pk=mine.pk).received_at == mine.received_at
+    assert repr(WebhookEvent.objects.get(pk=mine.pk).payload["z"]) == "1.0"
+
+    # An order of one account, as the intake builds it, against bulk_create's.
+    orm_order = _orders_like_the_intake(strategy, [account], by_save, [{"x": 1}])
+    my_order = _orders_like_the_intake(strategy, [account], mine, [{"x": 1}])
+    Order.objects.bulk_create(orm_order)
+    prepared.bulk_insert(my_order)
+    differ = ("client_order_id", "webhook_id", "created_at", "updated_at")
+    assert row(my_order[0], *differ) == row(orm_order[0], *differ)
+    assert my_order[0].created_at is not None and not my_order[0]._state.adding

@@ -614,7 +614,9 @@ def _accept(
     account_ids = [account.pk for account in accounts if account.pk not in held]
     try:
         with transaction.atomic():
-            event.save(force_insert=True)
+            # One prepared INSERT, as for the orders below (Model.save compiled it each time;
+            # nothing listens to a webhook event's save signals).
+            bulk_insert([event])
             if key:
                 try:
                     with transaction.atomic():

@@ -67,6 +67,7 @@ class _Down:
         self.monkeypatch.setattr(services.Strategy.objects, "filter", refuse)
         self.monkeypatch.setattr(services.StrategyAccount.objects, "filter", refuse)
         self.monkeypatch.setattr(services.WebhookEvent, "save", refuse)
+        self.monkeypatch.setattr(services, "bulk_insert", refuse)  # the accepted event's insert
 
     def __exit__(self, *_exc: Any) -> None:
         self.monkeypatch.undo()
@@ -143,7 +144,7 @@ def test_database_error_while_storing_spools_too(
     def refuse(*_a: Any, **_k: Any) -> Any:
         raise OperationalError("server closed the connection unexpectedly (test)")
 
-    monkeypatch.setattr(services.WebhookEvent, "save", refuse)
+    monkeypatch.setattr(services, "bulk_insert", refuse)  # the accepted event's insert
     answer = post(client, body()).json()
     monkeypatch.undo()
     assert answer["status"] == "spooled"
