@@ -96,7 +96,13 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["created_at", "account_id", "sequence"]
-        indexes = [models.Index(fields=["status", "updated_at"])]
+        indexes = [
+            models.Index(fields=["status", "updated_at"]),
+            # An account's live orders (the worker's read of a task's orders and its "anything
+            # earlier pending?" check, the open-orders limit): without it those read every order
+            # the account ever had (20,000 orders: 7 ms per order on SQLite, against 0.1).
+            models.Index(fields=["account", "status"], name="order_account_status_idx"),
+        ]
         verbose_name = _("order")
         verbose_name_plural = _("orders")
 
