@@ -271,7 +271,7 @@ if REDIS_URL:
 else:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "BACKEND": "quanttrade.cache.EmbeddedCache",  # LocMemCache, batch writes at once
             # Django's default of 300 entries is far too few: a 100-account fan-out writes a
             # dispatch record per account, and culling the least recently used third evicted
             # what must stay (the strategy cache's generation token, the KIS order ledger's

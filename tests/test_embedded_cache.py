@@ -34,3 +34,34 @@ def test_a_busy_minute_evicts_neither_the_generation_token_nor_a_ledger_claim(tm
     result = run_embedded(tmp_path, BUSY_MINUTE)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "qt-first-intent"]
+
+
+def test_set_many_stores_what_django_stores_one_key_at_a_time() -> None:
+    """EmbeddedCache.set_many pickles a value shared by many keys once; the entries, their
+    order (culling's), what each read gives back and culling itself are Django's."""
+    import uuid
+
+    from django.core.cache.backends.locmem import LocMemCache
+
+    from quanttrade.cache import EmbeddedCache
+
+    params = {"OPTIONS": {"MAX_ENTRIES": 50, "CULL_FREQUENCY": 3}}
+    ours = EmbeddedCache(f"test-ours-{uuid.uuid4()}", params)
+    django = LocMemCache(f"test-django-{uuid.uuid4()}", params)
+    shared = {"due": 1764547200.5, "worker": "", "eta": False}
+    batches = [
+        {f"qt:dispatch:w1:{i}": shared for i in range(30)},
+        {"a": [1, 2], "b": shared, "c": None},
+        {f"qt:dispatch:w2:{i}": shared for i in range(40)},  # past MAX_ENTRIES: culled
+    ]
+    for batch in batches:
+        assert ours.set_many(batch, timeout=None) == django.set_many(batch, timeout=None) == []
+    assert list(ours._cache) == list(django._cache)  # type: ignore[attr-defined]
+    assert len(ours._cache) <= 50  # type: ignore[attr-defined]
+    assert {key: ours.get(key) for key in ("a", "b", "c", "qt:dispatch:w2:39")} == {
+        key: django.get(key) for key in ("a", "b", "c", "qt:dispatch:w2:39")
+    }
+    first, second = ours.get("qt:dispatch:w2:0"), ours.get("qt:dispatch:w2:1")
+    assert first == second == shared and first is not second  # each read is its own copy
+    first["worker"] = "changed"
+    assert ours.get("qt:dispatch:w2:0") == shared
