@@ -304,20 +304,34 @@ def _max_params(connection: Any) -> int:
     return 65535  # PostgreSQL's protocol limit, whether or not the driver binds on the server
 
 
-def _related_settled(obj: Model, relations: list[tuple[ForeignObject, str, str, str]]) -> bool:
+def _related_settled(
+    obj: Model,
+    relations: list[tuple[ForeignObject, str, str, str]],
+    known: dict[int, tuple[Any, Any] | None],
+) -> bool:
     """True when ``Model._prepare_related_fields_for_save`` would neither change ``obj`` nor
     raise: every related object it holds is saved and its key is the one ``obj`` stores. (The
     ORM's method costs ~9 µs an instance, a tenth of a 1,000-account fan-out's accept; this
-    check a fraction of that. Anything else is left to the ORM's method.)"""
+    check a fraction of that. Anything else is left to the ORM's method.)
+
+    ``known``: what was read of each related object already, by identity (the rows of one
+    insert share their webhook and strategy; the caller's rows keep those objects alive): its
+    key and the value it gives the row, or None when it is unsaved."""
     cache = obj._state.fields_cache
     values = obj.__dict__
     for field, cache_name, attname, target in relations:
         related = cache.get(cache_name)
         if related is None:
             continue  # none assigned (or None): the ORM's method skips it too
-        key = related.pk
+        if id(related) in known:
+            read = known[id(related)]
+        else:
+            key = related.pk
+            read = known[id(related)] = None if key is None or key == "" else (key, getattr(related, target))
+        if read is None:
+            return False
         value = values.get(attname)
-        if key is None or key == "" or value in field.empty_values or getattr(related, target) != value:
+        if value is None or read[1] != value or value in field.empty_values:
             return False
     return True
 
@@ -397,12 +411,13 @@ def bulk_insert(objs: list[M], using: str = "default") -> None:
         raise TypeError("bulk_insert takes instances of one model")
     connection = connections[using]
     plan = _insert_plan(model, connection)
+    settled: dict[int, tuple[Any, Any] | None] = {}  # _related_settled's, per related object
     for obj in objs:
         if obj.pk is None:
             obj.pk = meta.pk.get_pk_value_on_save(obj)
         # As bulk_create does: a related object saved after assignment gives its key now (and
         # an unsaved one is refused). Left to the ORM unless nothing can come of it.
-        if not plan.checked or not _related_settled(obj, plan.relations):
+        if not plan.checked or not _related_settled(obj, plan.relations, settled):
             obj._prepare_related_fields_for_save(operation_name="bulk_create")  # type: ignore[attr-defined]
     # One instant for every auto_now(_add) column: pre_save on the first row, copied to the rest.
     for field in plan.stamped:
@@ -423,9 +438,15 @@ def bulk_insert(objs: list[M], using: str = "default") -> None:
         obj._state.db = using
         return
     params: list[list[Any]] = []
+    # New instances hold every concrete field's value in their __dict__: reading the dicts
+    # skips the attribute lookup's descriptor step, 40,000 times for 1,000 rows.
+    values = [obj.__dict__ for obj in objs]
     for field, attname, reads in plan.columns:
         if reads:
-            raws = list(map(operator.attrgetter(attname), objs))
+            try:
+                raws = list(map(operator.itemgetter(attname), values))
+            except KeyError:  # a value not in the instance's dict (a subclass's property)
+                raws = list(map(operator.attrgetter(attname), objs))
         else:
             raws = [field.pre_save(obj, add=True) for obj in objs]
         if all(map(operator.is_, raws, itertools.repeat(raws[0]))):
@@ -448,7 +469,9 @@ def bulk_insert(objs: list[M], using: str = "default") -> None:
     with transaction.atomic(using=using, savepoint=False), connection.cursor() as cursor:
         for start in range(0, len(objs), per_statement):
             stop = min(start + per_statement, len(objs))
-            flat = [column[i] for i in range(start, stop) for column in params]
+            flat = list(
+                itertools.chain.from_iterable(zip(*(column[start:stop] for column in params), strict=True))
+            )
             cursor.execute(plan.head + ", ".join([plan.row] * (stop - start)), flat)
     for obj in objs:
         obj._state.adding = False
