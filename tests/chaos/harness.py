@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.health import wait_healthy
+
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 BIN = ROOT / ".venv" / "bin"
@@ -67,15 +69,6 @@ def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _answers_health(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", "/healthz")
-        return conn.getresponse().status == 200
-    finally:
-        conn.close()
 
 
 @dataclass
@@ -153,7 +146,8 @@ class Stack:
         self.start_beat()
         # Not merely the port: gunicorn's arbiter listens before its worker has loaded Django
         # (10 s on a loaded 2-core machine), and a request sent meanwhile waits that long.
-        _wait(lambda: _answers_health(self.web_port), 60, "web server")
+        web = self.procs["web"]
+        wait_healthy(f"http://127.0.0.1:{self.web_port}", 60, process=web.popen, log=web.tail)
         _wait(lambda: _port_open(self.sim_port), 30, "venue simulator")
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from django.conf import settings
 from websockets.sync.client import connect as ws_connect
 
 from tests.embedded import embedded_env
+from tests.health import wait_healthy
 
 MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
 
@@ -91,7 +92,7 @@ def test_serve_answers_healthz_recovers_queued_orders_and_executes_webhooks(tmp_
         text=True,
     )
     try:
-        assert wait_until(lambda: http(f"{base}/healthz"), 30, "/healthz") == {"status": "ok"}
+        assert wait_healthy(base, 30, process=server) == {"status": "ok"}
 
         def final(webhook_id: str) -> Any:
             result = http(f"{base}/api/webhooks/{webhook_id}", token=seed["api_token"])

@@ -21,7 +21,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import pytest
 
 from tests.embedded import embedded_env
+from tests.health import wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -200,18 +200,7 @@ class ProductServer:
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.server is not None and self.server.poll() is not None:
-                raise RuntimeError("serve exited early:\n" + self.log_tail())
-            try:
-                with urllib.request.urlopen(self.base_url + "/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("serve did not become ready:\n" + self.log_tail())
+        wait_healthy(self.base_url, timeout, process=self.server, log=self.log_tail)
 
     def stop_server(self) -> None:
         _stop_process(self.server)

@@ -16,7 +16,8 @@ import pytest
 from django.conf import settings
 
 from tests.embedded import embedded_env
-from tests.execution.test_serve import MANAGE, free_port, manage, wait_until
+from tests.execution.test_serve import MANAGE, free_port, manage
+from tests.health import wait_healthy
 
 VENV_BIN = Path(sys.executable).parent
 SERVERS = {
@@ -59,9 +60,7 @@ def test_a_forged_forwarding_header_does_not_pass_the_allowlist(seeded: dict[str
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
-        wait_until(
-            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2), 60, "healthz"
-        )
+        wait_healthy(f"http://127.0.0.1:{port}", 60, process=process)
         spot = seeded["spot"]
         body = {**spot["sample_payload"], "token": spot["token"]}
         forged = {
