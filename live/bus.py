@@ -125,17 +125,32 @@ class _LoopSender:
         self.loop.create_task(self._drain())
 
     async def _drain(self) -> None:
-        while True:
+        try:
+            while True:
+                with self._lock:
+                    batch, self._pending = self._pending, []
+                    if not batch:
+                        self._scheduled = False
+                        return
+                for layer, group, message in batch:
+                    try:
+                        await layer.group_send(group, message)
+                    except Exception as exc:  # a push failure must not stop the sender
+                        log.warning("실시간 전송 실패: %s %s", group, exc)
+        except BaseException:
+            # Cancelled (the loop is shutting down): the rest of this batch is lost, as the
+            # loop's queues are; sends made meanwhile get a drain of their own, and later ones
+            # start one, instead of waiting forever behind this one.
             with self._lock:
-                batch, self._pending = self._pending, []
-                if not batch:
-                    self._scheduled = False
-                    return
-            for layer, group, message in batch:
+                self._scheduled = bool(self._pending)
+            if self._scheduled:
                 try:
-                    await layer.group_send(group, message)
-                except Exception as exc:  # a push failure must not stop the sender
-                    log.warning("실시간 전송 실패: %s %s", group, exc)
+                    self.loop.call_soon(self._start)
+                except RuntimeError:  # the loop is closed
+                    with self._lock:
+                        self._pending.clear()
+                        self._scheduled = False
+            raise
 
 
 _loop_senders: dict[asyncio.AbstractEventLoop, _LoopSender] = {}

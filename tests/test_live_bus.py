@@ -92,3 +92,28 @@ def test_a_group_nobody_is_in_is_not_sent_to(
 
     assert _on(server_loop, _receive_all(layer, channel, 1)) == [1]
     assert sent == ["orders"]
+
+
+def test_a_cancelled_drain_does_not_stop_later_sends(
+    server_loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layer = bus.channel_layer()
+    original = layer.group_send
+    taken = threading.Event()
+
+    async def cancelled_first(group: str, message: dict[str, Any]) -> None:
+        if message["n"] == 0:
+            taken.set()
+            raise asyncio.CancelledError  # as when the loop shuts its tasks down
+        await original(group, message)
+
+    monkeypatch.setattr(layer, "group_send", cancelled_first)
+    channel = _on(server_loop, layer.new_channel())
+    _on(server_loop, layer.group_add("orders", channel))
+
+    bus.group_send("orders", {"type": "order.update", "n": 0})  # its drain is cancelled
+    assert taken.wait(5)
+    # Sent while that drain ends (or after): either way it gets a drain of its own.
+    bus.group_send("orders", {"type": "order.update", "n": 1})
+
+    assert _on(server_loop, _receive_all(layer, channel, 1)) == [1]
