@@ -283,18 +283,23 @@ def _scoped(holder: Limited, order: Order) -> QuerySet[Order]:
     return orders
 
 
-def _rate_refusal(holder: Limited, order: Order, now: datetime) -> Refusal | None:
-    limit = holder.max_orders_per_minute
-    if limit is None:
-        return None
-    recent = (
+def _sent_last_minute(holder: Limited, order: Order, now: datetime) -> QuerySet[Order]:
+    """The holder's other orders sent in the minute before ``now`` (found by the orders'
+    (account, submitted_at) index, not by the account's whole history)."""
+    return (
         _scoped(holder, order)
         .filter(submitted_at__gte=now - timedelta(minutes=1))
         .exclude(pk=order.pk)
         .exclude(order_type=OrderType.CANCEL_ALL_ORDER)
         .exclude(status=OrderStatus.REJECTED)  # refused here or by the venue: nothing was sent
-        .count()
     )
+
+
+def _rate_refusal(holder: Limited, order: Order, now: datetime) -> Refusal | None:
+    limit = holder.max_orders_per_minute
+    if limit is None:
+        return None
+    recent = _sent_last_minute(holder, order, now).count()
     if recent < limit:
         return None
     return _limit(

@@ -147,6 +147,30 @@ def test_max_orders_per_minute_counts_the_last_minute_only(
     assert later.status == "filled"
 
 
+def test_the_last_minutes_orders_are_found_without_reading_the_accounts_history(
+    make_strategy: Any, make_account: Any
+) -> None:
+    """The orders-per-minute limit counts through the (account, submitted_at) index, for an
+    account's and for a strategy's limit alike, not by filtering every order of the account."""
+    from django.db import connection
+
+    from orders.risk import _sent_last_minute
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's plan; PostgreSQL's planner chooses by its statistics")
+    account = make_account("a1")
+    strategy = make_strategy(accounts=[account])
+    order = Order.objects.get(webhook=make_orders(strategy, [account], [{"side": "BUY", "qty_per": 1}]))
+    for holder in (account, strategy):
+        sql, params = _sent_last_minute(holder, order, NOW).order_by().query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
+            plan = [row[-1] for row in cursor.fetchall()]
+        assert plan == [
+            "SEARCH orders_order USING INDEX order_account_submitted_idx (account_id=? AND submitted_at>?)"
+        ], plan
+
+
 @pytest.mark.django_db
 def test_outside_the_accounts_trading_hours_in_its_time_zone(
     make_strategy: Any, make_account: Any, publish_price: Any, clock: Any
