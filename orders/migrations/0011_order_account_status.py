@@ -18,4 +18,8 @@ class Migration(migrations.Migration):
             model_name='order',
             index=models.Index(fields=['account', 'status'], name='order_account_status_idx'),
         ),
+        migrations.AddIndex(
+            model_name='order',
+            index=models.Index(fields=['account', 'submitted_at'], name='order_account_submitted_idx'),
+        ),
     ]
