@@ -174,6 +174,10 @@ class Stack:
                 "QT_DATA_DIR": str(self.workdir / "data"),
                 "ORDER_SWEEP_INTERVAL_SECONDS": "2",
                 "ORDER_STALE_AFTER_SECONDS": "3",
+                # An order whose worker was killed as it was sending is looked up at the venue six
+                # times before it ends `failed`; at the default backoff (2 s doubling, 30 s at
+                # most) that takes 90 s, longer than a scenario waits (SETTLE_TIMEOUT): 31.5 s.
+                "ORDER_UNCERTAIN_BACKOFF_SECONDS": "0.5",
                 "WEBHOOK_RATE_LIMIT": "100000/m",
                 "WEBHOOK_SPOOL_REPLAY_SECONDS": "1",
                 "QT_SKIP_VENUE_WARMUP": "1",
