@@ -77,23 +77,34 @@ if _number is not None:
 # its module fixtures (a product server with its worker, a seeded data folder) start once, not
 # once per worker that happens to run one of its tests. The units known to be long start first,
 # so the suite does not end waiting on one of them started last (xdist orders units by their
-# number of tests: the fuzz test, one test of 3-4 minutes, came last). The order is that of one
-# CI run's `--durations` on this 2-core machine (PostgreSQL + Redis).
+# number of tests, then as collected: the fuzz test, one test of 3-4 minutes, came last, and the
+# venue soak tests, 25-50 s each, were collected last). The order is that of one CI-like run's
+# `--durations` on this 2-core machine (PostgreSQL + Redis, three workers), seconds beside each.
 WHOLE_MODULES = (
     "tests/pages/test_browser",  # test_browser*.py
     "tests/prices/test_live_server.py",
     "tests/webhook/test_proxy_headers.py",
 )
-LONGEST_FIRST = (  # longest first: 240, 150, 100, 60, 55, 50, 45 and 32 s
-    "tests/fuzz/test_intake_fuzz.py::test_no_body_gets_a_5xx",
-    "tests/pages/test_browser.py",
-    "tests/pages/test_browser_approval.py",
-    "tests/pages/test_browser_ui.py",
-    "tests/prices/test_live_server.py",
-    "tests/pages/test_browser_portfolio.py",
-    "tests/webhook/test_proxy_headers.py",
-    "tests/pages/test_browser_connect.py",
+# A unit, or a module: then each of its units, in the order collected.
+LONGEST_FIRST = (
+    "tests/fuzz/test_intake_fuzz.py::test_no_body_gets_a_5xx",  # 410
+    "tests/pages/test_browser.py",  # 150
+    "tests/pages/test_browser_approval.py",  # 115
+    "tests/prices/test_live_server.py",  # 110
+    "tests/chaos/test_outages.py",  # 55-70 each
+    "tests/pages/test_browser_portfolio.py",  # 70
+    "tests/pages/test_browser_ui.py",  # 55
+    "tests/webhook/test_proxy_headers.py",  # 55
+    "tests/venues/test_soak_ledger.py",  # 45-50 each
+    "tests/pages/test_browser_connect.py",  # 45
+    "tests/venues/test_soak.py",  # 25-30 each
+    "tests/execution/test_serve.py",  # 20
 )
+
+
+def _in(scope: str, entry: str) -> bool:
+    """Whether unit ``scope`` is LONGEST_FIRST's ``entry``, or one of the tests of its module."""
+    return scope == entry or (entry.endswith(".py") and scope.startswith(entry + "::"))
 
 
 class ModuleScheduling(LoadScopeScheduling):
@@ -112,8 +123,8 @@ class ModuleScheduling(LoadScopeScheduling):
 
     def _assign_work_unit(self, node: WorkerController) -> None:
         if not self._ordered:  # the queue is complete before the first unit leaves it
-            for scope in reversed(LONGEST_FIRST):  # each to the front: the longest ends first
-                if scope in self.workqueue:
+            for entry in reversed(LONGEST_FIRST):  # each to the front: the longest ends first
+                for scope in reversed([scope for scope in self.workqueue if _in(scope, entry)]):
                     self.workqueue.move_to_end(scope, last=False)
             self._ordered = True
         super()._assign_work_unit(node)

@@ -68,6 +68,9 @@ def test_a_browser_module_is_one_unit_of_work_and_the_longest_start_first() -> N
         "tests/test_b.py::Group::test_three",
         "tests/pages/test_browser.py::test_chart",
         "tests/fuzz/test_intake_fuzz.py::test_no_body_gets_a_5xx",
+        "tests/venues/test_soak.py::test_soak[binance]",
+        "tests/venues/test_soak.py::test_soak[okx]",
+        "tests/venues/test_soak_ledger.py::test_soak[kis]",
     ]
     scheduler = ModuleScheduling.__new__(ModuleScheduling)  # no xdist config needed for this
     scheduler.workqueue = OrderedDict()
@@ -76,11 +79,14 @@ def test_a_browser_module_is_one_unit_of_work_and_the_longest_start_first() -> N
     assert list(scheduler.workqueue) == [
         "tests/test_a.py::test_one", "tests/test_a.py::test_two[x]", "tests/pages/test_browser.py",
         "tests/test_b.py::Group::test_three", "tests/fuzz/test_intake_fuzz.py::test_no_body_gets_a_5xx",
+        "tests/venues/test_soak.py::test_soak[binance]", "tests/venues/test_soak.py::test_soak[okx]",
+        "tests/venues/test_soak_ledger.py::test_soak[kis]",
     ]  # fmt: skip
     worker = _Worker()
     scheduler.assigned_work = {worker: {}}  # type: ignore[dict-item]
     scheduler.registered_collections = {worker: collection}  # type: ignore[dict-item]
-    for _ in range(5):
+    for _ in range(8):
         scheduler._assign_work_unit(worker)  # type: ignore[arg-type]
-    # the fuzz test, the browser module (both its tests), then the others as collected
-    assert worker.sent == [[5], [2, 4], [0], [1], [3]]
+    # the fuzz test, the browser module (both its tests), the ledger soak test, each venue soak
+    # test as collected (a module listed whole: each of its tests), then the others as collected
+    assert worker.sent == [[5], [2, 4], [8], [6], [7], [0], [1], [3]]
