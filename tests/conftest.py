@@ -171,8 +171,12 @@ def _celery_worker_session(django_db_setup: None) -> Iterator[Any]:
         app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.01}
     app.control.purge()
 
-    def close_connections(**_: Any) -> None:
-        # Worker threads must not keep connections to the test database open between tests.
+    def close_connections(sender: Any = None, **_: Any) -> None:
+        # Worker threads must not keep connections to the test database open between tests. A
+        # task applied eagerly (`.apply()`) runs in the test's own thread, inside the test's
+        # transaction: its connection stays (as Celery's own Django fix-up does for eager tasks).
+        if getattr(getattr(sender, "request", None), "is_eager", False):
+            return
         connections.close_all()
 
     task_postrun.connect(close_connections, weak=False)

@@ -98,6 +98,23 @@ def test_running_the_task_twice_places_each_order_once(
 
 
 @pytest.mark.django_db
+def test_an_eager_task_keeps_the_tests_connection_while_the_session_worker_runs(
+    _celery_worker_session: Any, make_strategy: Any, make_account: Any, publish_price: Any
+) -> None:
+    """Once a test in this process has started the session's Celery worker, the worker's
+    "close the thread's connections after a task" hook is connected; a task applied eagerly runs
+    in the test's own thread, inside its transaction, and must leave that connection open (it
+    closed it: whichever test ran eagerly after a worker test failed, by test order)."""
+    account = make_account("a1", balances={"USDT": "10000"})
+    strategy = make_strategy(accounts=[account])
+    event = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    execute_account_orders.apply(args=[str(event.id), account.pk])
+    order = Order.objects.get(webhook=event)
+    assert (order.status, order.filled_qty) == ("filled", D("0.02"))
+
+
+@pytest.mark.django_db
 def test_a_rejected_order_records_the_reason_and_the_next_order_still_runs(
     make_strategy: Any, make_account: Any, publish_price: Any
 ) -> None:

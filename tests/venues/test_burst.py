@@ -97,7 +97,7 @@ def test_a_task_passed_by_a_later_one_is_lost(
 
 
 def test_orders_behind_a_running_task_wait_for_it_unless_its_worker_died(
-    transactional_db: None, make_strategy: Any, make_account: Any, published: list[Any]
+    transactional_db: None, make_strategy: Any, make_account: Any, published: list[Any], monkeypatch: Any
 ) -> None:
     account = make_account("a1", balances={"USDT": "10000"})
     event = make_orders(
@@ -106,11 +106,14 @@ def test_orders_behind_a_running_task_wait_for_it_unless_its_worker_died(
         [{"side": "BUY", "qty_per": 10}, {"side": "SELL", "qty_per": 5}],
     )
     liveness.mark_dispatched(event.id, account.id)
-    liveness.mark_started(event.id, account.id)  # this process runs the task
-    liveness.beat()  # and beats (its heartbeat thread may have started in an earlier test)
+    # A worker of its own runs the task and beats. Not this process's own id: this process's
+    # heartbeat thread (started by an earlier test's worker) would beat again after the "kill".
+    with monkeypatch.context() as patched:
+        patched.setattr(liveness, "worker_id", lambda: "gone-host:1")
+        liveness.mark_started(event.id, account.id)
     _age(event)
     assert _sweep() == 0
-    cache.delete(f"qt:worker:{liveness.worker_id()}")  # its heartbeat stopped: killed mid-task
+    cache.delete("qt:worker:gone-host:1")  # its heartbeat stopped: killed mid-task
     assert _sweep() == 1
     assert [args for _, args in published] == [[str(event.id), account.id]]
 
