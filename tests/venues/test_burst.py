@@ -119,7 +119,7 @@ def test_orders_behind_a_running_task_wait_for_it_unless_its_worker_died(
 
 
 def test_a_dispatch_the_broker_refused_is_sent_again(
-    transactional_db: None, make_strategy: Any, make_account: Any, monkeypatch: Any
+    transactional_db: None, make_strategy: Any, make_account: Any, published: list[Any]
 ) -> None:
     account = make_account("a1", balances={"USDT": "10000"})
     event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
@@ -127,12 +127,13 @@ def test_a_dispatch_the_broker_refused_is_sent_again(
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(celery_app, "send_task", refuse)
-    orders_dispatch(event.id, [account.id])
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as broker_down:
+        broker_down.setattr(celery_app, "send_task", refuse)
+        orders_dispatch(event.id, [account.id])
+    assert published == []
     _age(event)
     assert _sweep() == 1
-    celery_app.control.purge()
+    assert [args for _, args in published] == [[str(event.id), account.id]]
 
 
 SIGNALS = 24
@@ -165,7 +166,7 @@ def test_a_burst_to_one_account_is_placed_once_with_no_redispatch(
 
 
 def test_a_task_that_finds_the_database_down_leaves_its_orders_to_the_sweep(
-    transactional_db: None, make_strategy: Any, make_account: Any
+    transactional_db: None, make_strategy: Any, make_account: Any, published: list[Any]
 ) -> None:
     from django.db import connection
     from django.db.utils import OperationalError
@@ -192,3 +193,4 @@ def test_a_task_that_finds_the_database_down_leaves_its_orders_to_the_sweep(
     assert liveness.dispatch_lost(event.id, account.id, stale_after_seconds=30)
     _age(event)
     assert _sweep() == 1
+    assert [args for _, args in published] == [[str(event.id), account.id]]
