@@ -180,6 +180,7 @@ def _celery_worker_session(django_db_setup: None) -> Iterator[Any]:
         connections.close_all()
 
     task_postrun.connect(close_connections, weak=False)
+    global _session_worker_app
     try:
         with start_worker(
             app,
@@ -189,9 +190,31 @@ def _celery_worker_session(django_db_setup: None) -> Iterator[Any]:
             loglevel="WARNING",
             shutdown_timeout=30,
         ) as worker:
+            _session_worker_app = app
             yield worker
     finally:
+        _session_worker_app = None
         task_postrun.disconnect(close_connections)
+
+
+# The session's worker, once a test in this process has started it; it keeps consuming the
+# broker through the tests that follow, whether they asked for a worker or not.
+_session_worker_app: Any = None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """A test on a transactional database that did not ask for the worker may still have sent it
+    work (a re-dispatch, a notification flush): once the session's worker runs in this process,
+    let it finish and drop that work before the test's fixtures (the database flush) are torn
+    down, as `celery_worker` does for its own tests; otherwise the worker reads the tables
+    during the flush (a deadlock on PostgreSQL, seen in CI) or acts in the next test."""
+    fixtures = getattr(item, "fixturenames", ())
+    marker = item.get_closest_marker("django_db")
+    transactional = "transactional_db" in fixtures or bool(marker and marker.kwargs.get("transaction"))
+    if _session_worker_app is not None and transactional and "celery_worker" not in fixtures:
+        _worker_quiesce(_session_worker_app)
+    return (yield)
 
 
 @pytest.fixture
