@@ -204,29 +204,29 @@ _session_worker_app: Any = None
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
-    """A test on a transactional database that did not ask for the worker may still have sent it
-    work (a re-dispatch, a notification flush): once the session's worker runs in this process,
-    let it finish and drop that work before the test's fixtures (the database flush) are torn
-    down, as `celery_worker` does for its own tests; otherwise the worker reads the tables
-    during the flush (a deadlock on PostgreSQL, seen in CI) or acts in the next test."""
+    """Once the session's worker runs in this process, a test on a transactional database lets
+    it finish and drop the work the test left (a retry due later, a re-dispatch, a notification
+    flush), whether the test asked for the worker (`celery_worker`) or not, before the test's
+    fixtures (the database flush) are torn down; otherwise the worker reads the tables during
+    the flush (a deadlock on PostgreSQL, seen in CI) or acts in the next test."""
     fixtures = getattr(item, "fixturenames", ())
     marker = item.get_closest_marker("django_db")
     transactional = "transactional_db" in fixtures or bool(marker and marker.kwargs.get("transaction"))
-    if _session_worker_app is not None and transactional and "celery_worker" not in fixtures:
+    if _session_worker_app is not None and transactional:
         _worker_quiesce(_session_worker_app)
     return (yield)
 
 
 @pytest.fixture
-def celery_worker(transactional_db: None, _celery_worker_session: Any) -> Iterator[Any]:
+def celery_worker(transactional_db: None, _celery_worker_session: Any) -> Any:
     """A real Celery worker (threads pool, 4 threads) consuming the configured broker: the
     in-memory one with no env, Redis when REDIS_URL is set. Tasks see committed data only,
-    hence the transactional database. Messages left by earlier tests are purged first."""
+    hence the transactional database. Messages left by earlier tests are purged first; what the
+    test leaves is dropped after it (pytest_runtest_teardown above)."""
     from quanttrade.celery import app
 
     app.control.purge()
-    yield _celery_worker_session
-    _worker_quiesce(app)
+    return _celery_worker_session
 
 
 def _worker_quiesce(app: Any, timeout: float = 20.0) -> None:
