@@ -243,6 +243,11 @@ elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
         "timeout": env.float("DB_POOL_TIMEOUT", default=1.5),
     }
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=2))
+# The hot path's statements (quanttrade/prepared.py) are bound on the server and prepared once
+# per pooled PostgreSQL connection instead of planned on every execution. Off for a pooler that
+# does not keep prepared statements (PgBouncer in transaction mode before 1.21, or without
+# max_prepared_statements): docs/deployment.md. No effect on SQLite.
+DATABASE_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache, channel layer ---------------------------------------------------------------

@@ -365,3 +365,100 @@ def test_the_workers_read_finds_live_orders_without_reading_the_accounts_history
         reads = [step for step in plan if step.startswith(("SEARCH orders_order ", "SEARCH U0 ", "SCAN"))]
         assert len(reads) == 2, plan
         assert all("order_account_status_idx (account_id=? AND status=?)" in step for step in reads), plan
+
+
+def _prepared_on_this_connection() -> list[str]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_on_postgresql_the_hot_statements_are_planned_once_per_connection(
+    make_strategy: Any, make_account: Any, settings: Any
+) -> None:
+    """The worker's read, the claim and a one-row insert are prepared on their connection the
+    first time they run there, and run prepared after that: PostgreSQL parses and plans each
+    once per pooled connection instead of on every execution. A large insert is not prepared;
+    with DATABASE_PREPARED_STATEMENTS off nothing is."""
+    from django.db import connection
+
+    from quanttrade import prepared
+
+    if connection.vendor != "postgresql":
+        pytest.skip("server-side prepared statements are PostgreSQL's (CI runs the suite on it)")
+    settings.DATABASE_PREPARED_STATEMENTS = True
+    account = make_account("a1")
+    strategy = make_strategy(accounts=[account])
+    event = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    with connection.cursor() as cursor:  # the pooled connection may hold earlier tests' statements
+        cursor.execute("DEALLOCATE ALL")  # psycopg forgets its own record of them too
+    assert _prepared_on_this_connection() == []
+    for _ in range(3):
+        (row,) = order_services._TASK_ORDERS.fetch(webhook_id=event.id, account_id=account.pk)
+    assert (
+        order_services._CLAIM.run(
+            {"status": "submitted", "attempts": 1}, pk=row.pk, status="queued", attempts=0
+        )
+        == 1
+    )
+    assert (
+        order_services._CLAIM.run(
+            {"status": "submitted", "attempts": 1}, pk=row.pk, status="queued", attempts=0
+        )
+        == 0
+    )  # prepared, and still a guard: nothing matches twice
+    (inserted,) = _orders_like_the_intake(strategy, [account], event, [{}])
+    prepared.bulk_insert([inserted])
+    statements = _prepared_on_this_connection()
+    assert len(statements) == 3, statements
+    select, update, insert = sorted(statements, key=lambda sql: ["SELECT", "UPDATE", "INSERT"].index(sql[:6]))
+    assert select.startswith("SELECT") and "$1" in select and "%s" not in select
+    assert update.startswith('UPDATE "orders_order" SET "status" = $1')
+    assert insert.startswith('INSERT INTO "orders_order"')
+    # A later execution reuses them (no new statement) and sees what the others wrote: the
+    # claimed order is no longer the task's, the inserted one is.
+    (again,) = order_services._TASK_ORDERS.fetch(webhook_id=event.id, account_id=account.pk)
+    assert again.pk == inserted.pk and again.status == "queued"
+    claimed = Order.objects.get(pk=row.pk)
+    assert (claimed.status, claimed.attempts) == ("submitted", 1)
+    assert len(_prepared_on_this_connection()) == 3
+
+    # A fan-out's large insert is not prepared (its text changes with the batch's size).
+    many = [make_account(f"b{i}") for i in range(60)]
+    prepared.bulk_insert(_orders_like_the_intake(strategy, many, event, [{}]))
+    assert len(_prepared_on_this_connection()) == 3
+    assert Order.objects.filter(webhook=event).count() == 62
+
+    # While queries are logged the statements go as text, so the log can show them.
+    with CaptureQueriesContext(connection) as logged:
+        order_services._TASK_ORDERS.fetch(webhook_id=event.id, account_id=account.pk)
+    assert len(_prepared_on_this_connection()) == 3
+    assert event.id.hex in logged[0]["sql"]
+
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    order_services._TASK_ORDERS.fetch(webhook_id=event.id, account_id=account.pk)
+    prepared.bulk_insert(_orders_like_the_intake(strategy, [account], event, [{}]))
+    assert _prepared_on_this_connection() == []
+
+
+def test_a_prepared_statements_database_error_is_djangos(make_strategy: Any, make_account: Any) -> None:
+    """Errors from the statements' cursor reach callers as Django's database errors (the intake
+    and the worker catch those), on either database."""
+    from django.db import IntegrityError, transaction
+
+    from quanttrade import prepared
+
+    account = make_account("a1")
+    strategy = make_strategy(accounts=[account])
+    event = make_orders(strategy, [account], [])
+    (order,) = _orders_like_the_intake(strategy, [account], event, [{}])
+    prepared.bulk_insert([order])
+    (twin,) = _orders_like_the_intake(strategy, [account], event, [{}])
+    twin.pk = order.pk
+    with pytest.raises(IntegrityError), transaction.atomic():
+        prepared.bulk_insert([twin])
+    assert Order.objects.filter(webhook=event).count() == 1
