@@ -36,6 +36,7 @@ import copy
 import datetime
 import itertools
 import operator
+import re
 import sqlite3
 import threading
 import uuid
@@ -57,6 +58,16 @@ M = TypeVar("M", bound=Model)
 PREPARE_MAX_PARAMS = 2_000
 
 
+def binds_on_server(connection: Any, *, prepare: bool = True) -> bool:
+    """Whether ``statement_cursor(connection, prepare=prepare)`` binds and prepares on the server."""
+    return (
+        prepare
+        and connection.vendor == "postgresql"
+        and settings.DATABASE_PREPARED_STATEMENTS
+        and not connection.queries_logged
+    )
+
+
 def statement_cursor(connection: Any, *, prepare: bool = True) -> Any:
     """A cursor for one of this module's statements on ``connection``.
 
@@ -69,12 +80,7 @@ def statement_cursor(connection: Any, *, prepare: bool = True) -> Any:
     logged (DEBUG, ``CaptureQueriesContext``, ``assertNumQueries``) the statement is bound on
     the client as before, so the log shows it with its values (Django cannot show a prepared
     execution's)."""
-    if (
-        not prepare
-        or connection.vendor != "postgresql"
-        or not settings.DATABASE_PREPARED_STATEMENTS
-        or connection.queries_logged
-    ):
+    if not binds_on_server(connection, prepare=prepare):
         return connection.cursor()
     # What connection.cursor() does (BaseDatabaseWrapper._cursor, the backend's create_cursor),
     # with the server-binding cursor class Django uses when OPTIONS["server_side_binding"] is set.
@@ -132,6 +138,7 @@ class PreparedSelect(Generic[M]):
         self._build = build
         self._fields = dict(arguments)
         self._compiled: dict[tuple[str, str], _Compiled] = {}
+        self._server_forms: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
         # Per connection (each thread has its own): dropped with the connection.
         self._readers: weakref.WeakKeyDictionary[Any, _Reader] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
@@ -184,6 +191,38 @@ class PreparedSelect(Generic[M]):
             self._compiled[key] = compiled
             return compiled
 
+    def _server_form(self, compiled: _Compiled, connection: Any) -> tuple[str, tuple[str, ...]]:
+        """The statement as it is prepared on the server: the parameters that never change (a
+        status, the EXISTS's constant) written into its text as literals, the arguments left as
+        parameters; and which argument each remaining parameter takes. PostgreSQL plans a
+        prepared statement once for all executions only when that generic plan looks no
+        costlier than one planned for the values; with the statuses as parameters it could not
+        tell that few of an account's orders are queued, and planned every execution again."""
+        key = (connection.alias, connection.vendor)
+        form = self._server_forms.get(key)
+        if form is not None:
+            return form
+        argument_at = {position: name for name, positions in compiled.slots.items() for position in positions}
+        parts: list[str] = []
+        order: list[str] = []
+        position = 0
+        for token in re.split(r"(%%|%s)", compiled.sql):
+            if token != "%s":
+                parts.append(token)
+                continue
+            if position in argument_at:
+                parts.append(token)
+                order.append(argument_at[position])
+            else:
+                literal = connection.ops.compose_sql("%s", [compiled.params[position]])
+                parts.append(literal.replace("%", "%%"))
+            position += 1
+        if position != len(compiled.params):
+            raise PreparedQueryError("the statement's placeholders do not match its parameters")
+        form = ("".join(parts), tuple(order))
+        self._server_forms[key] = form
+        return form
+
     def _reader(self, compiled: _Compiled, connection: Any, using: str) -> _Reader:
         """How rows become instances on ``connection``, worked out once per connection (the
         converters are its backend's bound methods; working them out for ~100 columns took
@@ -216,13 +255,21 @@ class PreparedSelect(Generic[M]):
             raise TypeError(f"expected the arguments {sorted(self._fields)}, got {sorted(arguments)}")
         compiled = self._compile(using)
         connection = connections[using]
-        params = list(compiled.params)
-        for name, value in arguments.items():
-            prepared = self._fields[name].get_db_prep_value(value, connection, prepared=False)
-            for position in compiled.slots[name]:
-                params[position] = prepared
-        with statement_cursor(connection) as cursor:
-            cursor.execute(compiled.sql, params)
+        values = {
+            name: self._fields[name].get_db_prep_value(value, connection, prepared=False)
+            for name, value in arguments.items()
+        }
+        server = binds_on_server(connection)
+        if server:
+            sql, order = self._server_form(compiled, connection)
+            params = [values[name] for name in order]
+        else:
+            sql, params = compiled.sql, list(compiled.params)
+            for name, value in values.items():
+                for position in compiled.slots[name]:
+                    params[position] = value
+        with statement_cursor(connection, prepare=server) as cursor:
+            cursor.execute(sql, params)
             rows = cursor.fetchall()
         if not rows:
             return []
