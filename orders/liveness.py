@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 import time
+from typing import Any
 from uuid import UUID
 
 from django.core.cache import cache
@@ -158,13 +159,23 @@ def mark_dispatched_many(webhook_id: UUID | str, account_ids: list[int]) -> None
         log.debug("dispatch mark failed: %s", exc)
 
 
+def _set_each(items: dict[str, tuple[Any, float]]) -> None:
+    """Each key with its own timeout, in one round trip where the cache can (quanttrade.cache)."""
+    set_each = getattr(cache, "set_each", None)
+    if set_each is not None:
+        set_each(items)
+        return
+    for key, (value, timeout) in items.items():
+        cache.set(key, value, timeout=timeout)
+
+
 def mark_started(webhook_id: UUID | str, account_id: int) -> None:
     """This process runs the pair's task now (it beats while it does)."""
     start_heartbeat()
-    beat()  # its heartbeat is there from the start, whenever the thread last beat
     key = _dispatch_key(webhook_id, account_id)
     try:
-        # One read and one write (two round trips to Redis, not four).
+        # One read and one write (two round trips to Redis; the write beats too, so the
+        # heartbeat is there from the start, whenever the heartbeat thread last beat).
         found = cache.get_many([key, _STARTED_KEY])
         record = found.get(key)
         due = float(record["due"]) if record else time.time()
@@ -173,9 +184,12 @@ def mark_started(webhook_id: UUID | str, account_id: int) -> None:
         latest = found.get(_STARTED_KEY) or {}
         if record and not record.get("eta") and due > float(latest.get("due") or 0):
             latest = {**latest, "due": due}
-        cache.set_many(
-            {key: {"due": due, "worker": worker_id()}, _STARTED_KEY: {**latest, "at": time.time()}},
-            timeout=CLAIM_TTL,
+        _set_each(
+            {
+                key: ({"due": due, "worker": worker_id()}, CLAIM_TTL),
+                _STARTED_KEY: ({**latest, "at": time.time()}, CLAIM_TTL),
+                _heartbeat_key(worker_id()): (1, HEARTBEAT_TTL),
+            }
         )
     except Exception as exc:
         log.debug("dispatch start mark failed: %s", exc)
