@@ -38,9 +38,39 @@ def order_fill(order: Order) -> Fill:
     )
 
 
+# What a fill is made of: ``order_fill``'s fields, read as plain values.
+_FILL_COLUMNS = (
+    "market_type",
+    "symbol",
+    "side",
+    "filled_qty",
+    "avg_price",
+    "fee",
+    "fee_currency",
+    "submitted_at",
+    "created_at",
+)
+
+
 def account_fills(account_id: int) -> dict[tuple[str, str], list[Fill]]:
-    """The account's fills per (market type, symbol), oldest first."""
+    """The account's fills per (market type, symbol), oldest first: what ``order_fill`` makes
+    of each of ``filled_orders``, read as the nine values it uses. The portfolio refresh after
+    every fill reads them all; as whole orders (about forty columns, three of them JSON to
+    decode, and a model instance each) that read was most of a refresh's CPU
+    (docs/benchmarks-speed.md, round 10)."""
     grouped: dict[tuple[str, str], list[Fill]] = defaultdict(list)
-    for order in filled_orders(account_id):
-        grouped[(order.market_type, order.symbol.upper())].append(order_fill(order))
+    rows = filled_orders(account_id).values_list(*_FILL_COLUMNS)
+    for market_type, symbol, side, quantity, price, fee, fee_currency, submitted_at, created_at in rows:
+        upper = symbol.upper()
+        grouped[(market_type, upper)].append(
+            Fill(
+                symbol=upper,
+                side=side,
+                quantity=quantity,
+                price=price,
+                fee=fee or ZERO,
+                fee_currency=fee_currency,
+                at=submitted_at or created_at,
+            )
+        )
     return dict(grouped)

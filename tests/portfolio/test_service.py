@@ -144,3 +144,28 @@ def test_a_failed_read_is_cached_with_its_error_and_writes_no_snapshot(
 def test_no_won_total_when_no_currency_has_a_rate(make_account: Callable[..., Any], no_prices: None) -> None:
     portfolio = portfolio_read(make_account(name="paper-usd", balances={"USD": "10"}), now=NOW)
     assert portfolio.total_krw is None and portfolio.unconverted == ["USD"]
+
+
+def test_the_refreshs_fills_are_what_order_fill_makes_of_each_filled_order(
+    make_account: Callable[..., Any], make_fill: Callable[..., Any]
+) -> None:
+    """account_fills reads nine values per order instead of whole orders; the fills, their
+    grouping and their order are those ``order_fill`` makes of ``filled_orders``."""
+    from orders.models import Order
+    from orders.portfolio.fills import account_fills, filled_orders, order_fill
+
+    account, other = make_account("a1"), make_account("a2")
+    make_fill(account, "BUY", "1.5", "100", fee="0.1", fee_currency="USDT")
+    make_fill(account, "SELL", "0.5", "110", symbol="btc/usdt")  # no fee reported
+    make_fill(account, "BUY", "2", "50", symbol="ETH/USDT", market_type="FUTURES", fee="0.02")
+    unsent = make_fill(account, "SELL", "1", "105")
+    Order.objects.filter(pk=unsent.pk).update(submitted_at=None)  # then it counts from creation
+    make_fill(account, "BUY", "3", "99", status="open")  # partly filled and still open: a fill
+    make_fill(other, "BUY", "9", "1")
+    expected: dict[tuple[str, str], list[Any]] = {}
+    for order in filled_orders(account.pk):
+        expected.setdefault((order.market_type, order.symbol.upper()), []).append(order_fill(order))
+    found = account_fills(account.pk)
+    assert found == expected
+    assert [len(fills) for fills in found.values()] == [4, 1]
+    assert found[("SPOT", "BTC/USDT")][1].fee == 0 and found[("SPOT", "BTC/USDT")][1].symbol == "BTC/USDT"
