@@ -15,6 +15,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the clone: tests.health
+from tests.health import wait_healthy
 
 seed_path, port, server_pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 base = f"http://127.0.0.1:{port}"
@@ -50,19 +54,10 @@ with open(seed_path, encoding="utf-8") as fh:
 strategy = next(s for s in seed["strategies"] if s["group_name"] == "demo_spot")
 api_token = seed["api_token"]
 
-deadline = time.monotonic() + 60
-while True:
-    if not server_alive():
-        sys.exit("serve exited before /healthz answered")
-    try:
-        status, _ = call("GET", "/healthz")
-        if status == 200:
-            break
-    except OSError:
-        pass
-    if time.monotonic() > deadline:
-        sys.exit("/healthz did not answer 200 within 60 s")
-    time.sleep(0.5)
+try:
+    wait_healthy(base, timeout=60, alive=server_alive)
+except (RuntimeError, TimeoutError) as exc:
+    sys.exit(str(exc))
 print("healthz: ok")
 
 payload = {

@@ -84,28 +84,19 @@ class EmbeddedCache(LocMemCache):
     def set_many(
         self, data: Mapping[str, Any], timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
     ) -> list[str]:
-        pickled: dict[int, bytes] = {}  # by the value's identity: ``data`` keeps each one alive
-        items = []
-        for key, value in data.items():
+        self.set_each({key: (value, timeout) for key, value in data.items()}, version=version)
+        return []
+
+    def set_each(self, items: Mapping[str, tuple[Any, float | None]], version: int | None = None) -> None:
+        """As RedisCache.set_each: each key with its own timeout, under one lock; a value shared
+        by several keys is pickled once."""
+        pickled: dict[int, bytes] = {}  # by the value's identity: ``items`` keeps each one alive
+        entries = []
+        for key, (value, timeout) in items.items():
             blob = pickled.get(id(value))
             if blob is None:
                 blob = pickled[id(value)] = pickle.dumps(value, self.pickle_protocol)
-            items.append((self.make_and_validate_key(key, version=version), blob))
+            entries.append((self.make_and_validate_key(key, version=version), blob, timeout))
         with self._lock:
-            for key, blob in items:
-                self._set(key, blob, timeout)
-        return []
-
-    def set_each(self, items: Mapping[str, tuple[Any, float]], version: int | None = None) -> None:
-        """As RedisCache.set_each: each key with its own timeout, under one lock."""
-        pickled = [
-            (
-                self.make_and_validate_key(key, version=version),
-                pickle.dumps(value, self.pickle_protocol),
-                timeout,
-            )
-            for key, (value, timeout) in items.items()
-        ]
-        with self._lock:
-            for key, blob, timeout in pickled:
+            for key, blob, timeout in entries:
                 self._set(key, blob, timeout)

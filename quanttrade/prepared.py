@@ -107,12 +107,45 @@ class PreparedQueryError(RuntimeError):
     """The query cannot be prepared: its SQL changes with an argument."""
 
 
+def _server_form(
+    sql: str, params: tuple[Any, ...], slots: dict[str, tuple[int, ...]], connection: Any
+) -> tuple[str, tuple[str, ...]]:
+    """The statement as it is prepared on the server: the parameters that never change (a
+    status, the EXISTS's constant) written into its text as literals, the arguments left as
+    parameters; and which argument each remaining parameter takes. PostgreSQL plans a
+    prepared statement once for all executions only when that generic plan looks no
+    costlier than one planned for the values; with the statuses as parameters it could not
+    tell that few of an account's orders are queued, and planned every execution again."""
+    argument_at = {position: name for name, positions in slots.items() for position in positions}
+    parts: list[str] = []
+    arguments: list[str] = []
+    position = 0
+    for token in re.split(r"(%%|%s)", sql):
+        if token != "%s":
+            parts.append(token)
+            continue
+        if position in argument_at:
+            parts.append(token)
+            arguments.append(argument_at[position])
+        else:
+            literal = connection.ops.compose_sql("%s", [params[position]])
+            parts.append(literal.replace("%", "%%"))
+        position += 1
+    if position != len(params):
+        raise PreparedQueryError("the statement's placeholders do not match its parameters")
+    return "".join(parts), tuple(arguments)
+
+
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
     params: tuple[Any, ...]
     slots: dict[str, tuple[int, ...]]  # argument -> positions in params
     compiler: Any  # the SQLCompiler after as_sql(): select, klass_info, annotation_col_map
+    # PostgreSQL: the statement as it is prepared on the server (``_server_form``), and the
+    # argument each of its parameters takes.
+    server_sql: str | None = None
+    server_arguments: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,7 +171,6 @@ class PreparedSelect(Generic[M]):
         self._build = build
         self._fields = dict(arguments)
         self._compiled: dict[tuple[str, str], _Compiled] = {}
-        self._server_forms: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
         # Per connection (each thread has its own): dropped with the connection.
         self._readers: weakref.WeakKeyDictionary[Any, _Reader] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
@@ -187,41 +219,14 @@ class PreparedSelect(Generic[M]):
             taken = [i for positions in slots.values() for i in positions]
             if len(taken) != len(set(taken)):
                 raise PreparedQueryError("two arguments share a parameter")
-            compiled = _Compiled(sql, params, slots, compiler)
+            server_sql, server_arguments = (
+                _server_form(sql, params, slots, connection)
+                if connection.vendor == "postgresql"
+                else (None, ())
+            )
+            compiled = _Compiled(sql, params, slots, compiler, server_sql, server_arguments)
             self._compiled[key] = compiled
             return compiled
-
-    def _server_form(self, compiled: _Compiled, connection: Any) -> tuple[str, tuple[str, ...]]:
-        """The statement as it is prepared on the server: the parameters that never change (a
-        status, the EXISTS's constant) written into its text as literals, the arguments left as
-        parameters; and which argument each remaining parameter takes. PostgreSQL plans a
-        prepared statement once for all executions only when that generic plan looks no
-        costlier than one planned for the values; with the statuses as parameters it could not
-        tell that few of an account's orders are queued, and planned every execution again."""
-        key = (connection.alias, connection.vendor)
-        form = self._server_forms.get(key)
-        if form is not None:
-            return form
-        argument_at = {position: name for name, positions in compiled.slots.items() for position in positions}
-        parts: list[str] = []
-        order: list[str] = []
-        position = 0
-        for token in re.split(r"(%%|%s)", compiled.sql):
-            if token != "%s":
-                parts.append(token)
-                continue
-            if position in argument_at:
-                parts.append(token)
-                order.append(argument_at[position])
-            else:
-                literal = connection.ops.compose_sql("%s", [compiled.params[position]])
-                parts.append(literal.replace("%", "%%"))
-            position += 1
-        if position != len(compiled.params):
-            raise PreparedQueryError("the statement's placeholders do not match its parameters")
-        form = ("".join(parts), tuple(order))
-        self._server_forms[key] = form
-        return form
 
     def _reader(self, compiled: _Compiled, connection: Any, using: str) -> _Reader:
         """How rows become instances on ``connection``, worked out once per connection (the
@@ -260,9 +265,8 @@ class PreparedSelect(Generic[M]):
             for name, value in arguments.items()
         }
         server = binds_on_server(connection)
-        if server:
-            sql, order = self._server_form(compiled, connection)
-            params = [values[name] for name in order]
+        if server and compiled.server_sql is not None:
+            sql, params = compiled.server_sql, [values[name] for name in compiled.server_arguments]
         else:
             sql, params = compiled.sql, list(compiled.params)
             for name, value in values.items():

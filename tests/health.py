@@ -26,16 +26,20 @@ def wait_healthy(
     timeout: float = 60.0,
     *,
     process: subprocess.Popen[Any] | None = None,
+    alive: Callable[[], bool] | None = None,
     log: Callable[[], str] | None = None,
 ) -> dict[str, Any]:
     """Return /healthz's JSON once it answers 200. Fails at once if ``process`` (the server)
-    exits first, and after ``timeout`` seconds otherwise; ``log`` adds the server's log to the
-    error."""
+    exits first, or ``alive`` (for a server this process did not start) says it has, and after
+    ``timeout`` seconds otherwise; ``log`` adds the server's log to the error."""
     deadline = time.monotonic() + timeout
     while True:
         if process is not None and process.poll() is not None:
             detail = f":\n{log()}" if log else ""
             raise RuntimeError(f"the server exited ({process.returncode}) before it was ready{detail}")
+        if alive is not None and not alive():
+            detail = f":\n{log()}" if log else ""
+            raise RuntimeError(f"the server exited before it was ready{detail}")
         answer = healthz(base_url)
         if answer is not None:
             return answer

@@ -6,6 +6,8 @@ on one side)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
+from decimal import Decimal
 
 from django.db.models import QuerySet
 from django.db.models.functions import Coalesce
@@ -25,20 +27,47 @@ def filled_orders(account_id: int) -> QuerySet[Order]:
     )
 
 
-def order_fill(order: Order) -> Fill:
-    assert order.avg_price is not None
+def _fill(
+    symbol: str,
+    side: str,
+    quantity: Decimal,
+    price: Decimal,
+    fee: Decimal | None,
+    fee_currency: str,
+    submitted_at: datetime | None,
+    created_at: datetime,
+) -> Fill:
+    """An order's filled part at its average price, with its fee (none reported: zero), at the
+    time it was sent (or created, when it never was)."""
     return Fill(
-        symbol=order.symbol.upper(),
-        side=order.side,
-        quantity=order.filled_qty,
-        price=order.avg_price,
-        fee=order.fee or ZERO,
-        fee_currency=order.fee_currency,
-        at=order.submitted_at or order.created_at,
+        symbol=symbol.upper(),
+        side=side,
+        quantity=quantity,
+        price=price,
+        fee=fee or ZERO,
+        fee_currency=fee_currency,
+        at=submitted_at or created_at,
     )
 
 
-# What a fill is made of: ``order_fill``'s fields, read as plain values.
+def order_fill(order: Order) -> Fill:
+    assert order.avg_price is not None
+    return _fill(
+        order.symbol,
+        order.side,
+        order.filled_qty,
+        order.avg_price,
+        order.fee,
+        order.fee_currency,
+        order.submitted_at,
+        order.created_at,
+    )
+
+
+# The market type, then ``_fill``'s arguments, read as plain values: the portfolio refresh after
+# every fill reads them all, and as whole orders (about forty columns, three of them JSON to
+# decode, and a model instance each) that read was most of a refresh's CPU
+# (docs/benchmarks-speed.md, round 10).
 _FILL_COLUMNS = (
     "market_type",
     "symbol",
@@ -53,24 +82,10 @@ _FILL_COLUMNS = (
 
 
 def account_fills(account_id: int) -> dict[tuple[str, str], list[Fill]]:
-    """The account's fills per (market type, symbol), oldest first: what ``order_fill`` makes
-    of each of ``filled_orders``, read as the nine values it uses. The portfolio refresh after
-    every fill reads them all; as whole orders (about forty columns, three of them JSON to
-    decode, and a model instance each) that read was most of a refresh's CPU
-    (docs/benchmarks-speed.md, round 10)."""
+    """The account's fills (``_fill``) per (market type, symbol), oldest first."""
     grouped: dict[tuple[str, str], list[Fill]] = defaultdict(list)
     rows = filled_orders(account_id).values_list(*_FILL_COLUMNS)
-    for market_type, symbol, side, quantity, price, fee, fee_currency, submitted_at, created_at in rows:
-        upper = symbol.upper()
-        grouped[(market_type, upper)].append(
-            Fill(
-                symbol=upper,
-                side=side,
-                quantity=quantity,
-                price=price,
-                fee=fee or ZERO,
-                fee_currency=fee_currency,
-                at=submitted_at or created_at,
-            )
-        )
+    for market_type, *values in rows:
+        fill = _fill(*values)
+        grouped[(market_type, fill.symbol)].append(fill)
     return dict(grouped)

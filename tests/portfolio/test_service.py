@@ -146,26 +146,36 @@ def test_no_won_total_when_no_currency_has_a_rate(make_account: Callable[..., An
     assert portfolio.total_krw is None and portfolio.unconverted == ["USD"]
 
 
-def test_the_refreshs_fills_are_what_order_fill_makes_of_each_filled_order(
+def test_the_refreshs_fills_are_each_filled_orders_part_at_its_price_in_sent_order(
     make_account: Callable[..., Any], make_fill: Callable[..., Any]
 ) -> None:
-    """account_fills reads nine values per order instead of whole orders; the fills, their
-    grouping and their order are those ``order_fill`` makes of ``filled_orders``."""
+    """account_fills reads nine values per order instead of whole orders: each filled order's
+    filled quantity at its average price, its fee (zero when none was reported), grouped per
+    (market type, symbol) and ordered by when it was sent (or created, when it never was)."""
+    from datetime import UTC
+
     from orders.models import Order
-    from orders.portfolio.fills import account_fills, filled_orders, order_fill
+    from orders.portfolio.fills import account_fills
+    from orders.portfolio.pnl import Fill
 
     account, other = make_account("a1"), make_account("a2")
-    make_fill(account, "BUY", "1.5", "100", fee="0.1", fee_currency="USDT")
-    make_fill(account, "SELL", "0.5", "110", symbol="btc/usdt")  # no fee reported
-    make_fill(account, "BUY", "2", "50", symbol="ETH/USDT", market_type="FUTURES", fee="0.02")
+    first = make_fill(account, "BUY", "1.5", "100", fee="0.1", fee_currency="USDT")
+    second = make_fill(account, "SELL", "0.5", "110", symbol="btc/usdt")  # no fee reported
+    futures = make_fill(account, "BUY", "2", "50", symbol="ETH/USDT", market_type="FUTURES", fee="0.02")
     unsent = make_fill(account, "SELL", "1", "105")
-    Order.objects.filter(pk=unsent.pk).update(submitted_at=None)  # then it counts from creation
-    make_fill(account, "BUY", "3", "99", status="open")  # partly filled and still open: a fill
+    created = datetime(2026, 12, 1, tzinfo=UTC)  # after every make_fill's send time
+    Order.objects.filter(pk=unsent.pk).update(submitted_at=None, created_at=created)
+    still_open = make_fill(account, "BUY", "3", "99", status="open")  # partly filled: a fill
     make_fill(other, "BUY", "9", "1")
-    expected: dict[tuple[str, str], list[Any]] = {}
-    for order in filled_orders(account.pk):
-        expected.setdefault((order.market_type, order.symbol.upper()), []).append(order_fill(order))
-    found = account_fills(account.pk)
-    assert found == expected
-    assert [len(fills) for fills in found.values()] == [4, 1]
-    assert found[("SPOT", "BTC/USDT")][1].fee == 0 and found[("SPOT", "BTC/USDT")][1].symbol == "BTC/USDT"
+    D = Decimal  # noqa: N806 - short, for the table below
+    assert account_fills(account.pk) == {
+        ("SPOT", "BTC/USDT"): [
+            Fill("BTC/USDT", "BUY", D("1.5"), D("100"), D("0.1"), "USDT", first.submitted_at),
+            Fill("BTC/USDT", "SELL", D("0.5"), D("110"), D("0"), "", second.submitted_at),
+            Fill("BTC/USDT", "BUY", D("3"), D("99"), D("0"), "", still_open.submitted_at),
+            Fill("BTC/USDT", "SELL", D("1"), D("105"), D("0"), "", created),
+        ],
+        ("FUTURES", "ETH/USDT"): [
+            Fill("ETH/USDT", "BUY", D("2"), D("50"), D("0.02"), "", futures.submitted_at),
+        ],
+    }
