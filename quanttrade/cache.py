@@ -2,8 +2,8 @@
 embedded mode's in-process cache writing a batch of keys at once.
 
 Django's ``RedisCacheClient.get_client`` builds a new ``redis.Redis`` for every cache call (a few
-hundred dict writes for its response callbacks); the webhook's rate-limit check makes two such
-calls per request. A ``redis.Redis`` is thread-safe and fork-aware through its pool, so one per
+hundred dict writes for its response callbacks); the intake makes a cache call on every
+request (the strategies' generation token). A ``redis.Redis`` is thread-safe and fork-aware through its pool, so one per
 pool is enough.
 """
 

@@ -1,5 +1,5 @@
-"""Rates written as ``N/u`` (``120/m``, ``5/s``, ``300/5m``): what django-ratelimit reads, checked
-before it is stored, and turned into a `limits` item for the per-process fallback limiter."""
+"""Rates written as ``N/u`` (``120/m``, ``5/s``, ``300/5m``): a strategy's webhook limit, checked
+before it is stored, and turned into the `limits` item the intake counts against."""
 
 from __future__ import annotations
 

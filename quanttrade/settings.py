@@ -257,8 +257,8 @@ if REDIS_URL:
         "default": {
             "BACKEND": "quanttrade.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            # The webhook's rate limit reads the cache: an unreachable or hung Redis must cost
-            # about a second there (the intake then limits per process), never the 3 s budget.
+            # The intake reads the cache (the strategies' generation token): an unreachable or
+            # hung Redis must cost about a second there, never the 3 s budget.
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
@@ -548,5 +548,3 @@ LOGGING = {
         "django.request": {"handlers": ["console", "file"], "level": "ERROR"},
     },
 }
-
-RATELIMIT_USE_CACHE = "default"

@@ -82,8 +82,10 @@ def _clear_django_cache() -> None:
     from django.conf import settings
 
     from orders.exchanges.brokerkit import buckets
+    from webhooks.services import webhook_rate_limits_reset
 
     buckets.reset()
+    webhook_rate_limits_reset()
     config = settings.CACHES["default"]
     if "redis" not in config["BACKEND"].lower():
         cache.clear()

@@ -343,6 +343,121 @@ def test_bulk_insert_of_one_row_writes_what_save_writes(make_strategy: Any, make
     assert my_order[0].created_at is not None and not my_order[0]._state.adding
 
 
+def _new_event(strategy: Any) -> Any:
+    from webhooks.models import WebhookEvent
+
+    return WebhookEvent(
+        strategy=strategy,
+        group_name=strategy.group_name,
+        payload={"x": 1},
+        outcome="accepted",
+        http_status=202,
+        response={"orders": []},
+    )
+
+
+@pytest.mark.parametrize("accounts", [1, 3])
+def test_an_event_and_its_orders_are_written_by_one_statement_on_postgresql(
+    make_strategy: Any, make_account: Any, accounts: int
+) -> None:
+    """``bulk_insert_together``: the event, then its orders (which refer to it), all written.
+    On PostgreSQL by one statement outside any transaction (a data-modifying WITH: one round trip
+    where BEGIN, two INSERTs and COMMIT were four); on SQLite by a transaction of two."""
+    from django.db import connection
+
+    from quanttrade import prepared
+    from webhooks.models import WebhookEvent
+
+    linked = [make_account(f"a{i}") for i in range(accounts)]
+    strategy = make_strategy(accounts=linked)
+    event = _new_event(strategy)
+    orders = _orders_like_the_intake(strategy, linked, event, [{"x": 1}])
+    seen: list[tuple[str, bool]] = []
+
+    def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        seen.append((sql, connection.get_autocommit()))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
+        prepared.bulk_insert_together([[event], orders])
+    if connection.vendor == "postgresql":
+        ((sql, autocommit),) = seen
+        assert sql.startswith(f'WITH _qt_insert_0 AS (INSERT INTO "{WebhookEvent._meta.db_table}"'), sql
+        assert 'INSERT INTO "orders_order"' in sql and autocommit  # no transaction around it
+    else:
+        inserts = [(sql, autocommit) for sql, autocommit in seen if sql.startswith("INSERT")]
+        assert [sql.split(" (")[0] for sql, _ in inserts] == [
+            f'INSERT INTO "{WebhookEvent._meta.db_table}"',
+            'INSERT INTO "orders_order"',
+        ]
+        assert not any(autocommit for _, autocommit in inserts)  # both inside one transaction
+    assert WebhookEvent.objects.filter(pk=event.pk).exists()
+    assert sorted(Order.objects.filter(webhook=event).values_list("account_id", flat=True)) == sorted(
+        a.pk for a in linked
+    )
+    assert not event._state.adding and all(not o._state.adding for o in orders)
+
+
+def test_an_event_and_its_orders_are_written_all_or_none(make_strategy: Any, make_account: Any) -> None:
+    """An order that cannot be written (its key taken) leaves no event either, whichever way
+    the database writes them; inside a caller's transaction, the write is part of it."""
+    from django.db import IntegrityError, transaction
+
+    from quanttrade import prepared
+    from webhooks.models import WebhookEvent
+
+    account = make_account("a1")
+    strategy = make_strategy(accounts=[account])
+    first = _new_event(strategy)
+    (taken,) = _orders_like_the_intake(strategy, [account], first, [{}])
+    prepared.bulk_insert_together([[first], [taken]])
+
+    event = _new_event(strategy)
+    (order,) = _orders_like_the_intake(strategy, [account], event, [{}])
+    order.pk = taken.pk
+    with pytest.raises(IntegrityError), transaction.atomic():
+        prepared.bulk_insert_together([[event], [order]])
+    assert not WebhookEvent.objects.filter(pk=event.pk).exists()
+    assert Order.objects.count() == 1
+
+    # Inside a caller's transaction that rolls back, nothing stays either.
+    event = _new_event(strategy)
+    orders = _orders_like_the_intake(strategy, [account], event, [{}])
+    with pytest.raises(RuntimeError), transaction.atomic():
+        prepared.bulk_insert_together([[event], orders])
+        raise RuntimeError("the caller's transaction fails")
+    assert not WebhookEvent.objects.filter(pk=event.pk).exists()
+    assert Order.objects.count() == 1
+
+
+def test_groups_too_large_for_one_statement_are_written_in_one_transaction(
+    make_strategy: Any, make_account: Any
+) -> None:
+    """An insert of more rows than one statement carries is not folded into one: the groups'
+    statements run in one transaction, all of them written."""
+    from django.db import connection
+
+    from quanttrade import prepared
+
+    linked = [make_account(f"a{i}") for i in range(5)]
+    strategy = make_strategy(accounts=linked)
+    event = _new_event(strategy)
+    orders = _orders_like_the_intake(strategy, linked * 20, event, [{}])  # 100 rows
+    seen: list[tuple[str, bool]] = []
+
+    def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        seen.append((sql, connection.get_autocommit()))
+        return execute(sql, params, many, context)
+
+    with pytest.MonkeyPatch.context() as patch, connection.execute_wrapper(watch):
+        patch.setattr(prepared, "_max_params", lambda connection: 35 * 40)  # 40 rows per statement
+        prepared.bulk_insert_together([[event], orders])
+    inserts = [sql for sql, _ in seen if "INSERT" in sql]
+    assert len(inserts) == 4 and not any(sql.startswith("WITH") for sql in inserts)
+    assert not any(autocommit for sql, autocommit in seen if "INSERT" in sql)
+    assert Order.objects.filter(webhook=event).count() == 100
+
+
 def test_the_workers_read_finds_live_orders_without_reading_the_accounts_history(
     make_strategy: Any, make_account: Any
 ) -> None:

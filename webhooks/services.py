@@ -8,6 +8,7 @@ broker publish (``orders_dispatch``).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -26,8 +27,8 @@ from django.db.models.base import ModelState
 from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django_ratelimit.core import get_usage
-from limits.storage import MemoryStorage
+from limits import RateLimitItem
+from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import FixedWindowRateLimiter
 
 from live.bus import group_send
@@ -41,8 +42,8 @@ from orders.services import orders_dispatch
 from orders.trail import StageClock
 from quanttrade.crypto import decrypt
 from quanttrade.logging import redact
-from quanttrade.prepared import bulk_insert
-from quanttrade.rates import rate_item, rate_seconds
+from quanttrade.prepared import bulk_insert, bulk_insert_together
+from quanttrade.rates import rate_item
 from quanttrade.vocabulary import OrderStatus
 from strategies.addressing import sample_payload
 from strategies.generation import strategies_generation
@@ -528,14 +529,52 @@ def _shape_problem(payload: dict[str, Any]) -> str | None:
     return _("The request body is nested too deeply (at most %(depth)d levels)") % {"depth": MAX_JSON_DEPTH}
 
 
-# Used only while the shared cache cannot be reached: each process then limits on its own.
+# Each strategy's webhooks counted in a fixed window (`limits`): in Redis when REDIS_URL is set,
+# shared by every web process, one round trip a webhook (an INCR and its EXPIRE in one script);
+# else in this process's memory (embedded mode is one process). Keys
+# ``qt-webhook-rate:LIMITER/webhook/<strategy id>/…``, never the token.
+WEBHOOK_RATE_KEY_PREFIX = "qt-webhook-rate"
+_limiter_lock = threading.Lock()
+_shared_limiters: dict[str, FixedWindowRateLimiter] = {}
+# Used in embedded mode, and while Redis cannot be reached: each process then limits on its own.
 _local_limiter = FixedWindowRateLimiter(MemoryStorage())
+
+
+def _webhook_limiter() -> FixedWindowRateLimiter:
+    url = getattr(settings, "REDIS_URL", "") or ""
+    if not url:
+        return _local_limiter
+    limiter = _shared_limiters.get(url)
+    if limiter is None:
+        with _limiter_lock:
+            limiter = _shared_limiters.get(url)
+            if limiter is None:
+                storage = RedisStorage(
+                    url, key_prefix=WEBHOOK_RATE_KEY_PREFIX, socket_connect_timeout=1, socket_timeout=2
+                )
+                limiter = _shared_limiters[url] = FixedWindowRateLimiter(storage)
+    return limiter
+
+
+def webhook_rate_limits_reset() -> None:
+    """Forget every strategy's count, shared and this process's (tests)."""
+    _local_limiter.storage.reset()
+    if getattr(settings, "REDIS_URL", ""):
+        try:
+            _webhook_limiter().storage.reset()
+        except Exception as exc:
+            log.debug("webhook rate limits not reset: %s", exc)
+
+
+@functools.lru_cache(maxsize=256)
+def _rate_item(rate: str) -> RateLimitItem:
+    return rate_item(rate)
 
 
 def _check_rate_limit(strategy: Strategy) -> None:
     rate = strategy.rate_limit or settings.WEBHOOK_RATE_LIMIT
     try:
-        rate_seconds(rate)
+        item = _rate_item(rate)
     except ValueError:  # stored before the admin validated it: the default still protects
         log.error(
             "전략 %s의 요청 한도 형식 오류 (%r): 기본값 %s 사용",
@@ -544,14 +583,12 @@ def _check_rate_limit(strategy: Strategy) -> None:
             settings.WEBHOOK_RATE_LIMIT,
         )
         rate = settings.WEBHOOK_RATE_LIMIT
+        item = _rate_item(rate)
     try:
-        usage = get_usage(
-            None, group="webhook", key=lambda _g, _r: f"strategy:{strategy.pk}", rate=rate, increment=True
-        )
-        limited = bool(usage and usage["should_limit"])
-    except Exception as exc:  # the shared cache (Redis) is down: limit in this process instead
+        limited = not _webhook_limiter().hit(item, "webhook", str(strategy.pk))
+    except Exception as exc:  # the shared store (Redis) is down: limit in this process instead
         log.warning("요청 한도 저장소 연결 실패, 프로세스 내 한도로 대체: %s", exc)
-        limited = not _local_limiter.hit(rate_item(rate), "webhook", str(strategy.pk))
+        limited = not _local_limiter.hit(item, "webhook", str(strategy.pk))
     if limited:
         raise WebhookError(
             _("Too many webhooks for strategy %(group_name)s (limit %(rate)s); try again later")
@@ -613,11 +650,11 @@ def _accept(
     held = {order.account_id for order in orders if order.status == OrderStatus.PENDING_APPROVAL}
     account_ids = [account.pk for account in accounts if account.pk not in held]
     try:
-        with transaction.atomic():
-            # One prepared INSERT, as for the orders below (Model.save compiled it each time;
-            # nothing listens to a webhook event's save signals).
-            bulk_insert([event])
-            if key:
+        if key:
+            with transaction.atomic():
+                # One prepared INSERT, as for the orders below (Model.save compiled it each time;
+                # nothing listens to a webhook event's save signals).
+                bulk_insert([event])
                 try:
                     with transaction.atomic():
                         # The unique (strategy, key) constraint decides: an expired key makes
@@ -630,11 +667,13 @@ def _accept(
                         )
                 except IntegrityError:
                     raise _DuplicateKeyError from None
-            bulk_insert(orders)  # bulk_create's rows, each shared column prepared once
-            transaction.on_commit(lambda: orders_dispatch(event.id, account_ids, clock=state.clock))
-            if held:
-                transaction.on_commit(lambda: approval_pending_announce(orders))
-            transaction.on_commit(lambda: broadcast_webhook(event))
+                bulk_insert(orders)  # bulk_create's rows, each shared column prepared once
+                _after_commit(state, event, orders, account_ids, held)
+        else:
+            # The event and its orders, all or none: on PostgreSQL one statement (one round trip
+            # instead of a transaction's four), elsewhere one transaction.
+            bulk_insert_together([[event], orders])
+            _after_commit(state, event, orders, account_ids, held)
     except _DuplicateKeyError:
         # The whole attempt was rolled back; the winner's response is what the sender gets.
         replay = _idempotent_replay(strategy, key, state)
@@ -655,6 +694,17 @@ def _accept(
         ]
         log.info("주문 생성 %d건 (webhook_id=%s):\n  %s", len(lines), event.id, "\n  ".join(lines))
     return IngestResult(202, body, event.id)
+
+
+def _after_commit(
+    state: _IngestState, event: WebhookEvent, orders: list[Order], account_ids: list[int], held: set[int]
+) -> None:
+    """What follows an accepted webhook's commit (now, outside a transaction): its orders'
+    dispatch, the approval request for held ones, the live pages' news."""
+    transaction.on_commit(lambda: orders_dispatch(event.id, account_ids, clock=state.clock))
+    if held:
+        transaction.on_commit(lambda: approval_pending_announce(orders))
+    transaction.on_commit(lambda: broadcast_webhook(event))
 
 
 def _build_orders(
@@ -828,17 +878,13 @@ def _record_rejection(state: _IngestState, error: WebhookError) -> WebhookEvent 
 
 def _refusals_over_limit(source_ip: str | None) -> bool:
     try:
-        usage = get_usage(
-            None,
-            group="webhook-refused",
-            key=lambda _g, _r: f"ip:{source_ip or '-'}",
-            rate=settings.WEBHOOK_REFUSED_RECORD_LIMIT,
-            increment=True,
+        limited = not _webhook_limiter().hit(
+            _rate_item(settings.WEBHOOK_REFUSED_RECORD_LIMIT), "webhook-refused", f"ip:{source_ip or '-'}"
         )
-    except Exception as exc:  # the cache may be down: storing a refusal beats losing it
+    except Exception as exc:  # the store may be down: storing a refusal beats losing it
         log.warning("거부 기록 한도 확인 실패: %s", exc)
         return False
-    if usage and usage["should_limit"]:
+    if limited:
         log.warning(
             "거부된 웹훅 기록 생략 (IP %s, 한도 %s)", source_ip, settings.WEBHOOK_REFUSED_RECORD_LIMIT
         )

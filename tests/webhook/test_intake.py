@@ -403,3 +403,41 @@ def test_nul_characters_are_refused_not_stored(client: Client, strategy: Any) ->
     assert "NUL" in body["error"]
     assert_error(post(client, b'{"group_name": "my\x00", '), 400, "invalid_json")
     assert WebhookEvent.objects.filter(outcome="rejected").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("key", [None, "k-1"])
+def test_an_accepted_webhook_is_written_all_at_once(
+    client: Client, make_strategy: Any, make_account: Any, key: str | None
+) -> None:
+    """The event and its orders are written together: on PostgreSQL by one statement outside
+    any transaction (one round trip); on SQLite, and with an idempotency key (whose unique row
+    decides between concurrent twins) on either, by one transaction."""
+    from django.db import connection
+
+    make_strategy(accounts=[make_account("a1"), make_account("a2")])
+    writes: list[tuple[str, bool]] = []
+
+    def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.startswith(("INSERT", "WITH")):
+            writes.append((sql.split(" (")[0], connection.get_autocommit()))
+            if sql.startswith("WITH"):  # the event's INSERT inside, the orders' after it
+                assert sql.index(f'INTO "{WebhookEvent._meta.db_table}"') < sql.index(
+                    f'INTO "{Order._meta.db_table}"'
+                )
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
+        response = post(client, spot(idempotency_key=key))
+    assert response.status_code == 202, response.json()
+    event_table, order_table = f'"{WebhookEvent._meta.db_table}"', f'"{Order._meta.db_table}"'
+    if connection.vendor == "postgresql" and key is None:
+        assert writes == [("WITH _qt_insert_0 AS", True)]  # one statement, no transaction
+    else:
+        tables = [sql.removeprefix("INSERT INTO ") for sql, _ in writes]
+        assert tables[0] == event_table and tables[-1] == order_table
+        assert len(tables) == (3 if key else 2)  # the key's row between them
+        assert not any(autocommit for _, autocommit in writes)
+    event = WebhookEvent.objects.get(pk=response.json()["webhook_id"])
+    assert event.outcome == "accepted" and event.idempotency_key == (key or "")
+    assert Order.objects.filter(webhook=event).count() == 2

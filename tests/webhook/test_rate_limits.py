@@ -70,17 +70,44 @@ def test_a_malformed_rate_stored_earlier_falls_back_to_the_default(make_strategy
     assert post().status_code == 202
 
 
-def test_with_the_shared_cache_down_the_intake_limits_per_process(make_strategy: Any, settings: Any) -> None:
-    settings.CACHES = {
-        **settings.CACHES,
-        "unreachable": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:9/0",
-        },
-    }
-    settings.RATELIMIT_USE_CACHE = "unreachable"
+def test_with_the_shared_store_down_the_intake_limits_per_process(make_strategy: Any, settings: Any) -> None:
+    settings.REDIS_URL = "redis://127.0.0.1:9/0"  # nothing listens there: connection refused
     intake._local_limiter.storage.reset()
     make_strategy(rate_limit="2/m", group_name="my_strategy")
 
     assert [post().status_code for _ in range(3)] == [202, 202, 429]
     assert WebhookEvent.objects.filter(outcome="accepted").count() == 2
+
+
+def test_a_default_limit_counts_each_strategy_apart(make_strategy: Any, settings: Any) -> None:
+    settings.WEBHOOK_RATE_LIMIT = "2/m"
+    make_strategy(group_name="my_strategy")
+    make_strategy(group_name="other", token="test-token")
+    other = {**BODY, "group_name": "other"}
+
+    assert [post().status_code for _ in range(3)] == [202, 202, 429]
+    answer = Client().post("/api/webhook", json.dumps(other), content_type="application/json")
+    assert answer.status_code == 202
+    refused = post().json()
+    assert refused["code"] == "rate_limited" and "2/m" in refused["error"]
+
+
+def test_with_redis_the_count_is_shared_by_every_web_process(make_strategy: Any, settings: Any) -> None:
+    """The count lives in Redis, one key per strategy and window: what another process counted
+    there (written here by a client of our own) limits this one, and this one's posts count
+    there."""
+    import redis
+
+    if not settings.REDIS_URL:
+        pytest.skip("the shared count is Redis's (CI runs the suite with REDIS_URL)")
+    strategy = make_strategy(rate_limit="3/m", group_name="my_strategy")
+    store = redis.Redis.from_url(settings.REDIS_URL)
+
+    assert post().status_code == 202
+    (key,) = store.keys(f"{intake.WEBHOOK_RATE_KEY_PREFIX}:*webhook/{strategy.pk}/*")
+    assert int(store.get(key) or 0) == 1 and 0 < int(store.ttl(key)) <= 60
+    store.incrby(key, 2)  # two more webhooks, taken by another web process
+    refused = post()
+    assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+    assert int(store.get(key) or 0) == 4
+    assert "test-token" not in key.decode()

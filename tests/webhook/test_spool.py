@@ -68,6 +68,7 @@ class _Down:
         self.monkeypatch.setattr(services.StrategyAccount.objects, "filter", refuse)
         self.monkeypatch.setattr(services.WebhookEvent, "save", refuse)
         self.monkeypatch.setattr(services, "bulk_insert", refuse)  # the accepted event's insert
+        self.monkeypatch.setattr(services, "bulk_insert_together", refuse)  # (without a key)
 
     def __exit__(self, *_exc: Any) -> None:
         self.monkeypatch.undo()
@@ -145,6 +146,7 @@ def test_database_error_while_storing_spools_too(
         raise OperationalError("server closed the connection unexpectedly (test)")
 
     monkeypatch.setattr(services, "bulk_insert", refuse)  # the accepted event's insert
+    monkeypatch.setattr(services, "bulk_insert_together", refuse)  # (without a key)
     answer = post(client, body()).json()
     monkeypatch.undo()
     assert answer["status"] == "spooled"
