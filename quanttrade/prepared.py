@@ -54,8 +54,8 @@ from django.db.models.query import get_related_populators
 M = TypeVar("M", bound=Model)
 
 
-# A statement with more parameters than this is not prepared (a large fan-out's INSERT: its
-# text differs with the batch's size, and its plan is not what costs).
+# A statement with more parameters than this is not prepared (none of this module's statements
+# has that many on PostgreSQL, whose multi-row INSERT takes an array a column).
 PREPARE_MAX_PARAMS = 2_000
 
 
@@ -455,6 +455,9 @@ class _InsertPlan:
     checked: bool  # the fast related-object check knows every relation
     head: str  # INSERT INTO table (columns) VALUES
     row: str  # (%s, ...)
+    # PostgreSQL: INSERT INTO table (columns) SELECT * FROM unnest(%s::type[], ...), one array
+    # parameter a column whatever the number of rows; None elsewhere.
+    unnest: str | None
 
 
 _insert_plans: dict[tuple[type[Model], str], _InsertPlan] = {}
@@ -488,6 +491,15 @@ def _insert_plan(model: type[Model], connection: Any) -> _InsertPlan:
             quote(meta.db_table), ", ".join(quote(str(f.column)) for f in fields)
         ),
         row="(" + ", ".join(["%s"] * len(fields)) + ")",
+        unnest=(
+            "INSERT INTO {} ({}) SELECT * FROM unnest({})".format(  # noqa: S608 - names and types from the model
+                quote(meta.db_table),
+                ", ".join(quote(str(f.column)) for f in fields),
+                ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields),
+            )
+            if connection.vendor == "postgresql"
+            else None
+        ),
     )
     _insert_plans[(model, connection.alias)] = plan
     return plan
@@ -500,7 +512,12 @@ def bulk_insert(objs: list[M], using: str = "default") -> None:
     A fan-out's rows differ in a few columns (key, account, client order id) and share the rest
     (webhook, strategy, symbol, side, quantity rule, status, timestamps). The ORM prepares every
     column of every row and builds a placeholder per value: for a webhook to 1,000 accounts that
-    was most of the time to accept it (docs/benchmarks-speed.md). Here each column's parameter is
+    was most of the time to accept it (docs/benchmarks-speed.md). On PostgreSQL several rows are
+    one statement with one array parameter a column (``INSERT … SELECT * FROM unnest(%s::uuid[],
+    …)``): its text does not change with the number of rows, so it is prepared once, and the
+    driver has no placeholder a value to find in it (psycopg parsed a 1,000-row VALUES list's
+    35,000 placeholders on every execution: about half of that webhook's accept on PostgreSQL).
+    On SQLite: VALUES lists, as many rows a statement as it takes. Each column's parameter is
     prepared by its field as the ORM prepares it (``pre_save`` then ``get_db_prep_save``), once
     per run of equal values: a value equal to the previous row's (same type, see
     ``_SHARED_BY_EQUALITY``) reuses its parameter. ``auto_now``/``auto_now_add`` take one
@@ -528,14 +545,13 @@ def bulk_insert_together(groups: list[list[Any]], using: str = "default") -> Non
     """``bulk_insert`` of each group (instances of one model each), all or none, in the order
     given: a row may refer to a row of an earlier group (a webhook's orders to its event).
 
-    On PostgreSQL, when each group fits one statement, the groups are written by **one**
-    statement, each earlier group's INSERT in a ``WITH`` clause (a data-modifying CTE): a single
-    statement is atomic by itself, so outside a transaction it is one round trip to the server
-    where a transaction took four (BEGIN, an INSERT per group, COMMIT). Foreign keys hold, as
-    PostgreSQL checks them at the end of the statement (Django makes them deferrable, checked at
-    the commit). Elsewhere (SQLite has no data-modifying CTE) and for larger groups: one
-    transaction holding ``bulk_insert``'s statements. Inside a caller's transaction either way
-    is part of it.
+    On PostgreSQL the groups are written by **one** statement, each earlier group's INSERT in a
+    ``WITH`` clause (a data-modifying CTE): a single statement is atomic by itself, so outside a
+    transaction it is one round trip to the server where a transaction took four (BEGIN, an
+    INSERT per group, COMMIT). Foreign keys hold, as PostgreSQL checks them at the end of the
+    statement (Django makes them deferrable, checked at the commit). Elsewhere (SQLite has no
+    data-modifying CTE): one transaction holding ``bulk_insert``'s statements. Inside a caller's
+    transaction either way is part of it.
     """
     groups = [group for group in groups if group]
     if not groups:
@@ -598,12 +614,14 @@ def _insert_statements(objs: list[M], connection: Any) -> list[tuple[str, list[A
             for field, attname, reads in plan.columns
         ]
         return [(plan.head + plan.row, row)]
-    return list(_batch_statements(plan, objs, connection))
+    columns = _column_params(plan, objs, connection)
+    if plan.unnest is not None:
+        return [(plan.unnest, columns)]
+    return list(_batch_statements(plan, columns, len(objs), connection))
 
 
-def _batch_statements(plan: _InsertPlan, objs: list[M], connection: Any) -> Iterator[tuple[str, list[Any]]]:
-    """``bulk_insert``'s statements for several rows: each column's parameter prepared once per
-    run of equal values, as many rows per statement as the database takes."""
+def _column_params(plan: _InsertPlan, objs: list[M], connection: Any) -> list[list[Any]]:
+    """Each column's parameters for several rows, each prepared once per run of equal values."""
     params: list[list[Any]] = []
     # New instances hold every concrete field's value in their __dict__: reading the dicts
     # skips the attribute lookup's descriptor step, 40,000 times for 1,000 rows.
@@ -632,8 +650,16 @@ def _batch_statements(plan: _InsertPlan, objs: list[M], connection: Any) -> Iter
                 last_raw = raw
             column.append(last)
         params.append(column)
+    return params
+
+
+def _batch_statements(
+    plan: _InsertPlan, params: list[list[Any]], rows: int, connection: Any
+) -> Iterator[tuple[str, list[Any]]]:
+    """``bulk_insert``'s statements for several rows where they are written as VALUES lists
+    (SQLite): as many rows per statement as the database takes."""
     per_statement = max(1, _max_params(connection) // len(plan.columns))
-    for start in range(0, len(objs), per_statement):
-        stop = min(start + per_statement, len(objs))
+    for start in range(0, rows, per_statement):
+        stop = min(start + per_statement, rows)
         flat = itertools.chain.from_iterable(zip(*(column[start:stop] for column in params), strict=True))
         yield plan.head + ", ".join([plan.row] * (stop - start)), list(flat)
