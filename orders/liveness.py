@@ -171,26 +171,33 @@ def _set_each(items: dict[str, tuple[Any, float]]) -> None:
 
 def mark_started(webhook_id: UUID | str, account_id: int) -> None:
     """This process runs the pair's task now (it beats while it does)."""
+    mark_started_many(webhook_id, [account_id])
+
+
+def mark_started_many(webhook_id: UUID | str, account_ids: list[int]) -> None:
+    """This process runs the pairs' task now: a fan-out's chunk of accounts, executed one after
+    another (orders.services.fan_out_chunk), is started as a whole, so an account waiting for
+    the chunk's earlier ones is not taken for lost while this process beats."""
     start_heartbeat()
-    key = _dispatch_key(webhook_id, account_id)
+    keys = [_dispatch_key(webhook_id, account_id) for account_id in account_ids]
     try:
         # One read and one write (two round trips to Redis; the write beats too, so the
         # heartbeat is there from the start, whenever the heartbeat thread last beat).
-        found = cache.get_many([key, _STARTED_KEY])
-        record = found.get(key)
-        due = float(record["due"]) if record else time.time()
+        found = cache.get_many([*keys, _STARTED_KEY])
         # Only a task that came through the queue in turn says how far the queue has moved (a
         # retry waits in a worker for its time, out of turn).
         latest = found.get(_STARTED_KEY) or {}
-        if record and not record.get("eta") and due > float(latest.get("due") or 0):
-            latest = {**latest, "due": due}
-        _set_each(
-            {
-                key: ({"due": due, "worker": worker_id()}, CLAIM_TTL),
-                _STARTED_KEY: ({**latest, "at": time.time()}, CLAIM_TTL),
-                _heartbeat_key(worker_id()): (1, HEARTBEAT_TTL),
-            }
-        )
+        now = time.time()
+        items: dict[str, tuple[Any, float]] = {}
+        for key in keys:
+            record = found.get(key)
+            due = float(record["due"]) if record else now
+            if record and not record.get("eta") and due > float(latest.get("due") or 0):
+                latest = {**latest, "due": due}
+            items[key] = ({"due": due, "worker": worker_id()}, CLAIM_TTL)
+        items[_STARTED_KEY] = ({**latest, "at": now}, CLAIM_TTL)
+        items[_heartbeat_key(worker_id())] = (1, HEARTBEAT_TTL)
+        _set_each(items)
     except Exception as exc:
         log.debug("dispatch start mark failed: %s", exc)
 

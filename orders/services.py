@@ -87,6 +87,7 @@ def orders_dispatch(
         elif len(ids) == 1:
             celery_app.send_task(EXECUTE_TASK, args=[str(webhook_id), ids[0]], kwargs=kwargs, retry=False)
         else:
+            kwargs["chunk"] = fan_out_chunk(len(ids))
             celery_app.send_task(FANOUT_TASK, args=[str(webhook_id), ids], kwargs=kwargs, retry=False)
     except Exception as exc:  # any broker failure must not fail the webhook
         for account_id in ids:
@@ -94,30 +95,43 @@ def orders_dispatch(
         log.error("주문 전달 실패 (스윕에서 재전달): webhook=%s accounts=%s %s", webhook_id, ids, exc)
 
 
+def fan_out_chunk(accounts: int) -> int:
+    """How many accounts the last hand-offs of a fan-out of ``accounts`` carry: enough that the
+    fan-out is at most ORDER_FANOUT_TASKS tasks. Up to that many accounts each has a task of its
+    own, as many as the workers can run at once; beyond it, a task per account would only add
+    a message (a publish, a delivery, an acknowledgement) and a task's start to each account,
+    with no worker free to run it sooner."""
+    return max(1, -(-accounts // max(1, int(settings.ORDER_FANOUT_TASKS))))
+
+
 def webhook_orders_fan_out(
-    webhook_id: UUID | str, account_ids: list[int], trail: dict[str, Any] | None = None
-) -> int | None:
+    webhook_id: UUID | str, account_ids: list[int], trail: dict[str, Any] | None = None, chunk: int = 1
+) -> list[int]:
     """The worker's side of one fan-out message: hand half of the accounts on to another
-    worker (one publish, which splits again), keep the other half, until one account is left;
-    returns that account (the caller executes it). The N-1 publishes of N accounts are spread
-    over the workers instead of being paid on the webhook's request; each account's orders
-    stay in one task, in sequence. An account whose hand-off fails is executed here."""
+    worker (one publish, which splits again), keep the other half, until at most ``chunk``
+    accounts are left; returns them (the caller executes them one after another). The
+    publishes are spread over the workers instead of being paid on the webhook's request; each
+    account's orders stay in one task, in sequence. An account whose hand-off fails is executed
+    here."""
     ids = list(account_ids)
-    kwargs = {"trail": trail} if trail else {}
-    while len(ids) > 1:
+    chunk = max(1, int(chunk))
+    kwargs: dict[str, Any] = {"trail": trail} if trail else {}
+    while len(ids) > chunk:
         half = len(ids) // 2
         rest, ids = ids[half:], ids[:half]
-        task = EXECUTE_TASK if len(rest) == 1 else FANOUT_TASK
         liveness.mark_dispatched_many(webhook_id, rest)
         try:
-            celery_app.send_task(
-                task, args=[str(webhook_id), rest[0] if len(rest) == 1 else rest], kwargs=kwargs
-            )
+            if len(rest) == 1:
+                celery_app.send_task(EXECUTE_TASK, args=[str(webhook_id), rest[0]], kwargs=kwargs)
+            else:
+                celery_app.send_task(
+                    FANOUT_TASK, args=[str(webhook_id), rest], kwargs={**kwargs, "chunk": chunk}
+                )
         except Exception as exc:
             log.error("주문 분배 실패 (이 작업자가 실행): webhook=%s accounts=%s %s", webhook_id, rest, exc)
             for account_id in rest:
                 account_orders_execute_or_schedule(webhook_id, account_id, trail)
-    return ids[0] if ids else None
+    return ids
 
 
 def account_orders_execute_or_schedule(

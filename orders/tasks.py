@@ -56,12 +56,15 @@ def execute_account_orders(
 
 @shared_task(name="orders.tasks.execute_webhook_orders", acks_late=True)
 def execute_webhook_orders(
-    webhook_id: str, account_ids: list[int], trail: dict[str, Any] | None = None
+    webhook_id: str, account_ids: list[int], trail: dict[str, Any] | None = None, chunk: int = 1
 ) -> None:
     """One webhook's orders for several accounts, from one publish: half of the accounts go on
-    to another worker, and so on, until each task holds one account, which it executes."""
-    account_id = webhook_orders_fan_out(webhook_id, account_ids, trail)
-    if account_id is not None:
+    to another worker, and so on, until each task holds at most ``chunk`` accounts
+    (``orders.services.fan_out_chunk``), which it executes one after another."""
+    kept = webhook_orders_fan_out(webhook_id, account_ids, trail, chunk)
+    if len(kept) > 1:
+        liveness.mark_started_many(webhook_id, kept)
+    for account_id in kept:
         account_orders_execute_or_schedule(webhook_id, account_id, trail)
 
 

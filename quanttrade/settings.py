@@ -321,6 +321,10 @@ CELERY_TIMEZONE = "UTC"
 # Orders still `queued` (or stuck `submitted`) this long after creation are re-dispatched.
 ORDER_SWEEP_INTERVAL_SECONDS: int = env.int("ORDER_SWEEP_INTERVAL_SECONDS", default=15)
 ORDER_STALE_AFTER_SECONDS: int = env.int("ORDER_STALE_AFTER_SECONDS", default=30)
+# A fan-out is spread over at most this many worker tasks: beyond it, each task executes a
+# chunk of accounts one after another (orders.services.fan_out_chunk). Keep it at or above the
+# worker threads of all worker processes together (processes x --concurrency).
+ORDER_FANOUT_TASKS: int = env.int("ORDER_FANOUT_TASKS", default=64)
 # A retryable venue error (rate limit, 5xx, timeout looked up) is retried this many times.
 ORDER_MAX_ATTEMPTS: int = env.int("ORDER_MAX_ATTEMPTS", default=5)
 # A placement whose fate is unknown (timeout, lost answer, 5xx) is looked up by client id this

@@ -549,8 +549,9 @@ def _webhook_limiter() -> FixedWindowRateLimiter:
         with _limiter_lock:
             limiter = _shared_limiters.get(url)
             if limiter is None:
+                # The cache's timeouts (settings.CACHES): a hung Redis costs about a second here.
                 storage = RedisStorage(
-                    url, key_prefix=WEBHOOK_RATE_KEY_PREFIX, socket_connect_timeout=1, socket_timeout=2
+                    url, key_prefix=WEBHOOK_RATE_KEY_PREFIX, socket_connect_timeout=1, socket_timeout=1
                 )
                 limiter = _shared_limiters[url] = FixedWindowRateLimiter(storage)
     return limiter
@@ -699,8 +700,9 @@ def _accept(
 def _after_commit(
     state: _IngestState, event: WebhookEvent, orders: list[Order], account_ids: list[int], held: set[int]
 ) -> None:
-    """What follows an accepted webhook's commit (now, outside a transaction): its orders'
-    dispatch, the approval request for held ones, the live pages' news."""
+    """What follows an accepted webhook's commit: its orders' dispatch, the approval request for
+    held ones, the live pages' news. Registered with ``on_commit``: they run when the open
+    transaction commits, or at once when none is open (the single-statement insert)."""
     transaction.on_commit(lambda: orders_dispatch(event.id, account_ids, clock=state.clock))
     if held:
         transaction.on_commit(lambda: approval_pending_announce(orders))

@@ -96,6 +96,29 @@ def test_a_task_passed_by_a_later_one_is_lost(
     assert [args for _, args in published] == [[str(first.id), account.id]]
 
 
+def test_accounts_waiting_in_a_started_chunk_are_not_lost(
+    transactional_db: None, make_strategy: Any, make_account: Any, published: list[Any]
+) -> None:
+    """A fan-out's chunk (orders.services.fan_out_chunk) is started as a whole: its accounts
+    not yet reached are held by the running worker, not taken for lost when a task dispatched
+    later starts first; an account of the same hand-off outside the chunk still is."""
+    accounts = [make_account(f"a{i}", balances={"USDT": "10000"}) for i in range(4)]
+    strategy = make_strategy(accounts=accounts)
+    event = make_orders(strategy, accounts, [{"side": "BUY", "qty_per": 10}])
+    ids = [a.id for a in accounts]
+    liveness.mark_dispatched_many(event.id, ids)
+    liveness.mark_started_many(event.id, ids[:3])  # this process runs the chunk of three
+    later = make_orders(strategy, accounts[:1], [{"side": "BUY", "qty_per": 10}])
+    with time_machine.travel(timezone.now() + timedelta(seconds=31), tick=False):
+        liveness.mark_dispatched(later.id, ids[0])
+        liveness.mark_started(later.id, ids[0])  # a task dispatched 31 s later has started
+        Order.objects.filter(webhook=later).update(status="filled")
+        _age(event)
+        assert [liveness.dispatch_lost(event.id, a, 30) for a in ids] == [False, False, False, True]
+        assert _sweep() == 1  # only the account outside the chunk
+    assert [args for _, args in published] == [[str(event.id), ids[3]]]
+
+
 def test_orders_behind_a_running_task_wait_for_it_unless_its_worker_died(
     transactional_db: None, make_strategy: Any, make_account: Any, published: list[Any], monkeypatch: Any
 ) -> None:

@@ -121,6 +121,50 @@ def test_one_webhook_to_several_accounts_is_one_publish_and_every_account_runs(
     assert len(published) == 1 + 4
 
 
+def test_a_fan_out_beyond_the_task_limit_runs_in_chunks_each_account_once(
+    client: Client,
+    celery_worker: Any,
+    make_strategy: Any,
+    make_account: Any,
+    publish_price: Any,
+    wait_orders: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+) -> None:
+    """With ORDER_FANOUT_TASKS below the number of accounts, the last hand-offs carry chunks
+    (here 7 accounts, at most 3 tasks: chunks of at most 3), each executed in sequence by
+    the task that receives it: fewer messages, every account's order placed exactly once."""
+    from orders.services import fan_out_chunk
+
+    settings.ORDER_FANOUT_TASKS = 3
+    assert [fan_out_chunk(n) for n in (1, 3, 4, 7, 9, 10)] == [1, 1, 2, 3, 3, 4]
+    accounts = [make_account(f"chunk-{i}", balances={"USDT": "10000"}) for i in range(7)]
+    make_strategy(group_name="trail", token="tok", accounts=accounts)
+    publish_price("BINANCE:BTC/USDT", "50000")
+    send_task = celery_app.send_task
+    published: list[tuple[str, Any]] = []
+
+    def spy(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.startswith("orders.tasks.execute_"):
+            published.append((name, kwargs.get("args")))
+        return send_task(name, *args, **kwargs)
+
+    monkeypatch.setattr(celery_app, "send_task", spy)
+    webhook_id = post(client)
+    orders = wait_orders(webhook_id=webhook_id)
+    assert [o.status for o in orders] == ["filled"] * 7
+    assert [o.attempts for o in orders] == [1] * 7
+    assert len({o.account_id for o in orders}) == 7
+    for order in orders:
+        assert_complete(order)
+    # The intake's publish (7 accounts), then one hand-off of 4 (split again: 2 + 2), and
+    # every task's chunk at most 3 accounts: 3 publishes where one account a task took 7.
+    names = [name for name, _ in published]
+    assert names == ["orders.tasks.execute_webhook_orders"] * 3, published
+    handed = sorted(len(args[1]) for _, args in published[1:])
+    assert handed == [2, 4]
+
+
 def test_a_stage_is_never_stored_before_an_earlier_one() -> None:
     trail: dict[str, Any] = {"t0": 1_000, "received": 0, "committed": 900, "dispatched": 950}
     trail_merge(trail, {"t0": 1_000, "committed": 5})  # already stored: kept
