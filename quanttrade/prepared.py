@@ -455,9 +455,8 @@ class _InsertPlan:
     checked: bool  # the fast related-object check knows every relation
     head: str  # INSERT INTO table (columns) VALUES
     row: str  # (%s, ...)
-    # PostgreSQL: INSERT INTO table (columns) SELECT * FROM unnest(%s::type[], ...), one array
-    # parameter a column whatever the number of rows; None elsewhere.
-    unnest: str | None
+    # PostgreSQL: each column's type (the casts of the unnest statement); None elsewhere.
+    types: tuple[str, ...] | None
 
 
 _insert_plans: dict[tuple[type[Model], str], _InsertPlan] = {}
@@ -491,14 +490,8 @@ def _insert_plan(model: type[Model], connection: Any) -> _InsertPlan:
             quote(meta.db_table), ", ".join(quote(str(f.column)) for f in fields)
         ),
         row="(" + ", ".join(["%s"] * len(fields)) + ")",
-        unnest=(
-            "INSERT INTO {} ({}) SELECT * FROM unnest({})".format(  # noqa: S608 - names and types from the model
-                quote(meta.db_table),
-                ", ".join(quote(str(f.column)) for f in fields),
-                ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields),
-            )
-            if connection.vendor == "postgresql"
-            else None
+        types=(
+            tuple(str(f.db_type(connection)) for f in fields) if connection.vendor == "postgresql" else None
         ),
     )
     _insert_plans[(model, connection.alias)] = plan
@@ -513,10 +506,11 @@ def bulk_insert(objs: list[M], using: str = "default") -> None:
     (webhook, strategy, symbol, side, quantity rule, status, timestamps). The ORM prepares every
     column of every row and builds a placeholder per value: for a webhook to 1,000 accounts that
     was most of the time to accept it (docs/benchmarks-speed.md). On PostgreSQL several rows are
-    one statement with one array parameter a column (``INSERT … SELECT * FROM unnest(%s::uuid[],
-    …)``): its text does not change with the number of rows, so it is prepared once, and the
-    driver has no placeholder a value to find in it (psycopg parsed a 1,000-row VALUES list's
-    35,000 placeholders on every execution: about half of that webhook's accept on PostgreSQL).
+    one statement with one array parameter a varying column and one value a shared one
+    (``INSERT … SELECT u.c0, %s, … FROM unnest(%s::uuid[], …)``, ``_unnest_statement``): its
+    text does not change with the number of rows, so it is prepared once, and the driver has no
+    placeholder a value to find in it (psycopg parsed a 1,000-row VALUES list's 35,000
+    placeholders on every execution: about half of that webhook's accept on PostgreSQL).
     On SQLite: VALUES lists, as many rows a statement as it takes. Each column's parameter is
     prepared by its field as the ORM prepares it (``pre_save`` then ``get_db_prep_save``), once
     per run of equal values: a value equal to the previous row's (same type, see
@@ -615,8 +609,8 @@ def _insert_statements(objs: list[M], connection: Any) -> list[tuple[str, list[A
         ]
         return [(plan.head + plan.row, row)]
     columns = _column_params(plan, objs, connection)
-    if plan.unnest is not None:
-        return [(plan.unnest, columns)]
+    if plan.types is not None:
+        return [_unnest_statement(plan, columns, connection)]
     return list(_batch_statements(plan, columns, len(objs), connection))
 
 
@@ -651,6 +645,35 @@ def _column_params(plan: _InsertPlan, objs: list[M], connection: Any) -> list[li
             column.append(last)
         params.append(column)
     return params
+
+
+# (model, database, the columns whose values vary) -> the unnest statement's text.
+_unnest_statements: dict[tuple[type[Model], str, tuple[int, ...]], str] = {}
+
+
+def _unnest_statement(plan: _InsertPlan, columns: list[list[Any]], connection: Any) -> tuple[str, list[Any]]:
+    """PostgreSQL's statement for several rows: ``INSERT INTO t (a, b, c) SELECT u.a, %s, u.c
+    FROM unnest(%s::type[], %s::type[]) AS u(a, c)``. A column whose rows all hold one value
+    (the webhook, the strategy, the side, the status: most of a fan-out's) is one parameter;
+    each other column is one array. The text depends only on which columns vary, not on the
+    number of rows, so it is prepared once per shape; the driver adapts one value per shared
+    column instead of one per row."""
+    assert plan.types is not None
+    varying = tuple(i for i, column in enumerate(columns) if any(p is not column[0] for p in column))
+    if not varying:  # (one row, or identical rows: the key column always varies in practice)
+        varying = (0,)
+    key = (plan.columns[0][0].model, connection.alias, varying)
+    sql = _unnest_statements.get(key)
+    if sql is None:
+        head = plan.head.removesuffix(" VALUES ")
+        picked = ", ".join(
+            f"u.c{i}" if i in varying else f"%s::{plan.types[i]}" for i in range(len(plan.columns))
+        )
+        arrays = ", ".join(f"%s::{plan.types[i]}[]" for i in varying)
+        names = ", ".join(f"c{i}" for i in varying)
+        sql = _unnest_statements[key] = f"{head} SELECT {picked} FROM unnest({arrays}) AS u({names})"  # noqa: S608 - names and types from the model
+    shared = [column[0] for i, column in enumerate(columns) if i not in varying]
+    return sql, [*shared, *(columns[i] for i in varying)]
 
 
 def _batch_statements(
