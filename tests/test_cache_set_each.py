@@ -54,6 +54,39 @@ def test_redis_sets_each_key_with_its_own_timeout_in_one_round_trip() -> None:
         cache.delete_many(["task", "beat"])
 
 
+@requires_redis
+def test_redis_set_many_is_one_command_and_keeps_djangos_timeouts() -> None:
+    """``set_many`` (a fan-out's dispatch records) is one script on the server, whatever the
+    number of keys, with Django's meaning of the timeout: seconds, None for ever, 0 deleted."""
+    cache = RedisCache(redis_url(), {"KEY_PREFIX": f"test-{uuid.uuid4()}"})
+    client = cache._cache.get_client(None, write=True)
+    record = {"due": 1764547200.5, "worker": "", "eta": False}
+    data = {f"d{i}": record for i in range(300)} | {"n": 7, "s": "text"}
+    sent: list[str] = []
+    original = client.execute_command
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        sent.append(str(args[0]))
+        return original(*args, **kwargs)
+
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(client, "execute_command", spy)
+            assert cache.set_many(data, timeout=600) == []
+        # One EVALSHA; the first use on a server that lacks the script loads it and tries again.
+        assert sent in (["EVALSHA"], ["EVALSHA", "SCRIPT LOAD", "EVALSHA"]), sent
+        assert cache.get_many(list(data)) == data
+        assert 590 < client.ttl(cache.make_key("d0")) <= 600
+        assert 590 < client.ttl(cache.make_key("n")) <= 600
+        cache.set_many({"d0": 1, "n": 2}, timeout=None)  # kept for ever
+        assert client.ttl(cache.make_key("d0")) == -1 and cache.get_many(["d0", "n"]) == {"d0": 1, "n": 2}
+        cache.set_many({"d0": 1, "s": 2}, timeout=0)  # Django: a timeout of 0 deletes
+        assert cache.get("d0") is None and cache.get("s") is None and cache.get("d1") == record
+        assert cache.set_many({}) == []
+    finally:
+        cache.delete_many(list(data))
+
+
 def test_a_workers_start_records_its_task_and_its_heartbeat() -> None:
     """After mark_started the task's record names this worker and the worker's heartbeat is
     there, whenever the heartbeat thread last beat (the sweep judges the task by it)."""
