@@ -521,18 +521,7 @@ def bulk_insert(objs: list[M], using: str = "default") -> None:
     Afterwards the instances are saved instances (``_state.adding`` False), as after
     ``bulk_create``. No signals, as with ``bulk_create``.
     """
-    if not objs:
-        return
-    connection = connections[using]
-    statements = _insert_statements(objs, connection)
-    prepare = all(len(params) <= PREPARE_MAX_PARAMS for _, params in statements)
-    with (
-        transaction.atomic(using=using, savepoint=False),
-        statement_cursor(connection, prepare=prepare) as cursor,
-    ):
-        for sql, params in statements:
-            cursor.execute(sql, params)
-    _saved(objs, using)
+    bulk_insert_together([objs], using)
 
 
 def bulk_insert_together(groups: list[list[Any]], using: str = "default") -> None:

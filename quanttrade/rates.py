@@ -3,11 +3,21 @@ before it is stored, and turned into the `limits` item the intake counts against
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
+from typing import Generic, TypeVar
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.storage import MemoryStorage, RedisStorage
+from limits.strategies import RateLimiter
+
+log = logging.getLogger("quanttrade")
+
+L = TypeVar("L", bound=RateLimiter)
 
 RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -37,3 +47,45 @@ def validate_rate(value: str) -> None:
             _("Enter a rate such as 60/m: a whole number, '/', then s, m, h or d (e.g. 120/m, 5/s, 300/5m)."),
             code="invalid_rate",
         ) from None
+
+
+class SharedLimiter(Generic[L]):
+    """A `limits` rate limiter shared by every process through Redis when ``REDIS_URL`` is set
+    (one storage per URL, made on first use), else in this process's memory; ``local`` is that
+    memory limiter, also what a caller falls back on while Redis cannot be reached (each process
+    then limits on its own). ``socket_timeout`` bounds what a hung Redis costs a caller."""
+
+    def __init__(self, strategy: type[L], key_prefix: str, socket_timeout: float) -> None:
+        self.strategy = strategy
+        self.key_prefix = key_prefix
+        self.socket_timeout = socket_timeout
+        self.local: L = strategy(MemoryStorage())
+        self._shared: dict[str, L] = {}
+        self._lock = threading.Lock()
+
+    def get(self) -> L:
+        url = getattr(settings, "REDIS_URL", "") or ""
+        if not url:
+            return self.local
+        limiter = self._shared.get(url)
+        if limiter is None:
+            with self._lock:
+                limiter = self._shared.get(url)
+                if limiter is None:
+                    storage = RedisStorage(
+                        url,
+                        key_prefix=self.key_prefix,
+                        socket_connect_timeout=1,
+                        socket_timeout=self.socket_timeout,
+                    )
+                    limiter = self._shared[url] = self.strategy(storage)
+        return limiter
+
+    def reset(self) -> None:
+        """Forget every count, shared and this process's (tests)."""
+        self.local.storage.reset()
+        if getattr(settings, "REDIS_URL", ""):
+            try:
+                self.get().storage.reset()
+            except Exception as exc:
+                log.debug("%s counts not reset: %s", self.key_prefix, exc)

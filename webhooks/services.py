@@ -28,7 +28,6 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from limits import RateLimitItem
-from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import FixedWindowRateLimiter
 
 from live.bus import group_send
@@ -43,7 +42,7 @@ from orders.trail import StageClock
 from quanttrade.crypto import decrypt
 from quanttrade.logging import redact
 from quanttrade.prepared import bulk_insert, bulk_insert_together
-from quanttrade.rates import rate_item
+from quanttrade.rates import SharedLimiter, rate_item
 from quanttrade.vocabulary import OrderStatus
 from strategies.addressing import sample_payload
 from strategies.generation import strategies_generation
@@ -534,37 +533,13 @@ def _shape_problem(payload: dict[str, Any]) -> str | None:
 # else in this process's memory (embedded mode is one process). Keys
 # ``qt-webhook-rate:LIMITER/webhook/<strategy id>/…``, never the token.
 WEBHOOK_RATE_KEY_PREFIX = "qt-webhook-rate"
-_limiter_lock = threading.Lock()
-_shared_limiters: dict[str, FixedWindowRateLimiter] = {}
-# Used in embedded mode, and while Redis cannot be reached: each process then limits on its own.
-_local_limiter = FixedWindowRateLimiter(MemoryStorage())
-
-
-def _webhook_limiter() -> FixedWindowRateLimiter:
-    url = getattr(settings, "REDIS_URL", "") or ""
-    if not url:
-        return _local_limiter
-    limiter = _shared_limiters.get(url)
-    if limiter is None:
-        with _limiter_lock:
-            limiter = _shared_limiters.get(url)
-            if limiter is None:
-                # The cache's timeouts (settings.CACHES): a hung Redis costs about a second here.
-                storage = RedisStorage(
-                    url, key_prefix=WEBHOOK_RATE_KEY_PREFIX, socket_connect_timeout=1, socket_timeout=1
-                )
-                limiter = _shared_limiters[url] = FixedWindowRateLimiter(storage)
-    return limiter
+# The cache's timeouts (settings.CACHES): a hung Redis costs about a second here.
+_webhook_limits = SharedLimiter(FixedWindowRateLimiter, WEBHOOK_RATE_KEY_PREFIX, socket_timeout=1)
 
 
 def webhook_rate_limits_reset() -> None:
     """Forget every strategy's count, shared and this process's (tests)."""
-    _local_limiter.storage.reset()
-    if getattr(settings, "REDIS_URL", ""):
-        try:
-            _webhook_limiter().storage.reset()
-        except Exception as exc:
-            log.debug("webhook rate limits not reset: %s", exc)
+    _webhook_limits.reset()
 
 
 @functools.lru_cache(maxsize=256)
@@ -586,10 +561,10 @@ def _check_rate_limit(strategy: Strategy) -> None:
         rate = settings.WEBHOOK_RATE_LIMIT
         item = _rate_item(rate)
     try:
-        limited = not _webhook_limiter().hit(item, "webhook", str(strategy.pk))
+        limited = not _webhook_limits.get().hit(item, "webhook", str(strategy.pk))
     except Exception as exc:  # the shared store (Redis) is down: limit in this process instead
         log.warning("요청 한도 저장소 연결 실패, 프로세스 내 한도로 대체: %s", exc)
-        limited = not _local_limiter.hit(item, "webhook", str(strategy.pk))
+        limited = not _webhook_limits.local.hit(item, "webhook", str(strategy.pk))
     if limited:
         raise WebhookError(
             _("Too many webhooks for strategy %(group_name)s (limit %(rate)s); try again later")
@@ -880,7 +855,7 @@ def _record_rejection(state: _IngestState, error: WebhookError) -> WebhookEvent 
 
 def _refusals_over_limit(source_ip: str | None) -> bool:
     try:
-        limited = not _webhook_limiter().hit(
+        limited = not _webhook_limits.get().hit(
             _rate_item(settings.WEBHOOK_REFUSED_RECORD_LIMIT), "webhook-refused", f"ip:{source_ip or '-'}"
         )
     except Exception as exc:  # the store may be down: storing a refusal beats losing it

@@ -72,7 +72,7 @@ def test_a_malformed_rate_stored_earlier_falls_back_to_the_default(make_strategy
 
 def test_with_the_shared_store_down_the_intake_limits_per_process(make_strategy: Any, settings: Any) -> None:
     settings.REDIS_URL = "redis://127.0.0.1:9/0"  # nothing listens there: connection refused
-    intake._local_limiter.storage.reset()
+    intake._webhook_limits.local.storage.reset()
     make_strategy(rate_limit="2/m", group_name="my_strategy")
 
     assert [post().status_code for _ in range(3)] == [202, 202, 429]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,10 +27,10 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils.translation import gettext as _
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from orders.exchanges.base import RetryableVenueError
+from quanttrade.rates import SharedLimiter
 
 log = logging.getLogger("quanttrade.orders")
 
@@ -93,21 +92,10 @@ def key_digest(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()[:20]
 
 
-_storage_lock = threading.Lock()
-_shared: dict[str, MovingWindowRateLimiter] = {}
-_local = MovingWindowRateLimiter(MemoryStorage())
-
-
-def _limiter() -> MovingWindowRateLimiter:
-    url = getattr(settings, "REDIS_URL", "") or ""
-    if not url:
-        return _local
-    with _storage_lock:
-        limiter = _shared.get(url)
-        if limiter is None:
-            storage = RedisStorage(url, key_prefix=KEY_PREFIX, socket_connect_timeout=1, socket_timeout=2)
-            limiter = _shared[url] = MovingWindowRateLimiter(storage)
-        return limiter
+# Moving windows: a window's requests are counted where they fell (a fixed window would let a
+# burst at its end and another at the next one's start through together). Redis calls wait at
+# most 2 s: a request already waits for its turn here.
+_limiters = SharedLimiter(MovingWindowRateLimiter, KEY_PREFIX, socket_timeout=2)
 
 
 def max_wait_seconds() -> float:
@@ -172,25 +160,20 @@ class VenueBuckets:
         """Take ``cost`` units from ``limit``'s bucket now if it has them."""
         ident = self.bucket_id(limit)
         try:
-            return _limiter().hit(limit.item, ident, cost=cost)
+            return _limiters.get().hit(limit.item, ident, cost=cost)
         except Exception as exc:  # the shared store is down: this process limits on its own
             log.warning("거래소 요청 한도 저장소 연결 실패, 프로세스 내 한도로 대체: %s", exc)
-            return _local.hit(limit.item, ident, cost=cost)
+            return _limiters.local.hit(limit.item, ident, cost=cost)
 
     def _free_at(self, limit: VenueLimit) -> float:
         """Seconds until the oldest request in the window leaves it."""
         try:
-            stats = _limiter().get_window_stats(limit.item, self.bucket_id(limit))
+            stats = _limiters.get().get_window_stats(limit.item, self.bucket_id(limit))
         except Exception:
-            stats = _local.get_window_stats(limit.item, self.bucket_id(limit))
+            stats = _limiters.local.get_window_stats(limit.item, self.bucket_id(limit))
         return stats.reset_time - time.time()
 
 
 def reset() -> None:
     """Empty every bucket, shared and this process's (tests)."""
-    _local.storage.reset()
-    if getattr(settings, "REDIS_URL", ""):
-        try:
-            _limiter().storage.reset()
-        except Exception as exc:
-            log.debug("buckets not reset: %s", exc)
+    _limiters.reset()
