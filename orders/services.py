@@ -135,13 +135,13 @@ def webhook_orders_fan_out(
 
 
 def account_orders_execute_or_schedule(
-    webhook_id: UUID | str, account_id: int, trail: dict[str, Any] | None = None
+    webhook_id: UUID | str, account_id: int, trail: dict[str, Any] | None = None, started: bool = False
 ) -> None:
     """Run one account's orders here; a retry the venue asked for is scheduled as that
     account's own task, or on the local pool's timer in embedded mode (a refused schedule is
     logged: the sweep resends the orders)."""
     try:
-        account_orders_execute(webhook_id, account_id, trail)
+        account_orders_execute(webhook_id, account_id, trail, started=started)
     except ExecutionRetry as retry:
         liveness.mark_dispatched(webhook_id, account_id, retry.countdown)
         try:
@@ -686,7 +686,7 @@ def _wait_for_earlier(order: Order) -> None:
 
 
 def account_orders_execute(
-    webhook_id: UUID | str, account_id: int, trail: dict[str, Any] | None = None
+    webhook_id: UUID | str, account_id: int, trail: dict[str, Any] | None = None, started: bool = False
 ) -> None:
     """Run one account's queued orders of one webhook, one after the other by `sequence`, each
     after the account's earlier orders that must go first (``_wait_for_earlier``).
@@ -694,8 +694,12 @@ def account_orders_execute(
     Safe to run any number of times: each order is claimed atomically, so an order past
     `queued` is never sent again. Raises :class:`ExecutionRetry` when the task should run
     again later; the orders after the one that must be retried wait for it.
+
+    ``started``: the caller has marked the pair started already (a fan-out's chunk is marked as
+    a whole, ``liveness.mark_started_many``).
     """
-    liveness.mark_started(webhook_id, account_id)
+    if not started:
+        liveness.mark_started(webhook_id, account_id)
     try:
         queued = _TASK_ORDERS.fetch(webhook_id=UUID(str(webhook_id)), account_id=account_id)
         loaded_at = time.monotonic()

@@ -62,10 +62,9 @@ def execute_webhook_orders(
     to another worker, and so on, until each task holds at most ``chunk`` accounts
     (``orders.services.fan_out_chunk``), which it executes one after another."""
     kept = webhook_orders_fan_out(webhook_id, account_ids, trail, chunk)
-    if len(kept) > 1:
-        liveness.mark_started_many(webhook_id, kept)
+    liveness.mark_started_many(webhook_id, kept)  # the chunk at once: one read, one write
     for account_id in kept:
-        account_orders_execute_or_schedule(webhook_id, account_id, trail)
+        account_orders_execute_or_schedule(webhook_id, account_id, trail, started=True)
 
 
 @shared_task(name="orders.tasks.orders_sweep", ignore_result=True)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from orders import liveness
 from orders.models import Order
 from orders.trail import STAGES, StageClock, trail_merge, trail_rows, trail_set
 from quanttrade.celery import app as celery_app
@@ -150,9 +151,19 @@ def test_a_fan_out_beyond_the_task_limit_runs_in_chunks_each_account_once(
         return send_task(name, *args, **kwargs)
 
     monkeypatch.setattr(celery_app, "send_task", spy)
+    mark_started_many = liveness.mark_started_many
+    started: list[int] = []
+
+    def started_spy(webhook_id: Any, account_ids: list[int]) -> None:
+        started.extend(account_ids)
+        mark_started_many(webhook_id, account_ids)
+
+    monkeypatch.setattr(liveness, "mark_started_many", started_spy)
     webhook_id = post(client)
     orders = wait_orders(webhook_id=webhook_id)
     assert [o.status for o in orders] == ["filled"] * 7
+    # Each account marked started once: its chunk's mark, not another of its own.
+    assert sorted(started) == sorted(a.id for a in accounts)
     assert [o.attempts for o in orders] == [1] * 7
     assert len({o.account_id for o in orders}) == 7
     for order in orders:
