@@ -40,9 +40,9 @@ def _django_http_app() -> Any:
 # Build the Django app (and so load the apps) before importing anything that touches models.
 django_asgi_app = _django_http_app()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from live.middleware import WebSocketAuthStack  # noqa: E402
 from live.routing import websocket_urlpatterns  # noqa: E402
 from live.security import OriginValidator  # noqa: E402
 from quanttrade.heap import startup_heap_freeze  # noqa: E402
@@ -55,7 +55,7 @@ spool_replayer_start()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": OriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": OriginValidator(WebSocketAuthStack(URLRouter(websocket_urlpatterns))),
     }
 )
 
