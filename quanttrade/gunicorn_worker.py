@@ -1,4 +1,5 @@
-"""The gunicorn worker class for QuantTrade: uvicorn's, with its proxy-header rewriting off.
+"""The gunicorn worker class for QuantTrade: uvicorn's, with its proxy-header rewriting off
+(and /ws frames uncompressed, ``UVICORN_OPTIONS``).
 
 uvicorn believes X-Forwarded-For from FORWARDED_ALLOW_IPS (127.0.0.1 by default) and hands
 the claimed address to the application as the peer; a local caller could then claim a
@@ -12,6 +13,8 @@ from typing import Any
 
 from uvicorn_worker import UvicornWorker
 
+from quanttrade.uvicorn_options import UVICORN_OPTIONS
+
 
 class Worker(UvicornWorker):
-    CONFIG_KWARGS: dict[str, Any] = {**UvicornWorker.CONFIG_KWARGS, "proxy_headers": False}
+    CONFIG_KWARGS: dict[str, Any] = {**UvicornWorker.CONFIG_KWARGS, **UVICORN_OPTIONS}

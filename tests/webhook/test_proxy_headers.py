@@ -1,14 +1,17 @@
 """Every server the product runs on believes X-Forwarded-For only from TRUSTED_PROXIES (#11):
-a local caller claiming a TradingView address does not pass WEBHOOK_IP_ALLOWLIST."""
+a local caller claiming a TradingView address does not pass WEBHOOK_IP_ALLOWLIST; and none
+compresses /ws frames."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,24 +55,46 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"env": env, "spot": next(s for s in seed["strategies"] if s["group_name"] == "demo_spot")}
 
 
-@pytest.mark.parametrize("server", list(SERVERS))
-def test_a_forged_forwarding_header_does_not_pass_the_allowlist(seeded: dict[str, Any], server: str) -> None:
+@pytest.fixture(scope="module", params=list(SERVERS))
+def running(seeded: dict[str, Any], request: pytest.FixtureRequest) -> Iterator[int]:
+    """Each server the product runs on, started once for this module's tests: its port."""
     port = free_port()
     process = subprocess.Popen(
-        SERVERS[server](port), env=seeded["env"], cwd=settings.BASE_DIR,
+        SERVERS[request.param](port), env=seeded["env"], cwd=settings.BASE_DIR,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
         wait_healthy(f"http://127.0.0.1:{port}", 60, process=process)
-        spot = seeded["spot"]
-        body = {**spot["sample_payload"], "token": spot["token"]}
-        forged = {
-            "X-Forwarded-For": "52.89.214.238",
-            "X-Real-IP": "52.89.214.238",
-            "Forwarded": "for=52.89.214.238",
-        }
-
-        assert post(f"http://127.0.0.1:{port}/api/webhook", body, forged) == 403
+        yield port
     finally:
         os.killpg(process.pid, 15)
         process.wait(20)
+
+
+def test_a_forged_forwarding_header_does_not_pass_the_allowlist(seeded: dict[str, Any], running: int) -> None:
+    spot = seeded["spot"]
+    body = {**spot["sample_payload"], "token": spot["token"]}
+    forged = {
+        "X-Forwarded-For": "52.89.214.238",
+        "X-Real-IP": "52.89.214.238",
+        "Forwarded": "for=52.89.214.238",
+    }
+
+    assert post(f"http://127.0.0.1:{running}/api/webhook", body, forged) == 403
+
+
+def test_websocket_frames_are_not_compressed(running: int) -> None:
+    """A client offering permessage-deflate (the `websockets` default, as browsers do) gets
+    uncompressed frames: every tick goes to every subscriber, and compressing each one for each
+    connection cost a web process about a quarter of its time (docs/benchmarks-ws.md)."""
+    import websockets
+
+    async def scenario() -> tuple[str | None, dict[str, Any]]:
+        async with websockets.connect(f"ws://127.0.0.1:{running}/ws", compression="deflate") as ws:
+            assert ws.response is not None
+            extensions = ws.response.headers.get("Sec-WebSocket-Extensions")
+            return extensions, json.loads(await asyncio.wait_for(ws.recv(), 10))
+
+    extensions, first = asyncio.run(scenario())
+    assert extensions is None
+    assert first["type"] == "connected"

@@ -36,6 +36,7 @@ from orders.portfolio.services import portfolios_refresh
 from orders.services import orders_sweep, paper_match_run
 from quanttrade.celery import app
 from quanttrade.management.serve_address import serve_host, serve_port
+from quanttrade.uvicorn_options import UVICORN_OPTIONS
 from webhooks.services import webhooks_sweep
 
 log = logging.getLogger("quanttrade.serve")
@@ -249,12 +250,13 @@ def _run_uvicorn(host: str, port: int) -> None:
     # ignoring that replay lets this command stop the worker and feeds cleanly afterwards.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
-    # proxy_headers off: only TRUSTED_PROXIES decide whose X-Forwarded-For is believed.
+    # The gunicorn worker's options (quanttrade/uvicorn_options.py: proxy headers and /ws
+    # compression off).
     uvicorn.run(
         "quanttrade.asgi:application",
         host=host,
         port=port,
         lifespan="off",
         log_level="warning",
-        proxy_headers=False,
+        **UVICORN_OPTIONS,
     )
