@@ -2,7 +2,8 @@
 
 For each channel layer — InMemoryChannelLayer (embedded, publisher thread inside the server),
 channels_redis RedisChannelLayer and RedisPubSubChannelLayer (publisher in a separate process,
-as ``manage.py pricefeed`` runs) — it starts the real application under daphne, connects N
+as ``manage.py pricefeed`` runs) — it starts the real application under daphne (or, with
+``--servers``, uvicorn or gunicorn with two uvicorn workers), connects N
 ``websockets`` clients that each subscribe to K instruments over the /ws protocol, publishes
 R ticks/s per instrument through ``prices.services.price_publish`` and measures, per delivered
 ``price_update``, receive time minus the tick's timestamp. A bare baseline runs in the same
@@ -70,14 +71,19 @@ def publish_loop(ids: list[str], rate: float, ticks: int, start_file: Path | Non
     asyncio.run(run())
 
 
+_publishing = False
+
+
 def __getattr__(name: str) -> Any:
-    """``bench.ws_fanout:application`` for daphne: the real app, plus the in-process publisher."""
+    """``bench.ws_fanout:application`` for the server: the real app, plus the in-process publisher."""
     if name != "application":
         raise AttributeError(name)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quanttrade.settings")
     from quanttrade.asgi import application
 
-    if os.environ.get("BENCH_PUBLISH"):
+    global _publishing
+    if os.environ.get("BENCH_PUBLISH") and not _publishing:
+        _publishing = True  # uvicorn looks the attribute up more than once
         spec = json.loads(os.environ["BENCH_PUBLISH"])
         threading.Thread(
             target=publish_loop,
@@ -242,9 +248,31 @@ def clear_redis_ticks(url: str, ids: list[str]) -> None:
     redis.Redis.from_url(url).delete(*[f"qt:price:{i}" for i in ids])
 
 
-def run_layer(layer: str, args: argparse.Namespace, ids: list[str], data_dir: Path) -> dict[str, Any]:
+SERVERS = ("daphne", "uvicorn", "gunicorn")
+
+
+def server_command(server: str, port: int) -> list[str]:
+    """The web server running the application: daphne (the stack's, one process), uvicorn (one
+    process, `websockets` for /ws) or gunicorn with two uvicorn workers (the Procfile's)."""
+    app, bin_dir = "bench.ws_fanout:application", Path(sys.executable).parent
+    if server == "daphne":
+        return [str(bin_dir / "daphne"), "-v", "0", "-b", "127.0.0.1", "-p", str(port), app]
+    if server == "uvicorn":
+        # As the product runs it (quanttrade/uvicorn_options.py).
+        return [str(bin_dir / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port),
+                "--no-access-log", "--log-level", "warning", "--no-proxy-headers",
+                "--ws-per-message-deflate", "false"]  # fmt: skip
+    if server == "gunicorn":
+        return [str(bin_dir / "gunicorn"), app, "-w", "2", "-k", "quanttrade.gunicorn_worker.Worker",
+                "-b", f"127.0.0.1:{port}", "--log-level", "warning"]  # fmt: skip
+    raise ValueError(server)
+
+
+def run_layer(
+    layer: str, args: argparse.Namespace, ids: list[str], data_dir: Path, server: str = "daphne"
+) -> dict[str, Any]:
     ticks = int(args.rate * args.duration)
-    start_file = data_dir / f"start-{layer}"
+    start_file = data_dir / f"start-{layer}-{server}-{time.monotonic_ns()}"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env.update(
@@ -269,19 +297,10 @@ def run_layer(layer: str, args: argparse.Namespace, ids: list[str], data_dir: Pa
                 {"ids": ids, "rate": args.rate, "ticks": ticks, "start_file": str(start_file)}
             )
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-        cmd = [
-            str(Path(sys.executable).parent / "daphne"),
-            "-v",
-            "0",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "bench.ws_fanout:application",
-        ]
-    server = subprocess.Popen(cmd, cwd=ROOT, env=env)
+        cmd = server_command(server, port)
+    process = subprocess.Popen(cmd, cwd=ROOT, env=env)
     try:
-        wait_port(port, server)
+        wait_port(port, process)
 
         async def start() -> None:
             nonlocal publisher
@@ -306,11 +325,12 @@ def run_layer(layer: str, args: argparse.Namespace, ids: list[str], data_dir: Pa
 
         result = asyncio.run(run_clients(port, args.clients, ids, args.topics, start, args.duration))
     finally:
-        server.terminate()
-        server.wait(10)
+        process.terminate()
+        process.wait(10)
         if publisher is not None:
             publisher.wait(30)
-    return summarize(layer, result, args.clients * args.topics * ticks)
+    name = layer if layer == "baseline" or server == "daphne" else f"{layer}/{server}"
+    return summarize(name, result, args.clients * args.topics * ticks)
 
 
 def main() -> None:
@@ -323,6 +343,11 @@ def main() -> None:
     parser.add_argument("--topics", type=int, default=1, help="instruments each client subscribes to")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of publishing per layer")
     parser.add_argument("--layers", default="baseline,inmemory,redis,pubsub")
+    parser.add_argument(
+        "--servers",
+        default="daphne",
+        help="web servers for the product's layers, each run in turn: daphne, uvicorn, gunicorn (2 workers)",
+    )
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2"))
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     parser.add_argument("--role", default="bench", help=argparse.SUPPRESS)
@@ -343,11 +368,24 @@ def main() -> None:
     )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for layer in args.layers.split(","):
-            row = run_layer(layer.strip(), args, ids, Path(tmp))
+        servers = [server.strip() for server in args.servers.split(",")]
+        for server in servers:
+            if server not in SERVERS:
+                raise SystemExit(f"unknown server {server!r} (use {', '.join(SERVERS)})")
+        runs = []
+        for layer in (layer.strip() for layer in args.layers.split(",")):
+            if layer == "baseline":
+                runs.append((layer, "daphne"))
+                continue
+            for server in servers:
+                if layer == "inmemory" and server == "gunicorn":
+                    continue  # its publisher is a thread of the one server process
+                runs.append((layer, server))
+        for layer, server in runs:
+            row = run_layer(layer, args, ids, Path(tmp), server)
             rows.append(row)
             print(json.dumps(row) if args.json else
-                  f"{row['layer']:<9} delivered {row['delivered']:>8}/{row['expected']:<8} dropped {row['dropped']:>6}  "
+                  f"{row['layer']:<16} delivered {row['delivered']:>8}/{row['expected']:<8} dropped {row['dropped']:>6}  "
                   f"p50 {row['p50_ms']:>7} ms  p99 {row['p99_ms']:>7} ms  max {row['max_ms']} ms  (connect {row['connect_s']} s)",
                   flush=True)  # fmt: skip
 
