@@ -20,6 +20,7 @@ from typing import Any
 import environ
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 from quanttrade.i18n import compile_catalogs
 from quanttrade.rates import rate_seconds
@@ -306,6 +307,22 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # on the webhook's response path (TradingView gives up after 3 s). The worker's own
     # reconnection is separate (broker_connection_max_retries below) and unaffected.
     "max_retries": 0,
+    # A worker takes from the queues in CELERY_TASK_QUEUES' order: orders before background.
+    "queue_order_strategy": "priority",
+}
+# Two queues, consumed by every worker (no -Q needed): "celery" for order executions and
+# everything else, "background" for portfolio refreshes. A fan-out to 1,000 accounts asks for
+# 1,000 refreshes (one per fill, ~10 ms of CPU each); in one queue the next signal's orders
+# waited behind them. With the Redis broker a worker always takes an order first (BRPOP over
+# the queues in this order); the in-memory broker of the tests takes them in turn.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (
+    Queue("celery", Exchange("celery", type="direct"), routing_key="celery"),
+    Queue("background", Exchange("background", type="direct"), routing_key="background"),
+)
+CELERY_TASK_ROUTES = {
+    "orders.tasks.portfolio_refresh": {"queue": "background"},
+    "orders.tasks.portfolios_refresh": {"queue": "background"},
 }
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

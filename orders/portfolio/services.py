@@ -334,9 +334,10 @@ REFRESH_YIELD_MAX_SECONDS = 30.0
 def portfolio_refresh_soon(account_id: int) -> None:
     """Ask a worker to refresh the account's portfolio (after a fill). One request stands at a
     time per account: the worker clears the mark before it reads, so a fill recorded after the
-    read has begun asks again. The request goes through the broker the orders' executions go
-    through (in embedded mode to the order pool's background thread, orders.handoff) and yields
-    to them (``portfolio_refresh_requested``). Never raises."""
+    read has begun asks again. The request goes through the broker's background queue, which a
+    worker takes only when no order execution waits in the first (settings.CELERY_TASK_QUEUES;
+    in embedded mode to the order pool's background thread, orders.handoff), and yields to
+    queued orders (``portfolio_refresh_requested``). Never raises."""
     try:
         if not cache.add(_pending_key(account_id), 1, PENDING_SECONDS + REFRESH_YIELD_MAX_SECONDS):
             return
