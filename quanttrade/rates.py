@@ -1,5 +1,7 @@
 """Rates written as ``N/u`` (``120/m``, ``5/s``, ``300/5m``): a strategy's webhook limit, checked
-before it is stored, and turned into the `limits` item the intake counts against."""
+before it is stored, and turned into the `limits` item the intake counts against; and
+:class:`SharedLimiter`, the `limits` limiter every process shares through Redis (the webhook
+limit, the venues' request buckets)."""
 
 from __future__ import annotations
 
