@@ -64,6 +64,20 @@ def kst_clock() -> Iterator[Callable[..., Any]]:
 
 
 @pytest.fixture(autouse=True)
+def _default_language() -> Iterator[None]:
+    """Every test starts in the default language (Korean). A request in English leaves English
+    active in its thread (LocaleMiddleware activates a request's language and never restores
+    the previous one), so a later test in the same process that runs a management command or
+    formats a message outside a request read it in English, depending on the test order."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
     """Every test starts with an empty cache and an empty price layer (in embedded mode the
     price store is a process-wide dict that would otherwise carry ticks between tests)."""
