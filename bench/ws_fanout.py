@@ -257,15 +257,30 @@ def server_command(server: str, port: int) -> list[str]:
     app, bin_dir = "bench.ws_fanout:application", Path(sys.executable).parent
     if server == "daphne":
         return [str(bin_dir / "daphne"), "-v", "0", "-b", "127.0.0.1", "-p", str(port), app]
-    if server == "uvicorn":
-        # As the product runs it (quanttrade/uvicorn_options.py).
-        return [str(bin_dir / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port),
-                "--no-access-log", "--log-level", "warning", "--no-proxy-headers",
-                "--ws-per-message-deflate", "false"]  # fmt: skip
+    if server == "uvicorn":  # with the product's options (uvicorn_server below)
+        return [sys.executable, __file__, "--role", "uvicorn-server", "--port", str(port)]
     if server == "gunicorn":
         return [str(bin_dir / "gunicorn"), app, "-w", "2", "-k", "quanttrade.gunicorn_worker.Worker",
                 "-b", f"127.0.0.1:{port}", "--log-level", "warning"]  # fmt: skip
     raise ValueError(server)
+
+
+def uvicorn_server(port: int) -> None:
+    """uvicorn as ``manage.py serve --server uvicorn`` and the gunicorn worker run it
+    (quanttrade/uvicorn_options.py), serving this module's application."""
+    import uvicorn
+
+    from quanttrade.uvicorn_options import UVICORN_OPTIONS
+
+    uvicorn.run(
+        "bench.ws_fanout:application",
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        **UVICORN_OPTIONS,
+    )
 
 
 def run_layer(
@@ -359,6 +374,8 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     if args.role == "publisher":
         return publish_loop(ids, args.rate, ticks, None)
+    if args.role == "uvicorn-server":
+        return uvicorn_server(args.port)
     if args.role == "baseline-server":
         return baseline_server(args.port, ids, args.rate, ticks, args.start_file)
 

@@ -12,29 +12,23 @@ server untouched.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
 
 from channels.auth import AuthMiddleware
-from channels.sessions import CookieMiddleware
-from django.conf import settings
+from channels.sessions import CookieMiddleware, InstanceSessionWrapper
 
 
 class ReadOnlySessionMiddleware:
-    """``scope["session"]`` from the session cookie (CookieMiddleware must be above)."""
+    """``scope["session"]`` from the session cookie, as channels' ``SessionMiddleware`` resolves
+    it (CookieMiddleware must be above), with the server's own ``send`` passed on."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        if "session" not in scope:
-            if "cookies" not in scope:
-                raise ValueError(
-                    "No cookies in scope: ReadOnlySessionMiddleware runs inside CookieMiddleware"
-                )
-            store = import_module(settings.SESSION_ENGINE).SessionStore
-            scope = {**scope, "session": store(scope["cookies"].get(settings.SESSION_COOKIE_NAME))}
-        return await self.inner(scope, receive, send)
+        session = InstanceSessionWrapper(scope, send)
+        await session.resolve_session()
+        return await self.inner(session.scope, receive, send)
 
 
 def WebSocketAuthStack(inner: Any) -> Any:  # noqa: N802 - named like channels' AuthMiddlewareStack
