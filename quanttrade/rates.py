@@ -83,6 +83,15 @@ class SharedLimiter(Generic[L]):
                     limiter = self._shared[url] = self.strategy(storage)
         return limiter
 
+    def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        """Take ``cost`` from the bucket now if it has it; in this process's memory while the
+        shared store cannot be reached (the store's outage must not stop what is limited)."""
+        try:
+            return self.get().hit(item, *identifiers, cost=cost)
+        except Exception as exc:
+            log.warning("요청 한도 저장소 연결 실패, 프로세스 내 한도로 대체 (%s): %s", self.key_prefix, exc)
+            return self.local.hit(item, *identifiers, cost=cost)
+
     def reset(self) -> None:
         """Forget every count, shared and this process's (tests)."""
         self.local.storage.reset()

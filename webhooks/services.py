@@ -560,12 +560,7 @@ def _check_rate_limit(strategy: Strategy) -> None:
         )
         rate = settings.WEBHOOK_RATE_LIMIT
         item = _rate_item(rate)
-    try:
-        limited = not _webhook_limits.get().hit(item, "webhook", str(strategy.pk))
-    except Exception as exc:  # the shared store (Redis) is down: limit in this process instead
-        log.warning("요청 한도 저장소 연결 실패, 프로세스 내 한도로 대체: %s", exc)
-        limited = not _webhook_limits.local.hit(item, "webhook", str(strategy.pk))
-    if limited:
+    if not _webhook_limits.hit(item, "webhook", str(strategy.pk)):
         raise WebhookError(
             _("Too many webhooks for strategy %(group_name)s (limit %(rate)s); try again later")
             % {"group_name": strategy.group_name, "rate": rate},

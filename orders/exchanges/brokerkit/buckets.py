@@ -158,12 +158,7 @@ class VenueBuckets:
 
     def try_take(self, limit: VenueLimit, cost: int = 1) -> bool:
         """Take ``cost`` units from ``limit``'s bucket now if it has them."""
-        ident = self.bucket_id(limit)
-        try:
-            return _limiters.get().hit(limit.item, ident, cost=cost)
-        except Exception as exc:  # the shared store is down: this process limits on its own
-            log.warning("거래소 요청 한도 저장소 연결 실패, 프로세스 내 한도로 대체: %s", exc)
-            return _limiters.local.hit(limit.item, ident, cost=cost)
+        return _limiters.hit(limit.item, self.bucket_id(limit), cost=cost)
 
     def _free_at(self, limit: VenueLimit) -> float:
         """Seconds until the oldest request in the window leaves it."""
