@@ -14,7 +14,11 @@ from django.db import close_old_connections
 
 from orders import liveness
 from orders.approval import approvals_expire as expire_approvals
-from orders.portfolio.services import portfolio_refresh_requested, portfolios_refresh
+from orders.portfolio.services import (
+    portfolio_refresh_requested,
+    portfolios_refresh,
+    portfolios_refresh_requested,
+)
 from orders.services import (
     ExecutionRetry,
     account_orders_execute,
@@ -87,8 +91,16 @@ def paper_match() -> int:
 
 @shared_task(name="orders.tasks.portfolio_refresh", ignore_result=True)
 def portfolio_refresh(account_id: int, asked_at: float | None = None) -> None:
-    """Refresh one account's portfolio (asked for after a fill; it yields to queued orders)."""
+    """Refresh one account's portfolio (the message of releases before requests were
+    gathered, still in a broker across an upgrade)."""
     portfolio_refresh_requested(account_id, asked_at)
+
+
+@shared_task(name="orders.tasks.portfolios_refresh_requested", ignore_result=True)
+def portfolios_refresh_requested_task(account_ids: list[int], asked_at: float | None = None) -> int:
+    """Refresh the accounts whose fills asked for it, gathered by one worker process; yields to
+    queued orders (orders.portfolio.services.portfolios_refresh_requested)."""
+    return portfolios_refresh_requested(account_ids, asked_at)
 
 
 @shared_task(name="orders.tasks.portfolios_refresh", ignore_result=True)

@@ -322,6 +322,7 @@ CELERY_TASK_QUEUES = (
 )
 CELERY_TASK_ROUTES = {
     "orders.tasks.portfolio_refresh": {"queue": "background"},
+    "orders.tasks.portfolios_refresh_requested": {"queue": "background"},
     "orders.tasks.portfolios_refresh": {"queue": "background"},
 }
 CELERY_TASK_PUBLISH_RETRY = False

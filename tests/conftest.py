@@ -255,6 +255,9 @@ def _worker_quiesce(app: Any, timeout: float = 20.0) -> None:
 
     from celery.worker import state
 
+    from orders.portfolio.services import refresh_requests_flush
+
+    refresh_requests_flush()  # the refreshes the test's fills asked for: sent, then purged
     deadline = time.monotonic() + timeout
     quiet_since: float | None = None
     while time.monotonic() < deadline:

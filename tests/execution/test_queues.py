@@ -18,6 +18,7 @@ def test_portfolio_refreshes_go_to_the_background_queue_and_everything_else_to_t
 
     assert [queue.name for queue in app.conf.task_queues] == ["celery", "background"]
     assert queue_of("orders.tasks.portfolio_refresh") == "background"
+    assert queue_of("orders.tasks.portfolios_refresh_requested") == "background"
     assert queue_of("orders.tasks.portfolios_refresh") == "background"
     for task in (
         "orders.tasks.execute_account_orders",
