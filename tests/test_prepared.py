@@ -637,3 +637,24 @@ def test_on_postgresql_the_workers_read_is_planned_once_with_a_long_history(
         )
         ((generic, custom),) = cursor.fetchall()
     assert generic >= 3 and custom <= 5, (generic, custom)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_paper_books_lock_prepared_equals_the_queryset(make_account: Any) -> None:
+    """The paper venue's lock of an account row (orders.exchanges.paper._LOCK): the same row and
+    fields as the queryset, read inside the caller's transaction (PostgreSQL: FOR UPDATE)."""
+    from django.db import connection, transaction
+
+    from orders.exchanges import paper
+
+    account = make_account("locked", settings={"paper": {"fee_rate": "0.001"}})
+    with transaction.atomic(), CaptureQueriesContext(connection) as statements:
+        [locked] = paper._LOCK.fetch(account_id=account.pk)
+        [plain] = Account.objects.select_for_update().only("id", "settings").filter(pk=account.pk)
+        assert paper._LOCK.fetch(account_id=account.pk + 1000) == []
+    assert (locked.pk, locked.settings) == (plain.pk, plain.settings)
+    assert locked.get_deferred_fields() == plain.get_deferred_fields()
+    if connection.vendor == "postgresql":
+        assert all("FOR UPDATE" in q["sql"] for q in statements.captured_queries if "SELECT" in q["sql"])
+    with transaction.atomic(), pytest.raises(Account.DoesNotExist):
+        paper._Book.lock(account.pk + 1000)

@@ -270,6 +270,12 @@ _BALANCES: PreparedSelect[PaperBalance] = PreparedSelect(
     lambda account_id: PaperBalance.objects.filter(account_id=account_id),
     {"account_id": PaperBalance._meta.get_field("account")},
 )
+# The book's lock: the account's row, locked for the caller's transaction (``_Book.lock``).
+# Prepared: the ORM's compile of it was most of a paper placement's lock (~1 ms of CPU).
+_LOCK: PreparedSelect[Account] = PreparedSelect(
+    lambda account_id: Account.objects.select_for_update().only("id", "settings").filter(pk=account_id),
+    {"account_id": Account._meta.get_field("id")},
+)
 _BY_CLIENT_ID: PreparedSelect[PaperOrder] = PreparedSelect(
     lambda client_order_id: PaperOrder.objects.filter(client_order_id=client_order_id).order_by("pk")[:1],
     {"client_order_id": PaperOrder._meta.get_field("client_order_id")},
@@ -322,7 +328,10 @@ class _Book:
             and transaction.get_connection().vendor == "sqlite"
         ):
             return cls(account)
-        return cls(Account.objects.select_for_update().only("id", "settings").get(pk=account_id))
+        locked = _LOCK.fetch(account_id=account_id)
+        if not locked:
+            raise Account.DoesNotExist(f"Account {account_id} does not exist")
+        return cls(locked[0])
 
     def forget(self) -> None:
         self._balances = None
