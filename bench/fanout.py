@@ -4,7 +4,9 @@ Not a test: a measurement (issue #12). One webhook goes to 1, 10, 100 or 1,000 l
 for every order the trail says when it was received, committed, dispatched, claimed by a worker,
 sent to the venue and answered. Printed per run: the webhook's 202 time (the intake, measured by
 the caller), p50 of received -> `sent` over every order, and the *last* account's `sent` and
-`answered` (the figure a fan-out is judged by), with the load average beside each row.
+`answered` (the figure a fan-out is judged by), the whole machine's busy CPU time over each
+signal's window (from the POST until its orders settled) per order, median over the signals,
+and the load average beside each row.
 
 Venues: ``paper`` is the product's paper venue behind a bench adapter that waits
 ``--latency-ms`` before each placement (a distant venue's round trip, with no HTTP of its own);
@@ -105,6 +107,20 @@ def percentile(values: list[float], q: float) -> float:
 def load() -> str:
     one, five, _ = os.getloadavg()
     return f"{one:.1f}/{five:.1f}"
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (Linux ``/proc/stat``: every
+    state but idle and iowait), 0 where there is none. The servers of a run share the
+    machine (PostgreSQL, Redis, the workers, this process): the difference over a signal's
+    window is the work that signal cost, whatever waited for what."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 # --- the worker side ------------------------------------------------------------------------
@@ -219,8 +235,10 @@ def run_signals(n: int, signals: int, gap: float) -> dict[str, Any]:
     last_answered: list[float] = []
     stages: dict[str, list[float]] = {}
     statuses: dict[str, int] = {}
+    busy: list[float] = []
     warmup = 2 if n <= 10 else 1
     for index in range(signals + warmup):
+        busy_before = machine_busy_seconds()
         started = time.perf_counter()
         response = client.post("/api/webhook", data=body(n), content_type="application/json")
         took = time.perf_counter() - started
@@ -228,6 +246,7 @@ def run_signals(n: int, signals: int, gap: float) -> dict[str, Any]:
         rows = settle(response.json()["webhook_id"], n)
         if index < warmup:
             continue
+        busy.append((machine_busy_seconds() - busy_before) * 1000 / n)
         accepted.append(took * 1000)
         trails = [r["trail"] for r in rows]
         for row in rows:
@@ -253,6 +272,7 @@ def run_signals(n: int, signals: int, gap: float) -> dict[str, Any]:
         "last_answered_ms_p50": percentile(last_answered, 50),
         "stages_p50": {stage: percentile(values, 50) for stage, values in stages.items()},
         "statuses": statuses,
+        "machine_cpu_ms_per_order": statistics.median(busy),
         "load": load(),
     }
 
@@ -284,7 +304,8 @@ def row_text(r: dict[str, Any]) -> str:
         f"{r['backend']:<11} {r['venue']:<7} w={r['workers']} lat={r['latency_ms']:>3.0f}ms "
         f"n={r['accounts']:<5} x{r['signals']:<4} 202 p50 {r['accept_ms_p50']:7.1f} max {r['accept_ms_max']:7.1f} | "
         f"sent p50 {r['sent_ms_p50']:7.1f} p99 {r['sent_ms_p99']:7.1f} | last sent p50 {r['last_sent_ms_p50']:7.1f} "
-        f"max {r['last_sent_ms_max']:7.1f} answered {r['last_answered_ms_p50']:7.1f} | load {r['load']} "
+        f"max {r['last_sent_ms_max']:7.1f} answered {r['last_answered_ms_p50']:7.1f} | "
+        f"machine CPU/order {r['machine_cpu_ms_per_order']:.2f} ms | load {r['load']} "
         f"| p50 stages {stages} | {r['statuses']}"
     )
 
