@@ -416,9 +416,7 @@ def refresh_requests_flush() -> list[int]:
 def _refresh_send(account_ids: list[int], asked_at: float | None, delay: float) -> None:
     pool = handoff.current()
     if pool is not None:
-        pool.submit(
-            portfolios_refresh_requested, account_ids, asked_at, delay=delay, lane=handoff.BACKGROUND
-        )
+        pool.submit(portfolios_refresh_requested, account_ids, asked_at, delay=delay, lane=handoff.BACKGROUND)
     else:
         celery_app.send_task(
             REFRESH_MANY_TASK, args=[account_ids, asked_at], countdown=delay or None, retry=False

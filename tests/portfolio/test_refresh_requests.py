@@ -82,8 +82,10 @@ def test_a_workers_fills_ask_for_their_refreshes_in_one_message(
     [(name, args, countdown)] = sent
     assert (name, sorted(args[0]), countdown) == (REFRESH_MANY_TASK, ids, None)
     _wait_cached(ids)
-    for account, order in zip(sorted(accounts, key=lambda a: a.pk), sorted(orders, key=lambda o: o.account_id)):
-        [btc] = [b for b in portfolio_cached(account.pk).balances if b.asset == "BTC"]  # type: ignore[union-attr]
+    for order in orders:
+        portfolio = portfolio_cached(order.account_id)
+        assert portfolio is not None
+        [btc] = [b for b in portfolio.balances if b.asset == "BTC"]
         assert btc.total == order.filled_qty
 
 
@@ -128,7 +130,9 @@ def test_a_gathered_refresh_yields_to_queued_orders_then_reads_every_account(
 
     accounts = [make_account(f"yield-{i}", balances={"USDT": "100"}) for i in range(2)]
     ids = [a.pk for a in accounts]
-    waiting = make_orders(make_strategy("other", accounts=accounts[:1]), accounts[:1], [{"side": "BUY", "qty_per": 10}])
+    waiting = make_orders(
+        make_strategy("other", accounts=accounts[:1]), accounts[:1], [{"side": "BUY", "qty_per": 10}]
+    )
     sent = _refresh_spy(monkeypatch, through=False)
     asked_at = time.time()
     assert portfolios_refresh_requested(ids, asked_at) == 0
