@@ -498,6 +498,58 @@ def _insert_plan(model: type[Model], connection: Any) -> _InsertPlan:
     return plan
 
 
+@dataclass(frozen=True)
+class _KeyedInsert:
+    """``insert_returning_key``'s statement for one model and database."""
+
+    fields: tuple[Field[Any, Any], ...]
+    sql: str
+    returning: bool  # the key comes back as a row (RETURNING), else as the cursor's lastrowid
+
+
+_keyed_inserts: dict[tuple[type[Model], str], _KeyedInsert] = {}
+
+
+def insert_returning_key(obj: Model, using: str = "default") -> None:
+    """INSERT one new instance of a model whose key the database sets (an ``AutoField``), as
+    ``obj.save()`` does for a new instance, and give it the key the database chose.
+
+    The statement is written once per model and database (prepared on PostgreSQL, like this
+    module's others): ``Model.save`` compiles its INSERT on every call, most of a paper fill's
+    write. Each field's value is prepared as the ORM prepares it (``pre_save(add=True)``, which
+    stamps ``auto_now_add``, then ``get_db_prep_save``); related objects are checked as ``save``
+    checks them. No signals (nothing listens to the models this is used for)."""
+    model = type(obj)
+    meta = model._meta
+    connection = connections[using]
+    plan = _keyed_inserts.get((model, connection.alias))
+    if plan is None:
+        if meta.pk is None or not getattr(meta.pk, "db_returning", False):
+            raise PreparedQueryError(f"{meta.label}'s key is not set by the database: use bulk_insert")
+        fields = tuple(
+            f for f in meta.concrete_fields if f is not meta.pk and not getattr(f, "generated", False)
+        )
+        quote = connection.ops.quote_name
+        returning = bool(connection.features.can_return_columns_from_insert)
+        sql = "INSERT INTO {} ({}) VALUES ({}){}".format(  # noqa: S608 - names from the model, values as parameters
+            quote(meta.db_table),
+            ", ".join(quote(str(f.column)) for f in fields),
+            ", ".join(["%s"] * len(fields)),
+            f" RETURNING {quote(str(meta.pk.column))}" if returning else "",
+        )
+        plan = _keyed_inserts[(model, connection.alias)] = _KeyedInsert(fields, sql, returning)
+    if not obj._state.adding or obj.pk is not None:
+        raise ValueError("insert_returning_key takes a new instance without a key")
+    obj._prepare_related_fields_for_save(operation_name="save")  # type: ignore[attr-defined]
+    params = [field.get_db_prep_save(field.pre_save(obj, add=True), connection) for field in plan.fields]
+    with statement_cursor(connection) as cursor:
+        cursor.execute(plan.sql, params)
+        key = cursor.fetchone()[0] if plan.returning else cursor.lastrowid
+    obj.pk = key
+    obj._state.adding = False
+    obj._state.db = using
+
+
 def bulk_insert(objs: list[M], using: str = "default") -> None:
     """INSERT new instances of one model, as ``QuerySet.bulk_create(objs)`` does for a model whose
     key is set in Python (a UUID default), in as few statements as the database allows.

@@ -658,3 +658,52 @@ def test_the_paper_books_lock_prepared_equals_the_queryset(make_account: Any) ->
         assert all("FOR UPDATE" in q["sql"] for q in statements.captured_queries if "SELECT" in q["sql"])
     with transaction.atomic(), pytest.raises(Account.DoesNotExist):
         paper._Book.lock(account.pk + 1000)
+
+
+def test_an_insert_returning_its_key_writes_what_save_writes(make_account: Any) -> None:
+    """``insert_returning_key`` (the paper venue's new orders): the row ``Model.save`` writes
+    for the same instance, the key the database chose, the instance saved; a second insert gets
+    the next key; a model whose key is set in Python, or an instance already saved, is refused."""
+    from orders.models import PaperOrder
+    from quanttrade.prepared import insert_returning_key
+
+    account = make_account("keyed")
+
+    def new(client_order_id: str) -> PaperOrder:
+        return PaperOrder(
+            account=account,
+            client_order_id=client_order_id,
+            venue_order_id="V" + client_order_id,
+            market_type="SPOT",
+            symbol="BTC/USDT",
+            instrument="BINANCE:BTC/USDT",
+            currency="USDT",
+            side="BUY",
+            order_type="LIMIT",
+            amount=Decimal("0.12345678"),
+            price=Decimal("50000.5"),
+            reserved=Decimal("6172.90"),
+            reserved_asset="USDT",
+            message="메시지",
+        )
+
+    saved, inserted, second = new("by-save"), new("by-insert"), new("by-insert-2")
+    saved.save()
+    insert_returning_key(inserted)
+    insert_returning_key(second)
+    assert not inserted._state.adding and inserted._state.db == "default"
+    assert isinstance(inserted.pk, int) and second.pk > inserted.pk > saved.pk
+    assert inserted.created_at is not None and inserted.updated_at is not None  # stamped
+    rows = {o.pk: o for o in PaperOrder.objects.filter(pk__in=[saved.pk, inserted.pk])}
+    differ = {"id", "client_order_id", "venue_order_id", "created_at", "updated_at"}
+
+    def row(obj: PaperOrder) -> dict[str, Any]:
+        return {k: v for k, v in _values(obj).items() if k not in differ}
+
+    assert row(rows[inserted.pk]) == row(rows[saved.pk])
+    assert rows[inserted.pk].created_at == inserted.created_at
+    with pytest.raises(ValueError, match="new instance"):
+        insert_returning_key(inserted)
+    event_model = Order._meta.get_field("webhook").related_model
+    with pytest.raises(PreparedQueryError, match="not set by the database"):
+        insert_returning_key(event_model())

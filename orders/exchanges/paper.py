@@ -42,7 +42,7 @@ from orders.exchanges.base import (
 from orders.models import PaperBalance, PaperOrder, PaperPosition
 from prices.records import instrument_for
 from prices.services import price_latest
-from quanttrade.prepared import PreparedSelect, PreparedUpdate
+from quanttrade.prepared import PreparedSelect, PreparedUpdate, insert_returning_key
 from quanttrade.vocabulary import CRYPTO_MARKETS, MarketType, OrderStatus, OrderType, Side, decimal_str
 from strategies.models import Account
 
@@ -158,7 +158,7 @@ class PaperAdapter(ExchangeAdapter):
                 _fill(book, paper, record.price, record.feed)  # checks the funds, settles, saves
             else:
                 _reserve(book, paper)
-                paper.save()
+                _paper_save(paper)
                 record = price_latest(paper.instrument)
                 if record is not None:
                     _match(book, paper, record.price, record.feed)
@@ -285,6 +285,16 @@ _BY_CLIENT_ID: PreparedSelect[PaperOrder] = PreparedSelect(
 # A balance's change is one UPDATE with its SQL written once: ``save(update_fields=...)`` had
 # the ORM compile it on every change, two or three times per paper fill.
 _BALANCE_UPDATE: PreparedUpdate[PaperBalance] = PreparedUpdate(PaperBalance, where=("pk",))
+
+
+def _paper_save(paper: PaperOrder) -> None:
+    """Save a paper order: a new one (a placement) through the prepared INSERT, without the
+    ORM's compile on every placement; one already stored (a resting order filled by the
+    matcher) as the ORM saves it."""
+    if paper._state.adding and paper.pk is None:
+        insert_returning_key(paper)
+    else:
+        paper.save()
 
 
 def _balance_save(balance: PaperBalance, *fields: str) -> None:
@@ -498,7 +508,7 @@ def _fill(book: _Book, paper: PaperOrder, price: Decimal, feed: str) -> None:
     paper.filled = paper.amount
     paper.avg_price = price
     paper.priced_by = feed[:32]
-    paper.save()
+    _paper_save(paper)
     log.info(
         "Paper %s 주문 체결: order_id=%s %s %s %s @ %s",
         paper.market_type,
