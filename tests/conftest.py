@@ -78,6 +78,19 @@ def _default_language() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _no_gathered_refreshes() -> Iterator[None]:
+    """A fill recorded without an order pool asks for its portfolio refresh through a worker
+    process's gathered requests (orders.portfolio.services.RefreshRequests), sent by a timer a
+    moment later: each test starts with none and leaves none, so one test's timer never sends
+    its requests into the next test."""
+    from orders.portfolio.services import refresh_requests_discard
+
+    refresh_requests_discard()
+    yield
+    refresh_requests_discard()
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
     """Every test starts with an empty cache and an empty price layer (in embedded mode the
     price store is a process-wide dict that would otherwise carry ticks between tests)."""
@@ -255,9 +268,11 @@ def _worker_quiesce(app: Any, timeout: float = 20.0) -> None:
 
     from celery.worker import state
 
-    from orders.portfolio.services import refresh_requests_flush
+    from orders.portfolio.services import refresh_requests_discard
 
-    refresh_requests_flush()  # the refreshes the test's fills asked for: sent, then purged
+    # The refreshes the test's fills asked for, still gathered: their timer must not send them
+    # while the database is flushed (a worker taking one would read it mid-flush).
+    refresh_requests_discard()
     deadline = time.monotonic() + timeout
     quiet_since: float | None = None
     while time.monotonic() < deadline:

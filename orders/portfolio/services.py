@@ -381,13 +381,21 @@ class RefreshRequests:
                 self._timer.daemon = True
                 self._timer.start()
 
-    def flush(self) -> list[int]:
-        """Send what is gathered now; returns the accounts sent."""
+    def _take(self) -> dict[int, float]:
         with self._lock:
             accounts, self._accounts = self._accounts, {}
             timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
+        return accounts
+
+    def discard(self) -> None:
+        """Drop what is gathered, unsent (tests: one test's requests never reach another's)."""
+        self._take()
+
+    def flush(self) -> list[int]:
+        """Send what is gathered now; returns the accounts sent."""
+        accounts = self._take()
         if not accounts:
             return []
         try:
@@ -411,6 +419,11 @@ atexit.register(_gathered.flush)
 def refresh_requests_flush() -> list[int]:
     """Send the refreshes this process has gathered now (shutdown, tests)."""
     return _gathered.flush()
+
+
+def refresh_requests_discard() -> None:
+    """Drop the refreshes this process has gathered, unsent (tests)."""
+    _gathered.discard()
 
 
 def _refresh_send(account_ids: list[int], asked_at: float | None, delay: float) -> None:

@@ -146,3 +146,14 @@ def test_a_gathered_refresh_yields_to_queued_orders_then_reads_every_account(
     assert portfolios_refresh_requested(ids, asked_at) == 2
     assert all(portfolio_cached(a) is not None for a in ids)
     assert len(sent) == 1
+
+
+@pytest.mark.django_db
+def test_discarded_requests_are_never_sent(make_account: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(services._gathered, "seconds", 0.05)
+    sent = _refresh_spy(monkeypatch, through=False)
+    portfolio_refresh_soon(make_account("dropped").pk)
+    services.refresh_requests_discard()
+    time.sleep(0.3)  # past the timer's moment: cancelled with the requests
+    assert sent == []
+    assert refresh_requests_flush() == []
