@@ -130,6 +130,34 @@ def test_refresh_keeps_the_kst_days_equity_and_day_pnl(
     }
 
 
+def test_a_later_refresh_of_the_day_replaces_each_currencys_snapshot(
+    make_account: Callable[..., Any], no_prices: None
+) -> None:
+    """One row per account, KST day and currency: a later refresh of the same day writes its
+    figures over the earlier ones (one upsert for all currencies), another account's rows and
+    another day's are left alone."""
+    from orders.models import PaperBalance
+
+    account = make_account(name="paper-two", balances={"USDT": "1000", "KRW": "500000"})
+    other = make_account(name="paper-other", balances={"USDT": "7"})
+    portfolio_refresh(other, now=NOW)
+    portfolio_refresh(account, now=NOW)
+    PaperBalance.objects.filter(account=account, asset="USDT").update(free=Decimal("1250.5"))
+    PaperBalance.objects.filter(account=account, asset="KRW").update(free=Decimal("400000"))
+    late = datetime.fromisoformat("2026-11-30T14:59:00+00:00")  # 23:59 KST, same day
+    portfolio_refresh(account, now=late)
+    rows = EquitySnapshot.objects.filter(account=account).order_by("currency")
+    assert [(r.day, r.currency, r.equity, r.taken_at) for r in rows] == [
+        (date(2026, 11, 30), "KRW", Decimal("400000"), late),
+        (date(2026, 11, 30), "USDT", Decimal("1250.5"), late),
+    ]
+    [kept] = EquitySnapshot.objects.filter(account=other)
+    assert (kept.equity, kept.taken_at) == (Decimal("7"), NOW)
+    next_day = datetime.fromisoformat("2026-11-30T15:00:00+00:00")  # 00:00 KST, 12-01
+    portfolio_refresh(account, now=next_day)
+    assert EquitySnapshot.objects.filter(account=account).count() == 4
+
+
 def test_a_failed_read_is_cached_with_its_error_and_writes_no_snapshot(
     make_account: Callable[..., Any], no_prices: None
 ) -> None:
