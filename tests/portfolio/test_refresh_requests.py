@@ -50,6 +50,16 @@ def _refresh_spy(monkeypatch: pytest.MonkeyPatch, *, through: bool) -> list[tupl
     return sent
 
 
+def _wait_tasks_done(timeout: float = 20.0) -> None:
+    """Until the test's in-process worker runs no task (the orders' tasks have ended)."""
+    from celery.worker import state
+
+    deadline = time.monotonic() + timeout
+    while state.active_requests:
+        assert time.monotonic() < deadline, "the worker's tasks never ended"
+        time.sleep(0.02)
+
+
 def _wait_cached(account_ids: list[int], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while any(portfolio_cached(a) is None for a in account_ids):
@@ -76,6 +86,7 @@ def test_a_workers_fills_ask_for_their_refreshes_in_one_message(
     assert response.status_code == 202, response.json()
     orders = wait_orders(webhook_id=response.json()["webhook_id"])
     assert [o.status for o in orders] == ["filled"] * 3
+    _wait_tasks_done()  # a fill's refresh is asked for after its status is stored
     assert sent == []  # three fills, no message yet: gathered in the worker's process
     ids = sorted(a.pk for a in accounts)
     assert sorted(refresh_requests_flush()) == ids
