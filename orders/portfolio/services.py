@@ -353,10 +353,15 @@ def portfolio_refresh_soon(account_id: int) -> None:
         _gathered.add(account_id)
         return
     try:
-        if cache.add(_pending_key(account_id), 1, PENDING_SECONDS + REFRESH_YIELD_MAX_SECONDS):
+        if _mark_pending(account_id):
             _refresh_send([account_id], None, 0.0)
     except Exception as exc:  # a cache outage must not fail the order's recording
         log.warning("포트폴리오 갱신 요청 실패: account=%s %s", account_id, exc)
+
+
+def _mark_pending(account_id: int) -> bool:
+    """Mark the account's refresh as asked for; False when it already is (a request stands)."""
+    return bool(cache.add(_pending_key(account_id), 1, PENDING_SECONDS + REFRESH_YIELD_MAX_SECONDS))
 
 
 class RefreshRequests:
@@ -399,11 +404,7 @@ class RefreshRequests:
         if not accounts:
             return []
         try:
-            ids = [
-                account_id
-                for account_id in accounts
-                if cache.add(_pending_key(account_id), 1, PENDING_SECONDS + REFRESH_YIELD_MAX_SECONDS)
-            ]
+            ids = [account_id for account_id in accounts if _mark_pending(account_id)]
             if ids:
                 _refresh_send(ids, min(accounts.values()), 0.0)
         except Exception as exc:  # a broker or cache outage: the periodic refresh reads them
