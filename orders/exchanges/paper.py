@@ -40,7 +40,7 @@ from orders.exchanges.base import (
     VenuePosition,
 )
 from orders.models import PaperBalance, PaperOrder, PaperPosition
-from prices.records import instrument_for
+from prices.records import PriceRecord, instrument_for
 from prices.services import price_latest
 from quanttrade.prepared import PreparedSelect, PreparedUpdate, insert_returning_key
 from quanttrade.vocabulary import CRYPTO_MARKETS, MarketType, OrderStatus, OrderType, Side, decimal_str
@@ -150,7 +150,7 @@ class PaperAdapter(ExchangeAdapter):
                 return paper_result(existing)
             paper = self._new_order(book, request)
             if paper.order_type == OrderType.MARKET:
-                record = price_latest(paper.instrument)
+                record = book.price(paper.instrument)
                 if record is None:
                     raise OrderRejected(
                         _("No price data for %(instrument)s") % {"instrument": paper.instrument}
@@ -159,7 +159,7 @@ class PaperAdapter(ExchangeAdapter):
             else:
                 _reserve(book, paper)
                 _paper_save(paper)
-                record = price_latest(paper.instrument)
+                record = book.price(paper.instrument)
                 if record is not None:
                     _match(book, paper, record.price, record.feed)
             return paper_result(paper)
@@ -255,7 +255,7 @@ class PaperAdapter(ExchangeAdapter):
         if price is None and order_type == OrderType.STOP_MARKET:
             price = request.stop_price
         if price is None:
-            record = price_latest(instrument)
+            record = book.price(instrument)
             if record is None:
                 raise OrderRejected(_("No price data for %(instrument)s") % {"instrument": instrument})
             price = record.price
@@ -326,6 +326,7 @@ class _Book:
         self.account = account
         self._balances: dict[str, PaperBalance] | None = None
         self._positions: dict[tuple[str, str], PaperPosition | None] = {}
+        self._prices: dict[str, PriceRecord | None] = {}
 
     @classmethod
     def lock(cls, account_id: int, account: Account | None = None) -> _Book:
@@ -346,6 +347,15 @@ class _Book:
     def forget(self) -> None:
         self._balances = None
         self._positions.clear()
+
+    def price(self, instrument: str) -> PriceRecord | None:
+        """The instrument's latest price, read once per book: a placement sizes its quantity
+        and fills at the same price (two reads could straddle a tick, and a 100 % buy sized at
+        the lower price would then lack the funds at the higher one), with one read of the
+        price layer instead of two."""
+        if instrument not in self._prices:
+            self._prices[instrument] = price_latest(instrument)
+        return self._prices[instrument]
 
     def _all_balances(self) -> dict[str, PaperBalance]:
         if self._balances is None:
@@ -408,7 +418,7 @@ def _equity(book: _Book, currency: str) -> Decimal:
     for pos in PaperPosition.objects.filter(account=account, currency=currency).exclude(quantity=0):
         if pos.market_type not in DERIVATIVES:
             continue
-        record = price_latest(instrument_for(pos.market_type, pos.symbol, exchange=_price_exchange(account)))
+        record = book.price(instrument_for(pos.market_type, pos.symbol, exchange=_price_exchange(account)))
         if record is not None:
             equity += pos.quantity * (record.price - pos.entry_price)
     return equity

@@ -64,6 +64,31 @@ def test_spot_market_buy_spends_percent_of_free_quote_at_latest_price(
     assert free(spot.account, "USDT") == D("9000") and free(spot.account, "BTC") == D("1.02")
 
 
+def test_a_market_buy_sizes_and_fills_at_one_price_even_when_a_tick_comes_between(
+    spot: PaperAdapter, publish_price: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tick that lands just after the placement reads the price does not split sizing from
+    the fill: 100 % of the quote sized at one price and filled at a higher one would lack the
+    funds. The placement reads the price layer once."""
+    import orders.exchanges.paper as paper_module
+
+    publish_price("BINANCE:BTC/USDT", "50000")
+    reads: list[str] = []
+    real = paper_module.price_latest
+
+    def read_then_tick(instrument: str) -> Any:
+        record = real(instrument)
+        reads.append(instrument)
+        publish_price("BINANCE:BTC/USDT", "50100")  # the next tick, right after this read
+        return record
+
+    monkeypatch.setattr(paper_module, "price_latest", read_then_tick)
+    result = spot.place_order(request(qty_per=100))
+    assert (result.status, result.quantity, result.avg_price) == ("filled", D("0.2"), D("50000"))
+    assert free(spot.account, "USDT") == D("0") and free(spot.account, "BTC") == D("1.2")
+    assert reads == ["BINANCE:BTC/USDT"]
+
+
 def test_spot_market_sell_sells_percent_of_free_base(spot: PaperAdapter, publish_price: Any) -> None:
     publish_price("BINANCE:BTC/USDT", "40000")
     result = spot.place_order(request(side="SELL", qty_per=25))
