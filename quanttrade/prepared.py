@@ -389,6 +389,62 @@ class PreparedUpdate(Generic[M]):
             cursor.execute(shape.sql, params)
             return int(cursor.rowcount)
 
+    def run_each(self, rows: list[tuple[Any, dict[str, Any]]], using: str = "default") -> int:
+        """Several rows, each by its key with its own values, in ONE statement: ``SET column =
+        CASE key WHEN %s THEN %s … ELSE column END … WHERE key IN (…)``. For an update made
+        ``where=("pk",)``; every row sets the same columns, and no key comes twice. Returns the
+        number of rows updated. On PostgreSQL each value is cast to its column's type (a CASE
+        of bare parameters would be typed as text)."""
+        if [lookup for lookup, _, _ in self._where] != ["pk"]:
+            raise TypeError("run_each updates rows by their key: make the update where=('pk',)")
+        if not rows:
+            return 0
+        names = tuple(rows[0][1])
+        if not names:
+            raise TypeError("nothing to set")
+        if any(tuple(values) != names for _, values in rows):
+            raise TypeError("every row must set the same columns, in the same order")
+        keys = [key for key, _ in rows]
+        if len({str(key) for key in keys}) != len(keys):
+            raise TypeError("a key comes twice")
+        if any(key is None for key in keys):
+            raise PreparedQueryError("a None key: use the ORM")
+        connection = connections[using]
+        cache_key = (connection.alias, connection.vendor, names, "each", len(rows))
+        shape = self._shapes.get(cache_key)
+        key_field = self._field("pk")
+        if shape is None:
+            quote = connection.ops.quote_name
+            key_column = quote(key_field.column)
+            set_fields = tuple(self._field(name) for name in names)
+            assignments = []
+            for field in set_fields:
+                value = "%s"
+                if connection.vendor == "postgresql":
+                    value = f"CAST(%s AS {field.cast_db_type(connection)})"
+                whens = " ".join(f"WHEN %s THEN {value}" for _ in rows)
+                column = quote(field.column)
+                assignments.append(f"{column} = CASE {key_column} {whens} ELSE {column} END")
+            sql = "UPDATE {} SET {} WHERE {} IN ({})".format(  # noqa: S608 - names from the model
+                quote(self._model._meta.db_table),
+                ", ".join(assignments),
+                key_column,
+                ", ".join(["%s"] * len(rows)),
+            )
+            shape = self._shapes[cache_key] = _UpdateShape(sql, set_fields, ((key_field, len(rows)),))
+        params: list[Any] = []
+        prepared_keys = [key_field.get_db_prep_value(key, connection, prepared=False) for key in keys]
+        for field, name in zip(shape.set_fields, names, strict=True):
+            for prepared_key, (_, values) in zip(prepared_keys, rows, strict=True):
+                value = values[name]
+                if hasattr(value, "resolve_expression"):
+                    raise PreparedQueryError(f"an expression for {name!r}: use the ORM")
+                params.extend((prepared_key, field.get_db_prep_save(value, connection)))
+        params.extend(prepared_keys)
+        with statement_cursor(connection) as cursor:
+            cursor.execute(shape.sql, params)
+            return int(cursor.rowcount)
+
 
 _UNSET = object()
 # Types whose equal values always make the same parameter. Not containers: {"x": 1} equals

@@ -189,6 +189,49 @@ def test_a_prepared_update_refuses_what_plain_sql_cannot_say(make_account: Any) 
     assert Account.objects.get(pk=account.pk).name == "b"
 
 
+def test_a_prepared_update_of_several_rows_writes_each_rows_values(make_account: Any) -> None:
+    """``run_each``: one statement, each row its own values; rows not named stay as they were."""
+    from django.db import connection
+
+    from orders.models import PaperBalance
+
+    account, other = make_account("a1"), make_account("a2")
+    usdt = PaperBalance.objects.create(
+        account=account, asset="USDT", free=Decimal("100"), locked=Decimal("1")
+    )
+    btc = PaperBalance.objects.create(account=account, asset="BTC", free=Decimal("2"), locked=Decimal("0"))
+    untouched = PaperBalance.objects.create(
+        account=other, asset="USDT", free=Decimal("7"), locked=Decimal("3")
+    )
+    update: PreparedUpdate[PaperBalance] = PreparedUpdate(PaperBalance, where=("pk",))
+    rows = [
+        (usdt.pk, {"free": Decimal("90.1234567891"), "locked": Decimal("0")}),
+        (btc.pk, {"free": Decimal("2.00015"), "locked": Decimal("0.5")}),
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        assert update.run_each(rows) == 2
+    assert len(queries) == 1
+    values = {b.pk: (b.free, b.locked) for b in PaperBalance.objects.all()}
+    assert values == {
+        usdt.pk: (Decimal("90.1234567891"), Decimal("0")),
+        btc.pk: (Decimal("2.00015"), Decimal("0.5")),
+        untouched.pk: (Decimal("7"), Decimal("3")),
+    }
+    # Prepared on PostgreSQL too (outside a query log): the same again with other values.
+    assert update.run_each([(btc.pk, {"free": Decimal("3"), "locked": Decimal("1")}), rows[0]]) == 2
+    assert PaperBalance.objects.get(pk=btc.pk).free == Decimal("3")
+    # A missing key is not counted; the caller sees fewer rows than it named.
+    assert update.run_each([(usdt.pk, {"free": Decimal("1")}), (10**9, {"free": Decimal("1")})]) == 1
+    assert update.run_each([]) == 0
+    with pytest.raises(TypeError, match="same columns"):
+        update.run_each([(usdt.pk, {"free": Decimal("1")}), (btc.pk, {"locked": Decimal("1")})])
+    with pytest.raises(TypeError, match="twice"):
+        update.run_each([(usdt.pk, {"free": Decimal("1")}), (usdt.pk, {"free": Decimal("2")})])
+    with pytest.raises(TypeError, match="by their key"):
+        PreparedUpdate(PaperBalance, where=("pk", "asset")).run_each(rows)
+    assert PaperBalance.objects.get(pk=untouched.pk).free == Decimal("7")
+
+
 def _orders_like_the_intake(
     strategy: Any, accounts: list[Any], webhook: Any, params: list[Any]
 ) -> list[Order]:

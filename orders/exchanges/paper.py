@@ -304,6 +304,18 @@ def _balance_save(balance: PaperBalance, *fields: str) -> None:
         raise DatabaseError("Save with update_fields did not affect any rows.")
 
 
+def _balances_save(balances: tuple[PaperBalance, ...], *fields: str) -> None:
+    """:func:`_balance_save` of several balances (a spot fill's quote and base) in one UPDATE:
+    one statement and round trip to the database instead of one each."""
+    if len({balance.pk for balance in balances}) != len(balances):
+        for balance in balances:
+            _balance_save(balance, *fields)
+        return
+    rows = [(balance.pk, {name: getattr(balance, name) for name in fields}) for balance in balances]
+    if _BALANCE_UPDATE.run_each(rows) != len(rows):
+        raise DatabaseError("Save with update_fields did not affect any rows.")
+
+
 def _available(asset: str, amount: Decimal) -> Decimal:
     """The capital a percent applies to; rejects the order when there is none."""
     if amount <= 0:
@@ -564,8 +576,7 @@ def _settle_spot(book: _Book, paper: PaperOrder, price: Decimal) -> None:
     else:
         base.free -= paper.amount
         quote.free += notional
-    _balance_save(quote, "free")
-    _balance_save(base, "free")
+    _balances_save((quote, base), "free")
 
 
 def _settle_stock(book: _Book, paper: PaperOrder, price: Decimal) -> None:

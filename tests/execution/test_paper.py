@@ -89,6 +89,18 @@ def test_a_market_buy_sizes_and_fills_at_one_price_even_when_a_tick_comes_betwee
     assert reads == ["BINANCE:BTC/USDT"]
 
 
+def test_a_spot_fill_writes_its_two_balances_in_one_statement(spot: PaperAdapter, publish_price: Any) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    publish_price("BINANCE:BTC/USDT", "50000")
+    with CaptureQueriesContext(connection) as queries:
+        spot.place_order(request(side="SELL", qty_per=50))
+    balance_writes = [q["sql"] for q in queries if q["sql"].startswith('UPDATE "orders_paperbalance"')]
+    assert len(balance_writes) == 1
+    assert free(spot.account, "BTC") == D("0.5") and free(spot.account, "USDT") == D("35000")
+
+
 def test_spot_market_sell_sells_percent_of_free_base(spot: PaperAdapter, publish_price: Any) -> None:
     publish_price("BINANCE:BTC/USDT", "40000")
     result = spot.place_order(request(side="SELL", qty_per=25))
