@@ -10,7 +10,7 @@ pool is enough.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
@@ -109,6 +109,29 @@ class RedisCache(DjangoRedisCache):
                 ex=self.get_backend_timeout(timeout),
             )
         pipeline.execute()
+
+    def add_each(
+        self,
+        keys: Sequence[str],
+        value: Any,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        version: int | None = None,
+    ) -> list[bool]:
+        """``add`` of each key (set only where it is absent), in one round trip; for each key,
+        whether it was added. A worker sends the portfolio refreshes its fills asked for
+        together and marks each account's as pending (orders.portfolio.services): one command
+        per account before. ``timeout``: seconds (more than 0) or None for ever."""
+        if not keys:
+            return []
+        seconds = self.get_backend_timeout(timeout)
+        if seconds is not None and seconds <= 0:
+            raise ValueError("add_each needs a timeout of more than 0 seconds, or None")
+        dumped = self._cache._serializer.dumps(value)
+        client = self._cache.get_client(None, write=True)
+        pipeline = client.pipeline(transaction=False)
+        for key in keys:
+            pipeline.set(self.make_and_validate_key(key, version=version), dumped, ex=seconds, nx=True)
+        return [bool(added) for added in pipeline.execute()]
 
 
 class EmbeddedCache(LocMemCache):

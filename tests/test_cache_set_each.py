@@ -103,3 +103,35 @@ def test_a_workers_start_records_its_task_and_its_heartbeat() -> None:
     assert cache.get(liveness._dispatch_key(webhook_id, 7))["worker"] == liveness.worker_id()
     assert liveness.dispatch_lost(webhook_id, 7, 60) is False
     liveness.clear_dispatch(webhook_id, 7)
+
+
+@requires_redis
+def test_redis_adds_each_absent_key_in_one_round_trip_and_keeps_present_ones() -> None:
+    """``add_each`` (a worker's gathered refresh requests marking their accounts pending):
+    ``add`` of each key, one pipeline, and which keys were added."""
+    cache = RedisCache(redis_url(), {"KEY_PREFIX": f"test-{uuid.uuid4()}"})
+    client = cache._cache.get_client(None, write=True)
+    cache.set("b", "held elsewhere", 60)
+    sent: list[Any] = []
+    pipeline_class = type(client.pipeline())
+    original = pipeline_class.execute
+
+    def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(len(self.command_stack))
+        return original(self, *args, **kwargs)
+
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(pipeline_class, "execute", execute)
+            assert cache.add_each(["a", "b", "c"], 1, 40) == [True, False, True]
+        assert sent == [3]
+        assert cache.get_many(["a", "b", "c"]) == {"a": 1, "b": "held elsewhere", "c": 1}
+        assert 30 < client.ttl(cache.make_key("a")) <= 40
+        assert 50 < client.ttl(cache.make_key("b")) <= 60  # kept, its own timeout too
+        assert cache.add_each(["a", "d"], 2, None) == [False, True]
+        assert client.ttl(cache.make_key("d")) == -1  # None: for ever
+        assert cache.add_each([], 1, 40) == []
+        with pytest.raises(ValueError, match="more than 0"):
+            cache.add_each(["e"], 1, 0)
+    finally:
+        cache.delete_many(["a", "b", "c", "d", "e"])

@@ -364,6 +364,20 @@ def _mark_pending(account_id: int) -> bool:
     return bool(cache.add(_pending_key(account_id), 1, PENDING_SECONDS + REFRESH_YIELD_MAX_SECONDS))
 
 
+def _mark_pending_each(account_ids: list[int]) -> list[int]:
+    """:func:`_mark_pending` of several accounts, in one round trip where the cache can
+    (quanttrade.cache); the accounts that were not asked for already."""
+    add_each = getattr(cache, "add_each", None)
+    if add_each is None:
+        return [account_id for account_id in account_ids if _mark_pending(account_id)]
+    added = add_each(
+        [_pending_key(account_id) for account_id in account_ids],
+        1,
+        PENDING_SECONDS + REFRESH_YIELD_MAX_SECONDS,
+    )
+    return [account_id for account_id, new in zip(account_ids, added, strict=True) if new]
+
+
 class RefreshRequests:
     """The accounts this process's fills asked to refresh, sent together: the first request
     starts a timer, and when it runs out every account asked for meanwhile (and not already
@@ -404,7 +418,7 @@ class RefreshRequests:
         if not accounts:
             return []
         try:
-            ids = [account_id for account_id in accounts if _mark_pending(account_id)]
+            ids = _mark_pending_each(list(accounts))
             if ids:
                 _refresh_send(ids, min(accounts.values()), 0.0)
         except Exception as exc:  # a broker or cache outage: the periodic refresh reads them
