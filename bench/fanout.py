@@ -37,8 +37,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +192,38 @@ def setup_data(venue: str, counts: list[int], sim_url: str | None) -> None:
     price_publish("BINANCE:BTC/USDT", Decimal("50000"))
 
 
+@contextmanager
+def notification_destination() -> Iterator[None]:
+    """An active notification destination that wants every fill (``--notify``), as a trader
+    who follows fills on Telegram has: a local sink stands in for the messenger (apprise's
+    json:// scheme; the batched messages it gets are few and cost next to nothing)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from notify.models import EventKind, NotificationDestination
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, name="notify-sink", daemon=True).start()
+    NotificationDestination.objects.create(
+        name="bench",
+        url=f"json://127.0.0.1:{server.server_address[1]}/fills",
+        events=[EventKind.ORDER_FILLED],
+    )
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def body(n: int) -> str:
     return json.dumps(
         {
@@ -321,6 +355,9 @@ def main() -> None:
     parser.add_argument("--signals", type=int, default=100, help="webhooks per row (fewer for big fan-outs)")
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between webhooks")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--notify", action="store_true", help="a notification destination that wants every fill"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--name", default="bench", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -376,6 +413,8 @@ def main() -> None:
             stack.callback(sim.stop)
             print(f"baseline: simulator round trip p50 {sim_round_trip(sim_url):.2f} ms", flush=True)
         setup_data(args.venue, args.accounts, sim_url)
+        if args.notify:
+            stack.enter_context(notification_destination())
         from quanttrade.heap import startup_heap_freeze
 
         startup_heap_freeze()  # as a started server does (quanttrade/asgi.py)
