@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import threading
 import time
 from collections.abc import Iterable
 from datetime import date, datetime
@@ -35,6 +34,7 @@ from prices.calendar import KST
 from prices.records import instrument_for
 from prices.services import price_snapshots
 from quanttrade.celery import app as celery_app
+from quanttrade.gather import Gathering
 from quanttrade.vocabulary import CRYPTO_MARKETS, MarketType, OrderStatus
 from strategies.models import Account, StrategyAccount
 
@@ -348,9 +348,9 @@ def portfolio_refresh_soon(account_id: int) -> None:
     in embedded mode to the order pool's background thread, orders.handoff), and yields to
     queued orders (``portfolios_refresh_requested``). With a broker, the requests of one
     process are gathered for REFRESH_GATHER_SECONDS and sent as one message
-    (:class:`RefreshRequests`). Never raises."""
+    (``_refresh_gathered``). Never raises."""
     if handoff.current() is None:
-        _gathered.add(account_id)
+        _gathered.add((account_id, time.time()))
         return
     try:
         if _mark_pending(account_id):
@@ -378,62 +378,33 @@ def _mark_pending_each(account_ids: list[int]) -> list[int]:
     return [account_id for account_id, new in zip(account_ids, added, strict=True) if new]
 
 
-class RefreshRequests:
-    """The accounts this process's fills asked to refresh, sent together: the first request
-    starts a timer, and when it runs out every account asked for meanwhile (and not already
-    asked for by another process: the pending mark) goes in one message, from the timer's
-    thread rather than the order's. A process that exits first sends what it holds
-    (``atexit``); one killed loses them to the periodic refresh, and leaves no pending mark
-    that would hold the next fill's request back (the mark is set as they are sent)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._lock = threading.Lock()
-        self._accounts: dict[int, float] = {}  # account -> when first asked
-        self._timer: threading.Timer | None = None
-
-    def add(self, account_id: int) -> None:
-        with self._lock:
-            self._accounts.setdefault(account_id, time.time())
-            if self._timer is None:
-                self._timer = threading.Timer(self.seconds, self.flush)
-                self._timer.daemon = True
-                self._timer.start()
-
-    def _take(self) -> dict[int, float]:
-        with self._lock:
-            accounts, self._accounts = self._accounts, {}
-            timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
-        return accounts
-
-    def discard(self) -> None:
-        """Drop what is gathered, unsent (tests: one test's requests never reach another's)."""
-        self._take()
-
-    def flush(self) -> list[int]:
-        """Send what is gathered now; returns the accounts sent."""
-        accounts = self._take()
-        if not accounts:
-            return []
-        try:
-            ids = _mark_pending_each(list(accounts))
-            if ids:
-                _refresh_send(ids, min(accounts.values()), 0.0)
-        except Exception as exc:  # a broker or cache outage: the periodic refresh reads them
-            log.warning("포트폴리오 갱신 요청 실패: accounts=%s %s", sorted(accounts), exc)
-            return []
-        return ids
+def _refresh_gathered(requests: list[tuple[int, float]]) -> list[int]:
+    """Send the refreshes this process's fills asked for (``(account, when asked)``), gathered
+    for REFRESH_GATHER_SECONDS (quanttrade.gather): each account once, and not one already asked
+    for by another process (the pending mark, set as they are sent: a process killed before
+    leaves no mark that would hold the next fill's request back). Returns the accounts sent."""
+    accounts: dict[int, float] = {}
+    for account_id, asked_at in requests:
+        accounts.setdefault(account_id, asked_at)
+    try:
+        ids = _mark_pending_each(list(accounts))
+        if ids:
+            _refresh_send(ids, min(accounts.values()), 0.0)
+    except Exception as exc:  # a broker or cache outage: the periodic refresh reads them
+        log.warning("포트폴리오 갱신 요청 실패: accounts=%s %s", sorted(accounts), exc)
+        return []
+    return ids
 
 
-_gathered = RefreshRequests(REFRESH_GATHER_SECONDS)
+_gathered: Gathering[tuple[int, float]] = Gathering(
+    REFRESH_GATHER_SECONDS, _refresh_gathered, "portfolio-refresh-requests"
+)
 atexit.register(_gathered.flush)
 
 
 def refresh_requests_flush() -> list[int]:
     """Send the refreshes this process has gathered now (shutdown, tests)."""
-    return _gathered.flush()
+    return _gathered.flush() or []
 
 
 def refresh_requests_discard() -> None:
