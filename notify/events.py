@@ -10,6 +10,7 @@ the event is logged and dropped (or left for the sweep): an order never fails fo
 from __future__ import annotations
 
 import asyncio
+import atexit
 import functools
 import logging
 import threading
@@ -17,10 +18,12 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.db import connections, transaction
 
 from notify.models import EventKind
-from notify.services import notifications_enqueue
+from notify.services import notifications_enqueue, notifications_enqueue_many
+from quanttrade.gather import Gathering
 
 log = logging.getLogger("quanttrade.notify")
 
@@ -81,9 +84,43 @@ def emit(
             # An async caller (a price feed): the database work runs in a thread of its own.
             threading.Thread(target=_enqueue_in_thread, args=(kind, fields), daemon=True).start()
         else:
-            transaction.on_commit(functools.partial(_enqueue, kind, fields))
+            transaction.on_commit(functools.partial(_enqueue_soon, kind, fields))
     except Exception:  # notifications never fail their caller
         log.exception("알림 등록 실패: %s", kind)
+
+
+def _enqueue_soon(kind: str, fields: dict[str, str]) -> None:
+    """Gather the event for NOTIFY_GATHER_SECONDS with the others of this process, then write
+    them together (``_enqueue_gathered``, from a timer's thread): a fan-out's fills each wrote
+    their outbox rows and scheduled their flushes on the order's thread, between one account's
+    order and the next's. 0 writes each event at once."""
+    seconds = float(getattr(settings, "NOTIFY_GATHER_SECONDS", 0.0))
+    if seconds <= 0:
+        _enqueue(kind, fields)
+    else:
+        _gathered.add((kind, fields), seconds)
+
+
+def _enqueue_gathered(events: list[tuple[str, dict[str, str]]]) -> int:
+    try:
+        return notifications_enqueue_many(events)
+    except Exception:  # the database or the broker is down: the events are lost, orders are not
+        log.exception("알림 등록 실패: %s", sorted({kind for kind, _ in events}))
+        return 0
+
+
+_gathered: Gathering[tuple[str, dict[str, str]]] = Gathering(0.25, _enqueue_gathered, "notify-events")
+atexit.register(_gathered.flush)
+
+
+def notifications_flush() -> int:
+    """Write the events this process has gathered now (shutdown, tests); the rows written."""
+    return int(_gathered.flush() or 0)
+
+
+def notifications_discard() -> None:
+    """Drop the events this process has gathered, unwritten (tests)."""
+    _gathered.discard()
 
 
 def _in_event_loop() -> bool:

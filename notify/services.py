@@ -100,16 +100,33 @@ def _kinds_wanted() -> frozenset[str]:
 
 def notifications_enqueue(kind: str, fields: dict[str, str]) -> int:
     """Add the event to the outbox of every active destination that wants it and schedule
-    their flushes. Returns how many destinations will get it."""
-    if kind not in _kinds_wanted():
+    their flushes. Returns how many outbox rows were written."""
+    return notifications_enqueue_many([(kind, fields)])
+
+
+def notifications_enqueue_many(events: list[tuple[str, dict[str, str]]]) -> int:
+    """:func:`notifications_enqueue` of several events (``(kind, fields)``, in their order):
+    one read of the destinations, one INSERT, one flush scheduled per destination. Returns how
+    many outbox rows were written."""
+    kinds = _kinds_wanted()
+    events = [(kind, fields) for kind, fields in events if kind in kinds]
+    if not events:
         return 0
-    wanted = [d for d in NotificationDestination.objects.filter(is_active=True) if d.wants(kind)]
-    if not wanted:
+    destinations = list(NotificationDestination.objects.filter(is_active=True))
+    rows = [
+        Notification(destination=destination, kind=kind, fields=fields)
+        for kind, fields in events
+        for destination in destinations
+        if destination.wants(kind)
+    ]
+    if not rows:
         return 0
-    Notification.objects.bulk_create([Notification(destination=d, kind=kind, fields=fields) for d in wanted])
-    for destination in wanted:
-        flush_schedule(destination)
-    return len(wanted)
+    Notification.objects.bulk_create(rows)
+    receiving = {row.destination_id for row in rows}
+    for destination in destinations:
+        if destination.pk in receiving:
+            flush_schedule(destination)
+    return len(rows)
 
 
 def flush_schedule(destination: NotificationDestination) -> None:

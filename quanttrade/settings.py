@@ -433,9 +433,17 @@ WEBHOOK_STRATEGY_CACHE_SECONDS: float = env.float("WEBHOOK_STRATEGY_CACHE_SECOND
 # NOTIFY_BATCH_SECONDS for the rest of its burst (a webhook's fills arrive together).
 NOTIFY_MIN_INTERVAL: float = env.float("NOTIFY_MIN_INTERVAL", default=10.0)
 NOTIFY_BATCH_SECONDS: float = env.float("NOTIFY_BATCH_SECONDS", default=2.0)
+# A process gathers its events for this long and writes them together (a fan-out's fills: one
+# INSERT instead of one per fill, off the order threads); 0 writes each at once.
+NOTIFY_GATHER_SECONDS: float = env.float("NOTIFY_GATHER_SECONDS", default=0.25)
 # A destination that fails is retried with backoff; a message is dropped after this many tries.
 NOTIFY_MAX_ATTEMPTS: int = env.int("NOTIFY_MAX_ATTEMPTS", default=8)
-for _notify_name in ("NOTIFY_MIN_INTERVAL", "NOTIFY_BATCH_SECONDS", "NOTIFY_MAX_ATTEMPTS"):
+for _notify_name in (
+    "NOTIFY_MIN_INTERVAL",
+    "NOTIFY_BATCH_SECONDS",
+    "NOTIFY_GATHER_SECONDS",
+    "NOTIFY_MAX_ATTEMPTS",
+):
     if globals()[_notify_name] < 0:
         raise ImproperlyConfigured(f"{_notify_name} must not be negative")
 

@@ -80,7 +80,7 @@ def _default_language() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _no_gathered_refreshes() -> Iterator[None]:
     """A fill recorded without an order pool asks for its portfolio refresh through a worker
-    process's gathered requests (orders.portfolio.services.RefreshRequests), sent by a timer a
+    process's gathered requests (orders.portfolio.services._refresh_gathered), sent by a timer a
     moment later: each test starts with none and leaves none, so one test's timer never sends
     its requests into the next test."""
     from orders.portfolio.services import refresh_requests_discard
@@ -88,6 +88,20 @@ def _no_gathered_refreshes() -> Iterator[None]:
     refresh_requests_discard()
     yield
     refresh_requests_discard()
+
+
+@pytest.fixture(autouse=True)
+def _notifications_written_at_once(settings: Any) -> Iterator[None]:
+    """A notification is written to the outbox as its transaction commits (NOTIFY_GATHER_SECONDS
+    = 0), as the tests that read the outbox right after expect; the tests of gathering set it
+    (tests/notify). No gathered event outlives its test: one test's timer never writes into the
+    next test."""
+    from notify.events import notifications_discard
+
+    settings.NOTIFY_GATHER_SECONDS = 0
+    notifications_discard()
+    yield
+    notifications_discard()
 
 
 @pytest.fixture(autouse=True)

@@ -6,16 +6,19 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from notify.events import emit
+from notify.events import emit, notifications_discard, notifications_flush
 from notify.messages import batch_render
 from notify.models import EventKind, Notification, NotificationDestination, NotificationState
 from notify.services import FlushRetry, destination_flush, notifications_sweep
@@ -477,3 +480,65 @@ def test_without_a_cache_the_kinds_are_read_every_time(monkeypatch: pytest.Monke
         [NotificationDestination(name="bulk", url="json://127.0.0.1:9/", events=[EventKind.ORDER_FAILED])]
     )
     assert services.notifications_enqueue(EventKind.ORDER_FAILED, {"message": "x"}) == 1
+
+
+# --- gathered events (NOTIFY_GATHER_SECONDS) ----------------------------------------------------
+# A process gathers its events and writes them together (notify/events.py, quanttrade/gather.py):
+# a fan-out's fills are one INSERT from a timer's thread instead of one read and INSERT each on
+# the order threads.
+
+
+def test_a_workers_fills_are_written_to_the_outbox_in_one_statement_and_reach_the_destination(
+    celery_worker: Any, notify_settings: Any, trading: Any, receiver: Receiver, wait_orders: Any
+) -> None:
+    notify_settings.NOTIFY_GATHER_SECONDS = 60.0  # only the flush below writes them
+    destination(receiver.url(), language="en")
+    other = destination(receiver.url("other"), events=[EventKind.KILL_SWITCH], name="kill-only")
+    response = post_webhook([{"order_type": "MARKET", "side": "buy", "qty_per": 5}] * 5)
+    assert response.status_code == 202, response.content
+    orders = wait_orders(webhook_id=response.json()["webhook_id"])
+    assert [o.status for o in orders] == ["filled"] * 5
+    assert not Notification.objects.exists()  # gathered in this process, not written yet
+    with CaptureQueriesContext(connection) as queries:
+        assert notifications_flush() == 5
+    inserts = [q["sql"] for q in queries if q["sql"].startswith('INSERT INTO "notify_notification"')]
+    assert len(inserts) == 1
+    assert sorted(n.fields["order_id"] for n in Notification.objects.all()) == sorted(
+        str(o.pk) for o in orders
+    )
+    assert not Notification.objects.filter(destination=other).exists()  # it wants none of them
+    ((path, message),) = receiver.wait_for(1)
+    assert path == "/hook" and message["title"] == "[QuantTrade] 5 notifications"
+    assert notifications_flush() == 0  # nothing gathered: nothing written
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_timer_writes_what_was_gathered(notify_settings: Any) -> None:
+    notify_settings.NOTIFY_GATHER_SECONDS = 0.05
+    destination("json://127.0.0.1:9/unused", events=[EventKind.KILL_SWITCH, EventKind.RISK_LIMIT_HIT])
+    emit(EventKind.KILL_SWITCH, message="stop")
+    emit(EventKind.RISK_LIMIT_HIT, strategy="s1", message="daily loss limit")
+    emit(EventKind.ORDER_FILLED, strategy="s1")  # no destination wants it
+    kinds = wait_until(
+        lambda: sorted(Notification.objects.values_list("kind", flat=True)) or None,
+        what="written by the timer",
+    )
+    assert kinds == ["kill_switch", "risk_limit_hit"]
+    assert NotificationDestination.objects.get().flush_due_at is not None  # its flush is scheduled
+
+
+@pytest.mark.django_db
+def test_events_of_a_rolled_back_transaction_are_never_gathered_and_discarded_ones_never_written(
+    notify_settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    notify_settings.NOTIFY_GATHER_SECONDS = 60.0
+    destination("json://127.0.0.1:9/unused")
+    with django_capture_on_commit_callbacks(execute=False):
+        emit(EventKind.KILL_SWITCH, message="rolled back")
+    assert notifications_flush() == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        emit(EventKind.KILL_SWITCH, message="dropped")
+    notifications_discard()
+    assert notifications_flush() == 0
+    time.sleep(0.1)
+    assert not Notification.objects.exists()
