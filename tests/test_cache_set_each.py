@@ -8,6 +8,8 @@ when REDIS_URL is set (CI)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -17,6 +19,22 @@ from quanttrade.cache import EmbeddedCache, RedisCache
 from tests.prices.conftest import redis_url, requires_redis
 
 ITEMS = {"task": ({"due": 1764547200.5, "worker": "host:1"}, 3600), "beat": (1, 10)}
+
+
+@contextmanager
+def pipelines_sent(client: Any) -> Iterator[list[int]]:
+    """The number of commands of each pipeline ``client``'s pipelines send meanwhile."""
+    sent: list[int] = []
+    pipeline_class = type(client.pipeline())
+    original = pipeline_class.execute
+
+    def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(len(self.command_stack))
+        return original(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline_class, "execute", execute)
+        yield sent
 
 
 def test_the_embedded_cache_sets_each_key_with_its_own_timeout() -> None:
@@ -34,16 +52,7 @@ def test_the_embedded_cache_sets_each_key_with_its_own_timeout() -> None:
 def test_redis_sets_each_key_with_its_own_timeout_in_one_round_trip() -> None:
     cache = RedisCache(redis_url(), {"KEY_PREFIX": f"test-{uuid.uuid4()}"})
     client = cache._cache.get_client(None, write=True)
-    sent: list[Any] = []
-    pipeline_class = type(client.pipeline())
-    original = pipeline_class.execute
-
-    def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(len(self.command_stack))
-        return original(self, *args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline_class, "execute", execute)
+    with pipelines_sent(client) as sent:
         cache.set_each(ITEMS)
     assert sent == [2]  # both keys, one pipeline
     try:
@@ -112,17 +121,8 @@ def test_redis_adds_each_absent_key_in_one_round_trip_and_keeps_present_ones() -
     cache = RedisCache(redis_url(), {"KEY_PREFIX": f"test-{uuid.uuid4()}"})
     client = cache._cache.get_client(None, write=True)
     cache.set("b", "held elsewhere", 60)
-    sent: list[Any] = []
-    pipeline_class = type(client.pipeline())
-    original = pipeline_class.execute
-
-    def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(len(self.command_stack))
-        return original(self, *args, **kwargs)
-
     try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(pipeline_class, "execute", execute)
+        with pipelines_sent(client) as sent:
             assert cache.add_each(["a", "b", "c"], 1, 40) == [True, False, True]
         assert sent == [3]
         assert cache.get_many(["a", "b", "c"]) == {"a": 1, "b": "held elsewhere", "c": 1}
