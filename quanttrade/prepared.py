@@ -412,7 +412,7 @@ class PreparedUpdate(Generic[M]):
         connection = connections[using]
         cache_key = (connection.alias, connection.vendor, names, "each", len(rows))
         shape = self._shapes.get(cache_key)
-        key_field = self._field("pk")
+        key_field = self._where[0][1]
         if shape is None:
             quote = connection.ops.quote_name
             key_column = quote(key_field.column)

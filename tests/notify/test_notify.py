@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -540,5 +539,4 @@ def test_events_of_a_rolled_back_transaction_are_never_gathered_and_discarded_on
         emit(EventKind.KILL_SWITCH, message="dropped")
     notifications_discard()
     assert notifications_flush() == 0
-    time.sleep(0.1)
     assert not Notification.objects.exists()
