@@ -271,6 +271,7 @@ def test_feed_subscribes_publishes_answers_pingpong_with_a_pong_and_resubscribes
         )
         run_feed(feed)
         wait_for(lambda: (r := price_latest("005930")) is not None and r.price == Decimal("159000"))
+        wait_for(lambda: feed.health.ticks >= 4)  # counted on the feed's thread just after each store
 
         assert sim.approvals[0] == {
             "grant_type": "client_credentials",
