@@ -12,8 +12,9 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db import connections, transaction
+from django.db.models import BooleanField, Exists, F, OuterRef, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -240,7 +241,11 @@ _RECORD: PreparedUpdate[Order] = PreparedUpdate(Order, where=("pk", "status__in"
 
 
 def order_claim(
-    order_id: UUID, carried: dict[str, Any] | None = None, *, loaded: Order | None = None
+    order_id: UUID,
+    carried: dict[str, Any] | None = None,
+    *,
+    loaded: Order | None = None,
+    claimed_at: Any = None,
 ) -> Order | None:
     """Move a queued order to `submitted` atomically; None when another worker (or an earlier
     run of the same task) already took it. This is what makes execution idempotent.
@@ -250,13 +255,20 @@ def order_claim(
     between, so nothing else of the queued row can have changed and the copy in memory is the
     row (a row another attempt touched is read again).
 
+    ``claimed_at``: the task's read claimed ``loaded`` already, at that time (PostgreSQL,
+    ``_claim_first``); what the UPDATE would have changed is set on it in memory.
+
     The claimed order carries its stage clock (``Order.stage_clock``): `claimed` is marked
     here, `sent` and `answered` around the venue call, and the trail is written with the
     UPDATE that records the outcome. ``carried``: the web stages from the task message."""
     now = timezone.now()
     fields = {"status": OrderStatus.SUBMITTED, "submitted_at": now, "updated_at": now}
     order: Order | None = None
-    if loaded is not None and loaded.status == OrderStatus.QUEUED:
+    if loaded is not None and claimed_at is not None:
+        order = loaded
+        order.attempts += 1
+        order.status, order.submitted_at, order.updated_at = OrderStatus.SUBMITTED, claimed_at, claimed_at
+    elif loaded is not None and loaded.status == OrderStatus.QUEUED:
         if _CLAIM.run(
             {**fields, "attempts": loaded.attempts + 1},
             pk=order_id,
@@ -659,7 +671,7 @@ def _task_orders(webhook_id: UUID, account_id: int) -> QuerySet[Order]:
         .select_related(*_EXECUTION_RELATED)
         .defer("strategy__token")
         .annotate(maybe_after=_MAYBE_AFTER)
-        .order_by("sequence")
+        .order_by("sequence", "pk")
     )
 
 
@@ -669,6 +681,67 @@ _TASK_ORDERS = PreparedSelect(
     _task_orders,
     {"webhook_id": Order._meta.get_field("webhook"), "account_id": Order._meta.get_field("account")},
 )
+
+
+# PostgreSQL: the task's read claims its first order in the same statement, when nothing earlier
+# of the account can be pending (``_MAYBE_AFTER`` false, the usual case): a data-modifying WITH
+# moves the order to `submitted` as ``order_claim`` does (attempts + 1, submitted_at and
+# updated_at = ``now``), and the read says which row it claimed. One round trip instead of two
+# on the path to the venue; the same guard (only a `queued` row is claimed, one claim wins). The
+# read's rows show the orders as they were before the claim (PostgreSQL's WITH), so the claimed
+# one is completed in memory as ``order_claim`` completes a loaded one.
+def _claim_first(connection: Any, *, webhook_id: Any, account_id: Any, now: Any) -> tuple[str, list[Any]]:
+    quote = connection.ops.quote_name
+    table = quote(Order._meta.db_table)
+
+    def column(name: str) -> str:
+        return quote(Order._meta.get_field(name).column)
+
+    pk = quote(Order._meta.pk.column)
+    status, account, market, created = (
+        column("status"),
+        column("account"),
+        column("market_type"),
+        column("created_at"),
+    )
+    sql = (
+        f'WITH "claimed" AS (UPDATE {table} SET {status} = %s, {column("submitted_at")} = %s, '  # noqa: S608 - names from the model
+        f"{column('updated_at')} = %s, {column('attempts')} = {table}.{column('attempts')} + 1 "
+        f"WHERE {table}.{pk} = (SELECT head.{pk} FROM {table} head WHERE head.{column('webhook')} = %s "
+        f"AND head.{account} = %s AND head.{status} = %s ORDER BY head.{column('sequence')}, head.{pk} LIMIT 1) "
+        f"AND {table}.{status} = %s AND NOT EXISTS (SELECT 1 FROM {table} earlier "
+        f"WHERE earlier.{account} = {table}.{account} AND earlier.{market} = {table}.{market} "
+        f"AND earlier.{status} IN (%s, %s) AND earlier.{created} < {table}.{created}) RETURNING {table}.{pk})"
+    )
+    queued, submitted = OrderStatus.QUEUED.value, OrderStatus.SUBMITTED.value
+    return sql, [submitted, now, now, webhook_id, account_id, queued, queued, queued, submitted]
+
+
+def _task_orders_claiming(webhook_id: UUID, account_id: int, now: Any) -> QuerySet[Order]:
+    """:func:`_task_orders`, each row saying whether the statement's WITH claimed it."""
+    table, pk = Order._meta.db_table, Order._meta.pk.column
+    claimed = f'EXISTS (SELECT 1 FROM "claimed" WHERE "claimed"."{pk}" = "{table}"."{pk}")'  # noqa: S608 - names from the model
+    flag = RawSQL(claimed, (), output_field=BooleanField())  # noqa: S611 - no parameters
+    return _task_orders(webhook_id, account_id).annotate(claimed_by_read=flag)
+
+
+_TASK_ORDERS_CLAIMING = PreparedSelect(
+    _task_orders_claiming,
+    {
+        "webhook_id": Order._meta.get_field("webhook"),
+        "account_id": Order._meta.get_field("account"),
+        "now": Order._meta.get_field("submitted_at"),
+    },
+    prefix=_claim_first,
+)
+
+
+def _task_orders_read(webhook_id: UUID, account_id: int, now: Any) -> list[Order]:
+    """The task's queued orders of the pair; on PostgreSQL the first one claimed already when it
+    can be (``claimed_by_read``, see ``_claim_first``)."""
+    if connections["default"].vendor == "postgresql":
+        return _TASK_ORDERS_CLAIMING.fetch(webhook_id=webhook_id, account_id=account_id, now=now)
+    return _TASK_ORDERS.fetch(webhook_id=webhook_id, account_id=account_id)
 
 
 def _wait_for_earlier(order: Order) -> None:
@@ -701,7 +774,8 @@ def account_orders_execute(
     if not started:
         liveness.mark_started(webhook_id, account_id)
     try:
-        queued = _TASK_ORDERS.fetch(webhook_id=UUID(str(webhook_id)), account_id=account_id)
+        now = timezone.now()
+        queued = _task_orders_read(UUID(str(webhook_id)), account_id, now)
         loaded_at = time.monotonic()
         for row in queued:
             row.loaded_at = loaded_at
@@ -716,8 +790,11 @@ def account_orders_execute(
     adapter: ExchangeAdapter | None = None
     try:
         for row in queued:
-            _wait_for_earlier(row)
-            order = order_claim(row.pk, trail, loaded=row)
+            if getattr(row, "claimed_by_read", False):
+                order = order_claim(row.pk, trail, loaded=row, claimed_at=now)
+            else:
+                _wait_for_earlier(row)
+                order = order_claim(row.pk, trail, loaded=row)
             if order is None:
                 continue
             if adapter is None:

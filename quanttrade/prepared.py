@@ -166,11 +166,23 @@ class PreparedSelect(Generic[M]):
     ``arguments`` maps each argument to the model field whose column it is compared with
     (``{"webhook_id": Order._meta.get_field("webhook")}``): the field turns a value into the
     database's parameter as the ORM would (a UUID is hex text on SQLite, a UUID on PostgreSQL).
+
+    ``prefix(connection, **arguments)``, when given, returns SQL and its parameters written
+    before the query's, e.g. a ``WITH`` whose data-modifying statement the query reads (the
+    ORM cannot write one). Its parameters are found as the query's are; an argument may be used
+    by the prefix only (``build`` then takes it and ignores it).
     """
 
-    def __init__(self, build: Callable[..., QuerySet[M]], arguments: dict[str, Any]):
+    def __init__(
+        self,
+        build: Callable[..., QuerySet[M]],
+        arguments: dict[str, Any],
+        *,
+        prefix: Callable[..., tuple[str, list[Any]]] | None = None,
+    ):
         self._build = build
         self._fields = dict(arguments)
+        self._prefix = prefix
         self._compiled: dict[tuple[str, str], _Compiled] = {}
         # Per connection (each thread has its own): dropped with the connection.
         self._readers: weakref.WeakKeyDictionary[Any, _Reader] = weakref.WeakKeyDictionary()
@@ -183,6 +195,10 @@ class PreparedSelect(Generic[M]):
             kind = target.get_internal_type()
             if kind == "UUIDField":
                 markers[name] = uuid.UUID(int=(round_ << 64) + index + 1)
+            elif kind == "DateTimeField":
+                markers[name] = datetime.datetime(
+                    2001 + round_, 1, 1, tzinfo=datetime.UTC
+                ) + datetime.timedelta(seconds=index)
             elif kind in {"CharField", "TextField", "SlugField"}:
                 markers[name] = f"~prepared-{round_}-{index}~"
             else:  # integers and the like
@@ -200,15 +216,11 @@ class PreparedSelect(Generic[M]):
             if compiled is not None:
                 return compiled
             base = self._markers(0)
-            compiler = self._build(**base).query.get_compiler(using=alias)
-            sql, params = compiler.as_sql()
-            params = tuple(params)
+            compiler, sql, params = self._statement(connection, alias, base)
             slots: dict[str, tuple[int, ...]] = {}
             for name in self._fields:
-                other_sql, other_params = (
-                    self._build(**{**base, name: self._markers(1)[name]})
-                    .query.get_compiler(using=alias)
-                    .as_sql()
+                _, other_sql, other_params = self._statement(
+                    connection, alias, {**base, name: self._markers(1)[name]}
                 )
                 if other_sql != sql or len(other_params) != len(params):
                     raise PreparedQueryError(f"the SQL changes with {name!r}")
@@ -228,6 +240,22 @@ class PreparedSelect(Generic[M]):
             compiled = _Compiled(sql, params, slots, compiler, server_sql, server_arguments)
             self._compiled[key] = compiled
             return compiled
+
+    def _statement(
+        self, connection: Any, alias: str, arguments: dict[str, Any]
+    ) -> tuple[Any, str, tuple[Any, ...]]:
+        """The compiler of ``build(**arguments)``, and the SQL and parameters to run (the
+        prefix's, if any, first)."""
+        compiler = self._build(**arguments).query.get_compiler(using=alias)
+        sql, params = compiler.as_sql()
+        if self._prefix is None:
+            return compiler, sql, tuple(params)
+        prepped = {
+            name: self._fields[name].get_db_prep_value(value, connection, prepared=False)
+            for name, value in arguments.items()
+        }
+        head, head_params = self._prefix(connection, **prepped)
+        return compiler, f"{head} {sql}", (*head_params, *params)
 
     def _reader(self, compiled: _Compiled, connection: Any, using: str) -> _Reader:
         """How rows become instances on ``connection``, worked out once per connection (the

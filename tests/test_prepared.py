@@ -168,6 +168,105 @@ def test_the_claim_is_taken_once(make_strategy: Any, make_account: Any) -> None:
     assert (row.status, row.attempts, row.submitted_at) == ("submitted", 1, claimed.submitted_at)
 
 
+def _claiming_read(event: Any, account: Any, now: datetime) -> list[Order]:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the read that claims is PostgreSQL's (a data-modifying WITH); CI runs the suite on it")
+    return order_services._TASK_ORDERS_CLAIMING.fetch(webhook_id=event.id, account_id=account.pk, now=now)
+
+
+def test_on_postgresql_the_tasks_read_claims_its_first_order_as_the_claim_would(
+    make_strategy: Any, make_account: Any, django_assert_num_queries: Any
+) -> None:
+    """The read that claims gives the rows the plain read gives (as they were before the
+    claim), flags the first one claimed, and leaves that row in the database as ``order_claim``
+    leaves a claimed one: `submitted`, attempts + 1, submitted_at and updated_at = now. The
+    batch's second order is not claimed (the first, created before it, is pending now)."""
+    a1, a2 = make_account("a1"), make_account("a2")
+    strategy = make_strategy(accounts=[a1, a2])
+    specs = [{"side": "BUY", "qty_per": 10}, {"side": "SELL", "qty_per": -50}]
+    event = make_orders(strategy, [a1, a2], specs)
+    plain = list(order_services._task_orders(event.id, a1.pk))
+    now = datetime(2026, 12, 2, 18, 30, 5, 123456, tzinfo=UTC)
+    with django_assert_num_queries(1):
+        read = _claiming_read(event, a1, now)
+    _same(read, plain)
+    assert [o.claimed_by_read for o in read] == [True, False]
+    first, second = (Order.objects.get(pk=o.pk) for o in read)
+    assert (first.status, first.attempts, first.submitted_at, first.updated_at) == ("submitted", 1, now, now)
+    assert (second.status, second.attempts, second.submitted_at) == ("queued", 0, None)
+    assert [o.status for o in Order.objects.filter(account=a2)] == ["queued", "queued"]  # another pair
+    # The task completes the claimed row in memory; it then equals the database's row.
+    claimed = order_services.order_claim(read[0].pk, loaded=read[0], claimed_at=now)
+    assert claimed is not None and _values(claimed) == _values(first)
+    # Read again: the claimed order is no longer the pair's; the second is, and is not claimed.
+    again = _claiming_read(event, a1, now)
+    assert [(o.pk, o.claimed_by_read) for o in again] == [(read[1].pk, False)]
+
+
+def test_on_postgresql_the_read_claims_nothing_when_an_earlier_order_may_go_first(
+    make_strategy: Any, make_account: Any
+) -> None:
+    """An earlier order of the account (another webhook) still pending: the read claims nothing
+    (the task then waits for it as before, ``_wait_for_earlier``); once it is out, the read
+    claims. Only a `queued` order is ever claimed, once."""
+    account = make_account("a1")
+    strategy = make_strategy(accounts=[account])
+    earlier = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    later = make_orders(strategy, [account], [{"side": "SELL", "qty_per": -100}])
+    now = datetime(2026, 12, 2, 18, 30, 5, tzinfo=UTC)
+    (row,) = _claiming_read(later, account, now)
+    assert (row.claimed_by_read, row.maybe_after) == (False, True)
+    assert Order.objects.get(pk=row.pk).status == "queued"
+    Order.objects.filter(webhook=earlier).update(status="filled")
+    (row,) = _claiming_read(later, account, now)
+    assert row.claimed_by_read is True and Order.objects.get(pk=row.pk).status == "submitted"
+    assert _claiming_read(later, account, now) == []  # nothing queued left: nothing claimed twice
+    Order.objects.filter(pk=row.pk).update(status="cancelled")
+    assert _claiming_read(later, account, now) == []
+
+
+def test_on_postgresql_two_reads_racing_for_one_order_claim_it_once(
+    make_strategy: Any, make_account: Any
+) -> None:
+    """Two tasks of one pair (a re-dispatch) read at the same moment from two connections:
+    one read claims the order, the other sees it `queued` but not claimed by it, and its claim
+    (the guarded UPDATE) then fails."""
+    from django.db import connection, connections
+
+    account = make_account("a1")
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    if connection.vendor != "postgresql":
+        pytest.skip("the read that claims is PostgreSQL's")
+    now = datetime(2026, 12, 2, 18, 30, 5, tzinfo=UTC)
+    barrier = threading.Barrier(2)
+    reads: list[list[Order]] = []
+
+    def read() -> None:
+        try:
+            barrier.wait()
+            reads.append(
+                order_services._TASK_ORDERS_CLAIMING.fetch(
+                    webhook_id=event.id, account_id=account.pk, now=now
+                )
+            )
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=read) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    flags = sorted(row.claimed_by_read for rows in reads for row in rows)
+    assert len(reads) == 2 and flags in ([False, True], [True])  # the loser may read after the claim
+    losers = [row for rows in reads for row in rows if not row.claimed_by_read]
+    for row in losers:
+        assert order_services.order_claim(row.pk, loaded=row) is None
+    assert Order.objects.get(webhook=event).attempts == 1
+
+
 def test_a_prepared_update_refuses_what_plain_sql_cannot_say(make_account: Any) -> None:
     from django.db.models import F
 
