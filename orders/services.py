@@ -13,7 +13,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import BooleanField, Exists, F, OuterRef, QuerySet
+from django.db.models import BooleanField, Exists, F, Field, OuterRef, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -695,7 +695,9 @@ def _claim_first(connection: Any, *, webhook_id: Any, account_id: Any, now: Any)
     table = quote(Order._meta.db_table)
 
     def column(name: str) -> str:
-        return quote(Order._meta.get_field(name).column)
+        field = Order._meta.get_field(name)
+        assert isinstance(field, Field)  # a concrete column, not a reverse relation
+        return quote(field.column)
 
     pk = quote(Order._meta.pk.column)
     status, account, market, created = (
