@@ -364,6 +364,30 @@ def test_a_fan_out_records_every_accounts_dispatch_in_one_write(
     assert [liveness.dispatch_lost(event.id, a.pk, 30) for a in accounts] == [False, False, False]
 
 
+def test_a_dispatch_names_its_arguments_briefly_for_logs_and_monitors(
+    make_strategy: Any, make_account: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The text Celery shows for a task's arguments (worker log, monitors) is written by the
+    dispatch: the webhook and the account as they are; a fan-out's long account list cut."""
+    account = make_account("a1")
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    published: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        order_services.celery_app, "send_task", lambda name, **options: published.append(options)
+    )
+    orders_dispatch(event.id, [account.pk])
+    orders_dispatch(event.id, list(range(1, 1001)))
+    single, fan_out = published
+    assert single["argsrepr"] == repr((str(event.id), account.pk)) and single["args"] == [
+        str(event.id),
+        account.pk,
+    ]
+    assert fan_out["args"][1] == list(range(1, 1001))
+    assert len(fan_out["argsrepr"]) == order_services.REPR_MAX and fan_out["argsrepr"].endswith("…")
+    assert fan_out["argsrepr"].startswith(f"('{event.id}', [1, 2, 3")
+    assert fan_out["kwargsrepr"] == repr({"chunk": fan_out["kwargs"]["chunk"]})
+
+
 def test_the_worker_reaches_the_venue_with_one_statement_on_postgresql_two_on_sqlite(
     make_strategy: Any, make_account: Any, publish_price: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
