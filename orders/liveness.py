@@ -159,6 +159,25 @@ def mark_dispatched_many(webhook_id: UUID | str, account_ids: list[int]) -> None
         log.debug("dispatch mark failed: %s", exc)
 
 
+def mark_dispatched_new(webhook_id: UUID | str, account_ids: list[int]) -> None:
+    """:func:`mark_dispatched_many` written after the publish of pairs never dispatched before
+    (``orders_dispatch(new=True)``): only where no record is, in one round trip. A task that
+    started first keeps its `started` record; one that finished first has deleted its record,
+    and the one written here then belongs to a pair with nothing queued, which the sweep never
+    asks about (it expires)."""
+    record = {"due": time.time(), "worker": "", "eta": False}
+    keys = [_dispatch_key(webhook_id, a) for a in account_ids]
+    try:
+        add_each = getattr(cache, "add_each", None)
+        if add_each is not None:
+            add_each(keys, record, timeout=CLAIM_TTL)
+        else:
+            for key in keys:
+                cache.add(key, record, timeout=CLAIM_TTL)
+    except Exception as exc:
+        log.debug("dispatch mark failed: %s", exc)
+
+
 def _set_each(items: dict[str, tuple[Any, float]]) -> None:
     """Each key with its own timeout, in one round trip where the cache can (quanttrade.cache)."""
     set_each = getattr(cache, "set_each", None)

@@ -53,7 +53,7 @@ FANOUT_TASK = "orders.tasks.execute_webhook_orders"
 
 
 def orders_dispatch(
-    webhook_id: UUID | str, account_ids: Iterable[int], *, clock: StageClock | None = None
+    webhook_id: UUID | str, account_ids: Iterable[int], *, clock: StageClock | None = None, new: bool = False
 ) -> None:
     """Enqueue the execution of a webhook's orders with ONE broker publish: one account's task
     directly, or for several accounts one fan-out task that the workers split among themselves
@@ -62,7 +62,13 @@ def orders_dispatch(
     re-dispatches the orders, which stay `queued` in the database.
 
     ``clock`` is the intake's stage clock (orders/trail.py): called on commit, this marks
-    `committed` and `dispatched` and carries them to the worker in the message."""
+    `committed` and `dispatched` and carries them to the worker in the message.
+
+    ``new``: the webhook was just accepted, none of its pairs was ever dispatched (the intake).
+    Their dispatch records (orders.liveness) are then written after the publish instead of
+    before, where absent only: a task that started in between has recorded itself already. The
+    worker gets the message one Redis round trip sooner. Any other dispatch (the sweep's
+    re-dispatch replaces a record) writes them before, as the task may start at once."""
     ids = list(account_ids)
     if not ids:
         return
@@ -72,9 +78,11 @@ def orders_dispatch(
             clock.mark("committed")
         clock.mark("dispatched")
         kwargs["trail"] = {key: clock.trail[key] for key in ("t0", "committed", "dispatched")}
-    liveness.mark_dispatched_many(webhook_id, ids)  # before: the task may start at once
+    pool = handoff.current()
+    after = new and pool is None  # embedded mode's records cost microseconds: written before
+    if not after:
+        liveness.mark_dispatched_many(webhook_id, ids)  # before: the task may start at once
     try:
-        pool = handoff.current()
         if pool is not None:
             # Embedded mode: straight to this process's order threads, one account each.
             for account_id in ids:
@@ -91,9 +99,13 @@ def orders_dispatch(
             kwargs["chunk"] = fan_out_chunk(len(ids))
             _publish(FANOUT_TASK, [str(webhook_id), ids], kwargs, retry=False)
     except Exception as exc:  # any broker failure must not fail the webhook
-        for account_id in ids:
-            liveness.clear_dispatch(webhook_id, account_id)
+        if not after:
+            for account_id in ids:
+                liveness.clear_dispatch(webhook_id, account_id)
         log.error("주문 전달 실패 (스윕에서 재전달): webhook=%s accounts=%s %s", webhook_id, ids, exc)
+        return
+    if after:
+        liveness.mark_dispatched_new(webhook_id, ids)
 
 
 REPR_MAX = 200

@@ -673,7 +673,7 @@ def _after_commit(
     """What follows an accepted webhook's commit: its orders' dispatch, the approval request for
     held ones, the live pages' news. Registered with ``on_commit``: they run when the open
     transaction commits, or at once when none is open (the single-statement insert)."""
-    transaction.on_commit(lambda: orders_dispatch(event.id, account_ids, clock=state.clock))
+    transaction.on_commit(lambda: orders_dispatch(event.id, account_ids, clock=state.clock, new=True))
     if held:
         transaction.on_commit(lambda: approval_pending_announce(orders))
     transaction.on_commit(lambda: broadcast_webhook(event))

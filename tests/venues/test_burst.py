@@ -159,6 +159,66 @@ def test_a_dispatch_the_broker_refused_is_sent_again(
     assert [args for _, args in published] == [[str(event.id), account.id]]
 
 
+def test_a_new_webhooks_dispatch_record_is_written_after_its_publish_and_keeps_a_started_task(
+    transactional_db: None, make_strategy: Any, make_account: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The intake's dispatch (``new=True``) publishes first and records after, where no record
+    is: a task that started in between (another worker, before the web process wrote the
+    record) keeps its `started` record, so its worker's death is still seen. A re-dispatch
+    records before its publish."""
+    a1, a2 = make_account("a1"), make_account("a2")
+    strategy = make_strategy(accounts=[a1, a2])
+    event = make_orders(strategy, [a1, a2], [{"side": "BUY", "qty_per": 10}])
+    seen_at_publish: list[Any] = []
+
+    def publish_and_start(name: str, args: list[Any], **kwargs: Any) -> None:
+        seen_at_publish.append(cache.get(f"qt:dispatch:{event.id}:{a1.id}"))
+        with monkeypatch.context() as patched:  # a worker of its own takes a1's task at once
+            patched.setattr(liveness, "worker_id", lambda: "quick-host:1")
+            liveness.mark_started(event.id, a1.id)
+
+    monkeypatch.setattr(celery_app, "send_task", publish_and_start)
+    orders_dispatch(event.id, [a1.id, a2.id], new=True)
+    assert seen_at_publish == [None]  # not recorded before the publish
+    assert cache.get(f"qt:dispatch:{event.id}:{a1.id}")["worker"] == "quick-host:1"  # kept
+    assert cache.get(f"qt:dispatch:{event.id}:{a2.id}")["worker"] == ""  # recorded after
+    _age(event)
+    assert _sweep() == 0  # a1 runs on a live worker, a2 waits in the broker
+    cache.delete("qt:worker:quick-host:1")  # a1's worker is killed mid-task
+    sent: list[Any] = []
+    monkeypatch.setattr(celery_app, "send_task", lambda name, args=None, **kwargs: sent.append(args))
+    assert _sweep() == 1 and sent == [[str(event.id), a1.id]]
+    # The re-dispatch recorded before its publish, replacing the dead worker's record.
+    seen_at_publish.clear()
+    monkeypatch.setattr(
+        celery_app,
+        "send_task",
+        lambda name, args=None, **kwargs: seen_at_publish.append(
+            cache.get(f"qt:dispatch:{event.id}:{a1.id}")
+        ),
+    )
+    orders_dispatch(event.id, [a1.id])
+    assert seen_at_publish[0]["worker"] == ""
+
+
+def test_a_new_webhooks_dispatch_the_broker_refused_leaves_no_record_and_is_sent_again(
+    transactional_db: None, make_strategy: Any, make_account: Any, published: list[Any]
+) -> None:
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("broker down")
+
+    with pytest.MonkeyPatch.context() as broker_down:
+        broker_down.setattr(celery_app, "send_task", refuse)
+        orders_dispatch(event.id, [account.id], new=True)
+    assert cache.get(f"qt:dispatch:{event.id}:{account.id}") is None
+    _age(event)
+    assert _sweep() == 1
+    assert [args for _, args in published] == [[str(event.id), account.id]]
+
+
 SIGNALS = 24
 
 
