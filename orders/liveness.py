@@ -221,6 +221,38 @@ def mark_started_many(webhook_id: UUID | str, account_ids: list[int]) -> None:
         log.debug("dispatch start mark failed: %s", exc)
 
 
+# A first delivery's dispatch time is trusted for the queue's progress only this fresh: an
+# older one is a message delivered again (its worker died), read the slow way.
+START_FRESH_SECONDS = 60.0
+
+
+def mark_started_dispatched_at(webhook_id: UUID | str, account_id: int, dispatched_at: float) -> None:
+    """:func:`mark_started` for a task on its first delivery whose message says when it was
+    dispatched (the intake's trail, orders.tasks): written without reading, in one round trip
+    instead of two. The pair's record needs no `due` once a worker holds it (its heartbeat
+    decides), and the queue's progress is this task's dispatch time: a task of the same queue
+    started a moment earlier may have written a later one, which only delays the judgement of
+    a lost message until the next start (never judges one lost too early: every time written
+    is a dispatch the workers have reached). A dispatch time in the future (another machine's
+    clock) counts as now; one older than START_FRESH_SECONDS takes the reading way."""
+    now = time.time()
+    if now - dispatched_at > START_FRESH_SECONDS:
+        mark_started(webhook_id, account_id)
+        return
+    due = min(dispatched_at, now)
+    start_heartbeat()
+    try:
+        _set_each(
+            {
+                _dispatch_key(webhook_id, account_id): ({"due": due, "worker": worker_id()}, CLAIM_TTL),
+                _STARTED_KEY: ({"due": due, "at": now}, CLAIM_TTL),
+                _heartbeat_key(worker_id()): (1, HEARTBEAT_TTL),
+            }
+        )
+    except Exception as exc:
+        log.debug("dispatch start mark failed: %s", exc)
+
+
 def clear_dispatch(webhook_id: UUID | str, account_id: int) -> None:
     """The pair's task ended (or its retry could not be handed to the broker)."""
     try:

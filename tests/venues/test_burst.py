@@ -96,6 +96,90 @@ def test_a_task_passed_by_a_later_one_is_lost(
     assert [args for _, args in published] == [[str(first.id), account.id]]
 
 
+@pytest.fixture
+def start_reads(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The reads a start makes (``cache.get_many``), recorded."""
+    reads: list[list[str]] = []
+    get_many = cache.get_many
+
+    def spy(keys: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(list(keys))
+        return get_many(keys, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "get_many", spy)
+    return reads
+
+
+def test_a_first_delivery_records_its_start_without_reading_and_is_judged_alike(
+    transactional_db: None,
+    make_strategy: Any,
+    make_account: Any,
+    published: list[Any],
+    start_reads: list[list[str]],
+) -> None:
+    """A task's first delivery knows from its message when it was dispatched: its start is
+    written without reading (one round trip), and the sweep judges the queue as before: the
+    task is held by its live worker, and one passed by it is lost."""
+    account = make_account("a1", balances={"USDT": "10000"})
+    strategy = make_strategy(accounts=[account])
+    first = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    liveness.mark_dispatched(first.id, account.id)
+    later = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    with time_machine.travel(timezone.now() + timedelta(seconds=31), tick=False):
+        liveness.mark_dispatched(later.id, account.id)
+        _age(first)
+        assert _sweep() == 0
+        dispatched_at = time.time() - 0.004
+        liveness.mark_started_dispatched_at(later.id, account.id, dispatched_at)
+        assert start_reads == []
+        assert cache.get(f"qt:dispatch:{later.id}:{account.id}") == {
+            "due": dispatched_at,
+            "worker": liveness.worker_id(),
+        }
+        assert cache.get("qt:dispatch:started") == {"due": dispatched_at, "at": time.time()}
+        assert not liveness.dispatch_lost(later.id, account.id, 30)  # its worker beats
+        assert _sweep() == 1  # the first was passed by it: lost
+    assert [args for _, args in published] == [[str(first.id), account.id]]
+
+
+def test_a_start_whose_dispatch_time_is_stale_or_ahead_is_recorded_safely(
+    transactional_db: None, make_strategy: Any, make_account: Any, start_reads: list[list[str]]
+) -> None:
+    """A message delivered again long after its dispatch (its worker died) reads the record as
+    before and keeps its own progress out; a dispatch time ahead of this machine's clock (another
+    machine's) counts as now, so the queue never looks further along than it is."""
+    account = make_account("a1")
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    liveness.mark_dispatched(event.id, account.id)
+    recorded = cache.get(f"qt:dispatch:{event.id}:{account.id}")["due"]
+    liveness.mark_started_dispatched_at(event.id, account.id, time.time() - liveness.START_FRESH_SECONDS - 1)
+    assert len(start_reads) == 1  # the reading way
+    assert cache.get(f"qt:dispatch:{event.id}:{account.id}")["due"] == recorded
+    with time_machine.travel(timezone.now(), tick=False):
+        liveness.mark_started_dispatched_at(event.id, account.id, time.time() + 45)
+        assert cache.get("qt:dispatch:started") == {"due": time.time(), "at": time.time()}
+    assert len(start_reads) == 1
+
+
+def test_only_a_first_delivery_with_the_intakes_trail_starts_without_reading() -> None:
+    from types import SimpleNamespace
+
+    from orders.tasks import _first_dispatch_time
+
+    def task(retries: int = 0, eta: Any = None, redelivered: bool = False) -> Any:
+        return SimpleNamespace(
+            request=SimpleNamespace(retries=retries, eta=eta, delivery_info={"redelivered": redelivered})
+        )
+
+    trail = {"t0": 1_764_547_200_123_456, "committed": 2140, "dispatched": 2210}
+    assert _first_dispatch_time(task(), trail) == 1_764_547_200.125666
+    assert _first_dispatch_time(task(retries=1), trail) is None  # a retry: due later, out of turn
+    assert _first_dispatch_time(task(eta="2026-12-02T18:00:00+00:00"), trail) is None
+    assert _first_dispatch_time(task(redelivered=True), trail) is None
+    assert _first_dispatch_time(task(), None) is None  # a re-dispatch carries no trail
+    assert _first_dispatch_time(task(), {"t0": 1}) is None
+
+
 def test_accounts_waiting_in_a_started_chunk_are_not_lost(
     transactional_db: None, make_strategy: Any, make_account: Any, published: list[Any]
 ) -> None:

@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from orders import liveness
@@ -62,6 +63,10 @@ def test_a_paper_order_records_every_stage_in_order(
     assert order.status == "filled"
     assert_complete(order)
     assert "clamped" not in order.trail  # one machine, one clock: nothing to correct
+    # The worker recorded the queue's progress from the message's trail, without reading
+    # (orders.liveness.mark_started_dispatched_at): the intake's dispatch time.
+    progress = cache.get("qt:dispatch:started")
+    assert progress["due"] == (order.trail["t0"] + order.trail["dispatched"]) / 1_000_000
 
 
 def test_a_binance_simulator_order_records_every_stage_around_the_venue_request(
