@@ -714,9 +714,11 @@ _TASK_ORDERS = PreparedSelect(
 # of the account can be pending (``_MAYBE_AFTER`` false, the usual case): a data-modifying WITH
 # moves the order to `submitted` as ``order_claim`` does (attempts + 1, submitted_at and
 # updated_at = ``now``), and the read says which row it claimed. One round trip instead of two
-# on the path to the venue; the same guard (only a `queued` row is claimed, one claim wins). The
-# read's rows show the orders as they were before the claim (PostgreSQL's WITH), so the claimed
-# one is completed in memory as ``order_claim`` completes a loaded one.
+# on the path to the venue; the same guard as ``order_claim``'s (the row still `queued` with the
+# attempts the read saw: another claim in between, even one undone since, wins and this one
+# claims nothing). The read's rows show the orders as they were before the claim (PostgreSQL's
+# WITH: one snapshot), so the claimed one is completed in memory as ``order_claim`` completes a
+# loaded one.
 def _claim_first(connection: Any, *, webhook_id: Any, account_id: Any, now: Any) -> tuple[str, list[Any]]:
     quote = connection.ops.quote_name
     table = quote(Order._meta.db_table)
@@ -727,23 +729,25 @@ def _claim_first(connection: Any, *, webhook_id: Any, account_id: Any, now: Any)
         return quote(field.column)
 
     pk = quote(Order._meta.pk.column)
-    status, account, market, created = (
+    status, account, market, created, attempts = (
         column("status"),
         column("account"),
         column("market_type"),
         column("created_at"),
+        column("attempts"),
     )
     sql = (
-        f'WITH "claimed" AS (UPDATE {table} SET {status} = %s, {column("submitted_at")} = %s, '  # noqa: S608 - names from the model
-        f"{column('updated_at')} = %s, {column('attempts')} = {table}.{column('attempts')} + 1 "
-        f"WHERE {table}.{pk} = (SELECT head.{pk} FROM {table} head WHERE head.{column('webhook')} = %s "
-        f"AND head.{account} = %s AND head.{status} = %s ORDER BY head.{column('sequence')}, head.{pk} LIMIT 1) "
+        f'WITH "head" AS (SELECT {pk}, {attempts} FROM {table} WHERE {column("webhook")} = %s '  # noqa: S608 - names from the model
+        f"AND {account} = %s AND {status} = %s ORDER BY {column('sequence')}, {pk} LIMIT 1), "
+        f'"claimed" AS (UPDATE {table} SET {status} = %s, {column("submitted_at")} = %s, '
+        f"{column('updated_at')} = %s, {attempts} = {table}.{attempts} + 1 "
+        f'WHERE {table}.{pk} = (SELECT {pk} FROM "head") AND {table}.{attempts} = (SELECT {attempts} FROM "head") '
         f"AND {table}.{status} = %s AND NOT EXISTS (SELECT 1 FROM {table} earlier "
         f"WHERE earlier.{account} = {table}.{account} AND earlier.{market} = {table}.{market} "
         f"AND earlier.{status} IN (%s, %s) AND earlier.{created} < {table}.{created}) RETURNING {table}.{pk})"
     )
     queued, submitted = OrderStatus.QUEUED.value, OrderStatus.SUBMITTED.value
-    return sql, [submitted, now, now, webhook_id, account_id, queued, queued, queued, submitted]
+    return sql, [webhook_id, account_id, queued, submitted, now, now, queued, queued, submitted]
 
 
 def _task_orders_claiming(webhook_id: UUID, account_id: int, now: Any) -> QuerySet[Order]:

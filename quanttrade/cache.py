@@ -56,6 +56,23 @@ end
 return #KEYS
 """
 
+# KEYS: the keys; ARGV[1]: seconds to keep them ("" for ever); ARGV[2]: the value. Returns, for
+# each key, 1 when it was absent and is set now, 0 when it was there (and is left as it was).
+_ADD_EACH = """
+local seconds = tonumber(ARGV[1])
+local added = {}
+for i, key in ipairs(KEYS) do
+    local done
+    if seconds == nil then
+        done = redis.call('SET', key, ARGV[2], 'NX')
+    else
+        done = redis.call('SET', key, ARGV[2], 'EX', seconds, 'NX')
+    end
+    added[i] = done and 1 or 0
+end
+return added
+"""
+
 
 class RedisCache(DjangoRedisCache):
     if TYPE_CHECKING:
@@ -64,7 +81,7 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
-        self._set_many_scripts: dict[int, Any] = {}  # by client: its registered script
+        self._scripts: dict[tuple[int, str], Any] = {}  # by client and source: registered scripts
 
     def set_many(
         self, data: Mapping[str, Any], timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
@@ -88,11 +105,18 @@ class RedisCache(DjangoRedisCache):
                 dumped = serialized[id(value)] = self._cache._serializer.dumps(value)
             values.append(dumped)
         client = self._cache.get_client(None, write=True)
-        script = self._set_many_scripts.get(id(client))
-        if script is None:
-            script = self._set_many_scripts[id(client)] = client.register_script(_SET_MANY)
-        script(keys=keys, args=["" if seconds is None else seconds, *values], client=client)
+        self._script(client, _SET_MANY)(
+            keys=keys, args=["" if seconds is None else seconds, *values], client=client
+        )
         return []
+
+    def _script(self, client: Any, source: str) -> Any:
+        """``source`` registered with ``client`` (redis-py runs it by its hash, loading it once
+        on a server that lacks it)."""
+        script = self._scripts.get((id(client), source))
+        if script is None:
+            script = self._scripts[(id(client), source)] = client.register_script(source)
+        return script
 
     def set_each(self, items: Mapping[str, tuple[Any, float]], version: int | None = None) -> None:
         """Set each key to its value with its own timeout (seconds), in one round trip:
@@ -117,10 +141,13 @@ class RedisCache(DjangoRedisCache):
         timeout: float | None = DEFAULT_TIMEOUT,
         version: int | None = None,
     ) -> list[bool]:
-        """``add`` of each key (set only where it is absent), in one round trip; for each key,
-        whether it was added. A worker sends the portfolio refreshes its fills asked for
-        together and marks each account's as pending (orders.portfolio.services): one command
-        per account before. ``timeout``: seconds (more than 0) or None for ever."""
+        """``add`` of each key (set only where it is absent), as one command (a script, as
+        ``set_many``); for each key, whether it was added. A worker sends the portfolio refreshes
+        its fills asked for together and marks each account's as pending
+        (orders.portfolio.services), and the intake records a fan-out's dispatches after its
+        publish (orders.liveness.mark_dispatched_new): a command per key before, then a pipeline
+        of them (for 1,000 accounts, 1,000 commands for the client to build on the webhook's
+        answer). ``timeout``: seconds (more than 0) or None for ever."""
         if not keys:
             return []
         seconds = self.get_backend_timeout(timeout)
@@ -128,10 +155,12 @@ class RedisCache(DjangoRedisCache):
             raise ValueError("add_each needs a timeout of more than 0 seconds, or None")
         dumped = self._cache._serializer.dumps(value)
         client = self._cache.get_client(None, write=True)
-        pipeline = client.pipeline(transaction=False)
-        for key in keys:
-            pipeline.set(self.make_and_validate_key(key, version=version), dumped, ex=seconds, nx=True)
-        return [bool(added) for added in pipeline.execute()]
+        added = self._script(client, _ADD_EACH)(
+            keys=[self.make_and_validate_key(key, version=version) for key in keys],
+            args=["" if seconds is None else seconds, dumped],
+            client=client,
+        )
+        return [bool(flag) for flag in added]
 
 
 class EmbeddedCache(LocMemCache):

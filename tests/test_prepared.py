@@ -5,13 +5,16 @@ the test database the suite runs on (SQLite locally, PostgreSQL in CI)."""
 
 from __future__ import annotations
 
+import re
 import threading
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
 import pytest
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
 from orders import services as order_services
@@ -265,6 +268,68 @@ def test_on_postgresql_two_reads_racing_for_one_order_claim_it_once(
     for row in losers:
         assert order_services.order_claim(row.pk, loaded=row) is None
     assert Order.objects.get(webhook=event).attempts == 1
+
+
+def test_on_postgresql_the_read_claims_nothing_when_the_order_changed_under_it(
+    make_strategy: Any, make_account: Any
+) -> None:
+    """Another attempt touches the order (attempts + 1, still `queued`) while the read waits for
+    its row lock: the read's snapshot shows the order as it was, so it must not claim it (its
+    copy would not be the row); the task's claim then reads the order again, as
+    ``order_claim`` does for a row another attempt touched."""
+    from django.db import connection, connections
+
+    account = make_account("a1")
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    if connection.vendor != "postgresql":
+        pytest.skip("the read that claims is PostgreSQL's")
+    order = Order.objects.get(webhook=event)
+    now = datetime(2026, 12, 2, 18, 30, 5, tzinfo=UTC)
+    holding, release = threading.Event(), threading.Event()
+    reads: list[list[Order]] = []
+
+    def touch() -> None:  # another attempt, in a transaction that holds the row
+        from django.db import transaction
+
+        try:
+            with transaction.atomic():
+                Order.objects.filter(pk=order.pk).update(attempts=F("attempts") + 1)
+                holding.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    def read() -> None:
+        try:
+            reads.append(
+                order_services._TASK_ORDERS_CLAIMING.fetch(
+                    webhook_id=event.id, account_id=account.pk, now=now
+                )
+            )
+        finally:
+            connections.close_all()
+
+    toucher = threading.Thread(target=touch)
+    toucher.start()
+    assert holding.wait(10)
+    reader = threading.Thread(target=read)
+    reader.start()
+    with connection.cursor() as cursor:  # the read waits for the row's lock
+        for _ in range(200):
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            if cursor.fetchone()[0]:
+                break
+            time.sleep(0.01)
+        else:
+            pytest.fail("the read never waited for the row")
+    release.set()
+    toucher.join()
+    reader.join()
+    ((row,),) = reads
+    assert (row.claimed_by_read, row.status, row.attempts) == (False, "queued", 0)  # as it was
+    assert (lambda o: (o.status, o.attempts))(Order.objects.get(pk=order.pk)) == ("queued", 1)
+    claimed = order_services.order_claim(row.pk, loaded=row)  # the guarded claim fails: read again
+    assert claimed is not None and (claimed.status, claimed.attempts) == ("submitted", 2)
 
 
 def test_a_prepared_update_refuses_what_plain_sql_cannot_say(make_account: Any) -> None:
@@ -779,6 +844,49 @@ def test_on_postgresql_the_workers_read_is_planned_once_with_a_long_history(
         )
         ((generic, custom),) = cursor.fetchall()
     assert generic >= 3 and custom <= 5, (generic, custom)
+
+
+def test_on_postgresql_the_read_that_claims_reaches_rows_by_index_with_a_long_history(
+    make_strategy: Any, make_account: Any
+) -> None:
+    """With 5,000 finished orders of the account, the read that claims finds the pair's first
+    order, the claimed row and the account's earlier pending orders each by an index: no step
+    reads the account's whole history (PostgreSQL picks the indexes by its statistics; the
+    test pins that none of the claim's steps is a sequential scan)."""
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the read that claims is PostgreSQL's")
+    account = make_account("a1")
+    strategy = make_strategy(accounts=[account])
+    history = make_orders(strategy, [account], [])
+    finished = _orders_like_the_intake(strategy, [account] * 5000, history, [{}])
+    for order in finished:
+        order.status = "filled"
+    Order.objects.bulk_create(finished, batch_size=1000)
+    event = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE orders_order")
+    compiled = order_services._TASK_ORDERS_CLAIMING._compile("default")
+    params = list(compiled.params)
+    now = datetime(2026, 12, 2, 18, 30, 5, tzinfo=UTC)
+    for name, value in {"webhook_id": event.id, "account_id": account.pk, "now": now}.items():
+        field = order_services._TASK_ORDERS_CLAIMING._fields[name]
+        for position in compiled.slots[name]:
+            params[position] = field.get_db_prep_value(value, connection, prepared=False)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (COSTS OFF) " + compiled.sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        transaction.set_rollback(True)
+    update = plan.split("CTE head", 1)[1].split("\n  ->", 1)[0]  # the claim's part of the plan
+    assert "Seq Scan" not in update, plan
+    # The live orders by an index (the account's and status's, or the status's: few are live).
+    assert re.search(r"Index (Only )?Scan using \w+ on orders_order earlier", update), plan
+    # The claimed row by an index: its key (one row), or the status's when the statistics say
+    # that as few rows are queued.
+    assert re.search(r"Index Scan using \w+ on orders_order orders_order_\d+\n\s+Index Cond", update), plan
+    (row,) = _claiming_read(event, account, now)
+    assert row.claimed_by_read is True
 
 
 @pytest.mark.django_db(transaction=True)
