@@ -20,6 +20,8 @@ from uuid import UUID
 
 from django.core.cache import cache
 
+from quanttrade.cache import add_each, set_each
+
 log = logging.getLogger("quanttrade.orders")
 
 HEARTBEAT_SECONDS = 3.0
@@ -168,24 +170,9 @@ def mark_dispatched_new(webhook_id: UUID | str, account_ids: list[int]) -> None:
     record = {"due": time.time(), "worker": "", "eta": False}
     keys = [_dispatch_key(webhook_id, a) for a in account_ids]
     try:
-        add_each = getattr(cache, "add_each", None)
-        if add_each is not None:
-            add_each(keys, record, timeout=CLAIM_TTL)
-        else:
-            for key in keys:
-                cache.add(key, record, timeout=CLAIM_TTL)
+        add_each(keys, record, CLAIM_TTL)
     except Exception as exc:
         log.debug("dispatch mark failed: %s", exc)
-
-
-def _set_each(items: dict[str, tuple[Any, float]]) -> None:
-    """Each key with its own timeout, in one round trip where the cache can (quanttrade.cache)."""
-    set_each = getattr(cache, "set_each", None)
-    if set_each is not None:
-        set_each(items)
-        return
-    for key, (value, timeout) in items.items():
-        cache.set(key, value, timeout=timeout)
 
 
 def mark_started(webhook_id: UUID | str, account_id: int) -> None:
@@ -216,7 +203,7 @@ def mark_started_many(webhook_id: UUID | str, account_ids: list[int]) -> None:
             items[key] = ({"due": due, "worker": worker_id()}, CLAIM_TTL)
         items[_STARTED_KEY] = ({**latest, "at": now}, CLAIM_TTL)
         items[_heartbeat_key(worker_id())] = (1, HEARTBEAT_TTL)
-        _set_each(items)
+        set_each(items)
     except Exception as exc:
         log.debug("dispatch start mark failed: %s", exc)
 
@@ -242,7 +229,7 @@ def mark_started_dispatched_at(webhook_id: UUID | str, account_id: int, dispatch
     due = min(dispatched_at, now)
     start_heartbeat()
     try:
-        _set_each(
+        set_each(
             {
                 _dispatch_key(webhook_id, account_id): ({"due": due, "worker": worker_id()}, CLAIM_TTL),
                 _STARTED_KEY: ({"due": due, "at": now}, CLAIM_TTL),

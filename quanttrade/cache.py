@@ -198,3 +198,27 @@ class EmbeddedCache(LocMemCache):
         with self._lock:
             for key, blob, timeout in entries:
                 self._set(key, blob, timeout)
+
+
+def add_each(keys: Sequence[str], value: Any, timeout: float | None) -> list[bool]:
+    """``add_each`` on the default cache: one command where the backend has it (``RedisCache``),
+    else ``add`` of each key; for each key, whether it was added."""
+    from django.core.cache import cache  # noqa: PLC0415 - the configured backend, at call time
+
+    method = getattr(cache, "add_each", None)
+    if method is not None:
+        return [bool(added) for added in method(keys, value, timeout)]
+    return [bool(cache.add(key, value, timeout=timeout)) for key in keys]
+
+
+def set_each(items: Mapping[str, tuple[Any, float]]) -> None:
+    """``set_each`` on the default cache: one round trip where the backend has it (both of
+    this module's), else ``set`` of each key with its own timeout."""
+    from django.core.cache import cache  # noqa: PLC0415 - the configured backend, at call time
+
+    method = getattr(cache, "set_each", None)
+    if method is not None:
+        method(items)
+        return
+    for key, (value, timeout) in items.items():
+        cache.set(key, value, timeout=timeout)

@@ -811,6 +811,23 @@ def test_a_prepared_statements_database_error_is_djangos(make_strategy: Any, mak
     assert Order.objects.filter(webhook=event).count() == 1
 
 
+def _queued_after_a_long_history(make_strategy: Any, make_account: Any) -> tuple[Account, Any]:
+    """An account with 5,000 filled orders and one webhook's queued order, the table analysed."""
+    from django.db import connection
+
+    account = make_account("a1")
+    strategy = make_strategy(accounts=[account])
+    history = make_orders(strategy, [account], [])
+    finished = _orders_like_the_intake(strategy, [account] * 5000, history, [{}])
+    for order in finished:
+        order.status = "filled"
+    Order.objects.bulk_create(finished, batch_size=1000)
+    event = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE orders_order")
+    return account, event
+
+
 def test_on_postgresql_the_workers_read_is_planned_once_with_a_long_history(
     make_strategy: Any, make_account: Any, settings: Any
 ) -> None:
@@ -823,16 +840,7 @@ def test_on_postgresql_the_workers_read_is_planned_once_with_a_long_history(
     if connection.vendor != "postgresql":
         pytest.skip("server-side prepared statements are PostgreSQL's (CI runs the suite on it)")
     settings.DATABASE_PREPARED_STATEMENTS = True
-    account = make_account("a1")
-    strategy = make_strategy(accounts=[account])
-    history = make_orders(strategy, [account], [])
-    finished = _orders_like_the_intake(strategy, [account] * 5000, history, [{}])
-    for order in finished:
-        order.status = "filled"
-    Order.objects.bulk_create(finished, batch_size=1000)
-    event = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE orders_order")
+    account, event = _queued_after_a_long_history(make_strategy, make_account)
     _deallocate_all()
     for _ in range(8):  # PostgreSQL weighs a generic plan after five custom ones
         (order,) = order_services._TASK_ORDERS.fetch(webhook_id=event.id, account_id=account.pk)
@@ -857,16 +865,7 @@ def test_on_postgresql_the_read_that_claims_reaches_rows_by_index_with_a_long_hi
 
     if connection.vendor != "postgresql":
         pytest.skip("the read that claims is PostgreSQL's")
-    account = make_account("a1")
-    strategy = make_strategy(accounts=[account])
-    history = make_orders(strategy, [account], [])
-    finished = _orders_like_the_intake(strategy, [account] * 5000, history, [{}])
-    for order in finished:
-        order.status = "filled"
-    Order.objects.bulk_create(finished, batch_size=1000)
-    event = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE orders_order")
+    account, event = _queued_after_a_long_history(make_strategy, make_account)
     compiled = order_services._TASK_ORDERS_CLAIMING._compile("default")
     params = list(compiled.params)
     now = datetime(2026, 12, 2, 18, 30, 5, tzinfo=UTC)

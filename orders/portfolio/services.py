@@ -33,6 +33,7 @@ from orders.portfolio.records import BalanceLine, CurrencyTotal, Portfolio, Posi
 from prices.calendar import KST
 from prices.records import instrument_for
 from prices.services import price_snapshots
+from quanttrade.cache import add_each
 from quanttrade.celery import app as celery_app
 from quanttrade.gather import Gathering
 from quanttrade.vocabulary import CRYPTO_MARKETS, MarketType, OrderStatus
@@ -367,9 +368,6 @@ def _mark_pending(account_id: int) -> bool:
 def _mark_pending_each(account_ids: list[int]) -> list[int]:
     """:func:`_mark_pending` of several accounts, in one round trip where the cache can
     (quanttrade.cache); the accounts that were not asked for already."""
-    add_each = getattr(cache, "add_each", None)
-    if add_each is None:
-        return [account_id for account_id in account_ids if _mark_pending(account_id)]
     added = add_each(
         [_pending_key(account_id) for account_id in account_ids],
         1,

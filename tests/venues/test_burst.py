@@ -225,9 +225,12 @@ def test_orders_behind_a_running_task_wait_for_it_unless_its_worker_died(
     assert [args for _, args in published] == [[str(event.id), account.id]]
 
 
-def test_a_dispatch_the_broker_refused_is_sent_again(
-    transactional_db: None, make_strategy: Any, make_account: Any, published: list[Any]
+@pytest.mark.parametrize("new", [False, True], ids=["re-dispatch", "intake"])
+def test_a_dispatch_the_broker_refused_leaves_no_record_and_is_sent_again(
+    transactional_db: None, make_strategy: Any, make_account: Any, published: list[Any], new: bool
 ) -> None:
+    """Recorded before the publish (a re-dispatch) or after it (the intake's ``new``): a refused
+    publish leaves no dispatch record, so the sweep resends the orders."""
     account = make_account("a1", balances={"USDT": "10000"})
     event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
 
@@ -236,8 +239,9 @@ def test_a_dispatch_the_broker_refused_is_sent_again(
 
     with pytest.MonkeyPatch.context() as broker_down:
         broker_down.setattr(celery_app, "send_task", refuse)
-        orders_dispatch(event.id, [account.id])
+        orders_dispatch(event.id, [account.id], new=new)
     assert published == []
+    assert cache.get(f"qt:dispatch:{event.id}:{account.id}") is None
     _age(event)
     assert _sweep() == 1
     assert [args for _, args in published] == [[str(event.id), account.id]]
@@ -283,24 +287,6 @@ def test_a_new_webhooks_dispatch_record_is_written_after_its_publish_and_keeps_a
     )
     orders_dispatch(event.id, [a1.id])
     assert seen_at_publish[0]["worker"] == ""
-
-
-def test_a_new_webhooks_dispatch_the_broker_refused_leaves_no_record_and_is_sent_again(
-    transactional_db: None, make_strategy: Any, make_account: Any, published: list[Any]
-) -> None:
-    account = make_account("a1", balances={"USDT": "10000"})
-    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
-
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise ConnectionError("broker down")
-
-    with pytest.MonkeyPatch.context() as broker_down:
-        broker_down.setattr(celery_app, "send_task", refuse)
-        orders_dispatch(event.id, [account.id], new=True)
-    assert cache.get(f"qt:dispatch:{event.id}:{account.id}") is None
-    _age(event)
-    assert _sweep() == 1
-    assert [args for _, args in published] == [[str(event.id), account.id]]
 
 
 SIGNALS = 24
