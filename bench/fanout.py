@@ -344,6 +344,18 @@ def row_text(r: dict[str, Any]) -> str:
     )
 
 
+def _web_execution_start() -> Any:
+    """This process posts the webhooks as a web process would: with its own order threads
+    (orders.services.web_execution_start) where the tree measured has them."""
+    try:
+        from orders.services import web_execution_start
+    except ImportError:  # a tree from before web processes ran orders (an A/B's "before")
+        return None
+    pool = web_execution_start()
+    print(f"web order threads: {pool.threads if pool else 0}", flush=True)
+    return pool
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backend", choices=["embedded", "distributed"], default="embedded")
@@ -357,6 +369,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument(
         "--notify", action="store_true", help="a notification destination that wants every fill"
+    )
+    parser.add_argument(
+        "--web-threads",
+        type=int,
+        default=None,
+        help="distributed: this process's own order threads, as a web process has (ORDER_WEB_THREADS; "
+        "default the product's; 0: every execution goes to the workers)",
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--name", default="bench", help=argparse.SUPPRESS)
@@ -377,6 +396,8 @@ def main() -> None:
             "ORDER_STALE_AFTER_SECONDS": "600",  # no sweep re-dispatch during a run
         }
     )
+    if args.web_threads is not None:
+        env["ORDER_WEB_THREADS"] = str(args.web_threads)
     results: list[dict[str, Any]] = []
     print(f"{os.cpu_count()} cores, load average at start {load()}", flush=True)
     with ExitStack() as stack:
@@ -433,6 +454,7 @@ def main() -> None:
                 finally:
                     worker.stop()
                 continue
+            web_pool = _web_execution_start()
             for count in args.workers:
                 procs = [
                     subprocess.Popen(
@@ -460,6 +482,10 @@ def main() -> None:
                         proc.terminate()
                     for proc in procs:
                         proc.wait(timeout=30)
+            if web_pool is not None:
+                from orders.services import web_execution_stop
+
+                web_execution_stop(web_pool)
         from django.db import connections
 
         connections.close_all()

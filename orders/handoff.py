@@ -9,8 +9,16 @@ straight to its threads instead (and schedules a retry with a timer).
 The guarantees are those of the in-memory broker it replaces, no weaker: nothing survives the
 process (neither did the broker's messages). The orders are rows in the database first; the
 dispatch records (orders.liveness) die with the process too, and `serve` resends every queued
-order at start, the periodic sweep any whose hand-off was lost. Distributed mode never installs
-a pool: the broker is Redis and every worker process competes for the messages.
+order at start, the periodic sweep any whose hand-off was lost.
+
+Distributed mode: a web process may run a few executions itself (:func:`install_web`,
+ORDER_WEB_THREADS): an account's execution goes to one of its threads only while that thread
+is idle (:meth:`LocalPool.submit_if_idle`), otherwise to the broker as before, where every
+worker process competes for the messages. The order is the same row, claimed the same way, and
+the web process beats and names itself as its holder as a worker does, so a web process killed
+mid-order is settled by the sweep as a killed worker is (orders.liveness); a retry goes to the
+broker (it outlives the process). A signal's order then skips the publish, the delivery and the
+task's start: ~2 ms of its time to market on PostgreSQL + Redis (docs/benchmarks-speed.md).
 """
 
 from __future__ import annotations
@@ -108,6 +116,15 @@ class LocalPool:
             heapq.heappush(self._later, (time.monotonic() + delay, next(self._order), lane, fn, args))
             self._clock_wakes.notify()
 
+    def submit_if_idle(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Run ``fn(*args)`` on an order thread now if one is idle (nothing queued before it);
+        False, and nothing done, when every order thread is busy or the pool is shut down."""
+        with self._lock:
+            if self._closed or self._orders_pending >= self.threads:
+                return False
+            self._put(ORDERS, fn, args)
+            return True
+
     def orders_waiting(self) -> bool:
         """Whether an order execution is queued or running on this pool (a retry not yet due
         does not count)."""
@@ -197,3 +214,23 @@ def uninstall(pool: LocalPool) -> None:
 
 def current() -> LocalPool | None:
     return _pool
+
+
+_web_pool: LocalPool | None = None
+
+
+def install_web(pool: LocalPool) -> None:
+    """From now on this web process (distributed mode) runs an execution on ``pool`` when one
+    of its order threads is idle, and sends it to the broker otherwise."""
+    global _web_pool
+    _web_pool = pool
+
+
+def uninstall_web(pool: LocalPool) -> None:
+    global _web_pool
+    if _web_pool is pool:
+        _web_pool = None
+
+
+def web() -> LocalPool | None:
+    return _web_pool

@@ -240,6 +240,26 @@ def mark_started_dispatched_at(webhook_id: UUID | str, account_id: int, dispatch
         log.debug("dispatch start mark failed: %s", exc)
 
 
+def mark_started_here(webhook_id: UUID | str, account_id: int) -> None:
+    """This process runs the pair now, handed to it without the broker (a web process's own
+    order threads, orders.handoff.install_web): held by this process, judged by its heartbeat.
+    The queue's progress (_STARTED_KEY) is left alone: this pair never was in the queue, and a
+    start out of it says nothing about the messages still waiting there. One round trip."""
+    start_heartbeat()
+    try:
+        set_each(
+            {
+                _dispatch_key(webhook_id, account_id): (
+                    {"due": time.time(), "worker": worker_id()},
+                    CLAIM_TTL,
+                ),
+                _heartbeat_key(worker_id()): (1, HEARTBEAT_TTL),
+            }
+        )
+    except Exception as exc:
+        log.debug("dispatch start mark failed: %s", exc)
+
+
 def clear_dispatch(webhook_id: UUID | str, account_id: int) -> None:
     """The pair's task ended (or its retry could not be handed to the broker)."""
     try:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
+import os
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -68,7 +71,10 @@ def orders_dispatch(
     Their dispatch records (orders.liveness) are then written after the publish instead of
     before, where absent only: a task that started in between has recorded itself already. The
     worker gets the message one Redis round trip sooner. Any other dispatch (the sweep's
-    re-dispatch replaces a record) writes them before, as the task may start at once."""
+    re-dispatch replaces a record) writes them before, as the task may start at once.
+
+    A web process with order threads of its own (distributed mode, ``handoff.install_web``)
+    runs the first accounts itself, as many as it has idle threads, and publishes the rest."""
     ids = list(account_ids)
     if not ids:
         return
@@ -79,6 +85,18 @@ def orders_dispatch(
         clock.mark("dispatched")
         kwargs["trail"] = {key: clock.trail[key] for key in ("t0", "committed", "dispatched")}
     pool = handoff.current()
+    web = handoff.web() if pool is None else None
+    if web is not None:
+        here = 0
+        while here < len(ids) and web.submit_if_idle(
+            account_orders_execute_here, str(webhook_id), ids[here], kwargs.get("trail")
+        ):
+            here += 1
+        if here:
+            ids = ids[here:]
+            time.sleep(0)  # as embedded mode does: the order before the 202 (round 8)
+            if not ids:
+                return
     after = new and pool is None  # embedded mode's records cost microseconds: written before
     if not after:
         liveness.mark_dispatched_many(webhook_id, ids)  # before: the task may start at once
@@ -160,6 +178,16 @@ def webhook_orders_fan_out(
             for account_id in rest:
                 account_orders_execute_or_schedule(webhook_id, account_id, trail)
     return ids
+
+
+def account_orders_execute_here(
+    webhook_id: str, account_id: int, trail: dict[str, Any] | None = None
+) -> None:
+    """Run one account's orders on a web process's own order thread (``orders_dispatch``):
+    held by this process as a worker holds a task (``liveness.mark_started_here``); a retry the
+    venue asks for goes to the broker."""
+    liveness.mark_started_here(webhook_id, account_id)
+    account_orders_execute_or_schedule(webhook_id, account_id, trail, started=True)
 
 
 def account_orders_execute_or_schedule(
@@ -982,6 +1010,43 @@ def paper_orders_sync(papers: Iterable[PaperOrder]) -> int:
 def paper_match_run() -> int:
     """Match resting paper orders against the latest prices; returns how many Orders changed."""
     return paper_orders_sync(paper_match())
+
+
+def web_execution_start() -> handoff.LocalPool | None:
+    """In a web process of distributed mode: order threads of its own (ORDER_WEB_THREADS), on
+    which a signal's accounts run while a thread is idle (``handoff.install_web``), and the
+    venues warmed for them in the background as a worker warms them. Called by the web servers
+    (the gunicorn worker class, ``manage.py serve``) once the application is loaded; nothing in
+    embedded mode (its own pool runs every execution) or with ORDER_WEB_THREADS=0. At the
+    process's exit the executions under way finish (a process killed before that is settled by
+    the sweep, as a killed worker is)."""
+    threads = int(settings.ORDER_WEB_THREADS)
+    if (
+        threads <= 0
+        or handoff.current() is not None
+        or handoff.web() is not None
+        or str(settings.CELERY_BROKER_URL).startswith("memory")
+    ):
+        return None
+    pool = handoff.LocalPool(threads)
+    handoff.install_web(pool)
+    atexit.register(web_execution_stop, pool)
+    if not os.environ.get("QT_SKIP_VENUE_WARMUP"):
+        threading.Thread(target=_venues_warm_and_close, name="venue-warmup", daemon=True).start()
+    return pool
+
+
+def web_execution_stop(pool: handoff.LocalPool) -> None:
+    """Stop handing executions to ``pool`` and let those under way finish."""
+    handoff.uninstall_web(pool)
+    pool.shutdown(wait=True)
+
+
+def _venues_warm_and_close() -> None:
+    try:
+        venues_warm()
+    finally:
+        connections.close_all()
 
 
 def venues_warm() -> int:

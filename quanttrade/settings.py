@@ -343,6 +343,10 @@ ORDER_STALE_AFTER_SECONDS: int = env.int("ORDER_STALE_AFTER_SECONDS", default=30
 # chunk of accounts one after another (orders.services.fan_out_chunk). Keep it at or above the
 # worker threads of all worker processes together (processes x --concurrency).
 ORDER_FANOUT_TASKS: int = env.int("ORDER_FANOUT_TASKS", default=64)
+# Distributed mode: each web process runs this many order executions itself, on threads of
+# its own, while one is idle (a signal's order then skips the broker: orders/handoff.py); the
+# rest go to the workers. 0: every execution goes to the workers.
+ORDER_WEB_THREADS: int = env.int("ORDER_WEB_THREADS", default=2)
 # A retryable venue error (rate limit, 5xx, timeout looked up) is retried this many times.
 ORDER_MAX_ATTEMPTS: int = env.int("ORDER_MAX_ATTEMPTS", default=5)
 # A placement whose fate is unknown (timeout, lost answer, 5xx) is looked up by client id this

@@ -224,6 +224,32 @@ class Stack:
         self.procs[name].stop()
         return {"web": self.start_web, "worker": self.start_worker, "beat": self.start_beat}[name]()
 
+    def children(self, name: str) -> list[int]:
+        """The pids of ``name``'s child processes (gunicorn's arbiter: its workers)."""
+        parent = self.procs[name].popen.pid
+        found = []
+        for stat in glob.glob("/proc/[0-9]*/stat"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == parent:
+                    found.append(int(stat.split("/")[2]))
+        return found
+
+    def holders(self) -> dict[str, int]:
+        """How many orders each process claimed ("host:pid", orders.liveness's claim marks)."""
+        import pickle
+
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=self.redis_port, socket_timeout=3)
+        counts: dict[str, int] = {}
+        for key in client.scan_iter(match="*qt:claim:*", count=500):
+            value = client.get(key)
+            if value is not None:
+                holder = str(pickle.loads(value))
+                counts[holder] = counts.get(holder, 0) + 1
+        return counts
+
     def kill_redis(self) -> None:
         proc = self.procs["redis"]
         proc.signal(signal.SIGKILL)

@@ -6,8 +6,8 @@ Celery worker (threads pool), a periodic loop running the order sweep and the pa
 and the price feeds. At start the sweep resends every order left queued or submitted by the
 previous run (an in-memory broker loses its messages with the process).
 
-Distributed mode: the ASGI server only; workers, beat and the price feed are their own
-processes (printed at start).
+Distributed mode: the ASGI server, with a few order threads of its own (ORDER_WEB_THREADS,
+orders/handoff.py); workers, beat and the price feed are their own processes (printed at start).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from orders import handoff
 from orders.approval import approvals_expire
 from orders.handoff import LocalPool
 from orders.portfolio.services import portfolios_refresh
-from orders.services import orders_sweep, paper_match_run
+from orders.services import orders_sweep, paper_match_run, web_execution_start
 from quanttrade.celery import app
 from quanttrade.management.serve_address import serve_host, serve_port
 from quanttrade.uvicorn_options import UVICORN_OPTIONS
@@ -199,6 +199,7 @@ class Command(BaseCommand):
             )
         else:
             log.info("QuantTrade 시작 (distributed, web only): http://%s:%s", host, port)
+            web_execution_start()  # this process's own order threads (ORDER_WEB_THREADS)
             self.stdout.write(
                 "Distributed mode: run these as their own processes (any number of workers):\n"
                 "  celery -A quanttrade worker --loglevel INFO --concurrency 4\n"
