@@ -12,9 +12,10 @@ dispatch records (orders.liveness) die with the process too, and `serve` resends
 order at start, the periodic sweep any whose hand-off was lost.
 
 Distributed mode: a web process may run a few executions itself (:func:`install_web`,
-ORDER_WEB_THREADS): an account's execution goes to one of its threads only while that thread
-is idle (:meth:`LocalPool.submit_if_idle`), otherwise to the broker as before, where every
-worker process competes for the messages. The order is the same row, claimed the same way, and
+ORDER_WEB_THREADS): a signal's accounts go to its threads when there are idle threads for all
+of them (:meth:`LocalPool.submit_all_if_idle`), otherwise to the broker as before, where every
+worker process competes for the messages (a fan-out split between the two was measured no
+sooner, its answer later: docs/benchmarks-speed.md, round 16). The order is the same row, claimed the same way, and
 the web process beats and names itself as its holder as a worker does, so a web process killed
 mid-order is settled by the sweep as a killed worker is (orders.liveness); a retry goes to the
 broker (it outlives the process). A signal's order then skips the publish, the delivery and the
@@ -116,13 +117,15 @@ class LocalPool:
             heapq.heappush(self._later, (time.monotonic() + delay, next(self._order), lane, fn, args))
             self._clock_wakes.notify()
 
-    def submit_if_idle(self, fn: Callable[..., Any], *args: Any) -> bool:
-        """Run ``fn(*args)`` on an order thread now if one is idle (nothing queued before it);
-        False, and nothing done, when every order thread is busy or the pool is shut down."""
+    def submit_all_if_idle(self, fn: Callable[..., Any], calls: list[tuple[Any, ...]]) -> bool:
+        """Run ``fn(*args)`` for each ``args`` of ``calls`` on the order threads now, if that
+        many are idle (nothing queued before them); False, and nothing done, when fewer are
+        idle or the pool is shut down."""
         with self._lock:
-            if self._closed or self._orders_pending >= self.threads:
+            if self._closed or self._orders_pending + len(calls) > self.threads:
                 return False
-            self._put(ORDERS, fn, args)
+            for args in calls:
+                self._put(ORDERS, fn, args)
             return True
 
     def orders_waiting(self) -> bool:

@@ -10,11 +10,13 @@ Any cache trouble means "unknown": the sweep then falls back to the order's age.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -68,10 +70,22 @@ def start_heartbeat() -> None:
 
 
 def mark_claim(order_id: UUID | str) -> None:
-    """Record this process as the order's holder; a process that claims orders beats."""
+    """Record this process as the order's holder; a process that claims orders beats. The first
+    claim of a pair run here (:func:`started_here`) records the pair's start in the same write."""
     start_heartbeat()
+    pending: tuple[UUID | str, int] | None = getattr(_here, "pair", None)
     try:
-        cache.set(_claim_key(order_id), worker_id(), timeout=CLAIM_TTL)
+        if pending is None:
+            cache.set(_claim_key(order_id), worker_id(), timeout=CLAIM_TTL)
+            return
+        _here.pair = None
+        set_each(
+            {
+                _claim_key(order_id): (worker_id(), CLAIM_TTL),
+                _dispatch_key(*pending): ({"due": time.time(), "worker": worker_id()}, CLAIM_TTL),
+                _heartbeat_key(worker_id()): (1, HEARTBEAT_TTL),
+            }
+        )
     except Exception as exc:
         log.debug("claim mark failed: %s", exc)
 
@@ -240,24 +254,25 @@ def mark_started_dispatched_at(webhook_id: UUID | str, account_id: int, dispatch
         log.debug("dispatch start mark failed: %s", exc)
 
 
-def mark_started_here(webhook_id: UUID | str, account_id: int) -> None:
-    """This process runs the pair now, handed to it without the broker (a web process's own
-    order threads, orders.handoff.install_web): held by this process, judged by its heartbeat.
-    The queue's progress (_STARTED_KEY) is left alone: this pair never was in the queue, and a
-    start out of it says nothing about the messages still waiting there. One round trip."""
-    start_heartbeat()
+_here = threading.local()
+
+
+@contextlib.contextmanager
+def started_here(webhook_id: UUID | str, account_id: int) -> Iterator[None]:
+    """This thread runs the pair now, handed to it without the broker (a web process's own order
+    threads, orders.handoff.install_web): held by this process, judged by its heartbeat. The
+    record is written with the pair's first claim (:func:`mark_claim`), in its round trip, not
+    one of its own ahead of the order: until then the pair's orders are younger than the sweep's
+    bound (the claim follows the read at once, or a wait for earlier orders shorter than that
+    bound), and a process that dies first leaves no record, which the sweep reads as lost. A
+    pair that ends without a claim has nothing to record. The queue's progress (_STARTED_KEY)
+    is left alone: this pair never was in the queue, and a start out of it says nothing about
+    the messages still waiting there."""
+    _here.pair = (webhook_id, account_id)
     try:
-        set_each(
-            {
-                _dispatch_key(webhook_id, account_id): (
-                    {"due": time.time(), "worker": worker_id()},
-                    CLAIM_TTL,
-                ),
-                _heartbeat_key(worker_id()): (1, HEARTBEAT_TTL),
-            }
-        )
-    except Exception as exc:
-        log.debug("dispatch start mark failed: %s", exc)
+        yield
+    finally:
+        _here.pair = None
 
 
 def clear_dispatch(webhook_id: UUID | str, account_id: int) -> None:

@@ -74,7 +74,7 @@ def orders_dispatch(
     re-dispatch replaces a record) writes them before, as the task may start at once.
 
     A web process with order threads of its own (distributed mode, ``handoff.install_web``)
-    runs the first accounts itself, as many as it has idle threads, and publishes the rest."""
+    runs the accounts itself when it has an idle thread for each, and publishes them otherwise."""
     ids = list(account_ids)
     if not ids:
         return
@@ -86,17 +86,11 @@ def orders_dispatch(
         kwargs["trail"] = {key: clock.trail[key] for key in ("t0", "committed", "dispatched")}
     pool = handoff.current()
     web = handoff.web() if pool is None else None
-    if web is not None:
-        here = 0
-        while here < len(ids) and web.submit_if_idle(
-            account_orders_execute_here, str(webhook_id), ids[here], kwargs.get("trail")
-        ):
-            here += 1
-        if here:
-            ids = ids[here:]
-            time.sleep(0)  # as embedded mode does: the order before the 202 (round 8)
-            if not ids:
-                return
+    if web is not None and web.submit_all_if_idle(
+        account_orders_execute_here, [(str(webhook_id), a, kwargs.get("trail")) for a in ids]
+    ):
+        time.sleep(0)  # as embedded mode does: the order before the 202 (round 8)
+        return
     after = new and pool is None  # embedded mode's records cost microseconds: written before
     if not after:
         liveness.mark_dispatched_many(webhook_id, ids)  # before: the task may start at once
@@ -184,10 +178,10 @@ def account_orders_execute_here(
     webhook_id: str, account_id: int, trail: dict[str, Any] | None = None
 ) -> None:
     """Run one account's orders on a web process's own order thread (``orders_dispatch``):
-    held by this process as a worker holds a task (``liveness.mark_started_here``); a retry the
+    held by this process as a worker holds a task (``liveness.started_here``); a retry the
     venue asks for goes to the broker."""
-    liveness.mark_started_here(webhook_id, account_id)
-    account_orders_execute_or_schedule(webhook_id, account_id, trail, started=True)
+    with liveness.started_here(webhook_id, account_id):
+        account_orders_execute_or_schedule(webhook_id, account_id, trail, started=True)
 
 
 def account_orders_execute_or_schedule(

@@ -85,7 +85,7 @@ def _wait(check: Any, what: str, timeout: float = 15.0) -> None:
         time.sleep(0.01)
 
 
-def test_an_idle_thread_takes_an_execution_and_a_busy_pool_refuses_it() -> None:
+def test_idle_threads_take_a_signals_executions_only_when_there_is_one_for_each() -> None:
     pool = handoff.LocalPool(2)
     go = threading.Event()
     ran: list[int] = []
@@ -95,17 +95,20 @@ def test_an_idle_thread_takes_an_execution_and_a_busy_pool_refuses_it() -> None:
         ran.append(n)
 
     try:
-        assert pool.submit_if_idle(work, 1) and pool.submit_if_idle(work, 2)
-        assert not pool.submit_if_idle(work, 3)  # both threads busy: nothing queued behind them
+        assert not pool.submit_all_if_idle(work, [(1,), (2,), (3,)])  # more than the threads
+        assert pool.submit_all_if_idle(work, [(1,)])
+        assert not pool.submit_all_if_idle(work, [(2,), (3,)])  # one thread busy, one idle
+        assert pool.submit_all_if_idle(work, [(2,)])
+        assert not pool.submit_all_if_idle(work, [(3,)])  # nothing queued behind busy threads
         go.set()
         _wait(lambda: not pool.orders_waiting(), "the executions never ended")
         assert sorted(ran) == [1, 2]
-        assert pool.submit_if_idle(work, 4)
-        _wait(lambda: 4 in ran, "an idle thread did not take the next one")
+        assert pool.submit_all_if_idle(work, [(3,), (4,)])
+        _wait(lambda: len(ran) == 4, "idle threads did not take the next ones")
     finally:
         pool.shutdown()
-    assert not pool.submit_if_idle(work, 5)  # shut down: the caller publishes instead
-    assert sorted(ran) == [1, 2, 4]
+    assert not pool.submit_all_if_idle(work, [(5,)])  # shut down: the caller publishes instead
+    assert sorted(ran) == [1, 2, 3, 4]
 
 
 def test_a_signal_to_one_account_is_placed_by_the_web_process_without_a_message(
@@ -137,8 +140,7 @@ def test_a_signal_to_one_account_is_placed_by_the_web_process_without_a_message(
     assert PaperOrder.objects.count() == 1
 
 
-def test_accounts_beyond_the_idle_threads_go_to_the_workers_in_one_message(
-    web_pool: handoff.LocalPool,
+def test_a_signal_with_more_accounts_than_idle_threads_goes_to_the_workers_whole(
     held: type[HeldPaper],
     published: list[tuple[str, dict[str, Any]]],
     make_strategy: Any,
@@ -146,24 +148,36 @@ def test_accounts_beyond_the_idle_threads_go_to_the_workers_in_one_message(
     publish_price: Any,
     wait_orders: Any,
 ) -> None:
-    first = make_account("held", exchange="HELD", balances={"USDT": "10000"})
-    others = [make_account(f"acct-{i}", balances={"USDT": "10000"}) for i in range(2)]
-    accounts = [first, *others]
-    event = make_orders(make_strategy(accounts=accounts), accounts, [{"side": "BUY", "qty_per": 10}])
-    publish_price("BINANCE:BTC/USDT", "50000")
-    orders_dispatch(event.id, [a.pk for a in accounts], new=True)
-    # The web process's one thread took the first account; the others went out as one fan-out.
-    assert [(name, options["args"]) for name, options in published] == [
-        (FANOUT_TASK, [str(event.id), [a.pk for a in others]])
-    ]
-    assert held.entered.wait(15)
-    assert [liveness.dispatch_lost(event.id, a.pk, 30) for a in accounts] == [False, False, False]
-    held.release.set()
-    _wait(lambda: Order.objects.get(account=first).status == "filled", "the web thread's order never filled")
-    assert sorted(Order.objects.filter(account__in=others).values_list("status", flat=True)) == [
-        "queued",
-        "queued",
-    ]
+    """Not split between the web process and the workers (measured no sooner, its 202 later)."""
+    pool = handoff.LocalPool(2)
+    handoff.install_web(pool)
+    try:
+        holder = make_account("held", exchange="HELD", balances={"USDT": "10000"})
+        others = [make_account(f"acct-{i}", balances={"USDT": "10000"}) for i in range(3)]
+        strategy = make_strategy(accounts=[holder, *others])
+        publish_price("BINANCE:BTC/USDT", "50000")
+        spec = [{"side": "BUY", "qty_per": 10}]
+        three = make_orders(strategy, others, spec)
+        orders_dispatch(three.id, [a.pk for a in others], new=True)  # 3 accounts, 2 threads
+        one = make_orders(strategy, [holder], spec)
+        orders_dispatch(one.id, [holder.pk], new=True)  # runs here, held at the venue
+        assert held.entered.wait(15)
+        two = make_orders(strategy, others[:2], spec)
+        orders_dispatch(two.id, [a.pk for a in others[:2]], new=True)  # 2 accounts, 1 idle thread
+        assert [(name, options["args"]) for name, options in published] == [
+            (FANOUT_TASK, [str(three.id), [a.pk for a in others]]),
+            (FANOUT_TASK, [str(two.id), [a.pk for a in others[:2]]]),
+        ]
+        assert (
+            sorted(Order.objects.exclude(account=holder).values_list("status", flat=True)) == ["queued"] * 5
+        )
+        assert all(
+            not liveness.dispatch_lost(e.id, a.pk, 30) for e, a in [(three, others[2]), (two, others[0])]
+        )
+        held.release.set()
+        _wait(lambda: statuses(one) == ["filled"], "the web thread's order never filled")
+    finally:
+        web_execution_stop(pool)
 
 
 def test_an_order_held_by_a_live_web_process_is_left_alone_by_the_sweep(
@@ -253,3 +267,24 @@ def test_a_web_process_starts_its_order_threads_only_in_distributed_mode(
         if pool is not None:
             web_execution_stop(pool)
     assert handoff.web() is None
+
+
+def test_a_pair_run_here_is_recorded_with_its_first_claim_in_the_same_write() -> None:
+    """No round trip of its own ahead of the order: the pair's record goes with the first claim;
+    until then there is none (a process that dies first: the sweep reads the pair as lost)."""
+    pair = ("9b2e6a52-0000-4000-8000-000000000001", 7)
+    key = liveness._dispatch_key(*pair)
+    cache.delete(key)
+    with liveness.started_here(*pair):
+        assert cache.get(key) is None and liveness.dispatch_lost(*pair, 30)
+        liveness.mark_claim("order-1")
+        record = cache.get(key)
+        assert record["worker"] == liveness.worker_id()
+        assert cache.get(liveness._claim_key("order-1")) == liveness.worker_id()
+        assert not liveness.dispatch_lost(*pair, 30)
+        cache.delete(key)
+        liveness.mark_claim("order-2")  # the pair's next order: its claim only
+        assert cache.get(key) is None
+    liveness.mark_claim("order-3")  # another pair's, run from a task
+    assert cache.get(key) is None
+    assert cache.get(liveness._claim_key("order-3")) == liveness.worker_id()
