@@ -1,4 +1,4 @@
-"""In-process hand-off of order execution (embedded mode).
+"""In-process hand-off of order execution (embedded mode; small signals in a web process).
 
 In embedded mode the web server and the workers are one process (`manage.py serve`). A task
 sent through Celery's in-memory broker costs its polling interval and a thread hand-off before a
@@ -14,12 +14,12 @@ order at start, the periodic sweep any whose hand-off was lost.
 Distributed mode: a web process may run a few executions itself (:func:`install_web`,
 ORDER_WEB_THREADS): a signal's accounts go to its threads when there are idle threads for all
 of them (:meth:`LocalPool.submit_all_if_idle`), otherwise to the broker as before, where every
-worker process competes for the messages (a fan-out split between the two was measured no
-sooner, its answer later: docs/benchmarks-speed.md, round 16). The order is the same row, claimed the same way, and
-the web process beats and names itself as its holder as a worker does, so a web process killed
-mid-order is settled by the sweep as a killed worker is (orders.liveness); a retry goes to the
-broker (it outlives the process). A signal's order then skips the publish, the delivery and the
-task's start: ~2 ms of its time to market on PostgreSQL + Redis (docs/benchmarks-speed.md).
+worker process competes for the messages (a fan-out split between the two was no sooner and
+its answer later). The order is the same row, claimed the same way, and the web process beats
+and names itself as its holder as a worker does, so a web process killed mid-order is settled
+by the sweep as a killed worker is (orders.liveness); a retry goes to the broker (it outlives
+the process). A signal's order then skips the publish, the delivery and the task's start:
+~2-3 ms of its time to market on PostgreSQL + Redis (docs/benchmarks-speed.md, round 16).
 """
 
 from __future__ import annotations
@@ -223,8 +223,8 @@ _web_pool: LocalPool | None = None
 
 
 def install_web(pool: LocalPool) -> None:
-    """From now on this web process (distributed mode) runs an execution on ``pool`` when one
-    of its order threads is idle, and sends it to the broker otherwise."""
+    """From now on this web process (distributed mode) runs a signal's executions on ``pool``
+    when each finds an idle order thread there, and sends them to the broker otherwise."""
     global _web_pool
     _web_pool = pool
 

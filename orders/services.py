@@ -1008,7 +1008,7 @@ def paper_match_run() -> int:
 
 def web_execution_start() -> handoff.LocalPool | None:
     """In a web process of distributed mode: order threads of its own (ORDER_WEB_THREADS), on
-    which a signal's accounts run while a thread is idle (``handoff.install_web``), and the
+    which a signal runs when each of its accounts finds one idle (``handoff.install_web``), and the
     venues warmed for them in the background as a worker warms them. Called by the web servers
     (the gunicorn worker class, ``manage.py serve``) once the application is loaded; nothing in
     embedded mode (its own pool runs every execution) or with ORDER_WEB_THREADS=0. At the
