@@ -642,6 +642,19 @@ class FlakyPaper(PaperAdapter):
         return super().place_order(request)
 
 
+def flaky_order(
+    make_strategy: Any, make_account: Any, publish_price: Any, monkeypatch: Any
+) -> tuple[Any, Any]:
+    """An account on the venue that answers "try again" once per order, and one queued BUY
+    order of it (not dispatched): (account, webhook event)."""
+    monkeypatch.setitem(exchanges.ADAPTERS, "FLAKY", f"{__name__}.FlakyPaper")
+    FlakyPaper.seen.clear()
+    account = make_account("flaky", exchange="FLAKY", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    return account, event
+
+
 def test_a_retryable_venue_error_puts_the_order_back_and_the_task_retries(
     celery_worker: Any,
     make_strategy: Any,
@@ -650,10 +663,7 @@ def test_a_retryable_venue_error_puts_the_order_back_and_the_task_retries(
     wait_orders: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(exchanges.ADAPTERS, "FLAKY", f"{__name__}.FlakyPaper")
-    account = make_account("flaky", exchange="FLAKY", balances={"USDT": "10000"})
-    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
-    publish_price("BINANCE:BTC/USDT", "50000")
+    account, event = flaky_order(make_strategy, make_account, publish_price, monkeypatch)
     from orders.services import orders_dispatch
 
     orders_dispatch(event.id, [account.pk])

@@ -21,7 +21,7 @@ from orders.portfolio.services import portfolio_cached
 from orders.risk import order_refusal
 from orders.services import order_claim, orders_dispatch, orders_sweep
 from strategies.models import Strategy
-from tests.execution.test_execution import FlakyPaper, make_orders, statuses
+from tests.execution.test_execution import flaky_order, make_orders, statuses
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -119,11 +119,7 @@ def test_a_retry_the_venue_asks_for_comes_back_on_the_pools_timer(
     wait_orders: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(exchanges.ADAPTERS, "FLAKY", "tests.execution.test_execution.FlakyPaper")
-    FlakyPaper.seen.clear()
-    account = make_account("flaky", exchange="FLAKY", balances={"USDT": "10000"})
-    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
-    publish_price("BINANCE:BTC/USDT", "50000")
+    account, event = flaky_order(make_strategy, make_account, publish_price, monkeypatch)
     orders_dispatch(event.id, [account.pk])
     [order] = wait_orders(webhook=event, settled={"filled", "failed", "rejected"})
     assert (order.status, order.attempts) == ("filled", 2)

@@ -8,7 +8,6 @@ process in tests/chaos/test_outages.py."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
-from django.test import Client, override_settings
+from django.test import override_settings
 from django.utils import timezone
 
 from orders import exchanges, handoff, liveness
@@ -33,7 +32,8 @@ from orders.services import (
     web_execution_start,
     web_execution_stop,
 )
-from tests.execution.test_execution import FlakyPaper, make_orders, statuses
+from tests.execution.test_execution import flaky_order, make_orders, statuses
+from tests.execution.test_handoff import _webhook
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -121,18 +121,7 @@ def test_a_signal_to_one_account_is_placed_by_the_web_process_without_a_message(
 ) -> None:
     make_strategy(accounts=[make_account("a1", balances={"USDT": "10000"})])
     publish_price("BINANCE:BTC/USDT", "50000")
-    body = {
-        "group_name": "my_strategy",
-        "token": "test-token",
-        "symbol": "BTC/USDT",
-        "currency": "USDT",
-        "order_type": "MARKET",
-        "side": "buy",
-        "qty_per": 10,
-    }
-    response = Client().post("/api/webhook", data=json.dumps(body), content_type="application/json")
-    assert response.status_code == 202, response.content
-    [order] = wait_orders(webhook_id=response.json()["webhook_id"])
+    [order] = wait_orders(webhook_id=_webhook()["webhook_id"])
     assert (order.status, order.attempts) == ("filled", 1)
     trail = order.trail
     assert trail["committed"] <= trail["dispatched"] <= trail["claimed"] <= trail["sent"], trail
@@ -229,11 +218,7 @@ def test_a_retry_the_venue_asks_of_a_web_thread_goes_to_the_workers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A retry is due later: it must outlive the web process, so it is a task with a countdown."""
-    monkeypatch.setitem(exchanges.ADAPTERS, "FLAKY", "tests.execution.test_execution.FlakyPaper")
-    FlakyPaper.seen.clear()
-    account = make_account("flaky", exchange="FLAKY", balances={"USDT": "10000"})
-    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
-    publish_price("BINANCE:BTC/USDT", "50000")
+    account, event = flaky_order(make_strategy, make_account, publish_price, monkeypatch)
     orders_dispatch(event.id, [account.pk], new=True)
     _wait(lambda: published, "no retry was handed to the broker")
     [(name, options)] = published
