@@ -156,7 +156,7 @@ def worker_main(threads: int, name: str) -> None:
 # --- the measuring side ---------------------------------------------------------------------
 
 
-def setup_data(venue: str, counts: list[int], sim_url: str | None) -> None:
+def setup_data(venue: str, counts: list[int], sim_url: str | None, price_feed: bool = False) -> None:
     from decimal import Decimal
 
     from orders.models import PaperBalance
@@ -175,7 +175,12 @@ def setup_data(venue: str, counts: list[int], sim_url: str | None) -> None:
                     exchange="BINANCE",
                     api_key="sim-key",
                     api_secret="sim-secret",
-                    settings={"api_base_url": sim_url, "enable_rate_limit": False},
+                    settings={
+                        "api_base_url": sim_url,
+                        "enable_rate_limit": False,
+                        # --price-feed: size from the price layer as on the real venue
+                        "price_layer_for_base_url": price_feed,
+                    },
                 )
             else:
                 account = Account(name=f"fan{n}-{i:04d}", exchange="BENCHPAPER")
@@ -190,6 +195,31 @@ def setup_data(venue: str, counts: list[int], sim_url: str | None) -> None:
                 [PaperBalance(account=a, asset="USDT", free=Decimal("1000000000")) for a in accounts]
             )
     price_publish("BINANCE:BTC/USDT", Decimal("50000"))
+
+
+@contextmanager
+def venue_price_feed(instrument: str = "BINANCE:BTC/USDT", every: float = 0.5) -> Iterator[None]:
+    """The venue's own ticker feed, as `pricefeed` runs it for the real venue (feed "ccxt"):
+    a tick every ``every`` seconds, so a market order is sized from the price layer, not from a
+    ticker read at the venue (the adapter's ``price_max_age_seconds``, 3 s)."""
+    from decimal import Decimal
+
+    from prices.services import price_publish
+
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            price_publish(instrument, Decimal("50000"), feed="ccxt")
+            stop.wait(every)
+
+    thread = threading.Thread(target=run, name="bench-price-feed", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
 
 
 @contextmanager
@@ -377,6 +407,12 @@ def main() -> None:
         help="distributed: this process's own order threads, as a web process has (ORDER_WEB_THREADS; "
         "default the product's; 0: every execution goes to the workers)",
     )
+    parser.add_argument(
+        "--price-feed",
+        action="store_true",
+        help="--venue binance: the venue's ticker feed in the price layer (as on the real venue), "
+        "so a market order is sized without a ticker read",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--name", default="bench", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -433,7 +469,9 @@ def main() -> None:
             sim_url = sim.start()
             stack.callback(sim.stop)
             print(f"baseline: simulator round trip p50 {sim_round_trip(sim_url):.2f} ms", flush=True)
-        setup_data(args.venue, args.accounts, sim_url)
+        setup_data(args.venue, args.accounts, sim_url, args.price_feed)
+        if args.price_feed:
+            stack.enter_context(venue_price_feed())
         if args.notify:
             stack.enter_context(notification_destination())
         from quanttrade.heap import startup_heap_freeze
