@@ -1036,6 +1036,14 @@ def web_execution_stop(pool: handoff.LocalPool) -> None:
     pool.shutdown(wait=True)
 
 
+def web_execution_finish() -> None:
+    """This web process is stopping: let the executions on its own order threads finish (a
+    process's last act before a signal ends it, quanttrade.gunicorn_worker)."""
+    pool = handoff.web()
+    if pool is not None:
+        web_execution_stop(pool)
+
+
 def _venues_warm_and_close() -> None:
     try:
         venues_warm()

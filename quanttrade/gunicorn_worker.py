@@ -12,6 +12,8 @@ Each worker process, once the application is loaded, starts its own order thread
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
 from typing import Any
 
 from uvicorn_worker import UvicornWorker
@@ -22,6 +24,14 @@ from quanttrade.uvicorn_options import UVICORN_OPTIONS
 class Worker(UvicornWorker):
     CONFIG_KWARGS: dict[str, Any] = {**UvicornWorker.CONFIG_KWARGS, **UVICORN_OPTIONS}
 
+    def init_signals(self) -> None:
+        """SIGTERM (a deploy, gunicorn's max-requests) finishes this process's own orders before
+        it ends. uvicorn shuts the server down gracefully, then raises the signal again with the
+        handler it found (the default: the process ends at once, no ``atexit``): that handler
+        is this one, which lets the orders under way finish first."""
+        super().init_signals()
+        signal.signal(signal.SIGTERM, _finish_orders_then_end)
+
     def load_wsgi(self) -> None:
         """Load the application, then start this web process's own order threads
         (ORDER_WEB_THREADS, orders.services.web_execution_start)."""
@@ -29,3 +39,11 @@ class Worker(UvicornWorker):
         from orders.services import web_execution_start  # noqa: PLC0415 - needs the app loaded
 
         web_execution_start()
+
+
+def _finish_orders_then_end(signum: int, _frame: FrameType | None) -> None:
+    from orders.services import web_execution_finish  # noqa: PLC0415 - needs the app loaded
+
+    web_execution_finish()
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)

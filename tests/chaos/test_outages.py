@@ -85,7 +85,9 @@ def check(
     killed between recording "sending" and the request leaving leaves orders whose fate the
     venue cannot prove; they end `failed` ("check the venue"), never placed a second time.
     ``web_killed``: the requests the killed web process was answering got no answer, and those
-    sent while its successor started waited for it (no 3 s promise); nothing else changes."""
+    sent while its successor started waited for it (no 3 s promise); nothing else changes (a
+    web process stopped with SIGTERM answers what it has, but its successor's start is as
+    slow)."""
     statuses = Counter(a.status for a in answers)
     accepted = [a for a in answers if a.status == 202]
     kinds = Counter(str(a.body.get("status")) for a in accepted)
@@ -227,4 +229,30 @@ def test_web_process_killed_under_load(healthy: Stack) -> None:
     diagnosis = f"{figures}\n{healthy.logs()}"
     assert placed_by_web > 0, f"the web process placed no order itself\n{diagnosis}"
     assert twice == [] and unsettled == [], f"{twice} {unsettled}\n{diagnosis}"
+    assert healthy.children("web") not in ([], [web]), "gunicorn did not start another web process"
+
+
+def test_web_process_stopped_under_load(healthy: Stack) -> None:
+    """SIGTERM to the web process (a deploy, gunicorn's max-requests): it answers the requests
+    it has, finishes the orders it holds before it exits, and nothing is left for the sweep to
+    settle: every order filled, none uncertain, none placed twice."""
+    [web] = healthy.children("web")
+    with Load(healthy.web_port) as load:
+        time.sleep(WARM_SECONDS)
+        os.kill(web, signal.SIGTERM)
+        time.sleep(AFTER_SECONDS)
+    figures = check(healthy, "web SIGTERM", load.answers, web_killed=True)
+    assert figures["answers"].get(0, 0) <= 1, f"requests left unanswered by a graceful stop\n{figures}"
+    held = healthy.holders().get(f"{socket.gethostname()}:{web}", 0)
+    settled_by_sweep = [
+        line
+        for line in (healthy.workdir / "worker.log").read_text(errors="replace").splitlines()
+        if "주문 상태 복구" in line or "주문 재전달" in line
+    ]
+    report(
+        "web SIGTERM",
+        {"orders_placed_by_the_stopped_web_process": held, "settled_by_the_sweep": len(settled_by_sweep)},
+    )
+    assert settled_by_sweep == [], f"orders the stopped web process left to the sweep: {settled_by_sweep}"
+    assert held > 0, "the web process placed no order itself"
     assert healthy.children("web") not in ([], [web]), "gunicorn did not start another web process"
