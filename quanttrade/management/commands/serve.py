@@ -33,7 +33,7 @@ from orders import handoff
 from orders.approval import approvals_expire
 from orders.handoff import LocalPool
 from orders.portfolio.services import portfolios_refresh
-from orders.services import orders_sweep, paper_match_run, web_execution_start
+from orders.services import orders_sweep, paper_match_run, web_execution_finish, web_execution_start
 from quanttrade.celery import app
 from quanttrade.management.serve_address import serve_host, serve_port
 from quanttrade.uvicorn_options import UVICORN_OPTIONS
@@ -219,6 +219,7 @@ class Command(BaseCommand):
                 feeds_stop.set()
             if worker is not None:
                 worker.stop()
+            web_execution_finish()  # distributed mode: the orders on this process's own threads
             log.info("QuantTrade 종료")
 
 
