@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import close_old_connections, connections, transaction
 from django.db.models import BooleanField, Exists, F, Field, OuterRef, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -44,6 +44,7 @@ from orders.risk import RISK_LIMIT, loss_check_after_fill, order_refusal, risk_l
 from orders.selectors import order_payload
 from orders.trail import StageClock, trail_merge
 from quanttrade.celery import app as celery_app
+from quanttrade.celery import broker_in_memory
 from quanttrade.errors import ApiError
 from quanttrade.prepared import PreparedSelect, PreparedUpdate
 from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus, OrderType
@@ -1015,40 +1016,37 @@ def web_execution_start() -> handoff.LocalPool | None:
     process's exit the executions under way finish (a process killed before that is settled by
     the sweep, as a killed worker is)."""
     threads = int(settings.ORDER_WEB_THREADS)
-    if (
-        threads <= 0
-        or handoff.current() is not None
-        or handoff.web() is not None
-        or str(settings.CELERY_BROKER_URL).startswith("memory")
-    ):
+    if threads <= 0 or handoff.current() is not None or handoff.web() is not None or broker_in_memory():
         return None
     pool = handoff.LocalPool(threads)
     handoff.install_web(pool)
     atexit.register(web_execution_stop, pool)
-    if not os.environ.get("QT_SKIP_VENUE_WARMUP"):
-        threading.Thread(target=_venues_warm_and_close, name="venue-warmup", daemon=True).start()
+    venues_warm_in_background()
     return pool
 
 
-def web_execution_stop(pool: handoff.LocalPool) -> None:
-    """Stop handing executions to ``pool`` and let those under way finish."""
-    handoff.uninstall_web(pool)
-    pool.shutdown(wait=True)
-
-
-def web_execution_finish() -> None:
-    """This web process is stopping: let the executions on its own order threads finish (a
-    process's last act before a signal ends it, quanttrade.gunicorn_worker)."""
-    pool = handoff.web()
+def web_execution_stop(pool: handoff.LocalPool | None = None) -> None:
+    """Stop handing executions to ``pool`` (default: this process's, if any) and let those under
+    way finish: at exit, in `serve`'s shutdown, and before a SIGTERM ends a gunicorn worker."""
+    pool = pool or handoff.web()
     if pool is not None:
-        web_execution_stop(pool)
+        handoff.uninstall_web(pool)
+        pool.shutdown(wait=True)
 
 
-def _venues_warm_and_close() -> None:
-    try:
-        venues_warm()
-    finally:
-        connections.close_all()
+def venues_warm_in_background() -> None:
+    """:func:`venues_warm` on a thread of its own, as a worker or a web process with order
+    threads starts (not with QT_SKIP_VENUE_WARMUP)."""
+    if os.environ.get("QT_SKIP_VENUE_WARMUP"):
+        return
+
+    def warm() -> None:
+        try:
+            venues_warm()
+        finally:
+            close_old_connections()
+
+    threading.Thread(target=warm, name="venue-warmup", daemon=True).start()
 
 
 def venues_warm() -> int:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from typing import Any
 
 from celery import Task, shared_task
 from celery.exceptions import Retry
 from celery.signals import worker_process_init, worker_ready
-from django.db import close_old_connections
 
 from orders import liveness
 from orders.approval import approvals_expire as expire_approvals
@@ -24,7 +21,7 @@ from orders.services import (
     account_orders_execute,
     account_orders_execute_or_schedule,
     paper_match_run,
-    venues_warm,
+    venues_warm_in_background,
     webhook_orders_fan_out,
 )
 from orders.services import orders_sweep as sweep
@@ -125,18 +122,9 @@ def portfolios_refresh_all() -> int:
     return portfolios_refresh()
 
 
-def _warm_venues() -> None:
-    try:
-        venues_warm()
-    finally:
-        close_old_connections()
-
-
 @worker_ready.connect(weak=False)
 @worker_process_init.connect(weak=False)
 def _start_venue_warmup(**_: Any) -> None:
     """Load venue markets and tokens in the background as the worker (or a prefork child)
     starts, so the first order after a restart does not wait for them."""
-    if os.environ.get("QT_SKIP_VENUE_WARMUP"):
-        return
-    threading.Thread(target=_warm_venues, name="venue-warmup", daemon=True).start()
+    venues_warm_in_background()

@@ -15,6 +15,13 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+def broker_in_memory() -> bool:
+    """Embedded mode's broker (``memory://``): the workers are threads of the one process."""
+    from django.conf import settings  # noqa: PLC0415 - this module loads before Django is set up
+
+    return str(settings.CELERY_BROKER_URL).startswith("memory")
+
+
 @task_prerun.connect(weak=False)
 def _activate_default_language(**_: Any) -> None:
     """Messages stored by tasks (order outcomes) are in the site language, whatever language

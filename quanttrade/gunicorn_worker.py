@@ -42,8 +42,8 @@ class Worker(UvicornWorker):
 
 
 def _finish_orders_then_end(signum: int, _frame: FrameType | None) -> None:
-    from orders.services import web_execution_finish  # noqa: PLC0415 - needs the app loaded
+    from orders.services import web_execution_stop  # noqa: PLC0415 - needs the app loaded
 
-    web_execution_finish()
+    web_execution_stop()
     signal.signal(signum, signal.SIG_DFL)
     signal.raise_signal(signum)

@@ -33,17 +33,13 @@ from orders import handoff
 from orders.approval import approvals_expire
 from orders.handoff import LocalPool
 from orders.portfolio.services import portfolios_refresh
-from orders.services import orders_sweep, paper_match_run, web_execution_finish, web_execution_start
-from quanttrade.celery import app
+from orders.services import orders_sweep, paper_match_run, web_execution_start, web_execution_stop
+from quanttrade.celery import app, broker_in_memory
 from quanttrade.management.serve_address import serve_host, serve_port
 from quanttrade.uvicorn_options import UVICORN_OPTIONS
 from webhooks.services import webhooks_sweep
 
 log = logging.getLogger("quanttrade.serve")
-
-
-def _embedded_broker() -> bool:
-    return str(settings.CELERY_BROKER_URL).startswith("memory")
 
 
 class EmbeddedWorker:
@@ -174,7 +170,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         host, port = options["host"], options["port"]
-        embedded = _embedded_broker()
+        embedded = broker_in_memory()
         worker: EmbeddedWorker | None = None
         periodic: PeriodicLoop | None = None
         feeds_stop: threading.Event | None = None
@@ -219,7 +215,7 @@ class Command(BaseCommand):
                 feeds_stop.set()
             if worker is not None:
                 worker.stop()
-            web_execution_finish()  # distributed mode: the orders on this process's own threads
+            web_execution_stop()  # distributed mode: the orders on this process's own threads
             log.info("QuantTrade 종료")
 
 
