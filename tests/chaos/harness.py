@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,20 +236,23 @@ class Stack:
                     found.append(int(stat.split("/")[2]))
         return found
 
-    def holders(self) -> dict[str, int]:
-        """How many orders each process claimed ("host:pid", orders.liveness's claim marks)."""
+    def claims(self) -> dict[str, str]:
+        """Each claimed order's holder: order id -> "host:pid" (orders.liveness's claim marks)."""
         import pickle
 
         import redis
 
         client = redis.Redis(host="127.0.0.1", port=self.redis_port, socket_timeout=3)
-        counts: dict[str, int] = {}
+        found: dict[str, str] = {}
         for key in client.scan_iter(match="*qt:claim:*", count=500):
             value = client.get(key)
             if value is not None:
-                holder = str(pickle.loads(value))
-                counts[holder] = counts.get(holder, 0) + 1
-        return counts
+                found[key.decode().rsplit(":", 1)[1]] = str(pickle.loads(value))
+        return found
+
+    def holders(self) -> dict[str, int]:
+        """How many orders each process claimed ("host:pid")."""
+        return dict(Counter(self.claims().values()))
 
     def kill_redis(self) -> None:
         proc = self.procs["redis"]

@@ -61,11 +61,15 @@ def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[HeldPaper]]:
 
 @pytest.fixture
 def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
-    """What the dispatch hands to the broker (nothing runs it)."""
+    """The order executions handed to the broker (nothing runs them). Other messages (a fill's
+    portfolio refresh request, sent a moment after the fill) are dropped, not counted."""
     sent: list[tuple[str, dict[str, Any]]] = []
-    monkeypatch.setattr(
-        order_services.celery_app, "send_task", lambda name, **options: sent.append((name, options))
-    )
+
+    def send_task(name: str, **options: Any) -> None:
+        if name in (EXECUTE_TASK, FANOUT_TASK):
+            sent.append((name, options))
+
+    monkeypatch.setattr(order_services.celery_app, "send_task", send_task)
     return sent
 
 
