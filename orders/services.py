@@ -87,8 +87,12 @@ def orders_dispatch(
         kwargs["trail"] = {key: clock.trail[key] for key in ("t0", "committed", "dispatched")}
     pool = handoff.current()
     web = handoff.web() if pool is None else None
-    if web is not None and web.submit_all_if_idle(
-        account_orders_execute_here, [(str(webhook_id), a, kwargs.get("trail")) for a in ids]
+    if (
+        web is not None
+        and len(ids) <= web.threads  # a large fan-out never fits: no arguments built for it
+        and web.submit_all_if_idle(
+            account_orders_execute_here, [(str(webhook_id), a, kwargs.get("trail")) for a in ids]
+        )
     ):
         time.sleep(0)  # as embedded mode does: the order before the 202 (round 8)
         return
