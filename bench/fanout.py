@@ -354,6 +354,12 @@ def signals_for(n: int, signals: int) -> int:
 
 def measure(args: argparse.Namespace, backend: str, workers: int, latency_ms: float) -> list[dict[str, Any]]:
     rows = []
+    try:
+        from orders.services import fan_out_tasks
+
+        print(f"fan-out tasks: {fan_out_tasks()}", flush=True)
+    except ImportError:  # a tree from before the workers announced their slots
+        pass
     for n in args.accounts:
         result = run_signals(n, signals_for(n, args.signals), args.gap)
         result.update({"backend": backend, "workers": workers, "latency_ms": latency_ms, "venue": args.venue})

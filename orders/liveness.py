@@ -52,6 +52,8 @@ def beat() -> None:
         cache.set(_heartbeat_key(worker_id()), 1, timeout=HEARTBEAT_TTL)
     except Exception as exc:  # the cache is down: claims cannot be judged either
         log.debug("heartbeat failed: %s", exc)
+    if _own_slots[0] == os.getpid():  # not in a forked child: the parent announced its pool
+        _slots_announce()
 
 
 def start_heartbeat() -> None:
@@ -67,6 +69,88 @@ def start_heartbeat() -> None:
             beat()
 
     threading.Thread(target=run, name="worker-heartbeat", daemon=True).start()
+
+
+# --- order slots: how many order executions the live workers run at once ----------------------
+#
+# A fan-out is cut into as many tasks as the workers have threads (orders.services.fan_out_chunk):
+# more would only add broker messages (a publish, a delivery, an acknowledgement each: a quarter
+# of a worker's interpreter time in a 100-account fan-out), fewer would leave threads idle
+# while a distant venue answers. Each worker process announces its concurrency in one shared
+# record, {worker: slots}, and checks on each beat that it is still listed; a reader counts the
+# listed workers whose heartbeat is alive. Two workers writing the record at the same moment
+# can drop one of them: it is listed again at its next beat (HEARTBEAT_SECONDS), meanwhile a
+# fan-out is cut into fewer tasks (slower, never wrong).
+
+_SLOTS_KEY = "qt:order-slots"
+SLOTS_READ_SECONDS = HEARTBEAT_SECONDS  # a process reads the record at most this often
+_own_slots: tuple[int, int] = (0, 0)  # (the announcing process, its slots)
+_slots_read: tuple[float, int] = (float("-inf"), 0)
+
+
+def announce_slots(slots: int) -> None:
+    """This worker process runs ``slots`` tasks at once (its pool's concurrency): list it in
+    the shared record now and at every beat."""
+    global _own_slots
+    _own_slots = (os.getpid(), max(0, int(slots)))
+    start_heartbeat()
+    beat()  # listed with a live heartbeat now, whenever the heartbeat thread last beat
+
+
+def _slots_announce() -> None:
+    """List this process with its slots; entries whose heartbeat is gone (killed workers) leave
+    the record as it is written. Written only when that changes it."""
+    me = worker_id()
+    try:
+        record = cache.get(_SLOTS_KEY) or {}
+        others = [w for w in record if w != me]
+        alive = cache.get_many([_heartbeat_key(w) for w in others]) if others else {}
+        kept = {w: record[w] for w in others if _heartbeat_key(w) in alive}
+        kept[me] = _own_slots[1]
+        if kept != record:
+            cache.set(_SLOTS_KEY, kept, timeout=None)
+    except Exception as exc:
+        log.debug("order slots announce failed: %s", exc)
+
+
+def withdraw_slots() -> None:
+    """This worker process stops (a warm shutdown, its tasks done): off the record now rather
+    than when its heartbeat expires."""
+    global _own_slots
+    if _own_slots[0] != os.getpid():
+        return
+    _own_slots = (0, 0)
+    try:
+        record = cache.get(_SLOTS_KEY) or {}
+        if record.pop(worker_id(), None) is not None:
+            cache.set(_SLOTS_KEY, record, timeout=None)
+    except Exception as exc:
+        log.debug("order slots withdraw failed: %s", exc)
+
+
+def order_slots_forget() -> None:
+    """Forget what this process read and announced (the tests: each starts with neither)."""
+    global _own_slots, _slots_read
+    _own_slots, _slots_read = (0, 0), (float("-inf"), 0)
+
+
+def order_slots() -> int:
+    """The order tasks the live workers run at once, all together; 0 when unknown (no worker
+    has announced itself, or the cache is away). Read at most every SLOTS_READ_SECONDS."""
+    global _slots_read
+    read_at, slots = _slots_read
+    now = time.monotonic()
+    if now - read_at < SLOTS_READ_SECONDS:
+        return slots
+    try:
+        record = cache.get(_SLOTS_KEY) or {}
+        alive = cache.get_many([_heartbeat_key(w) for w in record]) if record else {}
+        slots = sum(int(n) for w, n in record.items() if _heartbeat_key(w) in alive)
+    except Exception as exc:
+        log.debug("order slots read failed: %s", exc)
+        slots = 0
+    _slots_read = (now, slots)
+    return slots
 
 
 def mark_claim(order_id: UUID | str) -> None:

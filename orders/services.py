@@ -142,13 +142,27 @@ def _publish(name: str, args: list[Any], kwargs: dict[str, Any], **options: Any)
     )
 
 
+# The fan-out's tasks when ORDER_FANOUT_TASKS is "auto" and no worker has announced itself (or
+# the cache is away): the default before the workers announced their slots.
+FANOUT_TASKS_UNKNOWN = 64
+
+
+def fan_out_tasks() -> int:
+    """How many tasks a fan-out is cut into at most: ORDER_FANOUT_TASKS, or with "auto" the
+    order tasks the live workers run at once (``liveness.order_slots``)."""
+    fixed = settings.ORDER_FANOUT_TASKS
+    if fixed:
+        return max(1, int(fixed))
+    return liveness.order_slots() or FANOUT_TASKS_UNKNOWN
+
+
 def fan_out_chunk(accounts: int) -> int:
     """How many accounts the last hand-offs of a fan-out of ``accounts`` carry: enough that the
-    fan-out is at most ORDER_FANOUT_TASKS tasks. Up to that many accounts each has a task of its
-    own, as many as the workers can run at once; beyond it, a task per account would only add
-    a message (a publish, a delivery, an acknowledgement) and a task's start to each account,
-    with no worker free to run it sooner."""
-    return max(1, -(-accounts // max(1, int(settings.ORDER_FANOUT_TASKS))))
+    fan-out is at most ``fan_out_tasks()`` tasks. Up to that many accounts each has a task of
+    its own, as many as the workers can run at once; beyond it, a task per account would only
+    add a message (a publish, a delivery, an acknowledgement) and a task's start to each
+    account, with no worker free to run it sooner (docs/benchmarks-speed.md, round 17)."""
+    return max(1, -(-accounts // fan_out_tasks()))
 
 
 def webhook_orders_fan_out(

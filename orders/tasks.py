@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import Task, shared_task
 from celery.exceptions import Retry
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from orders import liveness
 from orders.approval import approvals_expire as expire_approvals
@@ -120,6 +120,20 @@ def portfolios_refresh_requested_task(account_ids: list[int], asked_at: float | 
 def portfolios_refresh_all() -> int:
     """Refresh every active account's portfolio and keep today's equity snapshots."""
     return portfolios_refresh()
+
+
+@worker_ready.connect(weak=False)
+def _announce_order_slots(sender: Any = None, **_: Any) -> None:
+    """List this worker's concurrency among the live workers' order slots (a fan-out is cut
+    into that many tasks: orders.services.fan_out_chunk)."""
+    concurrency = getattr(getattr(sender, "controller", None), "concurrency", None)
+    if isinstance(concurrency, int) and concurrency > 0:
+        liveness.announce_slots(concurrency)
+
+
+@worker_shutdown.connect(weak=False)
+def _withdraw_order_slots(**_: Any) -> None:
+    liveness.withdraw_slots()
 
 
 @worker_ready.connect(weak=False)

@@ -339,10 +339,25 @@ CELERY_TIMEZONE = "UTC"
 # Orders still `queued` (or stuck `submitted`) this long after creation are re-dispatched.
 ORDER_SWEEP_INTERVAL_SECONDS: int = env.int("ORDER_SWEEP_INTERVAL_SECONDS", default=15)
 ORDER_STALE_AFTER_SECONDS: int = env.int("ORDER_STALE_AFTER_SECONDS", default=30)
+
+
 # A fan-out is spread over at most this many worker tasks: beyond it, each task executes a
-# chunk of accounts one after another (orders.services.fan_out_chunk). Keep it at or above the
-# worker threads of all worker processes together (processes x --concurrency).
-ORDER_FANOUT_TASKS: int = env.int("ORDER_FANOUT_TASKS", default=64)
+# chunk of accounts one after another (orders.services.fan_out_chunk). "auto" (the default):
+# as many as the live worker processes run at once together (processes x --concurrency, as
+# they announce it: orders.liveness.order_slots), FANOUT_TASKS_UNKNOWN when none is known.
+# A number fixes it.
+def _fanout_tasks(raw: str) -> int | None:
+    if raw.lower() == "auto":
+        return None
+    value = int(raw)
+    if value < 1:
+        raise ValueError(raw)
+    return value
+
+
+ORDER_FANOUT_TASKS: int | None = env.strict(
+    "ORDER_FANOUT_TASKS", None, _fanout_tasks, '"auto" or a whole number of at least 1'
+)
 # Distributed mode: each web process runs this many order executions itself, on threads of
 # its own, while one is idle (a signal's order then skips the broker: orders/handoff.py); the
 # rest go to the workers. 0: every execution goes to the workers.

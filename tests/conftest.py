@@ -107,14 +107,18 @@ def _notifications_written_at_once(settings: Any) -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
     """Every test starts with an empty cache and an empty price layer (in embedded mode the
-    price store is a process-wide dict that would otherwise carry ticks between tests)."""
+    price store is a process-wide dict that would otherwise carry ticks between tests), and
+    with no order slots read or announced by this process (orders.liveness)."""
     from live.store import live_store
+    from orders.liveness import order_slots_forget
 
     _clear_django_cache()
     live_store().clear()
+    order_slots_forget()
     yield
     _clear_django_cache()
     live_store().clear()
+    order_slots_forget()
 
 
 def _clear_django_cache() -> None:

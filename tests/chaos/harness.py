@@ -250,6 +250,19 @@ class Stack:
                 found[key.decode().rsplit(":", 1)[1]] = str(pickle.loads(value))
         return found
 
+    def order_slots(self) -> dict[str, int]:
+        """The workers' announced order slots: "host:pid" -> concurrency (orders.liveness)."""
+        import pickle
+
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=self.redis_port, socket_timeout=3)
+        for key in client.scan_iter(match="*qt:order-slots", count=500):
+            value = client.get(key)
+            if value is not None:
+                return dict(pickle.loads(value))
+        return {}
+
     def holders(self) -> dict[str, int]:
         """How many orders each process claimed ("host:pid")."""
         return dict(Counter(self.claims().values()))

@@ -194,6 +194,10 @@ def test_worker_killed_under_load(healthy: Stack) -> None:
         {"in_flight_at_kill": in_flight, "all_final_s_after_kill": round(time.monotonic() - killed_at, 1)},
     )
     assert figures["worker_alive"]
+    # The restarted worker announced its order slots when ready (a fan-out is cut into that
+    # many tasks: orders.liveness.order_slots).
+    restarted = f"{socket.gethostname()}:{healthy.procs['worker'].popen.pid}"
+    assert healthy.order_slots().get(restarted) == 4, healthy.order_slots()
 
 
 def test_web_process_killed_under_load(healthy: Stack) -> None:
