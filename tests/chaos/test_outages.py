@@ -194,9 +194,13 @@ def test_worker_killed_under_load(healthy: Stack) -> None:
         {"in_flight_at_kill": in_flight, "all_final_s_after_kill": round(time.monotonic() - killed_at, 1)},
     )
     assert figures["worker_alive"]
-    # The restarted worker announced its order slots when ready (a fan-out is cut into that
-    # many tasks: orders.liveness.order_slots).
+    # The restarted worker announces its order slots once ready (a fan-out is cut into that
+    # many tasks: orders.liveness.order_slots); the web threads may have settled the load
+    # before it was, so it is waited for.
     restarted = f"{socket.gethostname()}:{healthy.procs['worker'].popen.pid}"
+    deadline = time.monotonic() + 30
+    while healthy.order_slots().get(restarted) != 4 and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert healthy.order_slots().get(restarted) == 4, healthy.order_slots()
 
 
