@@ -52,8 +52,7 @@ def beat() -> None:
         cache.set(_heartbeat_key(worker_id()), 1, timeout=HEARTBEAT_TTL)
     except Exception as exc:  # the cache is down: claims cannot be judged either
         log.debug("heartbeat failed: %s", exc)
-    if _own_slots[0] == os.getpid():  # not in a forked child: the parent announced its pool
-        _slots_announce()
+    _slots_announce()
 
 
 def start_heartbeat() -> None:
@@ -86,52 +85,64 @@ _SLOTS_KEY = "qt:order-slots"
 SLOTS_READ_SECONDS = HEARTBEAT_SECONDS  # a process reads the record at most this often
 _own_slots: tuple[int, int] = (0, 0)  # (the announcing process, its slots)
 _slots_read: tuple[float, int] = (float("-inf"), 0)
+# This process's writes of the record, one at a time: a beat that read the record just before
+# a warm shutdown withdrew it must not list the process again after.
+_slots_lock = threading.RLock()
+_clock = time.monotonic  # the memo's clock (the tests move it)
 
 
 def announce_slots(slots: int) -> None:
     """This worker process runs ``slots`` tasks at once (its pool's concurrency): list it in
     the shared record now and at every beat."""
     global _own_slots
-    _own_slots = (os.getpid(), max(0, int(slots)))
+    with _slots_lock:
+        _own_slots = (os.getpid(), max(0, int(slots)))
     start_heartbeat()
     beat()  # listed with a live heartbeat now, whenever the heartbeat thread last beat
 
 
 def _slots_announce() -> None:
-    """List this process with its slots; entries whose heartbeat is gone (killed workers) leave
-    the record as it is written. Written only when that changes it."""
+    """List this process with its slots, if it announced any (not a forked child: its parent
+    announced the pool); entries whose heartbeat is gone (killed workers) leave the record as
+    it is written. Written only when that changes it."""
     me = worker_id()
-    try:
-        record = cache.get(_SLOTS_KEY) or {}
-        others = [w for w in record if w != me]
-        alive = cache.get_many([_heartbeat_key(w) for w in others]) if others else {}
-        kept = {w: record[w] for w in others if _heartbeat_key(w) in alive}
-        kept[me] = _own_slots[1]
-        if kept != record:
-            cache.set(_SLOTS_KEY, kept, timeout=None)
-    except Exception as exc:
-        log.debug("order slots announce failed: %s", exc)
+    with _slots_lock:
+        pid, slots = _own_slots
+        if pid != os.getpid():
+            return
+        try:
+            record = cache.get(_SLOTS_KEY) or {}
+            others = [w for w in record if w != me]
+            alive = cache.get_many([_heartbeat_key(w) for w in others]) if others else {}
+            kept = {w: record[w] for w in others if _heartbeat_key(w) in alive}
+            kept[me] = slots
+            if kept != record:
+                cache.set(_SLOTS_KEY, kept, timeout=None)
+        except Exception as exc:
+            log.debug("order slots announce failed: %s", exc)
 
 
 def withdraw_slots() -> None:
     """This worker process stops (a warm shutdown, its tasks done): off the record now rather
     than when its heartbeat expires."""
     global _own_slots
-    if _own_slots[0] != os.getpid():
-        return
-    _own_slots = (0, 0)
-    try:
-        record = cache.get(_SLOTS_KEY) or {}
-        if record.pop(worker_id(), None) is not None:
-            cache.set(_SLOTS_KEY, record, timeout=None)
-    except Exception as exc:
-        log.debug("order slots withdraw failed: %s", exc)
+    with _slots_lock:
+        if _own_slots[0] != os.getpid():
+            return
+        _own_slots = (0, 0)
+        try:
+            record = cache.get(_SLOTS_KEY) or {}
+            if record.pop(worker_id(), None) is not None:
+                cache.set(_SLOTS_KEY, record, timeout=None)
+        except Exception as exc:
+            log.debug("order slots withdraw failed: %s", exc)
 
 
 def order_slots_forget() -> None:
     """Forget what this process read and announced (the tests: each starts with neither)."""
     global _own_slots, _slots_read
-    _own_slots, _slots_read = (0, 0), (float("-inf"), 0)
+    with _slots_lock:
+        _own_slots, _slots_read = (0, 0), (float("-inf"), 0)
 
 
 def order_slots() -> int:
@@ -139,7 +150,7 @@ def order_slots() -> int:
     has announced itself, or the cache is away). Read at most every SLOTS_READ_SECONDS."""
     global _slots_read
     read_at, slots = _slots_read
-    now = time.monotonic()
+    now = _clock()
     if now - read_at < SLOTS_READ_SECONDS:
         return slots
     try:

@@ -125,10 +125,17 @@ def portfolios_refresh_all() -> int:
 @worker_ready.connect(weak=False)
 def _announce_order_slots(sender: Any = None, **_: Any) -> None:
     """List this worker's concurrency among the live workers' order slots (a fan-out is cut
-    into that many tasks: orders.services.fan_out_chunk)."""
-    concurrency = getattr(getattr(sender, "controller", None), "concurrency", None)
-    if isinstance(concurrency, int) and concurrency > 0:
-        liveness.announce_slots(concurrency)
+    into that many tasks: orders.services.fan_out_chunk). ``sender``: the worker's consumer,
+    whose controller (the WorkController) has the pool's size resolved to a number, and with
+    ``--autoscale`` the most it grows to."""
+    controller = getattr(sender, "controller", None)
+    slots = getattr(controller, "max_concurrency", None) or getattr(controller, "concurrency", None)
+    if isinstance(slots, int) and slots > 0:
+        liveness.announce_slots(slots)
+    else:
+        log.warning(
+            "작업자 동시 실행 수를 알 수 없음: 분산 작업 수는 ORDER_FANOUT_TASKS 또는 기본값 (%r)", slots
+        )
 
 
 @worker_shutdown.connect(weak=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -95,3 +96,20 @@ def test_unset_variables_keep_their_defaults(monkeypatch: pytest.MonkeyPatch) ->
     assert env.float("QT_TEST_UNSET", default=1.5) == 1.5
     with pytest.raises(ImproperlyConfigured, match="Set the QT_TEST_UNSET environment variable"):
         env.int("QT_TEST_UNSET")
+
+
+def test_the_fan_out_tasks_are_auto_unless_a_number_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    from quanttrade.settings import _fanout_tasks
+
+    def read() -> Any:
+        return StrictEnv().strict("QT_TEST_TASKS", None, _fanout_tasks, "auto or a number")
+
+    monkeypatch.delenv("QT_TEST_TASKS", raising=False)
+    assert read() is None  # unset: auto
+    for raw, expected in (("auto", None), (" AUTO ", None), ("16", 16), ("1", 1)):
+        monkeypatch.setenv("QT_TEST_TASKS", raw)
+        assert read() == expected
+    for raw in ("0", "-4", "many", "", "8.5"):
+        monkeypatch.setenv("QT_TEST_TASKS", raw)
+        with pytest.raises(ImproperlyConfigured, match="QT_TEST_TASKS must be auto or a number"):
+            read()

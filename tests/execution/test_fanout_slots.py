@@ -17,11 +17,25 @@ from orders.tasks import _announce_order_slots, _withdraw_order_slots
 
 
 @pytest.fixture(autouse=True)
-def _auto(settings: Any) -> Iterator[None]:
+def _auto(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     settings.ORDER_FANOUT_TASKS = None  # "auto", whatever the environment of the run says
+    # No heartbeat thread of this process beats (and announces) behind the tests' backs: an
+    # earlier test's is stopped, and none is started; the tests beat by hand.
+    with liveness._lock:
+        running = liveness._started.pop(liveness.os.getpid(), None)
+    if running is not None:
+        running.set()
+    monkeypatch.setattr(liveness, "start_heartbeat", lambda: None)
     liveness.order_slots_forget()
     yield
     liveness.order_slots_forget()
+
+
+def ready(concurrency: int, max_concurrency: int | None = None) -> None:
+    """Celery's ``worker_ready`` as it reaches the handler: the consumer, whose controller is the
+    WorkController (see test_the_handler_reads_a_real_work_controller)."""
+    controller = SimpleNamespace(concurrency=concurrency, max_concurrency=max_concurrency)
+    _announce_order_slots(sender=SimpleNamespace(controller=controller))
 
 
 def other_worker(name: str, slots: int, *, alive: bool = True) -> str:
@@ -61,14 +75,17 @@ def test_a_fixed_number_wins_over_the_announced_slots(settings: Any) -> None:
     assert [fan_out_chunk(n) for n in (1, 3, 4, 7)] == [1, 1, 2, 3]
 
 
-def test_the_record_is_read_at_most_every_few_seconds() -> None:
+def test_the_record_is_read_at_most_every_few_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
     """On the webhook's request path the record costs two cache reads per SLOTS_READ_SECONDS,
     not per fan-out: a change shows once the memo is older than that."""
+    now = [1000.0]
+    monkeypatch.setattr(liveness, "_clock", lambda: now[0])
     other_worker("host-a:11", 8)
     assert liveness.order_slots() == 8
     other_worker("host-b:12", 8)
+    now[0] += liveness.SLOTS_READ_SECONDS - 0.01
     assert liveness.order_slots() == 8  # the memo
-    liveness._slots_read = (liveness._slots_read[0] - liveness.SLOTS_READ_SECONDS, 8)
+    now[0] += 0.01
     assert liveness.order_slots() == 16
 
 
@@ -86,7 +103,7 @@ def test_the_cache_away_means_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_worker_announces_its_concurrency_when_ready_and_withdraws_it_when_it_stops() -> None:
     other_worker("host-a:11", 8)
     other_worker("host-gone:13", 4, alive=False)
-    _announce_order_slots(sender=SimpleNamespace(controller=SimpleNamespace(concurrency=6)))
+    ready(6)
     record = cache.get(liveness._SLOTS_KEY)
     # Listed with its pool's concurrency; the dead entry it found is dropped as it writes.
     assert record == {"host-a:11": 8, liveness.worker_id(): 6}
@@ -98,16 +115,35 @@ def test_a_worker_announces_its_concurrency_when_ready_and_withdraws_it_when_it_
     assert cache.get(liveness._SLOTS_KEY) == {"host-a:11": 8}
 
 
+def test_an_autoscaled_worker_announces_the_most_it_grows_to() -> None:
+    ready(2, max_concurrency=10)
+    assert cache.get(liveness._SLOTS_KEY) == {liveness.worker_id(): 10}
+
+
+def test_the_handler_reads_a_real_work_controller() -> None:
+    """What Celery 5.7 hands the handler: ``worker_ready`` is sent with the consumer, whose
+    ``controller`` is the WorkController, its concurrency resolved to a number ("auto" too)."""
+    from celery.worker import WorkController
+
+    from quanttrade.celery import app
+
+    for given, expected in ((3, 3), ("auto", liveness.os.cpu_count())):
+        worker = WorkController(app=app, pool_cls="threads", concurrency=given)
+        assert worker.concurrency == expected and worker.max_concurrency is None
+        _announce_order_slots(sender=SimpleNamespace(controller=worker))
+        assert cache.get(liveness._SLOTS_KEY) == {liveness.worker_id(): expected}
+    scaled = WorkController(app=app, pool_cls="threads", autoscale="10,2")
+    _announce_order_slots(sender=SimpleNamespace(controller=scaled))
+    assert cache.get(liveness._SLOTS_KEY) == {liveness.worker_id(): 10}
+
+
 def test_a_worker_dropped_from_the_record_is_listed_again_at_its_next_beat() -> None:
     """Two workers writing the record at once may drop one: its next beat lists it again."""
-    _announce_order_slots(sender=SimpleNamespace(controller=SimpleNamespace(concurrency=6)))
-    try:
-        cache.set(liveness._SLOTS_KEY, {"host-a:11": 8}, timeout=None)  # the other's write won
-        other_worker("host-a:11", 8)
-        liveness.beat()
-        assert cache.get(liveness._SLOTS_KEY) == {"host-a:11": 8, liveness.worker_id(): 6}
-    finally:
-        _withdraw_order_slots()
+    ready(6)
+    cache.set(liveness._SLOTS_KEY, {"host-a:11": 8}, timeout=None)  # the other's write won
+    other_worker("host-a:11", 8)
+    liveness.beat()
+    assert cache.get(liveness._SLOTS_KEY) == {"host-a:11": 8, liveness.worker_id(): 6}
 
 
 def test_a_forked_child_does_not_announce_its_parents_slots() -> None:
@@ -118,6 +154,32 @@ def test_a_forked_child_does_not_announce_its_parents_slots() -> None:
     assert cache.get(liveness._SLOTS_KEY) is None
 
 
-def test_a_sender_without_a_pool_announces_nothing() -> None:
+def test_the_cache_failing_mid_write_leaves_the_record_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record that could not be read in full is never written over (that would drop the
+    other workers); the next beat tries again."""
+    other_worker("host-a:11", 8)
+    ready(6)
+    liveness._own_slots = (liveness.os.getpid(), 7)  # a change to write
+
+    def down(*_: Any, **__: Any) -> Any:
+        raise ConnectionError("cache down")
+
+    for failing in ("get", "get_many"):
+        written: list[str] = []
+        with monkeypatch.context() as patch:
+            patch.setattr(cache, failing, down)
+            patch.setattr(cache, "set", lambda key, *_, seen=written, **__: seen.append(key))
+            liveness.beat()
+            if failing == "get":
+                _withdraw_order_slots()
+                liveness._own_slots = (liveness.os.getpid(), 7)
+        assert liveness._SLOTS_KEY not in written, failing
+    assert cache.get(liveness._SLOTS_KEY) == {"host-a:11": 8, liveness.worker_id(): 6}
+    liveness.beat()  # the cache is back
+    assert cache.get(liveness._SLOTS_KEY) == {"host-a:11": 8, liveness.worker_id(): 7}
+
+
+def test_a_sender_without_a_pool_announces_nothing(caplog: pytest.LogCaptureFixture) -> None:
     _announce_order_slots(sender=None)
     assert cache.get(liveness._SLOTS_KEY) is None
+    assert "ORDER_FANOUT_TASKS" in caplog.text
