@@ -91,6 +91,14 @@ _slots_lock = threading.RLock()
 _clock = time.monotonic  # the memo's clock (the tests move it)
 
 
+def _slots_record() -> tuple[dict[str, int], dict[str, int]]:
+    """The shared record as stored, and its entries whose worker's heartbeat is alive (two cache
+    reads; raises on cache trouble)."""
+    record = cache.get(_SLOTS_KEY) or {}
+    alive = cache.get_many([_heartbeat_key(w) for w in record]) if record else {}
+    return record, {w: n for w, n in record.items() if _heartbeat_key(w) in alive}
+
+
 def announce_slots(slots: int) -> None:
     """This worker process runs ``slots`` tasks at once (its pool's concurrency): list it in
     the shared record now and at every beat."""
@@ -111,11 +119,8 @@ def _slots_announce() -> None:
         if pid != os.getpid():
             return
         try:
-            record = cache.get(_SLOTS_KEY) or {}
-            others = [w for w in record if w != me]
-            alive = cache.get_many([_heartbeat_key(w) for w in others]) if others else {}
-            kept = {w: record[w] for w in others if _heartbeat_key(w) in alive}
-            kept[me] = slots
+            record, live = _slots_record()
+            kept = {**{w: n for w, n in live.items() if w != me}, me: slots}
             if kept != record:
                 cache.set(_SLOTS_KEY, kept, timeout=None)
         except Exception as exc:
@@ -154,9 +159,7 @@ def order_slots() -> int:
     if now - read_at < SLOTS_READ_SECONDS:
         return slots
     try:
-        record = cache.get(_SLOTS_KEY) or {}
-        alive = cache.get_many([_heartbeat_key(w) for w in record]) if record else {}
-        slots = sum(int(n) for w, n in record.items() if _heartbeat_key(w) in alive)
+        slots = sum(int(n) for n in _slots_record()[1].values())
     except Exception as exc:
         log.debug("order slots read failed: %s", exc)
         slots = 0

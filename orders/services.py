@@ -113,7 +113,6 @@ def orders_dispatch(
         elif len(ids) == 1:
             _publish(EXECUTE_TASK, [str(webhook_id), ids[0]], kwargs, retry=False)
         else:
-            kwargs["chunk"] = fan_out_chunk(len(ids))
             _publish(FANOUT_TASK, [str(webhook_id), ids], kwargs, retry=False)
     except Exception as exc:  # any broker failure must not fail the webhook
         if not after:
@@ -166,7 +165,10 @@ def fan_out_chunk(accounts: int) -> int:
 
 
 def webhook_orders_fan_out(
-    webhook_id: UUID | str, account_ids: list[int], trail: dict[str, Any] | None = None, chunk: int = 1
+    webhook_id: UUID | str,
+    account_ids: list[int],
+    trail: dict[str, Any] | None = None,
+    chunk: int | None = None,
 ) -> list[int]:
     """The worker's side of one fan-out message: hand half of the accounts on to another
     worker (one publish, which splits again), keep the other half, until at most ``chunk``
@@ -175,7 +177,9 @@ def webhook_orders_fan_out(
     account's orders stay in one task, in sequence. An account whose hand-off fails is executed
     here."""
     ids = list(account_ids)
-    chunk = max(1, int(chunk))
+    # The first task of the fan-out sizes the chunks (the intake's message has none: reading the
+    # workers' slots is not the webhook request's work) and hands the size on with each half.
+    chunk = fan_out_chunk(len(ids)) if chunk is None else max(1, int(chunk))
     kwargs: dict[str, Any] = {"trail": trail} if trail else {}
     while len(ids) > chunk:
         half = len(ids) // 2

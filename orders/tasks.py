@@ -73,7 +73,7 @@ def _first_dispatch_time(task: Task, trail: dict[str, Any] | None) -> float | No
 
 @shared_task(name="orders.tasks.execute_webhook_orders", acks_late=True)
 def execute_webhook_orders(
-    webhook_id: str, account_ids: list[int], trail: dict[str, Any] | None = None, chunk: int = 1
+    webhook_id: str, account_ids: list[int], trail: dict[str, Any] | None = None, chunk: int | None = None
 ) -> None:
     """One webhook's orders for several accounts, from one publish: half of the accounts go on
     to another worker, and so on, until each task holds at most ``chunk`` accounts

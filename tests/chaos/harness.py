@@ -236,32 +236,28 @@ class Stack:
                     found.append(int(stat.split("/")[2]))
         return found
 
-    def claims(self) -> dict[str, str]:
-        """Each claimed order's holder: order id -> "host:pid" (orders.liveness's claim marks)."""
+    def cached(self, match: str) -> dict[str, Any]:
+        """The product's cache entries (Django's pickled values in Redis) whose key matches
+        ``match``: key (without the cache's prefix and version) -> value."""
         import pickle
 
         import redis
 
         client = redis.Redis(host="127.0.0.1", port=self.redis_port, socket_timeout=3)
-        found: dict[str, str] = {}
-        for key in client.scan_iter(match="*qt:claim:*", count=500):
+        found: dict[str, Any] = {}
+        for key in client.scan_iter(match=f"*{match}", count=500):
             value = client.get(key)
             if value is not None:
-                found[key.decode().rsplit(":", 1)[1]] = str(pickle.loads(value))
+                found[key.decode().split(":", 2)[2]] = pickle.loads(value)
         return found
+
+    def claims(self) -> dict[str, str]:
+        """Each claimed order's holder: order id -> "host:pid" (orders.liveness's claim marks)."""
+        return {key.rsplit(":", 1)[1]: str(holder) for key, holder in self.cached("qt:claim:*").items()}
 
     def order_slots(self) -> dict[str, int]:
         """The workers' announced order slots: "host:pid" -> concurrency (orders.liveness)."""
-        import pickle
-
-        import redis
-
-        client = redis.Redis(host="127.0.0.1", port=self.redis_port, socket_timeout=3)
-        for key in client.scan_iter(match="*qt:order-slots", count=500):
-            value = client.get(key)
-            if value is not None:
-                return dict(pickle.loads(value))
-        return {}
+        return dict(self.cached("qt:order-slots").get("qt:order-slots") or {})
 
     def holders(self) -> dict[str, int]:
         """How many orders each process claimed ("host:pid")."""
