@@ -22,7 +22,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from live.hub import channel_layer, existing_hub
+from live.hub import BATCH_MAX, batch_message, channel_layer, existing_hub
 
 log = logging.getLogger("quanttrade.live")
 
@@ -47,69 +47,47 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-class _SendThread:
-    """One event loop thread per process that sends to a Redis channel layer, in call order.
-
-    ``async_to_sync`` from a sync thread (the webhook view, a Celery task, a feed) builds a new
-    event loop and Redis connection per send: 3-15 ms on the caller's critical path. Here the
-    caller only enqueues; :func:`flush` (also run at exit) waits for the queue to drain."""
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.loop = asyncio.new_event_loop()
-        self.queue: asyncio.Queue[tuple[Any, str, dict[str, Any]]] | None = None
-        ready = threading.Event()
-        threading.Thread(target=self._run, args=(ready,), name="channel-send", daemon=True).start()
-        ready.wait(5)
-
-    def _run(self, ready: threading.Event) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.queue = asyncio.Queue()
-        ready.set()
-        self.loop.run_until_complete(self._drain())
-
-    async def _drain(self) -> None:
-        assert self.queue is not None
-        while True:
-            layer, group, message = await self.queue.get()
-            try:
-                await layer.group_send(group, message)
-            except Exception as exc:  # a push failure must not stop the sender
-                log.warning("실시간 전송 실패: %s %s", group, exc)
-            finally:
-                self.queue.task_done()
-
-    def submit(self, layer: Any, group: str, message: dict[str, Any]) -> None:
-        assert self.queue is not None
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, (layer, group, message))
-
-    def flush(self, timeout: float) -> None:
-        assert self.queue is not None
-        try:
-            asyncio.run_coroutine_threadsafe(self.queue.join(), self.loop).result(timeout)
-        except Exception as exc:
-            log.warning("전송 대기열 비우기 실패: %s", exc)
+def _sends(
+    pending: list[tuple[Any, str, dict[str, Any]]], gather: bool
+) -> list[tuple[Any, str, dict[str, Any]]]:
+    """What to send for ``pending``, in call order; ``gather``: each run of consecutive sends
+    to one group of one layer as one message (``live.hub.batch_message``, at most BATCH_MAX)."""
+    if not gather:
+        return pending
+    runs: list[tuple[Any, str, list[dict[str, Any]]]] = []
+    for layer, group, message in pending:
+        if runs and runs[-1][0] is layer and runs[-1][1] == group and len(runs[-1][2]) < BATCH_MAX:
+            runs[-1][2].append(message)
+        else:
+            runs.append((layer, group, [message]))
+    return [(layer, group, one[0] if len(one) == 1 else batch_message(one)) for layer, group, one in runs]
 
 
 class _LoopSender:
-    """Sends to the in-memory layer, handed from other threads to the server's event loop in
-    batches, in call order.
+    """Sends handed from other threads to an event loop, in batches, in call order: the
+    server's loop with the in-memory layer, the process's send thread with a Redis layer
+    (:class:`_SendThread`).
 
-    One ``run_coroutine_threadsafe`` per send cost the caller a future and a wake-up of the
+    One ``run_coroutine_threadsafe`` (or queue put) per send cost the caller a wake-up of the
     loop's thread, and the loop a task and a future per message: in embedded mode an order's
     way to its venue passes two sends (the webhook's, the claim's), and that thread competes
     with it for the interpreter. Here a send appends to a list; the first one of a batch wakes
-    the loop, which sends everything appended until the list is empty."""
+    the loop, which sends everything appended until the list is empty. ``gather``: a run of
+    sends to one group goes as one message (one PUBLISH on Redis; a hub takes it apart)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, gather: bool = False) -> None:
         self.loop = loop
+        self.gather = gather
         self._lock = threading.Lock()
         self._pending: list[tuple[Any, str, dict[str, Any]]] = []
         self._scheduled = False
+        self._idle = threading.Event()  # nothing pending nor being sent (``flush``)
+        self._idle.set()
 
     def submit(self, layer: Any, group: str, message: dict[str, Any]) -> None:
         with self._lock:
             self._pending.append((layer, group, message))
+            self._idle.clear()
             if self._scheduled:
                 return
             self._scheduled = True
@@ -119,7 +97,13 @@ class _LoopSender:
             with self._lock:
                 self._pending.clear()
                 self._scheduled = False
+                self._idle.set()
             raise
+
+    def flush(self, timeout: float) -> None:
+        """Wait until everything submitted so far has been sent (or ``timeout``)."""
+        if not self._idle.wait(timeout):
+            log.warning("전송 대기열 비우기 실패: %.1f초 안에 끝나지 않음", timeout)
 
     def _start(self) -> None:
         self.loop.create_task(self._drain())
@@ -131,8 +115,9 @@ class _LoopSender:
                     batch, self._pending = self._pending, []
                     if not batch:
                         self._scheduled = False
+                        self._idle.set()
                         return
-                for layer, group, message in batch:
+                for layer, group, message in _sends(batch, self.gather):
                     try:
                         await layer.group_send(group, message)
                     except Exception as exc:  # a push failure must not stop the sender
@@ -143,6 +128,8 @@ class _LoopSender:
             # start one, instead of waiting forever behind this one.
             with self._lock:
                 self._scheduled = bool(self._pending)
+                if not self._scheduled:
+                    self._idle.set()
             if self._scheduled:
                 try:
                     self.loop.call_soon(self._start)
@@ -150,7 +137,23 @@ class _LoopSender:
                     with self._lock:
                         self._pending.clear()
                         self._scheduled = False
+                        self._idle.set()
             raise
+
+
+class _SendThread(_LoopSender):
+    """One event loop thread per process that sends to a Redis channel layer, in call order.
+
+    ``async_to_sync`` from a sync thread (the webhook view, a Celery task, a feed) builds a new
+    event loop and Redis connection per send: 3-15 ms on the caller's critical path. Here the
+    caller only hands the send over; what was handed over while the thread sent goes out
+    together, a run of one group's sends as one message (a fan-out's order updates: one
+    PUBLISH for many). :func:`flush` (also run at exit) waits until all is sent."""
+
+    def __init__(self) -> None:
+        super().__init__(asyncio.new_event_loop(), gather=True)
+        self.pid = os.getpid()
+        threading.Thread(target=self.loop.run_forever, name="channel-send", daemon=True).start()
 
 
 _loop_senders: dict[asyncio.AbstractEventLoop, _LoopSender] = {}

@@ -69,6 +69,24 @@ _EVENTS = {
 }
 
 
+# Several messages to one group, sent as one (live.bus: a process's send thread gathers what was
+# queued while it sent): one PUBLISH and one delivery instead of one each. A hub takes it apart
+# and dispatches each message in order, so a WebSocket sees the same frames either way.
+BATCH_TYPE = "live.batch"
+BATCH_MAX = 200
+
+
+def batch_message(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": BATCH_TYPE, "messages": messages}
+
+
+def unbatched(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages a channel-layer message carries: itself, or a batch's, in order."""
+    if message.get("type") == BATCH_TYPE:
+        return [m for m in message.get("messages") or () if isinstance(m, dict)]
+    return [message]
+
+
 def _frame(message: dict[str, Any]) -> tuple[str, str] | None:
     """(group, WebSocket text) for a channel-layer message received by a hub."""
     if "text" in message:
@@ -159,9 +177,10 @@ class PriceHub:
                 log.warning("가격 허브 수신 오류: %s", exc)
                 await asyncio.sleep(0.5)
                 continue
-            routed = _frame(message)
-            if routed is not None:
-                await self.dispatch(*routed)
+            for one in unbatched(message):
+                routed = _frame(one)
+                if routed is not None:
+                    await self.dispatch(*routed)
 
     async def _rejoin(self) -> None:
         while True:
