@@ -375,8 +375,16 @@ def started_here(webhook_id: UUID | str, account_id: int) -> Iterator[None]:
 
 def clear_dispatch(webhook_id: UUID | str, account_id: int) -> None:
     """The pair's task ended (or its retry could not be handed to the broker)."""
+    clear_dispatch_many(webhook_id, [account_id])
+
+
+def clear_dispatch_many(webhook_id: UUID | str, account_ids: list[int]) -> None:
+    """:func:`clear_dispatch` of several accounts of one webhook (a fan-out's chunk), in one
+    round trip."""
+    if not account_ids:
+        return
     try:
-        cache.delete(_dispatch_key(webhook_id, account_id))
+        cache.delete_many([_dispatch_key(webhook_id, account_id) for account_id in account_ids])
     except Exception as exc:
         log.debug("dispatch clear failed: %s", exc)
 

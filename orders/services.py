@@ -208,13 +208,18 @@ def account_orders_execute_here(
 
 
 def account_orders_execute_or_schedule(
-    webhook_id: UUID | str, account_id: int, trail: dict[str, Any] | None = None, started: bool = False
-) -> None:
+    webhook_id: UUID | str,
+    account_id: int,
+    trail: dict[str, Any] | None = None,
+    started: bool = False,
+    clear: bool = True,
+) -> bool:
     """Run one account's orders here; a retry the venue asked for is scheduled as that
     account's own task, or on the local pool's timer in embedded mode (a refused schedule is
-    logged: the sweep resends the orders)."""
+    logged: the sweep resends the orders). Returns True when the account's run ended without
+    a retry (``clear``: see ``account_orders_execute``)."""
     try:
-        account_orders_execute(webhook_id, account_id, trail, started=started)
+        return account_orders_execute(webhook_id, account_id, trail, started=started, clear=clear)
     except ExecutionRetry as retry:
         liveness.mark_dispatched(webhook_id, account_id, retry.countdown)
         try:
@@ -235,6 +240,7 @@ def account_orders_execute_or_schedule(
                 account_id,
                 exc,
             )
+        return False
 
 
 # --- execution ------------------------------------------------------------------------------
@@ -837,8 +843,12 @@ def _wait_for_earlier(order: Order) -> None:
 
 
 def account_orders_execute(
-    webhook_id: UUID | str, account_id: int, trail: dict[str, Any] | None = None, started: bool = False
-) -> None:
+    webhook_id: UUID | str,
+    account_id: int,
+    trail: dict[str, Any] | None = None,
+    started: bool = False,
+    clear: bool = True,
+) -> bool:
     """Run one account's queued orders of one webhook, one after the other by `sequence`, each
     after the account's earlier orders that must go first (``_wait_for_earlier``).
 
@@ -847,7 +857,9 @@ def account_orders_execute(
     again later; the orders after the one that must be retried wait for it.
 
     ``started``: the caller has marked the pair started already (a fan-out's chunk is marked as
-    a whole, ``liveness.mark_started_many``).
+    a whole, ``liveness.mark_started_many``). ``clear=False``: a run that ends normally leaves
+    the pair's dispatch record to the caller, who clears a chunk's at once
+    (``liveness.clear_dispatch_many``); returns True then. A run that fails clears its own.
     """
     if not started:
         liveness.mark_started(webhook_id, account_id)
@@ -863,8 +875,9 @@ def account_orders_execute(
         liveness.clear_dispatch(webhook_id, account_id)
         raise
     if not queued:
-        liveness.clear_dispatch(webhook_id, account_id)
-        return
+        if clear:
+            liveness.clear_dispatch(webhook_id, account_id)
+        return True
     adapter: ExchangeAdapter | None = None
     try:
         for row in queued:
@@ -890,7 +903,9 @@ def account_orders_execute(
     finally:
         if adapter is not None:
             adapter.close()
-    liveness.clear_dispatch(webhook_id, account_id)
+    if clear:
+        liveness.clear_dispatch(webhook_id, account_id)
+    return True
 
 
 def order_reconcile(order: Order) -> bool:

@@ -80,8 +80,17 @@ def execute_webhook_orders(
     (``orders.services.fan_out_chunk``), which it executes one after another."""
     kept = webhook_orders_fan_out(webhook_id, account_ids, trail, chunk)
     liveness.mark_started_many(webhook_id, kept)  # the chunk at once: one read, one write
-    for account_id in kept:
-        account_orders_execute_or_schedule(webhook_id, account_id, trail, started=True)
+    finished: list[int] = []
+    for index, account_id in enumerate(kept):
+        try:
+            if account_orders_execute_or_schedule(webhook_id, account_id, trail, started=True, clear=False):
+                finished.append(account_id)
+        except BaseException:
+            # The chunk ends here (the database went away): the accounts it did not reach must
+            # not stay recorded as run by this live worker, or the sweep would never resend them.
+            liveness.clear_dispatch_many(webhook_id, [*finished, *kept[index + 1 :]])
+            raise
+    liveness.clear_dispatch_many(webhook_id, finished)  # the chunk's records at once
 
 
 @shared_task(name="orders.tasks.orders_sweep", ignore_result=True)

@@ -203,6 +203,64 @@ def test_accounts_waiting_in_a_started_chunk_are_not_lost(
     assert [args for _, args in published] == [[str(event.id), ids[3]]]
 
 
+def test_a_chunk_clears_its_records_at_once_and_one_stopped_by_the_database_leaves_the_rest_to_the_sweep(
+    transactional_db: None,
+    make_strategy: Any,
+    make_account: Any,
+    publish_price: Any,
+    published: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fan-out task runs its chunk's accounts in turn. When it ends, the chunk's dispatch
+    records go in one round trip; when the database fails under one account, the task ends
+    there, and the accounts it did not reach must not stay recorded as run by this live worker:
+    the sweep resends them (they would otherwise wait until the worker stopped)."""
+    from orders import services
+    from orders.tasks import execute_webhook_orders
+
+    accounts = [make_account(f"a{i}", balances={"USDT": "10000"}) for i in range(6)]
+    strategy = make_strategy(accounts=accounts)
+    publish_price("BINANCE:BTC/USDT", "50000")
+    ids = [a.id for a in accounts]
+    first, second = (
+        make_orders(strategy, accounts[:3], [{"side": "BUY", "qty_per": 10}]),
+        make_orders(strategy, accounts[3:], [{"side": "BUY", "qty_per": 10}]),
+    )
+    liveness.mark_dispatched_many(first.id, ids[:3])
+    liveness.mark_dispatched_many(second.id, ids[3:])
+    deleted: list[list[str]] = []
+    delete_many = cache.delete_many
+    monkeypatch.setattr(
+        cache, "delete_many", lambda keys, **kw: deleted.append(list(keys)) or delete_many(keys, **kw)
+    )
+
+    execute_webhook_orders.run(str(first.id), ids[:3], None, 3)
+
+    assert set(Order.objects.filter(webhook=first).values_list("status", flat=True)) == {"filled"}
+    assert deleted == [[f"qt:dispatch:{first.id}:{a}" for a in ids[:3]]]
+    assert all(cache.get(f"qt:dispatch:{first.id}:{a}") is None for a in ids[:3])
+
+    read = services._task_orders_read
+
+    def database_gone(webhook_id: Any, account_id: int, now: Any) -> Any:
+        if account_id == ids[4]:
+            from django.db import OperationalError
+
+            raise OperationalError("server closed the connection unexpectedly")
+        return read(webhook_id, account_id, now)
+
+    monkeypatch.setattr(services, "_task_orders_read", database_gone)
+    with pytest.raises(Exception, match="server closed"):
+        execute_webhook_orders.run(str(second.id), ids[3:], None, 3)
+
+    statuses = dict(Order.objects.filter(webhook=second).values_list("account_id", "status"))
+    assert statuses == {ids[3]: "filled", ids[4]: "queued", ids[5]: "queued"}
+    assert [liveness.dispatch_lost(second.id, a, 30) for a in ids[4:]] == [True, True]
+    _age(second)
+    assert _sweep() == 2
+    assert sorted(args[1] for _, args in published) == ids[4:]
+
+
 def test_orders_behind_a_running_task_wait_for_it_unless_its_worker_died(
     transactional_db: None, make_strategy: Any, make_account: Any, published: list[Any], monkeypatch: Any
 ) -> None:
