@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
 from django.db import DatabaseError, transaction
+from django.db.models import Subquery
 from django.utils.translation import gettext as _
 
 from orders.exchanges.base import (
@@ -144,7 +145,7 @@ class PaperAdapter(ExchangeAdapter):
     def place_order(self, request: OrderRequest) -> OrderResult:
         with transaction.atomic():
             book = _Book.lock(self.account.pk, self.account)
-            existing = next(iter(_BY_CLIENT_ID.fetch(client_order_id=request.client_order_id)), None)
+            existing = book.placed_under(request.client_order_id)
             if existing is not None:
                 # The same client id again (a retry after an uncertain outcome): never place twice.
                 return paper_result(existing)
@@ -276,6 +277,19 @@ _LOCK: PreparedSelect[Account] = PreparedSelect(
     lambda account_id: Account.objects.select_for_update().only("id", "settings").filter(pk=account_id),
     {"account_id": Account._meta.get_field("id")},
 )
+# A placement's read after the lock: the book's balances, each row also saying which paper order
+# was placed under the request's client id already (a retry), in one statement instead of two.
+_BALANCES_AND_PLACED: PreparedSelect[PaperBalance] = PreparedSelect(
+    lambda account_id, client_order_id: PaperBalance.objects.filter(account_id=account_id).annotate(
+        placed=Subquery(
+            PaperOrder.objects.filter(client_order_id=client_order_id).order_by("pk").values("pk")[:1]
+        )
+    ),
+    {
+        "account_id": PaperBalance._meta.get_field("account"),
+        "client_order_id": PaperOrder._meta.get_field("client_order_id"),
+    },
+)
 _BY_CLIENT_ID: PreparedSelect[PaperOrder] = PreparedSelect(
     lambda client_order_id: PaperOrder.objects.filter(client_order_id=client_order_id).order_by("pk")[:1],
     {"client_order_id": PaperOrder._meta.get_field("client_order_id")},
@@ -368,6 +382,17 @@ class _Book:
         if instrument not in self._prices:
             self._prices[instrument] = price_latest(instrument)
         return self._prices[instrument]
+
+    def placed_under(self, client_order_id: str) -> PaperOrder | None:
+        """The paper order already placed under ``client_order_id`` (a retry), if any, read
+        with the book's balances in one statement (an account with no balance row yet: the
+        client id alone). Read after the lock, so a placement committed meanwhile is seen."""
+        rows = _BALANCES_AND_PLACED.fetch(account_id=self.account.pk, client_order_id=client_order_id)
+        if not rows:
+            return next(iter(_BY_CLIENT_ID.fetch(client_order_id=client_order_id)), None)
+        self._balances = {b.asset: b for b in rows}
+        placed = getattr(rows[0], "placed", None)
+        return PaperOrder.objects.get(pk=placed) if placed is not None else None
 
     def _all_balances(self) -> dict[str, PaperBalance]:
         if self._balances is None:

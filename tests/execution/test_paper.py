@@ -7,6 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from orders.exchanges.base import OrderRejected, OrderRequest
 from orders.exchanges.paper import PaperAdapter, paper_match
@@ -349,6 +351,24 @@ def test_same_client_order_id_is_never_placed_twice(spot: PaperAdapter, publish_
     assert first.exchange_order_id == second.exchange_order_id
     assert PaperOrder.objects.count() == 1 and free(spot.account, "USDT") == D("9000")
     assert spot.fetch_order_by_client_id(req).status == "filled"
+
+
+def test_a_repeated_client_order_id_is_found_with_the_balances_or_without_any(
+    spot: PaperAdapter, publish_price: Any
+) -> None:
+    """The placement reads the book's balances and the client id's earlier order in one
+    statement; an account without any balance row left still finds its earlier order."""
+    publish_price("BINANCE:BTC/USDT", "50000")
+    req = request(qty_per=10)
+    first = spot.place_order(req)
+    with CaptureQueriesContext(connection) as queries:
+        again = spot.place_order(req)
+    assert again.exchange_order_id == first.exchange_order_id
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    assert sum('"orders_paperbalance"' in sql and '"orders_paperorder"' in sql for sql in reads) == 1
+    PaperBalance.objects.filter(account=spot.account).delete()
+    assert spot.place_order(req).exchange_order_id == first.exchange_order_id
+    assert PaperOrder.objects.count() == 1
 
 
 def test_account_price_exchange_setting_chooses_the_price_source(
