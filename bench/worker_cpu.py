@@ -1,0 +1,206 @@
+"""CPU per order on a worker's side of a fan-out, and who spends it: the worker process, and the
+PostgreSQL and Redis servers it talks to.
+
+Not a test: a measurement (issue #12). The full fan-out benchmark (bench/fanout.py) measures what
+a signal costs the whole machine; on two shared cores its run-to-run spread (10-20 %) hides any
+single change below that. This one measures only the part a fan-out is bound by, in one process:
+webhooks to N paper accounts are accepted with no worker consuming, then each round's orders run
+here exactly as a Celery worker's threads run a fan-out's chunks (``execute_webhook_orders`` with
+the whole chunk, on ``--threads`` threads). Per round: this process's CPU time per order (all its
+threads: the executing ones and the live-push sender) and the servers' (every PostgreSQL and
+Redis process, read from /proc), median over the rounds after two warm-up rounds.
+
+The same run measures what each part costs by leaving it out (``--without``), in alternating
+rounds so the machine's drift falls on all of them alike:
+``marks`` the liveness marks in Redis (claim, sending, the chunk's start and end records),
+``pushes`` the live pushes (order updates to the `orders` group), ``venue`` the paper venue
+(a placement answered filled without touching its book). Leaving a part out is not a product
+mode: it says how much of the total that part is.
+
+PostgreSQL and Redis are throwaway servers of this run (as bench/fanout.py --backend distributed).
+
+    .venv/bin/python bench/worker_cpu.py --accounts 100 --rounds 12 --without marks,pushes,venue
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def server_cpu_seconds() -> float:
+    """CPU seconds spent so far by every PostgreSQL and Redis server process of the machine."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                command = f.read()
+            if not (command.startswith(b"postgres") or b"redis-server" in command):
+                continue
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def without(part: str) -> Callable[[], None]:
+    """Leave ``part`` out (see the module's docstring); returns what puts it back."""
+    from bench.fanout import LatencyPaper
+    from orders import liveness, services
+    from orders.exchanges.base import OrderResult
+
+    saved: list[tuple[Any, str, Any]] = []
+
+    def patch(owner: Any, name: str, value: Any) -> None:
+        saved.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, value)
+
+    if part == "marks":
+        for name in ("mark_started_many", "mark_claim", "clear_dispatch", "clear_dispatch_many"):
+            if hasattr(liveness, name):  # clear_dispatch_many: since round 18
+                patch(liveness, name, lambda *a, **k: None)
+        patch(liveness, "mark_sending", lambda *a, **k: True)
+    elif part == "pushes":
+        patch(services, "order_broadcast", lambda *a, **k: None)
+    elif part == "venue":
+
+        def filled(self: Any, request: Any) -> OrderResult:
+            return OrderResult(
+                status="filled",
+                exchange_order_id="BENCH",
+                quantity=Decimal("0.001"),
+                filled_qty=Decimal("0.001"),
+                avg_price=Decimal("50000"),
+            )
+
+        patch(LatencyPaper, "place_order", filled)
+    elif part:
+        raise SystemExit(f"--without: unknown part {part!r} (marks, pushes, venue)")
+
+    def restore() -> None:
+        for owner, name, value in reversed(saved):
+            setattr(owner, name, value)
+
+    return restore
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--accounts", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=12, help="rounds per variant (two more warm up)")
+    parser.add_argument("--threads", type=int, default=8, help="as a worker's --concurrency")
+    parser.add_argument("--without", default="", help="comma-separated parts to measure by leaving out")
+    args = parser.parse_args()
+    variants = ["", *[p for p in args.without.split(",") if p]]
+
+    tmp = Path(tempfile.mkdtemp(prefix="qt-bench-workercpu-"))
+    with ExitStack() as stack:
+        from bench.webhook_accept import throwaway_backends
+
+        database_url, redis_url = stack.enter_context(throwaway_backends(tmp / "servers"))
+        import psycopg
+
+        admin = database_url.rsplit("/", 1)[0].replace("postgres://", "postgresql://") + "/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute('CREATE DATABASE "qt_bench"')
+        os.environ.update(
+            {
+                "DATABASE_URL": database_url,
+                "REDIS_URL": redis_url,
+                "QT_DATA_DIR": str(tmp / "data"),
+                "QT_ALLOW_LOCAL_SECRETS": "1",
+                "LOG_LEVEL": "WARNING",
+                "DJANGO_SETTINGS_MODULE": "quanttrade.settings",
+                "ORDER_WEB_THREADS": "0",  # the intake only publishes: nothing consumes
+                "ORDER_STALE_AFTER_SECONDS": "600",
+            }
+        )
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        from bench import fanout
+
+        fanout.register_bench_venue()
+        call_command("migrate", verbosity=0)
+        fanout.setup_data("paper", [args.accounts], None)
+
+        from django.test import Client
+
+        from live import bus
+        from orders.models import Order
+        from orders.tasks import execute_webhook_orders
+        from prices.services import price_publish
+        from quanttrade.celery import app as celery_app
+
+        client = Client(HTTP_HOST="127.0.0.1")
+        pool = ThreadPoolExecutor(args.threads)
+
+        def one_round() -> tuple[float, float]:
+            price_publish("BINANCE:BTC/USDT", Decimal("50000"))
+            response = client.post(
+                "/api/webhook", data=fanout.body(args.accounts), content_type="application/json"
+            )
+            assert response.status_code == 202, response.content[:300]
+            celery_app.control.purge()  # the intake's message: this process runs the orders
+            webhook_id = response.json()["webhook_id"]
+            accounts = list(Order.objects.filter(webhook_id=webhook_id).values_list("account_id", flat=True))
+            chunks = [accounts[i :: args.threads] for i in range(args.threads)]
+            cpu, servers = time.process_time(), server_cpu_seconds()
+            list(
+                pool.map(
+                    lambda chunk: execute_webhook_orders.run(webhook_id, chunk, None, len(chunk)), chunks
+                )
+            )
+            bus.flush(5)
+            time.sleep(0.3)  # the servers finish what they were sent (their CPU is read after)
+            statuses = set(Order.objects.filter(webhook_id=webhook_id).values_list("status", flat=True))
+            assert statuses == {"filled"}, statuses
+            n = len(accounts)
+            return (time.process_time() - cpu) * 1000 / n, (server_cpu_seconds() - servers) * 1000 / n
+
+        results: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
+        for _ in range(2):
+            one_round()
+        for _ in range(args.rounds):
+            for variant in variants:
+                restore = without(variant)
+                try:
+                    results[variant].append(one_round())
+                finally:
+                    restore()
+
+        print(
+            f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; {args.accounts} accounts, "
+            f"{args.threads} threads, {args.rounds} rounds per row (median)"
+        )
+        print("| variant | worker CPU ms/order | PostgreSQL + Redis CPU ms/order | total |")
+        print("|---|---|---|---|")
+        for variant in variants:
+            worker = statistics.median(r[0] for r in results[variant])
+            server = statistics.median(r[1] for r in results[variant])
+            name = f"without {variant}" if variant else "as shipped"
+            print(f"| {name} | {worker:.2f} | {server:.2f} | {worker + server:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
