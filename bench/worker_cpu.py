@@ -36,29 +36,43 @@ from contextlib import ExitStack
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def server_cpu_seconds() -> float:
-    """CPU seconds spent so far by every PostgreSQL and Redis server process of the machine."""
+def server_cpu_seconds(database_url: str, redis_url: str) -> float:
+    """CPU seconds spent so far by this run's PostgreSQL server (its postmaster and every process
+    it started) and Redis server, found by their ports; other servers on the machine are not
+    counted."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    pg_port = urlsplit(database_url).port
+    redis_port = urlsplit(redis_url).port
+    processes: dict[int, tuple[bytes, int, float]] = {}  # pid -> (command line, parent, CPU)
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 command = f.read()
-            if not (command.startswith(b"postgres") or b"redis-server" in command):
-                continue
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+        processes[int(pid)] = (command, int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    postmasters = {
+        pid
+        for pid, (command, _, _) in processes.items()
+        if command.split(b"\0")[0].endswith(b"/postgres") and f"\0-p\0{pg_port}\0".encode() in command + b"\0"
+    }
+    return sum(
+        cpu
+        for pid, (command, parent, cpu) in processes.items()
+        if pid in postmasters
+        or parent in postmasters
+        or (command.startswith(b"redis-server") and command.rstrip(b"\0").endswith(f":{redis_port}".encode()))
+    )
 
 
 def without(part: str) -> Callable[[], None]:
@@ -165,7 +179,7 @@ def main() -> None:
             webhook_id = response.json()["webhook_id"]
             accounts = list(Order.objects.filter(webhook_id=webhook_id).values_list("account_id", flat=True))
             chunks = [accounts[i :: args.threads] for i in range(args.threads)]
-            cpu, servers = time.process_time(), server_cpu_seconds()
+            cpu, servers = time.process_time(), server_cpu_seconds(database_url, redis_url)
             list(
                 pool.map(
                     lambda chunk: execute_webhook_orders.run(webhook_id, chunk, None, len(chunk)), chunks
@@ -176,7 +190,9 @@ def main() -> None:
             statuses = set(Order.objects.filter(webhook_id=webhook_id).values_list("status", flat=True))
             assert statuses == {"filled"}, statuses
             n = len(accounts)
-            return (time.process_time() - cpu) * 1000 / n, (server_cpu_seconds() - servers) * 1000 / n
+            return (time.process_time() - cpu) * 1000 / n, (
+                server_cpu_seconds(database_url, redis_url) - servers
+            ) * 1000 / n
 
         results: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
         for _ in range(2):

@@ -219,7 +219,8 @@ def account_orders_execute_or_schedule(
     logged: the sweep resends the orders). Returns True when the account's run ended without
     a retry (``clear``: see ``account_orders_execute``)."""
     try:
-        return account_orders_execute(webhook_id, account_id, trail, started=started, clear=clear)
+        account_orders_execute(webhook_id, account_id, trail, started=started, clear=clear)
+        return True
     except ExecutionRetry as retry:
         liveness.mark_dispatched(webhook_id, account_id, retry.countdown)
         try:
@@ -848,7 +849,7 @@ def account_orders_execute(
     trail: dict[str, Any] | None = None,
     started: bool = False,
     clear: bool = True,
-) -> bool:
+) -> None:
     """Run one account's queued orders of one webhook, one after the other by `sequence`, each
     after the account's earlier orders that must go first (``_wait_for_earlier``).
 
@@ -859,7 +860,7 @@ def account_orders_execute(
     ``started``: the caller has marked the pair started already (a fan-out's chunk is marked as
     a whole, ``liveness.mark_started_many``). ``clear=False``: a run that ends normally leaves
     the pair's dispatch record to the caller, who clears a chunk's at once
-    (``liveness.clear_dispatch_many``); returns True then. A run that fails clears its own.
+    (``liveness.clear_dispatch_many``). A run that fails clears its own.
     """
     if not started:
         liveness.mark_started(webhook_id, account_id)
@@ -877,7 +878,7 @@ def account_orders_execute(
     if not queued:
         if clear:
             liveness.clear_dispatch(webhook_id, account_id)
-        return True
+        return
     adapter: ExchangeAdapter | None = None
     try:
         for row in queued:
@@ -905,7 +906,6 @@ def account_orders_execute(
             adapter.close()
     if clear:
         liveness.clear_dispatch(webhook_id, account_id)
-    return True
 
 
 def order_reconcile(order: Order) -> bool:

@@ -86,11 +86,15 @@ def execute_webhook_orders(
             if account_orders_execute_or_schedule(webhook_id, account_id, trail, started=True, clear=False):
                 finished.append(account_id)
         except BaseException:
-            # The chunk ends here (the database went away): the accounts it did not reach must
-            # not stay recorded as run by this live worker, or the sweep would never resend them.
-            liveness.clear_dispatch_many(webhook_id, [*finished, *kept[index + 1 :]])
+            # The chunk ends here (the database went away): this account and those it did not
+            # reach must not stay recorded as run by this live worker, or the sweep would never
+            # resend them (clearing one already cleared costs nothing).
+            liveness.clear_dispatch_many(webhook_id, [*finished, *kept[index:]])
             raise
-    liveness.clear_dispatch_many(webhook_id, finished)  # the chunk's records at once
+    # The chunk's records at once. A pair dispatched again meanwhile (an approval, the sweep
+    # after a reconcile) loses its new record too: the sweep then sends it once more, and the
+    # claims keep that to one placement.
+    liveness.clear_dispatch_many(webhook_id, finished)
 
 
 @shared_task(name="orders.tasks.orders_sweep", ignore_result=True)

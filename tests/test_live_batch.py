@@ -42,6 +42,7 @@ def _held_first_send(
 ) -> tuple[list, threading.Event, threading.Event]:
     """The layer's group_send, recording what it is given and holding the first send until
     released (what is queued meanwhile gathers behind it); ``fail_first``: that one fails."""
+    bus.flush(5)  # a push an earlier test left in this process's send thread goes first
     layer = channel_layer()
     original = layer.group_send
     sent: list[tuple[str, dict[str, Any]]] = []

@@ -17,6 +17,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
+from live import bus
 from orders import exchanges
 from orders.exchanges.base import (
     OrderRejected,
@@ -182,6 +183,7 @@ def test_paper_match_fills_a_resting_order_and_pushes_its_new_status(
     )
     publish_price("BINANCE:BTC/USDT", "50000")
     account_orders_execute(event.id, account.pk)
+    bus.flush(5)  # the execution's own pushes are out before the listener joins
     layer = get_channel_layer()
 
     async def listen_while_matching() -> tuple[int, dict[str, Any]]:

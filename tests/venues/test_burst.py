@@ -261,6 +261,44 @@ def test_a_chunk_clears_its_records_at_once_and_one_stopped_by_the_database_leav
     assert sorted(args[1] for _, args in published) == ids[4:]
 
 
+def test_an_account_whose_retry_is_scheduled_keeps_its_record_when_the_chunk_ends(
+    transactional_db: None,
+    make_strategy: Any,
+    make_account: Any,
+    publish_price: Any,
+    published: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The chunk clears the records of the accounts it finished, not the record of one whose
+    venue asked for a retry: that one says when its retry is due, so the sweep leaves it be."""
+    from orders.exchanges.base import RetryableVenueError
+    from orders.exchanges.paper import PaperAdapter
+    from orders.tasks import execute_webhook_orders
+
+    accounts = [make_account(f"a{i}", balances={"USDT": "10000"}) for i in range(3)]
+    event = make_orders(make_strategy(accounts=accounts), accounts, [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    ids = [a.id for a in accounts]
+    liveness.mark_dispatched_many(event.id, ids)
+    place = PaperAdapter.place_order
+
+    def busy_for_the_second(self: PaperAdapter, request: Any) -> Any:
+        if self.account.pk == ids[1]:
+            raise RetryableVenueError("503 Service Unavailable")
+        return place(self, request)
+
+    monkeypatch.setattr(PaperAdapter, "place_order", busy_for_the_second)
+
+    execute_webhook_orders.run(str(event.id), ids, None, 3)
+
+    statuses = dict(Order.objects.filter(webhook=event).values_list("account_id", "status"))
+    assert statuses == {ids[0]: "filled", ids[1]: "queued", ids[2]: "filled"}
+    assert [cache.get(f"qt:dispatch:{event.id}:{a}") is None for a in ids] == [True, False, True]
+    assert cache.get(f"qt:dispatch:{event.id}:{ids[1]}")["eta"] is True
+    assert liveness.dispatch_lost(event.id, ids[1], 30) is False
+    assert published == [("orders.tasks.execute_account_orders", [str(event.id), ids[1]])]
+
+
 def test_orders_behind_a_running_task_wait_for_it_unless_its_worker_died(
     transactional_db: None, make_strategy: Any, make_account: Any, published: list[Any], monkeypatch: Any
 ) -> None:
