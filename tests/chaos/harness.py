@@ -31,6 +31,10 @@ PYTHON = str(ROOT / ".venv" / "bin" / "python")
 BIN = ROOT / ".venv" / "bin"
 TOKEN = "chaos-token"
 GROUP = "chaos"
+# A strategy linked to this many accounts on the same venue: its webhooks are fan-outs, run by
+# the worker in chunks of accounts (orders.services.fan_out_chunk).
+FAN_GROUP = "chaos_fan"
+FAN_ACCOUNTS = 12
 FINAL = {"filled", "cancelled", "rejected", "failed", "open", "partially_filled"}
 
 
@@ -354,6 +358,13 @@ account = Account.objects.create(
 )
 strategy = Strategy.objects.create(group_name="{GROUP}", market_type="SPOT", token="{TOKEN}")
 StrategyAccount.objects.create(strategy=strategy, account=account)
+fan = Strategy.objects.create(group_name="{FAN_GROUP}", market_type="SPOT", token="{TOKEN}")
+for index in range({FAN_ACCOUNTS}):
+    member = Account.objects.create(
+        name=f"binance-fan-{{index:02d}}", exchange="BINANCE", api_key="sim-key", api_secret="sim-secret",
+        settings=account.settings,
+    )
+    StrategyAccount.objects.create(strategy=fan, account=member)
 """
         result = subprocess.run(
             [PYTHON, "-c", script], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120
@@ -442,9 +453,9 @@ class Answer:
     body: dict[str, Any]
 
 
-def post_webhook(port: int, index: int, timeout: float = 10.0) -> Answer:
+def post_webhook(port: int, index: int, timeout: float = 10.0, group: str = GROUP) -> Answer:
     payload = {
-        "group_name": GROUP,
+        "group_name": group,
         "token": TOKEN,
         "symbol": "BTC/USDT",
         "order_type": "MARKET",

@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 
 from tests.chaos.harness import (
+    FAN_ACCOUNTS,
+    FAN_GROUP,
     FINAL,
     Answer,
     Load,
@@ -176,6 +178,24 @@ def test_postgresql_restarted_under_load(healthy: Stack) -> None:
         time.sleep(AFTER_SECONDS)
     figures = check(healthy, f"postgresql stopped {OUTAGE_SECONDS:g} s", load.answers)
     assert figures["accepted"].get("spooled", 0) > 0, "the outage never reached the intake"
+
+
+def test_postgresql_stopped_while_fan_outs_run(healthy: Stack) -> None:
+    """Webhooks to FAN_ACCOUNTS accounts are run by the worker in chunks, an account after
+    another; PostgreSQL stopped while they run ends the chunks midway. The accounts a chunk did
+    not reach are not left to the worker that stopped (alive, so the sweep would never resend
+    them): once PostgreSQL is back, every order is placed, once."""
+    answers = [post_webhook(healthy.web_port, index, group=FAN_GROUP) for index in range(3)]
+    assert [a.status for a in answers] == [202] * 3, f"{answers}\n{healthy.logs()}"
+    time.sleep(0.6)  # the chunks are under way (0.2 s per order at the venue)
+    in_flight = healthy.sql("SELECT count(*) FROM orders_order WHERE status IN ('queued', 'submitted')")[0][0]
+    healthy.stop_pg()
+    time.sleep(OUTAGE_SECONDS / 2)
+    healthy.start_pg()
+    figures = check(
+        healthy, f"postgresql stopped during {FAN_ACCOUNTS}-account fan-outs", answers, left_at_stop=in_flight
+    )
+    assert in_flight > 0, f"the fan-outs had finished before PostgreSQL stopped: {figures}"
 
 
 def test_worker_killed_under_load(healthy: Stack) -> None:
