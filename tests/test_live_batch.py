@@ -25,18 +25,6 @@ def _update(n: int) -> dict[str, Any]:
     return {"type": "order.update", "order": {"order_id": f"o{n}", "status": "filled"}}
 
 
-async def _staff_socket_on_orders() -> WebsocketCommunicator:
-    staff = await asyncio.to_thread(User.objects.create_user, "ops", password="x", is_staff=True)
-    ws = WebsocketCommunicator(LiveConsumer.as_asgi(), "/ws")
-    ws.scope["user"] = staff
-    connected, _ = await ws.connect()
-    assert connected
-    assert json.loads(await ws.receive_from(timeout=5))["type"] == "connected"
-    await ws.send_json_to({"type": "subscribe", "topic": "orders"})
-    assert json.loads(await ws.receive_from(timeout=5))["type"] == "subscribed"
-    return ws
-
-
 def _held_first_send(
     monkeypatch: pytest.MonkeyPatch, fail_first: bool = False
 ) -> tuple[list, threading.Event, threading.Event]:
@@ -73,21 +61,43 @@ def _send_from_a_thread(
     release.set()
 
 
+def _frames_received(
+    sends: list[tuple[str, dict[str, Any]]],
+    count: int,
+    sending: threading.Event,
+    release: threading.Event,
+    topics: tuple[str, ...] = ("orders",),
+) -> list[dict[str, Any]]:
+    """What a staff member's WebSocket subscribed to ``topics`` receives (its first ``count``
+    frames) while ``sends`` are made from a worker's thread (``_send_from_a_thread``)."""
+
+    staff = User.objects.create_user("ops", password="x", is_staff=True)
+
+    async def scenario() -> list[dict[str, Any]]:
+        ws = WebsocketCommunicator(LiveConsumer.as_asgi(), "/ws")
+        ws.scope["user"] = staff
+        connected, _ = await ws.connect()
+        assert connected
+        try:
+            assert json.loads(await ws.receive_from(timeout=5))["type"] == "connected"
+            for topic in topics:
+                await ws.send_json_to({"type": "subscribe", "topic": topic})
+                assert json.loads(await ws.receive_from(timeout=5))["type"] == "subscribed"
+            await asyncio.to_thread(_send_from_a_thread, sends, sending, release)
+            return [json.loads(await ws.receive_from(timeout=5)) for _ in range(count)]
+        finally:
+            await ws.disconnect()
+
+    return asyncio.run(scenario())
+
+
 def test_sends_queued_while_one_is_sent_go_out_as_one_and_arrive_as_frames_in_order(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sent, sending, release = _held_first_send(monkeypatch)
 
-    async def scenario() -> list[str]:
-        ws = await _staff_socket_on_orders()
-        try:
-            sends = [("orders", _update(n)) for n in range(30)]
-            await asyncio.to_thread(_send_from_a_thread, sends, sending, release)
-            return [json.loads(await ws.receive_from(timeout=5))["order"]["order_id"] for _ in range(30)]
-        finally:
-            await ws.disconnect()
-
-    received = asyncio.run(scenario())
+    frames = _frames_received([("orders", _update(n)) for n in range(30)], 30, sending, release)
+    received = [frame["order"]["order_id"] for frame in frames]
 
     assert received == [f"o{n}" for n in range(30)]
     assert [message["type"] for _, message in sent] == ["order.update", BATCH_TYPE]
@@ -107,9 +117,15 @@ def test_a_batch_keeps_the_order_across_groups_one_run_of_a_group_at_a_time(
         ("orders", _update(3)),
     ]
 
-    _send_from_a_thread(sends, sending, release)
-    bus.flush(5)
+    frames = _frames_received(sends, 5, sending, release, topics=("orders", "webhooks"))
 
+    assert [(frame["type"], (frame.get("order") or frame.get("webhook"))) for frame in frames] == [
+        ("order_update", _update(0)["order"]),
+        ("order_update", _update(1)["order"]),
+        ("order_update", _update(2)["order"]),
+        ("webhook_update", webhook["webhook"]),
+        ("order_update", _update(3)["order"]),
+    ]
     assert [(group, message["type"]) for group, message in sent] == [
         ("orders", "order.update"),
         ("orders", BATCH_TYPE),
@@ -122,14 +138,7 @@ def test_a_batch_keeps_the_order_across_groups_one_run_of_a_group_at_a_time(
 def test_a_failed_send_does_not_stop_the_sends_queued_behind_it(monkeypatch: pytest.MonkeyPatch) -> None:
     sent, sending, release = _held_first_send(monkeypatch, fail_first=True)
 
-    async def scenario() -> list[str]:
-        ws = await _staff_socket_on_orders()
-        try:
-            sends = [("orders", _update(n)) for n in range(5)]
-            await asyncio.to_thread(_send_from_a_thread, sends, sending, release)
-            return [json.loads(await ws.receive_from(timeout=5))["order"]["order_id"] for _ in range(4)]
-        finally:
-            await ws.disconnect()
+    frames = _frames_received([("orders", _update(n)) for n in range(5)], 4, sending, release)
 
-    assert asyncio.run(scenario()) == ["o1", "o2", "o3", "o4"]
+    assert [frame["order"]["order_id"] for frame in frames] == ["o1", "o2", "o3", "o4"]
     assert len(sent) == 2

@@ -960,18 +960,20 @@ def test_an_insert_returning_its_key_writes_what_save_writes(make_account: Any) 
 
 @pytest.mark.django_db
 def test_the_paper_books_balances_with_the_placed_order_prepared_equal_the_queryset(
-    make_account: Any,
+    make_account: Any, publish_price: Any
 ) -> None:
     """A placement's read after the lock (orders.exchanges.paper._BALANCES_AND_PLACED): the
     account's balances as the queryset reads them, each saying which paper order the client id
-    placed (none, or the first), and no row for an account without balances."""
+    placed (none, or the one the paper venue placed under it), and no row for an account
+    without balances."""
     from django.db.models import Subquery
 
     from orders.exchanges import paper
     from orders.models import PaperBalance, PaperOrder
+    from tests.execution.test_paper import request
 
     account = make_account("book", balances={"USDT": "1000", "BTC": "0.5"})
-    other = make_account("other", balances={"USDT": "5"})
+    other = make_account("other", balances={"USDT": "5000"})
 
     def plain(client_order_id: str) -> list[tuple[str, Any, Any, Any]]:
         placed = PaperOrder.objects.filter(client_order_id=client_order_id).order_by("pk").values("pk")[:1]
@@ -983,20 +985,11 @@ def test_the_paper_books_balances_with_the_placed_order_prepared_equal_the_query
         return sorted((b.asset, b.free, b.locked, b.placed) for b in rows)
 
     assert prepared("qt-none") == plain("qt-none") and {row[3] for row in prepared("qt-none")} == {None}
-    first = PaperOrder.objects.create(
-        account=other,
-        client_order_id="qt-placed",
-        venue_order_id="P1",
-        market_type="SPOT",
-        symbol="BTC/USDT",
-        instrument="BINANCE:BTC/USDT",
-        currency="USDT",
-        side="BUY",
-        order_type="MARKET",
-        amount="0.1",
-    )
-    assert prepared("qt-placed") == plain("qt-placed") and {row[3] for row in prepared("qt-placed")} == {
-        first.pk
-    }
-    assert [row[0] for row in prepared("qt-placed")] == ["BTC", "USDT"]
-    assert prepared("qt-placed", account_id=account.pk + 1000) == []
+    publish_price("BINANCE:BTC/USDT", "50000")
+    placing = request(qty_per=10)
+    answer = paper.PaperAdapter(other).place_order(placing)
+    first = PaperOrder.objects.get(venue_order_id=answer.exchange_order_id)
+    cid = placing.client_order_id
+    assert prepared(cid) == plain(cid) and {row[3] for row in prepared(cid)} == {first.pk}
+    assert [row[0] for row in prepared(cid)] == ["BTC", "USDT"]
+    assert prepared(cid, account_id=account.pk + 1000) == []
