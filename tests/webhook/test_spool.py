@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import stat
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,12 +54,16 @@ def post(client: Client, payload: dict[str, Any]) -> Any:
 
 
 class _Down:
-    """Every query the intake makes fails as if the database were unreachable."""
+    """Every query the intake makes fails as if the database were unreachable.
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.monkeypatch = monkeypatch
+    Its patches are its own: leaving the block undoes them alone, so the fixture's stub of the
+    background replayer stays (undoing the test's monkeypatch would let this process's replayer
+    thread claim a spooled file while the test replays)."""
 
-    def __enter__(self) -> None:
+    def __init__(self) -> None:
+        self.monkeypatch = pytest.MonkeyPatch()
+
+    def __enter__(self) -> pytest.MonkeyPatch:
         def refuse(*_a: Any, **_k: Any) -> Any:
             raise OperationalError("connection refused (test)")
 
@@ -69,17 +72,18 @@ class _Down:
         self.monkeypatch.setattr(services.WebhookEvent, "save", refuse)
         self.monkeypatch.setattr(services, "bulk_insert", refuse)  # the accepted event's insert
         self.monkeypatch.setattr(services, "bulk_insert_together", refuse)  # (without a key)
+        return self.monkeypatch
 
     def __exit__(self, *_exc: Any) -> None:
         self.monkeypatch.undo()
 
 
 def test_database_down_spools_an_authenticated_webhook_and_replays_it_once(
-    client: Client, make_strategy: Any, monkeypatch: pytest.MonkeyPatch, _spool: Path
+    client: Client, make_strategy: Any, _spool: Path
 ) -> None:
     make_strategy()
     assert post(client, body()).status_code == 202  # the process has now seen the strategy
-    with _Down(monkeypatch):
+    with _Down():
         response = post(client, body(idempotency_key="k-1"))
     assert response.status_code == 202
     answer = response.json()
@@ -101,11 +105,11 @@ def test_database_down_spools_an_authenticated_webhook_and_replays_it_once(
 
 
 def test_a_replayer_that_died_after_the_commit_does_not_ingest_twice(
-    client: Client, make_strategy: Any, monkeypatch: pytest.MonkeyPatch
+    client: Client, make_strategy: Any
 ) -> None:
     make_strategy()
     post(client, body())
-    with _Down(monkeypatch):
+    with _Down():
         webhook_id = post(client, body()).json()["webhook_id"]
     [path] = spool_files()
     saved = path.read_bytes()
@@ -116,61 +120,50 @@ def test_a_replayer_that_died_after_the_commit_does_not_ingest_twice(
     assert spool_files() == []
 
 
-def test_replay_waits_while_the_database_is_still_down(
-    client: Client, make_strategy: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_replay_waits_while_the_database_is_still_down(client: Client, make_strategy: Any) -> None:
     make_strategy()
     post(client, body())
-    with _Down(monkeypatch):
+    with _Down() as down:
         post(client, body())
         post(client, body())
-        monkeypatch.setattr(services.WebhookEvent.objects, "filter", services.Strategy.objects.filter)
+        down.setattr(services.WebhookEvent.objects, "filter", services.Strategy.objects.filter)
         assert replay() == {"ingested": 0, "already": 0, "waiting": 2}
     assert len(spool_files()) == 2
-    # Back up: both are ingested. This process's own replayer thread (started by the first
-    # spooled webhook, every WEBHOOK_SPOOL_REPLAY_SECONDS) may take one of them first.
-    replay()
-    deadline = time.monotonic() + 10
-    while spool_files() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert replay() == {"ingested": 2, "already": 0, "waiting": 0}  # back up: both ingested
     assert spool_files() == []
     assert Order.objects.count() == 3  # the first webhook's order and the two replayed ones
 
 
-def test_database_error_while_storing_spools_too(
-    client: Client, make_strategy: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_database_error_while_storing_spools_too(client: Client, make_strategy: Any) -> None:
     make_strategy()
 
     def refuse(*_a: Any, **_k: Any) -> Any:
         raise OperationalError("server closed the connection unexpectedly (test)")
 
-    monkeypatch.setattr(services, "bulk_insert", refuse)  # the accepted event's insert
-    monkeypatch.setattr(services, "bulk_insert_together", refuse)  # (without a key)
-    answer = post(client, body()).json()
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as down:  # its own: the replayer's stub stays
+        down.setattr(services, "bulk_insert", refuse)  # the accepted event's insert
+        down.setattr(services, "bulk_insert_together", refuse)  # (without a key)
+        answer = post(client, body()).json()
     assert answer["status"] == "spooled"
     assert replay()["ingested"] == 1
     assert Order.objects.filter(webhook_id=answer["webhook_id"]).count() == 1
 
 
 def test_while_down_a_known_strategy_still_refuses_a_wrong_token_and_an_invalid_message(
-    client: Client, make_strategy: Any, monkeypatch: pytest.MonkeyPatch
+    client: Client, make_strategy: Any
 ) -> None:
     make_strategy()
     post(client, body())
-    with _Down(monkeypatch):
+    with _Down():
         assert post(client, body(token="wrong")).status_code == 401
         refused = post(client, body(symbol="BTCUSDT"))
         assert refused.status_code == 400 and refused.json()["code"] == "invalid_symbol"
     assert spool_files() == []
 
 
-def test_an_unknown_strategy_is_spooled_and_checked_on_replay(
-    client: Client, make_strategy: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_unknown_strategy_is_spooled_and_checked_on_replay(client: Client, make_strategy: Any) -> None:
     make_strategy()  # but this process has never looked it up: nothing in memory
-    with _Down(monkeypatch):
+    with _Down():
         good = post(client, body()).json()
         bad = post(client, body(token="wrong")).json()
     assert good["status"] == bad["status"] == "spooled"
@@ -181,13 +174,11 @@ def test_an_unknown_strategy_is_spooled_and_checked_on_replay(
     assert not Order.objects.filter(webhook_id=bad["webhook_id"]).exists()
 
 
-def test_a_full_spool_is_refused_with_retry_later(
-    client: Client, make_strategy: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
-) -> None:
+def test_a_full_spool_is_refused_with_retry_later(client: Client, make_strategy: Any, settings: Any) -> None:
     settings.WEBHOOK_SPOOL_MAX_FILES = 1
     make_strategy()
     post(client, body())
-    with _Down(monkeypatch):
+    with _Down():
         assert post(client, body()).status_code == 202
         full = post(client, body())
     assert full.status_code == 503 and full.json()["code"] == "unavailable"
