@@ -5,6 +5,7 @@ replayed through the intake once it is back, exactly once, under the webhook_id 
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,9 @@ def _spool(settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.setattr(services, "_db_down_until", 0.0)
     yield tmp_path / "spool"
     services._strategy_cache.clear()
+    # What a test left spooled goes with it: the replayer thread, real again once the
+    # monkeypatch is undone, must not replay it into the database after the test.
+    shutil.rmtree(tmp_path / "spool", ignore_errors=True)
 
 
 def body(**extra: Any) -> dict[str, Any]:
