@@ -13,6 +13,7 @@ Redis process, read from /proc), median over the rounds after two warm-up rounds
 The same run measures what each part costs by leaving it out (``--without``), in alternating
 rounds so the machine's drift falls on all of them alike:
 ``marks`` the liveness marks in Redis (claim, sending, the chunk's start and end records),
+``sending`` the send mark alone,
 ``pushes`` the live pushes (order updates to the `orders` group), ``venue`` the paper venue
 (a placement answered filled without touching its book). Leaving a part out is not a product
 mode: it says how much of the total that part is.
@@ -92,6 +93,8 @@ def without(part: str) -> Callable[[], None]:
             if hasattr(liveness, name):  # clear_dispatch_many: since round 18
                 patch(liveness, name, lambda *a, **k: None)
         patch(liveness, "mark_sending", lambda *a, **k: True)
+    elif part == "sending":
+        patch(liveness, "mark_sending", lambda *a, **k: True)
     elif part == "pushes":
         patch(services, "order_broadcast", lambda *a, **k: None)
     elif part == "venue":
@@ -107,7 +110,7 @@ def without(part: str) -> Callable[[], None]:
 
         patch(LatencyPaper, "place_order", filled)
     elif part:
-        raise SystemExit(f"--without: unknown part {part!r} (marks, pushes, venue)")
+        raise SystemExit(f"--without: unknown part {part!r} (marks, sending, pushes, venue)")
 
     def restore() -> None:
         for owner, name, value in reversed(saved):
