@@ -47,12 +47,6 @@ UPDATE = "UPDATE balance SET free = v.free FROM (VALUES (%s::int, %s::numeric), 
 INSERT = "INSERT INTO paper_order (account_id, client_order_id, amount) VALUES (%s, %s, %s) RETURNING id"
 
 
-def backend_cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def placement(conn: Any, n: int, *, pipelined: bool) -> None:
     """One placement's transaction: as the product runs it, or pipelined."""
     client_id = f"c{n}"
@@ -83,7 +77,7 @@ def main() -> None:
 
     import psycopg
 
-    from bench.webhook_accept import throwaway_backends
+    from bench.webhook_accept import group_cpu_seconds, throwaway_backends
 
     tmp = Path(tempfile.mkdtemp(prefix="qt-bench-roundtrips-"))
     with ExitStack() as stack:
@@ -95,17 +89,18 @@ def main() -> None:
         with conn.transaction():
             for statement in filter(str.strip, SCHEMA.split(";")):
                 conn.execute(statement, prepare=False)
+        # A PostgreSQL backend leads a process group of its own: its CPU is that group's.
         pid = conn.info.backend_pid
         serial = iter(range(10**9))
 
         def one_round(pipelined: bool) -> tuple[float, float, float]:
-            cpu, server, wall = time.process_time(), backend_cpu_seconds(pid), time.perf_counter()
+            cpu, server, wall = time.process_time(), group_cpu_seconds(pid), time.perf_counter()
             for _ in range(args.transactions):
                 placement(conn, next(serial), pipelined=pipelined)
             per = 1000 / args.transactions
             return (
                 (time.process_time() - cpu) * per,
-                (backend_cpu_seconds(pid) - server) * per,
+                (group_cpu_seconds(pid) - server) * per,
                 (time.perf_counter() - wall) * per,
             )
 

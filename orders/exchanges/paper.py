@@ -388,9 +388,9 @@ class _Book:
         with the book's balances in one statement (an account with no balance row yet: the
         client id alone). Read after the lock, so a placement committed meanwhile is seen."""
         rows = _BALANCES_AND_PLACED.fetch(account_id=self.account.pk, client_order_id=client_order_id)
+        self._balances = {b.asset: b for b in rows}  # none is an answer too: not read again
         if not rows:
             return next(iter(_BY_CLIENT_ID.fetch(client_order_id=client_order_id)), None)
-        self._balances = {b.asset: b for b in rows}
         placed = getattr(rows[0], "placed", None)
         return PaperOrder.objects.get(pk=placed) if placed is not None else None
 

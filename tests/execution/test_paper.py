@@ -371,6 +371,21 @@ def test_a_repeated_client_order_id_is_found_with_the_balances_or_without_any(
     assert PaperOrder.objects.count() == 1
 
 
+def test_an_account_without_balance_rows_is_refused_after_one_read_of_its_book(
+    spot: PaperAdapter, publish_price: Any
+) -> None:
+    """No balance row is an answer: the placement is refused for lack of funds, and the book's
+    balances are not read a second time to find that out."""
+    publish_price("BINANCE:BTC/USDT", "50000")
+    PaperBalance.objects.filter(account=spot.account).delete()
+    with CaptureQueriesContext(connection) as queries, pytest.raises(OrderRejected) as error:
+        spot.place_order(request(qty_per=10))
+    assert error.value.message == "사용 가능한 USDT 잔고가 없습니다"
+    assert not PaperOrder.objects.exists()
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    assert sum('FROM "orders_paperbalance"' in sql for sql in reads) == 1
+
+
 def test_account_price_exchange_setting_chooses_the_price_source(
     make_account: Any, publish_price: Any
 ) -> None:
