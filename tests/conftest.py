@@ -199,6 +199,63 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """pytest-django's test database, and at the session's end a look at who still holds a
+    connection to it before it is dropped (PostgreSQL). Django closes its own pool first, so
+    what is left is a connection some thread took and never gave back: pytest-django's drop
+    then fails with only "being accessed by other users". Reported here with the sessions'
+    last statements and this process's threads, which say whose it is."""
+    yield
+    with django_db_blocker.unblock():
+        report = _test_database_holders()
+    if report:
+        import warnings
+
+        warnings.warn(pytest.PytestWarning(report), stacklevel=1)
+
+
+def _test_database_holders(wait: float = 5.0) -> str:
+    """Empty when nothing but this check is connected to the test database (PostgreSQL) within
+    ``wait`` seconds (a killed process's backend takes a moment to go), else what is."""
+    import sys
+    import threading
+    import time
+    import traceback
+
+    from django.db import connections
+
+    connection = connections["default"]
+    if connection.vendor != "postgresql":
+        return ""
+    name = connection.settings_dict["NAME"]
+    connection.close()
+    connection.close_pool()  # its idle connections; those checked out stay open
+    deadline = time.monotonic() + wait
+    with connection._nodb_cursor() as cursor:
+        while True:
+            cursor.execute(
+                "SELECT pid, application_name, state, backend_start, left(query, 300) "
+                "FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                [name],
+            )
+            sessions = cursor.fetchall()
+            if not sessions or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
+    if not sessions:
+        return ""
+    frames = sys._current_frames()
+    threads = [
+        f"thread {thread.name} (daemon={thread.daemon}):\n"
+        + "".join(traceback.format_stack(frames[thread.ident], limit=6))
+        for thread in threading.enumerate()
+        if thread.ident in frames and thread is not threading.current_thread()
+    ]
+    head = f"{len(sessions)} other session(s) still on {name} at the session's end: {sessions}"
+    return "\n".join([head, *threads])
+
+
+@pytest.fixture(scope="session")
 def _celery_worker_session(django_db_setup: None) -> Iterator[Any]:
     """One real Celery worker for the session (starting and stopping one costs seconds)."""
     from celery.contrib.testing.worker import start_worker
