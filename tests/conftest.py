@@ -321,6 +321,29 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     return (yield)
 
 
+@pytest.fixture(autouse=True)
+def _websocket_tests_close_connections(request: pytest.FixtureRequest) -> Iterator[None]:
+    """channels' test communicator turns off what ``database_sync_to_async`` does after each
+    call (``channels.testing.application`` patches ``channels.db.close_old_connections`` with a
+    no-op while it sends and receives), for tests that run inside a transaction. On a
+    transactional database nothing needs that, and with it a consumer's connection stays
+    checked out of the pool by the event loop's executor thread: never given back (its socket
+    closes only when the garbage collector finds it), so the pool shrinks and the test
+    database could not be dropped at the session's end. Such tests close them as a server
+    does."""
+    fixtures = getattr(request, "fixturenames", ())
+    marker = request.node.get_closest_marker("django_db")
+    if "transactional_db" in fixtures or bool(marker and marker.kwargs.get("transaction")):
+        from channels.testing import application
+        from django.db import close_old_connections
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(application, "no_op", close_old_connections)
+            yield
+    else:
+        yield
+
+
 @pytest.fixture
 def celery_worker(transactional_db: None, _celery_worker_session: Any) -> Any:
     """A real Celery worker (threads pool, 4 threads) consuming the configured broker: the
