@@ -392,6 +392,18 @@ def _web_execution_start() -> Any:
     return pool
 
 
+def _busy_thread() -> threading.Event:
+    """Start a thread that runs pure Python until the returned event is set."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(2000))
+
+    threading.Thread(target=spin, name="bench-busy", daemon=True).start()
+    return stop
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backend", choices=["embedded", "distributed"], default="embedded")
@@ -402,6 +414,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="threads per worker process")
     parser.add_argument("--signals", type=int, default=100, help="webhooks per row (fewer for big fan-outs)")
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between webhooks")
+    parser.add_argument(
+        "--busy-thread",
+        action="store_true",
+        help="embedded: a thread of the process keeps the interpreter busy meanwhile (pure Python, as "
+        "another signal's orders or a feed's ticks would), so a step that waits for another thread "
+        "to run waits for the interpreter's switch interval",
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument(
         "--notify", action="store_true", help="a notification destination that wants every fill"
@@ -493,9 +512,12 @@ def main() -> None:
                 worker = EmbeddedWorker(args.threads)
                 worker.start()
                 time.sleep(1.0)
+                busy = _busy_thread() if args.busy_thread else None
                 try:
                     results += measure(args, "embedded", 1, latency)
                 finally:
+                    if busy is not None:
+                        busy.set()
                     worker.stop()
                 continue
             web_pool = _web_execution_start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from typing import Generic, TypeVar
 
 from django.conf import settings
@@ -51,6 +52,37 @@ def validate_rate(value: str) -> None:
         ) from None
 
 
+class ProcessMemoryStorage(MemoryStorage):
+    """`limits`' in-process storage without its timer thread per idle gap.
+
+    ``MemoryStorage`` drops expired entries on a ``threading.Timer`` of 10 ms that each hit
+    starts anew once the last one has run: a process that counts less than one hit per 10 ms
+    (the intake of embedded mode, a venue bucket between orders) starts a thread on nearly every
+    hit, on the caller's path. ``Thread.start`` costs the caller the thread's creation and then
+    waits until the new thread has run, which under load is the interpreter's switch interval
+    (5 ms) behind the busy threads (docs/benchmarks-speed.md, round 20).
+
+    Here the caller drops them itself, at most once every ``EXPIRE_EVERY`` seconds. What is
+    counted is unchanged: a fixed window's count already expires when read (``get``), and a
+    moving window only looks at its entries inside the window; the sweep only bounds memory.
+    (Overrides ``MemoryStorage``'s private ``__schedule_expiry``, limits pinned in
+    requirements.txt; tests/test_rates.py checks that no thread is started and that expired
+    entries are still dropped.)"""
+
+    EXPIRE_EVERY = 1.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timer.cancel()  # the one ``MemoryStorage.__init__`` starts
+        self._expire_due = 0.0
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # noqa: N802 - the base class's private name
+        now = time.monotonic()
+        if now >= self._expire_due:
+            self._expire_due = now + self.EXPIRE_EVERY
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+
+
 class SharedLimiter(Generic[L]):
     """A `limits` rate limiter shared by every process through Redis when ``REDIS_URL`` is set
     (one storage per URL, made on first use), else in this process's memory; ``local`` is that
@@ -61,7 +93,7 @@ class SharedLimiter(Generic[L]):
         self.strategy = strategy
         self.key_prefix = key_prefix
         self.socket_timeout = socket_timeout
-        self.local: L = strategy(MemoryStorage())
+        self.local: L = strategy(ProcessMemoryStorage())
         self._shared: dict[str, L] = {}
         self._lock = threading.Lock()
 
