@@ -34,9 +34,17 @@ _started: dict[int, threading.Event] = {}
 _lock = threading.Lock()
 
 
+_worker_ids: dict[int, str] = {}
+
+
 def worker_id() -> str:
-    """This process, as it names itself in claims and heartbeats (pid: not inherited by a fork)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process, as it names itself in claims and heartbeats (pid: not inherited by a fork).
+    Worked out once per process: an order asks for it several times."""
+    pid = os.getpid()
+    name = _worker_ids.get(pid)
+    if name is None:
+        name = _worker_ids[pid] = f"{socket.gethostname()}:{pid}"
+    return name
 
 
 def _heartbeat_key(worker: str) -> str:
@@ -57,6 +65,8 @@ def beat() -> None:
 
 def start_heartbeat() -> None:
     """Beat from a daemon thread of this process, once per process (idempotent)."""
+    if os.getpid() in _started:  # every order asks: the lock only for the first
+        return
     with _lock:
         if os.getpid() in _started:
             return

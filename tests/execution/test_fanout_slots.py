@@ -186,3 +186,26 @@ def test_a_sender_without_a_pool_announces_nothing(caplog: pytest.LogCaptureFixt
     _announce_order_slots(sender=None)
     assert cache.get(liveness._SLOTS_KEY) is None
     assert "ORDER_FANOUT_TASKS" in caplog.text
+
+
+def test_a_forked_child_names_itself_not_its_parent() -> None:
+    """``worker_id`` is worked out once per process: a prefork child inherits the parent's
+    answer, and still names itself by its own pid in its claims and heartbeats."""
+    import os
+    import socket
+
+    parent = liveness.worker_id()
+    assert parent == f"{socket.gethostname()}:{os.getpid()}"
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer through the pipe, never return into pytest
+        try:
+            os.write(write, liveness.worker_id().encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child = os.read(read, 200).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert child == f"{socket.gethostname()}:{pid}"
+    assert liveness.worker_id() == parent
