@@ -24,13 +24,14 @@ the process). A signal's order then skips the publish, the delivery and the task
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.db import connections
@@ -201,6 +202,32 @@ def _drain(items: queue.SimpleQueue[_Item]) -> int:
 
 
 _pool: LocalPool | None = None
+
+# Webhooks this process's request threads are accepting right now. Embedded mode's background
+# work (a fill's portfolio refresh) puts itself off meanwhile, as it does while orders wait
+# (orders.portfolio.services._orders_waiting): on the one interpreter, a refresh running beside
+# a 1,000-account webhook's intake made its answer up to twice as slow (docs/benchmarks-speed.md,
+# round 20).
+_intakes = 0
+_intakes_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def intake() -> Iterator[None]:
+    """Around a webhook's intake: counted in :func:`intakes_running` while it runs."""
+    global _intakes
+    with _intakes_lock:
+        _intakes += 1
+    try:
+        yield
+    finally:
+        with _intakes_lock:
+            _intakes -= 1
+
+
+def intakes_running() -> bool:
+    """Whether a request thread of this process is accepting a webhook now."""
+    return _intakes > 0
 
 
 def install(pool: LocalPool) -> None:

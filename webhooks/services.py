@@ -33,6 +33,7 @@ from limits.strategies import FixedWindowRateLimiter
 from live.bus import group_send
 from notify.events import emit
 from notify.models import EventKind
+from orders import handoff
 from orders.approval import approval_deadline, approval_needed, approval_pending_announce
 from orders.models import Order
 from orders.risk import RISK_LIMIT, STRATEGY_PAUSED, ProposedOrder, risk_limit_hit, signal_refusal
@@ -110,7 +111,8 @@ def webhook_ingest(
     if not from_spool:
         spool_replayer_start()
     try:
-        return _ingest(state, idempotency_header)
+        with handoff.intake():  # embedded: background work waits for the answer
+            return _ingest(state, idempotency_header)
     except WebhookError as error:
         log.error("웹훅 처리 실패: [%s] %s", error.code, error.message)
         event = _record_rejection(state, error)

@@ -422,9 +422,11 @@ def _refresh_send(account_ids: list[int], asked_at: float | None, delay: float) 
 
 def _orders_waiting() -> bool:
     """Whether order executions wait: embedded, the order pool says so without a query
-    (orders.handoff); otherwise, or when the pool has none, any queued order."""
+    (orders.handoff), and a webhook being accepted by the process counts as orders on their
+    way (its intake shares the interpreter with the refresh); otherwise, or when the pool has
+    none, any queued order."""
     pool = handoff.current()
-    if pool is not None and pool.orders_waiting():
+    if pool is not None and (pool.orders_waiting() or handoff.intakes_running()):
         return True
     return Order.objects.filter(status=OrderStatus.QUEUED).exists()
 

@@ -159,6 +159,57 @@ def test_a_gathered_refresh_yields_to_queued_orders_then_reads_every_account(
     assert len(sent) == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_embedded_refresh_yields_while_a_webhook_is_being_accepted(
+    make_account: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Embedded mode: a webhook's intake shares the interpreter with the refreshes, so one in
+    progress puts them off as queued orders do; once it has answered they run."""
+    from orders import handoff
+
+    ids = [make_account(f"intake-{i}", balances={"USDT": "100"}).pk for i in range(2)]
+    pool = handoff.LocalPool(1)
+    later: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(pool, "submit", lambda fn, *args, **kwargs: later.append((fn, args, kwargs)))
+    handoff.install(pool)
+    try:
+        asked_at = time.time()
+        with handoff.intake():
+            assert handoff.intakes_running()
+            assert portfolios_refresh_requested(ids, asked_at) == 0
+        assert not handoff.intakes_running()
+        [(fn, args, kwargs)] = later
+        assert (fn, args, kwargs) == (
+            portfolios_refresh_requested,
+            (ids, asked_at),
+            {"delay": 1.0, "lane": handoff.BACKGROUND},
+        )
+        assert all(portfolio_cached(a) is None for a in ids)
+        assert portfolios_refresh_requested(ids, asked_at) == 2  # the webhook was answered
+        assert all(portfolio_cached(a) is not None for a in ids)
+    finally:
+        handoff.uninstall(pool)
+        pool.shutdown()
+
+
+def test_the_intake_counts_itself_while_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """webhook_ingest runs inside ``handoff.intake()``, whatever its outcome."""
+    from orders import handoff
+    from webhooks import services as intake
+
+    seen: list[bool] = []
+
+    def ingest(*_: Any) -> Any:
+        seen.append(handoff.intakes_running())
+        raise intake.WebhookError("refused", code="test")
+
+    monkeypatch.setattr(intake, "_ingest", ingest)
+    monkeypatch.setattr(intake, "_record_rejection", lambda *_: None)
+    result = intake.webhook_ingest(b"{}", source_ip="127.0.0.1", from_spool=True)
+    assert result.status == 400 and seen == [True]
+    assert not handoff.intakes_running()
+
+
 @pytest.mark.django_db
 def test_discarded_requests_are_never_sent(make_account: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(services._gathered, "seconds", 0.05)
