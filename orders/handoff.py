@@ -207,7 +207,7 @@ _pool: LocalPool | None = None
 # work (a fill's portfolio refresh) puts itself off meanwhile, as it does while orders wait
 # (orders.portfolio.services._orders_waiting): on the one interpreter, a refresh running beside
 # a 1,000-account webhook's intake made its answer up to twice as slow (docs/benchmarks-speed.md,
-# round 20).
+# round 21).
 _intakes = 0
 _intakes_lock = threading.Lock()
 
