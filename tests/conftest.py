@@ -313,12 +313,18 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     flush), whether the test asked for the worker (`celery_worker`) or not, before the test's
     fixtures (the database flush) are torn down; otherwise the worker reads the tables during
     the flush (a deadlock on PostgreSQL, seen in CI) or acts in the next test."""
-    fixtures = getattr(item, "fixturenames", ())
-    marker = item.get_closest_marker("django_db")
-    transactional = "transactional_db" in fixtures or bool(marker and marker.kwargs.get("transaction"))
-    if _session_worker_app is not None and transactional:
+    if _session_worker_app is not None and _on_transactional_db(item):
         _worker_quiesce(_session_worker_app)
     return (yield)
+
+
+def _on_transactional_db(item: pytest.Item) -> bool:
+    """Whether the test runs on a transactional database (committed data, no wrapping
+    transaction): it asks for ``transactional_db`` or is marked ``django_db(transaction=True)``."""
+    marker = item.get_closest_marker("django_db")
+    return "transactional_db" in getattr(item, "fixturenames", ()) or bool(
+        marker and marker.kwargs.get("transaction")
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -331,9 +337,7 @@ def _websocket_tests_close_connections(request: pytest.FixtureRequest) -> Iterat
     closes only when the garbage collector finds it), so the pool shrinks and the test
     database could not be dropped at the session's end. Such tests close them as a server
     does."""
-    fixtures = getattr(request, "fixturenames", ())
-    marker = request.node.get_closest_marker("django_db")
-    if "transactional_db" in fixtures or bool(marker and marker.kwargs.get("transaction")):
+    if _on_transactional_db(request.node):
         from channels.testing import application
         from django.db import close_old_connections
 

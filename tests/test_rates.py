@@ -100,6 +100,13 @@ def _held(storage: ProcessMemoryStorage) -> set[str]:
     return set(storage.storage) | {key for key, entries in storage.events.items() if entries}
 
 
-def test_the_shared_limiters_process_side_is_the_process_storage() -> None:
+def test_a_limit_counted_in_process_memory_starts_no_thread(thread_starts: list[str], settings: Any) -> None:
+    """What embedded mode's limits (the webhook limit, the venues' buckets) do: no Redis."""
+    settings.REDIS_URL = ""
     limiter = SharedLimiter(FixedWindowRateLimiter, "test-rates", socket_timeout=1)
-    assert isinstance(limiter.local.storage, ProcessMemoryStorage)
+    item = RateLimitItemPerSecond(1000, 1)
+    thread_starts.clear()
+    for _ in range(5):
+        limiter.local.storage.timer.join()  # as after an idle gap, had a timer been running
+        assert limiter.hit(item, "strategy-1")
+    assert thread_starts == []

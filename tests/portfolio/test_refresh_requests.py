@@ -192,21 +192,27 @@ def test_an_embedded_refresh_yields_while_a_webhook_is_being_accepted(
         pool.shutdown()
 
 
-def test_the_intake_counts_itself_while_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """webhook_ingest runs inside ``handoff.intake()``, whatever its outcome."""
+@pytest.mark.django_db
+def test_a_webhook_counts_as_an_intake_while_it_is_accepted_whatever_its_outcome(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real POST, refused (no token): counted while the intake reads it, not after."""
     from orders import handoff
     from webhooks import services as intake
 
     seen: list[bool] = []
+    parse = intake.parse_body
 
-    def ingest(*_: Any) -> Any:
+    def parse_counted(raw: bytes) -> Any:
         seen.append(handoff.intakes_running())
-        raise intake.WebhookError("refused", code="test")
+        return parse(raw)
 
-    monkeypatch.setattr(intake, "_ingest", ingest)
-    monkeypatch.setattr(intake, "_record_rejection", lambda *_: None)
-    result = intake.webhook_ingest(b"{}", source_ip="127.0.0.1", from_spool=True)
-    assert result.status == 400 and seen == [True]
+    monkeypatch.setattr(intake, "parse_body", parse_counted)
+    response = Client().post(
+        "/api/webhook", json.dumps({"symbol": "BTC/USDT"}), content_type="application/json"
+    )
+    assert response.status_code == 400 and response.json()["code"] == "token_missing"
+    assert seen == [True]
     assert not handoff.intakes_running()
 
 
