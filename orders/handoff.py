@@ -24,6 +24,7 @@ the process). A signal's order then skips the publish, the delivery and the task
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import heapq
 import itertools
@@ -75,33 +76,56 @@ class LocalPool:
     """Threads of this process that run order executions handed to them, and a few more for
     background work.
 
-    Order executions run on ``threads`` threads, first in, first out. Background work (the
-    portfolio refresh a fill asks for) runs on BACKGROUND_THREADS threads of its own: it never
-    takes an order thread, and it competes for the interpreter as two threads, not eight. A
-    1,000-account fan-out asks for 1,000 refreshes as its orders fill; run on the order threads,
-    they starved the next webhook's intake (1.9 s to commit instead of ~0.5 s). Work asked for
-    later (a retry, a refresh put off) waits on one clock thread rather than a timer each."""
+    Order executions run on ``threads`` threads, first in, first out, of which at most
+    ``running`` at once (all of them when not given). A thread waiting for its venue (the
+    answer to a request, a rate limit's pause: :func:`venue_wait`) gives its turn to another
+    meanwhile. So with venues far away many accounts' requests are out at once, while on the
+    interpreter no more than ``running`` orders compete: every thread beyond the cores that
+    runs Python makes each of them slower (on the paper venue, 32 threads running at once
+    spent up to 60 % more CPU per order than 4; docs/benchmarks-speed.md, round 22). A thread back
+    from its venue goes before one that would start another order, and goes on without its
+    turn after REACQUIRE_SECONDS (a lock held across a venue call, such as a token's, must
+    never leave every turn to threads waiting for that lock).
 
-    def __init__(self, threads: int):
+    Background work (the portfolio refresh a fill asks for) runs on BACKGROUND_THREADS threads of
+    its own: it never takes an order thread, and it competes for the interpreter as two
+    threads, not eight. A 1,000-account fan-out asks for 1,000 refreshes as its orders fill;
+    run on the order threads, they starved the next webhook's intake (1.9 s to commit instead
+    of ~0.5 s). Work asked for later (a retry, a refresh put off) waits on one clock thread
+    rather than a timer each."""
+
+    REACQUIRE_SECONDS = 0.05
+
+    def __init__(self, threads: int, running: int | None = None):
         self.threads = threads
-        self._queues: dict[int, queue.SimpleQueue[_Item]] = {
-            ORDERS: queue.SimpleQueue(),
-            BACKGROUND: queue.SimpleQueue(),
-        }
+        self.running = min(running or threads, threads)
+        self._ready: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = collections.deque()
+        self._background: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._order = itertools.count()
         self._lock = threading.Lock()
         self._clock_wakes = threading.Condition(self._lock)
+        self._return_wakes = threading.Condition(self._lock)  # order threads back from a venue
         self._later: list[tuple[float, int, int, Callable[..., Any], tuple[Any, ...]]] = []
         self._closed = False
         self._orders_pending = 0  # order executions queued or running
-        lanes = [(ORDERS, f"orders_{i}") for i in range(threads)]
-        lanes += [(BACKGROUND, f"orders-background_{i}") for i in range(BACKGROUND_THREADS)]
-        self._workers = [
-            (lane, threading.Thread(target=self._work, args=(lane,), name=name, daemon=True))
-            for lane, name in lanes
+        self._busy = 0  # order threads running (not waiting for a venue)
+        # Order threads with nothing to run, each asleep on its own lock; the last one to fall
+        # asleep is woken first, so a few threads (their caches, their connections warm) do the
+        # work while it fits in them.
+        self._sleepers: list[threading.Lock] = []
+        self._woken = 0  # order threads woken and not yet running
+        self._returning = 0  # order threads back from a venue, waiting for their turn
+        threads_ = [
+            threading.Thread(target=self._work_orders, name=f"orders_{i}", daemon=True)
+            for i in range(threads)
         ]
+        threads_ += [
+            threading.Thread(target=self._work_background, name=f"orders-background_{i}", daemon=True)
+            for i in range(BACKGROUND_THREADS)
+        ]
+        self._workers = threads_
         self._clock = threading.Thread(target=self._tick, name="orders-clock", daemon=True)
-        for _lane, thread in self._workers:
+        for thread in self._workers:
             thread.start()
         self._clock.start()
 
@@ -120,10 +144,10 @@ class LocalPool:
 
     def submit_all_if_idle(self, fn: Callable[..., Any], calls: list[tuple[Any, ...]]) -> bool:
         """Run ``fn(*args)`` for each ``args`` of ``calls`` on the order threads now, if that
-        many are idle (nothing queued before them); False, and nothing done, when fewer are
-        idle or the pool is shut down."""
+        many can run at once (nothing queued before them); False, and nothing done, when fewer
+        can or the pool is shut down."""
         with self._lock:
-            if self._closed or self._orders_pending + len(calls) > self.threads:
+            if self._closed or self._orders_pending + len(calls) > self.running:
                 return False
             for args in calls:
                 self._put(ORDERS, fn, args)
@@ -138,7 +162,28 @@ class LocalPool:
         # Called with the lock held.
         if lane == ORDERS:
             self._orders_pending += 1
-        self._queues[lane].put((fn, args))
+            self._ready.append((fn, args))
+            self._wake_one()
+        else:
+            self._background.put((fn, args))
+
+    def _wake_one(self) -> None:
+        """Wake the thread that should run next, if a turn is free: one back from its venue
+        first, else an idle one when an order waits. Threads woken and not yet running hold
+        their turn, so a fan-out's burst wakes no thread that would only wait again. Called
+        with the lock held."""
+        if self._busy >= self.running:
+            return
+        if self._returning:
+            self._return_wakes.notify()
+        elif self._sleepers and len(self._ready) > self._woken and self._busy + self._woken < self.running:
+            self._woken += 1
+            self._sleepers.pop().release()
+
+    def _may_start(self) -> bool:
+        # Called with the lock held: an order is ready and a turn is free for it (those of the
+        # threads back from a venue, and of the woken ones, are taken).
+        return bool(self._ready) and self._busy + self._returning + self._woken < self.running
 
     def _tick(self) -> None:
         with self._lock:
@@ -149,17 +194,52 @@ class LocalPool:
                     self._put(lane, fn, args)
                 self._clock_wakes.wait(self._later[0][0] - now if self._later else None)
 
-    def _work(self, lane: int) -> None:
+    def _work_orders(self) -> None:
+        asleep = threading.Lock()
+        asleep.acquire()
+        with self._lock:
+            while True:
+                while not self._may_start():
+                    if self._closed and not self._ready:
+                        return
+                    self._sleepers.append(asleep)
+                    self._lock.release()
+                    asleep.acquire()  # until a waker releases it (and takes it off the list)
+                    self._lock.acquire()
+                    self._woken = max(0, self._woken - 1)
+                fn, args = self._ready.popleft()
+                self._busy += 1
+                self._lock.release()
+                try:
+                    _turns.pool = self
+                    self._run(fn, args)
+                finally:
+                    _turns.pool = None
+                    self._lock.acquire()
+                    self._busy -= 1
+                    self._orders_pending -= 1
+                    if self._returning:
+                        self._return_wakes.notify()
+
+    def _work_background(self) -> None:
         while True:
-            fn, args = self._queues[lane].get()
+            fn, args = self._background.get()
             if fn is None:
                 return
-            try:
-                self._run(fn, args)
-            finally:
-                if lane == ORDERS:
-                    with self._lock:
-                        self._orders_pending -= 1
+            self._run(fn, args)
+
+    def _give_turn(self) -> None:
+        with self._lock:
+            self._busy -= 1
+            self._wake_one()
+
+    def _take_turn(self) -> None:
+        with self._lock:
+            if self._busy >= self.running:
+                self._returning += 1
+                self._return_wakes.wait_for(lambda: self._busy < self.running, self.REACQUIRE_SECONDS)
+                self._returning -= 1
+            self._busy += 1
 
     @staticmethod
     def _run(fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
@@ -180,15 +260,74 @@ class LocalPool:
             self._closed = True
             self._later.clear()
             self._clock_wakes.notify()
-            _drain(self._queues[BACKGROUND])
+            _drain(self._background)
             if not wait:
-                self._orders_pending -= _drain(self._queues[ORDERS])
-            for lane, _thread in self._workers:
-                self._queues[lane].put((None, ()))
+                self._orders_pending -= len(self._ready)
+                self._ready.clear()
+            while self._sleepers:
+                self._sleepers.pop().release()
+            for _ in range(BACKGROUND_THREADS):
+                self._background.put((None, ()))
         if wait:
-            for _lane, thread in self._workers:
+            for thread in self._workers:
                 if thread is not threading.current_thread():
                     thread.join()
+
+
+_turns = threading.local()  # .pool: the LocalPool whose order this thread is running, if any
+
+
+@contextlib.contextmanager
+def venue_wait() -> Iterator[None]:
+    """Around a wait for a venue (a request's answer, a rate limit's pause, a lock another order
+    holds across its request): an order thread of a :class:`LocalPool` lets another order run
+    meanwhile. Anywhere else (a Celery worker's thread, a web request, a pool whose threads all
+    run at once), and inside a database transaction (its locks would hold up the others), it
+    does nothing."""
+    pool: LocalPool | None = getattr(_turns, "pool", None)
+    if pool is None or pool.running >= pool.threads or _in_transaction():
+        yield
+        return
+    _turns.pool = None  # a wait inside this one gives nothing more
+    _connections_return()
+    pool._give_turn()
+    try:
+        yield
+    finally:
+        pool._take_turn()
+        _turns.pool = pool
+
+
+def venue_sleep(seconds: float) -> None:
+    """``time.sleep`` in a :func:`venue_wait`: a pause before asking a venue again."""
+    with venue_wait():
+        time.sleep(seconds)
+
+
+@contextlib.contextmanager
+def held(lock: threading.Lock | threading.RLock) -> Iterator[None]:
+    """``with lock:``, in a :func:`venue_wait` while another thread holds it (it may be waiting
+    for a venue with it)."""
+    if not lock.acquire(blocking=False):
+        with venue_wait():
+            lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _connections_return() -> None:
+    """A thread waiting for its venue holds no server database connection: it goes back to its
+    pool (EMBEDDED_ORDER_THREADS threads at their venues would otherwise hold that many of
+    the pool's DB_POOL_MAX_SIZE). A SQLite one stays with its thread (see _connections_tidy)."""
+    for conn in connections.all(initialized_only=True):
+        if conn.vendor != "sqlite" and conn.connection is not None:
+            conn.close()
+
+
+def _in_transaction() -> bool:
+    return any(conn.in_atomic_block for conn in connections.all(initialized_only=True))
 
 
 def _drain(items: queue.SimpleQueue[_Item]) -> int:

@@ -1,0 +1,316 @@
+"""The order pool's turns (orders/handoff.py): of its threads only ``running`` run at once, and
+a thread waiting for its venue (``venue_wait``: an HTTP answer, a rate limit's pause, a lock
+another order holds across its request) lets another run meanwhile.
+
+No database and no venue here: the waits are events the test sets, so each test decides when
+a "venue" answers. Every wait on the test's side is bounded, so a pool that hangs fails the
+test instead of hanging it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.db import connection, connections, transaction
+
+from orders import handoff
+from orders.exchanges.http import venue_session
+from orders.models import Order
+
+BOUND = 10.0  # seconds the test waits for what it expects: far beyond what any of these takes
+TASK_BOUND = 6 * BOUND  # seconds a task waits for the test: the test gives up first
+
+
+@pytest.fixture
+def make_pool() -> Iterator[Callable[..., handoff.LocalPool]]:
+    pools: list[handoff.LocalPool] = []
+
+    def make(threads: int, running: int, reacquire: float | None = None) -> handoff.LocalPool:
+        pool = handoff.LocalPool(threads, running=running)
+        if reacquire is not None:
+            pool.REACQUIRE_SECONDS = reacquire
+        pools.append(pool)
+        return pool
+
+    yield make
+    for pool in pools:
+        pool.shutdown(wait=False)  # a test that failed may have left a thread waiting
+
+
+def until(condition: Callable[[], bool]) -> bool:
+    """Whether ``condition`` became true within BOUND seconds."""
+    deadline = time.monotonic() + BOUND
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_orders_waiting_for_their_venues_do_not_count_against_the_running_limit(
+    make_pool: Callable[..., handoff.LocalPool],
+) -> None:
+    pool = make_pool(8, running=2)
+    answer = threading.Event()
+    at_venue: list[int] = []
+    done = threading.Semaphore(0)
+
+    def order(number: int) -> None:
+        with handoff.venue_wait():
+            at_venue.append(number)
+            answer.wait(TASK_BOUND)
+        done.release()
+
+    for number in range(8):
+        pool.submit(order, number)
+    # All eight are at their venues at once, though two run at a time.
+    assert until(lambda: len(at_venue) == 8), at_venue
+    answer.set()
+    for _ in range(8):
+        assert done.acquire(timeout=BOUND)
+
+
+def test_no_more_than_running_orders_run_outside_their_venue_waits(
+    make_pool: Callable[..., handoff.LocalPool],
+) -> None:
+    pool = make_pool(8, running=2, reacquire=TASK_BOUND)  # no thread goes on without its turn here
+    lock = threading.Lock()
+    running = 0
+    most = 0
+    done = threading.Semaphore(0)
+
+    def work() -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.01)  # holds the turn, as Python running would
+        with lock:
+            running -= 1
+
+    def order() -> None:
+        work()
+        with handoff.venue_wait():
+            time.sleep(0.01)
+        work()
+        done.release()
+
+    for _ in range(12):
+        pool.submit(order)
+    for _ in range(12):
+        assert done.acquire(timeout=BOUND)
+    assert most == 2
+
+
+def test_a_thread_back_from_its_venue_goes_before_a_new_order(
+    make_pool: Callable[..., handoff.LocalPool],
+) -> None:
+    pool = make_pool(3, running=1, reacquire=TASK_BOUND)
+    log: list[str] = []
+    at_venue, answer, second_started, second_may_end = (threading.Event() for _ in range(4))
+    done = threading.Semaphore(0)
+
+    def first() -> None:
+        with handoff.venue_wait():
+            at_venue.set()
+            answer.wait(TASK_BOUND)
+        log.append("first back")
+        done.release()
+
+    def second() -> None:
+        log.append("second start")
+        second_started.set()
+        second_may_end.wait(TASK_BOUND)
+        log.append("second end")
+        done.release()
+
+    def third() -> None:
+        log.append("third start")
+        done.release()
+
+    pool.submit(first)
+    assert at_venue.wait(BOUND)
+    pool.submit(second)  # takes the turn the first gave
+    assert second_started.wait(BOUND)
+    pool.submit(third)  # waits: the one turn is the second's
+    answer.set()
+    assert until(lambda: pool._returning == 1)  # the first is back, waiting for the turn
+    second_may_end.set()
+    for _ in range(3):
+        assert done.acquire(timeout=BOUND)
+    assert log == ["second start", "second end", "first back", "third start"]
+
+
+def test_a_lock_held_across_a_venue_wait_stalls_the_pool_only_briefly(
+    make_pool: Callable[..., handoff.LocalPool],
+) -> None:
+    """A thread that waits for a lock without giving its turn (``with lock``), while the
+    lock's holder waits for its venue: the holder comes back to find no turn free, and goes on
+    without one after REACQUIRE_SECONDS instead of waiting for ever."""
+    pool = make_pool(2, running=1)
+    lock = threading.Lock()
+    at_venue, answer = threading.Event(), threading.Event()
+    done = threading.Semaphore(0)
+
+    def holder() -> None:
+        with lock:
+            with handoff.venue_wait():
+                at_venue.set()
+                answer.wait(TASK_BOUND)
+        done.release()
+
+    def waiter() -> None:
+        with lock:  # keeps its turn while it waits
+            pass
+        done.release()
+
+    pool.submit(holder)
+    assert at_venue.wait(BOUND)
+    pool.submit(waiter)
+    assert until(lambda: lock.locked() and pool._busy == 1)  # the waiter has the turn, blocked
+    answer.set()
+    for _ in range(2):
+        assert done.acquire(timeout=BOUND)
+
+
+def test_an_order_waiting_for_a_lock_gives_its_turn_to_the_holder(
+    make_pool: Callable[..., handoff.LocalPool],
+) -> None:
+    """``held(lock)``: the waiter gives its turn while the lock is taken, so the holder, back
+    from its venue, finds a turn at once (REACQUIRE_SECONDS is out of reach here)."""
+    pool = make_pool(2, running=1, reacquire=TASK_BOUND)
+    lock = threading.Lock()
+    at_venue, answer = threading.Event(), threading.Event()
+    done = threading.Semaphore(0)
+
+    def holder() -> None:
+        with handoff.held(lock):
+            with handoff.venue_wait():
+                at_venue.set()
+                answer.wait(TASK_BOUND)
+        done.release()
+
+    def waiter() -> None:
+        with handoff.held(lock):
+            pass
+        done.release()
+
+    pool.submit(holder)
+    assert at_venue.wait(BOUND)
+    pool.submit(waiter)
+    assert until(lambda: pool._busy == 0)  # both wait: one for its venue, one for the lock
+    answer.set()
+    for _ in range(2):
+        assert done.acquire(timeout=BOUND)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_wait_inside_a_database_transaction_keeps_the_turn(
+    make_pool: Callable[..., handoff.LocalPool],
+) -> None:
+    """The transaction's locks would hold up whoever took the turn; outside a pool's order
+    thread a wait gives nothing either."""
+    with handoff.venue_wait():  # the test's own thread: nothing to give, nothing raised
+        pass
+    pool = make_pool(2, running=1)
+    at_venue, answer, other_started = threading.Event(), threading.Event(), threading.Event()
+
+    def in_transaction() -> None:
+        with transaction.atomic():
+            Order.objects.exists()
+            with handoff.venue_wait():
+                at_venue.set()
+                answer.wait(TASK_BOUND)
+
+    pool.submit(in_transaction)
+    assert at_venue.wait(BOUND)
+    pool.submit(other_started.set)
+    assert not other_started.wait(0.3)  # no turn was given
+    answer.set()
+    assert other_started.wait(BOUND)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_thread_at_its_venue_holds_no_server_database_connection(
+    make_pool: Callable[..., handoff.LocalPool],
+) -> None:
+    """On PostgreSQL the connection goes back to the pool for the wait (32 threads at their
+    venues would hold 32 of its 10); a SQLite one stays with its thread. Either way the order's
+    next query works."""
+    pool = make_pool(2, running=1)
+    held_during: list[bool] = []
+    after: list[bool] = []
+    done = threading.Event()
+
+    def order() -> None:
+        Order.objects.exists()
+        with handoff.venue_wait():
+            held_during.append(connections["default"].connection is not None)
+        after.append(Order.objects.exists())
+        done.set()
+
+    pool.submit(order)
+    assert done.wait(BOUND)
+    assert held_during == [connection.vendor == "sqlite"]
+    assert after == [False]
+
+
+class _SlowVenue(ThreadingHTTPServer):
+    """Answers each request once the test lets it (``answer``), counting those waiting."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _SlowAnswer)
+        self.lock = threading.Lock()
+        self.waiting = 0
+        self.answer = threading.Event()
+
+
+class _SlowAnswer(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        venue = self.server
+        assert isinstance(venue, _SlowVenue)
+        with venue.lock:
+            venue.waiting += 1
+        venue.answer.wait(TASK_BOUND)
+        body = b"{}"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_venue_session_gives_the_turn_while_its_answer_is_awaited(
+    make_pool: Callable[..., handoff.LocalPool],
+) -> None:
+    """Over real HTTP: four orders' requests are at the venue at once with one turn."""
+    server = _SlowVenue()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    pool = make_pool(4, running=1)
+    answers: list[int] = []
+    done = threading.Semaphore(0)
+
+    def order() -> None:
+        with venue_session() as session:
+            answers.append(session.get(url, timeout=TASK_BOUND).status_code)
+        done.release()
+
+    try:
+        for _ in range(4):
+            pool.submit(order)
+        assert until(lambda: server.waiting == 4), server.waiting
+        server.answer.set()
+        for _ in range(4):
+            assert done.acquire(timeout=BOUND)
+        assert answers == [200] * 4
+    finally:
+        server.answer.set()
+        server.shutdown()
+        server.server_close()
