@@ -840,7 +840,7 @@ def _wait_for_earlier(order: Order) -> None:
         if time.monotonic() >= deadline:
             log.info("앞선 같은 종목 주문 대기 (재시도 예정): order_id=%s", order.pk)
             raise ExecutionRetry(EARLIER_RETRY_SECONDS)
-        time.sleep(EARLIER_POLL_SECONDS)
+        handoff.venue_sleep(EARLIER_POLL_SECONDS)
 
 
 def account_orders_execute(

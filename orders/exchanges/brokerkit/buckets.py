@@ -30,6 +30,7 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.strategies import MovingWindowRateLimiter
 
 from orders.exchanges.base import RetryableVenueError
+from orders.handoff import venue_sleep
 from quanttrade.rates import SharedLimiter
 
 log = logging.getLogger("quanttrade.orders")
@@ -154,7 +155,7 @@ class VenueBuckets:
                             "seconds": limit.seconds,
                         }
                     )
-                time.sleep(min(max(free_at, 0.005), deadline - now, 1.0))
+                venue_sleep(min(max(free_at, 0.005), deadline - now, 1.0))
 
     def try_take(self, limit: VenueLimit, cost: int = 1) -> bool:
         """Take ``cost`` units from ``limit``'s bucket now if it has them."""

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from django.core.cache import cache
 
 from orders.exchanges.base import RetryableVenueError
+from orders.handoff import held, venue_sleep
 
 _process_lock = threading.Lock()
 
@@ -69,12 +70,12 @@ class SharedTokenCache:
         one is used instead. ``issue`` asks the venue and :meth:`store`s the answer.
 
         Raises TokenUnavailableError when one was issued less than ``min_interval`` ago."""
-        with _process_lock:
+        with held(_process_lock):  # another thread may be asking the venue for it
             deadline = time.monotonic() + wait
             while not cache.add(self.lock_key, "1", timeout=30):
                 if time.monotonic() > deadline:
                     raise RetryableVenueError(self.error("access token issue in progress elsewhere"))
-                time.sleep(0.05)
+                venue_sleep(0.05)
             try:
                 cached = cache.get(self.key)
                 if cached and cached["access_token"] != stale and cached["expires_at"] - time.time() > 60:

@@ -56,7 +56,9 @@ from orders.exchanges.base import (
     state_after_cancel,
 )
 from orders.exchanges.brokerkit.buckets import VenueBuckets, VenueLimit
+from orders.exchanges.http import venue_session
 from orders.exchanges.ticks import StepTable
+from orders.handoff import held
 from prices.records import instrument_for
 from prices.services import price_latest
 from quanttrade.vocabulary import (
@@ -413,6 +415,7 @@ class CcxtAdapter(ExchangeAdapter):
             if base_url:
                 client.urls["api"] = _rebase(client.urls["api"], str(base_url).rstrip("/"))
             _server_errors_are_unavailable(client)
+            venue_session(client.session)  # waiting for an answer lets another order run
             cached = (client, threading.RLock())
             _clients[key] = cached
             return cached
@@ -438,7 +441,7 @@ class CcxtAdapter(ExchangeAdapter):
 
     def _loaded_markets(self, market_type: str) -> dict[str, Any]:
         client, lock = self._client(market_type)
-        with lock:
+        with held(lock):
             try:
                 return self._load_markets(client, market_type)
             except ccxt.BaseError as e:
@@ -459,7 +462,7 @@ class CcxtAdapter(ExchangeAdapter):
             and time.monotonic() - shared.loaded_at < MARKETS_TTL_SECONDS
         ):
             return client.markets
-        with shared.lock:
+        with held(shared.lock):
             if shared.source is None or time.monotonic() - shared.loaded_at >= MARKETS_TTL_SECONDS:
                 client.load_markets(reload=bool(client.markets))
                 shared.source, shared.loaded_at = client, time.monotonic()
@@ -488,7 +491,7 @@ class CcxtAdapter(ExchangeAdapter):
     def _call(self, market_type: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """Run one ccxt call (markets loaded first); ccxt errors leave as product errors."""
         client, lock = self._client(market_type)
-        with lock:
+        with held(lock):
             try:
                 self._load_markets(client, market_type)
                 return getattr(client, method)(*args, **kwargs)
@@ -750,7 +753,7 @@ class CcxtAdapter(ExchangeAdapter):
             price,
             trigger,
         )
-        with lock:
+        with held(lock):
             self.about_to_send()  # after waiting for the shared client: nothing has left yet
             # The balances change from here: a concurrent sizing reads them from the venue
             # until after_order stores them again.
@@ -879,7 +882,7 @@ class CcxtAdapter(ExchangeAdapter):
         client, lock = self._client(request.market_type)
         conditional = request.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
         per_contract = contract_size(market)
-        with lock:
+        with held(lock):
             try:
                 return self._order_by_client_id(client, market, cid, conditional, per_contract)
             except ccxt.OrderNotFound:
@@ -934,7 +937,7 @@ class CcxtAdapter(ExchangeAdapter):
         conditional = request.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
         extra = self._cancel_params(request.market_type, conditional)
         client, lock = self._client(request.market_type)
-        with lock:
+        with held(lock):
             try:
                 self._load_markets(client, request.market_type)
                 client.cancel_order(order_id, market["symbol"], extra)
@@ -968,7 +971,7 @@ class CcxtAdapter(ExchangeAdapter):
         client, lock = self._client(market_type)
         failures: list[str] = []
         count = 0
-        with lock:
+        with held(lock):
             try:
                 self._load_markets(client, market_type)
                 if symbol:
@@ -1183,7 +1186,7 @@ class CcxtAdapter(ExchangeAdapter):
         done: set[str] = client.options.setdefault("qt_prepared", set())
         if symbol in done:
             return
-        with lock:
+        with held(lock):
             try:
                 self._apply_futures_settings(client, symbol)
             except ccxt.BaseError as e:

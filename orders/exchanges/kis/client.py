@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any
 
 import requests
@@ -26,6 +25,8 @@ from django.utils.translation import gettext as _
 from orders.exchanges.base import OrderRejected, OrderUncertain, PermanentVenueError, RetryableVenueError
 from orders.exchanges.brokerkit.rate_limit import SharedRateLimiter
 from orders.exchanges.brokerkit.token_cache import SharedTokenCache, TokenUnavailableError, app_key_id
+from orders.exchanges.http import venue_session
+from orders.handoff import venue_sleep
 
 log = logging.getLogger("quanttrade.orders")
 
@@ -84,7 +85,7 @@ class KisClient:
         self.base_url = (base_url or (VIRTUAL_URL if virtual else REAL_URL)).rstrip("/")
         self.timeout = timeout
         self.rate_per_second = rate_per_second or DEFAULT_RATE[virtual]
-        self.session = requests.Session()
+        self.session = venue_session()
         self.tokens = SharedTokenCache(
             namespace="kis",
             base_url=self.base_url,
@@ -234,7 +235,7 @@ class KisClient:
                 if e.code == RATE_LIMIT_CODE:
                     if rate_retries < RATE_LIMIT_RETRIES:
                         rate_retries += 1
-                        time.sleep(RATE_LIMIT_BACKOFF * rate_retries)
+                        venue_sleep(RATE_LIMIT_BACKOFF * rate_retries)
                         continue
                     raise RetryableVenueError(kis_error(e.message)) from e
                 if e.code.isdigit() and e.status >= 500:

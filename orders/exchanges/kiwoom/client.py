@@ -29,6 +29,8 @@ from django.utils.translation import gettext as _
 from orders.exchanges.base import OrderRejected, OrderUncertain, PermanentVenueError, RetryableVenueError
 from orders.exchanges.brokerkit.rate_limit import SharedRateLimiter
 from orders.exchanges.brokerkit.token_cache import SharedTokenCache, TokenUnavailableError, app_key_id
+from orders.exchanges.http import venue_session
+from orders.handoff import venue_sleep
 
 log = logging.getLogger("quanttrade.orders")
 
@@ -93,7 +95,7 @@ class KiwoomClient:
         self.mock = mock
         self.base_url = (base_url or (MOCK_URL if mock else REAL_URL)).rstrip("/")
         self.timeout = timeout
-        self.session = requests.Session()
+        self.session = venue_session()
         self.tokens = SharedTokenCache(
             namespace="kiwoom",
             base_url=self.base_url,
@@ -193,7 +195,7 @@ class KiwoomClient:
                 if e.code in RATE_LIMIT_CODES:
                     if rate_retries < RATE_LIMIT_RETRIES:
                         rate_retries += 1
-                        time.sleep(RATE_LIMIT_BACKOFF * rate_retries)
+                        venue_sleep(RATE_LIMIT_BACKOFF * rate_retries)
                         continue
                     raise RetryableVenueError(kiwoom_error(e.message)) from e
                 if place:

@@ -1,0 +1,92 @@
+"""Embedded mode's order pool with one turn (orders/handoff.py) against venue simulators over
+HTTP: while an order waits for its venue's answer another account's order runs, so the
+accounts' requests are at the venue at the same time although one order runs at a time.
+
+No Celery worker and a broker that fails every publish: the orders can only run on the pool."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from orders import handoff
+from orders import services as order_services
+from orders.models import Order
+from venuesim.binance import BinanceSim
+from venuesim.kis import KisSim
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LATENCY = 0.3  # seconds each simulator request takes to answer: far beyond an order's own CPU
+
+
+@pytest.fixture
+def one_turn(monkeypatch: pytest.MonkeyPatch) -> Iterator[handoff.LocalPool]:
+    def no_broker(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("an execution went to the broker instead of the pool")
+
+    monkeypatch.setattr(order_services.celery_app, "send_task", no_broker)
+    pool = handoff.LocalPool(4, running=1)
+    handoff.install(pool)
+    yield pool
+    handoff.uninstall(pool)
+    pool.shutdown(wait=True)
+
+
+def post(client: Client, body: dict[str, Any]) -> str:
+    response = client.post("/api/webhook", data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 202, response.content
+    return str(response.json()["webhook_id"])
+
+
+def at_venue_together(orders: list[Order]) -> None:
+    """Every order's request left before any order's answer came back (each took LATENCY at
+    the venue): one after the other, the last would have left after the first was answered."""
+    sent = [order.trail["t0"] + order.trail["sent"] for order in orders]
+    answered = [order.trail["t0"] + order.trail["answered"] for order in orders]
+    assert max(sent) < min(answered), (sent, answered)
+
+
+def test_three_binance_accounts_orders_are_at_the_venue_together_with_one_turn(
+    one_turn: handoff.LocalPool,
+    client: Client,
+    make_strategy: Any,
+    binance_sim: BinanceSim,
+    binance_account: Any,
+    wait_orders: Any,
+) -> None:
+    binance_sim.latency = LATENCY
+    accounts = [binance_account(f"binance-{i}") for i in range(3)]
+    make_strategy(group_name="waits", token="tok", accounts=accounts)
+    body = {"group_name": "waits", "token": "tok", "symbol": "BTC/USDT", "currency": "USDT"}
+    webhook_id = post(client, {**body, "order_type": "MARKET", "side": "buy", "qty_per": 10})
+    orders = wait_orders(webhook_id=webhook_id, timeout=30)
+    assert [order.status for order in orders] == ["filled"] * 3, [order.message for order in orders]
+    assert len(binance_sim.seen("/api/v3/order", "POST")) == 3
+    at_venue_together(orders)
+
+
+def test_three_kis_accounts_share_one_token_and_are_at_the_venue_together_with_one_turn(
+    one_turn: handoff.LocalPool,
+    client: Client,
+    make_strategy: Any,
+    kis_sim: KisSim,
+    kis_account: Any,
+    wait_orders: Any,
+) -> None:
+    """KIS: the first order issues the app key's token while the others wait for it on the
+    process's lock (giving their turn), then all three place their orders."""
+    kis_sim.latency = LATENCY
+    accounts = [kis_account(f"kis-{i}") for i in range(3)]
+    make_strategy(group_name="waits", market_type="DOMESTIC_STOCK", token="tok", accounts=accounts)
+    body = {"group_name": "waits", "token": "tok", "symbol": "005930"}
+    webhook_id = post(client, {**body, "order_type": "MARKET", "side": "buy", "qty_per": 1})
+    orders = wait_orders(webhook_id=webhook_id, timeout=30)
+    assert [order.status for order in orders] == ["filled"] * 3, [order.message for order in orders]
+    assert len(kis_sim.orders) == 3
+    assert kis_sim.token_requests == 1
+    at_venue_together(orders)
