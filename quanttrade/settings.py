@@ -409,8 +409,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30.0,
     },
 }
-# Embedded mode: how many threads the in-process worker runs (accounts run in parallel).
+# Embedded mode: how many accounts' orders run at once (and the in-process Celery worker's
+# threads). An order waiting for its venue's answer does not count (orders.handoff.venue_wait):
+# up to EMBEDDED_ORDER_THREADS orders can be at their venues at the same time.
 EMBEDDED_WORKER_CONCURRENCY: int = env.int("EMBEDDED_WORKER_CONCURRENCY", default=4)
+EMBEDDED_ORDER_THREADS: int = env.int("EMBEDDED_ORDER_THREADS", default=32)
 
 # --- webhook ----------------------------------------------------------------------------
 WEBHOOK_MAX_BODY_BYTES = 64 * 1024

@@ -47,8 +47,9 @@ class EmbeddedWorker:
     order threads (orders.handoff) that take each account's execution straight from the
     request, without a broker hop."""
 
-    def __init__(self, concurrency: int):
-        self.pool = LocalPool(concurrency)
+    def __init__(self, concurrency: int, order_threads: int | None = None):
+        # ``order_threads`` threads, ``concurrency`` of them running at once (orders.handoff).
+        self.pool = LocalPool(max(order_threads or concurrency, concurrency), running=concurrency)
         app.conf.worker_hijack_root_logger = False
         # The in-memory transport polls for messages; 1 s (its default) would be the latency.
         app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.01}
@@ -177,7 +178,7 @@ class Command(BaseCommand):
         if embedded:
             if not options["no_feeds"]:
                 feeds_stop = run_in_background()
-            worker = EmbeddedWorker(settings.EMBEDDED_WORKER_CONCURRENCY)
+            worker = EmbeddedWorker(settings.EMBEDDED_WORKER_CONCURRENCY, settings.EMBEDDED_ORDER_THREADS)
             worker.start()
             # Nothing from a previous run survives in the in-memory broker: resend it all now.
             counts = _guarded("orders_sweep", orders_sweep, 0)
@@ -186,10 +187,12 @@ class Command(BaseCommand):
             periodic = PeriodicLoop()
             periodic.start()
             log.info(
-                "QuantTrade 시작 (embedded): http://%s:%s  worker threads=%s, sweep=%ss, paper match=%ss",
+                "QuantTrade 시작 (embedded): http://%s:%s  worker threads=%s (orders at venues up to %s), "
+                "sweep=%ss, paper match=%ss",
                 host,
                 port,
                 settings.EMBEDDED_WORKER_CONCURRENCY,
+                settings.EMBEDDED_ORDER_THREADS,
                 settings.ORDER_SWEEP_INTERVAL_SECONDS,
                 settings.PAPER_MATCH_INTERVAL_SECONDS,
             )
