@@ -53,6 +53,7 @@ LATENCY_ENV = "BENCH_VENUE_LATENCY_MS"
 
 def _latency_paper() -> type:
     from orders.exchanges.paper import PaperAdapter
+    from orders.handoff import venue_sleep
 
     class LatencyPaper(PaperAdapter):
         """The paper venue, answering each placement BENCH_VENUE_LATENCY_MS later."""
@@ -60,7 +61,9 @@ def _latency_paper() -> type:
         def place_order(self, request: Any) -> Any:
             delay = float(os.environ.get(LATENCY_ENV) or 0) / 1000
             if delay:
-                time.sleep(delay)
+                # As a venue's HTTP answer is awaited (orders.exchanges.http): another order
+                # runs meanwhile.
+                venue_sleep(delay)
             return super().place_order(request)
 
     return LatencyPaper
@@ -412,6 +415,12 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=lambda s: [float(x) for x in s.split(",")], default=[0.0])
     parser.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1])
     parser.add_argument("--threads", type=int, default=8, help="threads per worker process")
+    parser.add_argument(
+        "--order-threads",
+        type=int,
+        default=32,
+        help="embedded: order threads, --threads of them running at once (as EMBEDDED_ORDER_THREADS)",
+    )
     parser.add_argument("--signals", type=int, default=100, help="webhooks per row (fewer for big fan-outs)")
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between webhooks")
     parser.add_argument(
@@ -509,7 +518,7 @@ def main() -> None:
             if args.backend == "embedded":
                 from quanttrade.management.commands.serve import EmbeddedWorker
 
-                worker = EmbeddedWorker(args.threads)
+                worker = EmbeddedWorker(args.threads, args.order_threads)
                 worker.start()
                 time.sleep(1.0)
                 busy = _busy_thread() if args.busy_thread else None
