@@ -201,12 +201,15 @@ class LocalPool:
             while True:
                 while not self._may_start():
                     if self._closed and not self._ready:
+                        # Shutting down: the others asleep (some went back to sleep while the
+                        # last orders ran) find the same and end too.
+                        self._wake_sleepers()
                         return
                     self._sleepers.append(asleep)
                     self._lock.release()
                     asleep.acquire()  # until a waker releases it (and takes it off the list)
                     self._lock.acquire()
-                    self._woken = max(0, self._woken - 1)
+                    self._woken -= 1
                 fn, args = self._ready.popleft()
                 self._busy += 1
                 self._lock.release()
@@ -228,6 +231,12 @@ class LocalPool:
                 return
             self._run(fn, args)
 
+    def _wake_sleepers(self) -> None:
+        # Called with the lock held.
+        while self._sleepers:
+            self._woken += 1
+            self._sleepers.pop().release()
+
     def _give_turn(self) -> None:
         with self._lock:
             self._busy -= 1
@@ -240,6 +249,9 @@ class LocalPool:
                 self._return_wakes.wait_for(lambda: self._busy < self.running, self.REACQUIRE_SECONDS)
                 self._returning -= 1
             self._busy += 1
+            # A turn freed while this thread was being woken found it still counted among the
+            # returning and woke nobody: pass it on.
+            self._wake_one()
 
     @staticmethod
     def _run(fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
@@ -264,8 +276,7 @@ class LocalPool:
             if not wait:
                 self._orders_pending -= len(self._ready)
                 self._ready.clear()
-            while self._sleepers:
-                self._sleepers.pop().release()
+            self._wake_sleepers()
             for _ in range(BACKGROUND_THREADS):
                 self._background.put((None, ()))
         if wait:
@@ -288,8 +299,8 @@ def venue_wait() -> Iterator[None]:
     if pool is None or pool.running >= pool.threads or _in_transaction():
         yield
         return
-    _turns.pool = None  # a wait inside this one gives nothing more
     _connections_return()
+    _turns.pool = None  # a wait inside this one gives nothing more
     pool._give_turn()
     try:
         yield

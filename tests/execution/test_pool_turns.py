@@ -144,6 +144,45 @@ def test_a_thread_back_from_its_venue_goes_before_a_new_order(
     assert log == ["second start", "second end", "first back", "third start"]
 
 
+@pytest.mark.parametrize("trial", range(5))
+def test_a_turn_freed_while_a_returning_thread_wakes_goes_to_a_queued_order(
+    make_pool: Callable[..., handoff.LocalPool], trial: int
+) -> None:
+    """Two orders go to their venues at the same moment while a third, back from its venue,
+    waits for a turn: it takes one, and the other goes to the queued order (the second turn
+    freed before the returning thread ran must not be lost). The race is the point: repeated."""
+    pool = make_pool(5, running=2, reacquire=TASK_BOUND)
+    back, go_to_venue, stay, queued_started = (threading.Event() for _ in range(4))
+    at_venue = threading.Semaphore(0)
+    holding = threading.Semaphore(0)
+
+    def returning() -> None:
+        with handoff.venue_wait():
+            at_venue.release()
+            back.wait(TASK_BOUND)
+        stay.wait(TASK_BOUND)  # keeps its turn
+
+    def leaving() -> None:
+        holding.release()
+        go_to_venue.wait(TASK_BOUND)
+        with handoff.venue_wait():
+            stay.wait(TASK_BOUND)
+
+    try:
+        pool.submit(returning)
+        assert at_venue.acquire(timeout=BOUND)
+        pool.submit(leaving)
+        pool.submit(leaving)
+        assert holding.acquire(timeout=BOUND) and holding.acquire(timeout=BOUND)
+        back.set()
+        assert until(lambda: pool._returning == 1)
+        pool.submit(queued_started.set)
+        go_to_venue.set()  # both turns are freed at once
+        assert queued_started.wait(BOUND)
+    finally:
+        stay.set()
+
+
 def test_a_lock_held_across_a_venue_wait_stalls_the_pool_only_briefly(
     make_pool: Callable[..., handoff.LocalPool],
 ) -> None:
@@ -205,6 +244,35 @@ def test_an_order_waiting_for_a_lock_gives_its_turn_to_the_holder(
     answer.set()
     for _ in range(2):
         assert done.acquire(timeout=BOUND)
+
+
+def test_shutdown_runs_the_queued_orders_and_ends_every_thread(
+    make_pool: Callable[..., handoff.LocalPool],
+) -> None:
+    """Threads woken by the shutdown while the turns were taken go back to sleep; the last
+    orders' threads wake them to end."""
+    pool = make_pool(4, running=2)
+    go_on = threading.Event()
+    ran: list[str] = []
+    started = threading.Semaphore(0)
+
+    def long() -> None:
+        started.release()
+        go_on.wait(TASK_BOUND)
+        ran.append("long")
+
+    for _ in range(2):
+        pool.submit(long)
+    assert started.acquire(timeout=BOUND) and started.acquire(timeout=BOUND)
+    pool.submit(ran.append, "queued")
+    pool.submit(ran.append, "queued")
+    stopper = threading.Thread(target=pool.shutdown, kwargs={"wait": True})
+    stopper.start()
+    assert until(lambda: pool._closed)
+    go_on.set()
+    stopper.join(BOUND)
+    assert not stopper.is_alive(), "the shutdown did not end"
+    assert sorted(ran) == ["long", "long", "queued", "queued"]
 
 
 @pytest.mark.django_db(transaction=True)
