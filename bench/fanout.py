@@ -418,8 +418,8 @@ def main() -> None:
     parser.add_argument(
         "--order-threads",
         type=int,
-        default=32,
-        help="embedded: order threads, --threads of them running at once (as EMBEDDED_ORDER_THREADS)",
+        default=None,
+        help="embedded: order threads, --threads of them running at once (default: EMBEDDED_ORDER_THREADS)",
     )
     parser.add_argument("--signals", type=int, default=100, help="webhooks per row (fewer for big fan-outs)")
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between webhooks")

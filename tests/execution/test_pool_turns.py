@@ -40,6 +40,11 @@ def make_pool() -> Iterator[Callable[..., handoff.LocalPool]]:
         pool.shutdown(wait=False)  # a test that failed may have left a thread waiting
 
 
+def ended(done: threading.Semaphore, count: int) -> bool:
+    """Whether ``count`` tasks released ``done`` within BOUND seconds each."""
+    return all(done.acquire(timeout=BOUND) for _ in range(count))
+
+
 def until(condition: Callable[[], bool]) -> bool:
     """Whether ``condition`` became true within BOUND seconds."""
     deadline = time.monotonic() + BOUND
@@ -69,8 +74,7 @@ def test_orders_waiting_for_their_venues_do_not_count_against_the_running_limit(
     # All eight are at their venues at once, though two run at a time.
     assert until(lambda: len(at_venue) == 8), at_venue
     answer.set()
-    for _ in range(8):
-        assert done.acquire(timeout=BOUND)
+    assert ended(done, 8)
 
 
 def test_no_more_than_running_orders_run_outside_their_venue_waits(
@@ -100,8 +104,7 @@ def test_no_more_than_running_orders_run_outside_their_venue_waits(
 
     for _ in range(12):
         pool.submit(order)
-    for _ in range(12):
-        assert done.acquire(timeout=BOUND)
+    assert ended(done, 12)
     assert most == 2
 
 
@@ -139,8 +142,7 @@ def test_a_thread_back_from_its_venue_goes_before_a_new_order(
     answer.set()
     assert until(lambda: pool._returning == 1)  # the first is back, waiting for the turn
     second_may_end.set()
-    for _ in range(3):
-        assert done.acquire(timeout=BOUND)
+    assert ended(done, 3)
     assert log == ["second start", "second end", "first back", "third start"]
 
 
@@ -211,8 +213,7 @@ def test_a_lock_held_across_a_venue_wait_stalls_the_pool_only_briefly(
     pool.submit(waiter)
     assert until(lambda: lock.locked() and pool._busy == 1)  # the waiter has the turn, blocked
     answer.set()
-    for _ in range(2):
-        assert done.acquire(timeout=BOUND)
+    assert ended(done, 2)
 
 
 def test_an_order_waiting_for_a_lock_gives_its_turn_to_the_holder(
@@ -242,8 +243,7 @@ def test_an_order_waiting_for_a_lock_gives_its_turn_to_the_holder(
     pool.submit(waiter)
     assert until(lambda: pool._busy == 0)  # both wait: one for its venue, one for the lock
     answer.set()
-    for _ in range(2):
-        assert done.acquire(timeout=BOUND)
+    assert ended(done, 2)
 
 
 def test_shutdown_runs_the_queued_orders_and_ends_every_thread(
@@ -375,8 +375,7 @@ def test_a_venue_session_gives_the_turn_while_its_answer_is_awaited(
             pool.submit(order)
         assert until(lambda: server.waiting == 4), server.waiting
         server.answer.set()
-        for _ in range(4):
-            assert done.acquire(timeout=BOUND)
+        assert ended(done, 4)
         assert answers == [200] * 4
     finally:
         server.answer.set()

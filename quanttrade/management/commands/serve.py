@@ -48,8 +48,10 @@ class EmbeddedWorker:
     request, without a broker hop."""
 
     def __init__(self, concurrency: int, order_threads: int | None = None):
-        # ``order_threads`` threads, ``concurrency`` of them running at once (orders.handoff).
-        self.pool = LocalPool(max(order_threads or concurrency, concurrency), running=concurrency)
+        # ``order_threads`` (EMBEDDED_ORDER_THREADS) threads, ``concurrency`` of them running at
+        # once (orders.handoff.LocalPool).
+        threads = settings.EMBEDDED_ORDER_THREADS if order_threads is None else order_threads
+        self.pool = LocalPool(max(threads, concurrency), running=concurrency)
         app.conf.worker_hijack_root_logger = False
         # The in-memory transport polls for messages; 1 s (its default) would be the latency.
         app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.01}
@@ -178,7 +180,7 @@ class Command(BaseCommand):
         if embedded:
             if not options["no_feeds"]:
                 feeds_stop = run_in_background()
-            worker = EmbeddedWorker(settings.EMBEDDED_WORKER_CONCURRENCY, settings.EMBEDDED_ORDER_THREADS)
+            worker = EmbeddedWorker(settings.EMBEDDED_WORKER_CONCURRENCY)
             worker.start()
             # Nothing from a previous run survives in the in-memory broker: resend it all now.
             counts = _guarded("orders_sweep", orders_sweep, 0)
