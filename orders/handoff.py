@@ -40,18 +40,23 @@ from django.db import connections
 log = logging.getLogger("quanttrade.orders")
 
 
-def _connections_tidy() -> None:
-    """Between two executions on a pool thread, and while one waits for its venue
-    (:func:`venue_wait`): close the thread's database connections as a request would, except a
-    SQLite one that had no error, which the thread keeps for its next statement.
-    Opening a SQLite connection costs ~1.2 ms of CPU (Django registers its SQL functions, the
-    PRAGMAs run) on every order's way to the venue; the pool's threads are few and live as long
-    as the process, and a SQLite connection holds no server resource. A server database's
-    connections go back to its pool (kept, they would starve the web requests'; and
-    EMBEDDED_ORDER_THREADS threads at their venues would hold that many of DB_POOL_MAX_SIZE)."""
+def _connections_tidy(keep: bool = False) -> None:
+    """While a pool thread waits (for work, or for its venue: :func:`venue_wait`): close the
+    thread's database connections as a request would, except a SQLite one that had no error,
+    which the thread keeps for its next statement. Opening a SQLite connection costs ~1.2 ms of
+    CPU (Django registers its SQL functions, the PRAGMAs run) on every order's way to the venue;
+    the pool's threads are few and live as long as the process, and a SQLite connection holds
+    no server resource. A server database's connections go back to its pool (kept, they would
+    starve the web requests'; and EMBEDDED_ORDER_THREADS threads at their venues would hold
+    that many of DB_POOL_MAX_SIZE).
+
+    ``keep``: between two executions the thread runs back to back, it keeps a server
+    database's connection too: a running thread needs one anyway, and one taken from the pool
+    for every execution made each order dearer (a worker's order threads, docs/benchmarks-speed.md
+    round 23)."""
     for conn in connections.all(initialized_only=True):
         if (
-            conn.vendor == "sqlite"
+            (keep or conn.vendor == "sqlite")
             and conn.connection is not None
             and not conn.in_atomic_block
             and not conn.errors_occurred  # after a database error, a fresh one (rare, cheap)
@@ -86,8 +91,10 @@ class LocalPool:
     runs Python makes each of them slower (on the paper venue, 32 threads running at once
     spent up to 60 % more CPU per order than 4; docs/benchmarks-speed.md, round 22). A thread back
     from its venue goes before one that would start another order, and goes on without its
-    turn after REACQUIRE_SECONDS (a lock held across a venue call, such as a token's, must
-    never leave every turn to threads waiting for that lock).
+    turn when none came free for REACQUIRE_SECONDS (a lock held across a venue call, such as a
+    token's, must never leave every turn to threads waiting for that lock); while turns change
+    hands it waits its turn, however long (going on, every returning thread of a busy process
+    became one more running: at 1,000 accounts each order cost twice the CPU, round 23).
 
     Background work (the portfolio refresh a fill asks for) runs on BACKGROUND_THREADS threads of
     its own: it never takes an order thread, and it competes for the interpreter as two
@@ -117,6 +124,7 @@ class LocalPool:
         self._sleepers: list[threading.Lock] = []
         self._woken = 0  # order threads woken and not yet running
         self._returning = 0  # order threads back from a venue, waiting for their turn
+        self._freed = 0  # turns given back so far: a returning thread tells a stall from a queue
         threads_ = [
             threading.Thread(target=self._work_orders, name=f"orders_{i}", daemon=True)
             for i in range(threads)
@@ -154,6 +162,30 @@ class LocalPool:
             for args in calls:
                 self._put(ORDERS, fn, args)
             return True
+
+    def run_all(self, calls: list[Callable[[], Any]]) -> list[tuple[Any, BaseException | None]]:
+        """Run each of ``calls`` on the order threads and wait for all of them; returns each
+        one's result and exception (None when it returned), in the order given. A call the
+        pool no longer takes (it is shutting down) runs on the caller's thread."""
+        outcomes: list[tuple[Any, BaseException | None]] = [(None, None)] * len(calls)
+        done = threading.Semaphore(0)
+
+        def run(index: int) -> None:
+            try:
+                outcomes[index] = (calls[index](), None)
+            except BaseException as exc:
+                outcomes[index] = (None, exc)
+            finally:
+                done.release()
+
+        for index in range(len(calls)):
+            try:
+                self.submit(run, index)
+            except PoolClosedError:
+                run(index)
+        for _ in calls:
+            done.acquire()
+        return outcomes
 
     def orders_waiting(self) -> bool:
         """Whether an order execution is queued or running on this pool (a retry not yet due
@@ -197,6 +229,12 @@ class LocalPool:
                 self._clock_wakes.wait(self._later[0][0] - now if self._later else None)
 
     def _work_orders(self) -> None:
+        try:
+            self._work_orders_until_closed()
+        finally:
+            _connections_tidy()
+
+    def _work_orders_until_closed(self) -> None:
         asleep = threading.Lock()
         asleep.acquire()
         with self._lock:
@@ -209,6 +247,7 @@ class LocalPool:
                         return
                     self._sleepers.append(asleep)
                     self._lock.release()
+                    _connections_tidy()
                     asleep.acquire()  # until a waker releases it (and takes it off the list)
                     self._lock.acquire()
                     self._woken -= 1
@@ -222,13 +261,18 @@ class LocalPool:
                     _turns.pool = None
                     self._lock.acquire()
                     self._busy -= 1
+                    self._freed += 1
                     self._orders_pending -= 1
                     if self._returning:
                         self._return_wakes.notify()
 
     def _work_background(self) -> None:
         while True:
-            fn, args = self._background.get()
+            try:
+                fn, args = self._background.get_nowait()
+            except queue.Empty:
+                _connections_tidy()
+                fn, args = self._background.get()
             if fn is None:
                 return
             self._run(fn, args)
@@ -242,14 +286,29 @@ class LocalPool:
     def _give_turn(self) -> None:
         with self._lock:
             self._busy -= 1
+            self._freed += 1
             self._wake_one()
 
     def _take_turn(self) -> None:
         with self._lock:
             if self._busy >= self.running:
                 self._returning += 1
-                self._return_wakes.wait_for(lambda: self._busy < self.running, self.REACQUIRE_SECONDS)
-                self._returning -= 1
+                try:
+                    while True:
+                        freed = self._freed
+                        if self._return_wakes.wait_for(
+                            lambda: self._busy < self.running, self.REACQUIRE_SECONDS
+                        ):
+                            break
+                        if self._freed == freed:
+                            # No turn came free for REACQUIRE_SECONDS: their holders wait, maybe
+                            # for a lock this thread holds. Go on without one.
+                            break
+                        # Turns change hands, to threads that came back before this one: the
+                        # process is busy, not stuck. Going on would only add a thread to the
+                        # interpreter's (and the database pool's) load.
+                finally:
+                    self._returning -= 1
             self._busy += 1
             # A turn freed while this thread was being woken found it still counted among the
             # returning and woke nobody: pass it on.
@@ -257,14 +316,14 @@ class LocalPool:
 
     @staticmethod
     def _run(fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        _connections_tidy()
+        _connections_tidy(keep=True)
         try:
             fn(*args)
         except Exception:
             # The execution clears its dispatch record on the way out: the sweep resends it.
             log.exception("주문 실행 오류 (스윕에서 재전달): %s", args)
         finally:
-            _connections_tidy()
+            _connections_tidy(keep=True)  # the thread tidies them as it goes to sleep
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop taking work, drop what is not yet due and the background work, finish (or with
@@ -294,9 +353,9 @@ _turns = threading.local()  # .pool: the LocalPool whose order this thread is ru
 def venue_wait() -> Iterator[None]:
     """Around a wait for a venue (a request's answer, a rate limit's pause, a lock another order
     holds across its request): an order thread of a :class:`LocalPool` lets another order run
-    meanwhile. Anywhere else (a Celery worker's thread, a web request, a pool whose threads all
-    run at once), and inside a database transaction (its locks would hold up the others), it
-    does nothing."""
+    meanwhile. Anywhere else (a Celery worker's own thread, a web request, a pool whose threads
+    all run at once), and inside a database transaction (its locks would hold up the others),
+    it does nothing."""
     pool: LocalPool | None = getattr(_turns, "pool", None)
     if pool is None or pool.running >= pool.threads or _in_transaction():
         yield
@@ -387,6 +446,20 @@ def uninstall(pool: LocalPool) -> None:
 
 def current() -> LocalPool | None:
     return _pool
+
+
+_worker_pool: LocalPool | None = None
+
+
+def install_worker(pool: LocalPool | None) -> None:
+    """From now on this Celery worker process (distributed mode) runs its order tasks'
+    executions on ``pool`` (None: on the task's own thread): orders.tasks."""
+    global _worker_pool
+    _worker_pool = pool
+
+
+def worker() -> LocalPool | None:
+    return _worker_pool
 
 
 _web_pool: LocalPool | None = None

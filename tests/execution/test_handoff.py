@@ -415,41 +415,63 @@ def test_the_worker_reaches_the_venue_with_one_statement_on_postgresql_two_on_sq
     assert Order.objects.get(webhook=event).attempts == 1
 
 
-def test_a_pool_thread_keeps_its_sqlite_connection_and_returns_a_server_ones() -> None:
+def test_a_pool_thread_keeps_its_connection_while_it_runs_and_a_sqlite_one_while_it_sleeps() -> None:
     """Opening a SQLite connection costs ~1.2 ms on every order's way to the venue: a pool
-    thread keeps a usable one between executions. A PostgreSQL connection goes back to the
-    pool after each execution (kept, the threads would hold the web requests' connections)."""
+    thread keeps a usable one. A PostgreSQL connection stays while the thread runs executions
+    back to back (one taken from the pool for every execution made each order dearer, round 23)
+    and goes back to the pool when the thread goes to sleep (kept, idle threads would hold the
+    web requests' connections)."""
     import threading
 
     from django.db import connection
 
     local = handoff.LocalPool(1)
-    seen: list[tuple[Any, bool]] = []
-    done = threading.Event()
+    seen: list[Any] = []
+    go, done, asleep_after = threading.Event(), threading.Event(), threading.Event()
 
-    def execution(last: bool) -> None:
+    def execution() -> None:
+        go.wait(10)  # the next two are queued behind it: they run back to back
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        seen.append((connection.connection, False))
-        if last:
-            done.set()
+        seen.append(connection.connection)
 
     def after() -> None:
-        seen.append((connection.connection, True))
+        seen.append(connection.connection)
         done.set()
 
+    def later() -> None:
+        seen.append(connection.connection)
+        asleep_after.set()
+
     try:
-        local.submit(execution, False)
-        local.submit(execution, False)
+        local.submit(execution)
+        local.submit(execution)
         local.submit(after)
+        go.set()
         assert done.wait(10)
+        assert until_asleep(local)
+        local.submit(later)
+        assert asleep_after.wait(10)
     finally:
         local.shutdown(wait=True)
-    first, second, between = (handle for handle, _ in seen)
+    first, second, between, after_sleep = seen
+    assert first is not None and first is second is between
     if connection.vendor == "sqlite":
-        assert first is not None and first is second is between
-    else:  # closed after each execution (psycopg's pool may hand the same one out again)
-        assert first is not None and second is not None and between is None
+        assert after_sleep is first
+    else:
+        assert after_sleep is None
+
+
+def until_asleep(pool: handoff.LocalPool) -> bool:
+    """Whether every order thread of ``pool`` went to sleep within 10 s."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while len(pool._sleepers) < pool.threads:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 def test_a_pool_thread_drops_a_sqlite_connection_that_broke() -> None:

@@ -216,6 +216,41 @@ def test_a_lock_held_across_a_venue_wait_stalls_the_pool_only_briefly(
     assert ended(done, 2)
 
 
+def test_threads_back_from_their_venues_wait_their_turn_while_turns_change_hands(
+    make_pool: Callable[..., handoff.LocalPool],
+) -> None:
+    """A busy pool, not a stuck one: 16 threads come back from their venues to one turn, each
+    holding it for 10 ms, so the last waits far longer than REACQUIRE_SECONDS. As turns keep
+    coming free, none goes on without one (each that did would be one more running: at 1,000
+    accounts every order cost twice the CPU, docs/benchmarks-speed.md round 23)."""
+    pool = make_pool(16, running=1, reacquire=0.05)
+    lock = threading.Lock()
+    running = 0
+    most = 0
+    done = threading.Semaphore(0)
+
+    def work() -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.01)  # holds the turn, as Python running would
+        with lock:
+            running -= 1
+
+    def order() -> None:
+        for _ in range(3):
+            with handoff.venue_wait():
+                time.sleep(0.001)
+            work()
+        done.release()
+
+    for _ in range(16):
+        pool.submit(order)
+    assert ended(done, 16)
+    assert most == 1
+
+
 def test_an_order_waiting_for_a_lock_gives_its_turn_to_the_holder(
     make_pool: Callable[..., handoff.LocalPool],
 ) -> None:
