@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from celery import Task, shared_task
+from celery.concurrency.thread import TaskPool as ThreadsPool
 from celery.exceptions import Retry
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from django.conf import settings
 
-from orders import liveness
+from orders import handoff, liveness
 from orders.approval import approvals_expire as expire_approvals
 from orders.portfolio.services import (
     portfolio_refresh_requested,
@@ -40,7 +44,11 @@ def execute_account_orders(
     if dispatched_at is not None:  # one round trip instead of two (orders.liveness)
         liveness.mark_started_dispatched_at(webhook_id, account_id, dispatched_at)
     try:
-        account_orders_execute(webhook_id, account_id, trail, started=dispatched_at is not None)
+        _on_order_threads(
+            functools.partial(
+                account_orders_execute, webhook_id, account_id, trail, started=dispatched_at is not None
+            )
+        )
     except ExecutionRetry as retry:
         liveness.mark_dispatched(webhook_id, account_id, retry.countdown)
         try:
@@ -56,6 +64,19 @@ def execute_account_orders(
                 account_id,
                 exc,
             )
+
+
+def _on_order_threads(call: Callable[[], Any]) -> Any:
+    """``call()`` on this worker's order threads, waiting for it (its exception raised here), or
+    on this thread when the worker has none: so the worker runs no more executions at once than
+    it has turns, whatever its task's thread."""
+    pool = handoff.worker()
+    if pool is None:
+        return call()
+    [(result, exc)] = pool.run_all([call])
+    if exc is not None:
+        raise exc
+    return result
 
 
 def _first_dispatch_time(task: Task, trail: dict[str, Any] | None) -> float | None:
@@ -77,9 +98,35 @@ def execute_webhook_orders(
 ) -> None:
     """One webhook's orders for several accounts, from one publish: half of the accounts go on
     to another worker, and so on, until each task holds at most ``chunk`` accounts
-    (``orders.services.fan_out_chunk``), which it executes one after another."""
+    (``orders.services.fan_out_chunk``), which it executes: on the worker's order threads, all
+    at once (``_on_order_threads``), or without them one after another."""
     kept = webhook_orders_fan_out(webhook_id, account_ids, trail, chunk)
     liveness.mark_started_many(webhook_id, kept)  # the chunk at once: one read, one write
+    pool = handoff.worker()
+    if pool is not None:
+        outcomes = pool.run_all(
+            [
+                functools.partial(
+                    account_orders_execute_or_schedule,
+                    webhook_id,
+                    account_id,
+                    trail,
+                    started=True,
+                    clear=False,
+                )
+                for account_id in kept
+            ]
+        )
+        # Those run to the end, and those that failed (the database went away): neither may
+        # stay recorded as run by this live worker, or the sweep would never resend the latter.
+        # An account whose retry is scheduled keeps its record.
+        liveness.clear_dispatch_many(
+            webhook_id, [a for a, (ended, exc) in zip(kept, outcomes, strict=True) if ended or exc]
+        )
+        for _ended, exc in outcomes:
+            if exc is not None:
+                raise exc
+        return
     finished: list[int] = []
     for index, account_id in enumerate(kept):
         try:
@@ -151,9 +198,39 @@ def _announce_order_slots(sender: Any = None, **_: Any) -> None:
         )
 
 
+@worker_ready.connect(weak=False)
+def _start_order_threads(sender: Any = None, **_: Any) -> None:
+    """A worker whose pool runs threads (distributed mode) executes its order tasks on
+    WORKER_ORDER_THREADS order threads of its own, WORKER_ORDER_TURNS of them running at once
+    (orders.handoff.LocalPool): a fan-out's chunk runs its accounts all at once, each waiting for
+    its venue while another runs. Not in embedded mode, whose order threads are the process's
+    (orders.handoff.install), nor with another pool (a prefork child runs one task)."""
+    controller = getattr(sender, "controller", None)
+    threads, turns = int(settings.WORKER_ORDER_THREADS), int(settings.WORKER_ORDER_TURNS)
+    if (
+        handoff.current() is None
+        and handoff.worker() is None
+        and isinstance(getattr(controller, "pool", None), ThreadsPool)
+        and threads > 0
+    ):
+        pool = handoff.LocalPool(threads, running=turns if turns > 0 else threads)
+        handoff.install_worker(pool)
+        log.info(
+            "주문 스레드 %d개, 동시 실행 %d개 (WORKER_ORDER_THREADS, WORKER_ORDER_TURNS)",
+            threads,
+            pool.running,
+        )
+
+
 @worker_shutdown.connect(weak=False)
 def _withdraw_order_slots(**_: Any) -> None:
     liveness.withdraw_slots()
+    pool = handoff.worker()
+    if pool is not None:
+        # The worker's own tasks have ended (a warm shutdown waits for them), and with them the
+        # executions they waited for.
+        handoff.install_worker(None)
+        pool.shutdown(wait=True)
 
 
 @worker_ready.connect(weak=False)

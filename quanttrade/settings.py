@@ -362,6 +362,15 @@ ORDER_FANOUT_TASKS: int | None = env.strict(
 # its own, while one is idle (a signal's order then skips the broker: orders/handoff.py); the
 # rest go to the workers. 0: every execution goes to the workers.
 ORDER_WEB_THREADS: int = env.int("ORDER_WEB_THREADS", default=2)
+# Distributed mode: a Celery worker with a threads pool (``--pool threads``) executes its order
+# tasks on WORKER_ORDER_THREADS threads of its own, WORKER_ORDER_TURNS of them running at once:
+# a fan-out's chunk runs its accounts at once, and an order waiting for its venue lets another
+# run (orders.handoff.LocalPool, as embedded mode's). Two turns: a worker process is one
+# interpreter, and a second order overlaps the first's database round trips (with more, each
+# order cost more CPU: docs/benchmarks-speed.md, round 23). 0 threads: each task executes its
+# orders on its own thread, a chunk's one after another; 0 turns: every thread runs at once.
+WORKER_ORDER_THREADS: int = env.int("WORKER_ORDER_THREADS", default=32)
+WORKER_ORDER_TURNS: int = env.int("WORKER_ORDER_TURNS", default=2)
 # A retryable venue error (rate limit, 5xx, timeout looked up) is retried this many times.
 ORDER_MAX_ATTEMPTS: int = env.int("ORDER_MAX_ATTEMPTS", default=5)
 # A placement whose fate is unknown (timeout, lost answer, 5xx) is looked up by client id this

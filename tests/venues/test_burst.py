@@ -4,7 +4,9 @@ once per order through the real Celery worker."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +15,7 @@ import time_machine
 from django.core.cache import cache
 from django.utils import timezone
 
-from orders import liveness
+from orders import handoff, liveness
 from orders.models import Order
 from orders.services import orders_dispatch, orders_sweep
 from quanttrade.celery import app as celery_app
@@ -443,3 +445,100 @@ def test_a_task_that_finds_the_database_down_leaves_its_orders_to_the_sweep(
     _age(event)
     assert _sweep() == 1
     assert [args for _, args in published] == [[str(event.id), account.id]]
+
+
+@pytest.fixture
+def worker_order_threads() -> Iterator[handoff.LocalPool]:
+    """Order threads of the worker's own (orders.tasks._start_order_threads), two running."""
+    pool = handoff.LocalPool(4, running=2)
+    handoff.install_worker(pool)
+    yield pool
+    handoff.install_worker(None)
+    pool.shutdown(wait=True)
+
+
+def test_on_the_workers_order_threads_a_chunk_runs_every_account_and_leaves_a_failed_one_to_the_sweep(
+    transactional_db: None,
+    worker_order_threads: handoff.LocalPool,
+    make_strategy: Any,
+    make_account: Any,
+    publish_price: Any,
+    published: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The chunk's accounts run at once on the worker's order threads: one that the database
+    fails does not stop the others; the task raises its error, and every record goes in one
+    round trip (the failed account's too, so the sweep resends it)."""
+    from orders import services
+    from orders.tasks import execute_webhook_orders
+
+    accounts = [make_account(f"a{i}", balances={"USDT": "10000"}) for i in range(3)]
+    strategy = make_strategy(accounts=accounts)
+    publish_price("BINANCE:BTC/USDT", "50000")
+    ids = [a.id for a in accounts]
+    event = make_orders(strategy, accounts, [{"side": "BUY", "qty_per": 10}])
+    liveness.mark_dispatched_many(event.id, ids)
+    deleted: list[list[str]] = []
+    delete_many = cache.delete_many
+    monkeypatch.setattr(
+        cache, "delete_many", lambda keys, **kw: deleted.append(list(keys)) or delete_many(keys, **kw)
+    )
+    read = services._task_orders_read
+    ran_on: list[str] = []
+
+    def database_gone_for_the_second(webhook_id: Any, account_id: int, now: Any) -> Any:
+        ran_on.append(threading.current_thread().name)
+        if account_id == ids[1]:
+            from django.db import OperationalError
+
+            raise OperationalError("server closed the connection unexpectedly")
+        return read(webhook_id, account_id, now)
+
+    monkeypatch.setattr(services, "_task_orders_read", database_gone_for_the_second)
+    with pytest.raises(Exception, match="server closed"):
+        execute_webhook_orders.run(str(event.id), ids, None, 3)
+
+    assert len(ran_on) == 3 and all(name.startswith("orders_") for name in ran_on), ran_on
+    statuses = dict(Order.objects.filter(webhook=event).values_list("account_id", "status"))
+    assert statuses == {ids[0]: "filled", ids[1]: "queued", ids[2]: "filled"}
+    assert [sorted(keys) for keys in deleted] == [sorted(f"qt:dispatch:{event.id}:{a}" for a in ids)]
+    assert liveness.dispatch_lost(event.id, ids[1], 30) is True
+    _age(event)
+    assert _sweep() == 1
+    assert [args for _, args in published] == [[str(event.id), ids[1]]]
+
+
+def test_on_the_workers_order_threads_an_account_whose_retry_is_scheduled_keeps_its_record(
+    transactional_db: None,
+    worker_order_threads: handoff.LocalPool,
+    make_strategy: Any,
+    make_account: Any,
+    publish_price: Any,
+    published: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from orders.exchanges.base import RetryableVenueError
+    from orders.exchanges.paper import PaperAdapter
+    from orders.tasks import execute_webhook_orders
+
+    accounts = [make_account(f"a{i}", balances={"USDT": "10000"}) for i in range(3)]
+    event = make_orders(make_strategy(accounts=accounts), accounts, [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    ids = [a.id for a in accounts]
+    liveness.mark_dispatched_many(event.id, ids)
+    place = PaperAdapter.place_order
+
+    def busy_for_the_second(self: PaperAdapter, request: Any) -> Any:
+        if self.account.pk == ids[1]:
+            raise RetryableVenueError("503 Service Unavailable")
+        return place(self, request)
+
+    monkeypatch.setattr(PaperAdapter, "place_order", busy_for_the_second)
+
+    execute_webhook_orders.run(str(event.id), ids, None, 3)
+
+    statuses = dict(Order.objects.filter(webhook=event).values_list("account_id", "status"))
+    assert statuses == {ids[0]: "filled", ids[1]: "queued", ids[2]: "filled"}
+    assert [cache.get(f"qt:dispatch:{event.id}:{a}") is None for a in ids] == [True, False, True]
+    assert liveness.dispatch_lost(event.id, ids[1], 30) is False
+    assert published == [("orders.tasks.execute_account_orders", [str(event.id), ids[1]])]

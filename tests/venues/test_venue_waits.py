@@ -1,8 +1,10 @@
-"""Embedded mode's order pool with one turn (orders/handoff.py) against venue simulators over
-HTTP: while an order waits for its venue's answer another account's order runs, so the
-accounts' requests are at the venue at the same time although one order runs at a time.
+"""Order threads with one turn (orders/handoff.py) against venue simulators over HTTP: while an
+order waits for its venue's answer another account's order runs, so the accounts' requests are
+at the venue at the same time although one order runs at a time.
 
-No Celery worker and a broker that fails every publish: the orders can only run on the pool."""
+Embedded mode's pool: no Celery worker and a broker that fails every publish, so the orders can
+only run on the pool. Distributed mode's: the real Celery worker with order threads of its own
+(orders.tasks)."""
 
 from __future__ import annotations
 
@@ -89,4 +91,37 @@ def test_three_kis_accounts_share_one_token_and_are_at_the_venue_together_with_o
     assert [order.status for order in orders] == ["filled"] * 3, [order.message for order in orders]
     assert len(kis_sim.orders) == 3
     assert kis_sim.token_requests == 1
+    at_venue_together(orders)
+
+
+@pytest.fixture
+def worker_one_turn(celery_worker: Any, settings: Any) -> Iterator[handoff.LocalPool]:
+    """The session's Celery worker with order threads of its own running one order at a time,
+    as a worker started with WORKER_ORDER_TURNS=1 does; a fan-out in one task (one chunk)."""
+    settings.ORDER_FANOUT_TASKS = 1
+    pool = handoff.LocalPool(4, running=1)
+    handoff.install_worker(pool)
+    yield pool
+    handoff.install_worker(None)
+    pool.shutdown(wait=True)
+
+
+def test_a_workers_chunk_of_accounts_is_at_the_venue_together_with_one_turn(
+    worker_one_turn: handoff.LocalPool,
+    client: Client,
+    make_strategy: Any,
+    binance_sim: BinanceSim,
+    binance_account: Any,
+    wait_orders: Any,
+) -> None:
+    """One task holds the three accounts (without order threads it would place them one after
+    another)."""
+    binance_sim.latency = LATENCY
+    accounts = [binance_account(f"binance-{i}") for i in range(3)]
+    make_strategy(group_name="waits", token="tok", accounts=accounts)
+    body = {"group_name": "waits", "token": "tok", "symbol": "BTC/USDT", "currency": "USDT"}
+    webhook_id = post(client, {**body, "order_type": "MARKET", "side": "buy", "qty_per": 10})
+    orders = wait_orders(webhook_id=webhook_id, timeout=30)
+    assert [order.status for order in orders] == ["filled"] * 3, [order.message for order in orders]
+    assert len(binance_sim.seen("/api/v3/order", "POST")) == 3
     at_venue_together(orders)
