@@ -416,6 +416,13 @@ def main() -> None:
     parser.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1])
     parser.add_argument("--threads", type=int, default=8, help="threads per worker process")
     parser.add_argument(
+        "--worker-turns",
+        type=int,
+        default=None,
+        help="distributed: order tasks a worker process runs at once (WORKER_ORDER_TURNS; default "
+        "the product's; 0: all its threads)",
+    )
+    parser.add_argument(
         "--order-threads",
         type=int,
         default=None,
@@ -468,6 +475,8 @@ def main() -> None:
     )
     if args.web_threads is not None:
         env["ORDER_WEB_THREADS"] = str(args.web_threads)
+    if args.worker_turns is not None:
+        env["WORKER_ORDER_TURNS"] = str(args.worker_turns)
     results: list[dict[str, Any]] = []
     print(f"{os.cpu_count()} cores, load average at start {load()}", flush=True)
     with ExitStack() as stack:
@@ -530,6 +539,14 @@ def main() -> None:
                     worker.stop()
                 continue
             web_pool = _web_execution_start()
+            from django.conf import settings
+
+            turns = settings.WORKER_ORDER_TURNS
+            print(
+                f"worker threads: {args.threads}, order tasks at once: "
+                f"{min(turns, args.threads) if turns > 0 else args.threads}",
+                flush=True,
+            )
             for count in args.workers:
                 procs = [
                     subprocess.Popen(

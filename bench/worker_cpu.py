@@ -125,8 +125,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=12, help="rounds per variant (two more warm up)")
     parser.add_argument("--threads", type=int, default=8, help="as a worker's --concurrency")
     parser.add_argument("--without", default="", help="comma-separated parts to measure by leaving out")
+    parser.add_argument(
+        "--order-threads",
+        choices=["on", "off", "both"],
+        default="both",
+        help="the chunks' accounts on the worker's order threads (WORKER_ORDER_THREADS, "
+        "WORKER_ORDER_TURNS running: as a started worker runs them), on the task's threads one "
+        "after another (WORKER_ORDER_THREADS=0), or both in alternating rounds",
+    )
     args = parser.parse_args()
-    variants = ["", *[p for p in args.without.split(",") if p]]
+    parts = ["", *[p for p in args.without.split(",") if p]]
+    modes = {"on": [True], "off": [False], "both": [True, False]}[args.order_threads]
+    variants = [(part, threaded) for part in parts for threaded in modes]
 
     tmp = Path(tempfile.mkdtemp(prefix="qt-bench-workercpu-"))
     with ExitStack() as stack:
@@ -161,6 +171,7 @@ def main() -> None:
         call_command("migrate", verbosity=0)
         fanout.setup_data("paper", [args.accounts], None)
 
+        from django.db import connections
         from django.test import Client
 
         from live import bus
@@ -183,11 +194,15 @@ def main() -> None:
             accounts = list(Order.objects.filter(webhook_id=webhook_id).values_list("account_id", flat=True))
             chunks = [accounts[i :: args.threads] for i in range(args.threads)]
             cpu, servers = time.process_time(), server_cpu_seconds(database_url, redis_url)
-            list(
-                pool.map(
-                    lambda chunk: execute_webhook_orders.run(webhook_id, chunk, None, len(chunk)), chunks
-                )
-            )
+
+            def task(chunk: list[int]) -> None:
+                execute_webhook_orders.run(webhook_id, chunk, None, len(chunk))
+                # As Celery's Django fix-up does after each task: the connections go back to
+                # the pool (kept, the task threads would hold what the order threads need).
+                for conn in connections.all(initialized_only=True):
+                    conn.close_if_unusable_or_obsolete()
+
+            list(pool.map(task, chunks))
             bus.flush(5)
             time.sleep(0.3)  # the servers finish what they were sent (their CPU is read after)
             statuses = set(Order.objects.filter(webhook_id=webhook_id).values_list("status", flat=True))
@@ -197,16 +212,28 @@ def main() -> None:
                 server_cpu_seconds(database_url, redis_url) - servers
             ) * 1000 / n
 
-        results: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
+        from django.conf import settings
+
+        from orders import handoff
+
+        order_threads = handoff.LocalPool(
+            settings.WORKER_ORDER_THREADS,
+            running=settings.WORKER_ORDER_TURNS or settings.WORKER_ORDER_THREADS,
+        )
+        results: dict[tuple[str, bool], list[tuple[float, float]]] = {v: [] for v in variants}
         for _ in range(2):
             one_round()
         for _ in range(args.rounds):
             for variant in variants:
-                restore = without(variant)
+                part, threaded = variant
+                restore = without(part)
+                handoff.install_worker(order_threads if threaded else None)
                 try:
                     results[variant].append(one_round())
                 finally:
+                    handoff.install_worker(None)
                     restore()
+        order_threads.shutdown(wait=True)
 
         print(
             f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; {args.accounts} accounts, "
@@ -214,10 +241,17 @@ def main() -> None:
         )
         print("| variant | worker CPU ms/order | PostgreSQL + Redis CPU ms/order | total |")
         print("|---|---|---|---|")
+        print(
+            f"order threads: {order_threads.threads}, {order_threads.running} running "
+            "(WORKER_ORDER_THREADS, WORKER_ORDER_TURNS)"
+        )
         for variant in variants:
             worker = statistics.median(r[0] for r in results[variant])
             server = statistics.median(r[1] for r in results[variant])
-            name = f"without {variant}" if variant else "as shipped"
+            part, threaded = variant
+            name = (f"without {part}" if part else "as shipped") + (
+                ", on the order threads" if threaded else ", on the task's threads"
+            )
             print(f"| {name} | {worker:.2f} | {server:.2f} | {worker + server:.2f} |")
 
 
