@@ -62,7 +62,12 @@ def _connections_tidy(keep: bool = False) -> None:
             and not conn.errors_occurred  # after a database error, a fresh one (rare, cheap)
         ):
             continue
-        conn.close_if_unusable_or_obsolete()
+        try:
+            conn.close_if_unusable_or_obsolete()
+        except Exception:
+            # A connection the server dropped may fail to close: the thread goes on without it
+            # (its next statement opens another). Raised here, it would end a pool thread.
+            log.warning("DB 연결 정리 실패 (무시)", exc_info=True)
 
 
 class PoolClosedError(RuntimeError):
@@ -93,8 +98,9 @@ class LocalPool:
     from its venue goes before one that would start another order, and goes on without its
     turn when none came free for REACQUIRE_SECONDS (a lock held across a venue call, such as a
     token's, must never leave every turn to threads waiting for that lock); while turns change
-    hands it waits its turn, however long (going on, every returning thread of a busy process
-    became one more running: at 1,000 accounts each order cost twice the CPU, round 23).
+    hands it waits its turn, up to RETURN_MAX_SECONDS (going on sooner, every returning thread of
+    a busy process became one more running: at 1,000 accounts each order cost twice the CPU,
+    round 23).
 
     Background work (the portfolio refresh a fill asks for) runs on BACKGROUND_THREADS threads of
     its own: it never takes an order thread, and it competes for the interpreter as two
@@ -104,6 +110,7 @@ class LocalPool:
     rather than a timer each."""
 
     REACQUIRE_SECONDS = 0.05
+    RETURN_MAX_SECONDS = 1.0
 
     def __init__(self, threads: int, running: int | None = None):
         self.threads = threads
@@ -178,8 +185,18 @@ class LocalPool:
             finally:
                 done.release()
 
+        def dropped(index: int) -> None:  # by shutdown(wait=False)
+            outcomes[index] = (None, PoolClosedError("the order pool is shut down"))
+            done.release()
+
+        run.dropped = dropped  # type: ignore[attr-defined]
+        # On one of this pool's threads (a call that runs calls), waiting would hold a thread
+        # and a turn the calls may need: they run here.
+        inline = threading.current_thread() in self._workers
         for index in range(len(calls)):
             try:
+                if inline:
+                    raise PoolClosedError("run here")
                 self.submit(run, index)
             except PoolClosedError:
                 run(index)
@@ -291,18 +308,23 @@ class LocalPool:
 
     def _take_turn(self) -> None:
         with self._lock:
-            if self._busy >= self.running:
+            # Behind the threads already waiting, even with a turn free: one of them is being
+            # woken for it.
+            if self._busy >= self.running or self._returning:
                 self._returning += 1
+                deadline = time.monotonic() + self.RETURN_MAX_SECONDS
                 try:
                     while True:
                         freed = self._freed
-                        if self._return_wakes.wait_for(
-                            lambda: self._busy < self.running, self.REACQUIRE_SECONDS
-                        ):
+                        # Woken (first in, first out) when a turn is free for it; not before,
+                        # even if one is free now (it is a thread's ahead of this one).
+                        self._return_wakes.wait(self.REACQUIRE_SECONDS)
+                        if self._busy < self.running:
                             break
-                        if self._freed == freed:
+                        if self._freed == freed or time.monotonic() >= deadline:
                             # No turn came free for REACQUIRE_SECONDS: their holders wait, maybe
-                            # for a lock this thread holds. Go on without one.
+                            # for a lock this thread holds. Or it waited RETURN_MAX_SECONDS (it
+                            # may hold a lock others wait for). Go on without one.
                             break
                         # Turns change hands, to threads that came back before this one: the
                         # process is busy, not stuck. Going on would only add a thread to the
@@ -316,8 +338,8 @@ class LocalPool:
 
     @staticmethod
     def _run(fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        _connections_tidy(keep=True)
         try:
+            _connections_tidy(keep=True)
             fn(*args)
         except Exception:
             # The execution clears its dispatch record on the way out: the sweep resends it.
@@ -336,6 +358,10 @@ class LocalPool:
             _drain(self._background)
             if not wait:
                 self._orders_pending -= len(self._ready)
+                for fn, args in self._ready:
+                    dropped = getattr(fn, "dropped", None)  # a run_all call: its caller waits
+                    if dropped is not None:
+                        dropped(*args)
                 self._ready.clear()
             self._wake_sleepers()
             for _ in range(BACKGROUND_THREADS):
@@ -357,10 +383,13 @@ def venue_wait() -> Iterator[None]:
     all run at once), and inside a database transaction (its locks would hold up the others),
     it does nothing."""
     pool: LocalPool | None = getattr(_turns, "pool", None)
-    if pool is None or pool.running >= pool.threads or _in_transaction():
+    if pool is None or _in_transaction():
         yield
         return
-    _connections_tidy()
+    _connections_tidy()  # a thread at its venue holds no server database connection
+    if pool.running >= pool.threads:
+        yield
+        return
     _turns.pool = None  # a wait inside this one gives nothing more
     pool._give_turn()
     try:

@@ -104,28 +104,41 @@ def execute_webhook_orders(
     liveness.mark_started_many(webhook_id, kept)  # the chunk at once: one read, one write
     pool = handoff.worker()
     if pool is not None:
-        outcomes = pool.run_all(
-            [
-                functools.partial(
-                    account_orders_execute_or_schedule,
-                    webhook_id,
-                    account_id,
-                    trail,
-                    started=True,
-                    clear=False,
-                )
-                for account_id in kept
-            ]
-        )
+        try:
+            outcomes = pool.run_all(
+                [
+                    functools.partial(
+                        account_orders_execute_or_schedule,
+                        webhook_id,
+                        account_id,
+                        trail,
+                        started=True,
+                        clear=False,
+                    )
+                    for account_id in kept
+                ]
+            )
+        except BaseException:
+            # The wait itself ended (the worker is being stopped): none may stay recorded as
+            # run by this live worker.
+            liveness.clear_dispatch_many(webhook_id, kept)
+            raise
         # Those run to the end, and those that failed (the database went away): neither may
         # stay recorded as run by this live worker, or the sweep would never resend the latter.
         # An account whose retry is scheduled keeps its record.
         liveness.clear_dispatch_many(
             webhook_id, [a for a, (ended, exc) in zip(kept, outcomes, strict=True) if ended or exc]
         )
-        for _ended, exc in outcomes:
-            if exc is not None:
-                raise exc
+        failed = [(a, exc) for a, (_ended, exc) in zip(kept, outcomes, strict=True) if exc is not None]
+        for account_id, exc in failed[1:]:  # the task raises the first; the others are logged
+            log.error(
+                "주문 실행 오류 (스윕에서 재전달): webhook=%s account=%s",
+                webhook_id,
+                account_id,
+                exc_info=exc,
+            )
+        if failed:
+            raise failed[0][1]
         return
     finished: list[int] = []
     for index, account_id in enumerate(kept):
@@ -215,6 +228,13 @@ def _start_order_threads(sender: Any = None, **_: Any) -> None:
     ):
         pool = handoff.LocalPool(threads, running=turns if turns > 0 else threads)
         handoff.install_worker(pool)
+        database_pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
+        if isinstance(database_pool, dict) and pool.running > int(database_pool.get("max_size", 0)):
+            log.warning(
+                "동시 실행 주문 %d개가 DB 연결 풀(DB_POOL_MAX_SIZE=%s)보다 많음: WORKER_ORDER_TURNS를 줄이세요",
+                pool.running,
+                database_pool.get("max_size"),
+            )
         log.info(
             "주문 스레드 %d개, 동시 실행 %d개 (WORKER_ORDER_THREADS, WORKER_ORDER_TURNS)",
             threads,

@@ -154,3 +154,60 @@ def test_embedded_modes_worker_starts_no_order_threads(
     finally:
         handoff.uninstall(embedded)
         embedded.shutdown(wait=True)
+
+
+def test_run_all_on_one_of_the_pools_own_threads_runs_the_calls_there(pool: handoff.LocalPool) -> None:
+    """Waiting there would hold a thread and a turn the calls may need (with one turn, for
+    ever)."""
+    outer = pool.run_all([lambda: pool.run_all([lambda: threading.current_thread().name] * 2)])
+    [(inner, exc)] = outer
+    assert exc is None
+    names = {name for name, _exc in inner}
+    assert len(names) == 1 and names.pop().startswith("orders_")
+
+
+def test_run_all_calls_dropped_by_a_shutdown_fail_instead_of_hanging(pool: handoff.LocalPool) -> None:
+    release = threading.Event()
+    pool.submit(release.wait, BOUND)  # the one turn is taken: the next calls queue
+    outcome: list[Any] = []
+    caller = threading.Thread(target=lambda: outcome.extend(pool.run_all([lambda: "ran"])), daemon=True)
+    caller.start()
+    assert until_queued(pool)
+    pool.shutdown(wait=False)
+    caller.join(BOUND)
+    release.set()
+    assert not caller.is_alive()
+    [(result, exc)] = outcome
+    assert result is None and isinstance(exc, handoff.PoolClosedError)
+
+
+def until_queued(pool: handoff.LocalPool) -> bool:
+    import time
+
+    deadline = time.monotonic() + BOUND
+    while not pool._ready:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_a_connection_that_fails_to_close_does_not_end_an_order_thread(
+    pool: handoff.LocalPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server connection the database dropped may raise as it is given back: the thread
+    goes on (raised, it ended the thread, whose turn was then lost for good)."""
+
+    class Dropped:
+        vendor = "postgresql"
+        connection = object()
+        in_atomic_block = False
+        errors_occurred = True
+
+        def close_if_unusable_or_obsolete(self) -> None:
+            raise OSError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(handoff, "connections", SimpleNamespace(all=lambda initialized_only: [Dropped()]))
+    for _ in range(3):  # one thread running: each round needs it alive
+        [(result, exc)] = pool.run_all([lambda: "ran"])
+        assert (result, exc) == ("ran", None)

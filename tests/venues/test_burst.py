@@ -4,6 +4,7 @@ once per order through the real Celery worker."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -263,7 +264,9 @@ def test_a_chunk_clears_its_records_at_once_and_one_stopped_by_the_database_leav
     assert sorted(args[1] for _, args in published) == ids[4:]
 
 
+@pytest.mark.parametrize("on_order_threads", [False, True], ids=["task's thread", "worker's order threads"])
 def test_an_account_whose_retry_is_scheduled_keeps_its_record_when_the_chunk_ends(
+    on_order_threads: bool,
     transactional_db: None,
     make_strategy: Any,
     make_account: Any,
@@ -291,7 +294,8 @@ def test_an_account_whose_retry_is_scheduled_keeps_its_record_when_the_chunk_end
 
     monkeypatch.setattr(PaperAdapter, "place_order", busy_for_the_second)
 
-    execute_webhook_orders.run(str(event.id), ids, None, 3)
+    with order_threads_of_the_worker() if on_order_threads else contextlib.nullcontext():
+        execute_webhook_orders.run(str(event.id), ids, None, 3)
 
     statuses = dict(Order.objects.filter(webhook=event).values_list("account_id", "status"))
     assert statuses == {ids[0]: "filled", ids[1]: "queued", ids[2]: "filled"}
@@ -447,14 +451,22 @@ def test_a_task_that_finds_the_database_down_leaves_its_orders_to_the_sweep(
     assert [args for _, args in published] == [[str(event.id), account.id]]
 
 
-@pytest.fixture
-def worker_order_threads() -> Iterator[handoff.LocalPool]:
+@contextlib.contextmanager
+def order_threads_of_the_worker() -> Iterator[handoff.LocalPool]:
     """Order threads of the worker's own (orders.tasks._start_order_threads), two running."""
     pool = handoff.LocalPool(4, running=2)
     handoff.install_worker(pool)
-    yield pool
-    handoff.install_worker(None)
-    pool.shutdown(wait=True)
+    try:
+        yield pool
+    finally:
+        handoff.install_worker(None)
+        pool.shutdown(wait=True)
+
+
+@pytest.fixture
+def worker_order_threads() -> Iterator[handoff.LocalPool]:
+    with order_threads_of_the_worker() as pool:
+        yield pool
 
 
 def test_on_the_workers_order_threads_a_chunk_runs_every_account_and_leaves_a_failed_one_to_the_sweep(
@@ -508,37 +520,39 @@ def test_on_the_workers_order_threads_a_chunk_runs_every_account_and_leaves_a_fa
     assert [args for _, args in published] == [[str(event.id), ids[1]]]
 
 
-def test_on_the_workers_order_threads_an_account_whose_retry_is_scheduled_keeps_its_record(
+def test_on_the_workers_order_threads_every_failed_account_of_a_chunk_is_told(
     transactional_db: None,
     worker_order_threads: handoff.LocalPool,
     make_strategy: Any,
     make_account: Any,
     publish_price: Any,
-    published: list[Any],
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from orders.exchanges.base import RetryableVenueError
-    from orders.exchanges.paper import PaperAdapter
+    """Two accounts of a chunk fail: the task raises the first's error and logs the other's
+    (neither is silent), and both are left to the sweep."""
+    from django.db import OperationalError
+
+    from orders import services
     from orders.tasks import execute_webhook_orders
 
     accounts = [make_account(f"a{i}", balances={"USDT": "10000"}) for i in range(3)]
-    event = make_orders(make_strategy(accounts=accounts), accounts, [{"side": "BUY", "qty_per": 10}])
     publish_price("BINANCE:BTC/USDT", "50000")
     ids = [a.id for a in accounts]
+    event = make_orders(make_strategy(accounts=accounts), accounts, [{"side": "BUY", "qty_per": 10}])
     liveness.mark_dispatched_many(event.id, ids)
-    place = PaperAdapter.place_order
+    read = services._task_orders_read
 
-    def busy_for_the_second(self: PaperAdapter, request: Any) -> Any:
-        if self.account.pk == ids[1]:
-            raise RetryableVenueError("503 Service Unavailable")
-        return place(self, request)
+    def database_gone(webhook_id: Any, account_id: int, now: Any) -> Any:
+        if account_id != ids[0]:
+            raise OperationalError(f"server closed the connection (account {account_id})")
+        return read(webhook_id, account_id, now)
 
-    monkeypatch.setattr(PaperAdapter, "place_order", busy_for_the_second)
+    monkeypatch.setattr(services, "_task_orders_read", database_gone)
+    with caplog.at_level("ERROR", logger="quanttrade.orders"), pytest.raises(OperationalError) as raised:
+        execute_webhook_orders.run(str(event.id), ids, None, 3)
 
-    execute_webhook_orders.run(str(event.id), ids, None, 3)
-
-    statuses = dict(Order.objects.filter(webhook=event).values_list("account_id", "status"))
-    assert statuses == {ids[0]: "filled", ids[1]: "queued", ids[2]: "filled"}
-    assert [cache.get(f"qt:dispatch:{event.id}:{a}") is None for a in ids] == [True, False, True]
-    assert liveness.dispatch_lost(event.id, ids[1], 30) is False
-    assert published == [("orders.tasks.execute_account_orders", [str(event.id), ids[1]])]
+    logged = [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], OperationalError)]
+    told = {str(raised.value), *(str(r.exc_info[1]) for r in logged if r.exc_info)}
+    assert told == {f"server closed the connection (account {a})" for a in ids[1:]}
+    assert [liveness.dispatch_lost(event.id, a, 30) for a in ids[1:]] == [True, True]
