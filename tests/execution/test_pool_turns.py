@@ -45,6 +45,23 @@ def ended(done: threading.Semaphore, count: int) -> bool:
     return all(done.acquire(timeout=BOUND) for _ in range(count))
 
 
+class Work:
+    """An order's Python running: 10 ms holding its turn; ``most``: how many ran at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most = 0
+
+    def run(self) -> None:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(0.01)  # holds the turn, as Python running would
+        with self.lock:
+            self.running -= 1
+
+
 def until(condition: Callable[[], bool]) -> bool:
     """Whether ``condition`` became true within BOUND seconds."""
     deadline = time.monotonic() + BOUND
@@ -81,31 +98,20 @@ def test_no_more_than_running_orders_run_outside_their_venue_waits(
     make_pool: Callable[..., handoff.LocalPool],
 ) -> None:
     pool = make_pool(8, running=2, reacquire=TASK_BOUND)  # no thread goes on without its turn here
-    lock = threading.Lock()
-    running = 0
-    most = 0
+    work = Work()
     done = threading.Semaphore(0)
 
-    def work() -> None:
-        nonlocal running, most
-        with lock:
-            running += 1
-            most = max(most, running)
-        time.sleep(0.01)  # holds the turn, as Python running would
-        with lock:
-            running -= 1
-
     def order() -> None:
-        work()
+        work.run()
         with handoff.venue_wait():
             time.sleep(0.01)
-        work()
+        work.run()
         done.release()
 
     for _ in range(12):
         pool.submit(order)
     assert ended(done, 12)
-    assert most == 2
+    assert work.most == 2
 
 
 def test_a_thread_back_from_its_venue_goes_before_a_new_order(
@@ -224,31 +230,20 @@ def test_threads_back_from_their_venues_wait_their_turn_while_turns_change_hands
     coming free, none goes on without one (each that did would be one more running: at 1,000
     accounts every order cost twice the CPU, docs/benchmarks-speed.md round 23)."""
     pool = make_pool(16, running=1, reacquire=0.05)
-    lock = threading.Lock()
-    running = 0
-    most = 0
+    work = Work()
     done = threading.Semaphore(0)
-
-    def work() -> None:
-        nonlocal running, most
-        with lock:
-            running += 1
-            most = max(most, running)
-        time.sleep(0.01)  # holds the turn, as Python running would
-        with lock:
-            running -= 1
 
     def order() -> None:
         for _ in range(3):
             with handoff.venue_wait():
                 time.sleep(0.001)
-            work()
+            work.run()
         done.release()
 
     for _ in range(16):
         pool.submit(order)
     assert ended(done, 16)
-    assert most == 1
+    assert work.most == 1
 
 
 def test_an_order_waiting_for_a_lock_gives_its_turn_to_the_holder(

@@ -53,14 +53,11 @@ def at_venue_together(orders: list[Order]) -> None:
     assert max(sent) < min(answered), (sent, answered)
 
 
-def test_three_binance_accounts_orders_are_at_the_venue_together_with_one_turn(
-    one_turn: handoff.LocalPool,
-    client: Client,
-    make_strategy: Any,
-    binance_sim: BinanceSim,
-    binance_account: Any,
-    wait_orders: Any,
+def three_binance_orders_at_the_venue_together(
+    client: Client, make_strategy: Any, binance_sim: BinanceSim, binance_account: Any, wait_orders: Any
 ) -> None:
+    """A market buy to three Binance accounts, the simulator LATENCY away: all three filled, and
+    at the venue together."""
     binance_sim.latency = LATENCY
     accounts = [binance_account(f"binance-{i}") for i in range(3)]
     make_strategy(group_name="waits", token="tok", accounts=accounts)
@@ -70,6 +67,19 @@ def test_three_binance_accounts_orders_are_at_the_venue_together_with_one_turn(
     assert [order.status for order in orders] == ["filled"] * 3, [order.message for order in orders]
     assert len(binance_sim.seen("/api/v3/order", "POST")) == 3
     at_venue_together(orders)
+
+
+def test_three_binance_accounts_orders_are_at_the_venue_together_with_one_turn(
+    one_turn: handoff.LocalPool,
+    client: Client,
+    make_strategy: Any,
+    binance_sim: BinanceSim,
+    binance_account: Any,
+    wait_orders: Any,
+) -> None:
+    three_binance_orders_at_the_venue_together(
+        client, make_strategy, binance_sim, binance_account, wait_orders
+    )
 
 
 def test_three_kis_accounts_share_one_token_and_are_at_the_venue_together_with_one_turn(
@@ -116,12 +126,6 @@ def test_a_workers_chunk_of_accounts_is_at_the_venue_together_with_one_turn(
 ) -> None:
     """One task holds the three accounts (without order threads it would place them one after
     another)."""
-    binance_sim.latency = LATENCY
-    accounts = [binance_account(f"binance-{i}") for i in range(3)]
-    make_strategy(group_name="waits", token="tok", accounts=accounts)
-    body = {"group_name": "waits", "token": "tok", "symbol": "BTC/USDT", "currency": "USDT"}
-    webhook_id = post(client, {**body, "order_type": "MARKET", "side": "buy", "qty_per": 10})
-    orders = wait_orders(webhook_id=webhook_id, timeout=30)
-    assert [order.status for order in orders] == ["filled"] * 3, [order.message for order in orders]
-    assert len(binance_sim.seen("/api/v3/order", "POST")) == 3
-    at_venue_together(orders)
+    three_binance_orders_at_the_venue_together(
+        client, make_strategy, binance_sim, binance_account, wait_orders
+    )
