@@ -172,11 +172,12 @@ def webhook_orders_fan_out(
 ) -> list[int]:
     """The worker's side of one fan-out message: hand half of the accounts on to another
     worker (one publish, which splits again), keep the other half, until at most ``chunk``
-    accounts are left; returns them (the caller executes them one after another). The
+    accounts are left; returns them for the caller to execute (orders.tasks). The
     publishes are spread over the workers instead of being paid on the webhook's request; each
-    account's orders stay in one task, in sequence. An account whose hand-off fails is executed
-    here."""
+    account's orders stay in one task, in sequence. Accounts whose hand-off fails are returned
+    too: the caller executes them with its own (on the worker's order threads, in its turns)."""
     ids = list(account_ids)
+    kept_back: list[int] = []
     # The first task of the fan-out sizes the chunks (the intake's message has none: reading the
     # workers' slots is not the webhook request's work) and hands the size on with each half.
     chunk = fan_out_chunk(len(ids)) if chunk is None else max(1, int(chunk))
@@ -192,9 +193,8 @@ def webhook_orders_fan_out(
                 _publish(FANOUT_TASK, [str(webhook_id), rest], {**kwargs, "chunk": chunk})
         except Exception as exc:
             log.error("주문 분배 실패 (이 작업자가 실행): webhook=%s accounts=%s %s", webhook_id, rest, exc)
-            for account_id in rest:
-                account_orders_execute_or_schedule(webhook_id, account_id, trail)
-    return ids
+            kept_back += rest
+    return ids + kept_back
 
 
 def account_orders_execute_here(

@@ -556,3 +556,47 @@ def test_on_the_workers_order_threads_every_failed_account_of_a_chunk_is_told(
     told = {str(raised.value), *(str(r.exc_info[1]) for r in logged if r.exc_info)}
     assert told == {f"server closed the connection (account {a})" for a in ids[1:]}
     assert [liveness.dispatch_lost(event.id, a, 30) for a in ids[1:]] == [True, True]
+
+
+@pytest.mark.parametrize("on_order_threads", [False, True], ids=["task's thread", "worker's order threads"])
+def test_a_chunk_whose_hand_off_fails_executes_those_accounts_itself(
+    on_order_threads: bool,
+    transactional_db: None,
+    make_strategy: Any,
+    make_account: Any,
+    publish_price: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The broker refuses the fan-out's hand-offs: the task keeps those accounts and executes
+    them with its own (on the worker's order threads when it has them), and clears their
+    records; nothing is left for the sweep."""
+    from orders.tasks import execute_webhook_orders
+
+    accounts = [make_account(f"a{i}", balances={"USDT": "10000"}) for i in range(4)]
+    publish_price("BINANCE:BTC/USDT", "50000")
+    ids = [a.id for a in accounts]
+    event = make_orders(make_strategy(accounts=accounts), accounts, [{"side": "BUY", "qty_per": 10}])
+    liveness.mark_dispatched_many(event.id, ids)
+
+    def broker_down(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("Error 111 connecting to redis")
+
+    monkeypatch.setattr(celery_app, "send_task", broker_down)
+    from orders.exchanges.paper import PaperAdapter
+
+    ran_on: list[str] = []
+    place = PaperAdapter.place_order
+
+    def placed(self: PaperAdapter, request: Any) -> Any:
+        ran_on.append(threading.current_thread().name)
+        return place(self, request)
+
+    monkeypatch.setattr(PaperAdapter, "place_order", placed)
+    with order_threads_of_the_worker() if on_order_threads else contextlib.nullcontext():
+        execute_webhook_orders.run(str(event.id), ids, None, 1)  # one account a task: three hand-offs
+
+    statuses = dict(Order.objects.filter(webhook=event).values_list("account_id", "status"))
+    assert statuses == dict.fromkeys(ids, "filled")
+    assert all(cache.get(f"qt:dispatch:{event.id}:{a}") is None for a in ids)
+    assert len(ran_on) == 4
+    assert all(name.startswith("orders_") for name in ran_on) == on_order_threads
