@@ -173,7 +173,9 @@ class LocalPool:
     def run_all(self, calls: list[Callable[[], Any]]) -> list[tuple[Any, BaseException | None]]:
         """Run each of ``calls`` on the order threads and wait for all of them; returns each
         one's result and exception (None when it returned), in the order given. A call the
-        pool no longer takes (it is shutting down) runs on the caller's thread."""
+        pool no longer takes (it is shutting down) runs on the caller's thread, as do all of
+        them when the caller is one of the pool's threads; one a ``shutdown(wait=False)``
+        drops returns :class:`PoolClosedError`."""
         outcomes: list[tuple[Any, BaseException | None]] = [(None, None)] * len(calls)
         done = threading.Semaphore(0)
 
@@ -379,9 +381,10 @@ _turns = threading.local()  # .pool: the LocalPool whose order this thread is ru
 def venue_wait() -> Iterator[None]:
     """Around a wait for a venue (a request's answer, a rate limit's pause, a lock another order
     holds across its request): an order thread of a :class:`LocalPool` lets another order run
-    meanwhile. Anywhere else (a Celery worker's own thread, a web request, a pool whose threads
-    all run at once), and inside a database transaction (its locks would hold up the others),
-    it does nothing."""
+    meanwhile, its server database connection back in the pool (a pool whose threads all run at
+    once only gives the connection back). Anywhere else (a Celery worker's own thread, a web
+    request), and inside a database transaction (its locks would hold up the others), it does
+    nothing."""
     pool: LocalPool | None = getattr(_turns, "pool", None)
     if pool is None or _in_transaction():
         yield
