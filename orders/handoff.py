@@ -320,10 +320,14 @@ class LocalPool:
                         freed = self._freed
                         # Woken (first in, first out) when a turn is free for it; not before,
                         # even if one is free now (it is a thread's ahead of this one).
-                        self._return_wakes.wait(self.REACQUIRE_SECONDS)
+                        waited = time.monotonic()
+                        self._return_wakes.wait(max(0.0, min(self.REACQUIRE_SECONDS, deadline - waited)))
                         if self._busy < self.running:
                             break
-                        if self._freed == freed or time.monotonic() >= deadline:
+                        now = time.monotonic()
+                        if now >= deadline or (
+                            self._freed == freed and now - waited >= self.REACQUIRE_SECONDS
+                        ):
                             # No turn came free for REACQUIRE_SECONDS: their holders wait, maybe
                             # for a lock this thread holds. Or it waited RETURN_MAX_SECONDS (it
                             # may hold a lock others wait for). Go on without one.

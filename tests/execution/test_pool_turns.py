@@ -246,6 +246,30 @@ def test_threads_back_from_their_venues_wait_their_turn_while_turns_change_hands
     assert work.most == 1
 
 
+def test_a_thread_back_from_its_venue_waits_no_longer_than_return_max_seconds(
+    make_pool: Callable[..., handoff.LocalPool],
+) -> None:
+    """It may hold a lock others wait for: behind a long queue it goes on without a turn once it
+    has waited RETURN_MAX_SECONDS, though turns keep changing hands (every 20 ms here, far within
+    the stall window), so two run at once."""
+    pool = make_pool(16, running=1, reacquire=TASK_BOUND)  # never a stall: only the cap lets go
+    pool.RETURN_MAX_SECONDS = 0.05
+    work = Work()
+    done = threading.Semaphore(0)
+
+    def order() -> None:
+        with handoff.venue_wait():
+            time.sleep(0.001)
+        work.run()
+        work.run()
+        done.release()
+
+    for _ in range(16):
+        pool.submit(order)
+    assert ended(done, 16)
+    assert work.most >= 2
+
+
 def test_an_order_waiting_for_a_lock_gives_its_turn_to_the_holder(
     make_pool: Callable[..., handoff.LocalPool],
 ) -> None:
