@@ -541,10 +541,10 @@ def main() -> None:
             web_pool = _web_execution_start()
             from django.conf import settings
 
-            turns = settings.WORKER_ORDER_TURNS
+            threads, turns = settings.WORKER_ORDER_THREADS, settings.WORKER_ORDER_TURNS
             print(
-                f"worker threads: {args.threads}, order tasks at once: "
-                f"{min(turns, args.threads) if turns > 0 else args.threads}",
+                f"worker: {args.threads} task threads; order threads {threads or 'none'}, "
+                f"{min(turns, threads) if turns > 0 and threads else threads or args.threads} running",
                 flush=True,
             )
             for count in args.workers:

@@ -245,10 +245,14 @@ def _start_order_threads(sender: Any = None, **_: Any) -> None:
 @worker_shutdown.connect(weak=False)
 def _withdraw_order_slots(**_: Any) -> None:
     liveness.withdraw_slots()
+
+
+@worker_shutdown.connect(weak=False)
+def _stop_order_threads(**_: Any) -> None:
+    """The worker's own tasks have ended (a warm shutdown waits for them), and with them the
+    executions they waited for: its order threads end."""
     pool = handoff.worker()
     if pool is not None:
-        # The worker's own tasks have ended (a warm shutdown waits for them), and with them the
-        # executions they waited for.
         handoff.install_worker(None)
         pool.shutdown(wait=True)
 

@@ -45,6 +45,21 @@ def ended(done: threading.Semaphore, count: int) -> bool:
     return all(done.acquire(timeout=BOUND) for _ in range(count))
 
 
+def all_ran(pool: handoff.LocalPool, order: Callable[[], None], count: int) -> bool:
+    """Submit ``order`` ``count`` times; whether every one ended within BOUND seconds each."""
+    done = threading.Semaphore(0)
+
+    def one() -> None:
+        try:
+            order()
+        finally:
+            done.release()
+
+    for _ in range(count):
+        pool.submit(one)
+    return ended(done, count)
+
+
 class Work:
     """An order's Python running: 10 ms holding its turn; ``most``: how many ran at once."""
 
@@ -99,18 +114,14 @@ def test_no_more_than_running_orders_run_outside_their_venue_waits(
 ) -> None:
     pool = make_pool(8, running=2, reacquire=TASK_BOUND)  # no thread goes on without its turn here
     work = Work()
-    done = threading.Semaphore(0)
 
     def order() -> None:
         work.run()
         with handoff.venue_wait():
             time.sleep(0.01)
         work.run()
-        done.release()
 
-    for _ in range(12):
-        pool.submit(order)
-    assert ended(done, 12)
+    assert all_ran(pool, order, 12)
     assert work.most == 2
 
 
@@ -231,18 +242,14 @@ def test_threads_back_from_their_venues_wait_their_turn_while_turns_change_hands
     accounts every order cost twice the CPU, docs/benchmarks-speed.md round 23)."""
     pool = make_pool(16, running=1, reacquire=0.05)
     work = Work()
-    done = threading.Semaphore(0)
 
     def order() -> None:
         for _ in range(3):
             with handoff.venue_wait():
                 time.sleep(0.001)
             work.run()
-        done.release()
 
-    for _ in range(16):
-        pool.submit(order)
-    assert ended(done, 16)
+    assert all_ran(pool, order, 16)
     assert work.most == 1
 
 
@@ -255,18 +262,14 @@ def test_a_thread_back_from_its_venue_waits_no_longer_than_return_max_seconds(
     pool = make_pool(16, running=1, reacquire=TASK_BOUND)  # never a stall: only the cap lets go
     pool.RETURN_MAX_SECONDS = 0.05
     work = Work()
-    done = threading.Semaphore(0)
 
     def order() -> None:
         with handoff.venue_wait():
             time.sleep(0.001)
         work.run()
         work.run()
-        done.release()
 
-    for _ in range(16):
-        pool.submit(order)
-    assert ended(done, 16)
+    assert all_ran(pool, order, 16)
     assert work.most >= 2
 
 

@@ -10,6 +10,7 @@ hanging it."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from orders import handoff
-from orders.tasks import _on_order_threads, _start_order_threads, _withdraw_order_slots
+from orders.tasks import _on_order_threads, _start_order_threads, _stop_order_threads
 
 BOUND = 10.0  # seconds the test waits for what it expects: far beyond what any of these takes
 
@@ -59,6 +60,19 @@ def test_run_all_on_a_pool_shutting_down_runs_on_the_callers_thread(pool: handof
     pool.shutdown(wait=True)
     [(name, exc)] = pool.run_all([lambda: threading.current_thread().name])
     assert exc is None and name == threading.current_thread().name
+
+
+@contextlib.contextmanager
+def order_threads_of_the_worker(threads: int = 4, running: int = 2) -> Iterator[handoff.LocalPool]:
+    """Order threads of the worker's own, as ``_start_order_threads`` installs them (for tests
+    elsewhere that run the order tasks on them)."""
+    pool = handoff.LocalPool(threads, running=running)
+    handoff.install_worker(pool)
+    try:
+        yield pool
+    finally:
+        handoff.install_worker(None)
+        pool.shutdown(wait=True)
 
 
 @pytest.fixture
@@ -103,27 +117,24 @@ def controller(pool: str, concurrency: int) -> Any:
     return worker
 
 
+@pytest.mark.parametrize(
+    ("threads", "turns", "running"), [(16, 2, 2), (8, 0, 8)], ids=["two turns", "no turns"]
+)
 def test_a_threads_worker_starts_its_order_threads_and_stops_them_with_it(
-    worker_pool: Callable[[handoff.LocalPool | None], None], settings: Any
+    worker_pool: Callable[[handoff.LocalPool | None], None],
+    settings: Any,
+    threads: int,
+    turns: int,
+    running: int,
 ) -> None:
-    settings.WORKER_ORDER_THREADS, settings.WORKER_ORDER_TURNS = 16, 2
+    settings.WORKER_ORDER_THREADS, settings.WORKER_ORDER_TURNS = threads, turns
     _start_order_threads(sender=SimpleNamespace(controller=controller("threads", 8)))
     started = handoff.worker()
-    assert started is not None and (started.threads, started.running) == (16, 2)
-    _withdraw_order_slots()  # as the worker shuts down
+    assert started is not None and (started.threads, started.running) == (threads, running)
+    _stop_order_threads()  # as the worker shuts down
     assert handoff.worker() is None
     with pytest.raises(handoff.PoolClosedError):
         started.submit(print)
-
-
-def test_with_no_turns_every_order_thread_runs_at_once(
-    worker_pool: Callable[[handoff.LocalPool | None], None], settings: Any
-) -> None:
-    settings.WORKER_ORDER_THREADS, settings.WORKER_ORDER_TURNS = 8, 0
-    _start_order_threads(sender=SimpleNamespace(controller=controller("threads", 8)))
-    started = handoff.worker()
-    assert started is not None and (started.threads, started.running) == (8, 8)
-    _withdraw_order_slots()
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from orders.models import Order
 from orders.services import orders_dispatch, orders_sweep
 from quanttrade.celery import app as celery_app
 from tests.execution.test_execution import make_orders
+from tests.execution.test_worker_order_threads import order_threads_of_the_worker
 from venuesim.binance import BinanceSim
 
 NO_REFRESH = {"refreshed": 0, "reconciled": 0}
@@ -449,18 +450,6 @@ def test_a_task_that_finds_the_database_down_leaves_its_orders_to_the_sweep(
     _age(event)
     assert _sweep() == 1
     assert [args for _, args in published] == [[str(event.id), account.id]]
-
-
-@contextlib.contextmanager
-def order_threads_of_the_worker() -> Iterator[handoff.LocalPool]:
-    """Order threads of the worker's own (orders.tasks._start_order_threads), two running."""
-    pool = handoff.LocalPool(4, running=2)
-    handoff.install_worker(pool)
-    try:
-        yield pool
-    finally:
-        handoff.install_worker(None)
-        pool.shutdown(wait=True)
 
 
 @pytest.fixture

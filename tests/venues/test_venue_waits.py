@@ -18,6 +18,7 @@ from django.test import Client
 from orders import handoff
 from orders import services as order_services
 from orders.models import Order
+from tests.execution.test_worker_order_threads import order_threads_of_the_worker
 from venuesim.binance import BinanceSim
 from venuesim.kis import KisSim
 
@@ -109,11 +110,8 @@ def worker_one_turn(celery_worker: Any, settings: Any) -> Iterator[handoff.Local
     """The session's Celery worker with order threads of its own running one order at a time,
     as a worker started with WORKER_ORDER_TURNS=1 does; a fan-out in one task (one chunk)."""
     settings.ORDER_FANOUT_TASKS = 1
-    pool = handoff.LocalPool(4, running=1)
-    handoff.install_worker(pool)
-    yield pool
-    handoff.install_worker(None)
-    pool.shutdown(wait=True)
+    with order_threads_of_the_worker(running=1) as pool:
+        yield pool
 
 
 def test_a_workers_chunk_of_accounts_is_at_the_venue_together_with_one_turn(
