@@ -541,10 +541,9 @@ def main() -> None:
             web_pool = _web_execution_start()
             from django.conf import settings
 
-            threads, turns = settings.WORKER_ORDER_THREADS, settings.WORKER_ORDER_TURNS
             print(
-                f"worker: {args.threads} task threads; order threads {threads or 'none'}, "
-                f"{min(turns, threads) if turns > 0 and threads else threads or args.threads} running",
+                f"worker: {args.threads} task threads, WORKER_ORDER_THREADS={settings.WORKER_ORDER_THREADS}, "
+                f"WORKER_ORDER_TURNS={settings.WORKER_ORDER_TURNS}",
                 flush=True,
             )
             for count in args.workers:

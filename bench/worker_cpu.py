@@ -171,12 +171,12 @@ def main() -> None:
         call_command("migrate", verbosity=0)
         fanout.setup_data("paper", [args.accounts], None)
 
-        from django.db import connections
+        from django.db import close_old_connections
         from django.test import Client
 
         from live import bus
         from orders.models import Order
-        from orders.tasks import execute_webhook_orders
+        from orders.tasks import execute_webhook_orders, worker_order_threads
         from prices.services import price_publish
         from quanttrade.celery import app as celery_app
 
@@ -199,8 +199,7 @@ def main() -> None:
                 execute_webhook_orders.run(webhook_id, chunk, None, len(chunk))
                 # As Celery's Django fix-up does after each task: the connections go back to
                 # the pool (kept, the task threads would hold what the order threads need).
-                for conn in connections.all(initialized_only=True):
-                    conn.close_if_unusable_or_obsolete()
+                close_old_connections()
 
             list(pool.map(task, chunks))
             bus.flush(5)
@@ -212,14 +211,11 @@ def main() -> None:
                 server_cpu_seconds(database_url, redis_url) - servers
             ) * 1000 / n
 
-        from django.conf import settings
-
         from orders import handoff
 
-        order_threads = handoff.LocalPool(
-            settings.WORKER_ORDER_THREADS,
-            running=settings.WORKER_ORDER_TURNS or settings.WORKER_ORDER_THREADS,
-        )
+        order_threads = worker_order_threads()
+        if order_threads is None and True in modes:
+            raise SystemExit("--order-threads on/both: WORKER_ORDER_THREADS is 0")
         results: dict[tuple[str, bool], list[tuple[float, float]]] = {v: [] for v in variants}
         for _ in range(2):
             one_round()
@@ -233,18 +229,20 @@ def main() -> None:
                 finally:
                     handoff.install_worker(None)
                     restore()
-        order_threads.shutdown(wait=True)
+        if order_threads is not None:
+            order_threads.shutdown(wait=True)
 
         print(
             f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; {args.accounts} accounts, "
             f"{args.threads} threads, {args.rounds} rounds per row (median)"
         )
+        if order_threads is not None:
+            print(
+                f"order threads: {order_threads.threads}, {order_threads.running} running "
+                "(WORKER_ORDER_THREADS, WORKER_ORDER_TURNS)"
+            )
         print("| variant | worker CPU ms/order | PostgreSQL + Redis CPU ms/order | total |")
         print("|---|---|---|---|")
-        print(
-            f"order threads: {order_threads.threads}, {order_threads.running} running "
-            "(WORKER_ORDER_THREADS, WORKER_ORDER_TURNS)"
-        )
         for variant in variants:
             worker = statistics.median(r[0] for r in results[variant])
             server = statistics.median(r[1] for r in results[variant])

@@ -32,7 +32,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from django.db import connections
@@ -170,7 +170,7 @@ class LocalPool:
                 self._put(ORDERS, fn, args)
             return True
 
-    def run_all(self, calls: list[Callable[[], Any]]) -> list[tuple[Any, BaseException | None]]:
+    def run_all(self, calls: Sequence[Callable[[], Any]]) -> list[tuple[Any, BaseException | None]]:
         """Run each of ``calls`` on the order threads and wait for all of them; returns each
         one's result and exception (None when it returned), in the order given. A call the
         pool no longer takes (it is shutting down) runs on the caller's thread, as do all of
@@ -412,17 +412,22 @@ def venue_sleep(seconds: float) -> None:
         time.sleep(seconds)
 
 
-@contextlib.contextmanager
-def held(lock: threading.Lock | threading.RLock) -> Iterator[None]:
-    """``with lock:``, in a :func:`venue_wait` while another thread holds it (it may be waiting
-    for a venue with it)."""
-    if not lock.acquire(blocking=False):
-        with venue_wait():
-            lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
+class VenueLock:
+    """A lock that may be held across a venue call (a ccxt client's, the token's): a thread
+    that finds it taken waits for it in a :func:`venue_wait`, so its turn goes to another
+    order meanwhile; ``reentrant``: an RLock's semantics."""
+
+    def __init__(self, reentrant: bool = False):
+        self._lock: threading.Lock | threading.RLock = threading.RLock() if reentrant else threading.Lock()
+
+    def __enter__(self) -> VenueLock:
+        if not self._lock.acquire(blocking=False):
+            with venue_wait():
+                self._lock.acquire()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._lock.release()
 
 
 def _in_transaction() -> bool:

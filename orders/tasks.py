@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Task, shared_task
@@ -99,62 +99,52 @@ def execute_webhook_orders(
     """One webhook's orders for several accounts, from one publish: half of the accounts go on
     to another worker, and so on, until each task holds at most ``chunk`` accounts
     (``orders.services.fan_out_chunk``), which it executes: on the worker's order threads, all
-    at once (``_on_order_threads``), or without them one after another."""
+    at once, or without them one after another, the chunk ending at the first error."""
     kept = webhook_orders_fan_out(webhook_id, account_ids, trail, chunk)
     liveness.mark_started_many(webhook_id, kept)  # the chunk at once: one read, one write
-    pool = handoff.worker()
-    if pool is not None:
-        try:
-            outcomes = pool.run_all(
-                [
-                    functools.partial(
-                        account_orders_execute_or_schedule,
-                        webhook_id,
-                        account_id,
-                        trail,
-                        started=True,
-                        clear=False,
-                    )
-                    for account_id in kept
-                ]
-            )
-        except BaseException:
-            # The wait itself ended (the worker is being stopped): none may stay recorded as
-            # run by this live worker.
-            liveness.clear_dispatch_many(webhook_id, kept)
-            raise
-        # Those run to the end, and those that failed (the database went away): neither may
-        # stay recorded as run by this live worker, or the sweep would never resend the latter.
-        # An account whose retry is scheduled keeps its record.
-        liveness.clear_dispatch_many(
-            webhook_id, [a for a, (ended, exc) in zip(kept, outcomes, strict=True) if ended or exc]
+    calls = [
+        functools.partial(
+            account_orders_execute_or_schedule, webhook_id, account_id, trail, started=True, clear=False
         )
-        failed = [(a, exc) for a, (_ended, exc) in zip(kept, outcomes, strict=True) if exc is not None]
-        for account_id, exc in failed[1:]:  # the task raises the first; the others are logged
-            log.error(
-                "주문 실행 오류 (스윕에서 재전달): webhook=%s account=%s",
-                webhook_id,
-                account_id,
-                exc_info=exc,
-            )
-        if failed:
-            raise failed[0][1]
-        return
-    finished: list[int] = []
-    for index, account_id in enumerate(kept):
+        for account_id in kept
+    ]
+    pool = handoff.worker()
+    try:
+        outcomes = pool.run_all(calls) if pool is not None else _in_sequence(calls)
+    except BaseException:
+        # The wait itself ended (the worker is being stopped): none may stay recorded as run by
+        # this live worker.
+        liveness.clear_dispatch_many(webhook_id, kept)
+        raise
+    # The chunk's records at once: those run to the end, those that failed (the database went
+    # away) and those a failure left unreached must not stay recorded as run by this live
+    # worker, or the sweep would never resend them. An account whose retry is scheduled keeps
+    # its record (it says when the retry is due). A pair dispatched again meanwhile (an
+    # approval, the sweep after a reconcile) loses its new record too: the sweep then sends it
+    # once more, and the claims keep that to one placement.
+    liveness.clear_dispatch_many(
+        webhook_id, [a for a, outcome in zip(kept, outcomes, strict=True) if outcome != (False, None)]
+    )
+    failed = [(a, exc) for a, (_ended, exc) in zip(kept, outcomes, strict=True) if exc is not None]
+    for account_id, exc in failed[1:]:  # the task raises the first; the others are logged
+        log.error(
+            "주문 실행 오류 (스윕에서 재전달): webhook=%s account=%s", webhook_id, account_id, exc_info=exc
+        )
+    if failed:
+        raise failed[0][1]
+
+
+def _in_sequence(calls: Sequence[Callable[[], Any]]) -> list[tuple[Any, BaseException | None]]:
+    """Each call's result and exception, as ``LocalPool.run_all`` returns them, run one after
+    another on this thread up to the first that raises (those after it: ``(None, None)``)."""
+    outcomes: list[tuple[Any, BaseException | None]] = [(None, None)] * len(calls)
+    for index, call in enumerate(calls):
         try:
-            if account_orders_execute_or_schedule(webhook_id, account_id, trail, started=True, clear=False):
-                finished.append(account_id)
-        except BaseException:
-            # The chunk ends here (the database went away): this account and those it did not
-            # reach must not stay recorded as run by this live worker, or the sweep would never
-            # resend them (clearing one already cleared costs nothing).
-            liveness.clear_dispatch_many(webhook_id, [*finished, *kept[index:]])
-            raise
-    # The chunk's records at once. A pair dispatched again meanwhile (an approval, the sweep
-    # after a reconcile) loses its new record too: the sweep then sends it once more, and the
-    # claims keep that to one placement.
-    liveness.clear_dispatch_many(webhook_id, finished)
+            outcomes[index] = (call(), None)
+        except BaseException as exc:
+            outcomes[index] = (None, exc)
+            break
+    return outcomes
 
 
 @shared_task(name="orders.tasks.orders_sweep", ignore_result=True)
@@ -219,14 +209,12 @@ def _start_order_threads(sender: Any = None, **_: Any) -> None:
     its venue while another runs. Not in embedded mode, whose order threads are the process's
     (orders.handoff.install), nor with another pool (a prefork child runs one task)."""
     controller = getattr(sender, "controller", None)
-    threads, turns = int(settings.WORKER_ORDER_THREADS), int(settings.WORKER_ORDER_TURNS)
     if (
         handoff.current() is None
         and handoff.worker() is None
         and isinstance(getattr(controller, "pool", None), ThreadsPool)
-        and threads > 0
+        and (pool := worker_order_threads()) is not None
     ):
-        pool = handoff.LocalPool(threads, running=turns if turns > 0 else threads)
         handoff.install_worker(pool)
         database_pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
         if isinstance(database_pool, dict) and pool.running > int(database_pool.get("max_size", 0)):
@@ -237,9 +225,18 @@ def _start_order_threads(sender: Any = None, **_: Any) -> None:
             )
         log.info(
             "주문 스레드 %d개, 동시 실행 %d개 (WORKER_ORDER_THREADS, WORKER_ORDER_TURNS)",
-            threads,
+            pool.threads,
             pool.running,
         )
+
+
+def worker_order_threads() -> handoff.LocalPool | None:
+    """A worker's order threads as the settings ask: WORKER_ORDER_THREADS threads,
+    WORKER_ORDER_TURNS of them running (0: all); None with WORKER_ORDER_THREADS=0."""
+    threads = int(settings.WORKER_ORDER_THREADS)
+    if threads <= 0:
+        return None
+    return handoff.LocalPool(threads, running=int(settings.WORKER_ORDER_TURNS) or None)
 
 
 @worker_shutdown.connect(weak=False)

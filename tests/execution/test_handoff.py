@@ -22,6 +22,7 @@ from orders.risk import order_refusal
 from orders.services import order_claim, orders_dispatch, orders_sweep
 from strategies.models import Strategy
 from tests.execution.test_execution import flaky_order, make_orders, statuses
+from tests.execution.test_pool_turns import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -449,7 +450,7 @@ def test_a_pool_thread_keeps_its_connection_while_it_runs_and_a_sqlite_one_while
         local.submit(after)
         go.set()
         assert done.wait(10)
-        assert until_asleep(local)
+        assert until(lambda: len(local._sleepers) == local.threads)
         local.submit(later)
         assert asleep_after.wait(10)
     finally:
@@ -460,18 +461,6 @@ def test_a_pool_thread_keeps_its_connection_while_it_runs_and_a_sqlite_one_while
         assert after_sleep is first
     else:
         assert after_sleep is None
-
-
-def until_asleep(pool: handoff.LocalPool) -> bool:
-    """Whether every order thread of ``pool`` went to sleep within 10 s."""
-    import time
-
-    deadline = time.monotonic() + 10
-    while len(pool._sleepers) < pool.threads:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def test_a_pool_thread_drops_a_sqlite_connection_that_broke() -> None:

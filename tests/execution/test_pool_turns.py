@@ -209,6 +209,7 @@ def test_a_lock_held_across_a_venue_wait_stalls_the_pool_only_briefly(
     lock's holder waits for its venue: the holder comes back to find no turn free, and goes on
     without one after REACQUIRE_SECONDS instead of waiting for ever."""
     pool = make_pool(2, running=1)
+    pool.RETURN_MAX_SECONDS = TASK_BOUND  # only the stall lets the holder go on
     lock = threading.Lock()
     at_venue, answer = threading.Event(), threading.Event()
     done = threading.Semaphore(0)
@@ -276,22 +277,22 @@ def test_a_thread_back_from_its_venue_waits_no_longer_than_return_max_seconds(
 def test_an_order_waiting_for_a_lock_gives_its_turn_to_the_holder(
     make_pool: Callable[..., handoff.LocalPool],
 ) -> None:
-    """``held(lock)``: the waiter gives its turn while the lock is taken, so the holder, back
+    """A ``VenueLock``: the waiter gives its turn while the lock is taken, so the holder, back
     from its venue, finds a turn at once (REACQUIRE_SECONDS is out of reach here)."""
     pool = make_pool(2, running=1, reacquire=TASK_BOUND)
-    lock = threading.Lock()
+    lock = handoff.VenueLock()
     at_venue, answer = threading.Event(), threading.Event()
     done = threading.Semaphore(0)
 
     def holder() -> None:
-        with handoff.held(lock):
+        with lock:
             with handoff.venue_wait():
                 at_venue.set()
                 answer.wait(TASK_BOUND)
         done.release()
 
     def waiter() -> None:
-        with handoff.held(lock):
+        with lock:
             pass
         done.release()
 

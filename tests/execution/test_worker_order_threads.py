@@ -20,6 +20,7 @@ import pytest
 
 from orders import handoff
 from orders.tasks import _on_order_threads, _start_order_threads, _stop_order_threads
+from tests.execution.test_pool_turns import until
 
 BOUND = 10.0  # seconds the test waits for what it expects: far beyond what any of these takes
 
@@ -183,7 +184,7 @@ def test_run_all_calls_dropped_by_a_shutdown_fail_instead_of_hanging(pool: hando
     outcome: list[Any] = []
     caller = threading.Thread(target=lambda: outcome.extend(pool.run_all([lambda: "ran"])), daemon=True)
     caller.start()
-    assert until_queued(pool)
+    assert until(lambda: bool(pool._ready))
     pool.shutdown(wait=False)
     caller.join(BOUND)
     release.set()
@@ -192,19 +193,8 @@ def test_run_all_calls_dropped_by_a_shutdown_fail_instead_of_hanging(pool: hando
     assert result is None and isinstance(exc, handoff.PoolClosedError)
 
 
-def until_queued(pool: handoff.LocalPool) -> bool:
-    import time
-
-    deadline = time.monotonic() + BOUND
-    while not pool._ready:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
-
-
 def test_a_connection_that_fails_to_close_does_not_end_an_order_thread(
-    pool: handoff.LocalPool, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A server connection the database dropped may raise as it is given back: the thread
     goes on (raised, it ended the thread, whose turn was then lost for good)."""
@@ -219,6 +209,11 @@ def test_a_connection_that_fails_to_close_does_not_end_an_order_thread(
             raise OSError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(handoff, "connections", SimpleNamespace(all=lambda initialized_only: [Dropped()]))
-    for _ in range(3):  # one thread running: each round needs it alive
-        [(result, exc)] = pool.run_all([lambda: "ran"])
-        assert (result, exc) == ("ran", None)
+    one = handoff.LocalPool(1)  # each round needs its one thread alive
+    try:
+        for _ in range(3):
+            ran = threading.Event()
+            one.submit(ran.set)
+            assert ran.wait(BOUND)
+    finally:
+        one.shutdown(wait=False)

@@ -399,12 +399,20 @@ def test_the_sending_mark_is_made_only_once_the_shared_client_is_ours(
     _client, lock = adapter._client("SPOT")
     marks: list[str] = []
     adapter.before_send = lambda: marks.append("sending") or True
-    lock.acquire()  # another order of the account holds the client
+    held, release = threading.Event(), threading.Event()
+
+    def another_order() -> None:  # another order of the account holds the client
+        with lock:
+            held.set()
+            release.wait(10)
+
+    threading.Thread(target=another_order, daemon=True).start()
+    assert held.wait(10)
     placing = threading.Thread(target=adapter.place_order, args=(request(),))
     placing.start()
     time.sleep(0.3)
     assert marks == [] and binance_sim.orders == []
-    lock.release()
+    release.set()
     placing.join(10)
 
     assert marks == ["sending"] and len(binance_sim.orders) == 1

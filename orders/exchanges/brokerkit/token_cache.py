@@ -9,16 +9,15 @@ marker keeps it from being requested twice within ``min_interval``.
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Callable
 
 from django.core.cache import cache
 
 from orders.exchanges.base import RetryableVenueError
-from orders.handoff import held, venue_sleep
+from orders.handoff import VenueLock, venue_sleep
 
-_process_lock = threading.Lock()
+_process_lock = VenueLock()
 
 
 def app_key_id(base_url: str, app_key: str) -> str:
@@ -70,7 +69,7 @@ class SharedTokenCache:
         one is used instead. ``issue`` asks the venue and :meth:`store`s the answer.
 
         Raises TokenUnavailableError when one was issued less than ``min_interval`` ago."""
-        with held(_process_lock):  # another thread may be asking the venue for it
+        with _process_lock:  # another thread may be asking the venue for it
             deadline = time.monotonic() + wait
             while not cache.add(self.lock_key, "1", timeout=30):
                 if time.monotonic() > deadline:

@@ -58,7 +58,7 @@ from orders.exchanges.base import (
 from orders.exchanges.brokerkit.buckets import VenueBuckets, VenueLimit
 from orders.exchanges.http import venue_session
 from orders.exchanges.ticks import StepTable
-from orders.handoff import held
+from orders.handoff import VenueLock
 from prices.records import instrument_for
 from prices.services import price_latest
 from quanttrade.vocabulary import (
@@ -94,7 +94,7 @@ HUNDRED = Decimal(100)
 # changed filters). Clients of every account on the venue share one list per process.
 MARKETS_TTL_SECONDS = 3600.0
 
-_clients: dict[tuple[Any, ...], tuple[ccxt.Exchange, threading.RLock]] = {}
+_clients: dict[tuple[Any, ...], tuple[ccxt.Exchange, VenueLock]] = {}
 _clients_lock = threading.Lock()
 # Adapters using each client slot of an account (key: client key + market type).
 _slot_users: dict[tuple[Any, ...], list[int]] = {}
@@ -102,7 +102,7 @@ _slot_users: dict[tuple[Any, ...], list[int]] = {}
 
 @dataclass
 class _SharedMarkets:
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: VenueLock = field(default_factory=VenueLock)
     source: ccxt.Exchange | None = None  # the client that loaded them
     loaded_at: float = 0.0
 
@@ -376,7 +376,7 @@ class CcxtAdapter(ExchangeAdapter):
                     users[slot] -= 1
         self._slots.clear()
 
-    def _client(self, market_type: str) -> tuple[ccxt.Exchange, threading.RLock]:
+    def _client(self, market_type: str) -> tuple[ccxt.Exchange, VenueLock]:
         """A ccxt client per (account, credentials, market type, slot), cached with its markets."""
         key = (*self._client_key, market_type, self._slot(market_type))
         with _clients_lock:
@@ -416,7 +416,7 @@ class CcxtAdapter(ExchangeAdapter):
                 client.urls["api"] = _rebase(client.urls["api"], str(base_url).rstrip("/"))
             _server_errors_are_unavailable(client)
             venue_session(client.session)  # waiting for an answer lets another order run
-            cached = (client, threading.RLock())
+            cached = (client, VenueLock(reentrant=True))
             _clients[key] = cached
             return cached
 
@@ -441,7 +441,7 @@ class CcxtAdapter(ExchangeAdapter):
 
     def _loaded_markets(self, market_type: str) -> dict[str, Any]:
         client, lock = self._client(market_type)
-        with held(lock):
+        with lock:
             try:
                 return self._load_markets(client, market_type)
             except ccxt.BaseError as e:
@@ -462,7 +462,7 @@ class CcxtAdapter(ExchangeAdapter):
             and time.monotonic() - shared.loaded_at < MARKETS_TTL_SECONDS
         ):
             return client.markets
-        with held(shared.lock):
+        with shared.lock:
             if shared.source is None or time.monotonic() - shared.loaded_at >= MARKETS_TTL_SECONDS:
                 client.load_markets(reload=bool(client.markets))
                 shared.source, shared.loaded_at = client, time.monotonic()
@@ -491,7 +491,7 @@ class CcxtAdapter(ExchangeAdapter):
     def _call(self, market_type: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """Run one ccxt call (markets loaded first); ccxt errors leave as product errors."""
         client, lock = self._client(market_type)
-        with held(lock):
+        with lock:
             try:
                 self._load_markets(client, market_type)
                 return getattr(client, method)(*args, **kwargs)
@@ -753,7 +753,7 @@ class CcxtAdapter(ExchangeAdapter):
             price,
             trigger,
         )
-        with held(lock):
+        with lock:
             self.about_to_send()  # after waiting for the shared client: nothing has left yet
             # The balances change from here: a concurrent sizing reads them from the venue
             # until after_order stores them again.
@@ -882,7 +882,7 @@ class CcxtAdapter(ExchangeAdapter):
         client, lock = self._client(request.market_type)
         conditional = request.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
         per_contract = contract_size(market)
-        with held(lock):
+        with lock:
             try:
                 return self._order_by_client_id(client, market, cid, conditional, per_contract)
             except ccxt.OrderNotFound:
@@ -937,7 +937,7 @@ class CcxtAdapter(ExchangeAdapter):
         conditional = request.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
         extra = self._cancel_params(request.market_type, conditional)
         client, lock = self._client(request.market_type)
-        with held(lock):
+        with lock:
             try:
                 self._load_markets(client, request.market_type)
                 client.cancel_order(order_id, market["symbol"], extra)
@@ -971,7 +971,7 @@ class CcxtAdapter(ExchangeAdapter):
         client, lock = self._client(market_type)
         failures: list[str] = []
         count = 0
-        with held(lock):
+        with lock:
             try:
                 self._load_markets(client, market_type)
                 if symbol:
@@ -1186,7 +1186,7 @@ class CcxtAdapter(ExchangeAdapter):
         done: set[str] = client.options.setdefault("qt_prepared", set())
         if symbol in done:
             return
-        with held(lock):
+        with lock:
             try:
                 self._apply_futures_settings(client, symbol)
             except ccxt.BaseError as e:
