@@ -11,10 +11,9 @@ process (neither did the broker's messages). The orders are rows in the database
 dispatch records (orders.liveness) die with the process too, and `serve` resends every queued
 order at start, the periodic sweep any whose hand-off was lost.
 
-Distributed mode: a web process may run executions itself (:func:`install_web`,
-ORDER_WEB_THREADS threads, ORDER_WEB_TURNS of them running at once): a signal's accounts go to
-its threads when there is an idle thread for each and a turn is free
-(:meth:`LocalPool.submit_all_if_idle`), otherwise to the broker as before, where every
+Distributed mode: a web process may run a few executions itself (:func:`install_web`,
+ORDER_WEB_THREADS): a signal's accounts go to its threads when there are idle threads for all
+of them (:meth:`LocalPool.submit_all_if_idle`), otherwise to the broker as before, where every
 worker process competes for the messages (a fan-out split between the two was no sooner and
 its answer later). The order is the same row, claimed the same way, and the web process beats
 and names itself as its holder as a worker does, so a web process killed mid-order is settled
@@ -161,17 +160,11 @@ class LocalPool:
             self._clock_wakes.notify()
 
     def submit_all_if_idle(self, fn: Callable[..., Any], calls: list[tuple[Any, ...]]) -> bool:
-        """Run ``fn(*args)`` for each ``args`` of ``calls`` on the order threads now, if the
-        pool has an idle thread for each and a turn free now (then nothing is queued for one);
-        False, and nothing done, otherwise or once the pool is shut down. (Turns busy mean the
-        process's interpreter is busy with orders: a web process then leaves the signal to the
-        workers rather than queue it behind its own.)"""
+        """Run ``fn(*args)`` for each ``args`` of ``calls`` on the order threads now, if that
+        many can run at once (nothing queued before them); False, and nothing done, when fewer
+        can or the pool is shut down."""
         with self._lock:
-            if (
-                self._closed
-                or self._orders_pending + len(calls) > self.threads
-                or self._busy + self._returning + self._woken >= self.running
-            ):
+            if self._closed or self._orders_pending + len(calls) > self.running:
                 return False
             for args in calls:
                 self._put(ORDERS, fn, args)

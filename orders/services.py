@@ -1045,9 +1045,8 @@ def paper_match_run() -> int:
 
 
 def web_execution_start() -> handoff.LocalPool | None:
-    """In a web process of distributed mode: order threads of its own (ORDER_WEB_THREADS,
-    ORDER_WEB_TURNS of them running at once), on which a signal runs when each of its accounts
-    finds one idle and a turn is free (``handoff.install_web``), and the
+    """In a web process of distributed mode: order threads of its own (ORDER_WEB_THREADS), on
+    which a signal runs when each of its accounts finds one idle (``handoff.install_web``), and the
     venues warmed for them in the background as a worker warms them. Called by the web servers
     (the gunicorn worker class, ``manage.py serve``) once the application is loaded; nothing in
     embedded mode (its own pool runs every execution) or with ORDER_WEB_THREADS=0. At the
@@ -1056,7 +1055,7 @@ def web_execution_start() -> handoff.LocalPool | None:
     threads = int(settings.ORDER_WEB_THREADS)
     if threads <= 0 or handoff.current() is not None or handoff.web() is not None or broker_in_memory():
         return None
-    pool = handoff.LocalPool(threads, running=int(settings.ORDER_WEB_TURNS) or None)
+    pool = handoff.LocalPool(threads)
     handoff.install_web(pool)
     atexit.register(web_execution_stop, pool)
     venues_warm_in_background()

@@ -358,14 +358,10 @@ def _fanout_tasks(raw: str) -> int | None:
 ORDER_FANOUT_TASKS: int | None = env.strict(
     "ORDER_FANOUT_TASKS", None, _fanout_tasks, '"auto" or a whole number of at least 1'
 )
-# Distributed mode: each web process runs a signal's order executions itself, on
-# ORDER_WEB_THREADS threads of its own of which ORDER_WEB_TURNS run at once, when there is an
-# idle thread for each of its accounts and a turn free (the orders then skip the broker, and
-# those waiting for their venue let another run: orders/handoff.py); other signals go to the
-# workers. Two turns, as a worker's: one interpreter (docs/benchmarks-speed.md, round 24).
-# 0 threads: every execution goes to the workers; 0 turns: every thread runs at once.
-ORDER_WEB_THREADS: int = env.int("ORDER_WEB_THREADS", default=32)
-ORDER_WEB_TURNS: int = env.int("ORDER_WEB_TURNS", default=2)
+# Distributed mode: each web process runs this many order executions itself, on threads of
+# its own, while one is idle (a signal's order then skips the broker: orders/handoff.py); the
+# rest go to the workers. 0: every execution goes to the workers.
+ORDER_WEB_THREADS: int = env.int("ORDER_WEB_THREADS", default=2)
 # Distributed mode: a Celery worker with a threads pool (``--pool threads``) executes its order
 # tasks on WORKER_ORDER_THREADS threads of its own, WORKER_ORDER_TURNS of them running at once:
 # a fan-out's chunk runs its accounts at once, and an order waiting for its venue lets another

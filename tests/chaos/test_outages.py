@@ -268,9 +268,9 @@ def test_web_process_stopped_under_load(healthy: Stack) -> None:
     [web] = healthy.children("web")
     stopped = f"{socket.gethostname()}:{web}"
     stored = [str(w) for (w,) in healthy.sql("SELECT DISTINCT webhook_id::text FROM orders_order")]
-    wait_until_settled(healthy, stored, SETTLE_TIMEOUT)  # the warm-up's orders: its turns free
-    # Two signals, each held 0.2 s by the venue (a turn free meanwhile): the signal arrives
-    # with both under way.
+    wait_until_settled(healthy, stored, SETTLE_TIMEOUT)  # the warm-up's orders: both threads idle
+    # Two signals, one for each of its idle order threads, each held 0.2 s by the venue: the
+    # signal arrives with both under way.
     in_hand = [post_webhook(healthy.web_port, 100_000 + i) for i in range(2)]
     os.kill(web, signal.SIGTERM)
     with Load(healthy.web_port) as load:  # while its successor starts

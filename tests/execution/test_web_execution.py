@@ -59,31 +59,6 @@ def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[HeldPaper]]:
     HeldPaper.release.set()
 
 
-class AtVenuePaper(PaperAdapter):
-    """The paper venue, answering when the test lets it; the request waits for the answer as one
-    to a distant venue does (``handoff.venue_wait``: its turn free meanwhile)."""
-
-    release = threading.Event()
-    waiting = 0
-    counted = threading.Lock()
-
-    def place_order(self, request: OrderRequest) -> OrderResult:
-        with AtVenuePaper.counted:
-            AtVenuePaper.waiting += 1
-        with handoff.venue_wait():
-            assert AtVenuePaper.release.wait(30), "the test never released the venue"
-        return super().place_order(request)
-
-
-@pytest.fixture
-def at_venue(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[AtVenuePaper]]:
-    monkeypatch.setitem(exchanges.ADAPTERS, "ATVENUE", f"{__name__}.AtVenuePaper")
-    AtVenuePaper.release.clear()
-    AtVenuePaper.waiting = 0
-    yield AtVenuePaper
-    AtVenuePaper.release.set()
-
-
 @pytest.fixture
 def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     """The order executions handed to the broker (nothing runs them). Other messages (a fill's
@@ -138,65 +113,6 @@ def test_idle_threads_take_a_signals_executions_only_when_there_is_one_for_each(
         pool.shutdown()
     assert not pool.submit_all_if_idle(work, [(5,)])  # shut down: the caller publishes instead
     assert sorted(ran) == [1, 2, 3, 4]
-
-
-def test_with_turns_the_threads_take_a_signal_only_while_a_turn_is_free() -> None:
-    """ORDER_WEB_TURNS: a signal may wait for a turn behind its own accounts, never behind orders
-    already running (the interpreter is busy: the workers take it); orders waiting for their
-    venue hold no turn."""
-    pool = handoff.LocalPool(4, running=1)
-    at_venue, running, go = threading.Event(), threading.Event(), threading.Event()
-    ran: list[int] = []
-
-    def work(n: int) -> None:
-        if n == 1:
-            with handoff.venue_wait():
-                at_venue.set()
-                go.wait(10)
-        else:
-            running.set()
-            go.wait(10)
-        ran.append(n)
-
-    try:
-        assert not pool.submit_all_if_idle(work, [(n,) for n in range(1, 6)])  # more than the threads
-        assert pool.submit_all_if_idle(work, [(1,)])
-        assert at_venue.wait(10)
-        assert pool.submit_all_if_idle(work, [(2,)])  # 1 waits for its venue: its turn is free
-        assert running.wait(10)
-        assert not pool.submit_all_if_idle(work, [(3,)])  # two threads idle, but no turn
-        go.set()
-        _wait(lambda: not pool.orders_waiting(), "the executions never ended")
-        assert sorted(ran) == [1, 2]
-        assert pool.submit_all_if_idle(work, [(3,), (4,), (5,), (6,)])  # one turn, taken in turn
-        _wait(lambda: len(ran) == 6, "the signal's accounts never ran")
-    finally:
-        pool.shutdown()
-    assert sorted(ran) == [1, 2, 3, 4, 5, 6]
-
-
-def test_a_signals_accounts_wait_for_their_venues_together_on_one_turn_of_the_web_process(
-    at_venue: type[AtVenuePaper],
-    published: list[Any],
-    make_strategy: Any,
-    make_account: Any,
-    publish_price: Any,
-) -> None:
-    pool = handoff.LocalPool(4, running=1)
-    handoff.install_web(pool)
-    try:
-        accounts = [make_account(f"v{i}", exchange="ATVENUE", balances={"USDT": "10000"}) for i in range(3)]
-        event = make_orders(make_strategy(accounts=accounts), accounts, [{"side": "BUY", "qty_per": 10}])
-        publish_price("BINANCE:BTC/USDT", "50000")
-        orders_dispatch(event.id, [a.pk for a in accounts], new=True)
-        _wait(lambda: at_venue.waiting == 3, "the accounts' requests did not wait for their venues together")
-        assert published == []
-        at_venue.release.set()
-        _wait(lambda: statuses(event) == ["filled"] * 3, "the orders never filled")
-    finally:
-        web_execution_stop(pool)
-    assert published == []
-    assert PaperOrder.objects.count() == 3
 
 
 def test_a_signal_to_one_account_is_placed_by_the_web_process_without_a_message(
@@ -321,27 +237,18 @@ def test_a_retry_the_venue_asks_of_a_web_thread_goes_to_the_workers(
 
 
 @pytest.mark.parametrize(
-    ("broker", "threads", "turns", "expected"),
-    [
-        ("redis://127.0.0.1:1/0", 3, 2, (3, 2)),
-        ("redis://127.0.0.1:1/0", 3, 0, (3, 3)),
-        ("redis://127.0.0.1:1/0", 0, 2, None),
-        ("memory://", 3, 2, None),
-    ],
-    ids=["distributed", "every-thread-runs", "turned-off", "embedded"],
+    ("broker", "threads", "expected"),
+    [("redis://127.0.0.1:1/0", 3, 3), ("redis://127.0.0.1:1/0", 0, None), ("memory://", 3, None)],
+    ids=["distributed", "turned-off", "embedded"],
 )
 def test_a_web_process_starts_its_order_threads_only_in_distributed_mode(
-    broker: str,
-    threads: int,
-    turns: int,
-    expected: tuple[int, int] | None,
-    monkeypatch: pytest.MonkeyPatch,
+    broker: str, threads: int, expected: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("QT_SKIP_VENUE_WARMUP", "1")
-    with override_settings(CELERY_BROKER_URL=broker, ORDER_WEB_THREADS=threads, ORDER_WEB_TURNS=turns):
+    with override_settings(CELERY_BROKER_URL=broker, ORDER_WEB_THREADS=threads):
         pool = web_execution_start()
     try:
-        assert ((pool.threads, pool.running) if pool else None) == expected
+        assert (pool.threads if pool else None) == expected
         assert handoff.web() is pool
         if pool is not None:
             assert web_execution_start() is None  # once per process
