@@ -434,14 +434,12 @@ def _in_transaction() -> bool:
     return any(conn.in_atomic_block for conn in connections.all(initialized_only=True))
 
 
-def _drain(items: queue.SimpleQueue[_Item]) -> int:
-    count = 0
+def _drain(items: queue.SimpleQueue[_Item]) -> None:
     while True:
         try:
             items.get_nowait()
         except queue.Empty:
-            return count
-        count += 1
+            return
 
 
 _pool: LocalPool | None = None
