@@ -54,11 +54,29 @@ def at_venue_together(orders: list[Order]) -> None:
     assert max(sent) < min(answered), (sent, answered)
 
 
-def three_binance_orders_at_the_venue_together(
-    client: Client, make_strategy: Any, binance_sim: BinanceSim, binance_account: Any, wait_orders: Any
+@pytest.fixture
+def worker_one_turn(celery_worker: Any, settings: Any) -> Iterator[handoff.LocalPool]:
+    """The session's Celery worker with order threads of its own running one order at a time,
+    as a worker started with WORKER_ORDER_TURNS=1 does; a fan-out in one task (one chunk)."""
+    settings.ORDER_FANOUT_TASKS = 1
+    with order_threads_of_the_worker(running=1) as pool:
+        yield pool
+
+
+@pytest.mark.parametrize("order_threads", ["one_turn", "worker_one_turn"], ids=["embedded", "worker-chunk"])
+def test_three_binance_accounts_orders_are_at_the_venue_together_with_one_turn(
+    order_threads: str,
+    request: pytest.FixtureRequest,
+    client: Client,
+    make_strategy: Any,
+    binance_sim: BinanceSim,
+    binance_account: Any,
+    wait_orders: Any,
 ) -> None:
     """A market buy to three Binance accounts, the simulator LATENCY away: all three filled, and
-    at the venue together."""
+    at the venue together, on embedded mode's pool and in one task of a distributed worker
+    (which, without order threads, would place its chunk's accounts one after another)."""
+    request.getfixturevalue(order_threads)
     binance_sim.latency = LATENCY
     accounts = [binance_account(f"binance-{i}") for i in range(3)]
     make_strategy(group_name="waits", token="tok", accounts=accounts)
@@ -68,19 +86,6 @@ def three_binance_orders_at_the_venue_together(
     assert [order.status for order in orders] == ["filled"] * 3, [order.message for order in orders]
     assert len(binance_sim.seen("/api/v3/order", "POST")) == 3
     at_venue_together(orders)
-
-
-def test_three_binance_accounts_orders_are_at_the_venue_together_with_one_turn(
-    one_turn: handoff.LocalPool,
-    client: Client,
-    make_strategy: Any,
-    binance_sim: BinanceSim,
-    binance_account: Any,
-    wait_orders: Any,
-) -> None:
-    three_binance_orders_at_the_venue_together(
-        client, make_strategy, binance_sim, binance_account, wait_orders
-    )
 
 
 def test_three_kis_accounts_share_one_token_and_are_at_the_venue_together_with_one_turn(
@@ -103,27 +108,3 @@ def test_three_kis_accounts_share_one_token_and_are_at_the_venue_together_with_o
     assert len(kis_sim.orders) == 3
     assert kis_sim.token_requests == 1
     at_venue_together(orders)
-
-
-@pytest.fixture
-def worker_one_turn(celery_worker: Any, settings: Any) -> Iterator[handoff.LocalPool]:
-    """The session's Celery worker with order threads of its own running one order at a time,
-    as a worker started with WORKER_ORDER_TURNS=1 does; a fan-out in one task (one chunk)."""
-    settings.ORDER_FANOUT_TASKS = 1
-    with order_threads_of_the_worker(running=1) as pool:
-        yield pool
-
-
-def test_a_workers_chunk_of_accounts_is_at_the_venue_together_with_one_turn(
-    worker_one_turn: handoff.LocalPool,
-    client: Client,
-    make_strategy: Any,
-    binance_sim: BinanceSim,
-    binance_account: Any,
-    wait_orders: Any,
-) -> None:
-    """One task holds the three accounts (without order threads it would place them one after
-    another)."""
-    three_binance_orders_at_the_venue_together(
-        client, make_strategy, binance_sim, binance_account, wait_orders
-    )
