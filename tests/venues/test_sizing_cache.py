@@ -4,6 +4,8 @@ gives, against two Binance simulators in the same state over real HTTP."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -183,3 +185,76 @@ def test_a_close_reads_the_holding_from_the_venue(
     )
     (order,) = sim.orders_for("qt-close")
     assert order["qty"] == D("0.7")  # the whole holding, as today's path sells
+
+
+def _buy_half(adapter: Any, client_order_id: str) -> None:
+    adapter.place_order(
+        OrderRequest(
+            client_order_id=client_order_id,
+            market_type=MarketType.SPOT,
+            symbol="BTC/USDT",
+            side="BUY",
+            order_type="MARKET",
+            qty_per=D("50"),
+        )
+    )
+
+
+def _in_thread(work: Any) -> threading.Thread:
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    return thread
+
+
+def _until(condition: Any) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "the venue never saw the request"
+        time.sleep(0.005)
+
+
+def test_a_balance_read_that_returns_after_another_order_left_is_not_kept(
+    transactional_db: None, make_account: Any, two_sims: tuple[BinanceSim, BinanceSim], no_prices: None
+) -> None:
+    """Two orders of one account in parallel (two adapters, as two tasks): the first one's
+    after-order read is answered from before the second order, and comes back after it (and
+    after the second one's own read). The third signal is sized from the venue's balances after
+    the second order, not from that late answer."""
+    _today_sim, sim = two_sims
+    account = _account(make_account, sim, "cached", timeout_seconds=10, **CACHED)
+    first, second, third = adapter_for(account), adapter_for(account), adapter_for(account)
+    first.warm(MarketType.SPOT)  # 10,000 USDT
+    price_publish("BINANCE:BTC/USDT", D("50000"), feed="ccxt")
+    reads = len(sim.seen("/api/v3/account"))
+    sim.inject("timeout", "/api/v3/account", delay=2.0)  # answered now, delivered 2 s later
+    late = _in_thread(lambda: first.after_order(MarketType.SPOT, placed=True))
+    _until(lambda: len(sim.seen("/api/v3/account")) > reads)  # the venue has answered it
+    _buy_half(second, "qt-second")  # 5,000 USDT: 0.1 BTC
+    second.after_order(MarketType.SPOT, placed=True)
+    assert late.is_alive(), "the late read came back too early for this test"
+    late.join()
+    _buy_half(third, "qt-third")
+    assert sim.orders_for("qt-second")[0]["qty"] == D("0.1")
+    assert sim.orders_for("qt-third")[0]["qty"] == D("0.05")  # half of the 5,000 USDT left
+
+
+def test_a_balance_read_begun_while_an_order_was_in_flight_is_not_kept(
+    transactional_db: None, make_account: Any, two_sims: tuple[BinanceSim, BinanceSim], no_prices: None
+) -> None:
+    """A read begins after an order of the account left but is answered before the venue
+    handles that order: a signal sized between the order's answer and its own after-order read
+    does not take that read's snapshot as fresh."""
+    _today_sim, sim = two_sims
+    account = _account(make_account, sim, "cached", timeout_seconds=10, **CACHED)
+    placing, reading, third = adapter_for(account), adapter_for(account), adapter_for(account)
+    placing.warm(MarketType.SPOT)
+    price_publish("BINANCE:BTC/USDT", D("50000"), feed="ccxt")
+    sim.inject("late", "/api/v3/order", method="POST", delay=1.0)  # handled 1 s after it came
+    in_flight = _in_thread(lambda: _buy_half(placing, "qt-second"))
+    _until(lambda: sim.seen("/api/v3/order", "POST"))
+    reading.after_order(MarketType.SPOT, placed=True)  # the venue answers it before the order
+    assert in_flight.is_alive(), "the order was handled too early for this test"
+    in_flight.join()
+    _buy_half(third, "qt-third")  # before the placing order's own after-order read
+    assert sim.orders_for("qt-second")[0]["qty"] == D("0.1")
+    assert sim.orders_for("qt-third")[0]["qty"] == D("0.05")

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import re
+import secrets
 import threading
 import time
 from collections.abc import Collection
@@ -93,6 +94,9 @@ HUNDRED = Decimal(100)
 # How long a process keeps a venue's market list before loading it again (new listings,
 # changed filters). Clients of every account on the venue share one list per process.
 MARKETS_TTL_SECONDS = 3600.0
+# How long a balance generation token is kept unchanged (one that expired is started anew,
+# which only ends the snapshot's generation early).
+GENERATION_SECONDS = 86400
 
 _clients: dict[tuple[Any, ...], tuple[ccxt.Exchange, VenueLock]] = {}
 _clients_lock = threading.Lock()
@@ -314,6 +318,9 @@ class CcxtAdapter(ExchangeAdapter):
         self.display_name = self.display_name or self.ccxt_id.title()
         self.settings: dict[str, Any] = dict(account.settings or {})
         self._slots: dict[str, int] = {}
+        # Per market type: the balance generation this adapter's last order's answer started
+        # (after_order's read belongs to it).
+        self._answered: dict[str, str] = {}
 
     @classmethod
     def venue_client_id(cls, client_order_id: str) -> str:
@@ -559,16 +566,53 @@ class CcxtAdapter(ExchangeAdapter):
         digest = hashlib.sha256(json.dumps(self._client_key, default=str).encode()).hexdigest()[:24]
         return f"qt:balance:{digest}:{market_type}"
 
-    def _read_balance(self, market_type: str) -> dict[str, Any]:
-        """The venue's balances now (one request), kept as the account's snapshot."""
+    # The snapshot's generation: a token that changes whenever an order of the account leaves
+    # and again when its answer comes. A read keeps the token current when it began, and its
+    # snapshot counts only while the token is still that: a read the venue answered before an
+    # order changed the balances, but that came back (or was stored) after, is never taken as
+    # fresh, whichever thread or process placed that order.
+    def _generation_key(self, market_type: str) -> str:
+        return f"{self._balance_key(market_type)}:gen"
+
+    def _balance_moves(self, market_type: str) -> str | None:
+        """A new generation (an order of the account leaves or was answered); None: the shared
+        cache is down (the snapshot is then not read either)."""
+        token = secrets.token_hex(8)
+        try:
+            cache.set(self._generation_key(market_type), token, timeout=GENERATION_SECONDS)
+        except Exception as exc:
+            log.debug("balance generation not stored: %s", exc)
+            return None
+        return token
+
+    def _generation(self, market_type: str) -> str | None:
+        """The current generation, started if there is none (never set, or expired)."""
+        key = self._generation_key(market_type)
+        try:
+            token = cache.get(key)
+            if token is None:
+                cache.add(key, secrets.token_hex(8), timeout=GENERATION_SECONDS)
+                token = cache.get(key)
+        except Exception as exc:
+            log.debug("balance generation not read: %s", exc)
+            return None
+        return str(token) if token is not None else None
+
+    def _read_balance(self, market_type: str, generation: str | None = None) -> dict[str, Any]:
+        """The venue's balances now (one request), kept as the account's snapshot of the
+        generation current when the read began (``generation``: one just set by this adapter)."""
+        keep = self._max_age("balance_max_age_seconds") > 0
+        if keep and generation is None:
+            generation = self._generation(market_type)
         raw = self._call(market_type, "fetch_balance")
         snapshot = {
             "free": dict(raw.get("free") or {}),
             "used": dict(raw.get("used") or {}),
             "total": dict(raw.get("total") or {}),
             "at": time.time(),
+            "gen": generation,
         }
-        if self._max_age("balance_max_age_seconds") > 0:
+        if keep and generation is not None:
             try:
                 cache.set(self._balance_key(market_type), snapshot, timeout=3600)
             except Exception as exc:  # the shared cache is down: the next sizing reads the venue
@@ -576,36 +620,41 @@ class CcxtAdapter(ExchangeAdapter):
         return snapshot
 
     def _balance(self, market_type: str) -> dict[str, Any]:
-        """The snapshot while younger than ``balance_max_age_seconds``, else a venue read."""
+        """The snapshot while younger than ``balance_max_age_seconds`` and of the current
+        generation, else a venue read."""
         max_age = self._max_age("balance_max_age_seconds")
+        generation = None
         if max_age > 0:
+            key, generation_key = self._balance_key(market_type), self._generation_key(market_type)
             try:
-                snapshot = cache.get(self._balance_key(market_type))
+                found = cache.get_many([key, generation_key])
             except Exception:
-                snapshot = None
-            if snapshot and 0 <= time.time() - float(snapshot["at"]) <= max_age:
+                found = {}
+            snapshot, generation = found.get(key), found.get(generation_key)
+            if (
+                snapshot
+                and generation is not None
+                and snapshot.get("gen") == generation
+                and 0 <= time.time() - float(snapshot["at"]) <= max_age
+            ):
                 return dict(snapshot)
-        return self._read_balance(market_type)
-
-    def _drop_balance(self, market_type: str) -> None:
-        try:
-            cache.delete(self._balance_key(market_type))
-        except Exception as exc:
-            log.debug("balance snapshot not dropped: %s", exc)
+        return self._read_balance(market_type, generation)
 
     def after_order(self, market_type: str, *, placed: bool) -> None:
         """A placed order changed the balances: read them once now, after it left, for the
-        next signal; a failed attempt only drops the snapshot (the venue may be unwell)."""
+        next signal; a failed attempt only ends the snapshot's generation (the venue may be
+        unwell, and its answer may not have been the last word)."""
         if self._max_age("balance_max_age_seconds") <= 0:
             return
+        answered = self._answered.pop(market_type, None)
         if not placed:
-            self._drop_balance(market_type)
+            self._balance_moves(market_type)
             return
         try:
-            self._read_balance(market_type)
+            self._read_balance(market_type, answered)
         except VenueError as error:
             log.warning("%s 잔고 갱신 실패: %s", self.display_name, error.message)
-            self._drop_balance(market_type)
+            self._balance_moves(market_type)
 
     def _layer_price(self, request: OrderRequest, market: dict[str, Any]) -> Decimal | None:
         """The price layer's last price of a spot pair when the venue's own ticker feed
@@ -756,8 +805,10 @@ class CcxtAdapter(ExchangeAdapter):
         with lock:
             self.about_to_send()  # after waiting for the shared client: nothing has left yet
             # The balances change from here: a concurrent sizing reads them from the venue
-            # until after_order stores them again.
-            self._drop_balance(request.market_type)
+            # until after_order stores them again, and a read in flight is not kept as fresh.
+            keeps_balance = self._max_age("balance_max_age_seconds") > 0
+            if keeps_balance:
+                self._balance_moves(request.market_type)
             try:
                 order = client.create_order(
                     symbol,
@@ -794,6 +845,11 @@ class CcxtAdapter(ExchangeAdapter):
                 raise OrderRejected(self._message(e)) from e
             except ccxt.BaseError as e:
                 raise self._translate(e) from e
+            finally:
+                # The answer (or the want of one) is in: a read begun while the order was in
+                # flight may have been answered from before it.
+                if keeps_balance and (answered := self._balance_moves(request.market_type)):
+                    self._answered[request.market_type] = answered
         result = order_result(order, per_contract)
         if self.placement_answers_ids_only:
             result = self._state_after_placement(request, result)
