@@ -16,7 +16,7 @@ import time_machine
 from django.utils import timezone
 
 from orders.exchanges import adapter_for
-from orders.exchanges.base import OrderRequest
+from orders.exchanges.base import OrderRequest, VenueError
 from orders.models import Order
 from orders.services import account_orders_execute
 from prices.services import price_publish
@@ -258,3 +258,37 @@ def test_a_balance_read_begun_while_an_order_was_in_flight_is_not_kept(
     _buy_half(third, "qt-third")  # before the placing order's own after-order read
     assert sim.orders_for("qt-second")[0]["qty"] == D("0.1")
     assert sim.orders_for("qt-third")[0]["qty"] == D("0.05")
+
+
+@pytest.mark.parametrize("fault", ["reject", "5xx", "lost"])
+def test_an_order_attempt_that_failed_ends_the_snapshot(
+    db: None, make_account: Any, two_sims: tuple[BinanceSim, BinanceSim], no_prices: None, fault: str
+) -> None:
+    """Refused, answered with a 5xx (its fate unknown) or never handled: after the attempt the
+    next signal reads the venue's balances, never the snapshot from before it."""
+    _today_sim, sim = two_sims
+    adapter = adapter_for(_account(make_account, sim, "cached", **CACHED))
+    adapter.warm(MarketType.SPOT)  # 10,000 USDT
+    price_publish("BINANCE:BTC/USDT", D("50000"), feed="ccxt")
+    sim.spot_balances["USDT"] = D("20000")  # changed at the venue, unknown to the snapshot
+    sim.inject(fault, "/api/v3/order", method="POST")
+    with pytest.raises(VenueError):
+        _buy_half(adapter, "qt-failed")
+    adapter.after_order(MarketType.SPOT, placed=False)
+    _buy_half(adapter, "qt-next")
+    assert sim.orders_for("qt-next")[0]["qty"] == D("0.2")  # half of the 20,000 USDT at the venue
+
+
+def test_a_resting_order_seen_filled_ends_the_snapshot(
+    db: None, make_account: Any, two_sims: tuple[BinanceSim, BinanceSim], no_prices: None
+) -> None:
+    """The live refresh saw a resting order fill (orders.services: after_order, not placed):
+    the next signal reads the venue's balances."""
+    _today_sim, sim = two_sims
+    adapter = adapter_for(_account(make_account, sim, "cached", **CACHED))
+    adapter.warm(MarketType.SPOT)  # 10,000 USDT
+    price_publish("BINANCE:BTC/USDT", D("50000"), feed="ccxt")
+    sim.spot_balances["USDT"] = D("6000")  # a resting buy filled at the venue
+    adapter.after_order(MarketType.SPOT, placed=False)
+    _buy_half(adapter, "qt-next")
+    assert sim.orders_for("qt-next")[0]["qty"] == D("0.06")

@@ -562,9 +562,12 @@ class CcxtAdapter(ExchangeAdapter):
         value = self.settings.get(name)
         return float(value) if value is not None else float(getattr(self, name))
 
+    @cached_property
+    def _balance_digest(self) -> str:
+        return hashlib.sha256(json.dumps(self._client_key, default=str).encode()).hexdigest()[:24]
+
     def _balance_key(self, market_type: str) -> str:
-        digest = hashlib.sha256(json.dumps(self._client_key, default=str).encode()).hexdigest()[:24]
-        return f"qt:balance:{digest}:{market_type}"
+        return f"qt:balance:{self._balance_digest}:{market_type}"
 
     # The snapshot's generation: a token that changes whenever an order of the account leaves
     # and again when its answer comes. A read keeps the token current when it began, and its
@@ -648,7 +651,8 @@ class CcxtAdapter(ExchangeAdapter):
             return
         answered = self._answered.pop(market_type, None)
         if not placed:
-            self._balance_moves(market_type)
+            if answered is None:  # else the failed request's answer started one already
+                self._balance_moves(market_type)
             return
         try:
             self._read_balance(market_type, answered)
