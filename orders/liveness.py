@@ -229,13 +229,58 @@ def never_sent(order_id: UUID | str) -> bool:
         return False
 
 
-def holder_is_dead(order_id: UUID | str) -> bool:
-    """True only when the order's holder is known and its heartbeat has stopped."""
+HOLDER_DEAD, HOLDER_ALIVE, HOLDER_UNKNOWN = "dead", "alive", "unknown"
+
+
+def holder_state(order_id: UUID | str) -> str:
+    """Whether the order's holder is known and beating (HOLDER_ALIVE), known and silent
+    (HOLDER_DEAD), or not known (HOLDER_UNKNOWN: no claim recorded, or the cache is away)."""
     try:
         holder = cache.get(_claim_key(order_id))
-        return bool(holder) and not cache.get(_heartbeat_key(str(holder)))
+        if not holder:
+            return HOLDER_UNKNOWN
+        return HOLDER_ALIVE if cache.get(_heartbeat_key(str(holder))) else HOLDER_DEAD
     except Exception:
-        return False
+        return HOLDER_UNKNOWN
+
+
+def holder_is_dead(order_id: UUID | str) -> bool:
+    """True only when the order's holder is known and its heartbeat has stopped."""
+    return holder_state(order_id) == HOLDER_DEAD
+
+
+# The sweep, one at a time across the processes: two sweeps working from lists read at
+# different moments could each settle the same order, the later one from an old copy.
+_SWEEP_KEY = "qt:orders-sweep"
+
+
+@contextlib.contextmanager
+def sweep_turn(timeout: float) -> Iterator[bool]:
+    """Around a sweep: yields True when no other sweep runs (then holds the turn for at most
+    ``timeout`` seconds), False when one does. A turn whose process stopped beating (killed
+    mid-sweep) is taken over. The cache away: True (sweeping beats not sweeping; the orders'
+    writes are guarded by their attempt anyway)."""
+    start_heartbeat()
+    me = worker_id()
+    try:
+        mine = bool(cache.add(_SWEEP_KEY, me, timeout=timeout))
+        if not mine:
+            holder = cache.get(_SWEEP_KEY)
+            if holder and holder != me and not cache.get(_heartbeat_key(str(holder))):
+                cache.set(_SWEEP_KEY, me, timeout=timeout)
+                mine = True
+    except Exception as exc:
+        log.debug("sweep turn not taken: %s", exc)
+        yield True
+        return
+    try:
+        yield mine
+    finally:
+        if mine:
+            try:
+                cache.delete(_SWEEP_KEY)
+            except Exception as exc:
+                log.debug("sweep turn not given back: %s", exc)
 
 
 # --- dispatches: queued behind a backlog, or lost ------------------------------------------
@@ -414,6 +459,12 @@ def dispatch_lost(webhook_id: UUID | str, account_id: int, stale_after_seconds: 
         return True
     now = time.time()
     if not record.get("eta") and float(latest.get("due") or 0) - due > stale_after_seconds:
+        return True
+    if record.get("eta") and now - due > DISPATCH_LOST_FACTOR * stale_after_seconds:
+        # A retry long past its time: the worker holding its message (a countdown is held by
+        # the worker that took it) was killed, and the broker gives it back only after its
+        # visibility timeout (an hour). However busy the queue, it is lost; sent again, a
+        # second task finds the orders claimed (never a second placement).
         return True
     # Long overdue, and the workers have started nothing for a while: the queue is not moving
     # towards it (a moving queue reaches it, or passes it, above).

@@ -89,6 +89,9 @@ class Order(models.Model):
     # Not a field: when the executing worker read the order with its strategy and account
     # (time.monotonic()); their pause flags are fresh enough to judge it for a moment.
     loaded_at: float | None = None
+    # Not a field: this attempt recorded that its request may leave (orders.services: an error
+    # after that point may have left an order at the venue).
+    send_marked: bool = False
     # Flatten orders (kill switch) pass the pause and the risk limits: they only reduce risk.
     origin = models.CharField(
         max_length=16, choices=OrderOrigin.choices, default=OrderOrigin.SIGNAL, db_default=OrderOrigin.SIGNAL

@@ -456,20 +456,29 @@ def _order_fail(order: Order, status: str, message: str) -> None:
     order_record(order, OrderResult(status=status, message=message))
 
 
-def _requeue(order: Order, message: str) -> None:
+def _requeue(order: Order, message: str) -> bool:
+    """Put the order back to `queued` — only while it is still this attempt's: a sweep working
+    from an old copy, or an earlier attempt's late retry, must never take it from a newer
+    claim (that claim's worker may be about to send). False when it was not."""
     fields: dict[str, Any] = {"status": OrderStatus.QUEUED, "message": message, "updated_at": timezone.now()}
     if order.stage_clock is not None:
         fields["trail"] = order.trail
-    Order.objects.filter(pk=order.pk, status=OrderStatus.SUBMITTED).update(**fields)
+    requeued = bool(
+        Order.objects.filter(pk=order.pk, status=OrderStatus.SUBMITTED, attempts=order.attempts).update(
+            **fields
+        )
+    )
     order.refresh_from_db()
     order_broadcast(order)
+    return requeued
 
 
 def _mark_uncertain(order: Order) -> None:
-    """Remember that this attempt's placement may have reached the venue (first time only)."""
+    """Remember that this attempt's placement may have reached the venue (first time only;
+    only while the order is still this attempt's)."""
     if order.uncertain_attempt is None:
         order.uncertain_attempt = order.attempts
-        Order.objects.filter(pk=order.pk, uncertain_attempt__isnull=True).update(
+        Order.objects.filter(pk=order.pk, uncertain_attempt__isnull=True, attempts=order.attempts).update(
             uncertain_attempt=order.attempts
         )
 
@@ -588,6 +597,7 @@ def _mark_sending(order: Order) -> bool:
     """Record (in the cache) that the order request may leave, then its `sent` stage."""
     if not liveness.mark_sending(order.pk):
         return False
+    order.send_marked = True
     _stage(order, "sent")
     return True
 
@@ -649,7 +659,8 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
         if order.attempts == 1:
             # Its only attempt never reached the venue: the next one is a first attempt again
             # (no lookup before sending, the full ORDER_MAX_ATTEMPTS ahead).
-            Order.objects.filter(pk=order.pk, status=OrderStatus.SUBMITTED, attempts=1).update(attempts=0)
+            if Order.objects.filter(pk=order.pk, status=OrderStatus.SUBMITTED, attempts=1).update(attempts=0):
+                order.attempts = 0
         _requeue(order, error.message)
         raise ExecutionRetry(RATE_LIMIT_RETRY_SECONDS) from error
     except RetryableVenueError as error:
@@ -677,7 +688,14 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
     except Exception as error:
         # A bug must not leave the order `submitted` forever nor kill the account's sequence.
         log.exception("%s 주문 처리 중 내부 오류: order_id=%s", label, order.id)
-        _order_fail(order, OrderStatus.FAILED, _("Internal error: %(error)s") % {"error": error})
+        message = _("Internal error: %(error)s") % {"error": error}
+        if order.send_marked and order.order_type != OrderType.CANCEL_ALL_ORDER:
+            # After the request left (reading the answer, say): the venue may hold the order,
+            # so it is looked up, never failed as if nothing had been placed.
+            _mark_uncertain(order)
+            _uncertain_retry(order, label, message)
+            return
+        _order_fail(order, OrderStatus.FAILED, message)
         return
     finally:
         if not placed:
@@ -908,10 +926,15 @@ def account_orders_execute(
         liveness.clear_dispatch(webhook_id, account_id)
 
 
-def order_reconcile(order: Order) -> bool:
+def order_reconcile(order: Order, *, holder_alive: bool = False) -> bool:
     """Settle an order stuck in `submitted` (a worker died mid-call): record what the venue
     has under its client id, or put it back to `queued` when the venue has nothing.
-    Returns True when the order went back to `queued` (the caller dispatches it)."""
+    Returns True when the order went back to `queued` (the caller dispatches it).
+
+    ``holder_alive``: the process holding it still beats (it is slow, not dead: waiting for
+    its venue, a lock or a rate limit). It may yet send, so the order is never simply sent
+    again: the next attempt only looks it up (or re-sends where the venue refuses a repeated
+    client id), as after a lost answer."""
     try:
         adapter = adapter_for(order.account)
         try:
@@ -926,15 +949,13 @@ def order_reconcile(order: Order) -> bool:
         order_record(order, known)
         return False
     log.info("주문 재전달: order_id=%s (거래소에 없음)", order.id)
-    if liveness.never_sent(order.pk):
+    if not holder_alive and liveness.never_sent(order.pk):
         # Its worker died after the claim and before any request left: simply send it.
-        _requeue(order, "")
-        return True
+        return _requeue(order, "")
     # The worker died somewhere around the order request: whether it left is unknown, so the
     # order is only looked up again (or re-sent where the venue refuses a repeated client id).
     _mark_uncertain(order)
-    _requeue(order, "")
-    return True
+    return _requeue(order, "")
 
 
 def orders_sweep(stale_after_seconds: float | None = None) -> dict[str, int]:
@@ -951,16 +972,34 @@ def orders_sweep(stale_after_seconds: float | None = None) -> dict[str, int]:
     now = timezone.now()
     cutoff = now - timedelta(seconds=stale_after_seconds)
     submitted_cutoff = now - timedelta(seconds=stale_after_seconds * SUBMITTED_STALE_FACTOR)
+    with liveness.sweep_turn(timeout=SWEEP_TURN_SECONDS) as mine:
+        if not mine:
+            log.info("다른 스윕 실행 중: 이번 스윕 생략")
+            return {"redispatched": 0, "reconciled": 0, "refreshed": 0}
+        return _orders_sweep(now, cutoff, submitted_cutoff, stale_after_seconds)
+
+
+# A sweep holds its turn at most this long (one whose process was killed is taken over as soon
+# as its heartbeat is gone).
+SWEEP_TURN_SECONDS = 300
+
+
+def _orders_sweep(now: Any, cutoff: Any, submitted_cutoff: Any, stale_after_seconds: float) -> dict[str, int]:
     # A submitted order whose worker is known dead (its heartbeat stopped) is settled now; one
-    # whose holder is unknown, once it is old enough that no live venue call can explain it.
-    stuck = [
-        order
-        for order in Order.objects.filter(status=OrderStatus.SUBMITTED, updated_at__lt=now).select_related(
-            "account"
-        )
-        if order.updated_at < submitted_cutoff or liveness.holder_is_dead(order.pk)
-    ]
-    pairs = {(order.webhook_id, order.account_id) for order in stuck if order_reconcile(order)}
+    # whose holder is unknown, or alive but silent for longer than any live venue call can
+    # explain, once it is that old (an alive holder's only looked up: it may yet send).
+    stuck: list[tuple[Order, str]] = []
+    for order in Order.objects.filter(status=OrderStatus.SUBMITTED, updated_at__lt=now).select_related(
+        "account"
+    ):
+        holder = liveness.holder_state(order.pk)
+        if holder == liveness.HOLDER_DEAD or order.updated_at < submitted_cutoff:
+            stuck.append((order, holder))
+    pairs = {
+        (order.webhook_id, order.account_id)
+        for order, holder in stuck
+        if order_reconcile(order, holder_alive=holder == liveness.HOLDER_ALIVE)
+    }
     # A queued order is re-sent only when its task is lost, not while it waits behind a backlog
     # or runs behind the account's earlier orders (orders.liveness: dispatch records).
     pairs.update(

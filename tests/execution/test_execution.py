@@ -509,6 +509,101 @@ def test_an_order_whose_worker_died_before_sending_is_simply_sent_again(
     assert order.status == "queued" and order.uncertain_attempt is not None
 
 
+@pytest.mark.django_db
+def test_a_slow_live_holders_order_is_only_looked_up_never_simply_sent_again(
+    make_strategy: Any, make_account: Any
+) -> None:
+    """Claimed by a worker that still beats but has not sent for longer than the sweep's bound
+    (waiting for its venue, a lock, a rate limit): it may yet send, so the next attempt only
+    looks the order up, whether or not its send mark is there."""
+    from django.core.cache import cache
+
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    order = Order.objects.get(webhook=event)
+    Order.objects.filter(pk=order.pk).update(
+        status="submitted", attempts=1, updated_at=timezone.now() - timedelta(minutes=5)
+    )
+    cache.set(f"qt:claim:{order.pk}", "slow-host:7", timeout=60)
+    cache.set("qt:worker:slow-host:7", 1, timeout=60)  # it beats
+
+    assert orders_sweep(stale_after_seconds=30)["reconciled"] == 1
+    order.refresh_from_db()
+    assert (order.status, order.uncertain_attempt) == ("queued", 1)
+
+
+@pytest.mark.django_db
+def test_a_sweep_from_an_old_copy_never_takes_an_order_from_a_newer_claim(
+    make_strategy: Any, make_account: Any
+) -> None:
+    """A sweep read the order at its first attempt; meanwhile it was requeued and claimed again
+    (attempt 2, its worker about to send). Settling the old copy leaves the new claim alone."""
+    from orders.services import order_reconcile
+
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    Order.objects.filter(webhook=event).update(status="submitted", attempts=1)
+    old_copy = Order.objects.select_related("account").get(webhook=event)
+    Order.objects.filter(webhook=event).update(attempts=2)  # requeued and claimed again since
+
+    assert order_reconcile(old_copy) is False
+    order = Order.objects.get(webhook=event)
+    assert (order.status, order.attempts, order.uncertain_attempt) == ("submitted", 2, None)
+
+
+@pytest.mark.django_db
+def test_one_sweep_at_a_time_and_a_dead_sweepers_turn_is_taken_over(
+    make_strategy: Any, make_account: Any
+) -> None:
+    from django.core.cache import cache
+
+    from orders import liveness
+
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    Order.objects.filter(webhook=event).update(updated_at=timezone.now() - timedelta(minutes=5))
+    cache.set(liveness._SWEEP_KEY, "sweeping-host:3", timeout=60)
+    cache.set("qt:worker:sweeping-host:3", 1, timeout=60)  # another sweep runs, its process beats
+    assert orders_sweep(stale_after_seconds=30) == {"redispatched": 0, "reconciled": 0, "refreshed": 0}
+    assert cache.get(liveness._SWEEP_KEY) == "sweeping-host:3"
+
+    cache.delete("qt:worker:sweeping-host:3")  # that process was killed mid-sweep
+    assert orders_sweep(stale_after_seconds=30)["redispatched"] == 1
+    assert cache.get(liveness._SWEEP_KEY) is None  # given back
+
+
+class UnreadableAnswerPaper(PaperAdapter):
+    """The paper venue places the order, then the answer cannot be read (an adapter bug)."""
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        super().place_order(request)
+        raise KeyError("status")
+
+
+@pytest.mark.django_db
+def test_an_internal_error_after_the_request_left_is_looked_up_not_failed(
+    make_strategy: Any, make_account: Any, publish_price: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error of ours after the order request left: the venue may hold the order, so the
+    order is looked up (and found) instead of ending `failed` as if nothing was placed."""
+    from orders.services import order_execute
+
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    order = order_claim(Order.objects.get(webhook=event).pk)
+    assert order is not None
+    with pytest.raises(ExecutionRetry):
+        order_execute(order, UnreadableAnswerPaper(account))
+    order.refresh_from_db()
+    assert (order.status, order.uncertain_attempt) == ("queued", 1)
+
+    account_orders_execute(event.id, account.pk)
+    order.refresh_from_db()
+    assert (order.status, order.attempts) == ("filled", 2)
+    assert PaperOrder.objects.count() == 1
+
+
 # --- with a real worker thread ---------------------------------------------------------------
 
 

@@ -306,6 +306,23 @@ def test_an_account_whose_retry_is_scheduled_keeps_its_record_when_the_chunk_end
     assert published == [("orders.tasks.execute_account_orders", [str(event.id), ids[1]])]
 
 
+def test_a_retry_long_past_its_time_is_lost_however_busy_the_queue(db: None) -> None:
+    """A retry's message is held by the worker that took it until it is due; that worker killed,
+    the broker gives it back only after an hour. Past DISPATCH_LOST_FACTOR x the stale bound the
+    retry counts as lost even while other tasks keep starting (the queue moving is no sign of
+    it); before that, a busy worker's late retry is left alone."""
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        liveness.mark_dispatched("w-retry", 7, countdown=5)
+        due = time.time() + 5
+        for seconds in (60, 299):
+            clock.move_to(due + seconds)
+            liveness.mark_started("w-other", 8)  # the queue moves
+            assert liveness.dispatch_lost("w-retry", 7, 30) is False, seconds
+        clock.move_to(due + 301)
+        liveness.mark_started("w-other", 9)
+        assert liveness.dispatch_lost("w-retry", 7, 30) is True
+
+
 def test_orders_behind_a_running_task_wait_for_it_unless_its_worker_died(
     transactional_db: None, make_strategy: Any, make_account: Any, published: list[Any], monkeypatch: Any
 ) -> None:
