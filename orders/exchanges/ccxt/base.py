@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 import secrets
 import threading
@@ -207,6 +208,36 @@ def request_never_sent(exc: BaseException) -> bool:
         reason = getattr(cause.args[0], "reason", cause.args[0])
         return isinstance(reason, urllib3.exceptions.NewConnectionError)
     return False
+
+
+def float_down(value: Decimal) -> float:
+    """``value`` as the float ccxt takes sizes as, whose shortest form (what ccxt writes into
+    the request, then truncates to the market's step) is not above ``value``: the nearest float
+    can read as more (beyond 15-16 significant digits), and a size rounded up can be more than
+    the venue holds. The float one place lower then."""
+    result = float(value)
+    if Decimal(repr(result)) > value:
+        result = math.nextafter(result, -math.inf)
+    return result
+
+
+def amount_step(client: ccxt.Exchange, market: dict[str, Any]) -> Decimal | None:
+    """The market's amount step (ccxt's amount precision as a step), None when unknown."""
+    precision = to_decimal((market.get("precision") or {}).get("amount"))
+    if precision is None:
+        return None
+    return precision if client.precisionMode == ccxt.TICK_SIZE else Decimal(1).scaleb(-int(precision))
+
+
+def holding(value: Any, step: Decimal | None) -> Decimal:
+    """A holding as ccxt reports it (a float parsed from the venue's string), never above what
+    the venue holds. Where the float's last place is coarser than half the market's amount step,
+    it may have been rounded up past a step (848,846,059.15664847 XRP came back as
+    848,846,059.1566485, and a close of it was refused for want of XRP): one place less then."""
+    amount = to_decimal(value) or ZERO
+    if isinstance(value, float) and value > 0 and step and Decimal(math.ulp(value)) * 2 > step:
+        amount = Decimal(repr(math.nextafter(value, 0.0)))
+    return amount
 
 
 def contract_size(market: dict[str, Any]) -> Decimal:
@@ -575,6 +606,10 @@ class CcxtAdapter(ExchangeAdapter):
     # order changed the balances, but that came back (or was stored) after, is never taken as
     # fresh, whichever thread or process placed that order.
     def _generation_key(self, market_type: str) -> str:
+        if self.shared_balances:
+            # One wallet behind every market type (Bybit's unified account, OKX's): an order
+            # in one ends the snapshots of all.
+            return f"qt:balance:{self._balance_digest}:gen"
         return f"{self._balance_key(market_type)}:gen"
 
     def _balance_moves(self, market_type: str) -> str | None:
@@ -642,6 +677,12 @@ class CcxtAdapter(ExchangeAdapter):
             ):
                 return dict(snapshot)
         return self._read_balance(market_type, generation)
+
+    def _balances_released(self, market_type: str) -> None:
+        """A cancel freed (or may have freed) what resting orders held: the next sizing reads
+        the venue rather than a snapshot that counts those funds as locked."""
+        if self._max_age("balance_max_age_seconds") > 0:
+            self._balance_moves(market_type)
 
     def after_order(self, market_type: str, *, placed: bool) -> None:
         """A placed order changed the balances: read them once now, after it left, for the
@@ -818,12 +859,17 @@ class CcxtAdapter(ExchangeAdapter):
                     symbol,
                     ccxt_type,
                     side,
-                    float(contracts),
+                    float_down(contracts),
                     float(create_price) if create_price else None,
                     params,
                 )
             except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as e:
                 # 429 / 418: the venue refused the request before handling it.
+                raise RetryableVenueError(self._message(e)) from e
+            except ccxt.InvalidNonce as e:
+                # A NetworkError to ccxt, but the venue's answer: the request's timestamp was
+                # outside its window (Binance -1021, Bybit 10002, OKX 50102, Bitget 40004…), so
+                # it refused the order before handling it. Sent again with a fresh timestamp.
                 raise RetryableVenueError(self._message(e)) from e
             except ccxt.NetworkError as e:
                 if request_never_sent(e):
@@ -1006,6 +1052,8 @@ class CcxtAdapter(ExchangeAdapter):
                 accepted = False
             except ccxt.BaseError as e:
                 raise self._translate(e) from e
+            finally:
+                self._balances_released(request.market_type)
         try:
             known = self.fetch_order_by_client_id(request)
         except VenueError as e:
@@ -1047,8 +1095,11 @@ class CcxtAdapter(ExchangeAdapter):
                     )
             except ccxt.BaseError as e:
                 raise self._translate(e) from e
-            for sym in symbols:
-                count += self._cancel_symbol(client, market_type, sym, failures)
+            try:
+                for sym in symbols:
+                    count += self._cancel_symbol(client, market_type, sym, failures)
+            finally:
+                self._balances_released(market_type)
         if failures:
             raise CancelAllIncomplete(self._message("; ".join(failures)), cancelled=count, failures=failures)
         return count
@@ -1175,7 +1226,8 @@ class CcxtAdapter(ExchangeAdapter):
                 # A close reads the holding from the venue: a resting order may have filled
                 # since the snapshot (the futures position is read from the venue likewise).
                 raw = self._read_balance(request.market_type)
-                free = to_decimal((raw.get("free") or {}).get(market["base"])) or ZERO
+                client, _lock = self._client(request.market_type)
+                free = holding((raw.get("free") or {}).get(market["base"]), amount_step(client, market))
                 if free <= 0:
                     raise OrderRejected(_("No long position to close"))
                 return "sell", free * fraction, False, price()
@@ -1195,13 +1247,15 @@ class CcxtAdapter(ExchangeAdapter):
             free_quote = self._free(request.market_type, market["quote"])
             reference = price()
             return side, free_quote * fraction / reference, False, reference
-        free_base = self._free(request.market_type, market["base"])
+        client, _lock = self._client(request.market_type)
+        raw = self._balance(request.market_type)
+        free_base = holding((raw.get("free") or {}).get(market["base"]), amount_step(client, market))
         return side, free_base * fraction, False, price()
 
     def _amount_to_precision(self, market_type: str, symbol: str, amount: Decimal) -> Decimal:
         client, _lock = self._client(market_type)
         try:
-            return Decimal(client.amount_to_precision(symbol, float(amount)))
+            return Decimal(client.amount_to_precision(symbol, float_down(amount)))
         except ccxt.InvalidOrder:
             # ccxt refuses amounts that truncate to zero; report it as below the minimum.
             return ZERO
