@@ -60,7 +60,9 @@ def beat() -> None:
         cache.set(_heartbeat_key(worker_id()), 1, timeout=HEARTBEAT_TTL)
     except Exception as exc:  # the cache is down: claims cannot be judged either
         log.debug("heartbeat failed: %s", exc)
+        return
     _slots_announce()
+    _clear_left_behind()
 
 
 def start_heartbeat() -> None:
@@ -187,6 +189,7 @@ def mark_claim(order_id: UUID | str) -> None:
             cache.set(_claim_key(order_id), worker_id(), timeout=CLAIM_TTL)
             return
         _here.pair = None
+        _running_add([_dispatch_key(*pending)])
         set_each(
             {
                 _claim_key(order_id): (worker_id(), CLAIM_TTL),
@@ -309,14 +312,15 @@ def _dispatch_key(webhook_id: UUID | str, account_id: int) -> str:
 
 def mark_dispatched(webhook_id: UUID | str, account_id: int, countdown: float = 0.0) -> None:
     """A task for the pair was handed to the broker (due ``countdown`` seconds from now)."""
+    key = _dispatch_key(webhook_id, account_id)
+    _running_discard([key])
     try:
         cache.set(
-            _dispatch_key(webhook_id, account_id),
-            {"due": time.time() + countdown, "worker": "", "eta": countdown > 0},
-            timeout=CLAIM_TTL,
+            key, {"due": time.time() + countdown, "worker": "", "eta": countdown > 0}, timeout=CLAIM_TTL
         )
     except Exception as exc:
         log.debug("dispatch mark failed: %s", exc)
+        _left_behind([key])  # it may still name this process as running the pair
 
 
 def mark_dispatched_many(webhook_id: UUID | str, account_ids: list[int]) -> None:
@@ -353,6 +357,7 @@ def mark_started_many(webhook_id: UUID | str, account_ids: list[int]) -> None:
     the chunk's earlier ones is not taken for lost while this process beats."""
     start_heartbeat()
     keys = [_dispatch_key(webhook_id, account_id) for account_id in account_ids]
+    _running_add(keys)
     try:
         # One read and one write (two round trips to Redis; the write beats too, so the
         # heartbeat is there from the start, whenever the heartbeat thread last beat).
@@ -395,6 +400,7 @@ def mark_started_dispatched_at(webhook_id: UUID | str, account_id: int, dispatch
         return
     due = min(dispatched_at, now)
     start_heartbeat()
+    _running_add([_dispatch_key(webhook_id, account_id)])
     try:
         set_each(
             {
@@ -438,10 +444,58 @@ def clear_dispatch_many(webhook_id: UUID | str, account_ids: list[int]) -> None:
     round trip."""
     if not account_ids:
         return
+    keys = [_dispatch_key(webhook_id, account_id) for account_id in account_ids]
+    _running_discard(keys)
     try:
-        cache.delete_many([_dispatch_key(webhook_id, account_id) for account_id in account_ids])
+        cache.delete_many(keys)
     except Exception as exc:
         log.debug("dispatch clear failed: %s", exc)
+        _left_behind(keys)
+
+
+# Dispatch records this process could not delete or rewrite as its task ended (the cache was
+# away): each still names this process, whose heartbeat comes back with the cache, so the sweep
+# would take the pair's queued orders for held by it until the record expires (CLAIM_TTL, hours).
+# Every beat tries again, for pairs this process is not running (again) by then, and only while
+# the record still names it.
+_unclear: set[str] = set()
+_running: set[str] = set()  # records naming this process as running their pair now
+_records_lock = threading.Lock()
+
+
+def _running_add(keys: list[str]) -> None:
+    with _records_lock:
+        _running.update(keys)
+
+
+def _running_discard(keys: list[str]) -> None:
+    with _records_lock:
+        _running.difference_update(keys)
+
+
+def _left_behind(keys: list[str]) -> None:
+    with _records_lock:
+        _unclear.update(keys)
+
+
+def _clear_left_behind() -> None:
+    with _records_lock:
+        keys = [key for key in _unclear if key not in _running]
+    if not keys:
+        return
+    me = worker_id()
+    try:
+        found = cache.get_many(keys)
+        mine = [key for key in keys if (found.get(key) or {}).get("worker") == me]
+        if mine:
+            cache.delete_many(mine)
+    except Exception as exc:
+        log.debug("dispatch clear retry failed: %s", exc)
+        return
+    with _records_lock:
+        _unclear.difference_update(keys)
+    if mine:
+        log.info("남은 작업 기록 정리: %d건", len(mine))
 
 
 def dispatch_lost(webhook_id: UUID | str, account_id: int, stale_after_seconds: float) -> bool:

@@ -606,3 +606,29 @@ def test_a_chunk_whose_hand_off_fails_executes_those_accounts_itself(
     assert all(cache.get(f"qt:dispatch:{event.id}:{a}") is None for a in ids)
     assert len(ran_on) == 4
     assert all(name.startswith("orders_") for name in ran_on) == on_order_threads
+
+
+def test_a_record_left_behind_in_a_cache_outage_is_cleared_once_the_cache_is_back(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task ended while the cache was away: its dispatch record, naming this process, could
+    not be deleted. Once the cache is back this process beats again, and the record would keep
+    the sweep away from the pair's queued orders for hours: the next beat deletes it (not the
+    record of a pair this process runs again by then)."""
+    liveness.mark_started("w-outage", 1)
+    liveness.mark_started("w-outage", 2)
+    assert not liveness.dispatch_lost("w-outage", 1, 30)
+
+    def cache_away(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("cache away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(cache, "delete_many", cache_away)
+        liveness.clear_dispatch_many("w-outage", [1, 2])  # both tasks ended, the cache away
+    liveness.mark_started("w-outage", 2)  # the second pair runs here again
+    assert not liveness.dispatch_lost("w-outage", 1, 30)  # held, by its record, for hours
+
+    liveness.beat()
+    assert liveness.dispatch_lost("w-outage", 1, 30)  # the sweep sends it again
+    assert not liveness.dispatch_lost("w-outage", 2, 30)
+    liveness.clear_dispatch("w-outage", 2)
