@@ -201,6 +201,16 @@ def mark_claim(order_id: UUID | str) -> None:
         log.debug("claim mark failed: %s", exc)
 
 
+def release_claim(order_id: UUID | str) -> None:
+    """This process no longer runs the order (its execution ended without settling it): its
+    claim names a holder that never beats, so the sweep settles the order at once as a dead
+    holder's (``never_sent`` still tells whether a request of it started to leave)."""
+    try:
+        cache.set(_claim_key(order_id), f"released:{worker_id()}", timeout=CLAIM_TTL)
+    except Exception as exc:
+        log.debug("claim release failed: %s", exc)
+
+
 def clear_claim(order_id: UUID | str) -> None:
     try:
         cache.delete(_claim_key(order_id))
@@ -281,7 +291,8 @@ def sweep_turn(timeout: float) -> Iterator[bool]:
     finally:
         if mine:
             try:
-                cache.delete(_SWEEP_KEY)
+                if cache.get(_SWEEP_KEY) == me:  # not a turn taken over from this one meanwhile
+                    cache.delete(_SWEEP_KEY)
             except Exception as exc:
                 log.debug("sweep turn not given back: %s", exc)
 

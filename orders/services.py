@@ -478,9 +478,9 @@ def _mark_uncertain(order: Order) -> None:
     only while the order is still this attempt's)."""
     if order.uncertain_attempt is None:
         order.uncertain_attempt = order.attempts
-        Order.objects.filter(pk=order.pk, uncertain_attempt__isnull=True, attempts=order.attempts).update(
-            uncertain_attempt=order.attempts
-        )
+        Order.objects.filter(
+            pk=order.pk, status=OrderStatus.SUBMITTED, uncertain_attempt__isnull=True, attempts=order.attempts
+        ).update(uncertain_attempt=order.attempts)
 
 
 def _cancel_all(adapter: ExchangeAdapter, order: Order) -> OrderResult:
@@ -898,6 +898,7 @@ def account_orders_execute(
             liveness.clear_dispatch(webhook_id, account_id)
         return
     adapter: ExchangeAdapter | None = None
+    running: Order | None = None  # claimed here, its execution not yet ended
     try:
         for row in queued:
             if getattr(row, "claimed_by_read", False):
@@ -907,17 +908,25 @@ def account_orders_execute(
                 order = order_claim(row.pk, trail, loaded=row)
             if order is None:
                 continue
+            running = order
             if adapter is None:
                 try:
                     adapter = adapter_for(order.account)
                 except VenueError as error:
                     _order_fail(order, OrderStatus.FAILED, error.message)
+                    running = None
                     continue
             order_execute(order, adapter)
+            running = None
     except ExecutionRetry:
         raise  # the task's retry is the pair's next dispatch
     except BaseException:
         liveness.clear_dispatch(webhook_id, account_id)  # orders left queued: the sweep's
+        if running is not None:
+            # Its execution ended without settling it (an error in the error handling, the
+            # database gone): this process, though it beats on, holds it no longer, so the
+            # sweep settles it now as a dead holder's (sent again when nothing left).
+            liveness.release_claim(running.pk)
         raise
     finally:
         if adapter is not None:

@@ -572,6 +572,38 @@ def test_one_sweep_at_a_time_and_a_dead_sweepers_turn_is_taken_over(
     assert cache.get(liveness._SWEEP_KEY) is None  # given back
 
 
+class DatabaseGoneError(BaseException):
+    """Escapes the execution's own error handling, as a database gone mid-order can."""
+
+
+@pytest.mark.django_db
+def test_an_order_whose_execution_escaped_before_sending_is_sent_again_by_the_sweep(
+    make_strategy: Any, make_account: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The execution ended without settling its claimed order, before any request left, while
+    its process beats on (embedded mode: the sweep's own process). The order is not held any
+    more: the next sweep puts it back as never sent, not as an uncertain placement that would
+    only be looked up until it failed."""
+    from orders import services
+
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+
+    def database_gone(*args: Any, **kwargs: Any) -> None:
+        raise DatabaseGoneError("server closed the connection")
+
+    monkeypatch.setattr(services, "order_refusal", database_gone)
+    with pytest.raises(DatabaseGoneError):
+        account_orders_execute(event.id, account.pk)
+    monkeypatch.undo()
+    order = Order.objects.get(webhook=event)
+    assert order.status == "submitted"
+
+    assert orders_sweep(stale_after_seconds=30)["redispatched"] == 1
+    order.refresh_from_db()
+    assert (order.status, order.uncertain_attempt) == ("queued", None)
+
+
 class UnreadableAnswerPaper(PaperAdapter):
     """The paper venue places the order, then the answer cannot be read (an adapter bug)."""
 

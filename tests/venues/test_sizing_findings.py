@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from orders.exchanges import adapter_for
 from orders.exchanges.base import OrderRequest, RetryableVenueError
-from orders.exchanges.ccxt.base import float_down
+from orders.exchanges.ccxt.base import float_down, holding
 from prices.services import price_publish
 from quanttrade.vocabulary import MarketType
 from venuesim.bybit import BybitSim
@@ -123,20 +123,49 @@ def test_a_timestamp_refusal_is_retried_not_taken_for_an_unknown_outcome(
         "179938767.20759868",  # its float sits below its shortest form, which is above it
         "690577101.05581731",
         "98765432.12345679",
+        "999999999.99999999",  # its float reads 1000000000.0: only the venue's figure tells
+        "50000000",  # a float holds these exactly: nothing shaved off
+        "40000000.5",
         "0.5",
     ],
 )
-def test_a_close_of_a_holding_beyond_a_floats_digits_is_never_more_than_held(
+def test_a_close_sells_the_whole_holding_as_the_venue_counts_it(
     upbit_account: Any, upbit_sim: Any, held: str
 ) -> None:
+    """Upbit's accounts answer writes each balance as a string; a close sells that, never more,
+    even beyond a float's digits (848,846,059.15664847 XRP: ccxt's float says …1566485, more
+    than held, which Upbit refused)."""
     upbit_sim.balances["XRP"] = D(held)
     upbit_sim.prices["KRW-XRP"] = D("20000") if D(held) < 1000 else D("1")
     adapter = adapter_for(upbit_account())
     adapter.place_order(_market("qt-close", MarketType.SPOT, "-100", side="SELL", symbol="XRP/KRW"))
     (order,) = [o for o in upbit_sim.orders if o["side"] == "ask"]
     sold = D(str(order["volume"]))
-    assert sold <= D(held)
-    assert D(held) - sold < D("0.000001")  # the holding, less at most a float's last places
+    if len(D(held).as_tuple().digits) <= 15:
+        assert sold == D(held)  # a float carries it: the whole holding, no dust
+    else:
+        # Beyond a float's digits ccxt cannot send it exactly: never more, and the dust left is
+        # below a float's last place (1.2e-7 at hundreds of millions).
+        assert D(held) - D("0.0000003") < sold <= D(held)
+
+
+@pytest.mark.parametrize(
+    ("reported", "held", "expected"),
+    [
+        (848846059.1566485, "848846059.15664847", "848846059.1566484"),  # rounded up: one place less
+        (50000000.0, "50000000", "50000000"),  # exact: as it is
+        (40000000.5, "40000000.5", "40000000.5"),
+        (0.5, "0.5", "0.5"),
+    ],
+)
+def test_without_the_venues_figure_a_holding_is_never_read_as_more(
+    reported: float, held: str, expected: str
+) -> None:
+    """A venue whose answer ccxt keeps only as floats: the float is lowered one place only where
+    it may have been rounded up past an amount step (1e-8), never when it reads exactly."""
+    amount = holding(reported, D("0.00000001"))
+    assert amount == D(expected)
+    assert amount <= D(held)
 
 
 @given(st.integers(min_value=1, max_value=10**18))

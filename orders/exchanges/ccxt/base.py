@@ -229,13 +229,22 @@ def amount_step(client: ccxt.Exchange, market: dict[str, Any]) -> Decimal | None
     return precision if client.precisionMode == ccxt.TICK_SIZE else Decimal(1).scaleb(-int(precision))
 
 
-def holding(value: Any, step: Decimal | None) -> Decimal:
-    """A holding as ccxt reports it (a float parsed from the venue's string), never above what
-    the venue holds. Where the float's last place is coarser than half the market's amount step,
-    it may have been rounded up past a step (848,846,059.15664847 XRP came back as
+def holding(value: Any, step: Decimal | None, exact: str | None = None) -> Decimal:
+    """A holding never above what the venue holds: the venue's own figure (``exact``, where the
+    adapter keeps it), else the float ccxt parsed from it. A float carries 15-17 significant
+    digits: where it reads with 16 or more and its last place is coarser than half the market's
+    amount step, it may have been rounded up past a step (848,846,059.15664847 XRP came back as
     848,846,059.1566485, and a close of it was refused for want of XRP): one place less then."""
+    if exact is not None and (figure := to_decimal(exact)) is not None:
+        return figure
     amount = to_decimal(value) or ZERO
-    if isinstance(value, float) and value > 0 and step and Decimal(math.ulp(value)) * 2 > step:
+    if (
+        isinstance(value, float)
+        and value > 0
+        and step
+        and Decimal(math.ulp(value)) * 2 > step
+        and len(Decimal(repr(value)).normalize().as_tuple().digits) >= 16
+    ):
         amount = Decimal(repr(math.nextafter(value, 0.0)))
     return amount
 
@@ -647,6 +656,7 @@ class CcxtAdapter(ExchangeAdapter):
             "free": dict(raw.get("free") or {}),
             "used": dict(raw.get("used") or {}),
             "total": dict(raw.get("total") or {}),
+            "exact_free": self._exact_free(raw),
             "at": time.time(),
             "gen": generation,
         }
@@ -656,6 +666,11 @@ class CcxtAdapter(ExchangeAdapter):
             except Exception as exc:  # the shared cache is down: the next sizing reads the venue
                 log.debug("balance snapshot not stored: %s", exc)
         return snapshot
+
+    def _exact_free(self, raw: dict[str, Any]) -> dict[str, str]:
+        """The free balances as the venue wrote them, per asset, where its answer (ccxt's
+        ``info``) has them (a hook: Upbit); ccxt's own figures are floats."""
+        return {}
 
     def _balance(self, market_type: str) -> dict[str, Any]:
         """The snapshot while younger than ``balance_max_age_seconds`` and of the current
@@ -1226,8 +1241,7 @@ class CcxtAdapter(ExchangeAdapter):
                 # A close reads the holding from the venue: a resting order may have filled
                 # since the snapshot (the futures position is read from the venue likewise).
                 raw = self._read_balance(request.market_type)
-                client, _lock = self._client(request.market_type)
-                free = holding((raw.get("free") or {}).get(market["base"]), amount_step(client, market))
+                free = self._holding(request.market_type, raw, market)
                 if free <= 0:
                     raise OrderRejected(_("No long position to close"))
                 return "sell", free * fraction, False, price()
@@ -1247,10 +1261,18 @@ class CcxtAdapter(ExchangeAdapter):
             free_quote = self._free(request.market_type, market["quote"])
             reference = price()
             return side, free_quote * fraction / reference, False, reference
-        client, _lock = self._client(request.market_type)
-        raw = self._balance(request.market_type)
-        free_base = holding((raw.get("free") or {}).get(market["base"]), amount_step(client, market))
+        free_base = self._holding(request.market_type, self._balance(request.market_type), market)
         return side, free_base * fraction, False, price()
+
+    def _holding(self, market_type: str, raw: dict[str, Any], market: dict[str, Any]) -> Decimal:
+        """The free base amount of ``market`` in the balances ``raw`` (:func:`holding`)."""
+        client, _lock = self._client(market_type)
+        base = market["base"]
+        return holding(
+            (raw.get("free") or {}).get(base),
+            amount_step(client, market),
+            (raw.get("exact_free") or {}).get(base),
+        )
 
     def _amount_to_precision(self, market_type: str, symbol: str, amount: Decimal) -> Decimal:
         client, _lock = self._client(market_type)

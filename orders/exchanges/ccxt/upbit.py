@@ -70,6 +70,20 @@ class UpbitAdapter(CcxtAdapter):
             VenueLimit("QUOTATION", 10, 1, per_ip=True, apis=("public",)),
         )
     }
+
+    def _exact_free(self, raw: dict[str, Any]) -> dict[str, str]:
+        """GET /v1/accounts answers one row per currency with ``balance`` (what can be ordered)
+        as a string: the holding as Upbit counts it, up to 8 decimals beyond any float's reach
+        for a meme coin's hundreds of millions of units."""
+        rows = raw.get("info")
+        if not isinstance(rows, list):
+            return {}
+        return {
+            str(row["currency"]): str(row["balance"])
+            for row in rows
+            if isinstance(row, dict) and row.get("currency") and row.get("balance") is not None
+        }
+
     # Price units per quote currency (ccxt's markets say 1e-8 for every Upbit market).
     price_units: dict[str, StepTable] = {
         "KRW": KRW_PRICE_UNITS,
