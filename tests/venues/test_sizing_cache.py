@@ -226,7 +226,7 @@ def test_a_balance_read_that_returns_after_another_order_left_is_not_kept(
     first.warm(MarketType.SPOT)  # 10,000 USDT
     price_publish("BINANCE:BTC/USDT", D("50000"), feed="ccxt")
     reads = len(sim.seen("/api/v3/account"))
-    sim.inject("timeout", "/api/v3/account", delay=2.0)  # answered now, delivered 2 s later
+    sim.inject("timeout", "/api/v3/account", delay=4.0)  # answered now, delivered 4 s later
     late = _in_thread(lambda: first.after_order(MarketType.SPOT, placed=True))
     _until(lambda: len(sim.seen("/api/v3/account")) > reads)  # the venue has answered it
     _buy_half(second, "qt-second")  # 5,000 USDT: 0.1 BTC
@@ -249,7 +249,7 @@ def test_a_balance_read_begun_while_an_order_was_in_flight_is_not_kept(
     placing, reading, third = adapter_for(account), adapter_for(account), adapter_for(account)
     placing.warm(MarketType.SPOT)
     price_publish("BINANCE:BTC/USDT", D("50000"), feed="ccxt")
-    sim.inject("late", "/api/v3/order", method="POST", delay=1.0)  # handled 1 s after it came
+    sim.inject("late", "/api/v3/order", method="POST", delay=3.0)  # handled 3 s after it came
     in_flight = _in_thread(lambda: _buy_half(placing, "qt-second"))
     _until(lambda: sim.seen("/api/v3/order", "POST"))
     reading.after_order(MarketType.SPOT, placed=True)  # the venue answers it before the order
