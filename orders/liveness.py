@@ -245,6 +245,11 @@ def never_sent(order_id: UUID | str) -> bool:
 HOLDER_DEAD, HOLDER_ALIVE, HOLDER_UNKNOWN = "dead", "alive", "unknown"
 
 
+def _beats(worker: str) -> bool:
+    """Whether ``worker``'s heartbeat is alive (raises on cache trouble)."""
+    return bool(cache.get(_heartbeat_key(worker)))
+
+
 def holder_state(order_id: UUID | str) -> str:
     """Whether the order's holder is known and beating (HOLDER_ALIVE), known and silent
     (HOLDER_DEAD), or not known (HOLDER_UNKNOWN: no claim recorded, or the cache is away)."""
@@ -252,7 +257,7 @@ def holder_state(order_id: UUID | str) -> str:
         holder = cache.get(_claim_key(order_id))
         if not holder:
             return HOLDER_UNKNOWN
-        return HOLDER_ALIVE if cache.get(_heartbeat_key(str(holder))) else HOLDER_DEAD
+        return HOLDER_ALIVE if _beats(str(holder)) else HOLDER_DEAD
     except Exception:
         return HOLDER_UNKNOWN
 
@@ -279,7 +284,7 @@ def sweep_turn(timeout: float) -> Iterator[bool]:
         mine = bool(cache.add(_SWEEP_KEY, me, timeout=timeout))
         if not mine:
             holder = cache.get(_SWEEP_KEY)
-            if holder and holder != me and not cache.get(_heartbeat_key(str(holder))):
+            if holder and holder != me and not _beats(str(holder)):
                 cache.set(_SWEEP_KEY, me, timeout=timeout)
                 mine = True
     except Exception as exc:
@@ -517,7 +522,7 @@ def dispatch_lost(webhook_id: UUID | str, account_id: int, stale_after_seconds: 
             return True
         worker = str(record.get("worker") or "")
         if worker:
-            return not cache.get(_heartbeat_key(worker))
+            return not _beats(worker)
         due = float(record.get("due") or 0)
         latest = cache.get(_STARTED_KEY) or {}
     except Exception:

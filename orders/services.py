@@ -978,14 +978,11 @@ def orders_sweep(stale_after_seconds: float | None = None) -> dict[str, int]:
     """
     if stale_after_seconds is None:
         stale_after_seconds = settings.ORDER_STALE_AFTER_SECONDS
-    now = timezone.now()
-    cutoff = now - timedelta(seconds=stale_after_seconds)
-    submitted_cutoff = now - timedelta(seconds=stale_after_seconds * SUBMITTED_STALE_FACTOR)
     with liveness.sweep_turn(timeout=SWEEP_TURN_SECONDS) as mine:
         if not mine:
             log.info("다른 스윕 실행 중: 이번 스윕 생략")
             return {"redispatched": 0, "reconciled": 0, "refreshed": 0}
-        return _orders_sweep(now, cutoff, submitted_cutoff, stale_after_seconds)
+        return _orders_sweep(stale_after_seconds)
 
 
 # A sweep holds its turn at most this long (one whose process was killed is taken over as soon
@@ -993,7 +990,10 @@ def orders_sweep(stale_after_seconds: float | None = None) -> dict[str, int]:
 SWEEP_TURN_SECONDS = 300
 
 
-def _orders_sweep(now: Any, cutoff: Any, submitted_cutoff: Any, stale_after_seconds: float) -> dict[str, int]:
+def _orders_sweep(stale_after_seconds: float) -> dict[str, int]:
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=stale_after_seconds)
+    submitted_cutoff = now - timedelta(seconds=stale_after_seconds * SUBMITTED_STALE_FACTOR)
     # A submitted order whose worker is known dead (its heartbeat stopped) is settled now; one
     # whose holder is unknown, or alive but silent for longer than any live venue call can
     # explain, once it is that old (an alive holder's only looked up: it may yet send).

@@ -221,10 +221,11 @@ def float_down(value: Decimal) -> float:
     return result
 
 
-def amount_step(client: ccxt.Exchange, market: dict[str, Any]) -> Decimal | None:
-    """The market's amount step (ccxt's amount precision as a step), None when unknown."""
-    precision = to_decimal((market.get("precision") or {}).get("amount"))
-    if precision is None:
+def precision_step(client: ccxt.Exchange, market: dict[str, Any], field: str) -> Decimal | None:
+    """The market's ``field`` ("price", "amount") precision as a step, None when unknown: ccxt
+    gives a step (TICK_SIZE) or a number of decimals (DECIMAL_PLACES), per venue."""
+    precision = to_decimal((market.get("precision") or {}).get(field))
+    if not precision:
         return None
     return precision if client.precisionMode == ccxt.TICK_SIZE else Decimal(1).scaleb(-int(precision))
 
@@ -483,7 +484,7 @@ class CcxtAdapter(ExchangeAdapter):
         """Build the client, load the venue's markets and read the balances before the first
         order needs them."""
         self._loaded_markets(market_type)
-        if self._max_age("balance_max_age_seconds") > 0 and self.account.api_key:
+        if self._keeps_balance() and self.account.api_key:
             self._read_balance(market_type)
 
     def _loaded_markets(self, market_type: str) -> dict[str, Any]:
@@ -621,9 +622,15 @@ class CcxtAdapter(ExchangeAdapter):
             return f"qt:balance:{self._balance_digest}:gen"
         return f"{self._balance_key(market_type)}:gen"
 
+    def _keeps_balance(self) -> bool:
+        return self._max_age("balance_max_age_seconds") > 0
+
     def _balance_moves(self, market_type: str) -> str | None:
-        """A new generation (an order of the account leaves or was answered); None: the shared
-        cache is down (the snapshot is then not read either)."""
+        """A new generation (an order of the account leaves or was answered, a cancel freed what
+        resting orders held); None: the snapshot is off, or the shared cache is down (the
+        snapshot is then not read either)."""
+        if not self._keeps_balance():
+            return None
         token = secrets.token_hex(8)
         try:
             cache.set(self._generation_key(market_type), token, timeout=GENERATION_SECONDS)
@@ -648,7 +655,7 @@ class CcxtAdapter(ExchangeAdapter):
     def _read_balance(self, market_type: str, generation: str | None = None) -> dict[str, Any]:
         """The venue's balances now (one request), kept as the account's snapshot of the
         generation current when the read began (``generation``: one just set by this adapter)."""
-        keep = self._max_age("balance_max_age_seconds") > 0
+        keep = self._keeps_balance()
         if keep and generation is None:
             generation = self._generation(market_type)
         raw = self._call(market_type, "fetch_balance")
@@ -693,17 +700,11 @@ class CcxtAdapter(ExchangeAdapter):
                 return dict(snapshot)
         return self._read_balance(market_type, generation)
 
-    def _balances_released(self, market_type: str) -> None:
-        """A cancel freed (or may have freed) what resting orders held: the next sizing reads
-        the venue rather than a snapshot that counts those funds as locked."""
-        if self._max_age("balance_max_age_seconds") > 0:
-            self._balance_moves(market_type)
-
     def after_order(self, market_type: str, *, placed: bool) -> None:
         """A placed order changed the balances: read them once now, after it left, for the
         next signal; a failed attempt only ends the snapshot's generation (the venue may be
         unwell, and its answer may not have been the last word)."""
-        if self._max_age("balance_max_age_seconds") <= 0:
+        if not self._keeps_balance():
             return
         answered = self._answered.pop(market_type, None)
         if not placed:
@@ -866,9 +867,7 @@ class CcxtAdapter(ExchangeAdapter):
             self.about_to_send()  # after waiting for the shared client: nothing has left yet
             # The balances change from here: a concurrent sizing reads them from the venue
             # until after_order stores them again, and a read in flight is not kept as fresh.
-            keeps_balance = self._max_age("balance_max_age_seconds") > 0
-            if keeps_balance:
-                self._balance_moves(request.market_type)
+            self._balance_moves(request.market_type)
             try:
                 order = client.create_order(
                     symbol,
@@ -913,7 +912,7 @@ class CcxtAdapter(ExchangeAdapter):
             finally:
                 # The answer (or the want of one) is in: a read begun while the order was in
                 # flight may have been answered from before it.
-                if keeps_balance and (answered := self._balance_moves(request.market_type)):
+                if answered := self._balance_moves(request.market_type):
                     self._answered[request.market_type] = answered
         result = order_result(order, per_contract)
         if self.placement_answers_ids_only:
@@ -938,11 +937,9 @@ class CcxtAdapter(ExchangeAdapter):
         table = self._price_steps(market)
         if table is None:
             client, _lock = self._client(request.market_type)
-            tick = to_decimal((market.get("precision") or {}).get("price"))
+            tick = precision_step(client, market, "price")
             if not tick:
                 return self._price_to_precision(request.market_type, market["symbol"], price)
-            if client.precisionMode != ccxt.TICK_SIZE:
-                tick = Decimal(1).scaleb(-int(tick))  # DECIMAL_PLACES: the number of decimals
             table = StepTable(((ZERO, tick),))
         on_step = Decimal(decimal_str(table.to_step(price, request.side), "0"))  # no trailing zeros
         if on_step != price:
@@ -1068,7 +1065,7 @@ class CcxtAdapter(ExchangeAdapter):
             except ccxt.BaseError as e:
                 raise self._translate(e) from e
             finally:
-                self._balances_released(request.market_type)
+                self._balance_moves(request.market_type)  # the funds it held are free
         try:
             known = self.fetch_order_by_client_id(request)
         except VenueError as e:
@@ -1114,7 +1111,7 @@ class CcxtAdapter(ExchangeAdapter):
                 for sym in symbols:
                     count += self._cancel_symbol(client, market_type, sym, failures)
             finally:
-                self._balances_released(market_type)
+                self._balance_moves(market_type)  # the funds they held are free
         if failures:
             raise CancelAllIncomplete(self._message("; ".join(failures)), cancelled=count, failures=failures)
         return count
@@ -1270,7 +1267,7 @@ class CcxtAdapter(ExchangeAdapter):
         base = market["base"]
         return holding(
             (raw.get("free") or {}).get(base),
-            amount_step(client, market),
+            precision_step(client, market, "amount"),
             (raw.get("exact_free") or {}).get(base),
         )
 
