@@ -4,7 +4,10 @@ Signed requests are checked the way Binance does: ``X-MBX-APIKEY`` names the key
 ``signature`` is the hex HMAC-SHA256 of the query string followed by the body (without the
 signature itself). Orders pass the exchangeInfo filters (PRICE_FILTER, LOT_SIZE,
 NOTIONAL/MIN_NOTIONAL) and the balances; MARKET orders fill at once at ``prices``, every other
-type rests until cancelled.
+type rests until cancelled (or a test fills it, ``fill_order``). USD-M conditional orders live in
+the algo book (/fapi/v1/algoOrder) and trigger only when a test says so (``trigger``): the
+simulator does not watch prices, mark prices or ``workingType``, and does not model TRIGGERING
+(the moment between the trigger and the placed order), EXPIRED or a placed order's rejection.
 """
 
 from __future__ import annotations
@@ -516,6 +519,8 @@ class BinanceSim(SimServer):
                 "avg_price": Decimal("0"),
                 "time": now_ms(),
                 "cancel_client_id": "",
+                "child": None,  # an algo order's placed order, once it has triggered
+                "trigger_time": 0,
             }
             order["update_time"] = order["time"]
             if order_type == "MARKET":
@@ -534,8 +539,9 @@ class BinanceSim(SimServer):
                 400, {"code": -2010, "msg": "Account has insufficient balance for requested action."}
             )
 
-    def _fill(self, order: dict[str, Any]) -> None:
-        symbol, qty, price = order["symbol"], order["qty"], self.prices[order["symbol"]]
+    def _fill(self, order: dict[str, Any], price: Decimal | None = None) -> None:
+        symbol, qty = order["symbol"], order["qty"]
+        price = self.prices[symbol] if price is None else price
         signed = qty if order["side"] == "BUY" else -qty
         if order["market"] == "spot":
             base, quote, _ = self.spot_rules[symbol]
@@ -553,38 +559,71 @@ class BinanceSim(SimServer):
         order.update(status="FILLED", executed=qty, avg_price=price)
 
     def _render(self, order: dict[str, Any], answer: str = "query") -> dict[str, Any]:
-        common_qty, price = fmt(order["qty"]), fmt(order["price"])
         if order["algo"]:
-            return {
-                "algoId": order["id"],
-                "clientAlgoId": order["client_id"],
-                "algoType": "CONDITIONAL",
-                "orderType": order["type"],
-                "symbol": order["symbol"],
-                "side": order["side"],
-                "positionSide": "BOTH",
-                "timeInForce": "GTC",
-                "quantity": common_qty,
-                "algoStatus": order["status"],
-                "triggerPrice": fmt(order["stop_price"]),
-                "price": price,
-                "icebergQuantity": None,
-                "selfTradePreventionMode": "EXPIRE_MAKER",
-                "workingType": "CONTRACT_PRICE",
-                "priceMatch": "NONE",
-                "closePosition": False,
-                "priceProtect": False,
-                "reduceOnly": order["reduce_only"],
-                "activatePrice": "",
-                "callbackRate": "",
-                "createTime": order["time"],
-                "updateTime": order["time"],
-                "triggerTime": 0,
-                "goodTillDate": 0,
-            }
+            return self._render_algo(order, answer)
         if order["market"] == "spot":
             return self._render_spot(order, answer)
         return self._render_futures(order, answer)
+
+    def _render_algo(self, order: dict[str, Any], answer: str) -> dict[str, Any]:
+        """A USD-M conditional order. Queried (GET /fapi/v1/algoOrder, the open list) it has
+        the fields of developers.binance.com "Query Algo Order" (tests/venues/recorded/binance/
+        usdm_query_algo_order.json), ``actualOrderId`` naming the order its trigger placed;
+        the placement's answer keeps the trailing-stop fields the simulator has always sent
+        (no REST "New Algo Order" answer has been recorded to check them against)."""
+        child = order["child"]
+        body: dict[str, Any] = {
+            "algoId": order["id"],
+            "clientAlgoId": order["client_id"],
+            "algoType": "CONDITIONAL",
+            "orderType": order["type"],
+            "symbol": order["symbol"],
+            "side": order["side"],
+            "positionSide": "BOTH",
+            "timeInForce": "GTC",
+            "quantity": fmt(order["qty"]),
+            "algoStatus": self._algo_status(order),
+        }
+        if answer != "new":
+            body.update(
+                actualOrderId=str(child["id"]) if child else "",
+                actualPrice=fmt(child["avg_price"]) if child else "0.00000",
+            )
+        body.update(triggerPrice=fmt(order["stop_price"]), price=fmt(order["price"]), icebergQuantity=None)
+        if answer != "new":
+            body.update(
+                tpTriggerPrice="0.000",
+                tpPrice="0.000",
+                slTriggerPrice="0.000",
+                slPrice="0.000",
+                tpOrderType="",
+            )
+        body.update(
+            selfTradePreventionMode="EXPIRE_MAKER",
+            workingType="CONTRACT_PRICE",
+            priceMatch="NONE",
+            closePosition=False,
+            priceProtect=False,
+            reduceOnly=order["reduce_only"],
+        )
+        if answer == "new":
+            body.update(activatePrice="", callbackRate="")
+        body.update(
+            createTime=order["time"],
+            updateTime=order["update_time"],
+            triggerTime=order["trigger_time"],
+            goodTillDate=0,
+        )
+        return body
+
+    @staticmethod
+    def _algo_status(order: dict[str, Any]) -> str:
+        """TRIGGERED while the order it placed is in the book, FINISHED once that order is
+        filled or cancelled (developers.binance.com USD-M "Event: Algo Order Update")."""
+        child = order["child"]
+        if order["status"] == "TRIGGERED" and child and child["status"] not in OPEN_STATES:
+            return "FINISHED"
+        return str(order["status"])
 
     def _render_spot(self, order: dict[str, Any], answer: str) -> dict[str, Any]:
         """A spot order as Binance answers ``answer``: "new" (POST /api/v3/order, FULL),
@@ -745,6 +784,42 @@ class BinanceSim(SimServer):
         return {"code": 200, "msg": "The operation of cancel all open order is done."}
 
     # --- for tests --------------------------------------------------------------------
+    def trigger(self, client_algo_id: str) -> dict[str, Any]:
+        """Fire the USD-M conditional order known by ``client_algo_id`` as if its trigger price
+        was reached: the algo order becomes TRIGGERED and places a regular order under a new
+        ``orderId`` (STOP_MARKET / TAKE_PROFIT_MARKET: MARKET, filled at once, so the algo
+        order reads FINISHED; STOP / TAKE_PROFIT: LIMIT at its price, resting). The placed
+        order's own client id is not documented; the simulator makes one up. Returns it."""
+        with self.lock:
+            [algo] = [o for o in self.orders if o["algo"] and o["client_id"] == client_algo_id]
+            assert algo["status"] == "NEW", "only a waiting conditional order triggers"
+            child = {
+                **algo,
+                "id": next(self._ids),
+                "client_id": f"sim-triggered-{algo['id']}",
+                "algo": False,
+                "type": "MARKET" if algo["type"].endswith("MARKET") else "LIMIT",
+                "stop_price": None,
+                "time": now_ms(),
+                "child": None,
+            }
+            child["update_time"] = child["time"]
+            if child["type"] == "MARKET":
+                self._fill(child)
+            self.orders.append(child)
+            algo.update(status="TRIGGERED", child=child, trigger_time=now_ms(), update_time=now_ms())
+            return child
+
+    def fill_order(self, order_id: int) -> dict[str, Any]:
+        """Fill the resting regular order ``order_id`` whole at its limit price, as if the
+        market reached it. Returns it."""
+        with self.lock:
+            [order] = [o for o in self.orders if o["id"] == order_id and not o["algo"]]
+            assert order["status"] in OPEN_STATES and order["price"] is not None
+            self._fill(order, order["price"])
+            order["update_time"] = now_ms()
+            return order
+
     def orders_for(self, client_id: str) -> list[dict[str, Any]]:
         with self.lock:
             return [o for o in self.orders if o["client_id"] == client_id]

@@ -40,6 +40,12 @@ STATE_FIELDS = {
     "goodTillDate",
     "code",
     "msg",
+    "algoType",
+    "orderType",
+    "algoStatus",
+    "actualOrderId",
+    "tpOrderType",
+    "triggerTime",
 }
 # Words of an ``exempt`` key standing for several fields.
 GROUPS = {
@@ -66,6 +72,17 @@ RESTING_SPOT = {
     "price": "40000",
 }
 RESTING_USDM = {**RESTING_SPOT, "quantity": "0.002", "price": "50000"}
+# A take-profit sell above the market: it waits in the algo book.
+RESTING_ALGO = {
+    "algoType": "CONDITIONAL",
+    "symbol": "BTCUSDT",
+    "side": "SELL",
+    "type": "TAKE_PROFIT",
+    "timeInForce": "GTC",
+    "quantity": "0.002",
+    "price": "60000",
+    "triggerPrice": "60000",
+}
 
 # name -> (setup requests, the replayed request); the client id is CID throughout.
 REPLAYS: dict[str, tuple[list[tuple[str, str, dict[str, str]]], tuple[str, str, dict[str, str]]]] = {
@@ -132,6 +149,13 @@ REPLAYS: dict[str, tuple[list[tuple[str, str, dict[str, str]]], tuple[str, str, 
     "usdm_query_order": (
         [("POST", "/fapi/v1/order", RESTING_USDM)],
         ("GET", "/fapi/v1/order", {"symbol": "BTCUSDT", "origClientOrderId": CID}),
+    ),
+    "usdm_query_algo_order": (
+        [
+            ("POST", "/fapi/v1/algoOrder", {**RESTING_ALGO, "clientAlgoId": CID}),
+            ("DELETE", "/fapi/v1/algoOrder", {"clientAlgoId": CID}),
+        ],
+        ("GET", "/fapi/v1/algoOrder", {"clientAlgoId": CID}),
     ),
     "usdm_error_no_such_order": (
         [],

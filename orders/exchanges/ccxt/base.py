@@ -1038,6 +1038,48 @@ class CcxtAdapter(ExchangeAdapter):
             raise ccxt.NotSupported(f"{self.ccxt_id} fetchOrder")
         return order_result(client.fetch_order("", market["symbol"], {"clientOrderId": cid}))
 
+    # --- conditional orders that place an order of their own when they trigger -------------
+    def _conditional_order(self, client: ccxt.Exchange, market: dict[str, Any], cid: str) -> dict[str, Any]:
+        """ccxt's order for our conditional order in the venue's trigger book (a hook for the
+        venues whose trigger places a new order under a new id: Binance USD-M, OKX)."""
+        raise ccxt.NotSupported(f"{self.ccxt_id}: no trigger book lookup")
+
+    def _placed_order_id(self, conditional: dict[str, Any]) -> str | None:
+        """The id of the order a triggered conditional order placed; ``""`` when it has
+        triggered and the venue does not name that order yet; None while it has not triggered
+        (a hook, with ``_conditional_order``)."""
+        return None
+
+    def _follow_trigger(
+        self,
+        client: ccxt.Exchange,
+        market: dict[str, Any],
+        conditional: dict[str, Any],
+        per_contract: Decimal,
+    ) -> OrderResult:
+        """Our conditional order's state: once it has triggered, that of the order it placed (a
+        triggered stop-limit may still rest, a triggered stop may not have filled), kept under
+        the conditional order's id, which the Order knows it by. The venue's own word for the
+        trigger ("TRIGGERED", "effective") says nothing about a fill."""
+        placed = self._placed_order_id(conditional)
+        if placed is None:
+            return order_result(conditional, per_contract)
+        if placed:
+            result = order_result(client.fetch_order(placed, market["symbol"]), per_contract)
+        else:  # on its way to the book: still live, its fills unknown
+            result = order_result(conditional, per_contract)
+            result.status, result.filled_qty, result.avg_price = OrderStatus.OPEN, ZERO, None
+        result.exchange_order_id = str(conditional.get("id") or "")
+        return result
+
+    def _triggered_order_id(self, client: ccxt.Exchange, market: dict[str, Any], cid: str) -> str | None:
+        """The id of the order our conditional order placed when it triggered; None while it
+        has not (or where the venue keeps a triggered order under its own id)."""
+        try:
+            return self._placed_order_id(self._conditional_order(client, market, cid)) or None
+        except (ccxt.NotSupported, ccxt.OrderNotFound):
+            return None
+
     def cancel_order(self, request: OrderRequest, exchange_order_id: str) -> OrderResult:
         """Cancel one order by the venue's id (looked up by client id when the Order has none),
         in the book it rests in (a conditional order in the venue's trigger book where it keeps
@@ -1058,10 +1100,7 @@ class CcxtAdapter(ExchangeAdapter):
         with lock:
             try:
                 self._load_markets(client, request.market_type)
-                client.cancel_order(order_id, market["symbol"], extra)
-                accepted = True
-            except ccxt.OrderNotFound:
-                accepted = False
+                accepted = self._cancel_where_it_rests(client, market, request, order_id, extra)
             except ccxt.BaseError as e:
                 raise self._translate(e) from e
             finally:
@@ -1074,6 +1113,40 @@ class CcxtAdapter(ExchangeAdapter):
             log.warning("%s 취소 후 주문 상태 확인 실패 (취소는 접수됨): %s", self.display_name, e.message)
             known = None
         return state_after_cancel(known, order_id, accepted=accepted)
+
+    def _cancel_where_it_rests(
+        self,
+        client: ccxt.Exchange,
+        market: dict[str, Any],
+        request: OrderRequest,
+        order_id: str,
+        extra: dict[str, Any],
+    ) -> bool:
+        """Send the cancel; False when the venue has nothing live to cancel. A conditional order
+        in a trigger book that has triggered is done there, and the order it placed may rest in
+        the regular book: the cancel goes to that order (also when the trigger fires between
+        the lookup and the cancel)."""
+        symbol = market["symbol"]
+        if not extra.get("trigger"):
+            try:
+                client.cancel_order(order_id, symbol, extra)
+            except ccxt.OrderNotFound:
+                return False
+            return True
+        cid = request.client_order_id
+        for _attempt in range(2):
+            placed = self._triggered_order_id(client, market, cid)
+            try:
+                if placed:
+                    client.cancel_order(placed, symbol)
+                else:
+                    client.cancel_order(order_id, symbol, extra)
+            except ccxt.OrderNotFound:
+                if placed:
+                    return False  # the placed order filled or was cancelled first
+                continue  # the trigger may have fired since the lookup: once more
+            return True
+        return False
 
     def _cancel_params(self, market_type: str, conditional: bool) -> dict[str, Any]:
         """The params sending one cancel to the right book: a conditional order's goes to the

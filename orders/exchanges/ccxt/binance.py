@@ -54,10 +54,30 @@ class BinanceAdapter(CcxtAdapter):
         conditional: bool,
         per_contract: Decimal,
     ) -> OrderResult | None:
-        """Regular orders by origClientOrderId; USD-M conditional ones by their clientAlgoId."""
-        extra = (
-            {"trigger": True, "clientAlgoId": cid}
-            if conditional and market["contract"]
-            else {"origClientOrderId": cid}
+        """Regular orders by origClientOrderId; USD-M conditional ones by their clientAlgoId,
+        and once triggered by the order the trigger placed (``actualOrderId``)."""
+        if conditional and market["contract"]:
+            return self._follow_trigger(
+                client, market, self._conditional_order(client, market, cid), per_contract
+            )
+        return order_result(client.fetch_order("", market["symbol"], {"origClientOrderId": cid}))
+
+    def _conditional_order(self, client: ccxt.Exchange, market: dict[str, Any], cid: str) -> dict[str, Any]:
+        """A USD-M conditional order by its clientAlgoId (GET /fapi/v1/algoOrder); spot stops
+        are regular orders."""
+        if not market["contract"]:
+            raise ccxt.NotSupported("Binance spot stops are regular orders")
+        order: dict[str, Any] = client.fetch_order(
+            "", market["symbol"], {"trigger": True, "clientAlgoId": cid}
         )
-        return order_result(client.fetch_order("", market["symbol"], extra))
+        return order
+
+    def _placed_order_id(self, conditional: dict[str, Any]) -> str | None:
+        """``algoStatus`` TRIGGERED ("placed into the matching engine") and FINISHED ("filled or
+        cancelled in the matching engine", developers.binance.com USD-M "Event: Algo Order
+        Update") both name the placed order in ``actualOrderId`` (GET /fapi/v1/algoOrder);
+        ccxt reads both as closed, which says nothing about a fill."""
+        info = conditional.get("info") or {}
+        if info.get("algoStatus") not in ("TRIGGERED", "FINISHED"):
+            return None
+        return str(info.get("actualOrderId") or "")

@@ -70,18 +70,26 @@ class OkxAdapter(CcxtAdapter):
         """OKX's state of our order: regular orders by clOrdId; trigger orders in the algo book
         by algoClOrdId, and once triggered ("effective", which ccxt reads as closed) by the
         order the trigger placed — a triggered STOP_LIMIT may still be resting."""
-        symbol = market["symbol"]
-        extra: dict[str, Any] = {"clientOrderId": self.venue_client_id(cid)}
         if conditional:
-            extra["trigger"] = True
-        order = client.fetch_order("", symbol, extra)
-        info = order.get("info") or {}
+            return self._follow_trigger(
+                client, market, self._conditional_order(client, market, cid), per_contract
+            )
+        extra = {"clientOrderId": self.venue_client_id(cid)}
+        return order_result(client.fetch_order("", market["symbol"], extra), per_contract)
+
+    def _conditional_order(self, client: ccxt.Exchange, market: dict[str, Any], cid: str) -> dict[str, Any]:
+        """A trigger order in the algo book by its algoClOrdId."""
+        extra = {"clientOrderId": self.venue_client_id(cid), "trigger": True}
+        order: dict[str, Any] = client.fetch_order("", market["symbol"], extra)
+        return order
+
+    def _placed_order_id(self, conditional: dict[str, Any]) -> str | None:
+        """An "effective" algo order names the order it placed in ``ordIdList`` (``ordId``)."""
+        info = conditional.get("info") or {}
+        if info.get("state") != "effective":
+            return None
         placed = info.get("ordIdList") or ([info["ordId"]] if info.get("ordId") else [])
-        if not conditional or info.get("state") != "effective" or not placed:
-            return order_result(order, per_contract)
-        result = order_result(client.fetch_order(str(placed[-1]), symbol), per_contract)
-        result.exchange_order_id = str(order.get("id") or "")  # the Order keeps the algo id
-        return result
+        return str(placed[-1]) if placed else ""
 
     def _apply_futures_settings(self, client: ccxt.Exchange, symbol: str) -> None:
         """The margin mode goes with each order (tdMode); leverage is set per margin mode."""

@@ -1,0 +1,230 @@
+"""Conditional orders that place an order of their own when they trigger (Binance USD-M algo
+orders, OKX algo orders), against the simulators over real HTTP.
+
+The venues' word for a fired trigger (Binance ``TRIGGERED`` / ``FINISHED``, OKX ``effective``),
+which ccxt reads as closed, says nothing about a fill: a triggered STOP_LIMIT rests in the
+regular book under a new id. The product follows that order: its state is the Order's, and a
+cancel goes to it (a cancel sent to the algo book would be refused and leave it live)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from orders.exchanges import adapter_for
+from orders.exchanges.base import OrderRequest
+from orders.exchanges.ccxt.base import CcxtAdapter, venue_client_order_id
+from orders.models import Order
+from orders.services import account_orders_execute, live_orders_refresh, order_cancel
+from quanttrade.vocabulary import OrderStatus
+from tests.execution.test_execution import make_orders
+from venuesim.binance import BinanceSim
+from venuesim.okx import OkxSim
+
+D = Decimal
+
+
+def stop(cid: str, order_type: str, market: str = "FUTURES", **kw: Any) -> OrderRequest:
+    price = D("44000") if order_type == "STOP_LIMIT" else None
+    fields: dict[str, Any] = {
+        "symbol": "BTC/USDT",
+        "side": "SELL",
+        "order_type": order_type,
+        "qty_per": D("10"),
+        "price": price,
+        "stop_price": D("45000"),
+    }
+    fields.update(kw)
+    return OrderRequest(client_order_id=cid, market_type=market, **fields)
+
+
+# --- Binance USD-M ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("order_type", "status", "filled", "avg_price"),
+    [
+        ("STOP_MARKET", OrderStatus.FILLED, D("0.022"), D("50000")),  # the placed MARKET order filled
+        ("STOP_LIMIT", OrderStatus.OPEN, D("0"), None),  # the placed LIMIT order rests
+    ],
+)
+def test_binance_a_triggered_conditional_order_reads_the_order_it_placed(
+    binance_account: Any,
+    binance_sim: BinanceSim,
+    order_type: str,
+    status: str,
+    filled: Decimal,
+    avg_price: Decimal | None,
+) -> None:
+    adapter = adapter_for(binance_account())
+    request = stop("qt-stop", order_type)
+    placed = adapter.place_order(request)
+    child = binance_sim.trigger("qt-stop")
+
+    found = adapter.fetch_order_by_client_id(request)
+
+    assert found is not None
+    assert (found.status, found.filled_qty, found.avg_price, found.quantity) == (
+        status,
+        filled,
+        avg_price,
+        D("0.022"),
+    )
+    # the Order keeps the algo order's id; the placed order has one of its own
+    assert found.exchange_order_id == placed.exchange_order_id != str(child["id"])
+
+
+def test_binance_a_finished_conditional_order_reads_cancelled_when_its_placed_order_was(
+    binance_account: Any, binance_sim: BinanceSim
+) -> None:
+    adapter = adapter_for(binance_account())
+    request = stop("qt-stop", "STOP_LIMIT")
+    adapter.place_order(request)
+    child = binance_sim.trigger("qt-stop")
+    child["status"] = "CANCELED"  # cancelled at the venue (its site, another client)
+
+    found = adapter.fetch_order_by_client_id(request)
+
+    assert binance_sim._render(binance_sim.orders_for("qt-stop")[0])["algoStatus"] == "FINISHED"
+    assert found is not None and (found.status, found.filled_qty) == (OrderStatus.CANCELLED, D("0"))
+
+
+def test_binance_a_waiting_conditional_order_reads_open_and_names_no_placed_order(
+    binance_account: Any, binance_sim: BinanceSim
+) -> None:
+    adapter = adapter_for(binance_account())
+    request = stop("qt-stop", "STOP_LIMIT")
+    adapter.place_order(request)
+
+    found = adapter.fetch_order_by_client_id(request)
+
+    assert found is not None and found.status == OrderStatus.OPEN
+    assert binance_sim._render(binance_sim.orders_for("qt-stop")[0])["actualOrderId"] == ""
+
+
+def test_binance_cancelling_a_triggered_stop_limit_cancels_the_order_it_placed(
+    binance_account: Any, binance_sim: BinanceSim
+) -> None:
+    adapter = adapter_for(binance_account())
+    request = stop("qt-stop", "STOP_LIMIT")
+    placed = adapter.place_order(request)
+    child = binance_sim.trigger("qt-stop")
+
+    result = adapter.cancel_order(request, placed.exchange_order_id)
+
+    assert child["status"] == "CANCELED"  # nothing left live at the venue
+    assert (result.status, result.exchange_order_id) == (OrderStatus.CANCELLED, placed.exchange_order_id)
+    assert len(binance_sim.seen("/fapi/v1/order", method="DELETE")) == 1
+
+
+def test_binance_cancelling_a_waiting_stop_cancels_it_in_the_algo_book(
+    binance_account: Any, binance_sim: BinanceSim
+) -> None:
+    adapter = adapter_for(binance_account())
+    request = stop("qt-stop", "STOP_LIMIT")
+    placed = adapter.place_order(request)
+
+    result = adapter.cancel_order(request, placed.exchange_order_id)
+
+    assert [o["status"] for o in binance_sim.orders] == ["CANCELED"]
+    assert result.status == OrderStatus.CANCELLED
+    assert binance_sim.seen("/fapi/v1/order", method="DELETE") == []
+
+
+def test_binance_a_trigger_firing_between_the_lookup_and_the_cancel_is_followed(
+    binance_account: Any, binance_sim: BinanceSim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    adapter = adapter_for(binance_account())
+    request = stop("qt-stop", "STOP_LIMIT")
+    placed = adapter.place_order(request)
+    looked_up: list[str | None] = []
+    real: Callable[..., str | None] = CcxtAdapter._triggered_order_id
+
+    def lookup_then_fire(self: CcxtAdapter, *args: Any) -> str | None:
+        found = real(self, *args)
+        looked_up.append(found)
+        if len(looked_up) == 1:
+            binance_sim.trigger("qt-stop")  # fires after the lookup, before the cancel arrives
+        return found
+
+    monkeypatch.setattr(CcxtAdapter, "_triggered_order_id", lookup_then_fire)
+
+    result = adapter.cancel_order(request, placed.exchange_order_id)
+
+    child = binance_sim.orders[-1]
+    assert looked_up == [None, str(child["id"])]
+    assert child["status"] == "CANCELED"
+    assert result.status == OrderStatus.CANCELLED
+
+
+def test_binance_a_triggered_stop_limit_stays_open_then_fills_through_the_live_refresh(
+    binance_account: Any, binance_sim: BinanceSim, make_strategy: Any
+) -> None:
+    account = binance_account()
+    strategy = make_strategy(market_type="FUTURES", accounts=[account])
+    spec = {"order_type": "STOP_LIMIT", "side": "SELL", "qty_per": 10, "price": 44000, "stop_price": 45000}
+    event = make_orders(strategy, [account], [spec])
+    account_orders_execute(event.id, account.pk)
+    order = Order.objects.get(webhook=event)
+    assert order.status == OrderStatus.OPEN
+    child = binance_sim.trigger(order.client_order_id)
+
+    live_orders_refresh()
+    order.refresh_from_db()
+    assert (order.status, order.filled_qty) == (OrderStatus.OPEN, D("0"))  # not "filled" on the trigger
+
+    binance_sim.fill_order(child["id"])
+    live_orders_refresh()
+    order.refresh_from_db()
+    assert (order.status, order.filled_qty, order.avg_price) == (OrderStatus.FILLED, D("0.022"), D("44000"))
+
+
+def test_binance_the_order_page_cancel_of_a_triggered_stop_limit_leaves_nothing_live(
+    binance_account: Any, binance_sim: BinanceSim, make_strategy: Any
+) -> None:
+    account = binance_account()
+    strategy = make_strategy(market_type="FUTURES", accounts=[account])
+    spec = {"order_type": "STOP_LIMIT", "side": "SELL", "qty_per": 10, "price": 44000, "stop_price": 45000}
+    event = make_orders(strategy, [account], [spec])
+    account_orders_execute(event.id, account.pk)
+    order = Order.objects.select_related("account").get(webhook=event)
+    child = binance_sim.trigger(order.client_order_id)
+
+    recorded = order_cancel(order)
+
+    assert child["status"] == "CANCELED"
+    assert recorded.status == OrderStatus.CANCELLED
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELLED
+
+
+# --- OKX ------------------------------------------------------------------------------------
+
+
+def test_okx_cancelling_a_triggered_stop_limit_cancels_the_order_it_placed(
+    okx_account: Any, okx_sim: OkxSim
+) -> None:
+    adapter = adapter_for(okx_account())
+    request = stop("qt" + "4" * 32, "STOP_LIMIT", market="SPOT", price=D("89000"), stop_price=D("90000"))
+    placed = adapter.place_order(request)
+    child = okx_sim.trigger(venue_client_order_id("okx", request.client_order_id))
+
+    result = adapter.cancel_order(request, placed.exchange_order_id)
+
+    assert child["state"] == "canceled"  # nothing left live at the venue
+    assert (result.status, result.exchange_order_id) == (OrderStatus.CANCELLED, placed.exchange_order_id)
+    assert okx_sim.seen("/api/v5/trade/cancel-algos") == []
+
+
+def test_okx_cancelling_a_waiting_stop_cancels_it_in_the_algo_book(okx_account: Any, okx_sim: OkxSim) -> None:
+    adapter = adapter_for(okx_account())
+    request = stop("qt" + "5" * 32, "STOP_LIMIT", market="SPOT", price=D("89000"), stop_price=D("90000"))
+    placed = adapter.place_order(request)
+
+    result = adapter.cancel_order(request, placed.exchange_order_id)
+
+    assert [o["state"] for o in okx_sim.orders] == ["canceled"]
+    assert result.status == OrderStatus.CANCELLED
+    assert len(okx_sim.seen("/api/v5/trade/cancel-algos")) == 1
