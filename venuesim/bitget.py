@@ -15,7 +15,10 @@ is refused with 40774, as Bitget does). Orders pass the symbol rules (spot
 ``quantityPrecision`` / ``pricePrecision`` / ``minTradeAmount`` / ``minTradeUSDT``; futures
 ``sizeMultiplier`` / ``volumePlace`` / ``pricePlace`` / ``minTradeNum`` / ``minTradeUSDT``) and
 the balances. A spot market buy's ``size`` is the quote amount to spend. MARKET orders fill at
-once at ``prices``; LIMIT orders and plan (trigger) orders rest until cancelled.
+once at ``prices``; LIMIT orders and plan (trigger) orders rest until cancelled, or until a test
+fills a limit order (``fill_order``) or fires a futures plan order (``trigger``). Prices reaching
+a trigger by themselves, ``triggerType``, a spot plan's firing and a placed order's rejection
+are not modelled.
 """
 
 from __future__ import annotations
@@ -647,9 +650,9 @@ class BitgetSim(SimServer):
             "uTime": now,
         }
 
-    def _fill(self, order: dict[str, Any]) -> None:
+    def _fill(self, order: dict[str, Any], price: Decimal | None = None) -> None:
         s = self.symbols[(order["product"], order["symbol"])]
-        price = self.prices[s.base]
+        price = self.prices[s.base] if price is None else price
         size = order["size"]
         signed = size if order["side"] == "buy" else -size
         if s.spot:
@@ -719,6 +722,16 @@ class BitgetSim(SimServer):
             }
             if s.spot:
                 return {**row, "status": o["status"]}
+            if view == "plan_history":
+                # The order a triggered plan placed, and its fills (mix orders-plan-history:
+                # executeOrderId, priceAvg, baseVolume as thrasher-corp/gocryptotrader's
+                # HistTriggerFuturesOrd reads them; not in ccxt's recorded cancelled row).
+                child = o.get("child")
+                row.update(
+                    executeOrderId=child["orderId"] if child else "",
+                    priceAvg=fmt(child["priceAvg"]) if child and child["priceAvg"] is not None else "0",
+                    baseVolume=fmt(child["filled"]) if child else "0",
+                )
             return {
                 **row,
                 "planStatus": o["status"],
@@ -848,13 +861,13 @@ class BitgetSim(SimServer):
         rows = [self._render(o) for o in self._select(params, "SPOT", True, {"executed", "cancelled"})]
         return envelope({"nextFlag": False, "idLessThan": "", "orderList": rows})
 
-    def _mix_list(self, request: Request, plan: bool, states: set[str]) -> dict[str, Any]:
+    def _mix_list(self, request: Request, plan: bool, states: set[str], view: str = "") -> dict[str, Any]:
         params = self._auth(request)
         if self._product(params) != FUTURES:
             return envelope({"entrustedList": None, "endId": None})
         if plan and not params.get("planType"):
             raise failure(400, "40017", "Parameter verification failed planType")
-        rows = [self._render(o) for o in self._select(params, FUTURES, plan, states)]
+        rows = [self._render(o, view=view) for o in self._select(params, FUTURES, plan, states)]
         return envelope({"entrustedList": rows or None, "endId": rows[-1]["orderId"] if rows else None})
 
     def mix_pending(self, request: Request) -> dict[str, Any]:
@@ -867,7 +880,7 @@ class BitgetSim(SimServer):
         return self._mix_list(request, True, {"live"})
 
     def mix_plan_history(self, request: Request) -> dict[str, Any]:
-        return self._mix_list(request, True, {"executed", "cancelled"})
+        return self._mix_list(request, True, {"executed", "cancelled"}, view="plan_history")
 
     # --- cancels ----------------------------------------------------------------------
     def _cancel(self, order: dict[str, Any] | None) -> tuple[bool, str, str]:
@@ -973,6 +986,40 @@ class BitgetSim(SimServer):
         return self._mix_cancel_many(request, plan=True)
 
     # --- for tests --------------------------------------------------------------------
+    def trigger(self, client_oid: str) -> dict[str, Any]:
+        """Fire the futures plan order ``client_oid`` as if its trigger price was reached: it
+        becomes ``executed`` (leaving the pending list for the history) and places a regular
+        order under a new ``orderId`` (market: filled at once; limit: resting at its
+        ``executePrice``), named in the history row's ``executeOrderId``. The placed order's
+        own clientOid is not documented; the simulator makes one up. Returns it. Spot plan
+        orders are not fired: no record names the order a spot plan places."""
+        with self.lock:
+            [plan] = [o for o in self.orders if o["plan"] and o["clientOid"] == client_oid]
+            assert plan["product"] == FUTURES and plan["status"] == "live"
+            child = {
+                **plan,
+                "plan": False,
+                "orderId": str(next(self._ids)),
+                "clientOid": f"sim-triggered-{plan['orderId']}",
+                "size_sent": plan["size"],
+                "triggerPrice": None,
+                "cTime": now_ms(),
+                "uTime": now_ms(),
+            }
+            if child["orderType"] == "market":
+                self._fill(child)
+            self.orders.append(child)
+            plan.update(status="executed", child=child, uTime=now_ms())
+            return child
+
+    def fill_order(self, order_id: str) -> dict[str, Any]:
+        """Fill the resting regular order ``order_id`` whole at its limit price. Returns it."""
+        with self.lock:
+            [order] = [o for o in self.orders if o["orderId"] == order_id and not o["plan"]]
+            assert order["status"] in ("live", "partially_filled") and order["price"] is not None
+            self._fill(order, order["price"])
+            return order
+
     def orders_for(self, client_id: str) -> list[dict[str, Any]]:
         """Orders placed with ``client_id`` as clientOid."""
         with self.lock:

@@ -1,5 +1,5 @@
 """Conditional orders that place an order of their own when they trigger (Binance USD-M algo
-orders, OKX algo orders), against the simulators over real HTTP.
+orders, OKX algo orders, Bitget futures plan orders), against the simulators over real HTTP.
 
 The venues' word for a fired trigger (Binance ``TRIGGERED`` / ``FINISHED``, OKX ``effective``),
 which ccxt reads as closed, says nothing about a fill: a triggered STOP_LIMIT rests in the
@@ -22,6 +22,7 @@ from orders.services import account_orders_execute, live_orders_refresh, order_c
 from quanttrade.vocabulary import OrderStatus
 from tests.execution.test_execution import make_orders
 from venuesim.binance import BinanceSim
+from venuesim.bitget import BitgetSim
 from venuesim.okx import OkxSim
 
 D = Decimal
@@ -228,3 +229,78 @@ def test_okx_cancelling_a_waiting_stop_cancels_it_in_the_algo_book(okx_account: 
     assert [o["state"] for o in okx_sim.orders] == ["canceled"]
     assert result.status == OrderStatus.CANCELLED
     assert len(okx_sim.seen("/api/v5/trade/cancel-algos")) == 1
+
+
+# --- Bitget USDT-M futures ------------------------------------------------------------------
+
+
+def bitget_stop(order_type: str) -> OrderRequest:
+    price = D("89000") if order_type == "STOP_LIMIT" else None
+    return stop("qt-plan", order_type, price=price, stop_price=D("90000"))
+
+
+@pytest.mark.parametrize(
+    ("order_type", "status", "filled", "avg_price"),
+    [
+        ("STOP_MARKET", OrderStatus.FILLED, D("0.011"), D("100000")),
+        ("STOP_LIMIT", OrderStatus.OPEN, D("0"), None),
+    ],
+)
+def test_bitget_an_executed_futures_plan_reads_the_order_it_placed(
+    bitget_account: Any,
+    bitget_sim: BitgetSim,
+    order_type: str,
+    status: str,
+    filled: Decimal,
+    avg_price: Decimal | None,
+) -> None:
+    adapter = adapter_for(bitget_account())
+    request = bitget_stop(order_type)
+    placed = adapter.place_order(request)
+    child = bitget_sim.trigger("qt-plan")
+
+    found = adapter.fetch_order_by_client_id(request)
+
+    assert found is not None
+    assert (found.status, found.filled_qty, found.avg_price) == (status, filled, avg_price)
+    assert found.exchange_order_id == placed.exchange_order_id != child["orderId"]
+
+
+def test_bitget_a_resting_order_placed_by_a_plan_fills_through_the_live_refresh(
+    bitget_account: Any, bitget_sim: BitgetSim, make_strategy: Any
+) -> None:
+    account = bitget_account()
+    strategy = make_strategy(market_type="FUTURES", accounts=[account])
+    spec = {"order_type": "STOP_LIMIT", "side": "SELL", "qty_per": 10, "price": 89000, "stop_price": 90000}
+    event = make_orders(strategy, [account], [spec])
+    account_orders_execute(event.id, account.pk)
+    order = Order.objects.get(webhook=event)
+    assert order.status == OrderStatus.OPEN
+    child = bitget_sim.trigger(order.client_order_id)
+
+    live_orders_refresh()
+    order.refresh_from_db()
+    assert (order.status, order.filled_qty) == (OrderStatus.OPEN, D("0"))
+
+    bitget_sim.fill_order(child["orderId"])
+    live_orders_refresh()
+    order.refresh_from_db()
+    assert (order.status, order.filled_qty, order.avg_price) == (
+        OrderStatus.FILLED,
+        child["size"],
+        D("89000"),
+    )
+
+
+def test_bitget_cancelling_an_executed_futures_plan_cancels_the_order_it_placed(
+    bitget_account: Any, bitget_sim: BitgetSim
+) -> None:
+    adapter = adapter_for(bitget_account())
+    request = bitget_stop("STOP_LIMIT")
+    placed = adapter.place_order(request)
+    child = bitget_sim.trigger("qt-plan")
+
+    result = adapter.cancel_order(request, placed.exchange_order_id)
+
+    assert child["status"] == "canceled"
+    assert (result.status, result.exchange_order_id) == (OrderStatus.CANCELLED, placed.exchange_order_id)

@@ -56,17 +56,33 @@ class BitgetAdapter(CcxtAdapter):
         conditional: bool,
         per_contract: Decimal,
     ) -> OrderResult | None:
-        """Bitget V2 by clientOid: a regular order through spot orderInfo / mix order detail.
-        Plan (trigger) orders have no lookup by clientOid, so the live plan list and then the
-        finished one are searched (the futures lists filter by clientOid themselves)."""
-        symbol = market["symbol"]
+        """Bitget V2 by clientOid: a regular order through spot orderInfo / mix order detail; a
+        plan (trigger) order from the plan lists, and once a futures plan has fired, by the
+        order it placed."""
         if not conditional:
-            return order_result(client.fetch_order("", symbol, {"clientOrderId": cid}))
+            return order_result(client.fetch_order("", market["symbol"], {"clientOrderId": cid}))
+        return self._follow_trigger(
+            client, market, self._conditional_order(client, market, cid), per_contract
+        )
+
+    def _conditional_order(self, client: ccxt.Exchange, market: dict[str, Any], cid: str) -> dict[str, Any]:
+        """Plan orders have no lookup by clientOid, so the live plan list and then the finished
+        one are searched (the futures lists filter by clientOid themselves)."""
+        symbol = market["symbol"]
         extra: dict[str, Any] = {"trigger": True}
         if market["contract"]:
             extra["clientOrderId"] = cid
         for fetch in (client.fetch_open_orders, client.fetch_canceled_and_closed_orders):
             for order in fetch(symbol, None, None, dict(extra)):
                 if order.get("clientOrderId") == cid:
-                    return order_result(order)
-        return None
+                    return dict(order)
+        raise ccxt.OrderNotFound(f"bitget: no plan order {cid}")
+
+    def _placed_order_id(self, conditional: dict[str, Any]) -> str | None:
+        """An ``executed`` futures plan names the order it placed in ``executeOrderId``
+        (orders-plan-history). A spot plan's row names none: it is read as ccxt reads
+        ``executed`` (filled), not followed."""
+        info = conditional.get("info") or {}
+        if info.get("planStatus") != "executed":
+            return None
+        return str(info.get("executeOrderId") or "") or None
