@@ -4,7 +4,9 @@ Private calls carry ``Authorization: Bearer <JWT HS256>`` signed with the secret
 payload names the ``access_key``, a unique ``nonce`` and, when there are parameters, the
 SHA512 ``query_hash`` of the unencoded query string (``query_hash_alg: SHA512``).
 Orders follow Upbit's rules: bid/ask, ord_type limit | price (market buy by KRW amount) |
-market (market sell by volume), a 5,000 KRW minimum total, prices on the venue's price units
+market (market sell by volume), a 5,000 KRW minimum total, a buy's fee locked on top of its
+amount (``FEE_RATE``; a buy that cannot pay its fee too is ``insufficient_funds_bid``), prices on
+the venue's price units
 (invalid_price_bid / invalid_price_ask), and ``identifier`` as the client's own order id, unique
 for the account whatever became of the earlier request (even a refused one).
 
@@ -42,6 +44,13 @@ from venuesim.core import (
 )
 
 MIN_TOTAL = {"KRW": Decimal("5000"), "BTC": Decimal("0.00005"), "USDT": Decimal("0.5")}
+# Trading fee per quote currency. KRW: 0.05 % — tests/venues/recorded/upbit/
+# 04_lookup_market_ask_done.json pays 3.697095875 KRW on 7,394.19 KRW of proceeds, and ccxt's
+# upbit ``tradingFeesByQuoteCurrency`` says the same; BTC and USDT markets: ccxt's default
+# Upbit trading fee (0.25 %), the only figure found. A buy locks its fee on top of its amount
+# (01_placement_limit_bid.json: price 100 x volume 0.01 locks 1.0015 with reserved_fee 0.0015)
+# and pays it in the quote currency; a sell reserves none and pays it out of its proceeds.
+FEE_RATE = {"KRW": Decimal("0.0005"), "BTC": Decimal("0.0025"), "USDT": Decimal("0.0025")}
 KST = timezone(timedelta(hours=9))
 VOLUME_UNIT = Decimal("0.00000001")
 # Price units per quote currency, (lower bound, unit) lowest first. KRW: "원화(KRW) 마켓 주문 가격
@@ -212,10 +221,7 @@ class UpbitSim(SimServer):
             if o["state"] != "wait":
                 continue
             if o["side"] == "bid" and currency == o["market"].split("-")[0]:
-                # a market buy (ord_type price) locks its KRW amount, a limit buy volume x price
-                total += (
-                    o["price"] if o["ord_type"] == "price" else (o["volume"] - o["executed"]) * o["price"]
-                )
+                total += self._locked_by(o)
             elif o["side"] == "ask" and currency == o["market"].split("-")[1]:
                 total += o["volume"] - o["executed"]
         return total
@@ -277,7 +283,8 @@ class UpbitSim(SimServer):
                 f"최소주문금액 이상으로 주문해주세요 ({fmt(MIN_TOTAL[quote])} {quote})",
             )
         with self.lock:
-            if side == "bid" and total > self.balances.get(quote, Decimal(0)) - self._locked(quote):
+            needed = total + total * FEE_RATE[quote] if side == "bid" else total
+            if side == "bid" and needed > self.balances.get(quote, Decimal(0)) - self._locked(quote):
                 raise error(400, "insufficient_funds_bid", f"주문가능한 금액({quote})이 부족합니다.")
             if side == "ask" and volume > self.balances.get(base, Decimal(0)) - self._locked(base):
                 raise error(400, "insufficient_funds_ask", f"주문가능한 금액({base})이 부족합니다.")
@@ -290,6 +297,8 @@ class UpbitSim(SimServer):
                 "volume": volume,
                 "executed": Decimal(0),
                 "funds": Decimal(0),
+                "fee_rate": FEE_RATE[quote],
+                "paid_fee": Decimal(0),
                 "state": "wait",
                 "identifier": identifier,
                 "created_at": datetime.now(KST).isoformat(timespec="seconds"),
@@ -321,10 +330,11 @@ class UpbitSim(SimServer):
         else:
             volume = o["volume"]
         funds = volume * last
+        fee = funds * o["fee_rate"]
         signed = volume if o["side"] == "bid" else -volume
         self.balances[base] = self.balances.get(base, Decimal(0)) + signed
-        self.balances[quote] -= signed * last
-        o.update(executed=volume, funds=funds)
+        self.balances[quote] -= signed * last + fee
+        o.update(executed=volume, funds=funds, paid_fee=fee)
         o["state"] = "cancel" if o["ord_type"] == "price" and funds < o["price"] else "done"
         o["trades"] = [
             {
@@ -361,9 +371,9 @@ class UpbitSim(SimServer):
             body["remaining_volume"] = None
         body.update(
             {
-                "reserved_fee": "0",
-                "remaining_fee": "0",
-                "paid_fee": "0",
+                "reserved_fee": fmt(self._reserved_fee(o)),
+                "remaining_fee": fmt(self._reserved_fee(o) - o["paid_fee"]) if o["state"] == "wait" else "0",
+                "paid_fee": fmt(o["paid_fee"]),
                 "locked": fmt(self._locked_by(o)),
                 # self-match prevention (v1.5.8): nothing is ever prevented here
                 "prevented_volume": "0",
@@ -380,12 +390,23 @@ class UpbitSim(SimServer):
         return body
 
     @staticmethod
-    def _locked_by(o: dict[str, Any]) -> Decimal:
+    def _reserved_fee(o: dict[str, Any]) -> Decimal:
+        """The fee a buy sets aside with its amount (a sell's is taken from its proceeds)."""
+        if o["side"] == "ask":
+            return Decimal(0)
+        amount = o["price"] if o["ord_type"] == "price" else o["volume"] * o["price"]
+        return amount * o["fee_rate"]
+
+    @classmethod
+    def _locked_by(cls, o: dict[str, Any]) -> Decimal:
+        """What a waiting order holds: a sell its volume left; a buy its amount left (a market
+        buy, ord_type price, its KRW amount; a limit buy volume x price) with the fee on it."""
         if o["state"] != "wait":
             return Decimal(0)
         if o["side"] == "ask":
             return o["volume"] - o["executed"]
-        return o["price"] if o["ord_type"] == "price" else (o["volume"] - o["executed"]) * o["price"]
+        amount = o["price"] if o["ord_type"] == "price" else (o["volume"] - o["executed"]) * o["price"]
+        return amount + amount * o["fee_rate"]
 
     def _find(self, params: dict[str, str]) -> dict[str, Any]:
         with self.lock:

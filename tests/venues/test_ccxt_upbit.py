@@ -43,6 +43,52 @@ def test_market_buy_spends_percent_of_krw_by_cost(upbit_account: Any, upbit_sim:
     assert result.exchange_order_id == order["uuid"]
 
 
+def test_a_buy_of_all_the_krw_leaves_room_for_the_fee_upbit_holds_with_it(
+    upbit_account: Any, upbit_sim: UpbitSim
+) -> None:
+    # Upbit locks a buy's fee on top of its amount: 10,000,000 KRW cannot buy for 10,000,000.
+    adapter = adapter_for(upbit_account())
+
+    result = adapter.place_order(request(qty_per=D("100")))
+
+    (order,) = upbit_sim.orders_for("qt-u1")
+    assert D("9995000") <= order["price"] <= D("10000000") / D("1.0005")
+    assert result.status == OrderStatus.FILLED
+    krw = upbit_sim.balances["KRW"]
+    assert D("0") <= krw < D("100")  # what the fill left, fee paid
+
+
+def test_a_buy_of_half_the_krw_spends_half_as_before(upbit_account: Any, upbit_sim: UpbitSim) -> None:
+    adapter_for(upbit_account()).place_order(request(qty_per=D("50")))
+
+    (order,) = upbit_sim.orders_for("qt-u1")
+    # the fee fits beside it: nothing held back for it (the amount's own rounding aside)
+    assert D("4999990") < order["price"] <= D("5000000")
+
+
+def test_the_simulator_holds_a_buys_fee_with_it_as_upbit_answered(
+    upbit_account: Any, upbit_sim: UpbitSim
+) -> None:
+    # tests/venues/recorded/upbit/01_placement_limit_bid.json: locked = price x volume + reserved_fee
+    adapter = adapter_for(upbit_account())
+    adapter.place_order(request(order_type="LIMIT", qty_per=D("10"), price=D("80000000")))
+    client, _lock = adapter._client("SPOT")
+
+    (answer,) = client.privateGetOrdersOpen({"market": "KRW-BTC"})
+
+    amount = D(answer["price"]) * D(answer["volume"])
+    assert D(answer["reserved_fee"]) == amount * D("0.0005")
+    assert D(answer["locked"]) == amount + D(answer["reserved_fee"])
+    free = upbit_sim.balances["KRW"] - amount - D(answer["reserved_fee"])
+    with pytest.raises(ccxt.InsufficientFunds, match="insufficient_funds_bid"):
+        client.privatePostOrders(
+            {"market": "KRW-BTC", "side": "bid", "ord_type": "price", "price": str(free)}
+        )
+    client.privatePostOrders(
+        {"market": "KRW-BTC", "side": "bid", "ord_type": "price", "price": str(free / 2)}
+    )
+
+
 def test_limit_sell_uses_identifier_and_volume(upbit_account: Any, upbit_sim: UpbitSim) -> None:
     adapter_for(upbit_account()).place_order(
         request(side="SELL", order_type="LIMIT", qty_per=D("50"), price=D("100000000"))

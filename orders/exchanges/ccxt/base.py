@@ -1330,9 +1330,20 @@ class CcxtAdapter(ExchangeAdapter):
         if side == "buy":
             free_quote = self._free(request.market_type, market["quote"])
             reference = price()
-            return side, free_quote * fraction / reference, False, reference
+            spend = free_quote * fraction
+            fee = self._buy_fee_on_top(market)
+            if fee:
+                # The venue holds the fee with the amount: all of the free quote cannot be spent.
+                spend = min(spend, free_quote / (ONE + fee))
+            return side, spend / reference, False, reference
         free_base = self._holding(request.market_type, self._balance(request.market_type), market)
         return side, free_base * fraction, False, price()
+
+    def _buy_fee_on_top(self, market: dict[str, Any]) -> Decimal:
+        """The fee rate a spot buy must hold on top of the amount it spends, where the venue
+        charges it in the quote currency (a hook; ZERO where the fee is taken from what is
+        bought or received)."""
+        return ZERO
 
     def _holding(self, market_type: str, raw: dict[str, Any], market: dict[str, Any]) -> Decimal:
         """The free base amount of ``market`` in the balances ``raw`` (:func:`holding`)."""

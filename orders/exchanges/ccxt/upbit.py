@@ -101,6 +101,14 @@ class UpbitAdapter(CcxtAdapter):
     def _price_steps(self, market: dict[str, Any]) -> StepTable | None:
         return self.price_units.get(str(market.get("quote")))
 
+    def _buy_fee_on_top(self, market: dict[str, Any]) -> Decimal:
+        """Upbit holds a buy's fee with its amount (POST /v1/orders: a limit bid of 1.0 KRW
+        locks 1.0015 with ``reserved_fee`` 0.0015; tests/venues/recorded/upbit/), so a buy of
+        all the free KRW is refused (``insufficient_funds_bid``). The rate is ccxt's for the
+        market's quote currency (KRW 0.05 %, as Upbit's /v1/orders/chance ``bid_fee``)."""
+        rates = [to_decimal(market.get(key)) for key in ("taker", "maker")]
+        return max((rate for rate in rates if rate is not None), default=ZERO)
+
     def _order_by_client_id(
         self,
         client: ccxt.Exchange,
