@@ -334,6 +334,10 @@ class CcxtAdapter(ExchangeAdapter):
     # Market types whose conditional (trigger / plan) orders live in a list of their own,
     # fetched and cancelled apart from the regular ones (ccxt's ``trigger`` param).
     trigger_books: frozenset[str] = frozenset()
+    # Whether a conditional order in the trigger book places a new order under a new id when
+    # it fires (``_conditional_order`` / ``_placed_order_id`` find it): its state and a cancel
+    # then follow that order.
+    triggers_place_new_orders: bool = False
     # Whether the futures margin mode goes with each order, so the account's ``margin_mode``
     # goes in the order's params too.
     margin_mode_per_order: bool = False
@@ -1127,7 +1131,7 @@ class CcxtAdapter(ExchangeAdapter):
         the regular book: the cancel goes to that order (also when the trigger fires between
         the lookup and the cancel)."""
         symbol = market["symbol"]
-        if not extra.get("trigger"):
+        if not (extra.get("trigger") and self.triggers_place_new_orders):
             try:
                 client.cancel_order(order_id, symbol, extra)
             except ccxt.OrderNotFound:

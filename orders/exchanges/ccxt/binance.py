@@ -45,6 +45,8 @@ class BinanceAdapter(CcxtAdapter):
     }
     # USD-M conditional orders are algo orders, listed and cancelled apart.
     trigger_books = frozenset({MarketType.FUTURES})
+    # A fired algo order places a regular order named in actualOrderId.
+    triggers_place_new_orders = True
 
     def _order_by_client_id(
         self,

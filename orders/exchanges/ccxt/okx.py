@@ -34,6 +34,8 @@ class OkxAdapter(CcxtAdapter):
     cancel_batch = 20
     cancel_batch_trigger = 10
     placement_answers_ids_only = True
+    # A fired ("effective") algo order places a regular order named in ordIdList.
+    triggers_place_new_orders = True
     # OKX API v5 per-endpoint limits (www.okx.com/docs-v5, each endpoint's "Rate Limit"), per
     # user id over 2 s: place order 60 (per instrument: kept per account, the stricter),
     # balance 10, positions 10; tickers 20 per IP.
