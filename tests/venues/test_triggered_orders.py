@@ -152,30 +152,70 @@ def test_binance_cancelling_a_waiting_stop_cancels_it_in_the_algo_book(
     assert binance_sim.seen("/fapi/v1/order", method="DELETE") == []
 
 
-def test_binance_a_trigger_firing_between_the_lookup_and_the_cancel_is_followed(
-    binance_account: Any, binance_sim: BinanceSim, monkeypatch: pytest.MonkeyPatch
+# A stop-limit waiting to trigger at each venue whose triggers place a new order: (the request,
+# the id the simulator's ``trigger`` takes, the placed order's key for its state, its cancelled
+# state).
+RACES: dict[str, tuple[OrderRequest, str, str, str]] = {
+    "binance": (stop("qt-stop", "STOP_LIMIT"), "qt-stop", "status", "CANCELED"),
+    "okx": (
+        stop("qt" + "6" * 32, "STOP_LIMIT", market="SPOT", price=D("89000"), stop_price=D("90000")),
+        venue_client_order_id("okx", "qt" + "6" * 32),
+        "state",
+        "canceled",
+    ),
+    "bitget": (
+        stop("qt-plan", "STOP_LIMIT", price=D("89000"), stop_price=D("90000")),
+        "qt-plan",
+        "status",
+        "canceled",
+    ),
+}
+
+
+@pytest.mark.parametrize("venue", sorted(RACES))
+def test_a_trigger_firing_between_the_lookup_and_the_cancel_is_followed(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, venue: str
 ) -> None:
-    adapter = adapter_for(binance_account())
-    request = stop("qt-stop", "STOP_LIMIT")
-    placed = adapter.place_order(request)
+    # Binance and OKX then refuse the algo cancel; Bitget answers it with the plan in its
+    # failureList and no error: either way the order the trigger placed must not stay live.
+    sim = request.getfixturevalue(f"{venue}_sim")
+    adapter = adapter_for(request.getfixturevalue(f"{venue}_account")())
+    order_request, trigger_id, state_key, cancelled = RACES[venue]
+    placed = adapter.place_order(order_request)
     looked_up: list[str | None] = []
+    children: list[dict[str, Any]] = []
     real: Callable[..., str | None] = CcxtAdapter._triggered_order_id
 
     def lookup_then_fire(self: CcxtAdapter, *args: Any) -> str | None:
         found = real(self, *args)
         looked_up.append(found)
         if len(looked_up) == 1:
-            binance_sim.trigger("qt-stop")  # fires after the lookup, before the cancel arrives
+            children.append(sim.trigger(trigger_id))  # fires after the lookup, before the cancel arrives
         return found
 
     monkeypatch.setattr(CcxtAdapter, "_triggered_order_id", lookup_then_fire)
 
-    result = adapter.cancel_order(request, placed.exchange_order_id)
+    result = adapter.cancel_order(order_request, placed.exchange_order_id)
 
-    child = binance_sim.orders[-1]
-    assert looked_up == [None, str(child["id"])]
-    assert child["status"] == "CANCELED"
+    (child,) = children
+    assert looked_up[0] is None and looked_up[1]  # found on the second look
+    assert child[state_key] == cancelled  # nothing left live at the venue
     assert result.status == OrderStatus.CANCELLED
+
+
+def test_bitget_an_executed_plan_not_naming_its_order_yet_reads_open(
+    bitget_account: Any, bitget_sim: BitgetSim
+) -> None:
+    adapter = adapter_for(bitget_account())
+    request = bitget_stop("STOP_LIMIT")
+    adapter.place_order(request)
+    bitget_sim.trigger("qt-plan")
+    (plan,) = [o for o in bitget_sim.orders_for("qt-plan") if o["plan"]]
+    plan["child"] = None  # the history row's executeOrderId still empty
+
+    found = adapter.fetch_order_by_client_id(request)
+
+    assert found is not None and (found.status, found.filled_qty) == (OrderStatus.OPEN, D("0"))
 
 
 @pytest.mark.parametrize(

@@ -1128,8 +1128,11 @@ class CcxtAdapter(ExchangeAdapter):
     ) -> bool:
         """Send the cancel; False when the venue has nothing live to cancel. A conditional order
         in a trigger book that has triggered is done there, and the order it placed may rest in
-        the regular book: the cancel goes to that order (also when the trigger fires between
-        the lookup and the cancel)."""
+        the regular book: the cancel goes to that order. The trigger may fire between the
+        lookup and the cancel, and a venue may then refuse the cancel (Binance ``-2011``, OKX
+        ``51402``) or answer it without cancelling anything (Bitget lists the plan in its
+        ``failureList`` under code 00000): the lookup is made once more after the cancel, and
+        an order the trigger placed meanwhile is cancelled too."""
         symbol = market["symbol"]
         if not (extra.get("trigger") and self.triggers_place_new_orders):
             try:
@@ -1138,19 +1141,21 @@ class CcxtAdapter(ExchangeAdapter):
                 return False
             return True
         cid = request.client_order_id
-        for _attempt in range(2):
-            placed = self._triggered_order_id(client, market, cid)
+        placed = self._triggered_order_id(client, market, cid)
+        if not placed:
             try:
-                if placed:
-                    client.cancel_order(placed, symbol)
-                else:
-                    client.cancel_order(order_id, symbol, extra)
+                client.cancel_order(order_id, symbol, extra)
+                accepted = True
             except ccxt.OrderNotFound:
-                if placed:
-                    return False  # the placed order filled or was cancelled first
-                continue  # the trigger may have fired since the lookup: once more
-            return True
-        return False
+                accepted = False
+            placed = self._triggered_order_id(client, market, cid)
+            if not placed:
+                return accepted
+        try:
+            client.cancel_order(placed, symbol)
+        except ccxt.OrderNotFound:
+            return False  # the placed order filled or was cancelled first
+        return True
 
     def _cancel_params(self, market_type: str, conditional: bool) -> dict[str, Any]:
         """The params sending one cancel to the right book: a conditional order's goes to the

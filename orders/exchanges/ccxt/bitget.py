@@ -82,9 +82,9 @@ class BitgetAdapter(CcxtAdapter):
 
     def _placed_order_id(self, conditional: dict[str, Any]) -> str | None:
         """An ``executed`` futures plan names the order it placed in ``executeOrderId``
-        (orders-plan-history). A spot plan's row names none: it is read as ccxt reads
-        ``executed`` (filled), not followed."""
+        (orders-plan-history; empty: not named yet, so still live). A row without the field (a
+        spot plan's) is read as ccxt reads ``executed`` (filled), not followed."""
         info = conditional.get("info") or {}
-        if info.get("planStatus") != "executed":
+        if info.get("planStatus") != "executed" or "executeOrderId" not in info:
             return None
-        return str(info.get("executeOrderId") or "") or None
+        return str(info.get("executeOrderId") or "")
