@@ -16,9 +16,8 @@ is refused with 40774, as Bitget does). Orders pass the symbol rules (spot
 ``sizeMultiplier`` / ``volumePlace`` / ``pricePlace`` / ``minTradeNum`` / ``minTradeUSDT``) and
 the balances. A spot market buy's ``size`` is the quote amount to spend. MARKET orders fill at
 once at ``prices``; LIMIT orders and plan (trigger) orders rest until cancelled, or until a test
-fills a limit order (``fill_order``) or fires a futures plan order (``trigger``). Prices reaching
-a trigger by themselves, ``triggerType``, a spot plan's firing and a placed order's rejection
-are not modelled.
+fills a limit order (``fill_order``) or fires a plan order (``trigger``). Prices reaching a
+trigger by themselves, ``triggerType`` and a placed order's rejection are not modelled.
 """
 
 from __future__ import annotations
@@ -184,6 +183,7 @@ class BitgetSim(SimServer):
             ("GET", f"{p}/spot/trade/current-plan-order"): self.spot_current_plan,
             ("GET", f"{p}/spot/trade/history-orders"): self.spot_history,
             ("GET", f"{p}/spot/trade/history-plan-order"): self.spot_history_plan,
+            ("GET", f"{p}/spot/trade/plan-sub-order"): self.spot_plan_sub_order,
             ("GET", f"{p}/mix/order/orders-pending"): self.mix_pending,
             ("GET", f"{p}/mix/order/orders-plan-pending"): self.mix_plan_pending,
             ("GET", f"{p}/mix/order/orders-history"): self.mix_history,
@@ -861,6 +861,22 @@ class BitgetSim(SimServer):
         rows = [self._render(o) for o in self._select(params, "SPOT", True, {"executed", "cancelled"})]
         return envelope({"nextFlag": False, "idLessThan": "", "orderList": rows})
 
+    def spot_plan_sub_order(self, request: Request) -> dict[str, Any]:
+        """GET /api/v2/spot/trade/plan-sub-order?planOrderId=…: the spot order a fired plan
+        placed (www.bitget.com/api-doc/spot/plan/Get-Plan-Sub-Order: orderId, price, type,
+        status ``success``); an empty list before it fires."""
+        params = self._auth(request)
+        if not params.get("planOrderId"):
+            raise failure(400, "40017", "Parameter verification failed planOrderId")
+        plan = self._find({"orderId": params["planOrderId"]}, "SPOT", plan=True)
+        child = plan.get("child") if plan else None
+        if child is None:
+            return envelope([])
+        price = fmt(child["price"]) if child["price"] is not None else "0"
+        return envelope(
+            [{"orderId": child["orderId"], "price": price, "type": child["orderType"], "status": "success"}]
+        )
+
     def _mix_list(self, request: Request, plan: bool, states: set[str], view: str = "") -> dict[str, Any]:
         params = self._auth(request)
         if self._product(params) != FUTURES:
@@ -987,21 +1003,21 @@ class BitgetSim(SimServer):
 
     # --- for tests --------------------------------------------------------------------
     def trigger(self, client_oid: str) -> dict[str, Any]:
-        """Fire the futures plan order ``client_oid`` as if its trigger price was reached: it
-        becomes ``executed`` (leaving the pending list for the history) and places a regular
-        order under a new ``orderId`` (market: filled at once; limit: resting at its
-        ``executePrice``), named in the history row's ``executeOrderId``. The placed order's
-        own clientOid is not documented; the simulator makes one up. Returns it. Spot plan
-        orders are not fired: no record names the order a spot plan places."""
+        """Fire the plan order ``client_oid`` as if its trigger price was reached: it becomes
+        ``executed`` (leaving the pending list for the history) and places a regular order under
+        a new ``orderId`` (market: filled at once; limit: resting at its ``executePrice``),
+        named in a futures plan's history row (``executeOrderId``) or, for a spot plan, by
+        ``plan-sub-order``. The placed order's own clientOid is not documented; the simulator
+        makes one up. Returns it. Balances are not checked for the placed order."""
         with self.lock:
             [plan] = [o for o in self.orders if o["plan"] and o["clientOid"] == client_oid]
-            assert plan["product"] == FUTURES and plan["status"] == "live"
+            assert plan["status"] == "live"
             child = {
                 **plan,
                 "plan": False,
                 "orderId": str(next(self._ids)),
                 "clientOid": f"sim-triggered-{plan['orderId']}",
-                "size_sent": plan["size"],
+                "size_sent": plan["size_sent"],
                 "triggerPrice": None,
                 "cTime": now_ms(),
                 "uTime": now_ms(),

@@ -332,3 +332,46 @@ def test_bitget_cancelling_an_executed_futures_plan_cancels_the_order_it_placed(
 
     assert child["status"] == "canceled"
     assert (result.status, result.exchange_order_id) == (OrderStatus.CANCELLED, placed.exchange_order_id)
+
+
+# --- Bitget spot: the placed order named by plan-sub-order -------------------------------------
+
+
+def bitget_spot_stop(order_type: str) -> OrderRequest:
+    price = D("89000") if order_type == "STOP_LIMIT" else None
+    return stop("qt-spot-plan", order_type, market="SPOT", price=price, stop_price=D("90000"))
+
+
+@pytest.mark.parametrize(
+    ("order_type", "status", "filled"),
+    [("STOP_MARKET", OrderStatus.FILLED, D("0.05")), ("STOP_LIMIT", OrderStatus.OPEN, D("0"))],
+)
+def test_bitget_a_fired_spot_plan_reads_the_order_it_placed(
+    bitget_account: Any, bitget_sim: BitgetSim, order_type: str, status: str, filled: Decimal
+) -> None:
+    adapter = adapter_for(bitget_account())
+    request = bitget_spot_stop(order_type)
+    placed = adapter.place_order(request)
+    before = adapter.fetch_order_by_client_id(request)
+    child = bitget_sim.trigger("qt-spot-plan")
+
+    found = adapter.fetch_order_by_client_id(request)
+
+    assert before is not None and before.status == OrderStatus.OPEN  # waiting: no sub-order yet
+    assert found is not None and (found.status, found.filled_qty) == (status, filled)
+    assert found.exchange_order_id == placed.exchange_order_id != child["orderId"]
+    assert len(bitget_sim.seen("/api/v2/spot/trade/plan-sub-order")) == 1
+
+
+def test_bitget_cancelling_a_fired_spot_stop_limit_cancels_the_order_it_placed(
+    bitget_account: Any, bitget_sim: BitgetSim
+) -> None:
+    adapter = adapter_for(bitget_account())
+    request = bitget_spot_stop("STOP_LIMIT")
+    placed = adapter.place_order(request)
+    child = bitget_sim.trigger("qt-spot-plan")
+
+    result = adapter.cancel_order(request, placed.exchange_order_id)
+
+    assert child["status"] == "cancelled"
+    assert (result.status, result.exchange_order_id) == (OrderStatus.CANCELLED, placed.exchange_order_id)

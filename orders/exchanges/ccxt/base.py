@@ -1048,7 +1048,7 @@ class CcxtAdapter(ExchangeAdapter):
         venues whose trigger places a new order under a new id: Binance USD-M, OKX)."""
         raise ccxt.NotSupported(f"{self.ccxt_id}: no trigger book lookup")
 
-    def _placed_order_id(self, conditional: dict[str, Any]) -> str | None:
+    def _placed_order_id(self, client: ccxt.Exchange, conditional: dict[str, Any]) -> str | None:
         """The id of the order a triggered conditional order placed; ``""`` when it has
         triggered and the venue does not name that order yet; None while it has not triggered
         (a hook, with ``_conditional_order``)."""
@@ -1065,7 +1065,7 @@ class CcxtAdapter(ExchangeAdapter):
         triggered stop-limit may still rest, a triggered stop may not have filled), kept under
         the conditional order's id, which the Order knows it by. The venue's own word for the
         trigger ("TRIGGERED", "effective") says nothing about a fill."""
-        placed = self._placed_order_id(conditional)
+        placed = self._placed_order_id(client, conditional)
         if placed is None:
             return order_result(conditional, per_contract)
         if placed:
@@ -1080,7 +1080,7 @@ class CcxtAdapter(ExchangeAdapter):
         """The id of the order our conditional order placed when it triggered; None while it
         has not (or where the venue keeps a triggered order under its own id)."""
         try:
-            return self._placed_order_id(self._conditional_order(client, market, cid)) or None
+            return self._placed_order_id(client, self._conditional_order(client, market, cid)) or None
         except (ccxt.NotSupported, ccxt.OrderNotFound):
             return None
 

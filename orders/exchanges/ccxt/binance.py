@@ -74,7 +74,7 @@ class BinanceAdapter(CcxtAdapter):
         )
         return order
 
-    def _placed_order_id(self, conditional: dict[str, Any]) -> str | None:
+    def _placed_order_id(self, client: ccxt.Exchange, conditional: dict[str, Any]) -> str | None:
         """``algoStatus`` TRIGGERED ("placed into the matching engine") and FINISHED ("filled or
         cancelled in the matching engine", developers.binance.com USD-M "Event: Algo Order
         Update") both name the placed order in ``actualOrderId`` (GET /fapi/v1/algoOrder);

@@ -80,11 +80,28 @@ class BitgetAdapter(CcxtAdapter):
                     return dict(order)
         raise ccxt.OrderNotFound(f"bitget: no plan order {cid}")
 
-    def _placed_order_id(self, conditional: dict[str, Any]) -> str | None:
-        """An ``executed`` futures plan names the order it placed in ``executeOrderId``
-        (orders-plan-history; empty: not named yet, so still live). A row without the field (a
-        spot plan's) is read as ccxt reads ``executed`` (filled), not followed."""
+    def _placed_order_id(self, client: ccxt.Exchange, conditional: dict[str, Any]) -> str | None:
+        """The order a fired plan placed. Futures: ``executeOrderId`` of an ``executed`` plan
+        in orders-plan-history (empty: not named yet, so still live; a row without the field
+        is read as ccxt reads ``executed``, filled). Spot: the history row names none, so
+        ``GET /api/v2/spot/trade/plan-sub-order`` (www.bitget.com/api-doc/spot/plan/
+        Get-Plan-Sub-Order, which ccxt has no method for) is asked: ``success`` names the
+        order, ``in_progress`` is still placing it."""
         info = conditional.get("info") or {}
-        if info.get("planStatus") != "executed" or "executeOrderId" not in info:
+        if info.get("planStatus") == "executed" and "executeOrderId" in info:
+            return str(info.get("executeOrderId") or "")
+        if info.get("status") != "executed" or "planStatus" in info:
             return None
-        return str(info.get("executeOrderId") or "")
+        answer = client.request(
+            "v2/spot/trade/plan-sub-order",
+            ["private", "spot"],
+            "GET",
+            {"planOrderId": str(conditional.get("id"))},
+        )
+        rows = [row for row in (answer or {}).get("data") or [] if isinstance(row, dict)]
+        placed = [str(row.get("orderId") or "") for row in rows if row.get("status") == "success"]
+        if placed and placed[-1]:
+            return placed[-1]
+        if any(str(row.get("status", "")).startswith("in_progress") for row in rows):
+            return ""
+        return None

@@ -85,7 +85,7 @@ class OkxAdapter(CcxtAdapter):
         order: dict[str, Any] = client.fetch_order("", market["symbol"], extra)
         return order
 
-    def _placed_order_id(self, conditional: dict[str, Any]) -> str | None:
+    def _placed_order_id(self, client: ccxt.Exchange, conditional: dict[str, Any]) -> str | None:
         """An "effective" algo order names the order it placed in ``ordIdList`` (``ordId``)."""
         info = conditional.get("info") or {}
         if info.get("state") != "effective":
