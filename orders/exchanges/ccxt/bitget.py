@@ -59,8 +59,8 @@ class BitgetAdapter(CcxtAdapter):
         per_contract: Decimal,
     ) -> OrderResult | None:
         """Bitget V2 by clientOid: a regular order through spot orderInfo / mix order detail; a
-        plan (trigger) order from the plan lists, and once a futures plan has fired, by the
-        order it placed."""
+        plan (trigger) order from the plan lists, and once it has fired, by the order it
+        placed."""
         if not conditional:
             return order_result(client.fetch_order("", market["symbol"], {"clientOrderId": cid}))
         return self._follow_trigger(
