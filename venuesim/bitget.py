@@ -71,6 +71,8 @@ REJECTS = {
     "40305": "Client_oid length is not greater than 50, and cannot be Martian characters",
     "40757": "Not enough position is available.",
     "40774": "The order type for unilateral position must also be the unilateral position type.",
+    # ccxt's bitget exceptions table: '43025': InvalidOrder, "Plan order does not exist"
+    "43025": "Plan order does not exist",
 }
 
 
@@ -851,31 +853,40 @@ class BitgetSim(SimServer):
 
     def spot_current_plan(self, request: Request) -> dict[str, Any]:
         params = self._auth(request)
-        rows = [self._render(o) for o in self._select(params, "SPOT", True, {"live"})]
+        # a fired plan still placing its order ("executing") is listed with the waiting ones
+        rows = [self._render(o) for o in self._select(params, "SPOT", True, {"live", "executing"})]
         return envelope({"nextFlag": False, "idLessThan": "", "orderList": rows})
 
     def spot_history_plan(self, request: Request) -> dict[str, Any]:
         params = self._auth(request)
         if not params.get("symbol") or not params.get("startTime") or not params.get("endTime"):
             raise failure(400, "40017", "Parameter verification failed symbol, startTime, endTime")
-        rows = [self._render(o) for o in self._select(params, "SPOT", True, {"executed", "cancelled"})]
+        rows = [
+            self._render(o)
+            for o in self._select(params, "SPOT", True, {"executed", "fail_execute", "cancelled"})
+        ]
         return envelope({"nextFlag": False, "idLessThan": "", "orderList": rows})
 
     def spot_plan_sub_order(self, request: Request) -> dict[str, Any]:
         """GET /api/v2/spot/trade/plan-sub-order?planOrderId=…: the spot order a fired plan
         placed (www.bitget.com/api-doc/spot/plan/Get-Plan-Sub-Order: orderId, price, type,
-        status ``success``); an empty list before it fires."""
+        status ``success``, ``in_progress`` while it is placed, ``fail`` when it was refused); an
+        empty list before it fires."""
         params = self._auth(request)
         if not params.get("planOrderId"):
             raise failure(400, "40017", "Parameter verification failed planOrderId")
         plan = self._find({"orderId": params["planOrderId"]}, "SPOT", plan=True)
-        child = plan.get("child") if plan else None
-        if child is None:
+        if plan is None or (plan.get("child") is None and not plan.get("sub_status")):
             return envelope([])
-        price = fmt(child["price"]) if child["price"] is not None else "0"
-        return envelope(
-            [{"orderId": child["orderId"], "price": price, "type": child["orderType"], "status": "success"}]
-        )
+        child = plan.get("child")
+        price = plan["price"] if child is None else child["price"]
+        row = {
+            "orderId": child["orderId"] if child else "",
+            "price": fmt(price) if price is not None else "0",
+            "type": plan["orderType"],
+            "status": plan.get("sub_status") or "success",
+        }
+        return envelope([row])
 
     def _mix_list(self, request: Request, plan: bool, states: set[str], view: str = "") -> dict[str, Any]:
         params = self._auth(request)
@@ -896,7 +907,7 @@ class BitgetSim(SimServer):
         return self._mix_list(request, True, {"live"})
 
     def mix_plan_history(self, request: Request) -> dict[str, Any]:
-        return self._mix_list(request, True, {"executed", "cancelled"}, view="plan_history")
+        return self._mix_list(request, True, {"executed", "fail_execute", "cancelled"}, view="plan_history")
 
     # --- cancels ----------------------------------------------------------------------
     def _cancel(self, order: dict[str, Any] | None) -> tuple[bool, str, str]:
@@ -1002,16 +1013,24 @@ class BitgetSim(SimServer):
         return self._mix_cancel_many(request, plan=True)
 
     # --- for tests --------------------------------------------------------------------
-    def trigger(self, client_oid: str) -> dict[str, Any]:
-        """Fire the plan order ``client_oid`` as if its trigger price was reached: it becomes
-        ``executed`` (leaving the pending list for the history) and places a regular order under
-        a new ``orderId`` (market: filled at once; limit: resting at its ``executePrice``),
-        named in a futures plan's history row (``executeOrderId``) or, for a spot plan, by
-        ``plan-sub-order``. The placed order's own clientOid is not documented; the simulator
-        makes one up. Returns it. Balances are not checked for the placed order."""
+    def trigger(self, client_oid: str, outcome: str = "success") -> dict[str, Any] | None:
+        """Fire the plan order ``client_oid`` as if its trigger price was reached. ``success``:
+        it becomes ``executed`` (leaving the pending list for the history) and places a regular
+        order under a new ``orderId`` (market: filled at once; limit: resting at its
+        ``executePrice``), named in a futures plan's history row (``executeOrderId``) or, for a
+        spot plan, by ``plan-sub-order``; that order is returned. ``in_progress``: fired, its
+        order still being placed (a spot plan ``executing``, its sub-order ``in_progress``; a
+        futures plan ``executed`` with ``executeOrderId`` empty). ``fail``: the order was
+        refused (``fail_execute``, sub-order ``fail``). The placed order's own clientOid is not
+        documented; the simulator makes one up. Balances are not checked for it."""
         with self.lock:
             [plan] = [o for o in self.orders if o["plan"] and o["clientOid"] == client_oid]
-            assert plan["status"] == "live"
+            assert plan["status"] == "live" and outcome in ("success", "in_progress", "fail")
+            if outcome != "success":
+                spot = plan["product"] == "SPOT"
+                status = "fail_execute" if outcome == "fail" else "executing" if spot else "executed"
+                plan.update(status=status, child=None, sub_status=outcome, uTime=now_ms())
+                return None
             child = {
                 **plan,
                 "plan": False,

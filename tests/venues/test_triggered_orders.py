@@ -12,11 +12,12 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import ccxt
 import pytest
 
 from orders.exchanges import adapter_for
-from orders.exchanges.base import OrderRequest
-from orders.exchanges.ccxt.base import CcxtAdapter, venue_client_order_id
+from orders.exchanges.base import OrderRequest, RetryableVenueError
+from orders.exchanges.ccxt.base import TRIGGER_REFUSED, CcxtAdapter, venue_client_order_id
 from orders.models import Order
 from orders.services import account_orders_execute, live_orders_refresh, order_cancel
 from quanttrade.vocabulary import OrderStatus
@@ -203,19 +204,85 @@ def test_a_trigger_firing_between_the_lookup_and_the_cancel_is_followed(
     assert result.status == OrderStatus.CANCELLED
 
 
-def test_bitget_an_executed_plan_not_naming_its_order_yet_reads_open(
+@pytest.mark.parametrize("market", ["SPOT", "FUTURES"])
+def test_bitget_a_fired_plan_whose_order_is_not_named_yet_reads_open_and_is_not_cancelled_blind(
+    bitget_account: Any, bitget_sim: BitgetSim, market: str
+) -> None:
+    # Futures: executeOrderId still empty; spot: the plan "executing", its sub-order in_progress.
+    # A cancel now could reach neither the plan nor its order: it fails, to be tried again.
+    adapter = adapter_for(bitget_account())
+    request = stop("qt-plan", "STOP_LIMIT", market=market, price=D("89000"), stop_price=D("90000"))
+    placed = adapter.place_order(request)
+    bitget_sim.trigger("qt-plan", outcome="in_progress")
+    (plan,) = bitget_sim.orders_for("qt-plan")
+
+    found = adapter.fetch_order_by_client_id(request)
+    with pytest.raises(RetryableVenueError, match="아직 보이지 않습니다"):
+        adapter.cancel_order(request, placed.exchange_order_id)
+
+    assert found is not None and (found.status, found.filled_qty) == (OrderStatus.OPEN, D("0"))
+    assert plan["status"] in ("executing", "executed")  # no cancel was sent
+
+
+def test_bitget_a_spot_plan_whose_order_was_refused_reads_rejected(
     bitget_account: Any, bitget_sim: BitgetSim
 ) -> None:
     adapter = adapter_for(bitget_account())
-    request = bitget_stop("STOP_LIMIT")
+    request = bitget_spot_stop("STOP_MARKET")
     adapter.place_order(request)
-    bitget_sim.trigger("qt-plan")
-    (plan,) = [o for o in bitget_sim.orders_for("qt-plan") if o["plan"]]
-    plan["child"] = None  # the history row's executeOrderId still empty
+    bitget_sim.trigger("qt-spot-plan", outcome="fail")
 
     found = adapter.fetch_order_by_client_id(request)
 
-    assert found is not None and (found.status, found.filled_qty) == (OrderStatus.OPEN, D("0"))
+    assert found is not None and (found.status, found.filled_qty) == (OrderStatus.REJECTED, D("0"))
+
+
+class SubOrders:
+    """The internet for one plan-sub-order request: the answer Bitget's docs show, or another."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def request(self, path: str, api: list[str], method: str, params: dict[str, str]) -> Any:
+        assert (path, api, method, params) == (
+            "v2/spot/trade/plan-sub-order",
+            ["private", "spot"],
+            "GET",
+            {"planOrderId": "77"},
+        )
+        return self.answer
+
+
+def test_bitget_an_executed_spot_plan_whose_sub_order_failed_placed_nothing(bitget_account: Any) -> None:
+    adapter = adapter_for(bitget_account())
+    answer = {
+        "code": "00000",
+        "msg": "success",
+        "data": [{"orderId": "", "price": "0", "type": "market", "status": "fail"}],
+    }
+    executed = {"id": "77", "info": {"status": "executed"}}
+
+    assert adapter._placed_order_id(SubOrders(answer), executed) == TRIGGER_REFUSED
+    # as ccxt reads the plan ("executed": closed, filled what it was asked): nothing was
+    conditional = {**executed, "status": "closed", "amount": 0.05, "filled": 0.05, "average": 90000.0}
+    result = adapter._follow_trigger(SubOrders(answer), {"symbol": "BTC/USDT"}, conditional, D("1"))
+    assert (result.status, result.filled_qty, result.exchange_order_id) == (
+        OrderStatus.REJECTED,
+        D("0"),
+        "77",
+    )
+
+
+@pytest.mark.parametrize(
+    "answer", [[], "<html>", {"code": "00000", "data": {"orderId": "1"}}, {"data": ["1"]}]
+)
+def test_bitget_a_sub_order_answer_of_another_shape_is_a_venue_error(
+    bitget_account: Any, answer: Any
+) -> None:
+    adapter = adapter_for(bitget_account())
+
+    with pytest.raises(ccxt.ExchangeError, match="unexpected answer"):
+        adapter._placed_order_id(SubOrders(answer), {"id": "77", "info": {"status": "executed"}})
 
 
 @pytest.mark.parametrize(
@@ -361,6 +428,33 @@ def test_bitget_a_fired_spot_plan_reads_the_order_it_placed(
     assert found is not None and (found.status, found.filled_qty) == (status, filled)
     assert found.exchange_order_id == placed.exchange_order_id != child["orderId"]
     assert len(bitget_sim.seen("/api/v2/spot/trade/plan-sub-order")) == 1
+
+
+def test_bitget_a_spot_plan_firing_before_its_cancel_is_followed_whatever_the_refusal(
+    bitget_account: Any, bitget_sim: BitgetSim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The plan fires after the lookup; Bitget then refuses the plan's cancel with 43025 "Plan
+    # order does not exist" (ccxt: InvalidOrder, not OrderNotFound): the order it placed is
+    # still found and cancelled.
+    adapter = adapter_for(bitget_account())
+    request = bitget_spot_stop("STOP_LIMIT")
+    placed = adapter.place_order(request)
+    children: list[dict[str, Any]] = []
+    real: Callable[..., str | None] = CcxtAdapter._triggered_order_id
+
+    def lookup_then_fire(self: CcxtAdapter, *args: Any) -> str | None:
+        found = real(self, *args)
+        if not children:
+            children.append(bitget_sim.trigger("qt-spot-plan"))
+        return found
+
+    monkeypatch.setattr(CcxtAdapter, "_triggered_order_id", lookup_then_fire)
+    bitget_sim.inject("reject", "/api/v2/spot/trade/cancel-plan-order", message="43025")
+
+    result = adapter.cancel_order(request, placed.exchange_order_id)
+
+    assert children[0]["status"] == "cancelled"
+    assert result.status == OrderStatus.CANCELLED
 
 
 def test_bitget_cancelling_a_fired_spot_stop_limit_cancels_the_order_it_placed(

@@ -91,6 +91,9 @@ _OUR_CLIENT_ID = re.compile(r"qt[0-9a-f]{32}")
 DUPLICATE_MARKERS = ("uplicate", "already exists")
 ONE = Decimal(1)
 HUNDRED = Decimal(100)
+# ``_placed_order_id``'s answer for a conditional order whose trigger fired and whose order the
+# venue refused to place: it ends with nothing placed and nothing filled.
+TRIGGER_REFUSED = "<refused>"
 
 # How long a process keeps a venue's market list before loading it again (new listings,
 # changed filters). Clients of every account on the venue share one list per process.
@@ -1050,8 +1053,9 @@ class CcxtAdapter(ExchangeAdapter):
 
     def _placed_order_id(self, client: ccxt.Exchange, conditional: dict[str, Any]) -> str | None:
         """The id of the order a triggered conditional order placed; ``""`` when it has
-        triggered and the venue does not name that order yet; None while it has not triggered
-        (a hook, with ``_conditional_order``)."""
+        triggered and the venue does not name that order yet; ``TRIGGER_REFUSED`` when the
+        venue says it placed none; None while it has not triggered (a hook, with
+        ``_conditional_order``)."""
         return None
 
     def _follow_trigger(
@@ -1068,21 +1072,29 @@ class CcxtAdapter(ExchangeAdapter):
         placed = self._placed_order_id(client, conditional)
         if placed is None:
             return order_result(conditional, per_contract)
-        if placed:
+        if placed and placed != TRIGGER_REFUSED:
             result = order_result(client.fetch_order(placed, market["symbol"]), per_contract)
-        else:  # on its way to the book: still live, its fills unknown
+        else:  # on its way to the book (still live, its fills unknown), or refused (none)
             result = order_result(conditional, per_contract)
-            result.status, result.filled_qty, result.avg_price = OrderStatus.OPEN, ZERO, None
+            result.status = OrderStatus.REJECTED if placed else OrderStatus.OPEN
+            result.filled_qty, result.avg_price = ZERO, None
         result.exchange_order_id = str(conditional.get("id") or "")
         return result
 
     def _triggered_order_id(self, client: ccxt.Exchange, market: dict[str, Any], cid: str) -> str | None:
         """The id of the order our conditional order placed when it triggered; None while it
-        has not (or where the venue keeps a triggered order under its own id)."""
+        has not, when it placed none, or where the venue keeps a triggered order under its own
+        id. Triggered with its order not named yet: :class:`RetryableVenueError` (a cancel
+        now could reach neither the trigger nor the order)."""
         try:
-            return self._placed_order_id(client, self._conditional_order(client, market, cid)) or None
+            placed = self._placed_order_id(client, self._conditional_order(client, market, cid))
         except (ccxt.NotSupported, ccxt.OrderNotFound):
             return None
+        if placed == "":
+            raise RetryableVenueError(
+                self._message(_("The stop has triggered and its order is not listed yet; try again"))
+            )
+        return None if placed == TRIGGER_REFUSED else placed
 
     def cancel_order(self, request: OrderRequest, exchange_order_id: str) -> OrderResult:
         """Cancel one order by the venue's id (looked up by client id when the Order has none),
@@ -1143,13 +1155,18 @@ class CcxtAdapter(ExchangeAdapter):
         cid = request.client_order_id
         placed = self._triggered_order_id(client, market, cid)
         if not placed:
+            refused: ccxt.InvalidOrder | None = None
             try:
                 client.cancel_order(order_id, symbol, extra)
                 accepted = True
             except ccxt.OrderNotFound:
                 accepted = False
+            except ccxt.InvalidOrder as e:  # e.g. Bitget 43025 "Plan order does not exist"
+                accepted, refused = False, e
             placed = self._triggered_order_id(client, market, cid)
             if not placed:
+                if refused is not None:
+                    raise refused
                 return accepted
         try:
             client.cancel_order(placed, symbol)

@@ -9,7 +9,7 @@ import ccxt
 
 from orders.exchanges.base import OrderResult
 from orders.exchanges.brokerkit.buckets import VenueLimit
-from orders.exchanges.ccxt.base import CcxtAdapter, order_result
+from orders.exchanges.ccxt.base import TRIGGER_REFUSED, CcxtAdapter, order_result
 from quanttrade.vocabulary import MarketType
 
 
@@ -83,25 +83,30 @@ class BitgetAdapter(CcxtAdapter):
     def _placed_order_id(self, client: ccxt.Exchange, conditional: dict[str, Any]) -> str | None:
         """The order a fired plan placed. Futures: ``executeOrderId`` of an ``executed`` plan
         in orders-plan-history (empty: not named yet, so still live; a row without the field
-        is read as ccxt reads ``executed``, filled). Spot: the history row names none, so
-        ``GET /api/v2/spot/trade/plan-sub-order`` (www.bitget.com/api-doc/spot/plan/
-        Get-Plan-Sub-Order, which ccxt has no method for) is asked: ``success`` names the
-        order, ``in_progress`` is still placing it."""
+        is read as ccxt reads ``executed``, filled). Spot (``executing`` or ``executed``): the
+        plan's row names none, so its sub-orders are asked (:meth:`_spot_sub_orders`)."""
         info = conditional.get("info") or {}
         if info.get("planStatus") == "executed" and "executeOrderId" in info:
             return str(info.get("executeOrderId") or "")
-        if info.get("status") != "executed" or "planStatus" in info:
+        if "planStatus" in info or info.get("status") not in ("executing", "executed"):
             return None
+        rows = self._spot_sub_orders(client, str(conditional.get("id") or ""))
+        named = [str(row.get("orderId") or "") for row in rows if row.get("orderId")]
+        if named:
+            return named[-1]  # placed (success), or placed and since cancelled: its state says
+        if rows and all(row.get("status") == "fail" for row in rows):
+            return TRIGGER_REFUSED
+        return ""  # being placed (in_progress…), or not listed yet
+
+    def _spot_sub_orders(self, client: ccxt.Exchange, plan_id: str) -> list[dict[str, Any]]:
+        """``GET /api/v2/spot/trade/plan-sub-order?planOrderId=…`` (www.bitget.com/api-doc/spot/
+        plan/Get-Plan-Sub-Order: ``orderId``, ``price``, ``type``, ``status`` success / fail /
+        cancelled / in_progress / in_progress_tracking), which ccxt has no method for: sent
+        through its signed ``request``. Another shape of answer is a venue error."""
         answer = client.request(
-            "v2/spot/trade/plan-sub-order",
-            ["private", "spot"],
-            "GET",
-            {"planOrderId": str(conditional.get("id"))},
+            "v2/spot/trade/plan-sub-order", ["private", "spot"], "GET", {"planOrderId": plan_id}
         )
-        rows = [row for row in (answer or {}).get("data") or [] if isinstance(row, dict)]
-        placed = [str(row.get("orderId") or "") for row in rows if row.get("status") == "success"]
-        if placed and placed[-1]:
-            return placed[-1]
-        if any(str(row.get("status", "")).startswith("in_progress") for row in rows):
-            return ""
-        return None
+        data = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+            raise ccxt.ExchangeError(f"bitget plan-sub-order: unexpected answer {str(answer)[:200]}")
+        return data
