@@ -111,6 +111,20 @@ def test_binance_a_finished_conditional_order_reads_cancelled_when_its_placed_or
     assert found is not None and (found.status, found.filled_qty) == (OrderStatus.CANCELLED, D("0"))
 
 
+def test_binance_a_placed_order_the_venue_cannot_show_is_never_read_as_no_order(
+    binance_account: Any, binance_sim: BinanceSim
+) -> None:
+    # "No such order" would let a retry of an uncertain placement send the stop a second time.
+    adapter = adapter_for(binance_account())
+    request = stop("qt-stop", "STOP_LIMIT")
+    adapter.place_order(request)
+    child = binance_sim.trigger("qt-stop")
+    binance_sim.orders.remove(child)  # GET /fapi/v1/order?orderId=… answers -2013
+
+    with pytest.raises(RetryableVenueError, match="아직 보이지 않습니다"):
+        adapter.fetch_order_by_client_id(request)
+
+
 def test_binance_a_waiting_conditional_order_reads_open_and_names_no_placed_order(
     binance_account: Any, binance_sim: BinanceSim
 ) -> None:

@@ -1073,7 +1073,14 @@ class CcxtAdapter(ExchangeAdapter):
         if placed is None:
             return order_result(conditional, per_contract)
         if placed and placed != TRIGGER_REFUSED:
-            result = order_result(client.fetch_order(placed, market["symbol"]), per_contract)
+            try:
+                result = order_result(client.fetch_order(placed, market["symbol"]), per_contract)
+            except ccxt.OrderNotFound:
+                # The venue names an order it cannot show (not yet, or no longer): our order
+                # exists, so "no such order" (which could send it again) would be wrong.
+                raise RetryableVenueError(
+                    self._message(_("The stop has triggered and its order is not listed yet; try again"))
+                ) from None
         else:  # on its way to the book (still live, its fills unknown), or refused (none)
             result = order_result(conditional, per_contract)
             result.status = OrderStatus.REJECTED if placed else OrderStatus.OPEN
