@@ -16,7 +16,7 @@ import ccxt
 import pytest
 
 from orders.exchanges import adapter_for
-from orders.exchanges.base import OrderRequest, RetryableVenueError
+from orders.exchanges.base import OrderRequest, OrderResult, RetryableVenueError
 from orders.exchanges.ccxt.base import TRIGGER_REFUSED, CcxtAdapter, venue_client_order_id
 from orders.models import Order
 from orders.services import account_orders_execute, live_orders_refresh, order_cancel
@@ -63,6 +63,13 @@ def resting_stop_limit(make_strategy: Any, account: Any, price: int, stop_price:
 # --- Binance USD-M ---------------------------------------------------------------------------
 
 
+def binance_stop_limit(account: Any) -> tuple[Any, OrderRequest, OrderResult]:
+    """(adapter, request, placement answer) of a USD-M STOP_LIMIT waiting in the algo book."""
+    adapter = adapter_for(account)
+    request = stop("qt-stop", "STOP_LIMIT")
+    return adapter, request, adapter.place_order(request)
+
+
 @pytest.mark.parametrize(
     ("order_type", "status", "filled", "avg_price"),
     [
@@ -99,9 +106,7 @@ def test_binance_a_triggered_conditional_order_reads_the_order_it_placed(
 def test_binance_a_finished_conditional_order_reads_cancelled_when_its_placed_order_was(
     binance_account: Any, binance_sim: BinanceSim
 ) -> None:
-    adapter = adapter_for(binance_account())
-    request = stop("qt-stop", "STOP_LIMIT")
-    adapter.place_order(request)
+    adapter, request, _placed = binance_stop_limit(binance_account())
     child = binance_sim.trigger("qt-stop")
     child["status"] = "CANCELED"  # cancelled at the venue (its site, another client)
 
@@ -115,9 +120,7 @@ def test_binance_a_placed_order_the_venue_cannot_show_is_never_read_as_no_order(
     binance_account: Any, binance_sim: BinanceSim
 ) -> None:
     # "No such order" would let a retry of an uncertain placement send the stop a second time.
-    adapter = adapter_for(binance_account())
-    request = stop("qt-stop", "STOP_LIMIT")
-    adapter.place_order(request)
+    adapter, request, _placed = binance_stop_limit(binance_account())
     child = binance_sim.trigger("qt-stop")
     binance_sim.orders.remove(child)  # GET /fapi/v1/order?orderId=… answers -2013
 
@@ -128,9 +131,7 @@ def test_binance_a_placed_order_the_venue_cannot_show_is_never_read_as_no_order(
 def test_binance_a_waiting_conditional_order_reads_open_and_names_no_placed_order(
     binance_account: Any, binance_sim: BinanceSim
 ) -> None:
-    adapter = adapter_for(binance_account())
-    request = stop("qt-stop", "STOP_LIMIT")
-    adapter.place_order(request)
+    adapter, request, _placed = binance_stop_limit(binance_account())
 
     found = adapter.fetch_order_by_client_id(request)
 
@@ -138,27 +139,10 @@ def test_binance_a_waiting_conditional_order_reads_open_and_names_no_placed_orde
     assert binance_sim._render(binance_sim.orders_for("qt-stop")[0])["actualOrderId"] == ""
 
 
-def test_binance_cancelling_a_triggered_stop_limit_cancels_the_order_it_placed(
-    binance_account: Any, binance_sim: BinanceSim
-) -> None:
-    adapter = adapter_for(binance_account())
-    request = stop("qt-stop", "STOP_LIMIT")
-    placed = adapter.place_order(request)
-    child = binance_sim.trigger("qt-stop")
-
-    result = adapter.cancel_order(request, placed.exchange_order_id)
-
-    assert child["status"] == "CANCELED"  # nothing left live at the venue
-    assert (result.status, result.exchange_order_id) == (OrderStatus.CANCELLED, placed.exchange_order_id)
-    assert len(binance_sim.seen("/fapi/v1/order", method="DELETE")) == 1
-
-
 def test_binance_cancelling_a_waiting_stop_cancels_it_in_the_algo_book(
     binance_account: Any, binance_sim: BinanceSim
 ) -> None:
-    adapter = adapter_for(binance_account())
-    request = stop("qt-stop", "STOP_LIMIT")
-    placed = adapter.place_order(request)
+    adapter, request, placed = binance_stop_limit(binance_account())
 
     result = adapter.cancel_order(request, placed.exchange_order_id)
 
@@ -167,35 +151,62 @@ def test_binance_cancelling_a_waiting_stop_cancels_it_in_the_algo_book(
     assert binance_sim.seen("/fapi/v1/order", method="DELETE") == []
 
 
-# A stop-limit waiting to trigger at each venue whose triggers place a new order: (the request,
-# the id the simulator's ``trigger`` takes, the placed order's key for its state, its cancelled
-# state).
-RACES: dict[str, tuple[OrderRequest, str, str, str]] = {
-    "binance": (stop("qt-stop", "STOP_LIMIT"), "qt-stop", "status", "CANCELED"),
+# A stop-limit waiting to trigger at each venue whose triggers place a new order: the request,
+# the id the simulator's ``trigger`` takes, the placed order's key for its state and its
+# cancelled state, and the trigger book's cancel request.
+STOP_LIMITS: dict[str, tuple[OrderRequest, str, str, str, str]] = {
+    "binance": (stop("qt-stop", "STOP_LIMIT"), "qt-stop", "status", "CANCELED", "DELETE /fapi/v1/algoOrder"),
     "okx": (
         stop("qt" + "6" * 32, "STOP_LIMIT", market="SPOT", price=D("89000"), stop_price=D("90000")),
         venue_client_order_id("okx", "qt" + "6" * 32),
         "state",
         "canceled",
+        "POST /api/v5/trade/cancel-algos",
     ),
     "bitget": (
         stop("qt-plan", "STOP_LIMIT", price=D("89000"), stop_price=D("90000")),
         "qt-plan",
         "status",
         "canceled",
+        "POST /api/v2/mix/order/cancel-plan-order",
+    ),
+    "bitget-spot": (
+        stop("qt-spot-plan", "STOP_LIMIT", market="SPOT", price=D("89000"), stop_price=D("90000")),
+        "qt-spot-plan",
+        "status",
+        "cancelled",
+        "POST /api/v2/spot/trade/cancel-plan-order",
     ),
 }
 
 
-@pytest.mark.parametrize("venue", sorted(RACES))
+@pytest.mark.parametrize("venue", sorted(STOP_LIMITS))
+def test_cancelling_a_triggered_stop_limit_cancels_the_order_it_placed(
+    request: pytest.FixtureRequest, venue: str
+) -> None:
+    sim = request.getfixturevalue(f"{venue.split('-')[0]}_sim")
+    adapter = adapter_for(request.getfixturevalue(f"{venue.split('-')[0]}_account")())
+    order_request, trigger_id, state_key, cancelled, trigger_book = STOP_LIMITS[venue]
+    placed = adapter.place_order(order_request)
+    child = sim.trigger(trigger_id)
+
+    result = adapter.cancel_order(order_request, placed.exchange_order_id)
+
+    assert child[state_key] == cancelled  # nothing left live at the venue
+    assert (result.status, result.exchange_order_id) == (OrderStatus.CANCELLED, placed.exchange_order_id)
+    method, path = trigger_book.split()
+    assert sim.seen(path, method=method) == []  # not sent to the trigger book, which would refuse it
+
+
+@pytest.mark.parametrize("venue", sorted(STOP_LIMITS))
 def test_a_trigger_firing_between_the_lookup_and_the_cancel_is_followed(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, venue: str
 ) -> None:
     # Binance and OKX then refuse the algo cancel; Bitget answers it with the plan in its
     # failureList and no error: either way the order the trigger placed must not stay live.
-    sim = request.getfixturevalue(f"{venue}_sim")
-    adapter = adapter_for(request.getfixturevalue(f"{venue}_account")())
-    order_request, trigger_id, state_key, cancelled = RACES[venue]
+    sim = request.getfixturevalue(f"{venue.split('-')[0]}_sim")
+    adapter = adapter_for(request.getfixturevalue(f"{venue.split('-')[0]}_account")())
+    order_request, trigger_id, state_key, cancelled, _trigger_book = STOP_LIMITS[venue]
     placed = adapter.place_order(order_request)
     looked_up: list[str | None] = []
     children: list[dict[str, Any]] = []
@@ -339,21 +350,6 @@ def test_binance_the_order_page_cancel_of_a_triggered_stop_limit_leaves_nothing_
 # --- OKX ------------------------------------------------------------------------------------
 
 
-def test_okx_cancelling_a_triggered_stop_limit_cancels_the_order_it_placed(
-    okx_account: Any, okx_sim: OkxSim
-) -> None:
-    adapter = adapter_for(okx_account())
-    request = stop("qt" + "4" * 32, "STOP_LIMIT", market="SPOT", price=D("89000"), stop_price=D("90000"))
-    placed = adapter.place_order(request)
-    child = okx_sim.trigger(venue_client_order_id("okx", request.client_order_id))
-
-    result = adapter.cancel_order(request, placed.exchange_order_id)
-
-    assert child["state"] == "canceled"  # nothing left live at the venue
-    assert (result.status, result.exchange_order_id) == (OrderStatus.CANCELLED, placed.exchange_order_id)
-    assert okx_sim.seen("/api/v5/trade/cancel-algos") == []
-
-
 def test_okx_cancelling_a_waiting_stop_cancels_it_in_the_algo_book(okx_account: Any, okx_sim: OkxSim) -> None:
     adapter = adapter_for(okx_account())
     request = stop("qt" + "5" * 32, "STOP_LIMIT", market="SPOT", price=D("89000"), stop_price=D("90000"))
@@ -399,20 +395,6 @@ def test_bitget_an_executed_futures_plan_reads_the_order_it_placed(
     assert found is not None
     assert (found.status, found.filled_qty, found.avg_price) == (status, filled, avg_price)
     assert found.exchange_order_id == placed.exchange_order_id != child["orderId"]
-
-
-def test_bitget_cancelling_an_executed_futures_plan_cancels_the_order_it_placed(
-    bitget_account: Any, bitget_sim: BitgetSim
-) -> None:
-    adapter = adapter_for(bitget_account())
-    request = bitget_stop("STOP_LIMIT")
-    placed = adapter.place_order(request)
-    child = bitget_sim.trigger("qt-plan")
-
-    result = adapter.cancel_order(request, placed.exchange_order_id)
-
-    assert child["status"] == "canceled"
-    assert (result.status, result.exchange_order_id) == (OrderStatus.CANCELLED, placed.exchange_order_id)
 
 
 # --- Bitget spot: the placed order named by plan-sub-order -------------------------------------
@@ -469,17 +451,3 @@ def test_bitget_a_spot_plan_firing_before_its_cancel_is_followed_whatever_the_re
 
     assert children[0]["status"] == "cancelled"
     assert result.status == OrderStatus.CANCELLED
-
-
-def test_bitget_cancelling_a_fired_spot_stop_limit_cancels_the_order_it_placed(
-    bitget_account: Any, bitget_sim: BitgetSim
-) -> None:
-    adapter = adapter_for(bitget_account())
-    request = bitget_spot_stop("STOP_LIMIT")
-    placed = adapter.place_order(request)
-    child = bitget_sim.trigger("qt-spot-plan")
-
-    result = adapter.cancel_order(request, placed.exchange_order_id)
-
-    assert child["status"] == "cancelled"
-    assert (result.status, result.exchange_order_id) == (OrderStatus.CANCELLED, placed.exchange_order_id)
