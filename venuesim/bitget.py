@@ -73,6 +73,8 @@ REJECTS = {
     "40774": "The order type for unilateral position must also be the unilateral position type.",
     # ccxt's bitget exceptions table: '43025': InvalidOrder, "Plan order does not exist"
     "43025": "Plan order does not exist",
+    # ccxt's bitget exceptions table: '40020': BadRequest, {"code":"40020","msg":"Parameter orderId error"}
+    "40020": "Parameter orderId error",
 }
 
 

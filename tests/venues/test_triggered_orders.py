@@ -1,5 +1,6 @@
 """Conditional orders that place an order of their own when they trigger (Binance USD-M algo
-orders, OKX algo orders, Bitget futures plan orders), against the simulators over real HTTP.
+orders, OKX algo orders, Bitget spot and futures plan orders), against the simulators over real
+HTTP.
 
 The venues' word for a fired trigger (Binance ``TRIGGERED`` / ``FINISHED``, OKX ``effective``),
 which ccxt reads as closed, says nothing about a fill: a triggered STOP_LIMIT rests in the
@@ -16,7 +17,7 @@ import ccxt
 import pytest
 
 from orders.exchanges import adapter_for
-from orders.exchanges.base import OrderRequest, OrderResult, RetryableVenueError
+from orders.exchanges.base import OrderRequest, OrderResult, RetryableVenueError, VenueError
 from orders.exchanges.ccxt.base import TRIGGER_REFUSED, CcxtAdapter, venue_client_order_id
 from orders.models import Order
 from orders.services import account_orders_execute, live_orders_refresh, order_cancel
@@ -126,6 +127,54 @@ def test_binance_a_placed_order_the_venue_cannot_show_is_never_read_as_no_order(
 
     with pytest.raises(RetryableVenueError, match="아직 보이지 않습니다"):
         adapter.fetch_order_by_client_id(request)
+
+
+def test_binance_a_triggering_algo_order_reads_open_and_is_not_cancelled_blind(
+    binance_account: Any, binance_sim: BinanceSim
+) -> None:
+    # TRIGGERING: "met the triggering condition and forwarded to the matching engine", its
+    # order not placed yet (the simulator does not reach this state by itself).
+    adapter, request, placed = binance_stop_limit(binance_account())
+    (algo,) = binance_sim.orders_for("qt-stop")
+    algo["status"] = "TRIGGERING"
+
+    found = adapter.fetch_order_by_client_id(request)
+    with pytest.raises(RetryableVenueError, match="아직 보이지 않습니다"):
+        adapter.cancel_order(request, placed.exchange_order_id)
+
+    assert found is not None and found.status == OrderStatus.OPEN
+    assert binance_sim.seen("/fapi/v1/algoOrder", method="DELETE") == []
+
+
+def test_a_bad_request_reading_the_placed_order_is_an_error_not_no_order(
+    bitget_account: Any, bitget_sim: BitgetSim
+) -> None:
+    # ccxt's BadRequest otherwise sends the lookup scanning the regular book by client id,
+    # which never holds a plan: "no such order" could let a retry send the stop again.
+    adapter = adapter_for(bitget_account())
+    request = stop("qt-plan", "STOP_LIMIT", price=D("89000"), stop_price=D("90000"))
+    adapter.place_order(request)
+    bitget_sim.trigger("qt-plan")
+    bitget_sim.inject("reject", "/api/v2/mix/order/detail", message="40020")
+
+    with pytest.raises(VenueError, match="Parameter orderId error"):
+        adapter.fetch_order_by_client_id(request)
+
+
+def test_a_refused_cancel_of_a_plan_that_ended_reads_how_it_ended(
+    bitget_account: Any, bitget_sim: BitgetSim
+) -> None:
+    # The plan's order was refused (fail_execute) before the product heard; Bitget refuses the
+    # plan's cancel with 43025 (ccxt: InvalidOrder): the read-back says rejected.
+    adapter = adapter_for(bitget_account())
+    request = stop("qt-spot-plan", "STOP_MARKET", market="SPOT", stop_price=D("90000"))
+    placed = adapter.place_order(request)
+    bitget_sim.trigger("qt-spot-plan", outcome="fail")
+    bitget_sim.inject("reject", "/api/v2/spot/trade/cancel-plan-order", message="43025")
+
+    result = adapter.cancel_order(request, placed.exchange_order_id)
+
+    assert (result.status, result.filled_qty) == (OrderStatus.REJECTED, D("0"))
 
 
 def test_binance_a_waiting_conditional_order_reads_open_and_names_no_placed_order(
@@ -246,7 +295,9 @@ def test_bitget_a_fired_plan_whose_order_is_not_named_yet_reads_open_and_is_not_
         adapter.cancel_order(request, placed.exchange_order_id)
 
     assert found is not None and (found.status, found.filled_qty) == (OrderStatus.OPEN, D("0"))
-    assert plan["status"] in ("executing", "executed")  # no cancel was sent
+    assert plan["status"] in ("executing", "executed")
+    book = "spot/trade" if market == "SPOT" else "mix/order"
+    assert bitget_sim.seen(f"/api/v2/{book}/cancel-plan-order", method="POST") == []  # none sent blind
 
 
 def test_bitget_a_spot_plan_whose_order_was_refused_reads_rejected(

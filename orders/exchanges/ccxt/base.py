@@ -1048,7 +1048,7 @@ class CcxtAdapter(ExchangeAdapter):
     # --- conditional orders that place an order of their own when they trigger -------------
     def _conditional_order(self, client: ccxt.Exchange, market: dict[str, Any], cid: str) -> dict[str, Any]:
         """ccxt's order for our conditional order in the venue's trigger book (a hook for the
-        venues whose trigger places a new order under a new id: Binance USD-M, OKX)."""
+        venues whose trigger places a new order under a new id: Binance USD-M, OKX, Bitget)."""
         raise ccxt.NotSupported(f"{self.ccxt_id}: no trigger book lookup")
 
     def _placed_order_id(self, client: ccxt.Exchange, conditional: dict[str, Any]) -> str | None:
@@ -1069,18 +1069,24 @@ class CcxtAdapter(ExchangeAdapter):
         triggered stop-limit may still rest, a triggered stop may not have filled), kept under
         the conditional order's id, which the Order knows it by. The venue's own word for the
         trigger ("TRIGGERED", "effective") says nothing about a fill."""
-        placed = self._placed_order_id(client, conditional)
+        try:
+            placed = self._placed_order_id(client, conditional)
+            if placed and placed != TRIGGER_REFUSED:
+                placed_order = client.fetch_order(placed, market["symbol"])
+        except ccxt.OrderNotFound:
+            # The venue names an order it cannot show (not yet, or no longer): our order
+            # exists, so "no such order" (which could send it again) would be wrong.
+            raise RetryableVenueError(
+                self._message(_("The stop has triggered and its order is not listed yet; try again"))
+            ) from None
+        except ccxt.BaseError as e:
+            # Not the caller's "no lookup by client id" either (BadRequest sends it scanning
+            # the regular book, which cannot find a conditional order): an error of the read.
+            raise self._translate(e) from e
         if placed is None:
             return order_result(conditional, per_contract)
         if placed and placed != TRIGGER_REFUSED:
-            try:
-                result = order_result(client.fetch_order(placed, market["symbol"]), per_contract)
-            except ccxt.OrderNotFound:
-                # The venue names an order it cannot show (not yet, or no longer): our order
-                # exists, so "no such order" (which could send it again) would be wrong.
-                raise RetryableVenueError(
-                    self._message(_("The stop has triggered and its order is not listed yet; try again"))
-                ) from None
+            result = order_result(placed_order, per_contract)
         else:  # on its way to the book (still live, its fills unknown), or refused (none)
             result = order_result(conditional, per_contract)
             result.status = OrderStatus.REJECTED if placed else OrderStatus.OPEN
@@ -1162,18 +1168,13 @@ class CcxtAdapter(ExchangeAdapter):
         cid = request.client_order_id
         placed = self._triggered_order_id(client, market, cid)
         if not placed:
-            refused: ccxt.InvalidOrder | None = None
             try:
                 client.cancel_order(order_id, symbol, extra)
                 accepted = True
-            except ccxt.OrderNotFound:
-                accepted = False
-            except ccxt.InvalidOrder as e:  # e.g. Bitget 43025 "Plan order does not exist"
-                accepted, refused = False, e
+            except ccxt.InvalidOrder:  # OrderNotFound, or e.g. Bitget 43025 "Plan order does not exist"
+                accepted = False  # the read-back says how it ended (or that it is still live)
             placed = self._triggered_order_id(client, market, cid)
             if not placed:
-                if refused is not None:
-                    raise refused
                 return accepted
         try:
             client.cancel_order(placed, symbol)

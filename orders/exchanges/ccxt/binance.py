@@ -80,6 +80,8 @@ class BinanceAdapter(CcxtAdapter):
         Update") both name the placed order in ``actualOrderId`` (GET /fapi/v1/algoOrder);
         ccxt reads both as closed, which says nothing about a fill."""
         info = conditional.get("info") or {}
+        if info.get("algoStatus") == "TRIGGERING":
+            return ""  # fired, "forwarded to the matching engine": its order not placed yet
         if info.get("algoStatus") not in ("TRIGGERED", "FINISHED"):
             return None
         return str(info.get("actualOrderId") or "")

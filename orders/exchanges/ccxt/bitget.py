@@ -26,7 +26,7 @@ class BitgetAdapter(CcxtAdapter):
     uncertain_codes = frozenset({"40015"})
     # Plan (trigger) orders are listed and cancelled apart, on spot and futures.
     trigger_books = frozenset({MarketType.SPOT, MarketType.FUTURES})
-    # A fired futures plan places a regular order named in executeOrderId.
+    # A fired plan places a regular order (futures: named in executeOrderId; spot: plan-sub-order).
     triggers_place_new_orders = True
     # marginMode goes with each futures order.
     margin_mode_per_order = True
