@@ -1009,7 +1009,7 @@ class CcxtAdapter(ExchangeAdapter):
         per_contract = contract_size(market)
         with lock:
             try:
-                return self._order_by_client_id(client, market, cid, conditional, per_contract)
+                return self._lookup(client, market, cid, conditional, per_contract)
             except ccxt.OrderNotFound:
                 return None
             except ccxt.NotSupported:
@@ -1045,6 +1045,26 @@ class CcxtAdapter(ExchangeAdapter):
             raise ccxt.NotSupported(f"{self.ccxt_id} fetchOrder")
         return order_result(client.fetch_order("", market["symbol"], {"clientOrderId": cid}))
 
+    def _lookup(
+        self,
+        client: ccxt.Exchange,
+        market: dict[str, Any],
+        cid: str,
+        conditional: bool,
+        per_contract: Decimal,
+    ) -> OrderResult | None:
+        """Our order by client id: a conditional order in the trigger book of a venue whose
+        triggers place new orders, followed to the order it placed (``_follow_trigger``); any
+        other through ``_order_by_client_id``."""
+        if conditional and self.triggers_place_new_orders:
+            try:
+                found = self._conditional_order(client, market, cid)
+            except ccxt.NotSupported:
+                pass  # kept with the regular orders (Binance spot stops)
+            else:
+                return self._follow_trigger(client, market, found, per_contract)
+        return self._order_by_client_id(client, market, cid, conditional, per_contract)
+
     # --- conditional orders that place an order of their own when they trigger -------------
     def _conditional_order(self, client: ccxt.Exchange, market: dict[str, Any], cid: str) -> dict[str, Any]:
         """ccxt's order for our conditional order in the venue's trigger book (a hook for the
@@ -1071,28 +1091,30 @@ class CcxtAdapter(ExchangeAdapter):
         trigger ("TRIGGERED", "effective") says nothing about a fill."""
         try:
             placed = self._placed_order_id(client, conditional)
+            if placed is None:
+                return order_result(conditional, per_contract)
             if placed and placed != TRIGGER_REFUSED:
-                placed_order = client.fetch_order(placed, market["symbol"])
+                result = order_result(client.fetch_order(placed, market["symbol"]), per_contract)
+            else:  # on its way to the book (still live, its fills unknown), or refused (none)
+                result = order_result(conditional, per_contract)
+                result.status = OrderStatus.REJECTED if placed else OrderStatus.OPEN
+                result.filled_qty, result.avg_price = ZERO, None
         except ccxt.OrderNotFound:
             # The venue names an order it cannot show (not yet, or no longer): our order
             # exists, so "no such order" (which could send it again) would be wrong.
-            raise RetryableVenueError(
-                self._message(_("The stop has triggered and its order is not listed yet; try again"))
-            ) from None
+            raise self._not_listed_yet() from None
         except ccxt.BaseError as e:
             # Not the caller's "no lookup by client id" either (BadRequest sends it scanning
             # the regular book, which cannot find a conditional order): an error of the read.
             raise self._translate(e) from e
-        if placed is None:
-            return order_result(conditional, per_contract)
-        if placed and placed != TRIGGER_REFUSED:
-            result = order_result(placed_order, per_contract)
-        else:  # on its way to the book (still live, its fills unknown), or refused (none)
-            result = order_result(conditional, per_contract)
-            result.status = OrderStatus.REJECTED if placed else OrderStatus.OPEN
-            result.filled_qty, result.avg_price = ZERO, None
         result.exchange_order_id = str(conditional.get("id") or "")
         return result
+
+    def _not_listed_yet(self) -> RetryableVenueError:
+        """A conditional order that fired, whose order the venue does not show yet."""
+        return RetryableVenueError(
+            self._message(_("The stop has triggered and its order is not listed yet; try again"))
+        )
 
     def _triggered_order_id(self, client: ccxt.Exchange, market: dict[str, Any], cid: str) -> str | None:
         """The id of the order our conditional order placed when it triggered; None while it
@@ -1104,9 +1126,7 @@ class CcxtAdapter(ExchangeAdapter):
         except (ccxt.NotSupported, ccxt.OrderNotFound):
             return None
         if placed == "":
-            raise RetryableVenueError(
-                self._message(_("The stop has triggered and its order is not listed yet; try again"))
-            )
+            raise self._not_listed_yet()
         return None if placed == TRIGGER_REFUSED else placed
 
     def cancel_order(self, request: OrderRequest, exchange_order_id: str) -> OrderResult:

@@ -56,12 +56,8 @@ class BinanceAdapter(CcxtAdapter):
         conditional: bool,
         per_contract: Decimal,
     ) -> OrderResult | None:
-        """Regular orders by origClientOrderId; USD-M conditional ones by their clientAlgoId,
-        and once triggered by the order the trigger placed (``actualOrderId``)."""
-        if conditional and market["contract"]:
-            return self._follow_trigger(
-                client, market, self._conditional_order(client, market, cid), per_contract
-            )
+        """Regular orders (spot stops too) by origClientOrderId; USD-M conditional ones are
+        looked up in the algo book (``_conditional_order``)."""
         return order_result(client.fetch_order("", market["symbol"], {"origClientOrderId": cid}))
 
     def _conditional_order(self, client: ccxt.Exchange, market: dict[str, Any], cid: str) -> dict[str, Any]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import ccxt
 
-from orders.exchanges.base import OrderResult
 from orders.exchanges.brokerkit.buckets import VenueLimit
-from orders.exchanges.ccxt.base import TRIGGER_REFUSED, CcxtAdapter, order_result
+from orders.exchanges.ccxt.base import TRIGGER_REFUSED, CcxtAdapter
 from quanttrade.vocabulary import MarketType
 
 
@@ -50,26 +48,10 @@ class BitgetAdapter(CcxtAdapter):
     # order's id is accepted again, so a repeat can be a second order.
     client_id_refused_in_every_state = False
 
-    def _order_by_client_id(
-        self,
-        client: ccxt.Exchange,
-        market: dict[str, Any],
-        cid: str,
-        conditional: bool,
-        per_contract: Decimal,
-    ) -> OrderResult | None:
-        """Bitget V2 by clientOid: a regular order through spot orderInfo / mix order detail; a
-        plan (trigger) order from the plan lists, and once it has fired, by the order it
-        placed."""
-        if not conditional:
-            return order_result(client.fetch_order("", market["symbol"], {"clientOrderId": cid}))
-        return self._follow_trigger(
-            client, market, self._conditional_order(client, market, cid), per_contract
-        )
-
     def _conditional_order(self, client: ccxt.Exchange, market: dict[str, Any], cid: str) -> dict[str, Any]:
-        """Plan orders have no lookup by clientOid, so the live plan list and then the finished
-        one are searched (the futures lists filter by clientOid themselves)."""
+        """A plan order by clientOid (regular orders: spot orderInfo / mix order detail, the
+        default lookup). Plan orders have no lookup by clientOid, so the live plan list and then
+        the finished one are searched (the futures lists filter by clientOid themselves)."""
         symbol = market["symbol"]
         extra: dict[str, Any] = {"trigger": True}
         if market["contract"]:

@@ -69,13 +69,9 @@ class OkxAdapter(CcxtAdapter):
         conditional: bool,
         per_contract: Decimal,
     ) -> OrderResult | None:
-        """OKX's state of our order: regular orders by clOrdId; trigger orders in the algo book
-        by algoClOrdId, and once triggered ("effective", which ccxt reads as closed) by the
-        order the trigger placed — a triggered STOP_LIMIT may still be resting."""
-        if conditional:
-            return self._follow_trigger(
-                client, market, self._conditional_order(client, market, cid), per_contract
-            )
+        """A regular order by clOrdId (trigger orders are looked up in the algo book,
+        ``_conditional_order``, and once "effective", which ccxt reads as closed, followed to
+        the order they placed: a triggered STOP_LIMIT may still be resting)."""
         extra = {"clientOrderId": self.venue_client_id(cid)}
         return order_result(client.fetch_order("", market["symbol"], extra), per_contract)
 
