@@ -8,8 +8,11 @@ Bybit's envelope ``{retCode, retMsg, result, retExtInfo, time}``, business error
 
 Orders pass the instruments' lotSizeFilter / priceFilter (qty step, minOrderQty, spot
 minOrderAmt, linear minNotionalValue, tickSize) and the wallet. MARKET orders fill at once at
-``prices``; a LIMIT order that crosses the price fills there, any other rests; conditional orders
-(``triggerPrice``; spot ``orderFilter=StopOrder``) rest ``Untriggered``. ``orderLinkId`` is
+``prices`` (a spot buy by quote amount down to the base precision, the remainder returned:
+``PartiallyFilledCanceled``); a LIMIT order that crosses the price fills there, any other rests
+until a test fills it (``fill_order``, whole or in part); conditional orders (``triggerPrice``;
+spot ``orderFilter=StopOrder``) rest ``Untriggered``. A cancelled spot order that traded in part
+ends ``PartiallyFilledCanceled``, a linear one ``Cancelled`` with its executed quantity. ``orderLinkId`` is
 unique per account (110072). Like Bybit, ``/v5/order/create`` answers with the ids only; the
 state is read from ``/v5/order/realtime`` (live orders) and ``/v5/order/history`` (finished).
 """
@@ -22,7 +25,7 @@ import json
 import re
 import time
 import uuid
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from venuesim.core import (
@@ -580,7 +583,8 @@ class BybitSim(SimServer):
                     )
             if category == "spot":
                 if order_type == "Market" and market_unit == "quoteCoin":
-                    qty_base = qty / (trigger or last)
+                    # what the amount buys, down to the base precision (see _fill)
+                    qty_base = (qty / (trigger or last)).quantize(rules["step"], ROUND_DOWN)
                     value = qty
                 else:
                     qty_base = qty
@@ -655,12 +659,24 @@ class BybitSim(SimServer):
                 (side == "Buy" and price >= last) or (side == "Sell" and price <= last)
             )
             if not conditional and (order_type == "Market" or crosses):
-                self._fill(order, qty_base)
+                order["qty"] = qty_base  # a reduce-only order is cut to the position
+                self._fill(order, qty_base, last)
+                if order["market_unit"] == "quoteCoin" and order["exec_value"] < qty:
+                    # Bybit ends a market buy by quote amount whose remainder buys less than
+                    # the base precision PartiallyFilledCanceled, the remainder returned
+                    # (rejectReason EC_CancelForNoFullFill, leavesValue the remainder).
+                    order.update(
+                        status="PartiallyFilledCanceled",
+                        reject_reason="EC_CancelForNoFullFill",
+                        leaves_value=qty - order["exec_value"],
+                    )
             self.orders.append(order)
             return {"orderId": order["id"], "orderLinkId": link_id}
 
-    def _fill(self, order: dict[str, Any], qty: Decimal) -> None:
-        symbol, price = order["symbol"], self.prices[order["symbol"]]
+    def _fill(self, order: dict[str, Any], qty: Decimal, price: Decimal) -> None:
+        """``qty`` of ``order`` trades at ``price``: Filled when nothing is left, else
+        PartiallyFilled (it keeps resting)."""
+        symbol = order["symbol"]
         signed = qty if order["side"] == "Buy" else -qty
         if order["category"] == "spot":
             base, quote, _ = self.spot_rules[symbol]
@@ -675,7 +691,13 @@ class BybitSim(SimServer):
             if pnl is not None:
                 self.wallet["USDT"] += pnl
             self.positions[symbol] = after
-        order.update(executed=qty, exec_value=qty * price, status="Filled", qty=qty, updated=now_ms())
+        executed = order["executed"] + qty
+        order.update(
+            executed=executed,
+            exec_value=order["exec_value"] + qty * price,
+            status="Filled" if executed >= order["qty"] else "PartiallyFilled",
+            updated=now_ms(),
+        )
 
     def _render(self, order: dict[str, Any]) -> dict[str, Any]:
         leaves = order["qty"] - order["executed"] if order["status"] in LIVE else ZERO
@@ -692,12 +714,14 @@ class BybitSim(SimServer):
             "isLeverage": "0" if order["category"] == "spot" else "",
             "positionIdx": 0,
             "orderStatus": order["status"],
-            "cancelType": "CancelByUser" if order["status"] == "Cancelled" else "UNKNOWN",
-            "rejectReason": "EC_NoError",
+            "cancelType": "CancelByUser" if order.get("by_user") else "UNKNOWN",
+            "rejectReason": order.get("reject_reason", "EC_NoError"),
             "createType": "CreateByUser",
             "avgPrice": fmt(average) if average is not None else "",
             "leavesQty": fmt(leaves),
-            "leavesValue": fmt(leaves * (order["price"] or self.prices[order["symbol"]])),
+            "leavesValue": fmt(
+                order.get("leaves_value", leaves * (order["price"] or self.prices[order["symbol"]]))
+            ),
             "cumExecQty": fmt(order["executed"]),
             "cumExecValue": fmt(order["exec_value"]),
             "cumExecFee": "0",
@@ -799,7 +823,7 @@ class BybitSim(SimServer):
                     raise error(170213, "Order does not exist.")
                 raise error(110001, "Order does not exist")
             order = found[0]
-            order.update(status="Cancelled" if not order["conditional"] else "Deactivated", updated=now_ms())
+            self._cancel(order)
         return {"orderId": order["id"], "orderLinkId": order["link_id"]}
 
     def order_cancel_all(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
@@ -821,15 +845,38 @@ class BybitSim(SimServer):
         with self.lock:
             cancelled = self._matching(selection, live=True)
             for order in cancelled:
-                order.update(
-                    status="Cancelled" if not order["conditional"] else "Deactivated", updated=now_ms()
-                )
+                self._cancel(order)
         return {
             "list": [{"orderId": o["id"], "orderLinkId": o["link_id"]} for o in cancelled],
             "success": "1",
         }
 
     # --- for tests --------------------------------------------------------------------
+    @staticmethod
+    def _cancel(order: dict[str, Any]) -> None:
+        """A user's cancel of a live order. Bybit (V5 enum, orderStatus): a conditional order
+        not triggered ends Deactivated; a spot order that traded in part ends
+        PartiallyFilledCanceled ("only spot has this order status"); any other ends Cancelled,
+        which on derivatives "may have an executed qty"."""
+        if order["conditional"]:
+            status = "Deactivated"
+        elif order["category"] == "spot" and order["executed"] > 0:
+            status = "PartiallyFilledCanceled"
+        else:
+            status = "Cancelled"
+        order.update(status=status, by_user=True, updated=now_ms())
+
+    def fill_order(self, order_id: str, qty: Decimal | None = None) -> dict[str, Any]:
+        """``qty`` (default: all that is left) of the resting regular order ``order_id`` trades
+        at its limit price, as if the market reached it. Returns it."""
+        with self.lock:
+            [order] = [o for o in self.orders if o["id"] == order_id and not o["conditional"]]
+            assert order["status"] in ("New", "PartiallyFilled") and order["price"] is not None
+            left = order["qty"] - order["executed"]
+            assert qty is None or 0 < qty <= left
+            self._fill(order, left if qty is None else qty, order["price"])
+            return order
+
     def orders_for(self, link_id: str) -> list[dict[str, Any]]:
         with self.lock:
             return [o for o in self.orders if o["link_id"] == link_id]

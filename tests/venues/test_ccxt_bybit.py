@@ -11,6 +11,7 @@ import json
 import re
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +34,7 @@ from venuesim.bybit import BybitSim
 
 D = Decimal
 CREATE = "/v5/order/create"
+RECORDED = Path(__file__).parent / "recorded" / "bybit"
 
 
 def request(cid: str = "qt-b1", market: str = "SPOT", **kw: Any) -> OrderRequest:
@@ -459,6 +461,80 @@ def test_a_repeat_after_success_returns_the_existing_order(bybit_account: Any, b
 
     assert again.exchange_order_id == first.exchange_order_id and again.status == OrderStatus.FILLED
     assert len(bybit_sim.orders_for("qt-b1")) == 1
+
+
+# --- PartiallyFilledCanceled: Bybit's closed state that is not a fill ---------------------------
+
+
+@pytest.mark.parametrize(("side", "price"), [("BUY", D("90000")), ("SELL", D("120000"))])
+def test_a_spot_limit_cancelled_after_a_partial_fill_reads_cancelled_with_its_fill(
+    bybit_account: Any, bybit_sim: BybitSim, side: str, price: Decimal
+) -> None:
+    adapter = adapter_for(bybit_account())
+    limit = request("qt-part", side=side, order_type="LIMIT", qty_per=D("20"), price=price)
+    placed = adapter.place_order(limit)
+    bybit_sim.fill_order(placed.exchange_order_id, D("0.01"))
+
+    resting = adapter.fetch_order_by_client_id(limit)
+    cancelled = adapter.cancel_order(limit, placed.exchange_order_id)
+
+    assert resting is not None and (resting.status, resting.filled_qty) == (
+        OrderStatus.PARTIALLY_FILLED,
+        D("0.01"),
+    )
+    # Bybit: "PartiallyFilledCanceled — only spot has this order status"; ccxt reads it closed
+    ((order,),) = [bybit_sim.orders_for("qt-part")]
+    assert order["status"] == "PartiallyFilledCanceled"
+    assert (cancelled.status, cancelled.filled_qty, cancelled.avg_price) == (
+        OrderStatus.CANCELLED,
+        D("0.01"),
+        price,
+    )
+    assert cancelled.quantity is not None and cancelled.quantity > D("0.01")
+
+
+def test_a_futures_limit_cancelled_after_a_partial_fill_reads_cancelled_with_its_fill(
+    bybit_account: Any, bybit_sim: BybitSim
+) -> None:
+    adapter = adapter_for(bybit_account())
+    limit = request("qt-part", market="FUTURES", order_type="LIMIT", qty_per=D("10"), price=D("90000"))
+    placed = adapter.place_order(limit)
+    bybit_sim.fill_order(placed.exchange_order_id, D("0.002"))
+
+    cancelled = adapter.cancel_order(limit, placed.exchange_order_id)
+
+    # Bybit: derivatives end "Cancelled", which "may have an executed qty"
+    ((order,),) = [bybit_sim.orders_for("qt-part")]
+    assert (order["status"], order["executed"]) == ("Cancelled", D("0.002"))
+    assert (cancelled.status, cancelled.filled_qty) == (OrderStatus.CANCELLED, D("0.002"))
+    assert bybit_sim.positions["BTCUSDT"] == D("0.002")
+
+
+def test_a_market_buy_by_quote_amount_that_returned_its_dust_reads_filled(
+    bybit_account: Any, bybit_sim: BybitSim
+) -> None:
+    """Bybit's answer to a 10 USDT market buy at 32,635 (recorded/bybit/06_lookup_…): 0.000306
+    BTC for 9.98631 USDT, the 0.01369 left returned, the order PartiallyFilledCanceled with
+    rejectReason EC_CancelForNoFullFill. It spent what it could: filled, not cancelled."""
+    adapter = adapter_for(bybit_account())
+    bybit_sim.prices["BTCUSDT"] = D("32635")
+    client, _lock = adapter._client("SPOT")
+    client.create_order("BTC/USDT", "market", "buy", 0, None, {"cost": 10, "orderLinkId": "qt-quote"})
+
+    found = adapter.fetch_order_by_client_id(request("qt-quote"))
+
+    (row,) = signed_get(
+        bybit_sim, "/v5/order/history", "category=spot&orderLinkId=qt-quote", "sim-bybit-secret"
+    )["result"]["list"]
+    recorded = json.loads((RECORDED / "06_lookup_spot_market_buy_by_quote_dust.json").read_text())["answer"]
+    assert (row["orderStatus"], row["rejectReason"]) == (recorded["orderStatus"], recorded["rejectReason"])
+    amounts = ("qty", "cumExecQty", "cumExecValue", "leavesValue")
+    assert [D(row[f]) for f in amounts] == [D(recorded[f]) for f in amounts]
+    assert found is not None and (found.status, found.filled_qty, found.avg_price) == (
+        OrderStatus.FILLED,
+        D("0.000306"),
+        D("32635"),
+    )
 
 
 # --- end to end: webhook -> Celery worker -> simulator -----------------------------------------

@@ -9,8 +9,8 @@ import ccxt
 
 from orders.exchanges.base import OrderResult
 from orders.exchanges.brokerkit.buckets import VenueLimit
-from orders.exchanges.ccxt.base import CcxtAdapter, order_result
-from quanttrade.vocabulary import MarketType
+from orders.exchanges.ccxt.base import CcxtAdapter, order_result, precision_step
+from quanttrade.vocabulary import ZERO, MarketType, OrderStatus, to_decimal
 
 
 class BybitAdapter(CcxtAdapter):
@@ -76,5 +76,39 @@ class BybitAdapter(CcxtAdapter):
             rows = ((endpoint(request) or {}).get("result") or {}).get("list") or []
             for row in rows:
                 if row.get("orderLinkId") == cid:
-                    return order_result(client.parse_order(row, market))
+                    step = precision_step(client, market, "amount") or ZERO
+                    return bybit_result(client.parse_order(row, market), step)
         return None
+
+
+def bybit_result(order: dict[str, Any], base_step: Decimal) -> OrderResult:
+    """ccxt's order -> OrderResult, with Bybit's ``PartiallyFilledCanceled`` read right.
+
+    Bybit (V5 enum, orderStatus) ends a spot order that traded in part and was then cancelled
+    ``PartiallyFilledCanceled``, which ccxt reads as closed (ccxt#18685: a market buy by quote
+    amount ends so when its remainder buys less than the base precision, the remainder
+    returned, rejectReason ``EC_CancelForNoFullFill``). Read as closed, a limit order cancelled
+    after a partial fill would be recorded filled. The rule: it is CANCELLED with the filled
+    quantity, unless it is a market order whose unfilled remainder is less than one base
+    step ``base_step`` (a quote amount: less than one step's worth at the average price), which
+    is FILLED."""
+    result = order_result(order)
+    info = order.get("info") or {}
+    if info.get("orderStatus") != "PartiallyFilledCanceled":
+        return result
+    result.status = OrderStatus.CANCELLED
+    if str(info.get("orderType")) != "Market" or result.filled_qty <= 0:
+        return result
+    asked = to_decimal(info.get("qty")) or ZERO
+    # ccxt's rule for the unit of a spot market order's qty: quote unless marketUnit says base
+    # (an empty marketUnit on a buy is quote)
+    if info.get("marketUnit") == "quoteCoin" or (not info.get("marketUnit") and info.get("side") == "Buy"):
+        left, unit = (
+            asked - (to_decimal(info.get("cumExecValue")) or ZERO),
+            base_step * (result.avg_price or ZERO),
+        )
+    else:
+        left, unit = asked - result.filled_qty, base_step
+    if left < unit:
+        result.status = OrderStatus.FILLED
+    return result
