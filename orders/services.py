@@ -47,7 +47,7 @@ from quanttrade.celery import app as celery_app
 from quanttrade.celery import broker_in_memory
 from quanttrade.errors import ApiError
 from quanttrade.prepared import PreparedSelect, PreparedUpdate
-from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus, OrderType
+from quanttrade.vocabulary import LIVE_STATUSES, OrderStatus, OrderType, decimal_str
 from strategies.models import Account, StrategyAccount
 
 log = logging.getLogger("quanttrade.orders")
@@ -427,9 +427,17 @@ def order_record(
 def order_notify(order: Order) -> None:
     """Tell the operator's notification destinations about an order that just ended filled,
     rejected or failed (a failed one whose placement could not be confirmed is its own kind:
-    the venue must be checked). Never raises."""
+    the venue must be checked). An order that ended cancelled after trading in part is a fill
+    too, saying so: what filled moved money. Never raises."""
+    message = order.message
     if order.status == OrderStatus.FILLED:
+        kind, message = EventKind.ORDER_FILLED, ""
+    elif order.status == OrderStatus.CANCELLED and (order.filled_qty or 0) > 0:
         kind = EventKind.ORDER_FILLED
+        message = _("Filled in part (%(filled)s of %(quantity)s); the rest was cancelled") % {
+            "filled": decimal_str(order.filled_qty, "0"),
+            "quantity": decimal_str(order.quantity, "?"),
+        }
     elif order.status == OrderStatus.FAILED and order.uncertain_attempt is not None:
         kind = EventKind.ORDER_UNCERTAIN
     elif order.status in (OrderStatus.REJECTED, OrderStatus.FAILED):
@@ -446,7 +454,7 @@ def order_notify(order: Order) -> None:
             quantity=order.filled_qty if kind == EventKind.ORDER_FILLED else order.quantity,
             price=order.avg_price or order.price,
             order_id=order.pk,
-            message="" if kind == EventKind.ORDER_FILLED else order.message,
+            message=message,
         )
     except Exception:  # a notification never fails an order
         log.exception("주문 알림 실패: order_id=%s", order.pk)

@@ -404,6 +404,43 @@ def test_order_outcomes_map_to_their_events(
     )
 
 
+@pytest.mark.django_db
+def test_an_order_cancelled_after_a_partial_fill_is_notified_as_a_fill_saying_so(
+    django_capture_on_commit_callbacks: Any, notify_settings: Any, trading: Any
+) -> None:
+    from orders.exchanges.base import OrderResult
+    from orders.services import order_record
+    from quanttrade.vocabulary import LIVE_STATUSES
+
+    destination("json://127.0.0.1:9/a")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_webhook([{"order_type": "LIMIT", "side": "buy", "qty_per": 1, "price": 40000}] * 2)
+    part, none = Order.objects.filter(webhook_id=response.json()["webhook_id"]).order_by("sequence")
+    Order.objects.filter(pk__in=[part.pk, none.pk]).update(status="open", quantity=Decimal("0.05"))
+    part.refresh_from_db()
+    none.refresh_from_db()
+    Notification.objects.all().delete()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order_record(
+            part,
+            OrderResult(status="cancelled", filled_qty=Decimal("0.02"), avg_price=Decimal("40000")),
+            expect=LIVE_STATUSES,
+        )
+        order_record(none, OrderResult(status="cancelled"), expect=LIVE_STATUSES)
+
+    (row,) = Notification.objects.all()  # a cancel with nothing filled tells nobody
+    assert (row.kind, row.fields["order_id"], row.fields["quantity"]) == (
+        "order_filled",
+        str(part.pk),
+        "0.02",
+    )
+    _title, body = batch_render([(row.kind, row.fields)], "ko")
+    assert body.startswith(
+        "체결: my_strategy / paper-1 BTC/USDT 매수 0.02 @ 40,000 — 일부 체결 (0.05 중 0.02), 나머지 취소"
+    )
+
+
 def test_orders_waiting_for_approval_are_notified_once_per_group_with_the_queue_link(
     celery_worker: Any, notify_settings: Any, make_account: Any, make_strategy: Any, receiver: Receiver
 ) -> None:
