@@ -18,7 +18,7 @@ import pytest
 
 from orders.exchanges import adapter_for
 from orders.exchanges.base import OrderRequest, OrderResult, RetryableVenueError, VenueError
-from orders.exchanges.ccxt.base import TRIGGER_REFUSED, CcxtAdapter, venue_client_order_id
+from orders.exchanges.ccxt.base import CcxtAdapter, Fired, venue_client_order_id
 from orders.models import Order
 from orders.services import account_orders_execute, live_orders_refresh, order_cancel
 from quanttrade.vocabulary import OrderStatus
@@ -338,7 +338,7 @@ def test_bitget_an_executed_spot_plan_whose_sub_order_failed_placed_nothing(bitg
     }
     executed = {"id": "77", "info": {"status": "executed"}}
 
-    assert adapter._placed_order_id(SubOrders(answer), executed) == TRIGGER_REFUSED
+    assert adapter._fired(SubOrders(answer), executed) == Fired(refused=True)
     # as ccxt reads the plan ("executed": closed, filled what it was asked): nothing was
     conditional = {**executed, "status": "closed", "amount": 0.05, "filled": 0.05, "average": 90000.0}
     result = adapter._follow_trigger(SubOrders(answer), {"symbol": "BTC/USDT"}, conditional, D("1"))
@@ -358,7 +358,7 @@ def test_bitget_a_sub_order_answer_of_another_shape_is_a_venue_error(
     adapter = adapter_for(bitget_account())
 
     with pytest.raises(ccxt.ExchangeError, match="unexpected answer"):
-        adapter._placed_order_id(SubOrders(answer), {"id": "77", "info": {"status": "executed"}})
+        adapter._fired(SubOrders(answer), {"id": "77", "info": {"status": "executed"}})
 
 
 @pytest.mark.parametrize(

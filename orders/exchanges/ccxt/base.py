@@ -91,9 +91,6 @@ _OUR_CLIENT_ID = re.compile(r"qt[0-9a-f]{32}")
 DUPLICATE_MARKERS = ("uplicate", "already exists")
 ONE = Decimal(1)
 HUNDRED = Decimal(100)
-# ``_placed_order_id``'s answer for a conditional order whose trigger fired and whose order the
-# venue refused to place: it ends with nothing placed and nothing filled.
-TRIGGER_REFUSED = "<refused>"
 
 # How long a process keeps a venue's market list before loading it again (new listings,
 # changed filters). Clients of every account on the venue share one list per process.
@@ -106,6 +103,15 @@ _clients: dict[tuple[Any, ...], tuple[ccxt.Exchange, VenueLock]] = {}
 _clients_lock = threading.Lock()
 # Adapters using each client slot of an account (key: client key + market type).
 _slot_users: dict[tuple[Any, ...], list[int]] = {}
+
+
+@dataclass(frozen=True)
+class Fired:
+    """What a conditional order's trigger did when it fired (``CcxtAdapter._fired``): placed the
+    order ``order_id`` ("" while the venue does not name it yet), or, ``refused``, none."""
+
+    order_id: str = ""
+    refused: bool = False
 
 
 @dataclass
@@ -338,7 +344,7 @@ class CcxtAdapter(ExchangeAdapter):
     # fetched and cancelled apart from the regular ones (ccxt's ``trigger`` param).
     trigger_books: frozenset[str] = frozenset()
     # Whether a conditional order in the trigger book places a new order under a new id when
-    # it fires (``_conditional_order`` / ``_placed_order_id`` find it): its state and a cancel
+    # it fires (``_conditional_order`` / ``_fired`` find it): its state and a cancel
     # then follow that order.
     triggers_place_new_orders: bool = False
     # Whether the futures margin mode goes with each order, so the account's ``margin_mode``
@@ -1071,11 +1077,9 @@ class CcxtAdapter(ExchangeAdapter):
         venues whose trigger places a new order under a new id: Binance USD-M, OKX, Bitget)."""
         raise ccxt.NotSupported(f"{self.ccxt_id}: no trigger book lookup")
 
-    def _placed_order_id(self, client: ccxt.Exchange, conditional: dict[str, Any]) -> str | None:
-        """The id of the order a triggered conditional order placed; ``""`` when it has
-        triggered and the venue does not name that order yet; ``TRIGGER_REFUSED`` when the
-        venue says it placed none; None while it has not triggered (a hook, with
-        ``_conditional_order``)."""
+    def _fired(self, client: ccxt.Exchange, conditional: dict[str, Any]) -> Fired | None:
+        """What the conditional order's trigger did (:class:`Fired`); None while it has not
+        fired (a hook, with ``_conditional_order``)."""
         return None
 
     def _follow_trigger(
@@ -1090,14 +1094,14 @@ class CcxtAdapter(ExchangeAdapter):
         the conditional order's id, which the Order knows it by. The venue's own word for the
         trigger ("TRIGGERED", "effective") says nothing about a fill."""
         try:
-            placed = self._placed_order_id(client, conditional)
-            if placed is None:
+            fired = self._fired(client, conditional)
+            if fired is None:
                 return order_result(conditional, per_contract)
-            if placed and placed != TRIGGER_REFUSED:
-                result = order_result(client.fetch_order(placed, market["symbol"]), per_contract)
+            if fired.order_id:
+                result = order_result(client.fetch_order(fired.order_id, market["symbol"]), per_contract)
             else:  # on its way to the book (still live, its fills unknown), or refused (none)
                 result = order_result(conditional, per_contract)
-                result.status = OrderStatus.REJECTED if placed else OrderStatus.OPEN
+                result.status = OrderStatus.REJECTED if fired.refused else OrderStatus.OPEN
                 result.filled_qty, result.avg_price = ZERO, None
         except ccxt.OrderNotFound:
             # The venue names an order it cannot show (not yet, or no longer): our order
@@ -1122,12 +1126,14 @@ class CcxtAdapter(ExchangeAdapter):
         id. Triggered with its order not named yet: :class:`RetryableVenueError` (a cancel
         now could reach neither the trigger nor the order)."""
         try:
-            placed = self._placed_order_id(client, self._conditional_order(client, market, cid))
+            fired = self._fired(client, self._conditional_order(client, market, cid))
         except (ccxt.NotSupported, ccxt.OrderNotFound):
             return None
-        if placed == "":
+        if fired is None or fired.refused:
+            return None
+        if not fired.order_id:
             raise self._not_listed_yet()
-        return None if placed == TRIGGER_REFUSED else placed
+        return fired.order_id
 
     def cancel_order(self, request: OrderRequest, exchange_order_id: str) -> OrderResult:
         """Cancel one order by the venue's id (looked up by client id when the Order has none),

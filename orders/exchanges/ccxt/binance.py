@@ -9,7 +9,7 @@ import ccxt
 
 from orders.exchanges.base import OrderResult
 from orders.exchanges.brokerkit.buckets import VenueLimit
-from orders.exchanges.ccxt.base import CcxtAdapter, order_result
+from orders.exchanges.ccxt.base import CcxtAdapter, Fired, order_result
 from quanttrade.vocabulary import MarketType
 
 
@@ -70,14 +70,14 @@ class BinanceAdapter(CcxtAdapter):
         )
         return order
 
-    def _placed_order_id(self, client: ccxt.Exchange, conditional: dict[str, Any]) -> str | None:
+    def _fired(self, client: ccxt.Exchange, conditional: dict[str, Any]) -> Fired | None:
         """``algoStatus`` TRIGGERED ("placed into the matching engine") and FINISHED ("filled or
         cancelled in the matching engine", developers.binance.com USD-M "Event: Algo Order
         Update") both name the placed order in ``actualOrderId`` (GET /fapi/v1/algoOrder);
         ccxt reads both as closed, which says nothing about a fill."""
         info = conditional.get("info") or {}
         if info.get("algoStatus") == "TRIGGERING":
-            return ""  # fired, "forwarded to the matching engine": its order not placed yet
+            return Fired()  # "forwarded to the matching engine": its order not placed yet
         if info.get("algoStatus") not in ("TRIGGERED", "FINISHED"):
             return None
-        return str(info.get("actualOrderId") or "")
+        return Fired(str(info.get("actualOrderId") or ""))

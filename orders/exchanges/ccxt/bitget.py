@@ -7,7 +7,7 @@ from typing import Any
 import ccxt
 
 from orders.exchanges.brokerkit.buckets import VenueLimit
-from orders.exchanges.ccxt.base import TRIGGER_REFUSED, CcxtAdapter
+from orders.exchanges.ccxt.base import CcxtAdapter, Fired
 from quanttrade.vocabulary import MarketType
 
 
@@ -62,23 +62,23 @@ class BitgetAdapter(CcxtAdapter):
                     return dict(order)
         raise ccxt.OrderNotFound(f"bitget: no plan order {cid}")
 
-    def _placed_order_id(self, client: ccxt.Exchange, conditional: dict[str, Any]) -> str | None:
+    def _fired(self, client: ccxt.Exchange, conditional: dict[str, Any]) -> Fired | None:
         """The order a fired plan placed. Futures: ``executeOrderId`` of an ``executed`` plan
         in orders-plan-history (empty: not named yet, so still live; a row without the field
         is read as ccxt reads ``executed``, filled). Spot (``executing`` or ``executed``): the
         plan's row names none, so its sub-orders are asked (:meth:`_spot_sub_orders`)."""
         info = conditional.get("info") or {}
         if info.get("planStatus") == "executed" and "executeOrderId" in info:
-            return str(info.get("executeOrderId") or "")
+            return Fired(str(info.get("executeOrderId") or ""))
         if "planStatus" in info or info.get("status") not in ("executing", "executed"):
             return None
         rows = self._spot_sub_orders(client, str(conditional.get("id") or ""))
         named = [str(row.get("orderId") or "") for row in rows if row.get("orderId")]
         if named:
-            return named[-1]  # placed (success), or placed and since cancelled: its state says
+            return Fired(named[-1])  # placed (success), or placed and since cancelled: its state says
         if rows and all(row.get("status") == "fail" for row in rows):
-            return TRIGGER_REFUSED
-        return ""  # being placed (in_progress…), or not listed yet
+            return Fired(refused=True)
+        return Fired()  # being placed (in_progress…), or not listed yet
 
     def _spot_sub_orders(self, client: ccxt.Exchange, plan_id: str) -> list[dict[str, Any]]:
         """``GET /api/v2/spot/trade/plan-sub-order?planOrderId=…`` (www.bitget.com/api-doc/spot/

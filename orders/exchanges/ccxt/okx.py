@@ -10,7 +10,7 @@ import ccxt
 
 from orders.exchanges.base import OrderResult
 from orders.exchanges.brokerkit.buckets import VenueLimit
-from orders.exchanges.ccxt.base import CcxtAdapter, order_result
+from orders.exchanges.ccxt.base import CcxtAdapter, Fired, order_result
 from quanttrade.vocabulary import MarketType
 
 
@@ -81,13 +81,13 @@ class OkxAdapter(CcxtAdapter):
         order: dict[str, Any] = client.fetch_order("", market["symbol"], extra)
         return order
 
-    def _placed_order_id(self, client: ccxt.Exchange, conditional: dict[str, Any]) -> str | None:
+    def _fired(self, client: ccxt.Exchange, conditional: dict[str, Any]) -> Fired | None:
         """An "effective" algo order names the order it placed in ``ordIdList`` (``ordId``)."""
         info = conditional.get("info") or {}
         if info.get("state") != "effective":
             return None
         placed = info.get("ordIdList") or ([info["ordId"]] if info.get("ordId") else [])
-        return str(placed[-1]) if placed else ""
+        return Fired(str(placed[-1]) if placed else "")
 
     def _apply_futures_settings(self, client: ccxt.Exchange, symbol: str) -> None:
         """The margin mode goes with each order (tdMode); leverage is set per margin mode."""
