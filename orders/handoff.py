@@ -176,22 +176,7 @@ class LocalPool:
         pool no longer takes (it is shutting down) runs on the caller's thread, as do all of
         them when the caller is one of the pool's threads; one a ``shutdown(wait=False)``
         drops returns :class:`PoolClosedError`."""
-        outcomes: list[tuple[Any, BaseException | None]] = [(None, None)] * len(calls)
-        done = threading.Semaphore(0)
-
-        def run(index: int) -> None:
-            try:
-                outcomes[index] = (calls[index](), None)
-            except BaseException as exc:
-                outcomes[index] = (None, exc)
-            finally:
-                done.release()
-
-        def dropped(index: int) -> None:  # by shutdown(wait=False)
-            outcomes[index] = (None, PoolClosedError("the order pool is shut down"))
-            done.release()
-
-        run.dropped = dropped  # type: ignore[attr-defined]
+        run = _RunAll(calls)
         # On one of this pool's threads (a call that runs calls), waiting would hold a thread
         # and a turn the calls may need: they run here.
         inline = threading.current_thread() in self._workers
@@ -202,9 +187,7 @@ class LocalPool:
                 self.submit(run, index)
             except PoolClosedError:
                 run(index)
-        for _ in calls:
-            done.acquire()
-        return outcomes
+        return run.outcomes()
 
     def orders_waiting(self) -> bool:
         """Whether an order execution is queued or running on this pool (a retry not yet due
@@ -365,9 +348,8 @@ class LocalPool:
             if not wait:
                 self._orders_pending -= len(self._ready)
                 for fn, args in self._ready:
-                    dropped = getattr(fn, "dropped", None)  # a run_all call: its caller waits
-                    if dropped is not None:
-                        dropped(*args)
+                    if isinstance(fn, _RunAll):  # its caller waits for it
+                        fn.dropped(*args)
                 self._ready.clear()
             self._wake_sleepers()
             for _ in range(BACKGROUND_THREADS):
@@ -376,6 +358,34 @@ class LocalPool:
             for thread in self._workers:
                 if thread is not threading.current_thread():
                     thread.join()
+
+
+class _RunAll:
+    """The calls of one :meth:`LocalPool.run_all`: ``run(index)`` runs one on whatever thread
+    takes it, :meth:`outcomes` waits for all of them."""
+
+    def __init__(self, calls: Sequence[Callable[[], Any]]) -> None:
+        self.calls = calls
+        self.results: list[tuple[Any, BaseException | None]] = [(None, None)] * len(calls)
+        self.done = threading.Semaphore(0)
+
+    def __call__(self, index: int) -> None:
+        try:
+            self.results[index] = (self.calls[index](), None)
+        except BaseException as exc:
+            self.results[index] = (None, exc)
+        finally:
+            self.done.release()
+
+    def dropped(self, index: int) -> None:
+        """A ``shutdown(wait=False)`` dropped call ``index`` before it ran."""
+        self.results[index] = (None, PoolClosedError("the order pool is shut down"))
+        self.done.release()
+
+    def outcomes(self) -> list[tuple[Any, BaseException | None]]:
+        for _ in self.calls:
+            self.done.acquire()
+        return self.results
 
 
 _turns = threading.local()  # .pool: the LocalPool whose order this thread is running, if any
