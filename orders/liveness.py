@@ -262,11 +262,6 @@ def holder_state(order_id: UUID | str) -> str:
         return HOLDER_UNKNOWN
 
 
-def holder_is_dead(order_id: UUID | str) -> bool:
-    """True only when the order's holder is known and its heartbeat has stopped."""
-    return holder_state(order_id) == HOLDER_DEAD
-
-
 # The sweep, one at a time across the processes: two sweeps working from lists read at
 # different moments could each settle the same order, the later one from an old copy.
 _SWEEP_KEY = "qt:orders-sweep"

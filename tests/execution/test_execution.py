@@ -480,7 +480,7 @@ def test_sweep_settles_at_once_an_order_whose_worker_died(
     Order.objects.filter(pk=order.pk).update(status="submitted", updated_at=timezone.now())
     cache.set(f"qt:claim:{order.pk}", "live-host:1", timeout=60)
     assert orders_sweep(stale_after_seconds=30)["reconciled"] == 0
-    assert liveness.holder_is_dead(order.pk) is False
+    assert liveness.holder_state(order.pk) == liveness.HOLDER_ALIVE
 
 
 @pytest.mark.django_db

@@ -199,7 +199,7 @@ def test_an_order_held_by_a_live_web_process_is_left_alone_by_the_sweep(
     assert cache.get(liveness._dispatch_key(event.id, account.pk))["worker"] == liveness.worker_id()
     assert cache.get(liveness._claim_key(first.pk)) == liveness.worker_id()
     assert not liveness.dispatch_lost(event.id, account.pk, 0)
-    assert not liveness.holder_is_dead(first.pk)
+    assert liveness.holder_state(first.pk) == liveness.HOLDER_ALIVE
     # Both older than the sweep's bound for a queued order, not yet for a submitted one.
     Order.objects.filter(webhook=event).update(
         created_at=timezone.now() - timedelta(seconds=40), updated_at=timezone.now() - timedelta(seconds=40)
