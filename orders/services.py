@@ -429,22 +429,23 @@ def order_notify(order: Order) -> None:
     rejected or failed (a failed one whose placement could not be confirmed is its own kind:
     the venue must be checked). An order that ended cancelled after trading in part is a fill
     too, saying so: what filled moved money. Never raises."""
-    message = order.message
-    if order.status == OrderStatus.FILLED:
-        kind, message = EventKind.ORDER_FILLED, ""
-    elif order.status == OrderStatus.CANCELLED and (order.filled_qty or 0) > 0:
-        kind = EventKind.ORDER_FILLED
-        message = _("Filled in part (%(filled)s of %(quantity)s); the rest was cancelled") % {
-            "filled": decimal_str(order.filled_qty, "0"),
-            "quantity": decimal_str(order.quantity, "?"),
-        }
-    elif order.status == OrderStatus.FAILED and order.uncertain_attempt is not None:
-        kind = EventKind.ORDER_UNCERTAIN
-    elif order.status in (OrderStatus.REJECTED, OrderStatus.FAILED):
-        kind = EventKind.ORDER_FAILED
-    else:
-        return
     try:
+        message = order.message
+        if order.status == OrderStatus.FILLED:
+            kind, message = EventKind.ORDER_FILLED, ""
+        elif order.status == OrderStatus.CANCELLED and (order.filled_qty or 0) > 0:
+            kind = EventKind.ORDER_FILLED
+            part = _("Filled in part (%(filled)s of %(quantity)s); the rest was cancelled") % {
+                "filled": decimal_str(order.filled_qty, "0"),
+                "quantity": decimal_str(order.quantity, "?"),
+            }
+            message = f"{part}. {order.message}" if order.message else part
+        elif order.status == OrderStatus.FAILED and order.uncertain_attempt is not None:
+            kind = EventKind.ORDER_UNCERTAIN
+        elif order.status in (OrderStatus.REJECTED, OrderStatus.FAILED):
+            kind = EventKind.ORDER_FAILED
+        else:
+            return
         emit(
             kind,
             strategy=order.strategy.group_name,

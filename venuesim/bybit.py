@@ -90,6 +90,10 @@ class BybitSim(SimServer):
         self.margin_mode = "REGULAR_MARGIN"
         self.clock_offset_ms = 0  # the server clock against the machine's, to test recvWindow
         self.orders: list[dict[str, Any]] = []
+        # What the book can take from one market order, in base units, per symbol (absent: all
+        # of it). A market order beyond it is cut short: spot PartiallyFilledCanceled,
+        # linear Cancelled with its executed quantity (the rejectReason is assumed).
+        self.market_depth: dict[str, Decimal] = {}
         self._ids = itertools.count(1)
         super().__init__()
 
@@ -644,6 +648,9 @@ class BybitSim(SimServer):
                 "qty": qty_base if order_type == "Market" and category == "spot" else qty,
                 "sent_qty": qty,
                 "market_unit": market_unit if category == "spot" and order_type == "Market" else "",
+                # the row echoes the unit as sent; a market buy sent without one answers ""
+                # (ccxt#29602: a quote-amount buy's row with marketUnit "")
+                "market_unit_sent": str(params.get("marketUnit") or ""),
                 "price": price,
                 "trigger_price": trigger,
                 "trigger_direction": int(params.get("triggerDirection") or 0),
@@ -660,6 +667,17 @@ class BybitSim(SimServer):
             )
             if not conditional and (order_type == "Market" or crosses):
                 order["qty"] = qty_base  # a reduce-only order is cut to the position
+                depth = self.market_depth.get(symbol) if order_type == "Market" else None
+                if depth is not None and depth < qty_base:
+                    self._fill(order, depth, last)
+                    order.update(
+                        status="PartiallyFilledCanceled" if category == "spot" else "Cancelled",
+                        reject_reason="EC_CancelForNoFullFill",
+                    )
+                    if order["market_unit"] == "quoteCoin":
+                        order["leaves_value"] = qty - order["exec_value"]
+                    self.orders.append(order)
+                    return {"orderId": order["id"], "orderLinkId": link_id}
                 self._fill(order, qty_base, last)
                 if order["market_unit"] == "quoteCoin" and order["exec_value"] < qty:
                     # Bybit ends a market buy by quote amount whose remainder buys less than
@@ -753,7 +771,7 @@ class BybitSim(SimServer):
             "updatedTime": str(order["updated"]),
         }
         if order["category"] == "spot":
-            row["marketUnit"] = order["market_unit"]
+            row["marketUnit"] = order["market_unit_sent"]
         else:
             row["tpslMode"] = "UNKNOWN"
         return row

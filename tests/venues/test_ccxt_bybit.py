@@ -519,7 +519,14 @@ def test_a_market_buy_by_quote_amount_that_returned_its_dust_reads_filled(
     adapter = adapter_for(bybit_account())
     bybit_sim.prices["BTCUSDT"] = D("32635")
     client, _lock = adapter._client("SPOT")
-    client.create_order("BTC/USDT", "market", "buy", 0, None, {"cost": 10, "orderLinkId": "qt-quote"})
+    client.create_order(
+        "BTC/USDT",
+        "market",
+        "buy",
+        0,
+        None,
+        {"cost": 10, "marketUnit": "quoteCoin", "orderLinkId": "qt-quote"},
+    )
 
     found = adapter.fetch_order_by_client_id(request("qt-quote"))
 
@@ -535,6 +542,64 @@ def test_a_market_buy_by_quote_amount_that_returned_its_dust_reads_filled(
         D("0.000306"),
         D("32635"),
     )
+
+
+@pytest.mark.parametrize("side", ["BUY", "SELL"])
+def test_a_spot_market_order_the_book_cut_short_reads_cancelled_with_its_fill(
+    bybit_account: Any, bybit_sim: BybitSim, side: str
+) -> None:
+    adapter = adapter_for(bybit_account())
+    bybit_sim.market_depth["BTCUSDT"] = D("0.004")
+
+    result = adapter.place_order(request("qt-short", side=side, qty_per=D("10")))
+
+    ((order,),) = [bybit_sim.orders_for("qt-short")]
+    assert (order["status"], order["market_unit_sent"]) == ("PartiallyFilledCanceled", "baseCoin")
+    # 10% of 10,000 USDT (a buy) or of 0.5 BTC (a sell) asked; 0.004 filled
+    asked = D("0.01") if side == "BUY" else D("0.05")
+    assert (result.status, result.filled_qty, result.quantity) == (OrderStatus.CANCELLED, D("0.004"), asked)
+
+
+def test_a_market_buy_in_base_units_whose_row_names_no_unit_keeps_its_asked_quantity(
+    bybit_account: Any, bybit_sim: BybitSim
+) -> None:
+    """ccxt reads a spot market buy whose row has no marketUnit (Bybit also answers "") as
+    a quote amount (ccxt#29602). The adapter sends base units: the row is read as base."""
+    adapter = adapter_for(bybit_account())
+    bybit_sim.market_depth["BTCUSDT"] = D("0.004")
+    adapter.place_order(request("qt-short", qty_per=D("10")))
+    (row,) = signed_get(
+        bybit_sim, "/v5/order/history", "category=spot&orderLinkId=qt-short", "sim-bybit-secret"
+    )["result"]["list"]
+    client, _lock = adapter._client("SPOT")
+    market = adapter.market("SPOT", "BTC/USDT")
+
+    for unit in ("", None):
+        answer = (
+            {**row, "marketUnit": unit}
+            if unit is not None
+            else {k: v for k, v in row.items() if k != "marketUnit"}
+        )
+        result = adapter._read_order(client, market, client.parse_order(answer, market), D("1"))
+        assert (result.status, result.filled_qty, result.quantity) == (
+            OrderStatus.CANCELLED,
+            D("0.004"),
+            D("0.01"),
+        )
+
+
+def test_a_futures_market_order_the_book_cut_short_reads_cancelled_with_its_fill(
+    bybit_account: Any, bybit_sim: BybitSim
+) -> None:
+    adapter = adapter_for(bybit_account())
+    bybit_sim.market_depth["BTCUSDT"] = D("0.004")
+
+    result = adapter.place_order(request("qt-short", market="FUTURES", qty_per=D("10")))
+
+    ((order,),) = [bybit_sim.orders_for("qt-short")]
+    assert (order["status"], order["executed"]) == ("Cancelled", D("0.004"))
+    assert (result.status, result.filled_qty) == (OrderStatus.CANCELLED, D("0.004"))
+    assert bybit_sim.positions["BTCUSDT"] == D("0.004")
 
 
 # --- end to end: webhook -> Celery worker -> simulator -----------------------------------------

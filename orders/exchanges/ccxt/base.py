@@ -1033,8 +1033,15 @@ class CcxtAdapter(ExchangeAdapter):
                     raise self._translate(e) from e
                 for order in orders:
                     if order.get("clientOrderId") == cid:
-                        return order_result(order, per_contract)
+                        return self._read_order(client, market, order, per_contract)
         return None
+
+    def _read_order(
+        self, client: ccxt.Exchange, market: dict[str, Any], order: dict[str, Any], per_contract: Decimal
+    ) -> OrderResult:
+        """ccxt's parsed order of ours -> OrderResult (a hook: a venue whose states ccxt reads
+        too coarsely reads them right here, whichever way the order was found)."""
+        return order_result(order, per_contract)
 
     def _order_by_client_id(
         self,
@@ -1049,7 +1056,8 @@ class CcxtAdapter(ExchangeAdapter):
         the caller to scanning the open and closed orders instead."""
         if not client.has.get("fetchOrder"):
             raise ccxt.NotSupported(f"{self.ccxt_id} fetchOrder")
-        return order_result(client.fetch_order("", market["symbol"], {"clientOrderId": cid}))
+        order = client.fetch_order("", market["symbol"], {"clientOrderId": cid})
+        return self._read_order(client, market, order, per_contract)
 
     def _lookup(
         self,

@@ -76,12 +76,18 @@ class BybitAdapter(CcxtAdapter):
             rows = ((endpoint(request) or {}).get("result") or {}).get("list") or []
             for row in rows:
                 if row.get("orderLinkId") == cid:
-                    step = precision_step(client, market, "amount") or ZERO
-                    return bybit_result(client.parse_order(row, market), step)
+                    return self._read_order(client, market, client.parse_order(row, market), per_contract)
         return None
 
+    def _read_order(
+        self, client: ccxt.Exchange, market: dict[str, Any], order: dict[str, Any], per_contract: Decimal
+    ) -> OrderResult:
+        return bybit_result(order, precision_step(client, market, "amount") or ZERO, per_contract)
 
-def bybit_result(order: dict[str, Any], base_step: Decimal) -> OrderResult:
+
+def bybit_result(
+    order: dict[str, Any], base_step: Decimal, per_contract: Decimal = Decimal(1)
+) -> OrderResult:
     """ccxt's order -> OrderResult, with Bybit's ``PartiallyFilledCanceled`` read right.
 
     Bybit (V5 enum, orderStatus) ends a spot order that traded in part and was then cancelled
@@ -91,8 +97,14 @@ def bybit_result(order: dict[str, Any], base_step: Decimal) -> OrderResult:
     after a partial fill would be recorded filled. The rule: it is CANCELLED with the filled
     quantity, unless it is a market order whose unfilled remainder is less than one base
     step ``base_step`` (a quote amount: less than one step's worth at the average price), which
-    is FILLED."""
-    result = order_result(order)
+    is FILLED.
+
+    The unit of a market order's ``qty`` is the one the adapter sent: base (``marketUnit=
+    baseCoin``, the adapter never sends a quote amount to Bybit) unless the row says
+    ``quoteCoin``. ccxt takes a buy whose row has no ``marketUnit`` (Bybit answers "" too,
+    ccxt#29602) for a quote amount and makes its amount what filled: the asked quantity is
+    kept instead."""
+    result = order_result(order, per_contract)
     info = order.get("info") or {}
     if info.get("orderStatus") != "PartiallyFilledCanceled":
         return result
@@ -100,15 +112,14 @@ def bybit_result(order: dict[str, Any], base_step: Decimal) -> OrderResult:
     if str(info.get("orderType")) != "Market" or result.filled_qty <= 0:
         return result
     asked = to_decimal(info.get("qty")) or ZERO
-    # ccxt's rule for the unit of a spot market order's qty: quote unless marketUnit says base
-    # (an empty marketUnit on a buy is quote)
-    if info.get("marketUnit") == "quoteCoin" or (not info.get("marketUnit") and info.get("side") == "Buy"):
+    if info.get("marketUnit") == "quoteCoin":
         left, unit = (
             asked - (to_decimal(info.get("cumExecValue")) or ZERO),
             base_step * (result.avg_price or ZERO),
         )
     else:
         left, unit = asked - result.filled_qty, base_step
+        result.quantity = asked * per_contract
     if left < unit:
         result.status = OrderStatus.FILLED
     return result

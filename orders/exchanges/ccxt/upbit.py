@@ -119,7 +119,12 @@ class UpbitAdapter(CcxtAdapter):
     ) -> OrderResult | None:
         """GET /v1/order by ``identifier`` (our client order id), which ccxt has no param for."""
         raw = client.privateGetOrder({"identifier": cid})
-        return upbit_result(client.parse_order(raw, market))
+        return self._read_order(client, market, client.parse_order(raw, market), per_contract)
+
+    def _read_order(
+        self, client: ccxt.Exchange, market: dict[str, Any], order: dict[str, Any], per_contract: Decimal
+    ) -> OrderResult:
+        return upbit_result(order)
 
 
 def upbit_result(order: dict[str, Any]) -> OrderResult:
