@@ -307,6 +307,7 @@ def order_request(order: Order) -> OrderRequest:
         stop_price=order.stop_price,
         currency=order.currency,
         params=dict(order.params or {}),
+        exchange_order_id=order.exchange_order_id or "",
     )
 
 

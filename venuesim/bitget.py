@@ -795,6 +795,8 @@ class BitgetSim(SimServer):
     ) -> list[dict[str, Any]]:
         symbol_id = params.get("symbol")
         client_id = params.get("clientOid")
+        # idLessThan: "Requests the content on the page before this ID (older data)"
+        older_than = int(params["idLessThan"]) if str(params.get("idLessThan") or "").isdigit() else None
         with self.lock:
             return [
                 o
@@ -804,7 +806,8 @@ class BitgetSim(SimServer):
                 and o["status"] in states
                 and (not symbol_id or o["symbol"] == symbol_id)
                 and (not client_id or o["clientOid"] == client_id)
-            ][: int(params.get("limit") or 100)]
+                and (older_than is None or int(o["orderId"]) < older_than)
+            ][: min(int(params.get("limit") or 100), 100)]
 
     def _find(self, params: dict[str, Any], product: str, plan: bool) -> dict[str, Any] | None:
         by_id, by_client = str(params.get("orderId") or ""), str(params.get("clientOid") or "")
@@ -824,6 +827,10 @@ class BitgetSim(SimServer):
         if not params.get("orderId") and not params.get("clientOid"):
             raise failure(400, "40017", "Parameter verification failed orderId or clientOid")
         order = self._find(params, "SPOT", plan=False)
+        if order and not params.get("orderId") and order["status"] not in ("live", "partially_filled"):
+            # "If you query the order details through clientOid, the following requirements
+            # need to be met: … the order is in unfilled status" (spot Get Order Info)
+            order = None
         return envelope([self._render(order, view="info")] if order else [])
 
     def mix_order_detail(self, request: Request) -> dict[str, Any]:

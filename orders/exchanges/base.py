@@ -82,6 +82,9 @@ class OrderRequest:
     stop_price: Decimal | None = None
     currency: str = ""
     params: dict[str, Any] = field(default_factory=dict)
+    # The venue's id of the order once it has one: a venue whose lookup by client id does not
+    # reach every state (Bitget spot) reads the order by this id instead.
+    exchange_order_id: str = ""
 
     @property
     def is_close(self) -> bool:

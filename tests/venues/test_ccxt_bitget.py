@@ -6,9 +6,11 @@ lookups by clientOid, error mapping, faults and Bitget's request signing."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+import ccxt
 import pytest
 import requests
 from django.test import Client
@@ -741,3 +743,89 @@ def test_spot_client_id_of_a_live_order_is_refused(bitget_account: Any, bitget_s
 
     assert (again.exchange_order_id, again.status) == (first.exchange_order_id, OrderStatus.OPEN)
     assert len(bitget_sim.orders) == 1
+
+
+# --- spot lookups by clientOid reach unfilled orders only ------------------------------------
+# Bitget, spot Get Order Info: "If you query the order details through clientOid, the following
+# requirements need to be met: … the order is in unfilled status".
+
+
+def spot_limit(cid: str, price: str = "60000") -> OrderRequest:
+    return OrderRequest(
+        client_order_id=cid,
+        market_type="SPOT",
+        symbol="BTC/USDT",
+        side="BUY",
+        order_type="LIMIT",
+        qty_per=D("10"),
+        price=D(price),
+    )
+
+
+def test_the_simulator_answers_a_spot_client_id_lookup_for_unfilled_orders_only(
+    bitget_account: Any, bitget_sim: BitgetSim
+) -> None:
+    adapter = adapter_for(bitget_account())
+    placed = adapter.place_order(spot_limit("qt" + "a" * 32))
+    client, _lock = adapter._client("SPOT")
+
+    while_live = client.fetch_order("", "BTC/USDT", {"clientOrderId": "qt" + "a" * 32})
+    bitget_sim.fill_order(placed.exchange_order_id)
+
+    assert while_live["status"] == "open"
+    with pytest.raises(ccxt.OrderNotFound):
+        client.fetch_order("", "BTC/USDT", {"clientOrderId": "qt" + "a" * 32})
+    assert client.fetch_order(placed.exchange_order_id, "BTC/USDT")["status"] == "closed"
+
+
+@pytest.mark.parametrize("knows_the_venue_id", [True, False])
+def test_a_spot_order_that_filled_while_resting_reads_filled(
+    bitget_account: Any, bitget_sim: BitgetSim, knows_the_venue_id: bool
+) -> None:
+    adapter = adapter_for(bitget_account())
+    limit = spot_limit("qt" + "b" * 32)
+    placed = adapter.place_order(limit)
+    bitget_sim.fill_order(placed.exchange_order_id)
+    bitget_sim.requests.clear()
+
+    read = replace(limit, exchange_order_id=placed.exchange_order_id if knows_the_venue_id else "")
+    found = adapter.fetch_order_by_client_id(read)
+
+    assert found is not None and (found.status, found.exchange_order_id) == (
+        OrderStatus.FILLED,
+        placed.exchange_order_id,
+    )
+    assert found.filled_qty == placed.quantity
+    by_id = [r for r in bitget_sim.requests if r.query.get("orderId") == placed.exchange_order_id]
+    assert bool(by_id) is knows_the_venue_id  # else: by clientOid, then the order lists
+
+
+def test_a_spot_order_filled_before_its_cancel_reads_filled(
+    bitget_account: Any, bitget_sim: BitgetSim
+) -> None:
+    adapter = adapter_for(bitget_account())
+    limit = spot_limit("qt" + "c" * 32)
+    placed = adapter.place_order(limit)
+    bitget_sim.fill_order(placed.exchange_order_id)
+
+    result = adapter.cancel_order(limit, placed.exchange_order_id)
+
+    assert (result.status, result.filled_qty) == (OrderStatus.FILLED, placed.quantity)
+
+
+def test_an_order_whose_answer_was_lost_is_found_past_the_first_page_of_history(
+    bitget_account: Any, bitget_sim: BitgetSim
+) -> None:
+    adapter = adapter_for(bitget_account())
+    ours = replace(spot_limit("qt" + "d" * 32), order_type="MARKET", price=None, qty_per=D("1"))
+    adapter.place_order(ours)
+    client, _lock = adapter._client("SPOT")
+    for n in range(100):  # newer finished orders: ours is on the second page
+        client.create_order("BTC/USDT", "market", "sell", 0.0001, None, {"clientOrderId": f"other-{n}"})
+    bitget_sim.requests.clear()
+
+    found = adapter.fetch_order_by_client_id(ours)  # no venue id: the answer was lost
+
+    assert found is not None and found.status == OrderStatus.FILLED and found.filled_qty > 0
+    pages = [r.query.get("idLessThan", "") for r in bitget_sim.requests if r.path.endswith("/history-orders")]
+    assert len(pages) == 2 and pages[0] == "" and pages[1] != ""

@@ -28,7 +28,7 @@ import secrets
 import threading
 import time
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal
 from functools import cached_property
 from typing import Any
@@ -982,7 +982,9 @@ class CcxtAdapter(ExchangeAdapter):
         ``placement_answers_ids_only``). When the lookup fails the order is `open`: the venue
         has it, and the live-order refresh follows it from there."""
         try:
-            known = self.fetch_order_by_client_id(request)
+            known = self.fetch_order_by_client_id(
+                replace(request, exchange_order_id=placed.exchange_order_id)
+            )
         except VenueError as e:
             log.warning("%s 주문 상태 확인 실패 (접수됨): %s", self.display_name, e.message)
             known = None
@@ -1169,7 +1171,7 @@ class CcxtAdapter(ExchangeAdapter):
             finally:
                 self._balance_moves(request.market_type)  # the funds it held are free
         try:
-            known = self.fetch_order_by_client_id(request)
+            known = self.fetch_order_by_client_id(replace(request, exchange_order_id=order_id))
         except VenueError as e:
             if not accepted:
                 raise

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import ccxt
 
+from orders.exchanges.base import OrderRequest, OrderResult
 from orders.exchanges.brokerkit.buckets import VenueLimit
-from orders.exchanges.ccxt.base import CcxtAdapter, Fired
-from quanttrade.vocabulary import MarketType
+from orders.exchanges.ccxt.base import CcxtAdapter, Fired, contract_size
+from quanttrade.vocabulary import MarketType, OrderType
+
+# How many pages of 100 finished spot orders a lookup reads for an order its clientOid no
+# longer reaches (one placed moments ago, after a lost answer, is on the first).
+HISTORY_PAGES = 10
 
 
 class BitgetAdapter(CcxtAdapter):
@@ -47,6 +53,73 @@ class BitgetAdapter(CcxtAdapter):
     # (https://www.bitget.com/api-doc/spot/trade/Place-Order): a filled, cancelled or older
     # order's id is accepted again, so a repeat can be a second order.
     client_id_refused_in_every_state = False
+
+    def fetch_order_by_client_id(self, request: OrderRequest) -> OrderResult | None:
+        """Bitget spot answers a lookup by clientOid for unfilled orders only ("If you query
+        the order details through clientOid, the following requirements need to be met: …
+        the order is in unfilled status", spot Get Order Info): a regular spot order whose venue
+        id is known is read by that id, in any state; without it, by clientOid and then in the
+        open and finished order lists (:meth:`_order_by_client_id`)."""
+        conditional = request.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
+        if request.market_type != MarketType.SPOT or conditional or not request.exchange_order_id:
+            return super().fetch_order_by_client_id(request)
+        market = self.market(request.market_type, request.symbol)
+        client, lock = self._client(request.market_type)
+        with lock:
+            try:
+                order = client.fetch_order(request.exchange_order_id, market["symbol"])
+            except ccxt.OrderNotFound:
+                order = None
+            except ccxt.BaseError as e:
+                raise self._translate(e) from e
+        if order is None or order.get("clientOrderId") != self.venue_client_id(request.client_order_id):
+            return super().fetch_order_by_client_id(request)
+        return self._read_order(client, market, order, contract_size(market))
+
+    def _order_by_client_id(
+        self,
+        client: ccxt.Exchange,
+        market: dict[str, Any],
+        cid: str,
+        conditional: bool,
+        per_contract: Decimal,
+    ) -> OrderResult | None:
+        """By clientOid; a spot order it does not reach (filled or cancelled, see
+        :meth:`fetch_order_by_client_id`) is searched for in the finished orders."""
+        try:
+            return super()._order_by_client_id(client, market, cid, conditional, per_contract)
+        except ccxt.OrderNotFound:
+            if market["contract"]:
+                raise
+        row = self._spot_finished_row(client, market, cid)
+        if row is None:
+            raise ccxt.OrderNotFound(f"bitget: no spot order {cid}")
+        return self._read_order(client, market, client.parse_order(row, market), per_contract)
+
+    def _spot_finished_row(
+        self, client: ccxt.Exchange, market: dict[str, Any], cid: str
+    ) -> dict[str, Any] | None:
+        """Our order's row in the spot order history (``GET /api/v2/spot/trade/history-orders``,
+        newest first, 100 a page, older pages by ``idLessThan``), which has no clientOid
+        filter: at most ``HISTORY_PAGES`` pages are read."""
+        older_than = ""
+        for _page in range(HISTORY_PAGES):
+            request = {"symbol": market["id"], "limit": "100"}
+            if older_than:
+                request["idLessThan"] = older_than
+            answer = client.privateSpotGetV2SpotTradeHistoryOrders(request)
+            rows = answer.get("data") if isinstance(answer, dict) else None
+            if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+                raise ccxt.ExchangeError(f"bitget history-orders: unexpected answer {str(answer)[:200]}")
+            for row in rows:
+                if row.get("clientOid") == cid:
+                    return row
+            if len(rows) < 100:
+                return None
+            older_than = str(rows[-1].get("orderId") or "")
+            if not older_than:
+                return None
+        return None
 
     def _conditional_order(self, client: ccxt.Exchange, market: dict[str, Any], cid: str) -> dict[str, Any]:
         """A plan order by clientOid (regular orders: spot orderInfo / mix order detail, the
