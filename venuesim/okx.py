@@ -102,6 +102,10 @@ class OkxSim(SimServer):
         self.default_leverage = 10
         self.orders: list[dict[str, Any]] = []  # regular and algo (trigger) orders
         self._ids = itertools.count(612_000_000_000_000_001)
+        # OKX: a cancel answered sCode 0 "only means that your cancellation request has been
+        # accepted" (POST /api/v5/trade/cancel-order). With cancel_lag, an accepted cancel
+        # leaves the order live until a test calls settle_cancels(); without, it applies at once.
+        self.cancel_lag = False
         super().__init__()
 
     # --- faults -----------------------------------------------------------------------
@@ -560,9 +564,9 @@ class OkxSim(SimServer):
             "uTime": now,
         }
 
-    def _fill(self, order: dict[str, Any]) -> None:
+    def _fill(self, order: dict[str, Any], at: Decimal | None = None) -> None:
         inst = self.instruments[order["instId"]]
-        price = self.prices[inst.base]
+        price = self.prices[inst.base] if at is None else at
         size = order["sz"]
         signed = size if order["side"] == "buy" else -size
         if inst.inst_type == "SPOT":
@@ -785,7 +789,10 @@ class OkxSim(SimServer):
             elif order["state"] not in ("live", "partially_filled"):
                 code, message = "51402", "Order cancellation failed as the order has been completed."
             else:
-                order.update(state="canceled", uTime=str(now_ms()))
+                if self.cancel_lag:
+                    order["cancel_pending"] = True
+                else:
+                    order.update(state="canceled", uTime=str(now_ms()))
                 code, message = "0", ""
         source = order or params
         if algo:
@@ -841,6 +848,25 @@ class OkxSim(SimServer):
             self.orders.append(child)
             algo.update(state="effective", child=child["ordId"], uTime=str(now_ms()))
             return child
+
+    def fill_order(self, ord_id: str) -> dict[str, Any]:
+        """Fill the resting limit order ``ord_id`` whole at its limit price, as if the market
+        reached it (a cancel still pending then finds it filled). Returns it."""
+        with self.lock:
+            [order] = [o for o in self.orders if o["ordId"] == ord_id and not o["algo"]]
+            assert order["state"] in ("live", "partially_filled") and order["px"] is not None
+            self._fill(order, order["px"])
+            return order
+
+    def settle_cancels(self) -> int:
+        """Apply the accepted cancels still pending (``cancel_lag``) to the orders still live;
+        returns how many were cancelled."""
+        with self.lock:
+            pending = [o for o in self.orders if o.pop("cancel_pending", False)]
+            live = [o for o in pending if o["state"] in ("live", "partially_filled")]
+            for order in live:
+                order.update(state="canceled", uTime=str(now_ms()))
+            return len(live)
 
     def orders_for(self, client_id: str) -> list[dict[str, Any]]:
         """Orders placed with ``client_id`` as clOrdId (regular) or algoClOrdId (trigger)."""

@@ -17,7 +17,9 @@ from orders.exchanges import adapter_for
 from orders.exchanges.base import OrderRequest, OrderUncertain
 from orders.exchanges.ccxt.base import venue_client_order_id
 from orders.models import Order
+from orders.services import account_orders_execute, live_orders_refresh, order_cancel
 from quanttrade.vocabulary import OrderStatus
+from tests.execution.test_execution import make_orders
 from tests.webhook.scenarios import CRYPTO
 from venuesim.okx import OkxSim
 
@@ -608,3 +610,67 @@ def test_signed_requests_carry_okx_headers_and_verify(okx_account: Any, okx_sim:
     headers["ok-access-sign"] = ("B" if sign[0] == "A" else "A") + sign[1:]  # always a different signature
     refused = requests.get(okx_sim.base_url + request.path, headers=headers, timeout=5)
     assert (refused.status_code, refused.json()["code"]) == (401, "50113")
+
+
+# --- a cancel OKX accepted is not yet a cancel ------------------------------------------------
+# POST /api/v5/trade/cancel-order: "Cancel order returns with sCode equal to 0. It is not
+# strictly considered that the order has been canceled. It only means that your cancellation
+# request has been accepted by the system server."
+
+
+def resting_buy(cid: str) -> OrderRequest:
+    return OrderRequest(
+        client_order_id=cid,
+        market_type="SPOT",
+        symbol="BTC/USDT",
+        side="BUY",
+        order_type="LIMIT",
+        qty_per=D("10"),
+        price=D("90000"),
+    )
+
+
+@pytest.mark.parametrize("then", ["fills", "cancels"])
+def test_an_accepted_cancel_the_venue_has_not_applied_keeps_the_order_live_until_it_ends(
+    okx_account: Any, okx_sim: OkxSim, then: str
+) -> None:
+    adapter = adapter_for(okx_account())
+    limit = resting_buy("qt" + "e" * 32)
+    placed = adapter.place_order(limit)
+    okx_sim.cancel_lag = True
+
+    asked = adapter.cancel_order(limit, placed.exchange_order_id)
+    if then == "fills":  # the engine fills it before the cancel takes effect
+        okx_sim.fill_order(placed.exchange_order_id)
+    assert okx_sim.settle_cancels() == (1 if then == "cancels" else 0)
+    ended = adapter.fetch_order_by_client_id(limit)
+
+    assert (asked.status, asked.exchange_order_id) == (OrderStatus.OPEN, placed.exchange_order_id)
+    assert asked.message.startswith("취소를 요청했지만 거래소에 주문이 아직 살아 있습니다")
+    assert ended is not None
+    if then == "fills":
+        assert (ended.status, ended.filled_qty) == (OrderStatus.FILLED, placed.quantity)
+    else:
+        assert (ended.status, ended.filled_qty) == (OrderStatus.CANCELLED, D("0"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_order_page_cancel_okx_has_not_applied_yet_ends_filled_through_the_live_refresh(
+    okx_account: Any, okx_sim: OkxSim, make_strategy: Any
+) -> None:
+    account = okx_account()
+    strategy = make_strategy(market_type="SPOT", accounts=[account])
+    spec = {"order_type": "LIMIT", "side": "BUY", "qty_per": 10, "price": 90000}
+    event = make_orders(strategy, [account], [spec])
+    account_orders_execute(event.id, account.pk)
+    order = Order.objects.select_related("account").get(webhook=event)
+    assert order.status == OrderStatus.OPEN
+    okx_sim.cancel_lag = True
+
+    after_cancel = order_cancel(order).status
+    okx_sim.fill_order(order.exchange_order_id)  # before the cancel takes effect
+    live_orders_refresh()
+    order.refresh_from_db()
+
+    assert after_cancel == OrderStatus.OPEN  # asked for, not done: still followed
+    assert (order.status, order.filled_qty) == (OrderStatus.FILLED, order.quantity)
