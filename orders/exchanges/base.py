@@ -126,7 +126,9 @@ def state_after_cancel(known: OrderResult | None, exchange_order_id: str, *, acc
         raise OrderNotFound(_("The venue lists no open order %(order_no)s") % {"order_no": exchange_order_id})
     if known is not None:
         known.exchange_order_id = known.exchange_order_id or exchange_order_id
-        known.message = _("Cancel requested; the venue still shows the order live and it is followed until it ends")
+        known.message = _(
+            "Cancel requested; the venue still shows the order live and it is followed until it ends"
+        )
         return known
     return OrderResult(status=OrderStatus.CANCELLED, exchange_order_id=exchange_order_id)
 
