@@ -826,12 +826,16 @@ class OkxSim(SimServer):
         return self._answer([self._cancel_one(params, algo=True) for params in body])
 
     # --- for tests --------------------------------------------------------------------
-    def trigger(self, algo_client_id: str) -> dict[str, Any]:
+    def trigger(self, algo_client_id: str, outcome: str = "success") -> dict[str, Any]:
         """Fire the trigger order known by ``algo_client_id`` as if its price was reached: the
         algo order becomes ``effective`` and places its order (market: filled at once, limit:
-        resting), as OKX does. Returns that order."""
+        resting), as OKX does. Returns that order. ``outcome="fail"``: the order it places is
+        refused, and the algo order ends ``order_failed`` with none (returns the algo order)."""
         with self.lock:
             [algo] = [o for o in self.orders if o["algo"] and o["algoClOrdId"] == algo_client_id]
+            if outcome == "fail":
+                algo.update(state="order_failed", uTime=str(now_ms()))
+                return algo
             child = {
                 **algo,
                 "algo": False,

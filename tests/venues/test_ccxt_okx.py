@@ -362,6 +362,35 @@ def test_a_triggered_stop_reads_the_state_of_the_order_it_placed(
     assert found.exchange_order_id == placed.exchange_order_id == okx_sim.orders[0]["algoId"]
 
 
+def test_a_stop_whose_order_failed_to_be_placed_when_it_fired_reads_rejected(
+    okx_account: Any, okx_sim: OkxSim
+) -> None:
+    """OKX algo order state ``order_failed``: it fired and the order it places was refused.
+    ccxt reads it cancelled; nothing was placed and nothing filled: a refusal, which is told."""
+    adapter = adapter_for(okx_account())
+    stop = OrderRequest(
+        client_order_id="qt" + "4" * 32,
+        market_type="SPOT",
+        symbol="BTC/USDT",
+        side="SELL",
+        order_type="STOP_MARKET",
+        qty_per=D("10"),
+        stop_price=D("90000"),
+    )
+    placed = adapter.place_order(stop)
+    okx_sim.trigger("qt" + "4" * 30, outcome="fail")
+
+    found = adapter.fetch_order_by_client_id(stop)
+
+    assert okx_sim.orders[0]["state"] == "order_failed" and len(okx_sim.orders) == 1
+    assert found is not None
+    assert (found.status, found.filled_qty, found.exchange_order_id) == (
+        OrderStatus.REJECTED,
+        D("0"),
+        placed.exchange_order_id,
+    )
+
+
 # --- cancels --------------------------------------------------------------------------------
 
 

@@ -82,8 +82,12 @@ class OkxAdapter(CcxtAdapter):
         return order
 
     def _fired(self, client: ccxt.Exchange, conditional: dict[str, Any]) -> Fired | None:
-        """An "effective" algo order names the order it placed in ``ordIdList`` (``ordId``)."""
+        """An "effective" algo order names the order it placed in ``ordIdList`` (``ordId``); an
+        ``order_failed`` one fired and its order failed to be placed (ccxt reads it cancelled:
+        it is refused, and a refusal is told)."""
         info = conditional.get("info") or {}
+        if info.get("state") == "order_failed":
+            return Fired(refused=True)
         if info.get("state") != "effective":
             return None
         placed = info.get("ordIdList") or ([info["ordId"]] if info.get("ordId") else [])
