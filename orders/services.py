@@ -1194,7 +1194,9 @@ class CancelAllReport:
 def order_cancel(order: Order) -> Order:
     """Cancel one resting Order at its venue and record the venue's answer on it (pushed to the
     `orders` topic). Returns the Order as recorded: `cancelled`, or `filled` /
-    `partially_filled` when it traded before the cancel arrived.
+    `partially_filled` when it traded before the cancel arrived, or still live with a message
+    saying the cancel was asked for when the venue accepted it but still shows the order live
+    (the live refresh reads how it ends).
 
     Raises :class:`OrderNotOpenError` for an order that is not resting, and the venue's
     :class:`VenueError` when the cancel failed: the order then keeps its status and its message

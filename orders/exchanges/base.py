@@ -111,26 +111,24 @@ def state_after_cancel(known: OrderResult | None, exchange_order_id: str, *, acc
     """The state a cancel left, from the venue's read-back of the order (``known``).
 
     Accepted: the read-back when it shows the order finished (cancelled, or filled before the
-    cancel arrived); `cancelled` with the fills it shows when the venue does not list the order
-    (a venue that lists only live orders). A read-back that still shows the order live keeps it
-    live, saying the cancel was asked for: a venue's acceptance is not the cancel itself (OKX:
-    "It is not strictly considered that the order has been canceled. It only means that your
-    cancellation request has been accepted", POST /api/v5/trade/cancel-order), and the order may
-    still fill before the cancel takes effect; the live-order refresh reads how it ends.
-    Not accepted (the venue had nothing to cancel): the read-back when it shows the order
-    finished; otherwise the order's state is unknown and :class:`OrderNotFound` is raised."""
+    cancel arrived), else `cancelled` with the fills it shows (a venue that lists only live
+    orders, or updates its list a moment later: the broker order lists of KIS and Kiwoom). Not
+    accepted (the venue had nothing to cancel): the read-back when it shows the order finished;
+    otherwise the order's state is unknown and :class:`OrderNotFound` is raised. (The ccxt
+    venues, whose read-back is the venue's own state of the order, keep an order it still shows
+    live: ``CcxtAdapter.cancel_order``.)"""
     if known is not None and known.status not in LIVE_STATUSES:
         known.exchange_order_id = known.exchange_order_id or exchange_order_id
         return known
     if not accepted:
         raise OrderNotFound(_("The venue lists no open order %(order_no)s") % {"order_no": exchange_order_id})
-    if known is not None:
-        known.exchange_order_id = known.exchange_order_id or exchange_order_id
-        known.message = _(
-            "Cancel requested; the venue still shows the order live and it is followed until it ends"
-        )
-        return known
-    return OrderResult(status=OrderStatus.CANCELLED, exchange_order_id=exchange_order_id)
+    return OrderResult(
+        status=OrderStatus.CANCELLED,
+        exchange_order_id=exchange_order_id,
+        quantity=known.quantity if known else None,
+        filled_qty=known.filled_qty if known else Decimal(0),
+        avg_price=known.avg_price if known else None,
+    )
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import requests
 from django.test import Client
 
 from orders.exchanges import adapter_for
-from orders.exchanges.base import OrderRequest, OrderUncertain
+from orders.exchanges.base import OrderRequest, OrderUncertain, VenueError
 from orders.exchanges.ccxt.base import venue_client_order_id
 from orders.models import Order
 from orders.services import account_orders_execute, live_orders_refresh, order_cancel
@@ -702,4 +702,30 @@ def test_the_order_page_cancel_okx_has_not_applied_yet_ends_filled_through_the_l
     order.refresh_from_db()
 
     assert after_cancel == OrderStatus.OPEN  # asked for, not done: still followed
+    assert (order.status, order.filled_qty) == (OrderStatus.FILLED, order.quantity)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_whose_read_back_fails_leaves_the_order_live_and_a_later_fill_is_read(
+    okx_account: Any, okx_sim: OkxSim, make_strategy: Any
+) -> None:
+    account = okx_account()
+    strategy = make_strategy(market_type="SPOT", accounts=[account])
+    spec = {"order_type": "LIMIT", "side": "BUY", "qty_per": 10, "price": 90000}
+    event = make_orders(strategy, [account], [spec])
+    account_orders_execute(event.id, account.pk)
+    order = Order.objects.select_related("account").get(webhook=event)
+    okx_sim.cancel_lag = True
+    okx_sim.inject("5xx", "/api/v5/trade/order", method="GET")  # the read-back after the cancel
+
+    with pytest.raises(VenueError):
+        order_cancel(order)
+    order.refresh_from_db()
+    after_cancel = (order.status, order.message)
+    okx_sim.fill_order(order.exchange_order_id)  # before the cancel takes effect
+    live_orders_refresh()
+    order.refresh_from_db()
+
+    assert after_cancel[0] == OrderStatus.OPEN
+    assert "끝날 때까지 상태를 확인합니다" in after_cancel[1]
     assert (order.status, order.filled_qty) == (OrderStatus.FILLED, order.quantity)

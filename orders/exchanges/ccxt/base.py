@@ -1175,8 +1175,25 @@ class CcxtAdapter(ExchangeAdapter):
         except VenueError as e:
             if not accepted:
                 raise
+            # Accepted is not yet cancelled (below), and the order may fill first: it stays
+            # live, and the live refresh reads how it ends.
             log.warning("%s 취소 후 주문 상태 확인 실패 (취소는 접수됨): %s", self.display_name, e.message)
-            known = None
+            raise RetryableVenueError(
+                self._message(
+                    _(
+                        "The cancel was sent but the order could not be read back; it is followed until it ends"
+                    )
+                )
+            ) from e
+        if accepted and known is not None and known.status in LIVE_STATUSES:
+            # A venue's acceptance is not the cancel (OKX: sCode 0 "only means that your
+            # cancellation request has been accepted"), and the order may still fill before
+            # it takes effect: it stays live, and the live refresh reads how it ends.
+            known.exchange_order_id = known.exchange_order_id or order_id
+            known.message = _(
+                "Cancel requested; the venue still shows the order live and it is followed until it ends"
+            )
+            return known
         return state_after_cancel(known, order_id, accepted=accepted)
 
     def _cancel_where_it_rests(
