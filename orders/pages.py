@@ -228,6 +228,12 @@ def order_cancel_view(request: HttpRequest, pk: Any) -> HttpResponse:
         return back
     if order.status == OrderStatus.CANCELLED:
         messages.success(request, _("Order cancelled at %(venue)s.") % {"venue": order.account.exchange})
+    elif order.status in LIVE_STATUSES:  # accepted, not yet applied: no second click needed
+        messages.warning(
+            request,
+            _("Cancel requested at %(venue)s; the order is still live there and is followed until it ends.")
+            % {"venue": order.account.exchange},
+        )
     else:
         messages.warning(
             request,

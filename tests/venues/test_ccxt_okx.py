@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import requests
+from django.contrib.auth.models import User
 from django.test import Client
 
 from orders.exchanges import adapter_for
@@ -729,3 +730,23 @@ def test_a_cancel_whose_read_back_fails_leaves_the_order_live_and_a_later_fill_i
     assert after_cancel[0] == OrderStatus.OPEN
     assert "끝날 때까지 상태를 확인합니다" in after_cancel[1]
     assert (order.status, order.filled_qty) == (OrderStatus.FILLED, order.quantity)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_order_page_says_a_cancel_was_asked_for_and_leaves_the_order_live(
+    okx_account: Any, okx_sim: OkxSim, make_strategy: Any
+) -> None:
+    account = okx_account()
+    strategy = make_strategy(market_type="SPOT", accounts=[account])
+    spec = {"order_type": "LIMIT", "side": "BUY", "qty_per": 10, "price": 90000}
+    event = make_orders(strategy, [account], [spec])
+    account_orders_execute(event.id, account.pk)
+    order = Order.objects.get(webhook=event)
+    okx_sim.cancel_lag = True
+    staff = Client()
+    staff.force_login(User.objects.create_user("boss", password="pw-123456", is_staff=True))
+
+    response = staff.post(f"/orders/{order.pk}/cancel/", {"confirm": "1"}, follow=True)
+
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.OPEN
+    assert "취소를 요청했습니다. 거래소에 주문이 아직 살아 있어" in response.content.decode()
