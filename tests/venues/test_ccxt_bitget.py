@@ -19,6 +19,7 @@ from orders.exchanges import adapter_for
 from orders.exchanges.base import OrderRequest, OrderUncertain, VenueError
 from orders.models import Order
 from quanttrade.vocabulary import OrderStatus
+from tests.venues.order_requests import order_request
 from tests.webhook.scenarios import CRYPTO
 from venuesim.bitget import BitgetSim
 
@@ -750,23 +751,11 @@ def test_spot_client_id_of_a_live_order_is_refused(bitget_account: Any, bitget_s
 # requirements need to be met: … the order is in unfilled status".
 
 
-def spot_limit(cid: str, price: str = "60000") -> OrderRequest:
-    return OrderRequest(
-        client_order_id=cid,
-        market_type="SPOT",
-        symbol="BTC/USDT",
-        side="BUY",
-        order_type="LIMIT",
-        qty_per=D("10"),
-        price=D(price),
-    )
-
-
 def test_the_simulator_answers_a_spot_client_id_lookup_for_unfilled_orders_only(
     bitget_account: Any, bitget_sim: BitgetSim
 ) -> None:
     adapter = adapter_for(bitget_account())
-    placed = adapter.place_order(spot_limit("qt" + "a" * 32))
+    placed = adapter.place_order(order_request("qt" + "a" * 32, price=60000))
     client, _lock = adapter._client("SPOT")
 
     while_live = client.fetch_order("", "BTC/USDT", {"clientOrderId": "qt" + "a" * 32})
@@ -783,7 +772,7 @@ def test_a_spot_order_that_filled_while_resting_reads_filled(
     bitget_account: Any, bitget_sim: BitgetSim, knows_the_venue_id: bool
 ) -> None:
     adapter = adapter_for(bitget_account())
-    limit = spot_limit("qt" + "b" * 32)
+    limit = order_request("qt" + "b" * 32, price=60000)
     placed = adapter.place_order(limit)
     bitget_sim.fill_order(placed.exchange_order_id)
     bitget_sim.requests.clear()
@@ -804,7 +793,7 @@ def test_a_spot_order_filled_before_its_cancel_reads_filled(
     bitget_account: Any, bitget_sim: BitgetSim
 ) -> None:
     adapter = adapter_for(bitget_account())
-    limit = spot_limit("qt" + "c" * 32)
+    limit = order_request("qt" + "c" * 32, price=60000)
     placed = adapter.place_order(limit)
     bitget_sim.fill_order(placed.exchange_order_id)
 
@@ -817,7 +806,7 @@ def test_an_order_whose_answer_was_lost_is_found_past_the_first_page_of_history(
     bitget_account: Any, bitget_sim: BitgetSim
 ) -> None:
     adapter = adapter_for(bitget_account())
-    ours = replace(spot_limit("qt" + "d" * 32), order_type="MARKET", price=None, qty_per=D("1"))
+    ours = order_request("qt" + "d" * 32, order_type="MARKET", qty_per=1)
     adapter.place_order(ours)
     client, _lock = adapter._client("SPOT")
     for n in range(100):  # newer finished orders: ours is on the second page

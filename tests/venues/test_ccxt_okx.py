@@ -21,6 +21,7 @@ from orders.models import Order
 from orders.services import account_orders_execute, live_orders_refresh, order_cancel
 from quanttrade.vocabulary import OrderStatus
 from tests.execution.test_execution import make_orders
+from tests.venues.order_requests import order_request
 from tests.webhook.scenarios import CRYPTO
 from venuesim.okx import OkxSim
 
@@ -369,15 +370,7 @@ def test_a_stop_whose_order_failed_to_be_placed_when_it_fired_reads_rejected(
     """OKX algo order state ``order_failed``: it fired and the order it places was refused.
     ccxt reads it cancelled; nothing was placed and nothing filled: a refusal, which is told."""
     adapter = adapter_for(okx_account())
-    stop = OrderRequest(
-        client_order_id="qt" + "4" * 32,
-        market_type="SPOT",
-        symbol="BTC/USDT",
-        side="SELL",
-        order_type="STOP_MARKET",
-        qty_per=D("10"),
-        stop_price=D("90000"),
-    )
+    stop = order_request("qt" + "4" * 32, side="SELL", order_type="STOP_MARKET", stop_price=90000)
     placed = adapter.place_order(stop)
     okx_sim.trigger("qt" + "4" * 30, outcome="fail")
 
@@ -648,16 +641,16 @@ def test_signed_requests_carry_okx_headers_and_verify(okx_account: Any, okx_sim:
 # request has been accepted by the system server."
 
 
-def resting_buy(cid: str) -> OrderRequest:
-    return OrderRequest(
-        client_order_id=cid,
-        market_type="SPOT",
-        symbol="BTC/USDT",
-        side="BUY",
-        order_type="LIMIT",
-        qty_per=D("10"),
-        price=D("90000"),
-    )
+def resting_order(okx_account: Any, make_strategy: Any) -> Order:
+    """An OKX spot LIMIT buy placed through the real execution path, resting."""
+    account = okx_account()
+    strategy = make_strategy(market_type="SPOT", accounts=[account])
+    spec = {"order_type": "LIMIT", "side": "BUY", "qty_per": 10, "price": 90000}
+    event = make_orders(strategy, [account], [spec])
+    account_orders_execute(event.id, account.pk)
+    order = Order.objects.select_related("account").get(webhook=event)
+    assert order.status == OrderStatus.OPEN
+    return order
 
 
 @pytest.mark.parametrize("then", ["fills", "cancels"])
@@ -665,7 +658,7 @@ def test_an_accepted_cancel_the_venue_has_not_applied_keeps_the_order_live_until
     okx_account: Any, okx_sim: OkxSim, then: str
 ) -> None:
     adapter = adapter_for(okx_account())
-    limit = resting_buy("qt" + "e" * 32)
+    limit = order_request("qt" + "e" * 32, price=90000)
     placed = adapter.place_order(limit)
     okx_sim.cancel_lag = True
 
@@ -688,13 +681,7 @@ def test_an_accepted_cancel_the_venue_has_not_applied_keeps_the_order_live_until
 def test_the_order_page_cancel_okx_has_not_applied_yet_ends_filled_through_the_live_refresh(
     okx_account: Any, okx_sim: OkxSim, make_strategy: Any
 ) -> None:
-    account = okx_account()
-    strategy = make_strategy(market_type="SPOT", accounts=[account])
-    spec = {"order_type": "LIMIT", "side": "BUY", "qty_per": 10, "price": 90000}
-    event = make_orders(strategy, [account], [spec])
-    account_orders_execute(event.id, account.pk)
-    order = Order.objects.select_related("account").get(webhook=event)
-    assert order.status == OrderStatus.OPEN
+    order = resting_order(okx_account, make_strategy)
     okx_sim.cancel_lag = True
 
     after_cancel = order_cancel(order).status
@@ -710,12 +697,7 @@ def test_the_order_page_cancel_okx_has_not_applied_yet_ends_filled_through_the_l
 def test_a_cancel_whose_read_back_fails_leaves_the_order_live_and_a_later_fill_is_read(
     okx_account: Any, okx_sim: OkxSim, make_strategy: Any
 ) -> None:
-    account = okx_account()
-    strategy = make_strategy(market_type="SPOT", accounts=[account])
-    spec = {"order_type": "LIMIT", "side": "BUY", "qty_per": 10, "price": 90000}
-    event = make_orders(strategy, [account], [spec])
-    account_orders_execute(event.id, account.pk)
-    order = Order.objects.select_related("account").get(webhook=event)
+    order = resting_order(okx_account, make_strategy)
     okx_sim.cancel_lag = True
     okx_sim.inject("5xx", "/api/v5/trade/order", method="GET")  # the read-back after the cancel
 
