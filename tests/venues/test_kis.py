@@ -709,9 +709,9 @@ def test_the_client_keeps_under_the_per_second_limit(kis_account: Any, kis_sim: 
 
 
 def test_timeout_after_accepting_is_found_again_and_placed_once(kis_account: Any, kis_sim: KisSim) -> None:
-    adapter = adapter_for(kis_account(timeout_seconds=0.5))
+    adapter = adapter_for(kis_account(timeout_seconds=1.0))
     adapter.client.token()
-    kis_sim.inject("timeout", "/uapi/domestic-stock/v1/trading/order-cash", delay=1.0)
+    kis_sim.inject("timeout", "/uapi/domestic-stock/v1/trading/order-cash", delay=2.0)
     order = req(qty_per=D("10"))
 
     with pytest.raises(OrderUncertain):
@@ -780,7 +780,7 @@ def market_order(market: str, cid: str = "qt1", qty: str = "2", **kw: Any) -> Or
 
 
 def market_adapter(kis_account: Any, market: str, **settings: Any) -> KisAdapter:
-    settings = {"timeout_seconds": 0.5, **settings}
+    settings = {"timeout_seconds": 1.0, **settings}
     adapter = adapter_for(kis_account(product_code=MARKETS[market][0], **settings))
     adapter.client.token()
     return adapter
@@ -853,7 +853,7 @@ def test_timeout_after_accepting_is_found_again_with_its_state(
     kis_account: Any, kis_sim: KisSim, market: str
 ) -> None:
     adapter = market_adapter(kis_account, market)
-    kis_sim.inject("timeout", MARKETS[market][1], delay=1.0)
+    kis_sim.inject("timeout", MARKETS[market][1], delay=2.0)
     order = market_order(market)
 
     with pytest.raises(OrderUncertain):
@@ -897,7 +897,7 @@ def test_two_unanswered_orders_of_the_same_kind_each_find_their_own(
     adapter = market_adapter(kis_account, market)
     stamp = datetime.now(KST) + timedelta(seconds=3)
     kis_sim.clock = lambda: stamp  # both stamped alike: only the claims tell them apart
-    kis_sim.inject("timeout", MARKETS[market][1], delay=1.0, count=2)
+    kis_sim.inject("timeout", MARKETS[market][1], delay=2.0, count=2)
     first, second = market_order(market, cid="first"), market_order(market, cid="second")
     for order in (first, second):
         with pytest.raises(OrderUncertain):
@@ -920,7 +920,7 @@ def test_a_lookup_waits_while_an_order_of_the_same_kind_is_in_flight(
     adapter = market_adapter(kis_account, market, timeout_seconds=3)
     other = adapter_for(adapter.account)
     kis_sim.inject("lost", MARKETS[market][1])
-    kis_sim.inject("timeout", MARKETS[market][1], delay=1.0)
+    kis_sim.inject("timeout", MARKETS[market][1], delay=2.0)
     first, second = market_order(market, cid="first"), market_order(market, cid="second")
     with pytest.raises(OrderUncertain):
         adapter.place_order(first)
@@ -943,7 +943,7 @@ def test_overseas_lookup_asks_from_the_day_before_in_exchange_dates(
     kis_account: Any, kis_sim: KisSim
 ) -> None:
     adapter = market_adapter(kis_account, "OVERSEAS_STOCK")
-    kis_sim.inject("timeout", MARKETS["OVERSEAS_STOCK"][1], delay=1.0)
+    kis_sim.inject("timeout", MARKETS["OVERSEAS_STOCK"][1], delay=2.0)
     order = market_order("OVERSEAS_STOCK")
     with pytest.raises(OrderUncertain):
         adapter.place_order(order)
@@ -968,13 +968,13 @@ def test_virtual_overseas_lookup_sends_the_unfiltered_query(kis_account: Any) ->
     sim = KisSim(virtual=True)
     sim.start()
     try:
-        account = kis_account("kis-virtual", timeout_seconds=0.5)
+        account = kis_account("kis-virtual", timeout_seconds=1.0)
         account.is_testnet = True
         account.settings = {**account.settings, "api_base_url": sim.base_url}
         account.save()
         adapter = adapter_for(account)
         adapter.client.token()
-        sim.inject("timeout", MARKETS["OVERSEAS_STOCK"][1], delay=1.0)
+        sim.inject("timeout", MARKETS["OVERSEAS_STOCK"][1], delay=2.0)
         order = market_order("OVERSEAS_STOCK")
         with pytest.raises(OrderUncertain):
             adapter.place_order(order)
@@ -995,7 +995,7 @@ def test_virtual_overseas_lookup_sends_the_unfiltered_query(kis_account: Any) ->
 
 def test_night_session_order_is_found_in_the_night_list(kis_account: Any, kis_sim: KisSim) -> None:
     adapter = market_adapter(kis_account, "DOMESTIC_FUTUREOPTION")
-    kis_sim.inject("timeout", MARKETS["DOMESTIC_FUTUREOPTION"][1], delay=1.0)
+    kis_sim.inject("timeout", MARKETS["DOMESTIC_FUTUREOPTION"][1], delay=2.0)
     order = market_order("DOMESTIC_FUTUREOPTION", params={"session": "night"})
     with pytest.raises(OrderUncertain):
         adapter.place_order(order)
@@ -1013,7 +1013,7 @@ def test_the_lookup_reads_every_page_of_the_order_list(kis_account: Any, kis_sim
     kis_sim.page_size = 2
     for i in range(4):  # orders of another kind before it
         adapter.place_order(market_order("OVERSEAS_FUTUREOPTION", cid=f"other{i}", qty="1"))
-    kis_sim.inject("timeout", MARKETS["OVERSEAS_FUTUREOPTION"][1], delay=1.0)
+    kis_sim.inject("timeout", MARKETS["OVERSEAS_FUTUREOPTION"][1], delay=2.0)
     order = market_order("OVERSEAS_FUTUREOPTION")
     with pytest.raises(OrderUncertain):
         adapter.place_order(order)
