@@ -70,6 +70,10 @@ class Order(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
+    # When the live refresh last asked the venue about this order while it rested there
+    # (orders.services.live_orders_refresh): the least recently asked go first, so every resting
+    # order is reached however many there are. Null: never asked.
+    checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     # --- approval (semi-automatic mode) ---
     # Until when a `pending_approval` order may be approved (null: it never needed approval).
     approval_expires_at = models.DateTimeField(null=True, blank=True)

@@ -1042,14 +1042,21 @@ LIVE_REFRESH_BATCH = 200
 def live_orders_refresh(limit: int = LIVE_REFRESH_BATCH) -> int:
     """Ask live venues for the state of orders resting there (`open`, `partially_filled`), so
     fills and cancels that happen at the venue reach the Order and the pages. Paper orders are
-    kept current by the matcher instead. The least recently updated go first; returns how many
+    kept current by the matcher instead. At most ``limit`` orders a run, the least recently
+    asked about first (``Order.checked_at``; never asked: before any), so with more resting
+    orders than that every one is still reached, in turn; an order whose venue could not be
+    asked waits its turn again rather than holding the head of the line. Returns how many
     Orders changed."""
-    resting = (
+    resting = list(
         Order.objects.filter(status__in=LIVE_STATUSES)
         .exclude(account__exchange="PAPER")
         .select_related("account")
-        .order_by("updated_at")[:limit]
+        .order_by(F("checked_at").asc(nulls_first=True), "updated_at", "pk")[:limit]
     )
+    if not resting:
+        return 0
+    # Taken as asked at the start: a run that fails half-way leaves its batch behind the rest.
+    Order.objects.filter(pk__in=[order.pk for order in resting]).update(checked_at=timezone.now())
     by_account: dict[int, list[Order]] = {}
     for order in resting:
         by_account.setdefault(order.account_id, []).append(order)

@@ -10,8 +10,9 @@ import pytest
 from django.test import Client
 
 from orders.models import Order
-from orders.services import live_orders_refresh, orders_sweep
+from orders.services import account_orders_execute, live_orders_refresh, orders_sweep
 from quanttrade.vocabulary import OrderStatus
+from tests.execution.test_execution import make_orders
 from venuesim.binance import BinanceSim
 from venuesim.kis import KisSim
 
@@ -46,6 +47,35 @@ def test_a_fill_at_the_venue_reaches_the_resting_order(
     assert orders_sweep()["refreshed"] == 1
     order = Order.objects.get(pk=order.pk)
     assert order.status == OrderStatus.FILLED and order.filled_qty == order.quantity > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_more_resting_orders_than_one_run_asks_about_are_all_reached_in_turn(
+    make_strategy: Any, binance_account: Any, binance_sim: BinanceSim
+) -> None:
+    """A run asks about at most ``limit`` orders. An order asked about and unchanged goes to
+    the back of the line, so one beyond the first run's batch is reached by the next run and
+    its fill is read (the least recently *updated* going first would ask about the same
+    unchanged orders every run, and never reach it)."""
+    account = binance_account()
+    strategy = make_strategy(accounts=[account])
+    event = make_orders(
+        strategy,
+        [account],
+        [{"order_type": "LIMIT", "side": "BUY", "qty_per": 1, "price": p} for p in (500, 400, 300)],
+    )
+    account_orders_execute(event.id, account.pk)
+    first, second, third = Order.objects.filter(webhook=event).order_by("sequence")
+    assert [o.status for o in (first, second, third)] == [OrderStatus.OPEN] * 3
+    [venue_order] = binance_sim.orders_for(third.client_order_id)
+    binance_sim._fill(venue_order)  # the venue matches the last of them
+
+    assert live_orders_refresh(limit=2) == 0  # the first two: unchanged
+    assert live_orders_refresh(limit=2) == 1  # then the third comes before them again
+    third.refresh_from_db()
+    assert (third.status, third.filled_qty) == (OrderStatus.FILLED, third.quantity)
+    asked = Order.objects.filter(webhook=event).values_list("checked_at", flat=True)
+    assert all(at is not None for at in asked)
 
 
 def test_paper_orders_are_left_to_the_matcher(make_strategy: Any, make_account: Any) -> None:
