@@ -43,7 +43,7 @@ def test_a_fill_at_the_venue_reaches_the_resting_order(
     assert live_orders_refresh() == 0  # nothing changed at the venue yet
 
     [venue_order] = binance_sim.orders_for(order.client_order_id)
-    binance_sim._fill(venue_order)  # the venue matches the order
+    binance_sim.fill_order(venue_order["id"])  # the market reaches the order
     assert orders_sweep()["refreshed"] == 1
     order = Order.objects.get(pk=order.pk)
     assert order.status == OrderStatus.FILLED and order.filled_qty == order.quantity > 0
@@ -68,7 +68,7 @@ def test_more_resting_orders_than_one_run_asks_about_are_all_reached_in_turn(
     first, second, third = Order.objects.filter(webhook=event).order_by("sequence")
     assert [o.status for o in (first, second, third)] == [OrderStatus.OPEN] * 3
     [venue_order] = binance_sim.orders_for(third.client_order_id)
-    binance_sim._fill(venue_order)  # the venue matches the last of them
+    binance_sim.fill_order(venue_order["id"])  # the market reaches the last of them
 
     assert live_orders_refresh(limit=2) == 0  # the first two: unchanged
     assert live_orders_refresh(limit=2) == 1  # then the third comes before them again
