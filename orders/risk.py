@@ -515,8 +515,10 @@ def order_refusal(order: Order, adapter: ExchangeAdapter, now: datetime | None =
         if account.paused_now(now):
             return Refusal(ACCOUNT_PAUSED, _("The account is paused: %(name)s") % {"name": account.name})
     holders: list[Limited] = [account, strategy]  # the account's refusal names it first
-    zone = market_timezone(order.market_type, account)
     for holder in holders:
+        # Each holder's hours in its own zone: the account's (its market_timezone, else the
+        # market's), the strategy's in the market's, as the intake reads them.
+        zone = market_timezone(order.market_type, account if holder is account else None)
         refusal = (
             symbol_refusal(holder, order.symbol)
             or hours_refusal(holder, now, zone)

@@ -183,6 +183,20 @@ def test_outside_the_accounts_trading_hours_in_its_time_zone(
 
 
 @pytest.mark.django_db
+def test_the_strategys_trading_hours_are_read_in_the_markets_zone_whatever_the_accounts(
+    make_strategy: Any, make_account: Any, publish_price: Any, clock: Any
+) -> None:
+    """The intake reads a strategy's hours in its market's zone (UTC for crypto); the worker
+    reads them the same way, not in the zone of the account the order is for (01:00 UTC is
+    10:00 in Seoul, outside 00:00-02:00 there)."""
+    account = make_account("a1", balances={"USDT": "10000"}, market_timezone="Asia/Seoul")
+    strategy = make_strategy(accounts=[account], trading_hours="00:00-02:00")
+    publish_price("BINANCE:BTC/USDT", "50000")
+    (order,) = run(make_orders(strategy, [account], [{"side": "BUY", "qty_per": 1}]), account)
+    assert (order.status, order.filled_qty) == ("filled", D("0.002")), order.message
+
+
+@pytest.mark.django_db
 def test_a_paused_account_refuses_opening_orders_but_takes_closes(
     make_strategy: Any, make_account: Any, publish_price: Any, clock: Any
 ) -> None:
