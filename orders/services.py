@@ -388,7 +388,11 @@ def order_record(
 ) -> bool:
     """Store the venue's answer on the order and push it — only while the order is still in one
     of the ``expect`` statuses, so a late writer never overwrites a newer state (a worker
-    recording `open` after the paper matcher already recorded the fill). Returns True when stored."""
+    recording `open` after the paper matcher already recorded the fill). Returns True when stored.
+
+    An answer that fills more than the order had is checked against the daily-loss limit at
+    once (``loss_check_after_fill``), whoever records it: the placement's answer, the live
+    refresh reading a resting order's fill, the sweep's reconcile, a cancel's read-back."""
     fields: dict[str, Any] = {
         "status": result.status,
         "exchange_order_id": result.exchange_order_id or order.exchange_order_id,
@@ -418,11 +422,22 @@ def order_record(
     order_broadcast(order)
     if order.status != previous:
         order_notify(order)
+    if filled_more:
+        _loss_check(order)
     if filled_more and settings.PORTFOLIO_REFRESH_AFTER_FILL:
         # After the commit, so the worker reads the account as this fill left it.
         account_id = order.account_id
         transaction.on_commit(lambda: portfolio_refresh_soon(account_id))
     return True
+
+
+def _loss_check(order: Order) -> None:
+    """The daily-loss check after a fill; never fails the recording (the next order's own check
+    still applies the limit)."""
+    try:
+        loss_check_after_fill(order)
+    except Exception:
+        log.exception("일일 손실 한도 확인 실패: order_id=%s", order.pk)
 
 
 def order_notify(order: Order) -> None:
@@ -710,13 +725,11 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
     finally:
         if not placed:
             _after_order(adapter, order, placed=False)
-    recorded = order_record(order, result)
+    order_record(order, result)
     # After the order left and was recorded, before the account's next one: the balance
     # snapshot follows it (orders.exchanges.ccxt: sizing without a venue read).
     if placed:
         _after_order(adapter, order, placed=True)
-    if recorded and result.filled_qty:
-        loss_check_after_fill(order)
     if result.status == OrderStatus.REJECTED:
         log.error("%s 주문 거부: order_id=%s %s", label, order.id, result.message)
     else:
@@ -1099,8 +1112,6 @@ def paper_orders_sync(papers: Iterable[PaperOrder]) -> int:
             continue
         if order_record(order, paper_result(paper), expect=SYNCABLE_STATUSES):
             synced += 1
-            if paper.filled:
-                loss_check_after_fill(order)
     return synced
 
 

@@ -12,6 +12,7 @@ from django.test import Client
 from orders.models import Order
 from orders.services import account_orders_execute, live_orders_refresh, orders_sweep
 from quanttrade.vocabulary import OrderStatus
+from strategies.models import Account
 from tests.execution.test_execution import make_orders
 from venuesim.binance import BinanceSim
 from venuesim.kis import KisSim
@@ -76,6 +77,35 @@ def test_more_resting_orders_than_one_run_asks_about_are_all_reached_in_turn(
     assert (third.status, third.filled_qty) == (OrderStatus.FILLED, third.quantity)
     asked = Order.objects.filter(webhook=event).values_list("checked_at", flat=True)
     assert all(at is not None for at in asked)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_losing_fill_read_by_the_live_refresh_pauses_the_account_at_once(
+    make_strategy: Any, binance_account: Any, binance_sim: BinanceSim
+) -> None:
+    """The daily-loss limit's pause comes with the losing fill, also when the fill happens at
+    the venue later (a resting close read by the refresh), not only with an order's answer."""
+    account = binance_account()
+    Account.objects.filter(pk=account.pk).update(max_daily_loss=Decimal("100"))
+    strategy = make_strategy(market_type="FUTURES", accounts=[account])
+    account_orders_execute(make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}]).id, account.pk)
+    binance_sim.prices["BTCUSDT"] = Decimal("39000")
+    event = make_orders(
+        strategy, [account], [{"order_type": "LIMIT", "side": "SELL", "qty_per": -100, "price": 40000}]
+    )
+    account_orders_execute(event.id, account.pk)
+    close = Order.objects.get(webhook=event)
+    assert close.status == OrderStatus.OPEN, close.message
+    assert not Account.objects.get(pk=account.pk).is_paused
+
+    [venue_order] = binance_sim.orders_for(close.client_order_id)
+    binance_sim.fill_order(venue_order["id"])  # the market comes back up to 40,000
+    assert live_orders_refresh() == 1
+
+    account.refresh_from_db()
+    assert account.is_paused and account.paused_reason.startswith(
+        "리스크 한도 초과 (계좌 binance-1): 일일 최대 실현 손실 100"
+    ), account.paused_reason
 
 
 def test_paper_orders_are_left_to_the_matcher(make_strategy: Any, make_account: Any) -> None:
