@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from time import monotonic
@@ -412,8 +412,10 @@ def realised_pnl(orders: QuerySet[Order], since: datetime) -> Decimal:
     """Realised profit (negative: loss) after fees of ``orders``' fills since ``since``, matched
     first in first out per account and (market, symbol) over the whole history (a lot bought
     yesterday and sold today counts today): the portfolio's FIFO (orders.portfolio.pnl) over
-    everything, less the same over the fills before ``since``. A fill's time is its order's
-    ``submitted_at`` (else ``created_at``); contract multipliers are not applied."""
+    everything, less the same over the fills before ``since``. The fills are matched in the
+    order they were sent (as the portfolio matches them); a fill's time, for the split, is when
+    the order's fills were last recorded (its ``updated_at``), so a resting order sent yesterday
+    that fills today counts today. Contract multipliers are not applied."""
     books: dict[tuple[int, str, str], list[Fill]] = {}
     rows = (
         orders.filter(filled_qty__gt=0, avg_price__isnull=False)
@@ -424,7 +426,7 @@ def realised_pnl(orders: QuerySet[Order], since: datetime) -> Decimal:
     quotes: dict[tuple[int, str, str], str] = {}
     for order in rows:
         key = (order.account_id, order.market_type, order.symbol.upper())
-        books.setdefault(key, []).append(order_fill(order))
+        books.setdefault(key, []).append(replace(order_fill(order), at=order.updated_at))
         quotes.setdefault(key, quote_currency(order.market_type, order.symbol, order.currency, order.params))
     realised = ZERO
     for key, fills in books.items():

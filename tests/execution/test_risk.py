@@ -17,6 +17,7 @@ from django.test import Client
 from orders.models import Order, PaperBalance
 from orders.risk import realised_pnl
 from orders.services import account_orders_execute
+from orders.tasks import paper_match
 from strategies.models import Account, Strategy
 from tests.execution.test_execution import make_orders
 
@@ -250,6 +251,40 @@ def test_the_daily_loss_limit_pauses_the_account_and_closes_still_pass(
 
 
 @pytest.mark.django_db
+def test_a_resting_close_sent_before_the_reset_that_fills_after_it_counts_today(
+    make_strategy: Any, make_account: Any, publish_price: Any, clock: Any
+) -> None:
+    """A loss counts on the day it is realised: a stop-loss sent yesterday evening that fires
+    and fills this morning is today's loss (and pauses the account), not yesterday's."""
+    account = make_account("f1", balances={"USDT": "10000"}, max_daily_loss=D("100"))
+    strategy = make_strategy(market_type="FUTURES", accounts=[account])
+    clock(NOW - timedelta(hours=4))  # 21:00 UTC yesterday
+    publish_price("BINANCE:BTC/USDT", "50000")
+    run(make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}]), account)  # 0.02 BTC
+    publish_price("BINANCE:BTC/USDT", "46000")
+    (close,) = run(
+        make_orders(
+            strategy,
+            [account],
+            [{"order_type": "STOP_MARKET", "side": "SELL", "qty_per": -100, "stop_price": 45000}],
+        ),
+        account,
+    )
+    assert close.status == "open"
+
+    clock(NOW)  # 01:00 UTC: after the 00:00 reset
+    publish_price("BINANCE:BTC/USDT", "45000")
+    paper_match.apply()
+    close.refresh_from_db()
+    assert (close.status, close.filled_qty) == ("filled", D("0.02"))
+    assert realised_pnl(Order.objects.filter(account=account), NOW - timedelta(hours=1)) == D("-100")
+    account.refresh_from_db()
+    assert account.is_paused and account.paused_reason.startswith(
+        "리스크 한도 초과 (계좌 f1): 일일 최대 실현 손실 100"
+    ), account.paused_reason
+
+
+@pytest.mark.django_db
 def test_a_daily_loss_limit_set_after_the_loss_refuses_and_pauses_at_the_next_order(
     make_strategy: Any, make_account: Any, publish_price: Any, clock: Any
 ) -> None:
@@ -314,6 +349,7 @@ def test_realised_pnl_matches_first_in_first_out_including_shorts(db: None, make
             filled_qty=D(qty),
             avg_price=D(price),
             submitted_at=NOW + timedelta(seconds=order.sequence),
+            updated_at=NOW + timedelta(seconds=order.sequence),  # filled as it was sent
         )
     # +20 (lot 100) +5 (half of lot 110) +5 (other half at 100: 110→100 is -5)... step by step:
     # SELL 1.5@120: 1@100 → +20, 0.5@110 → +5. SELL 1.5@100: 0.5@110 → -5, then short 1@100.
