@@ -453,6 +453,19 @@ def _check_signal(strategy: Strategy, message: WebhookMessage) -> None:
                 % {"age": int(age), "max": max_age},
                 code="signal_stale",
             )
+        if -age > max_age:
+            # Further ahead than the age allowed: the sender's clock or time zone is off (local
+            # time written without its offset is read as UTC), and such a signal could never
+            # be found stale. Refused as the age guard's, saying why.
+            raise WebhookError(
+                _(
+                    "The signal's time is %(ahead)d seconds ahead of the server's clock (check the "
+                    "sender's clock and time zone; without an offset the time is read as UTC), the "
+                    "strategy accepts at most %(max)d"
+                )
+                % {"ahead": int(-age), "max": max_age},
+                code="signal_stale",
+            )
     proposed = [
         ProposedOrder(
             market_type=strategy.market_type,

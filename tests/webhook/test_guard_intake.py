@@ -152,6 +152,25 @@ def test_a_signal_older_than_the_max_age_is_refused_as_stale(
     assert body["error"].startswith("오래된 신호입니다: 120초 전에 생성되었습니다 (전략 허용 최대 60초)")
 
 
+@pytest.mark.parametrize("timestamp", ["2026-12-01T10:00:00", "2026-12-01T01:02:00Z"])
+def test_a_signal_further_ahead_than_the_max_age_is_refused_saying_the_clock_is_off(
+    client: Client, make_strategy: Any, frozen: None, timestamp: str
+) -> None:
+    """Seoul's local time written without its offset reads as UTC, nine hours ahead: such a
+    signal could never be found stale, so it is refused, saying why (as is a clock 2 minutes
+    fast with a 60 s limit)."""
+    make_strategy("kr", market_type="DOMESTIC_STOCK", max_signal_age_seconds=60)
+    body = refused(post(client, stock(timestamp=timestamp)), 400, "signal_stale")
+    assert body["error"].startswith("신호 시각이 서버 시각보다 ") and "초 앞서 있습니다" in body["error"]
+
+
+def test_a_signal_slightly_ahead_within_the_max_age_passes(
+    client: Client, make_strategy: Any, frozen: None
+) -> None:
+    make_strategy("kr", market_type="DOMESTIC_STOCK", max_signal_age_seconds=60)
+    assert post(client, stock(timestamp="2026-12-01T01:00:30Z")).status_code == 202
+
+
 def test_a_fresh_signal_passes_and_the_timestamp_is_no_unknown_field(
     client: Client, make_strategy: Any, frozen: None
 ) -> None:
