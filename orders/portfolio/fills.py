@@ -70,6 +70,7 @@ def order_fill(order: Order) -> Fill:
 # (docs/benchmarks-speed.md, round 10).
 _FILL_COLUMNS = (
     "market_type",
+    "currency",
     "symbol",
     "side",
     "filled_qty",
@@ -81,11 +82,20 @@ _FILL_COLUMNS = (
 )
 
 
-def account_fills(account_id: int) -> dict[tuple[str, str], list[Fill]]:
-    """The account's fills (``_fill``) per (market type, symbol), oldest first."""
+def account_fills(
+    account_id: int, currencies: dict[tuple[str, str], str] | None = None
+) -> dict[tuple[str, str], list[Fill]]:
+    """The account's fills (``_fill``) per (market type, symbol), oldest first.
+
+    ``currencies``: filled with each (market type, symbol)'s order currency as the intake set it
+    (the first non-blank one): what an overseas stock trades in (JPY in Tokyo, HKD in Hong Kong),
+    which its symbol does not say."""
     grouped: dict[tuple[str, str], list[Fill]] = defaultdict(list)
     rows = filled_orders(account_id).values_list(*_FILL_COLUMNS)
-    for market_type, *values in rows:
+    for market_type, currency, *values in rows:
         fill = _fill(*values)
-        grouped[(market_type, fill.symbol)].append(fill)
+        key = (market_type, fill.symbol)
+        grouped[key].append(fill)
+        if currencies is not None and currency and key not in currencies:
+            currencies[key] = currency
     return dict(grouped)

@@ -249,9 +249,11 @@ def portfolio_read(account: Account, *, now: datetime | None = None) -> Portfoli
             balances, venue_positions = _read_venue(adapter, account_market_types(account), errors)
         finally:
             adapter.close()
-    fills = account_fills(account.pk)
+    currencies: dict[tuple[str, str], str] = {}
+    fills = account_fills(account.pk, currencies)
     venue_positions += _coin_positions(account.exchange.upper(), balances, fills)
-    pnls = {key: fifo_pnl(group, quote_currency(key[0], key[1])) for key, group in fills.items()}
+    quotes = {key: quote_currency(key[0], key[1], currencies.get(key, "")) for key in fills}
+    pnls = {key: fifo_pnl(group, quotes[key]) for key, group in fills.items()}
     instruments = sorted({_instrument(account, p) for p in venue_positions})
     marks = price_snapshots(instruments, now=now) if instruments else {}
     positions = [
@@ -260,7 +262,7 @@ def portfolio_read(account: Account, *, now: datetime | None = None) -> Portfoli
     ]
     realised: dict[str, PnlResult] = {}
     for (market_type, symbol), pnl in pnls.items():
-        bucket = realised.setdefault(quote_currency(market_type, symbol), PnlResult())
+        bucket = realised.setdefault(quotes[(market_type, symbol)], PnlResult())
         bucket.realised += pnl.realised
         bucket.fees += pnl.fees
     totals = _totals(balances, positions, realised)

@@ -50,6 +50,7 @@ def make_fill(make_strategy: Callable[..., Any]) -> Callable[..., Any]:
         fee: str | None = None,
         fee_currency: str = "",
         status: str = "filled",
+        currency: str = "",
     ) -> Any:
         strategy = strategies.get(market_type)
         if strategy is None:
@@ -64,6 +65,7 @@ def make_fill(make_strategy: Callable[..., Any]) -> Callable[..., Any]:
             sequence=0,
             market_type=market_type,
             symbol=symbol,
+            currency=currency,
             side=side,
             order_type="MARKET",
             client_order_id="qt" + uuid.uuid4().hex,

@@ -50,6 +50,21 @@ def test_spot_realised_pnl_fees_and_entry_from_fills(
     assert usdt.equity == Decimal("1065")
 
 
+def test_an_overseas_stocks_realised_pnl_is_in_the_currency_it_traded_in(
+    make_account: Callable[..., Any], make_fill: Callable[..., Any]
+) -> None:
+    """A Tokyo stock trades in JPY (the order's currency, from the signal or its exchange): its
+    realised loss is JPY's, not filed under USD, the overseas market's default."""
+    account = make_account(name="paper-os", balances={"JPY": "1000000"})
+    make_fill(account, "BUY", "100", "3000", market_type="OVERSEAS_STOCK", symbol="7203", currency="JPY")
+    make_fill(account, "SELL", "100", "2000", market_type="OVERSEAS_STOCK", symbol="7203", currency="JPY")
+
+    portfolio = portfolio_read(account, now=NOW)
+
+    assert portfolio.totals["JPY"].realised_pnl == Decimal("-100000")
+    assert "USD" not in portfolio.totals or portfolio.totals["USD"].realised_pnl == 0
+
+
 def test_futures_flip_long_to_short(
     make_account: Callable[..., Any], make_fill: Callable[..., Any], publish_price: Callable[[str, Any], Any]
 ) -> None:
@@ -177,7 +192,7 @@ def test_no_won_total_when_no_currency_has_a_rate(make_account: Callable[..., An
 def test_the_refreshs_fills_are_each_filled_orders_part_at_its_price_in_sent_order(
     make_account: Callable[..., Any], make_fill: Callable[..., Any]
 ) -> None:
-    """account_fills reads nine values per order instead of whole orders: each filled order's
+    """account_fills reads ten values per order instead of whole orders: each filled order's
     filled quantity at its average price, its fee (zero when none was reported), grouped per
     (market type, symbol) and ordered by when it was sent (or created, when it never was)."""
     from datetime import UTC
