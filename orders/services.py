@@ -33,6 +33,7 @@ from orders.exchanges.base import (
     OrderRequest,
     OrderResult,
     OrderUncertain,
+    PermanentVenueError,
     RetryableVenueError,
     VenueError,
 )
@@ -543,6 +544,16 @@ def _cancel_all(adapter: ExchangeAdapter, order: Order) -> OrderResult:
     return OrderResult(status=OrderStatus.CANCELLED, message=message, cancelled_orders=count)
 
 
+def _keep_known_fills(order: Order, result: OrderResult) -> None:
+    """A venue read that shows fewer fills than the Order already knows lags behind (a list
+    not yet updated): fills never go back, so the Order's are kept (a resting order with
+    fills is partly filled, not open)."""
+    if result.filled_qty < (order.filled_qty or 0):
+        result.filled_qty, result.avg_price = order.filled_qty, order.avg_price
+        if result.status == OrderStatus.OPEN:
+            result.status = OrderStatus.PARTIALLY_FILLED
+
+
 def _resting_follow_venue(
     adapter: ExchangeAdapter, account_id: int, market_type: str, symbol: str, *, exclude: Any = None
 ) -> None:
@@ -570,6 +581,7 @@ def _resting_follow_venue(
                 avg_price=other.avg_price,
                 message=_("Cancelled by CANCEL_ALL_ORDER"),
             )
+        _keep_known_fills(other, known)
         order_record(other, known, expect=LIVE_STATUSES)
 
 
@@ -966,13 +978,28 @@ def order_reconcile(order: Order, *, holder_alive: bool = False) -> bool:
     ``holder_alive``: the process holding it still beats (it is slow, not dead: waiting for
     its venue, a lock or a rate limit). It may yet send, so the order is never simply sent
     again: the next attempt only looks it up (or re-sends where the venue refuses a repeated
-    client id), as after a lost answer."""
+    client id), as after a lost answer.
+
+    A CANCEL_ALL_ORDER is no order at the venue, so there is nothing to look up: it is run
+    again (cancelling the open orders twice cancels nothing more, and the account's later
+    orders wait for it). An order the venue refuses to look up at all (a permanent error: an
+    unknown symbol, a rejected request) ends `failed` as unconfirmed ("check the venue"): asked
+    again at every sweep it would stay `submitted` forever, holding up the account's later
+    closes and cancel-alls (``_earlier_pending``). A transient error is asked again next sweep."""
+    if order.order_type == OrderType.CANCEL_ALL_ORDER:
+        log.info("일괄 취소 재실행: order_id=%s", order.id)
+        return _requeue(order, "")
     try:
         adapter = adapter_for(order.account)
         try:
             known = adapter.fetch_order_by_client_id(order_request(order))
         finally:
             adapter.close()
+    except PermanentVenueError as error:
+        log.error("주문 상태 확인 불가 (영구 오류): order_id=%s %s", order.id, error.message)
+        _mark_uncertain(order)
+        _order_fail(order, OrderStatus.FAILED, unconfirmed_message(error.message))
+        return False
     except VenueError as error:
         log.warning("주문 상태 확인 실패: order_id=%s %s", order.id, error.message)
         return False
@@ -1030,7 +1057,7 @@ def _orders_sweep(stale_after_seconds: float) -> dict[str, int]:
     pairs = {
         (order.webhook_id, order.account_id)
         for order, holder in stuck
-        if order_reconcile(order, holder_alive=holder == liveness.HOLDER_ALIVE)
+        if _reconcile_or_log(order, holder_alive=holder == liveness.HOLDER_ALIVE)
     }
     # A queued order is re-sent only when its task is lost, not while it waits behind a backlog
     # or runs behind the account's earlier orders (orders.liveness: dispatch records).
@@ -1049,7 +1076,20 @@ def _orders_sweep(stale_after_seconds: float) -> dict[str, int]:
     return {"redispatched": len(pairs), "reconciled": len(stuck), "refreshed": live_orders_refresh()}
 
 
+def _reconcile_or_log(order: Order, *, holder_alive: bool) -> bool:
+    """``order_reconcile``, an unexpected error logged instead of raised: one order's bug must
+    not stop the sweep's re-dispatches and the other orders' settling at every run."""
+    try:
+        return order_reconcile(order, holder_alive=holder_alive)
+    except Exception:
+        log.exception("주문 상태 복구 중 오류: order_id=%s", order.pk)
+        return False
+
+
 LIVE_REFRESH_BATCH = 200
+# What a resting order's venue read cannot move it back to: a status the venue's answer did not
+# map (an adapter's default) must not take an order out of the refresh and the cancel button.
+_NOT_RESTING_NEWS = (OrderStatus.QUEUED, OrderStatus.SUBMITTED, OrderStatus.PENDING_APPROVAL)
 
 
 def live_orders_refresh(limit: int = LIVE_REFRESH_BATCH) -> int:
@@ -1087,7 +1127,13 @@ def live_orders_refresh(limit: int = LIVE_REFRESH_BATCH) -> int:
                 except VenueError as error:
                     log.warning("주문 상태 갱신 실패: order_id=%s %s", order.id, error.message)
                     continue
-                if known is None or (known.status == order.status and known.filled_qty == order.filled_qty):
+                except Exception:  # an adapter's bug: the other orders are still asked about
+                    log.exception("주문 상태 갱신 중 오류: order_id=%s", order.id)
+                    continue
+                if known is None or known.status in _NOT_RESTING_NEWS:
+                    continue
+                _keep_known_fills(order, known)
+                if known.status == order.status and known.filled_qty == order.filled_qty:
                     continue
                 if order_record(order, known, expect=LIVE_STATUSES):
                     log.info("주문 상태 갱신: order_id=%s status=%s", order.id, known.status)
@@ -1238,9 +1284,7 @@ def order_cancel(order: Order) -> Order:
         raise
     finally:
         adapter.close()
-    if result.filled_qty < order.filled_qty:
-        # The venue's read-back lost the fills the Order already knew: fills never go back.
-        result.filled_qty, result.avg_price = order.filled_qty, order.avg_price
+    _keep_known_fills(order, result)
     if result.status == OrderStatus.CANCELLED and not result.message:
         result.message = _("Cancelled on request")
     if order_record(order, result, expect=LIVE_STATUSES):
