@@ -693,11 +693,13 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
             _uncertain_retry(order, label, error.message)
             return
         log.info("%s 요청 한도 대기 (재시도 예정): order_id=%s %s", label, order.id, error.message)
-        if order.attempts == 1:
-            # Its only attempt never reached the venue: the next one is a first attempt again
-            # (no lookup before sending, the full ORDER_MAX_ATTEMPTS ahead).
-            if Order.objects.filter(pk=order.pk, status=OrderStatus.SUBMITTED, attempts=1).update(attempts=0):
-                order.attempts = 0
+        # This attempt never reached the venue: it does not count, whichever attempt it was (a
+        # first one stays a first one, sent without a lookup; after a retryable failure the
+        # failures so far are what the ORDER_MAX_ATTEMPTS count).
+        if Order.objects.filter(pk=order.pk, status=OrderStatus.SUBMITTED, attempts=order.attempts).update(
+            attempts=order.attempts - 1
+        ):
+            order.attempts -= 1
         _requeue(order, error.message)
         raise ExecutionRetry(RATE_LIMIT_RETRY_SECONDS) from error
     except RetryableVenueError as error:

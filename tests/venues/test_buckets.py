@@ -231,3 +231,35 @@ def test_a_venue_wide_limit_is_one_bucket_for_spot_and_futures(make_account: Any
     ip_futures, order_futures = futures.limits
     assert spot.bucket_id(ip_spot) == futures.bucket_id(ip_futures)  # 600 per 5 s for all traffic
     assert spot.bucket_id(order_spot) != futures.bucket_id(order_futures)
+
+
+@override_settings(VENUE_RATE_MAX_WAIT_SECONDS=0.1, ORDER_MAX_ATTEMPTS=3)
+def test_waits_for_the_limit_never_use_up_the_attempts_after_a_retryable_failure(
+    binance_account: Any, binance_sim: BinanceSim, make_strategy: Any
+) -> None:
+    """Only what reached the venue counts against ORDER_MAX_ATTEMPTS: after a refused attempt
+    (429), any number of attempts held back by the rate limit leave the count at one, so the
+    order is sent again and fills instead of ending `failed` without a second try."""
+    account = binance_account(enable_rate_limit=True)
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    binance_sim.inject("rate_limit", "/api/v3/order", method="POST")
+    with pytest.raises(ExecutionRetry):
+        account_orders_execute(event.id, account.id)
+    [order] = Order.objects.filter(webhook=event)
+    assert (order.status, order.attempts) == ("queued", 1)
+
+    adapter = adapter_for(account)
+    buckets = adapter.buckets(MarketType.SPOT)
+    for _ in range(3):  # more holds than ORDER_MAX_ATTEMPTS
+        buckets_module.reset()
+        assert buckets.try_take(buckets.limits[1], 50)  # the 10-s order window is used up
+        with pytest.raises(ExecutionRetry):
+            account_orders_execute(event.id, account.id)
+        order.refresh_from_db()
+        assert (order.status, order.attempts) == ("queued", 1)
+    buckets_module.reset()  # the window passed
+
+    account_orders_execute(event.id, account.id)
+    order.refresh_from_db()
+    assert (order.status, order.attempts) == ("filled", 2)
+    assert len(binance_sim.orders_for(order.client_order_id)) == 1
