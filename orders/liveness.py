@@ -222,22 +222,42 @@ def _sending_key(order_id: UUID | str) -> str:
     return f"qt:sending:{order_id}"
 
 
-def mark_sending(order_id: UUID | str) -> bool:
-    """Record, before the order request leaves, that it may have left. False when that cannot
-    be recorded: the caller must then not send (a dead holder could not be judged safely)."""
+def _taken_back(attempt: int) -> str:
+    return f"swept:{attempt}"
+
+
+def mark_sending(order_id: UUID | str, attempt: int) -> bool:
+    """Record, before the order request of ``attempt`` leaves, that it may have left. False when
+    that cannot be recorded (a dead holder could not then be judged safely), or when the sweep
+    has taken this attempt back as never sent (:func:`never_sent`: it judged the holder dead,
+    wrongly, and the order is sent by its next attempt): the caller must then not send.
+
+    One write as a rule (an add, which a sweep's mark before it makes fail); a later attempt
+    finds an earlier attempt's mark and writes its own over it."""
+    key = _sending_key(order_id)
     try:
-        cache.set(_sending_key(order_id), worker_id(), timeout=CLAIM_TTL)
+        if cache.add(key, worker_id(), timeout=CLAIM_TTL):
+            return True
+        if cache.get(key) == _taken_back(attempt):
+            log.warning("order attempt taken back by the sweep: not sending order_id=%s", order_id)
+            return False
+        cache.set(key, worker_id(), timeout=CLAIM_TTL)
     except Exception as exc:
         log.warning("order send mark failed: %s", exc)
         return False
     return True
 
 
-def never_sent(order_id: UUID | str) -> bool:
+def never_sent(order_id: UUID | str, attempt: int) -> bool:
     """True only when the order's holder is known and no request of it ever started to leave:
-    a worker that died between its claim and its request (the order may simply be sent)."""
+    a worker that died between its claim and its request (the order may simply be sent). The
+    answer holds: the same write marks ``attempt`` taken back, so a holder judged dead that was
+    only slow (its heartbeat lost for a moment) finds it so and never sends it
+    (:func:`mark_sending`); an order whose request may have left is never taken for unsent."""
     try:
-        return bool(cache.get(_claim_key(order_id))) and not cache.get(_sending_key(order_id))
+        return bool(cache.get(_claim_key(order_id))) and bool(
+            cache.add(_sending_key(order_id), _taken_back(attempt), timeout=CLAIM_TTL)
+        )
     except Exception:
         return False
 

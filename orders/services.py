@@ -632,7 +632,7 @@ def _place(adapter: ExchangeAdapter, order: Order) -> OrderResult:
 
 def _mark_sending(order: Order) -> bool:
     """Record (in the cache) that the order request may leave, then its `sent` stage."""
-    if not liveness.mark_sending(order.pk):
+    if not liveness.mark_sending(order.pk, order.attempts):
         return False
     order.send_marked = True
     _stage(order, "sent")
@@ -1010,7 +1010,7 @@ def order_reconcile(order: Order, *, holder_alive: bool = False) -> bool:
         order_record(order, known)
         return False
     log.info("주문 재전달: order_id=%s (거래소에 없음)", order.id)
-    if not holder_alive and liveness.never_sent(order.pk):
+    if not holder_alive and liveness.never_sent(order.pk, order.attempts):
         # Its worker died after the claim and before any request left: simply send it.
         return _requeue(order, "")
     # The worker died somewhere around the order request: whether it left is unknown, so the

@@ -510,6 +510,35 @@ def test_an_order_whose_worker_died_before_sending_is_simply_sent_again(
 
 
 @pytest.mark.django_db
+def test_a_holder_judged_dead_while_only_slow_never_sends_the_attempt_the_sweep_took_back(
+    make_strategy: Any, make_account: Any, publish_price: Any
+) -> None:
+    """The sweep judged the holder dead (its heartbeat lost for a moment, Redis restarting) before
+    any request left, and put the order back to be simply sent again. The holder, only slow,
+    then reaches the point of sending: it must not, or the venue would get the order from
+    both attempts (KIS and Kiwoom have no client id to catch a repeat). Exactly one order
+    reaches the venue, from the next attempt."""
+    from orders.services import order_execute, order_reconcile
+
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    slow = order_claim(Order.objects.get(webhook=event).pk)  # this process holds attempt 1
+    assert slow is not None and slow.attempts == 1
+
+    assert order_reconcile(Order.objects.get(pk=slow.pk)) is True  # judged dead, never sent
+    assert Order.objects.get(pk=slow.pk).status == "queued"
+    with pytest.raises(ExecutionRetry):
+        order_execute(slow, PaperAdapter(account))  # the slow holder goes on
+    assert PaperOrder.objects.count() == 0  # it did not send
+
+    account_orders_execute(event.id, account.pk)
+    order = Order.objects.get(pk=slow.pk)
+    assert (order.status, order.attempts) == ("filled", 2)
+    assert PaperOrder.objects.count() == 1
+
+
+@pytest.mark.django_db
 def test_a_slow_live_holders_order_is_only_looked_up_never_simply_sent_again(
     make_strategy: Any, make_account: Any
 ) -> None:
