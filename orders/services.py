@@ -823,7 +823,8 @@ _TASK_ORDERS = PreparedSelect(
 # updated_at = ``now``), and the read says which row it claimed. One round trip instead of two
 # on the path to the venue; the same guard as ``order_claim``'s (the row still `queued` with the
 # attempts the read saw: another claim in between, even one undone since, wins and this one
-# claims nothing). The read's rows show the orders as they were before the claim (PostgreSQL's
+# claims nothing), and never while an earlier order of the pair is in flight in another run of
+# it (``_earlier_in_flight``). The read's rows show the orders as they were before the claim (PostgreSQL's
 # WITH: one snapshot), so the claimed one is completed in memory as ``order_claim`` completes a
 # loaded one.
 def _claim_first(connection: Any, *, webhook_id: Any, account_id: Any, now: Any) -> tuple[str, list[Any]]:
@@ -843,18 +844,22 @@ def _claim_first(connection: Any, *, webhook_id: Any, account_id: Any, now: Any)
         column("created_at"),
         column("attempts"),
     )
+    webhook, sequence = column("webhook"), column("sequence")
     sql = (
-        f'WITH "head" AS (SELECT {pk}, {attempts} FROM {table} WHERE {column("webhook")} = %s '  # noqa: S608 - names from the model
-        f"AND {account} = %s AND {status} = %s ORDER BY {column('sequence')}, {pk} LIMIT 1), "
+        f'WITH "head" AS (SELECT {pk}, {attempts} FROM {table} WHERE {webhook} = %s '  # noqa: S608 - names from the model
+        f"AND {account} = %s AND {status} = %s ORDER BY {sequence}, {pk} LIMIT 1), "
         f'"claimed" AS (UPDATE {table} SET {status} = %s, {column("submitted_at")} = %s, '
         f"{column('updated_at')} = %s, {attempts} = {table}.{attempts} + 1 "
         f'WHERE {table}.{pk} = (SELECT {pk} FROM "head") AND {table}.{attempts} = (SELECT {attempts} FROM "head") '
         f"AND {table}.{status} = %s AND NOT EXISTS (SELECT 1 FROM {table} earlier "
         f"WHERE earlier.{account} = {table}.{account} AND earlier.{market} = {table}.{market} "
-        f"AND earlier.{status} IN (%s, %s) AND earlier.{created} < {table}.{created}) RETURNING {table}.{pk})"
+        f"AND earlier.{status} IN (%s, %s) AND earlier.{created} < {table}.{created}) "
+        f"AND NOT EXISTS (SELECT 1 FROM {table} prior_order WHERE prior_order.{webhook} = {table}.{webhook} "
+        f"AND prior_order.{account} = {table}.{account} AND prior_order.{sequence} < {table}.{sequence} "
+        f"AND prior_order.{status} = %s) RETURNING {table}.{pk})"
     )
     queued, submitted = OrderStatus.QUEUED.value, OrderStatus.SUBMITTED.value
-    return sql, [webhook_id, account_id, queued, submitted, now, now, queued, queued, submitted]
+    return sql, [webhook_id, account_id, queued, submitted, now, now, queued, queued, submitted, submitted]
 
 
 def _task_orders_claiming(webhook_id: UUID, account_id: int, now: Any) -> QuerySet[Order]:
@@ -882,6 +887,20 @@ def _task_orders_read(webhook_id: UUID, account_id: int, now: Any) -> list[Order
     if connections["default"].vendor == "postgresql":
         return _TASK_ORDERS_CLAIMING.fetch(webhook_id=webhook_id, account_id=account_id, now=now)
     return _TASK_ORDERS.fetch(webhook_id=webhook_id, account_id=account_id)
+
+
+def _earlier_in_flight(order: Order) -> bool:
+    """Whether an earlier order of ``order``'s webhook and account is being executed by another
+    run of the pair (the pair was dispatched twice: a re-dispatch while a busy worker held the
+    first message). That run goes on to the rest in their order; this one must not overtake
+    it (a batch's next order before its cancel-all has run). Asked only when the pair's first
+    queued order is not its first order (a retry, or such a second run): one EXISTS query."""
+    return Order.objects.filter(
+        webhook_id=order.webhook_id,
+        account_id=order.account_id,
+        sequence__lt=order.sequence,
+        status=OrderStatus.SUBMITTED,
+    ).exists()
 
 
 def _wait_for_earlier(order: Order) -> None:
@@ -930,7 +949,7 @@ def account_orders_execute(
         # pair (a record left "started by a live worker" would hide the orders from it forever).
         liveness.clear_dispatch(webhook_id, account_id)
         raise
-    if not queued:
+    if not queued or (queued[0].sequence > 0 and _earlier_in_flight(queued[0])):
         if clear:
             liveness.clear_dispatch(webhook_id, account_id)
         return
@@ -944,6 +963,12 @@ def account_orders_execute(
                 _wait_for_earlier(row)
                 order = order_claim(row.pk, trail, loaded=row)
             if order is None:
+                if Order.objects.filter(pk=row.pk, status=OrderStatus.SUBMITTED).exists():
+                    # Another run of this pair is executing it (the pair was dispatched twice):
+                    # that run goes on to the rest in their order; this one stops rather than
+                    # overtake it (a batch's next order before its cancel-all has run).
+                    log.info("같은 주문을 다른 실행이 처리 중 (중단): order_id=%s", row.pk)
+                    break
                 continue
             running = order
             if adapter is None:

@@ -208,6 +208,27 @@ def test_on_postgresql_the_tasks_read_claims_its_first_order_as_the_claim_would(
     assert [(o.pk, o.claimed_by_read) for o in again] == [(read[1].pk, False)]
 
 
+def test_on_postgresql_the_read_claims_nothing_while_an_earlier_order_of_the_pair_is_in_flight(
+    make_strategy: Any, make_account: Any
+) -> None:
+    """A second run of a pair (dispatched twice) while the first executes the batch's first
+    order: its read must not claim the batch's next one, which it would then hold without
+    running it (``account_orders_execute`` stops such a run: ``_earlier_in_flight``)."""
+    account = make_account("a1")
+    event = make_orders(
+        make_strategy(accounts=[account]),
+        [account],
+        [{"side": "BUY", "qty_per": 10}, {"side": "BUY", "qty_per": 5}],
+    )
+    first, second = Order.objects.filter(webhook=event).order_by("sequence")
+    Order.objects.filter(pk=first.pk).update(status="submitted", attempts=1)  # the first run's
+    Order.objects.filter(webhook=event).update(created_at=first.created_at)  # one insert: one time
+    now = datetime(2026, 12, 2, 18, 30, 5, tzinfo=UTC)
+    (row,) = _claiming_read(event, account, now)
+    assert (row.pk, row.claimed_by_read) == (second.pk, False)
+    assert Order.objects.get(pk=second.pk).status == "queued"
+
+
 def test_on_postgresql_the_read_claims_nothing_when_an_earlier_order_may_go_first(
     make_strategy: Any, make_account: Any
 ) -> None:

@@ -539,6 +539,36 @@ def test_a_holder_judged_dead_while_only_slow_never_sends_the_attempt_the_sweep_
 
 
 @pytest.mark.django_db
+def test_a_second_run_of_a_pair_never_overtakes_the_order_the_first_is_executing(
+    make_strategy: Any, make_account: Any, publish_price: Any
+) -> None:
+    """The pair was dispatched twice (a re-dispatch while a busy worker held the first
+    message). The first run is executing the batch's cancel-all; the second must not place
+    the batch's next order before it (the cancel-all could then cancel it at the venue)."""
+    account = make_account("a1", balances={"USDT": "10000"})
+    publish_price("BINANCE:BTC/USDT", "50000")
+    event = make_orders(
+        make_strategy(accounts=[account]),
+        [account],
+        [
+            {"order_type": "CANCEL_ALL_ORDER"},
+            {"order_type": "LIMIT", "side": "BUY", "qty_per": 10, "price": 40000},
+        ],
+    )
+    cancel_all, limit = Order.objects.filter(webhook=event).order_by("sequence")
+    Order.objects.filter(pk=cancel_all.pk).update(status="submitted", attempts=1)  # the first run's
+
+    account_orders_execute(event.id, account.pk)  # the second run
+    limit.refresh_from_db()
+    assert (limit.status, PaperOrder.objects.count()) == ("queued", 0)
+
+    Order.objects.filter(pk=cancel_all.pk).update(status="cancelled")  # the first run's cancel-all ended
+    account_orders_execute(event.id, account.pk)  # (the first run would take it now)
+    limit.refresh_from_db()
+    assert limit.status == "open"
+
+
+@pytest.mark.django_db
 def test_a_slow_live_holders_order_is_only_looked_up_never_simply_sent_again(
     make_strategy: Any, make_account: Any
 ) -> None:
