@@ -22,6 +22,7 @@ from uuid import UUID
 
 from django.core.cache import cache
 
+from orders.exchanges.base import AttemptTakenBack
 from quanttrade.cache import add_each, set_each
 
 log = logging.getLogger("quanttrade.orders")
@@ -226,22 +227,36 @@ def _taken_back(attempt: int) -> str:
     return f"swept:{attempt}"
 
 
+def _attempt_of(mark: Any) -> int | None:
+    """The attempt a send mark (``sent:N:worker``) or a taken-back mark (``swept:N``) is of;
+    None for a mark without one (written by a release before attempts were marked)."""
+    if isinstance(mark, str) and mark.startswith(("sent:", "swept:")):
+        number = mark.split(":", 2)[1]
+        return int(number) if number.isdigit() else None
+    return None
+
+
 def mark_sending(order_id: UUID | str, attempt: int) -> bool:
     """Record, before the order request of ``attempt`` leaves, that it may have left. False when
-    that cannot be recorded (a dead holder could not then be judged safely), or when the sweep
-    has taken this attempt back as never sent (:func:`never_sent`: it judged the holder dead,
-    wrongly, and the order is sent by its next attempt): the caller must then not send.
+    that cannot be recorded (a dead holder could not then be judged safely): the caller must then
+    not send. Raises ``AttemptTakenBack`` when the sweep has taken this attempt back as never sent
+    (:func:`never_sent`: it judged the holder dead, wrongly) or a later attempt has marked: the
+    order is a newer attempt's, and this one must neither send nor write it.
 
     One write as a rule (an add, which a sweep's mark before it makes fail); a later attempt
     finds an earlier attempt's mark and writes its own over it."""
     key = _sending_key(order_id)
+    mine = f"sent:{attempt}:{worker_id()}"
     try:
-        if cache.add(key, worker_id(), timeout=CLAIM_TTL):
+        if cache.add(key, mine, timeout=CLAIM_TTL):
             return True
-        if cache.get(key) == _taken_back(attempt):
-            log.warning("order attempt taken back by the sweep: not sending order_id=%s", order_id)
-            return False
-        cache.set(key, worker_id(), timeout=CLAIM_TTL)
+        current = cache.get(key)
+        marked = _attempt_of(current)
+        if current == _taken_back(attempt) or (marked is not None and marked > attempt):
+            raise AttemptTakenBack(f"attempt {attempt} of order {order_id} was taken back ({current})")
+        cache.set(key, mine, timeout=CLAIM_TTL)
+    except AttemptTakenBack:
+        raise
     except Exception as exc:
         log.warning("order send mark failed: %s", exc)
         return False

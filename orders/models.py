@@ -74,6 +74,10 @@ class Order(models.Model):
     # (orders.services.live_orders_refresh): the least recently asked go first, so every resting
     # order is reached however many there are. Null: never asked.
     checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # When the order's fills were last recorded (set whenever filled_qty grows): the day a fill
+    # counts for in the daily loss (orders.risk.realised_pnl). Null: nothing filled yet, or
+    # filled before this was kept (its send time stands in).
+    filled_at = models.DateTimeField(null=True, blank=True, editable=False)
     # --- approval (semi-automatic mode) ---
     # Until when a `pending_approval` order may be approved (null: it never needed approval).
     approval_expires_at = models.DateTimeField(null=True, blank=True)

@@ -414,8 +414,9 @@ def realised_pnl(orders: QuerySet[Order], since: datetime) -> Decimal:
     yesterday and sold today counts today): the portfolio's FIFO (orders.portfolio.pnl) over
     everything, less the same over the fills before ``since``. The fills are matched in the
     order they were sent (as the portfolio matches them); a fill's time, for the split, is when
-    the order's fills were last recorded (its ``updated_at``), so a resting order sent yesterday
-    that fills today counts today. Contract multipliers are not applied."""
+    the order's fills were last recorded (``Order.filled_at``; its send time for fills from
+    before that was kept), so a resting order sent yesterday that fills today counts today.
+    Contract multipliers are not applied."""
     books: dict[tuple[int, str, str], list[Fill]] = {}
     rows = (
         orders.filter(filled_qty__gt=0, avg_price__isnull=False)
@@ -426,7 +427,8 @@ def realised_pnl(orders: QuerySet[Order], since: datetime) -> Decimal:
     quotes: dict[tuple[int, str, str], str] = {}
     for order in rows:
         key = (order.account_id, order.market_type, order.symbol.upper())
-        books.setdefault(key, []).append(replace(order_fill(order), at=order.updated_at))
+        fill = order_fill(order)
+        books.setdefault(key, []).append(replace(fill, at=order.filled_at) if order.filled_at else fill)
         quotes.setdefault(key, quote_currency(order.market_type, order.symbol, order.currency, order.params))
     realised = ZERO
     for key, fills in books.items():
@@ -470,9 +472,14 @@ def loss_check_after_fill(order: Order, now: datetime | None = None) -> Refusal 
     if not order.filled_qty:
         return None
     now = now or timezone.now()
-    holders: list[Limited] = [order.account, order.strategy]
+    holders: list[Account | Strategy] = [order.account, order.strategy]
     for holder in holders:
-        if holder.max_daily_loss is None or holder.paused_now(now):
+        if holder.max_daily_loss is None:
+            continue
+        # The copy in hand may predate a pause set a moment ago (an earlier fill of the same
+        # refresh run, another worker): one pause, one notification.
+        holder.refresh_from_db(fields=list(holder.PAUSE_FIELDS))
+        if holder.paused_now(now):
             continue
         refusal = _loss_refusal(holder, order, now)
         if refusal is not None:

@@ -27,13 +27,13 @@ from notify.models import EventKind
 from orders import handoff, liveness
 from orders.exchanges import adapter_for
 from orders.exchanges.base import (
+    AttemptTakenBack,
     CancelAllIncomplete,
     ExchangeAdapter,
     OrderRejected,
     OrderRequest,
     OrderResult,
     OrderUncertain,
-    PermanentVenueError,
     RetryableVenueError,
     VenueError,
 )
@@ -411,6 +411,8 @@ def order_record(
     if result.fee is not None:
         fields["fee"] = result.fee
         fields["fee_currency"] = result.fee_currency
+    if result.filled_qty > (order.filled_qty or 0):
+        fields["filled_at"] = fields["updated_at"]
     if not _RECORD.run(fields, pk=order.pk, status__in=tuple(expect)):
         if order.stage_clock is not None:
             # A newer state won (the paper matcher's fill): the trail is still this worker's.
@@ -632,7 +634,7 @@ def _place(adapter: ExchangeAdapter, order: Order) -> OrderResult:
 
 def _mark_sending(order: Order) -> bool:
     """Record (in the cache) that the order request may leave, then its `sent` stage."""
-    if not liveness.mark_sending(order.pk, order.attempts):
+    if not liveness.mark_sending(order.pk, order.attempts):  # raises AttemptTakenBack
         return False
     order.send_marked = True
     _stage(order, "sent")
@@ -724,6 +726,8 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
         else:
             _order_fail(order, OrderStatus.FAILED, error.message)
         return
+    except AttemptTakenBack:
+        raise  # the order is a newer attempt's: nothing of it is written here
     except Exception as error:
         # A bug must not leave the order `submitted` forever nor kill the account's sequence.
         log.exception("%s 주문 처리 중 내부 오류: order_id=%s", label, order.id)
@@ -949,7 +953,11 @@ def account_orders_execute(
         # pair (a record left "started by a live worker" would hide the orders from it forever).
         liveness.clear_dispatch(webhook_id, account_id)
         raise
-    if not queued or (queued[0].sequence > 0 and _earlier_in_flight(queued[0])):
+    if not queued or (
+        queued[0].sequence > 0
+        and not getattr(queued[0], "claimed_by_read", False)  # claimed: nothing earlier in flight
+        and _earlier_in_flight(queued[0])
+    ):
         if clear:
             liveness.clear_dispatch(webhook_id, account_id)
         return
@@ -982,6 +990,12 @@ def account_orders_execute(
             running = None
     except ExecutionRetry:
         raise  # the task's retry is the pair's next dispatch
+    except AttemptTakenBack as taken:
+        # The sweep judged this process dead while it was only slow and gave the order to a
+        # newer attempt, which now runs the pair: this run stops without sending or writing
+        # anything, and leaves the claim and the dispatch record to that attempt.
+        log.warning("주문 시도가 회수됨 (실행 중단): webhook=%s account=%s %s", webhook_id, account_id, taken)
+        return
     except BaseException:
         liveness.clear_dispatch(webhook_id, account_id)  # orders left queued: the sweep's
         if running is not None:
@@ -1007,13 +1021,14 @@ def order_reconcile(order: Order, *, holder_alive: bool = False) -> bool:
     again: the next attempt only looks it up (or re-sends where the venue refuses a repeated
     client id), as after a lost answer.
 
-    A CANCEL_ALL_ORDER is no order at the venue, so there is nothing to look up: it is run
-    again (cancelling the open orders twice cancels nothing more, and the account's later
-    orders wait for it). An order the venue refuses to look up at all (a permanent error: an
-    unknown symbol, a rejected request) ends `failed` as unconfirmed ("check the venue"): asked
-    again at every sweep it would stay `submitted` forever, holding up the account's later
-    closes and cancel-alls (``_earlier_pending``). A transient error is asked again next sweep."""
+    A CANCEL_ALL_ORDER is no order at the venue, so there is nothing to look up (the lookup
+    failed at every sweep, and the account's later closes waited for it forever): a dead
+    holder's is run again (cancelling the open orders twice cancels nothing more, and the
+    account's later orders wait for it); a live holder's is left to it. An order whose lookup
+    fails is asked again at the next sweep."""
     if order.order_type == OrderType.CANCEL_ALL_ORDER:
+        if holder_alive:
+            return False
         log.info("일괄 취소 재실행: order_id=%s", order.id)
         return _requeue(order, "")
     try:
@@ -1022,11 +1037,6 @@ def order_reconcile(order: Order, *, holder_alive: bool = False) -> bool:
             known = adapter.fetch_order_by_client_id(order_request(order))
         finally:
             adapter.close()
-    except PermanentVenueError as error:
-        log.error("주문 상태 확인 불가 (영구 오류): order_id=%s %s", order.id, error.message)
-        _mark_uncertain(order)
-        _order_fail(order, OrderStatus.FAILED, unconfirmed_message(error.message))
-        return False
     except VenueError as error:
         log.warning("주문 상태 확인 실패: order_id=%s %s", order.id, error.message)
         return False

@@ -57,6 +57,12 @@ class OrderNotFound(PermanentVenueError):  # noqa: N818 - the product's name for
     """The venue has no order under the given id (never placed from here, or forgotten)."""
 
 
+class AttemptTakenBack(Exception):  # noqa: N818 - the product's name for it
+    """This attempt of the order was taken back by the sweep (its holder judged dead) and the
+    order handed to a newer attempt: it must not be sent, nor its state written. Not a
+    VenueError: the venue was never asked."""
+
+
 class CancelAllIncomplete(VenueError):  # noqa: N818 - the product's name for it
     """A cancel-all tried every open order once and some cancels failed. ``cancelled`` is how
     many were cancelled; ``failures`` holds one "venue order id: venue message" per order that

@@ -20,6 +20,7 @@ from django.utils import timezone
 from live import bus
 from orders import exchanges
 from orders.exchanges.base import (
+    AttemptTakenBack,
     OrderRejected,
     OrderRequest,
     OrderResult,
@@ -528,14 +529,38 @@ def test_a_holder_judged_dead_while_only_slow_never_sends_the_attempt_the_sweep_
 
     assert order_reconcile(Order.objects.get(pk=slow.pk)) is True  # judged dead, never sent
     assert Order.objects.get(pk=slow.pk).status == "queued"
-    with pytest.raises(ExecutionRetry):
+    with pytest.raises(AttemptTakenBack):
         order_execute(slow, PaperAdapter(account))  # the slow holder goes on
     assert PaperOrder.objects.count() == 0  # it did not send
+    assert Order.objects.get(pk=slow.pk).status == "queued"  # nor wrote anything
 
     account_orders_execute(event.id, account.pk)
     order = Order.objects.get(pk=slow.pk)
     assert (order.status, order.attempts) == ("filled", 2)
     assert PaperOrder.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_slow_holder_that_comes_back_after_the_newer_attempt_sent_does_not_send_again(
+    make_strategy: Any, make_account: Any, publish_price: Any
+) -> None:
+    """As above, but the newer attempt marks and sends first: the slow holder then finds a
+    later attempt's mark and neither sends nor writes (the order stays as the newer attempt
+    recorded it)."""
+    from orders.services import order_execute, order_reconcile
+
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    slow = order_claim(Order.objects.get(webhook=event).pk)
+    assert slow is not None
+    assert order_reconcile(Order.objects.get(pk=slow.pk)) is True  # judged dead, never sent
+
+    account_orders_execute(event.id, account.pk)  # the newer attempt sends and fills
+    with pytest.raises(AttemptTakenBack):
+        order_execute(slow, PaperAdapter(account))
+    order = Order.objects.get(pk=slow.pk)
+    assert (order.status, order.attempts, PaperOrder.objects.count()) == ("filled", 2, 1)
 
 
 @pytest.mark.django_db

@@ -285,6 +285,25 @@ def test_a_resting_close_sent_before_the_reset_that_fills_after_it_counts_today(
 
 
 @pytest.mark.django_db
+def test_a_fill_stays_on_its_day_when_its_order_changes_later(
+    make_strategy: Any, make_account: Any, publish_price: Any, clock: Any
+) -> None:
+    """What moves a fill to a day is its recording, not any later change of its order: a close
+    that filled in part yesterday and whose rest was cancelled today is yesterday's loss."""
+    account = make_account("f1", balances={"USDT": "10000"})
+    strategy = make_strategy(market_type="FUTURES", accounts=[account])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    run(make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}]), account)
+    publish_price("BINANCE:BTC/USDT", "45000")
+    (close,) = run(make_orders(strategy, [account], [{"side": "SELL", "qty_per": -100}]), account)
+    yesterday = NOW - timedelta(hours=5)
+    Order.objects.filter(account=account).update(filled_at=yesterday, submitted_at=yesterday)
+    Order.objects.filter(pk=close.pk).update(status="cancelled", updated_at=NOW)  # a change today
+    assert realised_pnl(Order.objects.filter(account=account), NOW - timedelta(hours=1)) == 0
+    assert realised_pnl(Order.objects.filter(account=account), yesterday - timedelta(hours=1)) == D("-100")
+
+
+@pytest.mark.django_db
 def test_a_daily_loss_limit_set_after_the_loss_refuses_and_pauses_at_the_next_order(
     make_strategy: Any, make_account: Any, publish_price: Any, clock: Any
 ) -> None:
@@ -349,7 +368,7 @@ def test_realised_pnl_matches_first_in_first_out_including_shorts(db: None, make
             filled_qty=D(qty),
             avg_price=D(price),
             submitted_at=NOW + timedelta(seconds=order.sequence),
-            updated_at=NOW + timedelta(seconds=order.sequence),  # filled as it was sent
+            filled_at=NOW + timedelta(seconds=order.sequence),  # filled as it was sent
         )
     # +20 (lot 100) +5 (half of lot 110) +5 (other half at 100: 110→100 is -5)... step by step:
     # SELL 1.5@120: 1@100 → +20, 0.5@110 → +5. SELL 1.5@100: 0.5@110 → -5, then short 1@100.

@@ -1,6 +1,5 @@
-"""The sweep settles what it finds stuck, whatever the venue says about it (a real venue
-simulator over HTTP): a cancel-all is run again, an order the venue refuses to look up ends
-`failed` as unconfirmed, and the live refresh never moves an order's fills back."""
+"""The sweep settles what it finds stuck (a real venue simulator over HTTP): a dead worker's
+cancel-all is run again, and the live refresh never moves an order's fills back."""
 
 from __future__ import annotations
 
@@ -53,27 +52,6 @@ def test_a_cancel_all_left_submitted_by_a_dead_worker_is_run_again_not_looked_up
         None,
     )
     assert Order.objects.get(webhook=resting).status == OrderStatus.CANCELLED
-
-
-def test_an_order_the_venue_refuses_to_look_up_ends_failed_unconfirmed(
-    make_strategy: Any, binance_account: Any, binance_sim: BinanceSim
-) -> None:
-    """A permanent refusal of the lookup itself (here: a symbol the venue does not list, as
-    after a delisting) is asked again at no sweep: the order ends `failed`, saying the venue
-    must be checked, instead of staying `submitted` and holding up the account's closes."""
-    account = binance_account()
-    strategy = make_strategy(accounts=[account])
-    event = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 1}], symbol="GONE/USDT")
-    order = Order.objects.get(webhook=event)
-    stuck_with_a_dead_worker(order)
-
-    assert orders_sweep(stale_after_seconds=30)["redispatched"] == 0
-    order.refresh_from_db()
-    assert (order.status, order.uncertain_attempt) == (OrderStatus.FAILED, 1)
-    assert order.message == (
-        "주문 접수 여부를 확인할 수 없습니다. 거래소에서 직접 확인하세요. "
-        "(Binance API 오류: 알 수 없는 심볼입니다: GONE/USDT)"
-    )
 
 
 def test_the_live_refresh_never_moves_an_orders_fills_back(
