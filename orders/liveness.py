@@ -263,6 +263,17 @@ def mark_sending(order_id: UUID | str, attempt: int) -> bool:
     return True
 
 
+def untake(order_id: UUID | str, attempt: int) -> None:
+    """Withdraw :func:`never_sent`'s taken-back mark of ``attempt`` (the sweep could not put the
+    order back: that attempt had ended, and a new claim may have the same number again)."""
+    key = _sending_key(order_id)
+    try:
+        if cache.get(key) == _taken_back(attempt):
+            cache.delete(key)
+    except Exception as exc:
+        log.warning("taken-back mark not withdrawn: %s", exc)
+
+
 def never_sent(order_id: UUID | str, attempt: int) -> bool:
     """True only when the order's holder is known and no request of it ever started to leave:
     a worker that died between its claim and its request (the order may simply be sent). The

@@ -319,6 +319,7 @@ _EXECUTION_RELATED = ("account", "strategy", "approved_by")
 # The worker's two writes per order, their SQL written once (quanttrade/prepared.py).
 _CLAIM: PreparedUpdate[Order] = PreparedUpdate(Order, where=("pk", "status", "attempts"))
 _RECORD: PreparedUpdate[Order] = PreparedUpdate(Order, where=("pk", "status__in"))
+_RECORD_ATTEMPT: PreparedUpdate[Order] = PreparedUpdate(Order, where=("pk", "status__in", "attempts"))
 
 
 def order_claim(
@@ -385,7 +386,11 @@ def _stage(order: Order, stage: str) -> None:
 
 
 def order_record(
-    order: Order, result: OrderResult, *, expect: Iterable[str] = (OrderStatus.SUBMITTED,)
+    order: Order,
+    result: OrderResult,
+    *,
+    expect: Iterable[str] = (OrderStatus.SUBMITTED,),
+    attempt: int | None = None,
 ) -> bool:
     """Store the venue's answer on the order and push it — only while the order is still in one
     of the ``expect`` statuses, so a late writer never overwrites a newer state (a worker
@@ -393,7 +398,10 @@ def order_record(
 
     An answer that fills more than the order had is checked against the daily-loss limit at
     once (``loss_check_after_fill``), whoever records it: the placement's answer, the live
-    refresh reading a resting order's fill, the sweep's reconcile, a cancel's read-back."""
+    refresh reading a resting order's fill, the sweep's reconcile, a cancel's read-back.
+
+    ``attempt``: the executing attempt's number; stored only while the order is still that
+    attempt's (a holder the sweep judged dead, only slow, never overwrites a newer attempt)."""
     fields: dict[str, Any] = {
         "status": result.status,
         "exchange_order_id": result.exchange_order_id or order.exchange_order_id,
@@ -413,10 +421,18 @@ def order_record(
         fields["fee_currency"] = result.fee_currency
     if result.filled_qty > (order.filled_qty or 0):
         fields["filled_at"] = fields["updated_at"]
-    if not _RECORD.run(fields, pk=order.pk, status__in=tuple(expect)):
+    if attempt is None:
+        stored = _RECORD.run(fields, pk=order.pk, status__in=tuple(expect))
+    else:
+        stored = _RECORD_ATTEMPT.run(fields, pk=order.pk, status__in=tuple(expect), attempts=attempt)
+    if not stored:
         if order.stage_clock is not None:
-            # A newer state won (the paper matcher's fill): the trail is still this worker's.
-            Order.objects.filter(pk=order.pk).update(trail=order.trail)
+            # A newer state won (the paper matcher's fill): the trail is still this worker's
+            # (not a newer attempt's).
+            mine = Order.objects.filter(pk=order.pk)
+            if attempt is not None:
+                mine = mine.filter(attempts=attempt)
+            mine.update(trail=order.trail)
         return False
     previous = order.status
     filled_more = result.filled_qty > (order.filled_qty or 0)
@@ -481,7 +497,8 @@ def order_notify(order: Order) -> None:
 
 
 def _order_fail(order: Order, status: str, message: str) -> None:
-    order_record(order, OrderResult(status=status, message=message))
+    """End the executing attempt's order ``status`` (only while it is still that attempt's)."""
+    order_record(order, OrderResult(status=status, message=message), attempt=order.attempts)
 
 
 def _requeue(order: Order, message: str) -> bool:
@@ -743,7 +760,7 @@ def order_execute(order: Order, adapter: ExchangeAdapter) -> None:
     finally:
         if not placed:
             _after_order(adapter, order, placed=False)
-    order_record(order, result)
+    order_record(order, result, attempt=order.attempts)
     # After the order left and was recorded, before the account's next one: the balance
     # snapshot follows it (orders.exchanges.ccxt: sizing without a venue read).
     if placed:
@@ -1045,9 +1062,14 @@ def order_reconcile(order: Order, *, holder_alive: bool = False) -> bool:
         order_record(order, known)
         return False
     log.info("주문 재전달: order_id=%s (거래소에 없음)", order.id)
-    if not holder_alive and liveness.never_sent(order.pk, order.attempts):
+    attempt = order.attempts
+    if not holder_alive and liveness.never_sent(order.pk, attempt):
         # Its worker died after the claim and before any request left: simply send it.
-        return _requeue(order, "")
+        if _requeue(order, ""):
+            return True
+        # The attempt ended meanwhile (its holder gave it back or settled it): not taken back.
+        liveness.untake(order.pk, attempt)
+        return False
     # The worker died somewhere around the order request: whether it left is unknown, so the
     # order is only looked up again (or re-sent where the venue refuses a repeated client id).
     _mark_uncertain(order)

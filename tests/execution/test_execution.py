@@ -564,6 +564,51 @@ def test_a_slow_holder_that_comes_back_after_the_newer_attempt_sent_does_not_sen
 
 
 @pytest.mark.django_db
+def test_an_attempt_the_sweep_could_not_take_back_is_sent_when_claimed_again(
+    make_strategy: Any, make_account: Any, publish_price: Any
+) -> None:
+    """The sweep judged the holder dead from a copy read a moment ago, but the holder had given
+    its attempt back meanwhile (held by a rate limit: the order `queued`, the attempt number
+    given back). The sweep cannot put it back, so its taken-back mark goes too: the next claim,
+    which has the same attempt number again, sends the order."""
+    from orders.services import order_reconcile
+
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    claimed = order_claim(Order.objects.get(webhook=event).pk)
+    assert claimed is not None
+    sweeps_copy = Order.objects.get(pk=claimed.pk)
+    Order.objects.filter(pk=claimed.pk).update(status="queued", attempts=0)  # given back
+
+    assert order_reconcile(sweeps_copy) is False
+    account_orders_execute(event.id, account.pk)
+    order = Order.objects.get(pk=claimed.pk)
+    assert (order.status, order.attempts, PaperOrder.objects.count()) == ("filled", 1, 1)
+
+
+@pytest.mark.django_db
+def test_a_slow_holders_refusal_never_overwrites_the_newer_attempt(
+    make_strategy: Any, make_account: Any
+) -> None:
+    """A holder judged dead, only slow, that refuses its order (a guard rail) before it would
+    send writes nothing: the order is the newer attempt's, which is sending it."""
+    from orders.services import _order_fail, order_reconcile
+
+    account = make_account("a1", balances={"USDT": "10000"})
+    event = make_orders(make_strategy(accounts=[account]), [account], [{"side": "BUY", "qty_per": 10}])
+    slow = order_claim(Order.objects.get(webhook=event).pk)
+    assert slow is not None
+    assert order_reconcile(Order.objects.get(pk=slow.pk)) is True
+    newer = order_claim(slow.pk)
+    assert newer is not None and newer.attempts == 2
+
+    _order_fail(slow, "rejected", "risk limit")
+    order = Order.objects.get(pk=slow.pk)
+    assert (order.status, order.attempts, order.message) == ("submitted", 2, "")
+
+
+@pytest.mark.django_db
 def test_a_second_run_of_a_pair_never_overtakes_the_order_the_first_is_executing(
     make_strategy: Any, make_account: Any, publish_price: Any
 ) -> None:
