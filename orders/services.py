@@ -419,7 +419,8 @@ def order_record(
     if result.fee is not None:
         fields["fee"] = result.fee
         fields["fee_currency"] = result.fee_currency
-    if result.filled_qty > (order.filled_qty or 0):
+    filled_more = result.filled_qty > (order.filled_qty or 0)
+    if filled_more:
         fields["filled_at"] = fields["updated_at"]
     if attempt is None:
         stored = _RECORD.run(fields, pk=order.pk, status__in=tuple(expect))
@@ -435,7 +436,6 @@ def order_record(
             mine.update(trail=order.trail)
         return False
     previous = order.status
-    filled_more = result.filled_qty > (order.filled_qty or 0)
     for name, value in fields.items():
         setattr(order, name, value)
     order_broadcast(order)
