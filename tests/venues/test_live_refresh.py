@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+import time_machine
 from django.test import Client
 
 from orders.models import Order
@@ -80,11 +82,62 @@ def test_more_resting_orders_than_one_run_asks_about_are_all_reached_in_turn(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_an_unmapped_venue_status_or_one_orders_error_leaves_the_others_refreshed(
+    make_strategy: Any, binance_account: Any, binance_sim: BinanceSim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A status the adapter does not map (Binance spot's ``PENDING_NEW``, which ccxt passes
+    through unparsed) never moves a resting order back to `submitted` (out of the refresh and
+    away from its cancel button), and one order's unexpected error (an adapter bug) does not
+    keep the refresh from the orders after it."""
+    from orders.exchanges.ccxt.base import CcxtAdapter
+
+    account = binance_account()
+    strategy = make_strategy(accounts=[account])
+    event = make_orders(
+        strategy,
+        [account],
+        [{"order_type": "LIMIT", "side": "BUY", "qty_per": 1, "price": p} for p in (500, 400, 300)],
+    )
+    account_orders_execute(event.id, account.pk)
+    pending, broken, filled = Order.objects.filter(webhook=event).order_by("sequence")
+    assert [o.status for o in (pending, broken, filled)] == [OrderStatus.OPEN] * 3
+    [venue_pending] = binance_sim.orders_for(pending.client_order_id)
+    venue_pending["status"] = "PENDING_NEW"  # the venue's own state, as its docs list it
+    [venue_filled] = binance_sim.orders_for(filled.client_order_id)
+    binance_sim.fill_order(venue_filled["id"])
+    lookup = CcxtAdapter.fetch_order_by_client_id
+
+    def bug_for_one(self: Any, request: Any) -> Any:
+        if request.client_order_id == broken.client_order_id:
+            raise RuntimeError("adapter bug")
+        return lookup(self, request)
+
+    monkeypatch.setattr(CcxtAdapter, "fetch_order_by_client_id", bug_for_one)
+
+    assert live_orders_refresh() == 1
+    statuses = dict(Order.objects.filter(webhook=event).values_list("pk", "status"))
+    assert statuses == {
+        pending.pk: OrderStatus.OPEN,
+        broken.pk: OrderStatus.OPEN,
+        filled.pk: OrderStatus.FILLED,
+    }
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_losing_fill_read_by_the_live_refresh_pauses_the_account_at_once(
     make_strategy: Any, binance_account: Any, binance_sim: BinanceSim
 ) -> None:
     """The daily-loss limit's pause comes with the losing fill, also when the fill happens at
-    the venue later (a resting close read by the refresh), not only with an order's answer."""
+    the venue later (a resting close read by the refresh), not only with an order's answer.
+    The clock is pinned mid-day (in UTC and in Korea), so the open, the close and its fill all
+    fall on one trading day whenever the suite runs."""
+    with time_machine.travel(datetime(2026, 6, 3, 3, 0, tzinfo=UTC), tick=True):
+        _losing_fill_read_by_the_live_refresh(make_strategy, binance_account, binance_sim)
+
+
+def _losing_fill_read_by_the_live_refresh(
+    make_strategy: Any, binance_account: Any, binance_sim: BinanceSim
+) -> None:
     account = binance_account()
     Account.objects.filter(pk=account.pk).update(max_daily_loss=Decimal("100"))
     strategy = make_strategy(market_type="FUTURES", accounts=[account])
