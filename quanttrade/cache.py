@@ -1,15 +1,18 @@
-"""Cache backends: Django's Redis cache keeping one redis-py client per connection pool, and
-embedded mode's in-process cache writing a batch of keys at once.
+"""Cache backends: Django's Redis cache keeping one redis-py client (and its connection pool)
+per server for the whole process, and embedded mode's in-process cache writing a batch of keys
+at once.
 
 Django's ``RedisCacheClient.get_client`` builds a new ``redis.Redis`` for every cache call (a few
-hundred dict writes for its response callbacks); the intake makes a cache call on every
-request (the strategies' generation token). A ``redis.Redis`` is thread-safe and fork-aware through its pool, so one per
-pool is enough.
+hundred dict writes for its response callbacks), and each cache instance (one per thread and
+request context) its own connection pool; the intake makes a cache call on every request (the
+strategies' generation token). A ``redis.Redis`` is thread-safe and fork-aware through its
+pool, so one per server and process is enough.
 """
 
 from __future__ import annotations
 
 import pickle
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,25 +21,39 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
 
+# (server URL, pool options) -> the process's redis-py client for it. Shared by every cache
+# instance of the process: Django makes a cache instance per thread and per request context
+# (``django.core.cache.caches`` is a ``Local``), and each would otherwise open its own pool and
+# connect anew, a TCP connect and a handshake (HELLO, CLIENT SETINFO, whose library version
+# redis-py reads from the package's metadata on every connection) on every webhook's first
+# cache call. A ``redis.Redis`` and its pool are thread-safe, and the pool reconnects after a fork.
+_process_clients: dict[tuple[str, str], Any] = {}
+_process_clients_lock = threading.Lock()
+# (id of a process client, source) -> the script registered with it.
+_process_scripts: dict[tuple[int, str], Any] = {}
+
 
 class ReusingRedisCacheClient(RedisCacheClient):
     if TYPE_CHECKING:
         # Private parts of Django's RedisCacheClient (django/core/cache/backends/redis.py) that
         # django-stubs leaves out; this class relies on them.
         _client: Callable[..., Any]
+        _servers: list[str]
+        _pool_options: dict[str, Any]
 
         def _get_connection_pool_index(self, write: bool) -> int: ...
         def _get_connection_pool(self, write: bool) -> Any: ...
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._clients: dict[int, Any] = {}
-
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         index = self._get_connection_pool_index(write)
-        client = self._clients.get(index)
+        shared = (self._servers[index], repr(sorted(self._pool_options.items())))
+        client = _process_clients.get(shared)
         if client is None:
-            client = self._clients[index] = self._client(connection_pool=self._get_connection_pool(write))
+            with _process_clients_lock:
+                client = _process_clients.get(shared)
+                if client is None:
+                    client = self._client(connection_pool=self._get_connection_pool(write))
+                    _process_clients[shared] = client
         return client
 
 
@@ -92,7 +109,6 @@ class RedisCache(KeysUnchecked, DjangoRedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
-        self._scripts: dict[tuple[int, str], Any] = {}  # by client and source: registered scripts
 
     def set_many(
         self, data: Mapping[str, Any], timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
@@ -124,9 +140,9 @@ class RedisCache(KeysUnchecked, DjangoRedisCache):
     def _script(self, client: Any, source: str) -> Any:
         """``source`` registered with ``client`` (redis-py runs it by its hash, loading it once
         on a server that lacks it)."""
-        script = self._scripts.get((id(client), source))
+        script = _process_scripts.get((id(client), source))
         if script is None:
-            script = self._scripts[(id(client), source)] = client.register_script(source)
+            script = _process_scripts[(id(client), source)] = client.register_script(source)
         return script
 
     def set_each(self, items: Mapping[str, tuple[Any, float]], version: int | None = None) -> None:
