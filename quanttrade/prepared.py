@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime
+import functools
 import itertools
 import operator
 import re
@@ -84,9 +85,9 @@ def statement_cursor(connection: Any, *, prepare: bool = True) -> Any:
     if not binds_on_server(connection, prepare=prepare):
         return connection.cursor()
     # What connection.cursor() does (BaseDatabaseWrapper._cursor, the backend's create_cursor),
-    # with the server-binding cursor class Django uses when OPTIONS["server_side_binding"] is set.
+    # with a server-binding cursor as Django's when OPTIONS["server_side_binding"] is set, which
+    # takes its SQL with $n placeholders (``_dollar_cursor_class``).
     # Imported here: embedded mode (SQLite) never loads the PostgreSQL backend.
-    from django.db.backends.postgresql.base import ServerBindingCursor  # noqa: PLC0415
     from django.db.backends.postgresql.psycopg_any import register_tzloader  # noqa: PLC0415
     from psycopg.postgres import types as pg_types  # noqa: PLC0415
     from psycopg.pq import Format  # noqa: PLC0415
@@ -97,11 +98,64 @@ def statement_cursor(connection: Any, *, prepare: bool = True) -> Any:
     if raw.prepare_threshold != 0:
         raw.prepare_threshold = 0  # prepare on the first execution (Django sets None: never)
     with connection.wrap_database_errors:
-        cursor = ServerBindingCursor(raw)  # type: ignore[call-arg]  # stubs: psycopg2's class
+        cursor = _dollar_cursor_class()(raw)
         tzloader = raw.adapters.get_loader(pg_types["timestamptz"].oid, Format.TEXT)
         if connection.timezone != tzloader.timezone:
             register_tzloader(connection.timezone, cursor)
         return connection._prepare_cursor(cursor)
+
+
+@functools.cache
+def _dollar_cursor_class() -> type:
+    """Django's server-binding cursor (``ServerBindingCursor``: its ``CursorMixin`` on a psycopg
+    ``Cursor``) on psycopg's ``RawCursor`` instead, which takes $n placeholders as they are,
+    and whose ``execute`` turns this module's %s placeholders into $n once per statement.
+
+    psycopg parses each statement's %s placeholders on every execution when the statement is
+    longer than 4,096 characters or has more than 50 parameters (it caches the parse only
+    below both), which this module's wide statements are: the intake's INSERT of a webhook with
+    its orders, the task's read of its orders with their account and strategy. The parse was
+    5-7 % of a web process's CPU per webhook (docs/benchmarks-speed.md, round 28)."""
+    from django.db.backends.postgresql.base import CursorMixin  # noqa: PLC0415
+    from psycopg import RawCursor  # noqa: PLC0415
+
+    class DollarServerBindingCursor(CursorMixin, RawCursor):
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            if params is not None:
+                query = dollar_placeholders(query)
+            return super().execute(query, params, **kwargs)
+
+    return DollarServerBindingCursor
+
+
+# SQL with %s placeholders -> the same with $1, $2, … (bounded: this module's statements are a
+# fixed set, but a caller's could vary).
+_dollar_forms: dict[str, str] = {}
+_DOLLAR_FORMS_MAX = 1_000
+_PLACEHOLDER = re.compile(r"%(.|\Z)", re.DOTALL)
+
+
+def dollar_placeholders(sql: str) -> str:
+    """``sql`` with its %s placeholders numbered as PostgreSQL's $n and each %% a %, as psycopg
+    reads them. Only %s and %% are this module's (no named placeholders): any other % is
+    refused rather than sent as it is."""
+    converted = _dollar_forms.get(sql)
+    if converted is not None:
+        return converted
+    count = itertools.count(1)
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) == "s":
+            return f"${next(count)}"
+        if match.group(1) == "%":
+            return "%"
+        raise ValueError(f"unsupported placeholder %{match.group(1)} in a prepared statement")
+
+    converted = _PLACEHOLDER.sub(number, sql)
+    if len(_dollar_forms) >= _DOLLAR_FORMS_MAX:
+        _dollar_forms.clear()
+    _dollar_forms[sql] = converted
+    return converted
 
 
 class PreparedQueryError(RuntimeError):

@@ -1016,3 +1016,18 @@ def test_the_paper_books_balances_with_the_placed_order_prepared_equal_the_query
     assert prepared(cid) == plain(cid) and {row[3] for row in prepared(cid)} == {first.pk}
     assert [row[0] for row in prepared(cid)] == ["BTC", "USDT"]
     assert prepared(cid, account_id=account.pk + 1000) == []
+
+
+def test_placeholders_are_numbered_for_the_server_binding_cursor() -> None:
+    """On PostgreSQL the statements run on psycopg's RawCursor, which takes $n placeholders
+    as they are (psycopg parsed a wide statement's %s on every execution)."""
+    from quanttrade.prepared import dollar_placeholders
+
+    sql = 'SELECT "a" FROM "t" WHERE "b" = %s AND "c" LIKE %s AND "d" = \'%%\' AND "e" IN (%s, %s)'
+    assert dollar_placeholders(sql) == (
+        'SELECT "a" FROM "t" WHERE "b" = $1 AND "c" LIKE $2 AND "d" = \'%\' AND "e" IN ($3, $4)'
+    )
+    assert dollar_placeholders(sql) is dollar_placeholders(sql)  # worked out once
+    for unsupported in ("x = %d", "x = %(name)s", "x = %"):
+        with pytest.raises(ValueError, match="placeholder"):
+            dollar_placeholders(unsupported)

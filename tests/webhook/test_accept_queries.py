@@ -95,3 +95,45 @@ def test_a_fan_out_is_logged_as_one_record_with_a_line_per_order(
         f"order_id={o['order_id']}" for o in response.json()["orders"]
     ]
     assert all("BTC/USDT BUY MARKET qty_per=10" in line for line in lines[1:])
+
+
+def test_a_publish_on_a_new_thread_builds_no_result_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Celery keeps its result backend per thread, and every request runs on a new one: a
+    publish that reached for it (the result it would track, the AsyncResult it returns) built
+    one per webhook. The product keeps no results, and its messages say so."""
+    import threading
+
+    from orders.services import _publish
+
+    built: list[object] = []
+    get_backend = celery_app._get_backend
+
+    def counting() -> Any:
+        backend = get_backend()
+        built.append(backend)
+        return backend
+
+    monkeypatch.setattr(celery_app, "_get_backend", counting)
+    sent: list[dict[str, Any]] = []
+    send_message = celery_app.amqp.send_task_message
+
+    def capture(producer: Any, name: str, message: Any, **options: Any) -> Any:
+        sent.append(message.headers)
+        return send_message(producer, name, message, **options)
+
+    monkeypatch.setattr(celery_app.amqp, "send_task_message", capture)
+    failed: list[BaseException] = []
+
+    def publish() -> None:  # as a request's thread; an error after the send must not pass unseen
+        try:
+            _publish("tests.never-run", ["x", 1], {}, queue="qt-test-only")  # no worker reads it
+        except BaseException as error:
+            failed.append(error)
+
+    thread = threading.Thread(target=publish)
+    thread.start()
+    thread.join()
+    assert failed == []
+    assert [headers["task"] for headers in sent] == ["tests.never-run"]
+    assert sent[0]["ignore_result"] is True
+    assert built == []
