@@ -76,3 +76,36 @@ def test_the_live_refresh_never_moves_an_orders_fills_back(
     assert live_orders_refresh() == 0
     order.refresh_from_db()
     assert (order.status, order.filled_qty) == (OrderStatus.PARTIALLY_FILLED, half)
+
+
+def test_one_orders_unexpected_error_does_not_stop_the_sweep(
+    make_strategy: Any, binance_account: Any, binance_sim: BinanceSim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two orders left `submitted` by a dead worker, both resting at the venue. Looking up the
+    first hits an adapter bug (not a venue error): it is logged, the order is left for the next
+    sweep, and the other one is still settled from the venue's answer."""
+    from orders.exchanges.ccxt.base import CcxtAdapter
+
+    account = binance_account()
+    strategy = make_strategy(accounts=[account])
+    event = make_orders(
+        strategy,
+        [account],
+        [{"order_type": "LIMIT", "side": "BUY", "qty_per": 1, "price": p} for p in (500, 400)],
+    )
+    account_orders_execute(event.id, account.pk)
+    broken, settled = Order.objects.filter(webhook=event).order_by("sequence")
+    for order in (broken, settled):
+        stuck_with_a_dead_worker(order)
+    lookup = CcxtAdapter.fetch_order_by_client_id
+
+    def bug_for_one(self: Any, request: Any) -> Any:
+        if request.client_order_id == broken.client_order_id:
+            raise RuntimeError("adapter bug")
+        return lookup(self, request)
+
+    monkeypatch.setattr(CcxtAdapter, "fetch_order_by_client_id", bug_for_one)
+
+    assert orders_sweep(stale_after_seconds=30)["reconciled"] == 2
+    statuses = dict(Order.objects.filter(webhook=event).values_list("pk", "status"))
+    assert statuses == {broken.pk: OrderStatus.SUBMITTED, settled.pk: OrderStatus.OPEN}
