@@ -15,30 +15,33 @@ from quanttrade.cache import RedisCache
 from tests.prices.conftest import redis_url, requires_redis
 
 
-def _connections_received(url: str) -> int:
+def _connections_named(url: str, name: str) -> int:
+    """How many connections the Redis server has open under the client name ``name``."""
     with redis.Redis.from_url(url) as probe:
-        return int(probe.info("stats")["total_connections_received"])
+        return sum(1 for client in probe.client_list() if client.get("name") == name)
 
 
 @requires_redis
 def test_cache_instances_of_other_threads_share_the_process_connections() -> None:
     url = redis_url()
-    options = {"OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}
+    name = f"qt-test-{uuid.uuid4().hex[:12]}"  # this test's connections only, whatever else runs
+    options = {"OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1, "client_name": name}}
     key = f"test-conn-{uuid.uuid4().hex}"
-    RedisCache(url, options).set(key, "v", 30)  # the process's pool, connected once
-    before = _connections_received(url)
+    RedisCache(url, options).set(key, "v", 30)
+    instances: list[RedisCache] = []  # kept alive: a pool of their own would stay connected
     seen: list[object] = []
 
     def request() -> None:  # as a request's thread: a cache instance of its own
-        seen.append(RedisCache(url, options).get(key))
+        instance = RedisCache(url, options)
+        instances.append(instance)
+        seen.append(instance.get(key))
 
     threads = [threading.Thread(target=request) for _ in range(10)]
     for thread in threads:
         thread.start()
         thread.join()
     assert seen == ["v"] * 10
-    # Only the probe's own connection: the ten instances reused the process's one.
-    assert _connections_received(url) - before == 1
+    assert _connections_named(url, name) == 1  # the process's one connection, reused
 
 
 @requires_redis
