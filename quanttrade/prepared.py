@@ -125,6 +125,9 @@ def _dollar_cursor_class() -> type:
                 query = dollar_placeholders(query)
             return super().execute(query, params, **kwargs)
 
+        def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> Any:
+            return super().executemany(dollar_placeholders(query), params_seq, **kwargs)
+
     return DollarServerBindingCursor
 
 
