@@ -16,6 +16,7 @@ from orders.services import account_orders_execute, live_orders_refresh, orders_
 from quanttrade.vocabulary import OrderStatus
 from strategies.models import Account
 from tests.execution.test_execution import make_orders
+from tests.venues.resting import ccxt_lookup_bug_for, resting_limit_buys
 from venuesim.binance import BinanceSim
 from venuesim.kis import KisSim
 
@@ -61,15 +62,9 @@ def test_more_resting_orders_than_one_run_asks_about_are_all_reached_in_turn(
     its fill is read (the least recently *updated* going first would ask about the same
     unchanged orders every run, and never reach it)."""
     account = binance_account()
-    strategy = make_strategy(accounts=[account])
-    event = make_orders(
-        strategy,
-        [account],
-        [{"order_type": "LIMIT", "side": "BUY", "qty_per": 1, "price": p} for p in (500, 400, 300)],
+    event, (_first, _second, third) = resting_limit_buys(
+        make_strategy(accounts=[account]), account, (500, 400, 300)
     )
-    account_orders_execute(event.id, account.pk)
-    first, second, third = Order.objects.filter(webhook=event).order_by("sequence")
-    assert [o.status for o in (first, second, third)] == [OrderStatus.OPEN] * 3
     [venue_order] = binance_sim.orders_for(third.client_order_id)
     binance_sim.fill_order(venue_order["id"])  # the market reaches the last of them
 
@@ -89,30 +84,15 @@ def test_an_unmapped_venue_status_or_one_orders_error_leaves_the_others_refreshe
     through unparsed) never moves a resting order back to `submitted` (out of the refresh and
     away from its cancel button), and one order's unexpected error (an adapter bug) does not
     keep the refresh from the orders after it."""
-    from orders.exchanges.ccxt.base import CcxtAdapter
-
     account = binance_account()
-    strategy = make_strategy(accounts=[account])
-    event = make_orders(
-        strategy,
-        [account],
-        [{"order_type": "LIMIT", "side": "BUY", "qty_per": 1, "price": p} for p in (500, 400, 300)],
+    event, (pending, broken, filled) = resting_limit_buys(
+        make_strategy(accounts=[account]), account, (500, 400, 300)
     )
-    account_orders_execute(event.id, account.pk)
-    pending, broken, filled = Order.objects.filter(webhook=event).order_by("sequence")
-    assert [o.status for o in (pending, broken, filled)] == [OrderStatus.OPEN] * 3
     [venue_pending] = binance_sim.orders_for(pending.client_order_id)
     venue_pending["status"] = "PENDING_NEW"  # the venue's own state, as its docs list it
     [venue_filled] = binance_sim.orders_for(filled.client_order_id)
     binance_sim.fill_order(venue_filled["id"])
-    lookup = CcxtAdapter.fetch_order_by_client_id
-
-    def bug_for_one(self: Any, request: Any) -> Any:
-        if request.client_order_id == broken.client_order_id:
-            raise RuntimeError("adapter bug")
-        return lookup(self, request)
-
-    monkeypatch.setattr(CcxtAdapter, "fetch_order_by_client_id", bug_for_one)
+    ccxt_lookup_bug_for(monkeypatch, broken.client_order_id)
 
     assert live_orders_refresh() == 1
     statuses = dict(Order.objects.filter(webhook=event).values_list("pk", "status"))

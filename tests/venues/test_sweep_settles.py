@@ -15,6 +15,7 @@ from orders.models import Order
 from orders.services import account_orders_execute, live_orders_refresh, orders_sweep
 from quanttrade.vocabulary import OrderStatus
 from tests.execution.test_execution import make_orders
+from tests.venues.resting import ccxt_lookup_bug_for, resting_limit_buys
 from venuesim.binance import BinanceSim
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -84,27 +85,11 @@ def test_one_orders_unexpected_error_does_not_stop_the_sweep(
     """Two orders left `submitted` by a dead worker, both resting at the venue. Looking up the
     first hits an adapter bug (not a venue error): it is logged, the order is left for the next
     sweep, and the other one is still settled from the venue's answer."""
-    from orders.exchanges.ccxt.base import CcxtAdapter
-
     account = binance_account()
-    strategy = make_strategy(accounts=[account])
-    event = make_orders(
-        strategy,
-        [account],
-        [{"order_type": "LIMIT", "side": "BUY", "qty_per": 1, "price": p} for p in (500, 400)],
-    )
-    account_orders_execute(event.id, account.pk)
-    broken, settled = Order.objects.filter(webhook=event).order_by("sequence")
+    event, (broken, settled) = resting_limit_buys(make_strategy(accounts=[account]), account, (500, 400))
     for order in (broken, settled):
         stuck_with_a_dead_worker(order)
-    lookup = CcxtAdapter.fetch_order_by_client_id
-
-    def bug_for_one(self: Any, request: Any) -> Any:
-        if request.client_order_id == broken.client_order_id:
-            raise RuntimeError("adapter bug")
-        return lookup(self, request)
-
-    monkeypatch.setattr(CcxtAdapter, "fetch_order_by_client_id", bug_for_one)
+    ccxt_lookup_bug_for(monkeypatch, broken.client_order_id)
 
     assert orders_sweep(stale_after_seconds=30)["reconciled"] == 2
     statuses = dict(Order.objects.filter(webhook=event).values_list("pk", "status"))
