@@ -21,7 +21,7 @@ from orders.exchanges.base import OrderRequest, OrderResult, RetryableVenueError
 from orders.exchanges.ccxt.base import CcxtAdapter, Fired, venue_client_order_id
 from orders.models import Order
 from orders.services import account_orders_execute, live_orders_refresh, order_cancel
-from quanttrade.vocabulary import OrderStatus
+from quanttrade.vocabulary import MarketType, OrderStatus
 from tests.execution.test_execution import make_orders
 from venuesim.binance import BinanceSim
 from venuesim.bitget import BitgetSim
@@ -62,6 +62,13 @@ def resting_stop_limit(make_strategy: Any, account: Any, price: int, stop_price:
 
 
 # --- Binance USD-M ---------------------------------------------------------------------------
+
+
+def binance_algo_order(adapter: Any, client_algo_id: str) -> dict[str, Any]:
+    """The conditional order as Binance answers ``GET /fapi/v1/algoOrder`` to the account's own
+    signed client: the venue's answer, not the simulator's memory."""
+    client, _lock = adapter._client(MarketType.FUTURES)
+    return dict(client.fapiPrivateGetAlgoOrder({"clientAlgoId": client_algo_id}))
 
 
 def binance_stop_limit(account: Any) -> tuple[Any, OrderRequest, OrderResult]:
@@ -113,7 +120,7 @@ def test_binance_a_finished_conditional_order_reads_cancelled_when_its_placed_or
 
     found = adapter.fetch_order_by_client_id(request)
 
-    assert binance_sim._render(binance_sim.orders_for("qt-stop")[0])["algoStatus"] == "FINISHED"
+    assert binance_algo_order(adapter, "qt-stop")["algoStatus"] == "FINISHED"
     assert found is not None and (found.status, found.filled_qty) == (OrderStatus.CANCELLED, D("0"))
 
 
@@ -185,7 +192,7 @@ def test_binance_a_waiting_conditional_order_reads_open_and_names_no_placed_orde
     found = adapter.fetch_order_by_client_id(request)
 
     assert found is not None and found.status == OrderStatus.OPEN
-    assert binance_sim._render(binance_sim.orders_for("qt-stop")[0])["actualOrderId"] == ""
+    assert binance_algo_order(adapter, "qt-stop")["actualOrderId"] == ""
 
 
 def test_binance_cancelling_a_waiting_stop_cancels_it_in_the_algo_book(
