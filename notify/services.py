@@ -221,8 +221,10 @@ def destination_flush(destination_id: int, due: datetime | None = None) -> int:
     title, body = batch_render([(row.kind, row.fields) for row in rows], destination.language)
     sent, detail = deliver(destination.url, title, body)
     if sent:
-        Notification.objects.filter(pk__in=[row.pk for row in rows]).delete()
-        _record_result(destination_id, ok=True, detail=detail, at=now)
+        # Together: whoever sees the outbox emptied sees the destination's result too.
+        with transaction.atomic():
+            Notification.objects.filter(pk__in=[row.pk for row in rows]).delete()
+            _record_result(destination_id, ok=True, detail=detail, at=now)
         if pending.exists():  # more than one message's worth: the next one after the interval
             destination.refresh_from_db()
             flush_schedule(destination)
@@ -241,11 +243,11 @@ def _flush_failed(destination_id: int, rows: list[Notification], detail: str, no
         given_up = Notification.objects.filter(pk__in=ids, attempts__gte=max_attempts).update(
             state=NotificationState.FAILED
         )
+        _record_result(destination_id, ok=False, detail=detail, at=timezone.now())
     if given_up:
         log.error("알림 포기 (%d회 실패): destination=%s %d건", max_attempts, destination_id, given_up)
     attempts = max(row.attempts for row in rows) + 1
     retry_at = timezone.now() + timedelta(seconds=_backoff(attempts))
-    _record_result(destination_id, ok=False, detail=detail, at=timezone.now())
     pending = Notification.objects.filter(destination_id=destination_id, state=NotificationState.PENDING)
     if not pending.exists():
         NotificationDestination.objects.filter(pk=destination_id).update(next_send_at=retry_at)
