@@ -44,9 +44,14 @@ class ReusingRedisCacheClient(RedisCacheClient):
         def _get_connection_pool_index(self, write: bool) -> int: ...
         def _get_connection_pool(self, write: bool) -> Any: ...
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        options = repr(sorted(self._pool_options.items()))
+        self._shared = [(server, options) for server in self._servers]  # per server: its entry
+
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         index = self._get_connection_pool_index(write)
-        shared = (self._servers[index], repr(sorted(self._pool_options.items())))
+        shared = self._shared[index]
         client = _process_clients.get(shared)
         if client is None:
             with _process_clients_lock:

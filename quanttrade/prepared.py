@@ -131,20 +131,15 @@ def _dollar_cursor_class() -> type:
     return DollarServerBindingCursor
 
 
-# SQL with %s placeholders -> the same with $1, $2, … (bounded: this module's statements are a
-# fixed set, but a caller's could vary).
-_dollar_forms: dict[str, str] = {}
-_DOLLAR_FORMS_MAX = 1_000
 _PLACEHOLDER = re.compile(r"%(.|\Z)", re.DOTALL)
 
 
+# Once per statement text: this module's statements are a fixed set (bounded all the same).
+@functools.lru_cache(maxsize=1_000)
 def dollar_placeholders(sql: str) -> str:
     """``sql`` with its %s placeholders numbered as PostgreSQL's $n and each %% a %, as psycopg
     reads them. Only %s and %% are this module's (no named placeholders): any other % is
     refused rather than sent as it is."""
-    converted = _dollar_forms.get(sql)
-    if converted is not None:
-        return converted
     count = itertools.count(1)
 
     def number(match: re.Match[str]) -> str:
@@ -154,11 +149,7 @@ def dollar_placeholders(sql: str) -> str:
             return "%"
         raise ValueError(f"unsupported placeholder %{match.group(1)} in a prepared statement")
 
-    converted = _PLACEHOLDER.sub(number, sql)
-    if len(_dollar_forms) >= _DOLLAR_FORMS_MAX:
-        _dollar_forms.clear()
-    _dollar_forms[sql] = converted
-    return converted
+    return _PLACEHOLDER.sub(number, sql)
 
 
 class PreparedQueryError(RuntimeError):
