@@ -19,9 +19,16 @@ def redact(text: str) -> str:
 
 
 class RedactSecretsFilter(logging.Filter):
+    """On every handler of the product's loggers. A record is checked once, by the first of its
+    handlers (the check marks it): the console's and the file's shared one pattern search of
+    each message (~12 µs a line on an order's path)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "qt_redacted", False):
+            return True
         message = record.getMessage()
         redacted = redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        record.qt_redacted = True
         return True

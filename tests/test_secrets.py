@@ -114,3 +114,36 @@ def test_admin_regenerate_token_action(admin_client: Client, make_strategy: Any)
 )
 def test_log_redaction(line: str) -> None:
     assert "abc123" not in redact(line)
+
+
+def test_a_record_is_redacted_once_and_every_handler_writes_it_redacted() -> None:
+    import io
+    import logging
+
+    from quanttrade.logging import RedactSecretsFilter
+
+    searched: list[str] = []
+
+    def counting_redact(text: str) -> str:
+        searched.append(text)
+        return redact(text)
+
+    streams = [io.StringIO(), io.StringIO()]
+    logger = logging.getLogger("quanttrade.test-redaction")
+    logger.propagate, logger.level = False, logging.INFO
+    handlers = [logging.StreamHandler(stream) for stream in streams]
+    for handler in handlers:
+        handler.addFilter(RedactSecretsFilter())
+        logger.addHandler(handler)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("quanttrade.logging.redact", counting_redact)
+            logger.info("payload %s", {"token": "abc123", "symbol": "BTC/USDT"})
+            logger.info("plain %s", "no secret here")
+    finally:
+        for handler in handlers:
+            logger.removeHandler(handler)
+    assert len(searched) == 2  # one search a record, not one a handler
+    for stream in streams:
+        text = stream.getvalue()
+        assert "abc123" not in text and "'token': '***'" in text and "plain no secret here" in text

@@ -156,7 +156,8 @@ class PaperAdapter(ExchangeAdapter):
                     raise OrderRejected(
                         _("No price data for %(instrument)s") % {"instrument": paper.instrument}
                     )
-                _fill(book, paper, record.price, record.feed)  # checks the funds, settles, saves
+                # checks the funds, settles, saves
+                _fill(book, paper, record.price, record.feed, placement=True)
             else:
                 _reserve(book, paper)
                 _paper_save(paper)
@@ -538,7 +539,7 @@ def _release(book: _Book, paper: PaperOrder) -> None:
     paper.reserved = ZERO
 
 
-def _fill(book: _Book, paper: PaperOrder, price: Decimal, feed: str) -> None:
+def _fill(book: _Book, paper: PaperOrder, price: Decimal, feed: str, *, placement: bool = False) -> None:
     """Fill ``paper`` completely at ``price`` (from the price feed ``feed``): release its
     reservation, settle, mark filled."""
     _release(book, paper)
@@ -556,7 +557,11 @@ def _fill(book: _Book, paper: PaperOrder, price: Decimal, feed: str) -> None:
     paper.avg_price = price
     paper.priced_by = feed[:32]
     _paper_save(paper)
-    log.info(
+    # A placement's fill is in the order's own line (orders.services): here only at DEBUG (a
+    # line written here is written inside the transaction, the database's write lock held).
+    # A resting order's fill (the matcher) has no other line.
+    log.log(
+        logging.DEBUG if placement else logging.INFO,
         "Paper %s 주문 체결: order_id=%s %s %s %s @ %s",
         paper.market_type,
         _order_id(paper),

@@ -962,3 +962,33 @@ def test_a_repeat_refused_because_the_first_request_arrived_meanwhile_records_th
     [order] = Order.objects.filter(webhook=event)
     assert (order.status, order.attempts, order.uncertain_attempt) == ("filled", 2, 1), order.message
     assert PaperOrder.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_placed_fill_is_one_info_line_and_a_matched_fill_still_has_its_own(
+    make_strategy: Any, make_account: Any, publish_price: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    account = make_account("a1", balances={"USDT": "10000"})
+    strategy = make_strategy(accounts=[account])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    caplog.set_level("INFO", logger="quanttrade")
+
+    def fill_lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelname == "INFO" and "체결" in r.getMessage()]
+
+    market = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    account_orders_execute(market.id, account.pk)
+    order = Order.objects.get(webhook=market)
+    # The order's own line carries the fill (the paper venue's answer says it); the venue writes
+    # no line of its own at INFO (it would be written inside the placement's transaction).
+    assert fill_lines() == [f"Paper SPOT 주문 생성 성공: order_id={order.id} status=filled {order.message}"]
+    assert "0.02 @ 50000" in order.message
+    caplog.clear()
+    resting = make_orders(
+        strategy, [account], [{"side": "BUY", "order_type": "LIMIT", "price": 40000, "qty_per": 10}]
+    )
+    account_orders_execute(resting.id, account.pk)
+    publish_price("BINANCE:BTC/USDT", "39500")
+    assert paper_match() == 1
+    # The matcher's fill has no other line: the venue's own stays at INFO.
+    assert [line for line in fill_lines() if "주문 체결" in line and "@ 39500" in line] != []

@@ -132,5 +132,5 @@ def test_serve_answers_healthz_recovers_queued_orders_and_executes_webhooks(tmp_
         server.kill()
         output, _ = server.communicate()
     assert server.returncode == 0, output[-3000:]
-    assert "주문 체결" in output and "QuantTrade 종료" in output
+    assert "status=filled 체결 완료" in output and "QuantTrade 종료" in output
     assert spot["token"] not in output  # tokens never reach the logs
