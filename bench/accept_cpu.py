@@ -125,6 +125,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--accounts", type=int, default=1)
     parser.add_argument("--targets", default="bare,embedded,distributed")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        help="LOG_LEVEL of the product (default INFO, the product's own; rounds 1-28 ran WARNING)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -137,7 +142,7 @@ def main() -> None:
     base.update(
         {
             "QT_ALLOW_LOCAL_SECRETS": "1",
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": args.log_level,
             "DJANGO_SETTINGS_MODULE": "quanttrade.settings",
             "PYTHONPATH": str(ROOT),
         }
