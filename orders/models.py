@@ -78,6 +78,13 @@ class Order(models.Model):
     # counts for in the daily loss (orders.risk.realised_pnl). Null: nothing filled yet, or
     # filled before this was kept (its send time stands in).
     filled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A cancel the venue accepted while still showing the order live (an acceptance is not the
+    # cancel): when it was last sent, and how many times the live refresh sent it again since
+    # (orders.services.live_orders_refresh: after ORDER_CANCEL_RESEND_SECONDS with the order
+    # still live at its venue, at most ORDER_CANCEL_RESENDS times, the operator told). Null: no
+    # such cancel outstanding.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    cancel_resends = models.PositiveSmallIntegerField(default=0, editable=False)
     # --- approval (semi-automatic mode) ---
     # Until when a `pending_approval` order may be approved (null: it never needed approval).
     approval_expires_at = models.DateTimeField(null=True, blank=True)

@@ -1214,6 +1214,14 @@ def live_orders_refresh(limit: int = LIVE_REFRESH_BATCH) -> int:
                 if known is None or known.status in _NOT_RESTING_NEWS:
                     continue
                 _keep_known_fills(order, known)
+                if known.status in LIVE_STATUSES and order.cancel_requested_at is not None:
+                    try:
+                        if _cancel_follow_up(adapter, order):
+                            changed += 1
+                            _after_order(adapter, order, placed=False)
+                            continue
+                    except Exception:  # the refresh goes on to the others
+                        log.exception("취소 재전송 중 오류: order_id=%s", order.id)
                 if known.status == order.status and known.filled_qty == order.filled_qty:
                     continue
                 if order_record(order, known, expect=LIVE_STATUSES):
@@ -1370,9 +1378,76 @@ def order_cancel(order: Order) -> Order:
         result.message = _("Cancelled on request")
     if order_record(order, result, expect=LIVE_STATUSES):
         log.info("주문 취소: order_id=%s status=%s", order.id, result.status)
+        if result.status in LIVE_STATUSES:
+            # Accepted, not applied yet: the live refresh follows it up (_cancel_follow_up).
+            _cancel_outstanding(order, resends=0)
     else:
         order.refresh_from_db()  # the venue's news (a fill, a cancel) reached it first
     return order
+
+
+def _cancel_outstanding(order: Order, *, resends: int) -> bool:
+    """Note on ``order`` (still live) that a cancel was sent now, the ``resends``-th resend (0:
+    the one asked for); False when the order is no longer live or another process noted a
+    later resend first (then this one sends nothing)."""
+    now = timezone.now()
+    rows = Order.objects.filter(pk=order.pk, status__in=LIVE_STATUSES)
+    if resends:
+        rows = rows.filter(cancel_resends=resends - 1)
+    if not rows.update(cancel_requested_at=now, cancel_resends=resends):
+        return False
+    order.cancel_requested_at, order.cancel_resends = now, resends
+    return True
+
+
+def _cancel_follow_up(adapter: ExchangeAdapter, order: Order) -> bool:
+    """A cancel the venue accepted (``order.cancel_requested_at``) and the venue still shows the
+    order live: once ORDER_CANCEL_RESEND_SECONDS have passed since it was sent, send it again
+    (a venue may drop an accepted cancel; sending it again cancels nothing more), at most
+    ORDER_CANCEL_RESENDS times, and tell the operator at the first resend and when they run out
+    (the order may still be live: the venue must be checked). Returns True when the resend's
+    answer ended the order (recorded)."""
+    if order.cancel_requested_at is None:
+        return False
+    limit = int(settings.ORDER_CANCEL_RESENDS)
+    waited = (timezone.now() - order.cancel_requested_at).total_seconds()
+    if order.cancel_resends >= limit or waited < float(settings.ORDER_CANCEL_RESEND_SECONDS):
+        return False
+    resends = order.cancel_resends + 1
+    if not _cancel_outstanding(order, resends=resends):
+        return False
+    log.warning(
+        "취소가 적용되지 않아 다시 보냄: order_id=%s (%d/%d, %.0f초 경과)", order.id, resends, limit, waited
+    )
+    result: OrderResult | None = None
+    try:
+        result = adapter.cancel_order(order_request(order), order.exchange_order_id)
+    except VenueError as error:
+        log.warning("취소 재전송 실패: order_id=%s %s", order.id, error.message)
+    if result is not None and result.status not in LIVE_STATUSES:
+        _keep_known_fills(order, result)
+        if result.status == OrderStatus.CANCELLED and not result.message:
+            result.message = _("Cancelled on request")
+        return order_record(order, result, expect=LIVE_STATUSES)
+    if resends in (1, limit):
+        emit(
+            EventKind.ORDER_UNCERTAIN,
+            strategy=order.strategy.group_name,
+            account=order.account.name,
+            symbol=order.symbol,
+            side=order.side,
+            quantity=order.quantity,
+            price=order.price,
+            order_id=order.pk,
+            message=(
+                _("The venue accepted the cancel but still shows the order live; the cancel was sent again")
+                if resends < limit
+                else _(
+                    "The venue still shows the order live after every resend of its cancel; check the venue"
+                )
+            ),
+        )
+    return False
 
 
 def account_cancel_all(account: Account) -> CancelAllReport:

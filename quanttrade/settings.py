@@ -339,6 +339,11 @@ CELERY_TIMEZONE = "UTC"
 # Orders still `queued` (or stuck `submitted`) this long after creation are re-dispatched.
 ORDER_SWEEP_INTERVAL_SECONDS: int = env.int("ORDER_SWEEP_INTERVAL_SECONDS", default=15)
 ORDER_STALE_AFTER_SECONDS: int = env.int("ORDER_STALE_AFTER_SECONDS", default=30)
+# A cancel the venue accepted while still showing the order live is sent again by the live
+# refresh once the order is still live this long after it, at most ORDER_CANCEL_RESENDS times
+# (the operator is told at the first and at the last); 0 resends: never sent again.
+ORDER_CANCEL_RESEND_SECONDS: float = env.float("ORDER_CANCEL_RESEND_SECONDS", default=30.0)
+ORDER_CANCEL_RESENDS: int = env.int("ORDER_CANCEL_RESENDS", default=3)
 
 
 # A fan-out is spread over at most this many worker tasks: beyond it, each task executes a

@@ -872,6 +872,13 @@ class OkxSim(SimServer):
                 order.update(state="canceled", uTime=str(now_ms()))
             return len(live)
 
+    def drop_cancels(self) -> int:
+        """Forget the accepted cancels still pending (``cancel_lag``), as a venue that lost them
+        would: the orders stay live. Returns how many were dropped. (Whether OKX ever loses an
+        accepted cancel is not documented; its docs say only that acceptance is not the cancel.)"""
+        with self.lock:
+            return sum(1 for o in self.orders if o.pop("cancel_pending", False))
+
     def orders_for(self, client_id: str) -> list[dict[str, Any]]:
         """Orders placed with ``client_id`` as clOrdId (regular) or algoClOrdId (trigger)."""
         with self.lock:

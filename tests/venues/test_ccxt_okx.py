@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 import requests
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 
 from orders.exchanges import adapter_for
 from orders.exchanges.base import OrderRequest, OrderUncertain, VenueError
@@ -691,6 +693,70 @@ def test_the_order_page_cancel_okx_has_not_applied_yet_ends_filled_through_the_l
 
     assert after_cancel == OrderStatus.OPEN  # asked for, not done: still followed
     assert (order.status, order.filled_qty) == (OrderStatus.FILLED, order.quantity)
+
+
+def _age_the_cancel(order: Order, seconds: float = 31) -> None:
+    """As if the outstanding cancel had been sent ``seconds`` ago."""
+    Order.objects.filter(pk=order.pk).update(cancel_requested_at=timezone.now() - timedelta(seconds=seconds))
+
+
+def _cancels_sent(okx_sim: OkxSim) -> int:
+    return len(okx_sim.seen("/api/v5/trade/cancel-order", method="POST"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_accepted_cancel_the_venue_dropped_is_sent_again_and_ends_the_order(
+    okx_account: Any, okx_sim: OkxSim, make_strategy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    told: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr("orders.services.emit", lambda kind, **fields: told.append((kind, fields)))
+    order = resting_order(okx_account, make_strategy)
+    okx_sim.cancel_lag = True
+    assert order_cancel(order).status == OrderStatus.OPEN  # accepted, not applied
+    assert okx_sim.drop_cancels() == 1  # the venue loses the accepted cancel: it never applies
+    okx_sim.cancel_lag = False
+    order.refresh_from_db()
+    outstanding = (order.cancel_requested_at is not None, order.cancel_resends)
+
+    live_orders_refresh()  # within ORDER_CANCEL_RESEND_SECONDS: nothing sent again
+    before = (_cancels_sent(okx_sim), Order.objects.get(pk=order.pk).status)
+    _age_the_cancel(order)
+    live_orders_refresh()
+    order.refresh_from_db()
+
+    assert outstanding == (True, 0)
+    assert before == (1, OrderStatus.OPEN)
+    assert _cancels_sent(okx_sim) == 2
+    assert (order.status, order.cancel_resends) == (OrderStatus.CANCELLED, 1)
+    assert told == []  # the resend ended it: nothing for the operator to check
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_the_venue_never_applies_is_sent_again_a_bounded_number_of_times_and_told(
+    okx_account: Any, okx_sim: OkxSim, make_strategy: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    settings.ORDER_CANCEL_RESENDS = 2
+    told: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr("orders.services.emit", lambda kind, **fields: told.append((kind, fields)))
+    order = resting_order(okx_account, make_strategy)
+    okx_sim.cancel_lag = True  # every cancel is accepted and held
+    order_cancel(order)
+
+    sent = []
+    for _ in range(4):
+        _age_the_cancel(order)
+        live_orders_refresh()
+        sent.append(_cancels_sent(okx_sim))
+    order.refresh_from_db()
+
+    assert sent == [2, 3, 3, 3]  # the cancel asked for, then ORDER_CANCEL_RESENDS more, no more
+    assert (order.status, order.cancel_resends) == (OrderStatus.OPEN, 2)
+    assert [(kind, fields["order_id"]) for kind, fields in told] == [("order_uncertain", order.pk)] * 2
+    assert told[0][1]["message"] == "거래소가 취소를 접수했지만 주문이 아직 살아 있어 취소를 다시 보냈습니다"
+    assert told[1][1]["message"].startswith("취소를 여러 번 다시 보냈지만 거래소에 주문이 아직 살아 있습니다")
+    assert okx_sim.settle_cancels() == 1  # the venue applies them at last
+    live_orders_refresh()
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELLED
 
 
 @pytest.mark.django_db(transaction=True)
