@@ -29,6 +29,7 @@ from orders.exchanges import adapter_for
 from orders.exchanges.base import (
     AttemptTakenBack,
     CancelAllIncomplete,
+    CancelSentUnread,
     ExchangeAdapter,
     OrderRejected,
     OrderRequest,
@@ -1369,6 +1370,8 @@ def order_cancel(order: Order) -> Order:
             message=message, updated_at=timezone.now()
         ):
             order.refresh_from_db()
+            if isinstance(error, CancelSentUnread):  # accepted: followed up as one not applied
+                _cancel_outstanding(order, resends=0)
             order_broadcast(order)
         raise
     finally:

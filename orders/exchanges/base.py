@@ -37,6 +37,11 @@ class RetryableVenueError(VenueError):
     retryable = True
 
 
+class CancelSentUnread(RetryableVenueError):  # noqa: N818 - the product's name for it
+    """The venue accepted a cancel, and the order's state could not be read back after it:
+    the order may still be live (it is followed as one whose cancel is outstanding)."""
+
+
 class PermanentVenueError(VenueError):
     retryable = False
 

@@ -760,6 +760,28 @@ def test_a_cancel_the_venue_never_applies_is_sent_again_a_bounded_number_of_time
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_cancel_accepted_whose_read_back_failed_is_followed_up_as_well(
+    okx_account: Any, okx_sim: OkxSim, make_strategy: Any
+) -> None:
+    order = resting_order(okx_account, make_strategy)
+    okx_sim.cancel_lag = True
+    okx_sim.inject("5xx", "/api/v5/trade/order", method="GET")  # the read-back after the cancel
+    with pytest.raises(VenueError):
+        order_cancel(order)
+    order.refresh_from_db()
+    outstanding = order.cancel_requested_at is not None
+    assert okx_sim.drop_cancels() == 1
+    okx_sim.cancel_lag = False
+
+    _age_the_cancel(order)
+    live_orders_refresh()
+    order.refresh_from_db()
+
+    assert outstanding
+    assert (_cancels_sent(okx_sim), order.status, order.cancel_resends) == (2, OrderStatus.CANCELLED, 1)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_cancel_whose_read_back_fails_leaves_the_order_live_and_a_later_fill_is_read(
     okx_account: Any, okx_sim: OkxSim, make_strategy: Any
 ) -> None:

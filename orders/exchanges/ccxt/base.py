@@ -43,6 +43,7 @@ from orders.exchanges import adapter_class
 from orders.exchanges.base import (
     Balance,
     CancelAllIncomplete,
+    CancelSentUnread,
     ExchangeAdapter,
     Holdings,
     OrderNotFound,
@@ -1178,7 +1179,7 @@ class CcxtAdapter(ExchangeAdapter):
             # Accepted is not yet cancelled (below), and the order may fill first: it stays
             # live, and the live refresh reads how it ends.
             log.warning("%s 취소 후 주문 상태 확인 실패 (취소는 접수됨): %s", self.display_name, e.message)
-            raise RetryableVenueError(
+            raise CancelSentUnread(
                 self._message(
                     _(
                         "The cancel was sent but the order could not be read back; it is followed until it ends"
