@@ -1432,6 +1432,16 @@ def _cancel_follow_up(adapter: ExchangeAdapter, order: Order) -> bool:
         if result.status == OrderStatus.CANCELLED and not result.message:
             result.message = _("Cancelled on request")
         return order_record(order, result, expect=LIVE_STATUSES)
+    message = (
+        _("The venue accepted the cancel but still shows the order live; the cancel was sent again")
+        if resends < limit
+        else _("The venue still shows the order live after every resend of its cancel; check the venue")
+    )
+    if Order.objects.filter(pk=order.pk, status__in=LIVE_STATUSES).update(
+        message=message, updated_at=timezone.now()
+    ):
+        order.message = message  # the order page says so too
+        order_broadcast(order)
     if resends in (1, limit):
         emit(
             EventKind.ORDER_UNCERTAIN,
@@ -1442,13 +1452,7 @@ def _cancel_follow_up(adapter: ExchangeAdapter, order: Order) -> bool:
             quantity=order.quantity,
             price=order.price,
             order_id=order.pk,
-            message=(
-                _("The venue accepted the cancel but still shows the order live; the cancel was sent again")
-                if resends < limit
-                else _(
-                    "The venue still shows the order live after every resend of its cancel; check the venue"
-                )
-            ),
+            message=message,
         )
     return False
 
