@@ -24,6 +24,7 @@ HEADINGS: dict[str, Any] = {
     EventKind.ORDER_FILLED: pgettext_lazy("notification", "Filled"),
     EventKind.ORDER_FAILED: gettext_lazy("Order failed"),
     EventKind.ORDER_UNCERTAIN: gettext_lazy("Order placement uncertain — check the venue"),
+    EventKind.ORDER_CANCEL_UNCONFIRMED: gettext_lazy("Cancel not applied yet — check the venue"),
     EventKind.WEBHOOK_REFUSED: gettext_lazy("Webhook refused"),
     EventKind.RISK_LIMIT_HIT: gettext_lazy("Risk limit hit"),
     EventKind.KILL_SWITCH: gettext_lazy("Kill switch"),

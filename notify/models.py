@@ -15,6 +15,7 @@ class EventKind(models.TextChoices):
     ORDER_FILLED = "order_filled", _("order filled")
     ORDER_FAILED = "order_failed", _("order rejected or failed")
     ORDER_UNCERTAIN = "order_uncertain", _("placement uncertain (check the venue)")
+    ORDER_CANCEL_UNCONFIRMED = "order_cancel_unconfirmed", _("cancel not applied (check the venue)")
     WEBHOOK_REFUSED = "webhook_refused", _("webhook refused")
     RISK_LIMIT_HIT = "risk_limit_hit", _("risk limit hit")
     KILL_SWITCH = "kill_switch", _("kill switch used")

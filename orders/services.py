@@ -1407,8 +1407,8 @@ def _cancel_follow_up(adapter: ExchangeAdapter, order: Order) -> bool:
     """A cancel the venue accepted (``order.cancel_requested_at``) and the venue still shows the
     order live: once ORDER_CANCEL_RESEND_SECONDS have passed since it was sent, send it again
     (a venue may drop an accepted cancel; sending it again cancels nothing more), at most
-    ORDER_CANCEL_RESENDS times, and tell the operator at the first resend and when they run out
-    (the order may still be live: the venue must be checked). Returns True when the resend's
+    ORDER_CANCEL_RESENDS times, and tell the operator (``order_cancel_unconfirmed``) at the first
+    resend and when they run out (the order may still be live: the venue must be checked). Returns True when the resend's
     answer ended the order (recorded)."""
     if order.cancel_requested_at is None:
         return False
@@ -1444,7 +1444,7 @@ def _cancel_follow_up(adapter: ExchangeAdapter, order: Order) -> bool:
         order_broadcast(order)
     if resends in (1, limit):
         emit(
-            EventKind.ORDER_UNCERTAIN,
+            EventKind.ORDER_CANCEL_UNCONFIRMED,
             strategy=order.strategy.group_name,
             account=order.account.name,
             symbol=order.symbol,

@@ -63,3 +63,26 @@ def test_the_webhook_log_moves_to_the_webhooks_app_with_its_rows() -> None:
     assert IdempotencyKey.objects.get(key="k-1").event_id == first.pk
     order = Order.objects.get(pk=order_id)
     assert order.webhook == moved and list(moved.orders.all()) == [order]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_destinations_wanting_uncertain_placements_also_get_unapplied_cancels() -> None:
+    before = [("notify", "0001_notify_initial")]
+    old = _migrate(before).loader.project_state(before).apps
+    destination = old.get_model("notify", "NotificationDestination")
+    careful = destination.objects.create(
+        name="careful", url="json://127.0.0.1:9/a", events=["order_uncertain"]
+    )
+    fills = destination.objects.create(name="fills", url="json://127.0.0.1:9/b", events=["order_filled"])
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    from notify.models import NotificationDestination
+
+    assert NotificationDestination.objects.get(pk=careful.pk).events == [
+        "order_uncertain",
+        "order_cancel_unconfirmed",
+    ]
+    assert NotificationDestination.objects.get(pk=fills.pk).events == ["order_filled"]

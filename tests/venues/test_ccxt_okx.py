@@ -752,7 +752,9 @@ def test_a_cancel_the_venue_never_applies_is_sent_again_a_bounded_number_of_time
     assert sent == [2, 3, 3, 3]  # the cancel asked for, then ORDER_CANCEL_RESENDS more, no more
     assert (order.status, order.cancel_resends) == (OrderStatus.OPEN, 2)
     assert order.message == told[1][1]["message"]  # the order page says so too
-    assert [(kind, fields["order_id"]) for kind, fields in told] == [("order_uncertain", order.pk)] * 2
+    assert [(kind, fields["order_id"]) for kind, fields in told] == [
+        ("order_cancel_unconfirmed", order.pk)
+    ] * 2
     assert told[0][1]["message"] == "거래소가 취소를 접수했지만 주문이 아직 살아 있어 취소를 다시 보냈습니다"
     assert told[1][1]["message"].startswith("취소를 여러 번 다시 보냈지만 거래소에 주문이 아직 살아 있습니다")
     assert okx_sim.settle_cancels() == 1  # the venue applies them at last
