@@ -504,19 +504,25 @@ def order_notify(order: Order) -> None:
             kind = EventKind.ORDER_FAILED
         else:
             return
-        emit(
-            kind,
-            strategy=order.strategy.group_name,
-            account=order.account.name,
-            symbol=order.symbol,
-            side=order.side,
-            quantity=order.filled_qty if kind == EventKind.ORDER_FILLED else order.quantity,
-            price=order.avg_price or order.price,
-            order_id=order.pk,
-            message=message,
-        )
+        quantity = order.filled_qty if kind == EventKind.ORDER_FILLED else order.quantity
+        _order_emit(kind, order, quantity=quantity, price=order.avg_price or order.price, message=message)
     except Exception:  # a notification never fails an order
         log.exception("주문 알림 실패: order_id=%s", order.pk)
+
+
+def _order_emit(kind: str, order: Order, *, quantity: Any, price: Any, message: str) -> None:
+    """``emit`` an event about ``order`` (its strategy, account, symbol, side and page)."""
+    emit(
+        kind,
+        strategy=order.strategy.group_name,
+        account=order.account.name,
+        symbol=order.symbol,
+        side=order.side,
+        quantity=quantity,
+        price=price,
+        order_id=order.pk,
+        message=message,
+    )
 
 
 def _order_fail(order: Order, status: str, message: str) -> None:
@@ -1443,15 +1449,11 @@ def _cancel_follow_up(adapter: ExchangeAdapter, order: Order) -> bool:
         order.message = message  # the order page says so too
         order_broadcast(order)
     if resends in (1, limit):
-        emit(
+        _order_emit(
             EventKind.ORDER_CANCEL_UNCONFIRMED,
-            strategy=order.strategy.group_name,
-            account=order.account.name,
-            symbol=order.symbol,
-            side=order.side,
+            order,
             quantity=order.quantity,
             price=order.price,
-            order_id=order.pk,
             message=message,
         )
     return False

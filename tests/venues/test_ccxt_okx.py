@@ -762,16 +762,21 @@ def test_a_cancel_the_venue_never_applies_is_sent_again_a_bounded_number_of_time
     assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELLED
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_cancel_accepted_whose_read_back_failed_is_followed_up_as_well(
-    okx_account: Any, okx_sim: OkxSim, make_strategy: Any
-) -> None:
-    order = resting_order(okx_account, make_strategy)
+def _cancel_unread(order: Order, okx_sim: OkxSim) -> None:
+    """The order page's cancel, the venue holding it and the read-back after it failing."""
     okx_sim.cancel_lag = True
     okx_sim.inject("5xx", "/api/v5/trade/order", method="GET")  # the read-back after the cancel
     with pytest.raises(VenueError):
         order_cancel(order)
     order.refresh_from_db()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_accepted_whose_read_back_failed_is_followed_up_as_well(
+    okx_account: Any, okx_sim: OkxSim, make_strategy: Any
+) -> None:
+    order = resting_order(okx_account, make_strategy)
+    _cancel_unread(order, okx_sim)
     outstanding = order.cancel_requested_at is not None
     assert okx_sim.drop_cancels() == 1
     okx_sim.cancel_lag = False
@@ -789,12 +794,7 @@ def test_a_cancel_whose_read_back_fails_leaves_the_order_live_and_a_later_fill_i
     okx_account: Any, okx_sim: OkxSim, make_strategy: Any
 ) -> None:
     order = resting_order(okx_account, make_strategy)
-    okx_sim.cancel_lag = True
-    okx_sim.inject("5xx", "/api/v5/trade/order", method="GET")  # the read-back after the cancel
-
-    with pytest.raises(VenueError):
-        order_cancel(order)
-    order.refresh_from_db()
+    _cancel_unread(order, okx_sim)
     after_cancel = (order.status, order.message)
     okx_sim.fill_order(order.exchange_order_id)  # before the cancel takes effect
     live_orders_refresh()
