@@ -114,7 +114,7 @@ def webhook_ingest(
         with handoff.intake():  # embedded: background work waits for the answer
             return _ingest(state, idempotency_header)
     except WebhookError as error:
-        log.error("웹훅 처리 실패: [%s] %s", error.code, error.message)
+        log.error("웹훅 처리 실패: [%s] %s — 수신: %s", error.code, error.message, _received(state))
         event = _record_rejection(state, error)
         if state.strategy is not None and event is not None:
             # Only refusals of an authenticated strategy's signal are worth a message: anyone
@@ -133,8 +133,16 @@ def webhook_ingest(
         if from_spool:
             raise
         _db_failed()
-        log.error("데이터베이스 오류로 웹훅 저장 실패: %s", exc)
+        log.error("데이터베이스 오류로 웹훅 저장 실패: %s — 수신: %s", exc, _received(state))
         return _spool(state, idempotency_header, verified=state.strategy is not None, warnings=[])
+    except BaseException:
+        log.error("웹훅 처리 중 오류 — 수신: %s", _received(state))  # the error itself: Django's log
+        raise
+
+
+def _received(state: _IngestState) -> Any:
+    """The payload as logged (its token replaced); "-" when the body was not JSON."""
+    return state.redacted if state.redacted is not None else "-"
 
 
 @dataclass
@@ -388,8 +396,10 @@ def _ingest(state: _IngestState, idempotency_header: str | None) -> IngestResult
     if len(state.raw_body) > settings.WEBHOOK_MAX_BODY_BYTES:
         raise payload_too_large()
     payload = parse_body(state.raw_body)
+    # Logged with its outcome, one line a webhook (_accept, _idempotent_replay, webhook_ingest's
+    # handlers): a line is ~0.3-0.6 ms of the request's thread at INFO, on its way to the commit
+    # (docs/benchmarks-speed.md, round 29).
     state.payload, state.redacted = payload, redact_payload(payload)
-    log.info("웹훅 수신: %s", state.redacted)
 
     token = payload.get("token")
     if token is None or token == "":
@@ -607,7 +617,7 @@ def _idempotent_replay(strategy: Strategy, key: str, state: _IngestState) -> Ing
     )
     if record is None:
         return None
-    log.info("웹훅 중복 수신 (idempotency_key=%s): 최초 응답을 반환합니다", key)
+    log.info("웹훅 수신: %s → 중복 (idempotency_key=%s): 최초 응답을 반환합니다", state.redacted, key)
     _record_event(
         state, outcome=WebhookOutcome.DUPLICATE, http_status=202, idempotency_key=key, replay_of=record.event
     )
@@ -678,7 +688,13 @@ def _accept(
             f"{order.side or '-'} {order.order_type} qty_per={order.qty_per}"
             for order in orders
         ]
-        log.info("주문 생성 %d건 (webhook_id=%s):\n  %s", len(lines), event.id, "\n  ".join(lines))
+        log.info(
+            "웹훅 수신: %s → 주문 생성 %d건 (webhook_id=%s):\n  %s",
+            state.redacted,
+            len(lines),
+            event.id,
+            "\n  ".join(lines),
+        )
     return IngestResult(202, body, event.id)
 
 
