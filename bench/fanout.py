@@ -151,7 +151,8 @@ def worker_main(threads: int, name: str) -> None:
             "--without-mingle",
             "--without-heartbeat",
             "--loglevel",
-            "WARNING",
+            # As the product's worker command (README, Procfile, deploy/) runs it: INFO there.
+            os.environ.get("LOG_LEVEL") or "INFO",
         ]
     )
 
