@@ -1382,10 +1382,7 @@ def order_cancel(order: Order) -> Order:
         raise
     finally:
         adapter.close()
-    _keep_known_fills(order, result)
-    if result.status == OrderStatus.CANCELLED and not result.message:
-        result.message = _("Cancelled on request")
-    if order_record(order, result, expect=LIVE_STATUSES):
+    if _cancel_answer_record(order, result):
         log.info("주문 취소: order_id=%s status=%s", order.id, result.status)
         if result.status in LIVE_STATUSES:
             # Accepted, not applied yet: the live refresh follows it up (_cancel_follow_up).
@@ -1393,6 +1390,15 @@ def order_cancel(order: Order) -> Order:
     else:
         order.refresh_from_db()  # the venue's news (a fill, a cancel) reached it first
     return order
+
+
+def _cancel_answer_record(order: Order, result: OrderResult) -> bool:
+    """Record a cancel's answer on the still-live ``order`` (the fills the Order knows kept);
+    True when stored."""
+    _keep_known_fills(order, result)
+    if result.status == OrderStatus.CANCELLED and not result.message:
+        result.message = _("Cancelled on request")
+    return order_record(order, result, expect=LIVE_STATUSES)
 
 
 def _cancel_outstanding(order: Order, *, resends: int) -> bool:
@@ -1414,10 +1420,9 @@ def _cancel_follow_up(adapter: ExchangeAdapter, order: Order) -> bool:
     order live: once ORDER_CANCEL_RESEND_SECONDS have passed since it was sent, send it again
     (a venue may drop an accepted cancel; sending it again cancels nothing more), at most
     ORDER_CANCEL_RESENDS times, and tell the operator (``order_cancel_unconfirmed``) at the first
-    resend and when they run out (the order may still be live: the venue must be checked). Returns True when the resend's
-    answer ended the order (recorded)."""
-    if order.cancel_requested_at is None:
-        return False
+    resend and when they run out (the order may still be live: the venue must be checked).
+    Returns True when the resend's answer ended the order (recorded)."""
+    assert order.cancel_requested_at is not None  # the caller's condition
     limit = int(settings.ORDER_CANCEL_RESENDS)
     waited = (timezone.now() - order.cancel_requested_at).total_seconds()
     if order.cancel_resends >= limit or waited < float(settings.ORDER_CANCEL_RESEND_SECONDS):
@@ -1434,10 +1439,7 @@ def _cancel_follow_up(adapter: ExchangeAdapter, order: Order) -> bool:
     except VenueError as error:
         log.warning("취소 재전송 실패: order_id=%s %s", order.id, error.message)
     if result is not None and result.status not in LIVE_STATUSES:
-        _keep_known_fills(order, result)
-        if result.status == OrderStatus.CANCELLED and not result.message:
-            result.message = _("Cancelled on request")
-        return order_record(order, result, expect=LIVE_STATUSES)
+        return _cancel_answer_record(order, result)
     message = (
         _("The venue accepted the cancel but still shows the order live; the cancel was sent again")
         if resends < limit

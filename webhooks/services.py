@@ -294,10 +294,11 @@ def _spool(
         )
         return IngestResult(error.status, error.envelope(), None)
     log.warning(
-        "DB 장애: 웹훅 임시 저장 (webhook_id=%s strategy=%s 토큰 확인=%s), DB 복구 후 처리",
+        "DB 장애: 웹훅 임시 저장 (webhook_id=%s strategy=%s 토큰 확인=%s), DB 복구 후 처리 — 수신: %s",
         state.event_id,
         group_name,
         "예" if verified else "복구 후",
+        _received(state),
     )
     body = {
         "success": True,
