@@ -460,7 +460,8 @@ def test_bulk_insert_writes_the_rows_bulk_create_writes(make_strategy: Any, make
     mine = _orders_like_the_intake(strategy, many, event_new, params)
     Order.objects.bulk_create(by_orm)
     with pytest.MonkeyPatch.context() as patch, CaptureQueriesContext(connection) as statements:
-        patch.setattr(prepared, "_max_params", lambda connection: 35 * 100)  # 100 rows per statement
+        columns = len(prepared._insert_plan(Order, connection).columns)  # the Order's, as it grows
+        patch.setattr(prepared, "_max_params", lambda connection: columns * 100)  # 100 rows per statement
         prepared.bulk_insert(mine)
     inserts = [q["sql"] for q in statements if "INSERT" in q["sql"]]
     assert all(sql.startswith('INSERT INTO "orders_order"') for sql in inserts)
@@ -682,7 +683,8 @@ def test_groups_larger_than_one_statement_are_written_in_one_transaction(
         return execute(sql, params, many, context)
 
     with pytest.MonkeyPatch.context() as patch, connection.execute_wrapper(watch):
-        patch.setattr(prepared, "_max_params", lambda connection: 35 * 40)  # 40 rows per statement
+        columns = len(prepared._insert_plan(Order, connection).columns)
+        patch.setattr(prepared, "_max_params", lambda connection: columns * 40)  # 40 rows per statement
         prepared.bulk_insert_together([[event], orders])
     inserts = [(sql, autocommit) for sql, autocommit in seen if "INSERT" in sql]
     if connection.vendor == "postgresql":

@@ -392,7 +392,10 @@ def test_webhook_lines_reach_the_rotating_log_file(client: Client, strategy: Any
     post(client, spot(symbol="BTCUSDT", currency=None, comment="file-log-probe"))
     for handler in logging.getLogger("quanttrade").handlers:
         handler.flush()
-    text = (settings.LOG_DIR / "app.log").read_text(encoding="utf-8")
+    # The file is shared by the suite's processes and rotates at 10 MiB: another process's lines
+    # may rotate it between this write and the read, so the newest backup is read too.
+    files = sorted(settings.LOG_DIR.glob("app.log*"), key=lambda path: path.stat().st_mtime)
+    text = "\n".join(path.read_text(encoding="utf-8", errors="replace") for path in files)
     line = [line for line in text.splitlines() if "file-log-probe" in line][-1]  # this run's
     # One line a webhook, with its outcome: the refusal says what came.
     assert "[ERROR] 웹훅 처리 실패: [invalid_symbol]" in line and "— 수신: {" in line
