@@ -85,7 +85,18 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             body["status"] = 401
         return response
     log.exception("처리되지 않은 오류: %s", type(exc).__name__)
-    return Response(
-        {"error": _("Internal server error."), "status": 500, "code": "internal_error"},
-        status=500,
-    )
+    return Response(_internal_error(), status=500)
+
+
+def _internal_error() -> dict[str, Any]:
+    return {"error": _("Internal server error."), "status": 500, "code": "internal_error"}
+
+
+def raised_response(exc: Exception) -> JsonResponse:
+    """The envelope :func:`exception_handler` gives a DRF view, for an exception raised by a view
+    reached outside DRF (the webhook's fast lane, webhooks/middleware.py): an ApiError's own,
+    anything else logged and answered as an internal error."""
+    if isinstance(exc, ApiError):
+        return error_response(exc)
+    log.exception("처리되지 않은 오류: %s", type(exc).__name__)
+    return json_response(_internal_error(), 500)

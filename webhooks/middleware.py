@@ -11,9 +11,10 @@ still apply) and hands such a POST straight to :func:`webhooks.views.webhook_rec
 itself the little the skipped middleware did that a webhook's answer shows: the language from
 ``Accept-Language`` for the error messages (LocaleMiddleware: ``Content-Language``,
 ``Vary: Accept-Language``), ``Content-Length`` (CommonMiddleware) and ``X-Frame-Options``
-(XFrameOptionsMiddleware). Any other method or path goes down the whole stack as before (a GET
-on the webhook still gets DRF's 405). ``tests/webhook/test_fast_lane.py`` compares both lanes'
-answers."""
+(XFrameOptionsMiddleware); and an exception the view raises gets the JSON envelope DRF's
+exception handler gives it (``quanttrade.errors.raised_response``). Any other method or path goes
+down the whole stack as before (a GET on the webhook still gets DRF's 405).
+``tests/webhook/test_fast_lane.py`` compares both lanes' answers."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.utils import translation
 from django.utils.cache import patch_vary_headers
 
+from quanttrade.errors import raised_response
 from webhooks.views import webhook_receive
 
 WEBHOOK_PATHS = frozenset({"/api/webhook", "/api/webhook/"})
@@ -41,7 +43,10 @@ class WebhookFastLane:
         language = translation.get_language_from_request(request)
         translation.activate(language)
         request.LANGUAGE_CODE = translation.get_language()
-        response = webhook_receive(request)
+        try:
+            response: HttpResponseBase = webhook_receive(request)
+        except Exception as exc:  # as DRF's handler answers it: the JSON envelope, never a page
+            response = raised_response(exc)
         patch_vary_headers(response, ("Accept-Language",))
         response.headers.setdefault("Content-Language", request.LANGUAGE_CODE)
         if not response.has_header("Content-Length"):

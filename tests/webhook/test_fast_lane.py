@@ -11,8 +11,12 @@ import pytest
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 from django.test import Client, override_settings
+from django.urls import reverse
 
 from orders.models import Order
+from quanttrade.errors import ApiError
+from webhooks import views as webhook_views
+from webhooks.middleware import WEBHOOK_PATHS
 from webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db
@@ -150,6 +154,33 @@ def test_other_methods_go_down_the_whole_stack(make_strategy: Any, method: str) 
     assert not WebhookEvent.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "error", [RuntimeError("boom"), ApiError("refused here", code="x_refused", status=409)]
+)
+def test_an_error_the_view_raises_gets_the_same_envelope_in_both_lanes(
+    make_strategy: Any, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    """DRF's exception handler answered an exception with the JSON envelope; the fast lane does too
+    (never Django's HTML error page)."""
+    make_strategy()
+
+    def raising(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(webhook_views, "webhook_ingest", raising)
+    answers = [_send(lane, "/api/webhook", _signal(), "application/json") for lane in (False, True)]
+    expected = (
+        (409, {"error": "refused here", "status": 409, "code": "x_refused"})
+        if isinstance(error, ApiError)
+        else (500, {"error": "서버 내부 오류입니다.", "status": 500, "code": "internal_error"})
+    )
+    for answer in answers:
+        assert (answer.status_code, answer.json()) == expected
+        assert answer.headers["Content-Type"] == "application/json"
+
+
 def test_the_product_stack_has_the_lane_right_after_the_security_middleware() -> None:
-    """Its HTTPS redirect and security headers apply to webhooks too; nothing else runs first."""
+    """Its HTTPS redirect and security headers apply to webhooks too; nothing else runs first;
+    and the lane's paths are the URLconf's webhook routes."""
     assert settings.MIDDLEWARE[:2] == ["django.middleware.security.SecurityMiddleware", LANE]
+    assert {reverse("webhook"), reverse("webhook-slash")} == WEBHOOK_PATHS
