@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils import translation
 from django.utils.cache import patch_vary_headers
 
@@ -44,7 +44,7 @@ class WebhookFastLane:
         translation.activate(language)
         request.LANGUAGE_CODE = translation.get_language()
         try:
-            response: HttpResponseBase = webhook_receive(request)
+            response: HttpResponse = webhook_receive(request)
         except Exception as exc:  # as DRF's handler answers it: the JSON envelope, never a page
             response = raised_response(exc)
         patch_vary_headers(response, ("Accept-Language",))
