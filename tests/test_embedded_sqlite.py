@@ -44,9 +44,12 @@ def database(tmp_path: Path, django_db_blocker: Any, request: pytest.FixtureRequ
         try:
             yield alias
         finally:
+            from quanttrade.embedded_sqlite3.base import idle_connections_close
+
             connections[alias].close()
             del connections[alias]
             del connections.settings[alias]
+            idle_connections_close()
 
 
 def _hold_a_transaction(alias: str, started: threading.Event, done: threading.Event) -> None:
@@ -182,3 +185,128 @@ def test_statements_are_rewritten_once_and_as_django_rewrites_them(
     with connections[database].cursor() as cursor:
         cursor.execute(other, ["a"])
     assert list(base._qmark) == [other]
+
+
+# --- connections kept for reuse ------------------------------------------------------------------
+
+
+def _in_a_thread(work: Any) -> Any:
+    """Run ``work()`` on a new thread (its own connections, as an ASGI request's) and return it."""
+    out: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            out.append(work())
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    if errors:
+        raise errors[0]
+    return out[0]
+
+
+def _open_raw(alias: str) -> Any:
+    wrapper = connections[alias]
+    wrapper.ensure_connection()
+    with wrapper.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM probe")
+    return wrapper.connection
+
+
+def test_a_closed_connection_is_taken_by_the_next_request_instead_of_a_new_one(database: str) -> None:
+    """A request's connection closed at its end (CONN_MAX_AGE 0) is the next request's: the same
+    SQLite connection, working, no new one opened."""
+    import sqlite3
+
+    opened: list[Any] = []
+    real_connect = sqlite3.connect
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        opened.append(args)
+        return real_connect(*args, **kwargs)
+
+    from quanttrade.embedded_sqlite3.base import idle_connections_close
+
+    first = _in_a_thread(lambda: _open_raw(database))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sqlite3.dbapi2, "connect", counting)  # what Django's backend calls
+        second = _in_a_thread(lambda: _open_raw(database))
+        _in_a_thread(
+            lambda: connections[database].cursor().execute("INSERT INTO probe (writer) VALUES ('reused')")
+        )
+        assert second is first and opened == []
+        idle_connections_close()  # none kept: the next one is opened (the count counts)
+        assert _in_a_thread(lambda: _open_raw(database)) is not first and len(opened) == 1
+    assert _writers(database) == ["reused"]
+
+
+def test_a_connection_closed_inside_a_transaction_is_closed_for_real(database: str) -> None:
+    """Closed while a transaction is open on it (at SQLite, or in Django's atomic block): never
+    handed on, so no later request inherits the transaction; its writes are rolled back."""
+    import sqlite3
+
+    wrapper = connections[database]
+    raw = _open_raw(database)
+    raw.execute("BEGIN")
+    raw.execute("INSERT INTO probe (writer) VALUES ('open at the database')")
+    wrapper.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        raw.execute("SELECT 1")
+
+    with transaction.atomic(using=database):
+        with wrapper.cursor() as cursor:
+            cursor.execute("INSERT INTO probe (writer) VALUES ('in atomic')")
+        in_atomic = wrapper.connection
+        wrapper.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        in_atomic.execute("SELECT 1")
+    assert _writers(database) == []
+    assert _in_a_thread(lambda: _open_raw(database)) not in (raw, in_atomic)
+
+
+def test_at_most_idle_kept_connections_are_kept(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from quanttrade.embedded_sqlite3 import base
+
+    monkeypatch.setattr(base, "IDLE_KEPT", 2)
+    together = threading.Barrier(3)
+
+    def hold() -> Any:
+        raw = _open_raw(database)
+        together.wait(5)  # the three are open at once
+        return raw
+
+    held: list[Any] = []
+    threads = [threading.Thread(target=lambda: held.append(_in_a_thread(hold))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    name = connections[database].settings_dict["NAME"]
+    kept = [entry[0] for entry in base._idle[name]]
+    assert len(held) == 3 and len(kept) == 2 and set(map(id, kept)) < set(map(id, held))
+    (closed,) = [raw for raw in held if all(raw is not k for k in kept)]
+    with pytest.raises(sqlite3.ProgrammingError):
+        closed.execute("SELECT 1")
+
+
+def test_the_test_database_is_removed_only_after_the_kept_connections_are_closed(database: str) -> None:
+    """A connection left open on a removed file keeps its write-ahead log, which SQLite would read
+    into the next database made at the same path: the creation closes the kept ones first."""
+    import os
+    import sqlite3
+
+    raw = _in_a_thread(lambda: _open_raw(database))
+    name = connections[database].settings_dict["NAME"]
+    connections[database].close()
+    connections[database].creation._destroy_test_db(name, verbosity=0)
+    assert not os.path.exists(name) and not os.path.exists(name + "-wal")
+    with pytest.raises(sqlite3.ProgrammingError):
+        raw.execute("SELECT 1")

@@ -14,15 +14,29 @@ statement run outside a transaction. Reads never wait (WAL readers do not block)
 other processes (a management command run beside ``serve``) still meet SQLite's own locking,
 and so does a writer that waited ``WRITE_LOCK_WAIT_SECONDS`` for the lock: it then goes ahead
 and SQLite's busy timeout applies, as without this backend.
+
+Connections are also kept for reuse. Under ASGI every request has connections of its own, and
+``CONN_MAX_AGE`` 0 closes them when it ends: each request opened the database anew, and a new
+SQLite connection costs ~0.9 ms of CPU before its first statement (Django's functions
+registered, the pragmas, the schema read again) — on every webhook, a large part of its accept
+(docs/benchmarks-speed.md, round 30). A connection Django closes outside any transaction goes to
+this process's idle list for the file (at most ``IDLE_KEPT``) and the next connection opened
+takes it instead; one closed inside a transaction is really closed, and a child process (after a
+fork) never takes its parent's. Django's test-database creation closes the kept connections
+before it removes or replaces a file (see :class:`DatabaseCreation`). As with any SQLite
+database, never replace the file under a running process: its open connections' write-ahead log
+would be read into the new file.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import threading
 from typing import Any
 
-from django.db.backends.sqlite3 import base
+from django.db.backends.sqlite3 import base, creation
 
 log = logging.getLogger("quanttrade.db")
 
@@ -41,6 +55,50 @@ _qmark_chars = 0
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
+IDLE_KEPT = 16
+# Per database file: closed connections kept for reuse, each with the process that opened it.
+_idle: dict[str, list[tuple[Any, int]]] = {}
+_idle_guard = threading.Lock()
+
+
+def idle_connections_close() -> None:
+    """Close the connections kept for reuse (every database file of this process)."""
+    with _idle_guard:
+        kept = [entry for entries in _idle.values() for entry in entries]
+        _idle.clear()
+    for connection, pid in kept:
+        if pid == os.getpid():
+            connection.close()
+
+
+def _forget_after_fork() -> None:
+    # A child must never use its parent's SQLite connections (nor close them under it).
+    _idle.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+# Closed for real at exit: the last connection's close checkpoints the write-ahead log and removes
+# it, as when Django closed them itself.
+atexit.register(idle_connections_close)
+
+
+class DatabaseCreation(creation.DatabaseCreation):
+    """Django's test-database creation, closing the kept connections before it removes or
+    replaces a database file: a connection left open on a removed file keeps its write-ahead
+    log, which SQLite would then read into a new database created at the same path."""
+
+    def _create_test_db(self, *args: Any, **kwargs: Any) -> Any:
+        idle_connections_close()
+        return super()._create_test_db(*args, **kwargs)  # type: ignore[misc]  # private in django-stubs
+
+    def _clone_test_db(self, *args: Any, **kwargs: Any) -> Any:
+        idle_connections_close()
+        return super()._clone_test_db(*args, **kwargs)  # type: ignore[misc]  # private in django-stubs
+
+    def _destroy_test_db(self, *args: Any, **kwargs: Any) -> Any:
+        idle_connections_close()
+        return super()._destroy_test_db(*args, **kwargs)  # type: ignore[misc]  # private in django-stubs
+
 
 def write_lock(name: str) -> threading.Lock:
     """The lock of the database file ``name`` (one per file in this process)."""
@@ -49,6 +107,7 @@ def write_lock(name: str) -> threading.Lock:
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    creation_class = DatabaseCreation
     # The methods overridden here are Django's own hooks for BEGIN, COMMIT, ROLLBACK and close
     # (django/db/backends/sqlite3/base.py, base/base.py); django-stubs does not declare them.
     _holds_write_lock = False
@@ -85,11 +144,36 @@ class DatabaseWrapper(base.DatabaseWrapper):
         finally:
             self._release_write_lock()
 
+    def get_new_connection(self, conn_params: Any) -> Any:
+        with _idle_guard:
+            kept = _idle.get(str(self.settings_dict["NAME"]))
+            while kept:
+                connection, pid = kept.pop()
+                if pid == os.getpid():
+                    return connection
+        return super().get_new_connection(conn_params)
+
     def _close(self) -> Any:
         try:
+            if self._keep_idle():
+                return None
             return super()._close()  # type: ignore[misc]  # private in django-stubs
         finally:
             self._release_write_lock()
+
+    def _keep_idle(self) -> bool:
+        """Hand the connection to the idle list instead of closing it, when it is safe to reuse:
+        no transaction open on it (at the database or in Django's atomic blocks), a file
+        database, room in the list."""
+        connection = self.connection
+        if connection is None or self.in_atomic_block or connection.in_transaction or self.is_in_memory_db():
+            return False
+        with _idle_guard:
+            kept = _idle.setdefault(str(self.settings_dict["NAME"]), [])
+            if len(kept) >= IDLE_KEPT:
+                return False
+            kept.append((connection, os.getpid()))
+        return True
 
     def create_cursor(self, name: str | None = None) -> Any:
         cursor = self.connection.cursor(factory=_Cursor)
