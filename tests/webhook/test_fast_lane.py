@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from orders.models import Order
 from quanttrade.errors import ApiError
+from tests.webhook.test_intake import spot
 from webhooks import views as webhook_views
 from webhooks.middleware import WEBHOOK_PATHS
 from webhooks.models import WebhookEvent
@@ -63,17 +64,7 @@ def _shape(value: Any) -> Any:
 
 
 def _signal(**fields: Any) -> str:
-    body = {
-        "group_name": "my_strategy",
-        "token": "test-token",
-        "currency": "USDT",
-        "symbol": "BTC/USDT",
-        "order_type": "MARKET",
-        "side": "buy",
-        "qty_per": 10,
-    }
-    body.update(fields)
-    return json.dumps(body)
+    return json.dumps(spot(**fields))
 
 
 CASES: list[tuple[str, str, str | bytes, str, dict[str, str], int]] = [
