@@ -175,3 +175,16 @@ def test_the_product_stack_has_the_lane_right_after_the_security_middleware() ->
     and the lane's paths are the URLconf's webhook routes."""
     assert settings.MIDDLEWARE[:2] == ["django.middleware.security.SecurityMiddleware", LANE]
     assert {reverse("webhook"), reverse("webhook-slash")} == WEBHOOK_PATHS
+
+
+def test_a_host_not_allowed_is_refused_in_both_lanes(make_strategy: Any) -> None:
+    """ALLOWED_HOSTS holds for webhooks too (CommonMiddleware reads the host in either lane):
+    a signal sent with a foreign Host header is refused before the intake and stores nothing."""
+    make_strategy()
+    for lane in (False, True):
+        with override_settings(MIDDLEWARE=_stack(lane=lane)):
+            response = Client().post(
+                "/api/webhook", data=_signal(), content_type="application/json", HTTP_HOST="evil.example"
+            )
+        assert response.status_code == 400
+    assert not WebhookEvent.objects.exists() and not Order.objects.exists()
