@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import os
-from typing import Any
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, Any
 
 import django
 from asgiref.sync import sync_to_async
-from django.core.handlers.asgi import ASGIHandler
+from django.conf import settings
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import HttpRequest, HttpResponseBase
+from django.urls import set_script_prefix
+
+from webhooks.paths import WEBHOOK_PATHS
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quanttrade.settings")
 
@@ -22,7 +33,72 @@ class SyncChainASGIHandler(ASGIHandler):
     sync-only middleware (whitenoise) adds two more: measured through the servers, most of a
     webhook's CPU beyond the view itself (docs/benchmarks-speed.md). Here the chain is built
     synchronous and the whole of it runs in one hop to the sync thread, as a WSGI server would
-    run it. An async view would still work (Django adapts it), at the cost of a hop."""
+    run it. An async view would still work (Django adapts it), at the cost of a hop.
+
+    A webhook (``POST`` to ``WEBHOOK_PATHS``) goes further: once its body has arrived, the whole
+    of its request — Django's request signals, the middleware chain and the view, the response's
+    close — runs in ONE hop to a thread of the process's webhook pool (``WEBHOOK_THREADS``,
+    started as needed and kept), and the answer is sent. Django's own handling gives every
+    request a new thread (asgiref's per-request context), starts and stops it, and hops to it
+    three times, with two tasks watching for a disconnect: measured through the web server, a
+    fifth of a webhook's CPU (docs/benchmarks-speed.md, round 31). Each webhook runs in a copy of
+    the server's context, so nothing it activates (its language) outlives it, and its database
+    connections are closed or given back at its end as on Django's path. A client that goes away
+    once the body has arrived does not stop the intake: the signal is stored and placed
+    (Django's path could not stop the view's thread either)."""
+
+    _pool: ThreadPoolExecutor | None = None
+    _pool_pid = 0
+    _pool_lock = threading.Lock()
+
+    @classmethod
+    def webhook_pool(cls) -> ThreadPoolExecutor:
+        """This process's webhook threads (a forked child makes its own)."""
+        if cls._pool is None or cls._pool_pid != os.getpid():
+            with cls._pool_lock:
+                if cls._pool is None or cls._pool_pid != os.getpid():
+                    cls._pool = ThreadPoolExecutor(settings.WEBHOOK_THREADS, thread_name_prefix="webhook")
+                    cls._pool_pid = os.getpid()
+        return cls._pool
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and _path_info(scope) in WEBHOOK_PATHS:
+            await self._handle_webhook(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _handle_webhook(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return  # the client left before its body arrived: nothing was received
+        context = contextvars.copy_context()
+        respond = functools.partial(context.run, self._respond, scope, body_file)
+        response = await asyncio.get_running_loop().run_in_executor(self.webhook_pool(), respond)
+        await self.send_response(response, send)
+        if response.streaming:  # never a webhook's answer; closed after its content, as Django does
+            await sync_to_async(response.close)()
+            body_file.close()
+
+    def _respond(self, scope: Any, body_file: IO[bytes]) -> HttpResponseBase:
+        """What ``ASGIHandler.handle`` does around the view, on the pool's thread. The response is
+        closed here (``request_finished``: the thread's database connections closed or given
+        back) before its bytes are sent; the body file too, by the thread that read it."""
+        streaming = False
+        try:
+            set_script_prefix(get_script_prefix(scope))
+            signals.request_started.send(sender=self.__class__, scope=scope)
+            request, error_response = self.create_request(scope, body_file)
+            response = error_response if request is None else self.get_response(request)
+            assert response is not None  # create_request gives a request or its error's answer
+            response._handler_class = self.__class__  # type: ignore[attr-defined]  # as Django's does
+            streaming = response.streaming
+            if not streaming:
+                response.close()
+            return response
+        finally:
+            if not streaming:
+                body_file.close()
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
@@ -30,6 +106,13 @@ class SyncChainASGIHandler(ASGIHandler):
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         response: HttpResponseBase = await sync_to_async(self.get_response, thread_sensitive=True)(request)
         return response
+
+
+def _path_info(scope: Any) -> str:
+    """The request's path below the script prefix, as ``ASGIRequest.path_info`` reads it."""
+    prefix = get_script_prefix(scope)
+    path: str = scope["path"]
+    return path.removeprefix(prefix) if prefix else path
 
 
 def _django_http_app() -> Any:

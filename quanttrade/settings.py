@@ -460,6 +460,22 @@ WEBHOOK_SPOOL_REPLAY_SECONDS: float = env.float("WEBHOOK_SPOOL_REPLAY_SECONDS", 
 WEBHOOK_SPOOL_MAX_FILES: int = env.int("WEBHOOK_SPOOL_MAX_FILES", default=10000)
 # How long a web process may authenticate a strategy from memory while the database is down.
 WEBHOOK_AUTH_CACHE_SECONDS: int = env.int("WEBHOOK_AUTH_CACHE_SECONDS", default=300)
+
+
+def _at_least_one(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError(raw)
+    return value
+
+
+# The threads a web process runs its webhooks on (quanttrade.asgi): started as needed and kept
+# for the process's life, instead of Django's new thread for every request. A webhook waits for
+# a free one. As many as the database connections a PostgreSQL process pools (DB_POOL_MAX_SIZE),
+# so a burst waits here rather than at the pool, whose timeout would spool the signal.
+WEBHOOK_THREADS: int = env.strict(
+    "WEBHOOK_THREADS", env.int("DB_POOL_MAX_SIZE", default=10), _at_least_one, "a whole number of at least 1"
+)
 # How long a web process reuses a strategy (and its links) it read, while nothing about
 # strategies, accounts or links has changed (strategies/generation.py); 0 reads every time. Bounds
 # how long a change made outside the product (SQL) can go unseen.

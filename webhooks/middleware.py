@@ -27,9 +27,10 @@ from django.middleware.locale import LocaleMiddleware
 from django.utils.deprecation import MiddlewareMixin
 
 from quanttrade.errors import raised_response
+from webhooks.paths import WEBHOOK_PATHS
 from webhooks.views import webhook_receive
 
-WEBHOOK_PATHS = frozenset({"/api/webhook", "/api/webhook/"})
+__all__ = ["LANE_MIDDLEWARE", "WEBHOOK_PATHS", "WebhookFastLane"]
 # The product stack's middleware a webhook goes through, in the stack's order.
 LANE_MIDDLEWARE: tuple[type[MiddlewareMixin], ...] = (
     LocaleMiddleware,
