@@ -274,6 +274,22 @@ def untake(order_id: UUID | str, attempt: int) -> None:
         log.warning("taken-back mark not withdrawn: %s", exc)
 
 
+def take_back(order_id: UUID | str, attempt: int) -> None:
+    """Mark ``attempt`` taken back whether or not its request began to leave: for a
+    CANCEL_ALL_ORDER its holder was judged dead on, which is run again either way (cancelling
+    the open orders twice cancels nothing more). A holder that was only slow and had not yet
+    sent it then never does (:func:`mark_sending` raises): otherwise its late cancel-all could
+    cancel the orders placed after the one run again (a batch's next order). One already in
+    flight cannot be called back. A later attempt's mark is left as it is."""
+    key = _sending_key(order_id)
+    try:
+        marked = _attempt_of(cache.get(key))
+        if marked is None or marked <= attempt:
+            cache.set(key, _taken_back(attempt), timeout=CLAIM_TTL)
+    except Exception as exc:
+        log.warning("take-back mark failed: %s", exc)
+
+
 def never_sent(order_id: UUID | str, attempt: int) -> bool:
     """True only when the order's holder is known and no request of it ever started to leave:
     a worker that died between its claim and its request (the order may simply be sent). The

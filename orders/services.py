@@ -563,7 +563,10 @@ def _cancel_all(adapter: ExchangeAdapter, order: Order) -> OrderResult:
     failures in its message when some were cancelled, `failed` with the failures when none
     could be (``cancelled_orders`` holds the count either way)."""
     failures: list[str] = []
-    _stage(order, "sent")
+    # Marked as an order's request is (raises AttemptTakenBack for an attempt the sweep took
+    # back): a holder judged dead, only slow, must not cancel what the rerun placed after it.
+    if not _mark_sending(order):
+        raise RetryableVenueError(_("The order could not be marked as being sent; it will be retried"))
     try:
         count = adapter.cancel_all(order.market_type, order.symbol or None)
     except CancelAllIncomplete as error:
@@ -1070,13 +1073,19 @@ def order_reconcile(order: Order, *, holder_alive: bool = False) -> bool:
     A CANCEL_ALL_ORDER is no order at the venue, so there is nothing to look up (the lookup
     failed at every sweep, and the account's later closes waited for it forever): a dead
     holder's is run again (cancelling the open orders twice cancels nothing more, and the
-    account's later orders wait for it); a live holder's is left to it. An order whose lookup
+    account's later orders wait for it), its attempt taken back so that a holder only slow does
+    not cancel late what the rerun placed after it; a live holder's is left to it. An order whose lookup
     fails is asked again at the next sweep."""
     if order.order_type == OrderType.CANCEL_ALL_ORDER:
         if holder_alive:
             return False
         log.info("일괄 취소 재실행: order_id=%s", order.id)
-        return _requeue(order, "")
+        attempt = order.attempts
+        liveness.take_back(order.pk, attempt)  # a slow holder that has not sent it never will
+        if _requeue(order, ""):
+            return True
+        liveness.untake(order.pk, attempt)  # the attempt ended meanwhile: not taken back
+        return False
     try:
         adapter = adapter_for(order.account)
         try:

@@ -563,6 +563,76 @@ def test_a_slow_holder_that_comes_back_after_the_newer_attempt_sent_does_not_sen
     assert (order.status, order.attempts, PaperOrder.objects.count()) == ("filled", 2, 1)
 
 
+def _cancel_all_then_a_resting_buy(
+    make_strategy: Any, make_account: Any, publish_price: Any
+) -> tuple[Any, Any]:
+    """An account with a resting buy, and a webhook whose batch cancels all and then places a
+    new resting buy: its cancel-all claimed by this process (attempt 1), which the sweep then
+    judges dead while it is only slow."""
+    from orders.services import order_reconcile
+
+    account = make_account("a1", balances={"USDT": "10000"})
+    strategy = make_strategy(accounts=[account])
+    publish_price("BINANCE:BTC/USDT", "50000")
+    earlier = make_orders(
+        strategy, [account], [{"order_type": "LIMIT", "side": "BUY", "qty_per": 1, "price": 40000}]
+    )
+    account_orders_execute(earlier.id, account.pk)
+    assert statuses(earlier) == ["open"]
+    event = make_orders(
+        strategy,
+        [account],
+        [
+            {"order_type": "CANCEL_ALL_ORDER", "symbol": ""},
+            {"order_type": "LIMIT", "side": "BUY", "qty_per": 1, "price": 41000},
+        ],
+    )
+    slow = order_claim(Order.objects.get(webhook=event, sequence=0).pk)
+    assert slow is not None and slow.attempts == 1
+    assert order_reconcile(Order.objects.get(pk=slow.pk)) is True  # judged dead: run again
+    return event, slow
+
+
+@pytest.mark.django_db
+def test_a_slow_holder_of_a_cancel_all_run_again_does_not_cancel_what_the_rerun_placed(
+    make_strategy: Any, make_account: Any, publish_price: Any
+) -> None:
+    """The rerun cancels the resting buy and places the batch's new one; the slow holder then
+    reaches its cancel-all: it finds the later attempt's mark and sends nothing, so the new
+    resting buy stays open (before, a cancel-all took no send mark and cancelled it late)."""
+    from orders.services import order_execute
+
+    event, slow = _cancel_all_then_a_resting_buy(make_strategy, make_account, publish_price)
+    account = slow.account
+    account_orders_execute(event.id, account.pk)
+    assert statuses(event) == ["cancelled", "open"]
+    with pytest.raises(AttemptTakenBack):
+        order_execute(slow, PaperAdapter(account))
+    assert statuses(event) == ["cancelled", "open"]  # the rerun's buy still rests
+    assert Order.objects.get(webhook=event, sequence=0).attempts == 2
+
+
+@pytest.mark.django_db
+def test_a_slow_holder_of_a_cancel_all_taken_back_sends_nothing_and_the_rerun_runs_it(
+    make_strategy: Any, make_account: Any, publish_price: Any
+) -> None:
+    """The slow holder comes back before the rerun: the sweep's verdict took its attempt back,
+    so it neither sends nor writes; the rerun then cancels and places as the batch says."""
+    from orders.services import order_execute
+
+    event, slow = _cancel_all_then_a_resting_buy(make_strategy, make_account, publish_price)
+    account = slow.account
+    with pytest.raises(AttemptTakenBack):
+        order_execute(slow, PaperAdapter(account))
+    earlier_open = Order.objects.filter(account=account, status="open").count()
+    assert earlier_open == 1  # nothing was cancelled by the slow holder
+    assert statuses(event) == ["queued", "queued"]
+    account_orders_execute(event.id, account.pk)
+    assert statuses(event) == ["cancelled", "open"]
+    cancel_all = Order.objects.get(webhook=event, sequence=0)
+    assert (cancel_all.attempts, cancel_all.cancelled_orders) == (2, 1)
+
+
 @pytest.mark.django_db
 def test_an_attempt_the_sweep_could_not_take_back_is_sent_when_claimed_again(
     make_strategy: Any, make_account: Any, publish_price: Any
