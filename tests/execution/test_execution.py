@@ -143,10 +143,8 @@ def test_market_order_without_a_price_is_rejected_on_the_order(
     assert (order.status, order.message) == ("rejected", "시세 정보가 없습니다: BINANCE:BTC/USDT")
 
 
-@pytest.mark.django_db
-def test_cancel_all_ends_cancelled_with_the_count_and_cancels_the_resting_orders(
-    make_strategy: Any, make_account: Any, publish_price: Any
-) -> None:
+def resting_buy(make_strategy: Any, make_account: Any, publish_price: Any) -> tuple[Any, Any, WebhookEvent]:
+    """A funded paper account of its own strategy, with a limit buy resting under the price."""
     account = make_account("a1", balances={"USDT": "10000"})
     strategy = make_strategy(accounts=[account])
     publish_price("BINANCE:BTC/USDT", "50000")
@@ -155,6 +153,14 @@ def test_cancel_all_ends_cancelled_with_the_count_and_cancels_the_resting_orders
     )
     account_orders_execute(limits.id, account.pk)
     assert statuses(limits) == ["open"]
+    return account, strategy, limits
+
+
+@pytest.mark.django_db
+def test_cancel_all_ends_cancelled_with_the_count_and_cancels_the_resting_orders(
+    make_strategy: Any, make_account: Any, publish_price: Any
+) -> None:
+    account, strategy, limits = resting_buy(make_strategy, make_account, publish_price)
     cancel = make_orders(strategy, [account], [{"order_type": "CANCEL_ALL_ORDER"}])
     account_orders_execute(cancel.id, account.pk)
     order = Order.objects.get(webhook=cancel)
@@ -571,14 +577,7 @@ def _cancel_all_then_a_resting_buy(
     judges dead while it is only slow."""
     from orders.services import order_reconcile
 
-    account = make_account("a1", balances={"USDT": "10000"})
-    strategy = make_strategy(accounts=[account])
-    publish_price("BINANCE:BTC/USDT", "50000")
-    earlier = make_orders(
-        strategy, [account], [{"order_type": "LIMIT", "side": "BUY", "qty_per": 1, "price": 40000}]
-    )
-    account_orders_execute(earlier.id, account.pk)
-    assert statuses(earlier) == ["open"]
+    account, strategy, _ = resting_buy(make_strategy, make_account, publish_price)
     event = make_orders(
         strategy,
         [account],
