@@ -61,18 +61,20 @@ def all_ran(pool: handoff.LocalPool, order: Callable[[], None], count: int) -> b
 
 
 class Work:
-    """An order's Python running: 10 ms holding its turn; ``most``: how many ran at once."""
+    """An order's Python running: ``hold`` seconds (10 ms) holding its turn; ``most``: how many
+    ran at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold: float = 0.01) -> None:
         self.lock = threading.Lock()
         self.running = 0
         self.most = 0
+        self.hold = hold
 
     def run(self) -> None:
         with self.lock:
             self.running += 1
             self.most = max(self.most, self.running)
-        time.sleep(0.01)  # holds the turn, as Python running would
+        time.sleep(self.hold)  # holds the turn, as Python running would
         with self.lock:
             self.running -= 1
 
@@ -237,20 +239,22 @@ def test_a_lock_held_across_a_venue_wait_stalls_the_pool_only_briefly(
 def test_threads_back_from_their_venues_wait_their_turn_while_turns_change_hands(
     make_pool: Callable[..., handoff.LocalPool],
 ) -> None:
-    """A busy pool, not a stuck one: 16 threads come back from their venues to one turn, each
-    holding it for 10 ms, so the last waits far longer than REACQUIRE_SECONDS. As turns keep
-    coming free, none goes on without one (each that did would be one more running: at 1,000
-    accounts every order cost twice the CPU, docs/benchmarks-speed.md round 23)."""
-    pool = make_pool(16, running=1, reacquire=0.05)
-    work = Work()
+    """A busy pool, not a stuck one: 8 threads come back from their venues to one turn, each
+    holding it for 100 ms, so the last waits far longer than REACQUIRE_SECONDS (0.4 s here: a
+    turn comes free every 100 ms, four times as often, however loaded the machine). As turns
+    keep coming free, none goes on without one (each that did would be one more running: at
+    1,000 accounts every order cost twice the CPU, docs/benchmarks-speed.md round 23)."""
+    pool = make_pool(8, running=1, reacquire=0.4)
+    pool.RETURN_MAX_SECONDS = TASK_BOUND  # only a stall would let one go on
+    work = Work(hold=0.1)
 
     def order() -> None:
-        for _ in range(3):
+        for _ in range(2):
             with handoff.venue_wait():
                 time.sleep(0.001)
             work.run()
 
-    assert all_ran(pool, order, 16)
+    assert all_ran(pool, order, 8)
     assert work.most == 1
 
 
