@@ -47,19 +47,16 @@ class SyncChainASGIHandler(ASGIHandler):
     once the body has arrived does not stop the intake: the signal is stored and placed
     (Django's path could not stop the view's thread either)."""
 
-    _pool: ThreadPoolExecutor | None = None
-    _pool_pid = 0
+    _pool: ThreadPoolExecutor | None = None  # forgotten by a forked child (below the class)
     _pool_lock = threading.Lock()
 
     @classmethod
     def webhook_pool(cls) -> ThreadPoolExecutor:
-        """This process's webhook threads (a forked child makes its own)."""
-        if cls._pool is None or cls._pool_pid != os.getpid():
-            with cls._pool_lock:
-                if cls._pool is None or cls._pool_pid != os.getpid():
-                    cls._pool = ThreadPoolExecutor(settings.WEBHOOK_THREADS, thread_name_prefix="webhook")
-                    cls._pool_pid = os.getpid()
-        return cls._pool
+        """This process's webhook threads, made on the first webhook."""
+        with cls._pool_lock:
+            if cls._pool is None:
+                cls._pool = ThreadPoolExecutor(settings.WEBHOOK_THREADS, thread_name_prefix="webhook")
+            return cls._pool
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and _path_info(scope) in WEBHOOK_PATHS:
@@ -76,29 +73,24 @@ class SyncChainASGIHandler(ASGIHandler):
         respond = functools.partial(context.run, self._respond, scope, body_file)
         response = await asyncio.get_running_loop().run_in_executor(self.webhook_pool(), respond)
         await self.send_response(response, send)
-        if response.streaming:  # never a webhook's answer; closed after its content, as Django does
-            await sync_to_async(response.close)()
-            body_file.close()
 
     def _respond(self, scope: Any, body_file: IO[bytes]) -> HttpResponseBase:
-        """What ``ASGIHandler.handle`` does around the view, on the pool's thread. The response is
-        closed here (``request_finished``: the thread's database connections closed or given
-        back) before its bytes are sent; the body file too, by the thread that read it."""
-        streaming = False
+        """What ``ASGIHandler.handle`` does around the view, on the pool's thread. A webhook's
+        answer is never streamed (the view's JSON, or an error page of the middleware before
+        the lane), so it is closed here (``request_finished``: the thread's database connections
+        closed or given back) before its bytes are sent; the body file too, by the thread that
+        read it."""
         try:
             set_script_prefix(get_script_prefix(scope))
             signals.request_started.send(sender=self.__class__, scope=scope)
             request, error_response = self.create_request(scope, body_file)
             response = error_response if request is None else self.get_response(request)
             assert response is not None  # create_request gives a request or its error's answer
-            response._handler_class = self.__class__  # type: ignore[attr-defined]  # as Django's does
-            streaming = response.streaming
-            if not streaming:
-                response.close()
+            response._handler_class = self.__class__  # type: ignore[attr-defined]  # request_finished's sender
+            response.close()
             return response
         finally:
-            if not streaming:
-                body_file.close()
+            body_file.close()
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
@@ -106,6 +98,15 @@ class SyncChainASGIHandler(ASGIHandler):
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         response: HttpResponseBase = await sync_to_async(self.get_response, thread_sensitive=True)(request)
         return response
+
+
+def _forget_pool_after_fork() -> None:
+    # A forked child (gunicorn with --preload) has none of its parent's threads: it makes its own.
+    SyncChainASGIHandler._pool = None
+    SyncChainASGIHandler._pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def _path_info(scope: Any) -> str:

@@ -353,13 +353,15 @@ ORDER_CANCEL_RESENDS: int = env.int("ORDER_CANCEL_RESENDS", default=3)
 # as many as the live worker processes run at once together (processes x --concurrency, as
 # they announce it: orders.liveness.order_slots), FANOUT_TASKS_UNKNOWN when none is known.
 # A number fixes it.
-def _fanout_tasks(raw: str) -> int | None:
-    if raw.lower() == "auto":
-        return None
+def _at_least_one(raw: str) -> int:
     value = int(raw)
     if value < 1:
         raise ValueError(raw)
     return value
+
+
+def _fanout_tasks(raw: str) -> int | None:
+    return None if raw.lower() == "auto" else _at_least_one(raw)
 
 
 ORDER_FANOUT_TASKS: int | None = env.strict(
@@ -460,13 +462,6 @@ WEBHOOK_SPOOL_REPLAY_SECONDS: float = env.float("WEBHOOK_SPOOL_REPLAY_SECONDS", 
 WEBHOOK_SPOOL_MAX_FILES: int = env.int("WEBHOOK_SPOOL_MAX_FILES", default=10000)
 # How long a web process may authenticate a strategy from memory while the database is down.
 WEBHOOK_AUTH_CACHE_SECONDS: int = env.int("WEBHOOK_AUTH_CACHE_SECONDS", default=300)
-
-
-def _at_least_one(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise ValueError(raw)
-    return value
 
 
 # The threads a web process runs its webhooks on (quanttrade.asgi): started as needed and kept

@@ -290,11 +290,40 @@ def test_at_most_idle_kept_connections_are_kept(database: str, monkeypatch: pyte
     for thread in threads:
         thread.join(10)
     name = connections[database].settings_dict["NAME"]
-    kept = [entry[0] for entry in base._idle[name]]
+    kept = list(base._idle[name])
     assert len(held) == 3 and len(kept) == 2 and set(map(id, kept)) < set(map(id, held))
     (closed,) = [raw for raw in held if all(raw is not k for k in kept)]
     with pytest.raises(sqlite3.ProgrammingError):
         closed.execute("SELECT 1")
+
+
+def test_a_forked_child_never_takes_its_parents_kept_connections(database: str) -> None:
+    """A child process (a fork) opens connections of its own: its parent's kept ones stay the
+    parent's, used by it after the child is gone."""
+    import os
+
+    from quanttrade.embedded_sqlite3 import base
+
+    first = _in_a_thread(lambda: _open_raw(database))
+    name = connections[database].settings_dict["NAME"]
+    assert any(kept is first for kept in base._idle[name])
+    pid = os.fork()
+    if pid == 0:  # the child: only what it needs, then out without the parent's exit handlers
+        try:
+            wrapper = connections[database]
+            fresh = wrapper.get_new_connection(wrapper.get_connection_params())
+            ok = (
+                not base._idle
+                and fresh is not first
+                and fresh.execute("SELECT count(*) FROM probe").fetchone()
+            )
+            fresh.close()
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _in_a_thread(lambda: _open_raw(database)) is first  # still the parent's, and working
 
 
 def test_the_test_database_is_removed_only_after_the_kept_connections_are_closed(database: str) -> None:

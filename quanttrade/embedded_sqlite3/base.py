@@ -56,8 +56,9 @@ _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 IDLE_KEPT = 16
-# Per database file: closed connections kept for reuse, each with the process that opened it.
-_idle: dict[str, list[tuple[Any, int]]] = {}
+# Per database file: closed connections kept for reuse (this process's: a forked child forgets
+# its parent's, below).
+_idle: dict[str, list[Any]] = {}
 _idle_guard = threading.Lock()
 
 
@@ -66,9 +67,8 @@ def idle_connections_close() -> None:
     with _idle_guard:
         kept = [entry for entries in _idle.values() for entry in entries]
         _idle.clear()
-    for connection, pid in kept:
-        if pid == os.getpid():
-            connection.close()
+    for connection in kept:
+        connection.close()
 
 
 def _forget_after_fork() -> None:
@@ -147,10 +147,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def get_new_connection(self, conn_params: Any) -> Any:
         with _idle_guard:
             kept = _idle.get(str(self.settings_dict["NAME"]))
-            while kept:
-                connection, pid = kept.pop()
-                if pid == os.getpid():
-                    return connection
+            if kept:
+                return kept.pop()
         return super().get_new_connection(conn_params)
 
     def _close(self) -> Any:
@@ -172,7 +170,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             kept = _idle.setdefault(str(self.settings_dict["NAME"]), [])
             if len(kept) >= IDLE_KEPT:
                 return False
-            kept.append((connection, os.getpid()))
+            kept.append(connection)
         return True
 
     def create_cursor(self, name: str | None = None) -> Any:

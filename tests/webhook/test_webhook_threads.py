@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -142,13 +143,18 @@ def test_a_client_gone_before_its_body_arrived_leaves_nothing(make_strategy: Any
 
 
 def test_a_forked_process_makes_its_own_pool() -> None:
-    pool = SyncChainASGIHandler.webhook_pool()
-    assert SyncChainASGIHandler.webhook_pool() is pool
-    pid = SyncChainASGIHandler._pool_pid
-    SyncChainASGIHandler._pool_pid = -1  # as a forked child sees its parent's pool
-    try:
-        child = SyncChainASGIHandler.webhook_pool()
-        assert child is not pool and child.submit(lambda: 42).result(10) == 42
-        child.shutdown()
-    finally:
-        SyncChainASGIHandler._pool, SyncChainASGIHandler._pool_pid = pool, pid
+    """A forked child (gunicorn's workers after --preload) has none of its parent's threads: its
+    first webhook gets a pool of its own, whose thread runs."""
+    parent = SyncChainASGIHandler.webhook_pool()
+    assert parent.submit(lambda: 1).result(10) == 1  # the parent's pool has a thread
+    pid = os.fork()
+    if pid == 0:  # the child: only what it needs, then out without the parent's exit handlers
+        try:
+            child = SyncChainASGIHandler.webhook_pool()
+            ok = child is not parent and child.submit(lambda: 42).result(10) == 42
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert SyncChainASGIHandler.webhook_pool() is parent
