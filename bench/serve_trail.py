@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,16 +26,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+sys.path.insert(0, str(ROOT))
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import requests
+
+    from bench.webhook_accept import free_port
 
     data = Path(tempfile.mkdtemp(prefix="qt-bench-serve-"))
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}}
@@ -53,7 +49,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     seed = json.loads(seeded.stdout)
     token = next(s["token"] for s in seed["strategies"] if s["group_name"] == "demo_spot")
-    port = _free_port()
+    port = free_port()
     command = [python, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
     if args.server:
         command += ["--server", args.server]
