@@ -50,6 +50,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 SERVERS = ("daphne", "uvicorn", "gunicorn")
+BARE_APP = "bench.bare_app:application"
 STRATEGY = "bench_spot"
 TOKEN = "bench-token-" + "x" * 20
 
@@ -187,8 +188,12 @@ def server_command(server: str, app: str, port: int) -> list[str]:
             "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
     if server == "gunicorn":
+        # The product's worker class starts the product's order threads once the application is
+        # loaded, which the bare view (not the product) has none of: it gets the class that one
+        # is made from.
+        worker = "uvicorn_worker.UvicornWorker" if app == BARE_APP else "quanttrade.gunicorn_worker.Worker"
         return [
-            str(VENV_BIN / "gunicorn"), app, "-w", "2", "-k", "quanttrade.gunicorn_worker.Worker",
+            str(VENV_BIN / "gunicorn"), app, "-w", "2", "-k", worker,
             "-b", f"127.0.0.1:{port}", "--log-level", "warning",
         ]  # fmt: skip
     raise ValueError(server)
@@ -520,7 +525,7 @@ def main() -> None:
             if "bare" in targets:
                 env = base_env(tmpdir / "bare")
                 for server in servers:
-                    results += run_target("bare", server, "bench.bare_app:application", env, args, logdir)
+                    results += run_target("bare", server, BARE_APP, env, args, logdir)
             if "embedded" in targets:
                 # `serve` runs daphne (default) or uvicorn; gunicorn's processes would each
                 # have their own in-memory broker, which embedded mode does not support.
