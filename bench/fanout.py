@@ -415,7 +415,13 @@ def main() -> None:
     parser.add_argument("--accounts", type=lambda s: [int(x) for x in s.split(",")], default=[1, 10, 100])
     parser.add_argument("--latency-ms", type=lambda s: [float(x) for x in s.split(",")], default=[0.0])
     parser.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1])
-    parser.add_argument("--threads", type=int, default=8, help="threads per worker process")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="distributed: threads per worker process (default 8); embedded: how many orders run at "
+        "once (EMBEDDED_ORDER_TURNS; default the product's)",
+    )
     parser.add_argument(
         "--worker-turns",
         type=int,
@@ -463,6 +469,8 @@ def main() -> None:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--name", default="bench", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads is None and args.backend == "distributed":
+        args.threads = 8
     if args.worker:
         worker_main(args.threads, args.name)
         return
@@ -531,9 +539,14 @@ def main() -> None:
             if args.venue == "binance":
                 sim.latency = latency / 1000
             if args.backend == "embedded":
+                from django.conf import settings
+
                 from quanttrade.management.commands.serve import EmbeddedWorker
 
-                worker = EmbeddedWorker(args.threads, args.order_threads)
+                worker = EmbeddedWorker(
+                    settings.EMBEDDED_WORKER_CONCURRENCY, args.order_threads, args.threads
+                )
+                print(f"order turns: {worker.pool.running} of {worker.pool.threads} threads", flush=True)
                 worker.start()
                 time.sleep(1.0)
                 busy = _busy_thread() if args.busy_thread else None

@@ -427,11 +427,19 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30.0,
     },
 }
-# Embedded mode: how many accounts' orders run at once (and the in-process Celery worker's
-# threads). An order waiting for its venue's answer does not count (orders.handoff.venue_wait):
-# up to EMBEDDED_ORDER_THREADS orders can be at their venues at the same time.
-EMBEDDED_WORKER_CONCURRENCY: int = env.int("EMBEDDED_WORKER_CONCURRENCY", default=4)
+# Embedded mode: how many accounts' orders run on the interpreter at once (turns of the order
+# threads). An order waiting for its venue's answer, a rate limit or a lock does not count
+# (orders.handoff.venue_wait): up to EMBEDDED_ORDER_THREADS orders can be at their venues at the
+# same time. One: a second order running at the same time only shares the one interpreter, and
+# the hand-overs between them cost CPU (docs/benchmarks-speed.md, round 32: with the paper venue
+# a quarter less CPU per order than four).
+EMBEDDED_ORDER_TURNS: int = env.strict(
+    "EMBEDDED_ORDER_TURNS", 1, _at_least_one, "a whole number of at least 1"
+)
 EMBEDDED_ORDER_THREADS: int = env.int("EMBEDDED_ORDER_THREADS", default=32)
+# Embedded mode: the in-process Celery worker's threads (the tasks that come through the
+# in-memory broker; orders go to the order threads above).
+EMBEDDED_WORKER_CONCURRENCY: int = env.int("EMBEDDED_WORKER_CONCURRENCY", default=4)
 
 # --- webhook ----------------------------------------------------------------------------
 WEBHOOK_MAX_BODY_BYTES = 64 * 1024

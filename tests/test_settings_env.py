@@ -33,6 +33,12 @@ def start(tmp_path: Path, show: str, **variables: str) -> subprocess.CompletedPr
             "ORDER_FANOUT_TASKS must be \"auto\" or a whole number of at least 1, got '0'",
         ),
         ("WEBHOOK_THREADS", "0", "WEBHOOK_THREADS must be a whole number of at least 1, got '0'"),
+        ("EMBEDDED_ORDER_TURNS", "0", "EMBEDDED_ORDER_TURNS must be a whole number of at least 1, got '0'"),
+        (
+            "EMBEDDED_ORDER_TURNS",
+            "all",
+            "EMBEDDED_ORDER_TURNS must be a whole number of at least 1, got 'all'",
+        ),
     ],
 )
 def test_an_unreadable_value_stops_the_start_naming_the_variable(
@@ -47,15 +53,16 @@ def test_readable_values_still_start(tmp_path: Path) -> None:
     result = start(
         tmp_path,
         "{0.SESSION_COOKIE_SECURE} {0.CSRF_COOKIE_SECURE} {0.ORDER_MAX_ATTEMPTS} {0.PAPER_MATCH_INTERVAL_SECONDS}"
-        " {0.ORDER_FANOUT_TASKS} {0.WEBHOOK_THREADS}",
+        " {0.ORDER_FANOUT_TASKS} {0.WEBHOOK_THREADS} {0.EMBEDDED_ORDER_TURNS}",
         SESSION_COOKIE_SECURE="Yes",
         ORDER_MAX_ATTEMPTS=" 7 ",
         PAPER_MATCH_INTERVAL_SECONDS="0.5",
         ORDER_FANOUT_TASKS=" 16 ",
         WEBHOOK_THREADS="4",
+        EMBEDDED_ORDER_TURNS=" 2 ",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["True", "True", "7", "0.5", "16", "4"]
+    assert result.stdout.split() == ["True", "True", "7", "0.5", "16", "4", "2"]
     auto = start(tmp_path, "{0.ORDER_FANOUT_TASKS}", ORDER_FANOUT_TASKS="Auto")
     assert auto.returncode == 0, auto.stderr
     assert auto.stdout.split() == ["None"]

@@ -134,3 +134,23 @@ def test_serve_answers_healthz_recovers_queued_orders_and_executes_webhooks(tmp_
     assert server.returncode == 0, output[-3000:]
     assert "status=filled 체결 완료" in output and "QuantTrade 종료" in output
     assert spot["token"] not in output  # tokens never reach the logs
+
+
+@pytest.mark.parametrize(("turns", "concurrency"), [(None, None), (3, 2)])
+def test_the_embedded_orders_run_on_their_turns_and_the_worker_on_its_threads(
+    settings: Any, turns: int | None, concurrency: int | None
+) -> None:
+    """EMBEDDED_ORDER_TURNS orders run at once on the order threads (one by default: a second
+    only shares the interpreter, round 32), while the in-process Celery worker keeps its own
+    EMBEDDED_WORKER_CONCURRENCY threads."""
+    from quanttrade.management.commands.serve import EmbeddedWorker
+
+    if turns is not None:
+        settings.EMBEDDED_ORDER_TURNS, settings.EMBEDDED_WORKER_CONCURRENCY = turns, concurrency
+    worker = EmbeddedWorker(settings.EMBEDDED_WORKER_CONCURRENCY, order_threads=8)
+    try:
+        assert worker.pool.running == (turns or 1)
+        assert worker.pool.threads == 8
+        assert worker.worker.concurrency == (concurrency or 4)
+    finally:
+        worker.pool.shutdown(wait=True)

@@ -47,11 +47,12 @@ class EmbeddedWorker:
     order threads (orders.handoff) that take each account's execution straight from the
     request, without a broker hop."""
 
-    def __init__(self, concurrency: int, order_threads: int | None = None):
-        # ``order_threads`` (EMBEDDED_ORDER_THREADS) threads, ``concurrency`` of them running at
-        # once (orders.handoff.LocalPool).
+    def __init__(self, concurrency: int, order_threads: int | None = None, turns: int | None = None):
+        # ``order_threads`` (EMBEDDED_ORDER_THREADS) threads, ``turns`` (EMBEDDED_ORDER_TURNS) of
+        # them running at once (orders.handoff.LocalPool); ``concurrency``: the Celery worker's.
         threads = settings.EMBEDDED_ORDER_THREADS if order_threads is None else order_threads
-        self.pool = LocalPool(max(threads, concurrency), running=concurrency)
+        running = settings.EMBEDDED_ORDER_TURNS if turns is None else turns
+        self.pool = LocalPool(max(threads, running), running=running)
         app.conf.worker_hijack_root_logger = False
         # The in-memory transport polls for messages; 1 s (its default) would be the latency.
         app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.01}
@@ -189,12 +190,13 @@ class Command(BaseCommand):
             periodic = PeriodicLoop()
             periodic.start()
             log.info(
-                "QuantTrade 시작 (embedded): http://%s:%s  worker threads=%s (orders at venues up to %s), "
-                "sweep=%ss, paper match=%ss",
+                "QuantTrade 시작 (embedded): http://%s:%s  orders running=%s (at venues up to %s), "
+                "worker threads=%s, sweep=%ss, paper match=%ss",
                 host,
                 port,
-                settings.EMBEDDED_WORKER_CONCURRENCY,
+                settings.EMBEDDED_ORDER_TURNS,
                 settings.EMBEDDED_ORDER_THREADS,
+                settings.EMBEDDED_WORKER_CONCURRENCY,
                 settings.ORDER_SWEEP_INTERVAL_SECONDS,
                 settings.PAPER_MATCH_INTERVAL_SECONDS,
             )
