@@ -9,6 +9,7 @@ only run on the pool. Distributed mode's: the real Celery worker with order thre
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +26,7 @@ from venuesim.kis import KisSim
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LATENCY = 0.3  # seconds each simulator request takes to answer: far beyond an order's own CPU
+LOAD_BOUND = 30.0  # seconds a held markets load or the test waits at most
 
 
 @pytest.fixture
@@ -108,3 +110,46 @@ def test_three_kis_accounts_share_one_token_and_are_at_the_venue_together_with_o
     assert len(kis_sim.orders) == 3
     assert kis_sim.token_requests == 1
     at_venue_together(orders)
+
+
+def test_a_venue_markets_load_gives_the_turn_to_another_accounts_order(
+    one_turn: handoff.LocalPool,
+    client: Client,
+    make_strategy: Any,
+    make_account: Any,
+    binance_account: Any,
+    publish_price: Any,
+    wait_orders: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ccxt's load of a venue's markets (the request and its parse of the answer: a large
+    venue's takes the interpreter for a long while, once an hour) is a wait for the venue: with
+    one turn, another account's order is placed while it lasts."""
+    import ccxt
+
+    loading, release = threading.Event(), threading.Event()
+    load_markets = ccxt.binance.load_markets
+
+    def slow_load(self: Any, *args: Any, **kwargs: Any) -> Any:
+        loading.set()
+        release.wait(LOAD_BOUND)  # the parse of a large venue's markets, held as long as the test wants
+        return load_markets(self, *args, **kwargs)
+
+    monkeypatch.setattr(ccxt.binance, "load_markets", slow_load)
+    publish_price("BINANCE:BTC/USDT", "50000")
+    make_strategy(group_name="far", token="tok-far", accounts=[binance_account()])
+    paper = make_account("paper-near", balances={"USDT": "10000"})
+    make_strategy(group_name="near", token="tok-near", accounts=[paper])
+    body = {"symbol": "BTC/USDT", "currency": "USDT", "order_type": "MARKET", "side": "buy", "qty_per": 10}
+    try:
+        far = post(client, {**body, "group_name": "far", "token": "tok-far"})
+        assert loading.wait(LOAD_BOUND)
+        near = post(client, {**body, "group_name": "near", "token": "tok-near"})
+        placed = wait_orders(webhook_id=near, timeout=10)
+        assert [order.status for order in placed] == ["filled"], [order.message for order in placed]
+        assert not release.is_set()  # placed while the Binance account's markets were loading
+        assert Order.objects.get(webhook_id=far).status in ("queued", "submitted")
+    finally:
+        release.set()
+    orders = wait_orders(webhook_id=far, timeout=30)
+    assert [order.status for order in orders] == ["filled"], [order.message for order in orders]

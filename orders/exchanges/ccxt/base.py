@@ -61,7 +61,7 @@ from orders.exchanges.base import (
 from orders.exchanges.brokerkit.buckets import VenueBuckets, VenueLimit
 from orders.exchanges.http import venue_session
 from orders.exchanges.ticks import StepTable
-from orders.handoff import VenueLock
+from orders.handoff import VenueLock, venue_wait
 from prices.records import instrument_for
 from prices.services import price_latest
 from quanttrade.vocabulary import (
@@ -515,7 +515,13 @@ class CcxtAdapter(ExchangeAdapter):
         The first client loads them (the others wait for it rather than load their own: ten
         accounts on one venue after a restart make one request, not ten); later clients copy
         the shared list (ccxt's ``set_markets_from_exchange``: references, no copy). After
-        MARKETS_TTL_SECONDS the next call loads them again."""
+        MARKETS_TTL_SECONDS the next call loads them again.
+
+        A load is a wait for the venue, its parse included (ccxt building a large venue's
+        thousands of markets takes the interpreter for a long while, once an hour): on an order
+        thread it gives its turn to another order meanwhile (orders.handoff.venue_wait), as the
+        request alone did, instead of holding up every order of an embedded process that runs
+        one at a time (EMBEDDED_ORDER_TURNS)."""
         with _clients_lock:
             shared = _shared_markets.setdefault((*self._venue_key, market_type), _SharedMarkets())
         if (
@@ -526,7 +532,8 @@ class CcxtAdapter(ExchangeAdapter):
             return client.markets
         with shared.lock:
             if shared.source is None or time.monotonic() - shared.loaded_at >= MARKETS_TTL_SECONDS:
-                client.load_markets(reload=bool(client.markets))
+                with venue_wait():
+                    client.load_markets(reload=bool(client.markets))
                 shared.source, shared.loaded_at = client, time.monotonic()
             elif getattr(client, "qt_markets_at", None) != shared.loaded_at:
                 client.set_markets_from_exchange(shared.source)
