@@ -153,3 +153,37 @@ def test_a_venue_markets_load_gives_the_turn_to_another_accounts_order(
         release.set()
     orders = wait_orders(webhook_id=far, timeout=30)
     assert [order.status for order in orders] == ["filled"], [order.message for order in orders]
+
+
+def test_ccxts_own_throttle_gives_the_turn_while_it_pauses(
+    one_turn: handoff.LocalPool, binance_account: Any
+) -> None:
+    """An account with ``rate_limit_ms`` keeps ccxt's per-client throttle, which pauses in
+    ``time.sleep`` before a request; on the order threads that pause is a venue wait: with one
+    turn, another order runs while it lasts. A request that needs no pause gives nothing."""
+    from orders.exchanges import adapter_for
+    from orders.models import MarketType
+
+    client, _lock = adapter_for(binance_account(enable_rate_limit=True, rate_limit_ms=1000))._client(
+        MarketType.SPOT
+    )
+    assert client.enableRateLimit is True
+    pausing, other_ran = threading.Event(), threading.Event()
+    seen: dict[str, Any] = {}
+
+    def paused_request() -> None:
+        client.lastRestRequestTimestamp = client.milliseconds()  # a request just went out
+        pausing.set()
+        client.throttle(2)  # 2 s before the next one
+        seen["other ran during the pause"] = other_ran.is_set()
+        client.lastRestRequestTimestamp = client.milliseconds() - 10_000  # long ago: no pause
+        freed = one_turn._freed  # turns given back so far
+        client.throttle(2)
+        seen["turns given without a pause"] = one_turn._freed - freed
+
+    done = threading.Semaphore(0)
+    one_turn.submit(lambda: (paused_request(), done.release()))
+    assert pausing.wait(LOAD_BOUND)
+    one_turn.submit(lambda: (other_ran.set(), done.release()))
+    assert done.acquire(timeout=LOAD_BOUND) and done.acquire(timeout=LOAD_BOUND)
+    assert seen == {"other ran during the pause": True, "turns given without a pause": 0}

@@ -61,7 +61,7 @@ from orders.exchanges.base import (
 from orders.exchanges.brokerkit.buckets import VenueBuckets, VenueLimit
 from orders.exchanges.http import venue_session
 from orders.exchanges.ticks import StepTable
-from orders.handoff import VenueLock, venue_wait
+from orders.handoff import VenueLock, venue_sleep, venue_wait
 from prices.records import instrument_for
 from prices.services import price_latest
 from quanttrade.vocabulary import (
@@ -158,6 +158,27 @@ def _take_from_buckets(client: ccxt.Exchange, buckets: VenueBuckets) -> None:
         return send(path, api, method, params if params is not None else {}, config or {})
 
     client.fetch2 = fetch2
+
+
+def _pauses_as_venue_waits(client: ccxt.Exchange) -> None:
+    """ccxt's own pauses — its per-client throttle (an account with ``rate_limit_ms``, or a venue
+    without shared buckets) and its retry delay — sleep in ``time.sleep``; here they are venue
+    waits (orders.handoff.venue_wait), so an order thread paused by them gives its turn to
+    another account's order meanwhile. A request that needs no pause gives nothing."""
+    throttle = client.throttle
+
+    def throttled(cost: Any = None) -> None:
+        # ccxt's own rule (``Exchange.throttle``): a pause when the last request was less than
+        # rateLimit x cost ago; only then is the turn given.
+        elapsed = float(client.milliseconds()) - client.lastRestRequestTimestamp
+        if elapsed < client.rateLimit * (1 if cost is None else cost):
+            with venue_wait():
+                throttle(cost)
+        else:
+            throttle(cost)
+
+    client.throttle = throttled
+    client.sleep = lambda milliseconds: venue_sleep(milliseconds / 1000)
 
 
 def venue_client_order_id(ccxt_id: str, client_order_id: str) -> str:
@@ -477,6 +498,7 @@ class CcxtAdapter(ExchangeAdapter):
             if base_url:
                 client.urls["api"] = _rebase(client.urls["api"], str(base_url).rstrip("/"))
             _server_errors_are_unavailable(client)
+            _pauses_as_venue_waits(client)
             venue_session(client.session)  # waiting for an answer lets another order run
             cached = (client, VenueLock(reentrant=True))
             _clients[key] = cached
