@@ -63,6 +63,9 @@ def test_readable_values_still_start(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "True", "7", "0.5", "16", "4", "2"]
+    defaults = start(tmp_path, "{0.EMBEDDED_ORDER_TURNS} {0.EMBEDDED_WORKER_CONCURRENCY}")
+    assert defaults.returncode == 0, defaults.stderr
+    assert defaults.stdout.split() == ["1", "4"]  # one order at a time; the Celery worker's four
     auto = start(tmp_path, "{0.ORDER_FANOUT_TASKS}", ORDER_FANOUT_TASKS="Auto")
     assert auto.returncode == 0, auto.stderr
     assert auto.stdout.split() == ["None"]

@@ -149,8 +149,19 @@ def test_the_embedded_orders_run_on_their_turns_and_the_worker_on_its_threads(
         settings.EMBEDDED_ORDER_TURNS, settings.EMBEDDED_WORKER_CONCURRENCY = turns, concurrency
     worker = EmbeddedWorker(settings.EMBEDDED_WORKER_CONCURRENCY, order_threads=8)
     try:
-        assert worker.pool.running == (turns or 1)
+        assert worker.pool.running == settings.EMBEDDED_ORDER_TURNS
         assert worker.pool.threads == 8
-        assert worker.worker.concurrency == (concurrency or 4)
+        assert worker.worker.concurrency == settings.EMBEDDED_WORKER_CONCURRENCY
     finally:
         worker.pool.shutdown(wait=True)
+    with pytest.raises(ValueError, match="at least 1"):
+        EmbeddedWorker(settings.EMBEDDED_WORKER_CONCURRENCY, order_threads=8, turns=0)
+
+
+def test_a_user_who_set_the_old_concurrency_for_orders_is_told_the_new_setting() -> None:
+    from quanttrade.management.commands.serve import concurrency_note
+
+    note = concurrency_note({"EMBEDDED_WORKER_CONCURRENCY": "8"})
+    assert note is not None and "EMBEDDED_ORDER_TURNS" in note
+    assert concurrency_note({"EMBEDDED_WORKER_CONCURRENCY": "8", "EMBEDDED_ORDER_TURNS": "2"}) is None
+    assert concurrency_note({}) is None

@@ -13,6 +13,7 @@ orders/handoff.py); workers, beat and the price feed are their own processes (pr
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import threading
@@ -42,6 +43,17 @@ from webhooks.services import webhooks_sweep
 log = logging.getLogger("quanttrade.serve")
 
 
+def concurrency_note(environ: Any = os.environ) -> str | None:
+    """What to tell a user who set EMBEDDED_WORKER_CONCURRENCY for how many orders run at once,
+    which it no longer decides (EMBEDDED_ORDER_TURNS does, since round 32); None otherwise."""
+    if "EMBEDDED_WORKER_CONCURRENCY" in environ and "EMBEDDED_ORDER_TURNS" not in environ:
+        return (
+            "EMBEDDED_WORKER_CONCURRENCY는 이제 내장 Celery 워커의 스레드 수만 정합니다. 동시에 실행할 "
+            "주문 수는 EMBEDDED_ORDER_TURNS(기본 1)로 설정하세요."
+        )
+    return None
+
+
 class EmbeddedWorker:
     """A Celery worker consuming the in-memory broker from a thread of this process, and the
     order threads (orders.handoff) that take each account's execution straight from the
@@ -52,6 +64,8 @@ class EmbeddedWorker:
         # them running at once (orders.handoff.LocalPool); ``concurrency``: the Celery worker's.
         threads = settings.EMBEDDED_ORDER_THREADS if order_threads is None else order_threads
         running = settings.EMBEDDED_ORDER_TURNS if turns is None else turns
+        if running < 1:  # LocalPool takes 0 for "all of them", which no setting means here
+            raise ValueError(f"orders running at once must be at least 1, got {running}")
         self.pool = LocalPool(max(threads, running), running=running)
         app.conf.worker_hijack_root_logger = False
         # The in-memory transport polls for messages; 1 s (its default) would be the latency.
@@ -181,6 +195,9 @@ class Command(BaseCommand):
         if embedded:
             if not options["no_feeds"]:
                 feeds_stop = run_in_background()
+            note = concurrency_note()
+            if note:
+                log.warning(note)
             worker = EmbeddedWorker(settings.EMBEDDED_WORKER_CONCURRENCY)
             worker.start()
             # Nothing from a previous run survives in the in-memory broker: resend it all now.
