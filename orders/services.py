@@ -565,8 +565,7 @@ def _cancel_all(adapter: ExchangeAdapter, order: Order) -> OrderResult:
     failures: list[str] = []
     # Marked as an order's request is (raises AttemptTakenBack for an attempt the sweep took
     # back): a holder judged dead, only slow, must not cancel what the rerun placed after it.
-    if not _mark_sending(order):
-        raise RetryableVenueError(_("The order could not be marked as being sent; it will be retried"))
+    _mark_sending_or_retry(order)
     try:
         count = adapter.cancel_all(order.market_type, order.symbol or None)
     except CancelAllIncomplete as error:
@@ -652,11 +651,11 @@ def _place(adapter: ExchangeAdapter, order: Order) -> OrderResult:
             # Not there (yet): a busy venue may still be processing it, and would take a
             # repeat as a second order. Look again later.
             raise OrderUncertain(order.message)
-    mark = functools.partial(_mark_sending, order)
     if adapter.marks_sending:
-        adapter.before_send = mark  # the adapter marks it right before the request leaves
-    elif not mark():
-        raise RetryableVenueError(_("The order could not be marked as being sent; it will be retried"))
+        # The adapter marks it right before the request leaves.
+        adapter.before_send = functools.partial(_mark_sending, order)
+    else:
+        _mark_sending_or_retry(order)
     try:
         try:
             return adapter.place_order(request)
@@ -688,6 +687,13 @@ def _mark_sending(order: Order) -> bool:
     order.send_marked = True
     _stage(order, "sent")
     return True
+
+
+def _mark_sending_or_retry(order: Order) -> None:
+    """:func:`_mark_sending`, or a retry when the mark cannot be written (a request that left
+    unmarked could not be judged safely if its holder died)."""
+    if not _mark_sending(order):
+        raise RetryableVenueError(_("The order could not be marked as being sent; it will be retried"))
 
 
 def _uncertain_retry(order: Order, label: str, detail: str) -> None:

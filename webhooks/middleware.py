@@ -30,7 +30,6 @@ from quanttrade.errors import raised_response
 from webhooks.paths import WEBHOOK_PATHS
 from webhooks.views import webhook_receive
 
-__all__ = ["LANE_MIDDLEWARE", "WEBHOOK_PATHS", "WebhookFastLane"]
 # The product stack's middleware a webhook goes through, in the stack's order.
 LANE_MIDDLEWARE: tuple[type[MiddlewareMixin], ...] = (
     LocaleMiddleware,

@@ -1061,3 +1061,23 @@ def test_a_placed_fill_is_one_info_line_and_a_matched_fill_still_has_its_own(
     assert paper_match() == 1
     # The matcher's fill has no other line: the venue's own stays at INFO.
     assert [line for line in fill_lines() if "주문 체결" in line and "@ 39500" in line] != []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["order", "cancel-all"])
+def test_nothing_is_sent_while_the_send_mark_cannot_be_written(
+    kind: str, make_strategy: Any, make_account: Any, publish_price: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The send mark is what lets a dead holder be judged safely: with the cache refusing it, an
+    order is not placed and a cancel-all cancels nothing; both are retried."""
+    from orders import liveness
+
+    account, strategy, limits = resting_buy(make_strategy, make_account, publish_price)
+    signal = {"side": "BUY", "qty_per": 10} if kind == "order" else {"order_type": "CANCEL_ALL_ORDER"}
+    event = make_orders(strategy, [account], [signal])
+    monkeypatch.setattr(liveness, "mark_sending", lambda *args: False)
+    with pytest.raises(ExecutionRetry):
+        account_orders_execute(event.id, account.pk)
+    assert PaperOrder.objects.count() == 1  # only the resting buy
+    assert statuses(limits) == ["open"]
+    assert statuses(event) == ["queued"]

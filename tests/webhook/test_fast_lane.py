@@ -17,8 +17,8 @@ from orders.models import Order
 from quanttrade.errors import ApiError
 from tests.webhook.test_intake import spot
 from webhooks import views as webhook_views
-from webhooks.middleware import WEBHOOK_PATHS
 from webhooks.models import WebhookEvent
+from webhooks.paths import WEBHOOK_PATHS
 
 pytestmark = pytest.mark.django_db
 
