@@ -35,7 +35,6 @@ import os
 import platform
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -144,9 +143,11 @@ async def _serial(url: str, body: bytes, count: int, expect: int) -> Result:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port for a server this bench starts (outside the ephemeral range: tests/ports.py)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.ports import free_port as pick
+
+    return pick()
 
 
 def group_cpu_seconds(pgid: int) -> float:

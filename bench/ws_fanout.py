@@ -220,11 +220,11 @@ def summarize(name: str, result: dict[str, Any], expected: int) -> dict[str, Any
 
 
 def free_port() -> int:
-    import socket
+    """A loopback port for a server this bench starts (outside the ephemeral range: tests/ports.py)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.ports import free_port as pick
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return pick()
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:

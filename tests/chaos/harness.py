@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.health import wait_healthy
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -36,12 +37,6 @@ GROUP = "chaos"
 FAN_GROUP = "chaos_fan"
 FAN_ACCOUNTS = 12
 FINAL = {"filled", "cancelled", "rejected", "failed", "open", "partially_filled"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pg_bin() -> Path | None:

@@ -19,7 +19,8 @@ import pytest
 from kombu import Connection
 from kombu.common import ignore_errors
 
-from tests.chaos.harness import available, free_port
+from tests.chaos.harness import available
+from tests.ports import free_port
 
 pytestmark = pytest.mark.chaos
 

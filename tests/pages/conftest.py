@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import pytest
 
 from tests.embedded import embedded_env
 from tests.health import wait_healthy
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -59,12 +59,6 @@ def _clear_cache(request: pytest.FixtureRequest) -> Iterator[None]:
     cache.clear()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _spawn_logged(
     args: list[str], log_path: Path, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -90,7 +84,7 @@ class PrivateRedis:
     """A throwaway redis-server on a free loopback port, no persistence."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         binary = shutil.which("redis-server") or "redis-server"
         self.proc = _spawn_logged(
@@ -131,7 +125,7 @@ class ProductServer:
 
     def __init__(self, data_dir: Path, redis_url: str | None) -> None:
         self.data_dir = data_dir
-        self.port = _free_port()
+        self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.distributed = bool(redis_url)
         env = embedded_env(

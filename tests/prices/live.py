@@ -11,15 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.embedded import embedded_env
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

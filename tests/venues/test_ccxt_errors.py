@@ -3,7 +3,6 @@ classes: a timeout after the venue accepted, 5xx, rate limits."""
 
 from __future__ import annotations
 
-import socket
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +19,7 @@ from orders.exchanges.base import (
 )
 from orders.exchanges.ccxt import base as ccxt_base
 from quanttrade.vocabulary import OrderStatus
+from tests.ports import free_port
 from venuesim.binance import BinanceSim
 
 MARKET_BUY = OrderRequest(
@@ -139,9 +139,7 @@ def test_only_a_refused_connection_counts_as_never_sent(
     client, _lock = adapter._client("SPOT")
     if fault == "refused":
         # A port nobody listens on: the connection is refused before a byte of the order leaves.
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            closed_port = probe.getsockname()[1]
+        closed_port = free_port()
         client.urls["api"] = ccxt_base._rebase(client.urls["api"], f"http://127.0.0.1:{closed_port}")
     else:
         binance_sim.inject(fault, "/api/v3/order", method="POST", delay=1.0)

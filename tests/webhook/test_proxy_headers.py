@@ -19,8 +19,9 @@ import pytest
 from django.conf import settings
 
 from tests.embedded import embedded_env
-from tests.execution.test_serve import MANAGE, free_port, manage
+from tests.execution.test_serve import MANAGE, manage
 from tests.health import wait_healthy
+from tests.ports import free_port
 
 VENV_BIN = Path(sys.executable).parent
 SERVERS = {
