@@ -3,8 +3,10 @@ machine: ``seed_demo`` prints the addresses ``serve`` will actually answer on.""
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
+import socket
 
 from django.core.management.base import CommandError
 
@@ -39,3 +41,25 @@ def local_base_url(host: str, port: int) -> str:
         address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
     shown = f"[{address}]" if address.version == 6 else str(address)
     return f"http://{shown}:{port}"
+
+
+def ensure_can_listen(host: str, port: int) -> None:
+    """Stop ``serve`` before it starts anything when HOST:PORT cannot be listened on (another
+    process holds the port, the address is not this machine's): a clear message and exit status 1
+    instead of a server that announces itself and then quits. The check binds as the ASGI servers
+    do (SO_REUSEADDR, so a port a stopped server left in TIME_WAIT is free); the server binding
+    the port itself a moment later still reports a port taken in between (``serve`` exits 1)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise CommandError(f"cannot listen on {host}:{port}: unknown host ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            hint = " (another process listens on it: stop it, or choose another --port / PORT)"
+            if exc.errno != errno.EADDRINUSE:
+                hint = ""
+            raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None

@@ -18,14 +18,9 @@ from websockets.sync.client import connect as ws_connect
 
 from tests.embedded import embedded_env
 from tests.health import wait_healthy
+from tests.ports import free_port
 
 MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def manage(env: dict[str, str], *args: str) -> str:
@@ -165,3 +160,58 @@ def test_a_user_who_set_the_old_concurrency_for_orders_is_told_the_new_setting()
     assert note is not None and "EMBEDDED_ORDER_TURNS" in note
     assert concurrency_note({"EMBEDDED_WORKER_CONCURRENCY": "8", "EMBEDDED_ORDER_TURNS": "2"}) is None
     assert concurrency_note({}) is None
+
+
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+def test_serve_on_a_port_another_process_holds_stops_with_a_clear_message_and_starts_nothing(
+    tmp_path: Path, server: str
+) -> None:
+    """Before: the server announced itself, started the worker and feeds, logged twisted's "Listen
+    failure" and exited 0 (CI's smoke test saw only "the server exited before it was ready")."""
+    port = free_port()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        done = subprocess.run(
+            [sys.executable, MANAGE, "serve", "--host", "127.0.0.1", "--port", str(port), "--server", server],
+            env=embedded_env(tmp_path, PRICE_FEEDS="simulated", PYTHONUNBUFFERED="1"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr, output
+    assert "another process listens on it" in done.stderr, output
+    assert "QuantTrade 시작" not in output and "가격 피드 시작" not in output, output
+
+
+def test_a_port_taken_after_the_check_still_ends_serve_with_status_1(tmp_path: Path) -> None:
+    """The server's own bind failing (the port taken between serve's check and it) is an error
+    too, not a clean stop: daphne's listen failure becomes serve's exit status 1."""
+    port = free_port()
+    code = (
+        "import sys, django; django.setup()\n"
+        "from django.core.management.base import CommandError\n"
+        "from quanttrade.management.commands.serve import _run_daphne\n"
+        "try:\n"
+        f"    _run_daphne('127.0.0.1', {port})\n"
+        "except CommandError as exc:\n"
+        "    print('CommandError:', exc); sys.exit(1)\n"
+        "print('returned normally')\n"
+    )
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=Path(settings.BASE_DIR),
+            env=embedded_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"CommandError: cannot listen on 127.0.0.1:{port}:" in done.stdout, done.stdout + done.stderr

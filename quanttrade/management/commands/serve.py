@@ -23,7 +23,7 @@ from typing import Any
 from celery.worker import WorkController
 from celery.worker import state as worker_state
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections, connections
 
 import notify.tasks  # noqa: F401 - registers the notification tasks with the app
@@ -36,7 +36,7 @@ from orders.handoff import LocalPool
 from orders.portfolio.services import portfolios_refresh
 from orders.services import orders_sweep, paper_match_run, web_execution_start, web_execution_stop
 from quanttrade.celery import app, broker_in_memory
-from quanttrade.management.serve_address import serve_host, serve_port
+from quanttrade.management.serve_address import ensure_can_listen, serve_host, serve_port
 from quanttrade.uvicorn_options import UVICORN_OPTIONS
 from webhooks.services import webhooks_sweep
 
@@ -188,6 +188,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         host, port = options["host"], options["port"]
+        ensure_can_listen(host, port)
         embedded = broker_in_memory()
         worker: EmbeddedWorker | None = None
         periodic: PeriodicLoop | None = None
@@ -255,7 +256,14 @@ def _run_daphne(host: str, port: int) -> None:
     # A process started in the background inherits SIGINT as ignored; Ctrl-C / kill -INT must
     # still stop the server (twisted only takes over the default handler).
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    Server(
+    failures: list[str] = []
+
+    class _Server(Server):
+        def listen_error(self, failure: Any) -> None:
+            failures.append(str(failure.getErrorMessage()))
+            super().listen_error(failure)  # logs it and stops the reactor
+
+    _Server(
         application=application,
         endpoints=build_endpoint_description_strings(host=host, port=port),
         signal_handlers=True,
@@ -263,6 +271,8 @@ def _run_daphne(host: str, port: int) -> None:
         websocket_handshake_timeout=5,
         application_close_timeout=5,
     ).run()
+    if failures:  # the port was taken after ensure_can_listen: exit 1, not 0
+        raise CommandError(f"cannot listen on {host}:{port}: {failures[0]}")
 
 
 def _run_uvicorn(host: str, port: int) -> None:
