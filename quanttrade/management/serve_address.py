@@ -47,17 +47,20 @@ def ensure_can_listen(host: str, port: int) -> None:
     """Stop ``serve`` before it starts anything when HOST:PORT cannot be listened on (another
     process holds the port, the address is not this machine's): a clear message and exit status 1
     instead of a server that announces itself and then quits. The check binds as the ASGI servers
-    do (SO_REUSEADDR, so a port a stopped server left in TIME_WAIT is free); the server binding
-    the port itself a moment later still reports a port taken in between (``serve`` exits 1)."""
+    do: an IPv6 socket for an IPv6 address, else IPv4 with the host resolved as given, and
+    SO_REUSEADDR (a port a stopped server left in TIME_WAIT is free). The server binding the port
+    itself a moment later still reports a port taken in between (``serve`` exits 1)."""
+    bare = host.strip("[]")
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise CommandError(f"cannot listen on {host}:{port}: unknown host ({exc.strerror})") from None
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as sock:
+        family = socket.AF_INET6 if ipaddress.ip_address(bare).version == 6 else socket.AF_INET
+    except ValueError:  # a name (localhost): resolved to IPv4, as daphne and uvicorn do
+        family = socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(address)
+            sock.bind((bare, port))
+        except socket.gaierror as exc:
+            raise CommandError(f"cannot listen on {host}:{port}: unknown host ({exc.strerror})") from None
         except OSError as exc:
             hint = " (another process listens on it: stop it, or choose another --port / PORT)"
             if exc.errno != errno.EADDRINUSE:

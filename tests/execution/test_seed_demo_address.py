@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 from typing import Any
 
 import pytest
@@ -12,7 +13,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from quanttrade.management.commands.serve import Command as ServeCommand
-from quanttrade.management.serve_address import local_base_url
+from quanttrade.management.serve_address import ensure_can_listen, local_base_url
+from tests.ports import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -84,3 +86,41 @@ def test_a_malformed_port_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("PORT", "80a")
     with pytest.raises(CommandError, match="PORT must be a port number"):
         seed()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+IPV6 = pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "0.0.0.0", pytest.param("[::1]", marks=IPV6)])
+def test_serve_s_check_passes_a_free_port_on_every_form_of_host(host: str) -> None:
+    ensure_can_listen(host, free_port())  # raises CommandError when it would refuse
+
+
+@pytest.mark.parametrize(
+    ("host", "taken", "says"),
+    [
+        ("127.0.0.1", True, "Address already in use (another process listens on it"),
+        ("localhost", True, "Address already in use (another process listens on it"),
+        ("0.0.0.0", True, "Address already in use (another process listens on it"),
+        ("no-such-host.invalid", False, "unknown host"),
+        ("192.0.2.1", False, "Cannot assign requested address"),  # TEST-NET-1: not this machine's
+    ],
+)
+def test_serve_s_check_refuses_an_address_it_cannot_listen_on(host: str, taken: bool, says: str) -> None:
+    port = free_port()
+    with socket.socket() as holder:
+        if taken:
+            holder.bind(("127.0.0.1", port))
+            holder.listen()
+        with pytest.raises(CommandError) as refused:
+            ensure_can_listen(host, port)
+    assert str(refused.value).startswith(f"cannot listen on {host}:{port}: {says}")
