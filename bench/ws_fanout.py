@@ -219,14 +219,6 @@ def summarize(name: str, result: dict[str, Any], expected: int) -> dict[str, Any
     }
 
 
-def free_port() -> int:
-    """A loopback port for a server this bench starts (outside the ephemeral range: tests/ports.py)."""
-    sys.path.insert(0, str(ROOT))
-    from tests.ports import free_port as pick
-
-    return pick()
-
-
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     import socket
 
@@ -286,6 +278,8 @@ def uvicorn_server(port: int) -> None:
 def run_layer(
     layer: str, args: argparse.Namespace, ids: list[str], data_dir: Path, server: str = "daphne"
 ) -> dict[str, Any]:
+    from bench.webhook_accept import free_port  # main put the repository on sys.path
+
     ticks = int(args.rate * args.duration)
     start_file = data_dir / f"start-{layer}-{server}-{time.monotonic_ns()}"
     port = free_port()

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from django.db import OperationalError, connections, transaction
 
+from tests.forked import holds_in_a_forked_child
+
 HOLD_SECONDS = 0.3
 
 
@@ -300,29 +302,25 @@ def test_at_most_idle_kept_connections_are_kept(database: str, monkeypatch: pyte
 def test_a_forked_child_never_takes_its_parents_kept_connections(database: str) -> None:
     """A child process (a fork) opens connections of its own: its parent's kept ones stay the
     parent's, used by it after the child is gone."""
-    import os
-
     from quanttrade.embedded_sqlite3 import base
 
     first = _in_a_thread(lambda: _open_raw(database))
     name = connections[database].settings_dict["NAME"]
     assert any(kept is first for kept in base._idle[name])
-    pid = os.fork()
-    if pid == 0:  # the child: only what it needs, then out without the parent's exit handlers
+
+    def opens_its_own() -> object:
+        wrapper = connections[database]
+        fresh = wrapper.get_new_connection(wrapper.get_connection_params())
         try:
-            wrapper = connections[database]
-            fresh = wrapper.get_new_connection(wrapper.get_connection_params())
-            ok = (
+            return (
                 not base._idle
                 and fresh is not first
                 and fresh.execute("SELECT count(*) FROM probe").fetchone()
             )
+        finally:
             fresh.close()
-        except BaseException:
-            ok = False
-        os._exit(0 if ok else 1)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+
+    assert holds_in_a_forked_child(opens_its_own)
     assert _in_a_thread(lambda: _open_raw(database)) is first  # still the parent's, and working
 
 

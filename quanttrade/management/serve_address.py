@@ -30,12 +30,19 @@ def serve_port() -> int:
     return port
 
 
+def _ip_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``host`` as an IP address (an IPv6 one with or without brackets); None for a name."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
 def local_base_url(host: str, port: int) -> str:
     """The URL a browser on this machine uses for a server bound to ``host``:``port``. A
     wildcard bind (0.0.0.0, ::) is reached through the loopback address; IPv6 goes in brackets."""
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
+    address = _ip_address(host)
+    if address is None:
         return f"http://{host}:{port}"  # a host name
     if address.is_unspecified:
         address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
@@ -50,15 +57,13 @@ def ensure_can_listen(host: str, port: int) -> None:
     do: an IPv6 socket for an IPv6 address, else IPv4 with the host resolved as given, and
     SO_REUSEADDR (a port a stopped server left in TIME_WAIT is free). The server binding the port
     itself a moment later still reports a port taken in between (``serve`` exits 1)."""
-    bare = host.strip("[]")
-    try:
-        family = socket.AF_INET6 if ipaddress.ip_address(bare).version == 6 else socket.AF_INET
-    except ValueError:  # a name (localhost): resolved to IPv4, as daphne and uvicorn do
-        family = socket.AF_INET
+    address = _ip_address(host)
+    # A name (localhost) is resolved to IPv4, as daphne and uvicorn do.
+    family = socket.AF_INET6 if address is not None and address.version == 6 else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((bare, port))
+            sock.bind((host if address is None else str(address), port))
         except socket.gaierror as exc:
             raise CommandError(f"cannot listen on {host}:{port}: unknown host ({exc.strerror})") from None
         except OSError as exc:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +19,7 @@ from django.db import connections
 from orders.models import Order
 from quanttrade.asgi import SyncChainASGIHandler, application
 from tests.asgi_client import asgi_request, http_scope
+from tests.forked import holds_in_a_forked_child
 from tests.webhook.test_intake import spot
 from webhooks.models import WebhookEvent
 
@@ -147,14 +147,10 @@ def test_a_forked_process_makes_its_own_pool() -> None:
     first webhook gets a pool of its own, whose thread runs."""
     parent = SyncChainASGIHandler.webhook_pool()
     assert parent.submit(lambda: 1).result(10) == 1  # the parent's pool has a thread
-    pid = os.fork()
-    if pid == 0:  # the child: only what it needs, then out without the parent's exit handlers
-        try:
-            child = SyncChainASGIHandler.webhook_pool()
-            ok = child is not parent and child.submit(lambda: 42).result(10) == 42
-        except BaseException:
-            ok = False
-        os._exit(0 if ok else 1)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+
+    def own_pool_runs() -> bool:
+        child = SyncChainASGIHandler.webhook_pool()
+        return child is not parent and child.submit(lambda: 42).result(10) == 42
+
+    assert holds_in_a_forked_child(own_pool_runs)
     assert SyncChainASGIHandler.webhook_pool() is parent
