@@ -72,6 +72,11 @@ log = logging.getLogger("quanttrade.webhook")
 REDACTED = "***"
 # A webhook is at most: body -> orders -> one order -> params -> a value. Room to spare.
 MAX_JSON_DEPTH = 8
+# A number's magnitude is 0 or within 1e-100 .. 1e100: no price, quantity or parameter comes
+# near, and Decimal arithmetic on anything beyond (1E+1000000 overflows the default context's
+# exponent limit) would fail after the request was let in.
+MAX_NUMBER_EXPONENT = 100
+_INT_LIMIT = 10 ** (MAX_NUMBER_EXPONENT + 1)
 
 
 @dataclass(frozen=True)
@@ -114,19 +119,7 @@ def webhook_ingest(
         with handoff.intake():  # embedded: background work waits for the answer
             return _ingest(state, idempotency_header)
     except WebhookError as error:
-        log.error("웹훅 처리 실패: [%s] %s — 수신: %s", error.code, error.message, _received(state))
-        event = _record_rejection(state, error)
-        if state.strategy is not None and event is not None:
-            # Only refusals of an authenticated strategy's signal are worth a message: anyone
-            # can send garbage to the endpoint, and that must not page the operator. (No event:
-            # the database is down, and the notification would wait for it on this response.)
-            emit(
-                EventKind.WEBHOOK_REFUSED,
-                strategy=state.strategy.group_name,
-                webhook_id=event.id,
-                message=f"[{error.code}] {error.message}",
-            )
-        return IngestResult(error.status, error.envelope(), event.id if event else None)
+        return _refused(state, error)
     except _StrategyUnknownError:
         return _spool(state, idempotency_header, verified=False, warnings=[])
     except DatabaseError as exc:
@@ -135,9 +128,38 @@ def webhook_ingest(
         _db_failed()
         log.error("데이터베이스 오류로 웹훅 저장 실패: %s — 수신: %s", exc, _received(state))
         return _spool(state, idempotency_header, verified=state.strategy is not None, warnings=[])
-    except BaseException:
-        log.error("웹훅 처리 중 오류 — 수신: %s", _received(state))  # the error itself: Django's log
-        raise
+    except Exception:
+        if not from_spool:
+            log.error("웹훅 처리 중 오류 — 수신: %s", _received(state))  # the error itself: Django's log
+            raise
+        # A spooled signal was answered 202 when it arrived: a fault in its processing (a bug,
+        # not the database) is recorded as its outcome, and the spool goes on with the others.
+        log.exception("임시 저장 웹훅 처리 중 오류 — 수신: %s", _received(state))
+        return _refused(
+            state,
+            WebhookError(
+                _("The spooled webhook could not be processed (internal error); it was not placed"),
+                code="internal_error",
+                status=500,
+            ),
+        )
+
+
+def _refused(state: _IngestState, error: WebhookError) -> IngestResult:
+    """A refusal's answer, with its record and, for an authenticated strategy, its message."""
+    log.error("웹훅 처리 실패: [%s] %s — 수신: %s", error.code, error.message, _received(state))
+    event = _record_rejection(state, error)
+    if state.strategy is not None and event is not None:
+        # Only refusals of an authenticated strategy's signal are worth a message: anyone
+        # can send garbage to the endpoint, and that must not page the operator. (No event:
+        # the database is down, and the notification would wait for it on this response.)
+        emit(
+            EventKind.WEBHOOK_REFUSED,
+            strategy=state.strategy.group_name,
+            webhook_id=event.id,
+            message=f"[{error.code}] {error.message}",
+        )
+    return IngestResult(error.status, error.envelope(), event.id if event else None)
 
 
 def _received(state: _IngestState) -> Any:
@@ -316,8 +338,10 @@ def _spool(
 
 def webhooks_spool_replay() -> dict[str, int]:
     """Feed spooled webhooks, oldest first, through the intake under their own webhook_id.
-    Stops at the first database error (the rest wait for the next pass). Returns the counts."""
-    counts = {"ingested": 0, "already": 0, "waiting": 0}
+    Stops at the first database error (the rest wait for the next pass); any other fault stops
+    only its own signal (recorded as refused, or its file kept as ``.failed``). Returns the
+    counts."""
+    counts = {"ingested": 0, "already": 0, "waiting": 0, "failed": 0}
     files = spool_files()
     for position, path in enumerate(files):
         with spool_claim(path) as mine:
@@ -356,6 +380,13 @@ def webhooks_spool_replay() -> dict[str, int]:
                 log.warning("임시 저장 웹훅 재처리 대기 (DB 미복구): %s", exc)
                 counts["waiting"] = len(files) - position
                 break
+            except Exception:
+                # Not the database, and not even its refusal could be recorded: this file is
+                # kept aside for the operator, and the signals behind it still go in.
+                log.exception("임시 저장 웹훅 처리 실패 (보존: .failed): webhook_id=%s", item.webhook_id)
+                path.rename(path.with_suffix(".failed"))
+                counts["failed"] += 1
+                continue
             spool_done(path)
     return counts
 
@@ -539,6 +570,16 @@ def _shape_problem(payload: dict[str, Any]) -> str | None:
             if depth > MAX_JSON_DEPTH:
                 break
             stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, Decimal):
+            if (
+                value.is_finite()
+                and value
+                and not -MAX_NUMBER_EXPONENT <= value.adjusted() <= MAX_NUMBER_EXPONENT
+            ):
+                return _number_out_of_range()
+        elif isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) >= _INT_LIMIT:
+                return _number_out_of_range()
         elif isinstance(value, str):
             if "\x00" in value:
                 # No database stores NUL inside text (PostgreSQL refuses it); no field needs it.
@@ -552,6 +593,12 @@ def _shape_problem(payload: dict[str, Any]) -> str | None:
     else:
         return None
     return _("The request body is nested too deeply (at most %(depth)d levels)") % {"depth": MAX_JSON_DEPTH}
+
+
+def _number_out_of_range() -> str:
+    return _(
+        "The request body contains a number out of range (its magnitude must be 0 or between 1e-%(exp)d and 1e%(exp)d)"
+    ) % {"exp": MAX_NUMBER_EXPONENT}
 
 
 # Each strategy's webhooks counted in a fixed window (`limits`): in Redis when REDIS_URL is set,
@@ -809,7 +856,7 @@ def redact_payload(payload: Any) -> Any:
 def _json_safe(value: Any) -> Any:
     """Decimals (from parsing) back to JSON: integral ones as ints, others as strings."""
     if isinstance(value, Decimal):
-        if not value.is_finite():
+        if not value.is_finite() or value.adjusted() >= 16:  # no arithmetic on it: abs() can overflow
             return str(value)
         return int(value) if value == value.to_integral_value() and abs(value) < 2**53 else str(value)
     if isinstance(value, dict):

@@ -14,6 +14,7 @@ from django.test import Client
 
 from orders.models import Order
 from webhooks.models import WebhookEvent
+from webhooks.services import parse_body
 
 pytestmark = pytest.mark.django_db
 
@@ -150,3 +151,43 @@ def test_fractional_numbers_in_params_are_stored_as_json(make_strategy: Any) -> 
 
     assert response.status_code == 202
     assert Order.objects.get().params == {"leverage": "2.5", "note": {"x": 0}}
+
+
+@pytest.mark.parametrize(
+    "literal",
+    ["1E+1000000", "-1E+1000000", "1E-1000000", "1E+101", "1e-101", "1" + "0" * 101, "-1" + "0" * 101],
+)
+@pytest.mark.parametrize(
+    "where",
+    ["unknown-field", "params", "price", "before-authentication"],
+)
+def test_a_number_beyond_any_trading_value_is_refused_as_invalid_json(
+    make_strategy: Any, literal: str, where: str
+) -> None:
+    """As a JSON number, not a string: 1E+1000000 overflowed Decimal arithmetic while the
+    refusal was being stored (a 500, and in the spool a signal that blocked the ones behind it)."""
+    make_strategy()
+    fields = {
+        "unknown-field": '"note":' + literal,
+        "params": '"params":{"leverage":' + literal + "}",
+        "price": '"order_type":"LIMIT","price":' + literal,
+        "before-authentication": '"note":' + literal,
+    }[where]
+    token = "nope" if where == "before-authentication" else "test-token"
+    head = (
+        '{"group_name":"my_strategy","token":"' + token + '","symbol":"BTC/USDT","side":"buy","qty_per":10,'
+    )
+    body = head + fields + "}"
+
+    response = post(body)
+
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_json")
+    assert "1e100" in response.json()["error"]
+    event = WebhookEvent.objects.get()
+    assert (event.outcome, event.error_code) == ("rejected", "invalid_json")
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.parametrize("literal", ["1E+100", "1e-100", "9" * 101, "0E+1000000", "0.000"])
+def test_numbers_at_the_edge_of_the_range_pass_the_parse(literal: str) -> None:
+    assert parse_body(('{"note":' + literal + "}").encode())["note"] == Decimal(literal)

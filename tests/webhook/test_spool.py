@@ -99,12 +99,12 @@ def test_database_down_spools_an_authenticated_webhook_and_replays_it_once(
     assert webhook_id in path.name
     assert not WebhookEvent.objects.filter(pk=webhook_id).exists()
 
-    assert replay() == {"ingested": 1, "already": 0, "waiting": 0}
+    assert replay() == {"ingested": 1, "already": 0, "waiting": 0, "failed": 0}
     event = WebhookEvent.objects.get(pk=webhook_id)
     assert event.outcome == "accepted" and event.idempotency_key == "k-1"
     assert Order.objects.filter(webhook_id=webhook_id, status="queued").count() == 1
     assert spool_files() == []
-    assert replay() == {"ingested": 0, "already": 0, "waiting": 0}
+    assert replay() == {"ingested": 0, "already": 0, "waiting": 0, "failed": 0}
     assert Order.objects.filter(webhook_id=webhook_id).count() == 1
 
 
@@ -119,7 +119,7 @@ def test_a_replayer_that_died_after_the_commit_does_not_ingest_twice(
     saved = path.read_bytes()
     assert replay()["ingested"] == 1
     path.write_bytes(saved)  # as if the process died between the commit and the unlink
-    assert replay() == {"ingested": 0, "already": 1, "waiting": 0}
+    assert replay() == {"ingested": 0, "already": 1, "waiting": 0, "failed": 0}
     assert Order.objects.filter(webhook_id=webhook_id).count() == 1
     assert spool_files() == []
 
@@ -131,9 +131,9 @@ def test_replay_waits_while_the_database_is_still_down(client: Client, make_stra
         post(client, body())
         post(client, body())
         down.setattr(services.WebhookEvent.objects, "filter", services.Strategy.objects.filter)
-        assert replay() == {"ingested": 0, "already": 0, "waiting": 2}
+        assert replay() == {"ingested": 0, "already": 0, "waiting": 2, "failed": 0}
     assert len(spool_files()) == 2
-    assert replay() == {"ingested": 2, "already": 0, "waiting": 0}  # back up: both ingested
+    assert replay() == {"ingested": 2, "already": 0, "waiting": 0, "failed": 0}  # back up: both ingested
     assert spool_files() == []
     assert Order.objects.count() == 3  # the first webhook's order and the two replayed ones
 
@@ -186,3 +186,57 @@ def test_a_full_spool_is_refused_with_retry_later(client: Client, make_strategy:
         assert post(client, body()).status_code == 202
         full = post(client, body())
     assert full.status_code == 503 and full.json()["code"] == "unavailable"
+
+
+def test_a_fault_in_one_spooled_webhook_does_not_hold_up_the_ones_behind_it(
+    client: Client, make_strategy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any error but the database's, on one spooled signal (here a fault planted in the intake
+    for one of three): it is recorded as refused under the webhook_id its sender got, and the
+    other two are placed. Before, the replay stopped at it on every pass, for good."""
+    strategy = make_strategy()
+    post(client, body())
+    with _Down():
+        ids = [post(client, body(comment=name)).json()["webhook_id"] for name in ("a", "bad", "b")]
+    real_accept = services._accept
+
+    def accept(state: Any, *args: Any, **kwargs: Any) -> Any:
+        if state.payload.get("comment") == "bad":
+            raise ArithmeticError("a planted fault")
+        return real_accept(state, *args, **kwargs)
+
+    monkeypatch.setattr(services, "_accept", accept)
+    assert replay() == {"ingested": 3, "already": 0, "waiting": 0, "failed": 0}
+
+    assert spool_files() == []
+    good, bad, later = (WebhookEvent.objects.get(pk=i) for i in ids)
+    assert (good.outcome, later.outcome) == ("accepted", "accepted")
+    assert (bad.outcome, bad.error_code, bad.http_status) == ("rejected", "internal_error", 500)
+    assert bad.strategy == strategy
+    assert Order.objects.filter(webhook_id__in=[ids[0], ids[2]]).count() == 2
+    assert not Order.objects.filter(webhook_id=ids[1]).exists()
+
+
+def test_a_spooled_webhook_whose_refusal_cannot_be_stored_is_kept_aside(
+    client: Client, make_strategy: Any, monkeypatch: pytest.MonkeyPatch, _spool: Path
+) -> None:
+    make_strategy()
+    post(client, body())
+    with _Down():
+        ids = [post(client, body(comment=name)).json()["webhook_id"] for name in ("bad", "b")]
+
+    def fail(state: Any, *args: Any, **kwargs: Any) -> Any:
+        if b'"bad"' in state.raw_body:
+            raise ArithmeticError("a planted fault")
+        return real_ingest(state, *args, **kwargs)
+
+    real_ingest = services._ingest
+    monkeypatch.setattr(services, "_ingest", fail)
+    monkeypatch.setattr(services, "_refused", lambda *_a: (_ for _ in ()).throw(ValueError("no record")))
+    assert replay() == {"ingested": 1, "already": 0, "waiting": 0, "failed": 1}
+
+    assert spool_files() == []
+    [kept] = list(_spool.glob("*.failed"))
+    assert ids[0] in kept.name
+    assert not WebhookEvent.objects.filter(pk=ids[0]).exists()
+    assert WebhookEvent.objects.get(pk=ids[1]).outcome == "accepted"
