@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import functools
 import os
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
@@ -14,11 +15,13 @@ import django
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core import signals
-from django.core.exceptions import RequestAborted
-from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.exceptions import RequestAborted, RequestDataTooBig
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefix
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import set_script_prefix
+from django.utils.translation import gettext as _
 
+from quanttrade.errors import ApiError, error_response, raised_response
 from webhooks.paths import WEBHOOK_PATHS
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quanttrade.settings")
@@ -66,13 +69,36 @@ class SyncChainASGIHandler(ASGIHandler):
 
     async def _handle_webhook(self, scope: Any, receive: Any, send: Any) -> None:
         try:
-            body_file = await self.read_body(receive)
+            body_file = await self._read_webhook_body(scope, receive)
         except RequestAborted:
             return  # the client left before its body arrived: nothing was received
         context = contextvars.copy_context()
         respond = functools.partial(context.run, self._respond, scope, body_file)
         response = await asyncio.get_running_loop().run_in_executor(self.webhook_pool(), respond)
         await self.send_response(response, send)
+
+    async def _read_webhook_body(self, scope: Any, receive: Any) -> IO[bytes]:
+        """The body, read no further than a webhook may be long (WEBHOOK_MAX_BODY_BYTES): a body
+        declared longer is not read at all (the view answers 413 from its Content-Length), one
+        sent in chunks is read up to one byte past the limit (the intake answers 413 from its
+        length). Django's ``read_body`` read any body whole first, to memory then to a
+        temporary file: gigabytes from anyone who cared to send them."""
+        limit = settings.WEBHOOK_MAX_BODY_BYTES
+        body_file = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
+        if _declared_length(scope) <= limit:
+            room = limit + 1
+            while room > 0:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    body_file.close()
+                    raise RequestAborted()
+                chunk = message.get("body", b"")
+                body_file.write(chunk[:room])
+                room -= len(chunk)
+                if not message.get("more_body", False):
+                    break
+            body_file.seek(0)
+        return body_file
 
     def _respond(self, scope: Any, body_file: IO[bytes]) -> HttpResponseBase:
         """What ``ASGIHandler.handle`` does around the view, on the pool's thread. A webhook's
@@ -81,16 +107,37 @@ class SyncChainASGIHandler(ASGIHandler):
         closed or given back) before its bytes are sent; the body file too, by the thread that
         read it."""
         try:
-            set_script_prefix(get_script_prefix(scope))
-            signals.request_started.send(sender=self.__class__, scope=scope)
-            request, error_response = self.create_request(scope, body_file)
-            response = error_response if request is None else self.get_response(request)
-            assert response is not None  # create_request gives a request or its error's answer
+            try:
+                set_script_prefix(get_script_prefix(scope))
+                signals.request_started.send(sender=self.__class__, scope=scope)
+                request, refusal = self.create_request(scope, body_file)
+                response = refusal if request is None else self.get_response(request)
+                assert response is not None  # create_request gives a request or its error's answer
+            except Exception as exc:  # outside the view (its own errors are answered by the lane)
+                response = raised_response(exc)  # the JSON envelope, never the server's page
             response._handler_class = self.__class__  # type: ignore[attr-defined]  # request_finished's sender
             response.close()
             return response
         finally:
             body_file.close()
+
+    def create_request(
+        self, scope: Any, body_file: IO[bytes]
+    ) -> tuple[ASGIRequest, None] | tuple[None, HttpResponseBase]:
+        """Django's, with a request it cannot read answered by the JSON envelope: Django 5.2 lets
+        a ``ValueError`` out of a header it cannot parse (an RFC 2231 parameter naming an unknown
+        charset, ``Content-Type: text/plain; charset*=bogus''utf-8``), which became the server's
+        500 page on every path, and answers an undecodable one with an empty HTML 400."""
+        try:
+            return self.request_class(scope, body_file), None
+        except ValueError:  # UnicodeDecodeError included
+            return None, error_response(
+                ApiError(_("The request's headers cannot be read"), code="bad_request", status=400)
+            )
+        except RequestDataTooBig:
+            return None, error_response(
+                ApiError(_("The request body is too large"), code="payload_too_large", status=413)
+            )
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
@@ -107,6 +154,18 @@ def _forget_pool_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def _declared_length(scope: Any) -> int:
+    """The request's Content-Length, 0 when it has none (chunked) or none that reads as one
+    (the servers refuse those themselves)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
 
 
 def _path_info(scope: Any) -> str:

@@ -27,3 +27,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("quanttrade.page_urls")),
 ]
+
+# Under /api/ an unknown path or a bad request (a host not in ALLOWED_HOSTS) is answered with the
+# JSON envelope as every API error is; the pages keep Django's.
+handler400 = "quanttrade.views.bad_request"
+handler404 = "quanttrade.views.not_found"
