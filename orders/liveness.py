@@ -23,7 +23,7 @@ from uuid import UUID
 from django.core.cache import cache
 
 from orders.exchanges.base import AttemptTakenBack
-from quanttrade.cache import add_each, set_each
+from quanttrade.cache import add_each, set_each, store_keys_matching, store_run_id
 
 log = logging.getLogger("quanttrade.orders")
 
@@ -64,6 +64,7 @@ def beat() -> None:
         return
     _slots_announce()
     _clear_left_behind()
+    _forget_records_of_a_past_store()
 
 
 def start_heartbeat() -> None:
@@ -569,6 +570,45 @@ def _clear_left_behind() -> None:
         _unclear.difference_update(keys)
     if mine:
         log.info("남은 작업 기록 정리: %d건", len(mine))
+
+
+# Redis started again from a snapshot (an RDB save, an append-only file, a replica promoted)
+# brings records back as they were when it was taken: a pair's record naming this process as
+# running it, although its task has ended since, or has scheduled a retry whose message the
+# restored broker no longer has. This process still beats, so the sweep would take the pair's
+# queued orders for held here until the record expired (CLAIM_TTL: hours), then send them hours
+# late. Each beat reads the server's run id; when it has changed, the records naming this
+# process for pairs it is not running are deleted, and the sweep judges those pairs lost.
+_store_run: list[str] = []  # the server's run id at this process's last beat
+
+
+def _forget_records_of_a_past_store() -> None:
+    try:
+        run_id = store_run_id()
+        if run_id is None:
+            return
+        seen, _store_run[:] = list(_store_run), [run_id]
+        if not seen or seen[0] == run_id:
+            return
+        me = worker_id()
+        keys = [key for key in store_keys_matching("qt:dispatch:*") if key != _STARTED_KEY]
+        found = cache.get_many(keys) if keys else {}
+        with _records_lock:
+            running = set(_running)
+        stale = [
+            key
+            for key, record in found.items()
+            if isinstance(record, dict) and record.get("worker") == me and key not in running
+        ]
+        if stale:
+            cache.delete_many(stale)
+    except Exception as exc:  # the next restart seen tries again; a record left expires
+        log.debug("records of a restarted store not checked: %s", exc)
+        return
+    log.warning(
+        "공유 저장소(Redis) 재시작 감지: 이 프로세스가 실행하지 않는 작업 기록 %d건 삭제 (스윕에서 재전달)",
+        len(stale),
+    )
 
 
 def dispatch_lost(webhook_id: UUID | str, account_id: int, stale_after_seconds: float) -> bool:

@@ -166,6 +166,20 @@ class RedisCache(KeysUnchecked, DjangoRedisCache):
             )
         pipeline.execute()
 
+    def run_id(self) -> str:
+        """The Redis server's run id: a new one each time it starts (or another server answers)."""
+        return str(self._cache.get_client(None, write=True).info("server")["run_id"])
+
+    def keys_matching(self, pattern: str, version: int | None = None) -> list[str]:
+        """The cache keys (as callers name them) matching a glob ``pattern``, by SCAN: for rare
+        sweeps only (orders.liveness, after a restart of the server)."""
+        client = self._cache.get_client(None, write=True)
+        prefix = len(self.make_key("", version=version))
+        return [
+            key.decode()[prefix:]
+            for key in client.scan_iter(match=self.make_key(pattern, version=version), count=1000)
+        ]
+
     def add_each(
         self,
         keys: Sequence[str],
@@ -254,3 +268,20 @@ def set_each(items: Mapping[str, tuple[Any, float]]) -> None:
         return
     for key, (value, timeout) in items.items():
         cache.set(key, value, timeout=timeout)
+
+
+def store_run_id() -> str | None:
+    """The default cache's server run id (``RedisCache.run_id``); None for an in-process cache,
+    which lives and ends with the process."""
+    from django.core.cache import cache  # noqa: PLC0415 - the configured backend, at call time
+
+    method = getattr(cache, "run_id", None)
+    return method() if method is not None else None
+
+
+def store_keys_matching(pattern: str) -> list[str]:
+    """``RedisCache.keys_matching`` on the default cache; nothing for an in-process cache."""
+    from django.core.cache import cache  # noqa: PLC0415 - the configured backend, at call time
+
+    method = getattr(cache, "keys_matching", None)
+    return list(method(pattern)) if method is not None else []

@@ -17,15 +17,9 @@ from orders.tasks import _announce_order_slots, _withdraw_order_slots
 
 
 @pytest.fixture(autouse=True)
-def _auto(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _auto(settings: Any, no_heartbeat_thread: None) -> Iterator[None]:
     settings.ORDER_FANOUT_TASKS = None  # "auto", whatever the environment of the run says
-    # No heartbeat thread of this process beats (and announces) behind the tests' backs: an
-    # earlier test's is stopped, and none is started; the tests beat by hand.
-    with liveness._lock:
-        running = liveness._started.pop(liveness.os.getpid(), None)
-    if running is not None:
-        running.set()
-    monkeypatch.setattr(liveness, "start_heartbeat", lambda: None)
+    # (no_heartbeat_thread: nothing announces the slots behind the tests' backs)
     liveness.order_slots_forget()
     yield
     liveness.order_slots_forget()
