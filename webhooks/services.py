@@ -57,6 +57,7 @@ from webhooks.spool import (
     spool_done,
     spool_files,
     spool_read,
+    spool_waiting,
     spool_write,
 )
 from webhooks.validation import (
@@ -295,7 +296,12 @@ def _strategy_with_links(state: _IngestState, group_name: str) -> Strategy | Non
 
 
 def _spool(
-    state: _IngestState, idempotency_header: str | None, *, verified: bool, warnings: list[str]
+    state: _IngestState,
+    idempotency_header: str | None,
+    *,
+    verified: bool,
+    warnings: list[str],
+    behind: bool = False,
 ) -> IngestResult:
     payload = state.payload or {}
     group_name = str(payload.get("group_name") or "")[:200]
@@ -316,7 +322,8 @@ def _spool(
         )
         return IngestResult(error.status, error.envelope(), None)
     log.warning(
-        "DB 장애: 웹훅 임시 저장 (webhook_id=%s strategy=%s 토큰 확인=%s), DB 복구 후 처리 — 수신: %s",
+        "%s: 웹훅 임시 저장 (webhook_id=%s strategy=%s 토큰 확인=%s), DB 복구 후 처리 — 수신: %s",
+        "앞서 임시 저장된 웹훅 처리 대기 (순서 유지)" if behind else "DB 장애",
         state.event_id,
         group_name,
         "예" if verified else "복구 후",
@@ -475,6 +482,11 @@ def _ingest(state: _IngestState, idempotency_header: str | None) -> IngestResult
     _check_signal(strategy, message)
     if state.db_down:
         return _spool(state, idempotency_header, verified=True, warnings=message.warnings)
+    if not state.from_spool and spool_waiting():
+        # Signals spooled during an outage are not all replayed yet: this one goes behind them,
+        # so a close or a CANCEL_ALL_ORDER sent after the outage never runs before the orders
+        # sent during it (the replay keeps the arrival order).
+        return _spool(state, idempotency_header, verified=True, warnings=message.warnings, behind=True)
     links = state.links
     if not links:
         raise WebhookError(_("No accounts are linked to the strategy"), code="no_accounts")

@@ -97,6 +97,16 @@ def spool_count(folder: Path | None = None) -> int:
     return sum(1 for _ in (folder or spool_dir()).glob(f"*{SUFFIX}"))
 
 
+def spool_waiting() -> bool:
+    """Whether any webhook waits in the spool: one directory read, no folder made (the intake
+    asks on every signal)."""
+    try:
+        with os.scandir(Path(settings.DATA_DIR) / "spool") as entries:
+            return any(entry.name.endswith(SUFFIX) for entry in entries)
+    except FileNotFoundError:
+        return False
+
+
 def spool_files() -> list[Path]:
     """Waiting files, oldest first."""
     return sorted(spool_dir().glob(f"*{SUFFIX}"))

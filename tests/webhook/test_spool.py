@@ -240,3 +240,27 @@ def test_a_spooled_webhook_whose_refusal_cannot_be_stored_is_kept_aside(
     assert ids[0] in kept.name
     assert not WebhookEvent.objects.filter(pk=ids[0]).exists()
     assert WebhookEvent.objects.get(pk=ids[1]).outcome == "accepted"
+
+
+def test_a_signal_arriving_while_spooled_ones_wait_goes_behind_them(
+    client: Client, make_strategy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database is back, the replay has not run yet: a signal sent after the outage (a sell
+    closing what the spooled buy opened) is spooled behind the ones sent during it, and the replay
+    creates their orders in the senders' order. Before, it was placed at once, ahead of them."""
+    make_strategy()
+    post(client, body())
+    with _Down():
+        during = post(client, body(side="buy")).json()["webhook_id"]
+    monkeypatch.setattr(services, "_db_down_until", 0.0)  # the intake's backoff after the outage is over
+
+    after = post(client, body(side="sell")).json()  # the database answers again
+
+    assert after["status"] == "spooled" and after["orders"] == []
+    assert not WebhookEvent.objects.filter(pk=after["webhook_id"]).exists()
+    assert replay() == {"ingested": 2, "already": 0, "waiting": 0, "failed": 0}
+    first = Order.objects.get(webhook_id=during)
+    second = Order.objects.get(webhook_id=after["webhook_id"])
+    assert (first.side, second.side) == ("BUY", "SELL")
+    assert first.created_at <= second.created_at and first.pk != second.pk
+    assert post(client, body()).json()["status"] == "queued"  # the spool is empty: straight in again
