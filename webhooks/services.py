@@ -399,7 +399,10 @@ def webhooks_spool_replay() -> dict[str, int]:
 
 
 class _SpoolReplayer:
-    """One daemon thread per process that replays the spool every WEBHOOK_SPOOL_REPLAY_SECONDS."""
+    """One daemon thread per process that looks at the spool every WEBHOOK_SPOOL_REPLAY_SECONDS
+    and replays it until it is empty: signals arriving meanwhile are spooled behind the waiting
+    ones (``_ingest``), so a pass that leaves some is followed by the next at once, while each
+    makes progress (not while the database is still away, or another process holds the files)."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
@@ -409,8 +412,10 @@ class _SpoolReplayer:
         while True:
             time.sleep(settings.WEBHOOK_SPOOL_REPLAY_SECONDS)
             try:
-                if spool_files():
-                    webhooks_spool_replay()
+                while spool_files():
+                    counts = webhooks_spool_replay()
+                    if counts["waiting"] or not (counts["ingested"] + counts["already"] + counts["failed"]):
+                        break
             except Exception:  # the thread must outlive any one failure
                 log.exception("임시 저장 웹훅 재처리 실패")
             finally:
@@ -421,10 +426,18 @@ _replayer: _SpoolReplayer | None = None
 _replayer_lock = threading.Lock()
 
 
+def spool_replay_automatic() -> bool:
+    """WEBHOOK_SPOOL_REPLAY_SECONDS is not 0: each web process replays the spool by itself."""
+    return settings.WEBHOOK_SPOOL_REPLAY_SECONDS > 0
+
+
 def spool_replayer_start() -> None:
-    """Start this process's spool replayer (once; again in a forked child)."""
+    """Start this process's spool replayer (once; again in a forked child), unless replays are
+    left to ``manage.py webhook_spool --replay`` (WEBHOOK_SPOOL_REPLAY_SECONDS = 0)."""
     global _replayer
     if _replayer is not None and _replayer.pid == os.getpid():
+        return
+    if not spool_replay_automatic():
         return
     with _replayer_lock:
         if _replayer is None or _replayer.pid != os.getpid():
@@ -482,11 +495,15 @@ def _ingest(state: _IngestState, idempotency_header: str | None) -> IngestResult
     _check_signal(strategy, message)
     if state.db_down:
         return _spool(state, idempotency_header, verified=True, warnings=message.warnings)
-    if not state.from_spool and spool_waiting():
+    if not state.from_spool and spool_waiting() and spool_replay_automatic():
         # Signals spooled during an outage are not all replayed yet: this one goes behind them,
         # so a close or a CANCEL_ALL_ORDER sent after the outage never runs before the orders
-        # sent during it (the replay keeps the arrival order).
-        return _spool(state, idempotency_header, verified=True, warnings=message.warnings, behind=True)
+        # sent during it (the replay keeps the arrival order). With replays left to the
+        # operator (WEBHOOK_SPOOL_REPLAY_SECONDS = 0) signals go straight in, as before.
+        spooled = _spool(state, idempotency_header, verified=True, warnings=message.warnings, behind=True)
+        if spooled.status == 202:
+            return spooled
+        # The spool is full or cannot be written: straight in, rather than refused.
     links = state.links
     if not links:
         raise WebhookError(_("No accounts are linked to the strategy"), code="no_accounts")

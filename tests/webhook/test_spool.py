@@ -264,3 +264,22 @@ def test_a_signal_arriving_while_spooled_ones_wait_goes_behind_them(
     assert (first.side, second.side) == ("BUY", "SELL")
     assert first.created_at <= second.created_at and first.pk != second.pk
     assert post(client, body()).json()["status"] == "queued"  # the spool is empty: straight in again
+
+
+def test_with_replays_left_to_the_operator_no_replayer_runs_and_signals_go_straight_in(
+    client: Client, make_strategy: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """WEBHOOK_SPOOL_REPLAY_SECONDS=0 is "never" (README): no replayer thread (it looped without
+    a pause before), and a signal after the outage is not held behind a spool nobody replays."""
+    settings.WEBHOOK_SPOOL_REPLAY_SECONDS = 0
+    monkeypatch.setattr(services, "_replayer", None)
+    services.spool_replayer_start()
+    assert services._replayer is None
+    make_strategy()
+    post(client, body())
+    with _Down():
+        post(client, body(side="buy"))
+    monkeypatch.setattr(services, "_db_down_until", 0.0)
+
+    assert post(client, body(side="sell")).json()["status"] == "queued"
+    assert len(spool_files()) == 1  # waiting for `manage.py webhook_spool --replay`
