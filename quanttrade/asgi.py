@@ -100,6 +100,28 @@ class SyncChainASGIHandler(ASGIHandler):
             body_file.seek(0)
         return body_file
 
+    async def read_body(self, receive: Any) -> IO[bytes]:
+        """Django's, stopping one byte past HTTP_MAX_BODY_BYTES (the file is marked, and
+        ``create_request`` answers 413): Django's read any body whole, to memory then to disk."""
+        limit = settings.HTTP_MAX_BODY_BYTES
+        body_file = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                body_file.close()
+                raise RequestAborted()
+            chunk = message.get("body", b"")
+            body_file.write(chunk[: limit + 1 - size])
+            size += len(chunk)
+            if size > limit:
+                body_file.qt_too_large = True  # type: ignore[attr-defined]  # read by create_request
+                break
+            if not message.get("more_body", False):
+                break
+        body_file.seek(0)
+        return body_file
+
     def _respond(self, scope: Any, body_file: IO[bytes]) -> HttpResponseBase:
         """What ``ASGIHandler.handle`` does around the view, on the pool's thread. A webhook's
         answer is never streamed (the view's JSON, or an error page of the middleware before
@@ -128,6 +150,10 @@ class SyncChainASGIHandler(ASGIHandler):
         a ``ValueError`` out of a header it cannot parse (an RFC 2231 parameter naming an unknown
         charset, ``Content-Type: text/plain; charset*=bogus''utf-8``), which became the server's
         500 page on every path, and answers an undecodable one with an empty HTML 400."""
+        if getattr(body_file, "qt_too_large", False):
+            return None, error_response(
+                ApiError(_("The request body is too large"), code="payload_too_large", status=413)
+            )
         try:
             return self.request_class(scope, body_file), None
         except ValueError:  # UnicodeDecodeError included

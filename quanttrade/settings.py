@@ -444,6 +444,9 @@ EMBEDDED_WORKER_CONCURRENCY: int = env.int("EMBEDDED_WORKER_CONCURRENCY", defaul
 # --- webhook ----------------------------------------------------------------------------
 WEBHOOK_MAX_BODY_BYTES = 64 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
+# The longest request body any path takes (no page uploads files, no form comes near): the web
+# servers stop reading past it and answer 413, instead of buffering whatever arrives.
+HTTP_MAX_BODY_BYTES = 1024 * 1024
 WEBHOOK_RATE_LIMIT: str = env.str("WEBHOOK_RATE_LIMIT", default="120/m")
 # Refusals before authentication (unknown strategy, bad token, bad JSON) recorded per source
 # IP and period; past it they are still answered, but no longer stored.
