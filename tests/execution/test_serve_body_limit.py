@@ -66,7 +66,9 @@ def server(request: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
 
 
 @pytest.mark.parametrize("path", ["/api/webhook", "/accounts/login/", "/api/prices"])
-def test_a_body_past_the_limit_is_answered_413_with_the_envelope(server: tuple[str, int, int, Any], path: str) -> None:
+def test_a_body_past_the_limit_is_answered_413_with_the_envelope(
+    server: tuple[str, int, int, Any], path: str
+) -> None:
     _, port, _, _ = server
 
     status, answer = post(port, path, b"{" + b" " * (3 * MIB))
