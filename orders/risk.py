@@ -11,7 +11,9 @@ Two check points use the same rules:
   order ends `rejected` with a message naming the limit and its value; the account's other
   orders and the other accounts go on.
 
-Cancels and flatten orders pass every check: they only take risk off. A close (negative
+Cancels and flatten orders pass every check: they only take risk off. Every other order is
+refused (``signal_stale``) once it is older than its strategy's max signal age when it is about
+to be sent (from its acceptance, or its approval). A close (negative
 ``qty_per``) is never blocked by a pause, a notional or a loss limit (so a paused account can
 still be closed out by its own signals); the symbol, hours and rate limits still apply to it.
 
@@ -58,6 +60,7 @@ ZERO = Decimal(0)
 RISK_LIMIT = "risk_limit"
 STRATEGY_PAUSED = "strategy_paused"
 ACCOUNT_PAUSED = "account_paused"
+SIGNAL_STALE = "signal_stale"
 
 # The time zone a market's trading hours are written in, unless the account names its own.
 MARKET_TIMEZONES: dict[str, str] = {
@@ -501,6 +504,28 @@ def risk_limit_hit(refusal: Refusal, *, where: str, subject: str) -> None:
 PAUSE_READ_FRESH_SECONDS = 0.05
 
 
+def _stale_refusal(order: Order, strategy: Strategy, now: datetime) -> Refusal | None:
+    """The strategy's max signal age, counted again when the order is about to be sent: the
+    intake checked the signal's own time, but an order can wait long after it (a backlog, a
+    venue's rate limit, retries, an outage). Counted from its acceptance, or from its approval
+    for an order that waited for one (the approver wants it now)."""
+    max_age = strategy.max_signal_age_seconds
+    since = order.approved_at or order.created_at
+    if max_age is None or since is None:
+        return None
+    age = (now - since).total_seconds()
+    if age <= max_age:
+        return None
+    return Refusal(
+        SIGNAL_STALE,
+        _(
+            "The signal went stale before its order could be sent: accepted %(age)d seconds ago, "
+            "the strategy accepts at most %(max)d"
+        )
+        % {"age": int(age), "max": max_age},
+    )
+
+
 def order_refusal(order: Order, adapter: ExchangeAdapter, now: datetime | None = None) -> Refusal | None:
     """Why this claimed order may not be placed now, or None (see the module docstring).
     Venue errors from the balance or position reads propagate (the caller retries them)."""
@@ -508,6 +533,9 @@ def order_refusal(order: Order, adapter: ExchangeAdapter, now: datetime | None =
         return None
     now = now or timezone.now()
     strategy, account = order.strategy, order.account
+    stale = _stale_refusal(order, strategy, now)
+    if stale is not None:
+        return stale
     close = order.qty_per is not None and order.qty_per < 0
     if not close:
         # Paused by hand or by the daily loss a moment ago (another worker may have): read

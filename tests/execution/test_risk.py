@@ -417,3 +417,42 @@ def test_fan_out_through_the_worker_shows_the_refusal_in_the_results_api(
     assert rows["acct-a"]["message"] == "리스크 한도 초과 (계좌 acct-a): 최대 주문 금액 100 — 이 주문은 1000"
     page = client.get(f"/orders/{orders[0].id}/")
     assert page.status_code == 200 and "최대 주문 금액 100" in page.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("waited", "status"), [(58, "filled"), (62, "rejected")])
+def test_an_order_older_than_the_max_signal_age_when_it_is_sent_is_refused_stale(
+    make_strategy: Any, make_account: Any, publish_price: Any, clock: Any, waited: int, status: str
+) -> None:
+    """The intake checked the signal's own time; an order that then waited past the strategy's
+    max age (a backlog, a rate limit, retries, an outage) is not sent late."""
+    account = make_account("a1", balances={"USDT": "10000"})
+    strategy = make_strategy(accounts=[account], max_signal_age_seconds=60)
+    publish_price("BINANCE:BTC/USDT", "50000")
+    event = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    clock(NOW + timedelta(seconds=waited))
+    publish_price("BINANCE:BTC/USDT", "50000")
+
+    [order] = run(event, account)
+
+    assert order.status == status
+    if status == "rejected":
+        assert order.message.startswith("주문을 보내기 전에 신호가 오래되었습니다: 6")
+        assert order.message.endswith("초 전에 접수되었습니다 (전략 허용 최대 60초)")
+        assert PaperBalance.objects.get(account=account, asset="USDT").free == D("10000")
+
+
+@pytest.mark.django_db
+def test_an_approved_orders_age_counts_from_its_approval(
+    make_strategy: Any, make_account: Any, publish_price: Any, clock: Any
+) -> None:
+    account = make_account("a1", balances={"USDT": "10000"})
+    strategy = make_strategy(accounts=[account], max_signal_age_seconds=60)
+    event = make_orders(strategy, [account], [{"side": "BUY", "qty_per": 10}])
+    clock(NOW + timedelta(minutes=10))
+    Order.objects.filter(webhook=event).update(approved_at=NOW + timedelta(minutes=10) - timedelta(seconds=5))
+    publish_price("BINANCE:BTC/USDT", "50000")
+
+    [order] = run(event, account)
+
+    assert order.status == "filled"
