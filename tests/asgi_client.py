@@ -27,11 +27,8 @@ def http_scope(method: str, path: str, headers: dict[str, str], host: str = "127
     }
 
 
-async def _exchange(scope: dict[str, Any], body: bytes) -> tuple[int, dict[str, str], bytes]:
-    from quanttrade.asgi import application
-
-    communicator = ApplicationCommunicator(application, scope)
-    await communicator.send_input({"type": "http.request", "body": body, "more_body": False})
+async def read_answer(communicator: ApplicationCommunicator) -> tuple[dict[str, Any], bytes]:
+    """The application's answer (its start message and its whole body), once it has finished."""
     start = await communicator.receive_output(10)
     content = b""
     while True:
@@ -40,6 +37,15 @@ async def _exchange(scope: dict[str, Any], body: bytes) -> tuple[int, dict[str, 
         if not message.get("more_body"):
             break
     await communicator.wait(10)
+    return start, content
+
+
+async def _exchange(scope: dict[str, Any], body: bytes) -> tuple[int, dict[str, str], bytes]:
+    from quanttrade.asgi import application
+
+    communicator = ApplicationCommunicator(application, scope)
+    await communicator.send_input({"type": "http.request", "body": body, "more_body": False})
+    start, content = await read_answer(communicator)
     return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}, content
 
 

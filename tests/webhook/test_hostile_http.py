@@ -13,7 +13,7 @@ from asgiref.testing import ApplicationCommunicator
 
 from orders.models import Order
 from quanttrade.asgi import application
-from tests.asgi_client import asgi_request, http_scope
+from tests.asgi_client import asgi_request, http_scope, read_answer
 from tests.webhook.test_intake import spot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -76,14 +76,7 @@ async def _answer_without_the_rest(
     communicator = ApplicationCommunicator(application, http_scope("POST", "/api/webhook", headers))
     for chunk in chunks:
         await communicator.send_input({"type": "http.request", "body": chunk, "more_body": True})
-    start = await communicator.receive_output(10)  # the old path waited for the rest for ever
-    content = b""
-    while True:
-        message = await communicator.receive_output(10)
-        content += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    await communicator.wait(10)
+    start, content = await read_answer(communicator)  # the old path waited for the rest for ever
     return start["status"], json.loads(content)
 
 
