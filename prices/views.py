@@ -156,7 +156,8 @@ class DailyBarsView(APIView):
                 _("No price for %(ticker)s.") % {"ticker": ticker}, code="price_not_found", status=404
             )
         end = _date_param(request, "to", timezone.localdate())
-        start = _date_param(request, "from", end - timedelta(days=365))
+        # One year before `to`, or from the first day there is (a `to` in year 1: 0001-01-01).
+        start = _date_param(request, "from", max(end, date.min + timedelta(days=365)) - timedelta(days=365))
         bars = DailyPrice.objects.filter(ticker=instrument, date__gte=start, date__lte=end).order_by("date")
         if not bars.exists() and not DailyPrice.objects.filter(ticker=instrument).exists():
             if price_snapshot(instrument) is None:

@@ -106,6 +106,23 @@ def test_daily_bars_bad_date_is_400(client: Client) -> None:
     assert response.status_code == 400 and response.json()["code"] == "invalid_field"
 
 
+@pytest.mark.parametrize(
+    ("query", "start"),
+    [
+        ("to=0001-01-01", "0001-01-01"),
+        ("from=0001-01-02&to=0001-01-02", "0001-01-02"),
+        ("to=0001-07-01", "0001-01-01"),
+    ],
+)
+def test_daily_bars_for_the_first_days_there_are_answer_200(client: Client, query: str, start: str) -> None:
+    """The default `from` (a year before `to`) was worked out before the date was read, and a
+    year before 0001 is no date: a 500 with or without a `from`."""
+    _bar("005930", date(2025, 2, 20), "58400")
+    response = client.get(f"/api/kr/stocks/005930/daily?{query}")
+    assert response.status_code == 200 and response.json()["from"] == start
+    assert response.json()["bars"] == []
+
+
 def test_gap_report_lists_missing_and_outdated_and_marks_halted(staff_client: Client) -> None:
     last = calendar.last_closed_trading_day(timezone.now())
     _bar("005930", last, "58200")
