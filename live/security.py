@@ -30,6 +30,8 @@ def origin_allowed(origin: str | None) -> bool:
         return False
     if not host:
         return False
+    if ":" in host:  # an IPv6 address: ALLOWED_HOSTS writes it in brackets ([::1]), as Host does
+        host = f"[{host}]"
     return any(pattern == "*" or is_same_domain(host, pattern.lower()) for pattern in settings.ALLOWED_HOSTS)
 
 

@@ -14,7 +14,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser, User
 
 from live.consumers import LiveConsumer
-from live.security import OriginValidator
+from live.security import OriginValidator, origin_allowed
 from prices.services import price_publish
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -272,6 +272,23 @@ def test_foreign_origin_is_refused_and_own_origin_accepted(settings: Any) -> Non
         assert await attempt(b"https://app.example.net") is True
 
     run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        ("http://[::1]:8000", True),
+        ("http://[::1]", True),
+        ("http://[::2]", False),
+        ("http://127.0.0.1", True),
+    ],
+)
+def test_an_ipv6_origin_matches_its_bracketed_allowed_host(settings: Any, origin: str, allowed: bool) -> None:
+    """The default ALLOWED_HOSTS lists [::1] as Host writes it; an Origin's host is read without
+    the brackets, and a page served on http://[::1] could not open /ws."""
+    settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+    settings.WS_ALLOWED_ORIGINS = []
+    assert origin_allowed(origin) is allowed
 
 
 def test_websocket_stats_count_connections_and_topics() -> None:
