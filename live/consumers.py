@@ -13,9 +13,11 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from limits.strategies import MovingWindowRateLimiter
 
 from live import bus, hub, wsstats
 from live.topics import family_of
+from quanttrade.rates import ProcessMemoryStorage, rate_item
 
 log = logging.getLogger("quanttrade.live")
 
@@ -24,6 +26,17 @@ MAX_MESSAGE_BYTES = 4096
 MISSED_PONGS_CLOSE = 2
 STAFF_TOPICS = {"orders": "orders", "webhooks": "webhooks", "portfolio": "portfolio"}
 CLOSE_PONG_TIMEOUT = 4008
+# Frames waiting for one connection's socket: a client that reads slower than its topics
+# publish is closed once this many wait, instead of holding up the others (a hub writes to
+# every subscriber of a tick) or growing the process's memory.
+OUTBOX_FRAMES = 1000
+CLOSE_TOO_SLOW = 4009
+# A client's messages: a page subscribing to its topics at once is a burst, then pongs and the
+# odd subscription; past this the connection is closed (a flood of pings grew daphne's memory
+# by gigabytes and slowed everyone's replies).
+MESSAGE_RATE = rate_item("300/10s")
+CLOSE_FLOOD = 4029
+_message_limits = MovingWindowRateLimiter(ProcessMemoryStorage())
 
 
 def _language(scope: dict[str, Any]) -> str:
@@ -52,6 +65,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.awaiting_pong = False
         self.missed_pongs = 0
         self.ping_task: asyncio.Task[None] | None = None
+        self.closing = False
+        self.outbox: asyncio.Queue[str] = asyncio.Queue(OUTBOX_FRAMES)
+        self.writer = asyncio.create_task(self._write())
         await self.accept()
         wsstats.connection_opened()
         self.counted = True
@@ -60,19 +76,39 @@ class LiveConsumer(AsyncWebsocketConsumer):
         )
         self.ping_task = asyncio.create_task(self._ping_loop())
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' consumer, with its clean-up also when the server cancels it: daphne cancels
+        a connection still busy with its backlog when it closes (``application_close_timeout``),
+        and ``disconnect`` then never ran: the connection stayed counted and in its groups."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._clean_up()
+
     async def disconnect(self, code: int) -> None:
-        if self.ping_task is not None:
-            self.ping_task.cancel()
-        for topic in list(self.topics):
+        await self._clean_up()
+
+    async def _clean_up(self) -> None:
+        """Once per connection: its tasks stopped, its groups left, its count closed."""
+        for task in (getattr(self, "ping_task", None), getattr(self, "writer", None)):
+            if task is not None:
+                task.cancel()
+        topics: set[str] = getattr(self, "topics", set())
+        self.topics = set()
+        for topic in list(topics):
             await self._leave(topic)
         if getattr(self, "counted", False):
-            wsstats.connection_closed(self.topics)
+            wsstats.connection_closed(topics)
             self.counted = False
-        self.topics = set()
 
     # --- incoming ---------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closing:
+            return  # a flood's backlog, after the close
+        if not _message_limits.hit(MESSAGE_RATE, "ws", self.client_id):
+            log.warning("WebSocket 종료 (메시지 과다): %s", self.client_id)
+            return await self._close(CLOSE_FLOOD)
         with translation.override(self.language):
             if text_data is None:
                 return await self._error("invalid_message", _("Messages must be JSON text."))
@@ -171,12 +207,35 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def send(
         self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
     ) -> None:
-        """A send to a client that has just gone away is dropped quietly: a normal disconnect
-        racing a reply or a ping is not an error of the application."""
+        """A frame for this connection, queued for its writer (``_write``): whoever sends (the
+        hub, for every subscriber of a tick) never waits for this client's socket. A client
+        whose queue is full is closed as too slow to read."""
+        if text_data is None or close or self.closing:
+            return
         try:
-            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+            self.outbox.put_nowait(text_data)
+        except asyncio.QueueFull:
+            log.warning("WebSocket 종료 (수신 지연, 대기 %d건): %s", OUTBOX_FRAMES, self.client_id)
+            self.closing = True
+            asyncio.get_running_loop().create_task(self._close(CLOSE_TOO_SLOW))
+
+    async def _write(self) -> None:
+        """This connection's frames to its socket, in order. A send to a client that has just
+        gone away is dropped quietly: a normal disconnect racing a reply or a ping is not an
+        error of the application."""
+        while True:
+            text = await self.outbox.get()
+            try:
+                await super().send(text_data=text)
+            except Exception as exc:
+                log.debug("send to a closed WebSocket dropped (%s): %s", self.client_id, exc)
+
+    async def _close(self, code: int) -> None:
+        self.closing = True
+        try:
+            await self.close(code=code)
         except Exception as exc:
-            log.debug("send to a closed WebSocket dropped (%s): %s", getattr(self, "client_id", "-"), exc)
+            log.debug("close of a WebSocket failed (%s): %s", self.client_id, exc)
 
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content, ensure_ascii=False, separators=(",", ":")))
@@ -193,7 +252,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
                     self.missed_pongs += 1
                     if self.missed_pongs >= MISSED_PONGS_CLOSE:
                         log.info("[INFO] WebSocket 종료 (pong 없음): %s", self.client_id)
-                        await self.close(code=CLOSE_PONG_TIMEOUT)
+                        await self._close(CLOSE_PONG_TIMEOUT)
                         return
                 self.awaiting_pong = True
                 await self.send_json({"type": "ping", "timestamp": timezone.now().isoformat()})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,6 +14,7 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser, User
 
+from live import consumers, hub
 from live.consumers import LiveConsumer
 from live.security import OriginValidator, origin_allowed
 from prices.services import price_publish
@@ -329,11 +331,126 @@ def test_a_message_nested_deeper_than_the_parser_gets_an_error_and_the_connectio
 
 def test_a_send_racing_a_disconnect_is_dropped_not_raised() -> None:
     """What the server answers when the application sends after the client closed: the
-    consumer drops it instead of failing ("Exception inside application" in the log)."""
+    connection's writer drops it instead of failing ("Exception inside application" in the log),
+    and goes on with the next frame."""
     consumer = LiveConsumer()
+    consumer.client_id, consumer.closing = "c", False
+    attempts: list[dict[str, Any]] = []
 
-    async def closed_socket(_message: dict[str, Any]) -> None:
+    async def closed_socket(message: dict[str, Any]) -> None:
+        attempts.append(message)
         raise RuntimeError("Unexpected ASGI message 'websocket.send', after sending 'websocket.close'")
 
     consumer.base_send = closed_socket
-    asyncio.run(consumer.send(text_data='{"type":"pong"}'))
+
+    async def scenario() -> None:
+        consumer.outbox = asyncio.Queue(5)
+        writer = asyncio.create_task(consumer._write())
+        await consumer.send(text_data='{"type":"pong"}')
+        await consumer.send(text_data='{"type":"pong"}')
+        while len(attempts) < 2:
+            await asyncio.sleep(0.01)
+        assert not writer.done()
+        writer.cancel()
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
+class _Socket:
+    """A connection's socket for the hub tests: ``stuck`` never takes a frame (a client that
+    stopped reading: uvicorn's send then waits for room), the other records them."""
+
+    def __init__(self, stuck: bool) -> None:
+        self.stuck = stuck
+        self.frames: list[str] = []
+        self.closed: list[int] = []
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.close":
+            self.closed.append(message["code"])
+        elif self.stuck:
+            await asyncio.Event().wait()
+        else:
+            self.frames.append(message["text"])
+
+
+def _connection(socket: _Socket) -> LiveConsumer:
+    consumer = LiveConsumer()
+    consumer.client_id, consumer.closing = f"c{id(socket)}", False
+    consumer.base_send = socket
+    consumer.outbox = asyncio.Queue(consumers.OUTBOX_FRAMES)
+    consumer.writer = asyncio.get_running_loop().create_task(consumer._write())
+    return consumer
+
+
+def test_a_client_that_stopped_reading_holds_up_no_one_and_is_closed_past_its_queue() -> None:
+    """uvicorn: a tick went to each subscriber in turn, waiting for each socket; one client
+    that never read stalled every subscriber after it, for as long as it stayed connected."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        price_hub = hub.hub_for(loop)
+        stuck, reader = _Socket(stuck=True), _Socket(stuck=False)
+        slow, fast = _connection(stuck), _connection(reader)
+        price_hub.members["prices.test-slow"] = {slow, fast}
+        try:
+            ticks = consumers.OUTBOX_FRAMES + 10
+            for n in range(ticks):
+                await asyncio.wait_for(price_hub.dispatch("prices.test-slow", f'{{"n":{n}}}'), 1)
+            while len(reader.frames) < ticks:
+                await asyncio.sleep(0.01)
+            assert reader.frames[-1] == f'{{"n":{ticks - 1}}}' and not reader.closed
+            while not stuck.closed:
+                await asyncio.sleep(0.01)
+            assert stuck.closed == [consumers.CLOSE_TOO_SLOW]
+        finally:
+            del price_hub.members["prices.test-slow"]
+            slow.writer.cancel()
+            fast.writer.cancel()
+
+    asyncio.run(asyncio.wait_for(scenario(), 20))
+
+
+def test_a_flood_of_messages_closes_the_connection() -> None:
+    """daphne queued a client's messages without bound (a ping flood: +500 MB in 25 s, and
+    every other client's replies slowed): past 300 messages in 10 s the connection is closed."""
+
+    async def scenario() -> None:
+        ws = await _open()
+        await _next(ws)
+        for _ in range(consumers.MESSAGE_RATE.amount + 20):
+            await ws.send_json_to({"type": "ping"})
+        pongs = 0
+        while True:
+            output = await ws.receive_output(5)
+            if output["type"] == "websocket.close":
+                break
+            pongs += json.loads(output["text"])["type"] == "pong"
+        assert output["code"] == consumers.CLOSE_FLOOD
+        assert pongs == consumers.MESSAGE_RATE.amount
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_a_connection_the_server_cancels_still_leaves_its_groups_and_counts() -> None:
+    """daphne cancels a connection still busy when it closes (application_close_timeout):
+    disconnect never ran, and the connection stayed counted and subscribed for good."""
+    from live import wsstats
+
+    async def scenario() -> None:
+        before = wsstats.total_stats()["active_connections"]
+        ws = await _open()
+        await _next(ws)
+        await ws.send_json_to({"type": "subscribe", "topic": "price:000660"})
+        await _next(ws)
+        assert wsstats.total_stats()["subscribed_topics"].get("price:000660") == 1
+        ws.future.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ws.future
+        after = wsstats.total_stats()
+        assert after["active_connections"] == before and "price:000660" not in after["subscribed_topics"]
+        price_hub = hub.hub_for(asyncio.get_running_loop())
+        assert not any(price_hub.members.values())
+
+    run(scenario)

@@ -252,9 +252,9 @@ def _run_daphne(host: str, port: int) -> None:
     from daphne.server import Server  # noqa: PLC0415
 
     from quanttrade.asgi import application  # noqa: PLC0415
-    from quanttrade.daphne_request import install  # noqa: PLC0415 - daphne's, as above
+    from quanttrade.daphne_limits import install  # noqa: PLC0415 - daphne's, as above
 
-    install()  # a request body past HTTP_MAX_BODY_BYTES is not kept, and answered 413
+    install()  # a request body past HTTP_MAX_BODY_BYTES, a WebSocket past WS_QUEUE_MAX queued messages
 
     # A process started in the background inherits SIGINT as ignored; Ctrl-C / kill -INT must
     # still stop the server (twisted only takes over the default handler).
