@@ -8,10 +8,16 @@
   every subscriber; compressing each one for each connection took about a quarter of a web
   process's time at 10,000 deliveries a second (docs/benchmarks-ws.md), to save a few dozen
   bytes a frame.
+- ``ws_max_size`` 64 KiB: a /ws message the application takes is at most 4 KiB
+  (live.consumers.MAX_MESSAGE_BYTES); uvicorn read messages up to 16 MiB into memory first.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-UVICORN_OPTIONS: dict[str, Any] = {"proxy_headers": False, "ws_per_message_deflate": False}
+UVICORN_OPTIONS: dict[str, Any] = {
+    "proxy_headers": False,
+    "ws_per_message_deflate": False,
+    "ws_max_size": 64 * 1024,
+}

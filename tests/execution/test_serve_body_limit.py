@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
 
 from tests.embedded import embedded_env
 from tests.execution.test_serve import MANAGE, manage
@@ -88,3 +90,21 @@ def test_a_large_body_is_not_held_in_memory_and_the_server_goes_on(server: tuple
     assert grown_mib < 40, f"{name} grew by {grown_mib:.0f} MiB for an 80 MiB body"
     status, answer = post(port, "/api/webhook", json.dumps(payload).encode())
     assert status == 202 and answer["status"] == "queued"
+
+
+def test_a_websocket_message_far_past_the_applications_limit_closes_the_connection(
+    server: tuple[str, int, int, Any],
+) -> None:
+    """uvicorn read /ws messages of up to 16 MiB into memory before the application, which takes
+    4 KiB, refused them; it now closes past 64 KiB (1009). daphne's own bound is 1 MiB (it drops
+    the connection)."""
+    name, port, _, _ = server
+    size = 100 * 1024 if name == "uvicorn" else 2 * MIB
+    with ws_connect(f"ws://127.0.0.1:{port}/ws", origin=f"http://127.0.0.1:{port}", open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "connected"
+        ws.send("x" * size)
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                ws.recv(timeout=5)
+    if name == "uvicorn":  # daphne (autobahn) drops the connection without a close frame
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
