@@ -17,11 +17,19 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    transaction,
+)
 from django.db.models import TextField
 from django.db.models.base import ModelState
 from django.db.models.functions import Cast
@@ -345,15 +353,22 @@ def _spool(
 
 def webhooks_spool_replay() -> dict[str, int]:
     """Feed spooled webhooks, oldest first, through the intake under their own webhook_id.
-    Stops at the first database error (the rest wait for the next pass); any other fault stops
-    only its own signal (recorded as refused, or its file kept as ``.failed``). Returns the
-    counts."""
-    counts = {"ingested": 0, "already": 0, "waiting": 0, "failed": 0}
+
+    The pass stops where the database cannot be reached (``waiting``: the rest wait for the next
+    pass) and at a file another process is replaying (``held``: the ones behind it must not
+    overtake it, so a close sent after an outage never runs before the open sent during it).
+    Anything else that fails stops only its own signal: recorded as refused by the intake, or
+    its file kept aside as ``.failed`` (a signal the database refuses whatever is tried, say),
+    so no file can hold up the spool for good. Returns the counts."""
+    counts = {"ingested": 0, "already": 0, "waiting": 0, "held": 0, "failed": 0}
     files = spool_files()
     for position, path in enumerate(files):
         with spool_claim(path) as mine:
             if not mine:
-                continue
+                if path.exists():
+                    counts["held"] = len(files) - position
+                    break
+                continue  # done by another process meanwhile
             try:
                 item = spool_read(path)
             except (ValueError, KeyError, OSError) as exc:
@@ -378,24 +393,28 @@ def webhooks_spool_replay() -> dict[str, int]:
                         item.received_at,
                         result.status,
                     )
-            except IntegrityError as exc:
+            except IntegrityError:
                 if not WebhookEvent.objects.filter(pk=item.webhook_id).exists():
-                    log.error("임시 저장 웹훅 처리 실패 (보존): webhook_id=%s %s", item.webhook_id, exc)
+                    _spooled_set_aside(path, item.webhook_id, counts)
                     continue
                 counts["already"] += 1  # another process stored it first
-            except DatabaseError as exc:
+            except (OperationalError, InterfaceError) as exc:
                 log.warning("임시 저장 웹훅 재처리 대기 (DB 미복구): %s", exc)
                 counts["waiting"] = len(files) - position
                 break
             except Exception:
-                # Not the database, and not even its refusal could be recorded: this file is
-                # kept aside for the operator, and the signals behind it still go in.
-                log.exception("임시 저장 웹훅 처리 실패 (보존: .failed): webhook_id=%s", item.webhook_id)
-                path.rename(path.with_suffix(".failed"))
-                counts["failed"] += 1
+                # Not an outage (a fault, or the database refusing this signal's data): kept
+                # aside for the operator, and the signals behind it still go in.
+                _spooled_set_aside(path, item.webhook_id, counts)
                 continue
             spool_done(path)
     return counts
+
+
+def _spooled_set_aside(path: Path, webhook_id: UUID, counts: dict[str, int]) -> None:
+    log.exception("임시 저장 웹훅 처리 실패 (보존: .failed): webhook_id=%s", webhook_id)
+    path.rename(path.with_suffix(".failed"))
+    counts["failed"] += 1
 
 
 class _SpoolReplayer:
@@ -414,7 +433,11 @@ class _SpoolReplayer:
             try:
                 while spool_files():
                     counts = webhooks_spool_replay()
-                    if counts["waiting"] or not (counts["ingested"] + counts["already"] + counts["failed"]):
+                    if (
+                        counts["waiting"]
+                        or counts["held"]
+                        or not (counts["ingested"] + counts["already"] + counts["failed"])
+                    ):
                         break
             except Exception:  # the thread must outlive any one failure
                 log.exception("임시 저장 웹훅 재처리 실패")

@@ -99,12 +99,12 @@ def test_database_down_spools_an_authenticated_webhook_and_replays_it_once(
     assert webhook_id in path.name
     assert not WebhookEvent.objects.filter(pk=webhook_id).exists()
 
-    assert replay() == {"ingested": 1, "already": 0, "waiting": 0, "failed": 0}
+    assert replay() == {"ingested": 1, "already": 0, "waiting": 0, "held": 0, "failed": 0}
     event = WebhookEvent.objects.get(pk=webhook_id)
     assert event.outcome == "accepted" and event.idempotency_key == "k-1"
     assert Order.objects.filter(webhook_id=webhook_id, status="queued").count() == 1
     assert spool_files() == []
-    assert replay() == {"ingested": 0, "already": 0, "waiting": 0, "failed": 0}
+    assert replay() == {"ingested": 0, "already": 0, "waiting": 0, "held": 0, "failed": 0}
     assert Order.objects.filter(webhook_id=webhook_id).count() == 1
 
 
@@ -119,7 +119,7 @@ def test_a_replayer_that_died_after_the_commit_does_not_ingest_twice(
     saved = path.read_bytes()
     assert replay()["ingested"] == 1
     path.write_bytes(saved)  # as if the process died between the commit and the unlink
-    assert replay() == {"ingested": 0, "already": 1, "waiting": 0, "failed": 0}
+    assert replay() == {"ingested": 0, "already": 1, "waiting": 0, "held": 0, "failed": 0}
     assert Order.objects.filter(webhook_id=webhook_id).count() == 1
     assert spool_files() == []
 
@@ -131,9 +131,15 @@ def test_replay_waits_while_the_database_is_still_down(client: Client, make_stra
         post(client, body())
         post(client, body())
         down.setattr(services.WebhookEvent.objects, "filter", services.Strategy.objects.filter)
-        assert replay() == {"ingested": 0, "already": 0, "waiting": 2, "failed": 0}
+        assert replay() == {"ingested": 0, "already": 0, "waiting": 2, "held": 0, "failed": 0}
     assert len(spool_files()) == 2
-    assert replay() == {"ingested": 2, "already": 0, "waiting": 0, "failed": 0}  # back up: both ingested
+    assert replay() == {
+        "ingested": 2,
+        "already": 0,
+        "waiting": 0,
+        "held": 0,
+        "failed": 0,
+    }  # back up: both ingested
     assert spool_files() == []
     assert Order.objects.count() == 3  # the first webhook's order and the two replayed ones
 
@@ -206,7 +212,7 @@ def test_a_fault_in_one_spooled_webhook_does_not_hold_up_the_ones_behind_it(
         return real_accept(state, *args, **kwargs)
 
     monkeypatch.setattr(services, "_accept", accept)
-    assert replay() == {"ingested": 3, "already": 0, "waiting": 0, "failed": 0}
+    assert replay() == {"ingested": 3, "already": 0, "waiting": 0, "held": 0, "failed": 0}
 
     assert spool_files() == []
     good, bad, later = (WebhookEvent.objects.get(pk=i) for i in ids)
@@ -233,7 +239,7 @@ def test_a_spooled_webhook_whose_refusal_cannot_be_stored_is_kept_aside(
     real_ingest = services._ingest
     monkeypatch.setattr(services, "_ingest", fail)
     monkeypatch.setattr(services, "_refused", lambda *_a: (_ for _ in ()).throw(ValueError("no record")))
-    assert replay() == {"ingested": 1, "already": 0, "waiting": 0, "failed": 1}
+    assert replay() == {"ingested": 1, "already": 0, "waiting": 0, "held": 0, "failed": 1}
 
     assert spool_files() == []
     [kept] = list(_spool.glob("*.failed"))
@@ -258,7 +264,7 @@ def test_a_signal_arriving_while_spooled_ones_wait_goes_behind_them(
 
     assert after["status"] == "spooled" and after["orders"] == []
     assert not WebhookEvent.objects.filter(pk=after["webhook_id"]).exists()
-    assert replay() == {"ingested": 2, "already": 0, "waiting": 0, "failed": 0}
+    assert replay() == {"ingested": 2, "already": 0, "waiting": 0, "held": 0, "failed": 0}
     first = Order.objects.get(webhook_id=during)
     second = Order.objects.get(webhook_id=after["webhook_id"])
     assert (first.side, second.side) == ("BUY", "SELL")
@@ -283,3 +289,53 @@ def test_with_replays_left_to_the_operator_no_replayer_runs_and_signals_go_strai
 
     assert post(client, body(side="sell")).json()["status"] == "queued"
     assert len(spool_files()) == 1  # waiting for `manage.py webhook_spool --replay`
+
+
+def test_a_file_another_process_replays_stops_the_pass_so_nothing_overtakes_it(
+    client: Client, make_strategy: Any
+) -> None:
+    """Two web processes replay the same spool: the second found the first's file locked,
+    skipped it and ingested the next (a close sent after the open), which could commit first."""
+    import fcntl
+    import os
+
+    make_strategy()
+    post(client, body())
+    with _Down():
+        first = post(client, body(side="buy")).json()["webhook_id"]
+        post(client, body(side="sell"))
+    opening = spool_files()[0]
+    assert first in opening.name
+    fd = os.open(opening, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another process replays it now
+        assert replay() == {"ingested": 0, "already": 0, "waiting": 0, "held": 2, "failed": 0}
+    finally:
+        os.close(fd)
+    assert replay() == {"ingested": 2, "already": 0, "waiting": 0, "held": 0, "failed": 0}
+
+
+def test_a_spooled_signal_the_database_refuses_is_set_aside_and_the_rest_go_in(
+    client: Client, make_strategy: Any, monkeypatch: pytest.MonkeyPatch, _spool: Path
+) -> None:
+    """A database error that is no outage (its data refused, every time): before, every pass
+    stopped there as if the database were down, and every later signal waited behind it."""
+    from django.db import DataError
+
+    make_strategy()
+    post(client, body())
+    with _Down():
+        ids = [post(client, body(comment=name)).json()["webhook_id"] for name in ("bad", "b")]
+    real_ingest = services._ingest
+
+    def refuse(state: Any, *args: Any, **kwargs: Any) -> Any:
+        if b'"bad"' in state.raw_body:
+            raise DataError("value too long for type character varying(20)")
+        return real_ingest(state, *args, **kwargs)
+
+    monkeypatch.setattr(services, "_ingest", refuse)
+    assert replay() == {"ingested": 1, "already": 0, "waiting": 0, "held": 0, "failed": 1}
+    [kept] = list(_spool.glob("*.failed"))
+    assert ids[0] in kept.name
+    assert WebhookEvent.objects.get(pk=ids[1]).outcome == "accepted"
+    assert spool_files() == []

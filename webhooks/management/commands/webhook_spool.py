@@ -23,7 +23,8 @@ class Command(BaseCommand):
             counts = webhooks_spool_replay()
             self.stdout.write(
                 f"ingested {counts['ingested']}, already ingested {counts['already']}, "
-                f"waiting for the database {counts['waiting']}, failed (kept as .failed) {counts['failed']}"
+                f"waiting for the database {counts['waiting']}, held by another process {counts['held']}, "
+                f"failed (kept as .failed) {counts['failed']}"
             )
         waiting = spool_files()
         self.stdout.write(f"{len(waiting)} webhook(s) waiting in {spool_dir()}")
