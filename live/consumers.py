@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -13,11 +14,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from limits.strategies import MovingWindowRateLimiter
 
 from live import bus, hub, wsstats
 from live.topics import family_of
-from quanttrade.rates import ProcessMemoryStorage, rate_item
 
 log = logging.getLogger("quanttrade.live")
 
@@ -34,9 +33,11 @@ CLOSE_TOO_SLOW = 4009
 # A client's messages: a page subscribing to its topics at once is a burst, then pongs and the
 # odd subscription; past this the connection is closed (a flood of pings grew daphne's memory
 # by gigabytes and slowed everyone's replies).
-MESSAGE_RATE = rate_item("300/10s")
+# Counted per connection, in windows of MESSAGE_WINDOW_SECONDS (a shared in-memory limiter kept
+# a key for every connection the process ever had).
+MESSAGE_LIMIT = 300
+MESSAGE_WINDOW_SECONDS = 10.0
 CLOSE_FLOOD = 4029
-_message_limits = MovingWindowRateLimiter(ProcessMemoryStorage())
 
 
 def _language(scope: dict[str, Any]) -> str:
@@ -66,8 +67,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.missed_pongs = 0
         self.ping_task: asyncio.Task[None] | None = None
         self.closing = False
-        self.outbox: asyncio.Queue[str] = asyncio.Queue(OUTBOX_FRAMES)
+        self.window = (time.monotonic(), 0)  # (start, messages) of the current window
+        self.outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX_FRAMES)  # None: close
         self.writer = asyncio.create_task(self._write())
+        self.closer: asyncio.Task[None] | None = None
         await self.accept()
         wsstats.connection_opened()
         self.counted = True
@@ -89,24 +92,34 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self._clean_up()
 
     async def _clean_up(self) -> None:
-        """Once per connection: its tasks stopped, its groups left, its count closed."""
+        """Once per connection: its tasks stopped, its count closed, its groups left. The
+        process's own book-keeping first: a server may cancel this too, and leaving a group on a
+        Redis layer can wait."""
         for task in (getattr(self, "ping_task", None), getattr(self, "writer", None)):
             if task is not None:
                 task.cancel()
         topics: set[str] = getattr(self, "topics", set())
         self.topics = set()
-        for topic in list(topics):
-            await self._leave(topic)
         if getattr(self, "counted", False):
             wsstats.connection_closed(topics)
             self.counted = False
+        for topic in list(topics):
+            try:
+                await self._leave(topic)
+            except Exception as exc:  # the layer is away: its group membership expires
+                log.debug("leaving %s failed: %s", topic, exc)
 
     # --- incoming ---------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.closing:
             return  # a flood's backlog, after the close
-        if not _message_limits.hit(MESSAGE_RATE, "ws", self.client_id):
+        started, count = self.window
+        now = time.monotonic()
+        if now - started >= MESSAGE_WINDOW_SECONDS:
+            started, count = now, 0
+        self.window = (started, count + 1)
+        if count + 1 > MESSAGE_LIMIT:
             log.warning("WebSocket 종료 (메시지 과다): %s", self.client_id)
             return await self._close(CLOSE_FLOOD)
         with translation.override(self.language):
@@ -210,14 +223,17 @@ class LiveConsumer(AsyncWebsocketConsumer):
         """A frame for this connection, queued for its writer (``_write``): whoever sends (the
         hub, for every subscriber of a tick) never waits for this client's socket. A client
         whose queue is full is closed as too slow to read."""
-        if text_data is None or close or self.closing:
+        if self.closing:
             return
         try:
-            self.outbox.put_nowait(text_data)
+            if text_data is not None:  # the protocol is JSON text: this consumer sends no bytes
+                self.outbox.put_nowait(text_data)
+            if close:
+                self.outbox.put_nowait(None)  # after what is queued
         except asyncio.QueueFull:
             log.warning("WebSocket 종료 (수신 지연, 대기 %d건): %s", OUTBOX_FRAMES, self.client_id)
             self.closing = True
-            asyncio.get_running_loop().create_task(self._close(CLOSE_TOO_SLOW))
+            self.closer = asyncio.get_running_loop().create_task(self._close(CLOSE_TOO_SLOW))
 
     async def _write(self) -> None:
         """This connection's frames to its socket, in order. A send to a client that has just
@@ -225,6 +241,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         error of the application."""
         while True:
             text = await self.outbox.get()
+            if text is None:
+                await self._close(1000)
+                return
             try:
                 await super().send(text_data=text)
             except Exception as exc:

@@ -411,6 +411,21 @@ def test_a_client_that_stopped_reading_holds_up_no_one_and_is_closed_past_its_qu
     asyncio.run(asyncio.wait_for(scenario(), 20))
 
 
+def test_a_send_that_closes_closes_after_the_frames_before_it() -> None:
+    async def scenario() -> None:
+        socket = _Socket(stuck=False)
+        consumer = _connection(socket)
+        await consumer.send(text_data="a")
+        await consumer.send(text_data="b", close=True)
+        while not socket.closed:
+            await asyncio.sleep(0.01)
+        assert (socket.frames, socket.closed) == (["a", "b"], [1000])
+        await consumer.send(text_data="c")  # after the close: dropped
+        assert socket.frames == ["a", "b"]
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
 def test_a_flood_of_messages_closes_the_connection() -> None:
     """daphne queued a client's messages without bound (a ping flood: +500 MB in 25 s, and
     every other client's replies slowed): past 300 messages in 10 s the connection is closed."""
@@ -418,7 +433,7 @@ def test_a_flood_of_messages_closes_the_connection() -> None:
     async def scenario() -> None:
         ws = await _open()
         await _next(ws)
-        for _ in range(consumers.MESSAGE_RATE.amount + 20):
+        for _ in range(consumers.MESSAGE_LIMIT + 20):
             await ws.send_json_to({"type": "ping"})
         pongs = 0
         while True:
@@ -427,7 +442,7 @@ def test_a_flood_of_messages_closes_the_connection() -> None:
                 break
             pongs += json.loads(output["text"])["type"] == "pong"
         assert output["code"] == consumers.CLOSE_FLOOD
-        assert pongs == consumers.MESSAGE_RATE.amount
+        assert pongs == consumers.MESSAGE_LIMIT
         await ws.disconnect()
 
     run(scenario)
