@@ -21,7 +21,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.urls import set_script_prefix
 from django.utils.translation import gettext as _
 
-from quanttrade.errors import ApiError, error_response, raised_response
+from quanttrade.errors import ApiError, error_response, raised_response, request_too_large
 from webhooks.paths import WEBHOOK_PATHS
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quanttrade.settings")
@@ -84,42 +84,17 @@ class SyncChainASGIHandler(ASGIHandler):
         length). Django's ``read_body`` read any body whole first, to memory then to a
         temporary file: gigabytes from anyone who cared to send them."""
         limit = settings.WEBHOOK_MAX_BODY_BYTES
-        body_file = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
-        if _declared_length(scope) <= limit:
-            room = limit + 1
-            while room > 0:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    body_file.close()
-                    raise RequestAborted()
-                chunk = message.get("body", b"")
-                body_file.write(chunk[:room])
-                room -= len(chunk)
-                if not message.get("more_body", False):
-                    break
-            body_file.seek(0)
+        if _declared_length(scope) > limit:
+            return _body_file()
+        body_file, _past = await _read_capped(receive, limit)
         return body_file
 
     async def read_body(self, receive: Any) -> IO[bytes]:
         """Django's, stopping one byte past HTTP_MAX_BODY_BYTES (the file is marked, and
         ``create_request`` answers 413): Django's read any body whole, to memory then to disk."""
-        limit = settings.HTTP_MAX_BODY_BYTES
-        body_file = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                body_file.close()
-                raise RequestAborted()
-            chunk = message.get("body", b"")
-            body_file.write(chunk[: limit + 1 - size])
-            size += len(chunk)
-            if size > limit:
-                body_file.qt_too_large = True  # type: ignore[attr-defined]  # read by create_request
-                break
-            if not message.get("more_body", False):
-                break
-        body_file.seek(0)
+        body_file, past = await _read_capped(receive, settings.HTTP_MAX_BODY_BYTES)
+        if past:
+            body_file.qt_too_large = True  # type: ignore[attr-defined]  # read by create_request
         return body_file
 
     def _respond(self, scope: Any, body_file: IO[bytes]) -> HttpResponseBase:
@@ -151,9 +126,7 @@ class SyncChainASGIHandler(ASGIHandler):
         charset, ``Content-Type: text/plain; charset*=bogus''utf-8``), which became the server's
         500 page on every path, and answers an undecodable one with an empty HTML 400."""
         if getattr(body_file, "qt_too_large", False):
-            return None, error_response(
-                ApiError(_("The request body is too large"), code="payload_too_large", status=413)
-            )
+            return None, error_response(request_too_large())
         try:
             return self.request_class(scope, body_file), None
         except ValueError:  # UnicodeDecodeError included
@@ -161,9 +134,7 @@ class SyncChainASGIHandler(ASGIHandler):
                 ApiError(_("The request's headers cannot be read"), code="bad_request", status=400)
             )
         except RequestDataTooBig:
-            return None, error_response(
-                ApiError(_("The request body is too large"), code="payload_too_large", status=413)
-            )
+            return None, error_response(request_too_large())
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
@@ -180,6 +151,29 @@ def _forget_pool_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def _body_file() -> IO[bytes]:
+    """Where a request's body goes, as Django's ``read_body`` keeps it (memory, then disk)."""
+    return tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
+
+
+async def _read_capped(receive: Any, limit: int) -> tuple[IO[bytes], bool]:
+    """The body as it arrives, kept up to one byte past ``limit``, and whether it went past it
+    (reading stops there: the rest is never taken from the server)."""
+    body_file, size = _body_file(), 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            body_file.close()
+            raise RequestAborted()
+        chunk = message.get("body", b"")
+        body_file.write(chunk[: limit + 1 - size])
+        size += len(chunk)
+        if size > limit or not message.get("more_body", False):
+            break
+    body_file.seek(0)
+    return body_file, size > limit
 
 
 def _declared_length(scope: Any) -> int:

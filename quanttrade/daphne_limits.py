@@ -25,9 +25,8 @@ from typing import Any
 
 from daphne import http_protocol, ws_protocol
 from django.conf import settings
-from django.utils.translation import gettext as _
 
-from quanttrade.errors import ApiError
+from quanttrade.errors import request_too_large
 
 log = logging.getLogger("quanttrade.live")
 
@@ -53,8 +52,7 @@ class CappedWebRequest(http_protocol.WebRequest):
         if not self.too_large:
             super().process()
             return
-        error = ApiError(_("The request body is too large"), code="payload_too_large", status=413)
-        body = json.dumps(error.envelope(), ensure_ascii=False).encode()
+        body = json.dumps(request_too_large().envelope(), ensure_ascii=False).encode()
         self.setResponseCode(413, b"Request Entity Too Large")
         self.responseHeaders.setRawHeaders(b"Content-Type", [b"application/json"])
         self.responseHeaders.setRawHeaders(b"Content-Length", [str(len(body)).encode()])

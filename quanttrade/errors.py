@@ -49,6 +49,12 @@ def error_response(error: ApiError) -> JsonResponse:
     return json_response(error.envelope(), error.status)
 
 
+def request_too_large() -> ApiError:
+    """A request body past HTTP_MAX_BODY_BYTES, on any path (the servers' limit; a webhook has
+    its own, smaller one: ``webhooks.services.payload_too_large``)."""
+    return ApiError(_("The request body is too large"), code="payload_too_large", status=413)
+
+
 _DRF_CODES = {
     drf_exceptions.NotAuthenticated: ("not_authenticated", lambda e: _("Authentication is required.")),
     drf_exceptions.AuthenticationFailed: ("authentication_failed", lambda e: _("Authentication failed.")),

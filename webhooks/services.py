@@ -518,7 +518,7 @@ def _ingest(state: _IngestState, idempotency_header: str | None) -> IngestResult
     _check_signal(strategy, message)
     if state.db_down:
         return _spool(state, idempotency_header, verified=True, warnings=message.warnings)
-    if not state.from_spool and spool_waiting() and spool_replay_automatic():
+    if not state.from_spool and spool_replay_automatic() and spool_waiting():
         # Signals spooled during an outage are not all replayed yet: this one goes behind them,
         # so a close or a CANCEL_ALL_ORDER sent after the outage never runs before the orders
         # sent during it (the replay keeps the arrival order). With replays left to the
